@@ -1,0 +1,128 @@
+//! One error type for every command, printed once as `memio: <object>: <why>`.
+
+use std::fmt;
+use std::io;
+
+/// Exit status for success.
+pub(crate) const EXIT_OK: u8 = 0;
+/// Exit status for a negative result: not found, conflict, check failed.
+#[allow(
+    dead_code,
+    reason = "shared API for the commands and lab sections that build on the foundation"
+)]
+pub(crate) const EXIT_NEGATIVE: u8 = 1;
+/// Exit status for an error or a usage mistake.
+pub(crate) const EXIT_ERROR: u8 = 2;
+
+/// What a command reports when it cannot do its job.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    /// The thing the error concerns: a path, a queue name, an option.
+    pub(crate) object: String,
+    /// Why it failed, lowercase, no trailing period.
+    pub(crate) why: String,
+    /// The process exit status to leave with.
+    pub(crate) code: u8,
+    /// Set when the failure was a write to a closed stdout: the reader went
+    /// away, which is not an error for a command-line tool.
+    pub(crate) broken_pipe: bool,
+}
+
+impl CliError {
+    /// An error about `object` that exits with status 2.
+    pub(crate) fn new(object: impl fmt::Display, why: impl fmt::Display) -> Self {
+        Self {
+            object: object.to_string(),
+            why: why.to_string(),
+            code: EXIT_ERROR,
+            broken_pipe: false,
+        }
+    }
+
+    /// A negative result about `object` (exit status 1): not found, conflict.
+    #[allow(
+        dead_code,
+        reason = "shared API for the commands and lab sections that build on the foundation"
+    )]
+    pub(crate) fn negative(object: impl fmt::Display, why: impl fmt::Display) -> Self {
+        Self {
+            code: EXIT_NEGATIVE,
+            ..Self::new(object, why)
+        }
+    }
+
+    /// An operating-system error about `object`.
+    pub(crate) fn io(object: impl fmt::Display, err: &io::Error) -> Self {
+        Self {
+            broken_pipe: err.kind() == io::ErrorKind::BrokenPipe,
+            ..Self::new(object, describe_io(err))
+        }
+    }
+
+    /// The same error with another exit status.
+    #[allow(
+        dead_code,
+        reason = "shared API for the commands and lab sections that build on the foundation"
+    )]
+    #[must_use]
+    pub(crate) fn with_code(mut self, code: u8) -> Self {
+        self.code = code;
+        self
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.object.is_empty() {
+            f.write_str(&self.why)
+        } else {
+            write!(f, "{}: {}", self.object, self.why)
+        }
+    }
+}
+
+/// Writing to stdout failed; a closed pipe is reported as such so `main`
+/// can exit quietly with status 0.
+impl From<io::Error> for CliError {
+    fn from(err: io::Error) -> Self {
+        Self::io("stdout", &err)
+    }
+}
+
+/// The message of an OS error without Rust's "(os error N)" suffix, in
+/// lowercase as the rest of memio's messages.
+pub(crate) fn describe_io(err: &io::Error) -> String {
+    let text = err.to_string();
+    let text = match text.find(" (os error") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::from("unknown error"),
+    }
+}
+
+/// The result type of every command.
+pub(crate) type CliResult<T = u8> = Result<T, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_read_like_the_rest_of_memio() {
+        let err = io::Error::from_raw_os_error(2);
+        let e = CliError::io("/tmp/x", &err);
+        assert_eq!(e.to_string(), "/tmp/x: no such file or directory");
+        assert_eq!(e.code, EXIT_ERROR);
+        assert!(!e.broken_pipe);
+    }
+
+    #[test]
+    fn broken_pipe_is_recognised() {
+        let e: CliError = io::Error::from(io::ErrorKind::BrokenPipe).into();
+        assert!(e.broken_pipe);
+    }
+}

@@ -1,0 +1,320 @@
+//! Timing loops and the statistics every lab row carries.
+//!
+//! A measurement runs the operation once to warm up (page faults, caches),
+//! calibrates how many operations fill one sample, then takes several
+//! samples and keeps them all: the row reports their median, min and max.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The unit of a row, and which direction is better.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Unit {
+    /// How the unit prints: `GB/s`, `ns/op`.
+    pub(crate) symbol: &'static str,
+    /// Whether a larger figure is better (throughput) or worse (latency).
+    pub(crate) higher_is_better: bool,
+    /// For time units, how many of the unit make one second.
+    pub(crate) per_second: f64,
+}
+
+#[allow(
+    dead_code,
+    reason = "units for the lab sections that build on the foundation"
+)]
+impl Unit {
+    /// Throughput in decimal gigabytes (10^9 bytes) per second.
+    pub(crate) const GB_PER_S: Unit = Unit {
+        symbol: "GB/s",
+        higher_is_better: true,
+        per_second: 0.0,
+    };
+    /// Nanoseconds per operation.
+    pub(crate) const NS: Unit = Unit {
+        symbol: "ns/op",
+        higher_is_better: false,
+        per_second: 1e9,
+    };
+    /// Microseconds per operation.
+    pub(crate) const US: Unit = Unit {
+        symbol: "µs/op",
+        higher_is_better: false,
+        per_second: 1e6,
+    };
+    /// Milliseconds per operation.
+    pub(crate) const MS: Unit = Unit {
+        symbol: "ms/op",
+        higher_is_better: false,
+        per_second: 1e3,
+    };
+    /// Operations per second.
+    pub(crate) const OPS_PER_S: Unit = Unit {
+        symbol: "ops/s",
+        higher_is_better: true,
+        per_second: 0.0,
+    };
+    /// A dimensionless factor where smaller is better (overheads,
+    /// fragmentation: reserved bytes over live bytes).
+    pub(crate) const FACTOR: Unit = Unit {
+        symbol: "x",
+        higher_is_better: false,
+        per_second: 0.0,
+    };
+}
+
+/// What one row measured: the mechanism, the workload, and its parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct Case {
+    pub(crate) mechanism: String,
+    pub(crate) workload: String,
+    pub(crate) params: serde_json::Map<String, Value>,
+}
+
+impl Case {
+    /// A case for `mechanism` under `workload`, with no parameters yet.
+    pub(crate) fn new(mechanism: impl Into<String>, workload: impl Into<String>) -> Self {
+        Self {
+            mechanism: mechanism.into(),
+            workload: workload.into(),
+            params: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds a workload parameter (`bytes`, `threads`, …).
+    #[must_use]
+    pub(crate) fn param(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.params.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// One measured row of a section, as it appears in `report.json`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Row {
+    /// What was measured: `copy_from_slice`, `POSIX mq`, `system malloc`.
+    pub(crate) mechanism: String,
+    /// What it was asked to do: `4 KiB buffer`, `64 B ping-pong`.
+    pub(crate) workload: String,
+    /// The workload's parameters as numbers and strings.
+    pub(crate) params: serde_json::Map<String, Value>,
+    /// The unit of `median`, `min` and `max`.
+    pub(crate) unit: &'static str,
+    /// Whether a larger figure is better.
+    pub(crate) higher_is_better: bool,
+    /// Median of the samples.
+    pub(crate) median: f64,
+    /// Smallest sample.
+    pub(crate) min: f64,
+    /// Largest sample.
+    pub(crate) max: f64,
+    /// How many samples were taken.
+    pub(crate) samples: usize,
+    /// How many times better than the section's reference row for the same
+    /// workload (>1 is better, <1 worse); `null` when there is none.
+    pub(crate) ratio: Option<f64>,
+    /// Whether this row is the reference the ratios are taken against.
+    pub(crate) reference: bool,
+}
+
+impl Row {
+    /// Builds a row from raw samples already expressed in `unit`.
+    pub(crate) fn from_samples(case: Case, unit: Unit, samples: &[f64]) -> Option<Self> {
+        let mut sorted: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_by(f64::total_cmp);
+        Some(Self {
+            mechanism: case.mechanism,
+            workload: case.workload,
+            params: case.params,
+            unit: unit.symbol,
+            higher_is_better: unit.higher_is_better,
+            median: median(&sorted),
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+            samples: sorted.len(),
+            ratio: None,
+            reference: false,
+        })
+    }
+}
+
+/// The median of sorted values.
+pub(crate) fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        f64::midpoint(sorted[n / 2 - 1], sorted[n / 2])
+    }
+}
+
+/// Marks the reference rows of a section and fills every row's ratio.
+///
+/// A row's reference is the row of the `reference` mechanism with the same
+/// workload, parameters and unit.
+pub(crate) fn fill_ratios(rows: &mut [Row], reference: &str) {
+    let key = |r: &Row| {
+        (
+            r.workload.clone(),
+            Value::Object(r.params.clone()).to_string(),
+            r.unit,
+        )
+    };
+    let refs: Vec<(_, f64)> = rows
+        .iter()
+        .filter(|r| r.mechanism == reference)
+        .map(|r| (key(r), r.median))
+        .collect();
+    for row in rows.iter_mut() {
+        row.reference = row.mechanism == reference;
+        let k = key(row);
+        row.ratio = refs.iter().find(|(rk, _)| *rk == k).and_then(|&(_, base)| {
+            let ratio = if row.higher_is_better {
+                row.median / base
+            } else {
+                base / row.median
+            };
+            ratio.is_finite().then_some(ratio)
+        });
+    }
+}
+
+/// How long samples run and how many are taken.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    /// Samples per measurement.
+    pub(crate) samples: usize,
+    /// Time one sample should take, at least.
+    pub(crate) sample_time: Duration,
+}
+
+impl Timing {
+    /// Runs `batch(n)` — which performs `n` operations and returns the time
+    /// they took — once to warm up, calibrates `n` so that one sample lasts
+    /// about `sample_time`, and returns the seconds per operation of each
+    /// sample.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "batch sizes are positive and far below 2^53"
+    )]
+    pub(crate) fn per_op<E>(
+        &self,
+        mut batch: impl FnMut(u64) -> Result<Duration, E>,
+    ) -> Result<Vec<f64>, E> {
+        let mut n = 1u64;
+        let mut took = batch(n)?; // warm-up
+        // Calibrate: grow n until a batch takes a tenth of a sample.
+        let floor = self.sample_time / 10;
+        while took < floor && n < (1 << 40) {
+            let factor = if took.is_zero() {
+                16
+            } else {
+                (floor.as_secs_f64() / took.as_secs_f64()).clamp(2.0, 16.0) as u64
+            };
+            n = n.saturating_mul(factor);
+            took = batch(n)?;
+        }
+        let per_op = took.as_secs_f64() / n as f64;
+        let n = if per_op > 0.0 {
+            ((self.sample_time.as_secs_f64() / per_op) as u64).max(1)
+        } else {
+            n
+        };
+        let mut out = Vec::with_capacity(self.samples);
+        for _ in 0..self.samples {
+            let took = batch(n)?;
+            out.push(took.as_secs_f64() / n as f64);
+        }
+        Ok(out)
+    }
+
+    /// Like [`Timing::per_op`] for an operation that cannot fail.
+    pub(crate) fn per_op_infallible(&self, mut op: impl FnMut()) -> Vec<f64> {
+        let result: Result<_, std::convert::Infallible> = self.per_op(|n| {
+            let start = Instant::now();
+            for _ in 0..n {
+                op();
+            }
+            Ok(start.elapsed())
+        });
+        match result {
+            Ok(v) => v,
+        }
+    }
+}
+
+/// Keeps `value` alive and opaque to the optimiser.
+pub(crate) fn keep<T>(value: T) -> T {
+    black_box(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(mechanism: &str, workload: &str, unit: Unit, median: f64) -> Row {
+        Row::from_samples(Case::new(mechanism, workload), unit, &[median]).unwrap()
+    }
+
+    #[test]
+    fn ratios_are_taken_against_the_same_workload_and_favour_better() {
+        let mut rows = vec![
+            row("a", "4 KiB", Unit::GB_PER_S, 10.0),
+            row("b", "4 KiB", Unit::GB_PER_S, 5.0),
+            row("a", "1 MiB", Unit::GB_PER_S, 20.0),
+            row("b", "1 MiB", Unit::GB_PER_S, 40.0),
+            row("b", "64 MiB", Unit::GB_PER_S, 1.0),
+            row("a", "lat", Unit::NS, 100.0),
+            row("b", "lat", Unit::NS, 50.0),
+        ];
+        fill_ratios(&mut rows, "a");
+        let ratios: Vec<_> = rows.iter().map(|r| r.ratio).collect();
+        assert_eq!(
+            ratios,
+            vec![
+                Some(1.0),
+                Some(0.5),
+                Some(1.0),
+                Some(2.0),
+                None,
+                Some(1.0),
+                Some(2.0)
+            ]
+        );
+        assert!(rows[0].reference && !rows[1].reference);
+    }
+
+    #[test]
+    fn median_min_max_of_samples() {
+        let r = Row::from_samples(Case::new("m", "w"), Unit::NS, &[5.0, 1.0, 3.0, 100.0]).unwrap();
+        assert_eq!((r.median, r.min, r.max, r.samples), (4.0, 1.0, 100.0, 4));
+        assert!(Row::from_samples(Case::new("m", "w"), Unit::NS, &[f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn calibration_fills_the_sample_time() {
+        let timing = Timing {
+            samples: 3,
+            sample_time: Duration::from_millis(5),
+        };
+        let mut total = 0u64;
+        let samples = timing.per_op_infallible(|| {
+            total = keep(total + 1);
+        });
+        assert_eq!(samples.len(), 3);
+        assert!(samples.iter().all(|s| *s > 0.0 && *s < 1e-3));
+        assert!(
+            total > 1000,
+            "calibration should batch many cheap ops, ran {total}"
+        );
+    }
+}

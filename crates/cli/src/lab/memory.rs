@@ -1,0 +1,230 @@
+//! Lab section `memory`: the mem* functions as Rust spells them.
+//!
+//! `copy_from_slice` is memcpy, `copy_within` memmove, `fill` memset, `==` on
+//! byte slices memcmp; the `memchr` crate provides memchr, memrchr and
+//! memmem, measured against the plain loops a user would otherwise write.
+//! The copy figure on the largest buffer is the machine's memory bandwidth,
+//! which other sections quote as the ceiling for copies and IPC.
+
+use super::measure::keep;
+use super::{Case, Chart, Config, Run, Section, limit};
+use crate::error::{CliError, CliResult};
+use crate::size::exact_bytes;
+
+/// The section as registered in the lab.
+pub(crate) const SECTION: Section = Section {
+    name: "memory",
+    title: "memset, memcpy, memmove, memcmp, memchr, memrchr, memmem",
+    about: "Throughput of the byte-buffer primitives over buffers from 4 KiB (in L1/L2) to 256 MiB \
+            (main memory): copy_from_slice (memcpy), copy_within by 64 bytes (overlapping memmove), \
+            fill (memset), == (memcmp of equal buffers), and search with the memchr crate against \
+            the plain loops a user would otherwise write. Searches scan the whole buffer: the needle \
+            sits at the far end. The copy figure on the largest buffer is this machine's memory \
+            bandwidth, quoted by other sections.",
+    reference: COPY,
+    chart: Chart::Lines,
+    run,
+};
+
+const COPY: &str = "copy_from_slice (memcpy)";
+/// How far `copy_within` moves the buffer: a heavily overlapping memmove.
+const SHIFT: usize = 64;
+/// In `--quick` runs the plain loops stop at this size: beyond the caches
+/// their speed no longer changes, and at 256 MiB one pass takes a second.
+const QUICK_LOOP_LIMIT: usize = 16 << 20;
+const NEEDLE: &[u8] = b"memio-needle";
+
+/// The buffer sizes of a run: powers of 16 (quick) or 4 (full) from 4 KiB to
+/// 256 MiB, no larger than `--max-size`.
+fn sizes(config: &Config) -> Vec<usize> {
+    let step = if config.full { 4 } else { 16 };
+    let max = usize::try_from(config.max_size).unwrap_or(usize::MAX);
+    std::iter::successors(Some(4096usize), |s| s.checked_mul(step))
+        .take_while(|&s| s <= (256 << 20).min(max))
+        .collect()
+}
+
+/// Bytes `a`..=`y` in a pseudo-random order, every page written (so no
+/// measurement reads the shared zero page). `z` and `Z` never occur.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            b'a' + u8::try_from(state % 25).unwrap_or(0)
+        })
+        .collect()
+}
+
+fn run(run: &mut Run<'_>) -> CliResult<()> {
+    let sizes = sizes(run.config());
+    let Some(&largest) = sizes.last() else {
+        return Err(CliError::new(
+            "--max-size",
+            "smaller than the smallest buffer (4 KiB)",
+        ));
+    };
+    let full = run.config().full;
+    run.plan(sizes.len() as u64 * 10);
+    let mut src = pattern(largest);
+    let mut dst = vec![1u8; largest + SHIFT];
+    let mut bandwidth = f64::NAN;
+
+    for &n in &sizes {
+        let case = |mechanism: &str| Case::new(mechanism, exact_bytes(n as u64)).param("bytes", n);
+        let loops = full || n <= QUICK_LOOP_LIMIT;
+
+        run.throughput(case("fill (memset)"), n as u64, || {
+            dst[..n].fill(keep(0x5a));
+            keep(&dst);
+        });
+        run.throughput(case("copy_within (memmove)"), n as u64, || {
+            dst[..n + SHIFT].copy_within(SHIFT..n + SHIFT, 0);
+            keep(&dst);
+        });
+        bandwidth = run.throughput(case(COPY), n as u64, || {
+            dst[..n].copy_from_slice(&src[..n]);
+            keep(&dst);
+        });
+        if src[..n] != dst[..n] {
+            return Err(CliError::new(
+                "memory",
+                "copy_from_slice produced a different buffer",
+            ));
+        }
+        run.throughput(case("== (memcmp)"), n as u64, || {
+            keep(keep(&src[..n]) == keep(&dst[..n]));
+        });
+
+        // memchr: the needle is the last byte.
+        src[n - 1] = b'z';
+        check(memchr::memchr(b'z', &src[..n]) == Some(n - 1), "memchr")?;
+        run.throughput(case("memchr::memchr"), n as u64, || {
+            keep(memchr::memchr(keep(b'z'), keep(&src[..n])));
+        });
+        if loops {
+            let needle = keep(b'z');
+            check(
+                src[..n].iter().position(|&b| b == needle) == Some(n - 1),
+                "loop",
+            )?;
+            run.throughput(case("iter().position (loop memchr)"), n as u64, || {
+                keep(keep(&src[..n]).iter().position(|&b| b == needle));
+            });
+        }
+        src[n - 1] = b'a';
+
+        // memrchr: the needle is the first byte.
+        let first = src[0];
+        src[0] = b'Z';
+        check(memchr::memrchr(b'Z', &src[..n]) == Some(0), "memrchr")?;
+        run.throughput(case("memchr::memrchr"), n as u64, || {
+            keep(memchr::memrchr(keep(b'Z'), keep(&src[..n])));
+        });
+        if loops {
+            let needle = keep(b'Z');
+            run.throughput(case("iter().rposition (loop memrchr)"), n as u64, || {
+                keep(keep(&src[..n]).iter().rposition(|&b| b == needle));
+            });
+        }
+        src[0] = first;
+
+        // memmem: the needle ends the buffer.
+        let at = n - NEEDLE.len();
+        let saved: Vec<u8> = src[at..n].to_vec();
+        src[at..n].copy_from_slice(NEEDLE);
+        let finder = memchr::memmem::Finder::new(NEEDLE);
+        check(finder.find(&src[..n]) == Some(at), "memmem")?;
+        run.throughput(case("memchr::memmem"), n as u64, || {
+            keep(finder.find(keep(&src[..n])));
+        });
+        if loops {
+            run.throughput(case("windows().position (loop memmem)"), n as u64, || {
+                keep(
+                    keep(&src[..n])
+                        .windows(NEEDLE.len())
+                        .position(|w| w == NEEDLE),
+                );
+            });
+        }
+        src[at..n].copy_from_slice(&saved);
+    }
+
+    if !full {
+        run.note(format!(
+            "quick run: the plain loops stop at {}; --full runs them at every size",
+            exact_bytes(QUICK_LOOP_LIMIT as u64)
+        ));
+    }
+    run.set_limit(limit::MEMCPY_GBPS, bandwidth);
+    run.note(format!(
+        "memcpy bandwidth on a {} buffer: {:.1} GB/s — the limit other sections quote",
+        exact_bytes(largest as u64),
+        bandwidth
+    ));
+    Ok(())
+}
+
+fn check(ok: bool, what: &str) -> CliResult<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            "memory",
+            format!("{what} did not find the needle where it was placed"),
+        ))
+    }
+}
+
+/// Measures memcpy bandwidth on a buffer larger than the caches (64 MiB, or
+/// `--max-size` when smaller), in GB/s; for sections that quote it when the
+/// `memory` section did not run.
+#[allow(
+    dead_code,
+    reason = "shared API for the commands and lab sections that build on the foundation"
+)]
+pub(crate) fn memcpy_bandwidth(config: &Config) -> f64 {
+    let n = usize::try_from(config.max_size.min(64 << 20)).unwrap_or(64 << 20);
+    let src = pattern(n);
+    let mut dst = vec![1u8; n];
+    let mut samples = config.timing.per_op_infallible(|| {
+        dst.copy_from_slice(&src);
+        keep(&dst);
+    });
+    samples.sort_by(f64::total_cmp);
+    n as f64 / super::measure::median(&samples) / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_span_4k_to_256m_and_respect_max_size() {
+        let mut config = Config {
+            full: false,
+            max_size: 256 << 20,
+            timing: super::super::Timing {
+                samples: 1,
+                sample_time: std::time::Duration::from_millis(1),
+            },
+        };
+        assert_eq!(
+            sizes(&config),
+            vec![4 << 10, 64 << 10, 1 << 20, 16 << 20, 256 << 20]
+        );
+        config.full = true;
+        assert_eq!(sizes(&config).len(), 9);
+        config.max_size = 1 << 20;
+        assert_eq!(sizes(&config).last(), Some(&(1 << 20)));
+    }
+
+    #[test]
+    fn pattern_never_holds_the_needles() {
+        let p = pattern(1 << 16);
+        assert!(p.iter().all(|b| (b'a'..=b'y').contains(b)));
+        assert!(memchr::memmem::find(&p, NEEDLE).is_none());
+    }
+}

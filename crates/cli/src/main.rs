@@ -1,0 +1,112 @@
+//! `memio`: page cache, mappings, locks, IPC objects, extended attributes,
+//! copies, and a lab that measures them all on this machine.
+//!
+//! The binary holds glue only: argument parsing, output, and the lab's
+//! workloads; the mechanisms live in the library crates.
+#![forbid(unsafe_code)]
+
+mod error;
+mod lab;
+mod output;
+mod progress;
+mod size;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+
+use error::{CliError, CliResult, EXIT_ERROR, EXIT_OK};
+use output::Globals;
+
+/// Linux memory management, memory-mapped and advanced file I/O, and IPC.
+#[derive(Debug, Parser)]
+#[command(
+    name = "memio",
+    version,
+    propagate_version = true,
+    after_help = "Exit status: 0 ok, 1 negative result (not found, conflict), 2 error or usage.\n\
+                  Sizes accept 4k or 4KiB (4096) and 4KB (4000)."
+)]
+struct Cli {
+    /// Print only results and errors: no progress, no commentary.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Say more about what is being done (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Measure every mechanism side by side on this machine and write a report.
+    Lab(lab::LabArgs),
+}
+
+fn dispatch(command: &Command, globals: Globals) -> CliResult {
+    match command {
+        Command::Lab(args) => lab::run(args, globals),
+    }
+}
+
+fn main() -> ExitCode {
+    // A panic is a bug, never a user's doing: say so in one line, without
+    // the default hook's message or backtrace, and exit 2.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = writeln!(std::io::stderr(), "memio: internal error{at}: {what}");
+    }));
+
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
+    let globals = Globals {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
+    match std::panic::catch_unwind(|| dispatch(&cli.command, globals)) {
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(err)) => report(&err),
+        Err(_) => ExitCode::from(EXIT_ERROR),
+    }
+}
+
+/// Prints an error once as `memio: <object>: <why>`; a closed stdout is not
+/// an error and exits 0.
+fn report(err: &CliError) -> ExitCode {
+    if err.broken_pipe {
+        return ExitCode::from(EXIT_OK);
+    }
+    let _ = writeln!(std::io::stderr(), "memio: {err}");
+    ExitCode::from(err.code)
+}
+
+/// Help and version go to stdout with status 0; usage mistakes go to stderr
+/// as `memio: <what>` followed by clap's usage lines, with status 2.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::from(EXIT_OK)
+        }
+        _ => {
+            let text = err.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            let _ = write!(std::io::stderr(), "memio: {}", text.trim_start());
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

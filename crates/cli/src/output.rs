@@ -1,0 +1,162 @@
+//! Output for people (aligned tables) and for programs (`--json`).
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::error::CliResult;
+
+/// Options every command shares.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Globals {
+    /// `-q`: print only results and errors, no progress or commentary.
+    pub(crate) quiet: bool,
+    /// `-v`: say more about what is being done (repeatable).
+    pub(crate) verbose: u8,
+}
+
+/// Column alignment in a [`Table`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Align {
+    /// Text columns.
+    Left,
+    /// Number columns.
+    Right,
+}
+
+/// A table for people: uppercase headers, columns padded to their widest
+/// cell, numbers aligned right, the last column never padded.
+#[derive(Debug, Clone)]
+pub(crate) struct Table {
+    headers: Vec<String>,
+    align: Vec<Align>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column headers, all left-aligned.
+    pub(crate) fn new<S: AsRef<str>>(headers: &[S]) -> Self {
+        Self {
+            headers: headers.iter().map(|h| h.as_ref().to_uppercase()).collect(),
+            align: vec![Align::Left; headers.len()],
+            rows: Vec::new(),
+        }
+    }
+
+    /// Aligns the given columns (by index) to the right.
+    #[must_use]
+    pub(crate) fn right(mut self, columns: &[usize]) -> Self {
+        for &c in columns {
+            if let Some(a) = self.align.get_mut(c) {
+                *a = Align::Right;
+            }
+        }
+        self
+    }
+
+    /// Adds a row; missing cells print empty, extra cells are dropped.
+    pub(crate) fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    /// Whether the table has no rows.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Writes the table, with or without its header line.
+    pub(crate) fn write(&self, out: &mut dyn Write, headers: bool) -> io::Result<()> {
+        let n = self.headers.len();
+        let mut widths: Vec<usize> = if headers {
+            self.headers.iter().map(|h| h.chars().count()).collect()
+        } else {
+            vec![0; n]
+        };
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
+            let mut text = String::new();
+            for (i, cell) in cells.take(n).enumerate() {
+                let last = i + 1 == n;
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                if i > 0 {
+                    text.push_str("  ");
+                }
+                match self.align[i] {
+                    Align::Right => {
+                        text.extend(std::iter::repeat_n(' ', pad));
+                        text.push_str(cell);
+                    }
+                    Align::Left => {
+                        text.push_str(cell);
+                        if !last {
+                            text.extend(std::iter::repeat_n(' ', pad));
+                        }
+                    }
+                }
+            }
+            writeln!(out, "{}", text.trim_end())
+        };
+        if headers {
+            line(out, &mut self.headers.iter().map(String::as_str))?;
+        }
+        for row in &self.rows {
+            let mut cells = row.iter().map(String::as_str).chain(std::iter::repeat(""));
+            line(out, &mut cells)?;
+        }
+        Ok(())
+    }
+
+    /// Prints the table to stdout.
+    pub(crate) fn print(&self, headers: bool) -> CliResult<()> {
+        let mut out = io::stdout().lock();
+        self.write(&mut out, headers)?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// Prints `value` to stdout as pretty JSON followed by a newline.
+pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> CliResult<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(io::Error::from)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Prints one line to stdout.
+pub(crate) fn println(text: impl std::fmt::Display) -> CliResult<()> {
+    let mut out = io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up_and_numbers_align_right() {
+        let mut t = Table::new(&["name", "size", "path"]).right(&[1]);
+        t.push(vec!["a".into(), "1".into(), "/x".into()]);
+        t.push(vec!["long-name".into(), "12345".into(), "/y".into()]);
+        let mut out = Vec::new();
+        t.write(&mut out, true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "NAME        SIZE  PATH\na              1  /x\nlong-name  12345  /y\n"
+        );
+        let mut out = Vec::new();
+        t.write(&mut out, false).unwrap();
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .starts_with("a              1")
+        );
+    }
+}

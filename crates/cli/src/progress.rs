@@ -1,0 +1,29 @@
+//! Progress bars on long work, drawn only when stderr is a terminal.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::output::Globals;
+
+/// A progress bar over `len` steps that draws on stderr only when stderr is
+/// a terminal and `-q` was not given; otherwise every call on it is a no-op.
+pub(crate) fn bar(len: u64, globals: Globals) -> ProgressBar {
+    let visible = !globals.quiet && std::io::stderr().is_terminal();
+    let target = if visible {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {wide_msg}",
+    ) {
+        bar.set_style(style);
+    }
+    if visible {
+        bar.enable_steady_tick(Duration::from_millis(120));
+    }
+    bar
+}
