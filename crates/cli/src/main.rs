@@ -102,6 +102,10 @@ fn usage_error(err: &clap::Error) -> ExitCode {
             let _ = err.print();
             ExitCode::from(EXIT_OK)
         }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = write!(std::io::stderr(), "{}", err.render());
+            ExitCode::from(EXIT_ERROR)
+        }
         _ => {
             let text = err.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);

@@ -276,7 +276,15 @@ pub(crate) fn run(args: &LabArgs, globals: Globals) -> CliResult {
     if config.max_size < 4096 {
         return Err(CliError::new("--max-size", "must be at least 4 KiB"));
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| CliError::io(args.out.display(), &e))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        CliError::new(
+            args.out.display(),
+            format!(
+                "cannot create the report folder: {}",
+                crate::error::describe_io(&e)
+            ),
+        )
+    })?;
 
     let started = Instant::now();
     let progress = crate::progress::bar(0, globals);

@@ -1,0 +1,297 @@
+//! The conventions every `memio` command shares, checked over the built
+//! binary: help and version, usage errors, size arguments, and the lab.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn memio(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memio"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run memio")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A temporary folder removed on drop, even when the test fails.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("memio-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn read_report(dir: &Path) -> serde_json::Value {
+    let raw = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
+    serde_json::from_str(&raw).expect("report.json is JSON")
+}
+
+fn rows(report: &serde_json::Value, section: &str) -> Vec<serde_json::Value> {
+    report["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .find(|s| s["name"] == section)
+        .unwrap_or_else(|| panic!("section {section} in report"))["rows"]
+        .as_array()
+        .expect("rows")
+        .clone()
+}
+
+#[test]
+fn help_lists_the_commands_on_stdout() {
+    let out = memio(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("lab"), "{stdout}");
+    assert!(stdout.contains("Exit status"), "{stdout}");
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn version_names_the_release() {
+    let out = memio(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("memio {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error_on_stderr() {
+    for args in [&["--bogus"][..], &["lab", "--bogus"], &["nosuchcommand"]] {
+        let out = memio(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: stdout must stay clean");
+        let stderr = text(&out.stderr);
+        assert!(stderr.starts_with("memio: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    let out = memio(&[]);
+    assert_eq!(out.status.code(), Some(2), "no command is a usage error");
+    assert!(
+        text(&out.stderr).contains("Usage: memio"),
+        "and shows the usage"
+    );
+    let stderr = text(&memio(&["lab", "--bogus"]).stderr);
+    assert!(
+        stderr.contains("--bogus"),
+        "the message names the flag: {stderr}"
+    );
+}
+
+#[test]
+fn garbage_sizes_are_usage_errors_naming_the_input() {
+    for bad in ["garbage", "4x", "-1", "1.1", "99999999999E"] {
+        let out = memio(&[
+            "lab",
+            "--only",
+            "memory",
+            "--max-size",
+            bad,
+            "--out",
+            "/nonexistent",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.starts_with("memio: "), "{stderr}");
+        assert!(stderr.contains(bad), "names the input {bad}: {stderr}");
+        assert_eq!(
+            stderr.matches("memio:").count(),
+            1,
+            "one error, printed once: {stderr}"
+        );
+    }
+    let out = memio(&["lab", "--max-size", "1k", "--out", "/nonexistent"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--max-size"));
+}
+
+#[test]
+fn binary_and_decimal_suffixes_reach_the_lab() {
+    // 64KiB admits the 64 KiB buffer; 64KB (64000 bytes) stops below it.
+    for (arg, largest) in [("64KiB", 65_536), ("64k", 65_536), ("64KB", 4096)] {
+        let dir = TempDir::new(&format!("size-{arg}"));
+        let dir_arg = dir.path().to_str().unwrap();
+        let out = memio(&[
+            "lab",
+            "--only",
+            "memory",
+            "--max-size",
+            arg,
+            "--out",
+            dir_arg,
+            "-q",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let report = read_report(dir.path());
+        let max = rows(&report, "memory")
+            .iter()
+            .map(|r| r["params"]["bytes"].as_u64().expect("bytes is a number"))
+            .max();
+        assert_eq!(max, Some(largest), "--max-size {arg}");
+    }
+}
+
+#[test]
+fn lab_lists_its_sections_and_rejects_unknown_ones() {
+    let out = memio(&["lab", "--list"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).lines().any(|l| l.starts_with("memory ")));
+
+    let out = memio(&["lab", "--only", "memory,nosuch", "--out", "/nonexistent"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("memio: --only nosuch: no such lab section"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("memory"),
+        "lists the known sections: {stderr}"
+    );
+}
+
+#[test]
+fn lab_reports_an_unwritable_output_folder() {
+    let file = TempDir::new("outfile");
+    let not_a_dir = file.path().join("plain-file");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    let out = memio(&[
+        "lab",
+        "--only",
+        "memory",
+        "--out",
+        not_a_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "memio: {}: cannot create the report folder",
+            not_a_dir.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&not_a_dir).unwrap(),
+        b"x",
+        "the file is left alone"
+    );
+}
+
+#[test]
+fn lab_memory_writes_a_report_with_positive_figures_and_charts() {
+    let dir = TempDir::new("lab");
+    let out = memio(&[
+        "lab",
+        "--quick",
+        "--only",
+        "memory",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("copy_from_slice (memcpy)"), "{stdout}");
+    assert!(stdout.contains("report: "), "{stdout}");
+
+    let report = read_report(dir.path());
+    assert_eq!(report["schema"], "memio-lab/1");
+    assert_eq!(report["mode"], "quick");
+    assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
+    assert!(report["limits"]["memcpy_gbps"].as_f64().unwrap() > 0.0);
+    let rows = rows(&report, "memory");
+    // 5 sizes x (4 primitives + 3 searches) + plain loops up to 16 MiB.
+    assert!(rows.len() >= 35, "{} rows", rows.len());
+    for row in &rows {
+        for field in ["median", "min", "max"] {
+            let v = row[field]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{field} is a number: {row}"));
+            assert!(v > 0.0 && v.is_finite(), "{field} positive: {row}");
+        }
+        assert!(row["min"].as_f64() <= row["median"].as_f64());
+        assert!(row["median"].as_f64() <= row["max"].as_f64());
+        assert!(
+            row["ratio"].as_f64().is_some_and(|r| r > 0.0),
+            "ratio: {row}"
+        );
+        assert_eq!(row["unit"], "GB/s");
+        assert!(row["params"]["bytes"].is_u64());
+    }
+    let refs = rows.iter().filter(|r| r["reference"] == true).count();
+    assert_eq!(refs, 5, "one reference row per buffer size");
+
+    let html = std::fs::read_to_string(dir.path().join("index.html")).expect("index.html");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<svg"), "a chart");
+    assert!(html.contains("copy_from_slice (memcpy)"));
+    assert!(!html.contains("<script"), "self-contained, no scripts");
+}
+
+#[test]
+fn json_goes_to_stdout_and_matches_the_file() {
+    let dir = TempDir::new("json");
+    let out = memio(&[
+        "lab",
+        "--only",
+        "memory",
+        "--max-size",
+        "4k",
+        "--json",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(printed, read_report(dir.path()));
+}
+
+#[test]
+fn closed_stdout_exits_quietly() {
+    let dir = TempDir::new("pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memio"))
+        .args([
+            "lab",
+            "--only",
+            "memory",
+            "--max-size",
+            "4k",
+            "--json",
+            "--out",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn memio");
+    drop(child.stdout.take()); // the reader goes away before memio writes
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn quiet_and_verbose_conflict() {
+    let out = memio(&["-q", "-v", "lab", "--list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).starts_with("memio: "));
+}
