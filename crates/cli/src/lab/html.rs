@@ -6,7 +6,7 @@ use std::fmt::Write;
 use super::Chart;
 use super::measure::Row;
 use super::report::{Report, SectionReport, figure, ratio};
-use crate::size::exact_bytes;
+use crate::size::human_bytes;
 
 const PALETTE: [&str; 10] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -54,7 +54,7 @@ pub(crate) fn render(report: &Report) -> String {
         ver = report.memio_version,
         cpu = esc(&m.cpu_model),
         cpus = m.cpus,
-        mem = exact_bytes(m.memory_bytes),
+        mem = human_bytes(m.memory_bytes),
         kernel = esc(&m.kernel),
         os = esc(&m.os),
     );

@@ -67,7 +67,11 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
         ));
     };
     let full = run.config().full;
-    run.plan(sizes.len() as u64 * 10);
+    let rows: usize = sizes
+        .iter()
+        .map(|&n| if full || n <= QUICK_LOOP_LIMIT { 10 } else { 7 })
+        .sum();
+    run.plan(rows as u64);
     let mut src = pattern(largest);
     let mut dst = vec![1u8; largest + SHIFT];
     let mut bandwidth = f64::NAN;
