@@ -75,87 +75,10 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
     let mut src = pattern(largest);
     let mut dst = vec![1u8; largest + SHIFT];
     let mut bandwidth = f64::NAN;
-
     for &n in &sizes {
-        let case = |mechanism: &str| Case::new(mechanism, exact_bytes(n as u64)).param("bytes", n);
-        let loops = full || n <= QUICK_LOOP_LIMIT;
-
-        run.throughput(case("fill (memset)"), n as u64, || {
-            dst[..n].fill(keep(0x5a));
-            keep(&dst);
-        });
-        run.throughput(case("copy_within (memmove)"), n as u64, || {
-            dst[..n + SHIFT].copy_within(SHIFT..n + SHIFT, 0);
-            keep(&dst);
-        });
-        bandwidth = run.throughput(case(COPY), n as u64, || {
-            dst[..n].copy_from_slice(&src[..n]);
-            keep(&dst);
-        });
-        if src[..n] != dst[..n] {
-            return Err(CliError::new(
-                "memory",
-                "copy_from_slice produced a different buffer",
-            ));
-        }
-        run.throughput(case("== (memcmp)"), n as u64, || {
-            keep(keep(&src[..n]) == keep(&dst[..n]));
-        });
-
-        // memchr: the needle is the last byte.
-        src[n - 1] = b'z';
-        check(memchr::memchr(b'z', &src[..n]) == Some(n - 1), "memchr")?;
-        run.throughput(case("memchr::memchr"), n as u64, || {
-            keep(memchr::memchr(keep(b'z'), keep(&src[..n])));
-        });
-        if loops {
-            let needle = keep(b'z');
-            check(
-                src[..n].iter().position(|&b| b == needle) == Some(n - 1),
-                "loop",
-            )?;
-            run.throughput(case("iter().position (loop memchr)"), n as u64, || {
-                keep(keep(&src[..n]).iter().position(|&b| b == needle));
-            });
-        }
-        src[n - 1] = b'a';
-
-        // memrchr: the needle is the first byte.
-        let first = src[0];
-        src[0] = b'Z';
-        check(memchr::memrchr(b'Z', &src[..n]) == Some(0), "memrchr")?;
-        run.throughput(case("memchr::memrchr"), n as u64, || {
-            keep(memchr::memrchr(keep(b'Z'), keep(&src[..n])));
-        });
-        if loops {
-            let needle = keep(b'Z');
-            run.throughput(case("iter().rposition (loop memrchr)"), n as u64, || {
-                keep(keep(&src[..n]).iter().rposition(|&b| b == needle));
-            });
-        }
-        src[0] = first;
-
-        // memmem: the needle ends the buffer.
-        let at = n - NEEDLE.len();
-        let saved: Vec<u8> = src[at..n].to_vec();
-        src[at..n].copy_from_slice(NEEDLE);
-        let finder = memchr::memmem::Finder::new(NEEDLE);
-        check(finder.find(&src[..n]) == Some(at), "memmem")?;
-        run.throughput(case("memchr::memmem"), n as u64, || {
-            keep(finder.find(keep(&src[..n])));
-        });
-        if loops {
-            run.throughput(case("windows().position (loop memmem)"), n as u64, || {
-                keep(
-                    keep(&src[..n])
-                        .windows(NEEDLE.len())
-                        .position(|w| w == NEEDLE),
-                );
-            });
-        }
-        src[at..n].copy_from_slice(&saved);
+        bandwidth = primitives(run, n, &src, &mut dst)?;
+        searches(run, n, &mut src, full || n <= QUICK_LOOP_LIMIT)?;
     }
-
     if !full {
         run.note(format!(
             "quick run: the plain loops stop at {}; --full runs them at every size",
@@ -168,6 +91,99 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
         exact_bytes(largest as u64),
         bandwidth
     ));
+    Ok(())
+}
+
+fn case(mechanism: &str, n: usize) -> Case {
+    Case::new(mechanism, exact_bytes(n as u64)).param("bytes", n)
+}
+
+/// memset, memmove, memcpy and memcmp over `n` bytes; returns the memcpy
+/// figure in GB/s.
+fn primitives(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> CliResult<f64> {
+    run.throughput(case("fill (memset)", n), n as u64, || {
+        dst[..n].fill(keep(0x5a));
+        keep(&dst);
+    });
+    run.throughput(case("copy_within (memmove)", n), n as u64, || {
+        dst[..n + SHIFT].copy_within(SHIFT..n + SHIFT, 0);
+        keep(&dst);
+    });
+    let bandwidth = run.throughput(case(COPY, n), n as u64, || {
+        dst[..n].copy_from_slice(&src[..n]);
+        keep(&dst);
+    });
+    if src[..n] != dst[..n] {
+        return Err(CliError::new(
+            "memory",
+            "copy_from_slice produced a different buffer",
+        ));
+    }
+    run.throughput(case("== (memcmp)", n), n as u64, || {
+        keep(keep(&src[..n]) == keep(&dst[..n]));
+    });
+    Ok(bandwidth)
+}
+
+/// memchr, memrchr and memmem over `n` bytes with the needle at the far end,
+/// and the plain loops when `loops` is set. `src` is restored afterwards.
+fn searches(run: &mut Run<'_>, n: usize, src: &mut [u8], loops: bool) -> CliResult<()> {
+    // memchr: the needle is the last byte.
+    src[n - 1] = b'z';
+    check(memchr::memchr(b'z', &src[..n]) == Some(n - 1), "memchr")?;
+    run.throughput(case("memchr::memchr", n), n as u64, || {
+        keep(memchr::memchr(keep(b'z'), keep(&src[..n])));
+    });
+    if loops {
+        let needle = keep(b'z');
+        check(
+            src[..n].iter().position(|&b| b == needle) == Some(n - 1),
+            "loop",
+        )?;
+        run.throughput(case("iter().position (loop memchr)", n), n as u64, || {
+            keep(keep(&src[..n]).iter().position(|&b| b == needle));
+        });
+    }
+    src[n - 1] = b'a';
+
+    // memrchr: the needle is the first byte.
+    let first = src[0];
+    src[0] = b'Z';
+    check(memchr::memrchr(b'Z', &src[..n]) == Some(0), "memrchr")?;
+    run.throughput(case("memchr::memrchr", n), n as u64, || {
+        keep(memchr::memrchr(keep(b'Z'), keep(&src[..n])));
+    });
+    if loops {
+        let needle = keep(b'Z');
+        run.throughput(case("iter().rposition (loop memrchr)", n), n as u64, || {
+            keep(keep(&src[..n]).iter().rposition(|&b| b == needle));
+        });
+    }
+    src[0] = first;
+
+    // memmem: the needle ends the buffer.
+    let at = n - NEEDLE.len();
+    let saved: Vec<u8> = src[at..n].to_vec();
+    src[at..n].copy_from_slice(NEEDLE);
+    let finder = memchr::memmem::Finder::new(NEEDLE);
+    check(finder.find(&src[..n]) == Some(at), "memmem")?;
+    run.throughput(case("memchr::memmem", n), n as u64, || {
+        keep(finder.find(keep(&src[..n])));
+    });
+    if loops {
+        run.throughput(
+            case("windows().position (loop memmem)", n),
+            n as u64,
+            || {
+                keep(
+                    keep(&src[..n])
+                        .windows(NEEDLE.len())
+                        .position(|w| w == NEEDLE),
+                );
+            },
+        );
+    }
+    src[at..n].copy_from_slice(&saved);
     Ok(())
 }
 
