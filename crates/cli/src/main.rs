@@ -6,9 +6,13 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod ipc;
 mod lab;
+mod mq;
 mod output;
 mod progress;
+mod sem;
+mod shm;
 mod size;
 
 use std::io::Write;
@@ -44,11 +48,23 @@ struct Cli {
 enum Command {
     /// Measure every mechanism side by side on this machine and write a report.
     Lab(lab::LabArgs),
+    /// List and remove IPC objects, like lsipc/ipcs and ipcrm.
+    Ipc(ipc::IpcArgs),
+    /// Create, send to, receive from and remove message queues.
+    Mq(mq::MqArgs),
+    /// Create, write, read and remove shared memory.
+    Shm(shm::ShmArgs),
+    /// Create, wait on, post, read and remove semaphores.
+    Sem(sem::SemArgs),
 }
 
 fn dispatch(command: &Command, globals: Globals) -> CliResult {
     match command {
         Command::Lab(args) => lab::run(args, globals),
+        Command::Ipc(args) => ipc::run(args, globals),
+        Command::Mq(args) => mq::run(args, globals),
+        Command::Shm(args) => shm::run(args, globals),
+        Command::Sem(args) => sem::run(args, globals),
     }
 }
 
