@@ -186,9 +186,15 @@ fn write(a: &WriteArgs) -> CliResult {
 fn read(a: &ReadArgs) -> CliResult {
     let region = open(&a.shm, a.sysv, Access::ReadOnly)?;
     let offset = size(a.offset)?;
+    if offset >= region.len() {
+        return Err(CliError::new(
+            &a.shm,
+            format!("offset {offset} is past its end ({} bytes)", region.len()),
+        ));
+    }
     let len = match a.len {
         Some(l) => size(l)?,
-        None => region.len().saturating_sub(offset),
+        None => region.len() - offset,
     };
     let mut buf = vec![0; len];
     region
