@@ -76,8 +76,7 @@ enum Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let key =
-            |k: &str| memio::ipc::Key::from_raw(u32::from_str_radix(&k[2..], 16).unwrap() as i32);
+        let key = |k: &str| k.parse::<memio::ipc::Key>().unwrap();
         let c = memio::ipc::Create::Open;
         let _ = match self {
             Guard::Mq(n) => PosixMq::unlink(n).map_err(drop),
