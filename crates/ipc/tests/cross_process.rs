@@ -207,29 +207,29 @@ fn named_semaphore_hands_off_between_processes() {
 fn unnamed_semaphores_in_shared_memory_ping_pong_between_processes() {
     if role().is_some() {
         let region = shm::open(&arg("NAME")).unwrap();
-        let ping = SharedSem::in_region(&region, 0).unwrap();
-        let pong = SharedSem::in_region(&region, 64).unwrap();
+        let request = SharedSem::in_region(&region, 0).unwrap();
+        let reply = SharedSem::in_region(&region, 64).unwrap();
         for _ in 0..100 {
-            ping.wait().unwrap();
+            request.wait().unwrap();
             let n = region.atomic_u32(128).unwrap();
             n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            pong.post().unwrap();
+            reply.post().unwrap();
         }
         return;
     }
     let name = unique("semshm");
     let region = shm::create(&name, 4096).unwrap();
     let _g = Guard::PosixShm(name.clone());
-    let ping = SharedSem::init_in(&region, 0, 0).unwrap();
-    let pong = SharedSem::init_in(&region, 64, 0).unwrap();
+    let request = SharedSem::init_in(&region, 0, 0).unwrap();
+    let reply = SharedSem::init_in(&region, 64, 0).unwrap();
     let child = spawn_peer(
         "unnamed_semaphores_in_shared_memory_ping_pong_between_processes",
         "peer",
         &[("NAME", name)],
     );
     for i in 1..=100 {
-        ping.post().unwrap();
-        pong.wait().unwrap();
+        request.post().unwrap();
+        reply.wait().unwrap();
         assert_eq!(
             region
                 .atomic_u32(128)
