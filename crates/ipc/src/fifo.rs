@@ -1,8 +1,9 @@
 //! Named pipes (FIFOs): a pipe with a name in the file system, so
 //! unrelated processes can find it.
 //!
-//! Anonymous pipes need nothing from this crate: `std::io::pipe()` returns
-//! the two ends, and `std::process::Command` hands one to a child:
+//! Anonymous pipes need nothing from this crate: `std::io::pipe()` (Rust
+//! 1.87+) returns the two ends, and `std::process::Command` hands one to a
+//! child (on older toolchains `Stdio::piped()` makes the pipe for you):
 //!
 //! ```
 //! use std::io::{Read, Write};
