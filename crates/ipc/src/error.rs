@@ -130,7 +130,8 @@ pub(crate) fn describe(err: &io::Error) -> String {
     }
 }
 
-/// The errno of an [`io::Error`] built by [`os`] or straight from the OS.
+/// The errno of an [`io::Error`] from this crate (which wraps the OS error
+/// to name the object) or straight from the OS.
 #[must_use]
 pub fn raw_errno(err: &io::Error) -> Option<i32> {
     err.raw_os_error().or_else(|| {
