@@ -5,8 +5,10 @@
 //! workloads; the mechanisms live in the library crates.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod error;
 mod lab;
+mod maps;
 mod output;
 mod progress;
 mod size;
@@ -44,11 +46,18 @@ struct Cli {
 enum Command {
     /// Measure every mechanism side by side on this machine and write a report.
     Lab(lab::LabArgs),
+    /// Show a process's memory mappings by kind (like pmap -x), or the
+    /// system's memory facts.
+    Maps(maps::MapsArgs),
+    /// Report, fill, empty or pin the page cache of files (like vmtouch, fincore).
+    Cache(cache::CacheArgs),
 }
 
 fn dispatch(command: &Command, globals: Globals) -> CliResult {
     match command {
         Command::Lab(args) => lab::run(args, globals),
+        Command::Maps(args) => maps::run(args, globals),
+        Command::Cache(args) => cache::run(args, globals),
     }
 }
 
