@@ -276,11 +276,9 @@ fn print(entries: &[Entry], args: &FilesArgs, globals: Globals) -> CliResult<()>
 /// `42%`, rounded down so that only a fully cached file shows 100%; `-` for
 /// an empty file.
 fn percent_text(cached: u64, pages: u64) -> String {
-    if pages == 0 {
-        "-".to_owned()
-    } else {
-        format!("{}%", cached.min(pages) * 100 / pages)
-    }
+    (cached.min(pages) * 100)
+        .checked_div(pages)
+        .map_or_else(|| "-".to_owned(), |p| format!("{p}%"))
 }
 
 /// `memio cache lock`: lock every file, report, then hold until a signal
