@@ -34,7 +34,7 @@ use std::ops::{Bound, Range, RangeBounds};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 
 use rustix::mm::{self, MapFlags, MlockFlags, MprotectFlags, MremapFlags, MsyncFlags, ProtFlags};
 
@@ -559,7 +559,8 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
 ///   sequence counter) for consistent snapshots.
 /// - [`atomic_u32`]/[`atomic_u64`] give `&AtomicU32`/`&AtomicU64` inside the
 ///   region, the right tool for flags, counters and futex words shared
-///   between processes. Safe.
+///   between processes; [`as_atomic_u64s`]/[`as_atomic_u8s`] view the whole
+///   region as atomics, to scan it in place without a copy. Safe.
 /// - [`as_ptr`]/[`as_mut_ptr`] give raw pointers for everything else;
 ///   dereferencing them is `unsafe` and the caller's contract.
 /// - [`as_slice`]/[`as_mut_slice`] give slices, `unsafe`: the caller promises
@@ -575,6 +576,8 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
 /// [`write_at`]: Region::write_at
 /// [`atomic_u32`]: Region::atomic_u32
 /// [`atomic_u64`]: Region::atomic_u64
+/// [`as_atomic_u64s`]: Region::as_atomic_u64s
+/// [`as_atomic_u8s`]: Region::as_atomic_u8s
 /// [`as_ptr`]: Region::as_ptr
 /// [`as_mut_ptr`]: Region::as_mut_ptr
 /// [`as_slice`]: Region::as_slice
@@ -889,6 +892,38 @@ impl Region {
         let ptr = self.atomic_ptr::<u64>(offset)?;
         // SAFETY: as in `atomic_u32`.
         Ok(unsafe { AtomicU64::from_ptr(ptr.cast()) })
+    }
+
+    /// The region's whole 8-byte words as atomics: the safe way to scan a
+    /// mapping in place (no copy) even while other processes write it. A
+    /// `Relaxed` load compiles to a plain load, and such loads are sound on
+    /// read-only memory too. Bytes past the last whole word are left out.
+    ///
+    /// # Errors
+    ///
+    /// The region does not start on an 8-byte boundary (it was mapped at a
+    /// file offset that is not a multiple of 8).
+    pub fn as_atomic_u64s(&self) -> io::Result<&[AtomicU64]> {
+        let ptr = self.as_mut_ptr();
+        if (ptr as usize) % align_of::<AtomicU64>() != 0 {
+            return Err(invalid("region does not start on an 8-byte boundary"));
+        }
+        #[allow(clippy::cast_ptr_alignment, reason = "alignment checked just above")]
+        let ptr = ptr.cast::<AtomicU64>();
+        // SAFETY: the `len / 8` whole words from `ptr` are mapped for the
+        // borrow of `self` and `ptr` is 8-aligned (checked); atomics tolerate
+        // concurrent writers in any process; `&mut` access to the bytes needs
+        // `&mut self`, excluded by this borrow.
+        Ok(unsafe { std::slice::from_raw_parts(ptr, self.len / 8) })
+    }
+
+    /// The region's bytes as atomics; see [`as_atomic_u64s`](Self::as_atomic_u64s).
+    #[must_use]
+    pub fn as_atomic_u8s(&self) -> &[AtomicU8] {
+        // SAFETY: the `len` bytes from `as_mut_ptr` are mapped for the borrow
+        // of `self`; `AtomicU8` has alignment 1 and tolerates concurrent
+        // writers; `&mut` access needs `&mut self`, excluded by this borrow.
+        unsafe { std::slice::from_raw_parts(self.as_mut_ptr().cast::<AtomicU8>(), self.len) }
     }
 
     fn atomic_ptr<T>(&self, offset: usize) -> io::Result<*mut u8> {
@@ -1412,6 +1447,24 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             4000
         );
+    }
+
+    #[test]
+    fn atomic_views_cover_the_region_in_place() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let data: Vec<u8> = (0..20u8).collect();
+        let (path, file) = temp_file(&data);
+        let r = MapOptions::new().map(&file).unwrap();
+        let words = r.as_atomic_u64s().unwrap();
+        assert_eq!(words.len(), 2);
+        assert_eq!(
+            words[1].load(Relaxed),
+            u64::from_ne_bytes(data[8..16].try_into().unwrap())
+        );
+        assert_eq!(r.as_atomic_u8s()[19].load(Relaxed), 19);
+        let odd = MapOptions::new().offset(3).map(&file).unwrap();
+        assert!(odd.as_atomic_u64s().is_err());
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
