@@ -8,6 +8,7 @@
 
 mod html;
 mod machine;
+mod mapping;
 pub(crate) mod measure;
 mod memory;
 mod report;
@@ -26,7 +27,7 @@ pub(crate) use measure::{Case, Row, Timing, Unit};
 use report::{Report, SectionReport};
 
 /// Every lab section, in the order they run and print.
-pub(crate) const SECTIONS: &[Section] = &[memory::SECTION];
+pub(crate) const SECTIONS: &[Section] = &[memory::SECTION, mapping::SECTION];
 
 /// How the HTML report draws a section's rows.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
