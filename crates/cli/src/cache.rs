@@ -117,7 +117,12 @@ fn expand(args: &FilesArgs) -> (Vec<PathBuf>, bool) {
                     failed = true;
                 }
             }
-            Ok(_) => files.push(path.clone()),
+            Ok(meta) if meta.is_file() => files.push(path.clone()),
+            // Opening a FIFO would block, and devices have no file pages.
+            Ok(_) => {
+                warn(format_args!("{}: not a regular file", path.display()));
+                failed = true;
+            }
         }
     }
     (files, failed)

@@ -222,6 +222,24 @@ fn bad_input_is_reported_once_per_path() {
         "the good file is still shown"
     );
 
+    let fifo = dir.0.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = memio(&["cache", "stat", fifo.to_str().unwrap(), "/dev/null"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "memio: {}: not a regular file\nmemio: /dev/null: not a regular file\n",
+            fifo.display()
+        )
+    );
+
     for args in [
         &["cache"][..],
         &["cache", "stat"],

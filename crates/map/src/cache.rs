@@ -113,6 +113,21 @@ const _: () = assert!(size_of::<RawCachestat>() == 40);
 /// Linux architecture shares (libc does not name it yet).
 const SYS_CACHESTAT: libc::c_long = 451;
 
+/// Refuses what is not a regular file before opening it: opening a FIFO
+/// blocks, and devices and directories have no file pages to report.
+fn regular(path: &Path) -> io::Result<()> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| context(&e, format_args!("failed to stat '{}'", path.display())))?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err(invalid(format_args!(
+            "'{}' is not a regular file",
+            path.display()
+        )))
+    }
+}
+
 /// Page-cache state of `path`; see [`stat`].
 ///
 /// # Errors
@@ -120,6 +135,7 @@ const SYS_CACHESTAT: libc::c_long = 451;
 /// The file cannot be opened, or as [`stat`].
 pub fn stat_path(path: impl AsRef<Path>, method: Method) -> io::Result<CacheStat> {
     let path = path.as_ref();
+    regular(path)?;
     let file = File::open(path)
         .map_err(|e| context(&e, format_args!("failed to open '{}'", path.display())))?;
     stat(&file, method).map_err(|e| context(&e, format_args!("'{}'", path.display())))
@@ -256,6 +272,7 @@ fn mincore_is_truthful(file: &File) -> bool {
 /// The file cannot be opened or read.
 pub fn touch_path(path: impl AsRef<Path>) -> io::Result<u64> {
     let path = path.as_ref();
+    regular(path)?;
     let mut file = File::open(path)
         .map_err(|e| context(&e, format_args!("failed to open '{}'", path.display())))?;
     touch(&mut file).map_err(|e| context(&e, format_args!("failed to read '{}'", path.display())))
@@ -294,6 +311,7 @@ pub fn touch(file: &mut File) -> io::Result<u64> {
 /// The file cannot be opened, or as [`evict`].
 pub fn evict_path(path: impl AsRef<Path>) -> io::Result<()> {
     let path = path.as_ref();
+    regular(path)?;
     let file = File::open(path)
         .map_err(|e| context(&e, format_args!("failed to open '{}'", path.display())))?;
     evict(&file).map_err(|e| context(&e, format_args!("'{}'", path.display())))
@@ -338,6 +356,7 @@ impl LockedFile {
     #[doc(alias = "mlock")]
     pub fn lock(path: impl AsRef<Path>) -> io::Result<Self> {
         let path = path.as_ref();
+        regular(path)?;
         let file = File::open(path)
             .map_err(|e| context(&e, format_args!("failed to open '{}'", path.display())))?;
         Self::lock_file(&file).map_err(|e| context(&e, format_args!("'{}'", path.display())))
@@ -427,7 +446,9 @@ mod tests {
         assert_eq!((s.pages, s.cached), (0, 0));
         assert!(LockedFile::lock_file(&file).is_err());
         let e = stat_path(std::env::temp_dir(), Method::Auto).unwrap_err();
-        assert!(e.to_string().contains("directory"), "{e}");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let e = stat_path("/dev/null", Method::Auto).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
         std::fs::remove_file(path).unwrap();
     }
 
