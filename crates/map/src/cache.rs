@@ -407,14 +407,39 @@ mod tests {
         (path, file)
     }
 
+    fn under_valgrind() -> bool {
+        std::fs::read_to_string("/proc/self/maps").is_ok_and(|m| m.contains("vgpreload"))
+    }
+
+    /// Whether this kernel (or valgrind, which does not know the syscall)
+    /// offers cachestat; tests of it are skipped with a note where not.
+    fn have_cachestat(file: &File) -> bool {
+        match stat(file, Method::Cachestat) {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                println!("cachestat(2) is not available here: skipped");
+                false
+            }
+            _ => true,
+        }
+    }
+
     #[test]
     fn evict_then_touch_goes_from_zero_to_all_with_both_methods() {
         let (path, mut file) = temp("both", 300_000);
-        for method in [Method::Cachestat, Method::Mincore] {
+        let methods: &[Method] = if have_cachestat(&file) {
+            &[Method::Cachestat, Method::Mincore]
+        } else {
+            &[Method::Mincore]
+        };
+        for &method in methods {
             evict(&file).unwrap();
             let s = stat(&file, method).unwrap();
             assert_eq!(s.pages, 300_000u64.div_ceil(crate::page_size() as u64));
-            assert_eq!(s.cached, 0, "{method:?} after evict");
+            // Valgrind reads the head of every file a program maps (looking
+            // for debug info), which caches a few pages before mincore runs.
+            if !(method == Method::Mincore && under_valgrind()) {
+                assert_eq!(s.cached, 0, "{method:?} after evict");
+            }
             assert_eq!(touch(&mut file).unwrap(), 300_000);
             let s = stat(&file, method).unwrap();
             assert_eq!(s.cached, s.pages, "{method:?} after touch");
@@ -429,9 +454,13 @@ mod tests {
     fn dirty_pages_are_written_back_before_eviction() {
         let (path, _) = temp("dirty", 0);
         let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        if !have_cachestat(&f) {
+            return;
+        }
         f.write_all(&vec![1u8; 64 << 10]).unwrap();
         let before = stat(&f, Method::Cachestat).unwrap();
         assert!(before.cached > 0);
+        assert!(before.dirty > Some(0), "freshly written pages are dirty");
         evict(&f).unwrap();
         let after = stat(&f, Method::Cachestat).unwrap();
         assert_eq!(after.cached, 0);
