@@ -27,7 +27,8 @@ use rustix::fs::{Advice as FileAdvice, fadvise};
 use serde::Serialize;
 
 use crate::error::{context, invalid};
-use crate::region::{MapOptions, Region};
+use crate::options::MapOptions;
+use crate::region::Region;
 
 /// How a [`CacheStat`] was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

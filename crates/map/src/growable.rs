@@ -12,7 +12,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{context, invalid};
-use crate::region::{MapOptions, Region, open_rw};
+use crate::options::MapOptions;
+use crate::region::{Region, open_rw};
 
 /// A file mapped shared and read-write whose mapping follows the file's
 /// length. Writes go through [`region_mut`](Self::region_mut); the file sees

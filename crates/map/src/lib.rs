@@ -38,16 +38,20 @@
 #![deny(unsafe_code)]
 
 pub mod cache;
+mod control;
 mod error;
 mod growable;
 pub mod layout;
 mod memlock;
+mod options;
 mod region;
 pub mod system;
 
+pub use control::LockGuard;
 pub use growable::GrowableFile;
 pub use memlock::{LockAll, LockAllGuard, lock_all};
-pub use region::{
-    Access, Advice, Backing, DestructiveAdvice, HugePages, LockGuard, MapOptions, Protection,
-    Region, Release, Sharing, SyncMode, page_size,
+pub use options::{
+    Access, Advice, Backing, DestructiveAdvice, HugePages, MapOptions, Protection, Release,
+    Sharing, SyncMode,
 };
+pub use region::{Region, page_size};
