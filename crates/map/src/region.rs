@@ -279,7 +279,7 @@ impl Region {
     /// While the slice lives nothing may change these bytes: no other
     /// process through a shared mapping, no `write(2)` to the mapped file, no
     /// truncation of the file (that would also raise `SIGBUS`), and no
-    /// [`protect`](Self::protect) to [`Protection::None`]. Private anonymous
+    /// [`protect`](Self::protect) to [`Protection::None`](crate::Protection::None). Private anonymous
     /// memory and private mappings of files nobody writes meet this.
     #[must_use]
     pub unsafe fn as_slice(&self) -> &[u8] {
