@@ -213,7 +213,7 @@ fn print(entries: &[Entry], args: &FilesArgs, globals: Globals) -> CliResult<()>
             .iter()
             .map(|e| {
                 json!({
-                    "path": e.path,
+                    "path": e.path.to_string_lossy(),
                     "size": e.stat.size,
                     "pages": e.stat.pages,
                     "cached_pages": e.stat.cached,

@@ -157,3 +157,30 @@ fn system_facts_in_table_and_json() {
         ["heuristic", "always", "never", "unknown"].contains(&v["overcommit"].as_str().unwrap())
     );
 }
+
+#[test]
+fn another_users_process_is_refused_with_the_reason() {
+    use std::os::unix::process::CommandExt;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    if !status
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    {
+        println!("not root: cannot run memio as another user; skipped");
+        return;
+    }
+    // As user nobody, root's processes (this test) cannot be inspected.
+    let pid = std::process::id().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_memio"))
+        .args(["maps", &pid])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        format!("memio: pid {pid}: failed to read '/proc/{pid}/maps': permission denied\n")
+    );
+    assert!(out.stdout.is_empty());
+}

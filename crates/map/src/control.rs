@@ -235,6 +235,26 @@ impl LockGuard<'_> {
     pub const fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Unlocks now (`munlock`) and reports an error, which `Drop` cannot.
+    ///
+    /// # Errors
+    ///
+    /// `munlock` failed (it does not for a range this guard locked).
+    ///
+    /// # References
+    /// - [munlock(2)](https://man7.org/linux/man-pages/man2/munlock.2.html)
+    #[doc(alias = "munlock")]
+    pub fn unlock(self) -> io::Result<()> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: as in `Drop`: our locked range inside a live region.
+        unsafe { mm::munlock(this.ptr, this.len) }.map_err(|e| {
+            context(
+                &e.into(),
+                format_args!("failed to unlock {} bytes", this.len),
+            )
+        })
+    }
 }
 
 impl Drop for LockGuard<'_> {

@@ -190,7 +190,7 @@ impl Layout {
                     } else {
                         e
                     };
-                    context(&e, format_args!("failed to read the maps of pid {pid}"))
+                    context(&e, format_args!("failed to read '/proc/{pid}/maps'"))
                 })?,
                 false,
             ),

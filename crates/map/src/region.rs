@@ -694,6 +694,7 @@ mod tests {
             assert_eq!(guard.len(), 64 << 10);
             assert!(r.residency(..).unwrap().iter().all(|&b| b));
         }
+        r.lock(4096..8192).unwrap().unlock().unwrap();
         match r.lock_on_fault(0..1) {
             Ok(guard) => assert_eq!(guard.len(), page_size()),
             // mlock2 is Linux 4.4+, and valgrind does not know it.
