@@ -170,7 +170,17 @@ pub fn stat(file: &File, method: Method) -> io::Result<CacheStat> {
     let page = crate::page_size() as u64;
     let pages = size.div_ceil(page);
     match method {
-        Method::Cachestat => cachestat(file, size, pages),
+        Method::Cachestat => cachestat(file, size, pages).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EPERM) {
+                io::Error::new(
+                    e.kind(),
+                    "cachestat refused: operation not permitted (it answers only the file's \
+                     owner or a process that may write it)",
+                )
+            } else {
+                e
+            }
+        }),
         Method::Mincore => mincore(file, size, pages),
         Method::Auto => match cachestat(file, size, pages) {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
