@@ -22,7 +22,7 @@ use crate::region::{Region, open_rw};
 ///
 /// Another process truncating the file while it is mapped makes touching the
 /// cut pages raise `SIGBUS`; share such files only with cooperating
-/// processes (the `memio-kv` store locks the file first).
+/// processes, for instance ones that take a file lock before resizing.
 #[derive(Debug)]
 pub struct GrowableFile {
     path: PathBuf,
