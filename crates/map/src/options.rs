@@ -358,7 +358,9 @@ impl MapOptions {
     /// `/dev/zero` — with these options.
     ///
     /// Without [`len`](Self::len), the region covers the object from the
-    /// offset to its current end (`fstat`). The fd may be closed once this
+    /// offset to its current end (`fstat`). With it, a regular file (also
+    /// POSIX shm and memfds) must already reach `offset + len`: pages past
+    /// the end would raise `SIGBUS`, so such a request is an error. The fd may be closed once this
     /// returns; the mapping keeps the object alive.
     ///
     /// Mapping is safe because the region never exposes its bytes as a Rust
@@ -369,8 +371,9 @@ impl MapOptions {
     ///
     /// # Errors
     ///
-    /// Zero length, an offset at or past the end of the object when no
-    /// length is given, a length that overflows, or the kernel's refusal
+    /// Zero length, a range past the end of a regular file, an offset at or
+    /// past the end when no length is given, a device without a length, a
+    /// length that overflows, or the kernel's refusal
     /// (`EACCES` for a read-write shared mapping of a file opened read-only,
     /// `ENODEV` for something that cannot be mapped, `ENOMEM`).
     ///
@@ -401,13 +404,30 @@ impl MapOptions {
     }
 
     fn map_named(&self, fd: std::os::fd::BorrowedFd<'_>, what: &str) -> io::Result<Region> {
+        let stat = rustix::fs::fstat(fd)
+            .map_err(|e| context(&e.into(), format_args!("failed to stat {what}")))?;
+        // Regular files, POSIX shm and memfds have a size past which pages
+        // raise SIGBUS; devices such as /dev/zero do not.
+        let sized =
+            rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
+        let size = u64::try_from(stat.st_size).unwrap_or(0);
         let len = if let Some(len) = self.len {
+            let end = self.offset.checked_add(len as u64);
+            if sized && len > 0 && end.is_none_or(|end| end > size) {
+                return Err(invalid(format_args!(
+                    "cannot map {what}: bytes {}..{} reach past its end ({size} bytes); \
+                     extend it first (ftruncate)",
+                    self.offset,
+                    self.offset.saturating_add(len as u64)
+                )));
+            }
             len
         } else {
-            let size = rustix::fs::fstat(fd)
-                .map_err(|e| context(&e.into(), format_args!("failed to stat {what}")))?
-                .st_size;
-            let size = u64::try_from(size).unwrap_or(0);
+            if !sized {
+                return Err(invalid(format_args!(
+                    "cannot map {what}: it has no size; give a length"
+                )));
+            }
             if self.offset >= size {
                 return Err(invalid(format_args!(
                     "cannot map {what}: offset {} is not below its size {size}",

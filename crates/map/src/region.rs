@@ -621,6 +621,18 @@ mod tests {
         let (path, file) = temp_file(b"");
         let e = MapOptions::new().map(&file).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        file.set_len(100).unwrap();
+        let e = MapOptions::new().len(101).map(&file).unwrap_err();
+        assert!(e.to_string().contains("reach past its end"), "{e}");
+        let e = MapOptions::new().offset(50).len(51).map(&file).unwrap_err();
+        assert!(e.to_string().contains("bytes 50..101"), "{e}");
+        assert!(MapOptions::new().offset(50).len(50).map(&file).is_ok());
+        let zero = File::open("/dev/zero").unwrap();
+        assert!(
+            MapOptions::new().map(&zero).is_err(),
+            "a device needs a length"
+        );
+        assert!(MapOptions::new().len(1 << 20).map(&zero).is_ok());
         let e = MapOptions::new().map_path(path.join("nope")).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
         std::fs::remove_file(path).unwrap();
