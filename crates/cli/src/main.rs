@@ -5,9 +5,11 @@
 //! workloads; the mechanisms live in the library crates.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod error;
 mod ipc;
 mod lab;
+mod maps;
 mod mq;
 mod output;
 mod progress;
@@ -48,6 +50,11 @@ struct Cli {
 enum Command {
     /// Measure every mechanism side by side on this machine and write a report.
     Lab(lab::LabArgs),
+    /// Show a process's memory mappings by kind (like pmap -x), or the
+    /// system's memory facts.
+    Maps(maps::MapsArgs),
+    /// Report, fill, empty or pin the page cache of files (like vmtouch, fincore).
+    Cache(cache::CacheArgs),
     /// List and remove IPC objects, like lsipc/ipcs and ipcrm.
     Ipc(ipc::IpcArgs),
     /// Create, send to, receive from and remove message queues.
@@ -61,6 +68,8 @@ enum Command {
 fn dispatch(command: &Command, globals: Globals) -> CliResult {
     match command {
         Command::Lab(args) => lab::run(args, globals),
+        Command::Maps(args) => maps::run(args, globals),
+        Command::Cache(args) => cache::run(args, globals),
         Command::Ipc(args) => ipc::run(args, globals),
         Command::Mq(args) => mq::run(args, globals),
         Command::Shm(args) => shm::run(args, globals),

@@ -12,7 +12,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{context, invalid};
-use crate::region::{MapOptions, Region, open_rw};
+use crate::options::MapOptions;
+use crate::region::{Region, open_rw};
 
 /// A file mapped shared and read-write whose mapping follows the file's
 /// length. Writes go through [`region_mut`](Self::region_mut); the file sees
@@ -21,7 +22,7 @@ use crate::region::{MapOptions, Region, open_rw};
 ///
 /// Another process truncating the file while it is mapped makes touching the
 /// cut pages raise `SIGBUS`; share such files only with cooperating
-/// processes (the `memio-kv` store locks the file first).
+/// processes, for instance ones that take a file lock before resizing.
 #[derive(Debug)]
 pub struct GrowableFile {
     path: PathBuf,

@@ -9,6 +9,12 @@
 //!   and [`Region::residency`] (mincore).
 //! - [`GrowableFile`] keeps a shared file mapping as long as its file while
 //!   both grow (`ftruncate` + `mremap`).
+//! - [`lock_all`] locks the whole process in memory (mlockall) with a guard.
+//! - [`layout`] parses `/proc/PID/maps` and `smaps` into classified mappings
+//!   (text, data, bss, heap, stack, libraries, files, anonymous, shared
+//!   memory) with RSS, PSS and swap.
+//! - [`cache`] reports, fills, empties and pins the page cache of files
+//!   (cachestat, with mincore as the fallback).
 //! - [`system`] reads the facts that decide whether a mapping or a lock will
 //!   succeed: page sizes, overcommit mode, memory totals, `RLIMIT_MEMLOCK`.
 //!
@@ -31,13 +37,21 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod cache;
+mod control;
 mod error;
 mod growable;
+pub mod layout;
+mod memlock;
+mod options;
 mod region;
 pub mod system;
 
+pub use control::LockGuard;
 pub use growable::GrowableFile;
-pub use region::{
-    Access, Advice, Backing, DestructiveAdvice, HugePages, LockGuard, MapOptions, Protection,
-    Region, Release, Sharing, SyncMode, page_size,
+pub use memlock::{LockAll, LockAllGuard, lock_all};
+pub use options::{
+    Access, Advice, Backing, DestructiveAdvice, HugePages, MapOptions, Protection, Release,
+    Sharing, SyncMode,
 };
+pub use region::{Region, page_size};

@@ -2,8 +2,8 @@
 //!
 //! # Safety
 //!
-//! This module owns the raw `mmap`/`munmap` calls and every access to mapped
-//! bytes. The hazards it handles:
+//! This module owns every mapping after `mmap` (made in `options`) and every
+//! access to mapped bytes. The hazards it handles:
 //!
 //! - **Lifetime**: a mapping must be unmapped exactly once and never used
 //!   afterwards. [`Region`] owns its mapping and unmaps it in `Drop`; every
@@ -23,7 +23,7 @@
 //!   whole pages inside the mapping.
 #![allow(
     unsafe_code,
-    reason = "mmap, munmap, msync, madvise, mprotect, mlock and mincore on memory this module owns"
+    reason = "munmap, mremap and access to the bytes of memory this module owns"
 )]
 
 use std::ffi::c_void;
@@ -31,14 +31,14 @@ use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::ops::{Bound, Range, RangeBounds};
-use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 
-use rustix::mm::{self, MapFlags, MlockFlags, MprotectFlags, MremapFlags, MsyncFlags, ProtFlags};
+use rustix::mm::{self, MremapFlags};
 
-use crate::error::{context, invalid, memlock_context};
+use crate::error::{context, invalid};
+use crate::options::{Access, Backing, MapOptions, Release, Sharing, round_up};
 
 /// The size of a page on this machine, in bytes.
 ///
@@ -49,495 +49,6 @@ use crate::error::{context, invalid, memlock_context};
 #[must_use]
 pub fn page_size() -> usize {
     rustix::param::page_size()
-}
-
-/// Whether writes through a mapping reach the backing object and other
-/// processes (`MAP_SHARED`) or stay in this mapping (`MAP_PRIVATE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Sharing {
-    /// `MAP_SHARED`: writes reach the file (or shared memory object) and
-    /// every other mapping of it; an anonymous shared mapping is inherited
-    /// by children across `fork` as the same memory.
-    Shared,
-    /// `MAP_PRIVATE`: copy-on-write; the first write to a page gives this
-    /// mapping its own copy, invisible to the file and to other processes.
-    Private,
-}
-
-/// What the mapping allows: reading only, or reading and writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Access {
-    /// `PROT_READ`.
-    ReadOnly,
-    /// `PROT_READ | PROT_WRITE`.
-    ReadWrite,
-}
-
-/// Which pages back the mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum HugePages {
-    /// Normal pages (transparent huge pages may still apply; see
-    /// [`Advice::HugePage`]).
-    #[default]
-    Off,
-    /// `MAP_HUGETLB` with the system's default huge page size. Needs
-    /// reserved huge pages (`/proc/sys/vm/nr_hugepages`) or a hugetlbfs file.
-    Default,
-    /// `MAP_HUGETLB | MAP_HUGE_2MB`.
-    Size2MiB,
-    /// `MAP_HUGETLB | MAP_HUGE_1GB`.
-    Size1GiB,
-}
-
-impl HugePages {
-    fn flags(self) -> MapFlags {
-        match self {
-            Self::Off => MapFlags::empty(),
-            Self::Default => MapFlags::HUGETLB,
-            Self::Size2MiB => MapFlags::HUGETLB | MapFlags::HUGE_2MB,
-            Self::Size1GiB => MapFlags::HUGETLB | MapFlags::HUGE_1GB,
-        }
-    }
-
-    /// The page size the mapping's length is rounded to, when it is known
-    /// without asking the system.
-    fn granule(self) -> usize {
-        match self {
-            Self::Off => page_size(),
-            Self::Default => crate::system::huge_page_size().unwrap_or(2 << 20),
-            Self::Size2MiB => 2 << 20,
-            Self::Size1GiB => 1 << 30,
-        }
-    }
-}
-
-/// How [`Region::sync`] writes a shared file mapping back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SyncMode {
-    /// `MS_SYNC`: write the dirty pages and wait until they are on disk.
-    Sync,
-    /// `MS_ASYNC`: schedule the write and return (on Linux the pages are
-    /// already visible to `read(2)`; this only starts writeback).
-    Async,
-    /// `MS_INVALIDATE`: ask other mappings of the file to see its current
-    /// contents (a no-op on Linux's unified page cache, kept for portability).
-    Invalidate,
-    /// `MS_SYNC | MS_INVALIDATE`.
-    SyncInvalidate,
-}
-
-/// Access rights for [`Region::protect`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Protection {
-    /// `PROT_NONE`: any access faults (a guard page).
-    None,
-    /// `PROT_READ`.
-    Read,
-    /// `PROT_READ | PROT_WRITE`.
-    ReadWrite,
-}
-
-/// Usage hints for [`Region::advise`] that never change the region's
-/// contents as the program sees them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Advice {
-    /// `MADV_NORMAL`: default read-ahead.
-    Normal,
-    /// `MADV_SEQUENTIAL`: read ahead aggressively, drop pages behind.
-    Sequential,
-    /// `MADV_RANDOM`: no read-ahead.
-    Random,
-    /// `MADV_WILLNEED`: start reading the pages in now.
-    WillNeed,
-    /// `MADV_HUGEPAGE`: back this range with transparent huge pages.
-    HugePage,
-    /// `MADV_NOHUGEPAGE`: never use transparent huge pages here.
-    NoHugePage,
-    /// `MADV_COLD`: these pages are a good candidate for reclaim.
-    Cold,
-    /// `MADV_PAGEOUT`: reclaim these pages now (contents are kept: written to
-    /// the file or swap, read back on the next access).
-    PageOut,
-    /// `MADV_POPULATE_READ`: fault the pages in readable now (Linux 5.14).
-    PopulateRead,
-    /// `MADV_POPULATE_WRITE`: fault the pages in writable now (Linux 5.14).
-    PopulateWrite,
-    /// `MADV_DONTFORK`: children created by `fork` do not get this range.
-    DontFork,
-    /// `MADV_DOFORK`: undo [`Advice::DontFork`].
-    DoFork,
-    /// `MADV_DONTDUMP`: leave this range out of core dumps (secrets).
-    DontDump,
-    /// `MADV_DODUMP`: undo [`Advice::DontDump`].
-    DoDump,
-    /// `MADV_MERGEABLE`: let KSM merge identical pages.
-    Mergeable,
-    /// `MADV_UNMERGEABLE`: undo [`Advice::Mergeable`].
-    Unmergeable,
-}
-
-impl Advice {
-    fn raw(self) -> mm::Advice {
-        match self {
-            Self::Normal => mm::Advice::Normal,
-            Self::Sequential => mm::Advice::Sequential,
-            Self::Random => mm::Advice::Random,
-            Self::WillNeed => mm::Advice::WillNeed,
-            Self::HugePage => mm::Advice::LinuxHugepage,
-            Self::NoHugePage => mm::Advice::LinuxNoHugepage,
-            Self::Cold => mm::Advice::LinuxCold,
-            Self::PageOut => mm::Advice::LinuxPageOut,
-            Self::PopulateRead => mm::Advice::LinuxPopulateRead,
-            Self::PopulateWrite => mm::Advice::LinuxPopulateWrite,
-            Self::DontFork => mm::Advice::LinuxDontFork,
-            Self::DoFork => mm::Advice::LinuxDoFork,
-            Self::DontDump => mm::Advice::LinuxDontDump,
-            Self::DoDump => mm::Advice::LinuxDoDump,
-            Self::Mergeable => mm::Advice::LinuxMergeable,
-            Self::Unmergeable => mm::Advice::LinuxUnmergeable,
-        }
-    }
-}
-
-/// Advice that changes what the program reads back, kept apart from
-/// [`Advice`] because it needs [`Region::advise_unchecked`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DestructiveAdvice {
-    /// `MADV_DONTNEED`: drop the pages now; a private mapping reads back
-    /// zeros (anonymous) or the file's contents, losing its writes.
-    DontNeed,
-    /// `MADV_FREE`: the kernel may drop the pages lazily (private anonymous
-    /// memory only); contents become unpredictable until written.
-    Free,
-    /// `MADV_REMOVE`: punch a hole in the backing shared memory or file.
-    Remove,
-    /// `MADV_WIPEONFORK`: a child created by `fork` sees zeros here.
-    WipeOnFork,
-    /// `MADV_KEEPONFORK`: undo [`DestructiveAdvice::WipeOnFork`].
-    KeepOnFork,
-}
-
-impl DestructiveAdvice {
-    fn raw(self) -> mm::Advice {
-        match self {
-            Self::DontNeed => mm::Advice::LinuxDontNeed,
-            Self::Free => mm::Advice::LinuxFree,
-            Self::Remove => mm::Advice::LinuxRemove,
-            Self::WipeOnFork => mm::Advice::LinuxWipeOnFork,
-            Self::KeepOnFork => mm::Advice::LinuxKeepOnFork,
-        }
-    }
-}
-
-/// What a region's memory comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Backing {
-    /// A file descriptor: a regular file, POSIX shared memory, a memfd,
-    /// `/dev/zero`.
-    Fd,
-    /// `MAP_ANONYMOUS`: zero-filled memory with no file behind it.
-    Anonymous,
-    /// Memory handed over with [`Region::from_raw_parts`] (System V shared
-    /// memory attached with `shmat`, for instance).
-    Raw,
-}
-
-/// How a region built with [`Region::from_raw_parts`] is released on drop.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub enum Release {
-    /// `munmap(ptr, len)`.
-    Munmap,
-    /// A function called once with the start and length of the memory
-    /// (`shmdt` for System V shared memory). Errors cannot be reported from
-    /// `Drop`, so the function swallows them.
-    With(fn(NonNull<u8>, usize)),
-}
-
-/// How to map: sharing, access, offset, length, populate, huge pages.
-///
-/// Defaults: shared, read-only, the whole object from offset 0, normal pages,
-/// no populate.
-///
-/// ```
-/// use memio_map::{MapOptions, Sharing};
-/// # fn main() -> std::io::Result<()> {
-/// let region = MapOptions::new().len(1 << 20).sharing(Sharing::Private).read_write().map_anonymous()?;
-/// assert_eq!(region.len(), 1 << 20);
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
-pub struct MapOptions {
-    offset: u64,
-    len: Option<usize>,
-    sharing: Sharing,
-    access: Access,
-    populate: bool,
-    huge: HugePages,
-}
-
-impl Default for MapOptions {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MapOptions {
-    /// Shared, read-only, whole object, normal pages.
-    pub const fn new() -> Self {
-        Self {
-            offset: 0,
-            len: None,
-            sharing: Sharing::Shared,
-            access: Access::ReadOnly,
-            populate: false,
-            huge: HugePages::Off,
-        }
-    }
-
-    /// Start the mapping `offset` bytes into the object. Any offset works:
-    /// the region maps from the page below and starts at the byte asked for.
-    pub const fn offset(mut self, offset: u64) -> Self {
-        self.offset = offset;
-        self
-    }
-
-    /// Map `len` bytes (default for an fd: from the offset to the object's
-    /// end; required for anonymous memory). Zero is an error at map time.
-    pub const fn len(mut self, len: usize) -> Self {
-        self.len = Some(len);
-        self
-    }
-
-    /// `MAP_SHARED` or `MAP_PRIVATE`.
-    pub const fn sharing(mut self, sharing: Sharing) -> Self {
-        self.sharing = sharing;
-        self
-    }
-
-    /// Same as `.sharing(Sharing::Shared)`.
-    pub const fn shared(self) -> Self {
-        self.sharing(Sharing::Shared)
-    }
-
-    /// Same as `.sharing(Sharing::Private)`.
-    pub const fn private(self) -> Self {
-        self.sharing(Sharing::Private)
-    }
-
-    /// Read-only or read-write.
-    pub const fn access(mut self, access: Access) -> Self {
-        self.access = access;
-        self
-    }
-
-    /// Same as `.access(Access::ReadOnly)`.
-    pub const fn read_only(self) -> Self {
-        self.access(Access::ReadOnly)
-    }
-
-    /// Same as `.access(Access::ReadWrite)`.
-    pub const fn read_write(self) -> Self {
-        self.access(Access::ReadWrite)
-    }
-
-    /// `MAP_POPULATE`: fault every page in while mapping, so the first touch
-    /// costs no page fault (and a file is read ahead in one go).
-    pub const fn populate(mut self, populate: bool) -> Self {
-        self.populate = populate;
-        self
-    }
-
-    /// `MAP_HUGETLB` and a huge page size. The length is rounded up to the
-    /// huge page size.
-    pub const fn huge_pages(mut self, huge: HugePages) -> Self {
-        self.huge = huge;
-        self
-    }
-
-    fn prot(&self) -> ProtFlags {
-        match self.access {
-            Access::ReadOnly => ProtFlags::READ,
-            Access::ReadWrite => ProtFlags::READ | ProtFlags::WRITE,
-        }
-    }
-
-    fn flags(&self) -> MapFlags {
-        let mut flags = match self.sharing {
-            Sharing::Shared => MapFlags::SHARED,
-            Sharing::Private => MapFlags::PRIVATE,
-        };
-        if self.populate {
-            flags |= MapFlags::POPULATE;
-        }
-        flags | self.huge.flags()
-    }
-
-    /// Maps `fd` — a regular file, a POSIX shared memory object, a memfd,
-    /// `/dev/zero` — with these options.
-    ///
-    /// Without [`len`](Self::len), the region covers the object from the
-    /// offset to its current end (`fstat`). The fd may be closed once this
-    /// returns; the mapping keeps the object alive.
-    ///
-    /// Mapping is safe because the region never exposes its bytes as a Rust
-    /// reference without `unsafe`. One hazard remains: if the file is
-    /// truncated while mapped, touching a page past its new end raises
-    /// `SIGBUS` and the process dies. Map files other programs may shrink
-    /// only if that is acceptable, or read them with `read(2)`.
-    ///
-    /// # Errors
-    ///
-    /// Zero length, an offset at or past the end of the object when no
-    /// length is given, a length that overflows, or the kernel's refusal
-    /// (`EACCES` for a read-write shared mapping of a file opened read-only,
-    /// `ENODEV` for something that cannot be mapped, `ENOMEM`).
-    ///
-    /// # References
-    /// - [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html)
-    #[doc(alias = "mmap")]
-    pub fn map(&self, fd: impl AsFd) -> io::Result<Region> {
-        let fd = fd.as_fd();
-        let what = format!("fd {}", fd.as_raw_fd());
-        self.map_named(fd, &what)
-    }
-
-    /// Opens `path` (read-write for a shared read-write mapping, read-only
-    /// otherwise) and maps it; errors name the path.
-    ///
-    /// # Errors
-    ///
-    /// As [`map`](Self::map), plus failing to open the file.
-    pub fn map_path(&self, path: impl AsRef<Path>) -> io::Result<Region> {
-        let path = path.as_ref();
-        let write = self.sharing == Sharing::Shared && self.access == Access::ReadWrite;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(write)
-            .open(path)
-            .map_err(|e| context(&e, format_args!("failed to open '{}'", path.display())))?;
-        self.map_named(file.as_fd(), &format!("'{}'", path.display()))
-    }
-
-    fn map_named(&self, fd: std::os::fd::BorrowedFd<'_>, what: &str) -> io::Result<Region> {
-        let len = if let Some(len) = self.len {
-            len
-        } else {
-            let size = rustix::fs::fstat(fd)
-                .map_err(|e| context(&e.into(), format_args!("failed to stat {what}")))?
-                .st_size;
-            let size = u64::try_from(size).unwrap_or(0);
-            if self.offset >= size {
-                return Err(invalid(format_args!(
-                    "cannot map {what}: offset {} is not below its size {size}",
-                    self.offset
-                )));
-            }
-            usize::try_from(size - self.offset)
-                .map_err(|_| invalid(format_args!("cannot map {what}: too large for memory")))?
-        };
-        if len == 0 {
-            return Err(invalid(format_args!("cannot map {what}: length is zero")));
-        }
-        let page = page_size() as u64;
-        let head = self.offset % page;
-        let aligned = self.offset - head;
-        let head = usize::try_from(head).unwrap_or(0);
-        let map_len = round_up(
-            len.checked_add(head)
-                .ok_or_else(|| invalid(format_args!("cannot map {what}: length overflows")))?,
-            self.huge.granule(),
-        )
-        .ok_or_else(|| invalid(format_args!("cannot map {what}: length overflows")))?;
-        if self.offset.checked_add(len as u64).is_none() {
-            return Err(invalid(format_args!(
-                "cannot map {what}: offset + length overflows"
-            )));
-        }
-        // SAFETY: a null hint lets the kernel pick an unused address, so no
-        // existing memory is replaced; the result is owned by the Region.
-        let base = unsafe {
-            mm::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                self.prot(),
-                self.flags(),
-                fd,
-                aligned,
-            )
-        }
-        .map_err(|e| {
-            context(
-                &e.into(),
-                format_args!(
-                    "failed to map {len} bytes of {what} at offset {}",
-                    self.offset
-                ),
-            )
-        })?;
-        Ok(Region::owned(base, map_len, head, len, *self, Backing::Fd))
-    }
-
-    /// Maps anonymous memory ([`len`](Self::len) bytes, zero-filled).
-    /// Shared anonymous memory is inherited across `fork` as the same
-    /// memory: the way related processes share a buffer without a name.
-    ///
-    /// # Errors
-    ///
-    /// No or zero length, or the kernel's refusal (`ENOMEM`; with huge pages,
-    /// none reserved).
-    ///
-    /// # References
-    /// - [mmap(2)](https://man7.org/linux/man-pages/man2/mmap.2.html)
-    #[doc(alias = "mmap")]
-    #[doc(alias = "MAP_ANONYMOUS")]
-    pub fn map_anonymous(&self) -> io::Result<Region> {
-        let Some(len) = self.len.filter(|&l| l > 0) else {
-            return Err(invalid(
-                "cannot map anonymous memory: length is zero or not given",
-            ));
-        };
-        if self.offset != 0 {
-            return Err(invalid(
-                "cannot map anonymous memory: an offset needs a file",
-            ));
-        }
-        let map_len = round_up(len, self.huge.granule())
-            .ok_or_else(|| invalid("cannot map anonymous memory: length overflows"))?;
-        // SAFETY: a null hint lets the kernel pick an unused address, so no
-        // existing memory is replaced; the result is owned by the Region.
-        let base =
-            unsafe { mm::mmap_anonymous(std::ptr::null_mut(), map_len, self.prot(), self.flags()) }
-                .map_err(|e| {
-                    context(
-                        &e.into(),
-                        format_args!("failed to map {len} bytes of anonymous memory"),
-                    )
-                })?;
-        Ok(Region::owned(
-            base,
-            map_len,
-            0,
-            len,
-            *self,
-            Backing::Anonymous,
-        ))
-    }
-}
-
-fn round_up(n: usize, to: usize) -> Option<usize> {
-    debug_assert!(to.is_power_of_two());
-    Some(n.checked_add(to - 1)? & !(to - 1))
 }
 
 /// A range of mapped memory, unmapped when dropped.
@@ -559,7 +70,8 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
 ///   sequence counter) for consistent snapshots.
 /// - [`atomic_u32`]/[`atomic_u64`] give `&AtomicU32`/`&AtomicU64` inside the
 ///   region, the right tool for flags, counters and futex words shared
-///   between processes. Safe.
+///   between processes; [`as_atomic_u64s`]/[`as_atomic_u8s`] view the whole
+///   region as atomics, to scan it in place without a copy. Safe.
 /// - [`as_ptr`]/[`as_mut_ptr`] give raw pointers for everything else;
 ///   dereferencing them is `unsafe` and the caller's contract.
 /// - [`as_slice`]/[`as_mut_slice`] give slices, `unsafe`: the caller promises
@@ -575,6 +87,8 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
 /// [`write_at`]: Region::write_at
 /// [`atomic_u32`]: Region::atomic_u32
 /// [`atomic_u64`]: Region::atomic_u64
+/// [`as_atomic_u64s`]: Region::as_atomic_u64s
+/// [`as_atomic_u8s`]: Region::as_atomic_u8s
 /// [`as_ptr`]: Region::as_ptr
 /// [`as_mut_ptr`]: Region::as_mut_ptr
 /// [`as_slice`]: Region::as_slice
@@ -621,7 +135,7 @@ impl fmt::Debug for Region {
 }
 
 impl Region {
-    fn owned(
+    pub(crate) fn owned(
         base: *mut c_void,
         map_len: usize,
         head: usize,
@@ -765,7 +279,7 @@ impl Region {
     /// While the slice lives nothing may change these bytes: no other
     /// process through a shared mapping, no `write(2)` to the mapped file, no
     /// truncation of the file (that would also raise `SIGBUS`), and no
-    /// [`protect`](Self::protect) to [`Protection::None`]. Private anonymous
+    /// [`protect`](Self::protect) to [`Protection::None`](crate::Protection::None). Private anonymous
     /// memory and private mappings of files nobody writes meet this.
     #[must_use]
     pub unsafe fn as_slice(&self) -> &[u8] {
@@ -891,6 +405,38 @@ impl Region {
         Ok(unsafe { AtomicU64::from_ptr(ptr.cast()) })
     }
 
+    /// The region's whole 8-byte words as atomics: the safe way to scan a
+    /// mapping in place (no copy) even while other processes write it. A
+    /// `Relaxed` load compiles to a plain load, and such loads are sound on
+    /// read-only memory too. Bytes past the last whole word are left out.
+    ///
+    /// # Errors
+    ///
+    /// The region does not start on an 8-byte boundary (it was mapped at a
+    /// file offset that is not a multiple of 8).
+    pub fn as_atomic_u64s(&self) -> io::Result<&[AtomicU64]> {
+        let ptr = self.as_mut_ptr();
+        if (ptr as usize) % align_of::<AtomicU64>() != 0 {
+            return Err(invalid("region does not start on an 8-byte boundary"));
+        }
+        #[allow(clippy::cast_ptr_alignment, reason = "alignment checked just above")]
+        let ptr = ptr.cast::<AtomicU64>();
+        // SAFETY: the `len / 8` whole words from `ptr` are mapped for the
+        // borrow of `self` and `ptr` is 8-aligned (checked); atomics tolerate
+        // concurrent writers in any process; `&mut` access to the bytes needs
+        // `&mut self`, excluded by this borrow.
+        Ok(unsafe { std::slice::from_raw_parts(ptr, self.len / 8) })
+    }
+
+    /// The region's bytes as atomics; see [`as_atomic_u64s`](Self::as_atomic_u64s).
+    #[must_use]
+    pub fn as_atomic_u8s(&self) -> &[AtomicU8] {
+        // SAFETY: the `len` bytes from `as_mut_ptr` are mapped for the borrow
+        // of `self`; `AtomicU8` has alignment 1 and tolerates concurrent
+        // writers; `&mut` access needs `&mut self`, excluded by this borrow.
+        unsafe { std::slice::from_raw_parts(self.as_mut_ptr().cast::<AtomicU8>(), self.len) }
+    }
+
     fn atomic_ptr<T>(&self, offset: usize) -> io::Result<*mut u8> {
         let offset = self.check(offset, size_of::<T>())?;
         let ptr = self.as_mut_ptr().wrapping_add(offset);
@@ -905,7 +451,7 @@ impl Region {
 
     /// Rounds `range` (relative to the region) outwards to whole pages and
     /// returns the page-aligned pointer and length.
-    fn pages(&self, range: impl RangeBounds<usize>) -> io::Result<(*mut c_void, usize)> {
+    pub(crate) fn pages(&self, range: impl RangeBounds<usize>) -> io::Result<(*mut c_void, usize)> {
         let Range { start, end } = self.bounds(range)?;
         let granule = self.granule;
         let first = (self.head + start) & !(granule - 1);
@@ -940,195 +486,6 @@ impl Region {
                 self.len
             ))),
         }
-    }
-
-    /// Writes the pages covering `range` back to the file (`msync`).
-    /// Meaningful for shared file mappings; on anonymous or private memory
-    /// it succeeds and does nothing.
-    ///
-    /// # Errors
-    ///
-    /// Empty or out-of-range `range`, or an I/O error writing back.
-    ///
-    /// # References
-    /// - [msync(2)](https://man7.org/linux/man-pages/man2/msync.2.html)
-    #[doc(alias = "msync")]
-    pub fn sync(&self, range: impl RangeBounds<usize>, mode: SyncMode) -> io::Result<()> {
-        let (ptr, len) = self.pages(range)?;
-        let flags = match mode {
-            SyncMode::Sync => MsyncFlags::SYNC,
-            SyncMode::Async => MsyncFlags::ASYNC,
-            SyncMode::Invalidate => MsyncFlags::INVALIDATE,
-            SyncMode::SyncInvalidate => MsyncFlags::SYNC | MsyncFlags::INVALIDATE,
-        };
-        // SAFETY: `pages` returned a page-aligned range inside our mapping;
-        // msync does not change what the program reads.
-        unsafe { mm::msync(ptr, len, flags) }
-            .map_err(|e| context(&e.into(), format_args!("failed to sync {len} bytes")))
-    }
-
-    /// Gives the kernel a usage hint for the pages covering `range`
-    /// (`madvise`). These hints never change the contents the program sees.
-    ///
-    /// # Errors
-    ///
-    /// Empty or out-of-range `range`, or advice the kernel does not support
-    /// here (`EINVAL`: huge pages disabled, KSM not built in).
-    ///
-    /// # References
-    /// - [madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html)
-    #[doc(alias = "madvise")]
-    pub fn advise(&self, range: impl RangeBounds<usize>, advice: Advice) -> io::Result<()> {
-        let (ptr, len) = self.pages(range)?;
-        // SAFETY: the range lies inside our mapping and `Advice` holds only
-        // hints that keep the contents as the program sees them.
-        unsafe { mm::madvise(ptr, len, advice.raw()) }
-            .map_err(|e| context(&e.into(), format_args!("failed to advise {advice:?}")))
-    }
-
-    /// Gives advice that changes what the program reads back
-    /// ([`DestructiveAdvice`]).
-    ///
-    /// # Safety
-    ///
-    /// No reference to the affected bytes may be live (the contents change
-    /// under it), and the program must not rely on the discarded contents.
-    ///
-    /// # Errors
-    ///
-    /// As [`advise`](Self::advise).
-    ///
-    /// # References
-    /// - [madvise(2)](https://man7.org/linux/man-pages/man2/madvise.2.html)
-    #[doc(alias = "madvise")]
-    pub unsafe fn advise_unchecked(
-        &self,
-        range: impl RangeBounds<usize>,
-        advice: DestructiveAdvice,
-    ) -> io::Result<()> {
-        let (ptr, len) = self.pages(range)?;
-        // SAFETY: the range lies inside our mapping; the caller accepts the
-        // change of contents and holds no reference over it.
-        unsafe { mm::madvise(ptr, len, advice.raw()) }
-            .map_err(|e| context(&e.into(), format_args!("failed to advise {advice:?}")))
-    }
-
-    /// Changes the access rights of the pages covering `range` (`mprotect`).
-    /// An access the new rights forbid raises `SIGSEGV`: a guard page, or
-    /// data made read-only after it is built.
-    ///
-    /// # Errors
-    ///
-    /// Empty or out-of-range `range`; `EACCES` when asking for write access
-    /// to a shared mapping of a file opened read-only.
-    ///
-    /// # References
-    /// - [mprotect(2)](https://man7.org/linux/man-pages/man2/mprotect.2.html)
-    #[doc(alias = "mprotect")]
-    pub fn protect(
-        &self,
-        range: impl RangeBounds<usize>,
-        protection: Protection,
-    ) -> io::Result<()> {
-        let (ptr, len) = self.pages(range)?;
-        let flags = match protection {
-            Protection::None => MprotectFlags::empty(),
-            Protection::Read => MprotectFlags::READ,
-            Protection::ReadWrite => MprotectFlags::READ | MprotectFlags::WRITE,
-        };
-        // SAFETY: the range lies inside our mapping. Removing rights can
-        // only make later accesses fault (a crash, not corruption); no
-        // executable rights are offered.
-        unsafe { mm::mprotect(ptr, len, flags) }.map_err(|e| {
-            context(
-                &e.into(),
-                format_args!("failed to protect {len} bytes as {protection:?}"),
-            )
-        })
-    }
-
-    /// Locks the pages covering `range` in memory (`mlock`): they are read in
-    /// now and never swapped out until the guard drops (`munlock`).
-    ///
-    /// Locks do not nest: unlocking a page unlocks it for every guard over
-    /// it. Unmapping unlocks too.
-    ///
-    /// # Errors
-    ///
-    /// Empty or out-of-range `range`; `ENOMEM`/`EPERM` past
-    /// `RLIMIT_MEMLOCK`, which the message names with its current value.
-    ///
-    /// # References
-    /// - [mlock(2)](https://man7.org/linux/man-pages/man2/mlock.2.html)
-    #[doc(alias = "mlock")]
-    pub fn lock(&self, range: impl RangeBounds<usize>) -> io::Result<LockGuard<'_>> {
-        self.lock_with(range, false)
-    }
-
-    /// Like [`lock`](Self::lock), but pages are locked as they are first
-    /// touched rather than all at once (`mlock2(MLOCK_ONFAULT)`).
-    ///
-    /// # Errors
-    ///
-    /// As [`lock`](Self::lock).
-    ///
-    /// # References
-    /// - [mlock2(2)](https://man7.org/linux/man-pages/man2/mlock2.2.html)
-    #[doc(alias = "mlock2")]
-    pub fn lock_on_fault(&self, range: impl RangeBounds<usize>) -> io::Result<LockGuard<'_>> {
-        self.lock_with(range, true)
-    }
-
-    fn lock_with(
-        &self,
-        range: impl RangeBounds<usize>,
-        on_fault: bool,
-    ) -> io::Result<LockGuard<'_>> {
-        let (ptr, len) = self.pages(range)?;
-        let result = if on_fault {
-            // SAFETY: the range lies inside our mapping; locking does not
-            // change its contents.
-            unsafe { mm::mlock_with(ptr, len, MlockFlags::ONFAULT) }
-        } else {
-            // SAFETY: as above.
-            unsafe { mm::mlock(ptr, len) }
-        };
-        result.map_err(|e| memlock_context(&e.into(), len))?;
-        Ok(LockGuard {
-            ptr,
-            len,
-            _region: std::marker::PhantomData,
-        })
-    }
-
-    /// Which pages covering `range` are resident in memory right now
-    /// (`mincore`): one flag per page, first page first.
-    ///
-    /// For a file mapping this is the page cache's state, which `mincore`
-    /// reports truthfully only when the caller owns or can write the file
-    /// (Linux 5.2+); see [`crate::cache`] for a trustworthy file answer.
-    ///
-    /// # Errors
-    ///
-    /// Empty or out-of-range `range`.
-    ///
-    /// # References
-    /// - [mincore(2)](https://man7.org/linux/man-pages/man2/mincore.2.html)
-    #[doc(alias = "mincore")]
-    pub fn residency(&self, range: impl RangeBounds<usize>) -> io::Result<Vec<bool>> {
-        let (ptr, len) = self.pages(range)?;
-        let page = page_size();
-        let mut vec = vec![0u8; len.div_ceil(page)];
-        // SAFETY: `ptr..ptr+len` is page-aligned and mapped (ours); `vec`
-        // has one byte per page of it, as mincore requires.
-        let rc = unsafe { libc::mincore(ptr, len, vec.as_mut_ptr()) };
-        if rc != 0 {
-            return Err(context(
-                &io::Error::last_os_error(),
-                "failed to query residency",
-            ));
-        }
-        Ok(vec.into_iter().map(|b| b & 1 != 0).collect())
     }
 
     /// Grows or shrinks the mapping to `new_len` bytes, moving it if needed
@@ -1203,37 +560,6 @@ impl Drop for Region {
     }
 }
 
-/// Keeps pages locked in memory; unlocks them (`munlock`) when dropped.
-#[derive(Debug)]
-#[must_use = "the pages are unlocked as soon as the guard drops"]
-pub struct LockGuard<'a> {
-    ptr: *mut c_void,
-    len: usize,
-    _region: std::marker::PhantomData<&'a Region>,
-}
-
-impl LockGuard<'_> {
-    /// Bytes locked (whole pages).
-    #[must_use]
-    pub const fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Always `false`: empty ranges are refused.
-    #[must_use]
-    pub const fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl Drop for LockGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the range was locked by us inside a region that outlives
-        // this guard (the borrow), so it is still mapped.
-        let _ = unsafe { mm::munlock(self.ptr, self.len) };
-    }
-}
-
 /// Opens `path` and returns the file with its length, for callers that map
 /// and also need the file (growable regions, page-cache queries).
 pub(crate) fn open_rw(path: &Path, create: bool) -> io::Result<File> {
@@ -1249,6 +575,8 @@ pub(crate) fn open_rw(path: &Path, create: bool) -> io::Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Advice, DestructiveAdvice, SyncMode};
+    use rustix::mm::{MapFlags, ProtFlags};
     use std::io::Write;
 
     fn temp_file(contents: &[u8]) -> (std::path::PathBuf, File) {
@@ -1293,6 +621,18 @@ mod tests {
         let (path, file) = temp_file(b"");
         let e = MapOptions::new().map(&file).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        file.set_len(100).unwrap();
+        let e = MapOptions::new().len(101).map(&file).unwrap_err();
+        assert!(e.to_string().contains("reach past its end"), "{e}");
+        let e = MapOptions::new().offset(50).len(51).map(&file).unwrap_err();
+        assert!(e.to_string().contains("bytes 50..101"), "{e}");
+        assert!(MapOptions::new().offset(50).len(50).map(&file).is_ok());
+        let zero = File::open("/dev/zero").unwrap();
+        assert!(
+            MapOptions::new().map(&zero).is_err(),
+            "a device needs a length"
+        );
+        assert!(MapOptions::new().len(1 << 20).map(&zero).is_ok());
         let e = MapOptions::new().map_path(path.join("nope")).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
         std::fs::remove_file(path).unwrap();
@@ -1366,7 +706,15 @@ mod tests {
             assert_eq!(guard.len(), 64 << 10);
             assert!(r.residency(..).unwrap().iter().all(|&b| b));
         }
-        let _ = r.lock_on_fault(0..1).unwrap();
+        r.lock(4096..8192).unwrap().unlock().unwrap();
+        match r.lock_on_fault(0..1) {
+            Ok(guard) => assert_eq!(guard.len(), page_size()),
+            // mlock2 is Linux 4.4+, and valgrind does not know it.
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                println!("mlock2 is not available here: skipped");
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[test]
@@ -1412,6 +760,24 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             4000
         );
+    }
+
+    #[test]
+    fn atomic_views_cover_the_region_in_place() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let data: Vec<u8> = (0..20u8).collect();
+        let (path, file) = temp_file(&data);
+        let r = MapOptions::new().map(&file).unwrap();
+        let words = r.as_atomic_u64s().unwrap();
+        assert_eq!(words.len(), 2);
+        assert_eq!(
+            words[1].load(Relaxed),
+            u64::from_ne_bytes(data[8..16].try_into().unwrap())
+        );
+        assert_eq!(r.as_atomic_u8s()[19].load(Relaxed), 19);
+        let odd = MapOptions::new().offset(3).map(&file).unwrap();
+        assert!(odd.as_atomic_u64s().is_err());
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
