@@ -837,8 +837,13 @@ fn notes(
             .find(|r| r.0 == Mech::Pipe && r.1 == size)
             .map(|r| r.2);
         if let (Some((m, v)), Some(p)) = (best(rtt, size, true), pipe_rtt) {
+            let vs_pipe = if m == Mech::Pipe {
+                String::new()
+            } else {
+                format!(" (pipe {p:.1} µs)")
+            };
             run.note(format!(
-                "{label} request/response: fastest round trip is {} at {v:.1} µs (pipe {p:.1} µs).",
+                "{label} request/response: fastest round trip is {} at {v:.1} µs{vs_pipe}.",
                 m.label()
             ));
         }
