@@ -11,6 +11,10 @@
 //! | a counter shared by name | [`sem::posix::NamedSem`] |
 //! | a semaphore inside shared memory | [`sem::posix::SharedSem`] |
 //! | several counters changed atomically, undone on crash | [`sem::sysv::SemSet`] |
+//! | named shared memory, as a [`memio_map::Region`] | [`shm::create`], [`shm::open`], [`shm::ShmOptions`] |
+//! | nameless shared memory handed to a child, sealable | [`shm::Memfd`] |
+//! | System V segments, attached as a `Region` | [`shm::SysvShm`] |
+//! | what exists on the machine (`ipcs`) | [`list`] |
 //!
 //! Secure defaults throughout: new objects get mode 0600 unless the caller
 //! widens it ([`DEFAULT_MODE`]); creating is exclusive unless

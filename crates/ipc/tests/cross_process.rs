@@ -512,3 +512,34 @@ fn objects_are_private_and_created_exclusively_by_default() {
     let err = shm::open(&unique("missing")).unwrap_err().to_string();
     assert!(err.contains("no such file or directory"), "{err}");
 }
+
+#[test]
+fn posix_queue_fd_polls_readable_when_a_message_waits() {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let name = unique("poll");
+    let q = MqOptions::new()
+        .capacity(1)
+        .msg_size(8)
+        .open(&name, Create::Exclusive)
+        .unwrap();
+    let _g = Guard::PosixMq(name.clone());
+    let zero = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut fds = [PollFd::new(&q, PollFlags::IN | PollFlags::OUT)];
+    poll(&mut fds, Some(&zero)).unwrap();
+    assert_eq!(
+        fds[0].revents() & (PollFlags::IN | PollFlags::OUT),
+        PollFlags::OUT,
+        "empty: writable only"
+    );
+    q.send(b"x", 0).unwrap();
+    let mut fds = [PollFd::new(&q, PollFlags::IN | PollFlags::OUT)];
+    poll(&mut fds, Some(&zero)).unwrap();
+    assert_eq!(
+        fds[0].revents() & (PollFlags::IN | PollFlags::OUT),
+        PollFlags::IN,
+        "full: readable only"
+    );
+}
