@@ -57,7 +57,7 @@ struct CreateArgs {
     /// Largest message (POSIX), e.g. 8k.
     #[arg(long, value_name = "SIZE")]
     msg_size: Option<Size>,
-    /// Permission bits in octal.
+    /// Permission bits in octal (POSIX objects: the umask applies).
     #[arg(long, value_parser = parse_mode, default_value = "600")]
     mode: u32,
     /// Open the queue if it already exists instead of failing.

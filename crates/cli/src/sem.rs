@@ -51,7 +51,7 @@ struct CreateArgs {
     /// Semaphores in the System V set.
     #[arg(long, default_value_t = 1, requires = "sysv")]
     count: u16,
-    /// Permission bits in octal.
+    /// Permission bits in octal (POSIX objects: the umask applies).
     #[arg(long, value_parser = parse_mode, default_value = "600")]
     mode: u32,
     /// Open it if it already exists instead of failing (the value is then left alone).

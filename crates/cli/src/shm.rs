@@ -46,7 +46,7 @@ struct CreateArgs {
     /// System V segment.
     #[arg(long)]
     sysv: bool,
-    /// Permission bits in octal.
+    /// Permission bits in octal (POSIX objects: the umask applies).
     #[arg(long, value_parser = parse_mode, default_value = "600")]
     mode: u32,
     /// Open it if it already exists instead of failing (grows it to --size).

@@ -519,3 +519,84 @@ fn lab_ipc_section_measures_every_mechanism() {
             .any(|n| n.as_str().unwrap().contains("memcpy"))
     );
 }
+
+/// Runs memio as user and group `nobody` (util-linux `setpriv`), or `None`
+/// with the reason printed when that is not possible here.
+fn memio_as_nobody(args: &[&str]) -> Option<Output> {
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_memio"),
+        ])
+        .args(args)
+        .output();
+    match out {
+        Ok(o) if o.status.code() == Some(127) || o.status.code() == Some(126) => {
+            eprintln!("skipped: nobody cannot run {}", env!("CARGO_BIN_EXE_memio"));
+            None
+        }
+        Ok(o) => Some(o),
+        Err(e) => {
+            eprintln!("skipped: setpriv is not available ({e})");
+            None
+        }
+    }
+}
+
+#[test]
+fn mode_0600_keeps_other_users_out() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .is_some_and(|v| v.split_whitespace().next() == Some("0"));
+    if !is_root {
+        eprintln!("skipped: dropping to another user needs root");
+        return;
+    }
+    let (q, shm, sem, key) = (unique("perm"), unique("perm"), unique("perm"), unique_key());
+    let _g = (
+        Guard::Mq(q.clone()),
+        Guard::Shm(shm.clone()),
+        Guard::Sem(sem.clone()),
+        Guard::SysvMq(key.clone()),
+    );
+    ok(&memio(&["mq", "create", &q]));
+    ok(&memio(&["shm", "create", &shm, "--size", "4k"]));
+    ok(&memio(&["sem", "create", &sem]));
+    ok(&memio(&["mq", "create", "--sysv", &key]));
+    let Some(out) = memio_as_nobody(&["shm", "read", &shm]) else {
+        return;
+    };
+    fails(
+        &out,
+        2,
+        &format!("failed to open shared memory '{shm}': permission denied"),
+    );
+    let out = memio_as_nobody(&["mq", "send", &q, "x"]).unwrap();
+    fails(
+        &out,
+        2,
+        &format!("failed to open message queue '{q}': permission denied"),
+    );
+    let out = memio_as_nobody(&["sem", "post", &sem]).unwrap();
+    fails(
+        &out,
+        2,
+        &format!("failed to open semaphore '{sem}': permission denied"),
+    );
+    let out = memio_as_nobody(&["mq", "send", "--sysv", &key, "x"]).unwrap();
+    fails(&out, 2, "permission denied");
+    // Widened on request, another user gets in (read only: 644 survives
+    // any usual umask).
+    let open = unique("open");
+    let _g2 = Guard::Shm(open.clone());
+    ok(&memio(&[
+        "shm", "create", &open, "--size", "4k", "--mode", "644",
+    ]));
+    ok(&memio(&["shm", "write", &open, "hello"]));
+    let out = memio_as_nobody(&["shm", "read", &open, "--len", "5"]).unwrap();
+    assert_eq!(ok(&out), "hello");
+}

@@ -76,7 +76,7 @@ pub struct Entry {
     /// Bytes: the segment or object size for shared memory, bytes queued
     /// for queues.
     pub bytes: Option<u64>,
-    /// Messages queued (System V queues).
+    /// Messages queued (System V queues; POSIX queues this process may read).
     pub messages: Option<u64>,
     /// Semaphores in the set (System V).
     pub semaphores: Option<u64>,
@@ -272,16 +272,25 @@ fn scan_mqueue(dir: &Path) -> Vec<Entry> {
                 .split_whitespace()
                 .find_map(|f| f.strip_prefix("QSIZE:"))
                 .and_then(|v| v.parse().ok());
+            let name = format!("/{name}");
+            // The message count needs mq_getattr, hence read permission.
+            let messages = crate::mq::posix::MqOptions::new()
+                .read_only()
+                .nonblocking(true)
+                .open(&name, crate::key::Create::Open)
+                .and_then(|q| Ok(q.attr()?))
+                .ok()
+                .map(|a| a.current as u64);
             Some(Entry {
                 kind: Kind::Queue,
                 family: Family::Posix,
                 key: None,
                 id: None,
-                name: Some(format!("/{name}")),
+                name: Some(name),
                 uid: meta.uid(),
                 mode: meta.permissions().mode() & 0o777,
                 bytes: qsize,
-                messages: None,
+                messages,
                 semaphores: None,
                 attaches: None,
                 cpid: None,
