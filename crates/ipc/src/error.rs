@@ -27,14 +27,17 @@ pub enum Error {
         /// The largest message the queue takes.
         max: usize,
     },
-    /// A receive buffer is smaller than the queue's message size.
-    #[error("buffer of {len} bytes is smaller than the {needed}-byte messages of {object}")]
+    /// A receive buffer is too small for the queue's messages.
+    #[error(
+        "buffer of {len} bytes is too small for the messages of {object} (up to {needed} bytes)"
+    )]
     BufferTooSmall {
         /// The queue.
         object: String,
         /// The buffer length.
         len: usize,
-        /// The queue's message size.
+        /// A length that always suffices: the queue's message size (POSIX)
+        /// or the system's largest message (System V).
         needed: usize,
     },
     /// The kernel refused the requested attributes because a system limit

@@ -431,6 +431,17 @@ fn invalid_names_and_oversize_messages_say_why() {
             .to_string()
             .contains("at least 1")
     );
+    sq.send(1, b"ten bytes!").unwrap();
+    let err = sq.recv(&mut [0; 4], MsgType::Any).unwrap_err();
+    assert!(
+        matches!(err, memio_ipc::Error::BufferTooSmall { len: 4, needed, .. } if needed == msgmax),
+        "{err}"
+    );
+    assert_eq!(
+        sq.stat().unwrap().messages,
+        1,
+        "a message too long for the buffer stays queued"
+    );
 }
 
 #[test]

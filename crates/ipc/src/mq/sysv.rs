@@ -260,7 +260,7 @@ impl SysvMq {
             Err(e) if e.raw_os_error() == Some(libc::E2BIG) => Err(Error::BufferTooSmall {
                 object: self.describe(),
                 len: buf.len(),
-                needed: buf.len() + 1,
+                needed: msgmax(),
             }),
             Err(e) => Err(Error::Io(error::os("receive from", &self.describe(), e))),
         }
@@ -271,10 +271,7 @@ impl SysvMq {
     /// # Errors
     /// As [`SysvMq::recv`].
     pub fn recv_vec(self, which: MsgType) -> Result<(Vec<u8>, i64)> {
-        let max = sys::read_limit(MSGMAX_PATH)
-            .and_then(|m| usize::try_from(m).ok())
-            .unwrap_or(8192);
-        let mut buf = vec![0; max];
+        let mut buf = vec![0; msgmax()];
         let (n, t) = self.recv(&mut buf, which)?;
         buf.truncate(n);
         Ok((buf, t))
@@ -286,10 +283,7 @@ impl SysvMq {
     /// # Errors
     /// As [`SysvMq::recv`].
     pub fn try_recv_vec(self, which: MsgType) -> Result<Option<(Vec<u8>, i64)>> {
-        let max = sys::read_limit(MSGMAX_PATH)
-            .and_then(|m| usize::try_from(m).ok())
-            .unwrap_or(8192);
-        let mut buf = vec![0; max];
+        let mut buf = vec![0; msgmax()];
         Ok(self.try_recv(&mut buf, which)?.map(|(n, t)| {
             buf.truncate(n);
             (buf, t)
@@ -344,6 +338,13 @@ impl SysvMq {
             .map_err(|e| error::os("remove", &self.describe(), e))?;
         Ok(())
     }
+}
+
+/// The system's largest System V message (`/proc/sys/kernel/msgmax`).
+fn msgmax() -> usize {
+    sys::read_limit(MSGMAX_PATH)
+        .and_then(|m| usize::try_from(m).ok())
+        .unwrap_or(8192)
 }
 
 /// A `struct msgbuf`: a `long` type, then the text, 8-byte aligned.
