@@ -821,6 +821,16 @@ fn best(rows: &[(Mech, usize, f64)], size: usize, lower: bool) -> Option<(Mech, 
         .map(|r| (r.0, r.2))
 }
 
+/// A share as a percentage with a precision that keeps small ones visible.
+fn percent(share: f64) -> String {
+    let p = 100.0 * share;
+    if p < 10.0 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.0}%")
+    }
+}
+
 fn notes(
     run: &mut Run<'_>,
     rtt: &[(Mech, usize, f64)],
@@ -853,16 +863,31 @@ fn notes(
                 .find(|r| r.0 == Mech::Pipe && r.1 == size)
                 .map_or(f64::NAN, |r| r.2);
             run.note(format!(
-                "{label} streaming: best is {} at {v:.2} GB/s, {:.0}% of this machine's memcpy ({memcpy:.1} GB/s); \
-                 pipe {pipe:.2} GB/s, {:.0}%.{}",
+                "{label} streaming: best is {} at {v:.2} GB/s, {} of this machine's memcpy ({memcpy:.1} GB/s); \
+                 pipe {pipe:.2} GB/s, {}.{}",
                 m.label(),
-                100.0 * v / memcpy,
-                100.0 * pipe / memcpy,
+                percent(v / memcpy),
+                percent(pipe / memcpy),
                 if v > memcpy {
                     " (Above 100%: the ring's slots stay in the CPU caches, the memcpy figure is for buffers larger than the caches.)"
                 } else {
                     ""
                 }
+            ));
+        }
+    }
+    if let Some(&size) = sizes.first() {
+        let at = |m: Mech| rtt.iter().find(|r| r.0 == m && r.1 == size).map(|r| r.2);
+        let label = exact_bytes(size as u64);
+        if let (Some(p), Some(s)) = (at(Mech::ShmPosix), at(Mech::ShmSysv)) {
+            run.note(format!(
+                "{label} round trip over shared memory: POSIX semaphores {p:.1} µs, System V semaphores {s:.1} µs \
+                 (semop is a system call every time; an uncontended POSIX post or wait stays in user space)."
+            ));
+        }
+        if let (Some(p), Some(s)) = (at(Mech::PosixMq), at(Mech::SysvMq)) {
+            run.note(format!(
+                "{label} round trip through a queue: POSIX mq {p:.1} µs, System V mq {s:.1} µs."
             ));
         }
     }
