@@ -5,10 +5,16 @@
 //! workloads; the mechanisms live in the library crates.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod error;
+mod ipc;
 mod lab;
+mod maps;
+mod mq;
 mod output;
 mod progress;
+mod sem;
+mod shm;
 mod size;
 
 use std::io::Write;
@@ -44,11 +50,30 @@ struct Cli {
 enum Command {
     /// Measure every mechanism side by side on this machine and write a report.
     Lab(lab::LabArgs),
+    /// Show a process's memory mappings by kind (like pmap -x), or the
+    /// system's memory facts.
+    Maps(maps::MapsArgs),
+    /// Report, fill, empty or pin the page cache of files (like vmtouch, fincore).
+    Cache(cache::CacheArgs),
+    /// List and remove IPC objects, like lsipc/ipcs and ipcrm.
+    Ipc(ipc::IpcArgs),
+    /// Create, send to, receive from and remove message queues.
+    Mq(mq::MqArgs),
+    /// Create, write, read and remove shared memory.
+    Shm(shm::ShmArgs),
+    /// Create, wait on, post, read and remove semaphores.
+    Sem(sem::SemArgs),
 }
 
 fn dispatch(command: &Command, globals: Globals) -> CliResult {
     match command {
         Command::Lab(args) => lab::run(args, globals),
+        Command::Maps(args) => maps::run(args, globals),
+        Command::Cache(args) => cache::run(args, globals),
+        Command::Ipc(args) => ipc::run(args, globals),
+        Command::Mq(args) => mq::run(args, globals),
+        Command::Shm(args) => shm::run(args, globals),
+        Command::Sem(args) => sem::run(args, globals),
     }
 }
 

@@ -1,6 +1,51 @@
-//! Inter-process communication.
+//! Inter-process communication on Linux: FIFOs, POSIX and System V message
+//! queues, POSIX and System V semaphores, and shared memory returned as
+//! mapped regions.
 //!
-//! This crate will hold FIFOs, POSIX and System V message queues, POSIX and
-//! System V shared memory (returned as mapped regions), POSIX and System V
-//! semaphores, request/response over message queues, and a zero-copy
-//! shared-memory channel with futex wake-ups.
+//! | need | use |
+//! |---|---|
+//! | bytes between parent and child | `std::io::pipe` (see [`fifo`]) |
+//! | bytes between unrelated processes | [`fifo`] |
+//! | discrete messages with priorities, pollable | [`mq::posix::PosixMq`] |
+//! | messages selected by type, found by key | [`mq::sysv::SysvMq`] |
+//! | a counter shared by name | [`sem::posix::NamedSem`] |
+//! | a semaphore inside shared memory | [`sem::posix::SharedSem`] |
+//! | several counters changed atomically, undone on crash | [`sem::sysv::SemSet`] |
+//! | named shared memory, as a [`memio_map::Region`] | [`shm::create`], [`shm::open`], [`shm::ShmOptions`] |
+//! | nameless shared memory handed to a child, sealable | [`shm::Memfd`] |
+//! | System V segments, attached as a `Region` | [`shm::SysvShm`] |
+//! | what exists on the machine (`ipcs`) | [`list`] |
+//!
+//! Secure defaults throughout: new objects get mode 0600 unless the caller
+//! widens it ([`DEFAULT_MODE`]); creating is exclusive unless
+//! [`Create::OpenOrCreate`] is asked for; handles close on drop; names are
+//! removed only by an explicit `unlink` or `remove`.
+//!
+//! ```
+//! use memio_ipc::mq::posix::MqOptions;
+//! use memio_ipc::Create;
+//!
+//! let name = format!("/memio-doc-{}", std::process::id());
+//! let q = MqOptions::new().capacity(4).msg_size(64).open(&name, Create::Exclusive)?;
+//! q.send(b"low", 1)?;
+//! q.send(b"high", 9)?;
+//! let mut buf = [0u8; 64];
+//! let (n, priority) = q.recv(&mut buf)?;
+//! assert_eq!((&buf[..n], priority), (&b"high"[..], 9));
+//! memio_ipc::mq::posix::PosixMq::unlink(&name)?;
+//! # Ok::<(), memio_ipc::Error>(())
+//! ```
+
+mod error;
+pub mod fifo;
+mod key;
+pub mod list;
+pub mod mq;
+mod name;
+pub mod sem;
+pub mod shm;
+mod sys;
+
+pub use error::{Error, Result, raw_errno};
+pub use key::{Create, DEFAULT_MODE, Key};
+pub use name::{NAME_MAX, validate, validate_semaphore};

@@ -1,8 +1,57 @@
 //! Mapped memory regions and memory control.
 //!
-//! This crate will hold `Region`, the one type for a range of mapped memory
-//! (file-backed shared or private, anonymous, or any mappable descriptor),
-//! with `sync`, `advise`, `protect`, `lock` and `residency` on it; growable
-//! file regions; process memory layout from `/proc/PID/maps` and `smaps`;
-//! system memory facts (page sizes, overcommit, limits); and page-cache
-//! residency, touching, eviction and locking for files.
+//! - [`Region`] is the one type for a range of mapped memory: file-backed
+//!   shared or private (copy-on-write), anonymous private or shared (seen by
+//!   children after `fork`), or any mappable descriptor (POSIX shared memory,
+//!   memfd, `/dev/zero`); [`MapOptions`] builds one. Page-granular controls
+//!   live on it: [`Region::sync`] (msync), [`Region::advise`] (madvise),
+//!   [`Region::protect`] (mprotect), [`Region::lock`] (mlock, with a guard)
+//!   and [`Region::residency`] (mincore).
+//! - [`GrowableFile`] keeps a shared file mapping as long as its file while
+//!   both grow (`ftruncate` + `mremap`).
+//! - [`lock_all`] locks the whole process in memory (mlockall) with a guard.
+//! - [`layout`] parses `/proc/PID/maps` and `smaps` into classified mappings
+//!   (text, data, bss, heap, stack, libraries, files, anonymous, shared
+//!   memory) with RSS, PSS and swap.
+//! - [`cache`] reports, fills, empties and pins the page cache of files
+//!   (cachestat, with mincore as the fallback).
+//! - [`system`] reads the facts that decide whether a mapping or a lock will
+//!   succeed: page sizes, overcommit mode, memory totals, `RLIMIT_MEMLOCK`.
+//!
+//! ```
+//! use memio_map::{MapOptions, Region, SyncMode};
+//! # fn main() -> std::io::Result<()> {
+//! // Anonymous memory, the way malloc gets large blocks.
+//! let mut scratch = Region::anonymous(1 << 20)?;
+//! scratch.write_at(0, b"hello")?;
+//!
+//! // A shared mapping of a file: writes reach the file.
+//! let path = std::env::temp_dir().join(format!("memio-doc-{}", std::process::id()));
+//! std::fs::write(&path, [0u8; 100])?;
+//! let mut map = MapOptions::new().read_write().map_path(&path)?;
+//! map.write_at(0, b"Hello, memory-mapped file!")?;
+//! map.sync(.., SyncMode::Sync)?;
+//! assert!(std::fs::read(&path)?.starts_with(b"Hello, memory-mapped file!"));
+//! # std::fs::remove_file(&path)?;
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_code)]
+
+pub mod cache;
+mod control;
+mod error;
+mod growable;
+pub mod layout;
+mod memlock;
+mod options;
+mod region;
+pub mod system;
+
+pub use control::LockGuard;
+pub use growable::GrowableFile;
+pub use memlock::{LockAll, LockAllGuard, lock_all};
+pub use options::{
+    Access, Advice, Backing, DestructiveAdvice, HugePages, MapOptions, Protection, Release,
+    Sharing, SyncMode,
+};
+pub use region::{Region, page_size};

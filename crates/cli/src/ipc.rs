@@ -1,0 +1,470 @@
+//! `memio ipc ls` and `memio ipc rm`: the IPC objects on this machine, as
+//! `lsipc`/`ipcs` and `ipcrm` show and remove them; plus what the `mq`,
+//! `shm` and `sem` commands share (System V targets, timeouts, modes).
+
+use std::io;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use memio::ipc::list::{self, Entry, Family, Kind};
+use memio::ipc::mq::posix::PosixMq;
+use memio::ipc::mq::sysv::SysvMq;
+use memio::ipc::sem::posix::NamedSem;
+use memio::ipc::sem::sysv::SemSet;
+use memio::ipc::shm::SysvShm;
+use memio::ipc::{Create, Key};
+use serde_json::json;
+
+use crate::error::{CliError, CliResult, EXIT_NEGATIVE, EXIT_OK};
+use crate::output::{self, Globals, Table};
+
+/// List and remove IPC objects (System V and POSIX queues, shared memory,
+/// semaphores).
+#[derive(Debug, Args)]
+pub(crate) struct IpcArgs {
+    #[command(subcommand)]
+    command: IpcCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum IpcCommand {
+    /// List IPC objects, like lsipc/ipcs.
+    #[command(
+        after_help = "Note: -q is memio's global --quiet; queues are -Q/--queues.\n\
+        POSIX queues are listed only when /dev/mqueue is mounted \
+        (mount -t mqueue none /dev/mqueue)."
+    )]
+    Ls(LsArgs),
+    /// Remove IPC objects by id, key or name, like ipcrm.
+    #[command(
+        after_help = "Examples:\n  memio ipc rm -Q --id 3\n  memio ipc rm -m --key 0x41001234\n  \
+        memio ipc rm /my_shm          (whichever POSIX object has that name)\n  memio ipc rm -s /lock"
+    )]
+    Rm(RmArgs),
+    /// Peer process of `memio lab` (internal).
+    #[command(hide = true)]
+    LabPeer(crate::lab::ipc::PeerArgs),
+}
+
+/// Which kinds a command concerns.
+#[derive(Debug, Args, Clone, Copy)]
+#[allow(clippy::struct_excessive_bools, reason = "command-line flags")]
+struct KindFlags {
+    /// Message queues.
+    #[arg(short = 'Q', long)]
+    queues: bool,
+    /// Shared memory.
+    #[arg(short = 'm', long)]
+    shmems: bool,
+    /// Semaphores.
+    #[arg(short = 's', long)]
+    semaphores: bool,
+}
+
+impl KindFlags {
+    /// The kinds asked for, all when none is.
+    fn kinds(self) -> Vec<Kind> {
+        let mut k = Vec::new();
+        if self.queues {
+            k.push(Kind::Queue);
+        }
+        if self.shmems {
+            k.push(Kind::Shm);
+        }
+        if self.semaphores {
+            k.push(Kind::Sem);
+        }
+        if k.is_empty() {
+            k = vec![Kind::Queue, Kind::Shm, Kind::Sem];
+        }
+        k
+    }
+}
+
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools, reason = "command-line flags")]
+struct LsArgs {
+    #[command(flatten)]
+    kinds: KindFlags,
+    /// Only POSIX objects.
+    #[arg(long, conflicts_with = "sysv")]
+    posix: bool,
+    /// Only System V objects.
+    #[arg(long)]
+    sysv: bool,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+    /// No header lines.
+    #[arg(short = 'n', long)]
+    noheadings: bool,
+}
+
+#[derive(Debug, Args)]
+struct RmArgs {
+    #[command(flatten)]
+    kinds: KindFlags,
+    /// System V id (as `memio ipc ls` or `ipcs` prints it); needs -Q, -m or -s.
+    #[arg(long, conflicts_with_all = ["key", "name"])]
+    id: Option<i32>,
+    /// System V key (0x-prefixed hex or decimal); needs -Q, -m or -s.
+    #[arg(long, conflicts_with = "name", value_parser = parse_key)]
+    key: Option<Key>,
+    /// POSIX name (`/name`).
+    name: Option<String>,
+}
+
+/// Runs `memio ipc`.
+pub(crate) fn run(args: &IpcArgs, globals: Globals) -> CliResult {
+    match &args.command {
+        IpcCommand::Ls(a) => ls(a, globals),
+        IpcCommand::Rm(a) => rm(a, globals),
+        IpcCommand::LabPeer(a) => crate::lab::ipc::peer(a),
+    }
+}
+
+fn ls(args: &LsArgs, globals: Globals) -> CliResult {
+    let families = match (args.posix, args.sysv) {
+        (true, false) => vec![Family::Posix],
+        (false, true) => vec![Family::SysV],
+        _ => vec![Family::SysV, Family::Posix],
+    };
+    let kinds = args.kinds.kinds();
+    let listing = list::list(&kinds, &families).map_err(|e| CliError::io("/proc/sysvipc", &e))?;
+    let posix_queues_hidden = !listing.mqueue_mounted
+        && families.contains(&Family::Posix)
+        && kinds.contains(&Kind::Queue);
+    if args.json {
+        let objects: Vec<_> = listing.entries.iter().map(entry_json).collect();
+        output::print_json(&json!({
+            "mqueue_mounted": listing.mqueue_mounted,
+            "objects": objects,
+        }))?;
+    } else {
+        let mut first = true;
+        for kind in kinds {
+            let rows: Vec<&Entry> = listing.entries.iter().filter(|e| e.kind == kind).collect();
+            if !first {
+                output::println("")?;
+            }
+            first = false;
+            print_kind(kind, &rows, !args.noheadings)?;
+        }
+    }
+    if posix_queues_hidden && !globals.quiet {
+        eprintln_note(
+            "POSIX message queues are not listed: /dev/mqueue is not mounted \
+             (mount -t mqueue none /dev/mqueue to see them)",
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn eprintln_note(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(io::stderr(), "memio: note: {text}");
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| String::from("-"), |v| v.to_string())
+}
+
+fn print_kind(kind: Kind, rows: &[&Entry], headers: bool) -> CliResult<()> {
+    let (title, cols, right): (&str, &[&str], &[usize]) = match kind {
+        Kind::Queue => (
+            "Message queues",
+            &[
+                "key",
+                "id",
+                "name",
+                "owner",
+                "perms",
+                "used-bytes",
+                "messages",
+                "lspid",
+            ],
+            &[1, 5, 6, 7],
+        ),
+        Kind::Shm => (
+            "Shared memory",
+            &[
+                "key", "id", "name", "owner", "perms", "bytes", "nattch", "cpid", "lpid",
+            ],
+            &[1, 5, 6, 7, 8],
+        ),
+        Kind::Sem => (
+            "Semaphores",
+            &["key", "id", "name", "owner", "perms", "nsems"],
+            &[1, 5],
+        ),
+    };
+    let mut table = Table::new(cols).right(right);
+    for e in rows {
+        let mut row = vec![
+            opt(e.key),
+            opt(e.id),
+            e.name.clone().unwrap_or_else(|| String::from("-")),
+            list::user_name(e.uid),
+            format!("{:o}", e.mode),
+        ];
+        match kind {
+            Kind::Queue => row.extend([opt(e.bytes), opt(e.messages), opt(e.lpid)]),
+            Kind::Shm => row.extend([opt(e.bytes), opt(e.attaches), opt(e.cpid), opt(e.lpid)]),
+            Kind::Sem => row.push(opt(e.semaphores)),
+        }
+        table.push(row);
+    }
+    if headers {
+        output::println(format!("{title}:"))?;
+    }
+    table.print(headers)
+}
+
+fn entry_json(e: &Entry) -> serde_json::Value {
+    json!({
+        "kind": e.kind.as_str(),
+        "family": e.family.as_str(),
+        "key": e.key.map(|k| k.to_string()),
+        "id": e.id,
+        "name": e.name,
+        "owner": list::user_name(e.uid),
+        "uid": e.uid,
+        "perms": format!("{:o}", e.mode),
+        "bytes": e.bytes,
+        "messages": e.messages,
+        "semaphores": e.semaphores,
+        "attaches": e.attaches,
+        "cpid": e.cpid,
+        "lpid": e.lpid,
+    })
+}
+
+fn rm(args: &RmArgs, globals: Globals) -> CliResult {
+    let explicit: Vec<Kind> = [
+        (args.kinds.queues, Kind::Queue),
+        (args.kinds.shmems, Kind::Shm),
+        (args.kinds.semaphores, Kind::Sem),
+    ]
+    .into_iter()
+    .filter_map(|(on, k)| on.then_some(k))
+    .collect();
+    if let Some(name) = &args.name {
+        let kinds = if explicit.is_empty() {
+            args.kinds.kinds()
+        } else {
+            explicit
+        };
+        let mut removed = 0;
+        for kind in &kinds {
+            let r: Result<(), memio::ipc::Error> = match kind {
+                Kind::Queue => PosixMq::unlink(name),
+                Kind::Shm => memio::ipc::shm::unlink(name),
+                Kind::Sem => NamedSem::unlink(name),
+            };
+            match r {
+                Ok(()) => {
+                    removed += 1;
+                    if globals.verbose > 0 {
+                        eprintln_note(&format!("removed POSIX {} '{name}'", kind.as_str()));
+                    }
+                }
+                Err(memio::ipc::Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(lib_error(e)),
+            }
+        }
+        if removed == 0 {
+            return Err(CliError::negative(name, "no such POSIX IPC object"));
+        }
+        return Ok(EXIT_OK);
+    }
+    let target = match (args.id, args.key) {
+        (Some(id), _) => SysvTarget::Id(id),
+        (None, Some(key)) => SysvTarget::Key(key),
+        (None, None) => {
+            return Err(CliError::new("ipc rm", "give a NAME, --id or --key"));
+        }
+    };
+    let [kind] = explicit[..] else {
+        return Err(CliError::new(
+            target.to_string(),
+            "say which kind with exactly one of -Q (queue), -m (shared memory), -s (semaphores)",
+        ));
+    };
+    let (what, result) = match kind {
+        Kind::Queue => ("message queue", target.queue().and_then(SysvMq::remove)),
+        Kind::Shm => (
+            "shared memory segment",
+            target.shm().and_then(SysvShm::remove),
+        ),
+        Kind::Sem => ("semaphore set", target.sem_set(0).and_then(SemSet::remove)),
+    };
+    result.map_err(|e| sysv_error(what, target, &e))?;
+    Ok(EXIT_OK)
+}
+
+/// A System V object named on the command line: by key or by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SysvTarget {
+    /// A key (`0x41001234`, decimal, or `private` when creating).
+    Key(Key),
+    /// An id (`id:3`).
+    Id(i32),
+}
+
+impl std::fmt::Display for SysvTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SysvTarget::Key(k) if k.is_private() => f.write_str("private"),
+            SysvTarget::Key(k) => write!(f, "key {k}"),
+            SysvTarget::Id(id) => write!(f, "id {id}"),
+        }
+    }
+}
+
+impl FromStr for SysvTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(id) = s.strip_prefix("id:") {
+            return id
+                .parse()
+                .map(SysvTarget::Id)
+                .map_err(|_| format!("invalid id '{id}': expected a number"));
+        }
+        Key::from_str(s)
+            .map(SysvTarget::Key)
+            .map_err(|e| format!("{e}, or id:N for an id"))
+    }
+}
+
+impl SysvTarget {
+    /// Parses a command-line target with a usage error naming it.
+    pub(crate) fn parse(s: &str) -> CliResult<Self> {
+        s.parse().map_err(|why: String| CliError::new(s, why))
+    }
+
+    /// The existing queue.
+    pub(crate) fn queue(self) -> io::Result<SysvMq> {
+        match self {
+            SysvTarget::Id(id) => Ok(SysvMq::from_id(id)),
+            SysvTarget::Key(key) => SysvMq::get(key, Create::Open),
+        }
+    }
+
+    /// The existing segment.
+    pub(crate) fn shm(self) -> io::Result<SysvShm> {
+        match self {
+            SysvTarget::Id(id) => Ok(SysvShm::from_id(id)),
+            SysvTarget::Key(key) => SysvShm::get(key, 0, Create::Open),
+        }
+    }
+
+    /// The existing semaphore set (with at least `count` semaphores).
+    pub(crate) fn sem_set(self, count: u16) -> io::Result<SemSet> {
+        match self {
+            SysvTarget::Id(id) => Ok(SemSet::from_id(id)),
+            SysvTarget::Key(key) => SemSet::get(key, count, Create::Open),
+        }
+    }
+}
+
+fn parse_key(s: &str) -> Result<Key, String> {
+    s.parse()
+}
+
+/// An error from a System V call about the `what` named by `target`: a key
+/// or id that does not exist reads as a negative result (exit 1).
+pub(crate) fn sysv_error(what: &str, target: SysvTarget, err: &io::Error) -> CliError {
+    const ENOENT: i32 = 2;
+    const EINVAL: i32 = 22;
+    const EIDRM: i32 = 43;
+    match (memio::ipc::raw_errno(err), target) {
+        (Some(ENOENT), _) | (Some(EINVAL | EIDRM), SysvTarget::Id(_)) => {
+            CliError::negative(format!("{what} {target}"), "no such object")
+        }
+        _ => CliError::new("", err),
+    }
+}
+
+/// An error from the library: its message already names the object, so it
+/// is printed as is; "not found" is a negative result (exit 1).
+pub(crate) fn lib_error(err: memio::ipc::Error) -> CliError {
+    let not_found = matches!(&err, memio::ipc::Error::Io(e) if e.kind() == io::ErrorKind::NotFound);
+    let e = CliError::new("", err);
+    if not_found {
+        e.with_code(EXIT_NEGATIVE)
+    } else {
+        e
+    }
+}
+
+/// The bytes given as an argument, or stdin read to its end.
+pub(crate) fn bytes_or_stdin(arg: Option<&String>) -> CliResult<Vec<u8>> {
+    if let Some(text) = arg {
+        return Ok(text.clone().into_bytes());
+    }
+    let mut buf = Vec::new();
+    io::Read::read_to_end(&mut io::stdin(), &mut buf).map_err(|e| CliError::io("stdin", &e))?;
+    Ok(buf)
+}
+
+/// Parses `500ms`, `2s`, `1.5` (seconds) or `1m`.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .and_then(|v| Duration::try_from_secs_f64(v * scale).ok())
+        .ok_or_else(|| format!("invalid duration '{s}': expected e.g. 500ms, 2s, 1.5 or 1m"))
+}
+
+/// Parses an octal mode such as `600` or `0o640`.
+pub(crate) fn parse_mode(s: &str) -> Result<u32, String> {
+    let t = s.trim().trim_start_matches("0o");
+    u32::from_str_radix(t, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("invalid mode '{s}': expected octal permission bits such as 600"))
+}
+
+/// The `Create` a command's `--open-or-create` flag asks for.
+pub(crate) fn create_mode(open_or_create: bool) -> Create {
+    if open_or_create {
+        Create::OpenOrCreate
+    } else {
+        Create::Exclusive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_durations_and_modes_parse() {
+        assert_eq!("id:7".parse::<SysvTarget>().unwrap(), SysvTarget::Id(7));
+        assert_eq!(
+            "0x10".parse::<SysvTarget>().unwrap(),
+            SysvTarget::Key(Key::from_raw(16))
+        );
+        assert!("id:x".parse::<SysvTarget>().is_err());
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_mode("640").unwrap(), 0o640);
+        assert!(parse_mode("999").is_err());
+    }
+}

@@ -1,0 +1,414 @@
+//! `memio cache` over the built binary: residency after evict and touch,
+//! agreement with util-linux `fincore`, totals, locking, a file truncated
+//! while mapped, and bad input.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+fn memio(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_memio"))
+        .args(args)
+        .output()
+        .expect("run memio")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A temporary directory removed with its contents on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "memio-cache-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    /// A file of `len` pseudo-random bytes, written back to disk so it can
+    /// be evicted.
+    fn file(&self, name: &str, len: usize) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.write_all(&data).unwrap();
+        f.sync_all().unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = memio(args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("valid JSON")
+}
+
+fn cached_pages(path: &Path, method: &str) -> u64 {
+    let v = json(&[
+        "cache",
+        "stat",
+        "--json",
+        "--method",
+        method,
+        path.to_str().unwrap(),
+    ]);
+    v["files"][0]["cached_pages"].as_u64().unwrap()
+}
+
+/// Resident pages as util-linux fincore counts them, or `None` when fincore
+/// is not installed.
+fn fincore_pages(path: &Path) -> Option<u64> {
+    let out = Command::new("fincore")
+        .args(["--noheadings", "--output", "PAGES"])
+        .arg(path)
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "fincore: {}", text(&out.stderr));
+    Some(text(&out.stdout).trim().parse().unwrap())
+}
+
+#[test]
+fn residency_is_zero_after_evict_full_after_touch_and_agrees_with_fincore() {
+    let dir = TempDir::new();
+    let path = dir.file("data", 1_000_000);
+    let p = path.to_str().unwrap();
+    let pages = 1_000_000u64.div_ceil(4096);
+    let have_fincore = fincore_pages(&path).is_some();
+    if !have_fincore {
+        println!("fincore (util-linux) is not installed: skipping the comparison");
+    }
+    for method in ["cachestat", "mincore", "auto"] {
+        let v = json(&["cache", "evict", "--json", "--method", method, p]);
+        assert_eq!(v["files"][0]["cached_pages"], 0, "{method}");
+        assert_eq!(v["files"][0]["pages"], pages);
+        assert_eq!(v["files"][0]["trusted"], true);
+        if have_fincore {
+            assert_eq!(fincore_pages(&path), Some(0), "{method}");
+        }
+        let v = json(&["cache", "touch", "--json", "--method", method, p]);
+        assert_eq!(v["files"][0]["cached_pages"], pages, "{method}");
+        assert_eq!(v["files"][0]["percent"], 100.0);
+        assert_eq!(v["total"]["cached_bytes"], 1_000_000);
+        if have_fincore {
+            assert_eq!(fincore_pages(&path), Some(pages), "{method}");
+        }
+        // Part of the file: both tools see the same state.
+        memio(&["cache", "evict", p]);
+        let mut f = std::fs::File::open(&path).unwrap();
+        let mut buf = vec![0u8; 100_000];
+        f.read_exact(&mut buf).unwrap();
+        // Read-ahead may still be filling the cache: compare only when our
+        // count is the same before and after fincore's.
+        let mut agreed = !have_fincore;
+        for _ in 0..50 {
+            let before = cached_pages(&path, method);
+            assert!(before > 0 && before <= pages, "{method}: {before}");
+            let Some(theirs) = fincore_pages(&path) else {
+                break;
+            };
+            if cached_pages(&path, method) == before {
+                assert_eq!(theirs, before, "{method}: fincore disagrees");
+                agreed = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(agreed, "{method}: the cache never settled");
+    }
+}
+
+#[test]
+fn file_truncated_while_mapped_does_not_crash_stat() {
+    let dir = TempDir::new();
+    let path = dir.file("shrinking", 256 << 10);
+    let region = memio::map::MapOptions::new().map_path(&path).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    for len in [5000u64, 0] {
+        file.set_len(len).unwrap();
+        for method in ["auto", "cachestat", "mincore"] {
+            let v = json(&[
+                "cache",
+                "stat",
+                "--json",
+                "--method",
+                method,
+                path.to_str().unwrap(),
+            ]);
+            assert_eq!(v["files"][0]["size"], len, "{method}");
+            assert_eq!(v["files"][0]["pages"], len.div_ceil(4096), "{method}");
+            let out = memio(&["cache", "touch", "--method", method, path.to_str().unwrap()]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        }
+    }
+    // The mapping outlived it all (its tail would SIGBUS if touched).
+    assert_eq!(region.len(), 256 << 10);
+}
+
+#[test]
+fn directories_need_r_and_several_files_get_a_totals_line() {
+    let dir = TempDir::new();
+    dir.file("a", 10_000);
+    dir.file("sub/b", 20_000);
+    dir.file("sub/deeper/c", 3 << 20);
+    let root = dir.0.to_str().unwrap();
+
+    let out = memio(&["cache", "stat", root]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!("memio: {root}: is a directory (use -R to walk it)\n")
+    );
+
+    let out = memio(&["cache", "touch", "-R", root]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "header, 3 files, total:\n{stdout}");
+    assert!(lines[0].contains("RES") && lines[0].contains("FILE"));
+    assert!(
+        lines[3].ends_with("sub/deeper/c") || lines[2].ends_with("sub/deeper/c"),
+        "{stdout}"
+    );
+    assert!(lines[4].ends_with("total (3 files)"), "{stdout}");
+    assert!(lines[4].contains("100%"), "{stdout}");
+    // Human sizes in the table, exact bytes in JSON.
+    assert!(stdout.contains("3.0 MiB"), "{stdout}");
+    let v = json(&["cache", "stat", "-R", "--json", root]);
+    assert_eq!(v["total"]["files"], 3);
+    assert_eq!(v["total"]["size"], 10_000 + 20_000 + (3 << 20));
+
+    let out = memio(&["cache", "stat", "-n", dir.0.join("a").to_str().unwrap()]);
+    assert_eq!(text(&out.stdout).lines().count(), 1, "no header with -n");
+}
+
+#[test]
+fn bad_input_is_reported_once_per_path() {
+    let dir = TempDir::new();
+    let good = dir.file("good", 5000);
+    let missing = dir.0.join("missing");
+    let out = memio(&[
+        "cache",
+        "stat",
+        missing.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!("memio: {}: no such file or directory\n", missing.display())
+    );
+    assert!(
+        text(&out.stdout).contains("good"),
+        "the good file is still shown"
+    );
+
+    let fifo = dir.0.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = memio(&["cache", "stat", fifo.to_str().unwrap(), "/dev/null"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "memio: {}: not a regular file\nmemio: /dev/null: not a regular file\n",
+            fifo.display()
+        )
+    );
+
+    for args in [
+        &["cache"][..],
+        &["cache", "stat"],
+        &["cache", "frobnicate", "x"],
+        &["cache", "stat", "--method", "guess", good.to_str().unwrap()],
+    ] {
+        let out = memio(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).starts_with("memio: "), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn lock_holds_pages_until_terminated() {
+    let dir = TempDir::new();
+    let path = dir.file("locked", 1 << 20);
+    memio(&["cache", "evict", path.to_str().unwrap()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memio"))
+        .args(["cache", "lock", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The table is printed once the pages are locked, then the note that
+    // they are held; wait for both before looking.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        lines.push(line);
+    }
+    assert!(lines[1].contains("100%"), "{lines:?}");
+    let mut note = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut note)
+        .unwrap();
+    assert!(note.contains("holding 1.0 MiB"), "{note}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let locked_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(locked_kib >= 1024, "VmLck {locked_kib} kB");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15)
+    );
+}
+
+#[test]
+fn lock_past_rlimit_memlock_says_so() {
+    use std::os::unix::process::CommandExt;
+    if !std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    {
+        println!("not root: cannot drop to nobody to meet RLIMIT_MEMLOCK; skipped");
+        return;
+    }
+    let dir = TempDir::new();
+    // Readable by nobody: the directory is created 0755 and the file 0644.
+    let path = dir.file("too-big", 9 << 20);
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_memio"))
+        .args(["cache", "lock", path.to_str().unwrap()])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    if stderr.contains("permission denied") {
+        println!("nobody cannot run the test binary here: skipped ({stderr})");
+        return;
+    }
+    let limit = std::fs::read_to_string("/proc/self/limits").unwrap();
+    if limit
+        .lines()
+        .any(|l| l.starts_with("Max locked memory") && l.contains("unlimited"))
+    {
+        println!("RLIMIT_MEMLOCK is unlimited: nothing to exceed; skipped");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("memio: {}: failed to lock", path.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("RLIMIT_MEMLOCK is"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn untrusted_mincore_answers_are_marked() {
+    use std::os::unix::process::CommandExt;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    if !status
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    {
+        println!("not root: cannot ask as another user; skipped");
+        return;
+    }
+    let dir = TempDir::new();
+    let path = dir.file("roots", 100_000);
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_memio"))
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    let p = path.to_str().unwrap();
+    let cachestat = as_nobody(&["cache", "stat", "--method", "cachestat", p]);
+    if text(&cachestat.stderr).contains("permission denied") && cachestat.stdout.is_empty() {
+        println!("nobody cannot run the test binary here: skipped");
+        return;
+    }
+    let auto = as_nobody(&["cache", "stat", "--json", p]);
+    assert_eq!(auto.status.code(), Some(0), "{}", text(&auto.stderr));
+    let v: Value = serde_json::from_slice(&auto.stdout).unwrap();
+    if cachestat.status.code() == Some(0) {
+        // An older kernel: cachestat answers anyone, and truthfully.
+        assert_eq!(v["files"][0]["method"], "cachestat");
+        assert_eq!(v["files"][0]["trusted"], true);
+        return;
+    }
+    assert_eq!(cachestat.status.code(), Some(2));
+    assert_eq!(
+        text(&cachestat.stderr),
+        format!(
+            "memio: {p}: cachestat refused: operation not permitted (it answers only the \
+             file's owner or a process that may write it)\n"
+        )
+    );
+    assert_eq!(v["files"][0]["method"], "mincore");
+    assert_eq!(v["files"][0]["trusted"], false);
+    let table = as_nobody(&["cache", "stat", p]);
+    assert!(
+        text(&table.stdout).contains("%?"),
+        "{}",
+        text(&table.stdout)
+    );
+    assert!(
+        text(&table.stderr).contains("marked '?'"),
+        "{}",
+        text(&table.stderr)
+    );
+}

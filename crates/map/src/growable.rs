@@ -1,0 +1,217 @@
+//! A shared file mapping that grows with its file.
+//!
+//! The seed's recipe — stretch the file with `lseek` + `write`, map it, then
+//! `strcat` into the mapping — works only if nothing writes past the mapped
+//! length. [`GrowableFile`] keeps the file's length and the mapping's length
+//! equal: growing extends the file first (`ftruncate`) and then the mapping
+//! (`mremap`), so no mapped page ever lies past the end of the file;
+//! shrinking does the reverse.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{context, invalid};
+use crate::options::MapOptions;
+use crate::region::{Region, open_rw};
+
+/// A file mapped shared and read-write whose mapping follows the file's
+/// length. Writes go through [`region_mut`](Self::region_mut); the file sees
+/// them at once (other readers of the page cache too) and on disk after
+/// [`Region::sync`].
+///
+/// Another process truncating the file while it is mapped makes touching the
+/// cut pages raise `SIGBUS`; share such files only with cooperating
+/// processes, for instance ones that take a file lock before resizing.
+#[derive(Debug)]
+pub struct GrowableFile {
+    path: PathBuf,
+    file: File,
+    region: Region,
+}
+
+impl GrowableFile {
+    /// Opens (creating if needed) `path`, extends it to at least `min_len`
+    /// bytes, and maps all of it.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened, extended or mapped; the file is empty and
+    /// `min_len` is zero (nothing to map).
+    pub fn open(path: impl AsRef<Path>, min_len: u64) -> io::Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let file = open_rw(&path, true)?;
+        let size = file
+            .metadata()
+            .map_err(|e| context(&e, format_args!("failed to stat '{}'", path.display())))?
+            .len();
+        if size < min_len {
+            file.set_len(min_len).map_err(|e| {
+                context(
+                    &e,
+                    format_args!("failed to extend '{}' to {min_len} bytes", path.display()),
+                )
+            })?;
+        }
+        let len = size.max(min_len);
+        if len == 0 {
+            return Err(invalid(format_args!(
+                "cannot map '{}': the file is empty; give a minimum length",
+                path.display()
+            )));
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| invalid(format_args!("cannot map '{}': too large", path.display())))?;
+        let region = MapOptions::new()
+            .shared()
+            .read_write()
+            .len(len)
+            .map(&file)
+            .map_err(|e| context(&e, format_args!("'{}'", path.display())))?;
+        Ok(Self { path, file, region })
+    }
+
+    /// The mapped bytes (the whole file).
+    #[must_use]
+    pub const fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// The mapped bytes, for writing.
+    pub const fn region_mut(&mut self) -> &mut Region {
+        &mut self.region
+    }
+
+    /// The file's (and the mapping's) length in bytes.
+    #[must_use]
+    pub const fn len(&self) -> usize {
+        self.region.len()
+    }
+
+    /// Always `false`: an empty file is never mapped.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The open file.
+    #[must_use]
+    pub const fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sets the file's and the mapping's length to `new_len`, keeping the
+    /// bytes below both lengths. Growing extends the file with zeros first,
+    /// then the mapping; shrinking shortens the mapping first, then the file.
+    /// The mapping may move: raw pointers taken before are invalid after.
+    ///
+    /// # Errors
+    ///
+    /// Zero length; the file cannot be resized (disk full) or the mapping
+    /// cannot grow (`ENOMEM`). On failure the file keeps its old length.
+    ///
+    /// # References
+    /// - [ftruncate(2)](https://man7.org/linux/man-pages/man2/ftruncate.2.html)
+    /// - [mremap(2)](https://man7.org/linux/man-pages/man2/mremap.2.html)
+    #[doc(alias = "mremap")]
+    #[doc(alias = "ftruncate")]
+    pub fn set_len(&mut self, new_len: usize) -> io::Result<()> {
+        if new_len == 0 {
+            return Err(invalid(format_args!(
+                "cannot resize '{}' to zero bytes while mapped",
+                self.path.display()
+            )));
+        }
+        let old = self.region.len();
+        let name = || format!("'{}'", self.path.display());
+        if new_len > old {
+            self.file
+                .set_len(new_len as u64)
+                .map_err(|e| context(&e, format_args!("failed to extend {}", name())))?;
+            if let Err(e) = self.region.remap(new_len) {
+                // Put the file back so it matches the mapping again.
+                let _ = self.file.set_len(old as u64);
+                return Err(context(&e, name()));
+            }
+        } else if new_len < old {
+            self.region
+                .remap(new_len)
+                .map_err(|e| context(&e, name()))?;
+            self.file
+                .set_len(new_len as u64)
+                .map_err(|e| context(&e, format_args!("failed to shrink {}", name())))?;
+        }
+        Ok(())
+    }
+
+    /// Grows the file by `data.len()` bytes and writes `data` at the old end:
+    /// the seed's "stretch the file, then write through the mapping", in one
+    /// safe step. Returns the offset `data` was written at.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_len`](Self::set_len).
+    pub fn append(&mut self, data: &[u8]) -> io::Result<usize> {
+        let at = self.len();
+        if data.is_empty() {
+            return Ok(at);
+        }
+        let new_len = at
+            .checked_add(data.len())
+            .ok_or_else(|| invalid("append overflows the file length"))?;
+        self.set_len(new_len)?;
+        self.region.write_at(at, data)?;
+        Ok(at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SyncMode;
+
+    fn temp_path(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("memio-map-grow-{}-{tag}", std::process::id()))
+    }
+
+    #[test]
+    fn growing_keeps_earlier_data_and_reaches_the_file() {
+        let path = temp_path("keep");
+        let _ = std::fs::remove_file(&path);
+        let mut g = GrowableFile::open(&path, 10).unwrap();
+        g.region_mut().write_at(0, b"0123456789").unwrap();
+        for round in 0..20 {
+            g.append(format!("<{round}>").as_bytes()).unwrap();
+        }
+        g.set_len(3 << 20).unwrap();
+        g.region_mut().write_at((3 << 20) - 3, b"end").unwrap();
+        let mut head = [0u8; 10];
+        g.region().read_at(0, &mut head).unwrap();
+        assert_eq!(&head, b"0123456789");
+        g.region().sync(.., SyncMode::Sync).unwrap();
+        let disk = std::fs::read(&path).unwrap();
+        assert_eq!(disk.len(), 3 << 20);
+        assert!(disk.starts_with(b"0123456789<0><1><2>"));
+        assert!(disk.ends_with(b"end"));
+        g.set_len(12).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"0123456789<0");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn empty_file_without_minimum_is_refused() {
+        let path = temp_path("empty");
+        let _ = std::fs::remove_file(&path);
+        let e = GrowableFile::open(&path, 0).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        let mut g = GrowableFile::open(&path, 1).unwrap();
+        assert!(g.set_len(0).is_err());
+        std::fs::remove_file(&path).unwrap();
+    }
+}
