@@ -70,6 +70,13 @@ impl Checks {
             ownership: true,
         }
     }
+
+    /// These checks without red zones.
+    #[must_use]
+    pub const fn red_zone_off(mut self) -> Self {
+        self.red_zone = 0;
+        self
+    }
 }
 
 /// Fills `len` bytes at `ptr` with `byte`.

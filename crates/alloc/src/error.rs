@@ -75,6 +75,15 @@ pub enum Error {
         /// First damaged byte.
         offset: usize,
     },
+    /// The allocator's own structures are inconsistent (found by a
+    /// validator; a caller wrote outside its blocks without red zones on).
+    #[error("{allocator}: heap corrupted: {why}")]
+    Corrupt {
+        /// Which allocator.
+        allocator: &'static str,
+        /// What is inconsistent.
+        why: String,
+    },
     /// The operating system refused memory.
     #[error("{allocator}: {source}")]
     Os {

@@ -47,6 +47,7 @@
 #![deny(unsafe_code)]
 
 mod arena;
+mod bitmap;
 mod buddy;
 mod checks;
 mod error;
@@ -59,7 +60,9 @@ pub mod sys;
 
 pub use checks::{CANARY, Checks, POISON_FREED, POISON_FRESH};
 pub use error::Error;
+pub use freelist::{Fit, FreeList};
 
 pub use memory::Memory;
 pub use pool::{Pool, PoolBox, PoolOptions, TypedPool};
 pub use stats::Stats;
+pub use sync_pool::SyncPool;
