@@ -58,6 +58,8 @@ mod stats;
 mod sync_pool;
 pub mod sys;
 
+pub use arena::{Arena, Mark};
+pub use buddy::{Buddy, BuddyOptions};
 pub use checks::{CANARY, Checks, POISON_FREED, POISON_FRESH};
 pub use error::Error;
 pub use freelist::{Fit, FreeList};
