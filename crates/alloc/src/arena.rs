@@ -159,7 +159,7 @@ impl Arena {
         }
         if self.checks.red_zone > 0 {
             // SAFETY: the red zone just bumped out behind the block.
-            unsafe { checks::fill(p.add(size), self.checks.red_zone, CANARY) };
+            unsafe { checks::fill(p.wrapping_add(size), self.checks.red_zone, CANARY) };
             self.zones.borrow_mut().push((start, size));
         }
         // SAFETY: inside the region, never null.
@@ -178,12 +178,11 @@ impl Arena {
     )]
     pub fn alloc_bytes(&self, size: usize) -> Result<&mut [u8], Error> {
         let p = self.alloc(size, 1)?;
-        // SAFETY: a fresh range below the bump pointer, disjoint from every
-        // other reference; zeroed before it is read.
-        unsafe {
-            p.as_ptr().write_bytes(0, size);
-            Ok(std::slice::from_raw_parts_mut(p.as_ptr(), size))
-        }
+        // SAFETY: a fresh range below the bump pointer, owned by no one.
+        unsafe { p.as_ptr().write_bytes(0, size) };
+        // SAFETY: the same range, now zeroed, disjoint from every other
+        // reference the arena handed out.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), size) })
     }
 
     /// Copies `items` into the arena.
@@ -197,11 +196,12 @@ impl Arena {
     )]
     pub fn alloc_copy<T: Copy>(&self, items: &[T]) -> Result<&mut [T], Error> {
         let p = self.alloc(size_of_val(items), align_of::<T>())?.cast::<T>();
-        // SAFETY: a fresh, aligned, disjoint range of the right size.
-        unsafe {
-            std::ptr::copy_nonoverlapping(items.as_ptr(), p.as_ptr(), items.len());
-            Ok(std::slice::from_raw_parts_mut(p.as_ptr(), items.len()))
-        }
+        // SAFETY: a fresh, aligned range of the right size; `items` is a
+        // separate borrow, so they do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), p.as_ptr(), items.len()) };
+        // SAFETY: the same range, now initialised, disjoint from every other
+        // reference the arena handed out.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), items.len()) })
     }
 
     /// Copies a string into the arena: the counterpart of `strdupa`.
@@ -252,12 +252,12 @@ impl Arena {
             let zones = self.zones.get_mut();
             let keep = zones.partition_point(|&(off, _)| off < mark.top);
             for &(off, size) in &zones[keep..] {
-                // SAFETY: a red zone inside the region, written by `alloc`.
-                let p = unsafe { self.base.as_ptr().add(off) };
-                // SAFETY: as above; no reference covers it (`&mut self`).
-                if let Some(at) =
-                    unsafe { checks::first_mismatch(p.add(size), self.checks.red_zone, CANARY) }
-                {
+                let p = self.base.as_ptr().wrapping_add(off);
+                // SAFETY: a red zone inside the region, written by `alloc`;
+                // no reference covers it (`&mut self`).
+                if let Some(at) = unsafe {
+                    checks::first_mismatch(p.wrapping_add(size), self.checks.red_zone, CANARY)
+                } {
                     damage.get_or_insert(Error::Overflow {
                         allocator: NAME,
                         addr: p as usize,
@@ -272,11 +272,11 @@ impl Arena {
             // SAFETY: the released range; no reference covers it (`&mut self`).
             unsafe {
                 checks::fill(
-                    self.base.as_ptr().add(mark.top),
+                    self.base.as_ptr().wrapping_add(mark.top),
                     self.top.get() - mark.top,
                     POISON_FREED,
-                )
-            };
+                );
+            }
         }
         self.top.set(mark.top);
         self.live.set(mark.live);
@@ -474,7 +474,7 @@ mod tests {
         let mut a = Arena::map(4096, Checks::all()).unwrap();
         let p = a.alloc(8, 8).unwrap();
         // SAFETY: the first red-zone byte after the 8-byte block.
-        unsafe { p.as_ptr().add(8).write(0) };
+        unsafe { p.as_ptr().wrapping_add(8).write(0) };
         assert!(matches!(
             a.reset(),
             Err(Error::Overflow {

@@ -100,6 +100,10 @@ struct State {
     heads: Vec<usize>,
     /// Per granule: 0 inside a block, else `order + 1`, with `FREE` set
     /// for free blocks.
+    #[allow(
+        clippy::struct_field_names,
+        reason = "the per-granule state table of the allocator state"
+    )]
     state: Vec<u8>,
     requested: Vec<u32>,
     in_use: usize,
@@ -113,7 +117,7 @@ struct State {
 
 /// A binary buddy allocator over one region.
 ///
-/// Allocation and free are O(log(max_block / min_block)). Blocks are aligned
+/// Allocation and free are O(log(`max_block` / `min_block`)). Blocks are aligned
 /// to their own size (up to the region's alignment: 4096 for mapped
 /// memory). Not `Sync`; `Send`.
 ///
@@ -147,14 +151,22 @@ impl State {
         unsafe { self.base.as_ptr().add(off) }
     }
 
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "offsets of link words are multiples of 8 from an aligned base"
+    )]
     fn link(&self, off: usize, which: usize) -> usize {
         // SAFETY: a free block of at least 16 bytes holds two link words.
-        unsafe { self.ptr(off).cast::<usize>().add(which).read() }
+        unsafe { self.ptr(off).cast::<usize>().wrapping_add(which).read() }
     }
 
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "offsets of link words are multiples of 8 from an aligned base"
+    )]
     fn set_link(&mut self, off: usize, which: usize, v: usize) {
         // SAFETY: as `link`.
-        unsafe { self.ptr(off).cast::<usize>().add(which).write(v) };
+        unsafe { self.ptr(off).cast::<usize>().wrapping_add(which).write(v) };
     }
 
     fn push(&mut self, off: usize, order: u32) {
@@ -242,7 +254,7 @@ impl State {
         }
         if self.checks.red_zone > 0 {
             // SAFETY: the slack of the same block.
-            unsafe { checks::fill(p.add(size), bsize - size, CANARY) };
+            unsafe { checks::fill(p.wrapping_add(size), bsize - size, CANARY) };
         }
         // SAFETY: inside the region, never null.
         Ok(unsafe { NonNull::new_unchecked(p) })
@@ -295,7 +307,9 @@ impl State {
         let p = self.ptr(off);
         if self.checks.red_zone > 0 {
             // SAFETY: the slack of this live block.
-            if let Some(at) = unsafe { checks::first_mismatch(p.add(size), bsize - size, CANARY) } {
+            let damaged =
+                unsafe { checks::first_mismatch(p.wrapping_add(size), bsize - size, CANARY) };
+            if let Some(at) = damaged {
                 return Err(Error::Overflow {
                     allocator: NAME,
                     addr: p as usize,
@@ -374,11 +388,10 @@ impl Buddy {
         let max = options
             .max_block
             .unwrap_or(prev_power_of_two(options.total));
-        let total = if max == 0 {
-            0
-        } else {
-            options.total / max * max
-        };
+        let total = options
+            .total
+            .checked_div(max)
+            .map_or(0, |roots| roots * max);
         let memory = if options.locked {
             Memory::map_locked(total.max(1))
         } else {
@@ -431,7 +444,7 @@ impl Buddy {
         let min_shift = o.min_block.trailing_zeros();
         let max_order = max.trailing_zeros() - min_shift;
         // SAFETY: `base_off < memory.len()` since `avail >= max > 0`.
-        let base = unsafe { NonNull::new_unchecked(memory.as_ptr().add(base_off)) };
+        let base = unsafe { NonNull::new_unchecked(memory.as_ptr().wrapping_add(base_off)) };
         let base_align = 1 << (base.as_ptr() as usize).trailing_zeros().min(63);
         let mut s = State {
             _memory: memory,
@@ -655,8 +668,8 @@ impl Buddy {
             .map_err(|_| AllocError)?;
         // SAFETY: both blocks are live and distinct.
         unsafe {
-            std::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.as_ptr(), old.size().min(new.size()))
-        };
+            std::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.as_ptr(), old.size().min(new.size()));
+        }
         // SAFETY: `ptr` is live (caller's contract), freed once.
         unsafe { self.free_unchecked(ptr) };
         let usable = self.usable_size(fresh).map_err(|_| AllocError)?;
@@ -738,7 +751,7 @@ mod tests {
         let p = b.alloc(16, 8).unwrap();
         assert_eq!(b.usable_size(p).unwrap(), 16);
         // SAFETY: byte 16 of a 32-byte block (16 requested + red zone).
-        unsafe { p.as_ptr().add(16).write(1) };
+        unsafe { p.as_ptr().wrapping_add(16).write(1) };
         assert!(matches!(b.free(p), Err(Error::Overflow { .. })));
     }
 

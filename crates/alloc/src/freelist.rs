@@ -106,19 +106,39 @@ pub struct FreeList {
 unsafe impl Send for FreeList {}
 
 impl Heap {
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "offsets of link words are multiples of 8 from an aligned base"
+    )]
     #[inline]
     fn word(&self, off: usize) -> usize {
         debug_assert!(off + W <= self.end + W && off % W == 0);
         // SAFETY: `off` is a word inside the heap (block headers, links,
         // trailers and the epilogue all lie below `end + W`), 8-aligned.
-        unsafe { self.origin.as_ptr().add(off).cast::<usize>().read() }
+        unsafe {
+            self.origin
+                .as_ptr()
+                .wrapping_add(off)
+                .cast::<usize>()
+                .read()
+        }
     }
 
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "offsets of link words are multiples of 8 from an aligned base"
+    )]
     #[inline]
     fn set_word(&mut self, off: usize, v: usize) {
         debug_assert!(off + W <= self.end + W && off % W == 0);
         // SAFETY: as in `word`.
-        unsafe { self.origin.as_ptr().add(off).cast::<usize>().write(v) };
+        unsafe {
+            self.origin
+                .as_ptr()
+                .wrapping_add(off)
+                .cast::<usize>()
+                .write(v);
+        }
     }
 
     #[inline]
@@ -287,7 +307,7 @@ impl Heap {
         if self.checks.red_zone > 0 {
             // SAFETY: from the end of the request to the trailer: slack of
             // this live block.
-            unsafe { checks::fill(payload.add(size), bsize - 2 * W - size, CANARY) };
+            unsafe { checks::fill(payload.wrapping_add(size), bsize - 2 * W - size, CANARY) };
         }
     }
 
@@ -339,7 +359,11 @@ impl Heap {
             let payload = self.ptr(block + W);
             // SAFETY: the slack of this live block.
             let damaged = unsafe {
-                checks::first_mismatch(payload.add(requested), size - 2 * W - requested, CANARY)
+                checks::first_mismatch(
+                    payload.wrapping_add(requested),
+                    size - 2 * W - requested,
+                    CANARY,
+                )
             };
             if let Some(at) = damaged {
                 return Err(Error::Overflow {
@@ -388,7 +412,11 @@ impl Heap {
             let payload = self.ptr(block + W);
             // SAFETY: the slack of this live block.
             if unsafe {
-                checks::first_mismatch(payload.add(old_req), size - 2 * W - old_req, CANARY)
+                checks::first_mismatch(
+                    payload.wrapping_add(old_req),
+                    size - 2 * W - old_req,
+                    CANARY,
+                )
             }
             .is_some()
             {
@@ -396,7 +424,7 @@ impl Heap {
             }
         }
         let flags = self.word(block) & PREV_USED;
-        let mut new_bsize = size;
+        let mut grown = size;
         if need > size {
             let next = block + size;
             if self.is_used(next) || size + self.size(next) < need {
@@ -404,12 +432,12 @@ impl Heap {
             }
             let nsize = self.size(next);
             self.unlink(next);
-            new_bsize = size + nsize;
-            self.set_prev_used(new_bsize + block, true);
+            grown = size + nsize;
+            self.set_prev_used(grown + block, true);
         }
-        if new_bsize - need >= MIN_BLOCK {
-            let rest = new_bsize - need;
-            new_bsize = need;
+        if grown - need >= MIN_BLOCK {
+            let rest = grown - need;
+            grown = need;
             let tail = block + need;
             // Merge the released tail with a free successor.
             let after = tail + rest;
@@ -421,15 +449,21 @@ impl Heap {
                 self.make_free(tail, rest + asize, true);
             }
         }
-        self.set_word(block, new_bsize | USED | flags);
-        self.set_word(block + new_bsize - W, new_size);
-        self.in_use = self.in_use - size + new_bsize;
+        self.set_word(block, grown | USED | flags);
+        self.set_word(block + grown - W, new_size);
+        self.in_use = self.in_use - size + grown;
         self.peak = self.peak.max(self.in_use);
         self.requested = self.requested - old_req + new_size;
         if self.checks.red_zone > 0 {
             let payload = self.ptr(block + W);
             // SAFETY: the new slack of this live block.
-            unsafe { checks::fill(payload.add(new_size), new_bsize - 2 * W - new_size, CANARY) };
+            unsafe {
+                checks::fill(
+                    payload.wrapping_add(new_size),
+                    grown - 2 * W - new_size,
+                    CANARY,
+                );
+            }
         }
         true
     }
@@ -544,7 +578,7 @@ impl FreeList {
             ));
         }
         // SAFETY: `origin_off` is below the length (total > 0 proves it).
-        let origin = unsafe { NonNull::new_unchecked(memory.as_ptr().add(origin_off)) };
+        let origin = unsafe { NonNull::new_unchecked(memory.as_ptr().wrapping_add(origin_off)) };
         let end = W + total;
         let mut heap = Heap {
             _memory: memory,
@@ -760,8 +794,8 @@ impl FreeList {
             .map_err(|_| AllocError)?;
         // SAFETY: both blocks are live and distinct; copy the smaller size.
         unsafe {
-            std::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.as_ptr(), old.size().min(new.size()))
-        };
+            std::ptr::copy_nonoverlapping(ptr.as_ptr(), fresh.as_ptr(), old.size().min(new.size()));
+        }
         // SAFETY: `ptr` is live (the caller's contract) and freed once.
         unsafe { self.free_unchecked(ptr) };
         let usable = self.usable_size(fresh).map_err(|_| AllocError)?;
@@ -846,7 +880,7 @@ mod tests {
     fn double_free_and_foreign_pointers_are_reported() {
         let h = heap(4096, Fit::First, Checks::off());
         let a = h.alloc(64, 16).unwrap();
-        let _b = h.alloc(64, 16).unwrap();
+        let b = h.alloc(64, 16).unwrap();
         h.free(a).unwrap();
         assert!(matches!(h.free(a), Err(Error::DoubleFree { .. })));
         let x = 0u128;
@@ -855,7 +889,7 @@ mod tests {
             Err(Error::Foreign { .. })
         ));
         // SAFETY: 16 bytes into a live 64-byte block.
-        let inner = unsafe { _b.add(16) };
+        let inner = unsafe { b.add(16) };
         assert!(matches!(h.free(inner), Err(Error::Foreign { .. })));
         h.check().unwrap();
     }
@@ -866,7 +900,7 @@ mod tests {
         let a = h.alloc(10, 16).unwrap();
         assert_eq!(h.usable_size(a).unwrap(), 10);
         // SAFETY: the byte after the request is red zone inside the block.
-        unsafe { a.as_ptr().add(10).write(0) };
+        unsafe { a.as_ptr().wrapping_add(10).write(0) };
         assert!(matches!(
             h.free(a),
             Err(Error::Overflow {

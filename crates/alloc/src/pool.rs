@@ -255,12 +255,17 @@ impl Pool {
 
     /// Adds a chunk (the caller's memory, or a new mapping) and threads its
     /// blocks onto the free list.
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "offsets of link words are multiples of 8 from an aligned base"
+    )]
     fn add_chunk(&self, memory: Option<Memory>) -> Result<(), Error> {
         let s = self.inner();
         let from_caller = memory.is_some();
-        let memory = match memory {
-            Some(m) => m,
-            None => {
+        let memory = if let Some(m) = memory {
+            m
+        } else {
+            {
                 let bytes = s
                     .stride
                     .checked_mul(s.blocks_per_chunk)
@@ -354,6 +359,10 @@ impl Pool {
         self.alloc_sized(size)
     }
 
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "offsets of link words are multiples of 8 from an aligned base"
+    )]
     #[inline]
     fn alloc_sized(&self, requested: usize) -> Result<NonNull<u8>, Error> {
         let s = self.inner();
@@ -375,8 +384,9 @@ impl Pool {
         if s.checks.poison {
             // SAFETY: a free block of this pool; the link occupies its first
             // word, the rest holds the poison written when it was freed.
-            let damaged =
-                unsafe { checks::first_mismatch(block.add(LINK), s.stride - LINK, POISON_FREED) };
+            let damaged = unsafe {
+                checks::first_mismatch(block.wrapping_add(LINK), s.stride - LINK, POISON_FREED)
+            };
             if let Some(at) = damaged {
                 return Err(Error::UseAfterFree {
                     allocator: NAME,
@@ -407,7 +417,7 @@ impl Pool {
         }
         if s.checks.red_zone > 0 {
             // SAFETY: `requested..stride` is the tail of this block.
-            unsafe { checks::fill(block.add(requested), s.stride - requested, CANARY) };
+            unsafe { checks::fill(block.wrapping_add(requested), s.stride - requested, CANARY) };
         }
         // SAFETY: block addresses are never null.
         Ok(unsafe { NonNull::new_unchecked(block) })
@@ -454,6 +464,10 @@ impl Pool {
         }
     }
 
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "offsets of link words are multiples of 8 from an aligned base"
+    )]
     #[inline]
     fn release(&self, block: *mut u8, index: usize) -> Result<(), Error> {
         let s = self.inner();
@@ -461,7 +475,7 @@ impl Pool {
         if s.checks.red_zone > 0 {
             // SAFETY: `requested..stride` is the tail of this live block.
             let damaged = unsafe {
-                checks::first_mismatch(block.add(requested), s.stride - requested, CANARY)
+                checks::first_mismatch(block.wrapping_add(requested), s.stride - requested, CANARY)
             };
             if let Some(at) = damaged {
                 return Err(Error::Overflow {
@@ -656,13 +670,23 @@ impl Pool {
             let block = ptr.as_ptr();
             // SAFETY: the tail of this live block from the smaller size on.
             let damaged = unsafe {
-                checks::first_mismatch(block.add(old.size()), s.stride - old.size(), CANARY)
+                checks::first_mismatch(
+                    block.wrapping_add(old.size()),
+                    s.stride - old.size(),
+                    CANARY,
+                )
             };
             if damaged.is_some() {
                 return Err(AllocError);
             }
             // SAFETY: as above, from the new size on.
-            unsafe { checks::fill(block.add(new.size()), s.stride - new.size(), CANARY) };
+            unsafe {
+                checks::fill(
+                    block.wrapping_add(new.size()),
+                    s.stride - new.size(),
+                    CANARY,
+                );
+            }
         }
         #[allow(
             clippy::cast_possible_truncation,
@@ -841,6 +865,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::many_single_char_names,
+        reason = "short-lived handles in a short test"
+    )]
     fn double_and_foreign_frees_are_reported() {
         let p = pool(32, 4, Checks::off());
         let a = p.alloc().unwrap();
@@ -882,7 +910,7 @@ mod tests {
         let a = p.alloc().unwrap();
         // SAFETY: writes one byte past the 32 usable bytes: into the red zone
         // of the same stride.
-        unsafe { a.as_ptr().add(32).write(0) };
+        unsafe { a.as_ptr().wrapping_add(32).write(0) };
         let e = p.free(a).unwrap_err();
         assert!(
             matches!(
@@ -896,10 +924,10 @@ mod tests {
             "{e}"
         );
         // SAFETY: repair the canary, then free for real.
-        unsafe { a.as_ptr().add(32).write(CANARY) };
+        unsafe { a.as_ptr().wrapping_add(32).write(CANARY) };
         p.free(a).unwrap();
         // SAFETY: a write after free into the pool's own memory.
-        unsafe { a.as_ptr().add(20).write(1) };
+        unsafe { a.as_ptr().wrapping_add(20).write(1) };
         let e = p.alloc().unwrap_err();
         assert!(matches!(e, Error::UseAfterFree { offset: 20, .. }), "{e}");
     }

@@ -211,6 +211,7 @@ pub fn mallinfo() -> Stats {
 ///
 /// - [malloc_trim(3)](https://man7.org/linux/man-pages/man3/malloc_trim.3.html)
 #[doc(alias = "malloc_trim")]
+#[must_use = "says whether memory went back to the OS"]
 pub fn trim(pad: usize) -> bool {
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(pad) == 1 }
