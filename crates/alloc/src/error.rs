@@ -106,6 +106,23 @@ impl From<Error> for std::io::Error {
     }
 }
 
+impl Error {
+    /// An OS failure of `allocator`.
+    #[must_use]
+    pub fn from_io(allocator: &'static str, e: std::io::Error) -> Self {
+        Error::Os {
+            allocator,
+            source: std::sync::Arc::new(e),
+        }
+    }
+
+    /// A layout that cannot exist (size overflow, bad alignment).
+    #[must_use]
+    pub fn from_layout(e: &std::alloc::LayoutError) -> Self {
+        unsupported("layout", e)
+    }
+}
+
 /// Which allocator a message is about; used to build errors.
 pub(crate) fn unsupported(allocator: &'static str, why: impl fmt::Display) -> Error {
     Error::Unsupported {

@@ -534,7 +534,7 @@ impl Pool {
             in_use: s.live * s.stride,
             free: (blocks - s.live) * s.stride,
             free_chunks: blocks - s.live,
-            largest_free: if s.live < blocks { s.block_size } else { 0 },
+            largest_free: (blocks - s.live) * s.stride,
             peak_in_use: s.peak_live * s.stride,
             live_blocks: s.live,
             requested: s.requested,

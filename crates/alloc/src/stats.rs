@@ -26,7 +26,10 @@ pub struct Stats {
     pub free: usize,
     /// Number of free blocks.
     pub free_chunks: usize,
-    /// Size of the largest free block, headers included.
+    /// Size of the largest free block, headers included. For pools, where
+    /// no request ever needs two blocks side by side, this is `free`: a
+    /// pool has no external fragmentation (its waste is internal, a whole
+    /// block per request).
     pub largest_free: usize,
     /// The highest `in_use` reached so far.
     pub peak_in_use: usize,

@@ -329,11 +329,7 @@ impl SyncPool {
             in_use,
             free: (self.blocks - live) * self.stride,
             free_chunks: self.blocks - live,
-            largest_free: if live < self.blocks {
-                self.block_size
-            } else {
-                0
-            },
+            largest_free: (self.blocks - live) * self.stride,
             peak_in_use: peak,
             live_blocks: live,
             requested: live * self.block_size,

@@ -101,11 +101,11 @@ fn nn(a: usize) -> NonNull<u8> {
     NonNull::new(a as *mut u8).expect("live blocks are not null")
 }
 
-fn is_double_free(r: Result<(), Error>) -> bool {
+fn is_double_free(r: &Result<(), Error>) -> bool {
     matches!(r, Err(Error::DoubleFree { .. }))
 }
 
-fn is_foreign(r: Result<(), Error>) -> bool {
+fn is_foreign(r: &Result<(), Error>) -> bool {
     matches!(r, Err(Error::Foreign { .. }))
 }
 
@@ -221,7 +221,7 @@ fn run<S: Subject>(subject: &S, ops: &[Op], exact_requested: bool) -> Result<Mod
                         .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     model.live.remove(&a);
                     prop_assert!(
-                        is_double_free(subject.free(nn(a))),
+                        is_double_free(&subject.free(nn(a))),
                         "second free of {:#x} accepted",
                         a
                     );
@@ -229,10 +229,10 @@ fn run<S: Subject>(subject: &S, ops: &[Op], exact_requested: bool) -> Result<Mod
             }
             Op::Foreign { pick } => {
                 let local = 0u64;
-                prop_assert!(is_foreign(subject.free(NonNull::from(&local).cast())));
+                prop_assert!(is_foreign(&subject.free(NonNull::from(&local).cast())));
                 if let Some((a, _)) = model.pick(pick) {
                     prop_assert!(
-                        is_foreign(subject.free(nn(a + 1))),
+                        is_foreign(&subject.free(nn(a + 1))),
                         "interior pointer accepted"
                     );
                 }
@@ -267,7 +267,7 @@ fn run<S: Subject>(subject: &S, ops: &[Op], exact_requested: bool) -> Result<Mod
     Ok(model)
 }
 
-fn free_all<S: Subject>(subject: &S, model: Model) -> Result<(), TestCaseError> {
+fn free_all<S: Subject>(subject: &S, model: &Model) -> Result<(), TestCaseError> {
     for &a in model.live.keys() {
         subject
             .free(nn(a))
@@ -284,7 +284,7 @@ proptest! {
     fn free_list_first_fit_matches_the_model(ops in ops(600)) {
         let heap = FreeList::new(Memory::map(64 << 10).unwrap(), Fit::First, Checks::off()).unwrap();
         let model = run(&heap, &ops, true)?;
-        free_all(&heap, model)?;
+        free_all(&heap, &model)?;
         let st = heap.stats();
         prop_assert_eq!((st.free_chunks, st.in_use, st.largest_free), (1, 0, st.reserved));
     }
@@ -293,7 +293,7 @@ proptest! {
     fn free_list_best_fit_with_checks_matches_the_model(ops in ops(600)) {
         let heap = FreeList::new(Memory::map(64 << 10).unwrap(), Fit::Best, Checks::all()).unwrap();
         let model = run(&heap, &ops, true)?;
-        free_all(&heap, model)?;
+        free_all(&heap, &model)?;
         prop_assert_eq!(heap.stats().free_chunks, 1);
     }
 
@@ -304,7 +304,7 @@ proptest! {
         let model = run(&buddy, &ops, true)?;
         let st = buddy.stats();
         prop_assert_eq!(st.in_use + st.free, st.reserved);
-        free_all(&buddy, model)?;
+        free_all(&buddy, &model)?;
         let st = buddy.stats();
         // Every block merged back into its 16 KiB root.
         prop_assert_eq!((st.free_chunks, st.largest_free, st.free), (4, 16 << 10, 64 << 10));
@@ -317,7 +317,7 @@ proptest! {
             PoolOptions::new(48).blocks_per_chunk(16).max_chunks(3).checks(checks),
         ).unwrap();
         let model = run(&pool, &ops, true)?;
-        free_all(&pool, model)?;
+        free_all(&pool, &model)?;
         let st = pool.stats();
         prop_assert_eq!((st.live_blocks, st.free_chunks, st.requested), (0, pool.capacity(), 0));
     }
@@ -326,7 +326,7 @@ proptest! {
     fn sync_pool_matches_the_model(ops in ops(64)) {
         let pool = SyncPool::new(64, 40, Checks::off()).unwrap();
         let model = run(&pool, &ops, false)?;
-        free_all(&pool, model)?;
+        free_all(&pool, &model)?;
         prop_assert_eq!(pool.stats().free_chunks, 40);
     }
 
