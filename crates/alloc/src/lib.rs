@@ -58,6 +58,10 @@ mod stats;
 mod sync_pool;
 pub mod sys;
 
+/// The `allocator_api2` crate these allocators implement, re-exported so
+/// callers use the same version (`memio_alloc::allocator_api2::vec::Vec`).
+pub use allocator_api2;
+
 pub use arena::{Arena, Mark};
 pub use buddy::{Buddy, BuddyOptions};
 pub use checks::{CANARY, Checks, POISON_FREED, POISON_FRESH};

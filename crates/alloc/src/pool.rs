@@ -127,9 +127,12 @@ struct Inner {
     state: Vec<u32>,
     /// Head of the free list (null when empty).
     head: *mut u8,
-    live: usize,
-    peak_live: usize,
-    requested: usize,
+    /// Debug checks on, or a stride that is not a power of two: every
+    /// operation takes the general path.
+    slow: bool,
+    /// `stride - 1` (for the fast path's boundary test).
+    mask: usize,
+    peak_live: u64,
     allocations: u64,
     frees: u64,
     failures: u64,
@@ -232,9 +235,9 @@ impl Pool {
                 chunks: Vec::new(),
                 state: Vec::new(),
                 head: std::ptr::null_mut(),
-                live: 0,
+                slow: o.checks != Checks::off() || shift == u32::MAX,
+                mask: stride - 1,
                 peak_live: 0,
-                requested: 0,
                 allocations: 0,
                 frees: 0,
                 failures: 0,
@@ -353,10 +356,34 @@ impl Pool {
     /// [`Error::OutOfMemory`] when every block is live and the pool may not
     /// grow; [`Error::UseAfterFree`] when poisoning is on and the block was
     /// written after it was freed.
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "blocks are aligned to at least 8"
+    )]
     #[inline]
     pub fn alloc(&self) -> Result<NonNull<u8>, Error> {
-        let size = self.inner().block_size;
-        self.alloc_sized(size)
+        let s = self.inner();
+        let block = s.head;
+        let off = (block as usize).wrapping_sub(s.base0);
+        if s.slow || off >= s.len0 {
+            // Empty, checks on, odd stride, or a block of a later chunk.
+            let size = s.block_size;
+            return self.alloc_sized(size);
+        }
+        // SAFETY: `block` is the head of the free list: a free block of the
+        // first chunk whose first word holds the next link.
+        s.head = unsafe { block.cast::<*mut u8>().read() };
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "block sizes are below u32::MAX (checked)"
+        )]
+        {
+            s.state[off >> s.shift] = s.block_size as u32 + 1;
+        }
+        s.allocations += 1;
+        s.peak_live = s.peak_live.max(s.allocations - s.frees);
+        // SAFETY: block addresses are never null (checked in range above).
+        Ok(unsafe { NonNull::new_unchecked(block) })
     }
 
     #[allow(
@@ -407,10 +434,8 @@ impl Pool {
         {
             s.state[index] = requested as u32 + 1;
         }
-        s.live += 1;
-        s.peak_live = s.peak_live.max(s.live);
-        s.requested += requested;
         s.allocations += 1;
+        s.peak_live = s.peak_live.max(s.allocations - s.frees);
         if s.checks.poison {
             // SAFETY: the block is now live and ours to fill.
             unsafe { checks::fill(block, requested, POISON_FRESH) };
@@ -432,10 +457,30 @@ impl Pool {
     /// [`Error::Foreign`] for an address that is not a block of this pool,
     /// [`Error::Overflow`] when red zones are on and the block's canary was
     /// overwritten (the block stays live).
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "blocks are aligned to at least 8"
+    )]
     #[inline]
     pub fn free(&self, ptr: NonNull<u8>) -> Result<(), Error> {
-        let index = self.inner().validate(ptr.as_ptr() as usize)?;
-        self.release(ptr.as_ptr(), index)
+        let s = self.inner();
+        let block = ptr.as_ptr();
+        let off = (block as usize).wrapping_sub(s.base0);
+        if !s.slow && off < s.len0 && off & s.mask == 0 {
+            let index = off >> s.shift;
+            if s.state[index] != 0 {
+                s.state[index] = 0;
+                s.frees += 1;
+                // SAFETY: a live block of this pool (in range, on a block
+                // boundary, marked live), aligned to at least 8; free from
+                // now on, so its first word holds the link.
+                unsafe { block.cast::<*mut u8>().write(s.head) };
+                s.head = block;
+                return Ok(());
+            }
+        }
+        let index = s.validate(block as usize)?;
+        self.release(block, index)
     }
 
     /// Returns a block without validating it (unless
@@ -491,8 +536,6 @@ impl Pool {
             unsafe { checks::fill(block, s.stride, POISON_FREED) };
         }
         s.state[index] = 0;
-        s.live -= 1;
-        s.requested -= requested;
         s.frees += 1;
         // SAFETY: a block of this pool, aligned to at least 8; it is free
         // from now on, so its first word holds the link.
@@ -529,15 +572,22 @@ impl Pool {
         let s = self.inner();
         let blocks = s.state.len();
         let highest = s.state.iter().rposition(|&st| st != 0).map_or(0, |i| i + 1);
+        let live = s.state.iter().filter(|&&st| st != 0).count();
+        let requested = s
+            .state
+            .iter()
+            .filter(|&&st| st != 0)
+            .map(|&st| st as usize - 1)
+            .sum();
         Stats {
             reserved: blocks * s.stride,
-            in_use: s.live * s.stride,
-            free: (blocks - s.live) * s.stride,
-            free_chunks: blocks - s.live,
-            largest_free: (blocks - s.live) * s.stride,
-            peak_in_use: s.peak_live * s.stride,
-            live_blocks: s.live,
-            requested: s.requested,
+            in_use: live * s.stride,
+            free: (blocks - live) * s.stride,
+            free_chunks: blocks - live,
+            largest_free: (blocks - live) * s.stride,
+            peak_in_use: usize::try_from(s.peak_live).unwrap_or(usize::MAX) * s.stride,
+            live_blocks: live,
+            requested,
             footprint: highest * s.stride,
             allocations: s.allocations,
             frees: s.frees,
@@ -695,7 +745,6 @@ impl Pool {
         {
             s.state[index] = new.size() as u32 + 1;
         }
-        s.requested = s.requested - old.size() + new.size();
         let usable = if s.checks.red_zone > 0 {
             new.size()
         } else {
