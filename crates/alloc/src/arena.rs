@@ -221,6 +221,7 @@ impl Arena {
 
     /// The current position.
     #[must_use]
+    #[inline]
     pub fn mark(&self) -> Mark {
         Mark {
             arena: self.base.as_ptr() as usize,
@@ -239,6 +240,7 @@ impl Arena {
     /// current position (a mark taken before an earlier rewind to a lower
     /// one); [`Error::Overflow`] when a red zone was overwritten (the arena
     /// is rewound anyway).
+    #[inline]
     pub fn rewind(&mut self, mark: Mark) -> Result<(), Error> {
         if mark.arena != self.base.as_ptr() as usize || mark.top > self.top.get() {
             return Err(Error::Foreign {

@@ -32,6 +32,12 @@ use crate::{Checks, Error, Memory, Stats};
 const NAME: &str = "pool";
 /// Size of the free-list link kept in a free block.
 const LINK: usize = size_of::<usize>();
+/// Block state: never handed out.
+const NEVER: u32 = 0;
+/// Block state: handed out and freed since.
+const FREED: u32 = 1;
+/// Block state: live blocks store their requested size plus this.
+const LIVE: u32 = 2;
 
 /// How a [`Pool`] is laid out and checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,17 +129,25 @@ struct Inner {
     base0: usize,
     len0: usize,
     chunks: Vec<Chunk>,
-    /// Per block: 0 when free, else the requested size + 1.
+    /// Per block: [`NEVER`], [`FREED`], or the requested size + [`LIVE`].
     state: Vec<u32>,
     /// Head of the free list (null when empty).
     head: *mut u8,
+    /// One freed block kept aside (fast path only): an alloc right after a
+    /// free takes it without touching the list, which shortens the chain
+    /// of dependent memory accesses. Null when empty; flushed onto the list
+    /// by the general paths.
+    spare: *mut u8,
     /// Debug checks on, or a stride that is not a power of two: every
     /// operation takes the general path.
     slow: bool,
     /// `stride - 1` (for the fast path's boundary test).
     mask: usize,
-    peak_live: u64,
-    allocations: u64,
+    /// `len0` when the fast path is allowed (`!slow`), else 0, so one
+    /// compare decides both.
+    fast_len: usize,
+    /// State of a live block of the full block size.
+    live_tag: u32,
     frees: u64,
     failures: u64,
 }
@@ -191,7 +205,7 @@ impl Pool {
     }
 
     fn empty(o: PoolOptions) -> Result<Self, Error> {
-        if o.block_size == 0 || o.block_size >= u32::MAX as usize {
+        if o.block_size == 0 || o.block_size >= (u32::MAX - LIVE) as usize {
             return Err(unsupported(
                 NAME,
                 format!("block size {} (1 byte to 4 GiB)", o.block_size),
@@ -235,10 +249,15 @@ impl Pool {
                 chunks: Vec::new(),
                 state: Vec::new(),
                 head: std::ptr::null_mut(),
+                spare: std::ptr::null_mut(),
                 slow: o.checks != Checks::off() || shift == u32::MAX,
                 mask: stride - 1,
-                peak_live: 0,
-                allocations: 0,
+                fast_len: 0,
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "block sizes are below u32::MAX - 2 (checked above)"
+                )]
+                live_tag: o.block_size.max(LINK) as u32 + LIVE,
                 frees: 0,
                 failures: 0,
             }),
@@ -308,6 +327,7 @@ impl Pool {
             // hold `blocks_per_chunk` each and are indexed after it.
             s.base0 = base;
             s.len0 = blocks * s.stride;
+            s.fast_len = if s.slow { 0 } else { s.len0 };
         }
         s.state.resize(s.state.len() + blocks, 0);
         // Thread blocks so that the lowest address is handed out first.
@@ -363,25 +383,31 @@ impl Pool {
     #[inline]
     pub fn alloc(&self) -> Result<NonNull<u8>, Error> {
         let s = self.inner();
+        let spare = s.spare;
+        if !spare.is_null() {
+            s.spare = std::ptr::null_mut();
+            let index = (spare as usize).wrapping_sub(s.base0) >> s.shift;
+            debug_assert!(index < s.state.len());
+            // SAFETY: the spare is a block of the first chunk, whose blocks
+            // all have entries in `state`.
+            unsafe { *s.state.get_unchecked_mut(index) = s.live_tag };
+            // SAFETY: the spare is a freed block of the first chunk, not null.
+            return Ok(unsafe { NonNull::new_unchecked(spare) });
+        }
         let block = s.head;
         let off = (block as usize).wrapping_sub(s.base0);
-        if s.slow || off >= s.len0 {
+        if off >= s.fast_len {
             // Empty, checks on, odd stride, or a block of a later chunk.
-            let size = s.block_size;
-            return self.alloc_sized(size);
+            return self.alloc_slow();
         }
         // SAFETY: `block` is the head of the free list: a free block of the
         // first chunk whose first word holds the next link.
         s.head = unsafe { block.cast::<*mut u8>().read() };
-        #[allow(
-            clippy::cast_possible_truncation,
-            reason = "block sizes are below u32::MAX (checked)"
-        )]
-        {
-            s.state[off >> s.shift] = s.block_size as u32 + 1;
-        }
-        s.allocations += 1;
-        s.peak_live = s.peak_live.max(s.allocations - s.frees);
+        let index = off >> s.shift;
+        debug_assert!(index < s.state.len());
+        // SAFETY: `off < len0`: a block of the first chunk, which has an
+        // entry in `state`.
+        unsafe { *s.state.get_unchecked_mut(index) = s.live_tag };
         // SAFETY: block addresses are never null (checked in range above).
         Ok(unsafe { NonNull::new_unchecked(block) })
     }
@@ -393,6 +419,13 @@ impl Pool {
     #[inline]
     fn alloc_sized(&self, requested: usize) -> Result<NonNull<u8>, Error> {
         let s = self.inner();
+        if !s.spare.is_null() {
+            // SAFETY: the spare is a free block of this pool, aligned to at
+            // least 8; it joins the list, so its first word holds the link.
+            unsafe { s.spare.cast::<*mut u8>().write(s.head) };
+            s.head = s.spare;
+            s.spare = std::ptr::null_mut();
+        }
         if s.head.is_null() {
             if s.chunks.len() < s.max_chunks {
                 self.add_chunk(None)
@@ -426,16 +459,14 @@ impl Pool {
         // pool whose first word holds the next link.
         s.head = unsafe { block.cast::<*mut u8>().read() };
         let index = s.index_of_owned(block as usize);
-        debug_assert_eq!(s.state[index], 0, "free list held a live block");
+        debug_assert!(s.state[index] < LIVE, "free list held a live block");
         #[allow(
             clippy::cast_possible_truncation,
             reason = "block sizes are below u32::MAX (checked)"
         )]
         {
-            s.state[index] = requested as u32 + 1;
+            s.state[index] = requested as u32 + LIVE;
         }
-        s.allocations += 1;
-        s.peak_live = s.peak_live.max(s.allocations - s.frees);
         if s.checks.poison {
             // SAFETY: the block is now live and ours to fill.
             unsafe { checks::fill(block, requested, POISON_FRESH) };
@@ -466,11 +497,19 @@ impl Pool {
         let s = self.inner();
         let block = ptr.as_ptr();
         let off = (block as usize).wrapping_sub(s.base0);
-        if !s.slow && off < s.len0 && off & s.mask == 0 {
+        if off < s.fast_len && off & s.mask == 0 {
             let index = off >> s.shift;
-            if s.state[index] != 0 {
-                s.state[index] = 0;
+            debug_assert!(index < s.state.len());
+            // SAFETY: `off < len0`: a block of the first chunk, which has
+            // an entry in `state`.
+            let state = unsafe { s.state.get_unchecked_mut(index) };
+            if *state >= LIVE {
+                *state = FREED;
                 s.frees += 1;
+                if s.spare.is_null() {
+                    s.spare = block;
+                    return Ok(());
+                }
                 // SAFETY: a live block of this pool (in range, on a block
                 // boundary, marked live), aligned to at least 8; free from
                 // now on, so its first word holds the link.
@@ -479,8 +518,24 @@ impl Pool {
                 return Ok(());
             }
         }
-        let index = s.validate(block as usize)?;
-        self.release(block, index)
+        self.free_slow(ptr)
+    }
+
+    /// The general path of [`Pool::alloc`], kept out of line so the fast
+    /// path inlines into callers.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self) -> Result<NonNull<u8>, Error> {
+        let size = self.inner().block_size;
+        self.alloc_sized(size)
+    }
+
+    /// The general path of [`Pool::free`]: validation, checks, later chunks.
+    #[cold]
+    #[inline(never)]
+    fn free_slow(&self, ptr: NonNull<u8>) -> Result<(), Error> {
+        let index = self.inner().validate(ptr.as_ptr() as usize)?;
+        self.release(ptr.as_ptr(), index)
     }
 
     /// Returns a block without validating it (unless
@@ -516,7 +571,7 @@ impl Pool {
     #[inline]
     fn release(&self, block: *mut u8, index: usize) -> Result<(), Error> {
         let s = self.inner();
-        let requested = (s.state[index] - 1) as usize;
+        let requested = (s.state[index] - LIVE) as usize;
         if s.checks.red_zone > 0 {
             // SAFETY: `requested..stride` is the tail of this live block.
             let damaged = unsafe {
@@ -535,7 +590,7 @@ impl Pool {
             // SAFETY: the whole stride of this live block is ours.
             unsafe { checks::fill(block, s.stride, POISON_FREED) };
         }
-        s.state[index] = 0;
+        s.state[index] = FREED;
         s.frees += 1;
         // SAFETY: a block of this pool, aligned to at least 8; it is free
         // from now on, so its first word holds the link.
@@ -554,7 +609,7 @@ impl Pool {
         let s = self.inner();
         let index = s.validate(ptr.as_ptr() as usize)?;
         Ok(if s.checks.red_zone > 0 {
-            (s.state[index] - 1) as usize
+            (s.state[index] - LIVE) as usize
         } else {
             s.block_size
         })
@@ -571,13 +626,22 @@ impl Pool {
     pub fn stats(&self) -> Stats {
         let s = self.inner();
         let blocks = s.state.len();
-        let highest = s.state.iter().rposition(|&st| st != 0).map_or(0, |i| i + 1);
-        let live = s.state.iter().filter(|&&st| st != 0).count();
+        let highest = s
+            .state
+            .iter()
+            .rposition(|&st| st >= LIVE)
+            .map_or(0, |i| i + 1);
+        let live = s.state.iter().filter(|&&st| st >= LIVE).count();
+        // Blocks are threaded lowest address first and freed blocks go back
+        // on the front of the list, so a never-used block is handed out only
+        // when every block used so far is live: the blocks ever used equal
+        // the peak of live blocks.
+        let touched = s.state.iter().filter(|&&st| st != NEVER).count();
         let requested = s
             .state
             .iter()
-            .filter(|&&st| st != 0)
-            .map(|&st| st as usize - 1)
+            .filter(|&&st| st >= LIVE)
+            .map(|&st| (st - LIVE) as usize)
             .sum();
         Stats {
             reserved: blocks * s.stride,
@@ -585,11 +649,11 @@ impl Pool {
             free: (blocks - live) * s.stride,
             free_chunks: blocks - live,
             largest_free: (blocks - live) * s.stride,
-            peak_in_use: usize::try_from(s.peak_live).unwrap_or(usize::MAX) * s.stride,
+            peak_in_use: touched * s.stride,
             live_blocks: live,
             requested,
             footprint: highest * s.stride,
-            allocations: s.allocations,
+            allocations: s.frees + live as u64,
             frees: s.frees,
             failures: s.failures,
         }
@@ -650,7 +714,13 @@ impl Inner {
         if off % self.stride != 0 {
             return Err(foreign);
         }
-        if self.state[index] == 0 {
+        if self.state[index] == NEVER {
+            return Err(Error::Foreign {
+                allocator: NAME,
+                addr,
+            });
+        }
+        if self.state[index] == FREED {
             return Err(Error::DoubleFree {
                 allocator: NAME,
                 addr,
@@ -743,7 +813,7 @@ impl Pool {
             reason = "block sizes are below u32::MAX (checked)"
         )]
         {
-            s.state[index] = new.size() as u32 + 1;
+            s.state[index] = new.size() as u32 + LIVE;
         }
         let usable = if s.checks.red_zone > 0 {
             new.size()

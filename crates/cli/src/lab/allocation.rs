@@ -16,6 +16,8 @@ use memio::alloc::{
     Arena, Buddy, BuddyOptions, Checks, Fit, FreeList, Memory, Pool, PoolOptions, SyncPool,
 };
 
+use std::time::{Duration, Instant};
+
 use super::measure::keep;
 use super::{Case, Chart, Config, Run, Section, Unit};
 use crate::error::{CliError, CliResult};
@@ -133,66 +135,148 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
     Ok(())
 }
 
+/// A batch of `n` operations, returning how long they took.
+type Batch<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
+
+/// Wraps one operation into a timed batch: the operation is inlined into
+/// the loop, the box is called once per batch.
+fn batch<'a>(mut op: impl FnMut() + 'a) -> Batch<'a> {
+    Box::new(move |n| {
+        let start = Instant::now();
+        for _ in 0..n {
+            op();
+        }
+        start.elapsed()
+    })
+}
+
+/// Measures the cases round-robin — one sample of each, then the next
+/// round — so that the machine's load, which drifts on a shared host,
+/// weighs on every mechanism alike and the ratios stay fair. Each case is
+/// warmed up and calibrated to fill a sample first. Records ns/op rows and
+/// returns their medians in order.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "batch sizes are positive and far below 2^53"
+)]
+fn paired(run: &mut Run<'_>, cases: Vec<(Case, Batch<'_>)>) -> Vec<f64> {
+    let timing = run.config().timing;
+    let floor = timing.sample_time / 10;
+    let (cases, mut batches): (Vec<Case>, Vec<Batch<'_>>) = cases.into_iter().unzip();
+    let sizes: Vec<u64> = batches
+        .iter_mut()
+        .map(|b| {
+            let mut n = 1u64;
+            let mut took = b(n);
+            while took < floor && n < (1 << 40) {
+                n = n.saturating_mul(if took.is_zero() { 16 } else { 4 });
+                took = b(n);
+            }
+            let per_op = took.as_secs_f64() / n as f64;
+            if per_op > 0.0 {
+                ((timing.sample_time.as_secs_f64() / per_op) as u64).max(1)
+            } else {
+                n
+            }
+        })
+        .collect();
+    let mut samples = vec![Vec::with_capacity(timing.samples); batches.len()];
+    for _ in 0..timing.samples {
+        for ((b, &n), out) in batches.iter_mut().zip(&sizes).zip(&mut samples) {
+            out.push(b(n).as_secs_f64() * 1e9 / n as f64);
+        }
+    }
+    cases
+        .into_iter()
+        .zip(&samples)
+        .map(|(case, s)| run.record(case, Unit::NS, s).map_or(f64::NAN, |r| r.median))
+        .collect()
+}
+
 /// Allocate+free pairs of `n` bytes; returns the malloc and Pool medians.
 fn pairs(run: &mut Run<'_>, n: usize) -> CliResult<(f64, f64)> {
     let case =
         |m: &str| Case::new(m, format!("alloc+free {}", exact_bytes(n as u64))).param("bytes", n);
 
-    let malloc = run.latency(case(MALLOC), Unit::NS, || {
-        keep(SysBlock::new(keep(n)));
-    });
-    run.latency(case(CALLOC), Unit::NS, || {
-        keep(SysBlock::zeroed(keep(n)));
-    });
-
     let pool = Pool::new(PoolOptions::new(n).blocks_per_chunk(4)).map_err(|e| fail(POOL, e))?;
     pool.free(pool.alloc().map_err(|e| fail(POOL, e))?)
         .map_err(|e| fail(POOL, e))?;
-    let pooled = run.latency(case(POOL), Unit::NS, || {
-        if let Ok(p) = pool.alloc() {
-            keep(pool.free(keep(p)).is_ok());
-        }
-    });
     let sync = SyncPool::new(n, 4, Checks::off()).map_err(|e| fail(SYNC_POOL, e))?;
-    run.latency(case(SYNC_POOL), Unit::NS, || {
-        if let Ok(p) = sync.alloc() {
-            keep(sync.free(keep(p)).is_ok());
-        }
-    });
-
-    for (name, fit) in [(FIRST, Fit::First), (BEST, Fit::Best)] {
-        let heap = FreeList::map(region_for(n), fit, Checks::off()).map_err(|e| fail(name, e))?;
-        heap.free(heap.alloc(n, 16).map_err(|e| fail(name, e))?)
-            .map_err(|e| fail(name, e))?;
-        run.latency(case(name), Unit::NS, || {
-            if let Ok(p) = heap.alloc(keep(n), 16) {
-                keep(heap.free(keep(p)).is_ok());
-            }
-        });
+    let first =
+        FreeList::map(region_for(n), Fit::First, Checks::off()).map_err(|e| fail(FIRST, e))?;
+    let best = FreeList::map(region_for(n), Fit::Best, Checks::off()).map_err(|e| fail(BEST, e))?;
+    for heap in [&first, &best] {
+        heap.free(heap.alloc(n, 16).map_err(|e| fail(FIRST, e))?)
+            .map_err(|e| fail(FIRST, e))?;
     }
-
     let buddy = Buddy::new(BuddyOptions::new(region_for(n), 16)).map_err(|e| fail(BUDDY, e))?;
     buddy
         .free(buddy.alloc(n, 16).map_err(|e| fail(BUDDY, e))?)
         .map_err(|e| fail(BUDDY, e))?;
-    run.latency(case(BUDDY), Unit::NS, || {
-        if let Ok(p) = buddy.alloc(keep(n), 16) {
-            keep(buddy.free(keep(p)).is_ok());
-        }
-    });
-
     let mut arena = Arena::map(region_for(n), Checks::off()).map_err(|e| fail(ARENA, e))?;
-    run.latency(case(ARENA), Unit::NS, || {
-        let mark = arena.mark();
-        keep(arena.alloc(keep(n), 16).is_ok());
-        keep(arena.rewind(mark).is_ok());
-    });
-
     Memory::map(n).map_err(|e| CliError::io(MMAP, &e))?;
-    run.latency(case(MMAP), Unit::NS, || {
-        keep(Memory::map(keep(n)).is_ok());
-    });
-    Ok((malloc, pooled))
+
+    let medians = paired(
+        run,
+        vec![
+            (case(MALLOC), batch(|| drop(keep(SysBlock::new(keep(n)))))),
+            (
+                case(POOL),
+                batch(|| {
+                    if let Ok(p) = pool.alloc() {
+                        keep(pool.free(keep(p)).is_ok());
+                    }
+                }),
+            ),
+            (
+                case(CALLOC),
+                batch(|| drop(keep(SysBlock::zeroed(keep(n))))),
+            ),
+            (
+                case(SYNC_POOL),
+                batch(|| {
+                    if let Ok(p) = sync.alloc() {
+                        keep(sync.free(keep(p)).is_ok());
+                    }
+                }),
+            ),
+            (
+                case(FIRST),
+                batch(|| {
+                    if let Ok(p) = first.alloc(keep(n), 16) {
+                        keep(first.free(keep(p)).is_ok());
+                    }
+                }),
+            ),
+            (
+                case(BEST),
+                batch(|| {
+                    if let Ok(p) = best.alloc(keep(n), 16) {
+                        keep(best.free(keep(p)).is_ok());
+                    }
+                }),
+            ),
+            (
+                case(BUDDY),
+                batch(|| {
+                    if let Ok(p) = buddy.alloc(keep(n), 16) {
+                        keep(buddy.free(keep(p)).is_ok());
+                    }
+                }),
+            ),
+            (
+                case(ARENA),
+                batch(move || {
+                    let mark = arena.mark();
+                    keep(arena.alloc(keep(n), 16).is_ok());
+                    keep(arena.rewind(mark).is_ok());
+                }),
+            ),
+            (case(MMAP), batch(|| drop(keep(Memory::map(keep(n)))))),
+        ],
+    );
+    Ok((medians[0], medians[1]))
 }
 
 // The memio allocators grow through allocator_api2's Vec, which calls
@@ -218,115 +302,174 @@ fn growth(run: &mut Run<'_>, n: usize) -> CliResult<()> {
         return Err(fail(MALLOC, "realloc failed"));
     }
     drop(b);
-    run.latency(case(MALLOC), Unit::NS, || {
-        if let Some(mut b) = SysBlock::new(keep(half)) {
-            keep(b.resize(keep(n)));
-            keep(b);
-        }
-    });
-
     let pool = Pool::new(PoolOptions::new(n).blocks_per_chunk(2)).map_err(|e| fail(POOL, e))?;
-    if !grow_vec(&pool, half, n) {
-        return Err(fail(POOL, "growth within a block failed"));
-    }
-    run.latency(case(POOL), Unit::NS, || {
-        keep(grow_vec(&pool, keep(half), n));
-    });
-
-    for (name, fit) in [(FIRST, Fit::First), (BEST, Fit::Best)] {
-        let heap = FreeList::map(region_for(n), fit, Checks::off()).map_err(|e| fail(name, e))?;
-        if !grow_vec(&heap, half, n) {
-            return Err(fail(name, "growth failed"));
-        }
-        run.latency(case(name), Unit::NS, || {
-            keep(grow_vec(&heap, keep(half), n));
-        });
-    }
-
+    let first =
+        FreeList::map(region_for(n), Fit::First, Checks::off()).map_err(|e| fail(FIRST, e))?;
+    let best = FreeList::map(region_for(n), Fit::Best, Checks::off()).map_err(|e| fail(BEST, e))?;
     let buddy = Buddy::new(BuddyOptions::new(region_for(n), 16)).map_err(|e| fail(BUDDY, e))?;
-    if !grow_vec(&buddy, half, n) {
-        return Err(fail(BUDDY, "growth failed"));
-    }
-    run.latency(case(BUDDY), Unit::NS, || {
-        keep(grow_vec(&buddy, keep(half), n));
-    });
-
     let mut arena = Arena::map(region_for(n), Checks::off()).map_err(|e| fail(ARENA, e))?;
-    run.latency(case(ARENA), Unit::NS, || {
-        let mark = arena.mark();
-        keep(grow_vec(&arena, keep(half), n));
-        keep(arena.rewind(mark).is_ok());
-    });
-
-    run.latency(case(MMAP), Unit::NS, || {
-        if let Ok(mut m) = Memory::map(keep(half)) {
-            keep(m.resize(keep(n)).is_ok());
-            keep(m);
+    for (name, ok) in [
+        (POOL, grow_vec(&pool, half, n)),
+        (FIRST, grow_vec(&first, half, n)),
+        (BEST, grow_vec(&best, half, n)),
+        (BUDDY, grow_vec(&buddy, half, n)),
+    ] {
+        if !ok {
+            return Err(fail(name, format!("growing {half} to {n} bytes failed")));
         }
-    });
+    }
+
+    paired(
+        run,
+        vec![
+            (
+                case(MALLOC),
+                batch(|| {
+                    if let Some(mut b) = SysBlock::new(keep(half)) {
+                        keep(b.resize(keep(n)));
+                        keep(b);
+                    }
+                }),
+            ),
+            (
+                case(POOL),
+                batch(|| {
+                    keep(grow_vec(&pool, keep(half), n));
+                }),
+            ),
+            (
+                case(FIRST),
+                batch(|| {
+                    keep(grow_vec(&first, keep(half), n));
+                }),
+            ),
+            (
+                case(BEST),
+                batch(|| {
+                    keep(grow_vec(&best, keep(half), n));
+                }),
+            ),
+            (
+                case(BUDDY),
+                batch(|| {
+                    keep(grow_vec(&buddy, keep(half), n));
+                }),
+            ),
+            (
+                case(ARENA),
+                batch(move || {
+                    let mark = arena.mark();
+                    keep(grow_vec(&arena, keep(half), n));
+                    keep(arena.rewind(mark).is_ok());
+                }),
+            ),
+            (
+                case(MMAP),
+                batch(|| {
+                    if let Ok(mut m) = Memory::map(keep(half)) {
+                        keep(m.resize(keep(n)).is_ok());
+                        keep(m);
+                    }
+                }),
+            ),
+        ],
+    );
     Ok(())
+}
+
+// The same steps for the variable-size allocators.
+fn steps<'a, P: Copy + 'a>(
+    seq: &'a [usize],
+    alloc: impl Fn(usize) -> Option<P> + 'a,
+    free: impl Fn(P) + 'a,
+) -> Batch<'a> {
+    let mut slots: Vec<Option<P>> = vec![None; SLOTS];
+    let mut i = 0usize;
+    batch(move || {
+        let k = i % SLOTS;
+        if let Some(p) = slots[k].take() {
+            free(p);
+        }
+        slots[k] = alloc(seq[i % seq.len()]);
+        i += 1;
+    })
 }
 
 /// One free + one allocate per op over 64 live slots, sizes 16 B..4 KiB;
 /// returns (mechanism, median) for malloc, the free lists and Buddy.
 fn mixed(run: &mut Run<'_>) -> CliResult<Vec<(&'static str, f64)>> {
-    let mut medians = Vec::new();
     let seq = mixed_sizes(4096);
+    let seq = &seq;
     let workload = format!("mixed 16 B–4 KiB, {SLOTS} live");
     let case = |m: &str| Case::new(m, workload.clone()).param("live", SLOTS);
 
-    let mut slots: Vec<Option<SysBlock>> = (0..SLOTS).map(|_| None).collect();
-    let mut i = 0usize;
-    let m = run.latency(case(MALLOC), Unit::NS, || {
-        let k = i % SLOTS;
-        slots[k] = None;
-        slots[k] = SysBlock::new(seq[i % seq.len()]);
-        i += 1;
-    });
-    medians.push((MALLOC, m));
-    drop(slots);
-
     let pool = Pool::new(PoolOptions::new(MIXED_MAX).blocks_per_chunk(SLOTS))
         .map_err(|e| fail(POOL, e))?;
-    let mut slots = vec![None; SLOTS];
+    let first = FreeList::map(4 << 20, Fit::First, Checks::off()).map_err(|e| fail(FIRST, e))?;
+    let best = FreeList::map(4 << 20, Fit::Best, Checks::off()).map_err(|e| fail(BEST, e))?;
+    let buddy = Buddy::new(BuddyOptions::new(4 << 20, 16)).map_err(|e| fail(BUDDY, e))?;
+
+    let mut malloc_slots: Vec<Option<SysBlock>> = (0..SLOTS).map(|_| None).collect();
     let mut i = 0usize;
-    run.latency(case(POOL), Unit::NS, || {
+    let malloc = batch(move || {
         let k = i % SLOTS;
-        if let Some(p) = slots[k].take() {
+        malloc_slots[k] = None;
+        malloc_slots[k] = SysBlock::new(seq[i % seq.len()]);
+        i += 1;
+    });
+    let mut pool_slots = vec![None; SLOTS];
+    let mut i = 0usize;
+    let pooled = batch(|| {
+        let k = i % SLOTS;
+        if let Some(p) = pool_slots[k].take() {
             keep(pool.free(p).is_ok());
         }
-        slots[k] = pool.alloc().ok();
+        pool_slots[k] = pool.alloc().ok();
         i += 1;
     });
-
-    for (name, fit) in [(FIRST, Fit::First), (BEST, Fit::Best)] {
-        let heap = FreeList::map(4 << 20, fit, Checks::off()).map_err(|e| fail(name, e))?;
-        let mut slots = vec![None; SLOTS];
-        let mut i = 0usize;
-        let m = run.latency(case(name), Unit::NS, || {
-            let k = i % SLOTS;
-            if let Some(p) = slots[k].take() {
-                keep(heap.free(p).is_ok());
-            }
-            slots[k] = heap.alloc(seq[i % seq.len()], 16).ok();
-            i += 1;
-        });
-        medians.push((name, m));
-    }
-
-    let buddy = Buddy::new(BuddyOptions::new(4 << 20, 16)).map_err(|e| fail(BUDDY, e))?;
-    let mut slots = vec![None; SLOTS];
-    let mut i = 0usize;
-    let m = run.latency(case(BUDDY), Unit::NS, || {
-        let k = i % SLOTS;
-        if let Some(p) = slots[k].take() {
-            keep(buddy.free(p).is_ok());
-        }
-        slots[k] = buddy.alloc(seq[i % seq.len()], 16).ok();
-        i += 1;
-    });
-    medians.push((BUDDY, m));
-    Ok(medians)
+    let medians = paired(
+        run,
+        vec![
+            (case(MALLOC), malloc),
+            (case(POOL), pooled),
+            (
+                case(FIRST),
+                steps(
+                    seq,
+                    |s| first.alloc(s, 16).ok(),
+                    |p| {
+                        keep(first.free(p).is_ok());
+                    },
+                ),
+            ),
+            (
+                case(BEST),
+                steps(
+                    seq,
+                    |s| best.alloc(s, 16).ok(),
+                    |p| {
+                        keep(best.free(p).is_ok());
+                    },
+                ),
+            ),
+            (
+                case(BUDDY),
+                steps(
+                    seq,
+                    |s| buddy.alloc(s, 16).ok(),
+                    |p| {
+                        keep(buddy.free(p).is_ok());
+                    },
+                ),
+            ),
+        ],
+    );
+    Ok(vec![
+        (MALLOC, medians[0]),
+        (FIRST, medians[2]),
+        (BEST, medians[3]),
+        (BUDDY, medians[4]),
+    ])
 }
 
 /// The random workload of the fragmentation rows: 20,000 steps over 512
