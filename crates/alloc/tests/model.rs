@@ -111,7 +111,8 @@ fn is_foreign(r: &Result<(), Error>) -> bool {
 
 /// The operations every allocator shares, behind one face for the runner.
 trait Subject {
-    fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>>;
+    /// Allocates; returns the block and the size it was recorded with.
+    fn alloc(&self, size: usize, align: usize) -> Option<(NonNull<u8>, usize)>;
     fn free(&self, p: NonNull<u8>) -> Result<(), Error>;
     /// Resizes in place; `Ok(false)` when it cannot.
     fn resize(&self, _p: NonNull<u8>, _size: usize) -> Result<bool, Error> {
@@ -125,8 +126,8 @@ trait Subject {
 }
 
 impl Subject for FreeList {
-    fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
-        FreeList::alloc(self, size, align).ok()
+    fn alloc(&self, size: usize, align: usize) -> Option<(NonNull<u8>, usize)> {
+        FreeList::alloc(self, size, align).ok().map(|p| (p, size))
     }
     fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
         FreeList::free(self, p)
@@ -146,8 +147,8 @@ impl Subject for FreeList {
 }
 
 impl Subject for Buddy {
-    fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
-        Buddy::alloc(self, size, align).ok()
+    fn alloc(&self, size: usize, align: usize) -> Option<(NonNull<u8>, usize)> {
+        Buddy::alloc(self, size, align).ok().map(|p| (p, size))
     }
     fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
         Buddy::free(self, p)
@@ -161,10 +162,16 @@ impl Subject for Buddy {
 }
 
 impl Subject for Pool {
-    fn alloc(&self, size: usize, align: usize) -> Option<NonNull<u8>> {
+    fn alloc(&self, size: usize, align: usize) -> Option<(NonNull<u8>, usize)> {
+        if size > self.block_size() * 3 / 4 {
+            // The inherent fast path: records the whole block.
+            return Pool::alloc(self).ok().map(|p| (p, self.block_size()));
+        }
         // Through the Allocator trait, so the requested size is recorded.
         let layout = Layout::from_size_align(size, align).ok()?;
-        Allocator::allocate(&self, layout).ok().map(NonNull::cast)
+        Allocator::allocate(&self, layout)
+            .ok()
+            .map(|p| (p.cast(), size))
     }
     fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
         Pool::free(self, p)
@@ -178,10 +185,11 @@ impl Subject for Pool {
 }
 
 impl Subject for SyncPool {
-    fn alloc(&self, size: usize, _align: usize) -> Option<NonNull<u8>> {
+    fn alloc(&self, size: usize, _align: usize) -> Option<(NonNull<u8>, usize)> {
         (size <= self.block_size())
             .then(|| SyncPool::alloc(self).ok())
             .flatten()
+            .map(|p| (p, size))
     }
     fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
         SyncPool::free(self, p)
@@ -202,7 +210,7 @@ fn run<S: Subject>(subject: &S, ops: &[Op], exact_requested: bool) -> Result<Mod
         match *op {
             Op::Alloc { size, align_log } => {
                 let align = (1usize << align_log).min(subject.max_align());
-                if let Some(p) = subject.alloc(size, align) {
+                if let Some((p, size)) = subject.alloc(size, align) {
                     model.insert(p, size, align)?;
                 }
             }
