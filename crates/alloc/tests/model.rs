@@ -319,10 +319,12 @@ proptest! {
     }
 
     #[test]
-    fn pool_matches_the_model(ops in ops(48), checks in any::<bool>()) {
+    fn pool_matches_the_model(ops in ops(64), checks in any::<bool>(), pow2 in any::<bool>()) {
         let checks = if checks { Checks::all() } else { Checks::off() };
+        // A 64-byte stride takes the fast path (without checks); 48 does not.
+        let block = if pow2 { 64 } else { 48 };
         let pool = Pool::new(
-            PoolOptions::new(48).blocks_per_chunk(16).max_chunks(3).checks(checks),
+            PoolOptions::new(block).blocks_per_chunk(16).max_chunks(3).checks(checks),
         ).unwrap();
         let model = run(&pool, &ops, true)?;
         free_all(&pool, &model)?;
