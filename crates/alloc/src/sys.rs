@@ -240,6 +240,12 @@ mod tests {
         let before = mallinfo();
         let b = SysBlock::zeroed(8 << 20).unwrap();
         let during = mallinfo();
+        if during.reserved == 0 {
+            // Under valgrind (or another malloc replacement) glibc's
+            // statistics stay empty: nothing to compare.
+            eprintln!("skipped: mallinfo reports nothing; malloc is not glibc's here");
+            return;
+        }
         assert!(during.in_use >= before.in_use + (8 << 20) - 4096);
         assert!(b.usable_size() >= 8 << 20);
         drop(b);
