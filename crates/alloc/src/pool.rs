@@ -154,7 +154,7 @@ struct Inner {
 
 /// A pool of fixed-size blocks with O(1) allocate and free.
 ///
-/// Not `Sync`: share it between threads through [`SyncPool`], or give each
+/// Not `Sync`: share it between threads through [`SyncPool`](crate::SyncPool), or give each
 /// thread its own. `Send`: the pool owns its chunks.
 ///
 /// ```
