@@ -2,7 +2,9 @@
 //! free list to manage memory blocks", as [`memio_alloc::FreeList`].
 //!
 //! Allocates a mix of sizes, frees some to punch holes, shows how first fit
-//! and best fit place the next request differently, grows a block in place,
+//! and best fit place the next request differently (two holes of the same
+//! size class: first fit takes the first on the list, best fit the
+//! snuggest), grows a block in place,
 //! and frees everything to show the holes coalescing back into one block.
 //!
 //! Run: `cargo run -p memio-alloc --example freelist`
@@ -41,24 +43,24 @@ fn run() -> Result<(), Error> {
             fit,
             Checks::all(),
         )?;
-        let a = heap.alloc(1000, 16)?;
+        let a = heap.alloc(1500, 16)?;
         let s1 = heap.alloc(16, 16)?;
-        let b = heap.alloc(200, 16)?;
+        let b = heap.alloc(1100, 16)?;
         let s2 = heap.alloc(16, 16)?;
-        line(&heap, "4 blocks (1000, 16, 200, 16 bytes)");
+        line(&heap, "4 blocks (1500, 16, 1100, 16 bytes)");
         heap.free(b)?;
         heap.free(a)?;
-        line(&heap, "freed the 200, then the 1000");
-        let c = heap.alloc(150, 16)?;
+        line(&heap, "freed the 1100, then the 1500");
+        let c = heap.alloc(1000, 16)?;
         let into = if c == a {
-            "the 1000-byte hole"
+            "the 1500-byte hole"
         } else if c == b {
-            "the 200-byte hole"
+            "the 1100-byte hole"
         } else {
             "the tail"
         };
-        println!("a 150-byte request went into {into}");
-        line(&heap, "after the 150");
+        println!("a 1000-byte request went into {into}");
+        line(&heap, "after the 1000");
         let d = heap.alloc(100, 256)?;
         println!(
             "a 100-byte block aligned to 256: {:#x}",

@@ -12,8 +12,10 @@
 //!
 //! Blocks start 8 bytes past a 16-byte boundary, so every payload is
 //! 16-byte aligned; sizes are multiples of 16, at least 32. Free blocks sit
-//! on one doubly linked list. Allocation searches it first-fit or best-fit
-//! and splits off the tail when at least 32 bytes remain; freeing coalesces
+//! on doubly linked lists by size class (one per power of two). Allocation
+//! searches from the request's class up, first-fit or best-fit within the
+//! first class that holds a fit, and splits off the tail when at least 32
+//! bytes remain; freeing coalesces
 //! immediately with a free neighbour on either side (the footer of the
 //! previous block gives its size when the `PREV_USED` bit is clear). A
 //! bitmap of live payload starts lets the safe [`FreeList::free`] refuse a
@@ -47,6 +49,13 @@ const USED: usize = 1;
 const PREV_USED: usize = 2;
 const FLAGS: usize = 0xF;
 const NIL: usize = 0;
+const BINS: usize = 64;
+
+/// Size class of a block size: floor(log2(size)).
+#[inline]
+fn bin(size: usize) -> usize {
+    (usize::BITS - 1 - size.leading_zeros()) as usize
+}
 
 /// How [`FreeList`] picks among the free blocks that fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,8 +64,8 @@ pub enum Fit {
     /// small crumbs at the front of the list.
     #[default]
     First,
-    /// The smallest block that fits (stops early on an exact fit): searches
-    /// the whole list, keeps large blocks whole longer.
+    /// The smallest block that fits (stops early on a fit too tight to
+    /// split): searches the whole list, keeps large blocks whole longer.
     Best,
 }
 
@@ -66,7 +75,11 @@ struct Heap {
     origin: NonNull<u8>,
     /// Offset of the epilogue header (end of the last block).
     end: usize,
-    head: usize,
+    /// Free lists by size class: `bins[k]` holds blocks of 2^k to
+    /// 2^(k+1) - 1 bytes.
+    bins: [usize; BINS],
+    /// Bit k set when `bins[k]` is not empty.
+    nonempty: u64,
     fit: Fit,
     checks: Checks,
     /// Live payload starts, one bit per granule from offset 16.
@@ -172,20 +185,27 @@ impl Heap {
     }
 
     fn push(&mut self, block: usize) {
-        let head = self.head;
+        let k = bin(self.size(block));
+        let head = self.bins[k];
         self.set_word(block + W, head);
         self.set_word(block + 2 * W, NIL);
         if head != NIL {
             self.set_word(head + 2 * W, block);
         }
-        self.head = block;
+        self.bins[k] = block;
+        self.nonempty |= 1 << k;
     }
 
+    /// Takes a free block off its list (before its size changes).
     fn unlink(&mut self, block: usize) {
         let next = self.word(block + W);
         let prev = self.word(block + 2 * W);
         if prev == NIL {
-            self.head = next;
+            let k = bin(self.size(block));
+            self.bins[k] = next;
+            if next == NIL {
+                self.nonempty &= !(1 << k);
+            }
         } else {
             self.set_word(prev + W, next);
         }
@@ -216,9 +236,24 @@ impl Heap {
         (at + need <= b + bsize).then_some(at)
     }
 
+    /// Searches the size classes from `need`'s up. Within the first class
+    /// holding a fit, first-fit takes the first fit on its list and
+    /// best-fit the smallest (any block of a higher class is larger).
     fn find(&self, need: usize, align: usize) -> Option<(usize, usize)> {
+        let mut classes = self.nonempty & (u64::MAX << bin(need));
+        while classes != 0 {
+            let k = classes.trailing_zeros() as usize;
+            classes &= classes - 1;
+            if let Some(found) = self.find_in(self.bins[k], need, align) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    fn find_in(&self, head: usize, need: usize, align: usize) -> Option<(usize, usize)> {
         let mut best: Option<(usize, usize, usize)> = None;
-        let mut b = self.head;
+        let mut b = head;
         while b != NIL {
             let bsize = self.size(b);
             if bsize >= need {
@@ -228,7 +263,10 @@ impl Heap {
                         Fit::Best => {
                             if best.is_none_or(|(_, _, s)| bsize < s) {
                                 best = Some((b, at, bsize));
-                                if bsize == need {
+                                // Less than a minimum block left over: it
+                                // would not be split off, so no block can
+                                // fit better.
+                                if bsize - need < MIN_BLOCK {
                                     break;
                                 }
                             }
@@ -470,13 +508,15 @@ impl Heap {
 
     fn stats(&self) -> Stats {
         let (mut free, mut chunks, mut largest) = (0, 0, 0);
-        let mut b = self.head;
-        while b != NIL {
-            let s = self.size(b);
-            free += s;
-            chunks += 1;
-            largest = largest.max(s);
-            b = self.word(b + W);
+        for &head in &self.bins {
+            let mut b = head;
+            while b != NIL {
+                let s = self.size(b);
+                free += s;
+                chunks += 1;
+                largest = largest.max(s);
+                b = self.word(b + W);
+            }
         }
         let footprint = self.live.last_set().map_or(0, |g| {
             let block = g * GRAN - W;
@@ -535,18 +575,24 @@ impl Heap {
         if b != self.end || self.word(self.end) & !FLAGS != 0 || !self.is_used(self.end) {
             return Err("blocks do not end at the epilogue".into());
         }
-        let (mut listed, mut listed_bytes, mut prev, mut f) = (0, 0, NIL, self.head);
-        while f != NIL {
-            if self.is_used(f) || self.word(f + 2 * W) != prev {
-                return Err(format!("free list broken at offset {f}"));
+        let (mut listed, mut listed_bytes) = (0, 0);
+        for (k, &head) in self.bins.iter().enumerate() {
+            if (head != NIL) != (self.nonempty >> k & 1 == 1) {
+                return Err(format!("size class {k} disagrees with the non-empty mask"));
             }
-            listed += 1;
-            listed_bytes += self.size(f);
-            if listed > free_blocks {
-                return Err("free list longer than the free blocks (a cycle?)".into());
+            let (mut prev, mut f) = (NIL, head);
+            while f != NIL {
+                if self.is_used(f) || self.word(f + 2 * W) != prev || bin(self.size(f)) != k {
+                    return Err(format!("free list {k} broken at offset {f}"));
+                }
+                listed += 1;
+                listed_bytes += self.size(f);
+                if listed > free_blocks {
+                    return Err("free lists longer than the free blocks (a cycle?)".into());
+                }
+                prev = f;
+                f = self.word(f + W);
             }
-            prev = f;
-            f = self.word(f + W);
         }
         if (listed, listed_bytes) != (free_blocks, free_bytes) || used_bytes != self.in_use {
             return Err(format!(
@@ -584,7 +630,8 @@ impl FreeList {
             _memory: memory,
             origin,
             end,
-            head: NIL,
+            bins: [NIL; BINS],
+            nonempty: 0,
             fit,
             checks,
             live: Bitmap::new(end / GRAN + 1),
@@ -836,13 +883,15 @@ mod tests {
     fn best_fit_takes_the_snuggest_hole() {
         for (fit, expect_small_hole) in [(Fit::First, false), (Fit::Best, true)] {
             let h = heap(8192, fit, Checks::off());
-            let big = h.alloc(1000, 16).unwrap();
+            // Two holes of the same size class (1024..2047 bytes); the
+            // larger one is first on the list.
+            let big = h.alloc(1500, 16).unwrap();
             let _sep1 = h.alloc(16, 16).unwrap();
-            let small = h.alloc(100, 16).unwrap();
+            let small = h.alloc(1100, 16).unwrap();
             let _sep2 = h.alloc(16, 16).unwrap();
             h.free(small).unwrap();
             h.free(big).unwrap();
-            let p = h.alloc(90, 16).unwrap();
+            let p = h.alloc(1000, 16).unwrap();
             assert_eq!(p == small, expect_small_hole, "{fit:?}");
             h.check().unwrap();
         }
