@@ -8,7 +8,7 @@
 //! | [`Pool`] | fixed-size blocks through an intrusive free list; grows by chunks | O(1) |
 //! | [`TypedPool`] | a [`Pool`] sized for `T`, handing out owning [`PoolBox`]es | O(1) |
 //! | [`SyncPool`] | a lock-free pool shared between threads | O(1), one CAS |
-//! | [`FreeList`] | any size and power-of-two alignment; boundary tags, first or best fit, splitting, immediate coalescing, in-place grow/shrink | O(free blocks) |
+//! | [`FreeList`] | any size and power-of-two alignment; boundary tags, free lists by size class, first or best fit, splitting, immediate coalescing, in-place grow/shrink | O(free blocks of the request's size class) |
 //! | [`Buddy`] | power-of-two orders that split on allocate and merge on free; reports internal and external fragmentation | O(log n) |
 //! | [`Arena`] | scoped bump allocation with marks, rewind and reset: the Rust stand-in for `alloca` and VLAs | O(1) |
 //!
