@@ -315,11 +315,8 @@ impl Heap {
             size_here = need;
             self.make_free(at + need, rest, true);
         }
-        let prev_flag = if lead > 0 || prev_used {
-            if lead > 0 { 0 } else { PREV_USED }
-        } else {
-            0
-        };
+        // With a leading gap, the block before is that (free) gap.
+        let prev_flag = if lead == 0 && prev_used { PREV_USED } else { 0 };
         self.set_word(at, size_here | USED | prev_flag);
         self.set_word(at + size_here - W, size);
         self.set_prev_used(at + size_here, true);
