@@ -64,7 +64,6 @@ pub struct SyncPool {
     next: Box<[AtomicU32]>,
     /// 1 while the block is live.
     live: Box<[AtomicU8]>,
-    allocations: AtomicU64,
     frees: AtomicU64,
     failures: AtomicU64,
     peak: AtomicUsize,
@@ -172,7 +171,6 @@ impl SyncPool {
             head: AtomicU64::new(pack(0, 0)),
             next,
             live: (0..blocks).map(|_| AtomicU8::new(0)).collect(),
-            allocations: AtomicU64::new(0),
             frees: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             peak: AtomicUsize::new(0),
@@ -221,7 +219,6 @@ impl SyncPool {
             {
                 Ok(_) => {
                     self.live[index as usize].store(1, Ordering::Relaxed);
-                    self.allocations.fetch_add(1, Ordering::Relaxed);
                     let addr = self.base + index as usize * self.stride;
                     // SAFETY: base + index * stride is inside the region, not null.
                     return Ok(unsafe { NonNull::new_unchecked(addr as *mut u8) });
@@ -334,7 +331,8 @@ impl SyncPool {
             live_blocks: live,
             requested: live * self.block_size,
             footprint: highest * self.stride,
-            allocations: self.allocations.load(Ordering::Relaxed),
+            // Every live block was allocated once and not freed since.
+            allocations: self.frees.load(Ordering::Relaxed) + live as u64,
             frees: self.frees.load(Ordering::Relaxed),
             failures: self.failures.load(Ordering::Relaxed),
         }
