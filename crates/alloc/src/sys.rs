@@ -176,9 +176,57 @@ impl Drop for SysBlock {
     }
 }
 
+/// glibc's `struct mallinfo2`, field for field (all arenas of the process).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MallInfo {
+    /// Bytes of heap (brk and arena heaps) obtained from the system.
+    pub arena: usize,
+    /// Number of free chunks.
+    pub ordblks: usize,
+    /// Number of free fastbin blocks.
+    pub smblks: usize,
+    /// Number of mmapped regions (large blocks).
+    pub hblks: usize,
+    /// Bytes in mmapped regions.
+    pub hblkhd: usize,
+    /// Highest bytes in use (always 0 in current glibc).
+    pub usmblks: usize,
+    /// Bytes in free fastbin blocks.
+    pub fsmblks: usize,
+    /// Bytes in use (allocated chunks of the heaps).
+    pub uordblks: usize,
+    /// Bytes free in the heaps.
+    pub fordblks: usize,
+    /// Bytes at the top of the heap that `malloc_trim` could release.
+    pub keepcost: usize,
+}
+
+/// glibc's `mallinfo2()`, every field.
+///
+/// # References
+///
+/// - [mallinfo(3)](https://man7.org/linux/man-pages/man3/mallinfo.3.html)
+#[must_use]
+pub fn mallinfo2() -> MallInfo {
+    // SAFETY: mallinfo2 has no preconditions; it returns a plain struct.
+    let m = unsafe { libc::mallinfo2() };
+    MallInfo {
+        arena: m.arena,
+        ordblks: m.ordblks,
+        smblks: m.smblks,
+        hblks: m.hblks,
+        hblkhd: m.hblkhd,
+        usmblks: m.usmblks,
+        fsmblks: m.fsmblks,
+        uordblks: m.uordblks,
+        fordblks: m.fordblks,
+        keepcost: m.keepcost,
+    }
+}
+
 /// glibc's `mallinfo2()` for the whole process, in this crate's [`Stats`]
 /// shape (operation counts and `requested` are unknown to glibc and read 0;
-/// `footprint` is the heap's size, `arena`).
+/// `footprint` is the heap minus its trimmable top, `arena - keepcost`).
 ///
 /// # References
 ///
@@ -186,8 +234,7 @@ impl Drop for SysBlock {
 #[doc(alias = "mallinfo2")]
 #[must_use]
 pub fn mallinfo() -> Stats {
-    // SAFETY: mallinfo2 has no preconditions; it returns a plain struct.
-    let m = unsafe { libc::mallinfo2() };
+    let m = mallinfo2();
     Stats {
         reserved: m.arena + m.hblkhd,
         in_use: m.uordblks + m.hblkhd,
@@ -197,7 +244,7 @@ pub fn mallinfo() -> Stats {
         peak_in_use: m.usmblks,
         live_blocks: 0,
         requested: 0,
-        footprint: m.arena,
+        footprint: m.arena - m.keepcost.min(m.arena),
         allocations: 0,
         frees: 0,
         failures: 0,

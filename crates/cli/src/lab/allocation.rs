@@ -618,12 +618,17 @@ fn fragmentation(run: &mut Run<'_>) -> CliResult<()> {
         |m: &str| Case::new(m, "random workload: footprint / live").param("steps", w.steps.len());
     let mut notes = Vec::new();
 
-    // System malloc: how much the heap (arena + mmapped bytes) grew.
+    // System malloc: glibc may serve the workload from memory freed before
+    // it, so heap growth alone can read zero. Count what the workload holds:
+    // the growth of bytes in use (chunks with their headers) plus the growth
+    // of free holes below the trimmable top.
     let _ = sys::trim(0);
-    let before = sys::mallinfo().reserved;
+    let held = |m: sys::MallInfo| (m.uordblks + m.hblkhd, m.fordblks.saturating_sub(m.keepcost));
+    let (used0, holes0) = held(sys::mallinfo2());
     let (live, blocks) = w.replay(SysBlock::new, drop);
-    let grown = sys::mallinfo().reserved.saturating_sub(before);
+    let (used1, holes1) = held(sys::mallinfo2());
     drop(blocks);
+    let grown = used1.saturating_sub(used0) + holes1.saturating_sub(holes0);
     run.record(case(MALLOC), Unit::FACTOR, &[factor(grown, live)]);
 
     // A pool of 4 KiB blocks serves every request with a whole block.
@@ -696,9 +701,10 @@ fn fragmentation(run: &mut Run<'_>) -> CliResult<()> {
 
     run.note(format!(
         "fragmentation rows: {} steps over {} slots, requests 16 B–4 KiB; footprint = bytes from \
-         the heap start to the end of its highest live block (malloc: growth of mallinfo arena + \
-         mmapped bytes, which understates when glibc reuses memory freed before the workload; \
-         mmap: the mapped pages); 1.0 would be perfect packing",
+         the heap start to the end of its highest live block (malloc, from mallinfo2: growth of \
+         bytes in use plus growth of free holes below the trimmable top — an estimate, since \
+         other threads' allocations count too; mmap: the mapped pages); 1.0 would be perfect \
+         packing",
         w.steps.len(),
         Workload::SLOTS
     ));
