@@ -409,6 +409,25 @@ mod tests {
     }
 
     #[test]
+    fn allocator_api_collections_share_the_pool_across_threads() {
+        let pool = SyncPool::new(256, 8, Checks::off()).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..2u8 {
+                let pool = &pool;
+                s.spawn(move || {
+                    for _ in 0..100 {
+                        let mut v = allocator_api2::vec::Vec::with_capacity_in(200, pool);
+                        v.extend(std::iter::repeat_n(t, 200));
+                        assert!(v.iter().all(|&x| x == t));
+                        assert!(v.try_reserve(1000).is_err(), "a block holds 256 bytes");
+                    }
+                });
+            }
+        });
+        assert_eq!(pool.stats().live_blocks, 0);
+    }
+
+    #[test]
     fn exhaustion_double_free_and_foreign_are_reported() {
         let pool = SyncPool::new(16, 2, Checks::all().red_zone_off()).unwrap();
         let a = pool.alloc().unwrap();
