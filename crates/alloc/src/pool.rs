@@ -1,10 +1,17 @@
 //! `Pool`: fixed-size blocks with an O(1) intrusive free list.
 //!
 //! Free blocks hold the address of the next free block in their first word,
-//! so allocating pops the list head and freeing pushes onto it. A side table
-//! keeps each block's state (free, or the size asked for), which lets the
-//! safe [`Pool::free`] tell a live block from a double free or a pointer the
-//! pool never handed out, and lets [`Pool::stats`] report requested bytes.
+//! so allocating pops the list head and freeing pushes onto it; one freed
+//! block is also kept aside in a spare slot, so an allocation right after a
+//! free takes it without touching the list. A side table keeps each block's
+//! state (never used, freed, or live with the size asked for), which lets
+//! the safe [`Pool::free`] tell a live block from a double free or a pointer
+//! the pool never handed out, and lets [`Pool::stats`] count live blocks and
+//! requested bytes without counters on the fast path.
+//!
+//! The fast path (no debug checks, a power-of-two stride, a block of the
+//! first chunk) is small enough to inline into callers; everything else
+//! goes through cold out-of-line functions.
 //!
 //! # Safety
 //!
@@ -621,7 +628,12 @@ impl Pool {
         self.inner().validate(ptr.as_ptr() as usize).is_ok()
     }
 
-    /// The pool's statistics.
+    /// The pool's statistics, counted from the state table (O(blocks)).
+    ///
+    /// `peak_in_use` is exact without a counter: blocks are threaded lowest
+    /// address first and freed blocks go back in front, so a never-used
+    /// block is handed out only when every block used so far is live; the
+    /// number of blocks ever used is the peak of live blocks.
     #[must_use]
     pub fn stats(&self) -> Stats {
         let s = self.inner();
