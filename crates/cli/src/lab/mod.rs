@@ -6,6 +6,7 @@
 //! repeats, and records rows. The lab prints a table per section and writes
 //! `report.json` and a self-contained `index.html` into the output folder.
 
+mod allocation;
 mod html;
 pub(crate) mod ipc;
 mod machine;
@@ -28,7 +29,12 @@ pub(crate) use measure::{Case, Row, Timing, Unit};
 use report::{Report, SectionReport};
 
 /// Every lab section, in the order they run and print.
-pub(crate) const SECTIONS: &[Section] = &[memory::SECTION, mapping::SECTION, ipc::SECTION];
+pub(crate) const SECTIONS: &[Section] = &[
+    memory::SECTION,
+    allocation::SECTION,
+    mapping::SECTION,
+    ipc::SECTION,
+];
 
 /// How the HTML report draws a section's rows.
 #[derive(Debug, Clone, Copy, serde::Serialize)]

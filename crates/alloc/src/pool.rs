@@ -1,0 +1,1110 @@
+//! `Pool`: fixed-size blocks with an O(1) intrusive free list.
+//!
+//! Free blocks hold the address of the next free block in their first word,
+//! so allocating pops the list head and freeing pushes onto it; one freed
+//! block is also kept aside in a spare slot, so an allocation right after a
+//! free takes it without touching the list. A side table keeps each block's
+//! state (never used, freed, or live with the size asked for), which lets
+//! the safe [`Pool::free`] tell a live block from a double free or a pointer
+//! the pool never handed out, and lets [`Pool::stats`] count live blocks and
+//! requested bytes without counters on the fast path.
+//!
+//! The fast path (no debug checks, a power-of-two stride, a block of the
+//! first chunk) is small enough to inline into callers; everything else
+//! goes through cold out-of-line functions.
+//!
+//! # Safety
+//!
+//! The pool writes the free-list links and debug patterns through raw
+//! pointers into its own chunks. Every such pointer is either a chunk base
+//! plus a block index below the chunk's block count, or a pointer the caller
+//! promised (or [`Pool::free`] verified) is a live block of this pool.
+#![allow(
+    unsafe_code,
+    reason = "an intrusive free list inside raw chunks of memory"
+)]
+
+use std::cell::UnsafeCell;
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of};
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+
+use allocator_api2::alloc::{AllocError, Allocator, Layout};
+
+use crate::checks::{self, CANARY, POISON_FREED, POISON_FRESH};
+use crate::error::unsupported;
+use crate::{Checks, Error, Memory, Stats};
+
+const NAME: &str = "pool";
+/// Size of the free-list link kept in a free block.
+const LINK: usize = size_of::<usize>();
+/// Block state: never handed out.
+const NEVER: u32 = 0;
+/// Block state: handed out and freed since.
+const FREED: u32 = 1;
+/// Block state: live blocks store their requested size plus this.
+const LIVE: u32 = 2;
+
+/// How a [`Pool`] is laid out and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Usable bytes per block (at least one pointer, 8 bytes, is used).
+    pub block_size: usize,
+    /// Alignment of every block: a power of two, at least 8.
+    pub align: usize,
+    /// Blocks in each chunk taken from the OS.
+    pub blocks_per_chunk: usize,
+    /// How many chunks the pool may hold in total; 1 means it never grows.
+    pub max_chunks: usize,
+    /// Lock the chunks into RAM (`mlock`).
+    pub locked: bool,
+    /// Debug checks.
+    pub checks: Checks,
+}
+
+impl PoolOptions {
+    /// Blocks of `block_size` bytes, 16-byte aligned, 64 per chunk, one chunk,
+    /// no checks.
+    #[must_use]
+    pub const fn new(block_size: usize) -> Self {
+        Self {
+            block_size,
+            align: 16,
+            blocks_per_chunk: 64,
+            max_chunks: 1,
+            locked: false,
+            checks: Checks::off(),
+        }
+    }
+
+    /// Sets the block alignment.
+    #[must_use]
+    pub const fn align(mut self, align: usize) -> Self {
+        self.align = align;
+        self
+    }
+
+    /// Sets how many blocks each chunk holds.
+    #[must_use]
+    pub const fn blocks_per_chunk(mut self, n: usize) -> Self {
+        self.blocks_per_chunk = n;
+        self
+    }
+
+    /// Lets the pool grow to `n` chunks.
+    #[must_use]
+    pub const fn max_chunks(mut self, n: usize) -> Self {
+        self.max_chunks = n;
+        self
+    }
+
+    /// Locks chunks into RAM.
+    #[must_use]
+    pub const fn locked(mut self, locked: bool) -> Self {
+        self.locked = locked;
+        self
+    }
+
+    /// Sets the debug checks.
+    #[must_use]
+    pub const fn checks(mut self, checks: Checks) -> Self {
+        self.checks = checks;
+        self
+    }
+}
+
+#[derive(Debug)]
+struct Chunk {
+    _memory: Memory,
+    /// First block (aligned).
+    base: usize,
+}
+
+#[derive(Debug)]
+struct Inner {
+    block_size: usize,
+    stride: usize,
+    /// `log2(stride)` when the stride is a power of two, else `u32::MAX`.
+    shift: u32,
+    align: usize,
+    blocks_per_chunk: usize,
+    max_chunks: usize,
+    locked: bool,
+    checks: Checks,
+    /// First chunk's range, for the fast path of `free`.
+    base0: usize,
+    len0: usize,
+    chunks: Vec<Chunk>,
+    /// Per block: [`NEVER`], [`FREED`], or the requested size + [`LIVE`].
+    state: Vec<u32>,
+    /// Head of the free list (null when empty).
+    head: *mut u8,
+    /// One freed block kept aside (fast path only): an alloc right after a
+    /// free takes it without touching the list, which shortens the chain
+    /// of dependent memory accesses. Null when empty; flushed onto the list
+    /// by the general paths.
+    spare: *mut u8,
+    /// Debug checks on, or a stride that is not a power of two: every
+    /// operation takes the general path.
+    slow: bool,
+    /// `stride - 1` (for the fast path's boundary test).
+    mask: usize,
+    /// `len0` when the fast path is allowed (`!slow`), else 0, so one
+    /// compare decides both.
+    fast_len: usize,
+    /// State of a live block of the full block size.
+    live_tag: u32,
+    frees: u64,
+    failures: u64,
+}
+
+/// A pool of fixed-size blocks with O(1) allocate and free.
+///
+/// Not `Sync`: share it between threads through [`SyncPool`](crate::SyncPool), or give each
+/// thread its own. `Send`: the pool owns its chunks.
+///
+/// ```
+/// use memio_alloc::{Pool, PoolOptions, Error};
+/// let pool = Pool::new(PoolOptions::new(32).blocks_per_chunk(32))?;
+/// let a = pool.alloc()?;
+/// let b = pool.alloc()?;
+/// assert_ne!(a, b);
+/// pool.free(a)?;
+/// assert!(matches!(pool.free(a), Err(Error::DoubleFree { .. })));
+/// pool.free(b)?;
+/// assert_eq!(pool.stats().live_blocks, 0);
+/// # Ok::<(), memio_alloc::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Pool {
+    inner: UnsafeCell<Inner>,
+}
+
+// SAFETY: the pool owns its chunks and side tables; the raw head pointer
+// points into them. Moving the pool moves all of it.
+unsafe impl Send for Pool {}
+
+impl Pool {
+    /// Creates a pool whose chunks are anonymous mappings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] for a zero or oversized block, a bad
+    /// alignment or zero blocks per chunk; [`Error::Os`] when mapping fails.
+    pub fn new(options: PoolOptions) -> Result<Self, Error> {
+        let pool = Self::empty(options)?;
+        pool.add_chunk(None)?;
+        Ok(pool)
+    }
+
+    /// Creates a pool over the caller's memory, holding as many blocks as
+    /// fit (`options.blocks_per_chunk` is ignored for this first chunk;
+    /// growth, if allowed, maps further chunks).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::new`], and [`Error::Unsupported`] when not one block fits.
+    pub fn in_memory(memory: Memory, options: PoolOptions) -> Result<Self, Error> {
+        let pool = Self::empty(options)?;
+        pool.add_chunk(Some(memory))?;
+        Ok(pool)
+    }
+
+    fn empty(o: PoolOptions) -> Result<Self, Error> {
+        if o.block_size == 0 || o.block_size >= (u32::MAX - LIVE) as usize {
+            return Err(unsupported(
+                NAME,
+                format!("block size {} (1 byte to 4 GiB)", o.block_size),
+            ));
+        }
+        if !o.align.is_power_of_two() || o.align < align_of::<usize>() || o.align > 4096 {
+            return Err(unsupported(
+                NAME,
+                format!("alignment {} (a power of two, 8 to 4096)", o.align),
+            ));
+        }
+        if o.blocks_per_chunk == 0 || o.max_chunks == 0 {
+            return Err(unsupported(
+                NAME,
+                "a pool needs at least one block per chunk and one chunk",
+            ));
+        }
+        let stride = o
+            .block_size
+            .max(LINK)
+            .checked_add(o.checks.red_zone)
+            .and_then(|s| s.checked_next_multiple_of(o.align))
+            .ok_or_else(|| unsupported(NAME, "block size overflows"))?;
+        let shift = if stride.is_power_of_two() {
+            stride.trailing_zeros()
+        } else {
+            u32::MAX
+        };
+        Ok(Self {
+            inner: UnsafeCell::new(Inner {
+                block_size: o.block_size.max(LINK),
+                stride,
+                shift,
+                align: o.align,
+                blocks_per_chunk: o.blocks_per_chunk,
+                max_chunks: o.max_chunks,
+                locked: o.locked,
+                checks: o.checks,
+                base0: 0,
+                len0: 0,
+                chunks: Vec::new(),
+                state: Vec::new(),
+                head: std::ptr::null_mut(),
+                spare: std::ptr::null_mut(),
+                slow: o.checks != Checks::off() || shift == u32::MAX,
+                mask: stride - 1,
+                fast_len: 0,
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "block sizes are below u32::MAX - 2 (checked above)"
+                )]
+                live_tag: o.block_size.max(LINK) as u32 + LIVE,
+                frees: 0,
+                failures: 0,
+            }),
+        })
+    }
+
+    #[allow(
+        clippy::mut_from_ref,
+        reason = "the pool is !Sync and no method re-enters"
+    )]
+    fn inner(&self) -> &mut Inner {
+        // SAFETY: `Pool` is not `Sync`, no method calls another while it
+        // holds this reference, and none hands it out, so the reference is
+        // unique for its (short) life.
+        unsafe { &mut *self.inner.get() }
+    }
+
+    /// Adds a chunk (the caller's memory, or a new mapping) and threads its
+    /// blocks onto the free list.
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "offsets of link words are multiples of 8 from an aligned base"
+    )]
+    fn add_chunk(&self, memory: Option<Memory>) -> Result<(), Error> {
+        let s = self.inner();
+        let from_caller = memory.is_some();
+        let memory = if let Some(m) = memory {
+            m
+        } else {
+            {
+                let bytes = s
+                    .stride
+                    .checked_mul(s.blocks_per_chunk)
+                    .ok_or_else(|| unsupported(NAME, "chunk size overflows"))?;
+                let m = if s.locked {
+                    Memory::map_locked(bytes)
+                } else {
+                    Memory::map(bytes)
+                };
+                m.map_err(|e| Error::Os {
+                    allocator: NAME,
+                    source: e.into(),
+                })?
+            }
+        };
+        let start = memory.as_ptr() as usize;
+        let base = start.next_multiple_of(s.align);
+        let usable = memory.len().saturating_sub(base - start);
+        let first_chunk = s.chunks.is_empty();
+        let blocks = if from_caller {
+            usable / s.stride
+        } else {
+            (usable / s.stride).min(s.blocks_per_chunk)
+        };
+        if blocks == 0 {
+            return Err(unsupported(
+                NAME,
+                format!(
+                    "{} bytes of memory hold no block of {} bytes",
+                    memory.len(),
+                    s.stride
+                ),
+            ));
+        }
+        if first_chunk {
+            // The first chunk may hold any number of blocks; later chunks
+            // hold `blocks_per_chunk` each and are indexed after it.
+            s.base0 = base;
+            s.len0 = blocks * s.stride;
+            s.fast_len = if s.slow { 0 } else { s.len0 };
+        }
+        s.state.resize(s.state.len() + blocks, 0);
+        // Thread blocks so that the lowest address is handed out first.
+        let mut next = s.head;
+        for i in (0..blocks).rev() {
+            let block = (base + i * s.stride) as *mut u8;
+            if s.checks.poison {
+                // SAFETY: the block lies inside the new chunk.
+                unsafe { checks::fill(block, s.stride, POISON_FREED) };
+            }
+            // SAFETY: the block is inside the chunk and aligned to at least 8.
+            unsafe { block.cast::<*mut u8>().write(next) };
+            next = block;
+        }
+        s.head = next;
+        s.chunks.push(Chunk {
+            _memory: memory,
+            base,
+        });
+        Ok(())
+    }
+
+    /// Usable bytes per block.
+    #[must_use]
+    pub fn block_size(&self) -> usize {
+        self.inner().block_size
+    }
+
+    /// Block alignment.
+    #[must_use]
+    pub fn align(&self) -> usize {
+        self.inner().align
+    }
+
+    /// Blocks the pool holds now (free and live).
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.inner().state.len()
+    }
+
+    /// Hands out a block of [`Pool::block_size`] bytes in O(1), growing by a
+    /// chunk when the pool is empty and may grow.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfMemory`] when every block is live and the pool may not
+    /// grow; [`Error::UseAfterFree`] when poisoning is on and the block was
+    /// written after it was freed.
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "blocks are aligned to at least 8"
+    )]
+    #[inline]
+    pub fn alloc(&self) -> Result<NonNull<u8>, Error> {
+        let s = self.inner();
+        let spare = s.spare;
+        if !spare.is_null() {
+            s.spare = std::ptr::null_mut();
+            let index = (spare as usize).wrapping_sub(s.base0) >> s.shift;
+            debug_assert!(index < s.state.len());
+            // SAFETY: the spare is a block of the first chunk, whose blocks
+            // all have entries in `state`.
+            unsafe { *s.state.get_unchecked_mut(index) = s.live_tag };
+            // SAFETY: the spare is a freed block of the first chunk, not null.
+            return Ok(unsafe { NonNull::new_unchecked(spare) });
+        }
+        let block = s.head;
+        let off = (block as usize).wrapping_sub(s.base0);
+        if off >= s.fast_len {
+            // Empty, checks on, odd stride, or a block of a later chunk.
+            return self.alloc_slow();
+        }
+        // SAFETY: `block` is the head of the free list: a free block of the
+        // first chunk whose first word holds the next link.
+        s.head = unsafe { block.cast::<*mut u8>().read() };
+        let index = off >> s.shift;
+        debug_assert!(index < s.state.len());
+        // SAFETY: `off < len0`: a block of the first chunk, which has an
+        // entry in `state`.
+        unsafe { *s.state.get_unchecked_mut(index) = s.live_tag };
+        // SAFETY: block addresses are never null (checked in range above).
+        Ok(unsafe { NonNull::new_unchecked(block) })
+    }
+
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "offsets of link words are multiples of 8 from an aligned base"
+    )]
+    #[inline]
+    fn alloc_sized(&self, requested: usize) -> Result<NonNull<u8>, Error> {
+        let s = self.inner();
+        if !s.spare.is_null() {
+            // SAFETY: the spare is a free block of this pool, aligned to at
+            // least 8; it joins the list, so its first word holds the link.
+            unsafe { s.spare.cast::<*mut u8>().write(s.head) };
+            s.head = s.spare;
+            s.spare = std::ptr::null_mut();
+        }
+        if s.head.is_null() {
+            if s.chunks.len() < s.max_chunks {
+                self.add_chunk(None)
+                    .inspect_err(|_| self.inner().failures += 1)?;
+            } else {
+                s.failures += 1;
+                return Err(Error::OutOfMemory {
+                    allocator: NAME,
+                    size: requested,
+                    align: s.align,
+                });
+            }
+        }
+        let s = self.inner();
+        let block = s.head;
+        if s.checks.poison {
+            // SAFETY: a free block of this pool; the link occupies its first
+            // word, the rest holds the poison written when it was freed.
+            let damaged = unsafe {
+                checks::first_mismatch(block.wrapping_add(LINK), s.stride - LINK, POISON_FREED)
+            };
+            if let Some(at) = damaged {
+                return Err(Error::UseAfterFree {
+                    allocator: NAME,
+                    addr: block as usize,
+                    offset: at + LINK,
+                });
+            }
+        }
+        // SAFETY: `block` is the head of the free list: a free block of this
+        // pool whose first word holds the next link.
+        s.head = unsafe { block.cast::<*mut u8>().read() };
+        let index = s.index_of_owned(block as usize);
+        debug_assert!(s.state[index] < LIVE, "free list held a live block");
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "block sizes are below u32::MAX (checked)"
+        )]
+        {
+            s.state[index] = requested as u32 + LIVE;
+        }
+        if s.checks.poison {
+            // SAFETY: the block is now live and ours to fill.
+            unsafe { checks::fill(block, requested, POISON_FRESH) };
+        }
+        if s.checks.red_zone > 0 {
+            // SAFETY: `requested..stride` is the tail of this block.
+            unsafe { checks::fill(block.wrapping_add(requested), s.stride - requested, CANARY) };
+        }
+        // SAFETY: block addresses are never null.
+        Ok(unsafe { NonNull::new_unchecked(block) })
+    }
+
+    /// Returns a block to the pool in O(1), after checking it is a live
+    /// block of this pool.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DoubleFree`] for a block that is already free,
+    /// [`Error::Foreign`] for an address that is not a block of this pool,
+    /// [`Error::Overflow`] when red zones are on and the block's canary was
+    /// overwritten (the block stays live).
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "blocks are aligned to at least 8"
+    )]
+    #[inline]
+    pub fn free(&self, ptr: NonNull<u8>) -> Result<(), Error> {
+        let s = self.inner();
+        let block = ptr.as_ptr();
+        let off = (block as usize).wrapping_sub(s.base0);
+        if off < s.fast_len && off & s.mask == 0 {
+            let index = off >> s.shift;
+            debug_assert!(index < s.state.len());
+            // SAFETY: `off < len0`: a block of the first chunk, which has
+            // an entry in `state`.
+            let state = unsafe { s.state.get_unchecked_mut(index) };
+            if *state >= LIVE {
+                *state = FREED;
+                s.frees += 1;
+                if s.spare.is_null() {
+                    s.spare = block;
+                    return Ok(());
+                }
+                // SAFETY: a live block of this pool (in range, on a block
+                // boundary, marked live), aligned to at least 8; free from
+                // now on, so its first word holds the link.
+                unsafe { block.cast::<*mut u8>().write(s.head) };
+                s.head = block;
+                return Ok(());
+            }
+        }
+        self.free_slow(ptr)
+    }
+
+    /// The general path of [`Pool::alloc`], kept out of line so the fast
+    /// path inlines into callers.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&self) -> Result<NonNull<u8>, Error> {
+        let size = self.inner().block_size;
+        self.alloc_sized(size)
+    }
+
+    /// The general path of [`Pool::free`]: validation, checks, later chunks.
+    #[cold]
+    #[inline(never)]
+    fn free_slow(&self, ptr: NonNull<u8>) -> Result<(), Error> {
+        let index = self.inner().validate(ptr.as_ptr() as usize)?;
+        self.release(ptr.as_ptr(), index)
+    }
+
+    /// Returns a block without validating it (unless
+    /// [`Checks::ownership`] is on, when a bad pointer panics with the
+    /// error message).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live block handed out by this pool, freed once.
+    ///
+    /// # Panics
+    ///
+    /// Only with ownership checks on, on a pointer that breaks the contract
+    /// above, or a damaged red zone.
+    #[inline]
+    pub unsafe fn free_unchecked(&self, ptr: NonNull<u8>) {
+        let s = self.inner();
+        let addr = ptr.as_ptr() as usize;
+        let index = if s.checks.ownership {
+            s.validate(addr).unwrap_or_else(|e| panic!("{e}"))
+        } else {
+            s.index_of_owned(addr)
+        };
+        if let Err(e) = self.release(ptr.as_ptr(), index) {
+            panic!("{e}");
+        }
+    }
+
+    #[allow(
+        clippy::cast_ptr_alignment,
+        reason = "offsets of link words are multiples of 8 from an aligned base"
+    )]
+    #[inline]
+    fn release(&self, block: *mut u8, index: usize) -> Result<(), Error> {
+        let s = self.inner();
+        let requested = (s.state[index] - LIVE) as usize;
+        if s.checks.red_zone > 0 {
+            // SAFETY: `requested..stride` is the tail of this live block.
+            let damaged = unsafe {
+                checks::first_mismatch(block.wrapping_add(requested), s.stride - requested, CANARY)
+            };
+            if let Some(at) = damaged {
+                return Err(Error::Overflow {
+                    allocator: NAME,
+                    addr: block as usize,
+                    size: requested,
+                    offset: at,
+                });
+            }
+        }
+        if s.checks.poison {
+            // SAFETY: the whole stride of this live block is ours.
+            unsafe { checks::fill(block, s.stride, POISON_FREED) };
+        }
+        s.state[index] = FREED;
+        s.frees += 1;
+        // SAFETY: a block of this pool, aligned to at least 8; it is free
+        // from now on, so its first word holds the link.
+        unsafe { block.cast::<*mut u8>().write(s.head) };
+        s.head = block;
+        Ok(())
+    }
+
+    /// Usable bytes of the live block at `ptr`: the block size, or with red
+    /// zones on the size that was requested (the rest is canary).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::free`] for a pointer that is not a live block.
+    pub fn usable_size(&self, ptr: NonNull<u8>) -> Result<usize, Error> {
+        let s = self.inner();
+        let index = s.validate(ptr.as_ptr() as usize)?;
+        Ok(if s.checks.red_zone > 0 {
+            (s.state[index] - LIVE) as usize
+        } else {
+            s.block_size
+        })
+    }
+
+    /// Whether `ptr` is a live block of this pool.
+    #[must_use]
+    pub fn owns(&self, ptr: NonNull<u8>) -> bool {
+        self.inner().validate(ptr.as_ptr() as usize).is_ok()
+    }
+
+    /// The pool's statistics, counted from the state table (O(blocks)).
+    ///
+    /// `peak_in_use` is exact without a counter: blocks are threaded lowest
+    /// address first and freed blocks go back in front, so a never-used
+    /// block is handed out only when every block used so far is live; the
+    /// number of blocks ever used is the peak of live blocks.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let s = self.inner();
+        let blocks = s.state.len();
+        let highest = s
+            .state
+            .iter()
+            .rposition(|&st| st >= LIVE)
+            .map_or(0, |i| i + 1);
+        let live = s.state.iter().filter(|&&st| st >= LIVE).count();
+        // Blocks are threaded lowest address first and freed blocks go back
+        // on the front of the list, so a never-used block is handed out only
+        // when every block used so far is live: the blocks ever used equal
+        // the peak of live blocks.
+        let touched = s.state.iter().filter(|&&st| st != NEVER).count();
+        let requested = s
+            .state
+            .iter()
+            .filter(|&&st| st >= LIVE)
+            .map(|&st| (st - LIVE) as usize)
+            .sum();
+        Stats {
+            reserved: blocks * s.stride,
+            in_use: live * s.stride,
+            free: (blocks - live) * s.stride,
+            free_chunks: blocks - live,
+            largest_free: (blocks - live) * s.stride,
+            peak_in_use: touched * s.stride,
+            live_blocks: live,
+            requested,
+            footprint: highest * s.stride,
+            allocations: s.frees + live as u64,
+            frees: s.frees,
+            failures: s.failures,
+        }
+    }
+}
+
+impl Inner {
+    /// Index of a block known to belong to the pool.
+    #[inline]
+    fn index_of_owned(&self, addr: usize) -> usize {
+        let off = addr.wrapping_sub(self.base0);
+        if off < self.len0 {
+            return self.block_index(off);
+        }
+        let first = self.len0 / self.stride;
+        for (k, c) in self.chunks.iter().enumerate().skip(1) {
+            let off = addr.wrapping_sub(c.base);
+            if off < self.blocks_per_chunk * self.stride {
+                return first + (k - 1) * self.blocks_per_chunk + self.block_index(off);
+            }
+        }
+        unreachable!("free_unchecked of a pointer this pool does not own")
+    }
+
+    #[inline]
+    fn block_index(&self, off: usize) -> usize {
+        if self.shift == u32::MAX {
+            off / self.stride
+        } else {
+            off >> self.shift
+        }
+    }
+
+    /// Index of the live block at `addr`, or why it is not one.
+    #[inline]
+    fn validate(&self, addr: usize) -> Result<usize, Error> {
+        let foreign = Error::Foreign {
+            allocator: NAME,
+            addr,
+        };
+        let off = addr.wrapping_sub(self.base0);
+        let (index, off) = if off < self.len0 {
+            (self.block_index(off), off)
+        } else {
+            let first = self.len0 / self.stride;
+            let chunk_len = self.blocks_per_chunk * self.stride;
+            let found = self.chunks.iter().enumerate().skip(1).find_map(|(k, c)| {
+                let off = addr.wrapping_sub(c.base);
+                (off < chunk_len).then(|| {
+                    (
+                        first + (k - 1) * self.blocks_per_chunk + self.block_index(off),
+                        off,
+                    )
+                })
+            });
+            found.ok_or(foreign.clone())?
+        };
+        if off % self.stride != 0 {
+            return Err(foreign);
+        }
+        if self.state[index] == NEVER {
+            return Err(Error::Foreign {
+                allocator: NAME,
+                addr,
+            });
+        }
+        if self.state[index] == FREED {
+            return Err(Error::DoubleFree {
+                allocator: NAME,
+                addr,
+            });
+        }
+        Ok(index)
+    }
+}
+
+// SAFETY: blocks are handed out once until deallocated, stay valid while
+// the pool lives, and fit the layout (size and alignment checked).
+unsafe impl Allocator for &Pool {
+    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+        let s = self.inner();
+        if layout.size() > s.block_size || layout.align() > s.align {
+            s.failures += 1;
+            return Err(AllocError);
+        }
+        let usable = if s.checks.red_zone > 0 {
+            layout.size()
+        } else {
+            s.block_size
+        };
+        let p = self.alloc_sized(layout.size()).map_err(|_| AllocError)?;
+        Ok(NonNull::slice_from_raw_parts(p, usable))
+    }
+
+    unsafe fn deallocate(&self, ptr: NonNull<u8>, _layout: Layout) {
+        // SAFETY: the trait's contract: `ptr` is a live block of this pool.
+        unsafe { self.free_unchecked(ptr) };
+    }
+
+    unsafe fn grow(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        self.resize_in_place(ptr, old, new)
+    }
+
+    unsafe fn shrink(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        self.resize_in_place(ptr, old, new)
+    }
+}
+
+impl Pool {
+    /// Every size up to the block size fits the same block: resizing is
+    /// bookkeeping only.
+    fn resize_in_place(
+        &self,
+        ptr: NonNull<u8>,
+        old: Layout,
+        new: Layout,
+    ) -> Result<NonNull<[u8]>, AllocError> {
+        let s = self.inner();
+        if new.size() > s.block_size || new.align() > s.align {
+            return Err(AllocError);
+        }
+        let index = s.validate(ptr.as_ptr() as usize).map_err(|_| AllocError)?;
+        if s.checks.red_zone > 0 {
+            let block = ptr.as_ptr();
+            // SAFETY: the tail of this live block from the smaller size on.
+            let damaged = unsafe {
+                checks::first_mismatch(
+                    block.wrapping_add(old.size()),
+                    s.stride - old.size(),
+                    CANARY,
+                )
+            };
+            if damaged.is_some() {
+                return Err(AllocError);
+            }
+            // SAFETY: as above, from the new size on.
+            unsafe {
+                checks::fill(
+                    block.wrapping_add(new.size()),
+                    s.stride - new.size(),
+                    CANARY,
+                );
+            }
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "block sizes are below u32::MAX (checked)"
+        )]
+        {
+            s.state[index] = new.size() as u32 + LIVE;
+        }
+        let usable = if s.checks.red_zone > 0 {
+            new.size()
+        } else {
+            s.block_size
+        };
+        Ok(NonNull::slice_from_raw_parts(ptr, usable))
+    }
+}
+
+/// A pool of blocks sized and aligned for `T`, handing out owning boxes.
+///
+/// ```
+/// use memio_alloc::TypedPool;
+/// #[derive(Debug, PartialEq)]
+/// struct Point { x: i64, y: i64 }
+/// let pool = TypedPool::<Point>::new(128)?;
+/// let mut p = pool.alloc(Point { x: 1, y: 2 })?;
+/// p.x += 10;
+/// assert_eq!(*p, Point { x: 11, y: 2 });
+/// drop(p); // the block goes back to the pool
+/// assert_eq!(pool.pool().stats().live_blocks, 0);
+/// # Ok::<(), memio_alloc::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct TypedPool<T> {
+    pool: Pool,
+    _marker: PhantomData<fn() -> T>,
+}
+
+impl<T> TypedPool<T> {
+    /// A pool of `capacity` slots for `T` (one mapped chunk, no growth).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::new`].
+    pub fn new(capacity: usize) -> Result<Self, Error> {
+        Self::with_options(PoolOptions::new(size_of::<T>()).blocks_per_chunk(capacity))
+    }
+
+    /// A pool with these options; block size and alignment are raised to fit `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::new`].
+    pub fn with_options(mut options: PoolOptions) -> Result<Self, Error> {
+        options.block_size = options.block_size.max(size_of::<T>()).max(1);
+        options.align = options.align.max(align_of::<T>()).max(align_of::<usize>());
+        Ok(Self {
+            pool: Pool::new(options)?,
+            _marker: PhantomData,
+        })
+    }
+
+    /// Moves `value` into a block and returns the owning box.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::alloc`]; `value` is dropped then.
+    pub fn alloc(&self, value: T) -> Result<PoolBox<'_, T>, Error> {
+        let block = self.pool.alloc()?.cast::<T>();
+        // SAFETY: the block is live, sized and aligned for `T` (options).
+        unsafe { block.as_ptr().write(value) };
+        Ok(PoolBox {
+            ptr: block,
+            pool: &self.pool,
+            _owns: PhantomData,
+        })
+    }
+
+    /// The untyped pool underneath, for statistics.
+    #[must_use]
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+/// An owning pointer to a `T` in a [`TypedPool`]; returns its block on drop.
+#[derive(Debug)]
+pub struct PoolBox<'p, T> {
+    ptr: NonNull<T>,
+    pool: &'p Pool,
+    _owns: PhantomData<T>,
+}
+
+impl<T> PoolBox<'_, T> {
+    /// Moves the value out and returns the block to the pool.
+    #[must_use]
+    pub fn into_inner(self) -> T {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the box owns an initialised `T`; `ManuallyDrop` keeps
+        // `Drop` from reading it again.
+        let value = unsafe { this.ptr.as_ptr().read() };
+        // SAFETY: the block is a live block of this pool, freed once here.
+        unsafe { this.pool.free_unchecked(this.ptr.cast()) };
+        value
+    }
+}
+
+impl<T> Deref for PoolBox<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the box owns an initialised `T`.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> DerefMut for PoolBox<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the box owns an initialised `T`, exclusively.
+        unsafe { self.ptr.as_mut() }
+    }
+}
+
+impl<T> Drop for PoolBox<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the box owns an initialised `T`, dropped once here.
+        unsafe { self.ptr.as_ptr().drop_in_place() };
+        // SAFETY: the block is a live block of this pool, freed once here.
+        unsafe { self.pool.free_unchecked(self.ptr.cast()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(block: usize, blocks: usize, checks: Checks) -> Pool {
+        Pool::new(
+            PoolOptions::new(block)
+                .blocks_per_chunk(blocks)
+                .checks(checks),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn hands_out_distinct_aligned_blocks_until_empty() {
+        let p = pool(32, 4, Checks::off());
+        let blocks: Vec<_> = (0..4).map(|_| p.alloc().unwrap()).collect();
+        for (i, a) in blocks.iter().enumerate() {
+            assert_eq!(a.as_ptr() as usize % 16, 0);
+            for b in &blocks[i + 1..] {
+                assert!((a.as_ptr() as usize).abs_diff(b.as_ptr() as usize) >= 32);
+            }
+        }
+        assert!(matches!(p.alloc(), Err(Error::OutOfMemory { .. })));
+        assert_eq!(p.stats().failures, 1);
+        for b in blocks {
+            p.free(b).unwrap();
+        }
+        assert_eq!(p.stats().live_blocks, 0);
+    }
+
+    #[test]
+    fn grows_by_whole_chunks_when_allowed() {
+        let p = Pool::new(PoolOptions::new(24).blocks_per_chunk(2).max_chunks(3)).unwrap();
+        let blocks: Vec<_> = (0..6).map(|_| p.alloc().unwrap()).collect();
+        assert_eq!(p.capacity(), 6);
+        assert!(p.alloc().is_err());
+        for b in &blocks {
+            assert!(p.owns(*b));
+        }
+        for b in blocks.into_iter().rev() {
+            p.free(b).unwrap();
+        }
+        assert_eq!(p.stats().free_chunks, 6);
+    }
+
+    #[test]
+    #[allow(
+        clippy::many_single_char_names,
+        reason = "short-lived handles in a short test"
+    )]
+    fn double_and_foreign_frees_are_reported() {
+        let p = pool(32, 4, Checks::off());
+        let a = p.alloc().unwrap();
+        p.free(a).unwrap();
+        let e = p.free(a).unwrap_err();
+        assert!(matches!(e, Error::DoubleFree { .. }));
+        assert!(e.to_string().contains("double free"), "{e}");
+        let mut x = 0u64;
+        let e = p.free(NonNull::from(&mut x).cast()).unwrap_err();
+        assert!(matches!(e, Error::Foreign { .. }), "{e}");
+        let b = p.alloc().unwrap();
+        // SAFETY: one byte into a live 32-byte block stays inside it.
+        let inside = unsafe { b.add(1) };
+        assert!(matches!(p.free(inside), Err(Error::Foreign { .. })));
+        p.free(b).unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "double free")]
+    fn ownership_checks_catch_unchecked_double_free() {
+        let p = pool(
+            32,
+            4,
+            Checks {
+                ownership: true,
+                ..Checks::off()
+            },
+        );
+        let a = p.alloc().unwrap();
+        // SAFETY: `a` is live.
+        unsafe { p.free_unchecked(a) };
+        // SAFETY: deliberately broken: the checks must catch it.
+        unsafe { p.free_unchecked(a) };
+    }
+
+    #[test]
+    fn red_zone_catches_an_overflow_and_poison_a_write_after_free() {
+        let p = pool(32, 2, Checks::all());
+        let a = p.alloc().unwrap();
+        // SAFETY: writes one byte past the 32 usable bytes: into the red zone
+        // of the same stride.
+        unsafe { a.as_ptr().wrapping_add(32).write(0) };
+        let e = p.free(a).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Overflow {
+                    offset: 0,
+                    size: 32,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // SAFETY: repair the canary, then free for real.
+        unsafe { a.as_ptr().wrapping_add(32).write(CANARY) };
+        p.free(a).unwrap();
+        // SAFETY: a write after free into the pool's own memory.
+        unsafe { a.as_ptr().wrapping_add(20).write(1) };
+        let e = p.alloc().unwrap_err();
+        assert!(matches!(e, Error::UseAfterFree { offset: 20, .. }), "{e}");
+    }
+
+    #[test]
+    fn allocator_api_vec_lives_in_the_pool() {
+        let p = Pool::new(PoolOptions::new(256).blocks_per_chunk(4)).unwrap();
+        let mut v = allocator_api2::vec::Vec::with_capacity_in(8, &p);
+        v.extend_from_slice(&[1u32, 2, 3]);
+        assert!(p.owns(NonNull::new(v.as_mut_ptr().cast()).unwrap()));
+        v.extend(0..50);
+        assert_eq!(v.len(), 53);
+        assert!(v.try_reserve(100).is_err(), "64 u32 fill the block");
+        drop(v);
+        assert_eq!(p.stats().live_blocks, 0);
+    }
+
+    #[test]
+    fn typed_pool_boxes_drop_their_values() {
+        use std::rc::Rc;
+        let token = Rc::new(());
+        let pool = TypedPool::<Rc<()>>::new(2).unwrap();
+        let a = pool.alloc(token.clone()).unwrap();
+        let b = pool.alloc(token.clone()).unwrap();
+        assert_eq!(Rc::strong_count(&token), 3);
+        assert!(pool.alloc(token.clone()).is_err());
+        drop(a);
+        let back = b.into_inner();
+        assert_eq!(Rc::strong_count(&token), 2);
+        drop(back);
+        assert_eq!(pool.pool().stats().live_blocks, 0);
+    }
+
+    #[test]
+    fn caller_memory_holds_as_many_blocks_as_fit() {
+        let p = Pool::in_memory(
+            Memory::from_boxed(vec![0u8; 1024 + 15].into_boxed_slice()),
+            PoolOptions::new(32),
+        )
+        .unwrap();
+        assert!(p.capacity() >= 32);
+        let e = Pool::in_memory(
+            Memory::from_boxed(vec![0u8; 8].into_boxed_slice()),
+            PoolOptions::new(32),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("hold no block"), "{e}");
+    }
+}
