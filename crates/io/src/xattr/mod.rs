@@ -142,7 +142,7 @@ pub enum Error {
         name: String,
     },
     /// Any other failure (no such file, permission denied).
-    #[error("{object}: {name}: {source}")]
+    #[error("{object}: {name}: {}", describe(source, name))]
     Io {
         /// The file.
         object: String,
@@ -191,6 +191,28 @@ impl Error {
             Error::Io { source, .. } => source.kind(),
         }
     }
+}
+
+/// An OS error in memio's style: lowercase, no "(os error N)", with the
+/// reason spelled out where `EPERM` has a specific one.
+fn describe(err: &io::Error, name: &str) -> String {
+    if err.raw_os_error() == Some(libc::EPERM) {
+        if name.starts_with("user.") {
+            return "operation not permitted (user. attributes exist only on regular files and directories)".to_owned();
+        }
+        if name.starts_with("trusted.") || name.starts_with("security.") {
+            return "operation not permitted (this namespace needs CAP_SYS_ADMIN)".to_owned();
+        }
+    }
+    let text = err.to_string();
+    let text = text
+        .find(" (os error")
+        .map_or(text.as_str(), |at| &text[..at]);
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// Checks that `name` has a namespace prefix and a length the kernel takes.
