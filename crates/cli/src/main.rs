@@ -7,9 +7,12 @@
 
 mod error;
 mod lab;
+mod lock;
+mod locks;
 mod output;
 mod progress;
 mod size;
+mod xattr;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -44,11 +47,20 @@ struct Cli {
 enum Command {
     /// Measure every mechanism side by side on this machine and write a report.
     Lab(lab::LabArgs),
+    /// Run a command while holding a file lock (flock(1) options and exit codes).
+    Lock(lock::LockArgs),
+    /// List the file locks held on this system, like lslocks.
+    Locks(locks::LocksArgs),
+    /// Get, set, remove, list, dump and restore extended attributes.
+    Xattr(xattr::XattrArgs),
 }
 
 fn dispatch(command: &Command, globals: Globals) -> CliResult {
     match command {
         Command::Lab(args) => lab::run(args, globals),
+        Command::Lock(args) => lock::run(args, globals),
+        Command::Locks(args) => locks::run(args, globals),
+        Command::Xattr(args) => xattr::run(args, globals),
     }
 }
 
