@@ -7,6 +7,7 @@
 //! `report.json` and a self-contained `index.html` into the output folder.
 
 mod html;
+pub(crate) mod locking;
 mod machine;
 pub(crate) mod measure;
 mod memory;
@@ -26,7 +27,7 @@ pub(crate) use measure::{Case, Row, Timing, Unit};
 use report::{Report, SectionReport};
 
 /// Every lab section, in the order they run and print.
-pub(crate) const SECTIONS: &[Section] = &[memory::SECTION];
+pub(crate) const SECTIONS: &[Section] = &[memory::SECTION, locking::SECTION];
 
 /// How the HTML report draws a section's rows.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
