@@ -123,6 +123,20 @@ fn child() {
             println!("{READY}");
             wait_line();
         }
+        ["trap", kind, path] => {
+            let f = open(Path::new(path));
+            let _g = Locker::new(&f)
+                .kind(parse_kind(kind))
+                .lock(Mode::Exclusive, Wait::Block)
+                .unwrap();
+            println!("{READY}");
+            wait_line();
+            // Some library opens and closes the same file: for POSIX locks
+            // this drops the lock the process holds through `f`.
+            drop(open(Path::new(path)));
+            println!("CLOSED");
+            wait_line();
+        }
         ["count", kind, path, n] => {
             let f = open(Path::new(path));
             let locker = Locker::new(&f).kind(parse_kind(kind));
@@ -312,4 +326,36 @@ fn the_lock_table_lists_another_process_lock_with_its_pid() {
     assert_eq!(path, t.0);
     peer.go();
     peer.wait_success();
+}
+
+#[test]
+fn closing_another_descriptor_drops_posix_locks_but_not_ofd_or_flock() {
+    for kind in Kind::ALL {
+        let t = TempFile::new("trap");
+        let mut peer = Peer::spawn(&format!("trap|{kind}|{}", t.0.display()));
+        peer.expect(READY);
+        let f = open(&t.0);
+        let locker = Locker::new(&f).kind(kind);
+        assert!(
+            locker.try_lock(Mode::Exclusive).unwrap().is_none(),
+            "{kind}"
+        );
+        peer.go();
+        peer.expect("CLOSED");
+        let after = locker.try_lock(Mode::Exclusive).unwrap();
+        if kind == Kind::Posix {
+            assert!(
+                after.is_some(),
+                "the POSIX lock should have died with the other descriptor"
+            );
+        } else {
+            assert!(
+                after.is_none(),
+                "{kind}: closing another descriptor must not drop the lock"
+            );
+        }
+        drop(after);
+        peer.go();
+        peer.wait_success();
+    }
 }
