@@ -133,11 +133,11 @@ pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
         Ok(g) => g,
         Err(e) if e.is_conflict() => {
             if globals.verbose > 0 {
-                eprintln!(
+                warn(format_args!(
                     "memio: {}: {}",
                     args.file.display(),
                     conflict(&locker, mode, &e)
-                );
+                ));
             }
             return Ok(args.conflict_exit_code);
         }
@@ -145,12 +145,15 @@ pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
     };
     if globals.verbose > 0 {
         let took = t0.elapsed();
-        eprintln!(
+        warn(format_args!(
             "memio: getting lock took {}.{:06} seconds",
             took.as_secs(),
             took.subsec_micros()
-        );
-        eprintln!("memio: executing {}", command[0].to_string_lossy());
+        ));
+        warn(format_args!(
+            "memio: executing {}",
+            command[0].to_string_lossy()
+        ));
     }
 
     let status = Command::new(&command[0]).args(&command[1..]).status();
@@ -232,4 +235,11 @@ fn conflict(locker: &Locker<'_>, mode: Mode, err: &Error) -> String {
         }
         _ => err.to_string(),
     }
+}
+
+/// Writes one line to stderr; a closed stderr is ignored rather than a
+/// panic, as `eprintln!` would.
+fn warn(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }

@@ -165,7 +165,7 @@ fn target<'a>(path: &'a Path, common: &Common) -> Target<'a> {
 
 /// Prints an error for one file and says which status it calls for.
 fn report(err: &XattrError) -> u8 {
-    eprintln!("memio: {err}");
+    warn(format_args!("memio: {err}"));
     if matches!(err, XattrError::NoSuchAttribute { .. }) {
         EXIT_NEGATIVE
     } else {
@@ -274,7 +274,9 @@ fn dump_cmd(args: &DumpArgs, values: bool, globals: Globals) -> CliResult {
         let mut shown = path.as_os_str().as_bytes();
         if !args.absolute_names && shown.first() == Some(&b'/') {
             if !warned && !globals.quiet {
-                eprintln!("memio: removing leading '/' from absolute path names");
+                warn(format_args!(
+                    "memio: removing leading '/' from absolute path names"
+                ));
                 warned = true;
             }
             while shown.first() == Some(&b'/') {
@@ -308,11 +310,11 @@ fn walk(path: &Path, files: &mut Vec<PathBuf>, status: &mut u8) {
     let entries = match std::fs::read_dir(path) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!(
+            warn(format_args!(
                 "memio: {}: {}",
                 path.display(),
                 crate::error::describe_io(&e)
-            );
+            ));
             *status = EXIT_ERROR;
             return;
         }
@@ -346,4 +348,11 @@ fn restore(args: &RestoreArgs) -> CliResult {
         }
     }
     Ok(status)
+}
+
+/// Writes one line to stderr; a closed stderr is ignored rather than a
+/// panic, as `eprintln!` would.
+fn warn(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
