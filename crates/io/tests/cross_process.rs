@@ -1,5 +1,14 @@
 //! Locks between real processes: the test binary re-executes itself with
 //! `MEMIO_LOCK_ROLE` set, and the `child` test then plays that role.
+//!
+//! # Safety
+//!
+//! One role installs a signal handler with `libc::sigaction` (no safe
+//! wrapper exists) to make a blocked lock call return `EINTR`.
+#![allow(
+    unsafe_code,
+    reason = "sigaction to interrupt a blocked lock wait in the EINTR test"
+)]
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -101,6 +110,25 @@ fn wait_line() {
     std::io::stdin().read_line(&mut line).unwrap();
 }
 
+static SIGNALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Installs a SIGUSR1 handler without `SA_RESTART`, so a blocked `fcntl`
+/// or `flock` returns `EINTR` when the signal arrives.
+fn install_counting_handler() {
+    // SAFETY: `sigaction` is plain old data, all-zero is valid (empty mask,
+    // no flags).
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = count_signal as *const () as libc::sighandler_t;
+    // SAFETY: the handler only touches an atomic, which is async-signal-safe;
+    // `action` outlives the call and the old action is not wanted.
+    let rc = unsafe { libc::sigaction(libc::SIGUSR1, &raw const action, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
+}
+
 /// The re-executed side. Does nothing in a normal test run.
 #[test]
 fn child() {
@@ -136,6 +164,22 @@ fn child() {
             drop(open(Path::new(path)));
             println!("CLOSED");
             wait_line();
+        }
+        ["eintr", kind, path] => {
+            install_counting_handler();
+            let f = open(Path::new(path));
+            // The harness runs this role on a thread of its own: report the
+            // thread id, so the signal can be aimed at the blocked thread.
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            println!("WAITING {tid}");
+            // Blocks until the parent lets go; the parent's signals make the
+            // kernel return EINTR meanwhile, which must be retried.
+            let _g = Locker::new(&f)
+                .kind(parse_kind(kind))
+                .lock(Mode::Exclusive, Wait::Block)
+                .unwrap();
+            println!("GOT {}", SIGNALS.load(std::sync::atomic::Ordering::SeqCst));
         }
         ["count", kind, path, n] => {
             let f = open(Path::new(path));
@@ -356,6 +400,47 @@ fn closing_another_descriptor_drops_posix_locks_but_not_ofd_or_flock() {
         }
         drop(after);
         peer.go();
+        peer.wait_success();
+    }
+}
+
+#[test]
+fn a_blocked_wait_interrupted_by_signals_is_retried() {
+    for kind in Kind::ALL {
+        let t = TempFile::new("eintr");
+        let f = open(&t.0);
+        let guard = Locker::new(&f)
+            .kind(kind)
+            .lock(Mode::Exclusive, Wait::Block)
+            .unwrap();
+        let mut peer = Peer::spawn(&format!("eintr|{kind}|{}", t.0.display()));
+        let tid: libc::pid_t = peer.expect("WAITING").parse().unwrap();
+        let child = libc::pid_t::try_from(peer.pid()).unwrap();
+        // OFD waiters show pid -1 in /proc/locks: look for any waiter on
+        // this file (nobody else uses it).
+        let file = table::FileId::of(&std::fs::metadata(&t.0).unwrap());
+        let blocked = || {
+            table::system_locks()
+                .unwrap()
+                .iter()
+                .any(|e| e.waiting && e.file == file)
+        };
+        for _ in 0..3 {
+            while !blocked() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // SAFETY: tgkill takes plain integers; `tid` is a thread of the
+            // live child `child`, which has a handler for SIGUSR1.
+            let rc = unsafe { libc::syscall(libc::SYS_tgkill, child, tid, libc::SIGUSR1) };
+            assert_eq!(rc, 0);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        while !blocked() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(guard);
+        let got: usize = peer.expect("GOT").parse().unwrap();
+        assert!(got >= 1, "{kind}: no signal reached the blocked waiter");
         peer.wait_success();
     }
 }

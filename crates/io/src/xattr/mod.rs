@@ -36,7 +36,7 @@ pub mod dump;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
@@ -71,7 +71,7 @@ impl fmt::Display for Target<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Path(p) | Target::NoFollow(p) => write!(f, "{}", p.display()),
-            Target::Fd(fd) => write!(f, "descriptor {fd:?}"),
+            Target::Fd(fd) => write!(f, "descriptor {}", fd.as_raw_fd()),
         }
     }
 }
@@ -198,7 +198,9 @@ impl Error {
 fn describe(err: &io::Error, name: &str) -> String {
     if err.raw_os_error() == Some(libc::EPERM) {
         if name.starts_with("user.") {
-            return "operation not permitted (user. attributes exist only on regular files and directories)".to_owned();
+            return "operation not permitted (user. attributes exist only on regular files and \
+                    directories, and not on immutable or append-only ones)"
+                .to_owned();
         }
         if name.starts_with("trusted.") || name.starts_with("security.") {
             return "operation not permitted (this namespace needs CAP_SYS_ADMIN)".to_owned();
