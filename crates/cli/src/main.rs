@@ -11,11 +11,14 @@ mod ipc;
 mod lab;
 mod maps;
 mod mq;
+mod lock;
+mod locks;
 mod output;
 mod progress;
 mod sem;
 mod shm;
 mod size;
+mod xattr;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -63,6 +66,12 @@ enum Command {
     Shm(shm::ShmArgs),
     /// Create, wait on, post, read and remove semaphores.
     Sem(sem::SemArgs),
+    /// Run a command while holding a file lock (flock(1) options and exit codes).
+    Lock(lock::LockArgs),
+    /// List the file locks held on this system, like lslocks.
+    Locks(locks::LocksArgs),
+    /// Get, set, remove, list, dump and restore extended attributes.
+    Xattr(xattr::XattrArgs),
 }
 
 fn dispatch(command: &Command, globals: Globals) -> CliResult {
@@ -74,6 +83,9 @@ fn dispatch(command: &Command, globals: Globals) -> CliResult {
         Command::Mq(args) => mq::run(args, globals),
         Command::Shm(args) => shm::run(args, globals),
         Command::Sem(args) => sem::run(args, globals),
+        Command::Lock(args) => lock::run(args, globals),
+        Command::Locks(args) => locks::run(args, globals),
+        Command::Xattr(args) => xattr::run(args, globals),
     }
 }
 

@@ -1,7 +1,30 @@
-//! Advanced file I/O.
+//! Advanced file I/O: advisory locks, vectored I/O, extended attributes.
 //!
-//! This crate will hold advisory file locks (open file description, POSIX
-//! record and `flock` locks behind one API with RAII guards), positional
-//! vectored I/O, extended attributes, file copy engines (`copy_file_range`,
-//! mmap, read/write) and batch asynchronous reads over many files (`io_uring`,
-//! a thread pool, POSIX AIO).
+//! - [`lock`]: advisory file locks of all three Linux kinds (open file
+//!   description, POSIX record, `flock`) behind one API — shared or
+//!   exclusive, whole file or byte range, blocking, non-blocking or with a
+//!   timeout, upgrade and downgrade, RAII guards, and "who holds it"; plus
+//!   the system lock table ([`lock::table`]) that `memio locks` lists.
+//! - [`vectored`]: `preadv`/`pwritev` and stream helpers that finish short
+//!   transfers.
+//! - [`xattr`]: get, set, list and remove extended attributes by path, on a
+//!   symlink itself or on an open file, and the `getfattr --dump` format.
+//!
+//! ```
+//! use std::io::IoSlice;
+//! use memio_io::lock::{Locker, Mode, Wait};
+//! use memio_io::vectored::write_all_vectored_at;
+//! # let path = std::env::temp_dir().join(format!("memio-doc-lib-{}", std::process::id()));
+//! let file = std::fs::File::options().read(true).write(true).create(true).truncate(true).open(&path)?;
+//! // Lock the first 64 bytes for writing, write a record there in two parts.
+//! let guard = Locker::new(&file).range(0, 64).lock(Mode::Exclusive, Wait::Block)?;
+//! write_all_vectored_at(&file, &mut [IoSlice::new(b"key="), IoSlice::new(b"value\n")], 0)?;
+//! drop(guard);
+//! assert_eq!(std::fs::read(&path)?, b"key=value\n");
+//! # std::fs::remove_file(&path)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod lock;
+pub mod vectored;
+pub mod xattr;

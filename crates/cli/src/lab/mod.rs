@@ -9,6 +9,7 @@
 mod allocation;
 mod html;
 pub(crate) mod ipc;
+pub(crate) mod locking;
 mod machine;
 mod mapping;
 pub(crate) mod measure;
@@ -33,6 +34,7 @@ pub(crate) const SECTIONS: &[Section] = &[
     memory::SECTION,
     allocation::SECTION,
     mapping::SECTION,
+    locking::SECTION,
     ipc::SECTION,
 ];
 

@@ -1,0 +1,358 @@
+//! `memio xattr`: extended attributes, as getfattr and setfattr handle them.
+
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use memio::io::xattr::dump::{self, Encoding};
+use memio::io::xattr::{Error as XattrError, SetMode, Target};
+use regex::Regex;
+
+use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK};
+use crate::output::Globals;
+
+/// Get, set, remove, list, dump and restore extended attributes.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Values on the command line and in dumps are encoded as getfattr/setfattr do: text (optionally \
+\"quoted\", with \\ooo octal escapes), 0x followed by hex digits, or 0s followed by base64. \
+`memio xattr dump` output is read by `setfattr --restore`, and `getfattr --dump` output by \
+`memio xattr restore`.
+
+Exit status: 0 ok, 1 an attribute was not found, 2 any other error.")]
+pub(crate) struct XattrArgs {
+    #[command(subcommand)]
+    command: XattrCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum XattrCommand {
+    /// Print one attribute of each PATH (getfattr -n NAME).
+    Get(GetArgs),
+    /// Set an attribute on each PATH (setfattr -n NAME -v VALUE).
+    Set(SetArgs),
+    /// Remove an attribute from each PATH (setfattr -x NAME).
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// List attribute names of each PATH (getfattr).
+    #[command(visible_alias = "ls")]
+    List(DumpArgs),
+    /// Print names and values in the getfattr --dump format (getfattr -d).
+    Dump(DumpArgs),
+    /// Set the attributes a dump lists (setfattr --restore).
+    Restore(RestoreArgs),
+}
+
+/// Options every subcommand shares. `-h` is --no-dereference, as in
+/// getfattr and setfattr, so help is `--help` only.
+#[derive(Debug, Args)]
+struct Common {
+    /// Act on a symlink itself rather than on the file it points to.
+    #[arg(short = 'h', long = "no-dereference")]
+    no_dereference: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+struct GetArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Value encoding: text, hex or base64 (default: text if printable).
+    #[arg(short, long, value_name = "ENC")]
+    encoding: Option<Encoding>,
+    /// Print only the raw value bytes, nothing else.
+    #[arg(long)]
+    only_values: bool,
+    /// Attribute name, with its namespace (user.comment).
+    name: String,
+    /// Files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+struct SetArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Fail if the attribute exists already (create only).
+    #[arg(long, conflicts_with = "replace")]
+    create: bool,
+    /// Fail if the attribute does not exist (replace only).
+    #[arg(long)]
+    replace: bool,
+    /// Attribute name, with its namespace (user.comment).
+    name: String,
+    /// Value: text, "quoted text", 0x hex or 0s base64.
+    #[arg(allow_hyphen_values = true)]
+    value: String,
+    /// Files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+struct RmArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Attribute name.
+    name: String,
+    /// Files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+struct DumpArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Only names matching this regular expression ("-" for all).
+    #[arg(
+        short = 'm',
+        long = "match",
+        value_name = "REGEX",
+        default_value = "^user\\."
+    )]
+    pattern: String,
+    /// Value encoding: text, hex or base64 (default: text if printable).
+    #[arg(short, long, value_name = "ENC")]
+    encoding: Option<Encoding>,
+    /// Walk directories recursively (symlinked directories are not entered).
+    #[arg(short = 'R', long)]
+    recursive: bool,
+    /// Keep a leading '/' in printed paths.
+    #[arg(short, long)]
+    absolute_names: bool,
+    /// Files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+struct RestoreArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The dump to read; `-` for standard input.
+    file: PathBuf,
+}
+
+/// Runs `memio xattr`.
+pub(crate) fn run(args: &XattrArgs, globals: Globals) -> CliResult {
+    match &args.command {
+        XattrCommand::Get(a) => get(a),
+        XattrCommand::Set(a) => set(a),
+        XattrCommand::Rm(a) => Ok(rm(a)),
+        XattrCommand::List(a) => dump_cmd(a, false, globals),
+        XattrCommand::Dump(a) => dump_cmd(a, true, globals),
+        XattrCommand::Restore(a) => restore(a),
+    }
+}
+
+fn target<'a>(path: &'a Path, common: &Common) -> Target<'a> {
+    if common.no_dereference {
+        Target::NoFollow(path)
+    } else {
+        Target::Path(path)
+    }
+}
+
+/// Prints an error for one file and says which status it calls for.
+fn report(err: &XattrError) -> u8 {
+    warn(format_args!("memio: {err}"));
+    if matches!(err, XattrError::NoSuchAttribute { .. }) {
+        EXIT_NEGATIVE
+    } else {
+        EXIT_ERROR
+    }
+}
+
+fn get(args: &GetArgs) -> CliResult {
+    let mut status = EXIT_OK;
+    let mut out = io::stdout().lock();
+    for path in &args.paths {
+        match target(path, &args.common).get(&args.name) {
+            Ok(value) if args.only_values => out.write_all(&value)?,
+            Ok(value) => dump::write_block(
+                &mut out,
+                path.as_os_str().as_bytes(),
+                &[(args.name.clone(), value)],
+                args.encoding,
+            )?,
+            Err(e) => status = status.max(report(&e)),
+        }
+    }
+    out.flush()?;
+    Ok(status)
+}
+
+fn set(args: &SetArgs) -> CliResult {
+    let value = dump::decode(args.value.as_bytes())
+        .map_err(|e| CliError::new(format!("value '{}'", args.value), e))?;
+    let mode = match (args.create, args.replace) {
+        (true, _) => SetMode::Create,
+        (_, true) => SetMode::Replace,
+        _ => SetMode::Any,
+    };
+    let mut status = EXIT_OK;
+    for path in &args.paths {
+        if let Err(e) = target(path, &args.common).set(&args.name, &value, mode) {
+            status = status.max(report(&e));
+        }
+    }
+    Ok(status)
+}
+
+fn rm(args: &RmArgs) -> u8 {
+    let mut status = EXIT_OK;
+    for path in &args.paths {
+        if let Err(e) = target(path, &args.common).remove(&args.name) {
+            status = status.max(report(&e));
+        }
+    }
+    status
+}
+
+fn dump_cmd(args: &DumpArgs, values: bool, globals: Globals) -> CliResult {
+    let pattern = if args.pattern == "-" {
+        ""
+    } else {
+        &args.pattern
+    };
+    let re = Regex::new(pattern).map_err(|e| {
+        // The regex crate draws a caret under the error over several lines;
+        // keep its last line, the reason.
+        let text = e.to_string();
+        let why = text.lines().last().unwrap_or_default().trim();
+        let why = why.strip_prefix("error: ").unwrap_or(why);
+        CliError::new(
+            format!("--match '{}'", args.pattern),
+            format!("invalid regular expression: {why}"),
+        )
+    })?;
+    let mut files = Vec::new();
+    let mut status = EXIT_OK;
+    for path in &args.paths {
+        if args.recursive {
+            walk(path, &mut files, &mut status);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut warned = false;
+    let mut out = io::stdout().lock();
+    for path in &files {
+        let t = target(path, &args.common);
+        let attrs = if values {
+            t.all()
+        } else {
+            t.list().map(|names| {
+                let mut names: Vec<(String, Vec<u8>)> = names
+                    .into_iter()
+                    .map(|n| (n.to_string_lossy().into_owned(), Vec::new()))
+                    .collect();
+                names.sort();
+                names
+            })
+        };
+        let attrs: Vec<(String, Vec<u8>)> = match attrs {
+            Ok(a) => a.into_iter().filter(|(n, _)| re.is_match(n)).collect(),
+            Err(e) => {
+                status = status.max(report(&e));
+                continue;
+            }
+        };
+        if attrs.is_empty() {
+            continue;
+        }
+        let mut shown = path.as_os_str().as_bytes();
+        if !args.absolute_names && shown.first() == Some(&b'/') {
+            if !warned && !globals.quiet {
+                warn(format_args!(
+                    "memio: removing leading '/' from absolute path names"
+                ));
+                warned = true;
+            }
+            while shown.first() == Some(&b'/') {
+                shown = &shown[1..];
+            }
+        }
+        if values {
+            dump::write_block(&mut out, shown, &attrs, args.encoding)?;
+        } else {
+            out.write_all(b"# file: ")?;
+            out.write_all(&dump::quote_path(shown))?;
+            out.write_all(b"\n")?;
+            for (name, _) in &attrs {
+                writeln!(out, "{name}")?;
+            }
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(status)
+}
+
+/// Collects `path` and, for a directory that is not a symlink, everything
+/// below it, sorted by name.
+fn walk(path: &Path, files: &mut Vec<PathBuf>, status: &mut u8) {
+    files.push(path.to_path_buf());
+    let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if !is_dir {
+        return;
+    }
+    let entries = match std::fs::read_dir(path) {
+        Ok(d) => d,
+        Err(e) => {
+            warn(format_args!(
+                "memio: {}: {}",
+                path.display(),
+                crate::error::describe_io(&e)
+            ));
+            *status = EXIT_ERROR;
+            return;
+        }
+    };
+    let mut children: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    children.sort();
+    for child in children {
+        walk(&child, files, status);
+    }
+}
+
+fn restore(args: &RestoreArgs) -> CliResult {
+    let shown = args.file.display().to_string();
+    let text = if args.file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| CliError::io("stdin", &e))?;
+        buf
+    } else {
+        std::fs::read(&args.file).map_err(|e| CliError::io(&shown, &e))?
+    };
+    let blocks = dump::parse(&text).map_err(|e| CliError::new(&shown, e))?;
+    let mut status = EXIT_OK;
+    for block in &blocks {
+        let path = PathBuf::from(std::ffi::OsString::from_vec(block.path.clone()));
+        for (name, value) in &block.attrs {
+            if let Err(e) = target(&path, &args.common).set(name, value, SetMode::Any) {
+                status = status.max(report(&e));
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// Writes one line to stderr; a closed stderr is ignored rather than a
+/// panic, as `eprintln!` would.
+fn warn(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
