@@ -140,7 +140,11 @@ fn usage_error(err: &clap::Error) -> ExitCode {
             ExitCode::from(EXIT_OK)
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = write!(std::io::stderr(), "memio: a command is required\n\n{}", err.render());
+            let _ = write!(
+                std::io::stderr(),
+                "memio: a command is required\n\n{}",
+                err.render()
+            );
             ExitCode::from(EXIT_ERROR)
         }
         _ => {

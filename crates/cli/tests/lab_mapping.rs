@@ -54,12 +54,9 @@ fn mapping_section_reports_every_group() {
     }
     for r in rows {
         assert!(r["median"].as_f64().unwrap() > 0.0, "{r}");
-        let file_row = r["workload"].as_str().unwrap().ends_with("warm")
-            || r["workload"].as_str().unwrap().ends_with("evicted");
-        assert_eq!(
-            r["ratio"].is_number(),
-            file_row,
-            "ratio only for file rows: {r}"
+        assert!(
+            r["ratio"].as_f64().is_some_and(|x| x > 0.0),
+            "every row has a ratio to its workload's reference: {r}"
         );
     }
 }

@@ -112,8 +112,8 @@ pub(crate) struct Row {
     pub(crate) max: f64,
     /// How many samples were taken.
     pub(crate) samples: usize,
-    /// How many times better than the section's reference row for the same
-    /// workload (>1 is better, <1 worse); `null` when there is none.
+    /// How many times better than the reference row of the same workload
+    /// (>1 is better, <1 worse); `null` only when a figure is not finite.
     pub(crate) ratio: Option<f64>,
     /// Whether this row is the reference the ratios are taken against.
     pub(crate) reference: bool,
@@ -158,8 +158,10 @@ pub(crate) fn median(sorted: &[f64]) -> f64 {
 
 /// Marks the reference rows of a section and fills every row's ratio.
 ///
-/// A row's reference is the row of the `reference` mechanism with the same
-/// workload, parameters and unit.
+/// Rows compare within their group: the same workload, parameters and unit.
+/// A group's reference is the row of the section's `reference` mechanism;
+/// a group that has none (a workload only other mechanisms run) takes its
+/// first-measured row as the reference, so every row carries a ratio.
 pub(crate) fn fill_ratios(rows: &mut [Row], reference: &str) {
     let key = |r: &Row| {
         (
@@ -168,22 +170,31 @@ pub(crate) fn fill_ratios(rows: &mut [Row], reference: &str) {
             r.unit,
         )
     };
-    let refs: Vec<(_, f64)> = rows
-        .iter()
-        .filter(|r| r.mechanism == reference)
-        .map(|r| (key(r), r.median))
-        .collect();
-    for row in rows.iter_mut() {
-        row.reference = row.mechanism == reference;
+    let mut bases: Vec<((String, String, &'static str), usize)> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
         let k = key(row);
-        row.ratio = refs.iter().find(|(rk, _)| *rk == k).and_then(|&(_, base)| {
-            let ratio = if row.higher_is_better {
-                row.median / base
-            } else {
-                base / row.median
-            };
-            ratio.is_finite().then_some(ratio)
-        });
+        match bases.iter_mut().find(|(bk, _)| *bk == k) {
+            None => bases.push((k, i)),
+            Some((_, base)) => {
+                if row.mechanism == reference && rows[*base].mechanism != reference {
+                    *base = i;
+                }
+            }
+        }
+    }
+    let medians: Vec<f64> = rows.iter().map(|r| r.median).collect();
+    for (i, row) in rows.iter_mut().enumerate() {
+        let k = key(row);
+        let Some(&(_, base)) = bases.iter().find(|(bk, _)| *bk == k) else {
+            continue;
+        };
+        row.reference = base == i;
+        let ratio = if row.higher_is_better {
+            row.median / medians[base]
+        } else {
+            medians[base] / row.median
+        };
+        row.ratio = ratio.is_finite().then_some(ratio);
     }
 }
 
@@ -278,19 +289,27 @@ mod tests {
         ];
         fill_ratios(&mut rows, "a");
         let ratios: Vec<_> = rows.iter().map(|r| r.ratio).collect();
-        assert_eq!(
-            ratios,
-            vec![
-                Some(1.0),
-                Some(0.5),
-                Some(1.0),
-                Some(2.0),
-                None,
-                Some(1.0),
-                Some(2.0)
-            ]
-        );
+        let expected = [1.0, 0.5, 1.0, 2.0, 1.0, 1.0, 2.0].map(Some).to_vec();
+        assert_eq!(ratios, expected);
         assert!(rows[0].reference && !rows[1].reference);
+        assert!(
+            rows[4].reference,
+            "a workload without the reference mechanism uses its first row"
+        );
+    }
+
+    #[test]
+    fn the_reference_mechanism_wins_even_when_measured_later() {
+        let mut rows = vec![
+            row("b", "lat", Unit::NS, 50.0),
+            row("c", "lat", Unit::NS, 200.0),
+            row("a", "lat", Unit::NS, 100.0),
+        ];
+        fill_ratios(&mut rows, "a");
+        let refs: Vec<bool> = rows.iter().map(|r| r.reference).collect();
+        assert_eq!(refs, vec![false, false, true]);
+        assert_eq!(rows[0].ratio, Some(2.0));
+        assert_eq!(rows[1].ratio, Some(0.5));
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub(crate) fn write_table(out: &mut dyn Write, s: &SectionReport) -> io::Result<
     }
     writeln!(
         out,
-        "reference: {}; vs ref > 1 means better than it",
+        "reference: {} (for workloads it does not run: the first row); vs ref > 1 means better",
         s.reference
     )?;
     for note in &s.notes {
