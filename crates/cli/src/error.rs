@@ -6,10 +6,6 @@ use std::io;
 /// Exit status for success.
 pub(crate) const EXIT_OK: u8 = 0;
 /// Exit status for a negative result: not found, conflict, check failed.
-#[allow(
-    dead_code,
-    reason = "shared API for the commands and lab sections that build on the foundation"
-)]
 pub(crate) const EXIT_NEGATIVE: u8 = 1;
 /// Exit status for an error or a usage mistake.
 pub(crate) const EXIT_ERROR: u8 = 2;
@@ -40,10 +36,6 @@ impl CliError {
     }
 
     /// A negative result about `object` (exit status 1): not found, conflict.
-    #[allow(
-        dead_code,
-        reason = "shared API for the commands and lab sections that build on the foundation"
-    )]
     pub(crate) fn negative(object: impl fmt::Display, why: impl fmt::Display) -> Self {
         Self {
             code: EXIT_NEGATIVE,
@@ -60,10 +52,6 @@ impl CliError {
     }
 
     /// The same error with another exit status.
-    #[allow(
-        dead_code,
-        reason = "shared API for the commands and lab sections that build on the foundation"
-    )]
     #[must_use]
     pub(crate) fn with_code(mut self, code: u8) -> Self {
         self.code = code;

@@ -21,10 +21,6 @@ pub(crate) struct Unit {
     pub(crate) per_second: f64,
 }
 
-#[allow(
-    dead_code,
-    reason = "units for the lab sections that build on the foundation"
-)]
 impl Unit {
     /// Throughput in decimal gigabytes (10^9 bytes) per second.
     pub(crate) const GB_PER_S: Unit = Unit {
@@ -43,18 +39,6 @@ impl Unit {
         symbol: "µs/op",
         higher_is_better: false,
         per_second: 1e6,
-    };
-    /// Milliseconds per operation.
-    pub(crate) const MS: Unit = Unit {
-        symbol: "ms/op",
-        higher_is_better: false,
-        per_second: 1e3,
-    };
-    /// Operations per second.
-    pub(crate) const OPS_PER_S: Unit = Unit {
-        symbol: "ops/s",
-        higher_is_better: true,
-        per_second: 0.0,
     };
     /// A dimensionless factor where smaller is better (overheads,
     /// fragmentation: reserved bytes over live bytes).

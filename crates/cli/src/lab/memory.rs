@@ -201,10 +201,6 @@ fn check(ok: bool, what: &str) -> CliResult<()> {
 /// Measures memcpy bandwidth on a buffer larger than the caches (64 MiB, or
 /// `--max-size` when smaller), in GB/s; for sections that quote it when the
 /// `memory` section did not run.
-#[allow(
-    dead_code,
-    reason = "shared API for the commands and lab sections that build on the foundation"
-)]
 pub(crate) fn memcpy_bandwidth(config: &Config) -> f64 {
     let n = usize::try_from(config.max_size.min(64 << 20)).unwrap_or(64 << 20);
     let src = pattern(n);

@@ -46,10 +46,6 @@ pub(crate) enum Chart {
     /// on a logarithmic value axis: for sweeps over sizes.
     Lines,
     /// One horizontal bar per row: for a handful of distinct cases.
-    #[allow(
-        dead_code,
-        reason = "shared API for the commands and lab sections that build on the foundation"
-    )]
     Bars,
 }
 
@@ -198,10 +194,6 @@ impl Run<'_> {
     }
 
     /// Times `op` and records the time per operation in `unit` (a time unit).
-    #[allow(
-        dead_code,
-        reason = "shared API for the commands and lab sections that build on the foundation"
-    )]
     pub(crate) fn latency(&mut self, case: Case, unit: Unit, op: impl FnMut()) -> f64 {
         debug_assert!(unit.per_second > 0.0, "latency needs a time unit");
         self.announce(&case);
@@ -219,10 +211,6 @@ impl Run<'_> {
     /// Times `batch(n)`, which performs `n` operations and returns how long
     /// they took (for set-ups that must be timed from inside, such as two
     /// processes), and records the time per operation in `unit`.
-    #[allow(
-        dead_code,
-        reason = "shared API for the commands and lab sections that build on the foundation"
-    )]
     pub(crate) fn batch_latency(
         &mut self,
         case: Case,
@@ -257,10 +245,6 @@ impl Run<'_> {
 
     /// The memcpy bandwidth of this machine in GB/s: the `memory` section's
     /// figure when it ran, otherwise measured now on a 64 MiB buffer.
-    #[allow(
-        dead_code,
-        reason = "shared API for the commands and lab sections that build on the foundation"
-    )]
     pub(crate) fn memcpy_gbps(&mut self) -> f64 {
         if let Some(&v) = self.limits.get(limit::MEMCPY_GBPS) {
             return v;
