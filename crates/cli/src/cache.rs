@@ -2,9 +2,7 @@
 //! vmtouch's and fincore's habits — `-R` to walk directories, a totals line,
 //! human sizes in tables and exact bytes in `--json`.
 
-use std::fmt;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
@@ -12,7 +10,7 @@ use memio::map::cache::{self, CacheStat, LockedFile, Method};
 use serde_json::json;
 
 use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_OK, describe_io};
-use crate::output::{self, Globals, Table};
+use crate::output::{self, Globals, Table, warn};
 use crate::size::human_bytes;
 
 /// Report, fill, empty or pin the page cache of files.
@@ -68,11 +66,6 @@ struct FilesArgs {
     /// How residency is measured.
     #[arg(long, value_enum, default_value = "auto")]
     method: MethodArg,
-}
-
-/// Prints `memio: <text>` to stderr, ignoring a closed stderr.
-pub(crate) fn warn(text: impl fmt::Display) {
-    let _ = writeln!(std::io::stderr(), "memio: {text}");
 }
 
 /// Runs `memio cache`.

@@ -17,7 +17,7 @@ use memio::ipc::{Create, Key};
 use serde_json::json;
 
 use crate::error::{CliError, CliResult, EXIT_NEGATIVE, EXIT_OK};
-use crate::output::{self, Globals, Table};
+use crate::output::{self, Globals, Table, warn};
 
 /// List and remove IPC objects (System V and POSIX queues, shared memory,
 /// semaphores).
@@ -153,17 +153,12 @@ fn ls(args: &LsArgs, globals: Globals) -> CliResult {
         }
     }
     if posix_queues_hidden && !globals.quiet {
-        eprintln_note(
-            "POSIX message queues are not listed: /dev/mqueue is not mounted \
+        warn(
+            "note: POSIX message queues are not listed: /dev/mqueue is not mounted \
              (mount -t mqueue none /dev/mqueue to see them)",
         );
     }
     Ok(EXIT_OK)
-}
-
-fn eprintln_note(text: &str) {
-    use std::io::Write;
-    let _ = writeln!(io::stderr(), "memio: note: {text}");
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -266,7 +261,10 @@ fn rm(args: &RmArgs, globals: Globals) -> CliResult {
                 Ok(()) => {
                     removed += 1;
                     if globals.verbose > 0 {
-                        eprintln_note(&format!("removed POSIX {} '{name}'", kind.as_str()));
+                        warn(format_args!(
+                            "note: removed POSIX {} '{name}'",
+                            kind.as_str()
+                        ));
                     }
                 }
                 Err(memio::ipc::Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}

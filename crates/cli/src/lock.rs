@@ -13,6 +13,7 @@ use memio::io::lock::{Error, Kind, Locker, Mode, Wait};
 
 use crate::error::{CliError, CliResult, describe_io};
 use crate::output::Globals;
+use crate::output::warn;
 use crate::size::parse_size;
 
 /// The lock file cannot be opened (sysexits `EX_NOINPUT`), as flock(1).
@@ -134,7 +135,7 @@ pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
         Err(e) if e.is_conflict() => {
             if globals.verbose > 0 {
                 warn(format_args!(
-                    "memio: {}: {}",
+                    "{}: {}",
                     args.file.display(),
                     conflict(&locker, mode, &e)
                 ));
@@ -146,14 +147,11 @@ pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
     if globals.verbose > 0 {
         let took = t0.elapsed();
         warn(format_args!(
-            "memio: getting lock took {}.{:06} seconds",
+            "getting lock took {}.{:06} seconds",
             took.as_secs(),
             took.subsec_micros()
         ));
-        warn(format_args!(
-            "memio: executing {}",
-            command[0].to_string_lossy()
-        ));
+        warn(format_args!("executing {}", command[0].to_string_lossy()));
     }
 
     let status = Command::new(&command[0]).args(&command[1..]).status();
@@ -235,11 +233,4 @@ fn conflict(locker: &Locker<'_>, mode: Mode, err: &Error) -> String {
         }
         _ => err.to_string(),
     }
-}
-
-/// Writes one line to stderr; a closed stderr is ignored rather than a
-/// panic, as `eprintln!` would.
-fn warn(text: std::fmt::Arguments<'_>) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{text}");
 }

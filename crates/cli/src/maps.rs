@@ -118,7 +118,7 @@ pub(crate) fn run(args: &MapsArgs, globals: Globals) -> CliResult {
         summary.print(!args.noheadings)?;
     }
     if !layout.detailed && !globals.quiet {
-        crate::cache::warn(format_args!(
+        crate::output::warn(format_args!(
             "pid {pid}: smaps is unreadable, so RSS, PSS and swap are unknown"
         ));
     }

@@ -128,6 +128,13 @@ pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> CliResult<()> {
     Ok(())
 }
 
+/// Prints `memio: <text>` as one line on stderr: warnings and per-object
+/// errors that do not stop a command. A closed stderr is ignored rather
+/// than a panic, as `eprintln!` would.
+pub(crate) fn warn(text: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr(), "memio: {text}");
+}
+
 /// Prints one line to stdout.
 pub(crate) fn println(text: impl std::fmt::Display) -> CliResult<()> {
     let mut out = io::stdout().lock();

@@ -11,6 +11,7 @@ use regex::Regex;
 
 use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK};
 use crate::output::Globals;
+use crate::output::warn;
 
 /// Get, set, remove, list, dump and restore extended attributes.
 #[derive(Debug, Args)]
@@ -165,7 +166,7 @@ fn target<'a>(path: &'a Path, common: &Common) -> Target<'a> {
 
 /// Prints an error for one file and says which status it calls for.
 fn report(err: &XattrError) -> u8 {
-    warn(format_args!("memio: {err}"));
+    warn(format_args!("{err}"));
     if matches!(err, XattrError::NoSuchAttribute { .. }) {
         EXIT_NEGATIVE
     } else {
@@ -275,7 +276,7 @@ fn dump_cmd(args: &DumpArgs, values: bool, globals: Globals) -> CliResult {
         if !args.absolute_names && shown.first() == Some(&b'/') {
             if !warned && !globals.quiet {
                 warn(format_args!(
-                    "memio: removing leading '/' from absolute path names"
+                    "removing leading '/' from absolute path names"
                 ));
                 warned = true;
             }
@@ -311,7 +312,7 @@ fn walk(path: &Path, files: &mut Vec<PathBuf>, status: &mut u8) {
         Ok(d) => d,
         Err(e) => {
             warn(format_args!(
-                "memio: {}: {}",
+                "{}: {}",
                 path.display(),
                 crate::error::describe_io(&e)
             ));
@@ -348,11 +349,4 @@ fn restore(args: &RestoreArgs) -> CliResult {
         }
     }
     Ok(status)
-}
-
-/// Writes one line to stderr; a closed stderr is ignored rather than a
-/// panic, as `eprintln!` would.
-fn warn(text: std::fmt::Arguments<'_>) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "{text}");
 }

@@ -302,17 +302,17 @@ pub(crate) fn run(args: &LabArgs, globals: Globals) -> CliResult {
         measure::fill_ratios(&mut rows, section.reference);
         let error = outcome.err().map(|e| {
             failed = true;
-            progress.suspend(|| eprintln!("memio: lab: {}: {e}", section.name));
+            progress.suspend(|| output::warn(format_args!("lab: {}: {e}", section.name)));
             e.to_string()
         });
         if globals.verbose > 0 {
             progress.suspend(|| {
-                eprintln!(
-                    "memio: lab: {}: {} rows in {:.1} s",
+                output::warn(format_args!(
+                    "lab: {}: {} rows in {:.1} s",
                     section.name,
                     rows.len(),
                     t0.elapsed().as_secs_f64()
-                );
+                ));
             });
         }
         let report = SectionReport {
