@@ -370,7 +370,7 @@ fn bad_input_says_what_is_wrong() {
         (
             &["xattr", "list", "/proc/self/status", "missing"],
             2,
-            "memio: missing: : no such file or directory",
+            "memio: missing: no such file or directory",
         ),
         (
             &["xattr", "frobnicate"],

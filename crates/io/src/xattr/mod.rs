@@ -122,7 +122,10 @@ pub enum Error {
         name: String,
     },
     /// The value (or the list of names) is larger than the filesystem holds.
-    #[error("{object}: {name}: value of {len} bytes is too large for this filesystem")]
+    #[error(
+        "{object}{}: value of {len} bytes is too large for this filesystem",
+        named(name)
+    )]
     TooLarge {
         /// The file.
         object: String,
@@ -142,7 +145,7 @@ pub enum Error {
         name: String,
     },
     /// Any other failure (no such file, permission denied).
-    #[error("{object}: {name}: {}", describe(source, name))]
+    #[error("{object}{}: {}", named(name), describe(source, name))]
     Io {
         /// The file.
         object: String,
@@ -190,6 +193,16 @@ impl Error {
             Error::TooLarge { .. } | Error::BadName { .. } => io::ErrorKind::InvalidInput,
             Error::Io { source, .. } => source.kind(),
         }
+    }
+}
+
+/// `: name` after the object, or nothing for whole-file operations (a
+/// listing) that concern no single attribute.
+fn named(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!(": {name}")
     }
 }
 
