@@ -8,9 +8,9 @@ use super::measure::Row;
 use super::report::{Report, SectionReport, figure, ratio};
 use crate::size::human_bytes;
 
-const PALETTE: [&str; 10] = [
+const PALETTE: [&str; 14] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
+    "#bcbd22", "#17becf", "#393b79", "#637939", "#843c39", "#7b4173",
 ];
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222;padding:0 1em}\
@@ -95,8 +95,36 @@ fn section(h: &mut String, s: &SectionReport) {
     for unit in &units {
         let rows: Vec<&Row> = s.rows.iter().filter(|r| r.unit == *unit).collect();
         match s.chart {
-            Chart::Lines => lines(h, &rows, unit),
             Chart::Bars => bars(h, &rows, unit),
+            Chart::Lines => {
+                // A line runs through one family of workloads (a sweep over
+                // sizes); a family with a single workload is a bar.
+                let mut single: Vec<&Row> = Vec::new();
+                let families: Vec<String> = distinct(&rows, |r| r.workload.as_str())
+                    .into_iter()
+                    .map(family)
+                    .fold(Vec::new(), |mut acc, f| {
+                        if !acc.contains(&f) {
+                            acc.push(f);
+                        }
+                        acc
+                    });
+                for fam in &families {
+                    let group: Vec<&Row> = rows
+                        .iter()
+                        .copied()
+                        .filter(|r| family(&r.workload) == *fam)
+                        .collect();
+                    if distinct(&group, |r| r.workload.as_str()).len() > 1 {
+                        lines(h, &group, unit);
+                    } else {
+                        single.extend(group);
+                    }
+                }
+                if !single.is_empty() {
+                    bars(h, &single, unit);
+                }
+            }
         }
     }
     if s.rows.is_empty() {
@@ -127,6 +155,27 @@ fn section(h: &mut String, s: &SectionReport) {
         );
     }
     h.push_str("</table></section>\n");
+}
+
+/// The family of a workload: its text without the numbers and the size
+/// units that follow them, so `alloc+free 16 B` and `alloc+free 4 KiB` are
+/// one sweep and `grow to 16 B` another.
+fn family(workload: &str) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "%"];
+    let mut out: Vec<&str> = Vec::new();
+    let mut after_number = false;
+    for token in workload.split_whitespace() {
+        let numeric = token.starts_with(|c: char| c.is_ascii_digit());
+        let unit = after_number
+            && UNITS
+                .iter()
+                .any(|u| token.trim_end_matches([',', ';']) == *u);
+        if !numeric && !unit {
+            out.push(token);
+        }
+        after_number = numeric;
+    }
+    out.join(" ")
 }
 
 /// First-appearance order of the values `key` picks.
@@ -234,7 +283,9 @@ fn lines(h: &mut String, rows: &[&Row], unit: &str) {
     let axis = Axis::fit(rows);
     let (w, ph, left, top, plot_w): (f64, f64, f64, f64, f64) = (940.0, 300.0, 70.0, 20.0, 600.0);
     let legend_x = left + plot_w + 20.0;
-    let height = (top + ph + 50.0).max(top + 18.0 * series.len() as f64 + 10.0);
+    let slanted = xs.len() > 6 || xs.iter().any(|x| x.chars().count() > 14);
+    let label_room = if slanted { 110.0 } else { 50.0 };
+    let height = (top + ph + label_room).max(top + 18.0 * series.len() as f64 + 10.0);
     let x_at = |i: usize| {
         if xs.len() <= 1 {
             left + plot_w / 2.0
@@ -250,13 +301,21 @@ fn lines(h: &mut String, rows: &[&Row], unit: &str) {
     );
     grid(h, &axis, left, top, plot_w, ph, unit);
     for (i, x) in xs.iter().enumerate() {
-        let _ = writeln!(
-            h,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            x_at(i),
-            top + ph + 16.0,
-            esc(x)
-        );
+        let (px, py) = (x_at(i), top + ph + 16.0);
+        if slanted {
+            let _ = writeln!(
+                h,
+                "<text x=\"{px:.1}\" y=\"{py:.1}\" text-anchor=\"end\" \
+                 transform=\"rotate(-35 {px:.1} {py:.1})\">{}</text>",
+                esc(x)
+            );
+        } else {
+            let _ = writeln!(
+                h,
+                "<text x=\"{px:.1}\" y=\"{py:.1}\" text-anchor=\"middle\">{}</text>",
+                esc(x)
+            );
+        }
     }
     for (si, name) in series.iter().enumerate() {
         let color = PALETTE[si % PALETTE.len()];
@@ -396,6 +455,16 @@ fn grid(h: &mut String, axis: &Axis, left: f64, top: f64, plot_w: f64, ph: f64, 
 mod tests {
     use super::*;
     use crate::lab::measure::{Case, Unit};
+
+    #[test]
+    fn workloads_fall_into_families_without_their_sizes() {
+        assert_eq!(family("alloc+free 16 B"), "alloc+free");
+        assert_eq!(family("alloc+free 4 KiB"), "alloc+free");
+        assert_eq!(family("grow to 64 KiB"), "grow to");
+        assert_eq!(family("64 B round trip"), "round trip");
+        assert_eq!(family("4 KiB"), "");
+        assert_eq!(family("B-tree 5 B"), "B-tree");
+    }
 
     #[test]
     fn text_is_escaped() {
