@@ -4,37 +4,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-fn memio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memio"))
-        .args(args)
-        .output()
-        .expect("run memio")
-}
+mod common;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A temporary directory removed with its contents on drop.
-struct TempDir(PathBuf);
+use common::{MEMIO, TempDir, memio, text};
 
 impl TempDir {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "memio-cache-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-
     /// A file of `len` pseudo-random bytes, written back to disk so it can
     /// be evicted.
     fn file(&self, name: &str, len: usize) -> PathBuf {
@@ -55,12 +33,6 @@ impl TempDir {
         f.write_all(&data).unwrap();
         f.sync_all().unwrap();
         path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -101,7 +73,7 @@ fn fincore_pages(path: &Path) -> Option<u64> {
 
 #[test]
 fn residency_is_zero_after_evict_full_after_touch_and_agrees_with_fincore() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("cache");
     let path = dir.file("data", 1_000_000);
     let p = path.to_str().unwrap();
     let pages = 1_000_000u64.div_ceil(4096);
@@ -151,7 +123,7 @@ fn residency_is_zero_after_evict_full_after_touch_and_agrees_with_fincore() {
 
 #[test]
 fn file_truncated_while_mapped_does_not_crash_stat() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("cache");
     let path = dir.file("shrinking", 256 << 10);
     let region = memio::map::MapOptions::new().map_path(&path).unwrap();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
@@ -178,7 +150,7 @@ fn file_truncated_while_mapped_does_not_crash_stat() {
 
 #[test]
 fn directories_need_r_and_several_files_get_a_totals_line() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("cache");
     dir.file("a", 10_000);
     dir.file("sub/b", 20_000);
     dir.file("sub/deeper/c", 3 << 20);
@@ -215,7 +187,7 @@ fn directories_need_r_and_several_files_get_a_totals_line() {
 
 #[test]
 fn bad_input_is_reported_once_per_path() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("cache");
     let good = dir.file("good", 5000);
     let missing = dir.0.join("missing");
     let out = memio(&[
@@ -267,10 +239,10 @@ fn bad_input_is_reported_once_per_path() {
 
 #[test]
 fn lock_holds_pages_until_terminated() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("cache");
     let path = dir.file("locked", 1 << 20);
     memio(&["cache", "evict", path.to_str().unwrap()]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memio"))
+    let mut child = Command::new(MEMIO)
         .args(["cache", "lock", path.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -321,11 +293,11 @@ fn lock_past_rlimit_memlock_says_so() {
         println!("not root: cannot drop to nobody to meet RLIMIT_MEMLOCK; skipped");
         return;
     }
-    let dir = TempDir::new();
+    let dir = TempDir::new("cache");
     // Readable by nobody: the directory is created 0755 and the file 0644.
     let path = dir.file("too-big", 9 << 20);
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_memio"))
+    let out = Command::new(MEMIO)
         .args(["cache", "lock", path.to_str().unwrap()])
         .uid(65534)
         .gid(65534)
@@ -364,11 +336,11 @@ fn untrusted_mincore_answers_are_marked() {
         println!("not root: cannot ask as another user; skipped");
         return;
     }
-    let dir = TempDir::new();
+    let dir = TempDir::new("cache");
     let path = dir.file("roots", 100_000);
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let as_nobody = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_memio"))
+        Command::new(MEMIO)
             .args(args)
             .uid(65534)
             .gid(65534)

@@ -1,41 +1,12 @@
 //! The conventions every `memio` command shares, checked over the built
 //! binary: help and version, usage errors, size arguments, and the lab.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn memio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memio"))
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .expect("run memio")
-}
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A temporary folder removed on drop, even when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("memio-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        Self(path)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{MEMIO, TempDir, memio, text};
 
 fn read_report(dir: &Path) -> serde_json::Value {
     let raw = std::fs::read_to_string(dir.join("report.json")).expect("report.json written");
@@ -268,7 +239,7 @@ fn json_goes_to_stdout_and_matches_the_file() {
 #[test]
 fn closed_stdout_exits_quietly() {
     let dir = TempDir::new("pipe");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memio"))
+    let mut child = Command::new(MEMIO)
         .args([
             "lab",
             "--only",

@@ -2,34 +2,15 @@
 //! and against util-linux flock(1).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
 
-const MEMIO: &str = env!("CARGO_BIN_EXE_memio");
+mod common;
+
+use common::{MEMIO, TempDir, code, memio, stderr};
+
 /// A command that says it runs, then waits for a line on stdin.
 const HOLD: &str = "echo locked; read x";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("memio-test-{}-{n}-{tag}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A process holding a lock until dropped (or released).
 struct Holder {
@@ -81,18 +62,6 @@ impl Drop for Holder {
     }
 }
 
-fn memio(args: &[&str]) -> Output {
-    Command::new(MEMIO).args(args).output().unwrap()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn have(tool: &str) -> bool {
     let found = Command::new(tool).arg("--version").output().is_ok();
     if !found {
@@ -109,7 +78,7 @@ fn s(p: &Path) -> &str {
 fn every_kind_excludes_another_memio_lock() {
     let dir = TempDir::new("kinds");
     for kind in ["ofd", "posix", "flock"] {
-        let f = dir.file(kind);
+        let f = dir.join(kind);
         let holder = Holder::memio(&["lock", "--kind", kind, s(&f), "-c", HOLD]);
         let out = memio(&["lock", "-n", "--kind", kind, s(&f), "true"]);
         assert_eq!(code(&out), 1, "{kind}: {}", stderr(&out));
@@ -154,7 +123,7 @@ fn every_kind_excludes_another_memio_lock() {
 #[test]
 fn verbose_conflict_names_the_holder_pid() {
     let dir = TempDir::new("verbose");
-    let f = dir.file("lk");
+    let f = dir.join("lk");
     for kind in ["ofd", "posix", "flock"] {
         let holder = Holder::memio(&["lock", "--kind", kind, s(&f), "--", "sh", "-c", HOLD]);
         let out = memio(&["-v", "lock", "-n", "--kind", kind, s(&f), "true"]);
@@ -174,7 +143,7 @@ fn verbose_conflict_names_the_holder_pid() {
 #[test]
 fn shared_locks_coexist_and_exclude_writers() {
     let dir = TempDir::new("shared");
-    let f = dir.file("lk");
+    let f = dir.join("lk");
     let holder = Holder::memio(&["lock", "-s", s(&f), "-c", HOLD]);
     assert_eq!(code(&memio(&["lock", "-s", "-n", s(&f), "true"])), 0);
     assert_eq!(code(&memio(&["lock", "-x", "-n", s(&f), "true"])), 1);
@@ -184,7 +153,7 @@ fn shared_locks_coexist_and_exclude_writers() {
 #[test]
 fn byte_ranges_conflict_only_where_they_overlap() {
     let dir = TempDir::new("range");
-    let f = dir.file("lk");
+    let f = dir.join("lk");
     let holder = Holder::memio(&["lock", "--range", "0:10", s(&f), "-c", HOLD]);
     assert_eq!(
         code(&memio(&["lock", "-n", "--range", "10:10", s(&f), "true"])),
@@ -220,7 +189,7 @@ fn flock_1_and_memio_exclude_each_other_both_ways() {
         return;
     }
     let dir = TempDir::new("interop");
-    let f = dir.file("lk");
+    let f = dir.join("lk");
 
     // flock(1) holds: memio waits or gives up.
     let holder = Holder::start("flock", &[s(&f), "-c", HOLD]);
@@ -281,7 +250,7 @@ fn flock_1_and_memio_exclude_each_other_both_ways() {
 #[test]
 fn exit_status_follows_flock_1() {
     let dir = TempDir::new("status");
-    let f = dir.file("lk");
+    let f = dir.join("lk");
     assert_eq!(code(&memio(&["lock", s(&f), "sh", "-c", "exit 7"])), 7);
     assert_eq!(code(&memio(&["lock", s(&f), "-c", "kill -9 $$"])), 128 + 9);
     assert!(f.exists(), "the lock file is created");
@@ -309,7 +278,7 @@ fn exit_status_follows_flock_1() {
 #[test]
 fn bad_usage_is_status_2_with_one_message() {
     let dir = TempDir::new("usage");
-    let f = dir.file("lk");
+    let f = dir.join("lk");
     let cases: &[(&[&str], &str)] = &[
         (&["lock", s(&f)], "memio: lock: no command given"),
         (
@@ -352,7 +321,7 @@ fn bad_usage_is_status_2_with_one_message() {
 #[test]
 fn locks_lists_a_held_lock_with_pid_path_and_blocker() {
     let dir = TempDir::new("locks");
-    let f = dir.file("lk");
+    let f = dir.join("lk");
     let holder = Holder::memio(&["lock", "--range", "0:100", s(&f), "-c", HOLD]);
     // A second process waits for the same bytes.
     let mut waiter = Command::new(MEMIO)

@@ -1,21 +1,14 @@
 //! `memio maps` over the built binary: layout tables, JSON, system facts,
 //! and bad input.
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-fn memio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_memio"))
-        .args(args)
-        .output()
-        .expect("run memio")
-}
+mod common;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{memio, text};
 
 /// A file under /dev/shm (a POSIX shared memory object) removed on drop.
 struct ShmFile(std::path::PathBuf);
