@@ -535,9 +535,11 @@ fn lab_peer_serves_counted_batches_and_fails_on_a_cut_one() {
         "ipc", "lab-peer", "--mech", "pipe", "--mode", "pingpong", "--size", "64",
     ];
     let msgs: Vec<u8> = (0..128u8).collect();
-    // Two round trips, then the end of stdin where a length is due: a clean exit.
+    // Ready (one byte), two round trips, then the end of stdin where a
+    // length is due: a clean exit.
     let out = memio_stdin(&peer, &batch(2, &msgs));
-    assert_eq!(ok(&out).as_bytes(), msgs.as_slice());
+    assert_eq!(ok(&out).as_bytes()[0], 1);
+    assert_eq!(&ok(&out).as_bytes()[1..], msgs.as_slice());
     assert!(
         out.stderr.is_empty(),
         "{}",

@@ -785,7 +785,8 @@ fn peer_loop(a: &PeerArgs) -> io::Result<()> {
     }
 }
 
-/// Serves counted batches: reads a batch's length (8 bytes, little endian,
+/// Says it is ready (one byte, where stream acknowledgements go), then
+/// serves counted batches: reads a batch's length (8 bytes, little endian,
 /// on the control channel, or in band on a byte stream), then echoes that
 /// many messages (ping-pong) or reads them and acknowledges with one byte
 /// (stream). The lab closing the control channel where a length is due is
@@ -797,6 +798,12 @@ fn serve(
     mut control: Option<&mut dyn Channel>,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; a.size];
+    // Ready: set up and running, so that no timed batch (the calibration's
+    // first one above all) waits for this process to start.
+    match control.as_deref_mut() {
+        Some(c) => c.send(&[1])?,
+        None => data.send(&[1])?,
+    }
     loop {
         let mut n = [0u8; 8];
         let more = match control.as_deref_mut() {
@@ -866,8 +873,7 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
             }
             let label = exact_bytes(size as u64);
             // Ping-pong.
-            let mut link =
-                connect(mech, Mode::Pingpong, size).map_err(|e| lab_error(mech, "set-up", &e))?;
+            let mut link = start(mech, Mode::Pingpong, size)?;
             let mut buf = vec![0x5au8; size];
             let case = Case::new(mech.label(), format!("{label} round trip")).param("bytes", size);
             let median = run.batch_latency(case, Unit::US, |n| {
@@ -877,8 +883,7 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
             rtt.push((mech, size, median));
 
             // One-way stream.
-            let mut link =
-                connect(mech, Mode::Stream, size).map_err(|e| lab_error(mech, "set-up", &e))?;
+            let mut link = start(mech, Mode::Stream, size)?;
             let samples = config.timing.per_op(|n| -> CliResult<Duration> {
                 stream(&mut link, mech, &buf, n).map_err(|e| link.failed(mech, e))
             })?;
@@ -895,6 +900,19 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
     }
     notes(run, &rtt, &gbps, &skipped);
     Ok(())
+}
+
+/// Sets up a measurement and waits until the peer says it is ready: a
+/// peer still starting (exec, loading, page faults: milliseconds) would
+/// otherwise make the first batch look slow, and the calibration, which
+/// sizes the batches from the first ones, would settle on batches of a few
+/// messages where the per-batch handshake dominates.
+fn start(mech: Mech, mode: Mode, size: usize) -> CliResult<Link> {
+    let mut link = connect(mech, mode, size).map_err(|e| lab_error(mech, "set-up", &e))?;
+    match link.acknowledged() {
+        Ok(()) => Ok(link),
+        Err(e) => Err(link.failed(mech, lab_error(mech, "set-up", &e))),
+    }
 }
 
 /// One timed ping-pong batch of `n` round trips. The length goes to the
@@ -1111,15 +1129,15 @@ mod tests {
     }
 
     #[test]
-    fn the_peer_echoes_counted_batches_and_ends_cleanly_at_a_boundary() {
+    fn the_peer_says_ready_echoes_counted_batches_and_ends_at_a_boundary() {
         let mut input = batch(2, b"abcdefgh");
         input.extend(batch(1, b"ijkl"));
         assert_eq!(
             serve_bytes(Mode::Pingpong, 4, input.clone()).unwrap(),
-            b"abcdefghijkl"
+            b"\x01abcdefghijkl"
         );
-        assert_eq!(serve_bytes(Mode::Stream, 4, input).unwrap(), [1, 1]);
-        assert!(serve_bytes(Mode::Stream, 4, Vec::new()).unwrap().is_empty());
+        assert_eq!(serve_bytes(Mode::Stream, 4, input).unwrap(), [1, 1, 1]);
+        assert_eq!(serve_bytes(Mode::Stream, 4, Vec::new()).unwrap(), [1]);
     }
 
     #[test]
