@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -403,6 +403,77 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// `err`, or the peer's own failure when it already exited with one.
+    fn said(&mut self, mech: Mech, err: io::Error) -> io::Error {
+        match self.exit(mech, Duration::ZERO) {
+            Err(failed) => io::Error::other(failed.to_string()),
+            Ok(_) => err,
+        }
+    }
+}
+
+/// Opens the lab's ends of the FIFOs `a` (lab to peer) and `b` (peer to
+/// lab) in the peer's order. Each open blocks until the peer opens the
+/// other end; should the peer exit first, the lab opens those ends itself
+/// to release its own opens and reports that the peer is gone.
+fn open_fifos(peer: &mut Peer, a: &Path, b: &Path) -> io::Result<(File, File)> {
+    std::thread::scope(|scope| {
+        let opens = scope.spawn(|| -> io::Result<(File, File)> {
+            let w = fifo::open(a, fifo::End::Write, false)?;
+            let r = fifo::open(b, fifo::End::Read, false)?;
+            Ok((w, r))
+        });
+        let (mut release_a, mut release_b) = (None, None);
+        while !opens.is_finished() {
+            if peer.0.try_wait()?.is_some() {
+                if release_a.is_none() {
+                    release_a = fifo::open(a, fifo::End::Read, true).ok();
+                }
+                // Fails (no reader yet) until the thread waits in its open.
+                if release_b.is_none() {
+                    release_b = fifo::open(b, fifo::End::Write, true).ok();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let ends = opens
+            .join()
+            .map_err(|_| io::Error::other("the thread opening the FIFOs panicked"))?;
+        if release_a.is_some() || release_b.is_some() {
+            return Err(lost_at_set_up());
+        }
+        ends
+    })
+}
+
+/// Accepts the peer's connection, or fails when the peer exits first.
+fn accept_peer(peer: &mut Peer, listener: &UnixListener) -> io::Result<UnixStream> {
+    listener.set_nonblocking(true)?;
+    loop {
+        match listener.accept() {
+            Ok((sock, _)) => {
+                sock.set_nonblocking(false)?;
+                return Ok(sock);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if peer.0.try_wait()?.is_some() {
+                    return Err(lost_at_set_up());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn lost_at_set_up() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the peer process exited before connecting",
+    )
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -550,16 +621,14 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> io::Result<Link> {
             let (a, b) = (dir.join("a"), dir.join("b"));
             fifo::create(&a)?;
             fifo::create(&b)?;
-            let (peer, stdin, stdout) = spawn(&mut peer_command(
+            let (mut peer, stdin, stdout) = spawn(&mut peer_command(
                 mech,
                 mode,
                 size,
                 &a.to_string_lossy(),
                 &b.to_string_lossy(),
             )?)?;
-            // The peer opens A for reading, then B for writing: same order here.
-            let w = fifo::open(&a, fifo::End::Write, false)?;
-            let r = fifo::open(&b, fifo::End::Read, false)?;
+            let (w, r) = open_fifos(&mut peer, &a, &b).map_err(|e| peer.said(mech, e))?;
             drop((stdin, stdout));
             Link {
                 channel: Box::new(Stream { r, w }),
@@ -574,14 +643,14 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> io::Result<Link> {
             cleanup.push(Cleanup::Dir(dir.clone()));
             let path = dir.join("s");
             let listener = UnixListener::bind(&path)?;
-            let (peer, stdin, stdout) = spawn(&mut peer_command(
+            let (mut peer, stdin, stdout) = spawn(&mut peer_command(
                 mech,
                 mode,
                 size,
                 &path.to_string_lossy(),
                 "",
             )?)?;
-            let (sock, _) = listener.accept()?;
+            let sock = accept_peer(&mut peer, &listener).map_err(|e| peer.said(mech, e))?;
             let r = sock.try_clone()?;
             drop((stdin, stdout));
             Link {
@@ -1099,6 +1168,32 @@ mod tests {
             !sh("sleep 10")
                 .exit(Mech::Pipe, Duration::from_millis(10))
                 .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_peer_exiting_before_it_connects_does_not_hang_the_lab() {
+        let dir = std::env::temp_dir().join(unique("test").trim_start_matches('/'));
+        std::fs::create_dir(&dir).unwrap();
+        let _cleanup = Cleanup::Dir(dir.clone());
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        fifo::create(&a).unwrap();
+        fifo::create(&b).unwrap();
+        let mut peer = sh("echo 'no such FIFO' >&2; exit 2");
+        let err = open_fifos(&mut peer, &a, &b).unwrap_err();
+        let err = peer.said(Mech::Fifo, err).to_string();
+        assert!(
+            err.contains("FIFO peer: ") && err.contains("no such FIFO"),
+            "{err}"
+        );
+
+        let listener = UnixListener::bind(dir.join("s")).unwrap();
+        let mut peer = sh("exit 3");
+        let err = accept_peer(&mut peer, &listener).unwrap_err();
+        let err = peer.said(Mech::Unix, err).to_string();
+        assert!(
+            err.contains("Unix socket peer: ") && err.contains("exit status: 3"),
+            "{err}"
         );
     }
 
