@@ -485,6 +485,10 @@ fn lab_ipc_section_measures_every_mechanism() {
     ]);
     let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+    // Every peer exited cleanly: none printed an error of its own (they
+    // used to, when the lab closed a channel the peer was still reading).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
     let section = &report["sections"][0];
     assert_eq!(section["name"], "ipc");
     assert!(section["error"].is_null(), "{}", section["error"]);
@@ -518,6 +522,32 @@ fn lab_ipc_section_measures_every_mechanism() {
             .iter()
             .any(|n| n.as_str().unwrap().contains("memcpy"))
     );
+}
+
+#[test]
+fn lab_peer_serves_counted_batches_and_fails_on_a_cut_one() {
+    let batch = |n: u64, msgs: &[u8]| {
+        let mut v = n.to_le_bytes().to_vec();
+        v.extend_from_slice(msgs);
+        v
+    };
+    let peer = [
+        "ipc", "lab-peer", "--mech", "pipe", "--mode", "pingpong", "--size", "64",
+    ];
+    let msgs: Vec<u8> = (0..128u8).collect();
+    // Ready (one byte), two round trips, then the end of stdin where a
+    // length is due: a clean exit.
+    let out = memio_stdin(&peer, &batch(2, &msgs));
+    assert_eq!(ok(&out).as_bytes()[0], 1);
+    assert_eq!(&ok(&out).as_bytes()[1..], msgs.as_slice());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two announced, one and a half sent: an error and a failing status.
+    let out = memio_stdin(&peer, &batch(2, &msgs[..96]));
+    fails(&out, 2, "lab peer (pipe): ");
 }
 
 /// Runs memio as user and group `nobody` (util-linux `setpriv`), or `None`

@@ -11,9 +11,11 @@
 //! of slots, with semaphores counting full and empty slots, so they do the
 //! same copies the kernel does for the others.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -139,6 +141,11 @@ pub(crate) struct PeerArgs {
 trait Channel {
     fn send(&mut self, buf: &[u8]) -> io::Result<()>;
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()>;
+    /// Like `recv`, but `Ok(false)` when the other side closed the channel
+    /// at a message boundary (the clean end of a byte stream).
+    fn recv_or_end(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.recv(buf).map(|()| true)
+    }
 }
 
 /// Byte streams: pipes, FIFOs, sockets.
@@ -154,6 +161,24 @@ impl<R: Read, W: Write> Channel for Stream<R, W> {
     }
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
         self.r.read_exact(buf)
+    }
+    fn recv_or_end(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.r.read(&mut buf[got..]) {
+                Ok(0) if got == 0 => return Ok(false),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the channel closed after {got} of {} bytes", buf.len()),
+                    ));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -339,8 +364,115 @@ impl Drop for Cleanup {
     }
 }
 
-/// The peer process; killed and reaped on drop.
+/// The peer process; killed and reaped on drop (when a measurement failed:
+/// a finished link waits for it with [`Peer::exit`] first).
 struct Peer(Child);
+
+impl Peer {
+    /// Waits up to `timeout` for the peer to exit and turns anything but a
+    /// clean exit into an error carrying what the peer printed on stderr.
+    /// `Ok(false)` when it is still running at the deadline.
+    fn exit(&mut self, mech: Mech, timeout: Duration) -> CliResult<bool> {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.0.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(None) => return Ok(false),
+                Err(e) => return Err(lab_error(mech, "peer", &e)),
+            }
+        };
+        if status.success() {
+            return Ok(true);
+        }
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.0.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        let said = stderr.trim();
+        Err(CliError::new(
+            format!("{} peer", mech.label()),
+            if said.is_empty() {
+                format!("the peer process failed ({status})")
+            } else {
+                format!("the peer process failed ({status}): {said}")
+            },
+        ))
+    }
+}
+
+impl Peer {
+    /// `err`, or the peer's own failure when it already exited with one.
+    fn said(&mut self, mech: Mech, err: io::Error) -> io::Error {
+        match self.exit(mech, Duration::ZERO) {
+            Err(failed) => io::Error::other(failed.to_string()),
+            Ok(_) => err,
+        }
+    }
+}
+
+/// Opens the lab's ends of the FIFOs `a` (lab to peer) and `b` (peer to
+/// lab) in the peer's order. Each open blocks until the peer opens the
+/// other end; should the peer exit first, the lab opens those ends itself
+/// to release its own opens and reports that the peer is gone.
+fn open_fifos(peer: &mut Peer, a: &Path, b: &Path) -> io::Result<(File, File)> {
+    std::thread::scope(|scope| {
+        let opens = scope.spawn(|| -> io::Result<(File, File)> {
+            let w = fifo::open(a, fifo::End::Write, false)?;
+            let r = fifo::open(b, fifo::End::Read, false)?;
+            Ok((w, r))
+        });
+        let (mut release_a, mut release_b) = (None, None);
+        while !opens.is_finished() {
+            if peer.0.try_wait()?.is_some() {
+                if release_a.is_none() {
+                    release_a = fifo::open(a, fifo::End::Read, true).ok();
+                }
+                // Fails (no reader yet) until the thread waits in its open.
+                if release_b.is_none() {
+                    release_b = fifo::open(b, fifo::End::Write, true).ok();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let ends = opens
+            .join()
+            .map_err(|_| io::Error::other("the thread opening the FIFOs panicked"))?;
+        if release_a.is_some() || release_b.is_some() {
+            return Err(lost_at_set_up());
+        }
+        ends
+    })
+}
+
+/// Accepts the peer's connection, or fails when the peer exits first.
+fn accept_peer(peer: &mut Peer, listener: &UnixListener) -> io::Result<UnixStream> {
+    listener.set_nonblocking(true)?;
+    loop {
+        match listener.accept() {
+            Ok((sock, _)) => {
+                sock.set_nonblocking(false)?;
+                return Ok(sock);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if peer.0.try_wait()?.is_some() {
+                    return Err(lost_at_set_up());
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn lost_at_set_up() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "the peer process exited before connecting",
+    )
+}
 
 impl Drop for Peer {
     fn drop(&mut self) {
@@ -349,8 +481,9 @@ impl Drop for Peer {
     }
 }
 
-/// How the lab tells the peer a stream's length and learns it is done:
-/// through the data channel itself (pipe) or the child's stdin/stdout.
+/// How the lab tells the peer a batch's length and learns a stream is
+/// done: through the data channel itself (pipe, FIFO, Unix socket: the
+/// byte streams, measured alike) or the child's stdin/stdout.
 enum Control {
     InBand,
     Pipes(ChildStdin, ChildStdout),
@@ -360,12 +493,41 @@ enum Control {
 struct Link {
     channel: Box<dyn Channel>,
     control: Control,
-    // Dropped in this order: the peer first, then the objects.
-    _peer: Peer,
-    _cleanup: Vec<Cleanup>,
+    // Dropped in this order: the peer first (killed, if `finish` did not
+    // see it exit), then the objects.
+    peer: Peer,
+    cleanup: Vec<Cleanup>,
 }
 
 impl Link {
+    /// Ends the measurement: closes the lab's ends (the peer reads the end
+    /// of its control stream where it expects the next batch's length and
+    /// exits), then checks that the peer exited cleanly.
+    fn finish(self, mech: Mech) -> CliResult<()> {
+        let Link {
+            channel,
+            control,
+            mut peer,
+            cleanup,
+        } = self;
+        drop(channel);
+        drop(control);
+        if !peer.exit(mech, PEER_TIMEOUT)? {
+            return Err(lab_error(mech, "peer", &lost()));
+        }
+        drop(cleanup);
+        Ok(())
+    }
+
+    /// The error to report for a failed measurement: the peer's own when it
+    /// failed (the cause), otherwise `err`.
+    fn failed(&mut self, mech: Mech, err: CliError) -> CliError {
+        match self.peer.exit(mech, Duration::from_millis(200)) {
+            Err(peer) => peer,
+            Ok(_) => err,
+        }
+    }
+
     fn announce(&mut self, n: u64) -> io::Result<()> {
         match &mut self.control {
             Control::InBand => self.channel.send(&n.to_le_bytes()),
@@ -409,7 +571,9 @@ fn peer_command(
         .arg(name2)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        // Captured: a peer's failure is reported by the lab as the
+        // section's error, not printed in the middle of the run.
+        .stderr(Stdio::piped());
     Ok(cmd)
 }
 
@@ -446,8 +610,8 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> io::Result<Link> {
                     w: stdin,
                 }),
                 control: Control::InBand,
-                _peer: peer,
-                _cleanup: cleanup,
+                peer,
+                cleanup,
             }
         }
         Mech::Fifo => {
@@ -457,21 +621,20 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> io::Result<Link> {
             let (a, b) = (dir.join("a"), dir.join("b"));
             fifo::create(&a)?;
             fifo::create(&b)?;
-            let (peer, stdin, stdout) = spawn(&mut peer_command(
+            let (mut peer, stdin, stdout) = spawn(&mut peer_command(
                 mech,
                 mode,
                 size,
                 &a.to_string_lossy(),
                 &b.to_string_lossy(),
             )?)?;
-            // The peer opens A for reading, then B for writing: same order here.
-            let w = fifo::open(&a, fifo::End::Write, false)?;
-            let r = fifo::open(&b, fifo::End::Read, false)?;
+            let (w, r) = open_fifos(&mut peer, &a, &b).map_err(|e| peer.said(mech, e))?;
+            drop((stdin, stdout));
             Link {
                 channel: Box::new(Stream { r, w }),
-                control: Control::Pipes(stdin, stdout),
-                _peer: peer,
-                _cleanup: cleanup,
+                control: Control::InBand,
+                peer,
+                cleanup,
             }
         }
         Mech::Unix => {
@@ -480,20 +643,21 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> io::Result<Link> {
             cleanup.push(Cleanup::Dir(dir.clone()));
             let path = dir.join("s");
             let listener = UnixListener::bind(&path)?;
-            let (peer, stdin, stdout) = spawn(&mut peer_command(
+            let (mut peer, stdin, stdout) = spawn(&mut peer_command(
                 mech,
                 mode,
                 size,
                 &path.to_string_lossy(),
                 "",
             )?)?;
-            let (sock, _) = listener.accept()?;
+            let sock = accept_peer(&mut peer, &listener).map_err(|e| peer.said(mech, e))?;
             let r = sock.try_clone()?;
+            drop((stdin, stdout));
             Link {
                 channel: Box::new(Stream { r, w: sock }),
-                control: Control::Pipes(stdin, stdout),
-                _peer: peer,
-                _cleanup: cleanup,
+                control: Control::InBand,
+                peer,
+                cleanup,
             }
         }
         Mech::PosixMq => {
@@ -513,8 +677,8 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> io::Result<Link> {
                     timeout: true,
                 }),
                 control: Control::Pipes(stdin, stdout),
-                _peer: peer,
-                _cleanup: cleanup,
+                peer,
+                cleanup,
             }
         }
         Mech::SysvMq => {
@@ -530,8 +694,8 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> io::Result<Link> {
             Link {
                 channel: Box::new(SysvPair { q, tx: 1, rx: 2 }),
                 control: Control::Pipes(stdin, stdout),
-                _peer: peer,
-                _cleanup: cleanup,
+                peer,
+                cleanup,
             }
         }
         Mech::ShmPosix => {
@@ -564,8 +728,8 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> io::Result<Link> {
                     tail: 0,
                 }),
                 control: Control::Pipes(stdin, stdout),
-                _peer: peer,
-                _cleanup: cleanup,
+                peer,
+                cleanup,
             }
         }
         Mech::ShmSysv => {
@@ -593,8 +757,8 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> io::Result<Link> {
                     tail: 0,
                 }),
                 control: Control::Pipes(stdin, stdout),
-                _peer: peer,
-                _cleanup: cleanup,
+                peer,
+                cleanup,
             }
         }
     };
@@ -612,23 +776,28 @@ fn parse_id(s: &str) -> io::Result<i32> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid id '{s}'")))
 }
 
+/// The peer's stdin and stdout as plain files: no `BufReader` or
+/// `LineWriter` in the way, so the pipe is read and written with the same
+/// system calls as the FIFO and the socket.
+fn stdio() -> io::Result<Stream<File, File>> {
+    Ok(Stream {
+        r: File::from(io::stdin().as_fd().try_clone_to_owned()?),
+        w: File::from(io::stdout().as_fd().try_clone_to_owned()?),
+    })
+}
+
 fn peer_loop(a: &PeerArgs) -> io::Result<()> {
-    let (input, output) = (io::stdin(), io::stdout());
-    let stdio = || Stream {
-        r: input.lock(),
-        w: output.lock(),
-    };
     match a.mech {
-        Mech::Pipe => serve(a, &mut stdio(), None),
+        Mech::Pipe => serve(a, &mut stdio()?, None),
         Mech::Fifo => {
             let r = fifo::open(&a.name, fifo::End::Read, false)?;
             let w = fifo::open(&a.name2, fifo::End::Write, false)?;
-            serve(a, &mut Stream { r, w }, Some(&mut stdio()))
+            serve(a, &mut Stream { r, w }, None)
         }
         Mech::Unix => {
             let sock = UnixStream::connect(&a.name)?;
             let r = sock.try_clone()?;
-            serve(a, &mut Stream { r, w: sock }, Some(&mut stdio()))
+            serve(a, &mut Stream { r, w: sock }, None)
         }
         Mech::PosixMq => {
             let rx = MqOptions::new().open(&a.name, Create::Open)?;
@@ -640,12 +809,12 @@ fn peer_loop(a: &PeerArgs) -> io::Result<()> {
                     rx,
                     timeout: false,
                 },
-                Some(&mut stdio()),
+                Some(&mut stdio()?),
             )
         }
         Mech::SysvMq => {
             let q = SysvMq::from_id(parse_id(&a.name)?);
-            serve(a, &mut SysvPair { q, tx: 2, rx: 1 }, Some(&mut stdio()))
+            serve(a, &mut SysvPair { q, tx: 2, rx: 1 }, Some(&mut stdio()?))
         }
         Mech::ShmPosix => {
             let ctl = shm::open(&a.name)?;
@@ -664,7 +833,7 @@ fn peer_loop(a: &PeerArgs) -> io::Result<()> {
                 head: 0,
                 tail: 0,
             };
-            serve(a, &mut ring, Some(&mut stdio()))
+            serve(a, &mut ring, Some(&mut stdio()?))
         }
         Mech::ShmSysv => {
             let set = SemSet::from_id(parse_id(&a.name)?);
@@ -680,43 +849,57 @@ fn peer_loop(a: &PeerArgs) -> io::Result<()> {
                 head: 0,
                 tail: 0,
             };
-            serve(a, &mut ring, Some(&mut stdio()))
+            serve(a, &mut ring, Some(&mut stdio()?))
         }
     }
 }
 
-/// Echoes (ping-pong) or drains counted batches (stream) until the lab
-/// closes the control channel or kills the peer.
+/// Says it is ready (one byte, where stream acknowledgements go), then
+/// serves counted batches: reads a batch's length (8 bytes, little endian,
+/// on the control channel, or in band on a byte stream), then echoes that
+/// many messages (ping-pong) or reads them and acknowledges with one byte
+/// (stream). The lab closing the control channel where a length is due is
+/// the clean end; anything else (a closed channel mid-batch, a short
+/// message) is an error, reported through the exit status.
 fn serve(
     a: &PeerArgs,
     data: &mut dyn Channel,
     mut control: Option<&mut dyn Channel>,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; a.size];
-    match a.mode {
-        Mode::Pingpong => loop {
-            data.recv(&mut buf)?;
-            data.send(&buf)?;
-        },
-        Mode::Stream => loop {
-            let mut n = [0u8; 8];
-            let got = match control.as_deref_mut() {
-                Some(c) => c.recv(&mut n),
-                None => data.recv(&mut n),
-            };
-            match got {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e),
+    // Ready: set up and running, so that no timed batch (the calibration's
+    // first one above all) waits for this process to start.
+    match control.as_deref_mut() {
+        Some(c) => c.send(&[1])?,
+        None => data.send(&[1])?,
+    }
+    loop {
+        let mut n = [0u8; 8];
+        let more = match control.as_deref_mut() {
+            Some(c) => c.recv_or_end(&mut n)?,
+            None => data.recv_or_end(&mut n)?,
+        };
+        if !more {
+            return Ok(());
+        }
+        let n = u64::from_le_bytes(n);
+        match a.mode {
+            Mode::Pingpong => {
+                for _ in 0..n {
+                    data.recv(&mut buf)?;
+                    data.send(&buf)?;
+                }
             }
-            for _ in 0..u64::from_le_bytes(n) {
-                data.recv(&mut buf)?;
+            Mode::Stream => {
+                for _ in 0..n {
+                    data.recv(&mut buf)?;
+                }
+                match control.as_deref_mut() {
+                    Some(c) => c.send(&[1])?,
+                    None => data.send(&[1])?,
+                }
             }
-            match control.as_deref_mut() {
-                Some(c) => c.send(&[1])?,
-                None => data.send(&[1])?,
-            }
-        },
+        }
     }
 }
 
@@ -759,41 +942,21 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
             }
             let label = exact_bytes(size as u64);
             // Ping-pong.
-            let mut link =
-                connect(mech, Mode::Pingpong, size).map_err(|e| lab_error(mech, "set-up", &e))?;
+            let mut link = start(mech, Mode::Pingpong, size)?;
             let mut buf = vec![0x5au8; size];
             let case = Case::new(mech.label(), format!("{label} round trip")).param("bytes", size);
             let median = run.batch_latency(case, Unit::US, |n| {
-                let start = Instant::now();
-                for _ in 0..n {
-                    link.channel
-                        .send(&buf)
-                        .map_err(|e| lab_error(mech, "ping", &e))?;
-                    link.channel
-                        .recv(&mut buf)
-                        .map_err(|e| lab_error(mech, "pong", &e))?;
-                }
-                Ok(start.elapsed())
+                pingpong(&mut link, mech, &mut buf, n).map_err(|e| link.failed(mech, e))
             })?;
+            link.finish(mech)?;
             rtt.push((mech, size, median));
-            drop(link);
 
             // One-way stream.
-            let mut link =
-                connect(mech, Mode::Stream, size).map_err(|e| lab_error(mech, "set-up", &e))?;
+            let mut link = start(mech, Mode::Stream, size)?;
             let samples = config.timing.per_op(|n| -> CliResult<Duration> {
-                let start = Instant::now();
-                link.announce(n)
-                    .map_err(|e| lab_error(mech, "stream", &e))?;
-                for _ in 0..n {
-                    link.channel
-                        .send(&buf)
-                        .map_err(|e| lab_error(mech, "stream", &e))?;
-                }
-                link.acknowledged()
-                    .map_err(|e| lab_error(mech, "acknowledgement", &e))?;
-                Ok(start.elapsed())
+                stream(&mut link, mech, &buf, n).map_err(|e| link.failed(mech, e))
             })?;
+            link.finish(mech)?;
             let samples: Vec<f64> = samples
                 .iter()
                 .map(|secs| size as f64 / secs / 1e9)
@@ -806,6 +969,53 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
     }
     notes(run, &rtt, &gbps, &skipped);
     Ok(())
+}
+
+/// Sets up a measurement and waits until the peer says it is ready: a
+/// peer still starting (exec, loading, page faults: milliseconds) would
+/// otherwise make the first batch look slow, and the calibration, which
+/// sizes the batches from the first ones, would settle on batches of a few
+/// messages where the per-batch handshake dominates.
+fn start(mech: Mech, mode: Mode, size: usize) -> CliResult<Link> {
+    let mut link = connect(mech, mode, size).map_err(|e| lab_error(mech, "set-up", &e))?;
+    match link.acknowledged() {
+        Ok(()) => Ok(link),
+        Err(e) => Err(link.failed(mech, lab_error(mech, "set-up", &e))),
+    }
+}
+
+/// One timed ping-pong batch of `n` round trips. The length goes to the
+/// peer before the clock starts; the peer's exit is not timed either.
+fn pingpong(link: &mut Link, mech: Mech, buf: &mut [u8], n: u64) -> CliResult<Duration> {
+    link.announce(n)
+        .map_err(|e| lab_error(mech, "ping-pong", &e))?;
+    let start = Instant::now();
+    for _ in 0..n {
+        link.channel
+            .send(buf)
+            .map_err(|e| lab_error(mech, "ping", &e))?;
+        link.channel
+            .recv(buf)
+            .map_err(|e| lab_error(mech, "pong", &e))?;
+    }
+    Ok(start.elapsed())
+}
+
+/// One timed stream batch: `n` messages, then the peer's acknowledgement
+/// that it read them all. The length goes to the peer before the clock
+/// starts, as for [`pingpong`].
+fn stream(link: &mut Link, mech: Mech, buf: &[u8], n: u64) -> CliResult<Duration> {
+    link.announce(n)
+        .map_err(|e| lab_error(mech, "stream", &e))?;
+    let start = Instant::now();
+    for _ in 0..n {
+        link.channel
+            .send(buf)
+            .map_err(|e| lab_error(mech, "stream", &e))?;
+    }
+    link.acknowledged()
+        .map_err(|e| lab_error(mech, "acknowledgement", &e))?;
+    Ok(start.elapsed())
 }
 
 fn best(rows: &[(Mech, usize, f64)], size: usize, lower: bool) -> Option<(Mech, f64)> {
@@ -912,4 +1122,128 @@ fn notes(
          the ring is the only cost and throughput tracks memcpy; with System V semaphores when a crashed holder \
          must be undone (SEM_UNDO), POSIX ones when cheaper waits matter.",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+
+    fn sh(script: &str) -> Peer {
+        Peer(
+            Command::new("sh")
+                .args(["-c", script])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_failing_peer_is_an_error_naming_the_mechanism_and_its_message() {
+        let err = sh("echo 'memio: lab peer (FIFO): failed to fill whole buffer' >&2; exit 2")
+            .exit(Mech::Fifo, PEER_TIMEOUT)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("FIFO peer: "), "{err}");
+        assert!(err.contains("exit status: 2"), "{err}");
+        assert!(err.contains("failed to fill whole buffer"), "{err}");
+    }
+
+    #[test]
+    fn a_peer_killed_by_a_signal_is_an_error_too() {
+        let err = sh("kill -9 $$")
+            .exit(Mech::PosixMq, PEER_TIMEOUT)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("POSIX mq peer: "), "{err}");
+        assert!(err.contains("signal: 9"), "{err}");
+    }
+
+    #[test]
+    fn a_clean_exit_is_success_and_a_running_peer_is_not_yet() {
+        assert!(sh("exit 0").exit(Mech::Pipe, PEER_TIMEOUT).unwrap());
+        assert!(
+            !sh("sleep 10")
+                .exit(Mech::Pipe, Duration::from_millis(10))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_peer_exiting_before_it_connects_does_not_hang_the_lab() {
+        let dir = std::env::temp_dir().join(unique("test").trim_start_matches('/'));
+        std::fs::create_dir(&dir).unwrap();
+        let _cleanup = Cleanup::Dir(dir.clone());
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        fifo::create(&a).unwrap();
+        fifo::create(&b).unwrap();
+        let mut peer = sh("echo 'no such FIFO' >&2; exit 2");
+        let err = open_fifos(&mut peer, &a, &b).unwrap_err();
+        let err = peer.said(Mech::Fifo, err).to_string();
+        assert!(
+            err.contains("FIFO peer: ") && err.contains("no such FIFO"),
+            "{err}"
+        );
+
+        let listener = UnixListener::bind(dir.join("s")).unwrap();
+        let mut peer = sh("exit 3");
+        let err = accept_peer(&mut peer, &listener).unwrap_err();
+        let err = peer.said(Mech::Unix, err).to_string();
+        assert!(
+            err.contains("Unix socket peer: ") && err.contains("exit status: 3"),
+            "{err}"
+        );
+    }
+
+    fn args(mode: Mode, size: usize) -> PeerArgs {
+        PeerArgs {
+            mech: Mech::Pipe,
+            mode,
+            size,
+            name: String::new(),
+            name2: String::new(),
+        }
+    }
+
+    /// Serves `input` on an in-band byte stream; returns what the peer wrote.
+    fn serve_bytes(mode: Mode, size: usize, input: Vec<u8>) -> io::Result<Vec<u8>> {
+        let mut s = Stream {
+            r: Cursor::new(input),
+            w: Vec::new(),
+        };
+        serve(&args(mode, size), &mut s, None)?;
+        Ok(s.w)
+    }
+
+    fn batch(n: u64, msgs: &[u8]) -> Vec<u8> {
+        let mut v = n.to_le_bytes().to_vec();
+        v.extend_from_slice(msgs);
+        v
+    }
+
+    #[test]
+    fn the_peer_says_ready_echoes_counted_batches_and_ends_at_a_boundary() {
+        let mut input = batch(2, b"abcdefgh");
+        input.extend(batch(1, b"ijkl"));
+        assert_eq!(
+            serve_bytes(Mode::Pingpong, 4, input.clone()).unwrap(),
+            b"\x01abcdefghijkl"
+        );
+        assert_eq!(serve_bytes(Mode::Stream, 4, input).unwrap(), [1, 1, 1]);
+        assert_eq!(serve_bytes(Mode::Stream, 4, Vec::new()).unwrap(), [1]);
+    }
+
+    #[test]
+    fn the_peer_fails_when_a_batch_or_a_length_is_cut_short() {
+        // Two messages announced, one and a half sent.
+        for mode in [Mode::Pingpong, Mode::Stream] {
+            let err = serve_bytes(mode, 4, batch(2, b"abcdef")).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        }
+        let err = serve_bytes(Mode::Stream, 4, vec![2, 0, 0]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(err.to_string().contains("3 of 8 bytes"), "{err}");
+    }
 }
