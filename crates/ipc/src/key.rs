@@ -40,6 +40,16 @@ impl Key {
         self.0 == libc::IPC_PRIVATE
     }
 
+    /// Names the object of kind `what` this key selects, for messages:
+    /// `private message queue`, `message queue with key 0x0000abcd`.
+    pub(crate) fn describe(self, what: &str) -> String {
+        if self.is_private() {
+            format!("private {what}")
+        } else {
+            format!("{what} with key {self}")
+        }
+    }
+
     /// Derives a key from an existing file and a project id, exactly as
     /// glibc's `ftok` does: the low 8 bits of `proj_id`, the low 8 bits of
     /// the file's device number and the low 16 bits of its inode number.
@@ -127,13 +137,24 @@ impl Create {
         }
     }
 
-    /// The System V `IPC_CREAT`/`IPC_EXCL` bits.
-    pub(crate) fn ipc_flags(self) -> i32 {
-        match self {
+    /// How `*get` treats `key`: a private key always makes a new object.
+    pub(crate) fn for_key(self, key: Key) -> Create {
+        if key.is_private() {
+            Create::Exclusive
+        } else {
+            self
+        }
+    }
+
+    /// The System V `IPC_CREAT`/`IPC_EXCL` bits with the permission bits of
+    /// a new object (`mode & 0o777`).
+    pub(crate) fn ipc_flags(self, mode: u32) -> i32 {
+        let create = match self {
             Create::Open => 0,
             Create::Exclusive => libc::IPC_CREAT | libc::IPC_EXCL,
             Create::OpenOrCreate => libc::IPC_CREAT,
-        }
+        };
+        create | i32::try_from(mode & 0o777).unwrap_or(0o600)
     }
 
     /// The verb for error messages.
@@ -153,6 +174,26 @@ pub const DEFAULT_MODE: u32 = 0o600;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_keys_always_create_and_read_as_private() {
+        let k = Key::from_raw(0xabcd);
+        assert_eq!(Create::Open.for_key(k), Create::Open);
+        assert_eq!(Create::Open.for_key(Key::PRIVATE), Create::Exclusive);
+        assert_eq!(
+            k.describe("message queue"),
+            "message queue with key 0x0000abcd"
+        );
+        assert_eq!(
+            Key::PRIVATE.describe("semaphore set"),
+            "private semaphore set"
+        );
+        assert_eq!(
+            Create::OpenOrCreate.ipc_flags(0o1640),
+            libc::IPC_CREAT | 0o640,
+            "only the permission bits of the mode pass"
+        );
+    }
 
     #[test]
     fn keys_print_and_parse_like_ipcs() {

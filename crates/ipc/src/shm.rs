@@ -346,14 +346,6 @@ pub struct SysvShm {
     id: i32,
 }
 
-fn describe_key(key: Key) -> String {
-    if key.is_private() {
-        String::from("private shared memory segment")
-    } else {
-        format!("shared memory segment with key {key}")
-    }
-}
-
 /// The release function of attached segments: `shmdt`.
 fn detach(ptr: NonNull<u8>, _len: usize) {
     // SAFETY: Region calls this once with the address `shmat` returned,
@@ -382,21 +374,20 @@ impl SysvShm {
     /// # Errors
     /// As [`SysvShm::get`].
     pub fn get_with_mode(key: Key, size: usize, create: Create, mode: u32) -> io::Result<Self> {
-        let create = if key.is_private() {
-            Create::Exclusive
-        } else {
-            create
-        };
+        let create = create.for_key(key);
         if size == 0 && create != Create::Open {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("cannot create {} of 0 bytes", describe_key(key)),
+                format!(
+                    "cannot create {} of 0 bytes",
+                    key.describe("shared memory segment")
+                ),
             ));
         }
-        let flags = create.ipc_flags() | i32::try_from(mode & 0o777).unwrap_or(0o600);
+        let flags = create.ipc_flags(mode);
         // SAFETY: shmget takes only integers.
         let id = sys::retry(|| unsafe { libc::shmget(key.raw(), size, flags) })
-            .map_err(|e| error::os(create.verb(), &describe_key(key), e))?;
+            .map_err(|e| error::os(create.verb(), &key.describe("shared memory segment"), e))?;
         Ok(Self { id })
     }
 

@@ -93,14 +93,6 @@ pub struct SysvMq {
     id: i32,
 }
 
-fn describe_key(key: Key) -> String {
-    if key.is_private() {
-        String::from("private message queue")
-    } else {
-        format!("message queue with key {key}")
-    }
-}
-
 impl SysvMq {
     /// Finds or creates the queue for `key` (mode 0600 when created).
     ///
@@ -120,15 +112,11 @@ impl SysvMq {
     /// # Errors
     /// As [`SysvMq::get`].
     pub fn get_with_mode(key: Key, create: Create, mode: u32) -> io::Result<Self> {
-        let create = if key.is_private() {
-            Create::Exclusive
-        } else {
-            create
-        };
-        let flags = create.ipc_flags() | i32::try_from(mode & 0o777).unwrap_or(0o600);
+        let create = create.for_key(key);
+        let flags = create.ipc_flags(mode);
         // SAFETY: msgget takes only integers.
         let id = sys::retry(|| unsafe { libc::msgget(key.raw(), flags) })
-            .map_err(|e| error::os(create.verb(), &describe_key(key), e))?;
+            .map_err(|e| error::os(create.verb(), &key.describe("message queue"), e))?;
         Ok(Self { id })
     }
 

@@ -101,14 +101,6 @@ pub struct SemSet {
     id: i32,
 }
 
-fn describe_key(key: Key) -> String {
-    if key.is_private() {
-        String::from("private semaphore set")
-    } else {
-        format!("semaphore set with key {key}")
-    }
-}
-
 impl SemSet {
     /// Finds or creates the set for `key` with `count` semaphores (all 0
     /// when created; mode 0600). Opening an existing set accepts any
@@ -129,21 +121,20 @@ impl SemSet {
     /// # Errors
     /// As [`SemSet::get`].
     pub fn get_with_mode(key: Key, count: u16, create: Create, mode: u32) -> io::Result<Self> {
-        let create = if key.is_private() {
-            Create::Exclusive
-        } else {
-            create
-        };
+        let create = create.for_key(key);
         if count == 0 && create != Create::Open {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("cannot create {} with 0 semaphores", describe_key(key)),
+                format!(
+                    "cannot create {} with 0 semaphores",
+                    key.describe("semaphore set")
+                ),
             ));
         }
-        let flags = create.ipc_flags() | i32::try_from(mode & 0o777).unwrap_or(0o600);
+        let flags = create.ipc_flags(mode);
         // SAFETY: semget takes only integers.
         let id = sys::retry(|| unsafe { libc::semget(key.raw(), i32::from(count), flags) })
-            .map_err(|e| error::os(create.verb(), &describe_key(key), e))?;
+            .map_err(|e| error::os(create.verb(), &key.describe("semaphore set"), e))?;
         Ok(Self { id })
     }
 
