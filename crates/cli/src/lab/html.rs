@@ -86,13 +86,7 @@ fn section(h: &mut String, s: &SectionReport) {
     if let Some(e) = &s.error {
         let _ = writeln!(h, "<p class=\"err\">stopped early: {}</p>", esc(e));
     }
-    let mut units: Vec<&str> = Vec::new();
-    for r in &s.rows {
-        if !units.contains(&r.unit) {
-            units.push(r.unit);
-        }
-    }
-    for unit in &units {
+    for unit in &distinct(s.rows.iter().map(|r| r.unit)) {
         let rows: Vec<&Row> = s.rows.iter().filter(|r| r.unit == *unit).collect();
         match s.chart {
             Chart::Bars => bars(h, &rows, unit),
@@ -100,22 +94,13 @@ fn section(h: &mut String, s: &SectionReport) {
                 // A line runs through one family of workloads (a sweep over
                 // sizes); a family with a single workload is a bar.
                 let mut single: Vec<&Row> = Vec::new();
-                let families: Vec<String> = distinct(&rows, |r| r.workload.as_str())
-                    .into_iter()
-                    .map(family)
-                    .fold(Vec::new(), |mut acc, f| {
-                        if !acc.contains(&f) {
-                            acc.push(f);
-                        }
-                        acc
-                    });
-                for fam in &families {
+                for fam in &distinct(rows.iter().map(|r| family(&r.workload))) {
                     let group: Vec<&Row> = rows
                         .iter()
                         .copied()
                         .filter(|r| family(&r.workload) == *fam)
                         .collect();
-                    if distinct(&group, |r| r.workload.as_str()).len() > 1 {
+                    if distinct(group.iter().map(|r| r.workload.as_str())).len() > 1 {
                         lines(h, &group, unit);
                     } else {
                         single.extend(group);
@@ -179,12 +164,11 @@ fn family(workload: &str) -> String {
 }
 
 /// First-appearance order of the values `key` picks.
-fn distinct<'a>(rows: &[&'a Row], key: impl Fn(&'a Row) -> &'a str) -> Vec<&'a str> {
-    let mut out: Vec<&str> = Vec::new();
-    for r in rows {
-        let k = key(r);
-        if !out.contains(&k) {
-            out.push(k);
+fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
         }
     }
     out
@@ -278,8 +262,8 @@ fn nice_step(raw: f64) -> f64 {
 
 /// One line per mechanism across the workloads, whiskers from min to max.
 fn lines(h: &mut String, rows: &[&Row], unit: &str) {
-    let xs = distinct(rows, |r| r.workload.as_str());
-    let series = distinct(rows, |r| r.mechanism.as_str());
+    let xs = distinct(rows.iter().map(|r| r.workload.as_str()));
+    let series = distinct(rows.iter().map(|r| r.mechanism.as_str()));
     let axis = Axis::fit(rows);
     let (w, ph, left, top, plot_w): (f64, f64, f64, f64, f64) = (940.0, 300.0, 70.0, 20.0, 600.0);
     let legend_x = left + plot_w + 20.0;
