@@ -44,8 +44,8 @@ pub mod mq;
 mod name;
 pub mod sem;
 pub mod shm;
-mod sys;
+mod ffi;
 
-pub use error::{Error, Result, raw_errno};
+pub use error::{Error, OsError, Result, raw_errno};
 pub use key::{Create, DEFAULT_MODE, Key};
 pub use name::{NAME_MAX, validate, validate_semaphore};

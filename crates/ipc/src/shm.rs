@@ -31,7 +31,7 @@ use rustix::shm::OFlags;
 use crate::error::{self, Error, Result};
 use crate::key::{Create, DEFAULT_MODE, Key};
 use crate::name::{self, Kind};
-use crate::sys;
+use crate::ffi;
 
 fn describe(name: &str) -> String {
     format!("shared memory '{name}'")
@@ -386,7 +386,7 @@ impl SysvShm {
         }
         let flags = create.ipc_flags(mode);
         // SAFETY: shmget takes only integers.
-        let id = sys::retry(|| unsafe { libc::shmget(key.raw(), size, flags) })
+        let id = ffi::retry(|| unsafe { libc::shmget(key.raw(), size, flags) })
             .map_err(|e| error::os(create.verb(), &key.describe("shared memory segment"), e))?;
         Ok(Self { id })
     }
@@ -464,7 +464,7 @@ impl SysvShm {
         // SAFETY: shmid_ds is plain data; all-zero is a valid value.
         let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
         // SAFETY: `ds` is a valid out-pointer for IPC_STAT.
-        sys::retry(|| unsafe { libc::shmctl(self.id, libc::IPC_STAT, &raw mut ds) })
+        ffi::retry(|| unsafe { libc::shmctl(self.id, libc::IPC_STAT, &raw mut ds) })
             .map_err(|e| error::os("read the status of", &self.describe(), e))?;
         let mode = u32::from(ds.shm_perm.mode);
         Ok(ShmStat {
@@ -493,7 +493,7 @@ impl SysvShm {
     #[doc(alias = "IPC_RMID")]
     pub fn remove(self) -> io::Result<()> {
         // SAFETY: IPC_RMID takes no buffer.
-        sys::retry(|| unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })
+        ffi::retry(|| unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })
             .map_err(|e| error::os("remove", &self.describe(), e))?;
         Ok(())
     }

@@ -39,7 +39,7 @@
 
 pub mod cache;
 mod control;
-mod error;
+pub mod error;
 mod growable;
 pub mod layout;
 mod memlock;

@@ -37,7 +37,7 @@
 //! library must not install. The poll backs off from 1 ms to 20 ms, so a
 //! timed waiter is not queued fairly behind blocked waiters.
 
-mod sys;
+mod fcntl;
 pub mod table;
 
 use std::fmt;
@@ -47,7 +47,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use rustix::fs::FlockOperation;
-use sys::{Cmd, Record};
+use fcntl::{Cmd, Record};
 
 /// Which of Linux's three advisory lock families to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -308,7 +308,7 @@ impl<'f> Locker<'f> {
             pid: 0,
         };
         let got =
-            retry_eintr(|| sys::fcntl_record(self.fd, self.kind == Kind::Ofd, Cmd::Get, asked))?;
+            retry_eintr(|| fcntl::fcntl_record(self.fd, self.kind == Kind::Ofd, Cmd::Get, asked))?;
         if got.kind == record_type(None) {
             return Ok(None);
         }
@@ -469,7 +469,7 @@ impl<'f> Locker<'f> {
             pid: 0,
         };
         let cmd = if block { Cmd::SetWait } else { Cmd::Set };
-        sys::fcntl_record(self.fd, self.kind == Kind::Ofd, cmd, record).map(|_| ())
+        fcntl::fcntl_record(self.fd, self.kind == Kind::Ofd, cmd, record).map(|_| ())
     }
 }
 

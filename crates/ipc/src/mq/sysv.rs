@@ -17,7 +17,7 @@ use std::io;
 
 use crate::error::{self, Error, Result};
 use crate::key::{Create, DEFAULT_MODE, Key};
-use crate::sys;
+use crate::ffi;
 
 /// Where the kernel's largest System V message size lives.
 pub const MSGMAX_PATH: &str = "/proc/sys/kernel/msgmax";
@@ -115,7 +115,7 @@ impl SysvMq {
         let create = create.for_key(key);
         let flags = create.ipc_flags(mode);
         // SAFETY: msgget takes only integers.
-        let id = sys::retry(|| unsafe { libc::msgget(key.raw(), flags) })
+        let id = ffi::retry(|| unsafe { libc::msgget(key.raw(), flags) })
             .map_err(|e| error::os(create.verb(), &key.describe("message queue"), e))?;
         Ok(Self { id })
     }
@@ -176,7 +176,7 @@ impl SysvMq {
                 ),
             )));
         }
-        if let Some(max) = sys::read_limit(MSGMAX_PATH).and_then(|m| usize::try_from(m).ok()) {
+        if let Some(max) = ffi::read_limit(MSGMAX_PATH).and_then(|m| usize::try_from(m).ok()) {
             if msg.len() > max {
                 return Err(Error::TooLarge {
                     object: format!("{} ({MSGMAX_PATH})", self.describe()),
@@ -190,7 +190,7 @@ impl SysvMq {
         buf.text_mut().copy_from_slice(msg);
         // SAFETY: `buf` holds an 8-byte-aligned `long` type followed by at
         // least `msg.len()` bytes of text, valid across the call.
-        let r = sys::retry(|| unsafe { libc::msgsnd(self.id, buf.as_ptr(), msg.len(), flags) });
+        let r = ffi::retry(|| unsafe { libc::msgsnd(self.id, buf.as_ptr(), msg.len(), flags) });
         match r {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(false),
@@ -235,7 +235,7 @@ impl SysvMq {
         let mtype = which.raw(&self.describe())?;
         let mut msg = MsgBuf::new(buf.len());
         // SAFETY: `msg` has room for the type and `buf.len()` bytes of text.
-        let r = sys::retry(|| unsafe {
+        let r = ffi::retry(|| unsafe {
             libc::msgrcv(self.id, msg.as_mut_ptr(), buf.len(), mtype, flags)
         });
         match r {
@@ -291,7 +291,7 @@ impl SysvMq {
         // SAFETY: msqid_ds is plain data; all-zero is a valid value.
         let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
         // SAFETY: `ds` is a valid out-pointer for IPC_STAT.
-        sys::retry(|| unsafe { libc::msgctl(self.id, libc::IPC_STAT, &raw mut ds) })
+        ffi::retry(|| unsafe { libc::msgctl(self.id, libc::IPC_STAT, &raw mut ds) })
             .map_err(|e| error::os("read the status of", &self.describe(), e))?;
         Ok(MsqStat {
             key: Key::from_raw(ds.msg_perm.__key),
@@ -322,7 +322,7 @@ impl SysvMq {
     /// [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
     pub fn remove(self) -> io::Result<()> {
         // SAFETY: IPC_RMID takes no buffer.
-        sys::retry(|| unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })
+        ffi::retry(|| unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })
             .map_err(|e| error::os("remove", &self.describe(), e))?;
         Ok(())
     }
@@ -330,7 +330,7 @@ impl SysvMq {
 
 /// The system's largest System V message (`/proc/sys/kernel/msgmax`).
 fn msgmax() -> usize {
-    sys::read_limit(MSGMAX_PATH)
+    ffi::read_limit(MSGMAX_PATH)
         .and_then(|m| usize::try_from(m).ok())
         .unwrap_or(8192)
 }

@@ -24,7 +24,7 @@ use memio_map::{Access, Region};
 use crate::error::{self, Result};
 use crate::key::{Create, DEFAULT_MODE};
 use crate::name::{self, Kind};
-use crate::sys;
+use crate::ffi;
 
 /// Bytes a `sem_t` takes in shared memory (32 on x86-64).
 pub const SEM_SIZE: usize = std::mem::size_of::<libc::sem_t>();
@@ -37,7 +37,7 @@ pub const SEM_ALIGN: usize = std::mem::align_of::<libc::sem_t>();
 /// `sem` must point to an initialised `sem_t` for the duration of the call.
 unsafe fn wait_raw(sem: *mut libc::sem_t, object: &dyn std::fmt::Display) -> io::Result<()> {
     // SAFETY: the caller guarantees `sem` is a live, initialised sem_t.
-    sys::retry(|| unsafe { libc::sem_wait(sem) })
+    ffi::retry(|| unsafe { libc::sem_wait(sem) })
         .map(drop)
         .map_err(|e| error::os("wait on", object, e))
 }
@@ -46,7 +46,7 @@ unsafe fn wait_raw(sem: *mut libc::sem_t, object: &dyn std::fmt::Display) -> io:
 /// As [`wait_raw`].
 unsafe fn try_wait_raw(sem: *mut libc::sem_t, object: &dyn std::fmt::Display) -> io::Result<bool> {
     // SAFETY: the caller guarantees `sem` is a live, initialised sem_t.
-    match sys::retry(|| unsafe { libc::sem_trywait(sem) }) {
+    match ffi::retry(|| unsafe { libc::sem_trywait(sem) }) {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(false),
         Err(e) => Err(error::os("wait on", object, e)),
@@ -60,9 +60,9 @@ unsafe fn wait_deadline_raw(
     deadline: Instant,
     object: &dyn std::fmt::Display,
 ) -> io::Result<bool> {
-    let at = sys::realtime_deadline(deadline);
+    let at = ffi::realtime_deadline(deadline);
     // SAFETY: the caller guarantees `sem` is live; `at` outlives the call.
-    match sys::retry(|| unsafe { libc::sem_timedwait(sem, &raw const at) }) {
+    match ffi::retry(|| unsafe { libc::sem_timedwait(sem, &raw const at) }) {
         Ok(_) => Ok(true),
         Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => Ok(false),
         Err(e) => Err(error::os("wait on", object, e)),
@@ -73,7 +73,7 @@ unsafe fn wait_deadline_raw(
 /// As [`wait_raw`].
 unsafe fn post_raw(sem: *mut libc::sem_t, object: &dyn std::fmt::Display) -> io::Result<()> {
     // SAFETY: the caller guarantees `sem` is a live, initialised sem_t.
-    sys::retry(|| unsafe { libc::sem_post(sem) })
+    ffi::retry(|| unsafe { libc::sem_post(sem) })
         .map(drop)
         .map_err(|e| error::os("post", object, e))
 }
@@ -83,7 +83,7 @@ unsafe fn post_raw(sem: *mut libc::sem_t, object: &dyn std::fmt::Display) -> io:
 unsafe fn value_raw(sem: *mut libc::sem_t, object: &dyn std::fmt::Display) -> io::Result<u32> {
     let mut v = 0;
     // SAFETY: the caller guarantees `sem` is live; `v` is a valid out-pointer.
-    sys::retry(|| unsafe { libc::sem_getvalue(sem, &raw mut v) })
+    ffi::retry(|| unsafe { libc::sem_getvalue(sem, &raw mut v) })
         .map_err(|e| error::os("read the value of", object, e))?;
     Ok(u32::try_from(v).unwrap_or(0))
 }
@@ -161,7 +161,7 @@ impl NamedSem {
     pub fn unlink(name: &str) -> Result<()> {
         let cname: CString = name::check(name, Kind::Semaphore)?;
         // SAFETY: `cname` is NUL-terminated and outlives the call.
-        sys::retry(|| unsafe { libc::sem_unlink(cname.as_ptr()) })
+        ffi::retry(|| unsafe { libc::sem_unlink(cname.as_ptr()) })
             .map_err(|e| error::os("remove", &describe(name), e))?;
         Ok(())
     }
@@ -334,7 +334,7 @@ impl<'a> SharedSem<'a> {
         let sem = ptr.cast::<libc::sem_t>();
         // SAFETY: the caller guarantees the memory is valid, aligned and
         // dedicated to this semaphore.
-        sys::retry(|| unsafe { libc::sem_init(sem.as_ptr(), 1, value) })
+        ffi::retry(|| unsafe { libc::sem_init(sem.as_ptr(), 1, value) })
             .map_err(|e| error::os("initialise", &SHARED, e))?;
         Ok(Self {
             sem,

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use crate::error::{self, Error, Result};
 use crate::key::{Create, DEFAULT_MODE, Key};
-use crate::sys;
+use crate::ffi;
 
 /// One operation of an atomic [`SemSet::op`] call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +133,7 @@ impl SemSet {
         }
         let flags = create.ipc_flags(mode);
         // SAFETY: semget takes only integers.
-        let id = sys::retry(|| unsafe { libc::semget(key.raw(), i32::from(count), flags) })
+        let id = ffi::retry(|| unsafe { libc::semget(key.raw(), i32::from(count), flags) })
             .map_err(|e| error::os(create.verb(), &key.describe("semaphore set"), e))?;
         Ok(Self { id })
     }
@@ -188,7 +188,7 @@ impl SemSet {
             .map_or(std::ptr::null(), std::ptr::from_ref);
         // SAFETY: `bufs` holds `bufs.len()` sembufs; `ts` is null or points
         // to a timespec; both outlive the call.
-        let r = sys::retry(|| unsafe {
+        let r = ffi::retry(|| unsafe {
             libc::syscall(
                 libc::SYS_semtimedop,
                 self.id,
@@ -242,7 +242,7 @@ impl SemSet {
     /// As [`SemSet::op`].
     #[doc(alias = "semtimedop")]
     pub fn op_deadline(self, ops: &[SemOp], deadline: Instant) -> Result<bool> {
-        self.run(ops, false, Some(sys::relative_timeout(deadline)))
+        self.run(ops, false, Some(ffi::relative_timeout(deadline)))
     }
 
     /// The value of semaphore `index`.
@@ -255,7 +255,7 @@ impl SemSet {
     /// [semctl(2)](https://man7.org/linux/man-pages/man2/semctl.2.html)
     pub fn get_value(self, index: u16) -> io::Result<u16> {
         // SAFETY: GETVAL takes no fourth argument.
-        let v = sys::retry(|| unsafe { libc::semctl(self.id, i32::from(index), libc::GETVAL) })
+        let v = ffi::retry(|| unsafe { libc::semctl(self.id, i32::from(index), libc::GETVAL) })
             .map_err(|e| {
                 error::os(
                     "read",
@@ -274,7 +274,7 @@ impl SemSet {
     #[doc(alias = "SETVAL")]
     pub fn set_value(self, index: u16, value: u16) -> io::Result<()> {
         // SAFETY: SETVAL takes `union semun` whose `val` member is an int.
-        sys::retry(|| unsafe {
+        ffi::retry(|| unsafe {
             libc::semctl(
                 self.id,
                 i32::from(index),
@@ -301,7 +301,7 @@ impl SemSet {
         let n = usize::try_from(self.stat()?.count).unwrap_or(0);
         let mut vals = vec![0u16; n];
         // SAFETY: GETALL writes `count` shorts to the array, which has room.
-        sys::retry(|| unsafe { libc::semctl(self.id, 0, libc::GETALL, vals.as_mut_ptr()) })
+        ffi::retry(|| unsafe { libc::semctl(self.id, 0, libc::GETALL, vals.as_mut_ptr()) })
             .map_err(|e| error::os("read", &self.describe(), e))?;
         Ok(vals)
     }
@@ -325,7 +325,7 @@ impl SemSet {
             ));
         }
         // SAFETY: SETALL reads `count` shorts; `values` has exactly that many.
-        sys::retry(|| unsafe { libc::semctl(self.id, 0, libc::SETALL, values.as_ptr()) })
+        ffi::retry(|| unsafe { libc::semctl(self.id, 0, libc::SETALL, values.as_ptr()) })
             .map_err(|e| error::os("set", &self.describe(), e))?;
         Ok(())
     }
@@ -337,7 +337,7 @@ impl SemSet {
     #[doc(alias = "GETNCNT")]
     pub fn waiting(self, index: u16) -> io::Result<u32> {
         // SAFETY: GETNCNT takes no fourth argument.
-        let v = sys::retry(|| unsafe { libc::semctl(self.id, i32::from(index), libc::GETNCNT) })
+        let v = ffi::retry(|| unsafe { libc::semctl(self.id, i32::from(index), libc::GETNCNT) })
             .map_err(|e| error::os("read", &self.describe(), e))?;
         Ok(u32::try_from(v).unwrap_or(0))
     }
@@ -352,7 +352,7 @@ impl SemSet {
         let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
         // SAFETY: IPC_STAT takes `union semun` whose `buf` member points to
         // a semid_ds; `ds` is valid for writes.
-        sys::retry(|| unsafe { libc::semctl(self.id, 0, libc::IPC_STAT, &raw mut ds) })
+        ffi::retry(|| unsafe { libc::semctl(self.id, 0, libc::IPC_STAT, &raw mut ds) })
             .map_err(|e| error::os("read the status of", &self.describe(), e))?;
         Ok(SemStat {
             key: Key::from_raw(ds.sem_perm.__key),
@@ -374,7 +374,7 @@ impl SemSet {
     #[doc(alias = "IPC_RMID")]
     pub fn remove(self) -> io::Result<()> {
         // SAFETY: IPC_RMID takes no fourth argument.
-        sys::retry(|| unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) })
+        ffi::retry(|| unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) })
             .map_err(|e| error::os("remove", &self.describe(), e))?;
         Ok(())
     }
