@@ -93,8 +93,45 @@ pub struct SysvMq {
     id: i32,
 }
 
-impl SysvMq {
-    /// Finds or creates the queue for `key` (mode 0600 when created).
+/// How to find or create a System V queue: the mode of a new one.
+///
+/// ```
+/// use memio_ipc::mq::sysv::{MsgType, SysvMqOptions};
+/// use memio_ipc::{Create, Key};
+///
+/// let q = SysvMqOptions::new().mode(0o600).open(Key::PRIVATE, Create::Exclusive)?;
+/// q.send(1, b"job")?;
+/// assert_eq!(q.recv_vec(MsgType::Any)?, (b"job".to_vec(), 1));
+/// q.remove()?;
+/// # Ok::<(), memio_ipc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SysvMqOptions {
+    mode: u32,
+}
+
+impl Default for SysvMqOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SysvMqOptions {
+    /// Mode 0600.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { mode: DEFAULT_MODE }
+    }
+
+    /// Permission bits of a new queue (default 0600).
+    #[must_use]
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Finds or creates the queue for `key` ([`Key::PRIVATE`] always
+    /// creates).
     ///
     /// # Errors
     /// An OS error naming the key: it exists ([`Create::Exclusive`]), it
@@ -103,21 +140,24 @@ impl SysvMq {
     ///
     /// # References
     /// [msgget(2)](https://man7.org/linux/man-pages/man2/msgget.2.html)
-    pub fn get(key: Key, create: Create) -> io::Result<Self> {
-        Self::get_with_mode(key, create, DEFAULT_MODE)
-    }
-
-    /// [`SysvMq::get`] with the permission bits of a new queue.
-    ///
-    /// # Errors
-    /// As [`SysvMq::get`].
-    pub fn get_with_mode(key: Key, create: Create, mode: u32) -> io::Result<Self> {
+    pub fn open(&self, key: Key, create: Create) -> io::Result<SysvMq> {
         let create = create.for_key(key);
-        let flags = create.ipc_flags(mode);
+        let flags = create.ipc_flags(self.mode);
         // SAFETY: msgget takes only integers.
         let id = ffi::retry(|| unsafe { libc::msgget(key.raw(), flags) })
             .map_err(|e| error::os(create.verb(), &key.describe("message queue"), e))?;
-        Ok(Self { id })
+        Ok(SysvMq { id })
+    }
+}
+
+impl SysvMq {
+    /// Finds or creates the queue for `key` with the default options (mode
+    /// 0600 when created); see [`SysvMqOptions`].
+    ///
+    /// # Errors
+    /// As [`SysvMqOptions::open`].
+    pub fn get(key: Key, create: Create) -> io::Result<Self> {
+        SysvMqOptions::new().open(key, create)
     }
 
     /// A new private queue (`IPC_PRIVATE`), mode 0600.

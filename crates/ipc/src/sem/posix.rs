@@ -8,6 +8,15 @@
 //! `sem_open` returns and closes it on drop. [`SharedSem`] points into
 //! shared memory it borrows: the borrow keeps the memory mapped, and its
 //! constructors require that the bytes are used only as a semaphore.
+//! [`SemRegion`] owns the memory and hands out `SharedSem`s borrowing it.
+//!
+//! `sem_init` writes the `sem_t` with plain stores: running it on a
+//! semaphore another thread or process uses is a data race, so every call
+//! that runs it on memory others may reach is `unsafe`. The safe
+//! constructors of [`SemRegion`] start from fresh zero-filled memory —
+//! which glibc reads as a process-shared semaphore of value 0 — and set
+//! the values with `sem_post`, an atomic operation, so a process that
+//! attaches early sees a semaphore at every moment.
 #![allow(
     unsafe_code,
     reason = "POSIX semaphores are only reachable through libc"
@@ -106,25 +115,57 @@ fn describe(name: &str) -> String {
     format!("semaphore '{name}'")
 }
 
-impl NamedSem {
-    /// Creates the semaphore `name` with `value` (exclusive, mode 0600).
-    ///
-    /// # Errors
-    /// See [`NamedSem::open_with`].
-    pub fn create(name: &str, value: u32) -> Result<Self> {
-        Self::open_with(name, Create::Exclusive, DEFAULT_MODE, value)
+/// How to open or create a named semaphore: the value and mode of a new
+/// one.
+///
+/// ```
+/// use memio_ipc::sem::posix::{NamedSem, NamedSemOptions};
+/// use memio_ipc::Create;
+///
+/// let name = format!("/memio-doc-sem-{}", std::process::id());
+/// let sem = NamedSemOptions::new().value(1).mode(0o600).open(&name, Create::Exclusive)?;
+/// assert!(sem.try_wait()?);
+/// NamedSem::unlink(&name)?;
+/// # Ok::<(), memio_ipc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct NamedSemOptions {
+    value: u32,
+    mode: u32,
+}
+
+impl Default for NamedSemOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NamedSemOptions {
+    /// Value 0, mode 0600.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            value: 0,
+            mode: DEFAULT_MODE,
+        }
     }
 
-    /// Opens the existing semaphore `name`.
-    ///
-    /// # Errors
-    /// See [`NamedSem::open_with`].
-    pub fn open(name: &str) -> Result<Self> {
-        Self::open_with(name, Create::Open, DEFAULT_MODE, 0)
+    /// The value of a new semaphore (at most `SEM_VALUE_MAX`).
+    #[must_use]
+    pub fn value(mut self, value: u32) -> Self {
+        self.value = value;
+        self
     }
 
-    /// Opens or creates `name`; `mode` and `value` apply when it is
-    /// created.
+    /// Permission bits of a new semaphore (default 0600; the umask
+    /// applies).
+    #[must_use]
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Opens or creates the semaphore `name`.
     ///
     /// # Errors
     /// [`crate::Error::NameInvalid`]; an OS error naming the semaphore
@@ -133,21 +174,41 @@ impl NamedSem {
     ///
     /// # References
     /// [sem_open(3)](https://man7.org/linux/man-pages/man3/sem_open.3.html)
-    pub fn open_with(name: &str, create: Create, mode: u32, value: u32) -> Result<Self> {
+    pub fn open(&self, name: &str, create: Create) -> Result<NamedSem> {
         let cname = name::check(name, Kind::Semaphore)?;
         let flags = create.oflags();
-        let mode = libc::c_uint::from(libc::mode_t::from(mode & 0o7777));
+        let mode = libc::c_uint::from(libc::mode_t::from(self.mode & 0o7777));
         // SAFETY: `cname` is NUL-terminated and outlives the call; the
         // variadic mode and value are what O_CREAT expects.
-        let sem = unsafe { libc::sem_open(cname.as_ptr(), flags, mode, value) };
+        let sem = unsafe { libc::sem_open(cname.as_ptr(), flags, mode, self.value) };
         if sem == libc::SEM_FAILED {
             return Err(error::last(create.verb(), &describe(name)).into());
         }
         let sem = NonNull::new(sem).ok_or_else(|| error::last(create.verb(), &describe(name)))?;
-        Ok(Self {
+        Ok(NamedSem {
             sem,
             name: name.to_owned(),
         })
+    }
+}
+
+impl NamedSem {
+    /// Creates the semaphore `name` with `value` (exclusive, mode 0600).
+    ///
+    /// # Errors
+    /// See [`NamedSemOptions::open`].
+    pub fn create(name: &str, value: u32) -> Result<Self> {
+        NamedSemOptions::new()
+            .value(value)
+            .open(name, Create::Exclusive)
+    }
+
+    /// Opens the existing semaphore `name`.
+    ///
+    /// # Errors
+    /// See [`NamedSemOptions::open`].
+    pub fn open(name: &str) -> Result<Self> {
+        NamedSemOptions::new().open(name, Create::Open)
     }
 
     /// Removes the name; the semaphore goes when the last handle closes.
@@ -283,32 +344,54 @@ fn place(region: &Region, offset: usize) -> io::Result<NonNull<u8>> {
 impl<'a> SharedSem<'a> {
     /// Initialises a semaphore with `value` at `offset` in `region`
     /// (shared memory every user maps). Do it once, before other processes
-    /// use it; they then call [`SharedSem::in_region`].
+    /// use it; they then call [`SharedSem::in_region`]. [`SemRegion`] does
+    /// this safely on memory it creates.
+    ///
+    /// Initialising a semaphore that another thread or process waits on or
+    /// posts to is undefined behaviour, so this is `unsafe`:
+    ///
+    /// ```compile_fail,E0133
+    /// use memio_ipc::sem::posix::SharedSem;
+    ///
+    /// let region = memio_map::Region::anonymous_shared(4096)?;
+    /// let sem = SharedSem::init_in(&region, 0, 1)?; // needs `unsafe`
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Safety
+    /// While this runs, no other thread or process uses the [`SEM_SIZE`]
+    /// bytes at `offset` (as a semaphore or otherwise): nobody waits on,
+    /// posts to or initialises a semaphore there.
     ///
     /// # Errors
     /// The range is outside the region, misaligned, or the region is
     /// read-only; an OS error (value above `SEM_VALUE_MAX`).
     #[doc(alias = "sem_init")]
-    pub fn init_in(region: &'a Region, offset: usize, value: u32) -> io::Result<Self> {
+    ///
+    /// # References
+    /// [sem_init(3)](https://man7.org/linux/man-pages/man3/sem_init.3.html)
+    pub unsafe fn init_in(region: &'a Region, offset: usize, value: u32) -> io::Result<Self> {
         let ptr = place(region, offset)?;
         // SAFETY: `place` checked that the bytes lie inside the region,
         // are aligned and writable; the borrow keeps the region mapped for
-        // 'a. glibc's sem_t is plain words operated on with atomics and
-        // futex calls (no pointers), so even bytes another process scribbles
-        // on cannot make these calls touch memory outside the sem_t.
+        // 'a; the caller guarantees nobody else touches them meanwhile.
         unsafe { Self::init(ptr, value) }
     }
 
     /// Uses the semaphore at `offset` in `region`, initialised by
-    /// [`SharedSem::init_in`] here or in another process. (Zero-filled
-    /// fresh shared memory already reads as a process-shared semaphore
-    /// with value 0 in glibc.)
+    /// [`SharedSem::init_in`] or [`SemRegion`] here or in another process.
+    /// (Zero-filled fresh shared memory already reads as a process-shared
+    /// semaphore with value 0 in glibc.)
     ///
     /// # Errors
     /// The range is outside the region, misaligned, or read-only.
     pub fn in_region(region: &'a Region, offset: usize) -> io::Result<Self> {
         let ptr = place(region, offset)?;
-        // SAFETY: as in `init_in`: checked, aligned, writable, borrowed.
+        // SAFETY: `place` checked the bytes lie inside the region, aligned
+        // and writable; the borrow keeps the region mapped for 'a. glibc's
+        // sem_t is plain words operated on with atomics and futex calls (no
+        // pointers), so even bytes another process scribbles on cannot make
+        // the sem_* calls touch memory outside the sem_t.
         Ok(unsafe { Self::attach(ptr) })
     }
 
@@ -407,5 +490,272 @@ impl<'a> SharedSem<'a> {
     pub fn value(&self) -> io::Result<u32> {
         // SAFETY: the constructors guarantee a live sem_t for 'a.
         unsafe { value_raw(self.sem.as_ptr(), &SHARED) }
+    }
+}
+
+/// The largest value a POSIX semaphore holds on Linux (`SEM_VALUE_MAX`).
+pub const SEM_VALUE_MAX: u32 = 0x7fff_ffff;
+
+/// Distance between the semaphores of a [`SemRegion`]: a cache line each,
+/// so processes busy with neighbouring semaphores do not share a line.
+pub const SEM_STRIDE: usize = 64;
+
+const _: () = assert!(SEM_STRIDE >= SEM_SIZE && SEM_STRIDE % SEM_ALIGN == 0);
+
+/// Process-shared semaphores in shared memory this handle owns: the owning
+/// form of [`SharedSem`]. Semaphore `i` lives at byte `i * SEM_STRIDE`.
+///
+/// Other processes reach the same semaphores by mapping the same memory:
+/// [`SemRegion::open`] for a named object, a `fork` for
+/// [`SemRegion::anonymous`]. Dropping the handle unmaps the memory but does
+/// not `sem_destroy` the semaphores: other processes may still use them
+/// (destroying a semaphore someone waits on is undefined), and glibc's
+/// `sem_destroy` frees nothing.
+///
+/// ```
+/// use memio_ipc::sem::posix::SemRegion;
+///
+/// let name = format!("/memio-doc-semregion-{}", std::process::id());
+/// let sems = SemRegion::create(&name, &[0, 2])?;
+/// let peer = SemRegion::open(&name, 2)?; // another process would do this
+/// peer.get(0).unwrap().post()?;
+/// assert!(sems.get(0).unwrap().try_wait()?);
+/// assert_eq!(sems.get(1).unwrap().value()?, 2);
+/// memio_ipc::shm::posix::unlink(&name)?;
+/// # Ok::<(), memio_ipc::Error>(())
+/// ```
+///
+/// A [`SharedSem`] borrows the handle, so it cannot outlive the memory:
+///
+/// ```compile_fail,E0505
+/// use memio_ipc::sem::posix::SemRegion;
+///
+/// let sems = SemRegion::anonymous(&[1])?;
+/// let sem = sems.get(0).unwrap();
+/// drop(sems); // the semaphore below would point into unmapped memory
+/// sem.wait()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct SemRegion {
+    region: Region,
+    count: usize,
+}
+
+impl SemRegion {
+    /// Bytes of shared memory that `count` semaphores take.
+    #[must_use]
+    pub const fn bytes_for(count: usize) -> usize {
+        count.saturating_mul(SEM_STRIDE)
+    }
+
+    /// Creates the POSIX shared-memory object `name` (exclusive, mode
+    /// 0600) holding one semaphore per entry of `values`, with that value.
+    ///
+    /// # Errors
+    /// No values, a value above `SEM_VALUE_MAX`, or as
+    /// [`ShmOptions::open`](crate::shm::posix::ShmOptions::open).
+    pub fn create(name: &str, values: &[u32]) -> crate::Result<Self> {
+        check_values(values)?;
+        let region = crate::shm::posix::ShmOptions::new()
+            .size(Self::bytes_for(values.len()))
+            .open(name, Create::Exclusive)?;
+        let sems = Self::from_region(region, values.len())?;
+        // The object is new, so its bytes are zero: every semaphore is
+        // valid with value 0 and `post_values` only posts.
+        sems.post_values(values)?;
+        Ok(sems)
+    }
+
+    /// Opens the object `name` that [`SemRegion::create`] made (here or in
+    /// another process) and uses its first `count` semaphores.
+    ///
+    /// # Errors
+    /// The object is smaller than `count` semaphores, or as
+    /// [`ShmOptions::open`](crate::shm::posix::ShmOptions::open).
+    pub fn open(name: &str, count: usize) -> crate::Result<Self> {
+        let region = crate::shm::posix::ShmOptions::new().open(name, Create::Open)?;
+        Ok(Self::from_region(region, count)?)
+    }
+
+    /// Semaphores in new shared anonymous memory: children forked after
+    /// this share them with the parent.
+    ///
+    /// # Errors
+    /// No values, a value above `SEM_VALUE_MAX`, or the memory cannot be
+    /// mapped.
+    pub fn anonymous(values: &[u32]) -> io::Result<Self> {
+        check_values(values)?;
+        let region = Region::anonymous_shared(Self::bytes_for(values.len()))?;
+        let sems = Self::from_region(region, values.len())?;
+        // Fresh anonymous memory is zero: see `create`.
+        sems.post_values(values)?;
+        Ok(sems)
+    }
+
+    /// Uses the first `count` semaphores of `region`, initialised by
+    /// another process or zero-filled (value 0).
+    ///
+    /// # Errors
+    /// The region is read-only or smaller than `count` semaphores.
+    pub fn from_region(region: Region, count: usize) -> io::Result<Self> {
+        if count > 0 {
+            place(&region, (count - 1) * SEM_STRIDE)?;
+        }
+        Ok(Self { region, count })
+    }
+
+    /// Initialises one semaphore per entry of `values` at the start of
+    /// `region` with `sem_init`, whatever the bytes held.
+    ///
+    /// # Safety
+    /// While this runs, no other thread or process uses the first
+    /// `values.len() * SEM_STRIDE` bytes of the memory (another mapping
+    /// of the same object included).
+    ///
+    /// # Errors
+    /// The region is read-only or too small, or a value is above
+    /// `SEM_VALUE_MAX`.
+    #[doc(alias = "sem_init")]
+    pub unsafe fn init(region: Region, values: &[u32]) -> io::Result<Self> {
+        let sems = Self::from_region(region, values.len())?;
+        for (i, &value) in values.iter().enumerate() {
+            // SAFETY: `from_region` checked that every slot lies inside the
+            // writable region; the caller guarantees nobody else uses them.
+            unsafe { SharedSem::init_in(&sems.region, i * SEM_STRIDE, value) }?;
+        }
+        Ok(sems)
+    }
+
+    /// Raises each semaphore by its value with `sem_post`, one unit at a
+    /// time (an atomic operation, unlike `sem_init`): a few nanoseconds a
+    /// unit, so values meant as counts of slots or permits cost nothing.
+    fn post_values(&self, values: &[u32]) -> io::Result<()> {
+        for (i, &value) in values.iter().enumerate() {
+            if let Some(sem) = self.get(i) {
+                for _ in 0..value {
+                    sem.post()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How many semaphores the handle holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether it holds none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Semaphore `index`, borrowing the memory; `None` past the end.
+    #[must_use]
+    pub fn get(&self, index: usize) -> Option<SharedSem<'_>> {
+        if index >= self.count {
+            return None;
+        }
+        let ptr = NonNull::new(self.region.as_mut_ptr().wrapping_add(index * SEM_STRIDE))?;
+        // SAFETY: `from_region` checked that slot `count - 1` (so every
+        // slot below it) lies inside the writable region, aligned; the
+        // borrow of `self` keeps the region mapped.
+        Some(unsafe { SharedSem::attach(ptr) })
+    }
+
+    /// The memory the semaphores live in.
+    #[must_use]
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+}
+
+/// Refuses an empty set or a value `sem_post` could not reach.
+fn check_values(values: &[u32]) -> io::Result<()> {
+    let max = SEM_VALUE_MAX;
+    let bad = |why: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot make {SHARED}s: {why}"),
+        )
+    };
+    if values.is_empty() {
+        return Err(bad(String::from("no values given")));
+    }
+    if let Some(v) = values.iter().find(|&&v| v > max) {
+        return Err(bad(format!("value {v} is above SEM_VALUE_MAX ({max})")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn sem_region_starts_with_the_values_and_is_shared_by_name() {
+        let name = format!("/memio-test-semregion-{}", std::process::id());
+        struct Unlink<'a>(&'a str);
+        impl Drop for Unlink<'_> {
+            fn drop(&mut self) {
+                let _ = crate::shm::posix::unlink(self.0);
+            }
+        }
+        let sems = SemRegion::create(&name, &[0, 3, 1]).unwrap();
+        let _unlink = Unlink(&name);
+        let values: Vec<u32> = (0..3).map(|i| sems.get(i).unwrap().value().unwrap()).collect();
+        assert_eq!(values, [0, 3, 1]);
+        assert!(sems.get(3).is_none());
+        let other = SemRegion::open(&name, 3).unwrap();
+        other.get(0).unwrap().post().unwrap();
+        assert!(sems.get(0).unwrap().try_wait().unwrap());
+        assert!(!sems.get(0).unwrap().try_wait().unwrap());
+        // Asking for more semaphores than the object holds is refused.
+        assert!(SemRegion::open(&name, 1000).is_err());
+    }
+
+    #[test]
+    fn sem_region_wakes_a_waiter_in_another_thread() {
+        let sems = Arc::new(SemRegion::anonymous(&[0]).unwrap());
+        let waiter = {
+            let sems = Arc::clone(&sems);
+            std::thread::spawn(move || {
+                sems.get(0)
+                    .unwrap()
+                    .wait_deadline(Instant::now() + Duration::from_secs(10))
+            })
+        };
+        sems.get(0).unwrap().post().unwrap();
+        assert!(waiter.join().unwrap().unwrap());
+    }
+
+    #[test]
+    fn sem_region_refuses_bad_values_and_small_regions() {
+        assert!(SemRegion::anonymous(&[]).is_err());
+        assert!(SemRegion::anonymous(&[u32::MAX]).is_err());
+        let small = Region::anonymous_shared(4096).unwrap();
+        let err = SemRegion::from_region(small, 65).unwrap_err();
+        assert!(err.to_string().contains("the region has 4096 bytes"), "{err}");
+        let read_only = memio_map::MapOptions::new()
+            .shared()
+            .read_only()
+            .len(4096)
+            .map_anonymous()
+            .unwrap();
+        assert!(SemRegion::from_region(read_only, 1).is_err());
+    }
+
+    #[test]
+    fn init_over_a_used_semaphore_resets_it_when_nobody_waits() {
+        let region = Region::anonymous_shared(4096).unwrap();
+        // SAFETY: the region is new and only this thread uses it.
+        let sems = unsafe { SemRegion::init(region, &[2]) }.unwrap();
+        assert_eq!(sems.get(0).unwrap().value().unwrap(), 2);
     }
 }
