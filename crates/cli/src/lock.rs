@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use memio::io::lock::{Error, Kind, Locker, Mode, Wait};
+use memio::io::Error;
+use memio::io::lock::{Kind, Locker, Mode, Wait};
 
 use crate::error::{CliError, CliResult, describe_io};
 use crate::output::Globals;

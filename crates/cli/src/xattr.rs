@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use memio::io::xattr::dump::{self, Encoding};
-use memio::io::xattr::{Error as XattrError, SetMode, Target};
+use memio::io::Error as XattrError;
+use memio::io::xattr::{SetMode, Target};
 use regex::Regex;
 
 use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK};

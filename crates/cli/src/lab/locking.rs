@@ -78,7 +78,7 @@ fn open(path: &Path) -> CliResult<File> {
         .map_err(|e| CliError::io(path.display(), &e))
 }
 
-fn lock_err(path: &Path) -> impl Fn(memio::io::lock::Error) -> CliError + '_ {
+fn lock_err(path: &Path) -> impl Fn(memio::io::Error) -> CliError + '_ {
     move |e| CliError::new(path.display(), e)
 }
 
@@ -328,7 +328,7 @@ impl<'f> Ring<'f> {
                     self.held.borrow_mut()[i] = Some(g);
                     return Ok(());
                 }
-                Err(memio::io::lock::Error::Deadlock) => std::thread::yield_now(),
+                Err(memio::io::Error::Deadlock) => std::thread::yield_now(),
                 Err(e) => return Err(e.to_string()),
             }
         }

@@ -13,10 +13,11 @@
 //! `sem_init` writes the `sem_t` with plain stores: running it on a
 //! semaphore another thread or process uses is a data race, so every call
 //! that runs it on memory others may reach is `unsafe`. The safe
-//! constructors of [`SemRegion`] start from fresh zero-filled memory —
-//! which glibc reads as a process-shared semaphore of value 0 — and set
-//! the values with `sem_post`, an atomic operation, so a process that
-//! attaches early sees a semaphore at every moment.
+//! constructors of [`SemRegion`] run it only where nobody else can look:
+//! on memory they have just mapped and not shared yet, or on a local
+//! `sem_t` whose bytes they then `pwrite` into a new object before mapping
+//! it (glibc's `sem_t` is plain words without pointers, the same at any
+//! address, as a semaphore shared between processes must be).
 #![allow(
     unsafe_code,
     reason = "POSIX semaphores are only reachable through libc"
@@ -380,8 +381,8 @@ impl<'a> SharedSem<'a> {
 
     /// Uses the semaphore at `offset` in `region`, initialised by
     /// [`SharedSem::init_in`] or [`SemRegion`] here or in another process.
-    /// (Zero-filled fresh shared memory already reads as a process-shared
-    /// semaphore with value 0 in glibc.)
+    /// (Zero-filled memory reads as a semaphore of value 0 in glibc, but a
+    /// process-private one: its wake-ups do not cross processes.)
     ///
     /// # Errors
     /// The range is outside the region, misaligned, or read-only.
@@ -557,14 +558,21 @@ impl SemRegion {
     /// [`ShmOptions::open`](crate::shm::posix::ShmOptions::open).
     pub fn create(name: &str, values: &[u32]) -> crate::Result<Self> {
         check_values(values)?;
+        let images = values
+            .iter()
+            .map(|&v| sem_image(v))
+            .collect::<io::Result<Vec<_>>>()?;
+        // The semaphores go in with pwrite before the object is mapped
+        // here: no sem_init ever runs on memory another thread could map.
         let region = crate::shm::posix::ShmOptions::new()
             .size(Self::bytes_for(values.len()))
-            .open(name, Create::Exclusive)?;
-        let sems = Self::from_region(region, values.len())?;
-        // The object is new, so its bytes are zero: every semaphore is
-        // valid with value 0 and `post_values` only posts.
-        sems.post_values(values)?;
-        Ok(sems)
+            .open_prepared(name, Create::Exclusive, &mut |fd| {
+                for (i, image) in images.iter().enumerate() {
+                    write_all_at(fd, image, (i * SEM_STRIDE) as u64)?;
+                }
+                Ok(())
+            })?;
+        Ok(Self::from_region(region, values.len())?)
     }
 
     /// Opens the object `name` that [`SemRegion::create`] made (here or in
@@ -587,10 +595,9 @@ impl SemRegion {
     pub fn anonymous(values: &[u32]) -> io::Result<Self> {
         check_values(values)?;
         let region = Region::anonymous_shared(Self::bytes_for(values.len()))?;
-        let sems = Self::from_region(region, values.len())?;
-        // Fresh anonymous memory is zero: see `create`.
-        sems.post_values(values)?;
-        Ok(sems)
+        // SAFETY: the mapping was just made and is owned here: no other
+        // thread or process can reach it until this returns.
+        unsafe { Self::init(region, values) }
     }
 
     /// Uses the first `count` semaphores of `region`, initialised by
@@ -627,20 +634,6 @@ impl SemRegion {
         Ok(sems)
     }
 
-    /// Raises each semaphore by its value with `sem_post`, one unit at a
-    /// time (an atomic operation, unlike `sem_init`): a few nanoseconds a
-    /// unit, so values meant as counts of slots or permits cost nothing.
-    fn post_values(&self, values: &[u32]) -> io::Result<()> {
-        for (i, &value) in values.iter().enumerate() {
-            if let Some(sem) = self.get(i) {
-                for _ in 0..value {
-                    sem.post()?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// How many semaphores the handle holds.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -673,7 +666,36 @@ impl SemRegion {
     }
 }
 
-/// Refuses an empty set or a value `sem_post` could not reach.
+/// The bytes of a process-shared semaphore of `value`, made with
+/// `sem_init` on a local `sem_t`.
+fn sem_image(value: u32) -> io::Result<[u8; SEM_SIZE]> {
+    let mut sem = std::mem::MaybeUninit::<libc::sem_t>::zeroed();
+    // SAFETY: `sem` is this function's own aligned memory, which no other
+    // thread can reach.
+    ffi::retry(|| unsafe { libc::sem_init(sem.as_mut_ptr(), 1, value) })
+        .map_err(|e| error::os("initialise", &SHARED, e))?;
+    // SAFETY: `sem` is fully initialised (zeroed, then written by
+    // sem_init) and a sem_t is SEM_SIZE bytes without padding.
+    Ok(unsafe { std::ptr::read(sem.as_ptr().cast::<[u8; SEM_SIZE]>()) })
+}
+
+/// Writes all of `bytes` at `offset` of `fd`.
+fn write_all_at(fd: &std::os::fd::OwnedFd, mut bytes: &[u8], mut offset: u64) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::pwrite(fd, bytes, offset) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => {
+                bytes = &bytes[n..];
+                offset += n as u64;
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an empty set or a value above `SEM_VALUE_MAX`.
 fn check_values(values: &[u32]) -> io::Result<()> {
     let max = SEM_VALUE_MAX;
     let bad = |why: String| {
@@ -752,7 +774,7 @@ mod tests {
     }
 
     #[test]
-    fn init_over_a_used_semaphore_resets_it_when_nobody_waits() {
+    fn unsafe_init_gives_the_values() {
         let region = Region::anonymous_shared(4096).unwrap();
         // SAFETY: the region is new and only this thread uses it.
         let sems = unsafe { SemRegion::init(region, &[2]) }.unwrap();

@@ -83,6 +83,18 @@ impl ShmOptions {
     /// # References
     /// [shm_open(3)](https://man7.org/linux/man-pages/man3/shm_open.3.html)
     pub fn open(&self, name: &str, create: Create) -> Result<Region> {
+        self.open_prepared(name, create, &mut |_| Ok(()))
+    }
+
+    /// [`ShmOptions::open`], running `prepare` on the object's descriptor
+    /// once it is sized and before it is mapped (to give a new object its
+    /// first contents with `pwrite`, before any mapping of it exists here).
+    pub(crate) fn open_prepared(
+        &self,
+        name: &str,
+        create: Create,
+        prepare: &mut dyn FnMut(&OwnedFd) -> io::Result<()>,
+    ) -> Result<Region> {
         name::check(name, Kind::Plain)?;
         let object = describe(name);
         if create != Create::Open && self.size.is_none_or(|s| s == 0) {
@@ -109,14 +121,19 @@ impl ShmOptions {
                 let _ = rustix::shm::unlink(name);
             }
         };
-        let result = self.size_and_map(&fd, &object);
+        let result = self.size_and_map(&fd, &object, prepare);
         if result.is_err() {
             made();
         }
         result
     }
 
-    fn size_and_map(&self, fd: &OwnedFd, object: &str) -> Result<Region> {
+    fn size_and_map(
+        &self,
+        fd: &OwnedFd,
+        object: &str,
+        prepare: &mut dyn FnMut(&OwnedFd) -> io::Result<()>,
+    ) -> Result<Region> {
         let current = rustix::fs::fstat(fd).map_err(|e| error::os("examine", &object, e.into()))?;
         let current = usize::try_from(current.st_size).unwrap_or(0);
         let size = match self.size {
@@ -133,6 +150,7 @@ impl ShmOptions {
                 format!("cannot map {object}: it is empty (give it a size)"),
             )));
         }
+        prepare(fd).map_err(|e| error::os("fill", &object, e))?;
         let access = if self.read_only {
             Access::ReadOnly
         } else {
