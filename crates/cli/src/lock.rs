@@ -12,7 +12,7 @@ use clap::Args;
 use memio::io::Error;
 use memio::io::lock::{Kind, Locker, Mode, Wait};
 
-use crate::error::{CliError, CliResult, describe_io};
+use crate::error::{CliError, CliResult, describe};
 use crate::output::Globals;
 use crate::output::warn;
 use crate::size::parse_size;
@@ -123,7 +123,7 @@ pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
     let file = open(&args.file, mode).map_err(|e| {
         CliError::new(
             args.file.display(),
-            format!("cannot open lock file: {}", describe_io(&e)),
+            format!("cannot open lock file: {}", describe(&e)),
         )
         .with_code(EXIT_NO_INPUT)
     })?;
@@ -160,7 +160,7 @@ pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
     let status = status.map_err(|e| {
         CliError::new(
             command[0].to_string_lossy(),
-            format!("cannot run command: {}", describe_io(&e)),
+            format!("cannot run command: {}", describe(&e)),
         )
         .with_code(EXIT_UNAVAILABLE)
     })?;

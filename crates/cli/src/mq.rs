@@ -174,7 +174,8 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
         };
         let q = SysvMqOptions::new()
             .mode(a.mode)
-            .open(key, how).map_err(|e| CliError::new("", e))?;
+            .open(key, how)
+            .map_err(|e| CliError::new("", e))?;
         output::println(q.id())?;
         return Ok(EXIT_OK);
     }
@@ -311,7 +312,7 @@ fn recv(a: &RecvArgs) -> CliResult {
         };
         return Err(CliError::negative(object, why));
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     if a.json {
         let mut v = json!({
             "bytes": msg.len(),

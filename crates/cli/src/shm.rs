@@ -210,7 +210,7 @@ fn read(a: &ReadArgs) -> CliResult {
         }
         buf.push(b'\n');
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     out.write_all(&buf)?;
     out.flush()?;
     Ok(EXIT_OK)

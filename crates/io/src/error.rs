@@ -167,7 +167,10 @@ mod tests {
         .into();
         let err = Error::from(os);
         assert_eq!(err.raw_errno(), Some(libc::ENOLCK));
-        assert_eq!(err.to_string(), "failed to lock '/tmp/x': no locks available");
+        assert_eq!(
+            err.to_string(),
+            "failed to lock '/tmp/x': no locks available"
+        );
         let back = io::Error::from(err);
         assert_eq!(raw_errno(&back), Some(libc::ENOLCK));
         // A bare OS error reads in memio's style too.

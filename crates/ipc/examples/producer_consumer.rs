@@ -26,7 +26,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // One object holds the semaphores, the other the slots.
         let sems = SemRegion::open(&format!("{}-sems", args[2]), 2)?;
         let data = shm::open(&args[2])?;
-        let (empty, full) = (sems.get(EMPTY).ok_or("no semaphore")?, sems.get(FULL).ok_or("no semaphore")?);
+        let (empty, full) = (
+            sems.get(EMPTY).ok_or("no semaphore")?,
+            sems.get(FULL).ok_or("no semaphore")?,
+        );
         let mut sum = 0u64;
         for i in 0..usize::try_from(ITEMS)? {
             full.wait()?;
@@ -45,16 +48,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SLOTS free slots, no items yet.
     let sems = SemRegion::create(&sems_name, &[SLOTS_U32, 0])?;
     let mut data = shm::create(&name, SLOTS * SLOT)?;
-    let (empty, full) = (sems.get(EMPTY).ok_or("no semaphore")?, sems.get(FULL).ok_or("no semaphore")?);
+    let (empty, full) = (
+        sems.get(EMPTY).ok_or("no semaphore")?,
+        sems.get(FULL).ok_or("no semaphore")?,
+    );
     let mut consumer = Command::new(std::env::current_exe()?)
         .args(["consumer", &name])
         .spawn()?;
     for i in 0..ITEMS {
         empty.wait()?; // a free slot
-        data.write_at(
-            (usize::try_from(i)? % SLOTS) * SLOT,
-            &(i * i).to_le_bytes(),
-        )?;
+        data.write_at((usize::try_from(i)? % SLOTS) * SLOT, &(i * i).to_le_bytes())?;
         full.post()?; // one more item
     }
     consumer.wait()?;

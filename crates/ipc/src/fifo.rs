@@ -210,13 +210,19 @@ mod tests {
                 .contains("file exists")
         );
         // No reader yet: a non-blocking writer cannot open.
-        let err = FifoOptions::new().nonblocking(true).open(&path, End::Write).unwrap_err();
-        assert_eq!(
-            crate::raw_errno(&err),
-            Some(libc::ENXIO)
-        );
-        let mut r = FifoOptions::new().nonblocking(true).open(&path, End::Read).unwrap();
-        let mut w = FifoOptions::new().nonblocking(true).open(&path, End::Write).unwrap();
+        let err = FifoOptions::new()
+            .nonblocking(true)
+            .open(&path, End::Write)
+            .unwrap_err();
+        assert_eq!(crate::raw_errno(&err), Some(libc::ENXIO));
+        let mut r = FifoOptions::new()
+            .nonblocking(true)
+            .open(&path, End::Read)
+            .unwrap();
+        let mut w = FifoOptions::new()
+            .nonblocking(true)
+            .open(&path, End::Write)
+            .unwrap();
         w.write_all(b"ping").unwrap();
         let mut buf = [0u8; 4];
         r.read_exact(&mut buf).unwrap();

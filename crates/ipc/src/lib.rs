@@ -47,6 +47,7 @@
 //! ```
 
 mod error;
+mod ffi;
 pub mod fifo;
 mod key;
 pub mod list;
@@ -54,7 +55,6 @@ pub mod mq;
 mod name;
 pub mod sem;
 pub mod shm;
-mod ffi;
 
 pub use error::{Error, OsError, Result, raw_errno};
 pub use key::{Create, DEFAULT_MODE, Key};

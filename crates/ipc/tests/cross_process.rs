@@ -141,7 +141,11 @@ fn memfd_is_shared_with_a_child_through_stdin() {
         region.write_at(0, b"via memfd").unwrap();
         return;
     }
-    let memfd = MemfdOptions::new().size(4096).sealable(true).create("memio-test").unwrap();
+    let memfd = MemfdOptions::new()
+        .size(4096)
+        .sealable(true)
+        .create("memio-test")
+        .unwrap();
     memfd
         .seal(Seals::SHRINK | Seals::GROW | Seals::SEAL)
         .unwrap();

@@ -173,9 +173,7 @@ pub fn stat(file: &File, method: Method) -> io::Result<CacheStat> {
         Method::Cachestat => cachestat(file, size, pages).map_err(|e| {
             if raw_errno(&e) == Some(libc::EPERM) {
                 OsError::new("cachestat refused", e)
-                    .hint(
-                        " (it answers only the file's owner or a process that may write it)",
-                    )
+                    .hint(" (it answers only the file's owner or a process that may write it)")
                     .into()
             } else {
                 e

@@ -196,8 +196,7 @@ pub(crate) fn memlock_error(err: &io::Error, what: impl Display) -> io::Error {
         None if refused => String::from(" (RLIMIT_MEMLOCK is unlimited; memory is short)"),
         _ => String::new(),
     };
-    OsError::new(what, copy(err)).hint(hint)
-        .into()
+    OsError::new(what, copy(err)).hint(hint).into()
 }
 
 #[cfg(test)]
@@ -208,7 +207,10 @@ mod tests {
     fn context_keeps_the_errno_and_the_message() {
         let err = io::Error::from_raw_os_error(libc::ENODEV);
         let named = context(&err, "failed to map 'data.bin'");
-        assert_eq!(named.to_string(), "failed to map 'data.bin': no such device");
+        assert_eq!(
+            named.to_string(),
+            "failed to map 'data.bin': no such device"
+        );
         assert_eq!(named.kind(), err.kind());
         assert_eq!(raw_errno(&named), Some(libc::ENODEV));
         // Named twice: the message nests, the errno still comes through.

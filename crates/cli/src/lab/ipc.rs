@@ -253,9 +253,9 @@ struct PosixCounters {
 
 impl PosixCounters {
     fn sem(&self, i: usize) -> io::Result<memio::ipc::sem::posix::SharedSem<'_>> {
-        self.sems.get(i).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("no semaphore {i}"))
-        })
+        self.sems
+            .get(i)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no semaphore {i}")))
     }
 }
 
@@ -437,11 +437,17 @@ fn open_fifos(peer: &mut Peer, a: &Path, b: &Path) -> io::Result<(File, File)> {
         while !opens.is_finished() {
             if peer.0.try_wait()?.is_some() {
                 if release_a.is_none() {
-                    release_a = fifo::FifoOptions::new().nonblocking(true).open(a, fifo::End::Read).ok();
+                    release_a = fifo::FifoOptions::new()
+                        .nonblocking(true)
+                        .open(a, fifo::End::Read)
+                        .ok();
                 }
                 // Fails (no reader yet) until the thread waits in its open.
                 if release_b.is_none() {
-                    release_b = fifo::FifoOptions::new().nonblocking(true).open(b, fifo::End::Write).ok();
+                    release_b = fifo::FifoOptions::new()
+                        .nonblocking(true)
+                        .open(b, fifo::End::Write)
+                        .ok();
                 }
             }
             std::thread::sleep(Duration::from_millis(1));

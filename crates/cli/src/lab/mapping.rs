@@ -303,7 +303,7 @@ fn fault_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
         }
         Err(e) => run.note(format!(
             "MAP_HUGETLB was not measured: {} (reserve pages in /proc/sys/vm/nr_hugepages).",
-            crate::error::describe_io(&e)
+            crate::error::describe(&e)
         )),
     }
     run.note(

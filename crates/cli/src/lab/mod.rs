@@ -275,7 +275,7 @@ pub(crate) fn run(args: &LabArgs, globals: Globals) -> CliResult {
             args.out.display(),
             format!(
                 "cannot create the report folder: {}",
-                crate::error::describe_io(&e)
+                crate::error::describe(&e)
             ),
         )
     })?;

@@ -48,8 +48,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use rustix::fs::FlockOperation;
 use fcntl::{Cmd, Record};
+use rustix::fs::FlockOperation;
 
 /// Which of Linux's three advisory lock families to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -16,9 +16,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::error::{self, Error, Result};
+use crate::ffi;
 use crate::key::{Create, DEFAULT_MODE};
 use crate::name::{self, Kind};
-use crate::ffi;
 
 /// Where the kernel's largest queue length lives.
 pub const MSG_MAX_PATH: &str = "/proc/sys/fs/mqueue/msg_max";

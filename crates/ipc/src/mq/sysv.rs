@@ -16,8 +16,8 @@
 use std::io;
 
 use crate::error::{self, Error, Result};
-use crate::key::{Create, DEFAULT_MODE, Key};
 use crate::ffi;
+use crate::key::{Create, DEFAULT_MODE, Key};
 
 /// Where the kernel's largest System V message size lives.
 pub const MSGMAX_PATH: &str = "/proc/sys/kernel/msgmax";

@@ -32,9 +32,9 @@ use std::time::Instant;
 use memio_map::{Access, Region};
 
 use crate::error::{self, Result};
+use crate::ffi;
 use crate::key::{Create, DEFAULT_MODE};
 use crate::name::{self, Kind};
-use crate::ffi;
 
 /// Bytes a `sem_t` takes in shared memory (32 on x86-64).
 pub const SEM_SIZE: usize = std::mem::size_of::<libc::sem_t>();
@@ -720,18 +720,23 @@ mod tests {
 
     use super::*;
 
+    /// Unlinks a shared-memory object when the test ends, pass or fail.
+    struct Unlink<'a>(&'a str);
+
+    impl Drop for Unlink<'_> {
+        fn drop(&mut self) {
+            let _ = crate::shm::posix::unlink(self.0);
+        }
+    }
+
     #[test]
     fn sem_region_starts_with_the_values_and_is_shared_by_name() {
         let name = format!("/memio-test-semregion-{}", std::process::id());
-        struct Unlink<'a>(&'a str);
-        impl Drop for Unlink<'_> {
-            fn drop(&mut self) {
-                let _ = crate::shm::posix::unlink(self.0);
-            }
-        }
         let sems = SemRegion::create(&name, &[0, 3, 1]).unwrap();
         let _unlink = Unlink(&name);
-        let values: Vec<u32> = (0..3).map(|i| sems.get(i).unwrap().value().unwrap()).collect();
+        let values: Vec<u32> = (0..3)
+            .map(|i| sems.get(i).unwrap().value().unwrap())
+            .collect();
         assert_eq!(values, [0, 3, 1]);
         assert!(sems.get(3).is_none());
         let other = SemRegion::open(&name, 3).unwrap();
@@ -763,7 +768,10 @@ mod tests {
         assert!(SemRegion::anonymous(&[u32::MAX]).is_err());
         let small = Region::anonymous_shared(4096).unwrap();
         let err = SemRegion::from_region(small, 65).unwrap_err();
-        assert!(err.to_string().contains("the region has 4096 bytes"), "{err}");
+        assert!(
+            err.to_string().contains("the region has 4096 bytes"),
+            "{err}"
+        );
         let read_only = memio_map::MapOptions::new()
             .shared()
             .read_only()

@@ -22,8 +22,8 @@ use std::time::Instant;
 use rustix::mm;
 
 use crate::error::{self, Error, Result};
-use crate::key::{Create, DEFAULT_MODE, Key};
 use crate::ffi;
+use crate::key::{Create, DEFAULT_MODE, Key};
 
 /// How often [`SemSet::values`] reads again when the set changed under it.
 const RETRIES: usize = 8;
@@ -60,7 +60,8 @@ impl Guarded {
             )
         }?;
         let guarded = Self {
-            ptr: NonNull::new(ptr.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?,
+            ptr: NonNull::new(ptr.cast())
+                .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))?,
             len,
         };
         // SAFETY: the first `len` bytes belong to the mapping just made,
@@ -448,12 +449,16 @@ impl SemSet {
             // SAFETY: GETALL writes the set's count of shorts from
             // `buf.as_mut_ptr()`: into the buffer's pages, or up to the
             // inaccessible page after them, where it stops with EFAULT.
-            let r = ffi::retry(|| unsafe { libc::semctl(self.id, 0, libc::GETALL, buf.as_mut_ptr()) });
+            let r =
+                ffi::retry(|| unsafe { libc::semctl(self.id, 0, libc::GETALL, buf.as_mut_ptr()) });
             match r {
-                Err(e) if e.raw_os_error() == Some(libc::EFAULT) => continue,
-                Err(e) => return Err(error::os("read", &self.describe(), e)),
+                // EFAULT: the set grew past the buffer (it was replaced);
+                // a changed count: likewise. Either way, read again.
+                Err(e) if e.raw_os_error() != Some(libc::EFAULT) => {
+                    return Err(error::os("read", &self.describe(), e));
+                }
                 Ok(_) if self.count()? == n => return Ok(buf.as_slice()[..n].to_vec()),
-                Ok(_) => {}
+                Ok(_) | Err(_) => {}
             }
         }
         Err(self.kept_changing("read"))
@@ -580,7 +585,10 @@ mod tests {
         set.0.set_values(&[7, 0, 32_000]).unwrap();
         assert_eq!(set.0.values().unwrap(), [7, 0, 32_000]);
         let err = set.0.set_values(&[1, 2]).unwrap_err();
-        assert!(err.to_string().contains("has 3 semaphores, 2 values given"), "{err}");
+        assert!(
+            err.to_string().contains("has 3 semaphores, 2 values given"),
+            "{err}"
+        );
     }
 
     #[test]
