@@ -141,11 +141,9 @@ impl SysvMqOptions {
     /// # References
     /// [msgget(2)](https://man7.org/linux/man-pages/man2/msgget.2.html)
     pub fn open(&self, key: Key, create: Create) -> io::Result<SysvMq> {
-        let create = create.for_key(key);
-        let flags = create.ipc_flags(self.mode);
         // SAFETY: msgget takes only integers.
-        let id = ffi::retry(|| unsafe { libc::msgget(key.raw(), flags) })
-            .map_err(|e| error::os(create.verb(), &key.describe("message queue"), e))?;
+        let get = |key, flags| unsafe { libc::msgget(key, flags) };
+        let id = create.sysv_get(key, self.mode, "message queue", None, get)?;
         Ok(SysvMq { id })
     }
 }

@@ -238,20 +238,11 @@ impl SemSetOptions {
     /// # References
     /// [semget(2)](https://man7.org/linux/man-pages/man2/semget.2.html)
     pub fn open(&self, key: Key, create: Create) -> io::Result<SemSet> {
-        let create = create.for_key(key);
-        if self.count == 0 && create != Create::Open {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "cannot create {} with 0 semaphores",
-                    key.describe("semaphore set")
-                ),
-            ));
-        }
-        let flags = create.ipc_flags(self.mode);
+        let count = i32::from(self.count);
+        let empty = (count == 0).then_some("with 0 semaphores");
         // SAFETY: semget takes only integers.
-        let id = ffi::retry(|| unsafe { libc::semget(key.raw(), i32::from(self.count), flags) })
-            .map_err(|e| error::os(create.verb(), &key.describe("semaphore set"), e))?;
+        let get = |key, flags| unsafe { libc::semget(key, count, flags) };
+        let id = create.sysv_get(key, self.mode, "semaphore set", empty, get)?;
         Ok(SemSet { id })
     }
 }

@@ -132,20 +132,11 @@ impl SysvShmOptions {
     /// # References
     /// [shmget(2)](https://man7.org/linux/man-pages/man2/shmget.2.html)
     pub fn open(&self, key: Key, create: Create) -> io::Result<SysvShm> {
-        let create = create.for_key(key);
-        if self.size == 0 && create != Create::Open {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "cannot create {} of 0 bytes",
-                    key.describe("shared memory segment")
-                ),
-            ));
-        }
-        let flags = create.ipc_flags(self.mode);
+        let size = self.size;
+        let empty = (size == 0).then_some("of 0 bytes");
         // SAFETY: shmget takes only integers.
-        let id = ffi::retry(|| unsafe { libc::shmget(key.raw(), self.size, flags) })
-            .map_err(|e| error::os(create.verb(), &key.describe("shared memory segment"), e))?;
+        let get = |key, flags| unsafe { libc::shmget(key, size, flags) };
+        let id = create.sysv_get(key, self.mode, "shared memory segment", empty, get)?;
         Ok(SysvShm { id })
     }
 }
