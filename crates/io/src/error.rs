@@ -183,4 +183,16 @@ mod tests {
             io::ErrorKind::WouldBlock
         );
     }
+
+    #[test]
+    fn an_attribute_call_keeps_the_errno_and_names_file_and_attribute() {
+        let path = std::path::Path::new("/nonexistent/memio-io-errno");
+        let err = crate::xattr::Target::Path(path).get("user.x").unwrap_err();
+        assert_eq!(err.raw_errno(), Some(libc::ENOENT));
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/memio-io-errno: user.x: no such file or directory"
+        );
+    }
 }

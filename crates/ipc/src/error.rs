@@ -122,4 +122,15 @@ mod tests {
         // Through the conversion back to io::Error, too.
         assert_eq!(raw_errno(&io::Error::from(crate_err)), Some(libc::EACCES));
     }
+
+    #[test]
+    fn a_failed_open_keeps_the_errno_of_the_call() {
+        let name = format!("/memio-test-missing-{}", std::process::id());
+        let err = crate::mq::posix::PosixMq::open(&name).unwrap_err();
+        assert_eq!(err.raw_errno(), Some(libc::ENOENT));
+        assert_eq!(
+            err.to_string(),
+            format!("failed to open message queue '{name}': no such file or directory")
+        );
+    }
 }

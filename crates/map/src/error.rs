@@ -239,6 +239,19 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_map_keeps_the_errno_of_the_call() {
+        let err = crate::MapOptions::new()
+            .map_path("/nonexistent/memio-map-errno")
+            .unwrap_err();
+        assert_eq!(raw_errno(&err), Some(libc::ENOENT));
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(
+            err.to_string().contains("'/nonexistent/memio-map-errno'"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn describe_drops_the_suffix_and_lowercases() {
         assert_eq!(
             describe(&io::Error::from_raw_os_error(libc::ENOENT)),
