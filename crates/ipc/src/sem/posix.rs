@@ -186,10 +186,29 @@ impl NamedSemOptions {
             return Err(error::last(create.verb(), &describe(name)).into());
         }
         let sem = NonNull::new(sem).ok_or_else(|| error::last(create.verb(), &describe(name)))?;
-        Ok(NamedSem {
+        let sem = NamedSem {
             sem,
             name: name.to_owned(),
-        })
+        };
+        // glibc maps SEM_SIZE bytes of the file without checking its size:
+        // a shorter file (made by hand, or truncated) would raise SIGBUS at
+        // the first wait or post. Refuse it while no access has happened.
+        let path = format!("/dev/shm/sem.{}", &name[1..]);
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if meta.len() < SEM_SIZE as u64 {
+                return Err(error::os(
+                    create.verb(),
+                    &format_args!(
+                        "{} ({path} has {} bytes, a semaphore {SEM_SIZE})",
+                        describe(name),
+                        meta.len()
+                    ),
+                    io::Error::from_raw_os_error(libc::EINVAL),
+                )
+                .into());
+            }
+        }
+        Ok(sem)
     }
 }
 
@@ -720,6 +739,15 @@ mod tests {
 
     use super::*;
 
+    /// Removes a file when the test ends, pass or fail.
+    struct Remove<'a>(&'a str);
+
+    impl Drop for Remove<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+
     /// Unlinks a shared-memory object when the test ends, pass or fail.
     struct Unlink<'a>(&'a str);
 
@@ -779,6 +807,21 @@ mod tests {
             .map_anonymous()
             .unwrap();
         assert!(SemRegion::from_region(read_only, 1).is_err());
+    }
+
+    #[test]
+    fn a_named_semaphore_file_too_short_is_refused_not_a_sigbus() {
+        let name = format!("/memio-test-shortsem-{}", std::process::id());
+        let path = format!("/dev/shm/sem.{}", &name[1..]);
+        if std::fs::write(&path, b"").is_err() {
+            eprintln!("skipped: cannot write {path}");
+            return;
+        }
+        let _remove = Remove(&path);
+        // Before the check, this opened and the post below died of SIGBUS.
+        let err = NamedSem::open(&name).map(|s| s.post()).unwrap_err();
+        assert_eq!(err.raw_errno(), Some(libc::EINVAL));
+        assert!(err.to_string().contains("has 0 bytes"), "{err}");
     }
 
     #[test]
