@@ -619,8 +619,10 @@ impl SemRegion {
         unsafe { Self::init(region, values) }
     }
 
-    /// Uses the first `count` semaphores of `region`, initialised by
-    /// another process or zero-filled (value 0).
+    /// Uses the first `count` semaphores of `region`, as
+    /// [`SemRegion::create`] or another process initialised them (bytes
+    /// never initialised act as process-private semaphores of value 0 in
+    /// glibc: their wake-ups do not cross processes).
     ///
     /// # Errors
     /// The region is read-only or smaller than `count` semaphores.

@@ -193,12 +193,19 @@ impl SysvShm {
     /// # References
     /// [shmop(2)](https://man7.org/linux/man-pages/man2/shmop.2.html)
     pub fn attach(self, access: Access) -> io::Result<Region> {
+        self.attach_between(access, &mut || {})
+    }
+
+    /// [`SysvShm::attach`] with `between` run after the size is read and
+    /// before `shmat` (tests replace the segment there).
+    fn attach_between(self, access: Access, between: &mut dyn FnMut()) -> io::Result<Region> {
         let before = self.stat()?;
         let size = usize::try_from(before.size).unwrap_or(0);
         let flags = match access {
             Access::ReadOnly => libc::SHM_RDONLY,
             Access::ReadWrite => 0,
         };
+        between();
         // SAFETY: a null address lets the kernel choose where to attach.
         let ptr = unsafe { libc::shmat(self.id, std::ptr::null(), flags) };
         if ptr as isize == -1 {
@@ -277,5 +284,58 @@ impl SysvShm {
         ffi::retry(|| unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })
             .map_err(|e| error::os("remove", &self.describe(), e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Removes the segment when the test ends, pass or fail.
+    struct Removed(SysvShm);
+
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            let _ = self.0.remove();
+        }
+    }
+
+    #[test]
+    fn a_segment_replaced_by_a_smaller_one_is_not_attached_at_the_old_size() {
+        // Give the id of a two-page segment to a one-page segment between
+        // the size check and shmat. Reusing an id takes
+        // /proc/sys/kernel/shm_next_id, which only root may write.
+        const NEXT_ID: &str = "/proc/sys/kernel/shm_next_id";
+        let page = rustix::param::page_size();
+        let big = SysvShm::private(2 * page).unwrap();
+        let id = big.id();
+        let mut replacement = None;
+        let mut between = || {
+            if replacement.is_some() {
+                return;
+            }
+            big.remove().unwrap();
+            if std::fs::write(NEXT_ID, id.to_string()).is_err() {
+                return;
+            }
+            replacement = Some(Removed(SysvShm::private(page).unwrap()));
+        };
+        let got = big.attach_between(Access::ReadWrite, &mut between);
+        let Some(small) = replacement else {
+            eprintln!("skipped: cannot write {NEXT_ID} (needs root)");
+            return;
+        };
+        if small.0.id() != id {
+            eprintln!("skipped: another process took id {id} first");
+            return;
+        }
+        // Before the second status read, this was a two-page region over a
+        // one-page mapping: reading its second page died of SIGSEGV.
+        match got {
+            Err(e) => assert_eq!(crate::raw_errno(&e), Some(libc::EIDRM), "{e}"),
+            Ok(region) => {
+                assert_eq!(region.len(), page, "a region longer than the mapping");
+            }
+        }
     }
 }
