@@ -163,21 +163,33 @@ fn copy_rows(run: &mut Run<'_>, max: usize) -> CliResult<()> {
         let case = |m: &str| Case::new(m, &workload).param("bytes", len);
         let src: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let mut dst = vec![0u8; len];
-        run.throughput(case("plain copy (memcpy, heap to heap)"), len as u64, || {
-            dst.copy_from_slice(keep(&src));
-            keep(&dst);
-        });
+        run.throughput(
+            case("plain copy (memcpy, heap to heap)"),
+            len as u64,
+            || {
+                dst.copy_from_slice(keep(&src));
+                keep(&dst);
+            },
+        );
         let mut shared = Region::anonymous_shared(len).map_err(io)?;
         shared.write_at(0, &src).map_err(io)?;
-        run.throughput(case("Region::read_at, shared (atomic copy)"), len as u64, || {
-            keep(shared.read_at(0, &mut dst).is_ok());
-        });
+        run.throughput(
+            case("Region::read_at, shared (atomic copy)"),
+            len as u64,
+            || {
+                keep(shared.read_at(0, &mut dst).is_ok());
+            },
+        );
         if dst != src {
             return Err(CliError::new("Region::read_at", "copied different bytes"));
         }
-        run.throughput(case("Region::write_at, shared (atomic copy)"), len as u64, || {
-            keep(shared.write_at(0, keep(&src)).is_ok());
-        });
+        run.throughput(
+            case("Region::write_at, shared (atomic copy)"),
+            len as u64,
+            || {
+                keep(shared.write_at(0, keep(&src)).is_ok());
+            },
+        );
         let mut private = Region::anonymous(len).map_err(io)?;
         run.throughput(
             case("Region::write_at, private anonymous (plain copy)"),
