@@ -338,8 +338,8 @@ impl Region {
     /// The first byte of the region, for writing through.
     ///
     /// Getting the pointer is safe; writing through it is `unsafe` and needs
-    /// a read-write region and no live reference (from
-    /// [`as_slice`](Self::as_slice)) over the bytes written.
+    /// writable pages (see [`check_access`](Self::check_access)) and no live
+    /// reference (from [`as_slice`](Self::as_slice)) over the bytes written.
     #[must_use]
     pub const fn as_mut_ptr(&self) -> *mut u8 {
         // SAFETY: `head < map_len`, so the result stays inside the mapping.
@@ -438,6 +438,25 @@ impl Region {
                 limit.rights
             ))),
         }
+    }
+
+    /// Checks that `offset..offset+len` lies inside the region and its
+    /// pages allow `access` now: the mapped access and whatever
+    /// [`protect`](Self::protect) lowered. For code that reaches the bytes
+    /// through raw pointers (a process-shared semaphore, a futex word) and
+    /// must not fault.
+    ///
+    /// # Errors
+    ///
+    /// Out of range (`InvalidInput`), or the rights do not allow `access`
+    /// (`PermissionDenied`, naming the region).
+    pub fn check_access(&self, offset: usize, len: usize, access: Access) -> io::Result<()> {
+        let offset = self.check(offset, len)?;
+        let (need, what) = match access {
+            Access::ReadOnly => (Protection::Read, "read"),
+            Access::ReadWrite => (Protection::ReadWrite, "write to"),
+        };
+        self.allows(offset, len, need, what)
     }
 
     /// Whether plain (non-atomic) writes are sound with `&mut self` alone:
@@ -1019,6 +1038,13 @@ mod tests {
         );
         assert!(r.as_load_only_u8s().is_err());
         assert!(r.as_atomic_u64s().is_err());
+        assert!(r.check_access(0, page, Access::ReadWrite).is_ok());
+        assert!(r.check_access(page, 1, Access::ReadOnly).is_err());
+        assert!(
+            r.check_access(2 * page, page + 1, Access::ReadOnly)
+                .is_err(),
+            "past the end"
+        );
         let e = r.lock(..).unwrap_err();
         assert!(e.to_string().contains("protected as None"), "{e}");
         // Splitting the protected range keeps the rest protected.
