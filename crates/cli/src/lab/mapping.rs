@@ -161,7 +161,7 @@ fn copy_rows(run: &mut Run<'_>, max: usize) -> CliResult<()> {
     for len in COPY_SIZES.into_iter().filter(|&n| n <= max) {
         let workload = format!("copy {}", exact_bytes(len as u64));
         let case = |m: &str| Case::new(m, &workload).param("bytes", len);
-        let src: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let src: Vec<u8> = (0..=250u8).cycle().take(len).collect();
         let mut dst = vec![0u8; len];
         run.throughput(
             case("plain copy (memcpy, heap to heap)"),
