@@ -336,24 +336,28 @@ const SHARED: &str = "shared semaphore";
 
 /// Checks that a `sem_t` fits at `offset` in `region` and returns where.
 fn place(region: &Region, offset: usize) -> io::Result<NonNull<u8>> {
+    place_range(region, offset, SEM_SIZE)
+}
+
+/// Checks that `len` bytes of semaphores from `offset` lie inside `region`,
+/// writable now (the mapping's access and what `protect` left), with the
+/// first one aligned; returns where it starts.
+fn place_range(region: &Region, offset: usize, len: usize) -> io::Result<NonNull<u8>> {
     let bad = |why: String| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("cannot place a {SHARED} at offset {offset}: {why}"),
         )
     };
-    if offset
-        .checked_add(SEM_SIZE)
-        .is_none_or(|end| end > region.len())
-    {
+    if offset.checked_add(len).is_none_or(|end| end > region.len()) {
         return Err(bad(format!(
             "the region has {} bytes and a semaphore needs {SEM_SIZE}",
             region.len()
         )));
     }
-    if region.access() != Access::ReadWrite {
-        return Err(bad(String::from("the region is read-only")));
-    }
+    // A semaphore is written through a raw pointer by every sem_* call:
+    // pages a `protect` made read-only would fault there.
+    region.check_access(offset, len, Access::ReadWrite)?;
     let ptr = region.as_mut_ptr().wrapping_add(offset);
     if ptr.align_offset(SEM_ALIGN) != 0 {
         return Err(bad(format!("not aligned to {SEM_ALIGN} bytes")));
@@ -628,7 +632,7 @@ impl SemRegion {
     /// The region is read-only or smaller than `count` semaphores.
     pub fn from_region(region: Region, count: usize) -> io::Result<Self> {
         if count > 0 {
-            place(&region, (count - 1) * SEM_STRIDE)?;
+            place_range(&region, 0, (count - 1) * SEM_STRIDE + SEM_SIZE)?;
         }
         Ok(Self { region, count })
     }
@@ -674,9 +678,10 @@ impl SemRegion {
             return None;
         }
         let ptr = NonNull::new(self.region.as_mut_ptr().wrapping_add(index * SEM_STRIDE))?;
-        // SAFETY: `from_region` checked that slot `count - 1` (so every
-        // slot below it) lies inside the writable region, aligned; the
-        // borrow of `self` keeps the region mapped.
+        // SAFETY: `from_region` checked that every slot up to `count - 1`
+        // lies inside the region, writable, the first aligned (so all, at
+        // SEM_STRIDE apart); the region cannot be re-protected while `self`
+        // owns it (only `&Region` leaves), and the borrow keeps it mapped.
         Some(unsafe { SharedSem::attach(ptr) })
     }
 
@@ -824,6 +829,17 @@ mod tests {
         let err = NamedSem::open(&name).map(|s| s.post()).unwrap_err();
         assert_eq!(err.raw_errno(), Some(libc::EINVAL));
         assert!(err.to_string().contains("has 0 bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_semaphore_is_not_placed_on_pages_protected_read_only() {
+        let mut region = Region::anonymous_shared(2 * 4096).unwrap();
+        region.protect(4096.., memio_map::Protection::Read).unwrap();
+        assert!(SharedSem::in_region(&region, 0).is_ok());
+        // Before the check this placed it, and its first post died of SIGSEGV.
+        let err = SharedSem::in_region(&region, 4096).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        assert!(SemRegion::from_region(region, 65).is_err());
     }
 
     #[test]
