@@ -48,6 +48,7 @@
 
 mod arena;
 mod bitmap;
+mod block;
 mod buddy;
 mod checks;
 mod error;
@@ -62,13 +63,14 @@ pub mod sys;
 /// callers use the same version (`memio_alloc::allocator_api2::vec::Vec`).
 pub use allocator_api2;
 
-pub use arena::{Arena, Mark};
+pub use arena::{Arena, ArenaOptions, Mark};
+pub use block::Block;
 pub use buddy::{Buddy, BuddyOptions};
 pub use checks::{CANARY, Checks, POISON_FREED, POISON_FRESH};
 pub use error::Error;
-pub use freelist::{Fit, FreeList};
+pub use freelist::{Fit, FreeList, FreeListOptions};
 
 pub use memory::Memory;
 pub use pool::{Pool, PoolBox, PoolOptions, TypedPool};
 pub use stats::Stats;
-pub use sync_pool::SyncPool;
+pub use sync_pool::{SyncPool, SyncPoolHandle, SyncPoolOptions};
