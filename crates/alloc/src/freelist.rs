@@ -18,7 +18,7 @@
 //! bytes remain; freeing coalesces
 //! immediately with a free neighbour on either side (the footer of the
 //! previous block gives its size when the `PREV_USED` bit is clear). A
-//! bitmap of live payload starts lets the safe [`FreeList::free`] refuse a
+//! bitmap of live payload starts lets the validating [`FreeList::free`] refuse a
 //! double free or a foreign pointer.
 //!
 //! # Safety

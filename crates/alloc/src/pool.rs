@@ -5,13 +5,13 @@
 //! block is also kept aside in a spare slot, so an allocation right after a
 //! free takes it without touching the list. A side table keeps each block's
 //! state (never used, freed, or live with the size asked for), which lets
-//! the safe [`Pool::free`] tell a live block from a double free or a pointer
+//! the validating [`Pool::free`] tell a live block from a double free or a pointer
 //! the pool never handed out, and lets [`Pool::stats`] count live blocks and
 //! requested bytes without counters on the fast path.
 //!
 //! The fast path (no debug checks, a power-of-two stride, a block of the
 //! first chunk) is small enough to inline into callers; everything else
-//! goes through cold out-of-line functions. Its safe `free` still checks
+//! goes through cold out-of-line functions. Its validating `free` still checks
 //! everything the general path does, in O(1): one rotation and one compare
 //! for range and block boundary, one load for the live state, and a
 //! compare with the spare slot (a block moving through the spare keeps its
