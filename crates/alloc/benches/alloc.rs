@@ -18,15 +18,21 @@ fn pairs(c: &mut Criterion) {
         });
         let pool = PoolOptions::new(size).blocks(64).build().expect("pool");
         g.bench_with_input(BenchmarkId::new("Pool", size), &size, |b, _| {
-            b.iter(|| drop(black_box(pool.alloc_block().expect("a free block"))));
+            b.iter(|| {
+                drop(black_box(pool.alloc_block().expect("a free block")));
+            });
         });
         let sync = SyncPoolOptions::new(size).blocks(64).build().expect("pool");
         g.bench_with_input(BenchmarkId::new("SyncPool", size), &size, |b, _| {
-            b.iter(|| drop(black_box(sync.alloc_block().expect("a free block"))));
+            b.iter(|| {
+                drop(black_box(sync.alloc_block().expect("a free block")));
+            });
         });
         let cache = sync.handle();
         g.bench_with_input(BenchmarkId::new("SyncPool handle", size), &size, |b, _| {
-            b.iter(|| drop(black_box(cache.alloc_block().expect("a free block"))));
+            b.iter(|| {
+                drop(black_box(cache.alloc_block().expect("a free block")));
+            });
         });
         drop(cache);
         for fit in [Fit::First, Fit::Best] {
@@ -38,7 +44,9 @@ fn pairs(c: &mut Criterion) {
                 BenchmarkId::new(format!("FreeList {fit:?}"), size),
                 &size,
                 |b, &n| {
-                    b.iter(|| drop(black_box(heap.alloc_block(black_box(n), 16).expect("room"))));
+                    b.iter(|| {
+                        drop(black_box(heap.alloc_block(black_box(n), 16).expect("room")));
+                    });
                 },
             );
         }
@@ -47,7 +55,7 @@ fn pairs(c: &mut Criterion) {
             b.iter(|| {
                 drop(black_box(
                     buddy.alloc_block(black_box(n), 16).expect("room"),
-                ))
+                ));
             });
         });
         let mut arena = ArenaOptions::new(1 << 20).build().expect("arena");

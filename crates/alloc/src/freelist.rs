@@ -1024,15 +1024,11 @@ mod tests {
         let a = h.alloc(64, 16).unwrap();
         let b = h.alloc(64, 16).unwrap();
         // SAFETY: the test owns this live block and frees or resizes it once.
-        assert!(
-            !unsafe { h.resize_in_place(a, 200) }.unwrap(),
-            "b is in the way"
-        );
+        let got = unsafe { h.resize_in_place(a, 200) };
+        assert!(!got.unwrap(), "b is in the way");
         // SAFETY: the test owns this live block and frees or resizes it once.
-        assert!(
-            unsafe { h.resize_in_place(b, 1000) }.unwrap(),
-            "the tail is free"
-        );
+        let got = unsafe { h.resize_in_place(b, 1000) };
+        assert!(got.unwrap(), "the tail is free");
         assert!(h.usable_size(b).unwrap() >= 1000);
         h.check().unwrap();
         // SAFETY: the test owns this live block and frees or resizes it once.
@@ -1054,23 +1050,19 @@ mod tests {
         // SAFETY: the test owns this live block and frees or resizes it once.
         unsafe { h.free(a) }.unwrap();
         // SAFETY: deliberately bad; the validating free must report it without touching memory.
-        assert!(matches!(
-            unsafe { h.free(a) },
-            Err(Error::DoubleFree { .. })
-        ));
+        let got = unsafe { h.free(a) };
+        assert!(matches!(got, Err(Error::DoubleFree { .. })));
         let x = 0u128;
         assert!(matches!(
-            // SAFETY: the test owns this live block and frees or resizes it once.
+            // SAFETY: deliberately foreign: refused without touching memory.
             unsafe { h.free(NonNull::from(&x).cast()) },
             Err(Error::Foreign { .. })
         ));
         // SAFETY: 16 bytes into a live 64-byte block.
         let inner = unsafe { b.add(16) };
         // SAFETY: deliberately bad; the validating free must report it without touching memory.
-        assert!(matches!(
-            unsafe { h.free(inner) },
-            Err(Error::Foreign { .. })
-        ));
+        let got = unsafe { h.free(inner) };
+        assert!(matches!(got, Err(Error::Foreign { .. })));
         h.check().unwrap();
     }
 

@@ -1137,10 +1137,8 @@ mod tests {
         // SAFETY: one byte into a live 32-byte block stays inside it.
         let inside = unsafe { b.add(1) };
         // SAFETY: deliberately bad; the validating free must report it without touching memory.
-        assert!(matches!(
-            unsafe { p.free(inside) },
-            Err(Error::Foreign { .. })
-        ));
+        let got = unsafe { p.free(inside) };
+        assert!(matches!(got, Err(Error::Foreign { .. })));
         // SAFETY: the test owns this live block and frees it once.
         unsafe { p.free(b) }.unwrap();
     }
@@ -1157,10 +1155,8 @@ mod tests {
         assert!(!p.owns(a));
         assert!(matches!(p.usable_size(a), Err(Error::DoubleFree { .. })));
         // SAFETY: deliberately bad; the validating free must report it without touching memory.
-        assert!(matches!(
-            unsafe { p.free(a) },
-            Err(Error::DoubleFree { .. })
-        ));
+        let got = unsafe { p.free(a) };
+        assert!(matches!(got, Err(Error::DoubleFree { .. })));
         let st = p.stats();
         assert_eq!(
             (st.live_blocks, st.requested, st.frees, st.allocations),
@@ -1170,10 +1166,8 @@ mod tests {
         // SAFETY: the test owns this live block and frees it once.
         unsafe { p.free(b) }.unwrap();
         // SAFETY: deliberately bad; the validating free must report it without touching memory.
-        assert!(matches!(
-            unsafe { p.free(b) },
-            Err(Error::DoubleFree { .. })
-        ));
+        let got = unsafe { p.free(b) };
+        assert!(matches!(got, Err(Error::DoubleFree { .. })));
         assert_eq!(p.stats().live_blocks, 0);
         assert_eq!(p.stats().footprint, 0);
         // The spare comes back first, then the list; nothing twice.
@@ -1195,10 +1189,8 @@ mod tests {
         // SAFETY: the test owns this live block and frees it once.
         unsafe { p.free(vb.cast()) }.unwrap();
         // SAFETY: deliberately bad; the validating free must report it without touching memory.
-        assert!(matches!(
-            unsafe { p.free(vb.cast()) },
-            Err(Error::DoubleFree { .. })
-        ));
+        let got = unsafe { p.free(vb.cast()) };
+        assert!(matches!(got, Err(Error::DoubleFree { .. })));
         assert_eq!(p.stats().live_blocks, 0);
     }
 

@@ -50,7 +50,10 @@ fn explore(f: impl Fn() + Sync + Send + 'static) {
 /// Takes every block through the shared part: all there, each once.
 fn all_blocks_come_back(pool: &SyncPool) {
     let all: Vec<_> = (0..BLOCKS)
-        .map(|_| pool.alloc().expect("every block is back in the shared part"))
+        .map(|_| {
+            pool.alloc()
+                .expect("every block is back in the shared part")
+        })
         .collect();
     assert!(pool.alloc().is_err(), "more blocks than the pool holds");
     let distinct: HashSet<_> = all.iter().map(|p| p.as_ptr() as usize).collect();

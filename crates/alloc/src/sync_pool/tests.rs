@@ -147,19 +147,15 @@ fn exhaustion_double_free_and_foreign_are_reported() {
     // SAFETY: `a` is ours.
     unsafe { pool.free(a) }.unwrap();
     // SAFETY: deliberately broken; the ownership check reports it.
-    assert!(matches!(
-        unsafe { pool.free(a) },
-        Err(Error::DoubleFree { .. })
-    ));
+    let got = unsafe { pool.free(a) };
+    assert!(matches!(got, Err(Error::DoubleFree { .. })));
     let cache = pool.handle();
     let c = cache.alloc().unwrap();
     // SAFETY: `c` is ours.
     unsafe { cache.free(c) }.unwrap();
     // SAFETY: deliberately broken; the ownership check reports it.
-    assert!(matches!(
-        unsafe { cache.free(c) },
-        Err(Error::DoubleFree { .. })
-    ));
+    let got = unsafe { cache.free(c) };
+    assert!(matches!(got, Err(Error::DoubleFree { .. })));
     let x = 5u64;
     // SAFETY: deliberately foreign; the range check reports it untouched.
     let r = unsafe { pool.free(NonNull::from(&x).cast()) };
