@@ -115,11 +115,7 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
             "smaller than the smallest block (16 B)",
         ));
     }
-    let growth_sizes: Vec<usize> = sizes
-        .iter()
-        .copied()
-        .filter(|&n| n != SEED_BLOCK)
-        .collect();
+    let growth_sizes: Vec<usize> = sizes.iter().copied().filter(|&n| n != SEED_BLOCK).collect();
     run.plan(sizes.len() as u64 * 10 + 2 + growth_sizes.len() as u64 * 7 + 5 + 7);
     for &n in &sizes {
         pairs(run, n)?;
@@ -321,10 +317,7 @@ fn pairs(run: &mut Run<'_>, n: usize) -> CliResult<()> {
 
     let cases = vec![
         (case(MALLOC), batch(|| drop(keep(SysBlock::new(keep(n)))))),
-        (
-            case(POOL),
-            batch(|| drop(keep(pool.alloc_block()))),
-        ),
+        (case(POOL), batch(|| drop(keep(pool.alloc_block())))),
         (
             case(CALLOC),
             batch(|| drop(keep(SysBlock::zeroed(keep(n))))),
