@@ -16,7 +16,7 @@ use memio::alloc::{
     ArenaOptions, BuddyOptions, Checks, Fit, FreeListOptions, Memory, PoolOptions, SyncPoolOptions,
 };
 
-use std::sync::Mutex;
+use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use super::measure::keep;
@@ -196,15 +196,16 @@ fn paired(run: &mut Run<'_>, cases: Vec<(Case, Batch<'_>)>) -> Vec<f64> {
 
 /// Two threads sharing one pool of 32-byte blocks, each doing allocate+free
 /// pairs: a `SyncPool` through one handle per thread, and a `Mutex<Pool>`.
-/// Each sample runs a fixed number of pairs (thread start-up is then a
-/// small part of it) and records the wall time per pair of the two threads
-/// together.
+/// Each sample runs a fixed number of pairs and records the wall time per
+/// pair of the two threads together, from the moment both threads are
+/// ready (spawned, handle made) to the moment both are done, so thread
+/// start-up, which a loaded machine can delay by milliseconds, stays out.
 fn shared(run: &mut Run<'_>) -> CliResult<()> {
     let n = SEED_BLOCK;
     let pairs: u64 = if run.config().full {
-        2_000_000
+        4_000_000
     } else {
-        400_000
+        1_000_000
     };
     let samples = run.config().timing.samples;
     let case =
@@ -219,27 +220,38 @@ fn shared(run: &mut Run<'_>) -> CliResult<()> {
             .build()
             .map_err(|e| fail(POOL, e))?,
     );
-    // Runs `body(pairs / 2)` on two threads at once, per sample.
-    let time = |body: &(dyn Fn(u64) + Sync)| -> Vec<f64> {
+    // Runs `body(pairs / 2, ready)` on two threads at once, per sample;
+    // each body waits on `ready` once set up, and the clock starts when
+    // both have.
+    let time = |body: &(dyn Fn(u64, &Barrier) + Sync)| -> Vec<f64> {
         (0..samples)
             .map(|_| {
-                let start = Instant::now();
+                let ready = Barrier::new(3);
                 std::thread::scope(|s| {
                     for _ in 0..2 {
-                        s.spawn(|| body(pairs / 2));
+                        s.spawn(|| body(pairs / 2, &ready));
                     }
-                });
-                start.elapsed().as_secs_f64() * 1e9 / pairs as f64
+                    ready.wait();
+                    let start = Instant::now();
+                    // Leaving the scope joins both threads.
+                    start
+                })
+                .elapsed()
+                .as_secs_f64()
+                    * 1e9
+                    / pairs as f64
             })
             .collect()
     };
-    let a = time(&|count| {
+    let a = time(&|count, ready| {
         let cache = lock_free.handle();
+        ready.wait();
         for _ in 0..count {
             drop(keep(cache.alloc_block()));
         }
     });
-    let b = time(&|count| {
+    let b = time(&|count, ready| {
+        ready.wait();
         for _ in 0..count {
             if let Ok(pool) = locked.lock() {
                 drop(keep(pool.alloc_block()));
