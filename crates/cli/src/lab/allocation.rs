@@ -197,9 +197,10 @@ fn paired(run: &mut Run<'_>, cases: Vec<(Case, Batch<'_>)>) -> Vec<f64> {
 /// Two threads sharing one pool of 32-byte blocks, each doing allocate+free
 /// pairs: a `SyncPool` through one handle per thread, and a `Mutex<Pool>`.
 /// Each sample runs a fixed number of pairs and records the wall time per
-/// pair of the two threads together, from the moment both threads are
-/// ready (spawned, handle made) to the moment both are done, so thread
-/// start-up, which a loaded machine can delay by milliseconds, stays out.
+/// pair of the two threads together, from the moment the first thread
+/// starts its loop (both spawned and set up) to the moment the last one
+/// ends, so thread start-up, which a loaded machine can delay by
+/// milliseconds, stays out.
 fn shared(run: &mut Run<'_>) -> CliResult<()> {
     let n = SEED_BLOCK;
     let pairs: u64 = if run.config().full {
@@ -220,43 +221,22 @@ fn shared(run: &mut Run<'_>) -> CliResult<()> {
             .build()
             .map_err(|e| fail(POOL, e))?,
     );
-    // Runs `body(pairs / 2, ready)` on two threads at once, per sample;
-    // each body waits on `ready` once set up, and the clock starts when
-    // both have.
-    let time = |body: &(dyn Fn(u64, &Barrier) + Sync)| -> Vec<f64> {
-        (0..samples)
-            .map(|_| {
-                let ready = Barrier::new(3);
-                std::thread::scope(|s| {
-                    for _ in 0..2 {
-                        s.spawn(|| body(pairs / 2, &ready));
-                    }
-                    ready.wait();
-                    let start = Instant::now();
-                    // Leaving the scope joins both threads.
-                    start
-                })
-                .elapsed()
-                .as_secs_f64()
-                    * 1e9
-                    / pairs as f64
-            })
-            .collect()
-    };
-    let a = time(&|count, ready| {
+    let a = two_threads(samples, pairs, &|| {
         let cache = lock_free.handle();
-        ready.wait();
-        for _ in 0..count {
-            drop(keep(cache.alloc_block()));
-        }
-    });
-    let b = time(&|count, ready| {
-        ready.wait();
-        for _ in 0..count {
-            if let Ok(pool) = locked.lock() {
-                drop(keep(pool.alloc_block()));
+        Box::new(move |count| {
+            for _ in 0..count {
+                drop(keep(cache.alloc_block()));
             }
-        }
+        })
+    });
+    let b = two_threads(samples, pairs, &|| {
+        Box::new(|count| {
+            for _ in 0..count {
+                if let Ok(pool) = locked.lock() {
+                    drop(keep(pool.alloc_block()));
+                }
+            }
+        })
     });
     let a = run
         .record(case(SYNC_POOL_2), Unit::NS, &a)
@@ -272,6 +252,45 @@ fn shared(run: &mut Run<'_>) -> CliResult<()> {
         lock_free.magazine()
     ));
     Ok(())
+}
+
+/// Runs `pairs / 2` iterations of a body on each of two threads at once,
+/// per sample: each thread makes its body (`setup`), waits for the other,
+/// then times its own loop; a sample spans the first start to the last end
+/// in ns per pair (the main thread's clock would wait for the main thread
+/// to be scheduled again).
+fn two_threads<'p>(
+    samples: usize,
+    pairs: u64,
+    setup: &(dyn Fn() -> Box<dyn Fn(u64) + 'p> + Sync),
+) -> Vec<f64> {
+    (0..samples)
+        .map(|_| {
+            let ready = Barrier::new(2);
+            let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+                let threads: Vec<_> = (0..2)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let body = setup();
+                            ready.wait();
+                            let start = Instant::now();
+                            body(pairs / 2);
+                            (start, Instant::now())
+                        })
+                    })
+                    .collect();
+                threads.into_iter().filter_map(|t| t.join().ok()).collect()
+            });
+            let first = spans.iter().map(|&(start, _)| start).min();
+            let last = spans.iter().map(|&(_, end)| end).max();
+            match (first, last) {
+                (Some(first), Some(last)) if spans.len() == 2 => {
+                    last.duration_since(first).as_secs_f64() * 1e9 / pairs as f64
+                }
+                _ => f64::NAN,
+            }
+        })
+        .collect()
 }
 
 /// Allocate+free pairs of `n` bytes.
