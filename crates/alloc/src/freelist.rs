@@ -125,8 +125,14 @@ struct Heap {
 /// use memio_alloc::FreeListOptions;
 /// let heap = FreeListOptions::new(4096).build().unwrap();
 /// let p = heap.alloc(64, 16).unwrap();
-/// heap.resize_in_place(p, 128).unwrap();
 /// heap.free(p).unwrap();
+/// ```
+///
+/// ```compile_fail,E0133
+/// use memio_alloc::FreeListOptions;
+/// let heap = FreeListOptions::new(4096).build().unwrap();
+/// let p = heap.alloc(64, 16).unwrap();
+/// heap.resize_in_place(p, 128).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct FreeList {
