@@ -14,7 +14,7 @@ use std::ptr::NonNull;
 use allocator_api2::alloc::{Allocator, Layout};
 use memio_alloc::{
     ArenaOptions, Buddy, BuddyOptions, Checks, Error, Fit, FreeList, FreeListOptions, Memory, Pool,
-    PoolOptions, SyncPool, SyncPoolOptions,
+    PoolOptions, SyncPool, SyncPoolHandle, SyncPoolOptions,
 };
 use proptest::prelude::*;
 
@@ -219,6 +219,27 @@ impl Subject for SyncPool {
     }
 }
 
+impl Subject for SyncPoolHandle<'_> {
+    fn alloc(&self, size: usize, _align: usize) -> Option<(NonNull<u8>, usize)> {
+        (size <= self.pool().block_size())
+            .then(|| SyncPoolHandle::alloc(self).ok())
+            .flatten()
+            .map(|p| (p, size))
+    }
+    unsafe fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
+        // SAFETY: the trait method's contract is the allocator's.
+        unsafe { SyncPoolHandle::free(self, p) }
+    }
+    fn stats(&self) -> memio_alloc::Stats {
+        // With ownership checks the live count comes from the pool's
+        // per-block states: exact while the handle holds blocks.
+        self.pool().stats()
+    }
+    fn max_align(&self) -> usize {
+        16
+    }
+}
+
 /// Runs `ops` against `subject`; `exact_requested` when the allocator
 /// records requested sizes (not `SyncPool`).
 fn run<S: Subject>(subject: &S, ops: &[Op], exact_requested: bool) -> Result<Model, TestCaseError> {
@@ -354,6 +375,19 @@ proptest! {
         let model = run(&pool, &ops, false)?;
         free_all(&pool, &model)?;
         prop_assert_eq!(pool.stats().free_chunks, 40);
+    }
+
+    #[test]
+    fn sync_pool_handle_matches_the_model(ops in ops(64), magazine in 1usize..6) {
+        let checks = Checks { ownership: true, ..Checks::off() };
+        let pool = SyncPoolOptions::new(64).blocks(40).magazine(magazine).checks(checks).build().unwrap();
+        let cache = pool.handle();
+        let model = run(&cache, &ops, false)?;
+        free_all(&cache, &model)?;
+        drop(cache);
+        let st = pool.stats();
+        prop_assert_eq!((st.free_chunks, st.live_blocks), (40, 0));
+        prop_assert_eq!(st.allocations, st.frees);
     }
 
     #[test]
