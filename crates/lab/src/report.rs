@@ -5,38 +5,50 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use super::machine::Machine;
-use super::measure::Row;
-use super::{Chart, Config};
-use crate::output::Table;
+use crate::compare::{Comparison, Old};
+use crate::machine::Machine;
+use crate::measure::Row;
+use crate::{Chart, Config, Error, HeavyPeer, Result, heavy_peers};
 
 /// Identifies the shape of `report.json`.
-pub(crate) const SCHEMA: &str = "memio-lab/1";
+pub const SCHEMA: &str = "memio-lab/1";
 
 /// Everything one lab run measured.
 #[derive(Debug, Serialize)]
-pub(crate) struct Report {
-    pub(crate) schema: &'static str,
-    pub(crate) memio_version: &'static str,
+pub struct Report {
+    /// [`SCHEMA`].
+    pub schema: &'static str,
+    /// The version of memio-lab that measured.
+    pub memio_version: &'static str,
     /// UTC, RFC 3339.
-    pub(crate) date: String,
+    pub date: String,
     /// `quick` or `full`.
-    pub(crate) mode: &'static str,
+    pub mode: &'static str,
     /// Wall time of the whole run.
-    pub(crate) seconds: f64,
-    pub(crate) machine: Machine,
+    pub seconds: f64,
+    /// The machine and its limits.
+    pub machine: Machine,
     /// Machine limits measured during the run (`memcpy_gbps`), quoted by
     /// sections as the ceiling their mechanisms work under.
-    pub(crate) limits: BTreeMap<String, f64>,
-    pub(crate) sections: Vec<SectionReport>,
+    pub limits: BTreeMap<String, f64>,
+    /// The heavy peers this build knows, and whether each was built in.
+    pub peers: Vec<HeavyPeer>,
+    /// The sections, in the order they ran.
+    pub sections: Vec<SectionReport>,
+    /// The ratio of each row to an earlier report (`--compare`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
 }
 
 impl Report {
-    pub(crate) fn new(
+    /// A report of `sections`, measured with `config` in `took`.
+    #[must_use]
+    pub fn new(
         config: &Config,
         limits: BTreeMap<String, f64>,
         sections: Vec<SectionReport>,
@@ -50,29 +62,56 @@ impl Report {
             seconds: took.as_secs_f64(),
             machine: Machine::read(),
             limits,
+            peers: heavy_peers().to_vec(),
             sections,
+            comparison: None,
         }
+    }
+
+    /// Writes `report.json` and `index.html` into `dir`; returns their paths.
+    ///
+    /// # Errors
+    ///
+    /// A file cannot be written.
+    pub fn write(&self, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+        let json_path = dir.join("report.json");
+        let html_path = dir.join("index.html");
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::new("report.json", e))?;
+        std::fs::write(&json_path, json + "\n").map_err(|e| Error::io(json_path.display(), &e))?;
+        std::fs::write(&html_path, crate::html::render(self))
+            .map_err(|e| Error::io(html_path.display(), &e))?;
+        Ok((json_path, html_path))
     }
 }
 
 /// One section's results.
 #[derive(Debug, Serialize)]
-pub(crate) struct SectionReport {
-    pub(crate) name: &'static str,
-    pub(crate) title: &'static str,
-    pub(crate) about: &'static str,
+pub struct SectionReport {
+    /// Short name (`--only`).
+    pub name: &'static str,
+    /// Heading.
+    pub title: &'static str,
+    /// What is measured and which question it answers.
+    pub about: &'static str,
     /// The mechanism the ratios are taken against.
-    pub(crate) reference: &'static str,
-    pub(crate) chart: Chart,
-    pub(crate) seconds: f64,
-    pub(crate) notes: Vec<String>,
+    pub reference: &'static str,
+    /// How the report draws it.
+    pub chart: Chart,
+    /// Wall time of the section.
+    pub seconds: f64,
+    /// Two or three lines that answer the section's question, computed
+    /// from this run's rows.
+    pub verdict: Vec<String>,
+    /// Further findings and caveats.
+    pub notes: Vec<String>,
     /// Why the section stopped early, if it did; its rows so far are kept.
-    pub(crate) error: Option<String>,
-    pub(crate) rows: Vec<Row>,
+    pub error: Option<String>,
+    /// What was measured, in the order it was.
+    pub rows: Vec<Row>,
 }
 
 /// Formats a figure with about three significant digits.
-pub(crate) fn figure(x: f64) -> String {
+pub fn figure(x: f64) -> String {
     let a = x.abs();
     if !x.is_finite() {
         "-".to_owned()
@@ -90,7 +129,7 @@ pub(crate) fn figure(x: f64) -> String {
 }
 
 /// Formats a ratio to the reference: `ref` for the reference row itself.
-pub(crate) fn ratio(row: &Row) -> String {
+pub fn ratio(row: &Row) -> String {
     match (row.reference, row.ratio) {
         (true, _) => "ref".to_owned(),
         (false, Some(r)) if r >= 10.0 => format!("{r:.0}x"),
@@ -99,38 +138,63 @@ pub(crate) fn ratio(row: &Row) -> String {
     }
 }
 
-/// Writes a section as a terminal table with its notes.
-pub(crate) fn write_table(out: &mut dyn Write, s: &SectionReport) -> io::Result<()> {
+/// Writes a section as a terminal table with its verdict and notes; with
+/// `old`, a last column gives each row's ratio to the earlier report.
+///
+/// # Errors
+///
+/// Writing to `out` failed.
+pub fn write_table(out: &mut dyn Write, s: &SectionReport, old: Option<&Old>) -> io::Result<()> {
     writeln!(out, "\n== {} — {} ==", s.name, s.title)?;
-    let mut table = Table::new(&[
-        "mechanism",
-        "workload",
-        "median",
-        "min",
-        "max",
-        "unit",
-        "vs ref",
-    ])
-    .right(&[2, 3, 4, 6]);
-    for r in &s.rows {
-        table.push(vec![
-            r.mechanism.clone(),
-            r.workload.clone(),
-            figure(r.median),
-            figure(r.min),
-            figure(r.max),
-            r.unit.to_owned(),
-            ratio(r),
-        ]);
+    let mut headers = vec![
+        "MECHANISM",
+        "WORKLOAD",
+        "MEDIAN",
+        "MIN",
+        "MAX",
+        "UNIT",
+        "VS REF",
+    ];
+    if old.is_some() {
+        headers.push("VS OLD");
     }
-    if !table.is_empty() {
-        table.write(out, true)?;
+    let rows: Vec<Vec<String>> = s
+        .rows
+        .iter()
+        .map(|r| {
+            let mut cells = vec![
+                r.mechanism.clone(),
+                r.workload.clone(),
+                figure(r.median),
+                figure(r.min),
+                figure(r.max),
+                r.unit.to_owned(),
+                ratio(r),
+            ];
+            if let Some(old) = old {
+                cells.push(old.ratio(s.name, r).map_or_else(|| "new".to_owned(), change));
+            }
+            cells
+        })
+        .collect();
+    if !rows.is_empty() {
+        write_columns(out, &headers, &rows, &[2, 3, 4, 6, 7])?;
     }
     writeln!(
         out,
         "reference: {} (for workloads it does not run: the first row); vs ref > 1 means better",
         s.reference
     )?;
+    if let Some(old) = old {
+        writeln!(
+            out,
+            "vs old: this run against {} ({}); > 1 means better now",
+            old.file, old.date
+        )?;
+    }
+    for line in &s.verdict {
+        writeln!(out, "verdict: {line}")?;
+    }
     for note in &s.notes {
         writeln!(out, "note: {note}")?;
     }
@@ -140,8 +204,55 @@ pub(crate) fn write_table(out: &mut dyn Write, s: &SectionReport) -> io::Result<
     Ok(())
 }
 
+/// A ratio to an earlier run: `1.25x`, `0.80x`.
+#[must_use]
+pub fn change(r: f64) -> String {
+    if r >= 10.0 {
+        format!("{r:.0}x")
+    } else {
+        format!("{r:.2}x")
+    }
+}
+
+/// Aligned columns, the `right` ones right-aligned, the last never padded.
+fn write_columns(
+    out: &mut dyn Write,
+    headers: &[&str],
+    rows: &[Vec<String>],
+    right: &[usize],
+) -> io::Result<()> {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
+        let mut text = String::new();
+        for (i, cell) in cells.enumerate().take(widths.len()) {
+            let pad = " ".repeat(widths[i].saturating_sub(cell.chars().count()));
+            if i > 0 {
+                text.push_str("  ");
+            }
+            if right.contains(&i) {
+                text.push_str(&pad);
+                text.push_str(cell);
+            } else {
+                text.push_str(cell);
+                text.push_str(&pad);
+            }
+        }
+        writeln!(out, "{}", text.trim_end())
+    };
+    line(out, &mut headers.iter().copied())?;
+    for row in rows {
+        line(out, &mut row.iter().map(String::as_str))?;
+    }
+    Ok(())
+}
+
 /// Formats a time as RFC 3339 in UTC, to the second.
-pub(crate) fn rfc3339(t: SystemTime) -> String {
+pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;

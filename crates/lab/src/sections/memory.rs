@@ -6,10 +6,9 @@
 //! The copy figure on the largest buffer is the machine's memory bandwidth,
 //! which other sections quote as the ceiling for copies and IPC.
 
-use super::measure::keep;
-use super::{Case, Chart, Config, Run, Section, limit};
-use crate::error::{CliError, CliResult};
-use crate::size::exact_bytes;
+use crate::measure::keep;
+use crate::support::{XorShift, exact_bytes};
+use crate::{Case, Chart, Config, Error, Result, Run, Section, limit};
 
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
@@ -24,6 +23,7 @@ pub(crate) const SECTION: Section = Section {
     reference: COPY,
     chart: Chart::Lines,
     run,
+    peer: None,
 };
 
 const COPY: &str = "copy_from_slice (memcpy)";
@@ -47,21 +47,16 @@ fn sizes(config: &Config) -> Vec<usize> {
 /// Bytes `a`..=`y` in a pseudo-random order, every page written (so no
 /// measurement reads the shared zero page). `z` and `Z` never occur.
 fn pattern(len: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rng = XorShift::new(XorShift::SEED);
     (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            b'a' + u8::try_from(state % 25).unwrap_or(0)
-        })
+        .map(|_| b'a' + u8::try_from(rng.next_u64() % 25).unwrap_or(0))
         .collect()
 }
 
-fn run(run: &mut Run<'_>) -> CliResult<()> {
+fn run(run: &mut Run<'_>) -> Result<()> {
     let sizes = sizes(run.config());
     let Some(&largest) = sizes.last() else {
-        return Err(CliError::new(
+        return Err(Error::new(
             "--max-size",
             "smaller than the smallest buffer (4 KiB)",
         ));
@@ -100,7 +95,7 @@ fn case(mechanism: &str, n: usize) -> Case {
 
 /// memset, memmove, memcpy and memcmp over `n` bytes; returns the memcpy
 /// figure in GB/s.
-fn primitives(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> CliResult<f64> {
+fn primitives(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> Result<f64> {
     run.throughput(case("fill (memset)", n), n as u64, || {
         dst[..n].fill(keep(0x5a));
         keep(&dst);
@@ -114,7 +109,7 @@ fn primitives(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> CliRes
         keep(&dst);
     });
     if src[..n] != dst[..n] {
-        return Err(CliError::new(
+        return Err(Error::new(
             "memory",
             "copy_from_slice produced a different buffer",
         ));
@@ -127,7 +122,7 @@ fn primitives(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> CliRes
 
 /// memchr, memrchr and memmem over `n` bytes with the needle at the far end,
 /// and the plain loops when `loops` is set. `src` is restored afterwards.
-fn searches(run: &mut Run<'_>, n: usize, src: &mut [u8], loops: bool) -> CliResult<()> {
+fn searches(run: &mut Run<'_>, n: usize, src: &mut [u8], loops: bool) -> Result<()> {
     // memchr: the needle is the last byte.
     src[n - 1] = b'z';
     check(memchr::memchr(b'z', &src[..n]) == Some(n - 1), "memchr")?;
@@ -187,11 +182,11 @@ fn searches(run: &mut Run<'_>, n: usize, src: &mut [u8], loops: bool) -> CliResu
     Ok(())
 }
 
-fn check(ok: bool, what: &str) -> CliResult<()> {
+fn check(ok: bool, what: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(CliError::new(
+        Err(Error::new(
             "memory",
             format!("{what} did not find the needle where it was placed"),
         ))
@@ -210,7 +205,7 @@ pub(crate) fn memcpy_bandwidth(config: &Config) -> f64 {
         keep(&dst);
     });
     samples.sort_by(f64::total_cmp);
-    n as f64 / super::measure::median(&samples) / 1e9
+    n as f64 / crate::measure::median(&samples) / 1e9
 }
 
 #[cfg(test)]
@@ -222,7 +217,7 @@ mod tests {
         let mut config = Config {
             full: false,
             max_size: 256 << 20,
-            timing: super::super::Timing {
+            timing: crate::Timing {
                 samples: 1,
                 sample_time: std::time::Duration::from_millis(1),
             },
