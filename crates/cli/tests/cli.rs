@@ -36,13 +36,80 @@ fn help_lists_the_commands_on_stdout() {
 }
 
 #[test]
-fn version_names_the_release() {
+fn version_names_the_release_the_commit_and_the_lab_peers() {
     let out = memio(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        text(&out.stdout).trim(),
-        format!("memio {}", env!("CARGO_PKG_VERSION"))
+    let version = text(&out.stdout);
+    let version = version.trim();
+    assert!(
+        version.starts_with(&format!("memio {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
     );
+    // The commit is a hex hash from git, or "unknown" outside a checkout.
+    let commit = version
+        .split("(commit ")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .unwrap_or_default();
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{version}"
+    );
+    let peers = version.split("lab peers: ").nth(1).unwrap_or_default();
+    if cfg!(feature = "sqlite") {
+        assert!(peers.contains("sqlite"), "{version}");
+    } else {
+        assert!(!peers.contains("sqlite"), "{version}");
+    }
+}
+
+#[test]
+fn completions_and_man_pages_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = memio(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(
+            script.contains("memio") && script.contains("xattr"),
+            "{shell}"
+        );
+        assert!(
+            !script.contains("--peer"),
+            "the lab's peer entry stays hidden"
+        );
+    }
+    let out = memio(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = memio(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = text(&out.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH memio"),
+        "{page}"
+    );
+    let dir = TempDir::new("man");
+    let out = memio(&["man", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for page in ["memio.1", "memio-lab.1", "memio-xattr.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}");
+    }
+}
+
+#[test]
+fn bash_loads_the_completions() {
+    let script = format!("source <('{MEMIO}' completions bash) && complete -p memio");
+    let out = match Command::new("bash").args(["-c", &script]).output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: bash is not available ({e})");
+            return;
+        }
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("memio"), "{}", text(&out.stdout));
 }
 
 #[test]

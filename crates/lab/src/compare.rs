@@ -220,15 +220,23 @@ mod tests {
                 .unwrap_err()
                 .contains("no sections")
         );
-        let err = old(r#"{"schema":"memio-lab/1","sections":[{"name":"s","rows":[{}]}]}"#)
-            .unwrap_err();
+        let err =
+            old(r#"{"schema":"memio-lab/1","sections":[{"name":"s","rows":[{}]}]}"#).unwrap_err();
         assert!(err.contains("row 1 of section s has no median"), "{err}");
         let dir = crate::support::Scratch::dir("compare").unwrap();
         let path = dir.path().join("bad.json");
         std::fs::write(&path, "not json").unwrap();
         let err = Old::read(&path).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("{}: not a lab report", path.display())), "{err}");
-        let err = Old::read(&dir.path().join("missing.json")).unwrap_err().to_string();
-        assert!(err.ends_with("missing.json: no such file or directory"), "{err}");
+        assert!(
+            err.starts_with(&format!("{}: not a lab report", path.display())),
+            "{err}"
+        );
+        let err = Old::read(&dir.path().join("missing.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("missing.json: no such file or directory"),
+            "{err}"
+        );
     }
 }

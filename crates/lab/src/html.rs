@@ -94,7 +94,10 @@ fn machine(h: &mut String, report: &Report) {
     let count = |v: Option<u64>| v.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
     let mut facts: Vec<(&str, String)> = vec![
         ("host", m.hostname.clone()),
-        ("CPU", format!("{} · {} CPUs · {}", m.cpu_model, m.cpus, m.arch)),
+        (
+            "CPU",
+            format!("{} · {} CPUs · {}", m.cpu_model, m.cpus, m.arch),
+        ),
         (
             "memory",
             format!(
@@ -107,12 +110,17 @@ fn machine(h: &mut String, report: &Report) {
         ("system", format!("Linux {} · {}", m.kernel, m.os)),
     ];
     if let Some(v) = report.limits.get(crate::limit::MEMCPY_GBPS) {
-        facts.push(("memcpy bandwidth", format!("{} GB/s (buffers larger than the caches)", figure(*v))));
+        facts.push((
+            "memcpy bandwidth",
+            format!("{} GB/s (buffers larger than the caches)", figure(*v)),
+        ));
     }
     facts.push((
         "locked memory",
-        l.memlock_bytes
-            .map_or_else(|| "unlimited".to_owned(), |b| format!("{} (RLIMIT_MEMLOCK)", human_bytes(b))),
+        l.memlock_bytes.map_or_else(
+            || "unlimited".to_owned(),
+            |b| format!("{} (RLIMIT_MEMLOCK)", human_bytes(b)),
+        ),
     ));
     facts.push((
         "overcommit · huge pages",
@@ -147,7 +155,9 @@ fn machine(h: &mut String, report: &Report) {
 
 /// The table of contents: one entry per section with its first verdict.
 fn contents(h: &mut String, report: &Report) {
-    h.push_str("<nav><h2>Contents</h2><ol>\n<li><a href=\"#machine\">Machine and limits</a></li>\n");
+    h.push_str(
+        "<nav><h2>Contents</h2><ol>\n<li><a href=\"#machine\">Machine and limits</a></li>\n",
+    );
     for s in &report.sections {
         let _ = write!(
             h,
@@ -223,7 +233,11 @@ fn charts(h: &mut String, s: &SectionReport) {
                         .filter(|r| family(&r.workload) == *fam)
                         .collect();
                     if distinct(group.iter().map(|r| r.workload.as_str())).len() > 1 {
-                        let what = if fam.is_empty() { "by buffer size" } else { fam };
+                        let what = if fam.is_empty() {
+                            "by buffer size"
+                        } else {
+                            fam
+                        };
                         lines(h, &group, unit, &title(what));
                     } else {
                         single.extend(group);
@@ -245,7 +259,11 @@ fn table(h: &mut String, s: &SectionReport, comparison: Option<&Comparison>) {
          <th>median</th><th>min</th><th>max</th><th>unit</th><th>vs {}</th>{}</tr>",
         s.rows.len(),
         esc(s.reference),
-        if comparison.is_some() { "<th>vs old</th>" } else { "" }
+        if comparison.is_some() {
+            "<th>vs old</th>"
+        } else {
+            ""
+        }
     );
     for r in &s.rows {
         let old = comparison.map(|c| {

@@ -7,7 +7,7 @@
 //! rows. Sections that need a second process start it through the one
 //! peer protocol ([`peer`]): the binary that runs the lab is started again
 //! as `<binary> lab --peer <section> ...`, and must hand those arguments to
-//! [`serve_peer`]. Heavy peers (SQLite, LMDB, redb, jemalloc, mimalloc,
+//! [`serve_peer`]. Heavy peers (`SQLite`, LMDB, redb, jemalloc, mimalloc,
 //! iceoryx2) sit behind one cargo feature each; [`heavy_peers`] says which
 //! ones this build has.
 //!
@@ -308,8 +308,7 @@ impl Run<'_> {
     /// Measures the cases round-robin ([`Timing::round_robin`]) and
     /// records nanoseconds per operation; returns their medians in order.
     pub fn round_robin(&mut self, cases: Vec<(Case, measure::Batch<'_>)>) -> Vec<f64> {
-        let (cases, mut batches): (Vec<Case>, Vec<measure::Batch<'_>>) =
-            cases.into_iter().unzip();
+        let (cases, mut batches): (Vec<Case>, Vec<measure::Batch<'_>>) = cases.into_iter().unzip();
         if let Some(first) = cases.first() {
             self.announce(first);
         }
@@ -346,7 +345,9 @@ impl Run<'_> {
                 false
             }
             None => {
-                self.note(format!("{name} is not measured: no such peer in this build"));
+                self.note(format!(
+                    "{name} is not measured: no such peer in this build"
+                ));
                 false
             }
         }

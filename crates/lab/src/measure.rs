@@ -131,6 +131,7 @@ impl Row {
 }
 
 /// The median of sorted values.
+#[must_use]
 pub fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n == 0 {
@@ -390,7 +391,11 @@ mod tests {
         let samples = timing.round_robin(&mut batches);
         drop(batches);
         assert_eq!(samples.len(), 2);
-        assert!(samples.iter().all(|s| s.len() == 4 && s.iter().all(|x| *x > 0.0)));
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.len() == 4 && s.iter().all(|x| *x > 0.0))
+        );
         assert!(a > 100 && b > 100, "{a} {b}");
     }
 }

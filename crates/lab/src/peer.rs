@@ -523,7 +523,7 @@ mod tests {
     #[test]
     fn a_hung_peer_is_stopped_and_named() {
         let t0 = Instant::now();
-        let mut peer = sh("printf R; sleep 30", Duration::from_millis(200));
+        let mut peer = sh("printf R; exec sleep 30", Duration::from_millis(200));
         peer.ready().unwrap();
         let err = peer.announce(1).unwrap_err().to_string();
         assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
@@ -545,7 +545,7 @@ mod tests {
         peer.done().unwrap();
         peer.finish().unwrap();
         // One that does not end when told is an error.
-        let mut peer = sh("printf R; sleep 30", Duration::from_millis(100));
+        let mut peer = sh("printf R; exec sleep 30", Duration::from_millis(100));
         peer.ready().unwrap();
         let err = peer.finish().unwrap_err().to_string();
         assert!(err.contains("did not end within"), "{err}");

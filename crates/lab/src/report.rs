@@ -111,6 +111,7 @@ pub struct SectionReport {
 }
 
 /// Formats a figure with about three significant digits.
+#[must_use]
 pub fn figure(x: f64) -> String {
     let a = x.abs();
     if !x.is_finite() {
@@ -129,6 +130,7 @@ pub fn figure(x: f64) -> String {
 }
 
 /// Formats a ratio to the reference: `ref` for the reference row itself.
+#[must_use]
 pub fn ratio(row: &Row) -> String {
     match (row.reference, row.ratio) {
         (true, _) => "ref".to_owned(),
@@ -172,7 +174,10 @@ pub fn write_table(out: &mut dyn Write, s: &SectionReport, old: Option<&Old>) ->
                 ratio(r),
             ];
             if let Some(old) = old {
-                cells.push(old.ratio(s.name, r).map_or_else(|| "new".to_owned(), change));
+                cells.push(
+                    old.ratio(s.name, r)
+                        .map_or_else(|| "new".to_owned(), change),
+                );
             }
             cells
         })
@@ -252,6 +257,7 @@ fn write_columns(
 }
 
 /// Formats a time as RFC 3339 in UTC, to the second.
+#[must_use]
 pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = i64::try_from(secs / 86_400).unwrap_or(0);

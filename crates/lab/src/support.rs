@@ -141,7 +141,10 @@ mod tests {
         let mut x = XorShift::new(1);
         // xorshift64 (13, 7, 17) from 1.
         assert_eq!(x.next_u64(), 1_082_269_761);
-        assert_eq!(XorShift::new(0).next_u64(), XorShift::new(XorShift::SEED).next_u64());
+        assert_eq!(
+            XorShift::new(0).next_u64(),
+            XorShift::new(XorShift::SEED).next_u64()
+        );
         let u = XorShift::new(7).next_f64();
         assert!((0.0..1.0).contains(&u));
     }

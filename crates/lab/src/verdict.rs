@@ -7,6 +7,8 @@
 //! line naming the best mechanism at its smallest and largest workload,
 //! with its figure and its ratio to the section's reference.
 
+use std::fmt::Write;
+
 use crate::measure::Row;
 use crate::report::{SectionReport, figure};
 
@@ -45,7 +47,7 @@ fn line(fam: &str, rows: &[&Row]) -> Option<String> {
     let subject = if fam.is_empty() { "by size" } else { fam };
     let mut text = format!("{subject}: at {} {}", size_of(first), at(first)?);
     if let Some(w) = at(last) {
-        text.push_str(&format!("; at {} {w}", size_of(last)));
+        let _ = write!(text, "; at {} {w}", size_of(last));
     }
     Some(text)
 }

@@ -111,11 +111,7 @@ fn run(run: &mut Run<'_>) -> Result<()> {
             "smaller than the smallest block (16 B)",
         ));
     }
-    let growth_sizes: Vec<usize> = sizes
-        .iter()
-        .copied()
-        .filter(|&n| n != SEED_BLOCK)
-        .collect();
+    let growth_sizes: Vec<usize> = sizes.iter().copied().filter(|&n| n != SEED_BLOCK).collect();
     run.plan(sizes.len() as u64 * 10 + 2 + growth_sizes.len() as u64 * 7 + 5 + 7);
     for &n in &sizes {
         pairs(run, n)?;
@@ -336,60 +332,58 @@ fn growth(run: &mut Run<'_>, n: usize) -> Result<()> {
         }
     }
 
-    run.round_robin(
-        vec![
-            (
-                case(MALLOC),
-                batch(|| {
-                    if let Some(mut b) = SysBlock::new(keep(half)) {
-                        keep(b.resize(keep(n)));
-                        keep(b);
-                    }
-                }),
-            ),
-            (
-                case(POOL),
-                batch(|| {
-                    keep(grow_vec(&pool, keep(half), n));
-                }),
-            ),
-            (
-                case(FIRST),
-                batch(|| {
-                    keep(grow_vec(&first, keep(half), n));
-                }),
-            ),
-            (
-                case(BEST),
-                batch(|| {
-                    keep(grow_vec(&best, keep(half), n));
-                }),
-            ),
-            (
-                case(BUDDY),
-                batch(|| {
-                    keep(grow_vec(&buddy, keep(half), n));
-                }),
-            ),
-            (
-                case(ARENA),
-                batch(move || {
-                    let mark = arena.mark();
-                    keep(grow_vec(&arena, keep(half), n));
-                    keep(arena.rewind(mark).is_ok());
-                }),
-            ),
-            (
-                case(MMAP),
-                batch(|| {
-                    if let Ok(mut m) = Memory::map(keep(half)) {
-                        keep(m.resize(keep(n)).is_ok());
-                        keep(m);
-                    }
-                }),
-            ),
-        ],
-    );
+    run.round_robin(vec![
+        (
+            case(MALLOC),
+            batch(|| {
+                if let Some(mut b) = SysBlock::new(keep(half)) {
+                    keep(b.resize(keep(n)));
+                    keep(b);
+                }
+            }),
+        ),
+        (
+            case(POOL),
+            batch(|| {
+                keep(grow_vec(&pool, keep(half), n));
+            }),
+        ),
+        (
+            case(FIRST),
+            batch(|| {
+                keep(grow_vec(&first, keep(half), n));
+            }),
+        ),
+        (
+            case(BEST),
+            batch(|| {
+                keep(grow_vec(&best, keep(half), n));
+            }),
+        ),
+        (
+            case(BUDDY),
+            batch(|| {
+                keep(grow_vec(&buddy, keep(half), n));
+            }),
+        ),
+        (
+            case(ARENA),
+            batch(move || {
+                let mark = arena.mark();
+                keep(grow_vec(&arena, keep(half), n));
+                keep(arena.rewind(mark).is_ok());
+            }),
+        ),
+        (
+            case(MMAP),
+            batch(|| {
+                if let Ok(mut m) = Memory::map(keep(half)) {
+                    keep(m.resize(keep(n)).is_ok());
+                    keep(m);
+                }
+            }),
+        ),
+    ]);
     Ok(())
 }
 
@@ -442,42 +436,40 @@ fn mixed(run: &mut Run<'_>) -> Result<()> {
         pool_slots[k] = pool.alloc().ok();
         i += 1;
     });
-    run.round_robin(
-        vec![
-            (case(MALLOC), malloc),
-            (case(POOL), pooled),
-            (
-                case(FIRST),
-                steps(
-                    seq,
-                    |s| first.alloc(s, 16).ok(),
-                    |p| {
-                        keep(first.free(p).is_ok());
-                    },
-                ),
+    run.round_robin(vec![
+        (case(MALLOC), malloc),
+        (case(POOL), pooled),
+        (
+            case(FIRST),
+            steps(
+                seq,
+                |s| first.alloc(s, 16).ok(),
+                |p| {
+                    keep(first.free(p).is_ok());
+                },
             ),
-            (
-                case(BEST),
-                steps(
-                    seq,
-                    |s| best.alloc(s, 16).ok(),
-                    |p| {
-                        keep(best.free(p).is_ok());
-                    },
-                ),
+        ),
+        (
+            case(BEST),
+            steps(
+                seq,
+                |s| best.alloc(s, 16).ok(),
+                |p| {
+                    keep(best.free(p).is_ok());
+                },
             ),
-            (
-                case(BUDDY),
-                steps(
-                    seq,
-                    |s| buddy.alloc(s, 16).ok(),
-                    |p| {
-                        keep(buddy.free(p).is_ok());
-                    },
-                ),
+        ),
+        (
+            case(BUDDY),
+            steps(
+                seq,
+                |s| buddy.alloc(s, 16).ok(),
+                |p| {
+                    keep(buddy.free(p).is_ok());
+                },
             ),
-        ],
-    );
+        ),
+    ]);
     Ok(())
 }
 

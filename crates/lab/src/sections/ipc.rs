@@ -503,7 +503,7 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> Result<Link> {
         Mech::Unix => connect_unix(mode, size),
         Mech::PosixMq => connect_posix_mq(mode, size).map_err(fail)?,
         Mech::SysvMq => {
-            let q = SysvMq::private().map_err(|e| fail(e.into()))?;
+            let q = SysvMq::private().map_err(fail)?;
             let cleanup = vec![Cleanup::SysvMq(q)];
             let peer = spawn(mech, mode, size, &q.id().to_string(), "")?;
             Ok(link(Box::new(SysvPair { q, tx: 1, rx: 2 }), peer, cleanup))
@@ -528,7 +528,7 @@ fn connect_fifo(mode: Mode, size: usize) -> Result<Link> {
     let dir = Scratch::dir("fifo")?;
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for f in [&a, &b] {
-        fifo::create(f).map_err(|e| lab_error(mech, "set-up", &e.into()))?;
+        fifo::create(f).map_err(|e| lab_error(mech, "set-up", &e))?;
     }
     let mut peer = spawn(mech, mode, size, &a.to_string_lossy(), &b.to_string_lossy())?;
     let (w, r) = match open_fifos(&mut peer, &a, &b) {
@@ -621,9 +621,9 @@ fn connect_shm_sysv(mode: Mode, size: usize) -> io::Result<Result<Link>> {
     let slots = u16::try_from(SLOTS).unwrap_or(1);
     set.set_values(&[0, slots, 0, slots])?;
     let data = seg.attach(Access::ReadWrite)?;
-    let (set_id, seg_id) = (set.id().to_string(), seg.id().to_string());
+    let (sems, segment) = (set.id().to_string(), seg.id().to_string());
     Ok(
-        spawn(Mech::ShmSysv, mode, size, &set_id, &seg_id).map(|peer| {
+        spawn(Mech::ShmSysv, mode, size, &sems, &segment).map(|peer| {
             let ring = Ring {
                 data,
                 counters: SysvCounters { set, timeout: true },
@@ -989,7 +989,9 @@ mod tests {
         };
         let mut peer = Peer::start_command("FIFO", sh("echo 'no such FIFO' >&2; exit 2")).unwrap();
         let err = open_fifos(&mut peer, &a, &b).unwrap_err();
-        let err = peer.failed(lab_error(Mech::Fifo, "set-up", &err)).to_string();
+        let err = peer
+            .failed(lab_error(Mech::Fifo, "set-up", &err))
+            .to_string();
         assert!(
             err.contains("FIFO peer: ") && err.contains("no such FIFO"),
             "{err}"
@@ -998,7 +1000,9 @@ mod tests {
         let listener = UnixListener::bind(dir.path().join("s")).unwrap();
         let mut peer = Peer::start_command("Unix socket", sh("exit 3")).unwrap();
         let err = accept_peer(&mut peer, &listener).unwrap_err();
-        let err = peer.failed(lab_error(Mech::Unix, "set-up", &err)).to_string();
+        let err = peer
+            .failed(lab_error(Mech::Unix, "set-up", &err))
+            .to_string();
         assert!(
             err.contains("Unix socket peer: ") && err.contains("exit status: 3"),
             "{err}"
@@ -1016,7 +1020,10 @@ mod tests {
                 name2: String::new(),
             };
             let b = PeerArgs::parse(&a.to_args()).unwrap();
-            assert_eq!((b.mech, b.mode, b.size, b.name.as_str()), (mech, Mode::Stream, 64, "/a"));
+            assert_eq!(
+                (b.mech, b.mode, b.size, b.name.as_str()),
+                (mech, Mode::Stream, 64, "/a")
+            );
         }
         assert!(PeerArgs::parse(&["pipe".into(), "pingpong".into(), "x".into()]).is_err());
     }
@@ -1037,18 +1044,26 @@ mod tests {
 
     /// Serves `lengths` on the control channel and `msgs` on the data
     /// channel; returns what the peer wrote to each.
-    fn serve_with(mode: Mode, size: usize, lengths: Vec<u8>, msgs: &[u8]) -> io::Result<(String, Vec<u8>)> {
-        let sent = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-        struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
-        impl Write for Shared {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                self.0.borrow_mut().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
+    /// A writer the test can read back after handing it away.
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
         }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn serve_with(
+        mode: Mode,
+        size: usize,
+        lengths: Vec<u8>,
+        msgs: &[u8],
+    ) -> io::Result<(String, Vec<u8>)> {
+        let sent = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let mut control = Control::new(Cursor::new(lengths), Shared(sent.clone()));
         let mut data = Stream {
             r: Cursor::new(msgs.to_vec()),
@@ -1063,8 +1078,12 @@ mod tests {
     fn the_peer_says_ready_echoes_counted_batches_and_ends_at_a_boundary() {
         let mut lengths = batch(2);
         lengths.extend(batch(1));
-        let (said, echoed) = serve_with(Mode::Pingpong, 4, lengths.clone(), b"abcdefghijkl").unwrap();
-        assert_eq!((said.as_str(), echoed.as_slice()), ("RSDSD", &b"abcdefghijkl"[..]));
+        let (said, echoed) =
+            serve_with(Mode::Pingpong, 4, lengths.clone(), b"abcdefghijkl").unwrap();
+        assert_eq!(
+            (said.as_str(), echoed.as_slice()),
+            ("RSDSD", &b"abcdefghijkl"[..])
+        );
         let (said, echoed) = serve_with(Mode::Stream, 4, lengths, b"abcdefghijkl").unwrap();
         assert_eq!((said.as_str(), echoed.len()), ("RSDSD", 0));
         assert_eq!(serve_with(Mode::Stream, 4, Vec::new(), b"").unwrap().0, "R");

@@ -124,7 +124,7 @@ fn uncontended(run: &mut Run<'_>, file: &File, path: &Path) -> Result<Vec<(Kind,
         drop(
             locker
                 .lock(Mode::Exclusive, Wait::NonBlock)
-                .map_err(lock_err(&path))?,
+                .map_err(lock_err(path))?,
         );
         let ns = run.latency(Case::new(mechanism(kind), UNCONTENDED), Unit::NS, || {
             keep(locker.lock(Mode::Exclusive, Wait::NonBlock).is_ok());
@@ -276,13 +276,7 @@ fn notes(
 
 /// Plays the even turns against the peer's odd ones until the counter at
 /// offset 0 reaches `n`; every increment moves the lock across processes.
-fn take_turns(
-    file: &File,
-    path: &Path,
-    kind: Kind,
-    peer: &mut Peer,
-    n: u64,
-) -> Result<Duration> {
+fn take_turns(file: &File, path: &Path, kind: Kind, peer: &mut Peer, n: u64) -> Result<Duration> {
     file.write_all_at(&0u64.to_le_bytes(), 0)
         .map_err(|e| Error::io(path.display(), &e))?;
     let locker = Locker::new(file).kind(kind);
@@ -393,7 +387,12 @@ impl<'f> Ring<'f> {
 }
 
 /// `count` locked 64-byte writes into the half starting at `base`.
-fn write_records(file: &File, locker: &Locker<'_>, base: u64, count: u64) -> std::result::Result<(), String> {
+fn write_records(
+    file: &File,
+    locker: &Locker<'_>,
+    base: u64,
+    count: u64,
+) -> std::result::Result<(), String> {
     let record = [0x5au8; RECORD];
     let slots = HALF / RECORD as u64;
     for i in 0..count {

@@ -407,8 +407,7 @@ fn mlock_rows(run: &mut Run<'_>, len: usize) -> Result<()> {
     run.note(format!(
         "mlock of fresh memory faults every page in and pins it; on resident memory it only \
          pins. Locked sizes stay below RLIMIT_MEMLOCK ({}).",
-        memio::map::system::memlock_limit()
-            .map_or_else(|| "unlimited".to_owned(), human_bytes)
+        memio::map::system::memlock_limit().map_or_else(|| "unlimited".to_owned(), human_bytes)
     ));
     Ok(())
 }
