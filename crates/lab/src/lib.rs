@@ -97,6 +97,10 @@ pub struct Section {
     /// What its peer process runs, for sections that measure between
     /// processes (started as `lab --peer <name> ...`).
     pub peer: Option<PeerMain>,
+    /// The section's own verdict from its rows, for sections whose rows
+    /// are not rivals for one job (the memory primitives); `None` takes
+    /// the winner of each family of workloads.
+    pub verdict: Option<fn(&[Row]) -> Vec<String>>,
 }
 
 /// What to run and where to write the report.
@@ -468,7 +472,10 @@ fn run_section(
         error: outcome.err().map(|e| e.to_string()),
         rows,
     };
-    report.verdict = verdict::verdict(&report);
+    report.verdict = match section.verdict {
+        Some(own) => own(&report.rows),
+        None => verdict::verdict(&report),
+    };
     report
 }
 

@@ -41,6 +41,7 @@ pub(crate) const SECTION: Section = Section {
     chart: Chart::Lines,
     run,
     peer: None,
+    verdict: None,
 };
 
 const MALLOC: &str = "system malloc";

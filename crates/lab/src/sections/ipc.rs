@@ -43,6 +43,7 @@ pub(crate) const SECTION: Section = Section {
     chart: Chart::Lines,
     run,
     peer: Some(peer),
+    verdict: None,
 };
 
 const PIPE: &str = "pipe";

@@ -40,6 +40,7 @@ pub(crate) const SECTION: Section = Section {
     chart: Chart::Bars,
     run,
     peer: Some(peer),
+    verdict: None,
 };
 
 const OFD: &str = "OFD";

@@ -37,6 +37,7 @@ pub(crate) const SECTION: Section = Section {
     chart: Chart::Bars,
     run,
     peer: None,
+    verdict: None,
 };
 
 const READ: &str = "read() 1 MiB buffer";

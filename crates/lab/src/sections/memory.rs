@@ -7,8 +7,9 @@
 //! which other sections quote as the ceiling for copies and IPC.
 
 use crate::measure::keep;
+use crate::report::figure;
 use crate::support::{XorShift, exact_bytes};
-use crate::{Case, Chart, Config, Error, Result, Run, Section, limit};
+use crate::{Case, Chart, Config, Error, Result, Row, Run, Section, limit};
 
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
@@ -24,6 +25,7 @@ pub(crate) const SECTION: Section = Section {
     chart: Chart::Lines,
     run,
     peer: None,
+    verdict: Some(verdict),
 };
 
 const COPY: &str = "copy_from_slice (memcpy)";
@@ -87,6 +89,61 @@ fn run(run: &mut Run<'_>) -> Result<()> {
         bandwidth
     ));
     Ok(())
+}
+
+/// The memory verdict: memcpy in the caches and in main memory, and what
+/// the memchr crate gains over the loops a user would write.
+fn verdict(rows: &[Row]) -> Vec<String> {
+    let at = |m: &str, w: &str| {
+        rows.iter()
+            .find(|r| r.mechanism == m && r.workload == w)
+            .map(|r| r.median)
+    };
+    let mut out = Vec::new();
+    let copies: Vec<&Row> = rows.iter().filter(|r| r.mechanism == COPY).collect();
+    if let (Some(small), Some(large)) = (copies.first(), copies.last()) {
+        out.push(format!(
+            "memcpy (copy_from_slice): {} GB/s at {}, in the caches; {} GB/s at {}, from main memory",
+            figure(small.median),
+            small.workload,
+            figure(large.median),
+            large.workload
+        ));
+        let others: Vec<String> = ["fill (memset)", "copy_within (memmove)", "== (memcmp)"]
+            .iter()
+            .filter_map(|m| Some(format!("{m} {} GB/s", figure(at(m, &large.workload)?))))
+            .collect();
+        if !others.is_empty() {
+            out.push(format!("at {}: {}", large.workload, others.join(", ")));
+        }
+    }
+    // The largest size where the plain loops ran too.
+    let searches = [
+        ("memchr::memchr", "iter().position (loop memchr)"),
+        ("memchr::memmem", "windows().position (loop memmem)"),
+    ];
+    let loop_size = rows
+        .iter()
+        .rev()
+        .find(|r| r.mechanism == searches[0].1)
+        .map(|r| r.workload.clone());
+    if let Some(w) = loop_size {
+        let gains: Vec<String> = searches
+            .iter()
+            .filter_map(|(fast, plain)| {
+                let (f, p) = (at(fast, &w)?, at(plain, &w)?);
+                Some(format!(
+                    "{fast} {} GB/s is {:.0}x {plain}",
+                    figure(f),
+                    f / p
+                ))
+            })
+            .collect();
+        if !gains.is_empty() {
+            out.push(format!("search at {w}: {}", gains.join("; ")));
+        }
+    }
+    out
 }
 
 fn case(mechanism: &str, n: usize) -> Case {
@@ -230,6 +287,29 @@ mod tests {
         assert_eq!(sizes(&config).len(), 9);
         config.max_size = 1 << 20;
         assert_eq!(sizes(&config).last(), Some(&(1 << 20)));
+    }
+
+    #[test]
+    fn the_verdict_quotes_memcpy_at_both_ends_and_the_search_gains() {
+        let row = |m: &str, w: &str, v: f64| {
+            Row::from_samples(Case::new(m, w), crate::Unit::GB_PER_S, &[v]).unwrap()
+        };
+        let rows = vec![
+            row(COPY, "4 KiB", 80.0),
+            row("memchr::memchr", "4 KiB", 40.0),
+            row("iter().position (loop memchr)", "4 KiB", 4.0),
+            row(COPY, "256 MiB", 15.0),
+            row("fill (memset)", "256 MiB", 20.0),
+        ];
+        assert_eq!(
+            verdict(&rows),
+            vec![
+                "memcpy (copy_from_slice): 80.00 GB/s at 4 KiB, in the caches; 15.00 GB/s at \
+                 256 MiB, from main memory",
+                "at 256 MiB: fill (memset) 20.00 GB/s",
+                "search at 4 KiB: memchr::memchr 40.00 GB/s is 10x iter().position (loop memchr)",
+            ]
+        );
     }
 
     #[test]
