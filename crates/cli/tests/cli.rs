@@ -286,6 +286,118 @@ fn lab_memory_writes_a_report_with_positive_figures_and_charts() {
 }
 
 #[test]
+fn the_report_opens_with_the_machine_contents_and_verdicts() {
+    let dir = TempDir::new("verdicts");
+    let out = memio(&[
+        "lab",
+        "--only",
+        "memory,allocation",
+        "--max-size",
+        "64k",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("verdict: memcpy (copy_from_slice): "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict: alloc+free: at 16 B "), "{stdout}");
+    assert!(
+        !stdout.contains("NOT met") && !stdout.contains("target:"),
+        "{stdout}"
+    );
+    let report = read_report(dir.path());
+    for s in report["sections"].as_array().unwrap() {
+        let verdict = s["verdict"].as_array().unwrap();
+        assert!((1..=3).contains(&verdict.len()), "{}", s["verdict"]);
+    }
+    let peers = report["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 6);
+    for p in peers {
+        let name = p["name"].as_str().unwrap();
+        let built = p["built"].as_bool().unwrap();
+        // The CLI's features are the lab's: a default build has them all.
+        assert_eq!(built, cfg!(feature = "sqlite"), "{name}");
+    }
+    assert!(
+        report["machine"]["limits"]["memlock_bytes"].is_u64()
+            || report["machine"]["limits"]["memlock_bytes"].is_null()
+    );
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    let at = |what: &str| {
+        html.find(what)
+            .unwrap_or_else(|| panic!("{what} in the page"))
+    };
+    assert!(at("Machine and limits") < at("<nav>"));
+    assert!(at("<nav>") < at("<section id=\"memory\">"));
+    assert!(html.contains("<ul class=\"verdict\">"));
+    assert!(html.contains("<details><summary>Table: "));
+    assert!(html.contains("(throughput, higher is better)"));
+    assert!(!html.contains("<script") && !html.contains("https://"));
+}
+
+#[test]
+fn compare_gives_each_row_its_ratio_to_an_earlier_run() {
+    let old = TempDir::new("old");
+    let new = TempDir::new("new");
+    let run = |dir: &TempDir, extra: &[&str]| {
+        let mut args = vec!["lab", "--only", "memory", "--max-size", "4k", "--out"];
+        args.push(dir.path().to_str().unwrap());
+        args.extend_from_slice(extra);
+        memio(&args)
+    };
+    let out = run(&old, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let old_json = old.path().join("report.json");
+    let out = run(&new, &["--compare", old_json.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("VS OLD"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("vs old: this run against {}", old_json.display())),
+        "{stdout}"
+    );
+    let report = read_report(new.path());
+    let old_report = read_report(old.path());
+    let compared = report["comparison"]["rows"].as_array().unwrap();
+    assert_eq!(compared.len(), rows(&report, "memory").len());
+    for c in compared {
+        let before = rows(&old_report, "memory")
+            .into_iter()
+            .find(|r| r["mechanism"] == c["mechanism"] && r["workload"] == c["workload"])
+            .unwrap();
+        assert_eq!(c["old"], before["median"]);
+        let ratio = c["new"].as_f64().unwrap() / c["old"].as_f64().unwrap();
+        assert!((c["ratio"].as_f64().unwrap() - ratio).abs() < 1e-9, "{c}");
+    }
+    let html = std::fs::read_to_string(new.path().join("index.html")).unwrap();
+    assert!(html.contains("<th>vs old</th>") && html.contains("Compared with"));
+
+    // A missing, garbled or foreign file: one error naming it, status 2.
+    let garbage = old.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"schema\": 7").unwrap();
+    let foreign = old.path().join("foreign.json");
+    std::fs::write(&foreign, "{\"name\": \"not a report\"}").unwrap();
+    let missing = old.path().join("missing.json");
+    for (file, why) in [
+        (&garbage, "not a lab report: not JSON"),
+        (&foreign, "not a lab report: schema is missing"),
+        (&missing, "no such file or directory"),
+    ] {
+        let out = run(&new, &["--compare", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", file.display());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with(&format!("memio: {}: {why}", file.display())),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty(), "nothing runs before the check");
+    }
+}
+
+#[test]
 fn json_goes_to_stdout_and_matches_the_file() {
     let dir = TempDir::new("json");
     let out = memio(&[
