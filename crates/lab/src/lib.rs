@@ -79,6 +79,9 @@ pub enum Chart {
 /// The other end of a section's measurements: what a peer process runs.
 pub type PeerMain = fn(&[String], &mut peer::Control) -> std::io::Result<()>;
 
+/// A section's own verdict: two or three lines from its rows.
+pub type VerdictFn = fn(&[Row]) -> Vec<String>;
+
 /// A lab section: a capability, its mechanisms and their peers.
 #[derive(Debug)]
 pub struct Section {
@@ -100,7 +103,7 @@ pub struct Section {
     /// The section's own verdict from its rows, for sections whose rows
     /// are not rivals for one job (the memory primitives); `None` takes
     /// the winner of each family of workloads.
-    pub verdict: Option<fn(&[Row]) -> Vec<String>>,
+    pub verdict: Option<VerdictFn>,
 }
 
 /// What to run and where to write the report.
@@ -501,4 +504,62 @@ pub fn choose(only: &[String]) -> Result<Vec<&'static Section>> {
         .iter()
         .filter(|s| only.iter().any(|n| n.trim() == s.name))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_run(f: impl FnOnce(&mut Run<'_>)) -> Vec<String> {
+        let config = Config::new(&Options::default());
+        let mut limits = BTreeMap::new();
+        let mut run = Run {
+            config: &config,
+            limits: &mut limits,
+            observer: &Quiet,
+            section: "test",
+            rows: Vec::new(),
+            notes: Vec::new(),
+        };
+        f(&mut run);
+        run.notes
+    }
+
+    #[test]
+    fn a_peer_not_built_is_a_note_not_a_failure() {
+        for p in heavy_peers() {
+            let mut built = None;
+            let notes = with_run(|run| built = Some(run.heavy_peer(p.name)));
+            assert_eq!(built, Some(p.built), "{}", p.name);
+            if p.built {
+                assert!(notes.is_empty(), "{notes:?}");
+            } else {
+                assert_eq!(notes.len(), 1);
+                assert!(
+                    notes[0].contains(p.what)
+                        && notes[0].contains(&format!("`{}` feature", p.name)),
+                    "{notes:?}"
+                );
+            }
+        }
+        let notes = with_run(|run| assert!(!run.heavy_peer("nosuch")));
+        assert!(notes[0].contains("no such peer"), "{notes:?}");
+    }
+
+    #[test]
+    fn sections_are_chosen_by_name_in_registry_order() {
+        let names = |only: &[&str]| -> Vec<&str> {
+            let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
+            choose(&only).unwrap().iter().map(|s| s.name).collect()
+        };
+        assert_eq!(names(&["ipc", "memory"]), vec!["memory", "ipc"]);
+        assert_eq!(names(&[]).len(), SECTIONS.len());
+        let err = choose(&["nosuch".to_owned()]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--only nosuch: no such lab section"),
+            "{err}"
+        );
+        // Every section with a peer can be served by name.
+        assert!(SECTIONS.iter().filter(|s| s.peer.is_some()).count() >= 2);
+    }
 }
