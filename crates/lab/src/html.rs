@@ -221,7 +221,25 @@ fn charts(h: &mut String, s: &SectionReport) {
         let rows: Vec<&Row> = s.rows.iter().filter(|r| r.unit == *unit).collect();
         let title = |what: &str| format!("{what}: {unit} ({})", measured(unit));
         match s.chart {
-            Chart::Bars => bars(h, &rows, unit, &title(s.name), s.reference),
+            Chart::Bars => {
+                // One chart per family of workloads: their figures may lie
+                // decades apart (a lock hand-off in µs, a contended turn in
+                // ms) and would vanish on one linear axis.
+                for fam in &distinct(rows.iter().map(|r| family(&r.workload))) {
+                    let group: Vec<&Row> = rows
+                        .iter()
+                        .copied()
+                        .filter(|r| family(&r.workload) == *fam)
+                        .collect();
+                    let workloads = distinct(group.iter().map(|r| r.workload.as_str()));
+                    let what = match workloads.as_slice() {
+                        [one] => one,
+                        _ if fam.is_empty() => s.name,
+                        _ => fam.as_str(),
+                    };
+                    bars(h, &group, unit, &title(what), s.reference);
+                }
+            }
             Chart::Lines => {
                 // A line runs through one family of workloads (a sweep over
                 // sizes); a family with a single workload is a bar.
