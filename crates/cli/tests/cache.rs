@@ -10,7 +10,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{MEMIO, TempDir, memio, text};
+use common::{MEMIO, SharedBinary, TempDir, is_root, memio, text};
 
 impl TempDir {
     /// A file of `len` pseudo-random bytes, written back to disk so it can
@@ -284,12 +284,7 @@ fn lock_holds_pages_until_terminated() {
 
 #[test]
 fn lock_past_rlimit_memlock_says_so() {
-    use std::os::unix::process::CommandExt;
-    if !std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-    {
+    if !is_root() {
         println!("not root: cannot drop to nobody to meet RLIMIT_MEMLOCK; skipped");
         return;
     }
@@ -297,15 +292,14 @@ fn lock_past_rlimit_memlock_says_so() {
     // Readable by nobody: the directory is created 0755 and the file 0644.
     let path = dir.file("too-big", 9 << 20);
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let out = Command::new(MEMIO)
-        .args(["cache", "lock", path.to_str().unwrap()])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let bin = SharedBinary::new();
+    let Some(out) = bin.output(&mut bin.as_nobody(&["cache", "lock", path.to_str().unwrap()]))
+    else {
+        return;
+    };
     let stderr = text(&out.stderr);
     if stderr.contains("permission denied") {
-        println!("nobody cannot run the test binary here: skipped ({stderr})");
+        println!("nobody cannot read the test file here: skipped ({stderr})");
         return;
     }
     let limit = std::fs::read_to_string("/proc/self/limits").unwrap();
@@ -327,33 +321,24 @@ fn lock_past_rlimit_memlock_says_so() {
 
 #[test]
 fn untrusted_mincore_answers_are_marked() {
-    use std::os::unix::process::CommandExt;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    if !status
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-    {
+    if !is_root() {
         println!("not root: cannot ask as another user; skipped");
         return;
     }
     let dir = TempDir::new("cache");
     let path = dir.file("roots", 100_000);
     std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let as_nobody = |args: &[&str]| {
-        Command::new(MEMIO)
-            .args(args)
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap()
-    };
+    let bin = SharedBinary::new();
+    let as_nobody = |args: &[&str]| bin.output(&mut bin.as_nobody(args));
     let p = path.to_str().unwrap();
-    let cachestat = as_nobody(&["cache", "stat", "--method", "cachestat", p]);
+    let Some(cachestat) = as_nobody(&["cache", "stat", "--method", "cachestat", p]) else {
+        return;
+    };
     if text(&cachestat.stderr).contains("permission denied") && cachestat.stdout.is_empty() {
-        println!("nobody cannot run the test binary here: skipped");
+        println!("nobody cannot read the test file here: skipped");
         return;
     }
-    let auto = as_nobody(&["cache", "stat", "--json", p]);
+    let auto = as_nobody(&["cache", "stat", "--json", p]).unwrap();
     assert_eq!(auto.status.code(), Some(0), "{}", text(&auto.stderr));
     let v: Value = serde_json::from_slice(&auto.stdout).unwrap();
     if cachestat.status.code() == Some(0) {
@@ -372,7 +357,7 @@ fn untrusted_mincore_answers_are_marked() {
     );
     assert_eq!(v["files"][0]["method"], "mincore");
     assert_eq!(v["files"][0]["trusted"], false);
-    let table = as_nobody(&["cache", "stat", p]);
+    let table = as_nobody(&["cache", "stat", p]).unwrap();
     assert!(
         text(&table.stdout).contains("%?"),
         "{}",

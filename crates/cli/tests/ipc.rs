@@ -11,6 +11,8 @@ use memio::ipc::sem::posix::NamedSem;
 use memio::ipc::sem::sysv::SemSet;
 use memio::ipc::shm::SysvShm;
 
+mod common;
+
 fn memio(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_memio"))
         .args(args)
@@ -561,21 +563,22 @@ fn lab_peer_serves_counted_batches_and_fails_on_a_cut_one() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Runs memio as user and group `nobody` (util-linux `setpriv`), or `None`
-/// with the reason printed when that is not possible here.
-fn memio_as_nobody(args: &[&str]) -> Option<Output> {
+/// Runs memio (the copy in `bin`, which other users can reach) as user
+/// and group `nobody` (util-linux `setpriv`), or `None` with the reason
+/// printed when that is not possible here.
+fn memio_as_nobody(bin: &common::SharedBinary, args: &[&str]) -> Option<Output> {
     let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_memio"),
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin.path())
         .args(args)
         .output();
     match out {
         Ok(o) if o.status.code() == Some(127) || o.status.code() == Some(126) => {
-            eprintln!("skipped: nobody cannot run {}", env!("CARGO_BIN_EXE_memio"));
+            eprintln!(
+                "skipped: nobody cannot run {} ({}); is the temp folder open to other users?",
+                bin.path().display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
             None
         }
         Ok(o) => Some(o),
@@ -588,12 +591,7 @@ fn memio_as_nobody(args: &[&str]) -> Option<Output> {
 
 #[test]
 fn mode_0600_keeps_other_users_out() {
-    let is_root = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .is_some_and(|v| v.split_whitespace().next() == Some("0"));
-    if !is_root {
+    if !common::is_root() {
         eprintln!("skipped: dropping to another user needs root");
         return;
     }
@@ -608,7 +606,8 @@ fn mode_0600_keeps_other_users_out() {
     ok(&memio(&["shm", "create", &shm, "--size", "4k"]));
     ok(&memio(&["sem", "create", &sem]));
     ok(&memio(&["mq", "create", "--sysv", &key]));
-    let Some(out) = memio_as_nobody(&["shm", "read", &shm]) else {
+    let bin = common::SharedBinary::new();
+    let Some(out) = memio_as_nobody(&bin, &["shm", "read", &shm]) else {
         return;
     };
     fails(
@@ -616,19 +615,19 @@ fn mode_0600_keeps_other_users_out() {
         2,
         &format!("failed to open shared memory '{shm}': permission denied"),
     );
-    let out = memio_as_nobody(&["mq", "send", &q, "x"]).unwrap();
+    let out = memio_as_nobody(&bin, &["mq", "send", &q, "x"]).unwrap();
     fails(
         &out,
         2,
         &format!("failed to open message queue '{q}': permission denied"),
     );
-    let out = memio_as_nobody(&["sem", "post", &sem]).unwrap();
+    let out = memio_as_nobody(&bin, &["sem", "post", &sem]).unwrap();
     fails(
         &out,
         2,
         &format!("failed to open semaphore '{sem}': permission denied"),
     );
-    let out = memio_as_nobody(&["mq", "send", "--sysv", &key, "x"]).unwrap();
+    let out = memio_as_nobody(&bin, &["mq", "send", "--sysv", &key, "x"]).unwrap();
     fails(&out, 2, "permission denied");
     // Widened on request, another user gets in (read only: 644 survives
     // any usual umask).
@@ -638,6 +637,6 @@ fn mode_0600_keeps_other_users_out() {
         "shm", "create", &open, "--size", "4k", "--mode", "644",
     ]));
     ok(&memio(&["shm", "write", &open, "hello"]));
-    let out = memio_as_nobody(&["shm", "read", &open, "--len", "5"]).unwrap();
+    let out = memio_as_nobody(&bin, &["shm", "read", &open, "--len", "5"]).unwrap();
     assert_eq!(ok(&out), "hello");
 }

@@ -49,6 +49,13 @@ fn mapping_section_reports_every_group() {
         ("anonymous mmap (Region)", "allocate and free"),
         ("malloc (Vec::with_capacity)", "touch every page"),
         ("mlock fresh memory", "per MiB"),
+        ("plain copy (memcpy, heap to heap)", "copy 4 KiB"),
+        ("Region::read_at, shared (atomic copy)", "copy 64 KiB"),
+        ("Region::write_at, shared (atomic copy)", "copy 1 MiB"),
+        (
+            "Region::write_at, private anonymous (plain copy)",
+            "copy 1 MiB",
+        ),
     ] {
         assert!(has(m, w), "no row {m} / {w}");
     }

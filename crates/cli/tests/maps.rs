@@ -8,7 +8,7 @@ use serde_json::Value;
 
 mod common;
 
-use common::{memio, text};
+use common::{SharedBinary, is_root, memio, text};
 
 /// A file under /dev/shm (a POSIX shared memory object) removed on drop.
 struct ShmFile(std::path::PathBuf);
@@ -153,23 +153,16 @@ fn system_facts_in_table_and_json() {
 
 #[test]
 fn another_users_process_is_refused_with_the_reason() {
-    use std::os::unix::process::CommandExt;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    if !status
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-    {
+    if !is_root() {
         println!("not root: cannot run memio as another user; skipped");
         return;
     }
     // As user nobody, root's processes (this test) cannot be inspected.
     let pid = std::process::id().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_memio"))
-        .args(["maps", &pid])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let bin = SharedBinary::new();
+    let Some(out) = bin.output(&mut bin.as_nobody(&["maps", &pid])) else {
+        return;
+    };
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stderr),

@@ -22,8 +22,9 @@ fn main() -> std::io::Result<()> {
     region.write_at(3 * page, b"touched")?;
     println!("one page written: {}", resident(&region)?);
 
-    // mprotect(PROT_READ): reads still work, writes would fault. The safe
-    // API refuses nothing here; the kernel enforces it on the next write.
+    // mprotect(PROT_READ): reads still work, a write through a raw pointer
+    // would fault. The region remembers the rights, so its safe calls
+    // refuse the write with an error instead of letting it fault.
     region.protect(..8 * page, Protection::Read)?;
     let mut buf = [0u8; 7];
     region.read_at(3 * page, &mut buf)?;
@@ -31,6 +32,9 @@ fn main() -> std::io::Result<()> {
         "read-only page still reads {:?}",
         String::from_utf8_lossy(&buf)
     );
+    if let Err(e) = region.write_at(3 * page, b"again") {
+        println!("writing it is refused: {e}");
+    }
     region.protect(..8 * page, Protection::ReadWrite)?;
 
     // mlock: all pages of the range are faulted in and pinned.

@@ -23,16 +23,18 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
-use rustix::fs::{Advice as FileAdvice, fadvise};
-use serde::Serialize;
-
 use crate::error::{context, invalid};
 use crate::options::MapOptions;
 use crate::region::Region;
+use rustix::fs::{Advice as FileAdvice, fadvise};
 
 /// How a [`CacheStat`] was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
 #[non_exhaustive]
 pub enum Method {
     /// Pick `cachestat`, falling back to `mincore` where it is missing.
@@ -44,7 +46,8 @@ pub enum Method {
 }
 
 /// Page-cache state of one file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct CacheStat {
     /// The file's size in bytes when asked.

@@ -68,13 +68,18 @@ impl Region {
             .map_err(|e| context(&e.into(), format_args!("failed to advise {advice:?}")))
     }
 
-    /// Gives advice that changes what the program reads back
+    /// Gives advice that changes what the program reads back, or what a
+    /// child created by `fork` finds at the region's address
     /// ([`DestructiveAdvice`]).
     ///
     /// # Safety
     ///
-    /// No reference to the affected bytes may be live (the contents change
-    /// under it), and the program must not rely on the discarded contents.
+    /// - No reference to the affected bytes may be live (the contents change
+    ///   under it), and the program must not rely on the discarded contents.
+    /// - After [`DestructiveAdvice::DontFork`], a child created by `fork`
+    ///   inherits the `Region` value but not the memory: the child must not
+    ///   touch or drop the region (its address may hold another mapping by
+    ///   then), for instance by calling only `exec` or `_exit`.
     ///
     /// # Errors
     ///
@@ -95,9 +100,29 @@ impl Region {
             .map_err(|e| context(&e.into(), format_args!("failed to advise {advice:?}")))
     }
 
-    /// Changes the access rights of the pages covering `range` (`mprotect`).
-    /// An access the new rights forbid raises `SIGSEGV`: a guard page, or
-    /// data made read-only after it is built.
+    /// Changes the access rights of the pages covering `range` (`mprotect`):
+    /// a guard page, or data made read-only after it is built.
+    ///
+    /// The region remembers the new rights: safe accesses they forbid
+    /// ([`write_at`](Self::write_at) into a read-only page, anything in a
+    /// [`Protection::None`] page, atomic views) fail with an error instead
+    /// of faulting. Raw pointers get no such check: an access the rights
+    /// forbid raises `SIGSEGV`. Rights above the mapped
+    /// [`access`](Self::access) do not make a read-only region writable for
+    /// the safe methods.
+    ///
+    /// Takes `&mut self`, so no view, slice or lock guard borrowed from the
+    /// region is alive while its pages change rights:
+    ///
+    /// ```compile_fail,E0502
+    /// use memio_map::{Protection, Region};
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut region = Region::anonymous(4096)?;
+    /// let words = region.as_load_only_u64s()?;
+    /// region.protect(.., Protection::None)?; // error: `region` is borrowed
+    /// let first = words[0].load();
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -108,23 +133,36 @@ impl Region {
     /// - [mprotect(2)](https://man7.org/linux/man-pages/man2/mprotect.2.html)
     #[doc(alias = "mprotect")]
     pub fn protect(
-        &self,
+        &mut self,
         range: impl RangeBounds<usize>,
         protection: Protection,
     ) -> io::Result<()> {
-        let (ptr, len) = self.pages(range)?;
+        let span = self.page_span(range)?;
+        let (ptr, len) = self.span_pages(&span);
         let flags = match protection {
             Protection::None => MprotectFlags::empty(),
             Protection::Read => MprotectFlags::READ,
             Protection::ReadWrite => MprotectFlags::READ | MprotectFlags::WRITE,
         };
-        // SAFETY: the range lies inside our mapping. Removing rights can
-        // only make later accesses fault (a crash, not corruption); no
-        // executable rights are offered.
-        unsafe { mm::mprotect(ptr, len, flags) }.map_err(|e| {
+        // SAFETY: the range lies inside our mapping and `&mut self` means
+        // no reference into it is live; the safe accessors check the rights
+        // recorded below before every access. No executable rights are
+        // offered.
+        let result = unsafe { mm::mprotect(ptr, len, flags) };
+        // A failed call may have changed some pages: assume the fewest
+        // rights of before and after.
+        let rights = match result {
+            Ok(()) => protection,
+            Err(_) => self.fewest_rights(&span, protection),
+        };
+        self.set_rights(span, rights);
+        result.map_err(|e| {
             context(
                 &e.into(),
-                format_args!("failed to protect {len} bytes as {protection:?}"),
+                format_args!(
+                    "failed to protect {len} bytes of {} as {protection:?}",
+                    self.name()
+                ),
             )
         })
     }
@@ -137,13 +175,14 @@ impl Region {
     ///
     /// # Errors
     ///
-    /// Empty or out-of-range `range`; `ENOMEM`/`EPERM` past
-    /// `RLIMIT_MEMLOCK`, which the message names with its current value.
+    /// Empty or out-of-range `range`; pages protected as
+    /// [`Protection::None`]; `ENOMEM`/`EPERM` past `RLIMIT_MEMLOCK`, which
+    /// the message names with its current value.
     ///
     /// # References
     /// - [mlock(2)](https://man7.org/linux/man-pages/man2/mlock.2.html)
     #[doc(alias = "mlock")]
-    pub fn lock(&self, range: impl RangeBounds<usize>) -> io::Result<LockGuard<'_>> {
+    pub fn lock(&self, range: impl RangeBounds<usize>) -> io::Result<MemLockGuard<'_>> {
         self.lock_with(range, false)
     }
 
@@ -157,7 +196,7 @@ impl Region {
     /// # References
     /// - [mlock2(2)](https://man7.org/linux/man-pages/man2/mlock2.2.html)
     #[doc(alias = "mlock2")]
-    pub fn lock_on_fault(&self, range: impl RangeBounds<usize>) -> io::Result<LockGuard<'_>> {
+    pub fn lock_on_fault(&self, range: impl RangeBounds<usize>) -> io::Result<MemLockGuard<'_>> {
         self.lock_with(range, true)
     }
 
@@ -165,8 +204,12 @@ impl Region {
         &self,
         range: impl RangeBounds<usize>,
         on_fault: bool,
-    ) -> io::Result<LockGuard<'_>> {
-        let (ptr, len) = self.pages(range)?;
+    ) -> io::Result<MemLockGuard<'_>> {
+        let bytes = self.bounds(range)?;
+        // The kernel answers ENOMEM for PROT_NONE pages, which would read
+        // as a memory-lock limit.
+        self.allows(bytes.start, bytes.len(), Protection::Read, "lock")?;
+        let (ptr, len) = self.pages(bytes)?;
         let result = if on_fault {
             // SAFETY: the range lies inside our mapping; locking does not
             // change its contents.
@@ -176,7 +219,7 @@ impl Region {
             unsafe { mm::mlock(ptr, len) }
         };
         result.map_err(|e| memlock_context(&e.into(), len))?;
-        Ok(LockGuard {
+        Ok(MemLockGuard {
             ptr,
             len,
             _region: std::marker::PhantomData,
@@ -215,15 +258,29 @@ impl Region {
 }
 
 /// Keeps pages locked in memory; unlocks them (`munlock`) when dropped.
+///
+/// (A memory lock; the file locks are memio-io's.) The guard borrows its
+/// region, so the region cannot be unmapped, resized or re-protected while
+/// pages are locked:
+///
+/// ```compile_fail,E0502
+/// use memio_map::{Protection, Region};
+/// # fn main() -> std::io::Result<()> {
+/// let mut region = Region::anonymous(4096)?;
+/// let guard = region.lock(..)?;
+/// region.protect(.., Protection::None)?; // error: `region` is borrowed
+/// drop(guard);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[must_use = "the pages are unlocked as soon as the guard drops"]
-pub struct LockGuard<'a> {
+pub struct MemLockGuard<'a> {
     ptr: *mut c_void,
     len: usize,
     _region: std::marker::PhantomData<&'a Region>,
 }
 
-impl LockGuard<'_> {
+impl MemLockGuard<'_> {
     /// Bytes locked (whole pages).
     #[must_use]
     pub const fn len(&self) -> usize {
@@ -257,7 +314,7 @@ impl LockGuard<'_> {
     }
 }
 
-impl Drop for LockGuard<'_> {
+impl Drop for MemLockGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: the range was locked by us inside a region that outlives
         // this guard (the borrow), so it is still mapped.

@@ -6,9 +6,23 @@
 //! equal: growing extends the file first (`ftruncate`) and then the mapping
 //! (`mremap`), so no mapped page ever lies past the end of the file;
 //! shrinking does the reverse.
+//!
+//! # Safety
+//!
+//! The invariant is that the file is never shorter than the mapping (a page
+//! past the end of the file raises `SIGBUS` when touched). This module owns
+//! both and changes their lengths only in [`GrowableFile::set_len`]; it lends
+//! the region out only shared (it cannot be replaced or resized through
+//! `&Region`), and the file only through the `unsafe`
+//! [`GrowableFile::file`], whose caller promises not to resize it.
+#![allow(
+    unsafe_code,
+    reason = "`GrowableFile::file` is unsafe: resizing the file would break the mapping"
+)]
 
 use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{context, invalid};
@@ -16,13 +30,39 @@ use crate::options::MapOptions;
 use crate::region::{Region, open_rw};
 
 /// A file mapped shared and read-write whose mapping follows the file's
-/// length. Writes go through [`region_mut`](Self::region_mut); the file sees
-/// them at once (other readers of the page cache too) and on disk after
+/// length. Writes go through [`write_at`](Self::write_at),
+/// [`fill`](Self::fill) and [`append`](Self::append); the file sees them at
+/// once (other readers of the page cache too) and on disk after
 /// [`Region::sync`].
 ///
-/// Another process truncating the file while it is mapped makes touching the
-/// cut pages raise `SIGBUS`; share such files only with cooperating
-/// processes, for instance ones that take a file lock before resizing.
+/// Only [`set_len`](Self::set_len) changes the file's length or the
+/// mapping, so the two stay equal: the region is lent out as `&Region`
+/// (which cannot be replaced or resized) and the file only through `unsafe`
+/// [`file`](Self::file).
+///
+/// ```compile_fail,E0594
+/// use memio_map::{GrowableFile, Region};
+/// # fn main() -> std::io::Result<()> {
+/// # let path = std::env::temp_dir().join("memio-doc-growable-swap");
+/// let mut g = GrowableFile::open(&path, 4096)?;
+/// // error: cannot assign through a `&` reference
+/// *g.region() = Region::anonymous(1 << 20)?;
+/// # Ok(()) }
+/// ```
+///
+/// ```compile_fail,E0133
+/// use memio_map::GrowableFile;
+/// # fn main() -> std::io::Result<()> {
+/// # let path = std::env::temp_dir().join("memio-doc-growable-cut");
+/// let g = GrowableFile::open(&path, 4096)?;
+/// g.file().set_len(0)?; // error: `file` is unsafe
+/// # Ok(()) }
+/// ```
+///
+/// Another process (or another handle opened on the same path) truncating
+/// the file while it is mapped makes touching the cut pages raise `SIGBUS`;
+/// share such files only with cooperating processes, for instance ones that
+/// take a file lock before resizing.
 #[derive(Debug)]
 pub struct GrowableFile {
     path: PathBuf,
@@ -66,20 +106,36 @@ impl GrowableFile {
             .shared()
             .read_write()
             .len(len)
-            .map(&file)
-            .map_err(|e| context(&e, format_args!("'{}'", path.display())))?;
+            .map_named(file.as_fd(), &format!("'{}'", path.display()))?;
         Ok(Self { path, file, region })
     }
 
-    /// The mapped bytes (the whole file).
+    /// The mapped bytes (the whole file), for reading, atomics, `sync`,
+    /// `advise`, `lock` and `residency`. Shared, not `&mut`: a caller could
+    /// otherwise swap in another region or resize this one behind the file.
     #[must_use]
     pub const fn region(&self) -> &Region {
         &self.region
     }
 
-    /// The mapped bytes, for writing.
-    pub const fn region_mut(&mut self) -> &mut Region {
-        &mut self.region
+    /// Copies `data` into the file's mapping `offset` bytes in; see
+    /// [`Region::write_at`].
+    ///
+    /// # Errors
+    ///
+    /// The range reaches past the file's end.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> io::Result<()> {
+        self.region.write_at(offset, data)
+    }
+
+    /// Fills `offset..offset+len` of the file's mapping with `byte`; see
+    /// [`Region::fill`].
+    ///
+    /// # Errors
+    ///
+    /// The range reaches past the file's end.
+    pub fn fill(&mut self, offset: usize, len: usize, byte: u8) -> io::Result<()> {
+        self.region.fill(offset, len, byte)
     }
 
     /// The file's (and the mapping's) length in bytes.
@@ -94,9 +150,18 @@ impl GrowableFile {
         false
     }
 
-    /// The open file.
+    /// The open file, for what the mapping does not offer (`fstat`,
+    /// `fsync`, positional reads).
+    ///
+    /// # Safety
+    ///
+    /// The caller must not change the file's length through it (`set_len`,
+    /// `fallocate` with `FALLOC_FL_PUNCH_HOLE`/`COLLAPSE_RANGE`, a descriptor
+    /// duplicated from it): a shorter file under the mapping makes the next
+    /// access to the cut pages raise `SIGBUS`, and the file and mapping
+    /// lengths would no longer match. Use [`set_len`](Self::set_len).
     #[must_use]
-    pub const fn file(&self) -> &File {
+    pub const unsafe fn file(&self) -> &File {
         &self.file
     }
 
@@ -185,12 +250,12 @@ mod tests {
         let path = temp_path("keep");
         let _ = std::fs::remove_file(&path);
         let mut g = GrowableFile::open(&path, 10).unwrap();
-        g.region_mut().write_at(0, b"0123456789").unwrap();
+        g.write_at(0, b"0123456789").unwrap();
         for round in 0..20 {
             g.append(format!("<{round}>").as_bytes()).unwrap();
         }
         g.set_len(3 << 20).unwrap();
-        g.region_mut().write_at((3 << 20) - 3, b"end").unwrap();
+        g.write_at((3 << 20) - 3, b"end").unwrap();
         let mut head = [0u8; 10];
         g.region().read_at(0, &mut head).unwrap();
         assert_eq!(&head, b"0123456789");

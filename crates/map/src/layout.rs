@@ -11,13 +11,15 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use serde::Serialize;
-
 use crate::error::context;
 
 /// What a mapping is, as the process layout diagrams name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "kebab-case")
+)]
 #[non_exhaustive]
 pub enum Kind {
     /// The program's code and read-only data, mapped from its executable.
@@ -75,7 +77,8 @@ impl fmt::Display for Kind {
 }
 
 /// One mapping of a process's address space.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Mapping {
     /// First address.
@@ -117,7 +120,8 @@ impl Mapping {
 }
 
 /// Totals for one [`Kind`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct KindSummary {
     /// The kind.
@@ -135,7 +139,8 @@ pub struct KindSummary {
 }
 
 /// A process's mappings in address order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Layout {
     /// The process.

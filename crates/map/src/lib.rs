@@ -5,8 +5,11 @@
 //!   children after `fork`), or any mappable descriptor (POSIX shared memory,
 //!   memfd, `/dev/zero`); [`MapOptions`] builds one. Page-granular controls
 //!   live on it: [`Region::sync`] (msync), [`Region::advise`] (madvise),
-//!   [`Region::protect`] (mprotect), [`Region::lock`] (mlock, with a guard)
-//!   and [`Region::residency`] (mincore).
+//!   [`Region::protect`] (mprotect), [`Region::lock`] (mlock, with a
+//!   [`MemLockGuard`]) and [`Region::residency`] (mincore). Its bytes are
+//!   reached by copies made with relaxed atomics and by atomic views
+//!   ([`Region::atomic_u32`], or load-only views such as
+//!   [`LoadOnlyU64`] on read-only memory), never by a safe `&[u8]`.
 //! - [`GrowableFile`] keeps a shared file mapping as long as its file while
 //!   both grow (`ftruncate` + `mremap`).
 //! - [`lock_all`] locks the whole process in memory (mlockall) with a guard.
@@ -17,6 +20,12 @@
 //!   (cachestat, with mincore as the fallback).
 //! - [`system`] reads the facts that decide whether a mapping or a lock will
 //!   succeed: page sizes, overcommit mode, memory totals, `RLIMIT_MEMLOCK`.
+//!
+//! # Features
+//!
+//! - `serde` (off by default): `serde::Serialize` for the reports and facts
+//!   ([`layout::Layout`], [`cache::CacheStat`], [`system::SystemFacts`],
+//!   [`Sharing`], [`Access`], [`Backing`]).
 //!
 //! ```
 //! use memio_map::{MapOptions, Region, SyncMode};
@@ -37,6 +46,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+mod atomic_copy;
 pub mod cache;
 mod control;
 mod error;
@@ -46,8 +56,9 @@ mod memlock;
 mod options;
 mod region;
 pub mod system;
+mod views;
 
-pub use control::LockGuard;
+pub use control::MemLockGuard;
 pub use growable::GrowableFile;
 pub use memlock::{LockAll, LockAllGuard, lock_all};
 pub use options::{
@@ -55,3 +66,4 @@ pub use options::{
     Sharing, SyncMode,
 };
 pub use region::{Region, page_size};
+pub use views::{LoadOnlyU8, LoadOnlyU32, LoadOnlyU64};

@@ -24,8 +24,12 @@ use crate::region::{Region, page_size};
 
 /// Whether writes through a mapping reach the backing object and other
 /// processes (`MAP_SHARED`) or stay in this mapping (`MAP_PRIVATE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Sharing {
     /// `MAP_SHARED`: writes reach the file (or shared memory object) and
     /// every other mapping of it; an anonymous shared mapping is inherited
@@ -37,8 +41,12 @@ pub enum Sharing {
 }
 
 /// What the mapping allows: reading only, or reading and writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "kebab-case")
+)]
 pub enum Access {
     /// `PROT_READ`.
     ReadOnly,
@@ -139,9 +147,8 @@ pub enum Advice {
     PopulateRead,
     /// `MADV_POPULATE_WRITE`: fault the pages in writable now (Linux 5.14).
     PopulateWrite,
-    /// `MADV_DONTFORK`: children created by `fork` do not get this range.
-    DontFork,
-    /// `MADV_DOFORK`: undo [`Advice::DontFork`].
+    /// `MADV_DOFORK`: children created by `fork` get this range again
+    /// (undoes [`DestructiveAdvice::DontFork`]).
     DoFork,
     /// `MADV_DONTDUMP`: leave this range out of core dumps (secrets).
     DontDump,
@@ -166,7 +173,6 @@ impl Advice {
             Self::PageOut => mm::Advice::LinuxPageOut,
             Self::PopulateRead => mm::Advice::LinuxPopulateRead,
             Self::PopulateWrite => mm::Advice::LinuxPopulateWrite,
-            Self::DontFork => mm::Advice::LinuxDontFork,
             Self::DoFork => mm::Advice::LinuxDoFork,
             Self::DontDump => mm::Advice::LinuxDontDump,
             Self::DoDump => mm::Advice::LinuxDoDump,
@@ -176,8 +182,17 @@ impl Advice {
     }
 }
 
-/// Advice that changes what the program reads back, kept apart from
-/// [`Advice`] because it needs [`Region::advise_unchecked`].
+/// Advice that changes what the program reads back, or what a child made
+/// by `fork` finds, kept apart from [`Advice`] because it needs
+/// [`Region::advise_unchecked`]:
+///
+/// ```compile_fail,E0599
+/// use memio_map::{Advice, Region};
+/// # fn main() -> std::io::Result<()> {
+/// let region = Region::anonymous(4096)?;
+/// region.advise(.., Advice::DontFork)?; // error: no such safe advice
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DestructiveAdvice {
@@ -193,6 +208,9 @@ pub enum DestructiveAdvice {
     WipeOnFork,
     /// `MADV_KEEPONFORK`: undo [`DestructiveAdvice::WipeOnFork`].
     KeepOnFork,
+    /// `MADV_DONTFORK`: children created by `fork` do not get this range,
+    /// though they inherit the `Region` that owns it.
+    DontFork,
 }
 
 impl DestructiveAdvice {
@@ -203,13 +221,18 @@ impl DestructiveAdvice {
             Self::Remove => mm::Advice::LinuxRemove,
             Self::WipeOnFork => mm::Advice::LinuxWipeOnFork,
             Self::KeepOnFork => mm::Advice::LinuxKeepOnFork,
+            Self::DontFork => mm::Advice::LinuxDontFork,
         }
     }
 }
 
 /// What a region's memory comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
 #[non_exhaustive]
 pub enum Backing {
     /// A file descriptor: a regular file, POSIX shared memory, a memfd,
@@ -403,7 +426,13 @@ impl MapOptions {
         self.map_named(file.as_fd(), &format!("'{}'", path.display()))
     }
 
-    fn map_named(&self, fd: std::os::fd::BorrowedFd<'_>, what: &str) -> io::Result<Region> {
+    /// Maps `fd`, naming it `what` (`'path'`, `fd 3`) in errors and in the
+    /// region's own messages.
+    pub(crate) fn map_named(
+        &self,
+        fd: std::os::fd::BorrowedFd<'_>,
+        what: &str,
+    ) -> io::Result<Region> {
         let stat = rustix::fs::fstat(fd)
             .map_err(|e| context(&e.into(), format_args!("failed to stat {what}")))?;
         // Regular files, POSIX shm and memfds have a size past which pages
@@ -476,7 +505,15 @@ impl MapOptions {
                 ),
             )
         })?;
-        Ok(Region::owned(base, map_len, head, len, *self, Backing::Fd))
+        Ok(Region::owned(
+            base,
+            map_len,
+            head,
+            len,
+            *self,
+            Backing::Fd,
+            Some(what),
+        ))
     }
 
     /// Maps anonymous memory ([`len`](Self::len) bytes, zero-filled).
@@ -522,6 +559,7 @@ impl MapOptions {
             len,
             *self,
             Backing::Anonymous,
+            None,
         ))
     }
 }

@@ -10,11 +10,18 @@
 //!   borrow of its bytes is tied to `&self`/`&mut self`.
 //! - **Aliasing**: memory that another process (or another mapping of the
 //!   same file, or `write(2)` on the file) can change must not sit behind a
-//!   Rust reference while it changes. So the region never hands out `&[u8]`
+//!   Rust reference while it changes, and must not be copied with a plain
+//!   `memcpy` while someone writes it. So the region never hands out `&[u8]`
 //!   safely: [`Region::as_slice`] and [`Region::as_mut_slice`] are `unsafe`
-//!   with the rule spelled out, and the safe paths are copies
-//!   ([`Region::read_at`], [`Region::write_at`]) and atomics
-//!   ([`Region::atomic_u32`], [`Region::atomic_u64`]).
+//!   with the rule spelled out; the safe paths are copies made with relaxed
+//!   atomics ([`Region::read_at`], [`Region::write_at`]; see
+//!   `atomic_copy`) and atomic views (`views`).
+//! - **Rights**: a write (or an atomic read-modify-write) to a page without
+//!   write access, or any access to a `PROT_NONE` page, faults. The region
+//!   remembers its mapped access and every range [`Region::protect`]
+//!   lowered, and refuses safe accesses those rights do not allow;
+//!   `protect` takes `&mut self`, so no borrow of the bytes is live when the
+//!   rights change.
 //! - **Truncation**: touching a page of a file mapping past the file's
 //!   current end raises `SIGBUS`, which ends the process. That is a crash,
 //!   not memory corruption; documented on [`MapOptions::map`].
@@ -23,7 +30,7 @@
 //!   whole pages inside the mapping.
 #![allow(
     unsafe_code,
-    reason = "munmap, mremap and access to the bytes of memory this module owns"
+    reason = "munmap, mremap and copies in and out of the memory this module owns"
 )]
 
 use std::ffi::c_void;
@@ -33,12 +40,12 @@ use std::io;
 use std::ops::{Bound, Range, RangeBounds};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 
 use rustix::mm::{self, MremapFlags};
 
+use crate::atomic_copy;
 use crate::error::{context, invalid};
-use crate::options::{Access, Backing, MapOptions, Release, Sharing, round_up};
+use crate::options::{Access, Backing, MapOptions, Protection, Release, Sharing, round_up};
 
 /// The size of a page on this machine, in bytes.
 ///
@@ -64,19 +71,45 @@ pub fn page_size() -> usize {
 /// Memory that other processes can change is not a Rust slice: a `&[u8]`
 /// promises the bytes do not change while it lives. So:
 ///
-/// - [`read_at`]/[`write_at`] copy in and out, bounds-checked. Safe. If
-///   another process writes the same bytes at the same moment the copy may
-///   see some old and some new bytes; agree on a protocol (a lock, a
-///   sequence counter) for consistent snapshots.
-/// - [`atomic_u32`]/[`atomic_u64`] give `&AtomicU32`/`&AtomicU64` inside the
-///   region, the right tool for flags, counters and futex words shared
-///   between processes; [`as_atomic_u64s`]/[`as_atomic_u8s`] view the whole
-///   region as atomics, to scan it in place without a copy. Safe.
+/// - [`read_at`]/[`write_at`]/[`fill`] copy in and out, bounds-checked,
+///   with relaxed atomic loads and stores (word by word), so a copy that
+///   meets a concurrent writer is defined behaviour. Safe. The copy may see
+///   some old and some new words; agree on a protocol (a lock, a sequence
+///   counter) for consistent snapshots. Writes into private anonymous memory,
+///   which nothing else can see while `&mut self` is held, use a plain
+///   `memcpy`.
+/// - [`atomic_u32`]/[`atomic_u64`] give `&AtomicU32`/`&AtomicU64` inside a
+///   writable region, the right tool for flags, counters and futex words
+///   shared between processes; [`as_atomic_u64s`]/[`as_atomic_u8s`] view the
+///   whole region as atomics. Safe; refused on read-only memory, where even
+///   a failing `compare_exchange` faults.
+/// - [`load_only_u32`]/[`load_only_u64`]/[`as_load_only_u64s`]/
+///   [`as_load_only_u8s`] give views that can only be loaded (`Relaxed`),
+///   which read-only memory allows: scan a mapping in place without a copy.
 /// - [`as_ptr`]/[`as_mut_ptr`] give raw pointers for everything else;
 ///   dereferencing them is `unsafe` and the caller's contract.
 /// - [`as_slice`]/[`as_mut_slice`] give slices, `unsafe`: the caller promises
 ///   nothing else changes the bytes while the slice lives (true for private
 ///   and anonymous private memory that was not shared by `fork`).
+///
+/// # Rights
+///
+/// Safe accesses follow the rights the pages have: writes and atomic views
+/// need a region mapped read-write, and [`protect`] can lower the rights of
+/// a range further, after which safe accesses there are refused with an
+/// error instead of faulting. `protect` takes `&mut self`, so nothing
+/// borrowed from the region can be alive when its pages change rights:
+///
+/// ```compile_fail,E0502
+/// use memio_map::{Protection, Region};
+/// use std::sync::atomic::Ordering::Relaxed;
+/// # fn main() -> std::io::Result<()> {
+/// let mut region = Region::anonymous(4096)?;
+/// let counter = region.atomic_u32(0)?;
+/// region.protect(.., Protection::None)?; // error: `region` is borrowed
+/// counter.fetch_add(1, Relaxed);
+/// # Ok(()) }
+/// ```
 ///
 /// [`sync`]: Region::sync
 /// [`advise`]: Region::advise
@@ -85,10 +118,15 @@ pub fn page_size() -> usize {
 /// [`residency`]: Region::residency
 /// [`read_at`]: Region::read_at
 /// [`write_at`]: Region::write_at
+/// [`fill`]: Region::fill
 /// [`atomic_u32`]: Region::atomic_u32
 /// [`atomic_u64`]: Region::atomic_u64
 /// [`as_atomic_u64s`]: Region::as_atomic_u64s
 /// [`as_atomic_u8s`]: Region::as_atomic_u8s
+/// [`load_only_u32`]: Region::load_only_u32
+/// [`load_only_u64`]: Region::load_only_u64
+/// [`as_load_only_u64s`]: Region::as_load_only_u64s
+/// [`as_load_only_u8s`]: Region::as_load_only_u8s
 /// [`as_ptr`]: Region::as_ptr
 /// [`as_mut_ptr`]: Region::as_mut_ptr
 /// [`as_slice`]: Region::as_slice
@@ -109,17 +147,48 @@ pub struct Region {
     /// The page size the mapping is made of (base or huge).
     granule: usize,
     release: Release,
+    /// What the region maps, for error messages (`'data.bin'`, `fd 3`);
+    /// `None` for anonymous and raw memory, which are named by address.
+    name: Option<Box<str>>,
+    /// Page ranges [`Region::protect`] left with fewer rights than the
+    /// mapping's access: sorted, disjoint, and empty for almost every region.
+    limits: Vec<Limit>,
+}
+
+/// Pages whose rights [`Region::protect`] lowered below the mapped access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limit {
+    /// First byte, as an offset from the mapping's page-aligned base.
+    start: usize,
+    /// One past the last byte, as an offset from the base.
+    end: usize,
+    rights: Protection,
+}
+
+/// Orders rights from none to read-write.
+const fn rank(rights: Protection) -> u8 {
+    match rights {
+        Protection::None => 0,
+        Protection::Read => 1,
+        Protection::ReadWrite => 2,
+    }
+}
+
+/// A `PermissionDenied` error with `why` as its message.
+fn denied(why: impl fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, why.to_string())
 }
 
 // SAFETY: a Region exclusively owns its mapping, like a `Box<[u8]>`. Its
-// `&self` methods either call thread-safe syscalls on the range or copy bytes
-// out through raw pointers; every method that writes bytes without atomics
+// `&self` methods either call thread-safe syscalls on the range or access
+// the bytes through atomics; every method that writes bytes without atomics
 // takes `&mut self`. Moving it to another thread moves that ownership.
 unsafe impl Send for Region {}
-// SAFETY: shared references only allow reads (`read_at`, unsafe
-// `as_slice`), atomic operations, and syscalls the kernel serialises
-// (msync, madvise, mprotect, mlock, mincore); plain writes need `&mut self`,
-// so two threads holding `&Region` cannot race on non-atomic accesses.
+// SAFETY: shared references only allow atomic accesses (`read_at`, the
+// atomic views), unsafe `as_slice`, and syscalls the kernel serialises
+// (msync, madvise, mlock, mincore); plain writes and mprotect need
+// `&mut self`, so two threads holding `&Region` cannot race on non-atomic
+// accesses.
 unsafe impl Sync for Region {}
 
 impl fmt::Debug for Region {
@@ -142,6 +211,7 @@ impl Region {
         len: usize,
         options: MapOptions,
         backing: Backing,
+        name: Option<&str>,
     ) -> Self {
         debug_assert!(head + len <= map_len);
         Self {
@@ -155,6 +225,8 @@ impl Region {
             backing,
             granule: options.huge.granule(),
             release: Release::Munmap,
+            name: name.map(Box::from),
+            limits: Vec::new(),
         }
     }
 
@@ -221,6 +293,8 @@ impl Region {
             backing: Backing::Raw,
             granule: page_size(),
             release,
+            name: None,
+            limits: Vec::new(),
         }
     }
 
@@ -264,8 +338,8 @@ impl Region {
     /// The first byte of the region, for writing through.
     ///
     /// Getting the pointer is safe; writing through it is `unsafe` and needs
-    /// a read-write region and no live reference (from
-    /// [`as_slice`](Self::as_slice)) over the bytes written.
+    /// writable pages (see [`check_access`](Self::check_access)) and no live
+    /// reference (from [`as_slice`](Self::as_slice)) over the bytes written.
     #[must_use]
     pub const fn as_mut_ptr(&self) -> *mut u8 {
         // SAFETY: `head < map_len`, so the result stays inside the mapping.
@@ -277,15 +351,18 @@ impl Region {
     /// # Safety
     ///
     /// While the slice lives nothing may change these bytes: no other
-    /// process through a shared mapping, no `write(2)` to the mapped file, no
-    /// truncation of the file (that would also raise `SIGBUS`), and no
-    /// [`protect`](Self::protect) to [`Protection::None`](crate::Protection::None). Private anonymous
-    /// memory and private mappings of files nobody writes meet this.
+    /// process through a shared mapping, no other mapping of the same object
+    /// in this process, no thread through an atomic view, no `write(2)` to
+    /// the mapped file, no truncation of the file (that would also raise
+    /// `SIGBUS`). Every page must be readable (no range
+    /// [`protect`](Self::protect)ed to [`Protection::None`]). Private
+    /// anonymous memory and private mappings of files nobody writes meet
+    /// this.
     #[must_use]
     pub unsafe fn as_slice(&self) -> &[u8] {
-        // SAFETY: the `len` bytes from `as_ptr` are mapped and readable for
-        // the region's lifetime, which the borrow of `self` bounds; the
-        // caller promises they do not change meanwhile.
+        // SAFETY: the `len` bytes from `as_ptr` are mapped for the region's
+        // lifetime, which the borrow of `self` bounds; the caller promises
+        // they are readable and do not change meanwhile.
         unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len) }
     }
 
@@ -295,177 +372,251 @@ impl Region {
     ///
     /// As [`as_slice`](Self::as_slice): nothing outside this process reads
     /// or writes the bytes while the slice lives (a shared mapping's other
-    /// users would race with the writes). The region must be read-write,
-    /// otherwise writing through the slice raises `SIGSEGV`.
+    /// users would race with the writes). Every page must be writable: the
+    /// region mapped read-write and no range protected below
+    /// [`Protection::ReadWrite`], otherwise writing through the slice raises
+    /// `SIGSEGV`.
     #[must_use]
     pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: the bytes are mapped for the region's lifetime and `&mut
         // self` excludes every other borrow in this process; the caller
-        // vouches for other processes.
+        // vouches for other processes and for the pages' rights.
         unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), self.len) }
     }
 
+    /// The region as error messages name it: the path or fd it maps, or
+    /// its address.
+    pub(crate) fn name(&self) -> String {
+        match (&self.name, self.backing) {
+            (Some(name), _) => name.to_string(),
+            (None, Backing::Anonymous) => format!("anonymous region at {:p}", self.as_ptr()),
+            (None, _) => format!("region at {:p}", self.as_ptr()),
+        }
+    }
+
     /// Checks `offset..offset+n` against the region and returns `offset`.
-    fn check(&self, offset: usize, n: usize) -> io::Result<usize> {
+    pub(crate) fn check(&self, offset: usize, n: usize) -> io::Result<usize> {
         match offset.checked_add(n) {
             Some(end) if end <= self.len => Ok(offset),
             _ => Err(invalid(format_args!(
-                "range {offset}..{} is outside the region of {} bytes",
+                "range {offset}..{} is outside {} ({} bytes)",
                 offset.saturating_add(n),
+                self.name(),
                 self.len
             ))),
         }
     }
 
+    /// Checks that the bytes `offset..offset+n` (inside the region) may be
+    /// accessed with `need` rights: the mapped access, and whatever
+    /// [`protect`](Self::protect) lowered. `what` names the access in the
+    /// error.
+    pub(crate) fn allows(
+        &self,
+        offset: usize,
+        n: usize,
+        need: Protection,
+        what: &str,
+    ) -> io::Result<()> {
+        if need == Protection::ReadWrite && self.access == Access::ReadOnly {
+            return Err(denied(format_args!(
+                "cannot {what} {}: it is mapped read-only",
+                self.name()
+            )));
+        }
+        let (start, end) = (self.head + offset, self.head + offset + n);
+        let blocked = self
+            .limits
+            .iter()
+            .find(|l| n > 0 && l.start < end && start < l.end && rank(l.rights) < rank(need));
+        match blocked {
+            None => Ok(()),
+            Some(limit) => Err(denied(format_args!(
+                "cannot {what} bytes {offset}..{} of {}: pages there are protected as {:?}",
+                offset + n,
+                self.name(),
+                limit.rights
+            ))),
+        }
+    }
+
+    /// Checks that `offset..offset+len` lies inside the region and its
+    /// pages allow `access` now: the mapped access and whatever
+    /// [`protect`](Self::protect) lowered. For code that reaches the bytes
+    /// through raw pointers (a process-shared semaphore, a futex word) and
+    /// must not fault.
+    ///
+    /// # Errors
+    ///
+    /// Out of range (`InvalidInput`), or the rights do not allow `access`
+    /// (`PermissionDenied`, naming the region).
+    pub fn check_access(&self, offset: usize, len: usize, access: Access) -> io::Result<()> {
+        let offset = self.check(offset, len)?;
+        let (need, what) = match access {
+            Access::ReadOnly => (Protection::Read, "read"),
+            Access::ReadWrite => (Protection::ReadWrite, "write to"),
+        };
+        self.allows(offset, len, need, what)
+    }
+
+    /// Whether plain (non-atomic) writes are sound with `&mut self` alone:
+    /// private anonymous memory is seen by no other mapping or process
+    /// (`fork` gives children copies), and `&mut self` excludes every
+    /// borrow in this process.
+    fn exclusive(&self) -> bool {
+        self.backing == Backing::Anonymous && self.sharing == Sharing::Private
+    }
+
     /// Copies `buf.len()` bytes starting `offset` bytes into the region into
-    /// `buf`.
+    /// `buf`, word by word with relaxed atomic loads: another process (or
+    /// thread, through an atomic view) may be writing the same bytes.
     ///
     /// # Errors
     ///
-    /// The range reaches past the region's end.
+    /// The range reaches past the region's end, or lies in pages protected
+    /// as [`Protection::None`].
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> io::Result<()> {
-        let src = self.as_ptr().wrapping_add(self.check(offset, buf.len())?);
-        // SAFETY: the source range was checked to lie inside the mapping,
-        // which is readable while `self` is borrowed; `buf` is a distinct
-        // Rust allocation, so the ranges cannot overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len());
-        }
+        let offset = self.check(offset, buf.len())?;
+        self.allows(offset, buf.len(), Protection::Read, "read")?;
+        let src = self.as_ptr().wrapping_add(offset);
+        // SAFETY: the source range lies inside the mapping (checked), which
+        // is mapped while `self` is borrowed and readable there (checked);
+        // in this process those bytes are reached only through atomics while
+        // `&self` is shared (slices need `unsafe` and their callers promise
+        // no concurrent change); `buf` is a distinct Rust allocation.
+        unsafe { atomic_copy::load(src, buf) };
         Ok(())
     }
 
-    /// Copies `data` into the region starting `offset` bytes in.
+    /// Copies `data` into the region starting `offset` bytes in (relaxed
+    /// atomic stores, except into private anonymous memory, which nothing
+    /// else can see).
     ///
     /// # Errors
     ///
-    /// The range reaches past the region's end, or the region is
-    /// read-only.
+    /// The range reaches past the region's end, or the region is read-only
+    /// there (mapped so, or [`protect`](Self::protect)ed).
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> io::Result<()> {
-        let dst = self
-            .as_mut_ptr()
-            .wrapping_add(self.check(offset, data.len())?);
-        if self.access == Access::ReadOnly {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "cannot write to a read-only region",
-            ));
-        }
-        // SAFETY: the range was checked to lie inside the mapping, which was
-        // mapped writable; `&mut self` excludes references from `as_slice`
-        // in this process; `data` cannot overlap memory we own exclusively.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len());
+        let offset = self.check(offset, data.len())?;
+        self.allows(offset, data.len(), Protection::ReadWrite, "write to")?;
+        let dst = self.as_mut_ptr().wrapping_add(offset);
+        if self.exclusive() {
+            // SAFETY: the range lies inside the mapping and is writable
+            // (checked); the memory is private anonymous and `&mut self`
+            // excludes every other access to it; `data` is not part of it
+            // (it would have to be borrowed from `self`).
+            unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
+        } else {
+            // SAFETY: the range lies inside the mapping and is writable
+            // (checked); `&mut self` excludes slices and atomic views in this
+            // process, and other processes or mappings access the bytes
+            // atomically or outside Rust; `data` is not inside the range.
+            unsafe { atomic_copy::store(dst, data) };
         }
         Ok(())
     }
 
-    /// Fills `offset..offset+len` with `byte` (memset).
+    /// Fills `offset..offset+len` with `byte` (memset; relaxed atomic stores
+    /// outside private anonymous memory, as [`write_at`](Self::write_at)).
     ///
     /// # Errors
     ///
     /// As [`write_at`](Self::write_at).
     pub fn fill(&mut self, offset: usize, len: usize, byte: u8) -> io::Result<()> {
-        let dst = self.as_mut_ptr().wrapping_add(self.check(offset, len)?);
-        if self.access == Access::ReadOnly {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                "cannot write to a read-only region",
-            ));
+        let offset = self.check(offset, len)?;
+        self.allows(offset, len, Protection::ReadWrite, "write to")?;
+        let dst = self.as_mut_ptr().wrapping_add(offset);
+        if self.exclusive() {
+            // SAFETY: as in `write_at`: checked range and rights, private
+            // anonymous memory, `&mut self`.
+            unsafe { std::ptr::write_bytes(dst, byte, len) };
+        } else {
+            // SAFETY: as in `write_at`: checked range and rights, accesses
+            // by others are atomic.
+            unsafe { atomic_copy::fill(dst, len, byte) };
         }
-        // SAFETY: as in `write_at`: checked range, writable mapping, `&mut self`.
-        unsafe { std::ptr::write_bytes(dst, byte, len) };
         Ok(())
     }
 
-    /// The 4 bytes at `offset` as an atomic, for flags, counters and futex
-    /// words shared with other processes.
-    ///
-    /// # Errors
-    ///
-    /// `offset` is not 4-byte aligned (relative to the region's start, which
-    /// is page-aligned unless mapped at an unaligned file offset) or the
-    /// word is past the end.
-    pub fn atomic_u32(&self, offset: usize) -> io::Result<&AtomicU32> {
-        let ptr = self.atomic_ptr::<u32>(offset)?;
-        // SAFETY: `atomic_ptr` checked bounds and alignment; the memory is
-        // mapped for the borrow of `self`; atomics tolerate concurrent
-        // access from other threads and processes; no `&mut` to the bytes
-        // can exist while `&self` is borrowed.
-        Ok(unsafe { AtomicU32::from_ptr(ptr.cast()) })
-    }
-
-    /// The 8 bytes at `offset` as an atomic; see [`atomic_u32`](Self::atomic_u32).
-    ///
-    /// # Errors
-    ///
-    /// Misaligned or out of range.
-    pub fn atomic_u64(&self, offset: usize) -> io::Result<&AtomicU64> {
-        let ptr = self.atomic_ptr::<u64>(offset)?;
-        // SAFETY: as in `atomic_u32`.
-        Ok(unsafe { AtomicU64::from_ptr(ptr.cast()) })
-    }
-
-    /// The region's whole 8-byte words as atomics: the safe way to scan a
-    /// mapping in place (no copy) even while other processes write it. A
-    /// `Relaxed` load compiles to a plain load, and such loads are sound on
-    /// read-only memory too. Bytes past the last whole word are left out.
-    ///
-    /// # Errors
-    ///
-    /// The region does not start on an 8-byte boundary (it was mapped at a
-    /// file offset that is not a multiple of 8).
-    pub fn as_atomic_u64s(&self) -> io::Result<&[AtomicU64]> {
-        let ptr = self.as_mut_ptr();
-        if (ptr as usize) % align_of::<AtomicU64>() != 0 {
-            return Err(invalid("region does not start on an 8-byte boundary"));
+    /// Records that `protect` gave the map-relative pages `span` the rights
+    /// `rights`.
+    pub(crate) fn set_rights(&mut self, span: Range<usize>, rights: Protection) {
+        let mapped = match self.access {
+            Access::ReadOnly => Protection::Read,
+            Access::ReadWrite => Protection::ReadWrite,
+        };
+        let mut kept = Vec::new();
+        for l in self.limits.drain(..) {
+            if l.end <= span.start || span.end <= l.start {
+                kept.push(l);
+                continue;
+            }
+            if l.start < span.start {
+                kept.push(Limit {
+                    end: span.start,
+                    ..l
+                });
+            }
+            if span.end < l.end {
+                kept.push(Limit {
+                    start: span.end,
+                    ..l
+                });
+            }
         }
-        #[allow(clippy::cast_ptr_alignment, reason = "alignment checked just above")]
-        let ptr = ptr.cast::<AtomicU64>();
-        // SAFETY: the `len / 8` whole words from `ptr` are mapped for the
-        // borrow of `self` and `ptr` is 8-aligned (checked); atomics tolerate
-        // concurrent writers in any process; `&mut` access to the bytes needs
-        // `&mut self`, excluded by this borrow.
-        Ok(unsafe { std::slice::from_raw_parts(ptr, self.len / 8) })
-    }
-
-    /// The region's bytes as atomics; see [`as_atomic_u64s`](Self::as_atomic_u64s).
-    #[must_use]
-    pub fn as_atomic_u8s(&self) -> &[AtomicU8] {
-        // SAFETY: the `len` bytes from `as_mut_ptr` are mapped for the borrow
-        // of `self`; `AtomicU8` has alignment 1 and tolerates concurrent
-        // writers; `&mut` access needs `&mut self`, excluded by this borrow.
-        unsafe { std::slice::from_raw_parts(self.as_mut_ptr().cast::<AtomicU8>(), self.len) }
-    }
-
-    fn atomic_ptr<T>(&self, offset: usize) -> io::Result<*mut u8> {
-        let offset = self.check(offset, size_of::<T>())?;
-        let ptr = self.as_mut_ptr().wrapping_add(offset);
-        if (ptr as usize) % align_of::<T>() != 0 {
-            return Err(invalid(format_args!(
-                "offset {offset} is not aligned to {} bytes",
-                align_of::<T>()
-            )));
+        if rank(rights) < rank(mapped) {
+            kept.push(Limit {
+                start: span.start,
+                end: span.end,
+                rights,
+            });
         }
-        Ok(ptr)
+        kept.sort_unstable_by_key(|l| l.start);
+        self.limits = kept;
+    }
+
+    /// The fewest rights any page of the map-relative `span` has, or
+    /// `rights` if that is fewer: what to assume after a failed `protect`.
+    pub(crate) fn fewest_rights(&self, span: &Range<usize>, rights: Protection) -> Protection {
+        self.limits
+            .iter()
+            .filter(|l| l.start < span.end && span.start < l.end)
+            .map(|l| l.rights)
+            .chain([rights])
+            .min_by_key(|&r| rank(r))
+            .unwrap_or(rights)
     }
 
     /// Rounds `range` (relative to the region) outwards to whole pages and
-    /// returns the page-aligned pointer and length.
-    pub(crate) fn pages(&self, range: impl RangeBounds<usize>) -> io::Result<(*mut c_void, usize)> {
+    /// returns them as offsets from the mapping's base.
+    pub(crate) fn page_span(&self, range: impl RangeBounds<usize>) -> io::Result<Range<usize>> {
         let Range { start, end } = self.bounds(range)?;
         let granule = self.granule;
         let first = (self.head + start) & !(granule - 1);
         let last = round_up(self.head + end, granule)
             .unwrap_or(self.map_len)
             .min(self.map_len);
-        // SAFETY: `first < map_len`, so the pointer stays inside the mapping.
-        let ptr = unsafe { self.base.as_ptr().add(first) };
-        Ok((ptr.cast(), last - first))
+        Ok(first..last)
+    }
+
+    /// Rounds `range` (relative to the region) outwards to whole pages and
+    /// returns the page-aligned pointer and length.
+    pub(crate) fn pages(&self, range: impl RangeBounds<usize>) -> io::Result<(*mut c_void, usize)> {
+        Ok(self.span_pages(&self.page_span(range)?))
+    }
+
+    /// The pointer and length of a span from [`page_span`](Self::page_span).
+    pub(crate) fn span_pages(&self, span: &Range<usize>) -> (*mut c_void, usize) {
+        debug_assert!(span.start < span.end && span.end <= self.map_len);
+        (
+            self.base.as_ptr().wrapping_add(span.start).cast(),
+            span.end - span.start,
+        )
     }
 
     /// Resolves `range` against the region's length: empty or out-of-range
     /// requests are errors.
-    fn bounds(&self, range: impl RangeBounds<usize>) -> io::Result<Range<usize>> {
+    pub(crate) fn bounds(&self, range: impl RangeBounds<usize>) -> io::Result<Range<usize>> {
         let start = match range.start_bound() {
             Bound::Included(&s) => Some(s),
             Bound::Excluded(&s) => s.checked_add(1),
@@ -496,6 +647,12 @@ impl Region {
         }
         if !matches!(self.release, Release::Munmap) {
             return Err(invalid("cannot resize memory this region did not map"));
+        }
+        if !self.limits.is_empty() {
+            return Err(invalid(format_args!(
+                "cannot resize {}: some of its pages are protected",
+                self.name()
+            )));
         }
         let map_len = self
             .head
@@ -534,7 +691,10 @@ impl Region {
     /// - [munmap(2)](https://man7.org/linux/man-pages/man2/munmap.2.html)
     #[doc(alias = "munmap")]
     pub fn unmap(self) -> io::Result<()> {
-        let this = std::mem::ManuallyDrop::new(self);
+        let mut this = std::mem::ManuallyDrop::new(self);
+        // `Drop` does not run: free the bookkeeping here.
+        drop(this.name.take());
+        drop(std::mem::take(&mut this.limits));
         this.release()
     }
 
@@ -741,46 +901,6 @@ mod tests {
     }
 
     #[test]
-    fn atomics_work_across_threads() {
-        let r = Region::anonymous_shared(4096).unwrap();
-        std::thread::scope(|s| {
-            for _ in 0..4 {
-                s.spawn(|| {
-                    for _ in 0..1000 {
-                        r.atomic_u64(8)
-                            .unwrap()
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                });
-            }
-        });
-        assert_eq!(
-            r.atomic_u64(8)
-                .unwrap()
-                .load(std::sync::atomic::Ordering::Relaxed),
-            4000
-        );
-    }
-
-    #[test]
-    fn atomic_views_cover_the_region_in_place() {
-        use std::sync::atomic::Ordering::Relaxed;
-        let data: Vec<u8> = (0..20u8).collect();
-        let (path, file) = temp_file(&data);
-        let r = MapOptions::new().map(&file).unwrap();
-        let words = r.as_atomic_u64s().unwrap();
-        assert_eq!(words.len(), 2);
-        assert_eq!(
-            words[1].load(Relaxed),
-            u64::from_ne_bytes(data[8..16].try_into().unwrap())
-        );
-        assert_eq!(r.as_atomic_u8s()[19].load(Relaxed), 19);
-        let odd = MapOptions::new().offset(3).map(&file).unwrap();
-        assert!(odd.as_atomic_u64s().is_err());
-        std::fs::remove_file(path).unwrap();
-    }
-
-    #[test]
     fn raw_parts_are_released_with_the_given_function() {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static RELEASED: AtomicUsize = AtomicUsize::new(0);
@@ -813,5 +933,137 @@ mod tests {
         assert_eq!(r.backing(), Backing::Raw);
         drop(r);
         assert_eq!(RELEASED.load(Ordering::Relaxed), 8192);
+    }
+
+    /// Two mappings of one memfd in one process: one side stores words
+    /// atomically, the other copies with `read_at`. Every word copied is one
+    /// the writer stored, never a mix (the copy takes each aligned word in
+    /// one access), and the copy is defined behaviour (atomic on both sides).
+    #[test]
+    fn read_at_beside_atomic_stores_in_another_mapping_sees_whole_words() {
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        let fd =
+            rustix::fs::memfd_create("memio-map-race", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        let writer = MapOptions::new().read_write().map(&fd).unwrap();
+        let reader = MapOptions::new().map(&fd).unwrap();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let words = writer.as_atomic_u64s().unwrap();
+                let mut v = 0u64;
+                while !stop.load(Relaxed) {
+                    v = !v;
+                    for w in words {
+                        w.store(v, Relaxed);
+                    }
+                }
+            });
+            let mut buf = vec![0u8; 4096 + 3];
+            for round in 0..2000 {
+                // Odd offsets into `buf` make the copy's destination
+                // unaligned, as callers' buffers may be.
+                let at = round % 4;
+                reader.read_at(0, &mut buf[at..at + 4096]).unwrap();
+                for word in buf[at..at + 4096].chunks_exact(8) {
+                    assert!(word.iter().all(|&b| b == word[0]), "torn word {word:?}");
+                }
+            }
+            stop.store(true, Relaxed);
+        });
+    }
+
+    #[test]
+    fn shared_and_private_copies_agree_at_odd_offsets() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for mut r in [
+            Region::anonymous(6000).unwrap(),
+            Region::anonymous_shared(6000).unwrap(),
+        ] {
+            for at in [0, 1, 7, 9, 999] {
+                r.write_at(at, &data).unwrap();
+                let mut back = vec![0u8; data.len()];
+                r.read_at(at, &mut back).unwrap();
+                assert_eq!(back, data, "{:?} at {at}", r.sharing());
+                r.fill(at + 3, 17, 0xAB).unwrap();
+                r.read_at(at, &mut back[..30]).unwrap();
+                assert_eq!(&back[..3], &data[..3]);
+                assert!(back[3..20].iter().all(|&b| b == 0xAB));
+                assert_eq!(&back[20..30], &data[20..30]);
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_region() {
+        let (path, file) = temp_file(b"0123456789");
+        drop(file);
+        let mut r = MapOptions::new().map_path(&path).unwrap();
+        let e = r.write_at(0, b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot write to '{}': it is mapped read-only",
+                path.display()
+            )
+        );
+        let e = r.read_at(8, &mut [0; 4]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("range 8..12 is outside '{}' (10 bytes)", path.display())
+        );
+        let a = Region::anonymous(10).unwrap();
+        let e = a.read_at(8, &mut [0; 4]).unwrap_err();
+        assert!(
+            e.to_string().contains("outside anonymous region at 0x"),
+            "{e}"
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn protecting_pages_none_refuses_safe_access_there_only() {
+        let page = page_size();
+        let mut r = Region::anonymous(3 * page).unwrap();
+        r.protect(page..2 * page, Protection::None).unwrap();
+        let mut b = [0u8; 2];
+        assert!(r.read_at(page - 2, &mut b).is_ok());
+        assert!(r.read_at(page - 1, &mut b).is_err());
+        assert!(r.read_at(2 * page - 1, &mut b).is_err());
+        assert!(r.read_at(2 * page, &mut b).is_ok());
+        assert!(
+            r.read_at(page + 5, &mut []).is_ok(),
+            "an empty copy touches nothing"
+        );
+        assert!(r.as_load_only_u8s().is_err());
+        assert!(r.as_atomic_u64s().is_err());
+        assert!(r.check_access(0, page, Access::ReadWrite).is_ok());
+        assert!(r.check_access(page, 1, Access::ReadOnly).is_err());
+        assert!(
+            r.check_access(2 * page, page + 1, Access::ReadOnly)
+                .is_err(),
+            "past the end"
+        );
+        let e = r.lock(..).unwrap_err();
+        assert!(e.to_string().contains("protected as None"), "{e}");
+        // Splitting the protected range keeps the rest protected.
+        r.protect(page..=page, Protection::ReadWrite).unwrap();
+        assert!(r.write_at(page, b"ok").is_ok());
+        r.protect(.., Protection::ReadWrite).unwrap();
+        assert!(r.as_atomic_u64s().is_ok());
+        r.unmap().unwrap();
+    }
+
+    #[test]
+    fn protect_cannot_raise_a_read_only_mapping_for_the_safe_calls() {
+        let (path, file) = temp_file(&[1; 100]);
+        let mut r = MapOptions::new().private().map(&file).unwrap();
+        // A private mapping may become writable (copy-on-write), but the
+        // region still counts it as mapped read-only.
+        r.protect(.., Protection::ReadWrite).unwrap();
+        assert!(r.write_at(0, b"x").is_err());
+        assert!(r.atomic_u32(0).is_err());
+        std::fs::remove_file(path).unwrap();
     }
 }

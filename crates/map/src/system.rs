@@ -4,14 +4,16 @@
 
 use std::io;
 
-use serde::Serialize;
-
 use crate::error::context;
 
 /// How the kernel answers allocations larger than free memory
 /// (`/proc/sys/vm/overcommit_memory`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize),
+    serde(rename_all = "lowercase")
+)]
 #[non_exhaustive]
 pub enum Overcommit {
     /// 0: a heuristic refuses only obviously excessive requests.
@@ -38,7 +40,8 @@ impl Overcommit {
 }
 
 /// A snapshot of the system's memory facts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct SystemFacts {
     /// Base page size in bytes.

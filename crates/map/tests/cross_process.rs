@@ -140,8 +140,9 @@ fn child_sees_anonymous_shared_memory_after_fork_and_only_it_crosses_back() {
 }
 
 #[test]
-fn protect_makes_a_write_fault() {
-    let mut region = Region::anonymous(3 * memio_map::page_size()).unwrap();
+fn protect_makes_a_raw_write_fault_and_safe_calls_refuse() {
+    let page = memio_map::page_size();
+    let mut region = Region::anonymous(3 * page).unwrap();
     region.write_at(0, b"data").unwrap();
     region.protect(.., Protection::Read).unwrap();
     let ptr = region.as_mut_ptr();
@@ -152,15 +153,38 @@ fn protect_makes_a_write_fault() {
         true
     });
     assert_eq!(outcome, Outcome::Signaled(libc::SIGSEGV));
+    // The safe calls refuse what would fault, in this process, instead.
+    let e = region.write_at(0, b"X").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+    assert!(
+        e.to_string().contains("pages there are protected as Read"),
+        "{e}"
+    );
+    assert!(region.atomic_u32(0).is_err());
+    assert_eq!(
+        region.load_only_u32(0).unwrap().load(),
+        u32::from_ne_bytes(*b"data")
+    );
     // Reading still works, and restoring write access lets writes through.
     assert_eq!(read(&region, 0, 4), b"data");
-    let guard = memio_map::page_size();
-    region.protect(guard.., Protection::None).unwrap();
-    let outcome = in_child(|| read(&region, guard, 1) == [0]);
+    region.protect(page.., Protection::None).unwrap();
+    let outcome = in_child(|| {
+        // SAFETY: mapped, and meant to fault: a guard page.
+        unsafe { ptr.wrapping_add(page).read_volatile() };
+        true
+    });
     assert_eq!(outcome, Outcome::Signaled(libc::SIGSEGV), "guard page");
-    region.protect(..guard, Protection::ReadWrite).unwrap();
+    let mut buf = [0u8; 2];
+    let e = region.read_at(page - 1, &mut buf).unwrap_err();
+    assert!(e.to_string().contains("protected as None"), "{e}");
+    assert!(region.load_only_u32(page).is_err());
+    region.protect(..page, Protection::ReadWrite).unwrap();
     region.write_at(0, b"DATA").unwrap();
     assert_eq!(read(&region, 0, 4), b"DATA");
+    assert!(region.write_at(page, b"X").is_err(), "still a guard page");
+    region.protect(.., Protection::ReadWrite).unwrap();
+    region.write_at(2 * page, b"X").unwrap();
+    assert_eq!(read(&region, page - 1, 2), [0, 0]);
 }
 
 #[test]
@@ -180,10 +204,10 @@ fn touching_a_mapping_past_a_truncated_end_raises_sigbus() {
 fn growable_file_keeps_earlier_data_across_another_process() {
     let tmp = TempFile::new(b"");
     let mut g = GrowableFile::open(&tmp.0, 0x10).unwrap();
-    g.region_mut().write_at(0, b"first line\n").unwrap();
+    g.write_at(0, b"first line\n").unwrap();
     g.append(b"This is GR8\n").unwrap();
     g.set_len(5 << 20).unwrap();
-    g.region_mut().write_at((5 << 20) - 4, b"tail").unwrap();
+    g.write_at((5 << 20) - 4, b"tail").unwrap();
     g.region().sync(.., SyncMode::Sync).unwrap();
     let path = tmp.0.clone();
     let outcome = in_child(move || {

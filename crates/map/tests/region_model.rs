@@ -1,7 +1,8 @@
 //! Proptest model: random operation sequences on a `Region` against a
-//! `Vec<u8>` holding what the bytes should be. Every range check must agree
-//! with the model (errors exactly when the range is empty or out of bounds),
-//! and the bytes must match after every step. A growable file is checked
+//! `Vec<u8>` holding what the bytes should be and the rights of every page.
+//! Every range check must agree with the model (errors exactly when the
+//! range is empty or out of bounds, or its pages lack the rights), and the
+//! readable bytes must match after every step. A growable file is checked
 //! the same way through a sequence of resizes and appends.
 
 use std::ops::Range;
@@ -16,10 +17,11 @@ enum Op {
     Fill { at: usize, len: usize, byte: u8 },
     Sync(Range<usize>),
     Advise(Range<usize>),
-    Protect(Range<usize>),
+    Protect(Range<usize>, Protection),
     Lock(Range<usize>),
     Residency(Range<usize>),
     Atomic { at: usize },
+    Load { at: usize },
 }
 
 fn op(max: usize) -> impl Strategy<Value = Op> {
@@ -35,10 +37,21 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
         }),
         (at.clone(), at.clone()).prop_map(|(a, b)| Op::Sync(a..b)),
         (at.clone(), at.clone()).prop_map(|(a, b)| Op::Advise(a..b)),
-        (at.clone(), at.clone()).prop_map(|(a, b)| Op::Protect(a..b)),
+        (
+            at.clone(),
+            at.clone(),
+            prop_oneof![
+                Just(Protection::None),
+                Just(Protection::Read),
+                Just(Protection::ReadWrite),
+                Just(Protection::ReadWrite),
+            ]
+        )
+            .prop_map(|(a, b, p)| Op::Protect(a..b, p)),
         (at.clone(), at.clone()).prop_map(|(a, b)| Op::Lock(a..b)),
         (at.clone(), at.clone()).prop_map(|(a, b)| Op::Residency(a..b)),
-        at.prop_map(|at| Op::Atomic { at }),
+        at.clone().prop_map(|at| Op::Atomic { at }),
+        at.prop_map(|at| Op::Load { at }),
     ]
 }
 
@@ -46,39 +59,107 @@ fn range_ok(r: &Range<usize>, len: usize) -> bool {
     r.start < r.end && r.end <= len
 }
 
-fn check(region: &Region, model: &[u8]) {
-    assert_eq!(region.len(), model.len());
-    let mut all = vec![0u8; model.len()];
-    region.read_at(0, &mut all).unwrap();
-    assert!(all == model, "region bytes differ from the model");
+/// Page rights as a rank: 0 none, 1 read, 2 read-write.
+fn rank(p: Protection) -> u8 {
+    match p {
+        Protection::None => 0,
+        Protection::Read => 1,
+        _ => 2,
+    }
+}
+
+/// The model: the bytes, and the rights of each page the region touches
+/// (page `i` covers region offsets from `i * page - head`).
+struct Model {
+    bytes: Vec<u8>,
+    rights: Vec<u8>,
+    head: usize,
+}
+
+impl Model {
+    fn new(bytes: Vec<u8>, head: usize) -> Self {
+        let pages = (head + bytes.len()).div_ceil(page_size());
+        Self {
+            bytes,
+            rights: vec![2; pages],
+            head,
+        }
+    }
+
+    /// Whether `at..at+n` (inside the region) has at least `need` rights.
+    fn allows(&self, at: usize, n: usize, need: u8) -> bool {
+        if n == 0 {
+            return true;
+        }
+        let (first, last) = (
+            (self.head + at) / page_size(),
+            (self.head + at + n - 1) / page_size(),
+        );
+        self.rights[first..=last].iter().all(|&r| r >= need)
+    }
+
+    fn protect(&mut self, r: &Range<usize>, p: Protection) {
+        let (first, last) = (
+            (self.head + r.start) / page_size(),
+            (self.head + r.end - 1) / page_size(),
+        );
+        self.rights[first..=last].fill(rank(p));
+    }
+}
+
+/// Compares every readable byte of the region with the model.
+fn check(region: &Region, model: &Model) {
+    let len = model.bytes.len();
+    assert_eq!(region.len(), len);
+    let mut at = 0;
+    while at < len {
+        let end = ((model.head + at) / page_size() + 1) * page_size() - model.head;
+        let end = end.min(len);
+        let mut got = vec![0u8; end - at];
+        let readable = model.allows(at, end - at, 1);
+        assert_eq!(
+            region.read_at(at, &mut got).is_ok(),
+            readable,
+            "read at {at}"
+        );
+        if readable {
+            assert!(
+                got == model.bytes[at..end],
+                "bytes {at}..{end} differ from the model"
+            );
+        }
+        at = end;
+    }
 }
 
 /// `head` is how far into its first page the region starts (a file offset
 /// that is not page-aligned).
-fn run(mut region: Region, mut model: Vec<u8>, ops: Vec<Op>, head: usize) {
+fn run(mut region: Region, bytes: Vec<u8>, ops: Vec<Op>, head: usize) {
+    let mut model = Model::new(bytes, head);
     for op in ops {
-        let len = model.len();
+        let len = model.bytes.len();
         match op {
             Op::Write { at, data } => {
-                let ok = at.checked_add(data.len()).is_some_and(|end| end <= len);
+                let ok = at.checked_add(data.len()).is_some_and(|end| end <= len)
+                    && model.allows(at, data.len(), 2);
                 assert_eq!(region.write_at(at, &data).is_ok(), ok);
                 if ok {
-                    model[at..at + data.len()].copy_from_slice(&data);
+                    model.bytes[at..at + data.len()].copy_from_slice(&data);
                 }
             }
             Op::Read { at, len: n } => {
                 let mut buf = vec![0u8; n];
-                let ok = at + n <= len;
+                let ok = at + n <= len && model.allows(at, n, 1);
                 assert_eq!(region.read_at(at, &mut buf).is_ok(), ok);
                 if ok {
-                    assert_eq!(buf, model[at..at + n]);
+                    assert_eq!(buf, model.bytes[at..at + n]);
                 }
             }
             Op::Fill { at, len: n, byte } => {
-                let ok = at + n <= len;
+                let ok = at + n <= len && model.allows(at, n, 2);
                 assert_eq!(region.fill(at, n, byte).is_ok(), ok);
                 if ok {
-                    model[at..at + n].fill(byte);
+                    model.bytes[at..at + n].fill(byte);
                 }
             }
             Op::Sync(r) => {
@@ -89,13 +170,15 @@ fn run(mut region: Region, mut model: Vec<u8>, ops: Vec<Op>, head: usize) {
                 let ok = range_ok(&r, len);
                 assert_eq!(region.advise(r, Advice::WillNeed).is_ok(), ok);
             }
-            Op::Protect(r) => {
-                // Read-write keeps every later operation legal.
+            Op::Protect(r, p) => {
                 let ok = range_ok(&r, len);
-                assert_eq!(region.protect(r, Protection::ReadWrite).is_ok(), ok);
+                assert_eq!(region.protect(r.clone(), p).is_ok(), ok);
+                if ok {
+                    model.protect(&r, p);
+                }
             }
             Op::Lock(r) => {
-                let ok = range_ok(&r, len);
+                let ok = range_ok(&r, len) && model.allows(r.start, r.end - r.start, 1);
                 let guard = region.lock(r.clone());
                 assert_eq!(guard.is_ok(), ok);
                 if let Ok(g) = guard {
@@ -116,8 +199,19 @@ fn run(mut region: Region, mut model: Vec<u8>, ops: Vec<Op>, head: usize) {
                 }
             }
             Op::Atomic { at } => {
-                let ok = (head + at) % 8 == 0 && at + 8 <= len;
+                let ok = (head + at) % 8 == 0 && at + 8 <= len && model.allows(at, 8, 2);
                 assert_eq!(region.atomic_u64(at).is_ok(), ok);
+            }
+            Op::Load { at } => {
+                let ok = (head + at) % 4 == 0 && at + 4 <= len && model.allows(at, 4, 1);
+                match region.load_only_u32(at) {
+                    Ok(word) => {
+                        assert!(ok);
+                        let want = u32::from_ne_bytes(model.bytes[at..at + 4].try_into().unwrap());
+                        assert_eq!(word.load(), want);
+                    }
+                    Err(_) => assert!(!ok),
+                }
             }
         }
         check(&region, &model);
@@ -130,6 +224,12 @@ proptest! {
     #[test]
     fn anonymous_region_matches_a_vec(len in 1..20_000usize, ops in prop::collection::vec(op(20_000), 1..40)) {
         let region = Region::anonymous(len).unwrap();
+        run(region, vec![0; len], ops, 0);
+    }
+
+    #[test]
+    fn shared_anonymous_region_matches_a_vec(len in 1..20_000usize, ops in prop::collection::vec(op(20_000), 1..40)) {
+        let region = Region::anonymous_shared(len).unwrap();
         run(region, vec![0; len], ops, 0);
     }
 
@@ -174,7 +274,7 @@ proptest! {
             let at = file.append(&data).unwrap();
             prop_assert_eq!(at, model.len());
             model.extend_from_slice(&data);
-            check(file.region(), &model);
+            check(file.region(), &Model::new(model.clone(), 0));
         }
         let on_disk = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();

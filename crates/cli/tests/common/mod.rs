@@ -79,3 +79,74 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Whether this process runs as root (needed to run anything as another
+/// user).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .is_some_and(|ids| ids.split_whitespace().nth(1) == Some("0"))
+}
+
+/// The user and group the "as another user" tests run memio as: `nobody`.
+pub const NOBODY: u32 = 65534;
+
+/// The binary under test, reachable by every user: the build folder may sit
+/// where other users cannot enter (a 0700 home, a `mktemp -d` folder), so
+/// the binary is linked or copied into a fresh 0755 folder in the temp
+/// folder, mode 0755. Removed on drop.
+pub struct SharedBinary {
+    dir: TempDir,
+    path: PathBuf,
+}
+
+impl SharedBinary {
+    /// Places the binary; panics only if the temp folder is unwritable.
+    pub fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = TempDir::new("bin");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("open the binary's folder to other users");
+        let path = dir.join("memio");
+        if std::fs::hard_link(MEMIO, &path).is_err() {
+            std::fs::copy(MEMIO, &path).expect("copy the memio binary");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("make the binary runnable by other users");
+        Self { dir, path }
+    }
+
+    /// Where the binary is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A command that runs the binary as user and group `nobody`.
+    pub fn as_nobody(&self, args: &[&str]) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(&self.path);
+        command.args(args).uid(NOBODY).gid(NOBODY);
+        command
+    }
+
+    /// Runs `command` (from [`as_nobody`](Self::as_nobody)), or prints why
+    /// it cannot and returns `None`: the temp folder itself may be closed
+    /// to other users (`TMPDIR` pointing into a 0700 folder).
+    pub fn output(&self, command: &mut Command) -> Option<Output> {
+        match command.output() {
+            Ok(out) => Some(out),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                println!(
+                    "skipped: user nobody cannot run {} ({e}); is the temp folder {} open to \
+                     other users?",
+                    self.path.display(),
+                    self.dir.path().display()
+                );
+                None
+            }
+            Err(e) => panic!("run {} as nobody: {e}", self.path.display()),
+        }
+    }
+}
