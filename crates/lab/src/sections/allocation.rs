@@ -7,7 +7,7 @@
 //! mechanism holds (reserved / live bytes) after the same random workload.
 //! System malloc and calloc are called through `memio_alloc::sys::SysBlock`
 //! (`std::alloc::System`: malloc, calloc, realloc, free behind a safe,
-//! owning type), since the CLI has no `unsafe`; anonymous mmap through
+//! owning type), since the lab needs no `unsafe` of its own; anonymous mmap through
 //! `memio_alloc::Memory` (mmap, mremap, munmap).
 
 use memio::alloc::allocator_api2::vec::Vec as AVec;
@@ -17,12 +17,11 @@ use memio::alloc::{
 };
 
 use std::sync::{Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::measure::keep;
-use super::{Case, Chart, Config, Run, Section, Unit};
-use crate::error::{CliError, CliResult};
-use crate::size::exact_bytes;
+use crate::measure::{Batch, batch, keep};
+use crate::support::{XorShift, exact_bytes};
+use crate::{Case, Chart, Config, Error, Result, Run, Section, Unit};
 
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
@@ -42,6 +41,8 @@ pub(crate) const SECTION: Section = Section {
     reference: MALLOC,
     chart: Chart::Lines,
     run,
+    peer: None,
+    verdict: None,
 };
 
 const MALLOC: &str = "system malloc";
@@ -57,7 +58,7 @@ const BUDDY: &str = "Buddy";
 const ARENA: &str = "Arena";
 const MMAP: &str = "anonymous mmap";
 
-/// The seed's pool block (seed 000), also used by the two-thread rows.
+/// The block size of seed 000's pool, where the two-thread rows run.
 const SEED_BLOCK: usize = 32;
 /// Live blocks in the mixed workload.
 const SLOTS: usize = 64;
@@ -80,13 +81,10 @@ fn sizes(config: &Config) -> Vec<usize> {
 /// Request sizes from 16 B to 4 KiB, log-uniform (small requests are
 /// common), from a fixed xorshift sequence: the same for every mechanism.
 fn mixed_sizes(n: usize) -> Vec<usize> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut x = XorShift::new(XorShift::SEED);
     (0..n)
         .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let u = (x >> 11) as f64 / (1u64 << 53) as f64;
+            let u = x.next_f64();
             #[allow(
                 clippy::cast_possible_truncation,
                 clippy::cast_sign_loss,
@@ -98,8 +96,8 @@ fn mixed_sizes(n: usize) -> Vec<usize> {
         .collect()
 }
 
-fn fail(what: &str, e: impl std::fmt::Display) -> CliError {
-    CliError::new("allocation", format!("{what}: {e}"))
+fn fail(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new("allocation", format!("{what}: {e}"))
 }
 
 /// Region size for allocators serving blocks of `n` bytes.
@@ -107,10 +105,10 @@ fn region_for(n: usize) -> usize {
     (4 * n).max(64 << 10).next_power_of_two()
 }
 
-fn run(run: &mut Run<'_>) -> CliResult<()> {
+fn run(run: &mut Run<'_>) -> Result<()> {
     let sizes = sizes(run.config());
     if sizes.is_empty() {
-        return Err(CliError::new(
+        return Err(Error::new(
             "--max-size",
             "smaller than the smallest block (16 B)",
         ));
@@ -135,65 +133,6 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
     Ok(())
 }
 
-/// A batch of `n` operations, returning how long they took.
-type Batch<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
-
-/// Wraps one operation into a timed batch: the operation is inlined into
-/// the loop, the box is called once per batch.
-fn batch<'a>(mut op: impl FnMut() + 'a) -> Batch<'a> {
-    Box::new(move |n| {
-        let start = Instant::now();
-        for _ in 0..n {
-            op();
-        }
-        start.elapsed()
-    })
-}
-
-/// Measures the cases round-robin — one sample of each, then the next
-/// round — so that the machine's load, which drifts on a shared host,
-/// weighs on every mechanism alike and the ratios stay fair. Each case is
-/// warmed up and calibrated to fill a sample first. Records ns/op rows and
-/// returns their medians in order.
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "batch sizes are positive and far below 2^53"
-)]
-fn paired(run: &mut Run<'_>, cases: Vec<(Case, Batch<'_>)>) -> Vec<f64> {
-    let timing = run.config().timing;
-    let floor = timing.sample_time / 10;
-    let (cases, mut batches): (Vec<Case>, Vec<Batch<'_>>) = cases.into_iter().unzip();
-    let sizes: Vec<u64> = batches
-        .iter_mut()
-        .map(|b| {
-            let mut n = 1u64;
-            let mut took = b(n);
-            while took < floor && n < (1 << 40) {
-                n = n.saturating_mul(if took.is_zero() { 16 } else { 4 });
-                took = b(n);
-            }
-            let per_op = took.as_secs_f64() / n as f64;
-            if per_op > 0.0 {
-                ((timing.sample_time.as_secs_f64() / per_op) as u64).max(1)
-            } else {
-                n
-            }
-        })
-        .collect();
-    let mut samples = vec![Vec::with_capacity(timing.samples); batches.len()];
-    for _ in 0..timing.samples {
-        for ((b, &n), out) in batches.iter_mut().zip(&sizes).zip(&mut samples) {
-            out.push(b(n).as_secs_f64() * 1e9 / n as f64);
-        }
-    }
-    cases
-        .into_iter()
-        .zip(&samples)
-        .map(|(case, s)| run.record(case, Unit::NS, s).map_or(f64::NAN, |r| r.median))
-        .collect()
-}
-
 /// Two threads sharing one pool of 32-byte blocks, each doing allocate+free
 /// pairs: a `SyncPool` through one handle per thread, and a `Mutex<Pool>`.
 /// Each sample runs a fixed number of pairs and records the wall time per
@@ -201,7 +140,7 @@ fn paired(run: &mut Run<'_>, cases: Vec<(Case, Batch<'_>)>) -> Vec<f64> {
 /// starts its loop (both spawned and set up) to the moment the last one
 /// ends, so thread start-up, which a loaded machine can delay by
 /// milliseconds, stays out.
-fn shared(run: &mut Run<'_>) -> CliResult<()> {
+fn shared(run: &mut Run<'_>) -> Result<()> {
     let n = SEED_BLOCK;
     let pairs: u64 = if run.config().full {
         4_000_000
@@ -298,7 +237,7 @@ fn two_threads<'p>(
     clippy::too_many_lines,
     reason = "one row per mechanism, listed side by side"
 )]
-fn pairs(run: &mut Run<'_>, n: usize) -> CliResult<()> {
+fn pairs(run: &mut Run<'_>, n: usize) -> Result<()> {
     let case =
         |m: &str| Case::new(m, format!("alloc+free {}", exact_bytes(n as u64))).param("bytes", n);
 
@@ -344,7 +283,7 @@ fn pairs(run: &mut Run<'_>, n: usize) -> CliResult<()> {
     let mut arena = ArenaOptions::new(region_for(n))
         .build()
         .map_err(|e| fail(ARENA, e))?;
-    Memory::map(n).map_err(|e| CliError::io(MMAP, &e))?;
+    Memory::map(n).map_err(|e| Error::io(MMAP, &e))?;
 
     let cases = vec![
         (case(MALLOC), batch(|| drop(keep(SysBlock::new(keep(n)))))),
@@ -383,7 +322,7 @@ fn pairs(run: &mut Run<'_>, n: usize) -> CliResult<()> {
             batch(|| drop(keep(checked.alloc_block()))),
         ),
     ];
-    paired(run, cases);
+    run.round_robin(cases);
     Ok(())
 }
 
@@ -400,7 +339,7 @@ fn grow_vec<A: memio::alloc::allocator_api2::alloc::Allocator>(
 
 /// Allocate `n / 2`, grow to `n` (realloc; in place when the allocator
 /// can), free.
-fn growth(run: &mut Run<'_>, n: usize) -> CliResult<()> {
+fn growth(run: &mut Run<'_>, n: usize) -> Result<()> {
     let half = (n / 2).max(1);
     let case =
         |m: &str| Case::new(m, format!("grow to {}", exact_bytes(n as u64))).param("bytes", n);
@@ -438,61 +377,58 @@ fn growth(run: &mut Run<'_>, n: usize) -> CliResult<()> {
         }
     }
 
-    paired(
-        run,
-        vec![
-            (
-                case(MALLOC),
-                batch(|| {
-                    if let Some(mut b) = SysBlock::new(keep(half)) {
-                        keep(b.resize(keep(n)));
-                        keep(b);
-                    }
-                }),
-            ),
-            (
-                case(POOL),
-                batch(|| {
-                    keep(grow_vec(&pool, keep(half), n));
-                }),
-            ),
-            (
-                case(FIRST),
-                batch(|| {
-                    keep(grow_vec(&first, keep(half), n));
-                }),
-            ),
-            (
-                case(BEST),
-                batch(|| {
-                    keep(grow_vec(&best, keep(half), n));
-                }),
-            ),
-            (
-                case(BUDDY),
-                batch(|| {
-                    keep(grow_vec(&buddy, keep(half), n));
-                }),
-            ),
-            (
-                case(ARENA),
-                batch(move || {
-                    let mark = arena.mark();
-                    keep(grow_vec(&arena, keep(half), n));
-                    keep(arena.rewind(mark).is_ok());
-                }),
-            ),
-            (
-                case(MMAP),
-                batch(|| {
-                    if let Ok(mut m) = Memory::map(keep(half)) {
-                        keep(m.resize(keep(n)).is_ok());
-                        keep(m);
-                    }
-                }),
-            ),
-        ],
-    );
+    run.round_robin(vec![
+        (
+            case(MALLOC),
+            batch(|| {
+                if let Some(mut b) = SysBlock::new(keep(half)) {
+                    keep(b.resize(keep(n)));
+                    keep(b);
+                }
+            }),
+        ),
+        (
+            case(POOL),
+            batch(|| {
+                keep(grow_vec(&pool, keep(half), n));
+            }),
+        ),
+        (
+            case(FIRST),
+            batch(|| {
+                keep(grow_vec(&first, keep(half), n));
+            }),
+        ),
+        (
+            case(BEST),
+            batch(|| {
+                keep(grow_vec(&best, keep(half), n));
+            }),
+        ),
+        (
+            case(BUDDY),
+            batch(|| {
+                keep(grow_vec(&buddy, keep(half), n));
+            }),
+        ),
+        (
+            case(ARENA),
+            batch(move || {
+                let mark = arena.mark();
+                keep(grow_vec(&arena, keep(half), n));
+                keep(arena.rewind(mark).is_ok());
+            }),
+        ),
+        (
+            case(MMAP),
+            batch(|| {
+                if let Ok(mut m) = Memory::map(keep(half)) {
+                    keep(m.resize(keep(n)).is_ok());
+                    keep(m);
+                }
+            }),
+        ),
+    ]);
     Ok(())
 }
 
@@ -510,7 +446,7 @@ fn steps<'a, P: 'a>(seq: &'a [usize], alloc: impl Fn(usize) -> Option<P> + 'a) -
 }
 
 /// One free + one allocate per op over 64 live slots, sizes 16 B..4 KiB.
-fn mixed(run: &mut Run<'_>) -> CliResult<()> {
+fn mixed(run: &mut Run<'_>) -> Result<()> {
     let seq = mixed_sizes(4096);
     let seq = &seq;
     let workload = format!("mixed 16 B–4 KiB, {SLOTS} live");
@@ -530,16 +466,13 @@ fn mixed(run: &mut Run<'_>) -> CliResult<()> {
     let buddy = BuddyOptions::new(4 << 20, 16)
         .build()
         .map_err(|e| fail(BUDDY, e))?;
-    paired(
-        run,
-        vec![
-            (case(MALLOC), steps(seq, SysBlock::new)),
-            (case(POOL), steps(seq, |_| pool.alloc_block().ok())),
-            (case(FIRST), steps(seq, |s| first.alloc_block(s, 16).ok())),
-            (case(BEST), steps(seq, |s| best.alloc_block(s, 16).ok())),
-            (case(BUDDY), steps(seq, |s| buddy.alloc_block(s, 16).ok())),
-        ],
-    );
+    run.round_robin(vec![
+        (case(MALLOC), steps(seq, SysBlock::new)),
+        (case(POOL), steps(seq, |_| pool.alloc_block().ok())),
+        (case(FIRST), steps(seq, |s| first.alloc_block(s, 16).ok())),
+        (case(BEST), steps(seq, |s| best.alloc_block(s, 16).ok())),
+        (case(BUDDY), steps(seq, |s| buddy.alloc_block(s, 16).ok())),
+    ]);
     Ok(())
 }
 
@@ -554,13 +487,11 @@ impl Workload {
     const SLOTS: usize = 512;
 
     fn new() -> Self {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut rng = XorShift::new(0x2545_F491_4F6C_DD1D);
         let steps = mixed_sizes(20_000)
             .into_iter()
             .map(|size| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
+                let x = rng.next_u64();
                 #[allow(clippy::cast_possible_truncation, reason = "modulo a small slot count")]
                 let slot = (x % Self::SLOTS as u64) as usize;
                 (slot, ((x >> 32) % 3 != 0).then_some(size))
@@ -599,68 +530,22 @@ fn factor(footprint: usize, live: usize) -> f64 {
 }
 
 /// Footprint / live bytes after the same random workload, per mechanism.
-fn fragmentation(run: &mut Run<'_>) -> CliResult<()> {
+fn fragmentation(run: &mut Run<'_>) -> Result<()> {
     let w = Workload::new();
     let case =
         |m: &str| Case::new(m, "random workload: footprint / live").param("steps", w.steps.len());
     let mut notes = Vec::new();
 
-    // System malloc: glibc may serve the workload from memory freed before
-    // it, so heap growth alone can read zero. Count what the workload holds:
-    // the growth of bytes in use (chunks with their headers) plus the growth
-    // of free holes below the trimmable top.
-    let _ = sys::trim(0);
-    let held = |m: sys::MallInfo| (m.uordblks + m.hblkhd, m.fordblks.saturating_sub(m.keepcost));
-    let (used0, holes0) = held(sys::mallinfo2());
-    let (live, blocks) = w.replay(SysBlock::new, drop);
-    let (used1, holes1) = held(sys::mallinfo2());
-    drop(blocks);
-    let grown = used1.saturating_sub(used0) + holes1.saturating_sub(holes0);
-    run.record(case(MALLOC), Unit::FACTOR, &[factor(grown, live)]);
-
-    // A pool of 4 KiB blocks serves every request with a whole block.
-    let pool = PoolOptions::new(MIXED_MAX)
-        .blocks(Workload::SLOTS)
-        .build()
-        .map_err(|e| fail(POOL, e))?;
-    let (live, blocks) = w.replay(|_| pool.alloc_block().ok(), drop);
-    run.record(
-        case(POOL),
-        Unit::FACTOR,
-        &[factor(pool.stats().footprint, live)],
-    );
-    drop(blocks);
-
+    run.record(case(MALLOC), Unit::FACTOR, &[malloc_factor(&w)]);
+    run.record(case(POOL), Unit::FACTOR, &[pool_factor(&w)?]);
     for (name, fit) in [(FIRST, Fit::First), (BEST, Fit::Best)] {
-        let heap = FreeListOptions::new(16 << 20)
-            .fit(fit)
-            .build()
-            .map_err(|e| fail(name, e))?;
-        let (live, blocks) = w.replay(|s| heap.alloc_block(s, 16).ok(), drop);
-        let st = heap.stats();
-        run.record(case(name), Unit::FACTOR, &[factor(st.footprint, live)]);
-        let below = st.footprint.saturating_sub(st.in_use);
-        notes.push(format!(
-            "{name}: {} free below the footprint in {} holes, largest free block {}",
-            exact_bytes(below as u64),
-            st.free_chunks.saturating_sub(1),
-            exact_bytes(st.largest_free as u64)
-        ));
-        drop(blocks);
+        let (f, note) = free_list_factor(&w, name, fit)?;
+        run.record(case(name), Unit::FACTOR, &[f]);
+        notes.push(note);
     }
-
-    let buddy = BuddyOptions::new(16 << 20, 16)
-        .build()
-        .map_err(|e| fail(BUDDY, e))?;
-    let (live, blocks) = w.replay(|s| buddy.alloc_block(s, 16).ok(), drop);
-    let st = buddy.stats();
-    run.record(case(BUDDY), Unit::FACTOR, &[factor(st.footprint, live)]);
-    notes.push(format!(
-        "Buddy: internal fragmentation {} ({:.0}% of the bytes in use)",
-        exact_bytes(st.internal_fragmentation() as u64),
-        st.internal_fragmentation() as f64 / st.in_use.max(1) as f64 * 100.0,
-    ));
-    drop(blocks);
+    let (f, note) = buddy_factor(&w)?;
+    run.record(case(BUDDY), Unit::FACTOR, &[f]);
+    notes.push(note);
 
     // An arena frees nothing one by one: everything ever allocated stays.
     let arena = ArenaOptions::new(64 << 20)
@@ -689,6 +574,69 @@ fn fragmentation(run: &mut Run<'_>) -> CliResult<()> {
     Ok(())
 }
 
+/// System malloc's footprint factor. glibc may serve the workload from
+/// memory freed before it, so heap growth alone can read zero. Counts what
+/// the workload holds: the growth of bytes in use (chunks with their
+/// headers) plus the growth of free holes below the trimmable top.
+fn malloc_factor(w: &Workload) -> f64 {
+    let _ = sys::trim(0);
+    let held = |m: sys::MallInfo| (m.uordblks + m.hblkhd, m.fordblks.saturating_sub(m.keepcost));
+    let (used0, holes0) = held(sys::mallinfo2());
+    let (live, blocks) = w.replay(SysBlock::new, drop);
+    let (used1, holes1) = held(sys::mallinfo2());
+    drop(blocks);
+    let grown = used1.saturating_sub(used0) + holes1.saturating_sub(holes0);
+    factor(grown, live)
+}
+
+/// A pool of 4 KiB blocks serves every request with a whole block.
+fn pool_factor(w: &Workload) -> Result<f64> {
+    let pool = PoolOptions::new(MIXED_MAX)
+        .blocks(Workload::SLOTS)
+        .build()
+        .map_err(|e| fail(POOL, e))?;
+    let (live, blocks) = w.replay(|_| pool.alloc_block().ok(), drop);
+    let f = factor(pool.stats().footprint, live);
+    drop(blocks);
+    Ok(f)
+}
+
+/// A free list's footprint factor and a note on its holes.
+fn free_list_factor(w: &Workload, name: &str, fit: Fit) -> Result<(f64, String)> {
+    let heap = FreeListOptions::new(16 << 20)
+        .fit(fit)
+        .build()
+        .map_err(|e| fail(name, e))?;
+    let (live, blocks) = w.replay(|s| heap.alloc_block(s, 16).ok(), drop);
+    let st = heap.stats();
+    let below = st.footprint.saturating_sub(st.in_use);
+    let note = format!(
+        "{name}: {} free below the footprint in {} holes, largest free block {}",
+        exact_bytes(below as u64),
+        st.free_chunks.saturating_sub(1),
+        exact_bytes(st.largest_free as u64)
+    );
+    drop(blocks);
+    Ok((factor(st.footprint, live), note))
+}
+
+/// The buddy allocator's footprint factor and a note on its internal
+/// fragmentation.
+fn buddy_factor(w: &Workload) -> Result<(f64, String)> {
+    let buddy = BuddyOptions::new(16 << 20, 16)
+        .build()
+        .map_err(|e| fail(BUDDY, e))?;
+    let (live, blocks) = w.replay(|s| buddy.alloc_block(s, 16).ok(), drop);
+    let st = buddy.stats();
+    let note = format!(
+        "Buddy: internal fragmentation {} ({:.0}% of the bytes in use)",
+        exact_bytes(st.internal_fragmentation() as u64),
+        st.internal_fragmentation() as f64 / st.in_use.max(1) as f64 * 100.0,
+    );
+    drop(blocks);
+    Ok((factor(st.footprint, live), note))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -697,7 +645,7 @@ mod tests {
         Config {
             full,
             max_size,
-            timing: super::super::Timing {
+            timing: crate::Timing {
                 samples: 1,
                 sample_time: std::time::Duration::from_millis(1),
             },
