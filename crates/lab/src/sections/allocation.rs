@@ -13,10 +13,10 @@
 use memio::alloc::allocator_api2::vec::Vec as AVec;
 use memio::alloc::sys::{self, SysBlock};
 use memio::alloc::{
-    Arena, Buddy, BuddyOptions, Checks, Fit, FreeList, Memory, Pool, PoolOptions, SyncPool,
+    ArenaOptions, BuddyOptions, Checks, Fit, FreeListOptions, Memory, PoolOptions, SyncPoolOptions,
 };
 
-use std::sync::Mutex;
+use std::sync::{Barrier, Mutex};
 use std::time::Instant;
 
 use crate::measure::{Batch, batch, keep};
@@ -29,10 +29,11 @@ pub(crate) const SECTION: Section = Section {
     title: "malloc, calloc, Pool, FreeList, Buddy, Arena, anonymous mmap",
     about: "Nanoseconds per allocate+free pair and per growth (allocate N/2, grow to N, free) for \
             sizes from 16 B to 1 MiB: system malloc/calloc/realloc, memio-alloc's Pool (its safe, \
-            validating free; and with every debug check on), SyncPool (lock-free), FreeList \
-            first-fit and best-fit, Buddy, Arena (bump + rewind) and an anonymous mmap per block \
-            (pages not touched); at 32 B also two threads sharing one SyncPool or one \
-            Mutex<Pool> (ns per pair of the two threads together). Then a mixed \
+            validating free; and with every debug check on), SyncPool (through a per-thread \
+            handle and its cache), FreeList first-fit and best-fit, Buddy, Arena (bump + rewind) \
+            and an anonymous mmap per block (pages not touched); at 32 B also two threads sharing \
+            one SyncPool (a handle each) or one Mutex<Pool> (ns per pair of the two threads \
+            together). Then a mixed \
             workload (64 live blocks of 16 B to 4 KiB, one free + one allocate per op) and the \
             memory held after the same random workload: footprint (bytes from the heap start to \
             the end of the highest live block) over the bytes live. Answers: which mechanism for \
@@ -125,57 +126,56 @@ fn run(run: &mut Run<'_>) -> Result<()> {
     fragmentation(run)?;
     run.note(
         "mmap rows map and unmap without touching the pages: the first write to each 4 KiB page \
-         costs a page fault on top. Pool frees go through its safe free, which validates the \
-         pointer (range, block boundary, live bit).",
+         costs a page fault on top. Pool, SyncPool, FreeList and Buddy blocks are owning handles \
+         that free themselves on drop through the allocator's validating free (range, block \
+         boundary and, for Pool, FreeList and Buddy, the live bit).",
     );
     Ok(())
 }
 
 /// Two threads sharing one pool of 32-byte blocks, each doing allocate+free
-/// pairs: the lock-free `SyncPool` and a `Mutex<Pool>`. Each sample runs a
-/// fixed number of pairs (thread start-up is then a small part of it) and
-/// records the wall time per pair of the two threads together.
+/// pairs: a `SyncPool` through one handle per thread, and a `Mutex<Pool>`.
+/// Each sample runs a fixed number of pairs and records the wall time per
+/// pair of the two threads together, from the moment the first thread
+/// starts its loop (both spawned and set up) to the moment the last one
+/// ends, so thread start-up, which a loaded machine can delay by
+/// milliseconds, stays out.
 fn shared(run: &mut Run<'_>) -> Result<()> {
     let n = SEED_BLOCK;
     let pairs: u64 = if run.config().full {
-        2_000_000
+        4_000_000
     } else {
-        400_000
+        1_000_000
     };
     let samples = run.config().timing.samples;
     let case =
         |m: &str| Case::new(m, format!("alloc+free {}", exact_bytes(n as u64))).param("bytes", n);
-    let lock_free = SyncPool::new(n, 64, Checks::off()).map_err(|e| fail(SYNC_POOL, e))?;
-    let locked =
-        Mutex::new(Pool::new(PoolOptions::new(n).blocks_per_chunk(64)).map_err(|e| fail(POOL, e))?);
-    let time = |op: &(dyn Fn() + Sync)| -> Vec<f64> {
-        (0..samples)
-            .map(|_| {
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    for _ in 0..2 {
-                        s.spawn(|| {
-                            for _ in 0..pairs / 2 {
-                                op();
-                            }
-                        });
-                    }
-                });
-                start.elapsed().as_secs_f64() * 1e9 / pairs as f64
-            })
-            .collect()
-    };
-    let a = time(&|| {
-        if let Ok(p) = lock_free.alloc() {
-            keep(lock_free.free(keep(p)).is_ok());
-        }
-    });
-    let b = time(&|| {
-        if let Ok(pool) = locked.lock() {
-            if let Ok(p) = pool.alloc() {
-                keep(pool.free(keep(p)).is_ok());
+    let lock_free = SyncPoolOptions::new(n)
+        .blocks(128)
+        .build()
+        .map_err(|e| fail(SYNC_POOL, e))?;
+    let locked = Mutex::new(
+        PoolOptions::new(n)
+            .blocks(64)
+            .build()
+            .map_err(|e| fail(POOL, e))?,
+    );
+    let a = two_threads(samples, pairs, &|| {
+        let cache = lock_free.handle();
+        Box::new(move |count| {
+            for _ in 0..count {
+                drop(keep(cache.alloc_block()));
             }
-        }
+        })
+    });
+    let b = two_threads(samples, pairs, &|| {
+        Box::new(|count| {
+            for _ in 0..count {
+                if let Ok(pool) = locked.lock() {
+                    drop(keep(pool.alloc_block()));
+                }
+            }
+        })
     });
     let a = run
         .record(case(SYNC_POOL_2), Unit::NS, &a)
@@ -183,13 +183,53 @@ fn shared(run: &mut Run<'_>) -> Result<()> {
     let b = run
         .record(case(MUTEX_POOL_2), Unit::NS, &b)
         .map_or(f64::NAN, |r| r.median);
-    let faster = if a <= b { SYNC_POOL } else { "Mutex<Pool>" };
     run.note(format!(
-        "two threads sharing one pool ({pairs} pairs per sample): lock-free SyncPool {a:.1} ns \
-         per pair, Mutex<Pool> {b:.1} ns; {faster} was faster in this run (each pair moves the \
-         pool's hot cache line between the cores either way)"
+        "two threads sharing one pool ({pairs} pairs per sample): SyncPool {a:.1} ns per pair, \
+         Mutex<Pool> {b:.1} ns. Each SyncPool thread allocates from its own handle's cache, \
+         which moves blocks to and from the shared part {} at a time; each Mutex<Pool> pair \
+         takes the lock, whose cache line moves between the cores",
+        lock_free.magazine()
     ));
     Ok(())
+}
+
+/// Runs `pairs / 2` iterations of a body on each of two threads at once,
+/// per sample: each thread makes its body (`setup`), waits for the other,
+/// then times its own loop; a sample spans the first start to the last end
+/// in ns per pair (the main thread's clock would wait for the main thread
+/// to be scheduled again).
+fn two_threads<'p>(
+    samples: usize,
+    pairs: u64,
+    setup: &(dyn Fn() -> Box<dyn Fn(u64) + 'p> + Sync),
+) -> Vec<f64> {
+    (0..samples)
+        .map(|_| {
+            let ready = Barrier::new(2);
+            let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+                let threads: Vec<_> = (0..2)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let body = setup();
+                            ready.wait();
+                            let start = Instant::now();
+                            body(pairs / 2);
+                            (start, Instant::now())
+                        })
+                    })
+                    .collect();
+                threads.into_iter().filter_map(|t| t.join().ok()).collect()
+            });
+            let first = spans.iter().map(|&(start, _)| start).min();
+            let last = spans.iter().map(|&(_, end)| end).max();
+            match (first, last) {
+                (Some(first), Some(last)) if spans.len() == 2 => {
+                    last.duration_since(first).as_secs_f64() * 1e9 / pairs as f64
+                }
+                _ => f64::NAN,
+            }
+        })
+        .collect()
 }
 
 /// Allocate+free pairs of `n` bytes.
@@ -201,75 +241,72 @@ fn pairs(run: &mut Run<'_>, n: usize) -> Result<()> {
     let case =
         |m: &str| Case::new(m, format!("alloc+free {}", exact_bytes(n as u64))).param("bytes", n);
 
-    let pool = Pool::new(PoolOptions::new(n).blocks_per_chunk(4)).map_err(|e| fail(POOL, e))?;
-    pool.free(pool.alloc().map_err(|e| fail(POOL, e))?)
+    let pool = PoolOptions::new(n)
+        .blocks(4)
+        .build()
         .map_err(|e| fail(POOL, e))?;
-    let sync = SyncPool::new(n, 4, Checks::off()).map_err(|e| fail(SYNC_POOL, e))?;
-    let checked = Pool::new(
-        PoolOptions::new(n)
-            .blocks_per_chunk(4)
-            .checks(Checks::all()),
-    )
-    .map_err(|e| fail(POOL_CHECKED, e))?;
-    let first =
-        FreeList::map(region_for(n), Fit::First, Checks::off()).map_err(|e| fail(FIRST, e))?;
-    let best = FreeList::map(region_for(n), Fit::Best, Checks::off()).map_err(|e| fail(BEST, e))?;
+    pool.alloc_block()
+        .map_err(|e| fail(POOL, e))?
+        .free()
+        .map_err(|e| fail(POOL, e))?;
+    let sync = SyncPoolOptions::new(n)
+        .blocks(64)
+        .build()
+        .map_err(|e| fail(SYNC_POOL, e))?;
+    let sync_cache = sync.handle();
+    let checked = PoolOptions::new(n)
+        .blocks(4)
+        .checks(Checks::all())
+        .build()
+        .map_err(|e| fail(POOL_CHECKED, e))?;
+    let first = FreeListOptions::new(region_for(n))
+        .build()
+        .map_err(|e| fail(FIRST, e))?;
+    let best = FreeListOptions::new(region_for(n))
+        .fit(Fit::Best)
+        .build()
+        .map_err(|e| fail(BEST, e))?;
     for heap in [&first, &best] {
-        heap.free(heap.alloc(n, 16).map_err(|e| fail(FIRST, e))?)
+        heap.alloc_block(n, 16)
+            .map_err(|e| fail(FIRST, e))?
+            .free()
             .map_err(|e| fail(FIRST, e))?;
     }
-    let buddy = Buddy::new(BuddyOptions::new(region_for(n), 16)).map_err(|e| fail(BUDDY, e))?;
-    buddy
-        .free(buddy.alloc(n, 16).map_err(|e| fail(BUDDY, e))?)
+    let buddy = BuddyOptions::new(region_for(n), 16)
+        .build()
         .map_err(|e| fail(BUDDY, e))?;
-    let mut arena = Arena::map(region_for(n), Checks::off()).map_err(|e| fail(ARENA, e))?;
+    buddy
+        .alloc_block(n, 16)
+        .map_err(|e| fail(BUDDY, e))?
+        .free()
+        .map_err(|e| fail(BUDDY, e))?;
+    let mut arena = ArenaOptions::new(region_for(n))
+        .build()
+        .map_err(|e| fail(ARENA, e))?;
     Memory::map(n).map_err(|e| Error::io(MMAP, &e))?;
 
     let cases = vec![
         (case(MALLOC), batch(|| drop(keep(SysBlock::new(keep(n)))))),
-        (
-            case(POOL),
-            batch(|| {
-                if let Ok(p) = pool.alloc() {
-                    keep(pool.free(keep(p)).is_ok());
-                }
-            }),
-        ),
+        (case(POOL), batch(|| drop(keep(pool.alloc_block())))),
         (
             case(CALLOC),
             batch(|| drop(keep(SysBlock::zeroed(keep(n))))),
         ),
         (
             case(SYNC_POOL),
-            batch(|| {
-                if let Ok(p) = sync.alloc() {
-                    keep(sync.free(keep(p)).is_ok());
-                }
-            }),
+            batch(|| drop(keep(sync_cache.alloc_block()))),
         ),
         (
             case(FIRST),
-            batch(|| {
-                if let Ok(p) = first.alloc(keep(n), 16) {
-                    keep(first.free(keep(p)).is_ok());
-                }
-            }),
+            batch(|| drop(keep(first.alloc_block(keep(n), 16)))),
         ),
         (
             case(BEST),
-            batch(|| {
-                if let Ok(p) = best.alloc(keep(n), 16) {
-                    keep(best.free(keep(p)).is_ok());
-                }
-            }),
+            batch(|| drop(keep(best.alloc_block(keep(n), 16)))),
         ),
         (
             case(BUDDY),
-            batch(|| {
-                if let Ok(p) = buddy.alloc(keep(n), 16) {
-                    keep(buddy.free(keep(p)).is_ok());
-                }
-            }),
+            batch(|| drop(keep(buddy.alloc_block(keep(n), 16)))),
         ),
         (
             case(ARENA),
@@ -282,11 +319,7 @@ fn pairs(run: &mut Run<'_>, n: usize) -> Result<()> {
         (case(MMAP), batch(|| drop(keep(Memory::map(keep(n)))))),
         (
             case(POOL_CHECKED),
-            batch(|| {
-                if let Ok(p) = checked.alloc() {
-                    keep(checked.free(keep(p)).is_ok());
-                }
-            }),
+            batch(|| drop(keep(checked.alloc_block()))),
         ),
     ];
     run.round_robin(cases);
@@ -316,12 +349,23 @@ fn growth(run: &mut Run<'_>, n: usize) -> Result<()> {
         return Err(fail(MALLOC, "realloc failed"));
     }
     drop(b);
-    let pool = Pool::new(PoolOptions::new(n).blocks_per_chunk(2)).map_err(|e| fail(POOL, e))?;
-    let first =
-        FreeList::map(region_for(n), Fit::First, Checks::off()).map_err(|e| fail(FIRST, e))?;
-    let best = FreeList::map(region_for(n), Fit::Best, Checks::off()).map_err(|e| fail(BEST, e))?;
-    let buddy = Buddy::new(BuddyOptions::new(region_for(n), 16)).map_err(|e| fail(BUDDY, e))?;
-    let mut arena = Arena::map(region_for(n), Checks::off()).map_err(|e| fail(ARENA, e))?;
+    let pool = PoolOptions::new(n)
+        .blocks(2)
+        .build()
+        .map_err(|e| fail(POOL, e))?;
+    let first = FreeListOptions::new(region_for(n))
+        .build()
+        .map_err(|e| fail(FIRST, e))?;
+    let best = FreeListOptions::new(region_for(n))
+        .fit(Fit::Best)
+        .build()
+        .map_err(|e| fail(BEST, e))?;
+    let buddy = BuddyOptions::new(region_for(n), 16)
+        .build()
+        .map_err(|e| fail(BUDDY, e))?;
+    let mut arena = ArenaOptions::new(region_for(n))
+        .build()
+        .map_err(|e| fail(ARENA, e))?;
     for (name, ok) in [
         (POOL, grow_vec(&pool, half, n)),
         (FIRST, grow_vec(&first, half, n)),
@@ -388,19 +432,14 @@ fn growth(run: &mut Run<'_>, n: usize) -> Result<()> {
     Ok(())
 }
 
-// The same steps for the variable-size allocators.
-fn steps<'a, P: Copy + 'a>(
-    seq: &'a [usize],
-    alloc: impl Fn(usize) -> Option<P> + 'a,
-    free: impl Fn(P) + 'a,
-) -> Batch<'a> {
-    let mut slots: Vec<Option<P>> = vec![None; SLOTS];
+// The same steps for every mechanism: each slot's block (an owning handle)
+// is dropped, freeing it, before the slot is refilled.
+fn steps<'a, P: 'a>(seq: &'a [usize], alloc: impl Fn(usize) -> Option<P> + 'a) -> Batch<'a> {
+    let mut slots: Vec<Option<P>> = (0..SLOTS).map(|_| None).collect();
     let mut i = 0usize;
     batch(move || {
         let k = i % SLOTS;
-        if let Some(p) = slots[k].take() {
-            free(p);
-        }
+        slots[k] = None;
         slots[k] = alloc(seq[i % seq.len()]);
         i += 1;
     })
@@ -413,63 +452,26 @@ fn mixed(run: &mut Run<'_>) -> Result<()> {
     let workload = format!("mixed 16 B–4 KiB, {SLOTS} live");
     let case = |m: &str| Case::new(m, workload.clone()).param("live", SLOTS);
 
-    let pool = Pool::new(PoolOptions::new(MIXED_MAX).blocks_per_chunk(SLOTS))
+    let pool = PoolOptions::new(MIXED_MAX)
+        .blocks(SLOTS)
+        .build()
         .map_err(|e| fail(POOL, e))?;
-    let first = FreeList::map(4 << 20, Fit::First, Checks::off()).map_err(|e| fail(FIRST, e))?;
-    let best = FreeList::map(4 << 20, Fit::Best, Checks::off()).map_err(|e| fail(BEST, e))?;
-    let buddy = Buddy::new(BuddyOptions::new(4 << 20, 16)).map_err(|e| fail(BUDDY, e))?;
-
-    let mut malloc_slots: Vec<Option<SysBlock>> = (0..SLOTS).map(|_| None).collect();
-    let mut i = 0usize;
-    let malloc = batch(move || {
-        let k = i % SLOTS;
-        malloc_slots[k] = None;
-        malloc_slots[k] = SysBlock::new(seq[i % seq.len()]);
-        i += 1;
-    });
-    let mut pool_slots = vec![None; SLOTS];
-    let mut i = 0usize;
-    let pooled = batch(|| {
-        let k = i % SLOTS;
-        if let Some(p) = pool_slots[k].take() {
-            keep(pool.free(p).is_ok());
-        }
-        pool_slots[k] = pool.alloc().ok();
-        i += 1;
-    });
+    let first = FreeListOptions::new(4 << 20)
+        .build()
+        .map_err(|e| fail(FIRST, e))?;
+    let best = FreeListOptions::new(4 << 20)
+        .fit(Fit::Best)
+        .build()
+        .map_err(|e| fail(BEST, e))?;
+    let buddy = BuddyOptions::new(4 << 20, 16)
+        .build()
+        .map_err(|e| fail(BUDDY, e))?;
     run.round_robin(vec![
-        (case(MALLOC), malloc),
-        (case(POOL), pooled),
-        (
-            case(FIRST),
-            steps(
-                seq,
-                |s| first.alloc(s, 16).ok(),
-                |p| {
-                    keep(first.free(p).is_ok());
-                },
-            ),
-        ),
-        (
-            case(BEST),
-            steps(
-                seq,
-                |s| best.alloc(s, 16).ok(),
-                |p| {
-                    keep(best.free(p).is_ok());
-                },
-            ),
-        ),
-        (
-            case(BUDDY),
-            steps(
-                seq,
-                |s| buddy.alloc(s, 16).ok(),
-                |p| {
-                    keep(buddy.free(p).is_ok());
-                },
-            ),
-        ),
+        (case(MALLOC), steps(seq, SysBlock::new)),
+        (case(POOL), steps(seq, |_| pool.alloc_block().ok())),
+        (case(FIRST), steps(seq, |s| first.alloc_block(s, 16).ok())),
+        (case(BEST), steps(seq, |s| best.alloc_block(s, 16).ok())),
+        (case(BUDDY), steps(seq, |s| buddy.alloc_block(s, 16).ok())),
     ]);
     Ok(())
 }
@@ -546,7 +548,9 @@ fn fragmentation(run: &mut Run<'_>) -> Result<()> {
     notes.push(note);
 
     // An arena frees nothing one by one: everything ever allocated stays.
-    let arena = Arena::map(64 << 20, Checks::off()).map_err(|e| fail(ARENA, e))?;
+    let arena = ArenaOptions::new(64 << 20)
+        .build()
+        .map_err(|e| fail(ARENA, e))?;
     let (live, _) = w.replay(|s| arena.alloc(s, 16).ok(), |_| {});
     run.record(case(ARENA), Unit::FACTOR, &[factor(arena.used(), live)]);
 
@@ -587,30 +591,23 @@ fn malloc_factor(w: &Workload) -> f64 {
 
 /// A pool of 4 KiB blocks serves every request with a whole block.
 fn pool_factor(w: &Workload) -> Result<f64> {
-    let pool = Pool::new(PoolOptions::new(MIXED_MAX).blocks_per_chunk(Workload::SLOTS))
+    let pool = PoolOptions::new(MIXED_MAX)
+        .blocks(Workload::SLOTS)
+        .build()
         .map_err(|e| fail(POOL, e))?;
-    let (live, blocks) = w.replay(
-        |_| pool.alloc().ok(),
-        |p| {
-            let _ = pool.free(p);
-        },
-    );
+    let (live, blocks) = w.replay(|_| pool.alloc_block().ok(), drop);
     let f = factor(pool.stats().footprint, live);
-    for p in blocks {
-        let _ = pool.free(p);
-    }
+    drop(blocks);
     Ok(f)
 }
 
 /// A free list's footprint factor and a note on its holes.
 fn free_list_factor(w: &Workload, name: &str, fit: Fit) -> Result<(f64, String)> {
-    let heap = FreeList::map(16 << 20, fit, Checks::off()).map_err(|e| fail(name, e))?;
-    let (live, blocks) = w.replay(
-        |s| heap.alloc(s, 16).ok(),
-        |p| {
-            let _ = heap.free(p);
-        },
-    );
+    let heap = FreeListOptions::new(16 << 20)
+        .fit(fit)
+        .build()
+        .map_err(|e| fail(name, e))?;
+    let (live, blocks) = w.replay(|s| heap.alloc_block(s, 16).ok(), drop);
     let st = heap.stats();
     let below = st.footprint.saturating_sub(st.in_use);
     let note = format!(
@@ -619,31 +616,24 @@ fn free_list_factor(w: &Workload, name: &str, fit: Fit) -> Result<(f64, String)>
         st.free_chunks.saturating_sub(1),
         exact_bytes(st.largest_free as u64)
     );
-    for p in blocks {
-        let _ = heap.free(p);
-    }
+    drop(blocks);
     Ok((factor(st.footprint, live), note))
 }
 
 /// The buddy allocator's footprint factor and a note on its internal
 /// fragmentation.
 fn buddy_factor(w: &Workload) -> Result<(f64, String)> {
-    let buddy = Buddy::new(BuddyOptions::new(16 << 20, 16)).map_err(|e| fail(BUDDY, e))?;
-    let (live, blocks) = w.replay(
-        |s| buddy.alloc(s, 16).ok(),
-        |p| {
-            let _ = buddy.free(p);
-        },
-    );
+    let buddy = BuddyOptions::new(16 << 20, 16)
+        .build()
+        .map_err(|e| fail(BUDDY, e))?;
+    let (live, blocks) = w.replay(|s| buddy.alloc_block(s, 16).ok(), drop);
     let st = buddy.stats();
     let note = format!(
         "Buddy: internal fragmentation {} ({:.0}% of the bytes in use)",
         exact_bytes(st.internal_fragmentation() as u64),
         st.internal_fragmentation() as f64 / st.in_use.max(1) as f64 * 100.0,
     );
-    for p in blocks {
-        let _ = buddy.free(p);
-    }
+    drop(blocks);
     Ok((factor(st.footprint, live), note))
 }
 
