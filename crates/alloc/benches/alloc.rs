@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_main};
 use memio_alloc::sys::SysBlock;
-use memio_alloc::{Arena, Buddy, BuddyOptions, Checks, Fit, FreeList, Pool, PoolOptions, SyncPool};
+use memio_alloc::{ArenaOptions, BuddyOptions, Fit, FreeListOptions, PoolOptions, SyncPoolOptions};
 
 fn pairs(c: &mut Criterion) {
     let mut g = c.benchmark_group("alloc+free");
@@ -16,41 +16,49 @@ fn pairs(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("system malloc", size), &size, |b, &n| {
             b.iter(|| drop(black_box(SysBlock::new(black_box(n)))));
         });
-        let pool = Pool::new(PoolOptions::new(size).blocks_per_chunk(64)).expect("pool");
+        let pool = PoolOptions::new(size).blocks(64).build().expect("pool");
         g.bench_with_input(BenchmarkId::new("Pool", size), &size, |b, _| {
             b.iter(|| {
-                let p = pool.alloc().expect("a free block");
-                pool.free(black_box(p)).expect("a live block");
+                drop(black_box(pool.alloc_block().expect("a free block")));
             });
         });
-        let sync = SyncPool::new(size, 64, Checks::off()).expect("pool");
+        let sync = SyncPoolOptions::new(size).blocks(64).build().expect("pool");
         g.bench_with_input(BenchmarkId::new("SyncPool", size), &size, |b, _| {
             b.iter(|| {
-                let p = sync.alloc().expect("a free block");
-                sync.free(black_box(p)).expect("a live block");
+                drop(black_box(sync.alloc_block().expect("a free block")));
             });
         });
+        let cache = sync.handle();
+        g.bench_with_input(BenchmarkId::new("SyncPool handle", size), &size, |b, _| {
+            b.iter(|| {
+                drop(black_box(cache.alloc_block().expect("a free block")));
+            });
+        });
+        drop(cache);
         for fit in [Fit::First, Fit::Best] {
-            let heap = FreeList::map(1 << 20, fit, Checks::off()).expect("heap");
+            let heap = FreeListOptions::new(1 << 20)
+                .fit(fit)
+                .build()
+                .expect("heap");
             g.bench_with_input(
                 BenchmarkId::new(format!("FreeList {fit:?}"), size),
                 &size,
                 |b, &n| {
                     b.iter(|| {
-                        let p = heap.alloc(black_box(n), 16).expect("room");
-                        heap.free(black_box(p)).expect("a live block");
+                        drop(black_box(heap.alloc_block(black_box(n), 16).expect("room")));
                     });
                 },
             );
         }
-        let buddy = Buddy::new(BuddyOptions::new(1 << 20, 16)).expect("buddy");
+        let buddy = BuddyOptions::new(1 << 20, 16).build().expect("buddy");
         g.bench_with_input(BenchmarkId::new("Buddy", size), &size, |b, &n| {
             b.iter(|| {
-                let p = buddy.alloc(black_box(n), 16).expect("room");
-                buddy.free(black_box(p)).expect("a live block");
+                drop(black_box(
+                    buddy.alloc_block(black_box(n), 16).expect("room"),
+                ));
             });
         });
-        let mut arena = Arena::map(1 << 20, Checks::off()).expect("arena");
+        let mut arena = ArenaOptions::new(1 << 20).build().expect("arena");
         g.bench_with_input(BenchmarkId::new("Arena", size), &size, |b, &n| {
             b.iter(|| {
                 let m = arena.mark();
@@ -87,30 +95,29 @@ fn mixed(c: &mut Criterion) {
         });
     });
     for fit in [Fit::First, Fit::Best] {
-        let heap = FreeList::map(4 << 20, fit, Checks::off()).expect("heap");
+        let heap = FreeListOptions::new(4 << 20)
+            .fit(fit)
+            .build()
+            .expect("heap");
         g.bench_function(format!("FreeList {fit:?}"), |b| {
-            let mut slots = vec![None; 64];
+            let mut slots: Vec<_> = (0..64).map(|_| None).collect();
             let mut i = 0;
             b.iter(|| {
                 let k = i % 64;
-                if let Some(p) = slots[k].take() {
-                    heap.free(p).expect("a live block");
-                }
-                slots[k] = heap.alloc(sizes[i % sizes.len()], 16).ok();
+                slots[k] = None;
+                slots[k] = heap.alloc_block(sizes[i % sizes.len()], 16).ok();
                 i += 1;
             });
         });
     }
-    let buddy = Buddy::new(BuddyOptions::new(4 << 20, 16)).expect("buddy");
+    let buddy = BuddyOptions::new(4 << 20, 16).build().expect("buddy");
     g.bench_function("Buddy", |b| {
-        let mut slots = vec![None; 64];
+        let mut slots: Vec<_> = (0..64).map(|_| None).collect();
         let mut i = 0;
         b.iter(|| {
             let k = i % 64;
-            if let Some(p) = slots[k].take() {
-                buddy.free(p).expect("a live block");
-            }
-            slots[k] = buddy.alloc(sizes[i % sizes.len()], 16).ok();
+            slots[k] = None;
+            slots[k] = buddy.alloc_block(sizes[i % sizes.len()], 16).ok();
             i += 1;
         });
     });

@@ -13,7 +13,7 @@
 
 use std::process::ExitCode;
 
-use memio_alloc::{Arena, Checks, Error};
+use memio_alloc::{Arena, ArenaOptions, Checks, Error};
 
 fn main() -> ExitCode {
     match run() {
@@ -56,7 +56,7 @@ fn handle(arena: &Arena, request: &str) -> Result<String, Error> {
 }
 
 fn run() -> Result<(), Error> {
-    let mut arena = Arena::map(64 << 10, Checks::all())?;
+    let mut arena = ArenaOptions::new(64 << 10).checks(Checks::all()).build()?;
     let requests = [
         "get the user list",
         "put key value",

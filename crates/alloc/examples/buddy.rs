@@ -48,31 +48,32 @@ fn show(b: &Buddy, step: &str) {
 }
 
 fn run() -> Result<(), Error> {
-    let b = Buddy::new(BuddyOptions::new(4096, 64))?;
+    let b = BuddyOptions::new(4096, 64).build()?;
     show(&b, "empty: one 4096-byte block");
 
-    let p = b.alloc(100, 8)?;
+    let p = b.alloc_block(100, 8)?;
     show(
         &b,
         "alloc 100 bytes: split 4096 -> 2048 -> 1024 -> 512 -> 256 -> 128",
     );
 
-    let q = b.alloc(700, 8)?;
+    let q = b.alloc_block(700, 8)?;
     show(
         &b,
         "alloc 700 bytes: takes a 1024-byte block (324 lost to rounding)",
     );
 
-    b.free(p)?;
-    b.free(q)?;
+    drop((p, q));
     show(&b, "free both: buddies merge back to 4096");
 
-    let small: Vec<_> = (0..64).map(|_| b.alloc(64, 8)).collect::<Result<_, _>>()?;
+    let small: Vec<_> = (0..64)
+        .map(|_| b.alloc_block(64, 8))
+        .collect::<Result<_, _>>()?;
     show(&b, "alloc 64 blocks of 64 bytes: full");
 
-    for p in small.iter().step_by(2) {
-        b.free(*p)?;
-    }
+    let (every_other, rest): (Vec<_>, Vec<_>) =
+        small.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    drop(every_other);
     show(
         &b,
         "free every other block: 2048 bytes free, none mergeable",
@@ -83,9 +84,7 @@ fn run() -> Result<(), Error> {
         Ok(_) => println!("\na 128-byte request unexpectedly succeeded"),
     }
 
-    for p in small.iter().skip(1).step_by(2) {
-        b.free(*p)?;
-    }
+    drop(rest);
     show(&b, "free the rest: everything merges back");
     Ok(())
 }

@@ -13,12 +13,15 @@
 //!
 //! Like the C program, this example writes strings through the raw block
 //! pointers the pool hands out; each write stays inside a live 32-byte
-//! block. (The `TypedPool` part at the end needs no `unsafe`.)
+//! block, and it frees them through the pool's `unsafe` free, each once —
+//! except the two deliberate bugs, which the validating free refuses
+//! without touching memory. (The `TypedPool` part at the end needs no
+//! `unsafe`.)
 #![allow(unsafe_code, reason = "mirrors the C program's raw block pointers")]
 
 use std::process::ExitCode;
 
-use memio_alloc::{Error, Memory, Pool, PoolOptions, TypedPool};
+use memio_alloc::{Error, Memory, PoolOptions, TypedPool};
 
 const POOL_SIZE: usize = 1024;
 const BLOCK_SIZE: usize = 32;
@@ -56,7 +59,7 @@ fn read(block: std::ptr::NonNull<u8>) -> String {
 fn run() -> Result<(), Error> {
     // create_pool(): 1 KiB of the caller's memory, 32-byte blocks.
     let memory = Memory::from_boxed(vec![0u8; POOL_SIZE].into_boxed_slice());
-    let pool = Pool::in_memory(memory, PoolOptions::new(BLOCK_SIZE))?;
+    let pool = PoolOptions::new(BLOCK_SIZE).build_in(memory)?;
     println!("pool: {} blocks of {BLOCK_SIZE} bytes", pool.capacity());
 
     // pool_alloc(pool, 10) and pool_alloc(pool, 20): both fit a block.
@@ -73,16 +76,21 @@ fn run() -> Result<(), Error> {
     println!("a {}-byte request is refused: {refused}", BLOCK_SIZE + 1);
 
     // pool_free(pool, str1); pool_free(pool, str2);
-    pool.free(str1)?;
-    pool.free(str2)?;
+    // SAFETY: both are live blocks of this pool that the example owns.
+    unsafe { pool.free(str1) }?;
+    // SAFETY: as above.
+    unsafe { pool.free(str2) }?;
 
-    // The two bugs the C pool_free lets through:
-    match pool.free(str1) {
+    // The two bugs the C pool_free lets through, caught by the checks:
+    // SAFETY: deliberately freed twice; nothing was allocated since, so the
+    // validating free refuses it without touching memory.
+    match unsafe { pool.free(str1) } {
         Err(e @ Error::DoubleFree { .. }) => println!("second free caught: {e}"),
         other => println!("second free NOT caught: {other:?}"),
     }
     let mut not_from_the_pool = [0u8; 32];
-    match pool.free(std::ptr::NonNull::from(&mut not_from_the_pool).cast()) {
+    // SAFETY: deliberately foreign: outside the pool, refused untouched.
+    match unsafe { pool.free(std::ptr::NonNull::from(&mut not_from_the_pool).cast()) } {
         Err(e @ Error::Foreign { .. }) => println!("foreign free caught: {e}"),
         other => println!("foreign free NOT caught: {other:?}"),
     }
@@ -98,12 +106,15 @@ fn run() -> Result<(), Error> {
         pool.alloc().unwrap_err()
     );
     for b in held {
-        pool.free(b)?;
+        // SAFETY: each is a live block this example owns, freed once.
+        unsafe { pool.free(b) }?;
     }
     println!("{}", pool.stats());
 
     // The Rust way: typed blocks that return themselves on drop.
-    let words: TypedPool<[u8; BLOCK_SIZE]> = TypedPool::new(POOL_SIZE / BLOCK_SIZE)?;
+    let words: TypedPool<[u8; BLOCK_SIZE]> = PoolOptions::for_type::<[u8; BLOCK_SIZE]>()
+        .blocks(POOL_SIZE / BLOCK_SIZE)
+        .build_typed()?;
     let mut hello = words.alloc([0; BLOCK_SIZE])?;
     hello[..5].copy_from_slice(b"Hello");
     let world = words.alloc(*b"World\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0")?;
@@ -111,13 +122,10 @@ fn run() -> Result<(), Error> {
         "typed: {} {} ({} live)",
         String::from_utf8_lossy(&hello[..5]),
         String::from_utf8_lossy(&world[..5]),
-        words.pool().stats().live_blocks
+        words.stats().live_blocks
     );
     drop((hello, world));
-    println!(
-        "typed: {} live after drop",
-        words.pool().stats().live_blocks
-    );
+    println!("typed: {} live after drop", words.stats().live_blocks);
     // destroy_pool(): dropping `pool` frees the boxed memory.
     Ok(())
 }

@@ -23,6 +23,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use allocator_api2::alloc::{AllocError, Allocator, Layout};
 
@@ -33,19 +34,101 @@ use crate::{Checks, Error, Memory, Stats};
 const NAME: &str = "arena";
 
 /// A position in an [`Arena`] to rewind to.
+///
+/// A mark stays valid while the blocks it counts are still there: a rewind
+/// or reset to a point below it (or the last block given back through the
+/// `Allocator` impl) makes it stale, and [`Arena::rewind`] then refuses it
+/// with [`Error::StaleMark`] instead of restoring counts that no longer
+/// describe the arena.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
-    arena: usize,
+    /// The arena's unique id (not its address: a new arena may be mapped
+    /// where a dropped one was).
+    arena: u64,
+    /// The arena's rewind generation when the mark was taken.
+    generation: u64,
     top: usize,
     live: usize,
     requested: usize,
 }
 
-/// A bump allocator over one region with marks, rewind and reset.
+/// Ids of arenas, unique in the process.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// How an [`Arena`] is sized and checked: the one way to make one.
 ///
 /// ```
-/// use memio_alloc::{Arena, Checks};
-/// let mut arena = Arena::map(64 << 10, Checks::off())?;
+/// use memio_alloc::{ArenaOptions, Checks};
+/// let arena = ArenaOptions::new(64 << 10).checks(Checks::all()).build()?;
+/// assert_eq!(arena.stats().reserved, 64 << 10);
+/// # Ok::<(), memio_alloc::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArenaOptions {
+    len: usize,
+    locked: bool,
+    checks: Checks,
+}
+
+impl ArenaOptions {
+    /// An arena of `len` bytes (rounded up to whole pages when mapped), no
+    /// checks.
+    #[must_use]
+    pub const fn new(len: usize) -> Self {
+        Self {
+            len,
+            locked: false,
+            checks: Checks::off(),
+        }
+    }
+
+    /// Locks the region into RAM (`mlock`).
+    #[must_use]
+    pub const fn locked(mut self, locked: bool) -> Self {
+        self.locked = locked;
+        self
+    }
+
+    /// Sets the debug checks.
+    #[must_use]
+    pub const fn checks(mut self, checks: Checks) -> Self {
+        self.checks = checks;
+        self
+    }
+
+    /// Makes the arena over a new anonymous mapping.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when mapping fails.
+    pub fn build(&self) -> Result<Arena, Error> {
+        let memory = if self.locked {
+            Memory::map_locked(self.len)
+        } else {
+            Memory::map(self.len)
+        };
+        let memory = memory.map_err(|e| Error::Os {
+            allocator: NAME,
+            source: e.into(),
+        })?;
+        Ok(self.build_in(memory))
+    }
+
+    /// Makes the arena over the caller's memory (the length set is
+    /// ignored).
+    #[must_use]
+    pub fn build_in(&self, memory: Memory) -> Arena {
+        Arena::new(memory, self.checks)
+    }
+}
+
+/// A bump allocator over one region with marks, rewind and reset.
+///
+/// Made by [`ArenaOptions::build`].
+///
+/// ```
+/// use memio_alloc::ArenaOptions;
+/// let mut arena = ArenaOptions::new(64 << 10).build()?;
 /// arena.alloc_str("kept")?;                                // strdupa
 /// let total = arena.scope(|a| -> Result<usize, memio_alloc::Error> {
 ///     let scratch = a.alloc_bytes(1000)?;                  // a VLA, zeroed
@@ -60,6 +143,17 @@ pub struct Mark {
 #[derive(Debug)]
 pub struct Arena {
     _memory: Memory,
+    /// Unique in the process; marks carry it.
+    id: u64,
+    /// Bumped by every rewind (and every block given back).
+    generation: Cell<u64>,
+    /// Rewinds since the oldest live mark could have been taken, as
+    /// (generation, live blocks left), generations ascending and live
+    /// counts strictly ascending: a later rewind to fewer blocks makes the
+    /// earlier entries redundant. A mark of generation `g` and `n` blocks is
+    /// stale when the first entry of generation `g` or later left fewer
+    /// than `n` blocks.
+    rewinds: RefCell<Vec<(u64, usize)>>,
     base: NonNull<u8>,
     cap: usize,
     checks: Checks,
@@ -78,9 +172,7 @@ pub struct Arena {
 unsafe impl Send for Arena {}
 
 impl Arena {
-    /// An arena over `memory`.
-    #[must_use]
-    pub fn new(memory: Memory, checks: Checks) -> Self {
+    fn new(memory: Memory, checks: Checks) -> Self {
         // SAFETY: a `Memory` pointer is never null.
         let base = unsafe { NonNull::new_unchecked(memory.as_ptr()) };
         let cap = memory.len();
@@ -90,6 +182,9 @@ impl Arena {
         }
         Self {
             _memory: memory,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: Cell::new(0),
+            rewinds: RefCell::new(Vec::new()),
             base,
             cap,
             checks,
@@ -102,19 +197,6 @@ impl Arena {
             failures: Cell::new(0),
             zones: RefCell::new(Vec::new()),
         }
-    }
-
-    /// An arena over a new anonymous mapping of `len` bytes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Os`] when mapping fails.
-    pub fn map(len: usize, checks: Checks) -> Result<Self, Error> {
-        let memory = Memory::map(len).map_err(|e| Error::Os {
-            allocator: NAME,
-            source: e.into(),
-        })?;
-        Ok(Self::new(memory, checks))
     }
 
     /// Bumps out `size` bytes aligned to `align` (a power of two), in O(1).
@@ -224,28 +306,55 @@ impl Arena {
     #[inline]
     pub fn mark(&self) -> Mark {
         Mark {
-            arena: self.base.as_ptr() as usize,
+            arena: self.id,
+            generation: self.generation.get(),
             top: self.top.get(),
             live: self.live.get(),
             requested: self.requested.get(),
         }
     }
 
-    /// Releases everything allocated since `mark`, in O(1) (O(blocks) with
-    /// red zones on, which are verified).
+    /// Records that the arena went back to `live` blocks: marks that
+    /// counted more blocks are stale from now on.
+    fn went_back_to(&self, live: usize) {
+        let generation = self.generation.get();
+        let mut rewinds = self.rewinds.borrow_mut();
+        while rewinds.last().is_some_and(|&(_, l)| l >= live) {
+            rewinds.pop();
+        }
+        rewinds.push((generation, live));
+        self.generation.set(generation + 1);
+    }
+
+    /// Why `mark` cannot be rewound to, if it cannot.
+    fn stale(&self, mark: &Mark) -> Option<&'static str> {
+        if mark.arena != self.id {
+            return Some("the mark belongs to another arena");
+        }
+        let rewinds = self.rewinds.borrow();
+        let since = rewinds.partition_point(|&(g, _)| g < mark.generation);
+        let below = rewinds.get(since).is_some_and(|&(_, l)| l < mark.live);
+        if below || mark.live > self.live.get() || mark.top > self.top.get() {
+            return Some("the arena was rewound or reset below it since it was taken");
+        }
+        None
+    }
+
+    /// Releases everything allocated since `mark`, in O(1) amortised
+    /// (O(blocks) with red zones on, which are verified).
     ///
     /// # Errors
     ///
-    /// [`Error::Foreign`] for a mark of another arena or one past the
-    /// current position (a mark taken before an earlier rewind to a lower
-    /// one); [`Error::Overflow`] when a red zone was overwritten (the arena
-    /// is rewound anyway).
+    /// [`Error::StaleMark`] for a mark of another arena or one taken before
+    /// a rewind or reset to a point below it (nothing is rewound then);
+    /// [`Error::Overflow`] when a red zone was overwritten (the arena is
+    /// rewound anyway).
     #[inline]
     pub fn rewind(&mut self, mark: Mark) -> Result<(), Error> {
-        if mark.arena != self.base.as_ptr() as usize || mark.top > self.top.get() {
-            return Err(Error::Foreign {
+        if let Some(why) = self.stale(&mark) {
+            return Err(Error::StaleMark {
                 allocator: NAME,
-                addr: mark.top,
+                why,
             });
         }
         let released = self.live.get() - mark.live;
@@ -284,6 +393,7 @@ impl Arena {
         self.live.set(mark.live);
         self.requested.set(mark.requested);
         self.frees.set(self.frees.get() + released as u64);
+        self.went_back_to(mark.live);
         damage.map_or(Ok(()), Err)
     }
 
@@ -294,7 +404,8 @@ impl Arena {
     /// As [`Arena::rewind`] (only [`Error::Overflow`]).
     pub fn reset(&mut self) -> Result<(), Error> {
         let start = Mark {
-            arena: self.base.as_ptr() as usize,
+            arena: self.id,
+            generation: 0,
             top: 0,
             live: 0,
             requested: 0,
@@ -314,12 +425,12 @@ impl Arena {
     pub fn scope<R>(&mut self, f: impl FnOnce(&mut Arena) -> R) -> Result<R, Error> {
         let mark = self.mark();
         let r = f(self);
-        // A mark of this arena is at or below the top unless `f` swapped
-        // arenas or rewound further; then there is nothing left to release.
-        if mark.arena == self.base.as_ptr() as usize && mark.top <= self.top.get() {
-            self.rewind(mark)?;
+        match self.rewind(mark) {
+            // `f` swapped arenas or rewound below the mark: the position is
+            // gone, and what `f` allocated since stays.
+            Ok(()) | Err(Error::StaleMark { .. }) => Ok(r),
+            Err(e) => Err(e),
         }
-        Ok(r)
     }
 
     /// Bytes in use: the bump offset.
@@ -343,7 +454,7 @@ impl Arena {
                 addr: ptr.as_ptr() as usize,
             });
         }
-        Ok(self.top.get() - off - self.checks.red_zone)
+        Ok((self.top.get() - off).saturating_sub(self.checks.red_zone))
     }
 
     /// The statistics (`in_use` is the bump offset, `free` the rest; one
@@ -392,6 +503,7 @@ unsafe impl Allocator for &Arena {
             self.live.set(self.live.get() - 1);
             self.requested.set(self.requested.get() - layout.size());
             self.frees.set(self.frees.get() + 1);
+            self.went_back_to(self.live.get());
         }
     }
 
@@ -426,7 +538,7 @@ mod tests {
 
     #[test]
     fn marks_rewind_and_nested_scopes() {
-        let mut a = Arena::map(4096, Checks::off()).unwrap();
+        let mut a = ArenaOptions::new(4096).build().unwrap();
         a.alloc_bytes(10).unwrap();
         let m = a.mark();
         a.alloc_bytes(100).unwrap();
@@ -445,15 +557,77 @@ mod tests {
         assert_eq!((a.used(), a.stats().live_blocks), (10, 1));
         assert!(matches!(
             a.rewind(Mark { top: 11, ..m }),
-            Err(Error::Foreign { .. })
+            Err(Error::StaleMark { .. })
         ));
         a.reset().unwrap();
         assert_eq!(a.used(), 0);
     }
 
     #[test]
+    fn a_mark_from_before_a_reset_is_refused() {
+        let mut a = ArenaOptions::new(4096).build().unwrap();
+        a.alloc_bytes(10).unwrap();
+        a.alloc_bytes(10).unwrap();
+        let old = a.mark();
+        a.reset().unwrap();
+        a.alloc_bytes(100).unwrap();
+        // Before the fix the mark (2 blocks, top 20) was accepted: live
+        // went 1 - 2 (underflow) and the stats claimed two blocks.
+        let e = a.rewind(old).unwrap_err();
+        assert!(matches!(e, Error::StaleMark { .. }), "{e}");
+        assert!(e.to_string().contains("nothing was rewound"), "{e}");
+        let st = a.stats();
+        assert_eq!((st.live_blocks, st.requested, a.used()), (1, 100, 100));
+    }
+
+    #[test]
+    fn a_mark_above_an_earlier_rewind_is_refused_and_one_below_kept() {
+        let mut a = ArenaOptions::new(4096).build().unwrap();
+        let low = a.mark();
+        a.alloc_bytes(8).unwrap();
+        let mid = a.mark();
+        a.alloc_bytes(8).unwrap();
+        let high = a.mark();
+        a.rewind(mid).unwrap();
+        a.alloc_bytes(100).unwrap();
+        assert!(matches!(a.rewind(high), Err(Error::StaleMark { .. })));
+        // Rewinding to the same mark again, and then to an older one, works.
+        a.rewind(mid).unwrap();
+        a.rewind(mid).unwrap();
+        a.rewind(low).unwrap();
+        assert_eq!((a.used(), a.stats().live_blocks), (0, 0));
+        assert!(matches!(a.rewind(mid), Err(Error::StaleMark { .. })));
+    }
+
+    #[test]
+    fn a_mark_of_another_arena_is_refused_even_at_the_same_address() {
+        let first = ArenaOptions::new(4096).build().unwrap();
+        first.alloc_bytes(8).unwrap();
+        let m = first.mark();
+        drop(first);
+        let mut second = ArenaOptions::new(4096).build().unwrap();
+        second.alloc_bytes(64).unwrap();
+        assert!(matches!(second.rewind(m), Err(Error::StaleMark { .. })));
+        assert_eq!(second.stats().live_blocks, 1);
+    }
+
+    #[test]
+    fn a_block_given_back_makes_marks_that_counted_it_stale() {
+        let mut a = ArenaOptions::new(4096).build().unwrap();
+        let v = {
+            let mut v = allocator_api2::vec::Vec::new_in(&a);
+            v.push(1u8);
+            let m = a.mark();
+            drop(v);
+            m
+        };
+        a.alloc_bytes(32).unwrap();
+        assert!(matches!(a.rewind(v), Err(Error::StaleMark { .. })));
+    }
+
+    #[test]
     fn exhaustion_is_an_error_not_a_crash() {
-        let a = Arena::map(4096, Checks::off()).unwrap();
+        let a = ArenaOptions::new(4096).build().unwrap();
         assert!(a.alloc_bytes(4000).is_ok());
         assert!(matches!(a.alloc_bytes(200), Err(Error::OutOfMemory { .. })));
         assert_eq!(a.stats().failures, 1);
@@ -461,7 +635,7 @@ mod tests {
 
     #[test]
     fn alignment_and_copies() {
-        let a = Arena::map(4096, Checks::off()).unwrap();
+        let a = ArenaOptions::new(4096).build().unwrap();
         a.alloc_bytes(3).unwrap();
         let p = a.alloc(8, 64).unwrap();
         assert_eq!(p.as_ptr() as usize % 64, 0);
@@ -473,7 +647,10 @@ mod tests {
 
     #[test]
     fn red_zone_overflow_is_reported_on_rewind() {
-        let mut a = Arena::map(4096, Checks::all()).unwrap();
+        let mut a = ArenaOptions::new(4096)
+            .checks(Checks::all())
+            .build()
+            .unwrap();
         let p = a.alloc(8, 8).unwrap();
         // SAFETY: the first red-zone byte after the 8-byte block.
         unsafe { p.as_ptr().wrapping_add(8).write(0) };
@@ -490,7 +667,7 @@ mod tests {
 
     #[test]
     fn allocator_api_vec_grows_in_place_at_the_top() {
-        let a = Arena::map(1 << 16, Checks::off()).unwrap();
+        let a = ArenaOptions::new(1 << 16).build().unwrap();
         let mut v = allocator_api2::vec::Vec::new_in(&a);
         v.push(1u32);
         let first = v.as_ptr();

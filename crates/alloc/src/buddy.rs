@@ -28,32 +28,40 @@ use std::ptr::NonNull;
 
 use allocator_api2::alloc::{AllocError, Allocator, Layout};
 
+use crate::block::Owner;
 use crate::checks::{self, CANARY, POISON_FREED, POISON_FRESH};
 use crate::error::unsupported;
-use crate::{Checks, Error, Memory, Stats};
+use crate::{Block, Checks, Error, Memory, Stats};
 
 const NAME: &str = "buddy";
 const NIL: usize = usize::MAX;
 const FREE: u8 = 0x80;
 
-/// How a [`Buddy`] allocator is sized and checked.
+/// How a [`Buddy`] allocator is sized and checked: the one way to make one.
+///
+/// ```
+/// use memio_alloc::BuddyOptions;
+/// let buddy = BuddyOptions::new(64 << 10, 16).max_block(16 << 10).build()?;
+/// assert_eq!((buddy.min_block(), buddy.max_block()), (16, 16 << 10));
+/// # Ok::<(), memio_alloc::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuddyOptions {
     /// Bytes to manage (a multiple of `max_block` is used).
-    pub total: usize,
+    total: usize,
     /// Smallest block: a power of two, at least 16.
-    pub min_block: usize,
+    min_block: usize,
     /// Largest block (a root): a power of two; by default the largest that
     /// fits in `total`.
-    pub max_block: Option<usize>,
-    /// Lock the region into RAM.
-    pub locked: bool,
-    /// Debug checks.
-    pub checks: Checks,
+    max_block: Option<usize>,
+    locked: bool,
+    checks: Checks,
 }
 
 impl BuddyOptions {
-    /// Manage `total` bytes in blocks from `min_block` up.
+    /// Manage `total` bytes (a multiple of the largest block is used) in
+    /// blocks from `min_block` (a power of two, at least 16) up; the
+    /// largest block is by default the largest power of two that fits.
     #[must_use]
     pub const fn new(total: usize, min_block: usize) -> Self {
         Self {
@@ -65,7 +73,7 @@ impl BuddyOptions {
         }
     }
 
-    /// Sets the largest block.
+    /// Sets the largest block (a root): a power of two.
     #[must_use]
     pub const fn max_block(mut self, max_block: usize) -> Self {
         self.max_block = Some(max_block);
@@ -84,6 +92,39 @@ impl BuddyOptions {
     pub const fn locked(mut self, locked: bool) -> Self {
         self.locked = locked;
         self
+    }
+
+    /// Makes the allocator over a new anonymous mapping.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] for sizes that are not powers of two or a
+    /// region smaller than one largest block; [`Error::Os`] when mapping
+    /// fails.
+    pub fn build(&self) -> Result<Buddy, Error> {
+        let max = self.max_block.unwrap_or(prev_power_of_two(self.total));
+        let total = self.total.checked_div(max).map_or(0, |roots| roots * max);
+        let memory = if self.locked {
+            Memory::map_locked(total.max(1))
+        } else {
+            Memory::map(total.max(1))
+        };
+        let memory = memory.map_err(|e| Error::Os {
+            allocator: NAME,
+            source: e.into(),
+        })?;
+        Buddy::build(memory, BuddyOptions { total, ..*self })
+    }
+
+    /// Makes the allocator over the caller's memory (the total set is
+    /// ignored: as many roots as fit are used).
+    ///
+    /// # Errors
+    ///
+    /// As [`BuddyOptions::build`].
+    pub fn build_in(&self, memory: Memory) -> Result<Buddy, Error> {
+        let total = memory.len();
+        Buddy::build(memory, BuddyOptions { total, ..*self })
     }
 }
 
@@ -121,15 +162,27 @@ struct State {
 /// to their own size (up to the region's alignment: 4096 for mapped
 /// memory). Not `Sync`; `Send`.
 ///
+/// Made by [`BuddyOptions::build`].
+///
 /// ```
-/// use memio_alloc::{Buddy, BuddyOptions};
-/// let b = Buddy::new(BuddyOptions::new(1024, 64))?;
-/// let p = b.alloc(65, 8)?;                 // takes a 128-byte block
-/// assert_eq!(b.usable_size(p)?, 128);
+/// use memio_alloc::BuddyOptions;
+/// let b = BuddyOptions::new(1024, 64).build()?;
+/// let p = b.alloc_block(65, 8)?;           // takes a 128-byte block
+/// assert_eq!(b.usable_size(p.as_ptr())?, 128);
 /// assert_eq!(b.stats().internal_fragmentation(), 63);
-/// b.free(p)?;
+/// drop(p);
 /// assert_eq!(b.stats().largest_free, 1024); // merged back into the root
 /// # Ok::<(), memio_alloc::Error>(())
+/// ```
+///
+/// Freeing a raw pointer needs `unsafe`: the block may belong to a live
+/// [`Block`] or collection.
+///
+/// ```compile_fail,E0133
+/// use memio_alloc::BuddyOptions;
+/// let b = BuddyOptions::new(1024, 64).build().unwrap();
+/// let p = b.alloc(64, 8).unwrap();
+/// b.free(p).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct Buddy {
@@ -378,43 +431,6 @@ impl State {
 }
 
 impl Buddy {
-    /// A buddy allocator over a new anonymous mapping.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Unsupported`] for sizes that are not powers of two or a
-    /// region smaller than one `max_block`; [`Error::Os`] when mapping fails.
-    pub fn new(options: BuddyOptions) -> Result<Self, Error> {
-        let max = options
-            .max_block
-            .unwrap_or(prev_power_of_two(options.total));
-        let total = options
-            .total
-            .checked_div(max)
-            .map_or(0, |roots| roots * max);
-        let memory = if options.locked {
-            Memory::map_locked(total.max(1))
-        } else {
-            Memory::map(total.max(1))
-        };
-        let memory = memory.map_err(|e| Error::Os {
-            allocator: NAME,
-            source: e.into(),
-        })?;
-        Self::build(memory, BuddyOptions { total, ..options })
-    }
-
-    /// A buddy allocator over the caller's memory (`options.total` is
-    /// ignored: as many roots as fit are used).
-    ///
-    /// # Errors
-    ///
-    /// As [`Buddy::new`].
-    pub fn in_memory(memory: Memory, options: BuddyOptions) -> Result<Self, Error> {
-        let total = memory.len();
-        Self::build(memory, BuddyOptions { total, ..options })
-    }
-
     fn build(memory: Memory, o: BuddyOptions) -> Result<Self, Error> {
         if !o.min_block.is_power_of_two() || o.min_block < 16 {
             return Err(unsupported(
@@ -513,13 +529,35 @@ impl Buddy {
         self.s().alloc(size, align)
     }
 
+    /// Allocates like [`Buddy::alloc`]; the [`Block`] frees the block when
+    /// dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`Buddy::alloc`].
+    pub fn alloc_block(&self, size: usize, align: usize) -> Result<Block<'_>, Error> {
+        let ptr = self.alloc(size, align)?;
+        // SAFETY: a block just handed out, at least `size` bytes, owned by
+        // no one.
+        Ok(unsafe { Block::new(ptr, size, Owner::Buddy(self)) })
+    }
+
     /// Frees a live block after validating it, merging with free buddies.
+    ///
+    /// The validation is a debug aid: it catches a double free or a
+    /// foreign pointer, not a block someone else still owns.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live block of this allocator that nothing else owns
+    /// (not a [`Block`], nor a collection's buffer, nor anything still
+    /// using it).
     ///
     /// # Errors
     ///
     /// [`Error::DoubleFree`], [`Error::Foreign`], or [`Error::Overflow`]
     /// (red zones on; the block stays live).
-    pub fn free(&self, ptr: NonNull<u8>) -> Result<(), Error> {
+    pub unsafe fn free(&self, ptr: NonNull<u8>) -> Result<(), Error> {
         let s = self.s();
         let off = s.validate(ptr.as_ptr() as usize)?;
         s.free(off)
@@ -683,25 +721,27 @@ mod tests {
 
     #[test]
     fn splits_down_and_merges_back_to_one_root() {
-        let b = Buddy::new(BuddyOptions::new(1024, 64)).unwrap();
+        let b = BuddyOptions::new(1024, 64).build().unwrap();
         let p = b.alloc(64, 8).unwrap();
         // 1024 -> 512 + 256 + 128 + 64 free, 64 used.
         assert_eq!(
             b.free_blocks_per_order(),
             vec![(64, 1), (128, 1), (256, 1), (512, 1), (1024, 0)]
         );
-        b.free(p).unwrap();
+        // SAFETY: the test owns this live block and frees it once.
+        unsafe { b.free(p) }.unwrap();
         assert_eq!(b.free_blocks_per_order().last(), Some(&(1024, 1)));
         assert_eq!(b.stats().free_chunks, 1);
     }
 
     #[test]
     fn external_fragmentation_when_buddies_stay_live() {
-        let b = Buddy::new(BuddyOptions::new(1024, 64)).unwrap();
+        let b = BuddyOptions::new(1024, 64).build().unwrap();
         let blocks: Vec<_> = (0..16).map(|_| b.alloc(64, 8).unwrap()).collect();
         assert!(b.alloc(1, 1).is_err());
         for p in blocks.iter().step_by(2) {
-            b.free(*p).unwrap();
+            // SAFETY: the test owns this live block and frees it once.
+            unsafe { b.free(*p) }.unwrap();
         }
         let st = b.stats();
         assert_eq!((st.free, st.largest_free, st.free_chunks), (512, 64, 8));
@@ -714,29 +754,35 @@ mod tests {
 
     #[test]
     fn double_and_foreign_frees_are_reported() {
-        let b = Buddy::new(BuddyOptions::new(4096, 16)).unwrap();
+        let b = BuddyOptions::new(4096, 16).build().unwrap();
         let p = b.alloc(100, 16).unwrap();
         let q = b.alloc(16, 16).unwrap();
-        b.free(p).unwrap();
-        assert!(matches!(b.free(p), Err(Error::DoubleFree { .. })));
+        // SAFETY: the test owns this live block and frees it once.
+        unsafe { b.free(p) }.unwrap();
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        let got = unsafe { b.free(p) };
+        assert!(matches!(got, Err(Error::DoubleFree { .. })));
         // SAFETY: 16 bytes past q is inside the region.
         let inside = unsafe { q.add(16) };
         assert!(matches!(
-            b.free(inside),
+            // SAFETY: deliberately inside a block: refused without touching memory.
+            unsafe { b.free(inside) },
             Err(Error::DoubleFree { .. } | Error::Foreign { .. })
         ));
         let x = 1u64;
         assert!(matches!(
-            b.free(NonNull::from(&x).cast()),
+            // SAFETY: deliberately foreign: refused without touching memory.
+            unsafe { b.free(NonNull::from(&x).cast()) },
             Err(Error::Foreign { .. })
         ));
-        b.free(q).unwrap();
+        // SAFETY: the test owns this live block and frees it once.
+        unsafe { b.free(q) }.unwrap();
         assert_eq!(b.stats().free_chunks, 1);
     }
 
     #[test]
     fn alignment_up_to_the_block_size() {
-        let b = Buddy::new(BuddyOptions::new(1 << 16, 16)).unwrap();
+        let b = BuddyOptions::new(1 << 16, 16).build().unwrap();
         let p = b.alloc(10, 1024).unwrap();
         assert_eq!(p.as_ptr() as usize % 1024, 0);
         assert!(matches!(
@@ -747,17 +793,21 @@ mod tests {
 
     #[test]
     fn red_zone_catches_an_overflow() {
-        let b = Buddy::new(BuddyOptions::new(4096, 16).checks(Checks::all())).unwrap();
+        let b = BuddyOptions::new(4096, 16)
+            .checks(Checks::all())
+            .build()
+            .unwrap();
         let p = b.alloc(16, 8).unwrap();
         assert_eq!(b.usable_size(p).unwrap(), 16);
         // SAFETY: byte 16 of a 32-byte block (16 requested + red zone).
         unsafe { p.as_ptr().wrapping_add(16).write(1) };
-        assert!(matches!(b.free(p), Err(Error::Overflow { .. })));
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        assert!(matches!(unsafe { b.free(p) }, Err(Error::Overflow { .. })));
     }
 
     #[test]
     fn allocator_api_collections_work() {
-        let b = Buddy::new(BuddyOptions::new(1 << 16, 32)).unwrap();
+        let b = BuddyOptions::new(1 << 16, 32).build().unwrap();
         let mut v = allocator_api2::vec::Vec::new_in(&b);
         for i in 0..1000u32 {
             v.push(i);

@@ -18,10 +18,12 @@ pub const CANARY: u8 = 0xFD;
 /// Which debug checks an allocator performs.
 ///
 /// With everything off (the [`Default`]) the allocators do only the
-/// bookkeeping they need anyway; the safe `free` methods still reject a
-/// pointer that is not a live block (that test is one range compare and one
-/// bit), while the `unsafe` paths (`free_unchecked`, the `Allocator`
-/// trait's `deallocate`) trust their caller unless [`Checks::ownership`] is on.
+/// bookkeeping they need anyway; the validating `free` methods (and the
+/// owning handles, which free through them) still reject a pointer that is
+/// not a live block (that test is one range compare and one bit) — a debug
+/// aid, since those frees are `unsafe` — while the unchecked paths
+/// (`free_unchecked`, the `Allocator` trait's `deallocate`) trust their
+/// caller unless [`Checks::ownership`] is on.
 ///
 /// ```
 /// use memio_alloc::Checks;

@@ -75,6 +75,16 @@ pub enum Error {
         /// First damaged byte.
         offset: usize,
     },
+    /// An arena mark that no longer names a position of this arena: it was
+    /// taken before a rewind or reset to a point below it, or in another
+    /// arena. Nothing was rewound.
+    #[error("{allocator}: stale mark: {why}; nothing was rewound")]
+    StaleMark {
+        /// Which allocator.
+        allocator: &'static str,
+        /// Why the mark no longer applies.
+        why: &'static str,
+    },
     /// The allocator's own structures are inconsistent (found by a
     /// validator; a caller wrote outside its blocks without red zones on).
     #[error("{allocator}: heap corrupted: {why}")]

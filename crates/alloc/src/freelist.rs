@@ -18,7 +18,7 @@
 //! bytes remain; freeing coalesces
 //! immediately with a free neighbour on either side (the footer of the
 //! previous block gives its size when the `PREV_USED` bit is clear). A
-//! bitmap of live payload starts lets the safe [`FreeList::free`] refuse a
+//! bitmap of live payload starts lets the validating [`FreeList::free`] refuse a
 //! double free or a foreign pointer.
 //!
 //! # Safety
@@ -37,9 +37,10 @@ use std::ptr::NonNull;
 use allocator_api2::alloc::{AllocError, Allocator, Layout};
 
 use crate::bitmap::Bitmap;
+use crate::block::Owner;
 use crate::checks::{self, CANARY, POISON_FREED, POISON_FRESH};
 use crate::error::unsupported;
-use crate::{Checks, Error, Memory, Stats};
+use crate::{Block, Checks, Error, Memory, Stats};
 
 const NAME: &str = "free list";
 const W: usize = 8;
@@ -99,16 +100,39 @@ struct Heap {
 /// Each block costs 16 bytes (a header and a trailer word) and is rounded
 /// to 16 bytes. Not `Sync` (wrap it in a `Mutex` to share it); `Send`.
 ///
+/// Made by [`FreeListOptions::build`]. Safe code allocates owning
+/// [`Block`]s or uses `allocator_api2` collections; the raw
+/// [`FreeList::alloc`] with the `unsafe` [`FreeList::free`] is for code
+/// that tracks ownership itself.
+///
 /// ```
-/// use memio_alloc::{Checks, Fit, FreeList, Memory};
-/// let heap = FreeList::new(Memory::map(4096)?, Fit::Best, Checks::off())?;
-/// let a = heap.alloc(100, 16)?;
-/// let b = heap.alloc(5000 / 10, 64)?;
+/// use memio_alloc::{Fit, FreeListOptions};
+/// let heap = FreeListOptions::new(4096).fit(Fit::Best).build()?;
+/// let a = heap.alloc_block(100, 16)?;
+/// let b = heap.alloc(500, 64)?;
 /// assert_eq!(b.as_ptr() as usize % 64, 0);
-/// heap.free(a)?;
-/// heap.free(b)?;
+/// drop(a);
+/// // SAFETY: `b` is a live block of this heap that nothing else owns.
+/// unsafe { heap.free(b)? };
 /// assert_eq!(heap.stats().free_chunks, 1); // coalesced back into one block
 /// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Freeing or resizing a raw pointer needs `unsafe`: the block may belong
+/// to a live `Vec` or [`Block`].
+///
+/// ```compile_fail,E0133
+/// use memio_alloc::FreeListOptions;
+/// let heap = FreeListOptions::new(4096).build().unwrap();
+/// let p = heap.alloc(64, 16).unwrap();
+/// heap.free(p).unwrap();
+/// ```
+///
+/// ```compile_fail,E0133
+/// use memio_alloc::FreeListOptions;
+/// let heap = FreeListOptions::new(4096).build().unwrap();
+/// let p = heap.alloc(64, 16).unwrap();
+/// heap.resize_in_place(p, 128).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct FreeList {
@@ -602,13 +626,83 @@ impl Heap {
     }
 }
 
-impl FreeList {
-    /// A free list over `memory` (at least 64 bytes).
+/// How a [`FreeList`] is sized, placed and checked: the one way to make one.
+///
+/// ```
+/// use memio_alloc::{Checks, Fit, FreeListOptions};
+/// let heap = FreeListOptions::new(64 << 10).fit(Fit::Best).checks(Checks::all()).build()?;
+/// assert_eq!(heap.fit(), Fit::Best);
+/// # Ok::<(), memio_alloc::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeListOptions {
+    len: usize,
+    fit: Fit,
+    locked: bool,
+    checks: Checks,
+}
+
+impl FreeListOptions {
+    /// A heap of `len` bytes (of which 16 go to alignment and the end
+    /// marker), first fit, no checks.
+    #[must_use]
+    pub const fn new(len: usize) -> Self {
+        Self {
+            len,
+            fit: Fit::First,
+            locked: false,
+            checks: Checks::off(),
+        }
+    }
+
+    /// Sets the fit policy.
+    #[must_use]
+    pub const fn fit(mut self, fit: Fit) -> Self {
+        self.fit = fit;
+        self
+    }
+
+    /// Locks the region into RAM (`mlock`).
+    #[must_use]
+    pub const fn locked(mut self, locked: bool) -> Self {
+        self.locked = locked;
+        self
+    }
+
+    /// Sets the debug checks.
+    #[must_use]
+    pub const fn checks(mut self, checks: Checks) -> Self {
+        self.checks = checks;
+        self
+    }
+
+    /// Makes the heap over a new anonymous mapping of the length set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when mapping fails; [`Error::Unsupported`] when the
+    /// length is too small for a heap.
+    pub fn build(&self) -> Result<FreeList, Error> {
+        let memory = if self.locked {
+            Memory::map_locked(self.len)
+        } else {
+            Memory::map(self.len)
+        };
+        let memory = memory.map_err(|e| Error::Os {
+            allocator: NAME,
+            source: e.into(),
+        })?;
+        self.build_in(memory)
+    }
+
+    /// Makes the heap over the caller's memory (at least 64 bytes; the
+    /// length set is ignored).
     ///
     /// # Errors
     ///
     /// [`Error::Unsupported`] when the memory is too small.
-    pub fn new(memory: Memory, fit: Fit, checks: Checks) -> Result<Self, Error> {
+    pub fn build_in(&self, memory: Memory) -> Result<FreeList, Error> {
+        let (fit, checks) = (self.fit, self.checks);
         let start = memory.as_ptr() as usize;
         let origin_off = start.next_multiple_of(GRAN) - start;
         let avail = memory.len().saturating_sub(origin_off);
@@ -646,24 +740,13 @@ impl FreeList {
             // SAFETY: the payload of the one free block (after its links).
             unsafe { checks::fill(heap.ptr(W + 3 * W), total - 4 * W, POISON_FREED) };
         }
-        Ok(Self {
+        Ok(FreeList {
             heap: UnsafeCell::new(heap),
         })
     }
+}
 
-    /// A free list over a new anonymous mapping of `len` bytes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Os`] when mapping fails; as [`FreeList::new`].
-    pub fn map(len: usize, fit: Fit, checks: Checks) -> Result<Self, Error> {
-        let memory = Memory::map(len).map_err(|e| Error::Os {
-            allocator: NAME,
-            source: e.into(),
-        })?;
-        Self::new(memory, fit, checks)
-    }
-
+impl FreeList {
     #[allow(
         clippy::mut_from_ref,
         reason = "the heap is !Sync and no method re-enters"
@@ -691,14 +774,36 @@ impl FreeList {
         self.heap().alloc(size, align)
     }
 
+    /// Allocates like [`FreeList::alloc`]; the [`Block`] frees the block
+    /// when dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`FreeList::alloc`].
+    pub fn alloc_block(&self, size: usize, align: usize) -> Result<Block<'_>, Error> {
+        let ptr = self.alloc(size, align)?;
+        // SAFETY: a block just handed out, at least `size` bytes, owned by
+        // no one.
+        Ok(unsafe { Block::new(ptr, size, Owner::FreeList(self)) })
+    }
+
     /// Frees a live block after validating it, coalescing with free
     /// neighbours.
+    ///
+    /// The validation is a debug aid: it catches a double free or a
+    /// foreign pointer, not a block someone else still owns.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live block of this allocator that nothing else owns
+    /// (not a [`Block`], nor a collection's buffer, nor anything still
+    /// using it).
     ///
     /// # Errors
     ///
     /// [`Error::DoubleFree`], [`Error::Foreign`], or [`Error::Overflow`]
     /// (red zones on; the block stays live).
-    pub fn free(&self, ptr: NonNull<u8>) -> Result<(), Error> {
+    pub unsafe fn free(&self, ptr: NonNull<u8>) -> Result<(), Error> {
         let h = self.heap();
         let block = h.validate(ptr.as_ptr() as usize)?;
         h.free_block(block)
@@ -732,10 +837,16 @@ impl FreeList {
     /// moving it, when the following block is free and large enough (or
     /// when shrinking). Returns whether it did.
     ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live block of this allocator whose owner is the
+    /// caller: resizing a block a collection or a [`Block`] owns would
+    /// change the bytes that owner may use behind its back.
+    ///
     /// # Errors
     ///
     /// As [`FreeList::free`] for a pointer that is not a live block.
-    pub fn resize_in_place(&self, ptr: NonNull<u8>, new_size: usize) -> Result<bool, Error> {
+    pub unsafe fn resize_in_place(&self, ptr: NonNull<u8>, new_size: usize) -> Result<bool, Error> {
         let h = self.heap();
         let block = h.validate(ptr.as_ptr() as usize)?;
         Ok(h.resize_in_place(block, new_size))
@@ -824,12 +935,11 @@ impl FreeList {
         old: Layout,
         new: Layout,
     ) -> Result<NonNull<[u8]>, AllocError> {
-        if ptr.as_ptr() as usize % new.align() == 0
-            && self.heap().resize_in_place(
-                ptr.as_ptr() as usize - self.heap().origin.as_ptr() as usize - W,
-                new.size(),
-            )
-        {
+        // One borrow of the heap for the in-place attempt: the block offset
+        // is computed from it, not from a second `heap()`.
+        let h = self.heap();
+        let block = ptr.as_ptr() as usize - h.origin.as_ptr() as usize - W;
+        if ptr.as_ptr() as usize % new.align() == 0 && h.resize_in_place(block, new.size()) {
             let usable = self.usable_size(ptr).map_err(|_| AllocError)?;
             return Ok(NonNull::slice_from_raw_parts(ptr, usable));
         }
@@ -852,7 +962,11 @@ mod tests {
     use super::*;
 
     fn heap(len: usize, fit: Fit, checks: Checks) -> FreeList {
-        FreeList::new(Memory::map(len).unwrap(), fit, checks).unwrap()
+        FreeListOptions::new(len)
+            .fit(fit)
+            .checks(checks)
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -863,11 +977,14 @@ mod tests {
         let c = h.alloc(300, 8).unwrap();
         h.check().unwrap();
         assert_eq!(h.stats().free_chunks, 1);
-        h.free(a).unwrap();
-        h.free(c).unwrap();
+        // SAFETY: the test owns this live block and frees or resizes it once.
+        unsafe { h.free(a) }.unwrap();
+        // SAFETY: the test owns this live block and frees or resizes it once.
+        unsafe { h.free(c) }.unwrap();
         h.check().unwrap();
         assert_eq!(h.stats().free_chunks, 2, "c merged with the tail, a alone");
-        h.free(b).unwrap();
+        // SAFETY: the test owns this live block and frees or resizes it once.
+        unsafe { h.free(b) }.unwrap();
         h.check().unwrap();
         let st = h.stats();
         assert_eq!(
@@ -886,8 +1003,10 @@ mod tests {
             let _sep1 = h.alloc(16, 16).unwrap();
             let small = h.alloc(1100, 16).unwrap();
             let _sep2 = h.alloc(16, 16).unwrap();
-            h.free(small).unwrap();
-            h.free(big).unwrap();
+            // SAFETY: the test owns this live block and frees or resizes it once.
+            unsafe { h.free(small) }.unwrap();
+            // SAFETY: the test owns this live block and frees or resizes it once.
+            unsafe { h.free(big) }.unwrap();
             let p = h.alloc(1000, 16).unwrap();
             assert_eq!(p == small, expect_small_hole, "{fit:?}");
             h.check().unwrap();
@@ -910,15 +1029,22 @@ mod tests {
         let h = heap(4096, Fit::First, Checks::off());
         let a = h.alloc(64, 16).unwrap();
         let b = h.alloc(64, 16).unwrap();
-        assert!(!h.resize_in_place(a, 200).unwrap(), "b is in the way");
-        assert!(h.resize_in_place(b, 1000).unwrap(), "the tail is free");
+        // SAFETY: the test owns this live block and frees or resizes it once.
+        let got = unsafe { h.resize_in_place(a, 200) };
+        assert!(!got.unwrap(), "b is in the way");
+        // SAFETY: the test owns this live block and frees or resizes it once.
+        let got = unsafe { h.resize_in_place(b, 1000) };
+        assert!(got.unwrap(), "the tail is free");
         assert!(h.usable_size(b).unwrap() >= 1000);
         h.check().unwrap();
-        assert!(h.resize_in_place(b, 10).unwrap());
+        // SAFETY: the test owns this live block and frees or resizes it once.
+        assert!(unsafe { h.resize_in_place(b, 10) }.unwrap());
         assert!(h.usable_size(b).unwrap() < 64);
         h.check().unwrap();
-        h.free(b).unwrap();
-        assert!(h.resize_in_place(a, 3000).unwrap());
+        // SAFETY: the test owns this live block and frees or resizes it once.
+        unsafe { h.free(b) }.unwrap();
+        // SAFETY: the test owns this live block and frees or resizes it once.
+        assert!(unsafe { h.resize_in_place(a, 3000) }.unwrap());
         h.check().unwrap();
     }
 
@@ -927,16 +1053,22 @@ mod tests {
         let h = heap(4096, Fit::First, Checks::off());
         let a = h.alloc(64, 16).unwrap();
         let b = h.alloc(64, 16).unwrap();
-        h.free(a).unwrap();
-        assert!(matches!(h.free(a), Err(Error::DoubleFree { .. })));
+        // SAFETY: the test owns this live block and frees or resizes it once.
+        unsafe { h.free(a) }.unwrap();
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        let got = unsafe { h.free(a) };
+        assert!(matches!(got, Err(Error::DoubleFree { .. })));
         let x = 0u128;
         assert!(matches!(
-            h.free(NonNull::from(&x).cast()),
+            // SAFETY: deliberately foreign: refused without touching memory.
+            unsafe { h.free(NonNull::from(&x).cast()) },
             Err(Error::Foreign { .. })
         ));
         // SAFETY: 16 bytes into a live 64-byte block.
         let inner = unsafe { b.add(16) };
-        assert!(matches!(h.free(inner), Err(Error::Foreign { .. })));
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        let got = unsafe { h.free(inner) };
+        assert!(matches!(got, Err(Error::Foreign { .. })));
         h.check().unwrap();
     }
 
@@ -948,7 +1080,8 @@ mod tests {
         // SAFETY: the byte after the request is red zone inside the block.
         unsafe { a.as_ptr().wrapping_add(10).write(0) };
         assert!(matches!(
-            h.free(a),
+            // SAFETY: the test owns this live block and frees or resizes it once.
+            unsafe { h.free(a) },
             Err(Error::Overflow {
                 offset: 0,
                 size: 10,

@@ -5,13 +5,13 @@
 //! block is also kept aside in a spare slot, so an allocation right after a
 //! free takes it without touching the list. A side table keeps each block's
 //! state (never used, freed, or live with the size asked for), which lets
-//! the safe [`Pool::free`] tell a live block from a double free or a pointer
+//! the validating [`Pool::free`] tell a live block from a double free or a pointer
 //! the pool never handed out, and lets [`Pool::stats`] count live blocks and
 //! requested bytes without counters on the fast path.
 //!
 //! The fast path (no debug checks, a power-of-two stride, a block of the
 //! first chunk) is small enough to inline into callers; everything else
-//! goes through cold out-of-line functions. Its safe `free` still checks
+//! goes through cold out-of-line functions. Its validating `free` still checks
 //! everything the general path does, in O(1): one rotation and one compare
 //! for range and block boundary, one load for the live state, and a
 //! compare with the spare slot (a block moving through the spare keeps its
@@ -37,9 +37,10 @@ use std::ptr::NonNull;
 
 use allocator_api2::alloc::{AllocError, Allocator, Layout};
 
+use crate::block::Owner;
 use crate::checks::{self, CANARY, POISON_FREED, POISON_FRESH};
 use crate::error::unsupported;
-use crate::{Checks, Error, Memory, Stats};
+use crate::{Block, Checks, Error, Memory, Stats};
 
 const NAME: &str = "pool";
 /// Size of the free-list link kept in a free block.
@@ -51,21 +52,27 @@ const FREED: u32 = 1;
 /// Block state: live blocks store their requested size plus this.
 const LIVE: u32 = 2;
 
-/// How a [`Pool`] is laid out and checked.
+/// How a [`Pool`] (or a [`TypedPool`]) is laid out and checked: the one
+/// way to make either.
+///
+/// ```
+/// use memio_alloc::{Checks, PoolOptions};
+/// let pool = PoolOptions::new(32)     // 32-byte blocks
+///     .blocks(64)                     // 64 per chunk
+///     .max_chunks(4)                  // may grow to 256 blocks
+///     .checks(Checks::all())
+///     .build()?;
+/// assert_eq!(pool.capacity(), 64);
+/// # Ok::<(), memio_alloc::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolOptions {
-    /// Usable bytes per block (at least one pointer, 8 bytes, is used).
-    pub block_size: usize,
-    /// Alignment of every block: a power of two, at least 8.
-    pub align: usize,
-    /// Blocks in each chunk taken from the OS.
-    pub blocks_per_chunk: usize,
-    /// How many chunks the pool may hold in total; 1 means it never grows.
-    pub max_chunks: usize,
-    /// Lock the chunks into RAM (`mlock`).
-    pub locked: bool,
-    /// Debug checks.
-    pub checks: Checks,
+    block_size: usize,
+    align: usize,
+    blocks: usize,
+    max_chunks: usize,
+    locked: bool,
+    checks: Checks,
 }
 
 impl PoolOptions {
@@ -76,35 +83,52 @@ impl PoolOptions {
         Self {
             block_size,
             align: 16,
-            blocks_per_chunk: 64,
+            blocks: 64,
             max_chunks: 1,
             locked: false,
             checks: Checks::off(),
         }
     }
 
-    /// Sets the block alignment.
+    /// Blocks sized and aligned for `T` (for [`PoolOptions::build_typed`]).
+    #[must_use]
+    pub const fn for_type<T>() -> Self {
+        let size = if size_of::<T>() == 0 {
+            1
+        } else {
+            size_of::<T>()
+        };
+        let align = if align_of::<T>() > 16 {
+            align_of::<T>()
+        } else {
+            16
+        };
+        Self::new(size).align(align)
+    }
+
+    /// Sets the block alignment: a power of two from 8 to 4096.
     #[must_use]
     pub const fn align(mut self, align: usize) -> Self {
         self.align = align;
         self
     }
 
-    /// Sets how many blocks each chunk holds.
+    /// Sets how many blocks each chunk holds (the first chunk, when it is
+    /// the caller's memory, holds as many as fit).
     #[must_use]
-    pub const fn blocks_per_chunk(mut self, n: usize) -> Self {
-        self.blocks_per_chunk = n;
+    pub const fn blocks(mut self, n: usize) -> Self {
+        self.blocks = n;
         self
     }
 
-    /// Lets the pool grow to `n` chunks.
+    /// Lets the pool grow to `n` chunks; 1 (the default) means it never grows.
     #[must_use]
     pub const fn max_chunks(mut self, n: usize) -> Self {
         self.max_chunks = n;
         self
     }
 
-    /// Locks chunks into RAM.
+    /// Locks chunks into RAM (`mlock`).
     #[must_use]
     pub const fn locked(mut self, locked: bool) -> Self {
         self.locked = locked;
@@ -116,6 +140,47 @@ impl PoolOptions {
     pub const fn checks(mut self, checks: Checks) -> Self {
         self.checks = checks;
         self
+    }
+
+    /// Makes the pool; its chunks are anonymous mappings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] for a zero or oversized block, a bad
+    /// alignment or zero blocks per chunk; [`Error::Os`] when mapping fails.
+    pub fn build(&self) -> Result<Pool, Error> {
+        let pool = Pool::empty(*self)?;
+        pool.add_chunk(None)?;
+        Ok(pool)
+    }
+
+    /// Makes the pool over the caller's memory, holding as many blocks as
+    /// fit (growth, if allowed, maps further chunks).
+    ///
+    /// # Errors
+    ///
+    /// As [`PoolOptions::build`], and [`Error::Unsupported`] when not one
+    /// block fits.
+    pub fn build_in(&self, memory: Memory) -> Result<Pool, Error> {
+        let pool = Pool::empty(*self)?;
+        pool.add_chunk(Some(memory))?;
+        Ok(pool)
+    }
+
+    /// Makes a pool of `T`s handing out owning [`PoolBox`]es; the block
+    /// size and alignment are raised to fit `T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`PoolOptions::build`].
+    pub fn build_typed<T>(&self) -> Result<TypedPool<T>, Error> {
+        let mut options = *self;
+        options.block_size = options.block_size.max(size_of::<T>()).max(1);
+        options.align = options.align.max(align_of::<T>()).max(align_of::<usize>());
+        Ok(TypedPool {
+            pool: options.build()?,
+            _marker: PhantomData,
+        })
     }
 }
 
@@ -180,17 +245,35 @@ struct Inner {
 /// Not `Sync`: share it between threads through [`SyncPool`](crate::SyncPool), or give each
 /// thread its own. `Send`: the pool owns its chunks.
 ///
+/// Made by [`PoolOptions::build`]. Safe code allocates owning
+/// [`Block`]s (or goes through [`TypedPool`] or an `allocator_api2`
+/// collection); the raw [`Pool::alloc`] and the `unsafe` [`Pool::free`] are
+/// for code that keeps track of ownership itself.
+///
 /// ```
-/// use memio_alloc::{Pool, PoolOptions, Error};
-/// let pool = Pool::new(PoolOptions::new(32).blocks_per_chunk(32))?;
-/// let a = pool.alloc()?;
+/// use memio_alloc::{Error, PoolOptions};
+/// let pool = PoolOptions::new(32).blocks(32).build()?;
+/// let a = pool.alloc_block()?;
 /// let b = pool.alloc()?;
-/// assert_ne!(a, b);
-/// pool.free(a)?;
-/// assert!(matches!(pool.free(a), Err(Error::DoubleFree { .. })));
-/// pool.free(b)?;
+/// assert_ne!(a.as_ptr(), b);
+/// drop(a); // back to the pool
+/// // SAFETY: `b` is a live block of this pool that nothing else owns.
+/// unsafe { pool.free(b)? };
+/// // A second free is a bug; the pool's checks catch it (a debug aid).
+/// // SAFETY: deliberately broken; the validating free reports it.
+/// assert!(matches!(unsafe { pool.free(b) }, Err(Error::DoubleFree { .. })));
 /// assert_eq!(pool.stats().live_blocks, 0);
 /// # Ok::<(), memio_alloc::Error>(())
+/// ```
+///
+/// Freeing a raw pointer needs `unsafe`: the pointer may belong to a live
+/// [`Block`], [`PoolBox`] or collection.
+///
+/// ```compile_fail,E0133
+/// use memio_alloc::PoolOptions;
+/// let pool = PoolOptions::new(32).build().unwrap();
+/// let p = pool.alloc().unwrap();
+/// pool.free(p).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct Pool {
@@ -202,31 +285,6 @@ pub struct Pool {
 unsafe impl Send for Pool {}
 
 impl Pool {
-    /// Creates a pool whose chunks are anonymous mappings.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Unsupported`] for a zero or oversized block, a bad
-    /// alignment or zero blocks per chunk; [`Error::Os`] when mapping fails.
-    pub fn new(options: PoolOptions) -> Result<Self, Error> {
-        let pool = Self::empty(options)?;
-        pool.add_chunk(None)?;
-        Ok(pool)
-    }
-
-    /// Creates a pool over the caller's memory, holding as many blocks as
-    /// fit (`options.blocks_per_chunk` is ignored for this first chunk;
-    /// growth, if allowed, maps further chunks).
-    ///
-    /// # Errors
-    ///
-    /// As [`Pool::new`], and [`Error::Unsupported`] when not one block fits.
-    pub fn in_memory(memory: Memory, options: PoolOptions) -> Result<Self, Error> {
-        let pool = Self::empty(options)?;
-        pool.add_chunk(Some(memory))?;
-        Ok(pool)
-    }
-
     fn empty(o: PoolOptions) -> Result<Self, Error> {
         if o.block_size == 0 || o.block_size >= (u32::MAX - LIVE) as usize {
             return Err(unsupported(
@@ -240,7 +298,7 @@ impl Pool {
                 format!("alignment {} (a power of two, 8 to 4096)", o.align),
             ));
         }
-        if o.blocks_per_chunk == 0 || o.max_chunks == 0 {
+        if o.blocks == 0 || o.max_chunks == 0 {
             return Err(unsupported(
                 NAME,
                 "a pool needs at least one block per chunk and one chunk",
@@ -263,7 +321,7 @@ impl Pool {
                 stride,
                 shift,
                 align: o.align,
-                blocks_per_chunk: o.blocks_per_chunk,
+                blocks_per_chunk: o.blocks,
                 max_chunks: o.max_chunks,
                 locked: o.locked,
                 checks: o.checks,
@@ -438,6 +496,19 @@ impl Pool {
         }))
     }
 
+    /// Hands out a block like [`Pool::alloc`], owned by a [`Block`] that
+    /// returns it when dropped.
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::alloc`].
+    #[inline]
+    pub fn alloc_block(&self) -> Result<Block<'_>, Error> {
+        let ptr = self.alloc()?;
+        // SAFETY: a block just handed out, `block_size` bytes, owned by no one.
+        Ok(unsafe { Block::new(ptr, self.inner().block_size, Owner::Pool(self)) })
+    }
+
     #[allow(
         clippy::cast_ptr_alignment,
         reason = "offsets of link words are multiples of 8 from an aligned base"
@@ -510,6 +581,16 @@ impl Pool {
     /// Returns a block to the pool in O(1), after checking it is a live
     /// block of this pool.
     ///
+    /// The checks are a debug aid: they catch a double free or a foreign
+    /// pointer, but not a block that is live and owned by someone else.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a live block handed out by this pool's [`Pool::alloc`]
+    /// (or its `Allocator` impl) that nothing else owns: not a [`Block`], a
+    /// [`PoolBox`] or a collection, nor anything still using it. After the
+    /// call the block is the pool's again.
+    ///
     /// # Errors
     ///
     /// [`Error::DoubleFree`] for a block that is already free,
@@ -521,7 +602,7 @@ impl Pool {
         reason = "blocks are aligned to at least 8"
     )]
     #[inline]
-    pub fn free(&self, ptr: NonNull<u8>) -> Result<(), Error> {
+    pub unsafe fn free(&self, ptr: NonNull<u8>) -> Result<(), Error> {
         let s = self.inner();
         let block = ptr.as_ptr();
         // One compare tests range and block boundary (see `fast_blocks`).
@@ -878,17 +959,28 @@ impl Pool {
 
 /// A pool of blocks sized and aligned for `T`, handing out owning boxes.
 ///
+/// Made by [`PoolOptions::build_typed`].
+///
 /// ```
-/// use memio_alloc::TypedPool;
+/// use memio_alloc::{PoolOptions, TypedPool};
 /// #[derive(Debug, PartialEq)]
 /// struct Point { x: i64, y: i64 }
-/// let pool = TypedPool::<Point>::new(128)?;
+/// let pool: TypedPool<Point> = PoolOptions::for_type::<Point>().blocks(128).build_typed()?;
 /// let mut p = pool.alloc(Point { x: 1, y: 2 })?;
 /// p.x += 10;
 /// assert_eq!(*p, Point { x: 11, y: 2 });
 /// drop(p); // the block goes back to the pool
-/// assert_eq!(pool.pool().stats().live_blocks, 0);
+/// assert_eq!(pool.stats().live_blocks, 0);
 /// # Ok::<(), memio_alloc::Error>(())
+/// ```
+///
+/// The untyped pool underneath stays inside: its raw free could release a
+/// block a live [`PoolBox`] owns.
+///
+/// ```compile_fail,E0599
+/// use memio_alloc::{PoolOptions, TypedPool};
+/// let pool: TypedPool<u64> = PoolOptions::for_type::<u64>().build_typed().unwrap();
+/// let _raw = pool.pool();
 /// ```
 #[derive(Debug)]
 pub struct TypedPool<T> {
@@ -897,29 +989,6 @@ pub struct TypedPool<T> {
 }
 
 impl<T> TypedPool<T> {
-    /// A pool of `capacity` slots for `T` (one mapped chunk, no growth).
-    ///
-    /// # Errors
-    ///
-    /// As [`Pool::new`].
-    pub fn new(capacity: usize) -> Result<Self, Error> {
-        Self::with_options(PoolOptions::new(size_of::<T>()).blocks_per_chunk(capacity))
-    }
-
-    /// A pool with these options; block size and alignment are raised to fit `T`.
-    ///
-    /// # Errors
-    ///
-    /// As [`Pool::new`].
-    pub fn with_options(mut options: PoolOptions) -> Result<Self, Error> {
-        options.block_size = options.block_size.max(size_of::<T>()).max(1);
-        options.align = options.align.max(align_of::<T>()).max(align_of::<usize>());
-        Ok(Self {
-            pool: Pool::new(options)?,
-            _marker: PhantomData,
-        })
-    }
-
     /// Moves `value` into a block and returns the owning box.
     ///
     /// # Errors
@@ -936,10 +1005,16 @@ impl<T> TypedPool<T> {
         })
     }
 
-    /// The untyped pool underneath, for statistics.
+    /// The statistics of the pool underneath.
     #[must_use]
-    pub fn pool(&self) -> &Pool {
-        &self.pool
+    pub fn stats(&self) -> Stats {
+        self.pool.stats()
+    }
+
+    /// Slots the pool holds now (free and live).
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.pool.capacity()
     }
 }
 
@@ -994,12 +1069,11 @@ mod tests {
     use super::*;
 
     fn pool(block: usize, blocks: usize, checks: Checks) -> Pool {
-        Pool::new(
-            PoolOptions::new(block)
-                .blocks_per_chunk(blocks)
-                .checks(checks),
-        )
-        .unwrap()
+        PoolOptions::new(block)
+            .blocks(blocks)
+            .checks(checks)
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -1015,14 +1089,19 @@ mod tests {
         assert!(matches!(p.alloc(), Err(Error::OutOfMemory { .. })));
         assert_eq!(p.stats().failures, 1);
         for b in blocks {
-            p.free(b).unwrap();
+            // SAFETY: the test owns this live block and frees it once.
+            unsafe { p.free(b) }.unwrap();
         }
         assert_eq!(p.stats().live_blocks, 0);
     }
 
     #[test]
     fn grows_by_whole_chunks_when_allowed() {
-        let p = Pool::new(PoolOptions::new(24).blocks_per_chunk(2).max_chunks(3)).unwrap();
+        let p = PoolOptions::new(24)
+            .blocks(2)
+            .max_chunks(3)
+            .build()
+            .unwrap();
         let blocks: Vec<_> = (0..6).map(|_| p.alloc().unwrap()).collect();
         assert_eq!(p.capacity(), 6);
         assert!(p.alloc().is_err());
@@ -1030,7 +1109,8 @@ mod tests {
             assert!(p.owns(*b));
         }
         for b in blocks.into_iter().rev() {
-            p.free(b).unwrap();
+            // SAFETY: the test owns this live block and frees it once.
+            unsafe { p.free(b) }.unwrap();
         }
         assert_eq!(p.stats().free_chunks, 6);
     }
@@ -1043,18 +1123,24 @@ mod tests {
     fn double_and_foreign_frees_are_reported() {
         let p = pool(32, 4, Checks::off());
         let a = p.alloc().unwrap();
-        p.free(a).unwrap();
-        let e = p.free(a).unwrap_err();
+        // SAFETY: the test owns this live block and frees it once.
+        unsafe { p.free(a) }.unwrap();
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        let e = unsafe { p.free(a) }.unwrap_err();
         assert!(matches!(e, Error::DoubleFree { .. }));
         assert!(e.to_string().contains("double free"), "{e}");
         let mut x = 0u64;
-        let e = p.free(NonNull::from(&mut x).cast()).unwrap_err();
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        let e = unsafe { p.free(NonNull::from(&mut x).cast()) }.unwrap_err();
         assert!(matches!(e, Error::Foreign { .. }), "{e}");
         let b = p.alloc().unwrap();
         // SAFETY: one byte into a live 32-byte block stays inside it.
         let inside = unsafe { b.add(1) };
-        assert!(matches!(p.free(inside), Err(Error::Foreign { .. })));
-        p.free(b).unwrap();
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        let got = unsafe { p.free(inside) };
+        assert!(matches!(got, Err(Error::Foreign { .. })));
+        // SAFETY: the test owns this live block and frees it once.
+        unsafe { p.free(b) }.unwrap();
     }
 
     #[test]
@@ -1064,18 +1150,24 @@ mod tests {
         let p = pool(32, 4, Checks::off());
         let a = p.alloc().unwrap();
         let b = p.alloc().unwrap();
-        p.free(a).unwrap();
+        // SAFETY: the test owns this live block and frees it once.
+        unsafe { p.free(a) }.unwrap();
         assert!(!p.owns(a));
         assert!(matches!(p.usable_size(a), Err(Error::DoubleFree { .. })));
-        assert!(matches!(p.free(a), Err(Error::DoubleFree { .. })));
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        let got = unsafe { p.free(a) };
+        assert!(matches!(got, Err(Error::DoubleFree { .. })));
         let st = p.stats();
         assert_eq!(
             (st.live_blocks, st.requested, st.frees, st.allocations),
             (1, 32, 1, 2)
         );
         assert_eq!(st.footprint, 2 * 32, "b is the highest live block");
-        p.free(b).unwrap();
-        assert!(matches!(p.free(b), Err(Error::DoubleFree { .. })));
+        // SAFETY: the test owns this live block and frees it once.
+        unsafe { p.free(b) }.unwrap();
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        let got = unsafe { p.free(b) };
+        assert!(matches!(got, Err(Error::DoubleFree { .. })));
         assert_eq!(p.stats().live_blocks, 0);
         assert_eq!(p.stats().footprint, 0);
         // The spare comes back first, then the list; nothing twice.
@@ -1086,15 +1178,19 @@ mod tests {
         assert!(p.alloc().is_err());
         // The Allocator path flushes the spare onto the list first.
         for blk in again {
-            p.free(blk).unwrap();
+            // SAFETY: the test owns this live block and frees it once.
+            unsafe { p.free(blk) }.unwrap();
         }
         let layout = Layout::from_size_align(8, 8).unwrap();
         let vb = (&p).allocate(layout).unwrap();
         assert_eq!(p.stats().live_blocks, 1);
         assert_eq!(p.stats().requested, 8);
         assert!(p.owns(vb.cast()));
-        p.free(vb.cast()).unwrap();
-        assert!(matches!(p.free(vb.cast()), Err(Error::DoubleFree { .. })));
+        // SAFETY: the test owns this live block and frees it once.
+        unsafe { p.free(vb.cast()) }.unwrap();
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        let got = unsafe { p.free(vb.cast()) };
+        assert!(matches!(got, Err(Error::DoubleFree { .. })));
         assert_eq!(p.stats().live_blocks, 0);
     }
 
@@ -1123,7 +1219,8 @@ mod tests {
         // SAFETY: writes one byte past the 32 usable bytes: into the red zone
         // of the same stride.
         unsafe { a.as_ptr().wrapping_add(32).write(0) };
-        let e = p.free(a).unwrap_err();
+        // SAFETY: deliberately bad; the validating free must report it without touching memory.
+        let e = unsafe { p.free(a) }.unwrap_err();
         assert!(
             matches!(
                 e,
@@ -1137,7 +1234,8 @@ mod tests {
         );
         // SAFETY: repair the canary, then free for real.
         unsafe { a.as_ptr().wrapping_add(32).write(CANARY) };
-        p.free(a).unwrap();
+        // SAFETY: the test owns this live block and frees it once.
+        unsafe { p.free(a) }.unwrap();
         // SAFETY: a write after free into the pool's own memory.
         unsafe { a.as_ptr().wrapping_add(20).write(1) };
         let e = p.alloc().unwrap_err();
@@ -1146,7 +1244,7 @@ mod tests {
 
     #[test]
     fn allocator_api_vec_lives_in_the_pool() {
-        let p = Pool::new(PoolOptions::new(256).blocks_per_chunk(4)).unwrap();
+        let p = PoolOptions::new(256).blocks(4).build().unwrap();
         let mut v = allocator_api2::vec::Vec::with_capacity_in(8, &p);
         v.extend_from_slice(&[1u32, 2, 3]);
         assert!(p.owns(NonNull::new(v.as_mut_ptr().cast()).unwrap()));
@@ -1161,7 +1259,10 @@ mod tests {
     fn typed_pool_boxes_drop_their_values() {
         use std::rc::Rc;
         let token = Rc::new(());
-        let pool = TypedPool::<Rc<()>>::new(2).unwrap();
+        let pool = PoolOptions::for_type::<Rc<()>>()
+            .blocks(2)
+            .build_typed::<Rc<()>>()
+            .unwrap();
         let a = pool.alloc(token.clone()).unwrap();
         let b = pool.alloc(token.clone()).unwrap();
         assert_eq!(Rc::strong_count(&token), 3);
@@ -1170,22 +1271,46 @@ mod tests {
         let back = b.into_inner();
         assert_eq!(Rc::strong_count(&token), 2);
         drop(back);
-        assert_eq!(pool.pool().stats().live_blocks, 0);
+        assert_eq!(pool.stats().live_blocks, 0);
+    }
+
+    #[test]
+    fn blocks_go_back_when_their_handles_drop() {
+        let p = pool(32, 2, Checks::off());
+        let a = p.alloc_block().unwrap();
+        let mut b = p.alloc_block().unwrap();
+        assert_eq!(b.len(), 32);
+        b.as_uninit_mut()[31].write(1);
+        assert!(p.alloc().is_err());
+        drop(a);
+        assert_eq!(p.stats().live_blocks, 1);
+        b.free().unwrap();
+        assert_eq!(p.stats().live_blocks, 0);
+        let raw = p.alloc_block().unwrap().into_raw();
+        assert!(p.owns(raw));
+        // SAFETY: `into_raw` gave the block up to us.
+        unsafe { p.free(raw) }.unwrap();
+    }
+
+    #[test]
+    fn a_block_with_a_damaged_red_zone_reports_it_and_stays_live() {
+        let p = pool(32, 2, Checks::all());
+        let b = p.alloc_block().unwrap();
+        // SAFETY: one byte into the red zone after the 32 usable bytes.
+        unsafe { b.as_ptr().as_ptr().wrapping_add(32).write(0) };
+        assert!(matches!(b.free(), Err(Error::Overflow { .. })));
+        assert_eq!(p.stats().live_blocks, 1, "leaked, not reused");
     }
 
     #[test]
     fn caller_memory_holds_as_many_blocks_as_fit() {
-        let p = Pool::in_memory(
-            Memory::from_boxed(vec![0u8; 1024 + 15].into_boxed_slice()),
-            PoolOptions::new(32),
-        )
-        .unwrap();
+        let p = PoolOptions::new(32)
+            .build_in(Memory::from_boxed(vec![0u8; 1024 + 15].into_boxed_slice()))
+            .unwrap();
         assert!(p.capacity() >= 32);
-        let e = Pool::in_memory(
-            Memory::from_boxed(vec![0u8; 8].into_boxed_slice()),
-            PoolOptions::new(32),
-        )
-        .unwrap_err();
+        let e = PoolOptions::new(32)
+            .build_in(Memory::from_boxed(vec![0u8; 8].into_boxed_slice()))
+            .unwrap_err();
         assert!(e.to_string().contains("hold no block"), "{e}");
     }
 }

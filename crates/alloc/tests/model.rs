@@ -13,7 +13,8 @@ use std::ptr::NonNull;
 
 use allocator_api2::alloc::{Allocator, Layout};
 use memio_alloc::{
-    Arena, Buddy, BuddyOptions, Checks, Error, Fit, FreeList, Memory, Pool, PoolOptions, SyncPool,
+    ArenaOptions, Buddy, BuddyOptions, Checks, Error, Fit, FreeList, FreeListOptions, Memory, Pool,
+    PoolOptions, SyncPool, SyncPoolHandle, SyncPoolOptions,
 };
 use proptest::prelude::*;
 
@@ -113,9 +114,20 @@ fn is_foreign(r: &Result<(), Error>) -> bool {
 trait Subject {
     /// Allocates; returns the block and the size it was recorded with.
     fn alloc(&self, size: usize, align: usize) -> Option<(NonNull<u8>, usize)>;
-    fn free(&self, p: NonNull<u8>) -> Result<(), Error>;
+    /// The allocator's validating raw free.
+    ///
+    /// # Safety
+    ///
+    /// As the allocator's `free`: a live block nothing else owns. The
+    /// runner also passes freed and foreign pointers on purpose: the
+    /// validating frees report those without touching memory.
+    unsafe fn free(&self, p: NonNull<u8>) -> Result<(), Error>;
     /// Resizes in place; `Ok(false)` when it cannot.
-    fn resize(&self, _p: NonNull<u8>, _size: usize) -> Result<bool, Error> {
+    ///
+    /// # Safety
+    ///
+    /// `p` is a live block the caller owns.
+    unsafe fn resize(&self, _p: NonNull<u8>, _size: usize) -> Result<bool, Error> {
         Ok(false)
     }
     fn stats(&self) -> memio_alloc::Stats;
@@ -129,11 +141,13 @@ impl Subject for FreeList {
     fn alloc(&self, size: usize, align: usize) -> Option<(NonNull<u8>, usize)> {
         FreeList::alloc(self, size, align).ok().map(|p| (p, size))
     }
-    fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
-        FreeList::free(self, p)
+    unsafe fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
+        // SAFETY: the trait method's contract is the allocator's.
+        unsafe { FreeList::free(self, p) }
     }
-    fn resize(&self, p: NonNull<u8>, size: usize) -> Result<bool, Error> {
-        self.resize_in_place(p, size)
+    unsafe fn resize(&self, p: NonNull<u8>, size: usize) -> Result<bool, Error> {
+        // SAFETY: the trait method's contract is the allocator's.
+        unsafe { self.resize_in_place(p, size) }
     }
     fn stats(&self) -> memio_alloc::Stats {
         FreeList::stats(self)
@@ -150,8 +164,9 @@ impl Subject for Buddy {
     fn alloc(&self, size: usize, align: usize) -> Option<(NonNull<u8>, usize)> {
         Buddy::alloc(self, size, align).ok().map(|p| (p, size))
     }
-    fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
-        Buddy::free(self, p)
+    unsafe fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
+        // SAFETY: the trait method's contract is the allocator's.
+        unsafe { Buddy::free(self, p) }
     }
     fn stats(&self) -> memio_alloc::Stats {
         Buddy::stats(self)
@@ -173,8 +188,9 @@ impl Subject for Pool {
             .ok()
             .map(|p| (p.cast(), size))
     }
-    fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
-        Pool::free(self, p)
+    unsafe fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
+        // SAFETY: the trait method's contract is the allocator's.
+        unsafe { Pool::free(self, p) }
     }
     fn stats(&self) -> memio_alloc::Stats {
         Pool::stats(self)
@@ -191,11 +207,33 @@ impl Subject for SyncPool {
             .flatten()
             .map(|p| (p, size))
     }
-    fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
-        SyncPool::free(self, p)
+    unsafe fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
+        // SAFETY: the trait method's contract is the allocator's.
+        unsafe { SyncPool::free(self, p) }
     }
     fn stats(&self) -> memio_alloc::Stats {
         SyncPool::stats(self)
+    }
+    fn max_align(&self) -> usize {
+        16
+    }
+}
+
+impl Subject for SyncPoolHandle<'_> {
+    fn alloc(&self, size: usize, _align: usize) -> Option<(NonNull<u8>, usize)> {
+        (size <= self.pool().block_size())
+            .then(|| SyncPoolHandle::alloc(self).ok())
+            .flatten()
+            .map(|p| (p, size))
+    }
+    unsafe fn free(&self, p: NonNull<u8>) -> Result<(), Error> {
+        // SAFETY: the trait method's contract is the allocator's.
+        unsafe { SyncPoolHandle::free(self, p) }
+    }
+    fn stats(&self) -> memio_alloc::Stats {
+        // With ownership checks the live count comes from the pool's
+        // per-block states: exact while the handle holds blocks.
+        self.pool().stats()
     }
     fn max_align(&self) -> usize {
         16
@@ -216,39 +254,39 @@ fn run<S: Subject>(subject: &S, ops: &[Op], exact_requested: bool) -> Result<Mod
             }
             Op::Free { pick } => {
                 if let Some((a, _)) = model.pick(pick) {
-                    subject
-                        .free(nn(a))
+                    // SAFETY: a live block of the model, owned by the test.
+                    unsafe { subject.free(nn(a)) }
                         .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     model.live.remove(&a);
                 }
             }
             Op::DoubleFree { pick } => {
                 if let Some((a, _)) = model.pick(pick) {
-                    subject
-                        .free(nn(a))
+                    // SAFETY: a live block of the model, owned by the test.
+                    unsafe { subject.free(nn(a)) }
                         .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     model.live.remove(&a);
-                    prop_assert!(
-                        is_double_free(&subject.free(nn(a))),
-                        "second free of {:#x} accepted",
-                        a
-                    );
+                    // SAFETY: deliberately freed twice: nothing allocated
+                    // since, so the validating free reports it untouched.
+                    let again = unsafe { subject.free(nn(a)) };
+                    prop_assert!(is_double_free(&again), "second free of {:#x} accepted", a);
                 }
             }
             Op::Foreign { pick } => {
                 let local = 0u64;
-                prop_assert!(is_foreign(&subject.free(NonNull::from(&local).cast())));
+                // SAFETY: deliberately foreign: outside the region, refused.
+                let r = unsafe { subject.free(NonNull::from(&local).cast()) };
+                prop_assert!(is_foreign(&r));
                 if let Some((a, _)) = model.pick(pick) {
-                    prop_assert!(
-                        is_foreign(&subject.free(nn(a + 1))),
-                        "interior pointer accepted"
-                    );
+                    // SAFETY: deliberately inside a block: refused untouched.
+                    let r = unsafe { subject.free(nn(a + 1)) };
+                    prop_assert!(is_foreign(&r), "interior pointer accepted");
                 }
             }
             Op::Resize { pick, size } => {
                 if let Some((a, blk)) = model.pick(pick) {
-                    let done = subject
-                        .resize(nn(a), size)
+                    // SAFETY: a live block of the model, owned by the test.
+                    let done = unsafe { subject.resize(nn(a), size) }
                         .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     if done {
                         model.live.remove(&a);
@@ -277,9 +315,8 @@ fn run<S: Subject>(subject: &S, ops: &[Op], exact_requested: bool) -> Result<Mod
 
 fn free_all<S: Subject>(subject: &S, model: &Model) -> Result<(), TestCaseError> {
     for &a in model.live.keys() {
-        subject
-            .free(nn(a))
-            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        // SAFETY: a live block of the model, owned by the test.
+        unsafe { subject.free(nn(a)) }.map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
     subject
         .check()
@@ -290,7 +327,7 @@ fn free_all<S: Subject>(subject: &S, model: &Model) -> Result<(), TestCaseError>
 proptest! {
     #[test]
     fn free_list_first_fit_matches_the_model(ops in ops(600)) {
-        let heap = FreeList::new(Memory::map(64 << 10).unwrap(), Fit::First, Checks::off()).unwrap();
+        let heap = FreeListOptions::new(64 << 10).build_in(Memory::map(64 << 10).unwrap()).unwrap();
         let model = run(&heap, &ops, true)?;
         free_all(&heap, &model)?;
         let st = heap.stats();
@@ -299,7 +336,7 @@ proptest! {
 
     #[test]
     fn free_list_best_fit_with_checks_matches_the_model(ops in ops(600)) {
-        let heap = FreeList::new(Memory::map(64 << 10).unwrap(), Fit::Best, Checks::all()).unwrap();
+        let heap = FreeListOptions::new(64 << 10).fit(Fit::Best).checks(Checks::all()).build().unwrap();
         let model = run(&heap, &ops, true)?;
         free_all(&heap, &model)?;
         prop_assert_eq!(heap.stats().free_chunks, 1);
@@ -308,7 +345,7 @@ proptest! {
     #[test]
     fn buddy_matches_the_model(ops in ops(3000), checks in any::<bool>()) {
         let checks = if checks { Checks::all() } else { Checks::off() };
-        let buddy = Buddy::new(BuddyOptions::new(64 << 10, 16).max_block(16 << 10).checks(checks)).unwrap();
+        let buddy = BuddyOptions::new(64 << 10, 16).max_block(16 << 10).checks(checks).build().unwrap();
         let model = run(&buddy, &ops, true)?;
         let st = buddy.stats();
         prop_assert_eq!(st.in_use + st.free, st.reserved);
@@ -323,9 +360,7 @@ proptest! {
         let checks = if checks { Checks::all() } else { Checks::off() };
         // A 64-byte stride takes the fast path (without checks); 48 does not.
         let block = if pow2 { 64 } else { 48 };
-        let pool = Pool::new(
-            PoolOptions::new(block).blocks_per_chunk(16).max_chunks(3).checks(checks),
-        ).unwrap();
+        let pool = PoolOptions::new(block).blocks(16).max_chunks(3).checks(checks).build().unwrap();
         let model = run(&pool, &ops, true)?;
         free_all(&pool, &model)?;
         let st = pool.stats();
@@ -334,23 +369,40 @@ proptest! {
 
     #[test]
     fn sync_pool_matches_the_model(ops in ops(64)) {
-        let pool = SyncPool::new(64, 40, Checks::off()).unwrap();
+        // Double frees are reported with ownership checks on.
+        let checks = Checks { ownership: true, ..Checks::off() };
+        let pool = SyncPoolOptions::new(64).blocks(40).checks(checks).build().unwrap();
         let model = run(&pool, &ops, false)?;
         free_all(&pool, &model)?;
         prop_assert_eq!(pool.stats().free_chunks, 40);
     }
 
     #[test]
+    fn sync_pool_handle_matches_the_model(ops in ops(64), magazine in 1usize..6) {
+        let checks = Checks { ownership: true, ..Checks::off() };
+        let pool = SyncPoolOptions::new(64).blocks(40).magazine(magazine).checks(checks).build().unwrap();
+        let cache = pool.handle();
+        let model = run(&cache, &ops, false)?;
+        free_all(&cache, &model)?;
+        drop(cache);
+        let st = pool.stats();
+        prop_assert_eq!((st.free_chunks, st.live_blocks), (40, 0));
+        prop_assert_eq!(st.allocations, st.frees);
+    }
+
+    #[test]
     fn arena_marks_match_a_stack_model(
-        steps in proptest::collection::vec((0u8..4, 1usize..300, 0u32..7), 1..80),
+        steps in proptest::collection::vec((0u8..5, 1usize..300, 0u32..7, any::<usize>()), 1..80),
         poison in any::<bool>(),
     ) {
         let checks = if poison { Checks::all() } else { Checks::off() };
-        let mut arena = Arena::map(32 << 10, checks).unwrap();
+        let mut arena = ArenaOptions::new(32 << 10).checks(checks).build().unwrap();
         let mut model = Model::default();
-        // Marks with the model's blocks at the time.
+        // Marks with the model's blocks at the time, oldest first.
         let mut marks: Vec<(memio_alloc::Mark, BTreeMap<usize, Block>)> = Vec::new();
-        for (kind, size, align_log) in steps {
+        // Marks a rewind below them made stale.
+        let mut stale: Vec<memio_alloc::Mark> = Vec::new();
+        for (kind, size, align_log, pick) in steps {
             match kind {
                 0 | 1 => {
                     let align = 1usize << align_log;
@@ -359,13 +411,35 @@ proptest! {
                     }
                 }
                 2 => marks.push((arena.mark(), model.live.clone())),
-                _ => {
-                    if let Some((mark, live)) = marks.pop() {
-                        arena.rewind(mark).map_err(|e| TestCaseError::fail(e.to_string()))?;
-                        model.live = live;
-                    } else {
+                3 => {
+                    if marks.is_empty() {
                         arena.reset().map_err(|e| TestCaseError::fail(e.to_string()))?;
                         model.live.clear();
+                    } else {
+                        // Any mark still valid, not only the newest.
+                        let i = pick % marks.len();
+                        let (mark, live) = marks[i].clone();
+                        arena.rewind(mark).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                        // Later marks counting more blocks are stale now;
+                        // those at the same count name the same position.
+                        let later = marks.split_off(i + 1);
+                        for (m, l) in later {
+                            if l.len() > live.len() {
+                                stale.push(m);
+                            } else {
+                                marks.push((m, l));
+                            }
+                        }
+                        model.live = live;
+                    }
+                }
+                _ => {
+                    if !stale.is_empty() {
+                        let m = stale[pick % stale.len()];
+                        let before = arena.stats();
+                        let refused = matches!(arena.rewind(m), Err(Error::StaleMark { .. }));
+                        prop_assert!(refused, "a stale mark was accepted");
+                        prop_assert_eq!(arena.stats(), before);
                     }
                 }
             }

@@ -42,9 +42,6 @@ enum IpcCommand {
         memio ipc rm /my_shm          (whichever POSIX object has that name)\n  memio ipc rm -s /lock"
     )]
     Rm(RmArgs),
-    /// Peer process of `memio lab` (internal).
-    #[command(hide = true)]
-    LabPeer(crate::lab::ipc::PeerArgs),
 }
 
 /// Which kinds a command concerns.
@@ -120,7 +117,6 @@ pub(crate) fn run(args: &IpcArgs, globals: Globals) -> CliResult {
     match &args.command {
         IpcCommand::Ls(a) => ls(a, globals),
         IpcCommand::Rm(a) => rm(a, globals),
-        IpcCommand::LabPeer(a) => crate::lab::ipc::peer(a),
     }
 }
 

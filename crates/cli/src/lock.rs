@@ -81,9 +81,6 @@ pub(crate) struct LockArgs {
     /// Run CMD with the shell ($SHELL, else /bin/sh) as `sh -c CMD`.
     #[arg(short = 'c', long = "command", value_name = "CMD")]
     command: Option<OsString>,
-    /// Serve as the second process of the lab's `locking` section.
-    #[arg(long, hide = true)]
-    lab_peer: bool,
     /// The file to lock; created if missing.
     file: PathBuf,
     /// The command to run and its arguments.
@@ -104,9 +101,6 @@ fn parse_range(text: &str) -> Result<(u64, u64), String> {
 
 /// Runs `memio lock`.
 pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
-    if args.lab_peer {
-        return crate::lab::locking::peer(&args.file, args.kind, args.range);
-    }
     let command = command_line(args)?;
     let mode = if args.shared {
         Mode::Shared

@@ -1,12 +1,13 @@
 //! `memio`: page cache, mappings, locks, IPC objects, extended attributes,
 //! copies, and a lab that measures them all on this machine.
 //!
-//! The binary holds glue only: argument parsing, output, and the lab's
-//! workloads; the mechanisms live in the library crates.
+//! The binary holds glue only: argument parsing and output; the mechanisms
+//! live in the library crates and the lab in memio-lab.
 #![forbid(unsafe_code)]
 
 mod cache;
 mod error;
+mod install;
 mod ipc;
 mod lab;
 mod lock;
@@ -24,7 +25,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use error::{CliError, CliResult, EXIT_ERROR, EXIT_OK};
 use output::Globals;
@@ -33,7 +34,7 @@ use output::Globals;
 #[derive(Debug, Parser)]
 #[command(
     name = "memio",
-    version,
+    version = env!("MEMIO_VERSION"),
     propagate_version = true,
     after_help = "Exit status: 0 ok, 1 negative result (not found, conflict), 2 error or usage.\n\
                   Sizes accept 4k or 4KiB (4096) and 4KB (4000)."
@@ -72,6 +73,10 @@ enum Command {
     Locks(locks::LocksArgs),
     /// Get, set, remove, list, dump and restore extended attributes.
     Xattr(xattr::XattrArgs),
+    /// Print shell completions (bash, zsh, fish).
+    Completions(install::CompletionsArgs),
+    /// Print the manual page, or write one per command.
+    Man(install::ManArgs),
 }
 
 fn dispatch(command: &Command, globals: Globals) -> CliResult {
@@ -86,6 +91,8 @@ fn dispatch(command: &Command, globals: Globals) -> CliResult {
         Command::Lock(args) => lock::run(args, globals),
         Command::Locks(args) => locks::run(args, globals),
         Command::Xattr(args) => xattr::run(args, globals),
+        Command::Completions(args) => install::completions(args, Cli::command()),
+        Command::Man(args) => install::man(args, Cli::command()),
     }
 }
 
@@ -106,6 +113,12 @@ fn main() -> ExitCode {
         let _ = writeln!(std::io::stderr(), "memio: internal error{at}: {what}");
     }));
 
+    if let Some(args) = lab::peer_invocation() {
+        return match lab::peer(&args) {
+            Ok(code) => ExitCode::from(code),
+            Err(err) => report(&err),
+        };
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err),

@@ -59,11 +59,6 @@ impl Table {
         self.rows.push(row);
     }
 
-    /// Whether the table has no rows.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// Writes the table, with or without its header line.
     pub(crate) fn write(&self, out: &mut dyn Write, headers: bool) -> io::Result<()> {
         let n = self.headers.len();

@@ -119,23 +119,6 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// Formats a byte count compactly when it is an exact binary multiple
-/// (`4 KiB`, `256 MiB`), else as [`human_bytes`] does.
-pub(crate) fn exact_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes;
-    let mut unit = 0;
-    while value >= 1024 && value % 1024 == 0 && unit < UNITS.len() - 1 {
-        value /= 1024;
-        unit += 1;
-    }
-    if unit == 0 && bytes >= 1024 {
-        human_bytes(bytes)
-    } else {
-        format!("{value} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,9 +172,5 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(4096), "4.0 KiB");
         assert_eq!(human_bytes(300 << 20), "300 MiB");
-        assert_eq!(exact_bytes(4096), "4 KiB");
-        assert_eq!(exact_bytes(256 << 20), "256 MiB");
-        assert_eq!(exact_bytes(1000), "1000 B");
-        assert_eq!(exact_bytes(1536), "1.5 KiB");
     }
 }

@@ -36,13 +36,80 @@ fn help_lists_the_commands_on_stdout() {
 }
 
 #[test]
-fn version_names_the_release() {
+fn version_names_the_release_the_commit_and_the_lab_peers() {
     let out = memio(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        text(&out.stdout).trim(),
-        format!("memio {}", env!("CARGO_PKG_VERSION"))
+    let version = text(&out.stdout);
+    let version = version.trim();
+    assert!(
+        version.starts_with(&format!("memio {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
     );
+    // The commit is a hex hash from git, or "unknown" outside a checkout.
+    let commit = version
+        .split("(commit ")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .unwrap_or_default();
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{version}"
+    );
+    let peers = version.split("lab peers: ").nth(1).unwrap_or_default();
+    if cfg!(feature = "sqlite") {
+        assert!(peers.contains("sqlite"), "{version}");
+    } else {
+        assert!(!peers.contains("sqlite"), "{version}");
+    }
+}
+
+#[test]
+fn completions_and_man_pages_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = memio(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(
+            script.contains("memio") && script.contains("xattr"),
+            "{shell}"
+        );
+        assert!(
+            !script.contains("--peer"),
+            "the lab's peer entry stays hidden"
+        );
+    }
+    let out = memio(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = memio(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let page = text(&out.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH memio"),
+        "{page}"
+    );
+    let dir = TempDir::new("man");
+    let out = memio(&["man", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for page in ["memio.1", "memio-lab.1", "memio-xattr.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(text.contains(".TH"), "{page}");
+    }
+}
+
+#[test]
+fn bash_loads_the_completions() {
+    let script = format!("source <('{MEMIO}' completions bash) && complete -p memio");
+    let out = match Command::new("bash").args(["-c", &script]).output() {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: bash is not available ({e})");
+            return;
+        }
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("memio"), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -216,6 +283,118 @@ fn lab_memory_writes_a_report_with_positive_figures_and_charts() {
     assert!(html.contains("<svg"), "a chart");
     assert!(html.contains("copy_from_slice (memcpy)"));
     assert!(!html.contains("<script"), "self-contained, no scripts");
+}
+
+#[test]
+fn the_report_opens_with_the_machine_contents_and_verdicts() {
+    let dir = TempDir::new("verdicts");
+    let out = memio(&[
+        "lab",
+        "--only",
+        "memory,allocation",
+        "--max-size",
+        "64k",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("verdict: memcpy (copy_from_slice): "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verdict: alloc+free: at 16 B "), "{stdout}");
+    assert!(
+        !stdout.contains("NOT met") && !stdout.contains("target:"),
+        "{stdout}"
+    );
+    let report = read_report(dir.path());
+    for s in report["sections"].as_array().unwrap() {
+        let verdict = s["verdict"].as_array().unwrap();
+        assert!((1..=3).contains(&verdict.len()), "{}", s["verdict"]);
+    }
+    let peers = report["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 6);
+    for p in peers {
+        let name = p["name"].as_str().unwrap();
+        let built = p["built"].as_bool().unwrap();
+        // The CLI's features are the lab's: a default build has them all.
+        assert_eq!(built, cfg!(feature = "sqlite"), "{name}");
+    }
+    assert!(
+        report["machine"]["limits"]["memlock_bytes"].is_u64()
+            || report["machine"]["limits"]["memlock_bytes"].is_null()
+    );
+    let html = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    let at = |what: &str| {
+        html.find(what)
+            .unwrap_or_else(|| panic!("{what} in the page"))
+    };
+    assert!(at("Machine and limits") < at("<nav>"));
+    assert!(at("<nav>") < at("<section id=\"memory\">"));
+    assert!(html.contains("<ul class=\"verdict\">"));
+    assert!(html.contains("<details><summary>Table: "));
+    assert!(html.contains("(throughput, higher is better)"));
+    assert!(!html.contains("<script") && !html.contains("https://"));
+}
+
+#[test]
+fn compare_gives_each_row_its_ratio_to_an_earlier_run() {
+    let old = TempDir::new("old");
+    let new = TempDir::new("new");
+    let run = |dir: &TempDir, extra: &[&str]| {
+        let mut args = vec!["lab", "--only", "memory", "--max-size", "4k", "--out"];
+        args.push(dir.path().to_str().unwrap());
+        args.extend_from_slice(extra);
+        memio(&args)
+    };
+    let out = run(&old, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let old_json = old.path().join("report.json");
+    let out = run(&new, &["--compare", old_json.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("VS OLD"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("vs old: this run against {}", old_json.display())),
+        "{stdout}"
+    );
+    let report = read_report(new.path());
+    let old_report = read_report(old.path());
+    let compared = report["comparison"]["rows"].as_array().unwrap();
+    assert_eq!(compared.len(), rows(&report, "memory").len());
+    for c in compared {
+        let before = rows(&old_report, "memory")
+            .into_iter()
+            .find(|r| r["mechanism"] == c["mechanism"] && r["workload"] == c["workload"])
+            .unwrap();
+        assert_eq!(c["old"], before["median"]);
+        let ratio = c["new"].as_f64().unwrap() / c["old"].as_f64().unwrap();
+        assert!((c["ratio"].as_f64().unwrap() - ratio).abs() < 1e-9, "{c}");
+    }
+    let html = std::fs::read_to_string(new.path().join("index.html")).unwrap();
+    assert!(html.contains("<th>vs old</th>") && html.contains("Compared with"));
+
+    // A missing, garbled or foreign file: one error naming it, status 2.
+    let garbage = old.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"schema\": 7").unwrap();
+    let foreign = old.path().join("foreign.json");
+    std::fs::write(&foreign, "{\"name\": \"not a report\"}").unwrap();
+    let missing = old.path().join("missing.json");
+    for (file, why) in [
+        (&garbage, "not a lab report: not JSON"),
+        (&foreign, "not a lab report: schema is missing"),
+        (&missing, "no such file or directory"),
+    ] {
+        let out = run(&new, &["--compare", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", file.display());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with(&format!("memio: {}: {why}", file.display())),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty(), "nothing runs before the check");
+    }
 }
 
 #[test]

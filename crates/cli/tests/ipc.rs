@@ -533,15 +533,21 @@ fn lab_peer_serves_counted_batches_and_fails_on_a_cut_one() {
         v.extend_from_slice(msgs);
         v
     };
-    let peer = [
-        "ipc", "lab-peer", "--mech", "pipe", "--mode", "pingpong", "--size", "64",
-    ];
+    // The pipe mechanism: control and data share the peer's stdin/stdout.
+    let peer = ["lab", "--peer", "ipc", "pipe", "pingpong", "64", "", ""];
     let msgs: Vec<u8> = (0..128u8).collect();
-    // Ready (one byte), two round trips, then the end of stdin where a
+    // Ready, started, two round trips, done, then the end of stdin where a
     // length is due: a clean exit.
     let out = memio_stdin(&peer, &batch(2, &msgs));
-    assert_eq!(ok(&out).as_bytes()[0], 1);
-    assert_eq!(&ok(&out).as_bytes()[1..], msgs.as_slice());
+    let said = out.stdout.clone();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(&said[..2], b"RS");
+    assert_eq!(&said[2..130], msgs.as_slice());
+    assert_eq!(&said[130..], b"D");
     assert!(
         out.stderr.is_empty(),
         "{}",
@@ -549,7 +555,12 @@ fn lab_peer_serves_counted_batches_and_fails_on_a_cut_one() {
     );
     // Two announced, one and a half sent: an error and a failing status.
     let out = memio_stdin(&peer, &batch(2, &msgs[..96]));
-    fails(&out, 2, "lab peer (pipe): ");
+    fails(&out, 2, "lab peer (ipc pipe): ");
+    // The hooks user commands used to carry are gone.
+    let out = memio(&["ipc", "lab-peer", "--mech", "pipe"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = memio(&["lock", "--lab-peer", "/tmp/x"]);
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// Runs memio (the copy in `bin`, which other users can reach) as user

@@ -42,23 +42,15 @@ fn the_locking_section_measures_every_row_and_leaves_nothing_behind() {
             "{workload} has no OFD row"
         );
     }
+    // Scratch files are memio-lab-<pid>-<n>-locking[.ringN]; only those
+    // of a lab run that has ended (its pid is gone) count.
     let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("memio-lab-locking-")
-        })
-        .filter(|e| {
-            // Only files of a lab run that has ended (its pid is gone).
-            let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name
-                .trim_start_matches("memio-lab-locking-")
-                .split('.')
-                .next()
-                .unwrap_or("")
-                .to_owned();
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("memio-lab-") && name.contains("-locking"))
+        .filter(|name| {
+            let pid = name.split('-').nth(2).unwrap_or("");
             !std::path::Path::new(&format!("/proc/{pid}")).exists()
         })
         .collect();

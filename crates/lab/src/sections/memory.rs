@@ -6,10 +6,10 @@
 //! The copy figure on the largest buffer is the machine's memory bandwidth,
 //! which other sections quote as the ceiling for copies and IPC.
 
-use super::measure::keep;
-use super::{Case, Chart, Config, Run, Section, limit};
-use crate::error::{CliError, CliResult};
-use crate::size::exact_bytes;
+use crate::measure::keep;
+use crate::report::figure;
+use crate::support::{XorShift, exact_bytes};
+use crate::{Case, Chart, Config, Error, Result, Row, Run, Section, limit};
 
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
@@ -24,6 +24,8 @@ pub(crate) const SECTION: Section = Section {
     reference: COPY,
     chart: Chart::Lines,
     run,
+    peer: None,
+    verdict: Some(verdict),
 };
 
 const COPY: &str = "copy_from_slice (memcpy)";
@@ -47,21 +49,16 @@ fn sizes(config: &Config) -> Vec<usize> {
 /// Bytes `a`..=`y` in a pseudo-random order, every page written (so no
 /// measurement reads the shared zero page). `z` and `Z` never occur.
 fn pattern(len: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rng = XorShift::new(XorShift::SEED);
     (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            b'a' + u8::try_from(state % 25).unwrap_or(0)
-        })
+        .map(|_| b'a' + u8::try_from(rng.next_u64() % 25).unwrap_or(0))
         .collect()
 }
 
-fn run(run: &mut Run<'_>) -> CliResult<()> {
+fn run(run: &mut Run<'_>) -> Result<()> {
     let sizes = sizes(run.config());
     let Some(&largest) = sizes.last() else {
-        return Err(CliError::new(
+        return Err(Error::new(
             "--max-size",
             "smaller than the smallest buffer (4 KiB)",
         ));
@@ -94,13 +91,68 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
     Ok(())
 }
 
+/// The memory verdict: memcpy in the caches and in main memory, and what
+/// the memchr crate gains over the loops a user would write.
+fn verdict(rows: &[Row]) -> Vec<String> {
+    let at = |m: &str, w: &str| {
+        rows.iter()
+            .find(|r| r.mechanism == m && r.workload == w)
+            .map(|r| r.median)
+    };
+    let mut out = Vec::new();
+    let copies: Vec<&Row> = rows.iter().filter(|r| r.mechanism == COPY).collect();
+    if let (Some(small), Some(large)) = (copies.first(), copies.last()) {
+        out.push(format!(
+            "memcpy (copy_from_slice): {} GB/s at {}, in the caches; {} GB/s at {}, from main memory",
+            figure(small.median),
+            small.workload,
+            figure(large.median),
+            large.workload
+        ));
+        let others: Vec<String> = ["fill (memset)", "copy_within (memmove)", "== (memcmp)"]
+            .iter()
+            .filter_map(|m| Some(format!("{m} {} GB/s", figure(at(m, &large.workload)?))))
+            .collect();
+        if !others.is_empty() {
+            out.push(format!("at {}: {}", large.workload, others.join(", ")));
+        }
+    }
+    // The largest size where the plain loops ran too.
+    let searches = [
+        ("memchr::memchr", "iter().position (loop memchr)"),
+        ("memchr::memmem", "windows().position (loop memmem)"),
+    ];
+    let loop_size = rows
+        .iter()
+        .rev()
+        .find(|r| r.mechanism == searches[0].1)
+        .map(|r| r.workload.clone());
+    if let Some(w) = loop_size {
+        let gains: Vec<String> = searches
+            .iter()
+            .filter_map(|(fast, plain)| {
+                let (f, p) = (at(fast, &w)?, at(plain, &w)?);
+                Some(format!(
+                    "{fast} {} GB/s is {:.0}x {plain}",
+                    figure(f),
+                    f / p
+                ))
+            })
+            .collect();
+        if !gains.is_empty() {
+            out.push(format!("search at {w}: {}", gains.join("; ")));
+        }
+    }
+    out
+}
+
 fn case(mechanism: &str, n: usize) -> Case {
     Case::new(mechanism, exact_bytes(n as u64)).param("bytes", n)
 }
 
 /// memset, memmove, memcpy and memcmp over `n` bytes; returns the memcpy
 /// figure in GB/s.
-fn primitives(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> CliResult<f64> {
+fn primitives(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> Result<f64> {
     run.throughput(case("fill (memset)", n), n as u64, || {
         dst[..n].fill(keep(0x5a));
         keep(&dst);
@@ -114,7 +166,7 @@ fn primitives(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> CliRes
         keep(&dst);
     });
     if src[..n] != dst[..n] {
-        return Err(CliError::new(
+        return Err(Error::new(
             "memory",
             "copy_from_slice produced a different buffer",
         ));
@@ -127,7 +179,7 @@ fn primitives(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> CliRes
 
 /// memchr, memrchr and memmem over `n` bytes with the needle at the far end,
 /// and the plain loops when `loops` is set. `src` is restored afterwards.
-fn searches(run: &mut Run<'_>, n: usize, src: &mut [u8], loops: bool) -> CliResult<()> {
+fn searches(run: &mut Run<'_>, n: usize, src: &mut [u8], loops: bool) -> Result<()> {
     // memchr: the needle is the last byte.
     src[n - 1] = b'z';
     check(memchr::memchr(b'z', &src[..n]) == Some(n - 1), "memchr")?;
@@ -187,11 +239,11 @@ fn searches(run: &mut Run<'_>, n: usize, src: &mut [u8], loops: bool) -> CliResu
     Ok(())
 }
 
-fn check(ok: bool, what: &str) -> CliResult<()> {
+fn check(ok: bool, what: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(CliError::new(
+        Err(Error::new(
             "memory",
             format!("{what} did not find the needle where it was placed"),
         ))
@@ -210,7 +262,7 @@ pub(crate) fn memcpy_bandwidth(config: &Config) -> f64 {
         keep(&dst);
     });
     samples.sort_by(f64::total_cmp);
-    n as f64 / super::measure::median(&samples) / 1e9
+    n as f64 / crate::measure::median(&samples) / 1e9
 }
 
 #[cfg(test)]
@@ -222,7 +274,7 @@ mod tests {
         let mut config = Config {
             full: false,
             max_size: 256 << 20,
-            timing: super::super::Timing {
+            timing: crate::Timing {
                 samples: 1,
                 sample_time: std::time::Duration::from_millis(1),
             },
@@ -235,6 +287,29 @@ mod tests {
         assert_eq!(sizes(&config).len(), 9);
         config.max_size = 1 << 20;
         assert_eq!(sizes(&config).last(), Some(&(1 << 20)));
+    }
+
+    #[test]
+    fn the_verdict_quotes_memcpy_at_both_ends_and_the_search_gains() {
+        let row = |m: &str, w: &str, v: f64| {
+            Row::from_samples(Case::new(m, w), crate::Unit::GB_PER_S, &[v]).unwrap()
+        };
+        let rows = vec![
+            row(COPY, "4 KiB", 80.0),
+            row("memchr::memchr", "4 KiB", 40.0),
+            row("iter().position (loop memchr)", "4 KiB", 4.0),
+            row(COPY, "256 MiB", 15.0),
+            row("fill (memset)", "256 MiB", 20.0),
+        ];
+        assert_eq!(
+            verdict(&rows),
+            vec![
+                "memcpy (copy_from_slice): 80.00 GB/s at 4 KiB, in the caches; 15.00 GB/s at \
+                 256 MiB, from main memory",
+                "at 256 MiB: fill (memset) 20.00 GB/s",
+                "search at 4 KiB: memchr::memchr 40.00 GB/s is 10x iter().position (loop memchr)",
+            ]
+        );
     }
 
     #[test]

@@ -12,37 +12,37 @@ use serde_json::Value;
 
 /// The unit of a row, and which direction is better.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Unit {
+pub struct Unit {
     /// How the unit prints: `GB/s`, `ns/op`.
-    pub(crate) symbol: &'static str,
+    pub symbol: &'static str,
     /// Whether a larger figure is better (throughput) or worse (latency).
-    pub(crate) higher_is_better: bool,
+    pub higher_is_better: bool,
     /// For time units, how many of the unit make one second.
-    pub(crate) per_second: f64,
+    pub per_second: f64,
 }
 
 impl Unit {
     /// Throughput in decimal gigabytes (10^9 bytes) per second.
-    pub(crate) const GB_PER_S: Unit = Unit {
+    pub const GB_PER_S: Unit = Unit {
         symbol: "GB/s",
         higher_is_better: true,
         per_second: 0.0,
     };
     /// Nanoseconds per operation.
-    pub(crate) const NS: Unit = Unit {
+    pub const NS: Unit = Unit {
         symbol: "ns/op",
         higher_is_better: false,
         per_second: 1e9,
     };
     /// Microseconds per operation.
-    pub(crate) const US: Unit = Unit {
+    pub const US: Unit = Unit {
         symbol: "µs/op",
         higher_is_better: false,
         per_second: 1e6,
     };
     /// A dimensionless factor where smaller is better (overheads,
     /// fragmentation: reserved bytes over live bytes).
-    pub(crate) const FACTOR: Unit = Unit {
+    pub const FACTOR: Unit = Unit {
         symbol: "x",
         higher_is_better: false,
         per_second: 0.0,
@@ -51,15 +51,18 @@ impl Unit {
 
 /// What one row measured: the mechanism, the workload, and its parameters.
 #[derive(Debug, Clone)]
-pub(crate) struct Case {
-    pub(crate) mechanism: String,
-    pub(crate) workload: String,
-    pub(crate) params: serde_json::Map<String, Value>,
+pub struct Case {
+    /// What is measured: `copy_from_slice`, `POSIX mq`.
+    pub mechanism: String,
+    /// What it is asked to do: `4 KiB buffer`, `64 B round trip`.
+    pub workload: String,
+    /// The workload's parameters as numbers and strings.
+    pub params: serde_json::Map<String, Value>,
 }
 
 impl Case {
     /// A case for `mechanism` under `workload`, with no parameters yet.
-    pub(crate) fn new(mechanism: impl Into<String>, workload: impl Into<String>) -> Self {
+    pub fn new(mechanism: impl Into<String>, workload: impl Into<String>) -> Self {
         Self {
             mechanism: mechanism.into(),
             workload: workload.into(),
@@ -69,7 +72,7 @@ impl Case {
 
     /// Adds a workload parameter (`bytes`, `threads`, …).
     #[must_use]
-    pub(crate) fn param(mut self, key: &str, value: impl Into<Value>) -> Self {
+    pub fn param(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.params.insert(key.to_owned(), value.into());
         self
     }
@@ -77,35 +80,35 @@ impl Case {
 
 /// One measured row of a section, as it appears in `report.json`.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct Row {
+pub struct Row {
     /// What was measured: `copy_from_slice`, `POSIX mq`, `system malloc`.
-    pub(crate) mechanism: String,
+    pub mechanism: String,
     /// What it was asked to do: `4 KiB buffer`, `64 B ping-pong`.
-    pub(crate) workload: String,
+    pub workload: String,
     /// The workload's parameters as numbers and strings.
-    pub(crate) params: serde_json::Map<String, Value>,
+    pub params: serde_json::Map<String, Value>,
     /// The unit of `median`, `min` and `max`.
-    pub(crate) unit: &'static str,
+    pub unit: &'static str,
     /// Whether a larger figure is better.
-    pub(crate) higher_is_better: bool,
+    pub higher_is_better: bool,
     /// Median of the samples.
-    pub(crate) median: f64,
+    pub median: f64,
     /// Smallest sample.
-    pub(crate) min: f64,
+    pub min: f64,
     /// Largest sample.
-    pub(crate) max: f64,
+    pub max: f64,
     /// How many samples were taken.
-    pub(crate) samples: usize,
+    pub samples: usize,
     /// How many times better than the reference row of the same workload
     /// (>1 is better, <1 worse); `null` only when a figure is not finite.
-    pub(crate) ratio: Option<f64>,
+    pub ratio: Option<f64>,
     /// Whether this row is the reference the ratios are taken against.
-    pub(crate) reference: bool,
+    pub reference: bool,
 }
 
 impl Row {
     /// Builds a row from raw samples already expressed in `unit`.
-    pub(crate) fn from_samples(case: Case, unit: Unit, samples: &[f64]) -> Option<Self> {
+    pub fn from_samples(case: Case, unit: Unit, samples: &[f64]) -> Option<Self> {
         let mut sorted: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
         if sorted.is_empty() {
             return None;
@@ -128,7 +131,8 @@ impl Row {
 }
 
 /// The median of sorted values.
-pub(crate) fn median(sorted: &[f64]) -> f64 {
+#[must_use]
+pub fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     if n == 0 {
         return f64::NAN;
@@ -146,7 +150,7 @@ pub(crate) fn median(sorted: &[f64]) -> f64 {
 /// A group's reference is the row of the section's `reference` mechanism;
 /// a group that has none (a workload only other mechanisms run) takes its
 /// first-measured row as the reference, so every row carries a ratio.
-pub(crate) fn fill_ratios(rows: &mut [Row], reference: &str) {
+pub fn fill_ratios(rows: &mut [Row], reference: &str) {
     let key = |r: &Row| {
         (
             r.workload.clone(),
@@ -184,30 +188,36 @@ pub(crate) fn fill_ratios(rows: &mut [Row], reference: &str) {
 
 /// How long samples run and how many are taken.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Timing {
+pub struct Timing {
     /// Samples per measurement.
-    pub(crate) samples: usize,
+    pub samples: usize,
     /// Time one sample should take, at least.
-    pub(crate) sample_time: Duration,
+    pub sample_time: Duration,
 }
+
+/// A batch of `n` operations that reports how long they took.
+pub type Batch<'a> = Box<dyn FnMut(u64) -> Duration + 'a>;
 
 impl Timing {
     /// Runs `batch(n)` — which performs `n` operations and returns the time
-    /// they took — once to warm up, calibrates `n` so that one sample lasts
-    /// about `sample_time`, and returns the seconds per operation of each
-    /// sample.
+    /// they took — once to warm up (page faults, caches, a peer's first
+    /// wake-up), then grows `n` until a batch takes a tenth of a sample,
+    /// and returns the `n` that should fill one sample.
+    ///
+    /// # Errors
+    ///
+    /// The first error `batch` returns.
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
         reason = "batch sizes are positive and far below 2^53"
     )]
-    pub(crate) fn per_op<E>(
+    pub fn calibrate<E>(
         &self,
         mut batch: impl FnMut(u64) -> Result<Duration, E>,
-    ) -> Result<Vec<f64>, E> {
+    ) -> Result<u64, E> {
         let mut n = 1u64;
         let mut took = batch(n)?; // warm-up
-        // Calibrate: grow n until a batch takes a tenth of a sample.
         let floor = self.sample_time / 10;
         while took < floor && n < (1 << 40) {
             let factor = if took.is_zero() {
@@ -219,11 +229,24 @@ impl Timing {
             took = batch(n)?;
         }
         let per_op = took.as_secs_f64() / n as f64;
-        let n = if per_op > 0.0 {
+        Ok(if per_op > 0.0 {
             ((self.sample_time.as_secs_f64() / per_op) as u64).max(1)
         } else {
             n
-        };
+        })
+    }
+
+    /// Calibrates `batch` and returns the seconds per operation of each
+    /// sample.
+    ///
+    /// # Errors
+    ///
+    /// The first error `batch` returns.
+    pub fn per_op<E>(
+        &self,
+        mut batch: impl FnMut(u64) -> Result<Duration, E>,
+    ) -> Result<Vec<f64>, E> {
+        let n = self.calibrate(&mut batch)?;
         let mut out = Vec::with_capacity(self.samples);
         for _ in 0..self.samples {
             let took = batch(n)?;
@@ -233,7 +256,7 @@ impl Timing {
     }
 
     /// Like [`Timing::per_op`] for an operation that cannot fail.
-    pub(crate) fn per_op_infallible(&self, mut op: impl FnMut()) -> Vec<f64> {
+    pub fn per_op_infallible(&self, mut op: impl FnMut()) -> Vec<f64> {
         let result: Result<_, std::convert::Infallible> = self.per_op(|n| {
             let start = Instant::now();
             for _ in 0..n {
@@ -245,10 +268,46 @@ impl Timing {
             Ok(v) => v,
         }
     }
+
+    /// Measures several batches round-robin — one sample of each, then the
+    /// next round — so that the machine's load, which drifts on a shared
+    /// host, weighs on every case alike and their ratios stay fair. Each is
+    /// calibrated first. Returns the seconds per operation of every sample,
+    /// per batch.
+    pub fn round_robin(&self, batches: &mut [Batch<'_>]) -> Vec<Vec<f64>> {
+        let sizes: Vec<u64> = batches
+            .iter_mut()
+            .map(|b| {
+                let n: Result<u64, std::convert::Infallible> = self.calibrate(|n| Ok(b(n)));
+                match n {
+                    Ok(n) => n,
+                }
+            })
+            .collect();
+        let mut samples = vec![Vec::with_capacity(self.samples); batches.len()];
+        for _ in 0..self.samples {
+            for ((b, &n), out) in batches.iter_mut().zip(&sizes).zip(&mut samples) {
+                out.push(b(n).as_secs_f64() / n as f64);
+            }
+        }
+        samples
+    }
+}
+
+/// Wraps one operation into a timed [`Batch`]: the operation is inlined
+/// into the loop, the box is called once per batch.
+pub fn batch<'a>(mut op: impl FnMut() + 'a) -> Batch<'a> {
+    Box::new(move |n| {
+        let start = Instant::now();
+        for _ in 0..n {
+            op();
+        }
+        start.elapsed()
+    })
 }
 
 /// Keeps `value` alive and opaque to the optimiser.
-pub(crate) fn keep<T>(value: T) -> T {
+pub fn keep<T>(value: T) -> T {
     black_box(value)
 }
 
@@ -319,5 +378,24 @@ mod tests {
             total > 1000,
             "calibration should batch many cheap ops, ran {total}"
         );
+    }
+
+    #[test]
+    fn round_robin_samples_every_batch_alike() {
+        let timing = Timing {
+            samples: 4,
+            sample_time: Duration::from_millis(2),
+        };
+        let (mut a, mut b) = (0u64, 0u64);
+        let mut batches = vec![batch(|| a = keep(a + 1)), batch(|| b = keep(b + 3))];
+        let samples = timing.round_robin(&mut batches);
+        drop(batches);
+        assert_eq!(samples.len(), 2);
+        assert!(
+            samples
+                .iter()
+                .all(|s| s.len() == 4 && s.iter().all(|x| *x > 0.0))
+        );
+        assert!(a > 100 && b > 100, "{a} {b}");
     }
 }

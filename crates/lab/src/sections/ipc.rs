@@ -1,8 +1,8 @@
 //! Lab section `ipc`: the seed's "which mechanism for which scenario",
 //! measured between two real processes.
 //!
-//! Every mechanism runs the same two workloads against a peer process (this
-//! binary re-run as `memio ipc lab-peer`): a ping-pong (send a message, wait
+//! Every mechanism runs the same two workloads against a peer process
+//! (started through the lab's one peer protocol, [`crate::peer`]): a ping-pong (send a message, wait
 //! for the peer to echo it: the round-trip latency a request/response
 //! protocol pays) and a one-way stream (send N messages, the peer reads them
 //! all and acknowledges once: the throughput of a producer/consumer). The
@@ -13,14 +13,10 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
 use memio::ipc::mq::posix::{MqOptions, PosixMq};
 use memio::ipc::mq::sysv::{MsgType, SysvMq};
 use memio::ipc::sem::posix::SemRegion;
@@ -30,9 +26,9 @@ use memio::ipc::shm::sysv::SysvShm;
 use memio::ipc::{Create, fifo};
 use memio::map::{Access, Region};
 
-use super::{Case, Chart, Run, Section, Unit};
-use crate::error::{CliError, CliResult, EXIT_OK};
-use crate::size::exact_bytes;
+use crate::peer::{Control, PEER_TIMEOUT, Peer, stdio_files};
+use crate::support::{Scratch, exact_bytes};
+use crate::{Case, Chart, Error, Result, Run, Section, Unit};
 
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
@@ -47,16 +43,16 @@ pub(crate) const SECTION: Section = Section {
     reference: PIPE,
     chart: Chart::Lines,
     run,
+    peer: Some(peer),
+    verdict: None,
 };
 
 const PIPE: &str = "pipe";
 /// Slots per direction in the shared-memory rings.
 const SLOTS: usize = 4;
-/// How long the lab waits for a peer before declaring it lost.
-const PEER_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The mechanisms, in the order they are measured and printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mech {
     /// `std::io::pipe`-style anonymous pipes (the child's stdin/stdout).
     Pipe,
@@ -84,6 +80,19 @@ impl Mech {
         Mech::ShmPosix,
         Mech::ShmSysv,
     ];
+
+    /// How the peer's command line names the mechanism.
+    fn arg(self) -> &'static str {
+        match self {
+            Mech::Pipe => "pipe",
+            Mech::Fifo => "fifo",
+            Mech::Unix => "unix",
+            Mech::PosixMq => "posix-mq",
+            Mech::SysvMq => "sysv-mq",
+            Mech::ShmPosix => "shm-posix",
+            Mech::ShmSysv => "shm-sysv",
+        }
+    }
 
     fn label(self) -> &'static str {
         match self {
@@ -113,7 +122,7 @@ fn read_proc(path: &str) -> Option<usize> {
 }
 
 /// Ping-pong or stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     /// Echo every message back.
     Pingpong,
@@ -121,32 +130,69 @@ pub(crate) enum Mode {
     Stream,
 }
 
-/// Arguments of the hidden `memio ipc lab-peer` command.
-#[derive(Debug, Args)]
+impl Mode {
+    fn arg(self) -> &'static str {
+        match self {
+            Mode::Pingpong => "pingpong",
+            Mode::Stream => "stream",
+        }
+    }
+}
+
+/// What the peer is told: `lab --peer ipc MECH MODE SIZE [NAME [NAME2]]`.
+#[derive(Debug)]
 pub(crate) struct PeerArgs {
-    #[arg(long, value_enum)]
     mech: Mech,
-    #[arg(long, value_enum)]
     mode: Mode,
-    #[arg(long)]
     size: usize,
     /// Name, path or id of the mechanism's objects.
-    #[arg(long, default_value = "")]
     name: String,
     /// Second name (data object, second queue, semaphore set id).
-    #[arg(long, default_value = "")]
     name2: String,
+}
+
+impl PeerArgs {
+    fn to_args(&self) -> Vec<String> {
+        vec![
+            self.mech.arg().to_owned(),
+            self.mode.arg().to_owned(),
+            self.size.to_string(),
+            self.name.clone(),
+            self.name2.clone(),
+        ]
+    }
+
+    fn parse(args: &[String]) -> io::Result<Self> {
+        let bad = |what: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad peer arguments ({what}): {}", args.join(" ")),
+            )
+        };
+        let word = |i: usize| args.get(i).map_or("", String::as_str);
+        let mech = Mech::ALL
+            .into_iter()
+            .find(|m| m.arg() == word(0))
+            .ok_or_else(|| bad("mechanism"))?;
+        let mode = [Mode::Pingpong, Mode::Stream]
+            .into_iter()
+            .find(|m| m.arg() == word(1))
+            .ok_or_else(|| bad("mode"))?;
+        let size = word(2).parse().map_err(|_| bad("size"))?;
+        Ok(Self {
+            mech,
+            mode,
+            size,
+            name: word(3).to_owned(),
+            name2: word(4).to_owned(),
+        })
+    }
 }
 
 /// A two-way message channel between the lab and its peer.
 trait Channel {
     fn send(&mut self, buf: &[u8]) -> io::Result<()>;
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()>;
-    /// Like `recv`, but `Ok(false)` when the other side closed the channel
-    /// at a message boundary (the clean end of a byte stream).
-    fn recv_or_end(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        self.recv(buf).map(|()| true)
-    }
 }
 
 /// Byte streams: pipes, FIFOs, sockets.
@@ -162,24 +208,6 @@ impl<R: Read, W: Write> Channel for Stream<R, W> {
     }
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
         self.r.read_exact(buf)
-    }
-    fn recv_or_end(&mut self, buf: &mut [u8]) -> io::Result<bool> {
-        let mut got = 0;
-        while got < buf.len() {
-            match self.r.read(&mut buf[got..]) {
-                Ok(0) if got == 0 => return Ok(false),
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("the channel closed after {got} of {} bytes", buf.len()),
-                    ));
-                }
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
     }
 }
 
@@ -340,24 +368,18 @@ fn ring_bytes(size: usize) -> usize {
     2 * SLOTS * size
 }
 
-/// Unique names for one measurement's objects.
+/// Unique names for one measurement's POSIX objects.
 fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "/memio-lab-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("/{}", crate::support::unique(tag))
 }
 
-/// Removes what a measurement made, even when it fails.
+/// Removes the IPC objects a measurement made, even when it fails.
 enum Cleanup {
     PosixMq(String),
     PosixShm(String),
     SysvMq(SysvMq),
     SysvShm(SysvShm),
     SemSet(SemSet),
-    Dir(PathBuf),
 }
 
 impl Drop for Cleanup {
@@ -368,57 +390,7 @@ impl Drop for Cleanup {
             Cleanup::SysvMq(q) => q.remove().map_err(drop),
             Cleanup::SysvShm(s) => s.remove().map_err(drop),
             Cleanup::SemSet(s) => s.remove().map_err(drop),
-            Cleanup::Dir(d) => std::fs::remove_dir_all(d).map_err(drop),
         };
-    }
-}
-
-/// The peer process; killed and reaped on drop (when a measurement failed:
-/// a finished link waits for it with [`Peer::exit`] first).
-struct Peer(Child);
-
-impl Peer {
-    /// Waits up to `timeout` for the peer to exit and turns anything but a
-    /// clean exit into an error carrying what the peer printed on stderr.
-    /// `Ok(false)` when it is still running at the deadline.
-    fn exit(&mut self, mech: Mech, timeout: Duration) -> CliResult<bool> {
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            match self.0.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Ok(None) => return Ok(false),
-                Err(e) => return Err(lab_error(mech, "peer", &e)),
-            }
-        };
-        if status.success() {
-            return Ok(true);
-        }
-        let mut stderr = String::new();
-        if let Some(mut pipe) = self.0.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        let said = stderr.trim();
-        Err(CliError::new(
-            format!("{} peer", mech.label()),
-            if said.is_empty() {
-                format!("the peer process failed ({status})")
-            } else {
-                format!("the peer process failed ({status}): {said}")
-            },
-        ))
-    }
-}
-
-impl Peer {
-    /// `err`, or the peer's own failure when it already exited with one.
-    fn said(&mut self, mech: Mech, err: io::Error) -> io::Error {
-        match self.exit(mech, Duration::ZERO) {
-            Err(failed) => io::Error::other(failed.to_string()),
-            Ok(_) => err,
-        }
     }
 }
 
@@ -435,7 +407,7 @@ fn open_fifos(peer: &mut Peer, a: &Path, b: &Path) -> io::Result<(File, File)> {
         });
         let (mut release_a, mut release_b) = (None, None);
         while !opens.is_finished() {
-            if peer.0.try_wait()?.is_some() {
+            if peer.exited()? {
                 if release_a.is_none() {
                     release_a = fifo::FifoOptions::new()
                         .nonblocking(true)
@@ -472,7 +444,7 @@ fn accept_peer(peer: &mut Peer, listener: &UnixListener) -> io::Result<UnixStrea
                 return Ok(sock);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if peer.0.try_wait()?.is_some() {
+                if peer.exited()? {
                     return Err(lost_at_set_up());
                 }
                 std::thread::sleep(Duration::from_millis(1));
@@ -489,293 +461,195 @@ fn lost_at_set_up() -> io::Error {
     )
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// How the lab tells the peer a batch's length and learns a stream is
-/// done: through the data channel itself (pipe, FIFO, Unix socket: the
-/// byte streams, measured alike) or the child's stdin/stdout.
-enum Control {
-    InBand,
-    Pipes(ChildStdin, ChildStdout),
-}
-
-/// One live set-up: the channel, the control path, the peer, the objects.
+/// One live set-up: the channel, the peer, the objects.
 struct Link {
     channel: Box<dyn Channel>,
-    control: Control,
     // Dropped in this order: the peer first (killed, if `finish` did not
     // see it exit), then the objects.
     peer: Peer,
     cleanup: Vec<Cleanup>,
+    scratch: Option<Scratch>,
 }
 
 impl Link {
-    /// Ends the measurement: closes the lab's ends (the peer reads the end
-    /// of its control stream where it expects the next batch's length and
-    /// exits), then checks that the peer exited cleanly.
-    fn finish(self, mech: Mech) -> CliResult<()> {
+    /// Ends the measurement: closes the lab's ends, then checks that the
+    /// peer ended cleanly.
+    fn finish(self) -> Result<()> {
         let Link {
             channel,
-            control,
-            mut peer,
+            peer,
             cleanup,
+            scratch,
         } = self;
         drop(channel);
-        drop(control);
-        if !peer.exit(mech, PEER_TIMEOUT)? {
-            return Err(lab_error(mech, "peer", &lost()));
-        }
-        drop(cleanup);
+        peer.finish()?;
+        drop((cleanup, scratch));
         Ok(())
     }
 
     /// The error to report for a failed measurement: the peer's own when it
     /// failed (the cause), otherwise `err`.
-    fn failed(&mut self, mech: Mech, err: CliError) -> CliError {
-        match self.peer.exit(mech, Duration::from_millis(200)) {
-            Err(peer) => peer,
-            Ok(_) => err,
-        }
-    }
-
-    fn announce(&mut self, n: u64) -> io::Result<()> {
-        match &mut self.control {
-            Control::InBand => self.channel.send(&n.to_le_bytes()),
-            Control::Pipes(stdin, _) => {
-                stdin.write_all(&n.to_le_bytes())?;
-                stdin.flush()
-            }
-        }
-    }
-
-    fn acknowledged(&mut self) -> io::Result<()> {
-        let mut b = [0u8; 1];
-        match &mut self.control {
-            Control::InBand => self.channel.recv(&mut b),
-            Control::Pipes(_, stdout) => stdout.read_exact(&mut b),
-        }
+    fn failed(&mut self, err: Error) -> Error {
+        self.peer.failed(err)
     }
 }
 
-fn peer_command(
-    mech: Mech,
-    mode: Mode,
-    size: usize,
-    name: &str,
-    name2: &str,
-) -> io::Result<Command> {
-    let exe = std::env::current_exe()?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["ipc", "lab-peer", "--mech"])
-        .arg(mech_arg(mech))
-        .arg("--mode")
-        .arg(match mode {
-            Mode::Pingpong => "pingpong",
-            Mode::Stream => "stream",
-        })
-        .arg("--size")
-        .arg(size.to_string())
-        .arg("--name")
-        .arg(name)
-        .arg("--name2")
-        .arg(name2)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        // Captured: a peer's failure is reported by the lab as the
-        // section's error, not printed in the middle of the run.
-        .stderr(Stdio::piped());
-    Ok(cmd)
-}
-
-fn mech_arg(m: Mech) -> String {
-    m.to_possible_value()
-        .map(|v| v.get_name().to_owned())
-        .unwrap_or_default()
-}
-
-fn spawn(cmd: &mut Command) -> io::Result<(Peer, ChildStdin, ChildStdout)> {
-    let mut child = cmd.spawn()?;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let peer = Peer(child);
-    match (stdin, stdout) {
-        (Some(i), Some(o)) => Ok((peer, i, o)),
-        _ => Err(io::Error::other("the peer's stdin/stdout were not piped")),
-    }
+/// Starts the peer for `mech` with the objects `name` and `name2`.
+fn spawn(mech: Mech, mode: Mode, size: usize, name: &str, name2: &str) -> Result<Peer> {
+    let args = PeerArgs {
+        mech,
+        mode,
+        size,
+        name: name.to_owned(),
+        name2: name2.to_owned(),
+    };
+    Peer::start(mech.label(), "ipc", &args.to_args())
 }
 
 /// Makes the objects, starts the peer and connects to it.
-#[allow(
-    clippy::too_many_lines,
-    reason = "one short arm per mechanism reads best side by side"
-)]
-fn connect(mech: Mech, mode: Mode, size: usize) -> io::Result<Link> {
-    let mut cleanup = Vec::new();
-    let link = match mech {
+fn connect(mech: Mech, mode: Mode, size: usize) -> Result<Link> {
+    let fail = |e: io::Error| lab_error(mech, "set-up", &e);
+    match mech {
         Mech::Pipe => {
-            let (peer, stdin, stdout) = spawn(&mut peer_command(mech, mode, size, "", "")?)?;
-            Link {
-                channel: Box::new(Stream {
-                    r: stdout,
-                    w: stdin,
-                }),
-                control: Control::InBand,
-                peer,
-                cleanup,
-            }
+            let peer = spawn(mech, mode, size, "", "")?;
+            let (w, r) = peer.pipes().map_err(fail)?;
+            Ok(link(Box::new(Stream { r, w }), peer, Vec::new()))
         }
-        Mech::Fifo => {
-            let dir = std::env::temp_dir().join(unique("fifo").trim_start_matches('/'));
-            std::fs::create_dir(&dir)?;
-            cleanup.push(Cleanup::Dir(dir.clone()));
-            let (a, b) = (dir.join("a"), dir.join("b"));
-            fifo::create(&a)?;
-            fifo::create(&b)?;
-            let (mut peer, stdin, stdout) = spawn(&mut peer_command(
-                mech,
-                mode,
-                size,
-                &a.to_string_lossy(),
-                &b.to_string_lossy(),
-            )?)?;
-            let (w, r) = open_fifos(&mut peer, &a, &b).map_err(|e| peer.said(mech, e))?;
-            drop((stdin, stdout));
-            Link {
-                channel: Box::new(Stream { r, w }),
-                control: Control::InBand,
-                peer,
-                cleanup,
-            }
-        }
-        Mech::Unix => {
-            let dir = std::env::temp_dir().join(unique("sock").trim_start_matches('/'));
-            std::fs::create_dir(&dir)?;
-            cleanup.push(Cleanup::Dir(dir.clone()));
-            let path = dir.join("s");
-            let listener = UnixListener::bind(&path)?;
-            let (mut peer, stdin, stdout) = spawn(&mut peer_command(
-                mech,
-                mode,
-                size,
-                &path.to_string_lossy(),
-                "",
-            )?)?;
-            let sock = accept_peer(&mut peer, &listener).map_err(|e| peer.said(mech, e))?;
-            let r = sock.try_clone()?;
-            drop((stdin, stdout));
-            Link {
-                channel: Box::new(Stream { r, w: sock }),
-                control: Control::InBand,
-                peer,
-                cleanup,
-            }
-        }
-        Mech::PosixMq => {
-            let (a, b) = (unique("mq-a"), unique("mq-b"));
-            let opts = MqOptions::new()
-                .capacity(10.min(read_proc("/proc/sys/fs/mqueue/msg_max").unwrap_or(10)))
-                .msg_size(size);
-            let tx = opts.open(&a, Create::Exclusive)?;
-            cleanup.push(Cleanup::PosixMq(a.clone()));
-            let rx = opts.open(&b, Create::Exclusive)?;
-            cleanup.push(Cleanup::PosixMq(b.clone()));
-            let (peer, stdin, stdout) = spawn(&mut peer_command(mech, mode, size, &a, &b)?)?;
-            Link {
-                channel: Box::new(PosixPair {
-                    tx,
-                    rx,
-                    timeout: true,
-                }),
-                control: Control::Pipes(stdin, stdout),
-                peer,
-                cleanup,
-            }
-        }
+        Mech::Fifo => connect_fifo(mode, size),
+        Mech::Unix => connect_unix(mode, size),
+        Mech::PosixMq => connect_posix_mq(mode, size).map_err(fail)?,
         Mech::SysvMq => {
-            let q = SysvMq::private()?;
-            cleanup.push(Cleanup::SysvMq(q));
-            let (peer, stdin, stdout) = spawn(&mut peer_command(
-                mech,
-                mode,
-                size,
-                &q.id().to_string(),
-                "",
-            )?)?;
-            Link {
-                channel: Box::new(SysvPair { q, tx: 1, rx: 2 }),
-                control: Control::Pipes(stdin, stdout),
-                peer,
-                cleanup,
-            }
+            let q = SysvMq::private().map_err(fail)?;
+            let cleanup = vec![Cleanup::SysvMq(q)];
+            let peer = spawn(mech, mode, size, &q.id().to_string(), "")?;
+            Ok(link(Box::new(SysvPair { q, tx: 1, rx: 2 }), peer, cleanup))
         }
-        Mech::ShmPosix => {
-            let (ctl_name, data_name) = (unique("ctl"), unique("data"));
-            let slots = u32::try_from(SLOTS).unwrap_or(1);
-            let sems = SemRegion::create(&ctl_name, &[0, slots, 0, slots])?;
-            cleanup.push(Cleanup::PosixShm(ctl_name.clone()));
-            let data = shm::create(&data_name, ring_bytes(size))?;
-            cleanup.push(Cleanup::PosixShm(data_name.clone()));
-            let (peer, stdin, stdout) =
-                spawn(&mut peer_command(mech, mode, size, &ctl_name, &data_name)?)?;
-            Link {
-                channel: Box::new(Ring {
-                    data,
-                    counters: PosixCounters {
-                        sems,
-                        timeout: true,
-                    },
-                    size,
-                    tx: 0,
-                    head: 0,
-                    tail: 0,
-                }),
-                control: Control::Pipes(stdin, stdout),
-                peer,
-                cleanup,
-            }
-        }
-        Mech::ShmSysv => {
-            let set = SemSet::private(4)?;
-            cleanup.push(Cleanup::SemSet(set));
-            let seg = SysvShm::private(ring_bytes(size))?;
-            cleanup.push(Cleanup::SysvShm(seg));
-            let slots = u16::try_from(SLOTS).unwrap_or(1);
-            set.set_values(&[0, slots, 0, slots])?;
-            let data = seg.attach(Access::ReadWrite)?;
-            let (peer, stdin, stdout) = spawn(&mut peer_command(
-                mech,
-                mode,
-                size,
-                &set.id().to_string(),
-                &seg.id().to_string(),
-            )?)?;
-            Link {
-                channel: Box::new(Ring {
-                    data,
-                    counters: SysvCounters { set, timeout: true },
-                    size,
-                    tx: 0,
-                    head: 0,
-                    tail: 0,
-                }),
-                control: Control::Pipes(stdin, stdout),
-                peer,
-                cleanup,
-            }
-        }
+        Mech::ShmPosix => connect_shm_posix(mode, size).map_err(fail)?,
+        Mech::ShmSysv => connect_shm_sysv(mode, size).map_err(fail)?,
+    }
+}
+
+fn link(channel: Box<dyn Channel>, peer: Peer, cleanup: Vec<Cleanup>) -> Link {
+    Link {
+        channel,
+        peer,
+        cleanup,
+        scratch: None,
+    }
+}
+
+/// Two FIFOs in a scratch folder, `a` from the lab to the peer, `b` back.
+fn connect_fifo(mode: Mode, size: usize) -> Result<Link> {
+    let mech = Mech::Fifo;
+    let dir = Scratch::dir("fifo")?;
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for f in [&a, &b] {
+        fifo::create(f).map_err(|e| lab_error(mech, "set-up", &e))?;
+    }
+    let mut peer = spawn(mech, mode, size, &a.to_string_lossy(), &b.to_string_lossy())?;
+    let (w, r) = match open_fifos(&mut peer, &a, &b) {
+        Ok(ends) => ends,
+        Err(e) => return Err(peer.failed(lab_error(mech, "set-up", &e))),
     };
+    let mut link = link(Box::new(Stream { r, w }), peer, Vec::new());
+    link.scratch = Some(dir);
     Ok(link)
 }
 
-/// Runs `memio ipc lab-peer`: the other end of a measurement.
-pub(crate) fn peer(args: &PeerArgs) -> CliResult {
-    peer_loop(args).map_err(|e| CliError::io(format!("lab peer ({})", args.mech.label()), &e))?;
-    Ok(EXIT_OK)
+/// A Unix stream socket in a scratch folder; the peer connects.
+fn connect_unix(mode: Mode, size: usize) -> Result<Link> {
+    let mech = Mech::Unix;
+    let fail = |e: io::Error| lab_error(mech, "set-up", &e);
+    let dir = Scratch::dir("sock")?;
+    let path = dir.path().join("s");
+    let listener = UnixListener::bind(&path).map_err(fail)?;
+    let mut peer = spawn(mech, mode, size, &path.to_string_lossy(), "")?;
+    let sock = match accept_peer(&mut peer, &listener) {
+        Ok(sock) => sock,
+        Err(e) => return Err(peer.failed(fail(e))),
+    };
+    let r = sock.try_clone().map_err(fail)?;
+    let mut link = link(Box::new(Stream { r, w: sock }), peer, Vec::new());
+    link.scratch = Some(dir);
+    Ok(link)
+}
+
+fn connect_posix_mq(mode: Mode, size: usize) -> io::Result<Result<Link>> {
+    let mut cleanup = Vec::new();
+    let (a, b) = (unique("mq-a"), unique("mq-b"));
+    let opts = MqOptions::new()
+        .capacity(10.min(read_proc("/proc/sys/fs/mqueue/msg_max").unwrap_or(10)))
+        .msg_size(size);
+    let tx = opts.open(&a, Create::Exclusive)?;
+    cleanup.push(Cleanup::PosixMq(a.clone()));
+    let rx = opts.open(&b, Create::Exclusive)?;
+    cleanup.push(Cleanup::PosixMq(b.clone()));
+    Ok(spawn(Mech::PosixMq, mode, size, &a, &b).map(|peer| {
+        let pair = PosixPair {
+            tx,
+            rx,
+            timeout: true,
+        };
+        link(Box::new(pair), peer, cleanup)
+    }))
+}
+
+fn connect_shm_posix(mode: Mode, size: usize) -> io::Result<Result<Link>> {
+    let mut cleanup = Vec::new();
+    let (ctl_name, data_name) = (unique("ctl"), unique("data"));
+    let slots = u32::try_from(SLOTS).unwrap_or(1);
+    let sems = SemRegion::create(&ctl_name, &[0, slots, 0, slots])?;
+    cleanup.push(Cleanup::PosixShm(ctl_name.clone()));
+    let data = shm::create(&data_name, ring_bytes(size))?;
+    cleanup.push(Cleanup::PosixShm(data_name.clone()));
+    Ok(
+        spawn(Mech::ShmPosix, mode, size, &ctl_name, &data_name).map(|peer| {
+            let ring = Ring {
+                data,
+                counters: PosixCounters {
+                    sems,
+                    timeout: true,
+                },
+                size,
+                tx: 0,
+                head: 0,
+                tail: 0,
+            };
+            link(Box::new(ring), peer, cleanup)
+        }),
+    )
+}
+
+fn connect_shm_sysv(mode: Mode, size: usize) -> io::Result<Result<Link>> {
+    let mut cleanup = Vec::new();
+    let set = SemSet::private(4)?;
+    cleanup.push(Cleanup::SemSet(set));
+    let seg = SysvShm::private(ring_bytes(size))?;
+    cleanup.push(Cleanup::SysvShm(seg));
+    let slots = u16::try_from(SLOTS).unwrap_or(1);
+    set.set_values(&[0, slots, 0, slots])?;
+    let data = seg.attach(Access::ReadWrite)?;
+    let (sems, segment) = (set.id().to_string(), seg.id().to_string());
+    Ok(
+        spawn(Mech::ShmSysv, mode, size, &sems, &segment).map(|peer| {
+            let ring = Ring {
+                data,
+                counters: SysvCounters { set, timeout: true },
+                size,
+                tx: 0,
+                head: 0,
+                tail: 0,
+            };
+            link(Box::new(ring), peer, cleanup)
+        }),
+    )
+}
+
+/// Runs `lab --peer ipc ...`: the other end of a measurement.
+fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
+    let a = PeerArgs::parse(args)?;
+    let mut channel = open_peer_end(&a)?;
+    serve(&a, channel.as_mut(), control)
 }
 
 fn parse_id(s: &str) -> io::Result<i32> {
@@ -783,50 +657,40 @@ fn parse_id(s: &str) -> io::Result<i32> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("invalid id '{s}'")))
 }
 
-/// The peer's stdin and stdout as plain files: no `BufReader` or
-/// `LineWriter` in the way, so the pipe is read and written with the same
-/// system calls as the FIFO and the socket.
-fn stdio() -> io::Result<Stream<File, File>> {
-    Ok(Stream {
-        r: File::from(io::stdin().as_fd().try_clone_to_owned()?),
-        w: File::from(io::stdout().as_fd().try_clone_to_owned()?),
-    })
-}
-
-fn peer_loop(a: &PeerArgs) -> io::Result<()> {
-    match a.mech {
-        Mech::Pipe => serve(a, &mut stdio()?, None),
+/// Opens the peer's end of the objects the lab made.
+fn open_peer_end(a: &PeerArgs) -> io::Result<Box<dyn Channel>> {
+    Ok(match a.mech {
+        Mech::Pipe => {
+            let (r, w) = stdio_files()?;
+            Box::new(Stream { r, w })
+        }
         Mech::Fifo => {
             let r = fifo::open(&a.name, fifo::End::Read)?;
             let w = fifo::open(&a.name2, fifo::End::Write)?;
-            serve(a, &mut Stream { r, w }, None)
+            Box::new(Stream { r, w })
         }
         Mech::Unix => {
             let sock = UnixStream::connect(&a.name)?;
             let r = sock.try_clone()?;
-            serve(a, &mut Stream { r, w: sock }, None)
+            Box::new(Stream { r, w: sock })
         }
         Mech::PosixMq => {
             let rx = MqOptions::new().open(&a.name, Create::Open)?;
             let tx = MqOptions::new().open(&a.name2, Create::Open)?;
-            serve(
-                a,
-                &mut PosixPair {
-                    tx,
-                    rx,
-                    timeout: false,
-                },
-                Some(&mut stdio()?),
-            )
+            Box::new(PosixPair {
+                tx,
+                rx,
+                timeout: false,
+            })
         }
         Mech::SysvMq => {
             let q = SysvMq::from_id(parse_id(&a.name)?);
-            serve(a, &mut SysvPair { q, tx: 2, rx: 1 }, Some(&mut stdio()?))
+            Box::new(SysvPair { q, tx: 2, rx: 1 })
         }
         Mech::ShmPosix => {
             let sems = SemRegion::open(&a.name, 4)?;
             let data = shm::open(&a.name2)?;
-            let mut ring = Ring {
+            Box::new(Ring {
                 data,
                 counters: PosixCounters {
                     sems,
@@ -836,13 +700,12 @@ fn peer_loop(a: &PeerArgs) -> io::Result<()> {
                 tx: 1,
                 head: 0,
                 tail: 0,
-            };
-            serve(a, &mut ring, Some(&mut stdio()?))
+            })
         }
         Mech::ShmSysv => {
             let set = SemSet::from_id(parse_id(&a.name)?);
             let data = SysvShm::from_id(parse_id(&a.name2)?).attach(Access::ReadWrite)?;
-            let mut ring = Ring {
+            Box::new(Ring {
                 data,
                 counters: SysvCounters {
                     set,
@@ -852,59 +715,31 @@ fn peer_loop(a: &PeerArgs) -> io::Result<()> {
                 tx: 1,
                 head: 0,
                 tail: 0,
-            };
-            serve(a, &mut ring, Some(&mut stdio()?))
+            })
         }
-    }
+    })
 }
 
-/// Says it is ready (one byte, where stream acknowledgements go), then
-/// serves counted batches: reads a batch's length (8 bytes, little endian,
-/// on the control channel, or in band on a byte stream), then echoes that
-/// many messages (ping-pong) or reads them and acknowledges with one byte
-/// (stream). The lab closing the control channel where a length is due is
-/// the clean end; anything else (a closed channel mid-batch, a short
-/// message) is an error, reported through the exit status.
-fn serve(
-    a: &PeerArgs,
-    data: &mut dyn Channel,
-    mut control: Option<&mut dyn Channel>,
-) -> io::Result<()> {
+/// Says it is ready, then serves counted batches through the peer
+/// protocol: echoes each batch's messages (ping-pong) or reads them all
+/// (stream) before saying the batch is done. The lab closing the control
+/// channel where a length is due is the clean end; anything else (a
+/// closed channel mid-batch, a short message) is an error, reported
+/// through the exit status.
+fn serve(a: &PeerArgs, data: &mut dyn Channel, control: &mut Control) -> io::Result<()> {
     let mut buf = vec![0u8; a.size];
-    // Ready: set up and running, so that no timed batch (the calibration's
-    // first one above all) waits for this process to start.
-    match control.as_deref_mut() {
-        Some(c) => c.send(&[1])?,
-        None => data.send(&[1])?,
-    }
-    loop {
-        let mut n = [0u8; 8];
-        let more = match control.as_deref_mut() {
-            Some(c) => c.recv_or_end(&mut n)?,
-            None => data.recv_or_end(&mut n)?,
-        };
-        if !more {
-            return Ok(());
-        }
-        let n = u64::from_le_bytes(n);
-        match a.mode {
-            Mode::Pingpong => {
-                for _ in 0..n {
-                    data.recv(&mut buf)?;
-                    data.send(&buf)?;
-                }
-            }
-            Mode::Stream => {
-                for _ in 0..n {
-                    data.recv(&mut buf)?;
-                }
-                match control.as_deref_mut() {
-                    Some(c) => c.send(&[1])?,
-                    None => data.send(&[1])?,
-                }
+    control.ready()?;
+    while let Some(n) = control.next_batch()? {
+        control.started()?;
+        for _ in 0..n {
+            data.recv(&mut buf)?;
+            if a.mode == Mode::Pingpong {
+                data.send(&buf)?;
             }
         }
+        control.done()?;
     }
+    Ok(())
 }
 
 /// Message sizes of a run: 64 B, 4 KiB, 64 KiB (more in `--full`), no
@@ -918,11 +753,14 @@ fn sizes(full: bool, max: u64) -> Vec<usize> {
     all.iter().copied().filter(|&s| s as u64 <= max).collect()
 }
 
-fn lab_error(mech: Mech, what: &str, e: &io::Error) -> CliError {
-    CliError::io(format!("{} {what}", mech.label()), e)
+fn lab_error(mech: Mech, what: &str, e: &io::Error) -> Error {
+    Error::io(format!("{} {what}", mech.label()), e)
 }
 
-fn run(run: &mut Run<'_>) -> CliResult<()> {
+/// The medians of one size: (mechanism, size, figure).
+type Medians = Vec<(Mech, usize, f64)>;
+
+fn run(run: &mut Run<'_>) -> Result<()> {
     let config = run.config().clone();
     let sizes = sizes(config.full, config.max_size);
     let measured = sizes
@@ -936,38 +774,17 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
     run.plan(2 * measured as u64);
     let mut skipped = Vec::new();
     // Medians by (mechanism, size) for the notes.
-    let mut rtt: Vec<(Mech, usize, f64)> = Vec::new();
-    let mut gbps: Vec<(Mech, usize, f64)> = Vec::new();
+    let mut rtt: Medians = Vec::new();
+    let mut gbps: Medians = Vec::new();
     for &size in &sizes {
         for mech in Mech::ALL {
             if mech.limit().is_some_and(|l| size > l) {
                 skipped.push((mech, size));
                 continue;
             }
-            let label = exact_bytes(size as u64);
-            // Ping-pong.
-            let mut link = start(mech, Mode::Pingpong, size)?;
-            let mut buf = vec![0x5au8; size];
-            let case = Case::new(mech.label(), format!("{label} round trip")).param("bytes", size);
-            let median = run.batch_latency(case, Unit::US, |n| {
-                pingpong(&mut link, mech, &mut buf, n).map_err(|e| link.failed(mech, e))
-            })?;
-            link.finish(mech)?;
-            rtt.push((mech, size, median));
-
-            // One-way stream.
-            let mut link = start(mech, Mode::Stream, size)?;
-            let samples = config.timing.per_op(|n| -> CliResult<Duration> {
-                stream(&mut link, mech, &buf, n).map_err(|e| link.failed(mech, e))
-            })?;
-            link.finish(mech)?;
-            let samples: Vec<f64> = samples
-                .iter()
-                .map(|secs| size as f64 / secs / 1e9)
-                .collect();
-            let case = Case::new(mech.label(), format!("{label} one-way")).param("bytes", size);
-            if let Some(row) = run.record(case, Unit::GB_PER_S, &samples) {
-                gbps.push((mech, size, row.median));
+            rtt.push((mech, size, measure_pingpong(run, mech, size)?));
+            if let Some(v) = measure_stream(run, mech, size)? {
+                gbps.push((mech, size, v));
             }
         }
     }
@@ -975,24 +792,51 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
     Ok(())
 }
 
+/// The ping-pong row of `mech` at `size`; returns its median in µs.
+fn measure_pingpong(run: &mut Run<'_>, mech: Mech, size: usize) -> Result<f64> {
+    let label = exact_bytes(size as u64);
+    let mut link = start(mech, Mode::Pingpong, size)?;
+    let mut buf = vec![0x5au8; size];
+    let case = Case::new(mech.label(), format!("{label} round trip")).param("bytes", size);
+    let median = run.batch_latency(case, Unit::US, |n| {
+        pingpong(&mut link, mech, &mut buf, n).map_err(|e| link.failed(e))
+    })?;
+    link.finish()?;
+    Ok(median)
+}
+
+/// The one-way stream row of `mech` at `size`; returns its median in GB/s.
+fn measure_stream(run: &mut Run<'_>, mech: Mech, size: usize) -> Result<Option<f64>> {
+    let label = exact_bytes(size as u64);
+    let buf = vec![0x5au8; size];
+    let mut link = start(mech, Mode::Stream, size)?;
+    let samples = run.config().timing.per_op(|n| -> Result<Duration> {
+        stream(&mut link, mech, &buf, n).map_err(|e| link.failed(e))
+    })?;
+    link.finish()?;
+    let samples: Vec<f64> = samples
+        .iter()
+        .map(|secs| size as f64 / secs / 1e9)
+        .collect();
+    let case = Case::new(mech.label(), format!("{label} one-way")).param("bytes", size);
+    Ok(run.record(case, Unit::GB_PER_S, &samples).map(|r| r.median))
+}
+
 /// Sets up a measurement and waits until the peer says it is ready: a
 /// peer still starting (exec, loading, page faults: milliseconds) would
 /// otherwise make the first batch look slow, and the calibration, which
 /// sizes the batches from the first ones, would settle on batches of a few
 /// messages where the per-batch handshake dominates.
-fn start(mech: Mech, mode: Mode, size: usize) -> CliResult<Link> {
-    let mut link = connect(mech, mode, size).map_err(|e| lab_error(mech, "set-up", &e))?;
-    match link.acknowledged() {
-        Ok(()) => Ok(link),
-        Err(e) => Err(link.failed(mech, lab_error(mech, "set-up", &e))),
-    }
+fn start(mech: Mech, mode: Mode, size: usize) -> Result<Link> {
+    let mut link = connect(mech, mode, size)?;
+    link.peer.ready()?;
+    Ok(link)
 }
 
 /// One timed ping-pong batch of `n` round trips. The length goes to the
-/// peer before the clock starts; the peer's exit is not timed either.
-fn pingpong(link: &mut Link, mech: Mech, buf: &mut [u8], n: u64) -> CliResult<Duration> {
-    link.announce(n)
-        .map_err(|e| lab_error(mech, "ping-pong", &e))?;
+/// peer before the clock starts; its "done" is not timed either.
+fn pingpong(link: &mut Link, mech: Mech, buf: &mut [u8], n: u64) -> Result<Duration> {
+    link.peer.announce(n)?;
     let start = Instant::now();
     for _ in 0..n {
         link.channel
@@ -1002,23 +846,23 @@ fn pingpong(link: &mut Link, mech: Mech, buf: &mut [u8], n: u64) -> CliResult<Du
             .recv(buf)
             .map_err(|e| lab_error(mech, "pong", &e))?;
     }
-    Ok(start.elapsed())
+    let took = start.elapsed();
+    link.peer.done()?;
+    Ok(took)
 }
 
-/// One timed stream batch: `n` messages, then the peer's acknowledgement
-/// that it read them all. The length goes to the peer before the clock
-/// starts, as for [`pingpong`].
-fn stream(link: &mut Link, mech: Mech, buf: &[u8], n: u64) -> CliResult<Duration> {
-    link.announce(n)
-        .map_err(|e| lab_error(mech, "stream", &e))?;
+/// One timed stream batch: `n` messages, then the peer's word that it read
+/// them all. The length goes to the peer before the clock starts, as for
+/// [`pingpong`].
+fn stream(link: &mut Link, mech: Mech, buf: &[u8], n: u64) -> Result<Duration> {
+    link.peer.announce(n)?;
     let start = Instant::now();
     for _ in 0..n {
         link.channel
             .send(buf)
             .map_err(|e| lab_error(mech, "stream", &e))?;
     }
-    link.acknowledged()
-        .map_err(|e| lab_error(mech, "acknowledgement", &e))?;
+    link.peer.done()?;
     Ok(start.elapsed())
 }
 
@@ -1131,74 +975,60 @@ fn notes(
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;
+    use std::process::Command;
 
     use super::*;
 
-    fn sh(script: &str) -> Peer {
-        Peer(
-            Command::new("sh")
-                .args(["-c", script])
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        )
-    }
-
-    #[test]
-    fn a_failing_peer_is_an_error_naming_the_mechanism_and_its_message() {
-        let err = sh("echo 'memio: lab peer (FIFO): failed to fill whole buffer' >&2; exit 2")
-            .exit(Mech::Fifo, PEER_TIMEOUT)
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("FIFO peer: "), "{err}");
-        assert!(err.contains("exit status: 2"), "{err}");
-        assert!(err.contains("failed to fill whole buffer"), "{err}");
-    }
-
-    #[test]
-    fn a_peer_killed_by_a_signal_is_an_error_too() {
-        let err = sh("kill -9 $$")
-            .exit(Mech::PosixMq, PEER_TIMEOUT)
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("POSIX mq peer: "), "{err}");
-        assert!(err.contains("signal: 9"), "{err}");
-    }
-
-    #[test]
-    fn a_clean_exit_is_success_and_a_running_peer_is_not_yet() {
-        assert!(sh("exit 0").exit(Mech::Pipe, PEER_TIMEOUT).unwrap());
-        assert!(
-            !sh("sleep 10")
-                .exit(Mech::Pipe, Duration::from_millis(10))
-                .unwrap()
-        );
-    }
-
     #[test]
     fn a_peer_exiting_before_it_connects_does_not_hang_the_lab() {
-        let dir = std::env::temp_dir().join(unique("test").trim_start_matches('/'));
-        std::fs::create_dir(&dir).unwrap();
-        let _cleanup = Cleanup::Dir(dir.clone());
-        let (a, b) = (dir.join("a"), dir.join("b"));
+        let dir = Scratch::dir("test").unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         fifo::create(&a).unwrap();
         fifo::create(&b).unwrap();
-        let mut peer = sh("echo 'no such FIFO' >&2; exit 2");
+        let sh = |script: &str| {
+            let mut cmd = Command::new("sh");
+            cmd.args(["-c", script]);
+            cmd
+        };
+        let mut peer = Peer::start_command("FIFO", sh("echo 'no such FIFO' >&2; exit 2")).unwrap();
         let err = open_fifos(&mut peer, &a, &b).unwrap_err();
-        let err = peer.said(Mech::Fifo, err).to_string();
+        let err = peer
+            .failed(lab_error(Mech::Fifo, "set-up", &err))
+            .to_string();
         assert!(
             err.contains("FIFO peer: ") && err.contains("no such FIFO"),
             "{err}"
         );
 
-        let listener = UnixListener::bind(dir.join("s")).unwrap();
-        let mut peer = sh("exit 3");
+        let listener = UnixListener::bind(dir.path().join("s")).unwrap();
+        let mut peer = Peer::start_command("Unix socket", sh("exit 3")).unwrap();
         let err = accept_peer(&mut peer, &listener).unwrap_err();
-        let err = peer.said(Mech::Unix, err).to_string();
+        let err = peer
+            .failed(lab_error(Mech::Unix, "set-up", &err))
+            .to_string();
         assert!(
             err.contains("Unix socket peer: ") && err.contains("exit status: 3"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn peer_arguments_round_trip() {
+        for mech in Mech::ALL {
+            let a = PeerArgs {
+                mech,
+                mode: Mode::Stream,
+                size: 64,
+                name: "/a".into(),
+                name2: String::new(),
+            };
+            let b = PeerArgs::parse(&a.to_args()).unwrap();
+            assert_eq!(
+                (b.mech, b.mode, b.size, b.name.as_str()),
+                (mech, Mode::Stream, 64, "/a")
+            );
+        }
+        assert!(PeerArgs::parse(&["pipe".into(), "pingpong".into(), "x".into()]).is_err());
     }
 
     fn args(mode: Mode, size: usize) -> PeerArgs {
@@ -1211,42 +1041,65 @@ mod tests {
         }
     }
 
-    /// Serves `input` on an in-band byte stream; returns what the peer wrote.
-    fn serve_bytes(mode: Mode, size: usize, input: Vec<u8>) -> io::Result<Vec<u8>> {
-        let mut s = Stream {
-            r: Cursor::new(input),
-            w: Vec::new(),
-        };
-        serve(&args(mode, size), &mut s, None)?;
-        Ok(s.w)
+    fn batch(n: u64) -> Vec<u8> {
+        n.to_le_bytes().to_vec()
     }
 
-    fn batch(n: u64, msgs: &[u8]) -> Vec<u8> {
-        let mut v = n.to_le_bytes().to_vec();
-        v.extend_from_slice(msgs);
-        v
+    /// Serves `lengths` on the control channel and `msgs` on the data
+    /// channel; returns what the peer wrote to each.
+    /// A writer the test can read back after handing it away.
+    struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.borrow_mut().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn serve_with(
+        mode: Mode,
+        size: usize,
+        lengths: Vec<u8>,
+        msgs: &[u8],
+    ) -> io::Result<(String, Vec<u8>)> {
+        let sent = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut control = Control::new(Cursor::new(lengths), Shared(sent.clone()));
+        let mut data = Stream {
+            r: Cursor::new(msgs.to_vec()),
+            w: Vec::new(),
+        };
+        serve(&args(mode, size), &mut data, &mut control)?;
+        let said = String::from_utf8(sent.borrow().clone()).unwrap();
+        Ok((said, data.w))
     }
 
     #[test]
     fn the_peer_says_ready_echoes_counted_batches_and_ends_at_a_boundary() {
-        let mut input = batch(2, b"abcdefgh");
-        input.extend(batch(1, b"ijkl"));
+        let mut lengths = batch(2);
+        lengths.extend(batch(1));
+        let (said, echoed) =
+            serve_with(Mode::Pingpong, 4, lengths.clone(), b"abcdefghijkl").unwrap();
         assert_eq!(
-            serve_bytes(Mode::Pingpong, 4, input.clone()).unwrap(),
-            b"\x01abcdefghijkl"
+            (said.as_str(), echoed.as_slice()),
+            ("RSDSD", &b"abcdefghijkl"[..])
         );
-        assert_eq!(serve_bytes(Mode::Stream, 4, input).unwrap(), [1, 1, 1]);
-        assert_eq!(serve_bytes(Mode::Stream, 4, Vec::new()).unwrap(), [1]);
+        let (said, echoed) = serve_with(Mode::Stream, 4, lengths, b"abcdefghijkl").unwrap();
+        assert_eq!((said.as_str(), echoed.len()), ("RSDSD", 0));
+        assert_eq!(serve_with(Mode::Stream, 4, Vec::new(), b"").unwrap().0, "R");
     }
 
     #[test]
     fn the_peer_fails_when_a_batch_or_a_length_is_cut_short() {
         // Two messages announced, one and a half sent.
         for mode in [Mode::Pingpong, Mode::Stream] {
-            let err = serve_bytes(mode, 4, batch(2, b"abcdef")).unwrap_err();
+            let err = serve_with(mode, 4, batch(2), b"abcdef").unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         }
-        let err = serve_bytes(Mode::Stream, 4, vec![2, 0, 0]).unwrap_err();
+        let err = serve_with(Mode::Stream, 4, vec![2, 0, 0], b"").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert!(err.to_string().contains("3 of 8 bytes"), "{err}");
     }

@@ -1,12 +1,17 @@
-//! The self-contained HTML report: one SVG chart per section and unit, the
-//! figures as tables, no scripts and nothing fetched from the network.
+//! The self-contained HTML report: the machine and its limits, a table of
+//! contents with each section's verdict, then per section its verdict, SVG
+//! charts (each with a title, axis units and a legend) and the figures as
+//! a table folded under them. No scripts, nothing fetched from the network.
 
 use std::fmt::Write;
 
-use super::Chart;
-use super::measure::Row;
-use super::report::{Report, SectionReport, figure, ratio};
-use crate::size::human_bytes;
+use crate::Chart;
+use crate::compare::Comparison;
+use crate::machine::Machine;
+use crate::measure::Row;
+use crate::report::{Report, SectionReport, change, figure, ratio};
+use crate::support::human_bytes;
+use crate::verdict::{distinct, family};
 
 const PALETTE: [&str; 14] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -19,7 +24,11 @@ table{border-collapse:collapse;font-size:.85em;margin:1em 0}\
 td,th{padding:.2em .6em;border-bottom:1px solid #eee;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
 tr.ref td{font-weight:bold}.meta{color:#555}.err{color:#b00}\
-svg{display:block;margin:1em 0;font-size:11px}svg text{fill:#333}";
+svg{display:block;margin:.3em 0 1em;font-size:11px;max-width:100%;height:auto}svg text{fill:#333}\
+h3{font-size:1em;margin:1.5em 0 0}ul.verdict{background:#f4f7fb;border-left:4px solid #1f77b4;\
+padding:.6em 1em .6em 2em;margin:1em 0}nav ol{padding-left:1.5em}nav li{margin:.3em 0}\
+nav .v{color:#555;font-size:.9em}table.facts td:first-child{color:#555}\
+details{margin:1em 0}summary{cursor:pointer;color:#1f77b4}.up{color:#080}.down{color:#b00}";
 
 /// Escapes text for HTML and SVG.
 pub(crate) fn esc(s: &str) -> String {
@@ -44,52 +53,193 @@ pub(crate) fn render(report: &Report) -> String {
     let _ = writeln!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>memio lab — {host}</title><style>{STYLE}</style></head><body>\n\
-         <h1>memio lab</h1>\n<p class=\"meta\">{date} · {mode} run in {secs:.0} s · memio {ver}<br>\
-         {host} · {cpu} · {cpus} CPUs · {mem} RAM · Linux {kernel} · {os}</p>",
+         <h1>memio lab</h1>\n<p class=\"meta\">{date} · {mode} run in {secs:.0} s · memio {ver}</p>",
         host = esc(&m.hostname),
         date = esc(&report.date),
         mode = report.mode,
         secs = report.seconds,
         ver = report.memio_version,
-        cpu = esc(&m.cpu_model),
-        cpus = m.cpus,
-        mem = human_bytes(m.memory_bytes),
-        kernel = esc(&m.kernel),
-        os = esc(&m.os),
     );
-    if !report.limits.is_empty() {
-        h.push_str("<p class=\"meta\">Machine limits: ");
-        let limits: Vec<String> = report
-            .limits
-            .iter()
-            .map(|(k, v)| format!("{} = {}", esc(k), figure(*v)))
-            .collect();
-        h.push_str(&limits.join(", "));
-        h.push_str("</p>\n");
+    machine(&mut h, report);
+    if let Some(c) = &report.comparison {
+        let _ = writeln!(
+            h,
+            "<p class=\"meta\">Compared with <b>{}</b>: measured {} on {} (Linux {}, memio {}); \
+             {} rows in both, {} new. The <i>vs old</i> column is this run over that one \
+             (&gt; 1: better now).</p>",
+            esc(&c.file),
+            esc(&c.date),
+            esc(&c.hostname),
+            esc(&c.kernel),
+            esc(&c.memio_version),
+            c.rows.len(),
+            c.unmatched
+        );
     }
+    contents(&mut h, report);
     for s in &report.sections {
-        section(&mut h, s);
+        section(&mut h, s, report.comparison.as_ref());
     }
     h.push_str("</body></html>\n");
     h
 }
 
-fn section(h: &mut String, s: &SectionReport) {
+/// The machine, its limits and the peers built in.
+fn machine(h: &mut String, report: &Report) {
+    let m: &Machine = &report.machine;
+    let l = &m.limits;
+    let opt = |v: Option<u64>| v.map_or_else(|| "unknown".to_owned(), human_bytes);
+    let count = |v: Option<u64>| v.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+    let mut facts: Vec<(&str, String)> = vec![
+        ("host", m.hostname.clone()),
+        (
+            "CPU",
+            format!("{} · {} CPUs · {}", m.cpu_model, m.cpus, m.arch),
+        ),
+        (
+            "memory",
+            format!(
+                "{} RAM, {} available at the start · {} pages",
+                human_bytes(m.memory_bytes),
+                human_bytes(m.memory_available_bytes),
+                human_bytes(m.page_size)
+            ),
+        ),
+        ("system", format!("Linux {} · {}", m.kernel, m.os)),
+    ];
+    if let Some(v) = report.limits.get(crate::limit::MEMCPY_GBPS) {
+        facts.push((
+            "memcpy bandwidth",
+            format!("{} GB/s (buffers larger than the caches)", figure(*v)),
+        ));
+    }
+    facts.push((
+        "locked memory",
+        l.memlock_bytes.map_or_else(
+            || "unlimited".to_owned(),
+            |b| format!("{} (RLIMIT_MEMLOCK)", human_bytes(b)),
+        ),
+    ));
+    facts.push((
+        "overcommit · huge pages",
+        format!(
+            "{} · THP {} · {} hugetlb pages reserved",
+            l.overcommit,
+            l.transparent_huge_pages.as_deref().unwrap_or("unknown"),
+            l.huge_pages_total
+        ),
+    ));
+    facts.push((
+        "message queues",
+        format!(
+            "POSIX: {} messages of at most {} · System V: messages of at most {}",
+            count(l.mq_msg_max),
+            opt(l.mq_msgsize_max),
+            opt(l.sysv_msgmax)
+        ),
+    ));
+    let peers: Vec<String> = report
+        .peers
+        .iter()
+        .map(|p| format!("{} {}", p.what, if p.built { "built" } else { "not built" }))
+        .collect();
+    facts.push(("heavy peers", peers.join(" · ")));
+    h.push_str("<h2 id=\"machine\">Machine and limits</h2>\n<table class=\"facts\">");
+    for (k, v) in facts {
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(&v));
+    }
+    h.push_str("</table>\n");
+}
+
+/// The table of contents: one entry per section with its first verdict.
+fn contents(h: &mut String, report: &Report) {
+    h.push_str(
+        "<nav><h2>Contents</h2><ol>\n<li><a href=\"#machine\">Machine and limits</a></li>\n",
+    );
+    for s in &report.sections {
+        let _ = write!(
+            h,
+            "<li><a href=\"#{name}\">{name} — {title}</a>",
+            name = esc(s.name),
+            title = esc(s.title)
+        );
+        if let Some(e) = &s.error {
+            let _ = write!(h, " <span class=\"err\">(stopped early: {})</span>", esc(e));
+        } else if let Some(v) = s.verdict.first() {
+            let _ = write!(h, "<br><span class=\"v\">{}</span>", esc(v));
+        }
+        h.push_str("</li>\n");
+    }
+    h.push_str("</ol></nav>\n");
+}
+
+/// What a unit measures, for chart titles.
+fn measured(unit: &str) -> &'static str {
+    if unit == "GB/s" {
+        "throughput, higher is better"
+    } else if unit.ends_with("/op") {
+        "time per operation, lower is better"
+    } else {
+        "lower is better"
+    }
+}
+
+fn section(h: &mut String, s: &SectionReport, comparison: Option<&Comparison>) {
     let _ = writeln!(
         h,
-        "<section id=\"{name}\"><h2>{name} — {title}</h2>\n<p>{about}</p>",
+        "<section id=\"{name}\"><h2>{name} — {title}</h2>",
         name = esc(s.name),
         title = esc(s.title),
-        about = esc(s.about)
     );
+    if !s.verdict.is_empty() {
+        h.push_str("<ul class=\"verdict\">");
+        for v in &s.verdict {
+            let _ = write!(h, "<li>{}</li>", esc(v));
+        }
+        h.push_str("</ul>\n");
+    }
+    let _ = writeln!(h, "<p>{}</p>", esc(s.about));
     if let Some(e) = &s.error {
         let _ = writeln!(h, "<p class=\"err\">stopped early: {}</p>", esc(e));
     }
+    charts(h, s);
+    if s.rows.is_empty() {
+        h.push_str("<p>No rows were measured.</p>\n");
+    }
+    for note in &s.notes {
+        let _ = writeln!(h, "<p class=\"meta\">{}</p>", esc(note));
+    }
+    table(h, s, comparison);
+    h.push_str("</section>\n");
+}
+
+/// One chart per unit, or per family of workloads for line charts.
+fn charts(h: &mut String, s: &SectionReport) {
     for unit in &distinct(s.rows.iter().map(|r| r.unit)) {
         let rows: Vec<&Row> = s.rows.iter().filter(|r| r.unit == *unit).collect();
+        let title = |what: &str| format!("{what}: {unit} ({})", measured(unit));
         match s.chart {
-            Chart::Bars => bars(h, &rows, unit),
+            Chart::Bars => {
+                // One chart per family of workloads: their figures may lie
+                // decades apart (a lock hand-off in µs, a contended turn in
+                // ms) and would vanish on one linear axis.
+                for fam in &distinct(rows.iter().map(|r| family(&r.workload))) {
+                    let group: Vec<&Row> = rows
+                        .iter()
+                        .copied()
+                        .filter(|r| family(&r.workload) == *fam)
+                        .collect();
+                    let workloads = distinct(group.iter().map(|r| r.workload.as_str()));
+                    let what = match workloads.as_slice() {
+                        [one] => one,
+                        _ if fam.is_empty() => s.name,
+                        _ => fam.as_str(),
+                    };
+                    bars(h, &group, unit, &title(what), s.reference);
+                }
+            }
             Chart::Lines => {
                 // A line runs through one family of workloads (a sweep over
                 // sizes); a family with a single workload is a bar.
@@ -101,34 +251,61 @@ fn section(h: &mut String, s: &SectionReport) {
                         .filter(|r| family(&r.workload) == *fam)
                         .collect();
                     if distinct(group.iter().map(|r| r.workload.as_str())).len() > 1 {
-                        lines(h, &group, unit);
+                        let what = if fam.is_empty() {
+                            "by buffer size"
+                        } else {
+                            fam
+                        };
+                        lines(h, &group, unit, &title(what));
                     } else {
                         single.extend(group);
                     }
                 }
                 if !single.is_empty() {
-                    bars(h, &single, unit);
+                    bars(h, &single, unit, &title(s.name), s.reference);
                 }
             }
         }
     }
-    if s.rows.is_empty() {
-        h.push_str("<p>No rows were measured.</p>\n");
-    }
-    for note in &s.notes {
-        let _ = writeln!(h, "<p class=\"meta\">{}</p>", esc(note));
-    }
+}
+
+/// The figures, folded under the charts.
+fn table(h: &mut String, s: &SectionReport, comparison: Option<&Comparison>) {
     let _ = writeln!(
         h,
-        "<table><tr><th>mechanism</th><th>workload</th><th>median</th><th>min</th><th>max</th>\
-         <th>unit</th><th>vs {}</th></tr>",
-        esc(s.reference)
+        "<details><summary>Table: {} rows</summary><table><tr><th>mechanism</th><th>workload</th>\
+         <th>median</th><th>min</th><th>max</th><th>unit</th><th>vs {}</th>{}</tr>",
+        s.rows.len(),
+        esc(s.reference),
+        if comparison.is_some() {
+            "<th>vs old</th>"
+        } else {
+            ""
+        }
     );
     for r in &s.rows {
+        let old = comparison.map(|c| {
+            let found = c.rows.iter().find(|o| {
+                o.section == s.name
+                    && o.mechanism == r.mechanism
+                    && o.workload == r.workload
+                    && o.unit == r.unit
+            });
+            match found {
+                Some(o) => format!(
+                    "<td class=\"n {}\" title=\"was {} {}\">{}</td>",
+                    if o.ratio >= 1.0 { "up" } else { "down" },
+                    figure(o.old),
+                    esc(&o.unit),
+                    change(o.ratio)
+                ),
+                None => "<td class=\"n\">new</td>".to_owned(),
+            }
+        });
         let _ = writeln!(
             h,
             "<tr{cls}><td>{m}</td><td>{w}</td><td class=\"n\">{med}</td><td class=\"n\">{min}</td>\
-             <td class=\"n\">{max}</td><td>{u}</td><td class=\"n\">{ratio}</td></tr>",
+             <td class=\"n\">{max}</td><td>{u}</td><td class=\"n\">{ratio}</td>{old}</tr>",
             cls = if r.reference { " class=\"ref\"" } else { "" },
             m = esc(&r.mechanism),
             w = esc(&r.workload),
@@ -137,41 +314,10 @@ fn section(h: &mut String, s: &SectionReport) {
             max = figure(r.max),
             u = esc(r.unit),
             ratio = ratio(r),
+            old = old.unwrap_or_default(),
         );
     }
-    h.push_str("</table></section>\n");
-}
-
-/// The family of a workload: its text without the numbers and the size
-/// units that follow them, so `alloc+free 16 B` and `alloc+free 4 KiB` are
-/// one sweep and `grow to 16 B` another.
-fn family(workload: &str) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "%"];
-    let mut out: Vec<&str> = Vec::new();
-    let mut after_number = false;
-    for token in workload.split_whitespace() {
-        let numeric = token.starts_with(|c: char| c.is_ascii_digit());
-        let unit = after_number
-            && UNITS
-                .iter()
-                .any(|u| token.trim_end_matches([',', ';']) == *u);
-        if !numeric && !unit {
-            out.push(token);
-        }
-        after_number = numeric;
-    }
-    out.join(" ")
-}
-
-/// First-appearance order of the values `key` picks.
-fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
-    let mut out: Vec<T> = Vec::new();
-    for item in items {
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out
+    h.push_str("</table></details>\n");
 }
 
 /// A value axis: linear from zero, or logarithmic when figures span more
@@ -261,15 +407,16 @@ fn nice_step(raw: f64) -> f64 {
 }
 
 /// One line per mechanism across the workloads, whiskers from min to max.
-fn lines(h: &mut String, rows: &[&Row], unit: &str) {
+fn lines(h: &mut String, rows: &[&Row], unit: &str, title: &str) {
     let xs = distinct(rows.iter().map(|r| r.workload.as_str()));
     let series = distinct(rows.iter().map(|r| r.mechanism.as_str()));
     let axis = Axis::fit(rows);
-    let (w, ph, left, top, plot_w): (f64, f64, f64, f64, f64) = (940.0, 300.0, 70.0, 20.0, 600.0);
+    let (w, ph, left, top, plot_w): (f64, f64, f64, f64, f64) = (940.0, 300.0, 70.0, 30.0, 600.0);
     let legend_x = left + plot_w + 20.0;
     let slanted = xs.len() > 6 || xs.iter().any(|x| x.chars().count() > 14);
-    let label_room = if slanted { 110.0 } else { 50.0 };
-    let height = (top + ph + label_room).max(top + 18.0 * series.len() as f64 + 10.0);
+    let label_room = if slanted { 125.0 } else { 55.0 };
+    let height = (top + ph + label_room).max(top + 18.0 * (series.len() + 2) as f64 + 10.0);
+    let _ = writeln!(h, "<h3>{}</h3>", esc(title));
     let x_at = |i: usize| {
         if xs.len() <= 1 {
             left + plot_w / 2.0
@@ -284,6 +431,14 @@ fn lines(h: &mut String, rows: &[&Row], unit: &str) {
          aria-label=\"{unit} by workload\">"
     );
     grid(h, &axis, left, top, plot_w, ph, unit);
+    let _ = writeln!(
+        h,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-style=\"italic\">workload</text>\
+         <text x=\"{legend_x}\" y=\"{:.1}\" font-weight=\"bold\">mechanism (median; bar: min–max)</text>",
+        left + plot_w / 2.0,
+        height - 4.0,
+        top - 12.0
+    );
     for (i, x) in xs.iter().enumerate() {
         let (px, py) = (x_at(i), top + ph + 16.0);
         if slanted {
@@ -343,7 +498,7 @@ fn lines(h: &mut String, rows: &[&Row], unit: &str) {
 }
 
 /// One horizontal bar per row, whiskers from min to max.
-fn bars(h: &mut String, rows: &[&Row], unit: &str) {
+fn bars(h: &mut String, rows: &[&Row], unit: &str, title: &str, reference: &str) {
     let axis = Axis {
         log: false,
         ..Axis::fit(rows)
@@ -353,15 +508,35 @@ fn bars(h: &mut String, rows: &[&Row], unit: &str) {
     } else {
         axis
     };
-    let (left, top, plot_w, bar_h) = (330.0, 20.0, 560.0, 18.0);
+    let (left, top, plot_w, bar_h) = (330.0, 30.0, 560.0, 18.0);
     let ph = bar_h * rows.len() as f64;
     let height = top + ph + 40.0;
+    let _ = writeln!(h, "<h3>{}</h3>", esc(title));
     let _ = writeln!(
         h,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"940\" height=\"{height}\" role=\"img\" \
          aria-label=\"{unit} per case\">"
     );
     let x_at = |v: f64| left + plot_w * axis.at(v);
+    // Legend: what the bars, their colours and the whiskers show.
+    let _ = writeln!(
+        h,
+        "<rect x=\"{left}\" y=\"6\" width=\"12\" height=\"12\" fill=\"{}\"/>\
+         <text x=\"{:.1}\" y=\"16\">median</text>\
+         <rect x=\"{:.1}\" y=\"6\" width=\"12\" height=\"12\" fill=\"{}\"/>\
+         <text x=\"{:.1}\" y=\"16\">reference ({})</text>\
+         <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"12\" y2=\"12\" stroke=\"#000\"/>\
+         <text x=\"{:.1}\" y=\"16\">min–max</text>",
+        PALETTE[0],
+        left + 16.0,
+        left + 80.0,
+        PALETTE[1],
+        left + 96.0,
+        esc(reference),
+        left + 330.0,
+        left + 352.0,
+        left + 358.0,
+    );
     for t in axis.ticks() {
         let x = x_at(t);
         let _ = writeln!(
@@ -438,17 +613,7 @@ fn grid(h: &mut String, axis: &Axis, left: f64, top: f64, plot_w: f64, ph: f64, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::measure::{Case, Unit};
-
-    #[test]
-    fn workloads_fall_into_families_without_their_sizes() {
-        assert_eq!(family("alloc+free 16 B"), "alloc+free");
-        assert_eq!(family("alloc+free 4 KiB"), "alloc+free");
-        assert_eq!(family("grow to 64 KiB"), "grow to");
-        assert_eq!(family("64 B round trip"), "round trip");
-        assert_eq!(family("4 KiB"), "");
-        assert_eq!(family("B-tree 5 B"), "B-tree");
-    }
+    use crate::measure::{Case, Unit};
 
     #[test]
     fn text_is_escaped() {
@@ -479,11 +644,14 @@ mod tests {
             .collect();
         let refs: Vec<&Row> = rows.iter().collect();
         let mut h = String::new();
-        lines(&mut h, &refs, "GB/s");
+        lines(&mut h, &refs, "GB/s", "sweep");
         assert_eq!(h.matches("<circle").count(), 4);
         assert_eq!(h.matches("<polyline").count(), 2);
+        assert!(h.contains("<h3>sweep</h3>") && h.contains(">workload</text>"));
         let mut h = String::new();
-        bars(&mut h, &refs, "GB/s");
-        assert_eq!(h.matches("<rect").count(), 4);
+        bars(&mut h, &refs, "GB/s", "cases", "a");
+        // Four bars and two legend swatches.
+        assert_eq!(h.matches("<rect").count(), 6);
+        assert!(h.contains("reference (a)"));
     }
 }

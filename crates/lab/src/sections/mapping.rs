@@ -15,15 +15,13 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use memio::map::{Advice, HugePages, MapOptions, Region, cache};
 
-use super::measure::keep;
-use super::{Case, Chart, Run, Section, Unit};
-use crate::error::{CliError, CliResult};
-use crate::size::exact_bytes;
+use crate::measure::keep;
+use crate::support::{Scratch, XorShift, exact_bytes, human_bytes};
+use crate::{Case, Chart, Error, Result, Run, Section, Unit, describe};
 
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
@@ -42,6 +40,8 @@ pub(crate) const SECTION: Section = Section {
     reference: READ,
     chart: Chart::Bars,
     run,
+    peer: None,
+    verdict: None,
 };
 
 const READ: &str = "read() 1 MiB buffer";
@@ -50,31 +50,27 @@ const MMAP_POPULATE: &str = "mmap + MAP_POPULATE";
 const MMAP_SEQUENTIAL: &str = "mmap + MADV_SEQUENTIAL";
 const PAGE: usize = 4096;
 
-/// A scratch file removed on drop.
+/// A scratch file of pseudo-random bytes, removed on drop.
 struct ScratchFile {
-    path: PathBuf,
     file: File,
+    // Dropped after the file is closed.
+    path: Scratch,
 }
 
 impl ScratchFile {
-    fn create(len: usize) -> CliResult<Self> {
-        let path = std::env::temp_dir().join(format!("memio-lab-mapping-{}", std::process::id()));
-        let io = |e: std::io::Error| CliError::io(path.display(), &e);
+    fn create(len: usize) -> Result<Self> {
+        let path = Scratch::path_for("mapping");
+        let io = |e: std::io::Error| Error::io(path.path().display(), &e);
         let mut file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&path)
+            .open(path.path())
             .map_err(io)?;
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rng = XorShift::new(XorShift::SEED);
         let chunk: Vec<u8> = (0..1 << 20)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state.to_le_bytes()[0]
-            })
+            .map(|_| rng.next_u64().to_le_bytes()[0])
             .collect();
         let mut left = len;
         while left > 0 {
@@ -84,13 +80,7 @@ impl ScratchFile {
         }
         // Written back, so eviction can drop every page.
         file.sync_all().map_err(io)?;
-        Ok(Self { path, file })
-    }
-}
-
-impl Drop for ScratchFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        Ok(Self { file, path })
     }
 }
 
@@ -133,13 +123,13 @@ fn scan_mmap(file: &File, mechanism: &str) -> std::io::Result<u64> {
         .fold(0, |acc, w| fold(acc, w.load())))
 }
 
-fn run(run: &mut Run<'_>) -> CliResult<()> {
+fn run(run: &mut Run<'_>) -> Result<()> {
     let full = run.config().full;
     let max = usize::try_from(run.config().max_size).unwrap_or(usize::MAX);
     let file_len = (if full { 256 << 20 } else { 32 << 20 }).min(max) / PAGE * PAGE;
     let block = (64usize << 20).min(max) / PAGE * PAGE;
     if file_len == 0 || block == 0 {
-        return Err(CliError::new("--max-size", "smaller than a page"));
+        return Err(Error::new("--max-size", "smaller than a page"));
     }
     run.plan(8 + 4 + 6 + 3 + 4 * COPY_SIZES.len() as u64);
     file_rows(run, file_len)?;
@@ -156,8 +146,8 @@ const COPY_SIZES: [usize; 3] = [4 << 10, 64 << 10, 1 << 20];
 /// A plain `memcpy` against the region's copies: relaxed atomic words for
 /// shared memory (both directions), a plain copy for writes into private
 /// anonymous memory.
-fn copy_rows(run: &mut Run<'_>, max: usize) -> CliResult<()> {
-    let io = |e: std::io::Error| CliError::io("copy rows", &e);
+fn copy_rows(run: &mut Run<'_>, max: usize) -> Result<()> {
+    let io = |e: std::io::Error| Error::io("copy rows", &e);
     for len in COPY_SIZES.into_iter().filter(|&n| n <= max) {
         let workload = format!("copy {}", exact_bytes(len as u64));
         let case = |m: &str| Case::new(m, &workload).param("bytes", len);
@@ -181,7 +171,7 @@ fn copy_rows(run: &mut Run<'_>, max: usize) -> CliResult<()> {
             },
         );
         if dst != src {
-            return Err(CliError::new("Region::read_at", "copied different bytes"));
+            return Err(Error::new("Region::read_at", "copied different bytes"));
         }
         run.throughput(
             case("Region::write_at, shared (atomic copy)"),
@@ -209,10 +199,10 @@ fn copy_rows(run: &mut Run<'_>, max: usize) -> CliResult<()> {
     Ok(())
 }
 
-fn file_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
+fn file_rows(run: &mut Run<'_>, len: usize) -> Result<()> {
     let mut scratch = ScratchFile::create(len)?;
-    let name = scratch.path.display().to_string();
-    let io = |e: std::io::Error| CliError::io(&name, &e);
+    let name = scratch.path.path().display().to_string();
+    let io = |e: std::io::Error| Error::io(&name, &e);
     let mut buf = vec![0u8; 1 << 20];
     let expected = scan_read(&mut scratch.file, &mut buf).map_err(io)?;
     let mechanisms = [READ, MMAP, MMAP_POPULATE, MMAP_SEQUENTIAL];
@@ -224,7 +214,7 @@ fn file_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
         }
         .map_err(io)?;
         if got != expected {
-            return Err(CliError::new(m, "read different data than read()"));
+            return Err(Error::new(m, "read different data than read()"));
         }
     }
 
@@ -286,19 +276,19 @@ fn per_page(
     len: usize,
     map: impl Fn() -> std::io::Result<Region>,
     touch: bool,
-) -> CliResult<()> {
+) -> Result<()> {
     let samples = run.config().timing.samples;
     let pages = len / PAGE;
     let mut ns = Vec::with_capacity(samples);
     // One untimed round first: the first mapping of a run pays one-off costs.
     for round in 0..=samples {
         let start = Instant::now();
-        let mut region = map().map_err(|e| CliError::io(mechanism, &e))?;
+        let mut region = map().map_err(|e| Error::io(mechanism, &e))?;
         if touch {
             for page in 0..pages {
                 region
                     .write_at(page * PAGE, &[1])
-                    .map_err(|e| CliError::io(mechanism, &e))?;
+                    .map_err(|e| Error::io(mechanism, &e))?;
             }
         }
         drop(keep(region));
@@ -315,7 +305,7 @@ fn per_page(
     Ok(())
 }
 
-fn fault_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
+fn fault_rows(run: &mut Run<'_>, len: usize) -> Result<()> {
     let anon = || MapOptions::new().private().read_write().len(len);
     per_page(
         run,
@@ -367,7 +357,7 @@ fn fault_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
         }
         Err(e) => run.note(format!(
             "MAP_HUGETLB was not measured: {} (reserve pages in /proc/sys/vm/nr_hugepages).",
-            crate::error::describe(&e)
+            describe(&e)
         )),
     }
     run.note(
@@ -378,7 +368,7 @@ fn fault_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
     Ok(())
 }
 
-fn malloc_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
+fn malloc_rows(run: &mut Run<'_>, len: usize) -> Result<()> {
     for touch in [true, false] {
         let workload = if touch {
             format!(
@@ -406,7 +396,7 @@ fn malloc_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
             },
         );
         if let Some(e) = failed {
-            return Err(CliError::io("anonymous mmap", &e));
+            return Err(Error::io("anonymous mmap", &e));
         }
         run.latency(case("malloc (Vec::with_capacity)"), Unit::US, || {
             let mut v: Vec<u8> = Vec::with_capacity(len);
@@ -438,21 +428,21 @@ fn malloc_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
     Ok(())
 }
 
-fn mlock_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
+fn mlock_rows(run: &mut Run<'_>, len: usize) -> Result<()> {
     let samples = run.config().timing.samples;
     let mib = len as f64 / f64::from(1 << 20);
     let workload = format!("{} anonymous, per MiB", exact_bytes(len as u64));
     let mut measure = |mechanism: &str, op: &dyn Fn() -> std::io::Result<Duration>| {
         let mut us = Vec::with_capacity(samples);
         for _ in 0..samples {
-            us.push(op().map_err(|e| CliError::io(mechanism, &e))?.as_secs_f64() * 1e6 / mib);
+            us.push(op().map_err(|e| Error::io(mechanism, &e))?.as_secs_f64() * 1e6 / mib);
         }
         run.record(
             Case::new(mechanism, &workload).param("bytes", len),
             Unit::US,
             &us,
         );
-        Ok::<_, CliError>(())
+        Ok::<_, Error>(())
     };
     measure("touch every page (faults)", &|| {
         let mut r = Region::anonymous(len)?;
@@ -482,8 +472,7 @@ fn mlock_rows(run: &mut Run<'_>, len: usize) -> CliResult<()> {
     run.note(format!(
         "mlock of fresh memory faults every page in and pins it; on resident memory it only \
          pins. Locked sizes stay below RLIMIT_MEMLOCK ({}).",
-        memio::map::system::memlock_limit()
-            .map_or_else(|| "unlimited".to_owned(), crate::size::human_bytes)
+        memio::map::system::memlock_limit().map_or_else(|| "unlimited".to_owned(), human_bytes)
     ));
     Ok(())
 }

@@ -6,21 +6,22 @@
 //! byte-range locks on disjoint ranges gain over one whole-file lock when
 //! two processes write to different parts of a file.
 //!
-//! The second process is the `memio` binary itself, started as a hidden
-//! `memio lock --lab-peer` that obeys one-line commands on stdin.
+//! The second process runs through the lab's one peer protocol
+//! ([`crate::peer`]): one peer per workload and lock kind, one batch per
+//! timed sample.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use memio::io::lock::{Kind, Locker, Mode, Wait};
 
-use super::measure::keep;
-use super::{Case, Chart, Run, Section, Unit};
-use crate::error::{CliError, CliResult, EXIT_OK};
+use crate::measure::keep;
+use crate::peer::{Control, Peer};
+use crate::support::Scratch;
+use crate::{Case, Chart, Error, Result, Run, Section, Unit};
 
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
@@ -38,6 +39,8 @@ pub(crate) const SECTION: Section = Section {
     reference: OFD,
     chart: Chart::Bars,
     run,
+    peer: Some(peer),
+    verdict: None,
 };
 
 const OFD: &str = "OFD";
@@ -59,66 +62,102 @@ fn mechanism(kind: Kind) -> &'static str {
     }
 }
 
-/// A scratch file removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn open(path: &Path) -> CliResult<File> {
+fn open(path: &Path) -> Result<File> {
     File::options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|e| CliError::io(path.display(), &e))
+        .map_err(|e| Error::io(path.display(), &e))
 }
 
-fn lock_err(path: &Path) -> impl Fn(memio::io::Error) -> CliError + '_ {
-    move |e| CliError::new(path.display(), e)
+fn lock_err(path: &Path) -> impl Fn(memio::io::Error) -> Error + '_ {
+    move |e| Error::new(path.display(), e)
 }
 
-fn run(run: &mut Run<'_>) -> CliResult<()> {
-    let scratch =
-        Scratch(std::env::temp_dir().join(format!("memio-lab-locking-{}", std::process::id())));
-    let path = scratch.0.clone();
+fn run(run: &mut Run<'_>) -> Result<()> {
+    let scratch = Scratch::path_for("locking");
+    let path = scratch.path().to_owned();
     let file = open(&path)?;
     file.set_len(2 * HALF)
-        .map_err(|e| CliError::io(path.display(), &e))?;
+        .map_err(|e| Error::io(path.display(), &e))?;
     run.plan(3 + 3 + 3 + 5);
 
+    let uncontended = uncontended(run, &file, &path)?;
+    let handoff = handoffs(run, &scratch, &file)?;
+    let turn_vs_handoff = turn_taking(run, &file, &path, &handoff)?;
+    let writers = writers(run, &file, &path)?;
+
+    notes(run, &uncontended, &handoff, &writers);
+    run.note(format!(
+        "a turn on one contended lock took this many times a ring hand-off: {}. Advisory locks \
+         are not handed to a waiter: the process whose turn it is not re-takes the lock in a \
+         loop, and the woken waiter may find it taken again; on an idle machine that can last \
+         until the looper is preempted (milliseconds), on a busy one the looper is preempted \
+         sooner",
+        turn_vs_handoff.join(", ")
+    ));
+    Ok(())
+}
+
+/// Starts the peer for `workload` with lock `kind` on `path`, and waits
+/// until it is ready.
+fn start_peer(workload: &str, path: &Path, kind: Kind, range: Option<(u64, u64)>) -> Result<Peer> {
+    let mut args = vec![
+        workload.to_owned(),
+        kind.name().to_owned(),
+        path.to_string_lossy().into_owned(),
+    ];
+    if let Some((start, len)) = range {
+        args.push(format!("{start}:{len}"));
+    }
+    let mut peer = Peer::start(mechanism(kind), "locking", &args)?;
+    peer.ready()?;
+    Ok(peer)
+}
+
+/// The uncontended lock+unlock rows; returns each kind's median.
+fn uncontended(run: &mut Run<'_>, file: &File, path: &Path) -> Result<Vec<(Kind, f64)>> {
     let mut uncontended = Vec::new();
     for kind in Kind::ALL {
         let locker = Locker::new(&file).kind(kind);
         drop(
             locker
                 .lock(Mode::Exclusive, Wait::NonBlock)
-                .map_err(lock_err(&path))?,
+                .map_err(lock_err(path))?,
         );
         let ns = run.latency(Case::new(mechanism(kind), UNCONTENDED), Unit::NS, || {
             keep(locker.lock(Mode::Exclusive, Wait::NonBlock).is_ok());
         });
         uncontended.push((kind, ns));
     }
+    Ok(uncontended)
+}
 
-    let handoff = handoffs(run, &file, &path)?;
+/// The turn-taking rows; returns how many hand-offs a turn took, per kind.
+fn turn_taking(
+    run: &mut Run<'_>,
+    file: &File,
+    path: &Path,
+    handoff: &[(Kind, f64)],
+) -> Result<Vec<String>> {
     let mut turn_vs_handoff = Vec::new();
-
     for kind in Kind::ALL {
-        let mut peer = Peer::spawn(&path, kind, None)?;
+        let mut peer = start_peer("turns", path, kind, None)?;
         let us = run.batch_latency(Case::new(mechanism(kind), TURNS), Unit::US, |n| {
-            take_turns(&file, &path, kind, &mut peer, n)
+            take_turns(file, path, kind, &mut peer, n).map_err(|e| peer.failed(e))
         })?;
         peer.finish()?;
         if let Some((_, h)) = handoff.iter().find(|(k, _)| *k == kind) {
             turn_vs_handoff.push(format!("{} {:.1}x", mechanism(kind), us / h));
         }
     }
+    Ok(turn_vs_handoff)
+}
 
+/// The two-writer rows: whole-file locks and range locks.
+fn writers(run: &mut Run<'_>, file: &File, path: &Path) -> Result<Vec<(Kind, bool, f64)>> {
     let mut writers = Vec::new();
     for (kind, ranges) in [
         (Kind::Ofd, false),
@@ -133,62 +172,53 @@ fn run(run: &mut Run<'_>) -> CliResult<()> {
             mechanism(kind).to_owned()
         };
         // The peer writes the second half, this process the first.
-        let mut peer = Peer::spawn(&path, kind, ranges.then_some((HALF, HALF)))?;
+        let mut peer = start_peer("write", path, kind, ranges.then_some((HALF, HALF)))?;
         let locker = if ranges {
-            Locker::new(&file).kind(kind).range(0, HALF)
+            Locker::new(file).kind(kind).range(0, HALF)
         } else {
-            Locker::new(&file).kind(kind)
+            Locker::new(file).kind(kind)
         };
         let ns = run.batch_latency(Case::new(name, WRITERS), Unit::NS, |n| {
             // n writes in all, split between the two writers.
             let each = n.div_ceil(2);
+            peer.announce(each)?;
             let t0 = Instant::now();
-            peer.send(&format!("write {each}"))?;
-            write_records(&file, &locker, 0, each).map_err(|e| CliError::new(path.display(), e))?;
-            peer.wait_done()?;
+            write_records(file, &locker, 0, each)
+                .map_err(|e| peer.failed(Error::new(path.display(), e)))?;
+            peer.done()?;
             Ok(t0.elapsed())
         })?;
         peer.finish()?;
         writers.push((kind, ranges, ns));
     }
-
-    notes(run, &uncontended, &handoff, &writers);
-    run.note(format!(
-        "a turn on one contended lock took this many times a ring hand-off: {}. Advisory locks \
-         are not handed to a waiter: the process whose turn it is not re-takes the lock in a \
-         loop, and the woken waiter may find it taken again; on an idle machine that can last \
-         until the looper is preempted (milliseconds), on a busy one the looper is preempted \
-         sooner",
-        turn_vs_handoff.join(", ")
-    ));
-    Ok(())
+    Ok(writers)
 }
 
 /// The ring hand-off rows, one per kind; returns each kind's median.
-fn handoffs(run: &mut Run<'_>, file: &File, path: &Path) -> CliResult<Vec<(Kind, f64)>> {
+fn handoffs(run: &mut Run<'_>, scratch: &Scratch, file: &File) -> Result<Vec<(Kind, f64)>> {
+    let path = scratch.path();
     let mut handoff = Vec::new();
     let ring_files: Vec<Scratch> = (0..3)
-        .map(|i| Scratch(path.with_extension(format!("ring{i}"))))
+        .map(|i| scratch.with_extension(&format!("ring{i}")))
         .collect();
     let ring_opened = ring_files
         .iter()
-        .map(|s| open(&s.0))
-        .collect::<CliResult<Vec<File>>>()?;
+        .map(|s| open(s.path()))
+        .collect::<Result<Vec<File>>>()?;
     for kind in Kind::ALL {
-        let mut peer = Peer::spawn(path, kind, None)?;
+        let mut peer = start_peer("ring", path, kind, None)?;
         let ring = Ring::new(file, &ring_opened, kind);
         let us = run.batch_latency(Case::new(mechanism(kind), HANDOFF), Unit::US, |n| {
             let rounds = n.div_ceil(2);
             ring.hold_start()
-                .map_err(|e| CliError::new(path.display(), e))?;
-            peer.send(&format!("ring {rounds}"))?;
-            // The peer holds lock 2 before the first hand-off.
-            peer.expect("ready")?;
+                .map_err(|e| Error::new(path.display(), e))?;
+            // The peer holds lock 2 before it says the batch started.
+            peer.announce(rounds)?;
             let t0 = Instant::now();
             ring.play(1, rounds)
-                .map_err(|e| CliError::new(path.display(), e))?;
+                .map_err(|e| peer.failed(Error::new(path.display(), e)))?;
             let took = t0.elapsed();
-            peer.wait_done()?;
+            peer.done()?;
             // 2 hand-offs per round; scale to n operations.
             Ok(took.mul_f64(n as f64 / (2 * rounds) as f64))
         })?;
@@ -247,24 +277,18 @@ fn notes(
 
 /// Plays the even turns against the peer's odd ones until the counter at
 /// offset 0 reaches `n`; every increment moves the lock across processes.
-fn take_turns(
-    file: &File,
-    path: &Path,
-    kind: Kind,
-    peer: &mut Peer,
-    n: u64,
-) -> CliResult<Duration> {
+fn take_turns(file: &File, path: &Path, kind: Kind, peer: &mut Peer, n: u64) -> Result<Duration> {
     file.write_all_at(&0u64.to_le_bytes(), 0)
-        .map_err(|e| CliError::io(path.display(), &e))?;
+        .map_err(|e| Error::io(path.display(), &e))?;
     let locker = Locker::new(file).kind(kind);
+    peer.announce(n)?;
     let t0 = Instant::now();
-    peer.send(&format!("turns {n}"))?;
-    turns(file, &locker, n, 0).map_err(|e| CliError::new(path.display(), e))?;
+    turns(file, &locker, n, 0).map_err(|e| Error::new(path.display(), e))?;
     let took = t0.elapsed();
-    peer.wait_done()?;
-    let end = read_counter(file).map_err(|e| CliError::io(path.display(), &e))?;
+    peer.done()?;
+    let end = read_counter(file).map_err(|e| Error::io(path.display(), &e))?;
     if end != n {
-        return Err(CliError::new(
+        return Err(Error::new(
             "locking",
             format!("turn counter ended at {end}, expected {n}: the lock did not exclude"),
         ));
@@ -279,7 +303,7 @@ fn read_counter(file: &File) -> std::io::Result<u64> {
 }
 
 /// Takes the turns whose parity is `parity` until the counter reaches `n`.
-fn turns(file: &File, locker: &Locker<'_>, n: u64, parity: u64) -> Result<(), String> {
+fn turns(file: &File, locker: &Locker<'_>, n: u64, parity: u64) -> std::result::Result<(), String> {
     loop {
         let guard = locker
             .lock(Mode::Exclusive, Wait::Block)
@@ -318,7 +342,7 @@ impl<'f> Ring<'f> {
         }
     }
 
-    fn take(&self, i: usize) -> Result<(), String> {
+    fn take(&self, i: usize) -> std::result::Result<(), String> {
         // POSIX deadlock detection may, in a race with a wake-up, see the
         // other process as still waiting; the ring cannot deadlock, so try
         // again.
@@ -340,7 +364,7 @@ impl<'f> Ring<'f> {
     }
 
     /// The first player's starting position: holding locks 0 and 1.
-    fn hold_start(&self) -> Result<(), String> {
+    fn hold_start(&self) -> std::result::Result<(), String> {
         self.take(0)?;
         self.take(1)
     }
@@ -349,7 +373,7 @@ impl<'f> Ring<'f> {
     /// Player 1 starts holding locks 0 and 1 ([`Ring::hold_start`]), player
     /// 2 holding lock 2 and waiting for lock 1. Each round: give lock
     /// (who - k) mod 3, wait for (who + 1 - k) mod 3.
-    fn play(&self, who: usize, rounds: u64) -> Result<(), String> {
+    fn play(&self, who: usize, rounds: u64) -> std::result::Result<(), String> {
         if who == 2 {
             self.take(1)?;
         }
@@ -364,7 +388,12 @@ impl<'f> Ring<'f> {
 }
 
 /// `count` locked 64-byte writes into the half starting at `base`.
-fn write_records(file: &File, locker: &Locker<'_>, base: u64, count: u64) -> Result<(), String> {
+fn write_records(
+    file: &File,
+    locker: &Locker<'_>,
+    base: u64,
+    count: u64,
+) -> std::result::Result<(), String> {
     let record = [0x5au8; RECORD];
     let slots = HALF / RECORD as u64;
     for i in 0..count {
@@ -377,128 +406,67 @@ fn write_records(file: &File, locker: &Locker<'_>, base: u64, count: u64) -> Res
     Ok(())
 }
 
-/// The second process: `memio lock --lab-peer`.
-struct Peer {
-    child: Child,
-    input: Option<ChildStdin>,
-    output: BufReader<ChildStdout>,
-}
-
-impl Peer {
-    fn spawn(path: &Path, kind: Kind, range: Option<(u64, u64)>) -> CliResult<Self> {
-        let exe = std::env::current_exe().map_err(|e| CliError::io("memio binary", &e))?;
-        let mut cmd = Command::new(exe);
-        cmd.args(["lock", "--lab-peer", "--kind", kind.name()]);
-        if let Some((start, len)) = range {
-            cmd.arg("--range").arg(format!("{start}:{len}"));
+/// The peer's side, run as `lab --peer locking WORKLOAD KIND FILE
+/// [START:LEN]`: one batch of `n` is `n` ring rounds as player 2
+/// (`ring`), the odd turns up to `n` (`turns`), or `n` locked writes into
+/// the range, or the second half (`write`).
+fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad peer arguments: {}", args.join(" ")),
+        )
+    };
+    let [workload, kind, path, rest @ ..] = args else {
+        return Err(bad());
+    };
+    let kind = Kind::ALL
+        .into_iter()
+        .find(|k| k.name() == kind)
+        .ok_or_else(bad)?;
+    let range = match rest.first() {
+        Some(r) => {
+            let (s, l) = r.split_once(':').ok_or_else(bad)?;
+            Some((s.parse().map_err(|_| bad())?, l.parse().map_err(|_| bad())?))
         }
-        let mut child = cmd
-            .arg(path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| CliError::io("lab peer process", &e))?;
-        let (Some(input), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(CliError::new("lab peer process", "no pipes"));
-        };
-        Ok(Self {
-            child,
-            input: Some(input),
-            output: BufReader::new(output),
-        })
-    }
-
-    fn send(&mut self, line: &str) -> CliResult<()> {
-        let Some(input) = self.input.as_mut() else {
-            return Err(CliError::new("lab peer process", "already told to finish"));
-        };
-        writeln!(input, "{line}").map_err(|e| CliError::io("lab peer process", &e))
-    }
-
-    fn wait_done(&mut self) -> CliResult<()> {
-        self.expect("done")
-    }
-
-    fn expect(&mut self, word: &str) -> CliResult<()> {
-        let mut line = String::new();
-        self.output
-            .read_line(&mut line)
-            .map_err(|e| CliError::io("lab peer process", &e))?;
-        if line.trim() == word {
-            Ok(())
-        } else {
-            Err(CliError::new(
-                "lab peer process",
-                format!("answered '{}' instead of {word}", line.trim()),
-            ))
-        }
-    }
-
-    /// Closes the peer's stdin, which ends it, and checks how it ended.
-    fn finish(mut self) -> CliResult<()> {
-        self.input = None;
-        let status = self
-            .child
-            .wait()
-            .map_err(|e| CliError::io("lab peer process", &e))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(CliError::new(
-                "lab peer process",
-                format!("failed: {status}"),
-            ))
-        }
-    }
-}
-
-impl Drop for Peer {
-    /// A peer left behind by an error may be blocked on a lock forever:
-    /// end it. After `finish` it has exited and this does nothing.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The peer's side, run by `memio lock --lab-peer [--kind K] [--range S:L] FILE`:
-/// reads `turns N` (play the odd turns up to N) and `write N` (N locked
-/// writes into the range, or the second half) from stdin, answers `done`.
-pub(crate) fn peer(path: &Path, kind: Kind, range: Option<(u64, u64)>) -> CliResult {
-    let file = open(path)?;
+        None => None,
+    };
+    let path = Path::new(path);
+    let file = open(path).map_err(io::Error::other)?;
     let (locker, base) = match range {
         Some((start, len)) => (Locker::new(&file).kind(kind).range(start, len), start),
         None => (Locker::new(&file).kind(kind), HALF),
     };
-    let stdin = std::io::stdin();
-    let mut out = std::io::stdout().lock();
-    for line in stdin.lock().lines() {
-        let line = line.map_err(|e| CliError::io("stdin", &e))?;
-        let (what, n) = line.split_once(' ').unwrap_or((line.as_str(), "0"));
-        let n: u64 = n
-            .parse()
-            .map_err(|_| CliError::new("lab peer", format!("bad command '{line}'")))?;
-        let done = match what {
+    // The lab created the ring files; they exist while it runs.
+    let ring_files = if workload == "ring" {
+        (0..3)
+            .map(|i| open(&path.with_extension(format!("ring{i}"))))
+            .collect::<Result<Vec<File>>>()
+            .map_err(io::Error::other)?
+    } else {
+        Vec::new()
+    };
+    control.ready()?;
+    while let Some(n) = control.next_batch()? {
+        let done = match workload.as_str() {
             "ring" => {
-                // The lab created the ring files; they exist while it runs.
-                let ring_files = (0..3)
-                    .map(|i| open(&path.with_extension(format!("ring{i}"))))
-                    .collect::<CliResult<Vec<File>>>()?;
                 let ring = Ring::new(&file, &ring_files, kind);
-                ring.take(2).map_err(|e| CliError::new(path.display(), e))?;
-                writeln!(out, "ready")?;
-                out.flush()?;
+                ring.take(2).map_err(io::Error::other)?;
+                control.started()?;
                 ring.play(2, n)
             }
-            "turns" => turns(&file, &Locker::new(&file).kind(kind), n, 1),
-            "write" => write_records(&file, &locker, base, n),
-            _ => Err(format!("unknown command '{line}'")),
+            "turns" => {
+                control.started()?;
+                turns(&file, &Locker::new(&file).kind(kind), n, 1)
+            }
+            "write" => {
+                control.started()?;
+                write_records(&file, &locker, base, n)
+            }
+            _ => return Err(bad()),
         };
-        done.map_err(|e| CliError::new(path.display(), e))?;
-        writeln!(out, "done")?;
-        out.flush()?;
+        done.map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
+        control.done()?;
     }
-    Ok(EXIT_OK)
+    Ok(())
 }
