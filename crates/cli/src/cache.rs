@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use memio::map::cache::{self, CacheStat, LockedFile, Method};
 use serde_json::json;
 
-use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_OK, describe_io};
+use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_OK, describe};
 use crate::output::{self, Globals, Table, warn};
 use crate::size::human_bytes;
 
@@ -73,10 +73,10 @@ pub(crate) fn run(args: &CacheArgs, globals: Globals) -> CliResult {
     match &args.action {
         Action::Stat(files) => report(files, globals, |_, _| Ok(())),
         Action::Touch(files) => report(files, globals, |file, _| {
-            cache::touch(file).map(drop).map_err(|e| describe_io(&e))
+            cache::touch(file).map(drop).map_err(|e| describe(&e))
         }),
         Action::Evict(files) => report(files, globals, |file, _| {
-            cache::evict(file).map_err(|e| describe_io(&e))
+            cache::evict(file).map_err(|e| describe(&e))
         }),
         Action::Lock(files) => lock(files, globals),
     }
@@ -96,7 +96,7 @@ fn expand(args: &FilesArgs) -> (Vec<PathBuf>, bool) {
     for path in &args.paths {
         match std::fs::metadata(path) {
             Err(e) => {
-                warn(format_args!("{}: {}", path.display(), describe_io(&e)));
+                warn(format_args!("{}: {}", path.display(), describe(&e)));
                 failed = true;
             }
             Ok(meta) if meta.is_dir() => {
@@ -127,7 +127,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> bool {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            warn(format_args!("{}: {}", dir.display(), describe_io(&e)));
+            warn(format_args!("{}: {}", dir.display(), describe(&e)));
             return true;
         }
     };
@@ -140,7 +140,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> bool {
             Ok(meta) if meta.is_file() => files.push(path),
             Ok(_) => {}
             Err(e) => {
-                warn(format_args!("{}: {}", path.display(), describe_io(&e)));
+                warn(format_args!("{}: {}", path.display(), describe(&e)));
                 failed = true;
             }
         }
@@ -170,10 +170,10 @@ fn report(
     for path in files {
         progress.set_message(path.display().to_string());
         let outcome = File::open(&path)
-            .map_err(|e| describe_io(&e))
+            .map_err(|e| describe(&e))
             .and_then(|mut file| {
                 action(&mut file, &path)?;
-                cache::stat(&file, method(args)).map_err(|e| describe_io(&e))
+                cache::stat(&file, method(args)).map_err(|e| describe(&e))
             });
         progress.inc(1);
         match outcome {

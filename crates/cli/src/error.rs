@@ -3,6 +3,8 @@
 use std::fmt;
 use std::io;
 
+pub(crate) use memio::map::error::describe;
+
 /// Exit status for success.
 pub(crate) const EXIT_OK: u8 = 0;
 /// Exit status for a negative result: not found, conflict, check failed.
@@ -47,7 +49,7 @@ impl CliError {
     pub(crate) fn io(object: impl fmt::Display, err: &io::Error) -> Self {
         Self {
             broken_pipe: err.kind() == io::ErrorKind::BrokenPipe,
-            ..Self::new(object, describe_io(err))
+            ..Self::new(object, describe(err))
         }
     }
 
@@ -69,26 +71,13 @@ impl fmt::Display for CliError {
     }
 }
 
-/// Writing to stdout failed; a closed pipe is reported as such so `main`
-/// can exit quietly with status 0.
+/// An I/O error that reached a command's `?`: it names its own object
+/// (memio's errors read `failed to open '/x': …`, and stdout's
+/// `stdout: …`, see [`crate::output::stdout`]), so it is printed as it is.
+/// A closed pipe is recognised so `main` can exit quietly with status 0.
 impl From<io::Error> for CliError {
     fn from(err: io::Error) -> Self {
-        Self::io("stdout", &err)
-    }
-}
-
-/// The message of an OS error without Rust's "(os error N)" suffix, in
-/// lowercase as the rest of memio's messages.
-pub(crate) fn describe_io(err: &io::Error) -> String {
-    let text = err.to_string();
-    let text = match text.find(" (os error") {
-        Some(at) => &text[..at],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::from("unknown error"),
+        Self::io("", &err)
     }
 }
 
@@ -106,6 +95,22 @@ mod tests {
         assert_eq!(e.to_string(), "/tmp/x: no such file or directory");
         assert_eq!(e.code, EXIT_ERROR);
         assert!(!e.broken_pipe);
+    }
+
+    #[test]
+    fn io_errors_through_question_mark_name_their_own_object() {
+        let err: io::Error = memio::map::error::OsError::failed(
+            "open",
+            "'/nonexistent/x'",
+            io::Error::from_raw_os_error(2), // ENOENT
+        )
+        .into();
+        let e = CliError::from(err);
+        assert_eq!(
+            e.to_string(),
+            "failed to open '/nonexistent/x': no such file or directory"
+        );
+        assert_eq!(e.code, EXIT_ERROR);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use memio::ipc::mq::posix::PosixMq;
 use memio::ipc::mq::sysv::SysvMq;
 use memio::ipc::sem::posix::NamedSem;
 use memio::ipc::sem::sysv::SemSet;
-use memio::ipc::shm::SysvShm;
+use memio::ipc::shm::sysv::SysvShm;
 use memio::ipc::{Create, Key};
 use serde_json::json;
 
@@ -250,7 +250,7 @@ fn rm(args: &RmArgs, globals: Globals) -> CliResult {
         for kind in &kinds {
             let r: Result<(), memio::ipc::Error> = match kind {
                 Kind::Queue => PosixMq::unlink(name),
-                Kind::Shm => memio::ipc::shm::unlink(name),
+                Kind::Shm => memio::ipc::shm::posix::unlink(name),
                 Kind::Sem => NamedSem::unlink(name),
             };
             match r {

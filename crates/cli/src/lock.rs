@@ -9,9 +9,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use memio::io::lock::{Error, Kind, Locker, Mode, Wait};
+use memio::io::Error;
+use memio::io::lock::{Kind, Locker, Mode, Wait};
 
-use crate::error::{CliError, CliResult, describe_io};
+use crate::error::{CliError, CliResult, describe};
 use crate::output::Globals;
 use crate::output::warn;
 use crate::size::parse_size;
@@ -116,7 +117,7 @@ pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
     let file = open(&args.file, mode).map_err(|e| {
         CliError::new(
             args.file.display(),
-            format!("cannot open lock file: {}", describe_io(&e)),
+            format!("cannot open lock file: {}", describe(&e)),
         )
         .with_code(EXIT_NO_INPUT)
     })?;
@@ -153,7 +154,7 @@ pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
     let status = status.map_err(|e| {
         CliError::new(
             command[0].to_string_lossy(),
-            format!("cannot run command: {}", describe_io(&e)),
+            format!("cannot run command: {}", describe(&e)),
         )
         .with_code(EXIT_UNAVAILABLE)
     })?;

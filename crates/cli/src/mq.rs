@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::{Args, Subcommand};
 use memio::ipc::Create;
 use memio::ipc::mq::posix::{MqOptions, PosixMq};
-use memio::ipc::mq::sysv::{MsgType, SysvMq};
+use memio::ipc::mq::sysv::{MsgType, SysvMq, SysvMqOptions};
 use serde_json::json;
 
 use crate::error::{CliError, CliResult, EXIT_OK};
@@ -172,7 +172,10 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
                 ));
             }
         };
-        let q = SysvMq::get_with_mode(key, how, a.mode).map_err(|e| CliError::new("", e))?;
+        let q = SysvMqOptions::new()
+            .mode(a.mode)
+            .open(key, how)
+            .map_err(|e| CliError::new("", e))?;
         output::println(q.id())?;
         return Ok(EXIT_OK);
     }
@@ -309,7 +312,7 @@ fn recv(a: &RecvArgs) -> CliResult {
         };
         return Err(CliError::negative(object, why));
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     if a.json {
         let mut v = json!({
             "bytes": msg.len(),

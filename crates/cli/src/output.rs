@@ -107,7 +107,7 @@ impl Table {
 
     /// Prints the table to stdout.
     pub(crate) fn print(&self, headers: bool) -> CliResult<()> {
-        let mut out = io::stdout().lock();
+        let mut out = stdout();
         self.write(&mut out, headers)?;
         out.flush()?;
         Ok(())
@@ -116,7 +116,7 @@ impl Table {
 
 /// Prints `value` to stdout as pretty JSON followed by a newline.
 pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> CliResult<()> {
-    let mut out = io::stdout().lock();
+    let mut out = stdout();
     serde_json::to_writer_pretty(&mut out, value).map_err(io::Error::from)?;
     writeln!(out)?;
     out.flush()?;
@@ -130,9 +130,44 @@ pub(crate) fn warn(text: impl std::fmt::Display) {
     let _ = writeln!(io::stderr(), "memio: {text}");
 }
 
+/// A writer whose errors name what it writes to: `stdout: no space left
+/// on device`, so an error that reaches `main` through `?` says where it
+/// happened.
+#[derive(Debug)]
+pub(crate) struct Named<W> {
+    inner: W,
+    name: &'static str,
+}
+
+impl<W: Write> Named<W> {
+    /// `inner`, its errors named `name`.
+    pub(crate) fn new(inner: W, name: &'static str) -> Self {
+        Self { inner, name }
+    }
+
+    fn name(&self, err: io::Error) -> io::Error {
+        memio::map::error::OsError::new(self.name, err).into()
+    }
+}
+
+impl<W: Write> Write for Named<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf).map_err(|e| self.name(e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush().map_err(|e| self.name(e))
+    }
+}
+
+/// Standard output, locked, its write errors naming it.
+pub(crate) fn stdout() -> Named<io::StdoutLock<'static>> {
+    Named::new(io::stdout().lock(), "stdout")
+}
+
 /// Prints one line to stdout.
 pub(crate) fn println(text: impl std::fmt::Display) -> CliResult<()> {
-    let mut out = io::stdout().lock();
+    let mut out = stdout();
     writeln!(out, "{text}")?;
     Ok(())
 }
@@ -140,6 +175,29 @@ pub(crate) fn println(text: impl std::fmt::Display) -> CliResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::CliError;
+
+    /// A writer that always fails with ENOSPC.
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(28))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn write_errors_name_the_stream_and_keep_the_errno() {
+        let err = writeln!(Named::new(Full, "stdout"), "x").unwrap_err();
+        assert_eq!(memio::map::error::raw_errno(&err), Some(28));
+        assert_eq!(
+            CliError::from(err).to_string(),
+            "stdout: no space left on device"
+        );
+    }
 
     #[test]
     fn columns_line_up_and_numbers_align_right() {

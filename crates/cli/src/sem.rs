@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use memio::ipc::Create;
-use memio::ipc::sem::posix::NamedSem;
-use memio::ipc::sem::sysv::{SemOp, SemSet};
+use memio::ipc::sem::posix::{NamedSem, NamedSemOptions};
+use memio::ipc::sem::sysv::{SemOp, SemSet, SemSetOptions};
 use serde_json::json;
 
 use crate::error::{CliError, CliResult, EXIT_OK};
@@ -142,12 +142,14 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
             }
         };
         // Only a set made here gets --value; an existing one keeps its values.
-        let (s, new) = match SemSet::get_with_mode(key, a.count, Create::Exclusive, a.mode) {
+        let opts = SemSetOptions::new().count(a.count).mode(a.mode);
+        let (s, new) = match opts.open(key, Create::Exclusive) {
             Ok(s) => (s, true),
             Err(e)
                 if how == Create::OpenOrCreate && e.kind() == std::io::ErrorKind::AlreadyExists =>
             {
-                let s = SemSet::get_with_mode(key, a.count, Create::Open, a.mode)
+                let s = opts
+                    .open(key, Create::Open)
                     .map_err(|e| CliError::new("", e))?;
                 (s, false)
             }
@@ -160,7 +162,11 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
         output::println(s.id())?;
         return Ok(EXIT_OK);
     }
-    let s = NamedSem::open_with(&a.sem, how, a.mode, u32::from(a.value)).map_err(lib_error)?;
+    let s = NamedSemOptions::new()
+        .value(u32::from(a.value))
+        .mode(a.mode)
+        .open(&a.sem, how)
+        .map_err(lib_error)?;
     if globals.verbose > 0 {
         output::println(format!(
             "{}: value {}",

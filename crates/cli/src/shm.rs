@@ -5,7 +5,8 @@ use std::io::Write;
 
 use clap::{Args, Subcommand};
 use memio::ipc::Create;
-use memio::ipc::shm::{ShmOptions, SysvShm};
+use memio::ipc::shm::posix::ShmOptions;
+use memio::ipc::shm::sysv::{SysvShm, SysvShmOptions};
 use memio::map::{Access, Region};
 
 use crate::error::{CliError, CliResult, EXIT_OK};
@@ -125,8 +126,11 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
                 ));
             }
         };
-        let seg =
-            SysvShm::get_with_mode(key, bytes, how, a.mode).map_err(|e| CliError::new("", e))?;
+        let seg = SysvShmOptions::new()
+            .size(bytes)
+            .mode(a.mode)
+            .open(key, how)
+            .map_err(|e| CliError::new("", e))?;
         output::println(seg.id())?;
         return Ok(EXIT_OK);
     }
@@ -206,7 +210,7 @@ fn read(a: &ReadArgs) -> CliResult {
         }
         buf.push(b'\n');
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     out.write_all(&buf)?;
     out.flush()?;
     Ok(EXIT_OK)
@@ -221,6 +225,6 @@ fn rm(a: &RmArgs) -> CliResult {
             .map_err(|e| sysv_error("shared memory segment", target, &e))?;
         return Ok(EXIT_OK);
     }
-    memio::ipc::shm::unlink(&a.shm).map_err(lib_error)?;
+    memio::ipc::shm::posix::unlink(&a.shm).map_err(lib_error)?;
     Ok(EXIT_OK)
 }

@@ -5,8 +5,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use memio::io::Error as XattrError;
 use memio::io::xattr::dump::{self, Encoding};
-use memio::io::xattr::{Error as XattrError, SetMode, Target};
+use memio::io::xattr::{SetMode, Target};
 use regex::Regex;
 
 use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK};
@@ -176,7 +177,7 @@ fn report(err: &XattrError) -> u8 {
 
 fn get(args: &GetArgs) -> CliResult {
     let mut status = EXIT_OK;
-    let mut out = io::stdout().lock();
+    let mut out = crate::output::stdout();
     for path in &args.paths {
         match target(path, &args.common).get(&args.name) {
             Ok(value) if args.only_values => out.write_all(&value)?,
@@ -247,7 +248,7 @@ fn dump_cmd(args: &DumpArgs, values: bool, globals: Globals) -> CliResult {
         }
     }
     let mut warned = false;
-    let mut out = io::stdout().lock();
+    let mut out = crate::output::stdout();
     for path in &files {
         let t = target(path, &args.common);
         let attrs = if values {
@@ -314,7 +315,7 @@ fn walk(path: &Path, files: &mut Vec<PathBuf>, status: &mut u8) {
             warn(format_args!(
                 "{}: {}",
                 path.display(),
-                crate::error::describe_io(&e)
+                crate::error::describe(&e)
             ));
             *status = EXIT_ERROR;
             return;

@@ -9,7 +9,7 @@ use memio::ipc::mq::posix::PosixMq;
 use memio::ipc::mq::sysv::SysvMq;
 use memio::ipc::sem::posix::NamedSem;
 use memio::ipc::sem::sysv::SemSet;
-use memio::ipc::shm::SysvShm;
+use memio::ipc::shm::sysv::SysvShm;
 
 mod common;
 
@@ -82,7 +82,7 @@ impl Drop for Guard {
         let c = memio::ipc::Create::Open;
         let _ = match self {
             Guard::Mq(n) => PosixMq::unlink(n).map_err(drop),
-            Guard::Shm(n) => memio::ipc::shm::unlink(n).map_err(drop),
+            Guard::Shm(n) => memio::ipc::shm::posix::unlink(n).map_err(drop),
             Guard::Sem(n) => NamedSem::unlink(n).map_err(drop),
             Guard::SysvMq(k) => SysvMq::get(key(k), c)
                 .and_then(SysvMq::remove)

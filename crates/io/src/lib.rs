@@ -10,6 +10,10 @@
 //! - [`xattr`]: get, set, list and remove extended attributes by path, on a
 //!   symlink itself or on an open file, and the `getfattr --dump` format.
 //!
+//! Both report failures as the one [`Error`]: the cases callers tell apart
+//! (a lock conflict, a missing attribute), or an OS error that names its
+//! object and keeps the errno ([`Error::raw_errno`]).
+//!
 //! ```
 //! use std::io::IoSlice;
 //! use memio_io::lock::{Locker, Mode, Wait};
@@ -25,6 +29,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod error;
 pub mod lock;
 pub mod vectored;
 pub mod xattr;
+
+pub use error::{Error, Result};
+pub use memio_map::error::{OsError, raw_errno};

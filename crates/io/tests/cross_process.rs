@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-use memio_io::lock::{Error, Kind, Locker, Mode, Wait, table};
+use memio_io::Error;
+use memio_io::lock::{Kind, Locker, Mode, Wait, table};
 
 const ROLE: &str = "MEMIO_LOCK_ROLE";
 const READY: &str = "MEMIO-READY";

@@ -15,7 +15,7 @@ fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("writer") {
         // An unrelated process: all it knows is the path.
-        let mut w = fifo::open(&args[2], End::Write, false)?;
+        let mut w = fifo::open(&args[2], End::Write)?;
         for i in 1..=3 {
             writeln!(w, "line {i} from writer pid {}", std::process::id())?;
         }
@@ -30,7 +30,7 @@ fn main() -> std::io::Result<()> {
         .arg(&path)
         .spawn()?;
     // Blocks until the writer opens its end.
-    let reader = BufReader::new(fifo::open(&path, End::Read, false)?);
+    let reader = BufReader::new(fifo::open(&path, End::Read)?);
     for line in reader.lines() {
         println!("reader got: {}", line?);
     }

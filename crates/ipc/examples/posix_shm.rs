@@ -9,7 +9,7 @@
 //! cargo run -p memio-ipc --example posix_shm
 //! ```
 
-use memio_ipc::shm;
+use memio_ipc::shm::posix as shm;
 
 const SHM_NAME: &str = "/my_shm";
 const SHM_SIZE: usize = 1024;

@@ -9,34 +9,32 @@
 
 use std::process::Command;
 
-use memio_ipc::sem::posix::SharedSem;
-use memio_ipc::shm;
+use memio_ipc::sem::posix::SemRegion;
+use memio_ipc::shm::posix as shm;
 
 const SLOTS: usize = 8;
 const SLOTS_U32: u32 = 8;
 const SLOT: usize = 64;
-/// Layout: semaphore "empty" at 0, "full" at 64, slots from 128.
+/// The semaphores of the "-sems" object: "empty" and "full".
 const EMPTY: usize = 0;
-const FULL: usize = 64;
-const DATA: usize = 128;
+const FULL: usize = 1;
 const ITEMS: u32 = 20;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("consumer") {
-        // Two mappings of one object: one lends the semaphores, the other
-        // is written and read.
-        let sems = shm::open(&args[2])?;
+        // One object holds the semaphores, the other the slots.
+        let sems = SemRegion::open(&format!("{}-sems", args[2]), 2)?;
         let data = shm::open(&args[2])?;
         let (empty, full) = (
-            SharedSem::in_region(&sems, EMPTY)?,
-            SharedSem::in_region(&sems, FULL)?,
+            sems.get(EMPTY).ok_or("no semaphore")?,
+            sems.get(FULL).ok_or("no semaphore")?,
         );
         let mut sum = 0u64;
         for i in 0..usize::try_from(ITEMS)? {
             full.wait()?;
             let mut item = [0u8; 4];
-            data.read_at(DATA + (i % SLOTS) * SLOT, &mut item)?;
+            data.read_at((i % SLOTS) * SLOT, &mut item)?;
             empty.post()?;
             let v = u32::from_le_bytes(item);
             println!("  consumer: got {v}");
@@ -46,19 +44,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let name = format!("/memio-prodcons-{}", std::process::id());
-    let sems = shm::create(&name, DATA + SLOTS * SLOT)?;
-    let mut data = shm::open(&name)?;
-    let empty = SharedSem::init_in(&sems, EMPTY, SLOTS_U32)?;
-    let full = SharedSem::init_in(&sems, FULL, 0)?;
+    let sems_name = format!("{name}-sems");
+    // SLOTS free slots, no items yet.
+    let sems = SemRegion::create(&sems_name, &[SLOTS_U32, 0])?;
+    let mut data = shm::create(&name, SLOTS * SLOT)?;
+    let (empty, full) = (
+        sems.get(EMPTY).ok_or("no semaphore")?,
+        sems.get(FULL).ok_or("no semaphore")?,
+    );
     let mut consumer = Command::new(std::env::current_exe()?)
         .args(["consumer", &name])
         .spawn()?;
     for i in 0..ITEMS {
         empty.wait()?; // a free slot
-        data.write_at(
-            DATA + (usize::try_from(i)? % SLOTS) * SLOT,
-            &(i * i).to_le_bytes(),
-        )?;
+        data.write_at((usize::try_from(i)? % SLOTS) * SLOT, &(i * i).to_le_bytes())?;
         full.post()?; // one more item
     }
     consumer.wait()?;
@@ -67,5 +66,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (0..ITEMS).map(|i| u64::from(i * i)).sum::<u64>()
     );
     shm::unlink(&name)?;
+    shm::unlink(&sems_name)?;
     Ok(())
 }

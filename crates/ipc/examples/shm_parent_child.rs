@@ -14,7 +14,8 @@
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 
-use memio_ipc::shm::{self, Memfd, Seals};
+use memio_ipc::shm::memfd::{Memfd, MemfdOptions, Seals};
+use memio_ipc::shm::posix as shm;
 
 const SHM_NAME: &str = "/myshm";
 const SHM_SIZE: usize = 1024;
@@ -45,7 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     shm::unlink(SHM_NAME)?;
 
     // The same without a name: a sealed memfd handed over as stdin.
-    let memfd = Memfd::create("shm_parent_child", SHM_SIZE, true)?;
+    let memfd = MemfdOptions::new()
+        .size(SHM_SIZE)
+        .sealable(true)
+        .create("shm_parent_child")?;
     memfd.seal(Seals::SHRINK | Seals::GROW | Seals::SEAL)?; // size fixed for both
     let region = memfd.map()?;
     let status = Command::new(std::env::current_exe()?)

@@ -6,7 +6,7 @@
 //! cargo run -p memio-ipc --example sysv_shm_read
 //! ```
 
-use memio_ipc::shm::SysvShm;
+use memio_ipc::shm::sysv::SysvShm;
 use memio_ipc::{Create, Key};
 use memio_map::Access;
 

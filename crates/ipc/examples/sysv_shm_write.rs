@@ -13,7 +13,7 @@
 
 use std::io::BufRead;
 
-use memio_ipc::shm::SysvShm;
+use memio_ipc::shm::sysv::SysvShm;
 use memio_ipc::{Create, Key};
 use memio_map::Access;
 

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::io;
 
+pub use memio_map::error::{OsError, raw_errno};
+
 /// What went wrong with an IPC object.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -77,16 +79,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An OS error about `object` while doing `action`, read as
 /// `failed to <action> <object>: <reason>`; the error kind and raw errno
-/// survive as the source so callers can still match on them.
+/// survive underneath (see [`raw_errno`]).
 pub(crate) fn os(action: &str, object: &dyn fmt::Display, err: io::Error) -> io::Error {
-    io::Error::new(
-        err.kind(),
-        OsError {
-            action: action.to_owned(),
-            object: object.to_string(),
-            source: err,
-        },
-    )
+    OsError::failed(action, object, err).into()
 }
 
 /// [`os`] for the calling thread's `errno`.
@@ -94,54 +89,15 @@ pub(crate) fn last(action: &str, object: &dyn fmt::Display) -> io::Error {
     os(action, object, io::Error::last_os_error())
 }
 
-/// An OS error with the operation and object it concerns.
-#[derive(Debug)]
-struct OsError {
-    action: String,
-    object: String,
-    source: io::Error,
-}
-
-impl fmt::Display for OsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "failed to {} {}: {}",
-            self.action,
-            self.object,
-            describe(&self.source)
-        )
+impl Error {
+    /// The errno behind the failure, when the OS gave one.
+    #[must_use]
+    pub fn raw_errno(&self) -> Option<i32> {
+        match self {
+            Error::Io(e) => raw_errno(e),
+            _ => None,
+        }
     }
-}
-
-impl std::error::Error for OsError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// The errno text in lowercase without Rust's "(os error N)" suffix.
-pub(crate) fn describe(err: &io::Error) -> String {
-    let text = err.to_string();
-    let text = text
-        .find(" (os error")
-        .map_or(text.as_str(), |at| &text[..at]);
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::from("unknown error"),
-    }
-}
-
-/// The errno of an [`io::Error`] from this crate (which wraps the OS error
-/// to name the object) or straight from the OS.
-#[must_use]
-pub fn raw_errno(err: &io::Error) -> Option<i32> {
-    err.raw_os_error().or_else(|| {
-        err.get_ref()
-            .and_then(|inner| inner.downcast_ref::<OsError>())
-            .and_then(|e| e.source.raw_os_error())
-    })
 }
 
 #[cfg(test)]
@@ -161,5 +117,20 @@ mod tests {
         );
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
         assert_eq!(raw_errno(&err), Some(libc::EACCES));
+        let crate_err = Error::from(err);
+        assert_eq!(crate_err.raw_errno(), Some(libc::EACCES));
+        // Through the conversion back to io::Error, too.
+        assert_eq!(raw_errno(&io::Error::from(crate_err)), Some(libc::EACCES));
+    }
+
+    #[test]
+    fn a_failed_open_keeps_the_errno_of_the_call() {
+        let name = format!("/memio-test-missing-{}", std::process::id());
+        let err = crate::mq::posix::PosixMq::open(&name).unwrap_err();
+        assert_eq!(err.raw_errno(), Some(libc::ENOENT));
+        assert_eq!(
+            err.to_string(),
+            format!("failed to open message queue '{name}': no such file or directory")
+        );
     }
 }

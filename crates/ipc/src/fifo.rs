@@ -42,31 +42,118 @@ fn describe(path: &Path) -> String {
     format!("fifo '{}'", path.display())
 }
 
-/// Creates a FIFO at `path` with mode 0600 (the umask applies); fails if
-/// anything exists there.
+/// How to create a FIFO or open one of its ends: the mode of a new one,
+/// and whether opening blocks.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use memio_ipc::fifo::{self, End, FifoOptions};
+///
+/// let path = std::env::temp_dir().join(format!("memio-doc-fifo-{}", std::process::id()));
+/// let options = FifoOptions::new().mode(0o600).nonblocking(true);
+/// options.create(&path)?;
+/// let mut reader = options.open(&path, End::Read)?;
+/// let mut writer = options.open(&path, End::Write)?;
+/// writer.write_all(b"ping")?;
+/// let mut buf = [0u8; 4];
+/// reader.read_exact(&mut buf)?;
+/// assert_eq!(&buf, b"ping");
+/// fifo::remove(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct FifoOptions {
+    mode: u32,
+    nonblocking: bool,
+}
+
+impl Default for FifoOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FifoOptions {
+    /// Mode 0600, blocking.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            mode: DEFAULT_MODE,
+            nonblocking: false,
+        }
+    }
+
+    /// Permission bits of a new FIFO (default 0600; the umask applies).
+    #[must_use]
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Open without waiting for the other end (`O_NONBLOCK`): a read end
+    /// opens at once, a write end fails with "no such device or address"
+    /// while nobody reads. The opened file is then non-blocking too.
+    #[must_use]
+    pub fn nonblocking(mut self, yes: bool) -> Self {
+        self.nonblocking = yes;
+        self
+    }
+
+    /// Creates a FIFO at `path`; fails if anything exists there.
+    ///
+    /// # Errors
+    /// An OS error naming the path (exists, no such directory, permission
+    /// denied).
+    #[doc(alias = "mkfifo")]
+    ///
+    /// # References
+    /// [mkfifo(3)](https://man7.org/linux/man-pages/man3/mkfifo.3.html)
+    pub fn create(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        let path = path.as_ref();
+        rustix::fs::mkfifoat(CWD, path, Mode::from_bits_truncate(self.mode & 0o7777))
+            .map_err(|e| error::os("create", &describe(path), e.into()))
+    }
+
+    /// Opens one end of the FIFO at `path`. A blocking open waits for the
+    /// other end.
+    ///
+    /// # Errors
+    /// `path` is not a FIFO (`InvalidInput`), or an OS error naming it.
+    ///
+    /// # References
+    /// [fifo(7)](https://man7.org/linux/man-pages/man7/fifo.7.html)
+    pub fn open(&self, path: impl AsRef<Path>, end: End) -> io::Result<File> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| error::os("open", &describe(path), e))?;
+        if !meta.file_type().is_fifo() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("failed to open {}: not a fifo", describe(path)),
+            ));
+        }
+        let mut opts = OpenOptions::new();
+        match end {
+            End::Read => opts.read(true),
+            End::Write => opts.write(true),
+        };
+        if self.nonblocking {
+            opts.custom_flags(libc::O_NONBLOCK);
+        }
+        opts.open(path)
+            .map_err(|e| error::os("open", &describe(path), e))
+    }
+}
+
+/// Creates a FIFO at `path` with the default options (mode 0600, the
+/// umask applies); see [`FifoOptions::create`].
 ///
 /// # Errors
-/// An OS error naming the path (exists, no such directory, permission
-/// denied).
-#[doc(alias = "mkfifo")]
-///
-/// # References
-/// [mkfifo(3)](https://man7.org/linux/man-pages/man3/mkfifo.3.html)
+/// As [`FifoOptions::create`].
 pub fn create(path: impl AsRef<Path>) -> io::Result<()> {
-    create_with_mode(path, DEFAULT_MODE)
+    FifoOptions::new().create(path)
 }
 
-/// [`create`] with explicit permission bits.
-///
-/// # Errors
-/// As [`create`].
-pub fn create_with_mode(path: impl AsRef<Path>, mode: u32) -> io::Result<()> {
-    let path = path.as_ref();
-    rustix::fs::mkfifoat(CWD, path, Mode::from_bits_truncate(mode & 0o7777))
-        .map_err(|e| error::os("create", &describe(path), e.into()))
-}
-
-/// How to open one end of a FIFO.
+/// Which end of a FIFO to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
     /// The read end.
@@ -75,32 +162,13 @@ pub enum End {
     Write,
 }
 
-/// Opens one end of the FIFO at `path`. Blocking opens wait for the other
-/// end; non-blocking ones return at once (a write end fails with "no such
-/// device or address" while nobody reads). The returned file is then
-/// non-blocking too when asked.
+/// Opens one end of the FIFO at `path`, waiting for the other end; see
+/// [`FifoOptions::open`] for a non-blocking open.
 ///
 /// # Errors
-/// `path` is not a FIFO (`InvalidInput`), or an OS error naming it.
-pub fn open(path: impl AsRef<Path>, end: End, nonblocking: bool) -> io::Result<File> {
-    let path = path.as_ref();
-    let meta = std::fs::metadata(path).map_err(|e| error::os("open", &describe(path), e))?;
-    if !meta.file_type().is_fifo() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("failed to open {}: not a fifo", describe(path)),
-        ));
-    }
-    let mut opts = OpenOptions::new();
-    match end {
-        End::Read => opts.read(true),
-        End::Write => opts.write(true),
-    };
-    if nonblocking {
-        opts.custom_flags(libc::O_NONBLOCK);
-    }
-    opts.open(path)
-        .map_err(|e| error::os("open", &describe(path), e))
+/// As [`FifoOptions::open`].
+pub fn open(path: impl AsRef<Path>, end: End) -> io::Result<File> {
+    FifoOptions::new().open(path, end)
 }
 
 /// Removes the FIFO at `path` (refusing anything that is not a FIFO).
@@ -142,13 +210,19 @@ mod tests {
                 .contains("file exists")
         );
         // No reader yet: a non-blocking writer cannot open.
-        let err = open(&path, End::Write, true).unwrap_err();
-        assert_eq!(
-            err.raw_os_error().or(crate::error::raw_errno(&err)),
-            Some(libc::ENXIO)
-        );
-        let mut r = open(&path, End::Read, true).unwrap();
-        let mut w = open(&path, End::Write, true).unwrap();
+        let err = FifoOptions::new()
+            .nonblocking(true)
+            .open(&path, End::Write)
+            .unwrap_err();
+        assert_eq!(crate::raw_errno(&err), Some(libc::ENXIO));
+        let mut r = FifoOptions::new()
+            .nonblocking(true)
+            .open(&path, End::Read)
+            .unwrap();
+        let mut w = FifoOptions::new()
+            .nonblocking(true)
+            .open(&path, End::Write)
+            .unwrap();
         w.write_all(b"ping").unwrap();
         let mut buf = [0u8; 4];
         r.read_exact(&mut buf).unwrap();

@@ -157,6 +157,34 @@ impl Create {
         create | i32::try_from(mode & 0o777).unwrap_or(0o600)
     }
 
+    /// Runs a System V `*get` call (`msgget`, `shmget`, `semget`) as
+    /// `get(key, flags)` and returns the id: [`Create::for_key`] and
+    /// [`Create::ipc_flags`] applied, an interrupted call retried, a failure
+    /// naming the object (`what`, e.g. `semaphore set`, with the key).
+    /// `empty` says why a new object would be empty (`of 0 bytes`): then
+    /// only opening an existing one is allowed.
+    pub(crate) fn sysv_get(
+        self,
+        key: Key,
+        mode: u32,
+        what: &str,
+        empty: Option<&str>,
+        get: impl Fn(i32, i32) -> libc::c_int,
+    ) -> io::Result<i32> {
+        let create = self.for_key(key);
+        if let Some(empty) = empty {
+            if create != Create::Open {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("cannot create {} {empty}", key.describe(what)),
+                ));
+            }
+        }
+        let flags = create.ipc_flags(mode);
+        crate::ffi::retry(|| get(key.raw(), flags))
+            .map_err(|e| error::os(create.verb(), &key.describe(what), e))
+    }
+
     /// The verb for error messages.
     pub(crate) fn verb(self) -> &'static str {
         match self {

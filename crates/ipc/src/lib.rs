@@ -9,12 +9,22 @@
 //! | discrete messages with priorities, pollable | [`mq::posix::PosixMq`] |
 //! | messages selected by type, found by key | [`mq::sysv::SysvMq`] |
 //! | a counter shared by name | [`sem::posix::NamedSem`] |
-//! | a semaphore inside shared memory | [`sem::posix::SharedSem`] |
+//! | semaphores inside shared memory | [`sem::posix::SemRegion`] (owns the memory), [`sem::posix::SharedSem`] |
 //! | several counters changed atomically, undone on crash | [`sem::sysv::SemSet`] |
-//! | named shared memory, as a [`memio_map::Region`] | [`shm::create`], [`shm::open`], [`shm::ShmOptions`] |
-//! | nameless shared memory handed to a child, sealable | [`shm::Memfd`] |
-//! | System V segments, attached as a `Region` | [`shm::SysvShm`] |
+//! | named shared memory, as a [`memio_map::Region`] | [`shm::posix::ShmOptions`] |
+//! | nameless shared memory handed to a child, sealable | [`shm::memfd::MemfdOptions`] |
+//! | System V segments, attached as a `Region` | [`shm::sysv::SysvShmOptions`] |
 //! | what exists on the machine (`ipcs`) | [`list`] |
+//!
+//! Every object is made the same way, as [`memio_map::MapOptions`] makes a
+//! `Region`: an options builder (`new()`, the object's settings, `mode()`)
+//! whose last call opens or creates it — `open(name_or_key, Create)` for
+//! objects found by name or key ([`mq::posix::MqOptions`],
+//! [`mq::sysv::SysvMqOptions`], [`shm::posix::ShmOptions`],
+//! [`shm::sysv::SysvShmOptions`], [`sem::posix::NamedSemOptions`],
+//! [`sem::sysv::SemSetOptions`]), `create(..)` for those only ever created
+//! ([`shm::memfd::MemfdOptions`], [`fifo::FifoOptions`]). Short forms such
+//! as [`mq::posix::PosixMq::create`] use the default options.
 //!
 //! Secure defaults throughout: new objects get mode 0600 unless the caller
 //! widens it ([`DEFAULT_MODE`]); creating is exclusive unless
@@ -37,6 +47,7 @@
 //! ```
 
 mod error;
+mod ffi;
 pub mod fifo;
 mod key;
 pub mod list;
@@ -44,8 +55,7 @@ pub mod mq;
 mod name;
 pub mod sem;
 pub mod shm;
-mod sys;
 
-pub use error::{Error, Result, raw_errno};
+pub use error::{Error, OsError, Result, raw_errno};
 pub use key::{Create, DEFAULT_MODE, Key};
 pub use name::{NAME_MAX, validate, validate_semaphore};

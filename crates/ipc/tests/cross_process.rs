@@ -9,9 +9,11 @@ use common::{Guard, arg, join, role, spawn_peer, unique};
 use memio_ipc::Create;
 use memio_ipc::mq::posix::{MqOptions, PosixMq};
 use memio_ipc::mq::sysv::{MsgType, SysvMq};
-use memio_ipc::sem::posix::{NamedSem, SharedSem};
+use memio_ipc::sem::posix::{NamedSem, SemRegion, SharedSem};
 use memio_ipc::sem::sysv::{SemOp, SemSet};
-use memio_ipc::shm::{self, Memfd, Seals, SysvShm};
+use memio_ipc::shm::memfd::{Memfd, MemfdOptions, Seals};
+use memio_ipc::shm::posix as shm;
+use memio_ipc::shm::sysv::SysvShm;
 use memio_map::Access;
 
 #[test]
@@ -139,7 +141,11 @@ fn memfd_is_shared_with_a_child_through_stdin() {
         region.write_at(0, b"via memfd").unwrap();
         return;
     }
-    let memfd = Memfd::create("memio-test", 4096, true).unwrap();
+    let memfd = MemfdOptions::new()
+        .size(4096)
+        .sealable(true)
+        .create("memio-test")
+        .unwrap();
     memfd
         .seal(Seals::SHRINK | Seals::GROW | Seals::SEAL)
         .unwrap();
@@ -206,41 +212,49 @@ fn named_semaphore_hands_off_between_processes() {
 #[test]
 fn unnamed_semaphores_in_shared_memory_ping_pong_between_processes() {
     if role().is_some() {
-        let region = shm::open(&arg("NAME")).unwrap();
-        let request = SharedSem::in_region(&region, 0).unwrap();
-        let reply = SharedSem::in_region(&region, 64).unwrap();
+        let sems = SemRegion::open(&arg("NAME"), 2).unwrap();
+        let counter = shm::open(&arg("COUNTER")).unwrap();
+        let (request, reply) = (sems.get(0).unwrap(), sems.get(1).unwrap());
         for _ in 0..100 {
             request.wait().unwrap();
-            let n = region.atomic_u32(128).unwrap();
+            let n = counter.atomic_u32(0).unwrap();
             n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             reply.post().unwrap();
         }
         return;
     }
-    let name = unique("semshm");
-    let region = shm::create(&name, 4096).unwrap();
+    let (name, counter_name) = (unique("semshm"), unique("semshm-n"));
+    let sems = SemRegion::create(&name, &[0, 0]).unwrap();
     let _g = Guard::PosixShm(name.clone());
-    let request = SharedSem::init_in(&region, 0, 0).unwrap();
-    let reply = SharedSem::init_in(&region, 64, 0).unwrap();
+    let counter = shm::create(&counter_name, 4096).unwrap();
+    let _gc = Guard::PosixShm(counter_name.clone());
+    let (request, reply) = (sems.get(0).unwrap(), sems.get(1).unwrap());
     let child = spawn_peer(
         "unnamed_semaphores_in_shared_memory_ping_pong_between_processes",
         "peer",
-        &[("NAME", name)],
+        &[("NAME", name), ("COUNTER", counter_name)],
     );
     for i in 1..=100 {
         request.post().unwrap();
-        reply.wait().unwrap();
+        // A deadline, so a wake-up that never crosses processes fails the
+        // test instead of hanging it.
+        assert!(
+            reply
+                .wait_deadline(Instant::now() + Duration::from_secs(20))
+                .unwrap(),
+            "no reply from the peer"
+        );
         assert_eq!(
-            region
-                .atomic_u32(128)
+            counter
+                .atomic_u32(0)
                 .unwrap()
                 .load(std::sync::atomic::Ordering::SeqCst),
             i
         );
     }
     join(child);
-    assert!(SharedSem::in_region(&region, 4090).is_err());
-    assert!(SharedSem::in_region(&region, 3).is_err());
+    assert!(SharedSem::in_region(sems.region(), 4090).is_err());
+    assert!(SharedSem::in_region(sems.region(), 3).is_err());
 }
 
 #[test]
@@ -516,7 +530,7 @@ fn objects_are_private_and_created_exclusively_by_default() {
         format!("failed to create shared memory '{name}': file exists")
     );
     // Open-or-create must be asked for.
-    memio_ipc::shm::ShmOptions::new()
+    memio_ipc::shm::posix::ShmOptions::new()
         .size(4096)
         .open(&name, Create::OpenOrCreate)
         .unwrap();

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::io;
 
+pub use memio::map::error::describe;
+
 /// Why a section, a peer or the report could not do its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -25,7 +27,7 @@ impl Error {
     /// An operating-system error about `object`, worded like the rest of
     /// memio's messages (lowercase, no "(os error N)").
     pub fn io(object: impl fmt::Display, err: &io::Error) -> Self {
-        Self::new(object, describe_io(err))
+        Self::new(object, describe(err))
     }
 }
 
@@ -40,22 +42,6 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// The message of an OS error without Rust's "(os error N)" suffix, in
-/// lowercase as the rest of memio's messages.
-#[must_use]
-pub fn describe_io(err: &io::Error) -> String {
-    let text = err.to_string();
-    let text = match text.find(" (os error") {
-        Some(at) => &text[..at],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::from("unknown error"),
-    }
-}
 
 /// The result type of the lab.
 pub type Result<T = ()> = std::result::Result<T, Error>;

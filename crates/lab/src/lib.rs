@@ -49,7 +49,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use error::{Error, Result, describe_io};
+pub use error::{Error, Result, describe};
 pub use measure::{Case, Row, Timing, Unit};
 pub use peer::serve_peer;
 pub use peers::{HeavyPeer, heavy_peers};
@@ -415,7 +415,7 @@ pub fn run(options: &Options, observer: &dyn Observer) -> Result<Outcome> {
     std::fs::create_dir_all(&options.out).map_err(|e| {
         Error::new(
             options.out.display(),
-            format!("cannot create the report folder: {}", describe_io(&e)),
+            format!("cannot create the report folder: {}", describe(&e)),
         )
     })?;
 

@@ -23,7 +23,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
-use crate::error::{context, invalid};
+use crate::error::{OsError, context, invalid, raw_errno};
 use crate::options::MapOptions;
 use crate::region::Region;
 use rustix::fs::{Advice as FileAdvice, fadvise};
@@ -174,19 +174,17 @@ pub fn stat(file: &File, method: Method) -> io::Result<CacheStat> {
     let pages = size.div_ceil(page);
     match method {
         Method::Cachestat => cachestat(file, size, pages).map_err(|e| {
-            if e.raw_os_error() == Some(libc::EPERM) {
-                io::Error::new(
-                    e.kind(),
-                    "cachestat refused: operation not permitted (it answers only the file's \
-                     owner or a process that may write it)",
-                )
+            if raw_errno(&e) == Some(libc::EPERM) {
+                OsError::new("cachestat refused", e)
+                    .hint(" (it answers only the file's owner or a process that may write it)")
+                    .into()
             } else {
                 e
             }
         }),
         Method::Mincore => mincore(file, size, pages),
         Method::Auto => match cachestat(file, size, pages) {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+            Err(e) if matches!(raw_errno(&e), Some(libc::ENOSYS | libc::EPERM)) => {
                 mincore(file, size, pages)
             }
             other => other,

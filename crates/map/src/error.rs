@@ -1,14 +1,174 @@
-//! Error helpers: every OS error names the object it concerns, keeps its
-//! [`io::ErrorKind`], and reads as `failed to map 'data.bin': no such device`.
+//! Errors that name their object and keep the errno.
+//!
+//! Every OS failure in memio reads as `failed to open message queue '/jobs':
+//! permission denied`: what was being done to which object, then the
+//! kernel's reason in lowercase without Rust's "(os error N)" suffix. The
+//! [`io::ErrorKind`] and the raw errno survive underneath, so a caller can
+//! still match on them with [`io::Error::kind`] or [`raw_errno`]:
+//!
+//! ```
+//! use std::io;
+//! use memio_map::error::{OsError, raw_errno};
+//!
+//! let err: io::Error = OsError::failed(
+//!     "open",
+//!     "message queue '/jobs'",
+//!     io::Error::from_raw_os_error(libc::EACCES),
+//! )
+//! .into();
+//! assert_eq!(err.to_string(), "failed to open message queue '/jobs': permission denied");
+//! assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+//! assert_eq!(raw_errno(&err), Some(libc::EACCES));
+//! ```
+//!
+//! The memio crates above this one (memio-io, memio-ipc, memio-kv, the
+//! CLI) build their OS errors with [`OsError`] and print them with
+//! [`describe`], so there is one way to word an error and one place that
+//! strips the suffix.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::io;
 
-/// `err` with `what` in front: `"{what}: {err}"`, the "(os error N)" suffix
-/// dropped and the kind kept.
-pub(crate) fn context(err: &io::Error, what: impl Display) -> io::Error {
-    io::Error::new(err.kind(), format!("{what}: {}", describe(err)))
+/// An OS error with the operation and object it concerns.
+///
+/// It displays as `<what>: <reason><hint>` and converts into an
+/// [`io::Error`] of the source's kind, with itself as the inner error, so
+/// [`raw_errno`] finds the errno again.
+#[derive(Debug)]
+pub struct OsError {
+    what: String,
+    hint: String,
+    source: io::Error,
 }
+
+impl OsError {
+    /// `source` about `what` (`"failed to map 'data.bin'"`, or just an
+    /// object such as `"'data.bin': user.tag"`).
+    pub fn new(what: impl Display, source: io::Error) -> Self {
+        Self {
+            what: what.to_string(),
+            hint: String::new(),
+            source,
+        }
+    }
+
+    /// `source` while doing `action` to `object`: reads
+    /// `failed to <action> <object>: <reason>`.
+    pub fn failed(action: &str, object: impl Display, source: io::Error) -> Self {
+        Self::new(format_args!("failed to {action} {object}"), source)
+    }
+
+    /// The same error with `hint` after the reason, e.g.
+    /// `" (RLIMIT_MEMLOCK is 8 MiB; raise it with `ulimit -l`)"`.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Display) -> Self {
+        self.hint = hint.to_string();
+        self
+    }
+
+    /// What was being done, to which object.
+    #[must_use]
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// The kind of the OS error underneath.
+    #[must_use]
+    pub fn kind(&self) -> io::ErrorKind {
+        self.source.kind()
+    }
+
+    /// The errno underneath, if the failure came from the OS.
+    #[must_use]
+    pub fn raw_os_error(&self) -> Option<i32> {
+        raw_errno(&self.source)
+    }
+}
+
+impl Display for OsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}{}", self.what, describe(&self.source), self.hint)
+    }
+}
+
+impl std::error::Error for OsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl From<OsError> for io::Error {
+    fn from(err: OsError) -> Self {
+        io::Error::new(err.kind(), err)
+    }
+}
+
+/// The errno of `err`, whether it comes straight from the OS or wraps an
+/// [`OsError`] (at any depth) that names the object.
+#[must_use]
+pub fn raw_errno(err: &io::Error) -> Option<i32> {
+    err.raw_os_error().or_else(|| {
+        let inner = err.get_ref()?;
+        if let Some(os) = inner.downcast_ref::<OsError>() {
+            os.raw_os_error()
+        } else {
+            inner.downcast_ref::<Worded>().and_then(|w| w.errno)
+        }
+    })
+}
+
+/// An error's message in memio's style: Rust's "(os error N)" suffix
+/// dropped and the first letter lowercase (`no such file or directory`).
+#[must_use]
+pub fn describe(err: &io::Error) -> String {
+    let text = err.to_string();
+    let text = text
+        .find(" (os error")
+        .map_or(text.as_str(), |at| &text[..at]);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::from("unknown error"),
+    }
+}
+
+/// `err` with `what` in front: `"{what}: {reason}"`, the kind and the errno
+/// kept (an error that carries no errno keeps its message as the reason).
+pub(crate) fn context(err: &io::Error, what: impl Display) -> io::Error {
+    OsError::new(what, copy(err)).into()
+}
+
+/// A copy of `err` that keeps what a caller matches on: the errno (found
+/// through [`raw_errno`] at any depth) and the kind, with the message as
+/// [`describe`] words it.
+fn copy(err: &io::Error) -> io::Error {
+    match (err.get_ref(), raw_errno(err)) {
+        (None, Some(errno)) => io::Error::from_raw_os_error(errno),
+        (_, errno) => io::Error::new(
+            err.kind(),
+            Worded {
+                text: describe(err),
+                errno,
+            },
+        ),
+    }
+}
+
+/// An error already worded in full, carrying the errno of the error it
+/// was copied from for [`raw_errno`].
+#[derive(Debug)]
+struct Worded {
+    text: String,
+    errno: Option<i32>,
+}
+
+impl Display for Worded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Worded {}
 
 /// An `InvalidInput` error with `why` as its message.
 pub(crate) fn invalid(why: impl Display) -> io::Error {
@@ -18,9 +178,14 @@ pub(crate) fn invalid(why: impl Display) -> io::Error {
 /// A locking error; when the kernel refused for lack of `RLIMIT_MEMLOCK`,
 /// the message says so with the current limit.
 pub(crate) fn memlock_context(err: &io::Error, len: usize) -> io::Error {
+    memlock_error(err, format_args!("failed to lock {len} bytes in memory"))
+}
+
+/// [`memlock_context`] about `what` (`failed to lock all memory`).
+pub(crate) fn memlock_error(err: &io::Error, what: impl Display) -> io::Error {
     let limit = crate::system::memlock_limit();
     let refused = matches!(
-        err.raw_os_error(),
+        raw_errno(err),
         Some(libc::ENOMEM | libc::EPERM | libc::EAGAIN)
     );
     let hint = match limit {
@@ -31,23 +196,67 @@ pub(crate) fn memlock_context(err: &io::Error, len: usize) -> io::Error {
         None if refused => String::from(" (RLIMIT_MEMLOCK is unlimited; memory is short)"),
         _ => String::new(),
     };
-    io::Error::new(
-        err.kind(),
-        format!(
-            "failed to lock {len} bytes in memory: {}{hint}",
-            describe(err)
-        ),
-    )
+    OsError::new(what, copy(err)).hint(hint).into()
 }
 
-/// An error's message without Rust's "(os error N)" suffix, lowercase first.
-pub(crate) fn describe(err: &io::Error) -> String {
-    let text = err.to_string();
-    let text = text
-        .find(" (os error")
-        .map_or(text.as_str(), |at| &text[..at]);
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_lowercase().chain(chars).collect()
-    })
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_keeps_the_errno_and_the_message() {
+        let err = io::Error::from_raw_os_error(libc::ENODEV);
+        let named = context(&err, "failed to map 'data.bin'");
+        assert_eq!(
+            named.to_string(),
+            "failed to map 'data.bin': no such device"
+        );
+        assert_eq!(named.kind(), err.kind());
+        assert_eq!(raw_errno(&named), Some(libc::ENODEV));
+        // Named twice: the message nests, the errno still comes through.
+        let twice = context(&named, "'data.bin'");
+        assert_eq!(
+            twice.to_string(),
+            "'data.bin': failed to map 'data.bin': no such device"
+        );
+        assert_eq!(raw_errno(&twice), Some(libc::ENODEV));
+        // An error without an errno keeps its kind and words.
+        let plain = context(&invalid("Bad length"), "'x'");
+        assert_eq!(plain.to_string(), "'x': bad length");
+        assert_eq!(plain.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(raw_errno(&plain), None);
+    }
+
+    #[test]
+    fn memlock_errors_keep_the_errno_after_the_hint() {
+        let err = memlock_context(&io::Error::from_raw_os_error(libc::EPERM), 4096);
+        assert_eq!(raw_errno(&err), Some(libc::EPERM));
+        assert!(
+            err.to_string()
+                .starts_with("failed to lock 4096 bytes in memory: operation not permitted ("),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_failed_map_keeps_the_errno_of_the_call() {
+        let err = crate::MapOptions::new()
+            .map_path("/nonexistent/memio-map-errno")
+            .unwrap_err();
+        assert_eq!(raw_errno(&err), Some(libc::ENOENT));
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(
+            err.to_string().contains("'/nonexistent/memio-map-errno'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn describe_drops_the_suffix_and_lowercases() {
+        assert_eq!(
+            describe(&io::Error::from_raw_os_error(libc::ENOENT)),
+            "no such file or directory"
+        );
+        assert_eq!(describe(&io::Error::other("")), "unknown error");
+    }
 }

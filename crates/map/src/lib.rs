@@ -49,7 +49,7 @@
 mod atomic_copy;
 pub mod cache;
 mod control;
-mod error;
+pub mod error;
 mod growable;
 pub mod layout;
 mod memlock;

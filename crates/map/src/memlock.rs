@@ -8,7 +8,7 @@ use std::io;
 
 use rustix::mm::{MlockAllFlags, mlockall, munlockall};
 
-use crate::error::memlock_context;
+use crate::error::memlock_error;
 
 /// Which pages [`lock_all`] locks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,13 +58,7 @@ pub fn lock_all(which: LockAll) -> io::Result<LockAllGuard> {
         LockAll::CurrentAndFuture => MlockAllFlags::CURRENT | MlockAllFlags::FUTURE,
         LockAll::OnFault => MlockAllFlags::CURRENT | MlockAllFlags::FUTURE | MlockAllFlags::ONFAULT,
     };
-    mlockall(flags).map_err(|e| {
-        let e = memlock_context(&e.into(), 0);
-        io::Error::new(
-            e.kind(),
-            e.to_string().replace("lock 0 bytes", "lock all memory"),
-        )
-    })?;
+    mlockall(flags).map_err(|e| memlock_error(&e.into(), "failed to lock all memory"))?;
     Ok(LockAllGuard { _private: () })
 }
 

@@ -37,17 +37,19 @@
 //! library must not install. The poll backs off from 1 ms to 20 ms, so a
 //! timed waiter is not queued fairly behind blocked waiters.
 
-mod sys;
+mod fcntl;
 pub mod table;
 
 use std::fmt;
 use std::io;
+
+use crate::Error;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use fcntl::{Cmd, Record};
 use rustix::fs::FlockOperation;
-use sys::{Cmd, Record};
 
 /// Which of Linux's three advisory lock families to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -126,49 +128,6 @@ pub enum Wait {
     NonBlock,
     /// Wait at most this long, then fail with [`Error::TimedOut`].
     Timeout(Duration),
-}
-
-/// Why a lock could not be taken.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Another owner holds a conflicting lock and the caller would not wait.
-    #[error("lock is held by another owner")]
-    WouldBlock,
-    /// Another owner kept a conflicting lock for the whole timeout.
-    #[error("timed out after {0:?} waiting for the lock")]
-    TimedOut(Duration),
-    /// The kernel refused to wait because the holder is itself waiting for
-    /// a lock this process holds (POSIX locks only; `EDEADLK`).
-    #[error("deadlock: the holder waits for a lock this process holds, so waiting would never end")]
-    Deadlock,
-    /// `flock` was asked to lock a byte range.
-    #[error("flock locks whole files only: use ofd or posix locks for byte ranges")]
-    RangeNeedsRecordLock,
-    /// The range does not fit in the kernel's signed 64-bit offsets.
-    #[error("byte range {start}+{len} is beyond the largest lockable offset (2^63 - 1)")]
-    RangeTooLarge {
-        /// Requested first byte.
-        start: u64,
-        /// Requested length.
-        len: u64,
-    },
-    /// A `flock` conversion failed and the lock held before it could not be
-    /// taken back: `flock(2)` releases the old lock before placing the new one.
-    #[error("the lock was lost while converting it (flock conversions are not atomic)")]
-    Lost,
-    /// Any other operating-system failure.
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
-
-impl Error {
-    /// Whether this is a conflict (would block or timed out), which callers
-    /// usually report differently from a failure.
-    #[must_use]
-    pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::WouldBlock | Error::TimedOut(_))
-    }
 }
 
 /// A conflicting lock as the kernel reports it.
@@ -308,7 +267,7 @@ impl<'f> Locker<'f> {
             pid: 0,
         };
         let got =
-            retry_eintr(|| sys::fcntl_record(self.fd, self.kind == Kind::Ofd, Cmd::Get, asked))?;
+            retry_eintr(|| fcntl::fcntl_record(self.fd, self.kind == Kind::Ofd, Cmd::Get, asked))?;
         if got.kind == record_type(None) {
             return Ok(None);
         }
@@ -469,7 +428,7 @@ impl<'f> Locker<'f> {
             pid: 0,
         };
         let cmd = if block { Cmd::SetWait } else { Cmd::Set };
-        sys::fcntl_record(self.fd, self.kind == Kind::Ofd, cmd, record).map(|_| ())
+        fcntl::fcntl_record(self.fd, self.kind == Kind::Ofd, cmd, record).map(|_| ())
     }
 }
 

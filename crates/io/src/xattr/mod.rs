@@ -13,7 +13,8 @@
 //! capabilities) and `system.` (ACLs).
 //!
 //! ```
-//! use memio_io::xattr::{Error, SetMode, Target};
+//! use memio_io::Error;
+//! use memio_io::xattr::{SetMode, Target};
 //! # let path = std::env::temp_dir().join(format!("memio-doc-xattr-{}", std::process::id()));
 //! # std::fs::write(&path, b"")?;
 //! let file = Target::Path(&path);
@@ -40,7 +41,10 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
+use memio_map::error::OsError;
 use rustix::fs::XattrFlags;
+
+use crate::Error;
 
 /// The namespaces Linux knows, with their prefixes.
 pub const NAMESPACES: [&str; 4] = ["user.", "trusted.", "security.", "system."];
@@ -89,116 +93,36 @@ pub enum SetMode {
     Replace,
 }
 
-/// What went wrong with an extended attribute; every case names the object
-/// and, where there is one, the attribute.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The filesystem (or this kind of file, e.g. `user.` on a symlink)
-    /// does not support the attribute's namespace.
-    #[error("{object}: {name}: extended attributes not supported here ({why})")]
-    NotSupported {
-        /// The file.
-        object: String,
-        /// The attribute.
-        name: String,
-        /// Which of the reasons applies, as far as can be told.
-        why: &'static str,
-    },
-    /// The attribute does not exist.
-    #[error("{object}: {name}: no such attribute")]
-    NoSuchAttribute {
-        /// The file.
-        object: String,
-        /// The attribute.
-        name: String,
-    },
-    /// Create-only was asked and the attribute exists.
-    #[error("{object}: {name}: attribute already exists")]
-    Exists {
-        /// The file.
-        object: String,
-        /// The attribute.
-        name: String,
-    },
-    /// The value (or the list of names) is larger than the filesystem holds.
-    #[error(
-        "{object}{}: value of {len} bytes is too large for this filesystem",
-        named(name)
-    )]
-    TooLarge {
-        /// The file.
-        object: String,
-        /// The attribute.
-        name: String,
-        /// The value's size.
-        len: usize,
-    },
-    /// The name has no known namespace prefix or is empty or too long.
-    #[error(
-        "{object}: {name}: invalid attribute name (names start with user., trusted., security. or system., at most 255 bytes)"
-    )]
-    BadName {
-        /// The file.
-        object: String,
-        /// The attribute.
-        name: String,
-    },
-    /// Any other failure (no such file, permission denied).
-    #[error("{object}{}: {}", named(name), describe(source, name))]
-    Io {
-        /// The file.
-        object: String,
-        /// The attribute, empty for a listing.
-        name: String,
-        /// The OS error.
-        source: io::Error,
-    },
-}
-
-impl Error {
-    fn from_errno(err: io::Error, target: &Target<'_>, name: &str, len: usize) -> Self {
-        let object = target.to_string();
-        let name = name.to_owned();
-        match err.raw_os_error() {
-            Some(libc::ENODATA) => Error::NoSuchAttribute { object, name },
-            Some(libc::EEXIST) => Error::Exists { object, name },
-            Some(libc::EOPNOTSUPP) => Error::NotSupported {
-                object,
-                why: if name.starts_with("user.") {
-                    "the filesystem has no user attributes, or the file is a symlink or device"
-                } else {
-                    "the filesystem does not support this namespace"
-                },
-                name,
+/// The crate's error for an attribute call that failed with `err`: the
+/// cases callers tell apart, or an OS error naming the file and attribute.
+fn from_errno(err: io::Error, target: &Target<'_>, name: &str, len: usize) -> Error {
+    let object = target.to_string();
+    let name = name.to_owned();
+    match err.raw_os_error() {
+        Some(libc::ENODATA) => Error::NoSuchAttribute { object, name },
+        Some(libc::EEXIST) => Error::Exists { object, name },
+        Some(libc::EOPNOTSUPP) => Error::NotSupported {
+            object,
+            why: if name.starts_with("user.") {
+                "the filesystem has no user attributes, or the file is a symlink or device"
+            } else {
+                "the filesystem does not support this namespace"
             },
-            Some(libc::E2BIG | libc::ENOSPC) => Error::TooLarge { object, name, len },
-            Some(libc::ERANGE) if len > 0 => Error::TooLarge { object, name, len },
-            _ => Error::Io {
-                object,
-                name,
-                source: err,
-            },
-        }
-    }
-
-    /// The OS error kind behind the failure, for callers that map errors to
-    /// exit statuses.
-    #[must_use]
-    pub fn kind(&self) -> io::ErrorKind {
-        match self {
-            Error::NotSupported { .. } => io::ErrorKind::Unsupported,
-            Error::NoSuchAttribute { .. } => io::ErrorKind::NotFound,
-            Error::Exists { .. } => io::ErrorKind::AlreadyExists,
-            Error::TooLarge { .. } | Error::BadName { .. } => io::ErrorKind::InvalidInput,
-            Error::Io { source, .. } => source.kind(),
-        }
+            name,
+        },
+        Some(libc::E2BIG | libc::ENOSPC) => Error::ValueTooLarge { object, name, len },
+        Some(libc::ERANGE) if len > 0 => Error::ValueTooLarge { object, name, len },
+        errno => Error::Io(
+            OsError::new(format_args!("{object}{}", named(&name)), err)
+                .hint(eperm_hint(errno, &name))
+                .into(),
+        ),
     }
 }
 
 /// `: name` after the object, or nothing for whole-file operations (a
 /// listing) that concern no single attribute.
-fn named(name: &str) -> String {
+pub(crate) fn named(name: &str) -> String {
     if name.is_empty() {
         String::new()
     } else {
@@ -206,28 +130,20 @@ fn named(name: &str) -> String {
     }
 }
 
-/// An OS error in memio's style: lowercase, no "(os error N)", with the
-/// reason spelled out where `EPERM` has a specific one.
-fn describe(err: &io::Error, name: &str) -> String {
-    if err.raw_os_error() == Some(libc::EPERM) {
-        if name.starts_with("user.") {
-            return "operation not permitted (user. attributes exist only on regular files and \
-                    directories, and not on immutable or append-only ones)"
-                .to_owned();
-        }
-        if name.starts_with("trusted.") || name.starts_with("security.") {
-            return "operation not permitted (this namespace needs CAP_SYS_ADMIN)".to_owned();
-        }
+/// Where `EPERM` has a specific reason for attribute `name`, that reason
+/// in parentheses, to follow "operation not permitted".
+fn eperm_hint(errno: Option<i32>, name: &str) -> &'static str {
+    if errno != Some(libc::EPERM) {
+        return "";
     }
-    let text = err.to_string();
-    let text = text
-        .find(" (os error")
-        .map_or(text.as_str(), |at| &text[..at]);
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_lowercase().chain(chars).collect())
-        .unwrap_or_default()
+    if name.starts_with("user.") {
+        " (user. attributes exist only on regular files and directories, and not on \
+         immutable or append-only ones)"
+    } else if name.starts_with("trusted.") || name.starts_with("security.") {
+        " (this namespace needs CAP_SYS_ADMIN)"
+    } else {
+        ""
+    }
 }
 
 /// Checks that `name` has a namespace prefix and a length the kernel takes.
@@ -263,7 +179,7 @@ impl Target<'_> {
     #[doc(alias = "fgetxattr")]
     pub fn get(&self, name: &str) -> Result<Vec<u8>, Error> {
         check_name(self, name)?;
-        let err = |e: rustix::io::Errno| Error::from_errno(e.into(), self, name, 0);
+        let err = |e: rustix::io::Errno| from_errno(e.into(), self, name, 0);
         // The value may grow between asking its size and reading it: retry
         // on ERANGE with the new size.
         loop {
@@ -295,7 +211,7 @@ impl Target<'_> {
     /// # Errors
     ///
     /// [`Error::Exists`] (create-only), [`Error::NoSuchAttribute`]
-    /// (replace-only), [`Error::TooLarge`], [`Error::NotSupported`],
+    /// (replace-only), [`Error::ValueTooLarge`], [`Error::NotSupported`],
     /// [`Error::BadName`], or [`Error::Io`].
     ///
     /// # References
@@ -307,7 +223,7 @@ impl Target<'_> {
     pub fn set(&self, name: &str, value: &[u8], mode: SetMode) -> Result<(), Error> {
         check_name(self, name)?;
         if value.len() > VALUE_MAX {
-            return Err(Error::TooLarge {
+            return Err(Error::ValueTooLarge {
                 object: self.to_string(),
                 name: name.to_owned(),
                 len: value.len(),
@@ -323,7 +239,7 @@ impl Target<'_> {
             Target::NoFollow(p) => rustix::fs::lsetxattr(*p, name, value, flags),
             Target::Fd(fd) => rustix::fs::fsetxattr(fd, name, value, flags),
         }
-        .map_err(|e| Error::from_errno(e.into(), self, name, value.len()))
+        .map_err(|e| from_errno(e.into(), self, name, value.len()))
     }
 
     /// Removes attribute `name`.
@@ -346,7 +262,7 @@ impl Target<'_> {
             Target::NoFollow(p) => rustix::fs::lremovexattr(*p, name),
             Target::Fd(fd) => rustix::fs::fremovexattr(fd, name),
         }
-        .map_err(|e| Error::from_errno(e.into(), self, name, 0))
+        .map_err(|e| from_errno(e.into(), self, name, 0))
     }
 
     /// The names of every attribute this process may see, in the kernel's
@@ -363,7 +279,7 @@ impl Target<'_> {
     #[doc(alias = "llistxattr")]
     #[doc(alias = "flistxattr")]
     pub fn list(&self) -> Result<Vec<OsString>, Error> {
-        let err = |e: rustix::io::Errno| Error::from_errno(e.into(), self, "", 0);
+        let err = |e: rustix::io::Errno| from_errno(e.into(), self, "", 0);
         loop {
             let size = match self {
                 Target::Path(p) => rustix::fs::listxattr_query(*p),
@@ -452,7 +368,7 @@ mod tests {
         let big = vec![0u8; VALUE_MAX + 1];
         assert!(matches!(
             t.set("user.big", &big, SetMode::Any),
-            Err(Error::TooLarge { len, .. }) if len == VALUE_MAX + 1
+            Err(Error::ValueTooLarge { len, .. }) if len == VALUE_MAX + 1
         ));
     }
 }

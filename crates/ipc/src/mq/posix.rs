@@ -16,9 +16,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::error::{self, Error, Result};
+use crate::ffi;
 use crate::key::{Create, DEFAULT_MODE};
 use crate::name::{self, Kind};
-use crate::sys;
 
 /// Where the kernel's largest queue length lives.
 pub const MSG_MAX_PATH: &str = "/proc/sys/fs/mqueue/msg_max";
@@ -169,12 +169,12 @@ impl MqOptions {
         // SAFETY: mq_attr is plain data; all-zero is a valid value.
         let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
         attr.mq_maxmsg = to_long(self.capacity.unwrap_or_else(|| {
-            sys::read_limit(MSG_DEFAULT_PATH)
+            ffi::read_limit(MSG_DEFAULT_PATH)
                 .and_then(|v| usize::try_from(v).ok())
                 .unwrap_or(10)
         }));
         attr.mq_msgsize = to_long(self.msg_size.unwrap_or_else(|| {
-            sys::read_limit(MSGSIZE_DEFAULT_PATH)
+            ffi::read_limit(MSGSIZE_DEFAULT_PATH)
                 .and_then(|v| usize::try_from(v).ok())
                 .unwrap_or(8192)
         }));
@@ -187,7 +187,7 @@ impl MqOptions {
         // SAFETY: `cname` is NUL-terminated and lives across the call; the
         // variadic mode and attribute pointer are what O_CREAT expects
         // (ignored without it); `attr` outlives the call.
-        let fd = sys::retry(|| unsafe { libc::mq_open(cname.as_ptr(), flags, mode, attr_ptr) });
+        let fd = ffi::retry(|| unsafe { libc::mq_open(cname.as_ptr(), flags, mode, attr_ptr) });
         let fd = match fd {
             Ok(fd) => fd,
             Err(err) => return Err(self.open_error(name, create, err)),
@@ -212,7 +212,7 @@ impl MqOptions {
                 (self.msg_size, "message size", MSGSIZE_MAX_PATH),
             ];
             for (value, what, path) in checks {
-                if let (Some(v), Some(limit)) = (value, sys::read_limit(path)) {
+                if let (Some(v), Some(limit)) = (value, ffi::read_limit(path)) {
                     if v as u64 > limit {
                         return Error::Limit {
                             object,
@@ -290,7 +290,7 @@ impl PosixMq {
     pub fn unlink(name: &str) -> Result<()> {
         let cname = name::check(name, Kind::Plain)?;
         // SAFETY: `cname` is NUL-terminated and lives across the call.
-        sys::retry(|| unsafe { libc::mq_unlink(cname.as_ptr()) })
+        ffi::retry(|| unsafe { libc::mq_unlink(cname.as_ptr()) })
             .map_err(|e| error::os("remove", &describe(name), e))?;
         Ok(())
     }
@@ -320,7 +320,7 @@ impl PosixMq {
         let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
         // SAFETY: the descriptor is open for the life of `self`; `attr` is
         // a valid out-pointer.
-        sys::retry(|| unsafe { libc::mq_getattr(self.fd.as_raw_fd(), &raw mut attr) })
+        ffi::retry(|| unsafe { libc::mq_getattr(self.fd.as_raw_fd(), &raw mut attr) })
             .map_err(|e| error::os("read the attributes of", &describe(&self.name), e))?;
         Ok(MqAttr {
             capacity: usize::try_from(attr.mq_maxmsg).unwrap_or(0),
@@ -348,7 +348,7 @@ impl PosixMq {
         };
         // SAFETY: the descriptor is open; `attr` is valid; the old
         // attributes are not wanted (null).
-        sys::retry(|| unsafe {
+        ffi::retry(|| unsafe {
             libc::mq_setattr(self.fd.as_raw_fd(), &raw const attr, std::ptr::null_mut())
         })
         .map_err(|e| error::os("set the flags of", &describe(&self.name), e))?;
@@ -381,7 +381,7 @@ impl PosixMq {
         let at = at.map_or(std::ptr::null(), std::ptr::from_ref);
         // SAFETY: the descriptor is open; `msg` is valid for its length;
         // `at` is null or points to a timespec that outlives the call.
-        let r = sys::retry(|| unsafe {
+        let r = ffi::retry(|| unsafe {
             libc::mq_timedsend(
                 self.fd.as_raw_fd(),
                 msg.as_ptr().cast(),
@@ -439,7 +439,7 @@ impl PosixMq {
     /// As [`PosixMq::send`].
     #[doc(alias = "mq_timedsend")]
     pub fn send_deadline(&self, msg: &[u8], priority: u32, deadline: Instant) -> Result<bool> {
-        let at = sys::realtime_deadline(deadline);
+        let at = ffi::realtime_deadline(deadline);
         self.send_at(msg, priority, Some(&at))
     }
 
@@ -455,7 +455,7 @@ impl PosixMq {
         let mut priority = 0u32;
         // SAFETY: the descriptor is open; `buf` is writable for its length;
         // `priority` is a valid out-pointer; `at` is null or valid.
-        let r = sys::retry(|| unsafe {
+        let r = ffi::retry(|| unsafe {
             libc::mq_timedreceive(
                 self.fd.as_raw_fd(),
                 buf.as_mut_ptr().cast(),
@@ -514,7 +514,7 @@ impl PosixMq {
     /// As [`PosixMq::recv`].
     #[doc(alias = "mq_timedreceive")]
     pub fn recv_deadline(&self, buf: &mut [u8], deadline: Instant) -> Result<Option<(usize, u32)>> {
-        let at = sys::realtime_deadline(deadline);
+        let at = ffi::realtime_deadline(deadline);
         self.recv_at(buf, Some(&at))
     }
 

@@ -16,8 +16,8 @@
 use std::io;
 
 use crate::error::{self, Error, Result};
+use crate::ffi;
 use crate::key::{Create, DEFAULT_MODE, Key};
-use crate::sys;
 
 /// Where the kernel's largest System V message size lives.
 pub const MSGMAX_PATH: &str = "/proc/sys/kernel/msgmax";
@@ -93,8 +93,45 @@ pub struct SysvMq {
     id: i32,
 }
 
-impl SysvMq {
-    /// Finds or creates the queue for `key` (mode 0600 when created).
+/// How to find or create a System V queue: the mode of a new one.
+///
+/// ```
+/// use memio_ipc::mq::sysv::{MsgType, SysvMqOptions};
+/// use memio_ipc::{Create, Key};
+///
+/// let q = SysvMqOptions::new().mode(0o600).open(Key::PRIVATE, Create::Exclusive)?;
+/// q.send(1, b"job")?;
+/// assert_eq!(q.recv_vec(MsgType::Any)?, (b"job".to_vec(), 1));
+/// q.remove()?;
+/// # Ok::<(), memio_ipc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SysvMqOptions {
+    mode: u32,
+}
+
+impl Default for SysvMqOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SysvMqOptions {
+    /// Mode 0600.
+    #[must_use]
+    pub fn new() -> Self {
+        Self { mode: DEFAULT_MODE }
+    }
+
+    /// Permission bits of a new queue (default 0600).
+    #[must_use]
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Finds or creates the queue for `key` ([`Key::PRIVATE`] always
+    /// creates).
     ///
     /// # Errors
     /// An OS error naming the key: it exists ([`Create::Exclusive`]), it
@@ -103,21 +140,22 @@ impl SysvMq {
     ///
     /// # References
     /// [msgget(2)](https://man7.org/linux/man-pages/man2/msgget.2.html)
-    pub fn get(key: Key, create: Create) -> io::Result<Self> {
-        Self::get_with_mode(key, create, DEFAULT_MODE)
+    pub fn open(&self, key: Key, create: Create) -> io::Result<SysvMq> {
+        // SAFETY: msgget takes only integers.
+        let get = |key, flags| unsafe { libc::msgget(key, flags) };
+        let id = create.sysv_get(key, self.mode, "message queue", None, get)?;
+        Ok(SysvMq { id })
     }
+}
 
-    /// [`SysvMq::get`] with the permission bits of a new queue.
+impl SysvMq {
+    /// Finds or creates the queue for `key` with the default options (mode
+    /// 0600 when created); see [`SysvMqOptions`].
     ///
     /// # Errors
-    /// As [`SysvMq::get`].
-    pub fn get_with_mode(key: Key, create: Create, mode: u32) -> io::Result<Self> {
-        let create = create.for_key(key);
-        let flags = create.ipc_flags(mode);
-        // SAFETY: msgget takes only integers.
-        let id = sys::retry(|| unsafe { libc::msgget(key.raw(), flags) })
-            .map_err(|e| error::os(create.verb(), &key.describe("message queue"), e))?;
-        Ok(Self { id })
+    /// As [`SysvMqOptions::open`].
+    pub fn get(key: Key, create: Create) -> io::Result<Self> {
+        SysvMqOptions::new().open(key, create)
     }
 
     /// A new private queue (`IPC_PRIVATE`), mode 0600.
@@ -176,7 +214,7 @@ impl SysvMq {
                 ),
             )));
         }
-        if let Some(max) = sys::read_limit(MSGMAX_PATH).and_then(|m| usize::try_from(m).ok()) {
+        if let Some(max) = ffi::read_limit(MSGMAX_PATH).and_then(|m| usize::try_from(m).ok()) {
             if msg.len() > max {
                 return Err(Error::TooLarge {
                     object: format!("{} ({MSGMAX_PATH})", self.describe()),
@@ -190,7 +228,7 @@ impl SysvMq {
         buf.text_mut().copy_from_slice(msg);
         // SAFETY: `buf` holds an 8-byte-aligned `long` type followed by at
         // least `msg.len()` bytes of text, valid across the call.
-        let r = sys::retry(|| unsafe { libc::msgsnd(self.id, buf.as_ptr(), msg.len(), flags) });
+        let r = ffi::retry(|| unsafe { libc::msgsnd(self.id, buf.as_ptr(), msg.len(), flags) });
         match r {
             Ok(_) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Ok(false),
@@ -235,7 +273,7 @@ impl SysvMq {
         let mtype = which.raw(&self.describe())?;
         let mut msg = MsgBuf::new(buf.len());
         // SAFETY: `msg` has room for the type and `buf.len()` bytes of text.
-        let r = sys::retry(|| unsafe {
+        let r = ffi::retry(|| unsafe {
             libc::msgrcv(self.id, msg.as_mut_ptr(), buf.len(), mtype, flags)
         });
         match r {
@@ -291,7 +329,7 @@ impl SysvMq {
         // SAFETY: msqid_ds is plain data; all-zero is a valid value.
         let mut ds: libc::msqid_ds = unsafe { std::mem::zeroed() };
         // SAFETY: `ds` is a valid out-pointer for IPC_STAT.
-        sys::retry(|| unsafe { libc::msgctl(self.id, libc::IPC_STAT, &raw mut ds) })
+        ffi::retry(|| unsafe { libc::msgctl(self.id, libc::IPC_STAT, &raw mut ds) })
             .map_err(|e| error::os("read the status of", &self.describe(), e))?;
         Ok(MsqStat {
             key: Key::from_raw(ds.msg_perm.__key),
@@ -322,7 +360,7 @@ impl SysvMq {
     /// [msgctl(2)](https://man7.org/linux/man-pages/man2/msgctl.2.html)
     pub fn remove(self) -> io::Result<()> {
         // SAFETY: IPC_RMID takes no buffer.
-        sys::retry(|| unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })
+        ffi::retry(|| unsafe { libc::msgctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) })
             .map_err(|e| error::os("remove", &self.describe(), e))?;
         Ok(())
     }
@@ -330,7 +368,7 @@ impl SysvMq {
 
 /// The system's largest System V message (`/proc/sys/kernel/msgmax`).
 fn msgmax() -> usize {
-    sys::read_limit(MSGMAX_PATH)
+    ffi::read_limit(MSGMAX_PATH)
         .and_then(|m| usize::try_from(m).ok())
         .unwrap_or(8192)
 }

@@ -11,7 +11,7 @@ use memio_ipc::mq::posix::PosixMq;
 use memio_ipc::mq::sysv::SysvMq;
 use memio_ipc::sem::posix::NamedSem;
 use memio_ipc::sem::sysv::SemSet;
-use memio_ipc::shm::SysvShm;
+use memio_ipc::shm::sysv::SysvShm;
 
 const ROLE: &str = "MEMIO_IPC_TEST_ROLE";
 
@@ -69,7 +69,7 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let _ = match self {
             Guard::PosixMq(n) => PosixMq::unlink(n).map_err(drop),
-            Guard::PosixShm(n) => memio_ipc::shm::unlink(n).map_err(drop),
+            Guard::PosixShm(n) => memio_ipc::shm::posix::unlink(n).map_err(drop),
             Guard::NamedSem(n) => NamedSem::unlink(n).map_err(drop),
             Guard::SysvMq(q) => q.remove().map_err(drop),
             Guard::SysvShm(s) => s.remove().map_err(drop),

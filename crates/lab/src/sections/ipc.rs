@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use memio::ipc::mq::posix::{MqOptions, PosixMq};
 use memio::ipc::mq::sysv::{MsgType, SysvMq};
-use memio::ipc::sem::posix::SharedSem;
+use memio::ipc::sem::posix::SemRegion;
 use memio::ipc::sem::sysv::{SemOp, SemSet};
-use memio::ipc::shm::{self, SysvShm};
+use memio::ipc::shm::posix as shm;
+use memio::ipc::shm::sysv::SysvShm;
 use memio::ipc::{Create, fifo};
 use memio::map::{Access, Region};
 
@@ -273,23 +274,31 @@ trait Counters {
     fn post(&self, i: usize) -> io::Result<()>;
 }
 
-struct PosixCounters<'a> {
-    sems: Vec<SharedSem<'a>>,
+struct PosixCounters {
+    sems: SemRegion,
     timeout: bool,
 }
 
-impl Counters for PosixCounters<'_> {
+impl PosixCounters {
+    fn sem(&self, i: usize) -> io::Result<memio::ipc::sem::posix::SharedSem<'_>> {
+        self.sems
+            .get(i)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no semaphore {i}")))
+    }
+}
+
+impl Counters for PosixCounters {
     fn wait(&self, i: usize) -> io::Result<()> {
         if self.timeout {
-            if self.sems[i].wait_deadline(Instant::now() + PEER_TIMEOUT)? {
+            if self.sem(i)?.wait_deadline(Instant::now() + PEER_TIMEOUT)? {
                 return Ok(());
             }
             return Err(lost());
         }
-        self.sems[i].wait()
+        self.sem(i)?.wait()
     }
     fn post(&self, i: usize) -> io::Result<()> {
-        self.sems[i].post()
+        self.sem(i)?.post()
     }
 }
 
@@ -392,19 +401,25 @@ impl Drop for Cleanup {
 fn open_fifos(peer: &mut Peer, a: &Path, b: &Path) -> io::Result<(File, File)> {
     std::thread::scope(|scope| {
         let opens = scope.spawn(|| -> io::Result<(File, File)> {
-            let w = fifo::open(a, fifo::End::Write, false)?;
-            let r = fifo::open(b, fifo::End::Read, false)?;
+            let w = fifo::open(a, fifo::End::Write)?;
+            let r = fifo::open(b, fifo::End::Read)?;
             Ok((w, r))
         });
         let (mut release_a, mut release_b) = (None, None);
         while !opens.is_finished() {
             if peer.exited()? {
                 if release_a.is_none() {
-                    release_a = fifo::open(a, fifo::End::Read, true).ok();
+                    release_a = fifo::FifoOptions::new()
+                        .nonblocking(true)
+                        .open(a, fifo::End::Read)
+                        .ok();
                 }
                 // Fails (no reader yet) until the thread waits in its open.
                 if release_b.is_none() {
-                    release_b = fifo::open(b, fifo::End::Write, true).ok();
+                    release_b = fifo::FifoOptions::new()
+                        .nonblocking(true)
+                        .open(b, fifo::End::Write)
+                        .ok();
                 }
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -582,19 +597,11 @@ fn connect_posix_mq(mode: Mode, size: usize) -> io::Result<Result<Link>> {
 fn connect_shm_posix(mode: Mode, size: usize) -> io::Result<Result<Link>> {
     let mut cleanup = Vec::new();
     let (ctl_name, data_name) = (unique("ctl"), unique("data"));
-    let ctl = shm::create(&ctl_name, 4096)?;
+    let slots = u32::try_from(SLOTS).unwrap_or(1);
+    let sems = SemRegion::create(&ctl_name, &[0, slots, 0, slots])?;
     cleanup.push(Cleanup::PosixShm(ctl_name.clone()));
     let data = shm::create(&data_name, ring_bytes(size))?;
     cleanup.push(Cleanup::PosixShm(data_name.clone()));
-    for (i, v) in [0, SLOTS, 0, SLOTS].into_iter().enumerate() {
-        SharedSem::init_in(&ctl, i * 64, u32::try_from(v).unwrap_or(0))?;
-    }
-    // The semaphores borrow the control mapping for the link's
-    // life: leak it (one page per measurement, unmapped at exit).
-    let ctl: &'static Region = Box::leak(Box::new(ctl));
-    let sems = (0..4)
-        .map(|i| SharedSem::in_region(ctl, i * 64))
-        .collect::<io::Result<Vec<_>>>()?;
     Ok(
         spawn(Mech::ShmPosix, mode, size, &ctl_name, &data_name).map(|peer| {
             let ring = Ring {
@@ -658,8 +665,8 @@ fn open_peer_end(a: &PeerArgs) -> io::Result<Box<dyn Channel>> {
             Box::new(Stream { r, w })
         }
         Mech::Fifo => {
-            let r = fifo::open(&a.name, fifo::End::Read, false)?;
-            let w = fifo::open(&a.name2, fifo::End::Write, false)?;
+            let r = fifo::open(&a.name, fifo::End::Read)?;
+            let w = fifo::open(&a.name2, fifo::End::Write)?;
             Box::new(Stream { r, w })
         }
         Mech::Unix => {
@@ -681,13 +688,8 @@ fn open_peer_end(a: &PeerArgs) -> io::Result<Box<dyn Channel>> {
             Box::new(SysvPair { q, tx: 2, rx: 1 })
         }
         Mech::ShmPosix => {
-            // The semaphores borrow the control mapping for the peer's
-            // whole life.
-            let ctl: &'static Region = Box::leak(Box::new(shm::open(&a.name)?));
+            let sems = SemRegion::open(&a.name, 4)?;
             let data = shm::open(&a.name2)?;
-            let sems = (0..4)
-                .map(|i| SharedSem::in_region(ctl, i * 64))
-                .collect::<io::Result<Vec<_>>>()?;
             Box::new(Ring {
                 data,
                 counters: PosixCounters {

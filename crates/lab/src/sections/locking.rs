@@ -72,7 +72,7 @@ fn open(path: &Path) -> Result<File> {
         .map_err(|e| Error::io(path.display(), &e))
 }
 
-fn lock_err(path: &Path) -> impl Fn(memio::io::lock::Error) -> Error + '_ {
+fn lock_err(path: &Path) -> impl Fn(memio::io::Error) -> Error + '_ {
     move |e| Error::new(path.display(), e)
 }
 
@@ -352,7 +352,7 @@ impl<'f> Ring<'f> {
                     self.held.borrow_mut()[i] = Some(g);
                     return Ok(());
                 }
-                Err(memio::io::lock::Error::Deadlock) => std::thread::yield_now(),
+                Err(memio::io::Error::Deadlock) => std::thread::yield_now(),
                 Err(e) => return Err(e.to_string()),
             }
         }

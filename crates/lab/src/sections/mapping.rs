@@ -21,7 +21,7 @@ use memio::map::{Advice, HugePages, MapOptions, Region, cache};
 
 use crate::measure::keep;
 use crate::support::{Scratch, XorShift, exact_bytes, human_bytes};
-use crate::{Case, Chart, Error, Result, Run, Section, Unit, describe_io};
+use crate::{Case, Chart, Error, Result, Run, Section, Unit, describe};
 
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
@@ -357,7 +357,7 @@ fn fault_rows(run: &mut Run<'_>, len: usize) -> Result<()> {
         }
         Err(e) => run.note(format!(
             "MAP_HUGETLB was not measured: {} (reserve pages in /proc/sys/vm/nr_hugepages).",
-            describe_io(&e)
+            describe(&e)
         )),
     }
     run.note(

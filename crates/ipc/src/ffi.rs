@@ -1,5 +1,5 @@
-//! Small helpers shared by the wrappers: deadlines as the kernel wants
-//! them, and retrying calls a signal interrupted.
+//! Helpers for the libc calls of this crate: deadlines as the kernel wants
+//! them, retrying calls a signal interrupted, and reading `/proc/sys` limits.
 
 use std::io;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
