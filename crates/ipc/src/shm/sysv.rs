@@ -22,6 +22,10 @@ use crate::error;
 use crate::ffi;
 use crate::key::{Create, DEFAULT_MODE, Key};
 
+/// `SHM_EXEC` of `<sys/shm.h>` (Linux 2.6.9+): attach with execute
+/// permission. The libc crate does not export it for glibc targets.
+const SHM_EXEC: libc::c_int = 0o100_000;
+
 /// A System V segment's status (`struct shmid_ds`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShmStat {
@@ -183,7 +187,9 @@ impl SysvShm {
     }
 
     /// Attaches the segment and returns it as a region, detached
-    /// (`shmdt`) when the region drops.
+    /// (`shmdt`) when the region drops. An executable `access` attaches
+    /// with `SHM_EXEC`; a kernel that refuses executable pages answers
+    /// `EACCES`/`EPERM`.
     ///
     /// # Errors
     /// An OS error naming the segment.
@@ -204,6 +210,8 @@ impl SysvShm {
         let flags = match access {
             Access::ReadOnly => libc::SHM_RDONLY,
             Access::ReadWrite => 0,
+            Access::ReadExecute => libc::SHM_RDONLY | SHM_EXEC,
+            Access::ReadWriteExecute => SHM_EXEC,
         };
         between();
         // SAFETY: a null address lets the kernel choose where to attach.
