@@ -346,4 +346,33 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn an_executable_attach_uses_shm_exec() {
+        let page = rustix::param::page_size();
+        let seg = Removed(SysvShm::private(page).unwrap());
+        for (access, rights) in [
+            (Access::ReadExecute, "r-xs"),
+            (Access::ReadWriteExecute, "rwxs"),
+            (Access::ReadOnly, "r--s"),
+        ] {
+            let region = match seg.0.attach(access) {
+                Ok(region) => region,
+                Err(e) if access.executable() => {
+                    // A W^X policy may refuse executable shared memory.
+                    assert!(
+                        matches!(crate::raw_errno(&e), Some(libc::EACCES | libc::EPERM)),
+                        "{e}"
+                    );
+                    continue;
+                }
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(region.access(), access);
+            let start = format!("{:x}-", region.as_ptr() as usize);
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            let line = maps.lines().find(|l| l.starts_with(&start)).unwrap();
+            assert_eq!(line.split_whitespace().nth(1), Some(rights), "{line}");
+        }
+    }
 }
