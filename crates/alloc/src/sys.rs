@@ -93,6 +93,13 @@ unsafe impl Send for SysBlock {}
 unsafe impl Sync for SysBlock {}
 
 impl SysBlock {
+    /// The size to ask glibc for: at least 1 byte, and `None` past
+    /// `isize::MAX`, which no allocation can reach (glibc would fail it;
+    /// checkers flag such sizes as negative).
+    fn request(size: usize) -> Option<usize> {
+        isize::try_from(size).ok().map(|_| size.max(1))
+    }
+
     fn owned(ptr: *mut c_void, size: usize, align: usize, init: usize) -> Option<Self> {
         Some(Self {
             ptr: NonNull::new(ptr.cast())?,
@@ -111,7 +118,7 @@ impl SysBlock {
     #[doc(alias = "malloc")]
     #[must_use]
     pub fn new(size: usize) -> Option<Self> {
-        let size = size.max(1);
+        let size = Self::request(size)?;
         // SAFETY: malloc has no preconditions; the result is owned below.
         let ptr = unsafe { libc::malloc(size) };
         Self::owned(ptr, size, MALLOC_ALIGN, 0)
@@ -125,7 +132,7 @@ impl SysBlock {
     #[doc(alias = "calloc")]
     #[must_use]
     pub fn zeroed(size: usize) -> Option<Self> {
-        let size = size.max(1);
+        let size = Self::request(size)?;
         // SAFETY: calloc has no preconditions; the result is owned below.
         let ptr = unsafe { libc::calloc(1, size) };
         Self::owned(ptr, size, MALLOC_ALIGN, size)
@@ -145,7 +152,7 @@ impl SysBlock {
     /// - [posix_memalign(3)](https://man7.org/linux/man-pages/man3/posix_memalign.3.html)
     #[doc(alias = "posix_memalign")]
     pub fn aligned(align: usize, size: usize) -> Result<Self, Error> {
-        let size = size.max(1);
+        let size = Self::request(size).ok_or_else(|| oom("posix_memalign", size, align))?;
         let mut ptr = std::ptr::null_mut();
         // SAFETY: `ptr` is a valid place for the result; glibc checks the
         // alignment itself and leaves `ptr` untouched on failure.
@@ -174,7 +181,7 @@ impl SysBlock {
     /// - [memalign(3)](https://man7.org/linux/man-pages/man3/memalign.3.html)
     #[must_use]
     pub fn memalign(align: usize, size: usize) -> Option<Self> {
-        let size = size.max(1);
+        let size = Self::request(size)?;
         let align = align.checked_next_power_of_two()?;
         // SAFETY: memalign has no preconditions (glibc checks the
         // alignment); the result is owned below and freed with `free`,
@@ -192,7 +199,7 @@ impl SysBlock {
     #[doc(alias = "valloc")]
     #[must_use]
     pub fn page_aligned(size: usize) -> Option<Self> {
-        let size = size.max(1);
+        let size = Self::request(size)?;
         // SAFETY: valloc has no preconditions; glibc's result may be freed
         // with `free`.
         let ptr = unsafe { valloc(size) };
@@ -206,7 +213,9 @@ impl SysBlock {
     /// system allocator fails.
     #[doc(alias = "realloc")]
     pub fn resize(&mut self, new_size: usize) -> bool {
-        let new_size = new_size.max(1);
+        let Some(new_size) = Self::request(new_size) else {
+            return false;
+        };
         if self.align > MALLOC_ALIGN {
             let Ok(mut moved) = Self::aligned(self.align, new_size) else {
                 return false;
@@ -608,6 +617,17 @@ mod tests {
         assert_eq!(b.as_slice(), b"012");
         assert!(!b.resize(usize::MAX));
         assert_eq!(b.len(), 3);
+        // Sizes past isize::MAX never reach glibc.
+        assert!(SysBlock::new(usize::MAX).is_none());
+        assert!(SysBlock::zeroed(usize::MAX).is_none());
+        assert!(SysBlock::memalign(64, usize::MAX).is_none());
+        assert!(SysBlock::page_aligned(usize::MAX).is_none());
+        assert!(matches!(
+            SysBlock::aligned(64, usize::MAX),
+            Err(Error::OutOfMemory { .. })
+        ));
+        let mut a = SysBlock::aligned(64, 8).unwrap();
+        assert!(!a.resize(usize::MAX));
     }
 
     #[test]
