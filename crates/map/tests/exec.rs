@@ -112,10 +112,70 @@ fn writable_noexec_mount() -> Option<std::path::PathBuf> {
     })
 }
 
+/// Runs the test `name` again in a private mount namespace with a tmpfs
+/// mounted `noexec` (needs `unshare(1)` and the right to mount, as root);
+/// skips with the reason when that is not possible here.
+fn in_noexec_namespace(name: &str) {
+    let dir = std::env::temp_dir().join(format!("memio-noexec-{}", std::process::id()));
+    if std::fs::create_dir(&dir).is_err() {
+        eprintln!("skipped: cannot create {}", dir.display());
+        return;
+    }
+    let _dir = RemoveDir(dir.clone());
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c"])
+        .arg(r#"mount -t tmpfs -o noexec,rw memio-noexec "$1" || exit 77; shift; exec "$@""#)
+        .arg("sh")
+        .arg(&dir)
+        .arg(&exe)
+        .args(["--exact", name, "--nocapture"])
+        .env("MEMIO_EXEC_TEST_CHILD", "1")
+        .output();
+    match out {
+        Ok(out)
+            if out.status.code() == Some(77)
+                || (!out.status.success() && out.stdout.is_empty()) =>
+        {
+            eprintln!(
+                "skipped: no writable noexec mount and none can be made here: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(out) => {
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "in a noexec namespace: {stdout}{stderr}"
+            );
+            assert!(stdout.contains("1 passed"), "{stdout}");
+            assert!(
+                !stderr.contains("skipped"),
+                "the child found no noexec mount: {stderr}"
+            );
+        }
+        Err(e) => eprintln!("skipped: cannot run unshare(1): {e}"),
+    }
+}
+
+/// Removes the mount point directory even when the test fails.
+struct RemoveDir(std::path::PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
 #[test]
 fn a_noexec_mount_refuses_executable_mappings_with_a_clear_error() {
     let Some(path) = writable_noexec_mount() else {
-        eprintln!("skipped: no writable noexec mount on this machine");
+        if std::env::var_os("MEMIO_EXEC_TEST_CHILD").is_none() {
+            in_noexec_namespace("a_noexec_mount_refuses_executable_mappings_with_a_clear_error");
+        } else {
+            eprintln!("skipped: no writable noexec mount on this machine");
+        }
         return;
     };
     let _guard = Remove(path.clone());
