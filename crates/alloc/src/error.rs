@@ -94,6 +94,16 @@ pub enum Error {
         /// What is inconsistent.
         why: String,
     },
+    /// The system allocator refused a setting (`mallopt`).
+    #[error("{allocator}: {what} refused: {why}")]
+    Refused {
+        /// Which call.
+        allocator: &'static str,
+        /// The parameter and value, as `M_MXFAST = 4096`.
+        what: String,
+        /// What the call accepts, when known.
+        why: String,
+    },
     /// The operating system refused memory.
     #[error("{allocator}: {source}")]
     Os {

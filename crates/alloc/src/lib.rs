@@ -29,7 +29,10 @@
 //! [`Checks`]: poisoning, red zones with canaries, and pointer validation
 //! that reports double frees and foreign pointers as [`Error`]s. The [`sys`]
 //! module wraps the system allocator (glibc malloc) the same way, as the
-//! reference to compare with.
+//! reference to compare with, with its tuning knobs ([`sys::mallopt`]) and
+//! aligned blocks. The [`bytes`] module maps each C byte function
+//! (`memset`, `bzero`, `memccpy`, `mempcpy`, `memfrob`, ...) to its Rust
+//! spelling.
 //!
 //! Thread safety: [`SyncPool`] is `Sync` (its handles are `Send`, not
 //! `Sync`); the others are `Send` but not `Sync` (give each thread its own,
@@ -63,6 +66,7 @@ mod arena;
 mod bitmap;
 mod block;
 mod buddy;
+pub mod bytes;
 mod checks;
 mod error;
 mod freelist;

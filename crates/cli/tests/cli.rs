@@ -445,3 +445,33 @@ fn quiet_and_verbose_conflict() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).starts_with("memio: "));
 }
+
+#[test]
+fn the_memory_section_measures_bzero_memccpy_and_mempcpy() {
+    let dir = TempDir::new("legacy-bytes");
+    let out = memio(&[
+        "lab",
+        "--only",
+        "memory",
+        "--max-size",
+        "4KiB",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = read_report(dir.path());
+    let rows = rows(&report, "memory");
+    for mechanism in [
+        "fill(0) (bzero)",
+        "copy_until (memccpy)",
+        "copy_advance (mempcpy)",
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r["mechanism"] == mechanism)
+            .unwrap_or_else(|| panic!("no {mechanism} row in {rows:?}"));
+        assert_eq!(row["unit"], "GB/s", "{row}");
+        assert!(row["median"].as_f64().unwrap() > 0.0, "{row}");
+    }
+}

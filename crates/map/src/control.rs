@@ -19,7 +19,7 @@ use std::ops::RangeBounds;
 
 use rustix::mm::{self, MlockFlags, MprotectFlags, MsyncFlags};
 
-use crate::error::{context, memlock_context};
+use crate::error::{context, exec_context, memlock_context};
 use crate::options::{Advice, DestructiveAdvice, Protection, SyncMode};
 use crate::region::{Region, page_size};
 
@@ -124,10 +124,17 @@ impl Region {
     /// # Ok(()) }
     /// ```
     ///
+    /// Executable rights ([`Protection::ReadExecute`]) are how code written
+    /// into a region is made runnable: write it, then flip the pages to
+    /// read+execute (never writable and executable at once, the W^X way).
+    /// Calling into it is `unsafe`: see the `exec_code` example.
+    ///
     /// # Errors
     ///
     /// Empty or out-of-range `range`; `EACCES` when asking for write access
-    /// to a shared mapping of a file opened read-only.
+    /// to a shared mapping of a file opened read-only; `EACCES`/`EPERM` for
+    /// executable rights the kernel refuses (a `noexec` mount, a W^X
+    /// policy), with a message that says so.
     ///
     /// # References
     /// - [mprotect(2)](https://man7.org/linux/man-pages/man2/mprotect.2.html)
@@ -139,15 +146,20 @@ impl Region {
     ) -> io::Result<()> {
         let span = self.page_span(range)?;
         let (ptr, len) = self.span_pages(&span);
-        let flags = match protection {
-            Protection::None => MprotectFlags::empty(),
-            Protection::Read => MprotectFlags::READ,
-            Protection::ReadWrite => MprotectFlags::READ | MprotectFlags::WRITE,
-        };
+        let mut flags = MprotectFlags::empty();
+        if protection.readable() {
+            flags |= MprotectFlags::READ;
+        }
+        if protection.writable() {
+            flags |= MprotectFlags::WRITE;
+        }
+        if protection.executable() {
+            flags |= MprotectFlags::EXEC;
+        }
         // SAFETY: the range lies inside our mapping and `&mut self` means
         // no reference into it is live; the safe accessors check the rights
-        // recorded below before every access. No executable rights are
-        // offered.
+        // recorded below before every access. Executable rights alone run
+        // nothing: jumping into the pages takes `unsafe` code of the caller.
         let result = unsafe { mm::mprotect(ptr, len, flags) };
         // A failed call may have changed some pages: assume the fewest
         // rights of before and after.
@@ -157,8 +169,9 @@ impl Region {
         };
         self.set_rights(span, rights);
         result.map_err(|e| {
-            context(
+            exec_context(
                 &e.into(),
+                protection.executable(),
                 format_args!(
                     "failed to protect {len} bytes of {} as {protection:?}",
                     self.name()

@@ -177,6 +177,22 @@ pub(crate) fn invalid(why: impl Display) -> io::Error {
 
 /// A locking error; when the kernel refused for lack of `RLIMIT_MEMLOCK`,
 /// the message says so with the current limit.
+/// [`context`] for a call that asked for executable pages (`exec`): when
+/// the kernel answers `EACCES` or `EPERM`, the message says that executable
+/// pages are what it refused, and the usual reasons.
+pub(crate) fn exec_context(err: &io::Error, exec: bool, what: impl Display) -> io::Error {
+    if !exec || !matches!(raw_errno(err), Some(libc::EACCES | libc::EPERM)) {
+        return context(err, what);
+    }
+    OsError::new(what, copy(err))
+        .hint(
+            " (the kernel refuses executable pages here: the file is on a noexec mount, or a \
+             W^X policy such as SELinux execmem or PaX MPROTECT forbids them, or writable and \
+             executable at once)",
+        )
+        .into()
+}
+
 pub(crate) fn memlock_context(err: &io::Error, len: usize) -> io::Error {
     memlock_error(err, format_args!("failed to lock {len} bytes in memory"))
 }
@@ -236,6 +252,31 @@ mod tests {
                 .starts_with("failed to lock 4096 bytes in memory: operation not permitted ("),
             "{err}"
         );
+    }
+
+    #[test]
+    fn refused_executable_pages_say_why_and_keep_the_errno() {
+        for errno in [libc::EACCES, libc::EPERM] {
+            let err = exec_context(
+                &io::Error::from_raw_os_error(errno),
+                true,
+                "failed to protect 4096 bytes of 'code.bin' as ReadExecute",
+            );
+            assert_eq!(raw_errno(&err), Some(errno));
+            let text = err.to_string();
+            assert!(
+                text.starts_with("failed to protect 4096 bytes of 'code.bin' as ReadExecute: "),
+                "{text}"
+            );
+            assert!(text.contains("refuses executable pages here"), "{text}");
+            assert!(text.contains("noexec mount"), "{text}");
+            assert!(text.contains("W^X"), "{text}");
+        }
+        // Not about execution, or another errno: no hint.
+        let plain = exec_context(&io::Error::from_raw_os_error(libc::EACCES), false, "x");
+        assert_eq!(plain.to_string(), "x: permission denied");
+        let nomem = exec_context(&io::Error::from_raw_os_error(libc::ENOMEM), true, "x");
+        assert_eq!(nomem.to_string(), "x: cannot allocate memory");
     }
 
     #[test]

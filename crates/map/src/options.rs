@@ -19,7 +19,7 @@ use std::ptr::NonNull;
 
 use rustix::mm::{self, MapFlags, ProtFlags};
 
-use crate::error::{context, invalid};
+use crate::error::{context, exec_context, invalid};
 use crate::region::{Region, page_size};
 
 /// Whether writes through a mapping reach the backing object and other
@@ -40,7 +40,15 @@ pub enum Sharing {
     Private,
 }
 
-/// What the mapping allows: reading only, or reading and writing.
+/// What the mapping allows: reading, reading and writing, and either of
+/// them with executing (`PROT_EXEC`).
+///
+/// Executable access is safe to ask for: the pages only become runnable.
+/// Running code in them means turning an address into a function pointer,
+/// which is `unsafe` (the bytes must be valid machine code for this CPU and
+/// ABI). The kernel may refuse executable pages: a file on a `noexec` mount,
+/// or a `W^X` policy (`SELinux` `execmem`, `PaX` `MPROTECT`) that never allows
+/// pages writable and executable at once; the error says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(
     feature = "serde",
@@ -52,6 +60,47 @@ pub enum Access {
     ReadOnly,
     /// `PROT_READ | PROT_WRITE`.
     ReadWrite,
+    /// `PROT_READ | PROT_EXEC`: code, as the loader maps a program's text.
+    ReadExecute,
+    /// `PROT_READ | PROT_WRITE | PROT_EXEC`: writable code (a JIT's buffer);
+    /// what W^X policies forbid.
+    ReadWriteExecute,
+}
+
+impl Access {
+    /// Whether the access includes writing.
+    #[must_use]
+    pub const fn writable(self) -> bool {
+        matches!(self, Self::ReadWrite | Self::ReadWriteExecute)
+    }
+
+    /// Whether the access includes executing.
+    #[must_use]
+    pub const fn executable(self) -> bool {
+        matches!(self, Self::ReadExecute | Self::ReadWriteExecute)
+    }
+
+    /// The same rights as a [`Protection`] for [`Region::protect`].
+    #[must_use]
+    pub const fn protection(self) -> Protection {
+        match self {
+            Self::ReadOnly => Protection::Read,
+            Self::ReadWrite => Protection::ReadWrite,
+            Self::ReadExecute => Protection::ReadExecute,
+            Self::ReadWriteExecute => Protection::ReadWriteExecute,
+        }
+    }
+
+    pub(crate) fn prot(self) -> ProtFlags {
+        let mut flags = ProtFlags::READ;
+        if self.writable() {
+            flags |= ProtFlags::WRITE;
+        }
+        if self.executable() {
+            flags |= ProtFlags::EXEC;
+        }
+        flags
+    }
 }
 
 /// Which pages back the mapping.
@@ -110,6 +159,9 @@ pub enum SyncMode {
 }
 
 /// Access rights for [`Region::protect`].
+///
+/// The executable rights are safe to set (see [`Access`]); running code in
+/// the pages is `unsafe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Protection {
@@ -119,6 +171,31 @@ pub enum Protection {
     Read,
     /// `PROT_READ | PROT_WRITE`.
     ReadWrite,
+    /// `PROT_READ | PROT_EXEC`: code that can run and no longer be written
+    /// (the W^X way: write, then flip to this).
+    ReadExecute,
+    /// `PROT_READ | PROT_WRITE | PROT_EXEC`: refused under a W^X policy.
+    ReadWriteExecute,
+}
+
+impl Protection {
+    /// Whether the pages can be read.
+    #[must_use]
+    pub const fn readable(self) -> bool {
+        !matches!(self, Self::None)
+    }
+
+    /// Whether the pages can be written.
+    #[must_use]
+    pub const fn writable(self) -> bool {
+        matches!(self, Self::ReadWrite | Self::ReadWriteExecute)
+    }
+
+    /// Whether the pages can be executed.
+    #[must_use]
+    pub const fn executable(self) -> bool {
+        matches!(self, Self::ReadExecute | Self::ReadWriteExecute)
+    }
 }
 
 /// Usage hints for [`Region::advise`] that never change the region's
@@ -360,10 +437,7 @@ impl MapOptions {
     }
 
     fn prot(&self) -> ProtFlags {
-        match self.access {
-            Access::ReadOnly => ProtFlags::READ,
-            Access::ReadWrite => ProtFlags::READ | ProtFlags::WRITE,
-        }
+        self.access.prot()
     }
 
     fn flags(&self) -> MapFlags {
@@ -417,7 +491,7 @@ impl MapOptions {
     /// As [`map`](Self::map), plus failing to open the file.
     pub fn map_path(&self, path: impl AsRef<Path>) -> io::Result<Region> {
         let path = path.as_ref();
-        let write = self.sharing == Sharing::Shared && self.access == Access::ReadWrite;
+        let write = self.sharing == Sharing::Shared && self.access.writable();
         let file = OpenOptions::new()
             .read(true)
             .write(write)
@@ -497,8 +571,9 @@ impl MapOptions {
             )
         }
         .map_err(|e| {
-            context(
+            exec_context(
                 &e.into(),
+                self.access.executable(),
                 format_args!(
                     "failed to map {len} bytes of {what} at offset {}",
                     self.offset
@@ -547,8 +622,9 @@ impl MapOptions {
         let base =
             unsafe { mm::mmap_anonymous(std::ptr::null_mut(), map_len, self.prot(), self.flags()) }
                 .map_err(|e| {
-                    context(
+                    exec_context(
                         &e.into(),
+                        self.access.executable(),
                         format_args!("failed to map {len} bytes of anonymous memory"),
                     )
                 })?;

@@ -165,12 +165,13 @@ struct Limit {
     rights: Protection,
 }
 
-/// Orders rights from none to read-write.
+/// Orders rights from none to read-write, for the safe accesses (which
+/// read and write, never execute).
 const fn rank(rights: Protection) -> u8 {
     match rights {
         Protection::None => 0,
-        Protection::Read => 1,
-        Protection::ReadWrite => 2,
+        Protection::Read | Protection::ReadExecute => 1,
+        Protection::ReadWrite | Protection::ReadWriteExecute => 2,
     }
 }
 
@@ -418,7 +419,7 @@ impl Region {
         need: Protection,
         what: &str,
     ) -> io::Result<()> {
-        if need == Protection::ReadWrite && self.access == Access::ReadOnly {
+        if need.writable() && !self.access.writable() {
             return Err(denied(format_args!(
                 "cannot {what} {}: it is mapped read-only",
                 self.name()
@@ -452,9 +453,10 @@ impl Region {
     /// (`PermissionDenied`, naming the region).
     pub fn check_access(&self, offset: usize, len: usize, access: Access) -> io::Result<()> {
         let offset = self.check(offset, len)?;
-        let (need, what) = match access {
-            Access::ReadOnly => (Protection::Read, "read"),
-            Access::ReadWrite => (Protection::ReadWrite, "write to"),
+        let (need, what) = if access.writable() {
+            (Protection::ReadWrite, "write to")
+        } else {
+            (Protection::Read, "read")
         };
         self.allows(offset, len, need, what)
     }
@@ -541,10 +543,7 @@ impl Region {
     /// Records that `protect` gave the map-relative pages `span` the rights
     /// `rights`.
     pub(crate) fn set_rights(&mut self, span: Range<usize>, rights: Protection) {
-        let mapped = match self.access {
-            Access::ReadOnly => Protection::Read,
-            Access::ReadWrite => Protection::ReadWrite,
-        };
+        let mapped = self.access.protection();
         let mut kept = Vec::new();
         for l in self.limits.drain(..) {
             if l.end <= span.start || span.end <= l.start {

@@ -45,6 +45,7 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
                 Just(Protection::Read),
                 Just(Protection::ReadWrite),
                 Just(Protection::ReadWrite),
+                Just(Protection::ReadExecute),
             ]
         )
             .prop_map(|(a, b, p)| Op::Protect(a..b, p)),
@@ -63,7 +64,7 @@ fn range_ok(r: &Range<usize>, len: usize) -> bool {
 fn rank(p: Protection) -> u8 {
     match p {
         Protection::None => 0,
-        Protection::Read => 1,
+        Protection::Read | Protection::ReadExecute => 1,
         _ => 2,
     }
 }

@@ -22,6 +22,10 @@ use crate::error;
 use crate::ffi;
 use crate::key::{Create, DEFAULT_MODE, Key};
 
+/// `SHM_EXEC` of `<sys/shm.h>` (Linux 2.6.9+): attach with execute
+/// permission. The libc crate does not export it for glibc targets.
+const SHM_EXEC: libc::c_int = 0o100_000;
+
 /// A System V segment's status (`struct shmid_ds`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShmStat {
@@ -183,7 +187,9 @@ impl SysvShm {
     }
 
     /// Attaches the segment and returns it as a region, detached
-    /// (`shmdt`) when the region drops.
+    /// (`shmdt`) when the region drops. An executable `access` attaches
+    /// with `SHM_EXEC`; a kernel that refuses executable pages answers
+    /// `EACCES`/`EPERM`.
     ///
     /// # Errors
     /// An OS error naming the segment.
@@ -204,6 +210,8 @@ impl SysvShm {
         let flags = match access {
             Access::ReadOnly => libc::SHM_RDONLY,
             Access::ReadWrite => 0,
+            Access::ReadExecute => libc::SHM_RDONLY | SHM_EXEC,
+            Access::ReadWriteExecute => SHM_EXEC,
         };
         between();
         // SAFETY: a null address lets the kernel choose where to attach.
@@ -336,6 +344,41 @@ mod tests {
             Ok(region) => {
                 assert_eq!(region.len(), page, "a region longer than the mapping");
             }
+        }
+    }
+
+    #[test]
+    fn an_executable_attach_uses_shm_exec() {
+        let page = rustix::param::page_size();
+        let seg = Removed(SysvShm::private(page).unwrap());
+        for (access, rights) in [
+            (Access::ReadExecute, "r-xs"),
+            (Access::ReadWriteExecute, "rwxs"),
+            (Access::ReadOnly, "r--s"),
+        ] {
+            let region = match seg.0.attach(access) {
+                Ok(region) => region,
+                Err(e) if access.executable() => {
+                    // A W^X policy may refuse executable shared memory.
+                    assert!(
+                        matches!(crate::raw_errno(&e), Some(libc::EACCES | libc::EPERM)),
+                        "{e}"
+                    );
+                    continue;
+                }
+                Err(e) => panic!("{e}"),
+            };
+            assert_eq!(region.access(), access);
+            let start = format!("{:x}-", region.as_ptr() as usize);
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            let line = maps.lines().find(|l| l.starts_with(&start));
+            if line.is_none() && std::env::var("LD_PRELOAD").is_ok_and(|p| p.contains("vgpreload"))
+            {
+                eprintln!("skipped: valgrind's /proc/self/maps does not list the attach");
+                return;
+            }
+            let line = line.expect("the attach is in /proc/self/maps");
+            assert_eq!(line.split_whitespace().nth(1), Some(rights), "{line}");
         }
     }
 }

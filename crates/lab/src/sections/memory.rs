@@ -1,10 +1,13 @@
 //! Lab section `memory`: the mem* functions as Rust spells them.
 //!
-//! `copy_from_slice` is memcpy, `copy_within` memmove, `fill` memset, `==` on
-//! byte slices memcmp; the `memchr` crate provides memchr, memrchr and
+//! `copy_from_slice` is memcpy, `copy_within` memmove, `fill` memset (and
+//! bzero), `==` on byte slices memcmp, `memio_alloc::bytes::copy_until`
+//! memccpy and `copy_advance` mempcpy; the `memchr` crate provides memchr, memrchr and
 //! memmem, measured against the plain loops a user would otherwise write.
 //! The copy figure on the largest buffer is the machine's memory bandwidth,
 //! which other sections quote as the ceiling for copies and IPC.
+
+use memio::alloc::bytes::{copy_advance, copy_until};
 
 use crate::measure::keep;
 use crate::report::figure;
@@ -14,10 +17,11 @@ use crate::{Case, Chart, Config, Error, Result, Row, Run, Section, limit};
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
     name: "memory",
-    title: "memset, memcpy, memmove, memcmp, memchr, memrchr, memmem",
+    title: "memset, bzero, memcpy, memmove, memccpy, mempcpy, memcmp, memchr, memrchr, memmem",
     about: "Throughput of the byte-buffer primitives over buffers from 4 KiB (in L1/L2) to 256 MiB \
             (main memory): copy_from_slice (memcpy), copy_within by 64 bytes (overlapping memmove), \
-            fill (memset), == (memcmp of equal buffers), and search with the memchr crate against \
+            fill (memset), fill(0) (bzero), copy_until (memccpy, stop byte never found), \
+            copy_advance (mempcpy, two chained halves), == (memcmp of equal buffers), and search with the memchr crate against \
             the plain loops a user would otherwise write. Searches scan the whole buffer: the needle \
             sits at the far end. The copy figure on the largest buffer is this machine's memory \
             bandwidth, quoted by other sections.",
@@ -109,10 +113,17 @@ fn verdict(rows: &[Row]) -> Vec<String> {
             figure(large.median),
             large.workload
         ));
-        let others: Vec<String> = ["fill (memset)", "copy_within (memmove)", "== (memcmp)"]
-            .iter()
-            .filter_map(|m| Some(format!("{m} {} GB/s", figure(at(m, &large.workload)?))))
-            .collect();
+        let others: Vec<String> = [
+            "fill (memset)",
+            "fill(0) (bzero)",
+            "copy_within (memmove)",
+            "copy_advance (mempcpy)",
+            "copy_until (memccpy)",
+            "== (memcmp)",
+        ]
+        .iter()
+        .filter_map(|m| Some(format!("{m} {} GB/s", figure(at(m, &large.workload)?))))
+        .collect();
         if !others.is_empty() {
             out.push(format!("at {}: {}", large.workload, others.join(", ")));
         }
@@ -174,7 +185,35 @@ fn primitives(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> Result
     run.throughput(case("== (memcmp)", n), n as u64, || {
         keep(keep(&src[..n]) == keep(&dst[..n]));
     });
+    legacy(run, n, src, dst)?;
     Ok(bandwidth)
+}
+
+/// The seed's other byte functions: bzero (memset with 0), memccpy with a
+/// stop byte that never comes (a full search and a full copy), and mempcpy
+/// as two chained halves.
+fn legacy(run: &mut Run<'_>, n: usize, src: &[u8], dst: &mut [u8]) -> Result<()> {
+    run.throughput(case("fill(0) (bzero)", n), n as u64, || {
+        dst[..n].fill(keep(0));
+        keep(&dst);
+    });
+    // `pattern` holds only letters, so a '\n' stop byte is never found:
+    // memccpy scans and copies all `n` bytes, its worst case.
+    dst[..n].fill(0);
+    check(
+        copy_until(&mut dst[..n], &src[..n], b'\n').is_none(),
+        "copy_until",
+    )?;
+    check(src[..n] == dst[..n], "copy_until")?;
+    run.throughput(case("copy_until (memccpy)", n), n as u64, || {
+        keep(copy_until(&mut dst[..n], keep(&src[..n]), keep(b'\n')));
+    });
+    let half = n / 2;
+    run.throughput(case("copy_advance (mempcpy)", n), n as u64, || {
+        let rest = copy_advance(&mut dst[..n], keep(&src[..half]));
+        keep(copy_advance(rest, keep(&src[half..n])));
+    });
+    check(src[..n] == dst[..n], "copy_advance")
 }
 
 /// memchr, memrchr and memmem over `n` bytes with the needle at the far end,
