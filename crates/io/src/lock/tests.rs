@@ -296,7 +296,10 @@ fn dup_inherited_refuses_numbers_that_are_not_open() {
         dup_inherited(1 << 30).unwrap_err().raw_os_error(),
         Some(libc::EBADF)
     );
-    assert_eq!(dup_inherited(-3).unwrap_err().raw_os_error(), Some(libc::EBADF));
+    assert_eq!(
+        dup_inherited(-3).unwrap_err().raw_os_error(),
+        Some(libc::EBADF)
+    );
 }
 
 #[test]
