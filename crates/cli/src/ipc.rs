@@ -38,8 +38,12 @@ enum IpcCommand {
     Ls(LsArgs),
     /// Remove IPC objects by id, key or name, like ipcrm.
     #[command(
-        after_help = "Examples:\n  memio ipc rm -Q --id 3\n  memio ipc rm -m --key 0x41001234\n  \
-        memio ipc rm /my_shm          (whichever POSIX object has that name)\n  memio ipc rm -s /lock"
+        after_help = "Examples:\n  memio ipc rm -Q --id 3,4      (ipcrm -q 3 -q 4)\n  \
+        memio ipc rm -m --key 0x41001234\n  \
+        memio ipc rm /my_shm          (the one POSIX object of that name; several: say -Q, -m or -s)\n  \
+        memio ipc rm -s /lock /other\n  \
+        memio ipc rm -a -m            (every System V segment, ipcrm -a shm)\n\n\
+        Every object given is tried; the status is 1 if one was missing, 2 on another error."
     )]
     Rm(RmArgs),
 }
@@ -90,8 +94,8 @@ struct LsArgs {
     /// Only System V objects.
     #[arg(long)]
     sysv: bool,
-    /// JSON output.
-    #[arg(long)]
+    /// Print JSON instead of tables (as lsipc -J).
+    #[arg(short = 'J', long)]
     json: bool,
     /// No header lines.
     #[arg(short = 'n', long)]
@@ -102,14 +106,21 @@ struct LsArgs {
 struct RmArgs {
     #[command(flatten)]
     kinds: KindFlags,
-    /// System V id (as `memio ipc ls` or `ipcs` prints it); needs -Q, -m or -s.
-    #[arg(long, conflicts_with_all = ["key", "name"])]
-    id: Option<i32>,
-    /// System V key (0x-prefixed hex or decimal); needs -Q, -m or -s.
-    #[arg(long, conflicts_with = "name", value_parser = parse_key)]
-    key: Option<Key>,
-    /// POSIX name (`/name`).
-    name: Option<String>,
+    /// System V ids as `memio ipc ls` or `ipcs` print them (repeat, or
+    /// comma-separate); needs -Q, -m or -s.
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    id: Vec<i32>,
+    /// System V keys (0x-prefixed hex or decimal; repeat, or
+    /// comma-separate); needs -Q, -m or -s.
+    #[arg(long, value_delimiter = ',', value_parser = parse_key, value_name = "KEY")]
+    key: Vec<Key>,
+    /// Remove every System V object of the kinds given (every kind when
+    /// none is), like ipcrm -a.
+    #[arg(short = 'a', long, conflicts_with_all = ["id", "key", "targets"])]
+    all: bool,
+    /// POSIX names (`/name`), or System V objects as `id:N` or a `0x` key.
+    #[arg(value_name = "NAME")]
+    targets: Vec<String>,
 }
 
 /// Runs `memio ipc`.
@@ -240,51 +251,182 @@ fn rm(args: &RmArgs, globals: Globals) -> CliResult {
     .into_iter()
     .filter_map(|(on, k)| on.then_some(k))
     .collect();
-    if let Some(name) = &args.name {
-        let kinds = if explicit.is_empty() {
-            args.kinds.kinds()
-        } else {
-            explicit
+    let mut jobs: Vec<RmTarget> = Vec::new();
+    if args.all {
+        let kinds = args.kinds.kinds();
+        let listing =
+            list::list(&kinds, &[Family::SysV]).map_err(|e| CliError::io("/proc/sysvipc", &e))?;
+        jobs.extend(listing.entries.iter().filter_map(|e| {
+            e.id.map(|id| RmTarget::Sysv(Some(e.kind), SysvTarget::Id(id)))
+        }));
+    }
+    for text in &args.targets {
+        jobs.push(RmTarget::parse(text)?);
+    }
+    jobs.extend(
+        args.id
+            .iter()
+            .map(|&id| RmTarget::Sysv(None, SysvTarget::Id(id))),
+    );
+    jobs.extend(
+        args.key
+            .iter()
+            .map(|&k| RmTarget::Sysv(None, SysvTarget::Key(k))),
+    );
+    if jobs.is_empty() && !args.all {
+        return Err(CliError::new(
+            "ipc rm",
+            "give a NAME, --id, --key or -a (ipcrm's -q ID is -Q --id ID here: -q is --quiet)",
+        ));
+    }
+    // Every object is tried; each failure is reported, and the status is
+    // the worst one (1 for a missing object, 2 for an error).
+    let mut status = EXIT_OK;
+    for job in jobs {
+        let result = match job {
+            RmTarget::Posix(name) => rm_posix(&name, &explicit, globals),
+            RmTarget::Sysv(Some(kind), target) => rm_sysv(kind, target, globals),
+            RmTarget::Sysv(None, target) => match explicit[..] {
+                [kind] => rm_sysv(kind, target, globals),
+                _ => Err(CliError::new(
+                    target.to_string(),
+                    "say which kind with exactly one of -Q (queue), -m (shared memory), \
+                     -s (semaphores)",
+                )),
+            },
         };
-        let mut removed = 0;
-        for kind in &kinds {
-            let r: Result<(), memio::ipc::Error> = match kind {
-                Kind::Queue => PosixMq::unlink(name),
-                Kind::Shm => memio::ipc::shm::posix::unlink(name),
-                Kind::Sem => NamedSem::unlink(name),
-            };
-            match r {
-                Ok(()) => {
-                    removed += 1;
-                    if globals.verbose > 0 {
-                        warn(format_args!(
-                            "note: removed POSIX {} '{name}'",
-                            kind.as_str()
-                        ));
-                    }
-                }
-                Err(memio::ipc::Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(lib_error(e)),
+        if let Err(e) = result {
+            if e.broken_pipe {
+                return Err(e);
+            }
+            warn(&e);
+            status = status.max(e.code);
+        }
+    }
+    Ok(status)
+}
+
+/// One object `ipc rm` was asked to remove.
+enum RmTarget {
+    /// A POSIX name.
+    Posix(String),
+    /// A System V object, of a kind known already (from `-a`) or to be
+    /// given with -Q, -m or -s.
+    Sysv(Option<Kind>, SysvTarget),
+}
+
+impl RmTarget {
+    /// `/name`, `id:N` or a key; a bare number is refused with the ipcrm
+    /// form it probably meant.
+    fn parse(text: &str) -> CliResult<Self> {
+        if text.starts_with('/') {
+            return Ok(RmTarget::Posix(text.to_owned()));
+        }
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CliError::new(
+                "ipc rm",
+                format!(
+                    "'{text}' is not a POSIX name (/name); for a System V id write \
+                     memio ipc rm -Q --id {text} (or -m, -s): ipcrm's -q is -Q --id here, \
+                     -q is --quiet"
+                ),
+            ));
+        }
+        match text.parse::<SysvTarget>() {
+            Ok(t) => Ok(RmTarget::Sysv(None, t)),
+            Err(why) => Err(CliError::new(
+                text,
+                format!("not a POSIX name (/name), id:N or a key: {why}"),
+            )),
+        }
+    }
+}
+
+/// The words for a POSIX kind in messages.
+fn posix_what(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Queue => "POSIX message queue",
+        Kind::Shm => "POSIX shared memory",
+        Kind::Sem => "POSIX semaphore",
+    }
+}
+
+/// Whether a POSIX object of `kind` named `name` exists (the mqueue file
+/// system need not be mounted: a queue is asked for by opening it).
+fn posix_exists(kind: Kind, name: &str) -> bool {
+    let base = name.trim_start_matches('/');
+    match kind {
+        Kind::Shm => std::path::Path::new(list::SHM_DIR).join(base).exists(),
+        Kind::Sem => std::path::Path::new(list::SHM_DIR)
+            .join(format!("sem.{base}"))
+            .exists(),
+        Kind::Queue => match memio::ipc::mq::posix::MqOptions::new()
+            .read_only()
+            .open(name, Create::Open)
+        {
+            Ok(_) => true,
+            Err(memio::ipc::Error::Io(e)) => e.kind() != io::ErrorKind::NotFound,
+            Err(_) => false,
+        },
+    }
+}
+
+/// Removes the POSIX object `name` of the kind asked; with no kind, the one
+/// object of that name, refusing when several kinds share it.
+fn rm_posix(name: &str, explicit: &[Kind], globals: Globals) -> CliResult<()> {
+    let kinds: Vec<Kind> = if explicit.is_empty() {
+        let found: Vec<Kind> = [Kind::Queue, Kind::Shm, Kind::Sem]
+            .into_iter()
+            .filter(|&k| posix_exists(k, name))
+            .collect();
+        match found[..] {
+            [] => {
+                return Err(CliError::negative(
+                    format!("POSIX IPC object '{name}'"),
+                    "no such object",
+                ));
+            }
+            [_] => found,
+            _ => {
+                let list: Vec<&str> = found.iter().map(|&k| posix_what(k)).collect();
+                return Err(CliError::new(
+                    format!("'{name}'"),
+                    format!(
+                        "several objects have this name ({}): say which with -Q, -m or -s",
+                        list.join(", ")
+                    ),
+                ));
             }
         }
-        if removed == 0 {
-            return Err(CliError::negative(name, "no such POSIX IPC object"));
+    } else {
+        explicit.to_vec()
+    };
+    for kind in kinds {
+        let r: Result<(), memio::ipc::Error> = match kind {
+            Kind::Queue => PosixMq::unlink(name),
+            Kind::Shm => memio::ipc::shm::posix::unlink(name),
+            Kind::Sem => NamedSem::unlink(name),
+        };
+        match r {
+            Ok(()) => {
+                if globals.verbose > 0 {
+                    warn(format_args!("note: removed {} '{name}'", posix_what(kind)));
+                }
+            }
+            Err(memio::ipc::Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(CliError::negative(
+                    format!("{} '{name}'", posix_what(kind)),
+                    "no such object",
+                ));
+            }
+            Err(e) => return Err(lib_error(e)),
         }
-        return Ok(EXIT_OK);
     }
-    let target = match (args.id, args.key) {
-        (Some(id), _) => SysvTarget::Id(id),
-        (None, Some(key)) => SysvTarget::Key(key),
-        (None, None) => {
-            return Err(CliError::new("ipc rm", "give a NAME, --id or --key"));
-        }
-    };
-    let [kind] = explicit[..] else {
-        return Err(CliError::new(
-            target.to_string(),
-            "say which kind with exactly one of -Q (queue), -m (shared memory), -s (semaphores)",
-        ));
-    };
+    Ok(())
+}
+
+/// Removes one System V object of `kind`.
+fn rm_sysv(kind: Kind, target: SysvTarget, globals: Globals) -> CliResult<()> {
     let (what, result) = match kind {
         Kind::Queue => ("message queue", target.queue().and_then(SysvMq::remove)),
         Kind::Shm => (
@@ -294,7 +436,10 @@ fn rm(args: &RmArgs, globals: Globals) -> CliResult {
         Kind::Sem => ("semaphore set", target.sem_set(0).and_then(SemSet::remove)),
     };
     result.map_err(|e| sysv_error(what, target, &e))?;
-    Ok(EXIT_OK)
+    if globals.verbose > 0 {
+        warn(format_args!("note: removed {what} {target}"));
+    }
+    Ok(())
 }
 
 /// A System V object named on the command line: by key or by id.
