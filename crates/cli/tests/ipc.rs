@@ -751,3 +751,58 @@ fn mode_0600_keeps_other_users_out() {
     let out = memio_as_nobody(&bin, &["shm", "read", &open, "--len", "5"]).unwrap();
     assert_eq!(ok(&out), "hello");
 }
+
+#[test]
+fn sysv_semaphores_check_value_and_index_before_the_kernel_does() {
+    let key = unique_key();
+    let _g = Guard::SysvSem(key.clone());
+    let c = memio::ipc::Create::Open;
+    // Above SEMVMX: refused, and no set is left behind.
+    fails(
+        &memio(&["sem", "create", "--sysv", &key, "--value", "40000"]),
+        2,
+        "40000 is above SEMVMX (32767)",
+    );
+    assert!(SemSet::get(key.parse().unwrap(), 0, c).is_err());
+    ok(&memio(&[
+        "sem", "create", "--sysv", &key, "--count", "2", "--value", "32767",
+    ]));
+    for verb in ["post", "wait"] {
+        fails(
+            &memio(&["sem", verb, "--sysv", &key, "--index", "5"]),
+            2,
+            &format!("semaphore set key {key}: index 5 out of range (set has 2)"),
+        );
+    }
+    fails(
+        &memio(&["sem", "get", "--sysv", &key, "--index", "2"]),
+        2,
+        "index 2 out of range (set has 2)",
+    );
+    ok(&memio(&["sem", "wait", "--sysv", &key, "--index", "1"]));
+    assert_eq!(
+        ok(&memio(&["sem", "get", "--sysv", &key, "--index", "1"])),
+        "32766\n"
+    );
+    assert_eq!(ok(&memio(&["sem", "get", "--sysv", &key])), "32767 32766\n");
+    // POSIX semaphores go to SEM_VALUE_MAX; the help says both caps.
+    let name = unique("cap");
+    let _g2 = Guard::Sem(name.clone());
+    ok(&memio(&["sem", "create", &name, "--value", "40000"]));
+    assert_eq!(ok(&memio(&["sem", "get", &name])), "40000\n");
+    fails(
+        &memio(&["sem", "create", &unique("cap"), "--value", "2147483648"]),
+        2,
+        "above SEM_VALUE_MAX (2147483647)",
+    );
+    for args in [&["sem", "--help"][..], &["sem", "create", "--help"]] {
+        let help = ok(&memio(args))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            help.contains("SEMVMX (32767)") && help.contains("SEM_VALUE_MAX (2147483647)"),
+            "{args:?}: {help}"
+        );
+    }
+}

@@ -25,6 +25,10 @@ use crate::error::{self, Error, Result};
 use crate::ffi;
 use crate::key::{Create, DEFAULT_MODE, Key};
 
+/// The largest value a System V semaphore holds (`SEMVMX`, 32767 on Linux);
+/// setting more fails with `ERANGE`.
+pub const SEMVMX: u16 = 32_767;
+
 /// How often [`SemSet::values`] reads again when the set changed under it.
 const RETRIES: usize = 8;
 
