@@ -806,3 +806,25 @@ fn sysv_semaphores_check_value_and_index_before_the_kernel_does() {
         );
     }
 }
+
+#[test]
+fn mq_recv_json_keeps_bytes_that_are_not_utf8_in_base64() {
+    let q = unique("b64");
+    let _g = Guard::Mq(q.clone());
+    ok(&memio(&["mq", "create", &q]));
+    ok(&memio_stdin(&["mq", "send", &q], &[0xff, 0xfe, b'A']));
+    let got: serde_json::Value =
+        serde_json::from_str(&ok(&memio(&["mq", "recv", &q, "--json"]))).unwrap();
+    // ff fe 41 in base64, as xattr dumps write after 0s.
+    assert_eq!(got["base64"], "//5B");
+    assert_eq!(got["utf8"], false);
+    assert_eq!(got["bytes"], 3);
+    ok(&memio(&["mq", "send", &q, "plain"]));
+    let got: serde_json::Value =
+        serde_json::from_str(&ok(&memio(&["mq", "recv", &q, "--json"]))).unwrap();
+    assert_eq!(
+        (&got["text"], &got["utf8"]),
+        (&"plain".into(), &true.into())
+    );
+    assert_eq!(got["base64"], "cGxhaW4=");
+}
