@@ -522,7 +522,7 @@ pub(crate) fn sysv_error(what: &str, target: SysvTarget, err: &io::Error) -> Cli
         (Some(ENOENT), _) | (Some(EINVAL | EIDRM), SysvTarget::Id(_)) => {
             CliError::negative(format!("{what} {target}"), "no such object")
         }
-        _ => CliError::new("", err),
+        _ => CliError::os(err),
     }
 }
 
@@ -530,7 +530,10 @@ pub(crate) fn sysv_error(what: &str, target: SysvTarget, err: &io::Error) -> Cli
 /// is printed as is; "not found" is a negative result (exit 1).
 pub(crate) fn lib_error(err: memio::ipc::Error) -> CliError {
     let not_found = matches!(&err, memio::ipc::Error::Io(e) if e.kind() == io::ErrorKind::NotFound);
-    let e = CliError::new("", err);
+    let e = match &err {
+        memio::ipc::Error::Io(io) => CliError::os(io),
+        other => CliError::new("", other),
+    };
     if not_found {
         e.with_code(EXIT_NEGATIVE)
     } else {

@@ -174,6 +174,13 @@ fn usage_error(err: &clap::Error) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
         _ => {
+            let argv: Vec<String> = std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            if let Some(hint) = xattr::usage_hint(&argv) {
+                let _ = writeln!(std::io::stderr(), "memio: {hint}");
+                return ExitCode::from(EXIT_ERROR);
+            }
             let text = err.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);
             let _ = write!(std::io::stderr(), "memio: {}", text.trim_start());

@@ -177,7 +177,7 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
         let q = SysvMqOptions::new()
             .mode(a.mode)
             .open(key, how)
-            .map_err(|e| CliError::new("", e))?;
+            .map_err(|e| CliError::os(&e))?;
         output::println(q.id())?;
         return Ok(EXIT_OK);
     }
@@ -190,7 +190,7 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
     }
     let q = opts.open(&a.queue, how).map_err(lib_error)?;
     if globals.verbose > 0 {
-        let at = q.attr().map_err(|e| CliError::new("", e))?;
+        let at = q.attr().map_err(|e| CliError::os(&e))?;
         output::println(format!(
             "{}: {} messages of at most {} bytes",
             q.name(),
@@ -386,7 +386,7 @@ fn attr(a: &AttrArgs) -> CliResult {
         .read_only()
         .open(&a.queue, Create::Open)
         .map_err(lib_error)?;
-    let at = q.attr().map_err(|e| CliError::new("", e))?;
+    let at = q.attr().map_err(|e| CliError::os(&e))?;
     if a.json {
         output::print_json(&json!({
             "name": q.name(), "capacity": at.capacity, "msg_size": at.msg_size, "messages": at.current,

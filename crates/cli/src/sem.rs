@@ -180,18 +180,16 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
             Err(e)
                 if how == Create::OpenOrCreate && e.kind() == std::io::ErrorKind::AlreadyExists =>
             {
-                let s = opts
-                    .open(key, Create::Open)
-                    .map_err(|e| CliError::new("", e))?;
+                let s = opts.open(key, Create::Open).map_err(|e| CliError::os(&e))?;
                 (s, false)
             }
-            Err(e) => return Err(CliError::new("", e)),
+            Err(e) => return Err(CliError::os(&e)),
         };
         if new && value != 0 {
             if let Err(e) = s.set_values(&vec![value; usize::from(a.count)]) {
                 // A failed create leaves nothing behind.
                 let _ = s.remove();
-                return Err(CliError::new("", e));
+                return Err(CliError::os(&e));
             }
         }
         output::println(s.id())?;
@@ -215,7 +213,7 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
         output::println(format!(
             "{}: value {}",
             s.name(),
-            s.value().map_err(|e| CliError::new("", e))?
+            s.value().map_err(|e| CliError::os(&e))?
         ))?;
     }
     Ok(EXIT_OK)
@@ -245,7 +243,7 @@ fn wait(a: &WaitArgs) -> CliResult {
         } else {
             s.wait().map(|()| true)
         }
-        .map_err(|e| CliError::new("", e))?
+        .map_err(|e| CliError::os(&e))?
     };
     if !taken {
         let why = if a.nonblock {
@@ -265,7 +263,7 @@ fn post(a: &PostArgs) -> CliResult {
         return Ok(EXIT_OK);
     }
     let s = NamedSem::open(&a.sem).map_err(lib_error)?;
-    s.post().map_err(|e| CliError::new("", e))?;
+    s.post().map_err(|e| CliError::os(&e))?;
     Ok(EXIT_OK)
 }
 
@@ -284,7 +282,7 @@ fn get(a: &GetArgs) -> CliResult {
             .collect()
     } else {
         let s = NamedSem::open(&a.sem).map_err(lib_error)?;
-        vec![s.value().map_err(|e| CliError::new("", e))?]
+        vec![s.value().map_err(|e| CliError::os(&e))?]
     };
     if a.json {
         output::print_json(&json!({ "values": values }))?;

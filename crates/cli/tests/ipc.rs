@@ -188,7 +188,11 @@ fn posix_queue_bad_input_gives_clear_errors() {
         "(/proc/sys/fs/mqueue/msgsize_max)",
     );
     ok(&memio(&["mq", "create", &q, "--msg-size", "16"]));
-    fails(&memio(&["mq", "create", &q]), 2, "file exists");
+    fails(
+        &memio(&["mq", "create", &q]),
+        1,
+        &format!("memio: message queue '{q}': cannot create: already exists"),
+    );
     ok(&memio(&["mq", "create", &q, "--open-or-create"]));
     fails(
         &memio(&["mq", "send", &q, "seventeen bytes!!"]),
@@ -295,8 +299,8 @@ fn shared_memory_written_by_one_process_is_read_by_another() {
     );
     fails(
         &memio(&["shm", "create", &name, "--size", "1k"]),
-        2,
-        "file exists",
+        1,
+        &format!("memio: shared memory '{name}': cannot create: already exists"),
     );
     fails(
         &memio(&["shm", "create", "bad", "--size", "1k"]),
@@ -724,19 +728,19 @@ fn mode_0600_keeps_other_users_out() {
     fails(
         &out,
         2,
-        &format!("failed to open shared memory '{shm}': permission denied"),
+        &format!("shared memory '{shm}': cannot open: permission denied"),
     );
     let out = memio_as_nobody(&bin, &["mq", "send", &q, "x"]).unwrap();
     fails(
         &out,
         2,
-        &format!("failed to open message queue '{q}': permission denied"),
+        &format!("message queue '{q}': cannot open: permission denied"),
     );
     let out = memio_as_nobody(&bin, &["sem", "post", &sem]).unwrap();
     fails(
         &out,
         2,
-        &format!("failed to open semaphore '{sem}': permission denied"),
+        &format!("semaphore '{sem}': cannot open: permission denied"),
     );
     let out = memio_as_nobody(&bin, &["mq", "send", "--sysv", &key, "x"]).unwrap();
     fails(&out, 2, "permission denied");
@@ -827,4 +831,54 @@ fn mq_recv_json_keeps_bytes_that_are_not_utf8_in_base64() {
         (&"plain".into(), &true.into())
     );
     assert_eq!(got["base64"], "cGxhaW4=");
+}
+
+#[test]
+fn already_exists_is_a_conflict_everywhere_worded_object_first() {
+    let name = unique("exists");
+    let key = unique_key();
+    let _g = (
+        Guard::Mq(name.clone()),
+        Guard::Shm(name.clone()),
+        Guard::Sem(name.clone()),
+        Guard::SysvMq(key.clone()),
+        Guard::SysvShm(key.clone()),
+        Guard::SysvSem(key.clone()),
+    );
+    let cases: [(&[&str], String); 6] = [
+        (&["mq", "create", &name], format!("message queue '{name}'")),
+        (
+            &["shm", "create", &name, "--size", "1k"],
+            format!("shared memory '{name}'"),
+        ),
+        (&["sem", "create", &name], format!("semaphore '{name}'")),
+        (
+            &["mq", "create", "--sysv", &key],
+            format!("message queue with key {key}"),
+        ),
+        (
+            &["shm", "create", "--sysv", &key, "--size", "4k"],
+            format!("shared memory segment with key {key}"),
+        ),
+        (
+            &["sem", "create", "--sysv", &key],
+            format!("semaphore set with key {key}"),
+        ),
+    ];
+    for (args, object) in cases {
+        ok(&memio(args));
+        let out = memio(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("memio: {object}: cannot create: already exists\n"),
+            "{args:?}"
+        );
+    }
+    // A missing object names it the same way.
+    fails(
+        &memio(&["mq", "send", &unique("none"), "x"]),
+        1,
+        "': cannot open: no such file or directory",
+    );
 }
