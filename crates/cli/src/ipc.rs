@@ -100,6 +100,26 @@ struct LsArgs {
     /// No header lines.
     #[arg(short = 'n', long)]
     noheadings: bool,
+    /// Only these columns, in this order (comma-separated, as lsipc -o);
+    /// `memio ipc ls -m` shows the names (key,id,name,owner,perms,...).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
+    columns: Vec<String>,
+    /// Raw output: columns one space apart, unaligned (lsipc -r).
+    #[arg(short, long)]
+    raw: bool,
+    /// The system's limits on IPC objects instead of the objects (lsipc -l).
+    #[arg(short = 'l', long, conflicts_with_all = ["id", "posix"])]
+    limits: bool,
+    /// One System V object in detail (lsipc -i, ipcs -i), with -Q, -m or
+    /// -s; for a set, each semaphore's value, waiters (ncount, zcount) and
+    /// last pid.
+    #[arg(short = 'i', long, value_name = "ID", conflicts_with = "posix")]
+    id: Option<i32>,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +152,17 @@ pub(crate) fn run(args: &IpcArgs, globals: Globals) -> CliResult {
 }
 
 fn ls(args: &LsArgs, globals: Globals) -> CliResult {
+    let style = output::TableStyle {
+        columns: args.columns.clone(),
+        raw: args.raw,
+        noheadings: args.noheadings,
+    };
+    if args.limits {
+        return ls_limits(args, &style);
+    }
+    if let Some(id) = args.id {
+        return ls_detail(args, id, &style);
+    }
     let families = match (args.posix, args.sysv) {
         (true, false) => vec![Family::Posix],
         (false, true) => vec![Family::SysV],
@@ -156,7 +187,7 @@ fn ls(args: &LsArgs, globals: Globals) -> CliResult {
                 output::println("")?;
             }
             first = false;
-            print_kind(kind, &rows, !args.noheadings)?;
+            print_kind(kind, &rows, &style)?;
         }
     }
     if posix_queues_hidden && !globals.quiet {
@@ -172,7 +203,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| String::from("-"), |v| v.to_string())
 }
 
-fn print_kind(kind: Kind, rows: &[&Entry], headers: bool) -> CliResult<()> {
+fn print_kind(kind: Kind, rows: &[&Entry], style: &output::TableStyle) -> CliResult<()> {
     let (title, cols, right): (&str, &[&str], &[usize]) = match kind {
         Kind::Queue => (
             "Message queues",
@@ -217,10 +248,172 @@ fn print_kind(kind: Kind, rows: &[&Entry], headers: bool) -> CliResult<()> {
         }
         table.push(row);
     }
-    if headers {
+    if !style.noheadings && !style.raw {
         output::println(format!("{title}:"))?;
     }
-    table.print(headers)
+    style.print(&table, kind.as_str())
+}
+
+/// `ipc ls -l`: the limits, as lsipc -l, with how many objects count
+/// against the per-namespace ones.
+fn ls_limits(args: &LsArgs, style: &output::TableStyle) -> CliResult {
+    let kinds = args.kinds.kinds();
+    let families = match (args.posix, args.sysv) {
+        (false, true) => vec![Family::SysV],
+        _ => vec![Family::SysV, Family::Posix],
+    };
+    let listing = list::list(&kinds, &families).map_err(|e| CliError::io("/proc/sysvipc", &e))?;
+    let count = |kind: Kind, family: Family| {
+        listing
+            .entries
+            .iter()
+            .filter(|e| e.kind == kind && e.family == family)
+            .count() as u64
+    };
+    let used = |l: &list::Limit| -> Option<u64> {
+        match l.resource {
+            "MSGMNI" => Some(count(Kind::Queue, Family::SysV)),
+            "SHMMNI" => Some(count(Kind::Shm, Family::SysV)),
+            "SEMMNI" => Some(count(Kind::Sem, Family::SysV)),
+            "SEMMNS" => Some(
+                listing
+                    .entries
+                    .iter()
+                    .filter(|e| e.kind == Kind::Sem && e.family == Family::SysV)
+                    .filter_map(|e| e.semaphores)
+                    .sum(),
+            ),
+            "QUEUES_MAX" if listing.mqueue_mounted => Some(count(Kind::Queue, Family::Posix)),
+            _ => None,
+        }
+    };
+    let limits: Vec<list::Limit> = list::limits()
+        .into_iter()
+        .filter(|l| kinds.contains(&l.kind) && families.contains(&l.family))
+        .collect();
+    if args.json {
+        let rows: Vec<_> = limits
+            .iter()
+            .map(|l| {
+                json!({
+                    "resource": l.resource,
+                    "description": l.description,
+                    "kind": l.kind.as_str(),
+                    "family": l.family.as_str(),
+                    "used": used(l),
+                    "limit": l.limit,
+                    "source": l.source,
+                })
+            })
+            .collect();
+        output::print_json(&json!({ "limits": rows }))?;
+        return Ok(EXIT_OK);
+    }
+    let mut table = Table::new(&["resource", "description", "used", "limit"]).right(&[2, 3]);
+    for l in &limits {
+        table.push(vec![
+            l.resource.to_owned(),
+            l.description.to_owned(),
+            opt(used(l)),
+            opt(l.limit),
+        ]);
+    }
+    style.print(&table, "limits")?;
+    Ok(EXIT_OK)
+}
+
+/// `ipc ls -s -i ID` (or -Q, -m): one System V object, field by field,
+/// and for a semaphore set a row per semaphore.
+fn ls_detail(args: &LsArgs, id: i32, style: &output::TableStyle) -> CliResult {
+    let explicit: Vec<Kind> = [
+        (args.kinds.queues, Kind::Queue),
+        (args.kinds.shmems, Kind::Shm),
+        (args.kinds.semaphores, Kind::Sem),
+    ]
+    .into_iter()
+    .filter_map(|(on, k)| on.then_some(k))
+    .collect();
+    let [kind] = explicit[..] else {
+        return Err(CliError::new(
+            format!("-i {id}"),
+            "say which kind with exactly one of -Q (queue), -m (shared memory), -s (semaphores)",
+        ));
+    };
+    let listing =
+        list::list(&[kind], &[Family::SysV]).map_err(|e| CliError::io("/proc/sysvipc", &e))?;
+    let what = match kind {
+        Kind::Queue => "message queue",
+        Kind::Shm => "shared memory segment",
+        Kind::Sem => "semaphore set",
+    };
+    let Some(entry) = listing.entries.iter().find(|e| e.id == Some(id)) else {
+        return Err(CliError::negative(
+            format!("{what} id {id}"),
+            "no such object",
+        ));
+    };
+    let semaphores = if kind == Kind::Sem {
+        Some(semaphore_rows(id).map_err(|e| sysv_error(what, SysvTarget::Id(id), &e))?)
+    } else {
+        None
+    };
+    if args.json {
+        let mut v = entry_json(entry);
+        if let (Some(obj), Some(rows)) = (v.as_object_mut(), &semaphores) {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    json!({"semnum": r[0], "value": r[1], "ncount": r[2], "zcount": r[3], "pid": r[4]})
+                })
+                .collect();
+            obj.insert("semaphores_detail".into(), rows.into());
+        }
+        output::print_json(&v)?;
+        return Ok(EXIT_OK);
+    }
+    let header = output::TableStyle {
+        columns: Vec::new(),
+        ..style.clone()
+    };
+    let mut fields = Table::new(&["field", "value"]);
+    if let Some(map) = entry_json(entry).as_object() {
+        for (k, v) in map {
+            if !v.is_null() {
+                fields.push(vec![
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                ]);
+            }
+        }
+    }
+    header.print(&fields, what)?;
+    if let Some(rows) = semaphores {
+        output::println("")?;
+        let mut table =
+            Table::new(&["semnum", "value", "ncount", "zcount", "pid"]).right(&[0, 1, 2, 3, 4]);
+        for r in rows {
+            table.push(r.iter().map(ToString::to_string).collect());
+        }
+        style.print(&table, "semaphores")?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// semnum, value, ncount, zcount and last pid of each semaphore in set `id`.
+fn semaphore_rows(id: i32) -> io::Result<Vec<[u32; 5]>> {
+    let set = SemSet::from_id(id);
+    let values = set.values()?;
+    let mut rows = Vec::with_capacity(values.len());
+    for (i, value) in (0u16..).zip(values) {
+        rows.push([
+            u32::from(i),
+            u32::from(value),
+            set.waiting(i)?,
+            set.zero_waiting(i)?,
+            set.last_pid(i)?,
+        ]);
+    }
+    Ok(rows)
 }
 
 fn entry_json(e: &Entry) -> serde_json::Value {

@@ -882,3 +882,93 @@ fn already_exists_is_a_conflict_everywhere_worded_object_first() {
         "': cannot open: no such file or directory",
     );
 }
+
+#[test]
+fn ipc_ls_selects_columns_prints_raw_and_shows_limits_like_lsipc() {
+    let key = unique_key();
+    let _g = Guard::SysvSem(key.clone());
+    let id = ok(&memio(&["sem", "create", "--sysv", &key, "--count", "3"]))
+        .trim()
+        .to_owned();
+    let text = ok(&memio(&[
+        "ipc",
+        "ls",
+        "-s",
+        "--sysv",
+        "-o",
+        "nsems,KEY",
+        "-r",
+    ]));
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("NSEMS KEY"));
+    assert!(lines.any(|l| l == format!("3 {key}")), "{text}");
+    fails(
+        &memio(&["ipc", "ls", "-s", "-o", "id,color"]),
+        2,
+        "unknown column 'color' (columns: key, id, name, owner, perms, nsems)",
+    );
+    // -l: one row per limit, the semaphore ones from /proc/sys/kernel/sem.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&memio(&["ipc", "ls", "-l", "-J"]))).unwrap();
+    let limits = v["limits"].as_array().unwrap();
+    let semmsl = limits.iter().find(|l| l["resource"] == "SEMMSL").unwrap();
+    let want: u64 = std::fs::read_to_string("/proc/sys/kernel/sem")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(semmsl["limit"].as_u64(), Some(want));
+    let semmni = limits.iter().find(|l| l["resource"] == "SEMMNI").unwrap();
+    assert!(semmni["used"].as_u64().unwrap() >= 1, "our set counts");
+    assert!(ok(&memio(&["ipc", "ls", "-l", "-Q"])).contains("MSGMNI"));
+    // Detail of the set by id.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&memio(&["ipc", "ls", "-s", "-i", &id, "-J"]))).unwrap();
+    assert_eq!(v["key"], key.as_str());
+    assert_eq!(v["semaphores_detail"].as_array().unwrap().len(), 3);
+    fails(&memio(&["ipc", "ls", "-i", &id]), 2, "say which kind");
+}
+
+#[test]
+fn ipc_ls_detail_shows_waiters_and_the_last_pid_per_semaphore() {
+    let key = unique_key();
+    let _g = Guard::SysvSem(key.clone());
+    let id = ok(&memio(&["sem", "create", "--sysv", &key, "--count", "2"]))
+        .trim()
+        .to_owned();
+    ok(&memio(&["sem", "post", "--sysv", &key, "--index", "1"]));
+    // A waiter on semaphore 0 (value 0) shows as ncount 1.
+    let mut waiter = Command::new(env!("CARGO_BIN_EXE_memio"))
+        .args(["sem", "wait", "--sysv", &key, "--index", "0"])
+        .spawn()
+        .unwrap();
+    let set = SemSet::get(key.parse().unwrap(), 0, memio::ipc::Create::Open).unwrap();
+    while set.waiting(0).unwrap() == 0 {
+        assert!(
+            waiter.try_wait().unwrap().is_none(),
+            "the waiter ended early"
+        );
+        std::thread::yield_now();
+    }
+    let text = ok(&memio(&[
+        "ipc",
+        "ls",
+        "-s",
+        "-i",
+        &id,
+        "-o",
+        "semnum,ncount,zcount,value",
+        "-r",
+        "-n",
+    ]));
+    let rows: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert!(rows.contains(&"0 1 0 0"), "{text}");
+    assert!(rows.contains(&"1 0 0 1"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&memio(&["ipc", "ls", "-s", "-i", &id, "-J"]))).unwrap();
+    assert!(v["semaphores_detail"][1]["pid"].as_u64().unwrap() > 0);
+    ok(&memio(&["sem", "post", "--sysv", &key, "--index", "0"]));
+    assert!(waiter.wait().unwrap().success());
+}

@@ -627,3 +627,34 @@ fn lock_errors_use_flock_1_exit_codes() {
         );
     }
 }
+
+#[test]
+fn locks_selects_columns_and_prints_raw_like_lslocks() {
+    let dir = TempDir::new("locks-o");
+    let f = dir.join("a b");
+    let holder = Holder::memio(&["lock", s(&f), "-c", HOLD]);
+    let out = memio(&[
+        "locks",
+        "-p",
+        &holder.pid().to_string(),
+        "-o",
+        "type,pid,path",
+        "-r",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let want = format!(
+        "TYPE PID PATH\nFLOCK {} {}\n",
+        holder.pid(),
+        s(&f).replace(' ', "\\x20")
+    );
+    assert_eq!(text, want);
+    let out = memio(&["locks", "-o", "pid,owner"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("unknown column 'owner'"),
+        "{}",
+        stderr(&out)
+    );
+    holder.release();
+}
