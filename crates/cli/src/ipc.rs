@@ -723,8 +723,8 @@ pub(crate) fn sysv_error(what: &str, target: SysvTarget, err: &io::Error) -> Cli
 /// is printed as is; "not found" is a negative result (exit 1).
 pub(crate) fn lib_error(err: memio::ipc::Error) -> CliError {
     let not_found = matches!(&err, memio::ipc::Error::Io(e) if e.kind() == io::ErrorKind::NotFound);
-    let e = match &err {
-        memio::ipc::Error::Io(io) => CliError::os(io),
+    let e = match err {
+        memio::ipc::Error::Io(io) => CliError::os(&io),
         other => CliError::new("", other),
     };
     if not_found {

@@ -186,7 +186,7 @@ pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
         let t0 = Instant::now();
         let mut result = locker(&target, kind, start, len)
             .lock(mode, wait)
-            .map(|g| g.keep());
+            .map(lock::LockGuard::keep);
         if kind == Kind::Flock && reopen_read_write(&result) {
             // flock(2) emulated over fcntl (NFS) needs write access for an
             // exclusive lock: flock(1) reopens read-write and tries again.
@@ -194,7 +194,7 @@ pub(crate) fn run(args: &LockArgs, globals: Globals) -> CliResult {
                 target = Target::File(open_with(Path::new(&args.file), true)?);
                 result = locker(&target, kind, start, len)
                     .lock(mode, wait)
-                    .map(|g| g.keep());
+                    .map(lock::LockGuard::keep);
             }
         }
         match result {

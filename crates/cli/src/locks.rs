@@ -20,6 +20,7 @@ process that holds it, found through /proc/*/fdinfo, or shows -), TYPE (POSIX, O
 LEASE), SIZE of the file, MODE (READ or WRITE, with * while waiting), M (1 = mandatory), START \
 and END byte offsets (END 0 = to the end of the file), PATH, and BLOCKER, the pid whose lock a \
 waiter waits for.")]
+#[allow(clippy::struct_excessive_bools, reason = "command-line flags")]
 pub(crate) struct LocksArgs {
     /// Only locks held by (or waited for by) this process.
     #[arg(short, long, value_name = "PID")]

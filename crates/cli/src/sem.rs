@@ -46,6 +46,7 @@ struct CreateArgs {
     sem: String,
     /// Initial value (every semaphore of a System V set): at most
     /// SEM_VALUE_MAX (2147483647) for POSIX, SEMVMX (32767) for System V.
+    #[allow(clippy::doc_markdown, reason = "constant names as the help prints them")]
     #[arg(long, default_value_t = 0)]
     value: u32,
     /// System V set.
@@ -140,7 +141,7 @@ fn set(target: &str, count: u16) -> CliResult<(SysvTarget, SemSet)> {
 fn set_with(target: &str, index: u16) -> CliResult<(SysvTarget, SemSet)> {
     let (t, s) = set(target, 0)?;
     let count = s.stat().map_err(|e| sysv_error(SET, t, &e))?.count;
-    if u64::from(index) >= u64::from(count) {
+    if u64::from(index) >= count {
         return Err(CliError::new(
             format!("{SET} {t}"),
             format!("index {index} out of range (set has {count})"),
