@@ -46,7 +46,10 @@ struct CreateArgs {
     sem: String,
     /// Initial value (every semaphore of a System V set): at most
     /// SEM_VALUE_MAX (2147483647) for POSIX, SEMVMX (32767) for System V.
-    #[allow(clippy::doc_markdown, reason = "constant names as the help prints them")]
+    #[allow(
+        clippy::doc_markdown,
+        reason = "constant names as the help prints them"
+    )]
     #[arg(long, default_value_t = 0)]
     value: u32,
     /// System V set.
