@@ -53,6 +53,32 @@ impl CliError {
         }
     }
 
+    /// An error from a memio library call, worded `<object>: cannot
+    /// <action>: <reason>` when the library named both (an `OsError` made
+    /// by `failed`), else as the library words it. "Already exists" is a
+    /// conflict and exits 1, as a lock held elsewhere does.
+    pub(crate) fn os(err: &io::Error) -> Self {
+        const EEXIST: i32 = 17;
+        let exists = memio::map::error::raw_errno(err) == Some(EEXIST);
+        let found = memio::map::error::OsError::find(err);
+        let mut e = match found.and_then(|os| Some((os, os.action()?, os.object()?))) {
+            Some((os, action, object)) => {
+                let reason = if exists {
+                    String::from("already exists")
+                } else {
+                    os.reason()
+                };
+                Self::new(object, format!("cannot {action}: {reason}"))
+            }
+            None => Self::io("", err),
+        };
+        e.broken_pipe = err.kind() == io::ErrorKind::BrokenPipe;
+        if exists {
+            e.code = EXIT_NEGATIVE;
+        }
+        e
+    }
+
     /// The same error with another exit status.
     #[must_use]
     pub(crate) fn with_code(mut self, code: u8) -> Self {
@@ -72,12 +98,13 @@ impl fmt::Display for CliError {
 }
 
 /// An I/O error that reached a command's `?`: it names its own object
-/// (memio's errors read `failed to open '/x': …`, and stdout's
-/// `stdout: …`, see [`crate::output::stdout`]), so it is printed as it is.
+/// (memio's errors carry it, reworded by [`CliError::os`] as
+/// `'/x': cannot open: …`; stdout's read `stdout: …`, see
+/// [`crate::output::stdout`]).
 /// A closed pipe is recognised so `main` can exit quietly with status 0.
 impl From<io::Error> for CliError {
     fn from(err: io::Error) -> Self {
-        Self::io("", &err)
+        Self::os(&err)
     }
 }
 
@@ -108,9 +135,25 @@ mod tests {
         let e = CliError::from(err);
         assert_eq!(
             e.to_string(),
-            "failed to open '/nonexistent/x': no such file or directory"
+            "'/nonexistent/x': cannot open: no such file or directory"
         );
         assert_eq!(e.code, EXIT_ERROR);
+    }
+
+    #[test]
+    fn already_exists_is_a_conflict_worded_object_first() {
+        let err: io::Error = memio::map::error::OsError::failed(
+            "create",
+            "message queue '/jobs'",
+            io::Error::from_raw_os_error(17), // EEXIST
+        )
+        .into();
+        let e = CliError::os(&err);
+        assert_eq!(
+            e.to_string(),
+            "message queue '/jobs': cannot create: already exists"
+        );
+        assert_eq!(e.code, EXIT_NEGATIVE);
     }
 
     #[test]

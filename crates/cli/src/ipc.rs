@@ -38,8 +38,12 @@ enum IpcCommand {
     Ls(LsArgs),
     /// Remove IPC objects by id, key or name, like ipcrm.
     #[command(
-        after_help = "Examples:\n  memio ipc rm -Q --id 3\n  memio ipc rm -m --key 0x41001234\n  \
-        memio ipc rm /my_shm          (whichever POSIX object has that name)\n  memio ipc rm -s /lock"
+        after_help = "Examples:\n  memio ipc rm -Q --id 3,4      (ipcrm -q 3 -q 4)\n  \
+        memio ipc rm -m --key 0x41001234\n  \
+        memio ipc rm /my_shm          (the one POSIX object of that name; several: say -Q, -m or -s)\n  \
+        memio ipc rm -s /lock /other\n  \
+        memio ipc rm -a -m            (every System V segment, ipcrm -a shm)\n\n\
+        Every object given is tried; the status is 1 if one was missing, 2 on another error."
     )]
     Rm(RmArgs),
 }
@@ -90,26 +94,53 @@ struct LsArgs {
     /// Only System V objects.
     #[arg(long)]
     sysv: bool,
-    /// JSON output.
-    #[arg(long)]
+    /// Print JSON instead of tables (as lsipc -J).
+    #[arg(short = 'J', long)]
     json: bool,
     /// No header lines.
     #[arg(short = 'n', long)]
     noheadings: bool,
+    /// Only these columns, in this order (comma-separated, as lsipc -o);
+    /// `memio ipc ls -m` shows the names (key,id,name,owner,perms,...).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
+    columns: Vec<String>,
+    /// Raw output: columns one space apart, unaligned (lsipc -r).
+    #[arg(short, long)]
+    raw: bool,
+    /// The system's limits on IPC objects instead of the objects (lsipc -l).
+    #[arg(short = 'l', long, conflicts_with_all = ["id", "posix"])]
+    limits: bool,
+    /// One System V object in detail (lsipc -i, ipcs -i), with -Q, -m or
+    /// -s; for a set, each semaphore's value, waiters (ncount, zcount) and
+    /// last pid.
+    #[arg(short = 'i', long, value_name = "ID", conflicts_with = "posix")]
+    id: Option<i32>,
 }
 
 #[derive(Debug, Args)]
 struct RmArgs {
     #[command(flatten)]
     kinds: KindFlags,
-    /// System V id (as `memio ipc ls` or `ipcs` prints it); needs -Q, -m or -s.
-    #[arg(long, conflicts_with_all = ["key", "name"])]
-    id: Option<i32>,
-    /// System V key (0x-prefixed hex or decimal); needs -Q, -m or -s.
-    #[arg(long, conflicts_with = "name", value_parser = parse_key)]
-    key: Option<Key>,
-    /// POSIX name (`/name`).
-    name: Option<String>,
+    /// System V ids as `memio ipc ls` or `ipcs` print them (repeat, or
+    /// comma-separate); needs -Q, -m or -s.
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    id: Vec<i32>,
+    /// System V keys (0x-prefixed hex or decimal; repeat, or
+    /// comma-separate); needs -Q, -m or -s.
+    #[arg(long, value_delimiter = ',', value_parser = parse_key, value_name = "KEY")]
+    key: Vec<Key>,
+    /// Remove every System V object of the kinds given (every kind when
+    /// none is), like ipcrm -a.
+    #[arg(short = 'a', long, conflicts_with_all = ["id", "key", "targets"])]
+    all: bool,
+    /// POSIX names (`/name`), or System V objects as `id:N` or a `0x` key.
+    #[arg(value_name = "NAME")]
+    targets: Vec<String>,
 }
 
 /// Runs `memio ipc`.
@@ -121,6 +152,17 @@ pub(crate) fn run(args: &IpcArgs, globals: Globals) -> CliResult {
 }
 
 fn ls(args: &LsArgs, globals: Globals) -> CliResult {
+    let style = output::TableStyle {
+        columns: args.columns.clone(),
+        raw: args.raw,
+        noheadings: args.noheadings,
+    };
+    if args.limits {
+        return ls_limits(args, &style);
+    }
+    if let Some(id) = args.id {
+        return ls_detail(args, id, &style);
+    }
     let families = match (args.posix, args.sysv) {
         (true, false) => vec![Family::Posix],
         (false, true) => vec![Family::SysV],
@@ -145,7 +187,7 @@ fn ls(args: &LsArgs, globals: Globals) -> CliResult {
                 output::println("")?;
             }
             first = false;
-            print_kind(kind, &rows, !args.noheadings)?;
+            print_kind(kind, &rows, &style)?;
         }
     }
     if posix_queues_hidden && !globals.quiet {
@@ -161,7 +203,7 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| String::from("-"), |v| v.to_string())
 }
 
-fn print_kind(kind: Kind, rows: &[&Entry], headers: bool) -> CliResult<()> {
+fn print_kind(kind: Kind, rows: &[&Entry], style: &output::TableStyle) -> CliResult<()> {
     let (title, cols, right): (&str, &[&str], &[usize]) = match kind {
         Kind::Queue => (
             "Message queues",
@@ -206,10 +248,172 @@ fn print_kind(kind: Kind, rows: &[&Entry], headers: bool) -> CliResult<()> {
         }
         table.push(row);
     }
-    if headers {
+    if !style.noheadings && !style.raw {
         output::println(format!("{title}:"))?;
     }
-    table.print(headers)
+    style.print(&table, kind.as_str())
+}
+
+/// `ipc ls -l`: the limits, as lsipc -l, with how many objects count
+/// against the per-namespace ones.
+fn ls_limits(args: &LsArgs, style: &output::TableStyle) -> CliResult {
+    let kinds = args.kinds.kinds();
+    let families = match (args.posix, args.sysv) {
+        (false, true) => vec![Family::SysV],
+        _ => vec![Family::SysV, Family::Posix],
+    };
+    let listing = list::list(&kinds, &families).map_err(|e| CliError::io("/proc/sysvipc", &e))?;
+    let count = |kind: Kind, family: Family| {
+        listing
+            .entries
+            .iter()
+            .filter(|e| e.kind == kind && e.family == family)
+            .count() as u64
+    };
+    let used = |l: &list::Limit| -> Option<u64> {
+        match l.resource {
+            "MSGMNI" => Some(count(Kind::Queue, Family::SysV)),
+            "SHMMNI" => Some(count(Kind::Shm, Family::SysV)),
+            "SEMMNI" => Some(count(Kind::Sem, Family::SysV)),
+            "SEMMNS" => Some(
+                listing
+                    .entries
+                    .iter()
+                    .filter(|e| e.kind == Kind::Sem && e.family == Family::SysV)
+                    .filter_map(|e| e.semaphores)
+                    .sum(),
+            ),
+            "QUEUES_MAX" if listing.mqueue_mounted => Some(count(Kind::Queue, Family::Posix)),
+            _ => None,
+        }
+    };
+    let limits: Vec<list::Limit> = list::limits()
+        .into_iter()
+        .filter(|l| kinds.contains(&l.kind) && families.contains(&l.family))
+        .collect();
+    if args.json {
+        let rows: Vec<_> = limits
+            .iter()
+            .map(|l| {
+                json!({
+                    "resource": l.resource,
+                    "description": l.description,
+                    "kind": l.kind.as_str(),
+                    "family": l.family.as_str(),
+                    "used": used(l),
+                    "limit": l.limit,
+                    "source": l.source,
+                })
+            })
+            .collect();
+        output::print_json(&json!({ "limits": rows }))?;
+        return Ok(EXIT_OK);
+    }
+    let mut table = Table::new(&["resource", "description", "used", "limit"]).right(&[2, 3]);
+    for l in &limits {
+        table.push(vec![
+            l.resource.to_owned(),
+            l.description.to_owned(),
+            opt(used(l)),
+            opt(l.limit),
+        ]);
+    }
+    style.print(&table, "limits")?;
+    Ok(EXIT_OK)
+}
+
+/// `ipc ls -s -i ID` (or -Q, -m): one System V object, field by field,
+/// and for a semaphore set a row per semaphore.
+fn ls_detail(args: &LsArgs, id: i32, style: &output::TableStyle) -> CliResult {
+    let explicit: Vec<Kind> = [
+        (args.kinds.queues, Kind::Queue),
+        (args.kinds.shmems, Kind::Shm),
+        (args.kinds.semaphores, Kind::Sem),
+    ]
+    .into_iter()
+    .filter_map(|(on, k)| on.then_some(k))
+    .collect();
+    let [kind] = explicit[..] else {
+        return Err(CliError::new(
+            format!("-i {id}"),
+            "say which kind with exactly one of -Q (queue), -m (shared memory), -s (semaphores)",
+        ));
+    };
+    let listing =
+        list::list(&[kind], &[Family::SysV]).map_err(|e| CliError::io("/proc/sysvipc", &e))?;
+    let what = match kind {
+        Kind::Queue => "message queue",
+        Kind::Shm => "shared memory segment",
+        Kind::Sem => "semaphore set",
+    };
+    let Some(entry) = listing.entries.iter().find(|e| e.id == Some(id)) else {
+        return Err(CliError::negative(
+            format!("{what} id {id}"),
+            "no such object",
+        ));
+    };
+    let semaphores = if kind == Kind::Sem {
+        Some(semaphore_rows(id).map_err(|e| sysv_error(what, SysvTarget::Id(id), &e))?)
+    } else {
+        None
+    };
+    if args.json {
+        let mut v = entry_json(entry);
+        if let (Some(obj), Some(rows)) = (v.as_object_mut(), &semaphores) {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    json!({"semnum": r[0], "value": r[1], "ncount": r[2], "zcount": r[3], "pid": r[4]})
+                })
+                .collect();
+            obj.insert("semaphores_detail".into(), rows.into());
+        }
+        output::print_json(&v)?;
+        return Ok(EXIT_OK);
+    }
+    let header = output::TableStyle {
+        columns: Vec::new(),
+        ..style.clone()
+    };
+    let mut fields = Table::new(&["field", "value"]);
+    if let Some(map) = entry_json(entry).as_object() {
+        for (k, v) in map {
+            if !v.is_null() {
+                fields.push(vec![
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                ]);
+            }
+        }
+    }
+    header.print(&fields, what)?;
+    if let Some(rows) = semaphores {
+        output::println("")?;
+        let mut table =
+            Table::new(&["semnum", "value", "ncount", "zcount", "pid"]).right(&[0, 1, 2, 3, 4]);
+        for r in rows {
+            table.push(r.iter().map(ToString::to_string).collect());
+        }
+        style.print(&table, "semaphores")?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// semnum, value, ncount, zcount and last pid of each semaphore in set `id`.
+fn semaphore_rows(id: i32) -> io::Result<Vec<[u32; 5]>> {
+    let set = SemSet::from_id(id);
+    let values = set.values()?;
+    let mut rows = Vec::with_capacity(values.len());
+    for (i, value) in (0u16..).zip(values) {
+        rows.push([
+            u32::from(i),
+            u32::from(value),
+            set.waiting(i)?,
+            set.zero_waiting(i)?,
+            set.last_pid(i)?,
+        ]);
+    }
+    Ok(rows)
 }
 
 fn entry_json(e: &Entry) -> serde_json::Value {
@@ -240,51 +444,182 @@ fn rm(args: &RmArgs, globals: Globals) -> CliResult {
     .into_iter()
     .filter_map(|(on, k)| on.then_some(k))
     .collect();
-    if let Some(name) = &args.name {
-        let kinds = if explicit.is_empty() {
-            args.kinds.kinds()
-        } else {
-            explicit
+    let mut jobs: Vec<RmTarget> = Vec::new();
+    if args.all {
+        let kinds = args.kinds.kinds();
+        let listing =
+            list::list(&kinds, &[Family::SysV]).map_err(|e| CliError::io("/proc/sysvipc", &e))?;
+        jobs.extend(listing.entries.iter().filter_map(|e| {
+            e.id.map(|id| RmTarget::Sysv(Some(e.kind), SysvTarget::Id(id)))
+        }));
+    }
+    for text in &args.targets {
+        jobs.push(RmTarget::parse(text)?);
+    }
+    jobs.extend(
+        args.id
+            .iter()
+            .map(|&id| RmTarget::Sysv(None, SysvTarget::Id(id))),
+    );
+    jobs.extend(
+        args.key
+            .iter()
+            .map(|&k| RmTarget::Sysv(None, SysvTarget::Key(k))),
+    );
+    if jobs.is_empty() && !args.all {
+        return Err(CliError::new(
+            "ipc rm",
+            "give a NAME, --id, --key or -a (ipcrm's -q ID is -Q --id ID here: -q is --quiet)",
+        ));
+    }
+    // Every object is tried; each failure is reported, and the status is
+    // the worst one (1 for a missing object, 2 for an error).
+    let mut status = EXIT_OK;
+    for job in jobs {
+        let result = match job {
+            RmTarget::Posix(name) => rm_posix(&name, &explicit, globals),
+            RmTarget::Sysv(Some(kind), target) => rm_sysv(kind, target, globals),
+            RmTarget::Sysv(None, target) => match explicit[..] {
+                [kind] => rm_sysv(kind, target, globals),
+                _ => Err(CliError::new(
+                    target.to_string(),
+                    "say which kind with exactly one of -Q (queue), -m (shared memory), \
+                     -s (semaphores)",
+                )),
+            },
         };
-        let mut removed = 0;
-        for kind in &kinds {
-            let r: Result<(), memio::ipc::Error> = match kind {
-                Kind::Queue => PosixMq::unlink(name),
-                Kind::Shm => memio::ipc::shm::posix::unlink(name),
-                Kind::Sem => NamedSem::unlink(name),
-            };
-            match r {
-                Ok(()) => {
-                    removed += 1;
-                    if globals.verbose > 0 {
-                        warn(format_args!(
-                            "note: removed POSIX {} '{name}'",
-                            kind.as_str()
-                        ));
-                    }
-                }
-                Err(memio::ipc::Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(lib_error(e)),
+        if let Err(e) = result {
+            if e.broken_pipe {
+                return Err(e);
+            }
+            warn(&e);
+            status = status.max(e.code);
+        }
+    }
+    Ok(status)
+}
+
+/// One object `ipc rm` was asked to remove.
+enum RmTarget {
+    /// A POSIX name.
+    Posix(String),
+    /// A System V object, of a kind known already (from `-a`) or to be
+    /// given with -Q, -m or -s.
+    Sysv(Option<Kind>, SysvTarget),
+}
+
+impl RmTarget {
+    /// `/name`, `id:N` or a key; a bare number is refused with the ipcrm
+    /// form it probably meant.
+    fn parse(text: &str) -> CliResult<Self> {
+        if text.starts_with('/') {
+            return Ok(RmTarget::Posix(text.to_owned()));
+        }
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CliError::new(
+                "ipc rm",
+                format!(
+                    "'{text}' is not a POSIX name (/name); for a System V id write \
+                     memio ipc rm -Q --id {text} (or -m, -s): ipcrm's -q is -Q --id here, \
+                     -q is --quiet"
+                ),
+            ));
+        }
+        match text.parse::<SysvTarget>() {
+            Ok(t) => Ok(RmTarget::Sysv(None, t)),
+            Err(why) => Err(CliError::new(
+                text,
+                format!("not a POSIX name (/name), id:N or a key: {why}"),
+            )),
+        }
+    }
+}
+
+/// The words for a POSIX kind in messages.
+fn posix_what(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Queue => "POSIX message queue",
+        Kind::Shm => "POSIX shared memory",
+        Kind::Sem => "POSIX semaphore",
+    }
+}
+
+/// Whether a POSIX object of `kind` named `name` exists (the mqueue file
+/// system need not be mounted: a queue is asked for by opening it).
+fn posix_exists(kind: Kind, name: &str) -> bool {
+    let base = name.trim_start_matches('/');
+    match kind {
+        Kind::Shm => std::path::Path::new(list::SHM_DIR).join(base).exists(),
+        Kind::Sem => std::path::Path::new(list::SHM_DIR)
+            .join(format!("sem.{base}"))
+            .exists(),
+        Kind::Queue => match memio::ipc::mq::posix::MqOptions::new()
+            .read_only()
+            .open(name, Create::Open)
+        {
+            Ok(_) => true,
+            Err(memio::ipc::Error::Io(e)) => e.kind() != io::ErrorKind::NotFound,
+            Err(_) => false,
+        },
+    }
+}
+
+/// Removes the POSIX object `name` of the kind asked; with no kind, the one
+/// object of that name, refusing when several kinds share it.
+fn rm_posix(name: &str, explicit: &[Kind], globals: Globals) -> CliResult<()> {
+    let kinds: Vec<Kind> = if explicit.is_empty() {
+        let found: Vec<Kind> = [Kind::Queue, Kind::Shm, Kind::Sem]
+            .into_iter()
+            .filter(|&k| posix_exists(k, name))
+            .collect();
+        match found[..] {
+            [] => {
+                return Err(CliError::negative(
+                    format!("POSIX IPC object '{name}'"),
+                    "no such object",
+                ));
+            }
+            [_] => found,
+            _ => {
+                let list: Vec<&str> = found.iter().map(|&k| posix_what(k)).collect();
+                return Err(CliError::new(
+                    format!("'{name}'"),
+                    format!(
+                        "several objects have this name ({}): say which with -Q, -m or -s",
+                        list.join(", ")
+                    ),
+                ));
             }
         }
-        if removed == 0 {
-            return Err(CliError::negative(name, "no such POSIX IPC object"));
+    } else {
+        explicit.to_vec()
+    };
+    for kind in kinds {
+        let r: Result<(), memio::ipc::Error> = match kind {
+            Kind::Queue => PosixMq::unlink(name),
+            Kind::Shm => memio::ipc::shm::posix::unlink(name),
+            Kind::Sem => NamedSem::unlink(name),
+        };
+        match r {
+            Ok(()) => {
+                if globals.verbose > 0 {
+                    warn(format_args!("note: removed {} '{name}'", posix_what(kind)));
+                }
+            }
+            Err(memio::ipc::Error::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(CliError::negative(
+                    format!("{} '{name}'", posix_what(kind)),
+                    "no such object",
+                ));
+            }
+            Err(e) => return Err(lib_error(e)),
         }
-        return Ok(EXIT_OK);
     }
-    let target = match (args.id, args.key) {
-        (Some(id), _) => SysvTarget::Id(id),
-        (None, Some(key)) => SysvTarget::Key(key),
-        (None, None) => {
-            return Err(CliError::new("ipc rm", "give a NAME, --id or --key"));
-        }
-    };
-    let [kind] = explicit[..] else {
-        return Err(CliError::new(
-            target.to_string(),
-            "say which kind with exactly one of -Q (queue), -m (shared memory), -s (semaphores)",
-        ));
-    };
+    Ok(())
+}
+
+/// Removes one System V object of `kind`.
+fn rm_sysv(kind: Kind, target: SysvTarget, globals: Globals) -> CliResult<()> {
     let (what, result) = match kind {
         Kind::Queue => ("message queue", target.queue().and_then(SysvMq::remove)),
         Kind::Shm => (
@@ -294,7 +629,10 @@ fn rm(args: &RmArgs, globals: Globals) -> CliResult {
         Kind::Sem => ("semaphore set", target.sem_set(0).and_then(SemSet::remove)),
     };
     result.map_err(|e| sysv_error(what, target, &e))?;
-    Ok(EXIT_OK)
+    if globals.verbose > 0 {
+        warn(format_args!("note: removed {what} {target}"));
+    }
+    Ok(())
 }
 
 /// A System V object named on the command line: by key or by id.
@@ -377,7 +715,7 @@ pub(crate) fn sysv_error(what: &str, target: SysvTarget, err: &io::Error) -> Cli
         (Some(ENOENT), _) | (Some(EINVAL | EIDRM), SysvTarget::Id(_)) => {
             CliError::negative(format!("{what} {target}"), "no such object")
         }
-        _ => CliError::new("", err),
+        _ => CliError::os(err),
     }
 }
 
@@ -385,7 +723,10 @@ pub(crate) fn sysv_error(what: &str, target: SysvTarget, err: &io::Error) -> Cli
 /// is printed as is; "not found" is a negative result (exit 1).
 pub(crate) fn lib_error(err: memio::ipc::Error) -> CliError {
     let not_found = matches!(&err, memio::ipc::Error::Io(e) if e.kind() == io::ErrorKind::NotFound);
-    let e = CliError::new("", err);
+    let e = match err {
+        memio::ipc::Error::Io(io) => CliError::os(&io),
+        other => CliError::new("", other),
+    };
     if not_found {
         e.with_code(EXIT_NEGATIVE)
     } else {

@@ -20,6 +20,7 @@ process that holds it, found through /proc/*/fdinfo, or shows -), TYPE (POSIX, O
 LEASE), SIZE of the file, MODE (READ or WRITE, with * while waiting), M (1 = mandatory), START \
 and END byte offsets (END 0 = to the end of the file), PATH, and BLOCKER, the pid whose lock a \
 waiter waits for.")]
+#[allow(clippy::struct_excessive_bools, reason = "command-line flags")]
 pub(crate) struct LocksArgs {
     /// Only locks held by (or waited for by) this process.
     #[arg(short, long, value_name = "PID")]
@@ -33,6 +34,18 @@ pub(crate) struct LocksArgs {
     /// Leave out the header line.
     #[arg(short, long)]
     noheadings: bool,
+    /// Only these columns, in this order (comma-separated, as lslocks -o):
+    /// command,pid,type,size,mode,m,start,end,path,blocker.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
+    columns: Vec<String>,
+    /// Raw output: columns one space apart, unaligned (lslocks -r).
+    #[arg(short, long)]
+    raw: bool,
 }
 
 /// What `--json` prints, in util-linux lslocks' shape.
@@ -109,7 +122,12 @@ pub(crate) fn run(args: &LocksArgs, _globals: Globals) -> CliResult {
             r.blocker.map_or_else(String::new, |p| p.to_string()),
         ]);
     }
-    t.print(!args.noheadings)?;
+    output::TableStyle {
+        columns: args.columns.clone(),
+        raw: args.raw,
+        noheadings: args.noheadings,
+    }
+    .print(&t, "locks")?;
     Ok(EXIT_OK)
 }
 

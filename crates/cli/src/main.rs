@@ -144,6 +144,19 @@ fn report(err: &CliError) -> ExitCode {
     ExitCode::from(err.code)
 }
 
+/// The status for a usage mistake: 2, or flock(1)'s 64 under `memio lock`
+/// (the first word that is not an option names the command).
+fn usage_status() -> u8 {
+    let command = std::env::args_os()
+        .skip(1)
+        .find(|a| !a.to_string_lossy().starts_with('-'));
+    if command.as_deref() == Some(std::ffi::OsStr::new("lock")) {
+        lock::EXIT_USAGE
+    } else {
+        EXIT_ERROR
+    }
+}
+
 /// Help and version go to stdout with status 0; usage mistakes go to stderr
 /// as `memio: <what>` followed by clap's usage lines, with status 2.
 fn usage_error(err: &clap::Error) -> ExitCode {
@@ -161,10 +174,17 @@ fn usage_error(err: &clap::Error) -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
         _ => {
+            let argv: Vec<String> = std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            if let Some(hint) = xattr::usage_hint(&argv) {
+                let _ = writeln!(std::io::stderr(), "memio: {hint}");
+                return ExitCode::from(EXIT_ERROR);
+            }
             let text = err.render().to_string();
             let text = text.strip_prefix("error: ").unwrap_or(&text);
             let _ = write!(std::io::stderr(), "memio: {}", text.trim_start());
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(usage_status())
         }
     }
 }

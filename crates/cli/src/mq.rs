@@ -5,6 +5,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
+use memio::io::xattr::dump::Encoding;
 use memio::ipc::Create;
 use memio::ipc::mq::posix::{MqOptions, PosixMq};
 use memio::ipc::mq::sysv::{MsgType, SysvMq, SysvMqOptions};
@@ -115,7 +116,8 @@ struct RecvArgs {
     /// Print the message bytes exactly, without the newline added.
     #[arg(long)]
     raw: bool,
-    /// Print the message, its length and priority/type as JSON.
+    /// Print the message as JSON: its length, priority/type, `text`, and the
+    /// exact bytes in `base64` (text that is not UTF-8 shows U+FFFD).
     #[arg(long, conflicts_with = "raw")]
     json: bool,
     #[command(flatten)]
@@ -175,7 +177,7 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
         let q = SysvMqOptions::new()
             .mode(a.mode)
             .open(key, how)
-            .map_err(|e| CliError::new("", e))?;
+            .map_err(|e| CliError::os(&e))?;
         output::println(q.id())?;
         return Ok(EXIT_OK);
     }
@@ -188,7 +190,7 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
     }
     let q = opts.open(&a.queue, how).map_err(lib_error)?;
     if globals.verbose > 0 {
-        let at = q.attr().map_err(|e| CliError::new("", e))?;
+        let at = q.attr().map_err(|e| CliError::os(&e))?;
         output::println(format!(
             "{}: {} messages of at most {} bytes",
             q.name(),
@@ -314,9 +316,14 @@ fn recv(a: &RecvArgs) -> CliResult {
     };
     let mut out = crate::output::stdout();
     if a.json {
+        // `text` is exact when `utf8` is true; `base64` always is (bytes
+        // that are not UTF-8 would otherwise turn into U+FFFD).
+        let base64 = memio::io::xattr::dump::encode(&msg, Some(Encoding::Base64));
         let mut v = json!({
             "bytes": msg.len(),
             "text": String::from_utf8_lossy(&msg),
+            "utf8": std::str::from_utf8(&msg).is_ok(),
+            "base64": String::from_utf8_lossy(base64.strip_prefix(b"0s").unwrap_or(&base64)),
         });
         if let (Some(obj), Some(extra)) = (v.as_object_mut(), meta.as_object()) {
             obj.extend(extra.clone());
@@ -379,7 +386,7 @@ fn attr(a: &AttrArgs) -> CliResult {
         .read_only()
         .open(&a.queue, Create::Open)
         .map_err(lib_error)?;
-    let at = q.attr().map_err(|e| CliError::new("", e))?;
+    let at = q.attr().map_err(|e| CliError::os(&e))?;
     if a.json {
         output::print_json(&json!({
             "name": q.name(), "capacity": at.capacity, "msg_size": at.msg_size, "messages": at.current,

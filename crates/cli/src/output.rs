@@ -105,10 +105,101 @@ impl Table {
         Ok(())
     }
 
+    /// The table with only the named columns, in the order given (`-o` of
+    /// lsipc and lslocks); names match headers in any case.
+    ///
+    /// # Errors
+    /// An unknown name, with the columns there are.
+    pub(crate) fn select<S: AsRef<str>>(&self, names: &[S]) -> Result<Self, String> {
+        let mut picks = Vec::with_capacity(names.len());
+        for name in names {
+            let name = name.as_ref();
+            let at = self
+                .headers
+                .iter()
+                .position(|h| h.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    format!(
+                        "unknown column '{name}' (columns: {})",
+                        self.headers.join(", ").to_lowercase()
+                    )
+                })?;
+            picks.push(at);
+        }
+        Ok(Self {
+            headers: picks.iter().map(|&i| self.headers[i].clone()).collect(),
+            align: picks.iter().map(|&i| self.align[i]).collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|r| {
+                    picks
+                        .iter()
+                        .map(|&i| r.get(i).cloned().unwrap_or_default())
+                        .collect()
+                })
+                .collect(),
+        })
+    }
+
+    /// Writes the table unaligned, one space between cells, as lsipc and
+    /// lslocks `-r` do: spaces and backslashes inside a cell are written
+    /// `\x20` and `\x5c`, an empty cell as nothing.
+    pub(crate) fn write_raw(&self, out: &mut dyn Write, headers: bool) -> io::Result<()> {
+        let escape = |cell: &str| cell.replace('\\', "\\x5c").replace(' ', "\\x20");
+        let n = self.headers.len();
+        if headers {
+            writeln!(out, "{}", self.headers.join(" "))?;
+        }
+        for row in &self.rows {
+            let cells: Vec<String> = (0..n)
+                .map(|i| escape(row.get(i).map_or("", String::as_str)))
+                .collect();
+            writeln!(out, "{}", cells.join(" "))?;
+        }
+        Ok(())
+    }
+
     /// Prints the table to stdout.
     pub(crate) fn print(&self, headers: bool) -> CliResult<()> {
         let mut out = stdout();
         self.write(&mut out, headers)?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
+/// How a table is printed: which columns (`-o`), aligned or raw (`-r`),
+/// with or without headers (`-n`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TableStyle {
+    /// Only these columns, in this order; all when empty.
+    pub(crate) columns: Vec<String>,
+    /// Unaligned, one space apart.
+    pub(crate) raw: bool,
+    /// Leave out the header line.
+    pub(crate) noheadings: bool,
+}
+
+impl TableStyle {
+    /// Prints `table` in this style to stdout; `what` names the table in
+    /// an error about an unknown column.
+    pub(crate) fn print(&self, table: &Table, what: &str) -> CliResult<()> {
+        let picked;
+        let table = if self.columns.is_empty() {
+            table
+        } else {
+            picked = table
+                .select(&self.columns)
+                .map_err(|why| crate::error::CliError::new(format!("-o ({what})"), why))?;
+            &picked
+        };
+        let mut out = stdout();
+        if self.raw {
+            table.write_raw(&mut out, !self.noheadings)?;
+        } else {
+            table.write(&mut out, !self.noheadings)?;
+        }
         out.flush()?;
         Ok(())
     }

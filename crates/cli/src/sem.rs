@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 use memio::ipc::Create;
-use memio::ipc::sem::posix::{NamedSem, NamedSemOptions};
-use memio::ipc::sem::sysv::{SemOp, SemSet, SemSetOptions};
+use memio::ipc::sem::posix::{NamedSem, NamedSemOptions, SEM_VALUE_MAX};
+use memio::ipc::sem::sysv::{SEMVMX, SemOp, SemSet, SemSetOptions};
 use serde_json::json;
 
 use crate::error::{CliError, CliResult, EXIT_OK};
@@ -17,7 +17,9 @@ use crate::output::{self, Globals};
 #[derive(Debug, Args)]
 #[command(
     after_help = "With --sysv, SEM is a key (0x41001234 or decimal), id:N for an id, \
-    or `private` when creating (the id is printed); --index picks a semaphore of the set."
+    or `private` when creating (the id is printed); --index picks a semaphore of the set.\n\
+    Values: at most SEM_VALUE_MAX (2147483647) for POSIX semaphores, SEMVMX (32767) for \
+    System V ones; a post past the cap fails."
 )]
 pub(crate) struct SemArgs {
     #[command(subcommand)]
@@ -42,9 +44,14 @@ enum SemCommand {
 struct CreateArgs {
     /// `/name`, or with --sysv a key or `private`.
     sem: String,
-    /// Initial value (every semaphore of a System V set).
+    /// Initial value (every semaphore of a System V set): at most
+    /// SEM_VALUE_MAX (2147483647) for POSIX, SEMVMX (32767) for System V.
+    #[allow(
+        clippy::doc_markdown,
+        reason = "constant names as the help prints them"
+    )]
     #[arg(long, default_value_t = 0)]
-    value: u16,
+    value: u32,
     /// System V set.
     #[arg(long)]
     sysv: bool,
@@ -96,6 +103,9 @@ struct GetArgs {
     /// System V set.
     #[arg(long)]
     sysv: bool,
+    /// Only this semaphore of a System V set.
+    #[arg(long, requires = "sysv")]
+    index: Option<u16>,
     /// JSON output.
     #[arg(long)]
     json: bool,
@@ -129,6 +139,20 @@ fn set(target: &str, count: u16) -> CliResult<(SysvTarget, SemSet)> {
     Ok((t, s))
 }
 
+/// The set, after checking that it has semaphore `index`: the kernel's
+/// answer to a bad index is a bare `EINVAL`.
+fn set_with(target: &str, index: u16) -> CliResult<(SysvTarget, SemSet)> {
+    let (t, s) = set(target, 0)?;
+    let count = s.stat().map_err(|e| sysv_error(SET, t, &e))?.count;
+    if u64::from(index) >= count {
+        return Err(CliError::new(
+            format!("{SET} {t}"),
+            format!("index {index} out of range (set has {count})"),
+        ));
+    }
+    Ok((t, s))
+}
+
 fn create(a: &CreateArgs, globals: Globals) -> CliResult {
     let how = create_mode(a.open_or_create);
     if a.sysv {
@@ -141,6 +165,18 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
                 ));
             }
         };
+        let value = u16::try_from(a.value)
+            .ok()
+            .filter(|v| *v <= SEMVMX)
+            .ok_or_else(|| {
+                CliError::new(
+                    "--value",
+                    format!(
+                        "{} is above SEMVMX ({SEMVMX}), the largest System V semaphore value",
+                        a.value
+                    ),
+                )
+            })?;
         // Only a set made here gets --value; an existing one keeps its values.
         let opts = SemSetOptions::new().count(a.count).mode(a.mode);
         let (s, new) = match opts.open(key, Create::Exclusive) {
@@ -148,22 +184,32 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
             Err(e)
                 if how == Create::OpenOrCreate && e.kind() == std::io::ErrorKind::AlreadyExists =>
             {
-                let s = opts
-                    .open(key, Create::Open)
-                    .map_err(|e| CliError::new("", e))?;
+                let s = opts.open(key, Create::Open).map_err(|e| CliError::os(&e))?;
                 (s, false)
             }
-            Err(e) => return Err(CliError::new("", e)),
+            Err(e) => return Err(CliError::os(&e)),
         };
-        if new && a.value != 0 {
-            s.set_values(&vec![a.value; usize::from(a.count)])
-                .map_err(|e| CliError::new("", e))?;
+        if new && value != 0 {
+            if let Err(e) = s.set_values(&vec![value; usize::from(a.count)]) {
+                // A failed create leaves nothing behind.
+                let _ = s.remove();
+                return Err(CliError::os(&e));
+            }
         }
         output::println(s.id())?;
         return Ok(EXIT_OK);
     }
+    if a.value > SEM_VALUE_MAX {
+        return Err(CliError::new(
+            "--value",
+            format!(
+                "{} is above SEM_VALUE_MAX ({SEM_VALUE_MAX}), the largest POSIX semaphore value",
+                a.value
+            ),
+        ));
+    }
     let s = NamedSemOptions::new()
-        .value(u32::from(a.value))
+        .value(a.value)
         .mode(a.mode)
         .open(&a.sem, how)
         .map_err(lib_error)?;
@@ -171,7 +217,7 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
         output::println(format!(
             "{}: value {}",
             s.name(),
-            s.value().map_err(|e| CliError::new("", e))?
+            s.value().map_err(|e| CliError::os(&e))?
         ))?;
     }
     Ok(EXIT_OK)
@@ -180,7 +226,7 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
 fn wait(a: &WaitArgs) -> CliResult {
     let object;
     let taken = if a.sysv {
-        let (t, s) = set(&a.sem, a.index.saturating_add(1))?;
+        let (t, s) = set_with(&a.sem, a.index)?;
         object = format!("{SET} {t}");
         let op = [SemOp::wait(a.index)];
         if a.nonblock {
@@ -201,7 +247,7 @@ fn wait(a: &WaitArgs) -> CliResult {
         } else {
             s.wait().map(|()| true)
         }
-        .map_err(|e| CliError::new("", e))?
+        .map_err(|e| CliError::os(&e))?
     };
     if !taken {
         let why = if a.nonblock {
@@ -216,17 +262,22 @@ fn wait(a: &WaitArgs) -> CliResult {
 
 fn post(a: &PostArgs) -> CliResult {
     if a.sysv {
-        let (_, s) = set(&a.sem, a.index.saturating_add(1))?;
+        let (_, s) = set_with(&a.sem, a.index)?;
         s.op(&[SemOp::post(a.index)]).map_err(lib_error)?;
         return Ok(EXIT_OK);
     }
     let s = NamedSem::open(&a.sem).map_err(lib_error)?;
-    s.post().map_err(|e| CliError::new("", e))?;
+    s.post().map_err(|e| CliError::os(&e))?;
     Ok(EXIT_OK)
 }
 
 fn get(a: &GetArgs) -> CliResult {
-    let values: Vec<u32> = if a.sysv {
+    let values: Vec<u32> = if let (true, Some(index)) = (a.sysv, a.index) {
+        let (t, s) = set_with(&a.sem, index)?;
+        vec![u32::from(
+            s.get_value(index).map_err(|e| sysv_error(SET, t, &e))?,
+        )]
+    } else if a.sysv {
         let (t, s) = set(&a.sem, 0)?;
         s.values()
             .map_err(|e| sysv_error(SET, t, &e))?
@@ -235,7 +286,7 @@ fn get(a: &GetArgs) -> CliResult {
             .collect()
     } else {
         let s = NamedSem::open(&a.sem).map_err(lib_error)?;
-        vec![s.value().map_err(|e| CliError::new("", e))?]
+        vec![s.value().map_err(|e| CliError::os(&e))?]
     };
     if a.json {
         output::print_json(&json!({ "values": values }))?;

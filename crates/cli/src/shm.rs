@@ -130,7 +130,7 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
             .size(bytes)
             .mode(a.mode)
             .open(key, how)
-            .map_err(|e| CliError::new("", e))?;
+            .map_err(|e| CliError::os(&e))?;
         output::println(seg.id())?;
         return Ok(EXIT_OK);
     }

@@ -22,7 +22,10 @@ Values on the command line and in dumps are encoded as getfattr/setfattr do: tex
 `memio xattr dump` output is read by `setfattr --restore`, and `getfattr --dump` output by \
 `memio xattr restore`.
 
-Exit status: 0 ok, 1 an attribute was not found, 2 any other error.")]
+-h is --no-dereference, as in getfattr and setfattr; help is --help.
+
+Exit status: 0 ok, 1 an attribute was not found (or exists already, with --create), 2 any other \
+error.")]
 pub(crate) struct XattrArgs {
     #[command(subcommand)]
     command: XattrCommand,
@@ -50,7 +53,8 @@ enum XattrCommand {
 /// getfattr and setfattr, so help is `--help` only.
 #[derive(Debug, Args)]
 struct Common {
-    /// Act on a symlink itself rather than on the file it points to.
+    /// Act on a symlink itself rather than on the file it points to. -h
+    /// means this here, as in getfattr and setfattr; help is --help.
     #[arg(short = 'h', long = "no-dereference")]
     no_dereference: bool,
     /// Print help.
@@ -150,7 +154,7 @@ pub(crate) fn run(args: &XattrArgs, globals: Globals) -> CliResult {
     match &args.command {
         XattrCommand::Get(a) => get(a),
         XattrCommand::Set(a) => set(a),
-        XattrCommand::Rm(a) => Ok(rm(a)),
+        XattrCommand::Rm(a) => rm(a),
         XattrCommand::List(a) => dump_cmd(a, false, globals),
         XattrCommand::Dump(a) => dump_cmd(a, true, globals),
         XattrCommand::Restore(a) => restore(a),
@@ -165,17 +169,99 @@ fn target<'a>(path: &'a Path, common: &Common) -> Target<'a> {
     }
 }
 
-/// Prints an error for one file and says which status it calls for.
+/// Prints an error for one file and says which status it calls for: a
+/// missing attribute and one that exists already (`--create`) are negative
+/// results, as everywhere in memio.
 fn report(err: &XattrError) -> u8 {
     warn(format_args!("{err}"));
-    if matches!(err, XattrError::NoSuchAttribute { .. }) {
+    if matches!(
+        err,
+        XattrError::NoSuchAttribute { .. } | XattrError::Exists { .. }
+    ) {
         EXIT_NEGATIVE
     } else {
         EXIT_ERROR
     }
 }
 
+/// Whether `text` reads as an attribute name (a known namespace first).
+fn looks_like_name(text: &str) -> bool {
+    ["user.", "trusted.", "security.", "system."]
+        .iter()
+        .any(|ns| text.starts_with(ns))
+}
+
+/// `memio xattr get FILE NAME`: the name must come first. Caught before
+/// any file is touched, with the right form in one line.
+fn swapped(name: &str, paths: &[PathBuf], verb: &str) -> CliResult<()> {
+    let [path] = paths else { return Ok(()) };
+    let path = path.to_string_lossy();
+    if !looks_like_name(name) && looks_like_name(&path) && Path::new(name).exists() {
+        return Err(CliError::new(
+            format!("xattr {verb}"),
+            format!("the attribute name comes first: memio xattr {verb} {path} {name}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A one-line hint for a command line clap refused that carries a
+/// getfattr/setfattr habit: `-n NAME` (and setfattr's `-v VALUE`, which is
+/// memio's --verbose), or `-x NAME` to remove.
+pub(crate) fn usage_hint(argv: &[String]) -> Option<String> {
+    let at = argv.iter().position(|a| a == "xattr")?;
+    let rest = &argv[at + 1..];
+    let verb = rest.first()?.as_str();
+    let value_of = |flag: &str| {
+        rest.iter()
+            .position(|a| a == flag)
+            .and_then(|i| rest.get(i + 1))
+    };
+    let name = value_of("-n")?;
+    let paths: Vec<&String> = {
+        let mut skip = false;
+        rest[1..]
+            .iter()
+            .filter(|a| {
+                if skip {
+                    skip = false;
+                    return false;
+                }
+                if ["-n", "-v", "-e", "-m"].contains(&a.as_str()) {
+                    skip = true;
+                    return false;
+                }
+                !a.starts_with('-')
+            })
+            .collect()
+    };
+    let files = if paths.is_empty() {
+        String::from("FILE...")
+    } else {
+        paths
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match verb {
+        "set" => {
+            let value = value_of("-v").map_or("VALUE", String::as_str);
+            Some(format!(
+                "xattr set: memio takes NAME VALUE FILE..., not setfattr's -n NAME -v VALUE \
+                 (-v is --verbose): memio xattr set {name} {value} {files}"
+            ))
+        }
+        "get" => Some(format!(
+            "xattr get: memio takes NAME FILE..., not getfattr's -n NAME: \
+             memio xattr get {name} {files}"
+        )),
+        _ => None,
+    }
+}
+
 fn get(args: &GetArgs) -> CliResult {
+    swapped(&args.name, &args.paths, "get")?;
     let mut status = EXIT_OK;
     let mut out = crate::output::stdout();
     for path in &args.paths {
@@ -211,14 +297,15 @@ fn set(args: &SetArgs) -> CliResult {
     Ok(status)
 }
 
-fn rm(args: &RmArgs) -> u8 {
+fn rm(args: &RmArgs) -> CliResult {
+    swapped(&args.name, &args.paths, "rm")?;
     let mut status = EXIT_OK;
     for path in &args.paths {
         if let Err(e) = target(path, &args.common).remove(&args.name) {
             status = status.max(report(&e));
         }
     }
-    status
+    Ok(status)
 }
 
 fn dump_cmd(args: &DumpArgs, values: bool, globals: Globals) -> CliResult {

@@ -188,7 +188,11 @@ fn posix_queue_bad_input_gives_clear_errors() {
         "(/proc/sys/fs/mqueue/msgsize_max)",
     );
     ok(&memio(&["mq", "create", &q, "--msg-size", "16"]));
-    fails(&memio(&["mq", "create", &q]), 2, "file exists");
+    fails(
+        &memio(&["mq", "create", &q]),
+        1,
+        &format!("memio: message queue '{q}': cannot create: already exists"),
+    );
     ok(&memio(&["mq", "create", &q, "--open-or-create"]));
     fails(
         &memio(&["mq", "send", &q, "seventeen bytes!!"]),
@@ -295,8 +299,8 @@ fn shared_memory_written_by_one_process_is_read_by_another() {
     );
     fails(
         &memio(&["shm", "create", &name, "--size", "1k"]),
-        2,
-        "file exists",
+        1,
+        &format!("memio: shared memory '{name}': cannot create: already exists"),
     );
     fails(
         &memio(&["shm", "create", "bad", "--size", "1k"]),
@@ -456,7 +460,118 @@ fn objects_show_in_ipcs_with_mode_0600_and_go_with_ipc_rm() {
     assert!(line.contains(" 600 ") && line.contains("4096"), "{line}");
     ok(&memio(&["ipc", "rm", &shm]));
     ok(&memio(&["ipc", "rm", "-s", &sem]));
-    fails(&memio(&["ipc", "rm", &shm]), 1, "no such POSIX IPC object");
+    fails(&memio(&["ipc", "rm", &shm]), 1, "no such object");
+}
+
+#[test]
+fn ipc_rm_removes_only_the_kind_asked_and_refuses_an_ambiguous_name() {
+    let name = unique("dup");
+    let _g = (
+        Guard::Shm(name.clone()),
+        Guard::Sem(name.clone()),
+        Guard::Mq(name.clone()),
+    );
+    ok(&memio(&["shm", "create", &name, "--size", "1k"]));
+    ok(&memio(&["sem", "create", &name]));
+    ok(&memio(&["mq", "create", &name]));
+    // No kind and three objects of that name: nothing is removed.
+    let out = memio(&["ipc", "rm", &name]);
+    fails(&out, 2, "several objects have this name");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for what in [
+        "POSIX message queue",
+        "POSIX shared memory",
+        "POSIX semaphore",
+    ] {
+        assert!(err.contains(what), "{err}");
+    }
+    assert!(memio::ipc::shm::posix::open(&name).is_ok());
+    assert!(NamedSem::open(&name).is_ok());
+    assert!(PosixMq::open(&name).is_ok());
+    // -m removes the segment only.
+    ok(&memio(&["ipc", "rm", "-m", &name]));
+    assert!(memio::ipc::shm::posix::open(&name).is_err());
+    assert!(NamedSem::open(&name).is_ok());
+    assert!(PosixMq::open(&name).is_ok());
+    ok(&memio(&["ipc", "rm", "-Q", &name]));
+    assert!(PosixMq::open(&name).is_err());
+    // One object left of that name: no kind needed.
+    ok(&memio(&["ipc", "rm", &name]));
+    assert!(NamedSem::open(&name).is_err());
+}
+
+#[test]
+fn ipc_rm_takes_several_objects_and_reports_each_missing_one() {
+    let (a, b, gone) = (unique("many"), unique("many"), unique("many"));
+    let _g = (Guard::Sem(a.clone()), Guard::Sem(b.clone()));
+    ok(&memio(&["sem", "create", &a]));
+    ok(&memio(&["sem", "create", &b]));
+    let out = memio(&["ipc", "rm", "-s", &a, &gone, &b]);
+    fails(
+        &out,
+        1,
+        &format!("POSIX semaphore '{gone}': no such object"),
+    );
+    assert!(NamedSem::open(&a).is_err() && NamedSem::open(&b).is_err());
+
+    let (k1, k2) = (unique_key(), unique_key());
+    let _g2 = (Guard::SysvSem(k1.clone()), Guard::SysvSem(k2.clone()));
+    let id1 = ok(&memio(&["sem", "create", "--sysv", &k1]))
+        .trim()
+        .to_owned();
+    ok(&memio(&["sem", "create", "--sysv", &k2]));
+    ok(&memio(&["ipc", "rm", "-s", "--id", &id1, "--key", &k2]));
+    let c = memio::ipc::Create::Open;
+    assert!(SemSet::get(k1.parse().unwrap(), 0, c).is_err());
+    assert!(SemSet::get(k2.parse().unwrap(), 0, c).is_err());
+}
+
+#[test]
+fn ipcrm_habits_get_a_one_line_hint() {
+    let out = memio(&["ipc", "rm", "-q", "56"]);
+    fails(&out, 2, "memio ipc rm -Q --id 56");
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
+
+#[test]
+fn ipc_rm_all_empties_a_private_ipc_namespace() {
+    // -a removes every System V object: only inside a namespace of its own,
+    // so no other test's (or user's) objects are touched.
+    let probe = Command::new("unshare").args(["-i", "true"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        println!("skipped: unshare -i (a private IPC namespace) is not available here");
+        return;
+    }
+    let m = env!("CARGO_BIN_EXE_memio");
+    let script = format!(
+        "set -e; {m} sem create --sysv private >/dev/null; \
+         {m} shm create --sysv private --size 4k >/dev/null; \
+         {m} mq create --sysv private >/dev/null; \
+         {m} ipc rm -a -s; {m} ipc ls --sysv -J; {m} ipc rm -a; {m} ipc ls --sysv -J"
+    );
+    let out = Command::new("unshare")
+        .args(["-i", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    let mut docs = serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>();
+    let kinds = |v: serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap().to_owned())
+            .collect();
+        k.sort();
+        k
+    };
+    let after_sems = kinds(docs.next().unwrap().unwrap());
+    assert_eq!(after_sems.len(), 2, "{after_sems:?}");
+    assert!(
+        !after_sems.iter().any(|k| k.contains("sem")),
+        "{after_sems:?}"
+    );
+    assert!(kinds(docs.next().unwrap().unwrap()).is_empty());
 }
 
 #[test]
@@ -560,7 +675,7 @@ fn lab_peer_serves_counted_batches_and_fails_on_a_cut_one() {
     let out = memio(&["ipc", "lab-peer", "--mech", "pipe"]);
     assert_eq!(out.status.code(), Some(2));
     let out = memio(&["lock", "--lab-peer", "/tmp/x"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64), "flock(1)'s usage status");
 }
 
 /// Runs memio (the copy in `bin`, which other users can reach) as user
@@ -613,19 +728,19 @@ fn mode_0600_keeps_other_users_out() {
     fails(
         &out,
         2,
-        &format!("failed to open shared memory '{shm}': permission denied"),
+        &format!("shared memory '{shm}': cannot open: permission denied"),
     );
     let out = memio_as_nobody(&bin, &["mq", "send", &q, "x"]).unwrap();
     fails(
         &out,
         2,
-        &format!("failed to open message queue '{q}': permission denied"),
+        &format!("message queue '{q}': cannot open: permission denied"),
     );
     let out = memio_as_nobody(&bin, &["sem", "post", &sem]).unwrap();
     fails(
         &out,
         2,
-        &format!("failed to open semaphore '{sem}': permission denied"),
+        &format!("semaphore '{sem}': cannot open: permission denied"),
     );
     let out = memio_as_nobody(&bin, &["mq", "send", "--sysv", &key, "x"]).unwrap();
     fails(&out, 2, "permission denied");
@@ -639,4 +754,221 @@ fn mode_0600_keeps_other_users_out() {
     ok(&memio(&["shm", "write", &open, "hello"]));
     let out = memio_as_nobody(&bin, &["shm", "read", &open, "--len", "5"]).unwrap();
     assert_eq!(ok(&out), "hello");
+}
+
+#[test]
+fn sysv_semaphores_check_value_and_index_before_the_kernel_does() {
+    let key = unique_key();
+    let _g = Guard::SysvSem(key.clone());
+    let c = memio::ipc::Create::Open;
+    // Above SEMVMX: refused, and no set is left behind.
+    fails(
+        &memio(&["sem", "create", "--sysv", &key, "--value", "40000"]),
+        2,
+        "40000 is above SEMVMX (32767)",
+    );
+    assert!(SemSet::get(key.parse().unwrap(), 0, c).is_err());
+    ok(&memio(&[
+        "sem", "create", "--sysv", &key, "--count", "2", "--value", "32767",
+    ]));
+    for verb in ["post", "wait"] {
+        fails(
+            &memio(&["sem", verb, "--sysv", &key, "--index", "5"]),
+            2,
+            &format!("semaphore set key {key}: index 5 out of range (set has 2)"),
+        );
+    }
+    fails(
+        &memio(&["sem", "get", "--sysv", &key, "--index", "2"]),
+        2,
+        "index 2 out of range (set has 2)",
+    );
+    ok(&memio(&["sem", "wait", "--sysv", &key, "--index", "1"]));
+    assert_eq!(
+        ok(&memio(&["sem", "get", "--sysv", &key, "--index", "1"])),
+        "32766\n"
+    );
+    assert_eq!(ok(&memio(&["sem", "get", "--sysv", &key])), "32767 32766\n");
+    // POSIX semaphores go to SEM_VALUE_MAX; the help says both caps.
+    let name = unique("cap");
+    let _g2 = Guard::Sem(name.clone());
+    ok(&memio(&["sem", "create", &name, "--value", "40000"]));
+    assert_eq!(ok(&memio(&["sem", "get", &name])), "40000\n");
+    fails(
+        &memio(&["sem", "create", &unique("cap"), "--value", "2147483648"]),
+        2,
+        "above SEM_VALUE_MAX (2147483647)",
+    );
+    for args in [&["sem", "--help"][..], &["sem", "create", "--help"]] {
+        let help = ok(&memio(args))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            help.contains("SEMVMX (32767)") && help.contains("SEM_VALUE_MAX (2147483647)"),
+            "{args:?}: {help}"
+        );
+    }
+}
+
+#[test]
+fn mq_recv_json_keeps_bytes_that_are_not_utf8_in_base64() {
+    let q = unique("b64");
+    let _g = Guard::Mq(q.clone());
+    ok(&memio(&["mq", "create", &q]));
+    ok(&memio_stdin(&["mq", "send", &q], &[0xff, 0xfe, b'A']));
+    let got: serde_json::Value =
+        serde_json::from_str(&ok(&memio(&["mq", "recv", &q, "--json"]))).unwrap();
+    // ff fe 41 in base64, as xattr dumps write after 0s.
+    assert_eq!(got["base64"], "//5B");
+    assert_eq!(got["utf8"], false);
+    assert_eq!(got["bytes"], 3);
+    ok(&memio(&["mq", "send", &q, "plain"]));
+    let got: serde_json::Value =
+        serde_json::from_str(&ok(&memio(&["mq", "recv", &q, "--json"]))).unwrap();
+    assert_eq!(
+        (&got["text"], &got["utf8"]),
+        (&"plain".into(), &true.into())
+    );
+    assert_eq!(got["base64"], "cGxhaW4=");
+}
+
+#[test]
+fn already_exists_is_a_conflict_everywhere_worded_object_first() {
+    let name = unique("exists");
+    let key = unique_key();
+    let _g = (
+        Guard::Mq(name.clone()),
+        Guard::Shm(name.clone()),
+        Guard::Sem(name.clone()),
+        Guard::SysvMq(key.clone()),
+        Guard::SysvShm(key.clone()),
+        Guard::SysvSem(key.clone()),
+    );
+    let cases: [(&[&str], String); 6] = [
+        (&["mq", "create", &name], format!("message queue '{name}'")),
+        (
+            &["shm", "create", &name, "--size", "1k"],
+            format!("shared memory '{name}'"),
+        ),
+        (&["sem", "create", &name], format!("semaphore '{name}'")),
+        (
+            &["mq", "create", "--sysv", &key],
+            format!("message queue with key {key}"),
+        ),
+        (
+            &["shm", "create", "--sysv", &key, "--size", "4k"],
+            format!("shared memory segment with key {key}"),
+        ),
+        (
+            &["sem", "create", "--sysv", &key],
+            format!("semaphore set with key {key}"),
+        ),
+    ];
+    for (args, object) in cases {
+        ok(&memio(args));
+        let out = memio(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("memio: {object}: cannot create: already exists\n"),
+            "{args:?}"
+        );
+    }
+    // A missing object names it the same way.
+    fails(
+        &memio(&["mq", "send", &unique("none"), "x"]),
+        1,
+        "': cannot open: no such file or directory",
+    );
+}
+
+#[test]
+fn ipc_ls_selects_columns_prints_raw_and_shows_limits_like_lsipc() {
+    let key = unique_key();
+    let _g = Guard::SysvSem(key.clone());
+    let id = ok(&memio(&["sem", "create", "--sysv", &key, "--count", "3"]))
+        .trim()
+        .to_owned();
+    let text = ok(&memio(&[
+        "ipc",
+        "ls",
+        "-s",
+        "--sysv",
+        "-o",
+        "nsems,KEY",
+        "-r",
+    ]));
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("NSEMS KEY"));
+    assert!(lines.any(|l| l == format!("3 {key}")), "{text}");
+    fails(
+        &memio(&["ipc", "ls", "-s", "-o", "id,color"]),
+        2,
+        "unknown column 'color' (columns: key, id, name, owner, perms, nsems)",
+    );
+    // -l: one row per limit, the semaphore ones from /proc/sys/kernel/sem.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&memio(&["ipc", "ls", "-l", "-J"]))).unwrap();
+    let limits = v["limits"].as_array().unwrap();
+    let semmsl = limits.iter().find(|l| l["resource"] == "SEMMSL").unwrap();
+    let want: u64 = std::fs::read_to_string("/proc/sys/kernel/sem")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(semmsl["limit"].as_u64(), Some(want));
+    let semmni = limits.iter().find(|l| l["resource"] == "SEMMNI").unwrap();
+    assert!(semmni["used"].as_u64().unwrap() >= 1, "our set counts");
+    assert!(ok(&memio(&["ipc", "ls", "-l", "-Q"])).contains("MSGMNI"));
+    // Detail of the set by id.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&memio(&["ipc", "ls", "-s", "-i", &id, "-J"]))).unwrap();
+    assert_eq!(v["key"], key.as_str());
+    assert_eq!(v["semaphores_detail"].as_array().unwrap().len(), 3);
+    fails(&memio(&["ipc", "ls", "-i", &id]), 2, "say which kind");
+}
+
+#[test]
+fn ipc_ls_detail_shows_waiters_and_the_last_pid_per_semaphore() {
+    let key = unique_key();
+    let _g = Guard::SysvSem(key.clone());
+    let id = ok(&memio(&["sem", "create", "--sysv", &key, "--count", "2"]))
+        .trim()
+        .to_owned();
+    ok(&memio(&["sem", "post", "--sysv", &key, "--index", "1"]));
+    // A waiter on semaphore 0 (value 0) shows as ncount 1.
+    let mut waiter = Command::new(env!("CARGO_BIN_EXE_memio"))
+        .args(["sem", "wait", "--sysv", &key, "--index", "0"])
+        .spawn()
+        .unwrap();
+    let set = SemSet::get(key.parse().unwrap(), 0, memio::ipc::Create::Open).unwrap();
+    while set.waiting(0).unwrap() == 0 {
+        assert!(
+            waiter.try_wait().unwrap().is_none(),
+            "the waiter ended early"
+        );
+        std::thread::yield_now();
+    }
+    let text = ok(&memio(&[
+        "ipc",
+        "ls",
+        "-s",
+        "-i",
+        &id,
+        "-o",
+        "semnum,ncount,zcount,value",
+        "-r",
+        "-n",
+    ]));
+    let rows: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert!(rows.contains(&"0 1 0 0"), "{text}");
+    assert!(rows.contains(&"1 0 0 1"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&memio(&["ipc", "ls", "-s", "-i", &id, "-J"]))).unwrap();
+    assert!(v["semaphores_detail"][1]["pid"].as_u64().unwrap() > 0);
+    ok(&memio(&["sem", "post", "--sysv", &key, "--index", "0"]));
+    assert!(waiter.wait().unwrap().success());
 }

@@ -201,7 +201,7 @@ fn set_get_list_rm_with_create_and_replace() {
     let out = m(&["xattr", "set", "--create", "user.c", "two", "f"]);
     assert_eq!(
         (code(&out), stderr(&out)),
-        (2, "memio: f: user.c: attribute already exists\n".into())
+        (1, "memio: f: user.c: attribute already exists\n".into())
     );
     let out = m(&["xattr", "set", "--replace", "user.missing", "x", "f"]);
     assert_eq!(
@@ -369,4 +369,44 @@ fn bad_input_says_what_is_wrong() {
             );
         }
     }
+}
+
+#[test]
+fn getfattr_and_setfattr_habits_get_a_one_line_hint() {
+    let dir = TempDir::new("hints");
+    std::fs::write(dir.join("f"), b"").unwrap();
+    let m = |args: &[&str]| memio(&dir.0, args);
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["xattr", "get", "f", "user.a"],
+            "memio: xattr get: the attribute name comes first: memio xattr get user.a f\n",
+        ),
+        (
+            &["xattr", "rm", "f", "user.a"],
+            "memio: xattr rm: the attribute name comes first: memio xattr rm user.a f\n",
+        ),
+        (
+            &["xattr", "set", "-n", "user.a", "-v", "val", "f"],
+            "memio: xattr set: memio takes NAME VALUE FILE..., not setfattr's -n NAME -v VALUE \
+             (-v is --verbose): memio xattr set user.a val f\n",
+        ),
+        (
+            &["xattr", "get", "-n", "user.a", "f"],
+            "memio: xattr get: memio takes NAME FILE..., not getfattr's -n NAME: \
+             memio xattr get user.a f\n",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = m(args);
+        assert_eq!((code(&out), stderr(&out)), (2, want.to_owned()), "{args:?}");
+    }
+    // -h is --no-dereference, as in getfattr, and the help says so.
+    let help = stdout(&m(&["xattr", "get", "--help"]))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("-h means this here, as in getfattr"),
+        "{help}"
+    );
 }

@@ -360,3 +360,123 @@ mod tests {
         assert_eq!(user_name(0), "root");
     }
 }
+
+/// One system limit on IPC objects, as `lsipc -l` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    /// The kind it limits.
+    pub kind: Kind,
+    /// POSIX or System V.
+    pub family: Family,
+    /// lsipc's resource name (`MSGMNI`, `SHMMAX`, `SEMMSL`, `QUEUES_MAX`...).
+    pub resource: &'static str,
+    /// What it limits, in words.
+    pub description: &'static str,
+    /// The limit (`None` when the file cannot be read).
+    pub limit: Option<u64>,
+    /// Where it lives (`/proc/sys/kernel/msgmni`; for the four semaphore
+    /// limits `/proc/sys/kernel/sem`, which holds them in one line).
+    pub source: &'static str,
+}
+
+/// The system's limits on IPC objects: System V from `/proc/sys/kernel`,
+/// POSIX queues from `/proc/sys/fs/mqueue`.
+///
+/// # References
+/// - [proc_sys_kernel(5)](https://man7.org/linux/man-pages/man5/proc_sys_kernel.5.html)
+/// - [mq_overview(7)](https://man7.org/linux/man-pages/man7/mq_overview.7.html)
+#[must_use]
+pub fn limits() -> Vec<Limit> {
+    let read =
+        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let sem: Vec<Option<u64>> = std::fs::read_to_string("/proc/sys/kernel/sem")
+        .map(|t| t.split_whitespace().map(|v| v.parse().ok()).collect())
+        .unwrap_or_default();
+    let sem_at = |i: usize| sem.get(i).copied().flatten();
+    let file = |kind, family, resource, description, source: &'static str| Limit {
+        kind,
+        family,
+        resource,
+        description,
+        limit: read(source),
+        source,
+    };
+    let semf = |resource, description, i| Limit {
+        kind: Kind::Sem,
+        family: Family::SysV,
+        resource,
+        description,
+        limit: sem_at(i),
+        source: "/proc/sys/kernel/sem",
+    };
+    let (q, m, sv, px) = (Kind::Queue, Kind::Shm, Family::SysV, Family::Posix);
+    vec![
+        file(
+            q,
+            sv,
+            "MSGMNI",
+            "Number of message queues",
+            "/proc/sys/kernel/msgmni",
+        ),
+        file(
+            q,
+            sv,
+            "MSGMAX",
+            "Max size of message (bytes)",
+            "/proc/sys/kernel/msgmax",
+        ),
+        file(
+            q,
+            sv,
+            "MSGMNB",
+            "Default max size of queue (bytes)",
+            "/proc/sys/kernel/msgmnb",
+        ),
+        file(
+            q,
+            px,
+            "QUEUES_MAX",
+            "POSIX queues per namespace",
+            "/proc/sys/fs/mqueue/queues_max",
+        ),
+        file(
+            q,
+            px,
+            "MSG_MAX",
+            "POSIX max messages per queue",
+            "/proc/sys/fs/mqueue/msg_max",
+        ),
+        file(
+            q,
+            px,
+            "MSGSIZE_MAX",
+            "POSIX max size of message (bytes)",
+            "/proc/sys/fs/mqueue/msgsize_max",
+        ),
+        file(
+            m,
+            sv,
+            "SHMMNI",
+            "Shared memory segments",
+            "/proc/sys/kernel/shmmni",
+        ),
+        file(
+            m,
+            sv,
+            "SHMALL",
+            "Shared memory pages",
+            "/proc/sys/kernel/shmall",
+        ),
+        file(
+            m,
+            sv,
+            "SHMMAX",
+            "Max size of shared memory segment (bytes)",
+            "/proc/sys/kernel/shmmax",
+        ),
+        semf("SEMMNI", "Number of semaphore identifiers", 3),
+        semf("SEMMNS", "Total number of semaphores", 1),
+        semf("SEMMSL", "Max semaphores per semaphore set", 0),
+        semf("SEMOPM", "Max number of operations per semop(2)", 2),
+    ]
+}

@@ -37,6 +37,9 @@ use std::io;
 #[derive(Debug)]
 pub struct OsError {
     what: String,
+    /// The action and object of [`OsError::failed`], kept apart so a
+    /// front end can word the error its own way.
+    parts: Option<(String, String)>,
     hint: String,
     source: io::Error,
 }
@@ -47,6 +50,7 @@ impl OsError {
     pub fn new(what: impl Display, source: io::Error) -> Self {
         Self {
             what: what.to_string(),
+            parts: None,
             hint: String::new(),
             source,
         }
@@ -55,7 +59,51 @@ impl OsError {
     /// `source` while doing `action` to `object`: reads
     /// `failed to <action> <object>: <reason>`.
     pub fn failed(action: &str, object: impl Display, source: io::Error) -> Self {
-        Self::new(format_args!("failed to {action} {object}"), source)
+        let object = object.to_string();
+        Self {
+            parts: Some((action.to_owned(), object.clone())),
+            ..Self::new(format_args!("failed to {action} {object}"), source)
+        }
+    }
+
+    /// The action of an error made by [`OsError::failed`] (`"create"`).
+    #[must_use]
+    pub fn action(&self) -> Option<&str> {
+        self.parts.as_ref().map(|(a, _)| a.as_str())
+    }
+
+    /// The object of an error made by [`OsError::failed`]
+    /// (`"message queue '/jobs'"`).
+    #[must_use]
+    pub fn object(&self) -> Option<&str> {
+        self.parts.as_ref().map(|(_, o)| o.as_str())
+    }
+
+    /// The reason: the OS error in memio's words, then the hint.
+    #[must_use]
+    pub fn reason(&self) -> String {
+        format!("{}{}", describe(&self.source), self.hint)
+    }
+
+    /// The `OsError` inside `err`, at any depth of wrapping.
+    #[must_use]
+    pub fn find(err: &io::Error) -> Option<&OsError> {
+        let inner = err.get_ref()?;
+        if let Some(os) = inner.downcast_ref::<OsError>() {
+            return Some(os);
+        }
+        let mut source = inner.source();
+        while let Some(e) = source {
+            if let Some(os) = e.downcast_ref::<OsError>() {
+                return Some(os);
+            }
+            // An io::Error's `source` skips its own inner error: look in it.
+            if let Some(found) = e.downcast_ref::<io::Error>().and_then(Self::find) {
+                return Some(found);
+            }
+            source = e.source();
+        }
+        None
     }
 
     /// The same error with `hint` after the reason, e.g.
@@ -218,6 +266,29 @@ pub(crate) fn memlock_error(err: &io::Error, what: impl Display) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_keeps_action_and_object_apart_and_find_digs_them_out() {
+        let err: io::Error = OsError::failed(
+            "create",
+            "message queue '/jobs'",
+            io::Error::from_raw_os_error(libc::EEXIST),
+        )
+        .hint(" (try --open-or-create)")
+        .into();
+        let os = OsError::find(&err).unwrap();
+        assert_eq!(os.action(), Some("create"));
+        assert_eq!(os.object(), Some("message queue '/jobs'"));
+        assert_eq!(os.reason(), "file exists (try --open-or-create)");
+        // Display is unchanged.
+        assert_eq!(
+            err.to_string(),
+            "failed to create message queue '/jobs': file exists (try --open-or-create)"
+        );
+        let plain: io::Error = OsError::new("'x': user.a", io::Error::from_raw_os_error(2)).into();
+        assert_eq!(OsError::find(&plain).unwrap().action(), None);
+        assert!(OsError::find(&io::Error::from_raw_os_error(2)).is_none());
+    }
 
     #[test]
     fn context_keeps_the_errno_and_the_message() {

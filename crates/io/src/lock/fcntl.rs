@@ -84,3 +84,31 @@ pub(crate) fn fcntl_record(
         pid: fl.l_pid,
     })
 }
+
+/// Duplicates descriptor number `fd`, which this process inherited (a
+/// shell's `9>/var/lock/x`), into a new close-on-exec descriptor that the
+/// caller owns: `fcntl(fd, F_DUPFD_CLOEXEC, 0)`.
+///
+/// Only the new descriptor is owned; `fd` itself is never closed or
+/// changed. A number that is not an open descriptor fails with `EBADF`.
+///
+/// # References
+///
+/// - [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html), `F_DUPFD_CLOEXEC`
+pub(crate) fn dup_raw(fd: std::os::fd::RawFd) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if fd < 0 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: F_DUPFD_CLOEXEC takes an integer argument and touches no
+    // memory of this process; on a number that is not an open descriptor
+    // the kernel answers EBADF. The call neither closes nor alters `fd`,
+    // so whatever in this process may own it is unaffected.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` was just returned by F_DUPFD_CLOEXEC, so it is an open
+    // descriptor that nothing else in this process knows of: ours to own.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(new) })
+}

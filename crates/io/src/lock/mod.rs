@@ -44,7 +44,7 @@ use std::fmt;
 use std::io;
 
 use crate::Error;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -234,6 +234,20 @@ impl<'f> Locker<'f> {
             Err(Error::WouldBlock) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Removes this process's (POSIX) or this open file's (OFD, `flock`)
+    /// lock on the range, whoever took it: flock(1)'s `-u`. Removing a lock
+    /// that is not held is not an error.
+    ///
+    /// # Errors
+    ///
+    /// Fails on an OS error, or for a range the kind cannot lock.
+    #[doc(alias = "LOCK_UN")]
+    #[doc(alias = "F_UNLCK")]
+    pub fn unlock(&self) -> Result<(), Error> {
+        self.check()?;
+        self.apply(Op::Unlock, Wait::NonBlock)
     }
 
     /// Which lock, if any, would stop this locker from taking `mode` now.
@@ -432,6 +446,48 @@ impl<'f> Locker<'f> {
     }
 }
 
+/// A new descriptor for descriptor number `fd`, which this process
+/// inherited open: the fd-number form of flock(1),
+/// `( flock -n 9 || exit 1; ... ) 9>/var/lock/x`.
+///
+/// The duplicate shares the open file description, so `flock` and OFD
+/// locks taken through it are the description's and outlive this process
+/// while the shell keeps descriptor `fd` open. `fd` itself is only read:
+/// never closed, never changed. The duplicate is close-on-exec.
+///
+/// # Errors
+///
+/// `EBADF` when `fd` is negative or not an open descriptor.
+///
+/// ```
+/// let err = memio_io::lock::dup_inherited(-1).unwrap_err();
+/// assert_eq!(err.raw_os_error(), Some(9)); // EBADF
+/// ```
+///
+/// # References
+///
+/// - [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html), `F_DUPFD_CLOEXEC`
+/// - [flock(1)](https://man7.org/linux/man-pages/man1/flock.1.html)
+#[doc(alias = "F_DUPFD_CLOEXEC")]
+pub fn dup_inherited(fd: RawFd) -> io::Result<OwnedFd> {
+    fcntl::dup_raw(fd)
+}
+
+/// Lets `fd` pass to programs this process executes (clears
+/// `FD_CLOEXEC`) or not (sets it). Rust opens every file close-on-exec; a
+/// lock whose descriptor a child inherits stays held while the child runs,
+/// even if this process is killed.
+///
+/// # Errors
+///
+/// Fails on an OS error from `fcntl(F_GETFD/F_SETFD)`.
+#[doc(alias = "FD_CLOEXEC")]
+pub fn set_inherited(fd: impl AsFd, inherited: bool) -> io::Result<()> {
+    let mut flags = rustix::io::fcntl_getfd(&fd)?;
+    flags.set(rustix::io::FdFlags::CLOEXEC, !inherited);
+    Ok(rustix::io::fcntl_setfd(&fd, flags)?)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Lock(Mode),
@@ -582,6 +638,15 @@ impl LockGuard<'_> {
         self.locker.apply(Op::Lock(Mode::Shared), Wait::NonBlock)?;
         self.mode = Mode::Shared;
         Ok(())
+    }
+
+    /// Ends the guard but leaves the lock in place: an OFD or `flock` lock
+    /// then lasts until the last descriptor of the open file is closed, in
+    /// this process or in children that inherited it (flock(1)'s
+    /// behaviour); a POSIX lock until this process exits or closes any
+    /// descriptor of the file.
+    pub fn keep(mut self) {
+        self.held = false;
     }
 
     /// Releases the lock now, reporting any error (dropping the guard

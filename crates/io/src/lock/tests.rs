@@ -261,3 +261,59 @@ fn kinds_parse_from_their_names() {
             .contains("ofd, posix, flock")
     );
 }
+
+#[test]
+fn a_duplicated_descriptor_shares_the_lock_and_keep_leaves_it_held() {
+    use std::os::fd::AsRawFd;
+    for kind in [Kind::Ofd, Kind::Flock] {
+        let t = TempFile::new("dup");
+        let (a, other) = (t.open(), t.open());
+        let dup = dup_inherited(a.as_raw_fd()).unwrap();
+        assert_ne!(dup.as_raw_fd(), a.as_raw_fd());
+        // Locked through the duplicate: the shared description holds it.
+        Locker::new(&dup)
+            .kind(kind)
+            .lock(Mode::Exclusive, Wait::NonBlock)
+            .unwrap()
+            .keep();
+        drop(dup);
+        let probe = Locker::new(&other).kind(kind);
+        assert!(
+            probe.try_lock(Mode::Shared).unwrap().is_none(),
+            "{kind}: kept lock lives on in the original descriptor"
+        );
+        // -u through the original descriptor releases it.
+        Locker::new(&a).kind(kind).unlock().unwrap();
+        assert!(probe.try_lock(Mode::Exclusive).unwrap().is_some(), "{kind}");
+    }
+}
+
+#[test]
+fn dup_inherited_refuses_numbers_that_are_not_open() {
+    // Far above any descriptor limit, so no other test thread can have it
+    // open (a just-closed number could be reused by a parallel test).
+    assert_eq!(
+        dup_inherited(1 << 30).unwrap_err().raw_os_error(),
+        Some(libc::EBADF)
+    );
+    assert_eq!(
+        dup_inherited(-3).unwrap_err().raw_os_error(),
+        Some(libc::EBADF)
+    );
+}
+
+#[test]
+fn set_inherited_flips_close_on_exec() {
+    let t = TempFile::new("cloexec");
+    let f = t.open();
+    let cloexec = || {
+        rustix::io::fcntl_getfd(&f)
+            .unwrap()
+            .contains(rustix::io::FdFlags::CLOEXEC)
+    };
+    assert!(cloexec());
+    set_inherited(&f, true).unwrap();
+    assert!(!cloexec());
+    set_inherited(&f, false).unwrap();
+    assert!(cloexec());
+}

@@ -25,6 +25,10 @@ use crate::error::{self, Error, Result};
 use crate::ffi;
 use crate::key::{Create, DEFAULT_MODE, Key};
 
+/// The largest value a System V semaphore holds (`SEMVMX`, 32767 on Linux);
+/// setting more fails with `ERANGE`.
+pub const SEMVMX: u16 = 32_767;
+
 /// How often [`SemSet::values`] reads again when the set changed under it.
 const RETRIES: usize = 8;
 
@@ -519,6 +523,31 @@ impl SemSet {
         Ok(u32::try_from(v).unwrap_or(0))
     }
 
+    /// How many processes wait for semaphore `index` to become zero.
+    ///
+    /// # Errors
+    /// An OS error naming the set.
+    #[doc(alias = "GETZCNT")]
+    pub fn zero_waiting(self, index: u16) -> io::Result<u32> {
+        // SAFETY: GETZCNT takes no fourth argument.
+        let v = ffi::retry(|| unsafe { libc::semctl(self.id, i32::from(index), libc::GETZCNT) })
+            .map_err(|e| error::os("read", &self.describe(), e))?;
+        Ok(u32::try_from(v).unwrap_or(0))
+    }
+
+    /// The pid of the last process that operated on semaphore `index` (0
+    /// when none has).
+    ///
+    /// # Errors
+    /// An OS error naming the set.
+    #[doc(alias = "GETPID")]
+    pub fn last_pid(self, index: u16) -> io::Result<u32> {
+        // SAFETY: GETPID takes no fourth argument.
+        let v = ffi::retry(|| unsafe { libc::semctl(self.id, i32::from(index), libc::GETPID) })
+            .map_err(|e| error::os("read", &self.describe(), e))?;
+        Ok(u32::try_from(v).unwrap_or(0))
+    }
+
     /// The set's status.
     ///
     /// # Errors
@@ -568,6 +597,17 @@ mod tests {
         fn drop(&mut self) {
             let _ = self.0.remove();
         }
+    }
+
+    #[test]
+    fn waiters_and_last_pid_are_read_per_semaphore() {
+        let set = Removed(SemSet::private(2).unwrap());
+        assert_eq!(set.0.last_pid(1).unwrap(), 0);
+        set.0.op(&[SemOp::post(1)]).unwrap();
+        assert_eq!(set.0.last_pid(1).unwrap(), std::process::id());
+        assert_eq!(set.0.last_pid(0).unwrap(), 0);
+        assert_eq!(set.0.zero_waiting(1).unwrap(), 0);
+        assert_eq!(set.0.waiting(0).unwrap(), 0);
     }
 
     #[test]
