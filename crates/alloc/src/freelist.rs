@@ -683,15 +683,7 @@ impl FreeListOptions {
     /// [`Error::Os`] when mapping fails; [`Error::Unsupported`] when the
     /// length is too small for a heap.
     pub fn build(&self) -> Result<FreeList, Error> {
-        let memory = if self.locked {
-            Memory::map_locked(self.len)
-        } else {
-            Memory::map(self.len)
-        };
-        let memory = memory.map_err(|e| Error::Os {
-            allocator: NAME,
-            source: e.into(),
-        })?;
+        let memory = Memory::for_allocator(NAME, self.len, self.locked)?;
         self.build_in(memory)
     }
 
