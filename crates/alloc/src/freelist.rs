@@ -1114,9 +1114,11 @@ mod tests {
             let a = h.alloc(10, 16).unwrap();
             let b = h.alloc(10, 16).unwrap();
             let end = b.as_ptr() as usize - a.as_ptr() as usize - 2 * W;
-            // SAFETY: the trailer is the last word of `a`'s block, which
-            // ends where `b`'s header begins; deliberately damaged.
-            unsafe { a.as_ptr().add(end).cast::<u64>().write_unaligned(u64::MAX) };
+            // The trailer is the last word of `a`'s block, which ends where
+            // `b`'s header begins; deliberately damaged.
+            let trailer = a.as_ptr().wrapping_add(end).cast::<u64>();
+            // SAFETY: inside `a`'s block, which the test owns.
+            unsafe { trailer.write_unaligned(u64::MAX) };
             assert!(matches!(
                 // SAFETY: the test owns this live block.
                 unsafe { h.free(a) },
