@@ -1116,9 +1116,9 @@ mod tests {
             let end = b.as_ptr() as usize - a.as_ptr() as usize - 2 * W;
             // The trailer is the last word of `a`'s block, which ends where
             // `b`'s header begins; deliberately damaged.
-            let trailer = a.as_ptr().wrapping_add(end).cast::<u64>();
-            // SAFETY: inside `a`'s block, which the test owns.
-            unsafe { trailer.write_unaligned(u64::MAX) };
+            let trailer = a.as_ptr().wrapping_add(end);
+            // SAFETY: 8 bytes inside `a`'s block, which the test owns.
+            unsafe { trailer.write_bytes(0xFF, W) };
             assert!(matches!(
                 // SAFETY: the test owns this live block.
                 unsafe { h.free(a) },
