@@ -62,6 +62,7 @@ macro_rules! atom {
         struct $name;
         impl Atom for $name {
             const N: usize = size_of::<$int>();
+            #[inline(always)]
             unsafe fn load(p: *const u8, out: *mut u8) {
                 // SAFETY: the caller passes a word-aligned word inside a
                 // readable mapping whose accesses are all atomic.
@@ -69,6 +70,7 @@ macro_rules! atom {
                 // SAFETY: the caller passes `N` writable bytes at `out`.
                 unsafe { out.cast::<$int>().write_unaligned(word) };
             }
+            #[inline(always)]
             unsafe fn store(p: *mut u8, src: *const u8) {
                 // SAFETY: the caller passes `N` readable bytes at `src`.
                 let word = unsafe { src.cast::<$int>().read_unaligned() };
@@ -104,9 +106,9 @@ atom!(A8, AtomicU64, u64);
 
 /// What a copy does with one word (or part of one) of the mapped side.
 trait Step {
-    /// The whole aligned word at `p`; `i` is its first byte's index in the
-    /// copy.
-    unsafe fn whole<A: Atom>(&mut self, p: *mut u8, i: usize);
+    /// `words` whole aligned words from `p`; `i` is the first byte's index
+    /// in the copy.
+    unsafe fn run<A: Atom>(&mut self, p: *mut u8, i: usize, words: usize);
     /// Bytes `k..k + n` of the aligned word at `p`, which lies inside the
     /// region; `i` is byte `k`'s index in the copy.
     unsafe fn part<A: Atom>(&mut self, p: *mut u8, k: usize, n: usize, i: usize);
@@ -130,24 +132,47 @@ unsafe fn walk<A: Atom>(span: Span, n: usize, step: &mut impl Step) {
     let from = lo + span.at;
     let to = from + n;
     let mut word = from - from % A::N;
-    while word < to {
-        let first = word.max(from);
-        let last = (word + A::N).min(to);
-        let p = span.start.wrapping_add(word.wrapping_sub(lo));
-        let i = first - from;
-        if word < lo || word + A::N > hi {
-            for b in first..last {
-                // SAFETY: `b` is inside the copy's range, in the region.
-                unsafe { step.byte(span.start.wrapping_add(b - lo), b - from) };
-            }
-        } else if first == word && last == word + A::N {
-            // SAFETY: an aligned word inside the region.
-            unsafe { step.whole::<A>(p, i) };
-        } else {
-            // SAFETY: an aligned word inside the region.
-            unsafe { step.part::<A>(p, first - word, last - first, i) };
-        }
+    if word < from || word + A::N > hi {
+        // SAFETY: the caller's promise; the word overlaps the range.
+        unsafe { edge::<A>(span, from, to, word, step) };
         word += A::N;
+    }
+    // The whole words inside both the range and the region, in one run.
+    let words = to.min(hi).saturating_sub(word) / A::N;
+    if words > 0 {
+        // SAFETY: `words` aligned words from `word`, inside the range and
+        // the region.
+        unsafe { step.run::<A>(span.start.wrapping_add(word - lo), word - from, words) };
+        word += words * A::N;
+    }
+    while word < to {
+        // SAFETY: the caller's promise; the word overlaps the range.
+        unsafe { edge::<A>(span, from, to, word, step) };
+        word += A::N;
+    }
+}
+
+/// One aligned word at address `word` that overlaps `from..to` but is not
+/// wholly inside both it and the region.
+///
+/// # Safety
+///
+/// As [`walk`].
+#[inline]
+unsafe fn edge<A: Atom>(span: Span, from: usize, to: usize, word: usize, step: &mut impl Step) {
+    let lo = span.start as usize;
+    let hi = lo + span.len;
+    let first = word.max(from);
+    let last = (word + A::N).min(to);
+    if word < lo || word + A::N > hi {
+        for b in first..last {
+            // SAFETY: `b` is inside the copy's range, in the region.
+            unsafe { step.byte(span.start.wrapping_add(b - lo), b - from) };
+        }
+    } else {
+        let p = span.start.wrapping_add(word - lo);
+        // SAFETY: an aligned word inside the region.
+        unsafe { step.part::<A>(p, first - word, last - first, first - from) };
     }
 }
 
@@ -172,10 +197,16 @@ unsafe fn walk_at(width: Width, span: Span, n: usize, step: &mut impl Step) {
 struct Load<'a>(&'a mut [u8]);
 
 impl Step for Load<'_> {
-    unsafe fn whole<A: Atom>(&mut self, p: *mut u8, i: usize) {
-        debug_assert!(i + A::N <= self.0.len());
-        // SAFETY: `walk` gives `i + N <= dst.len()` and an aligned word.
-        unsafe { A::load(p, self.0.as_mut_ptr().wrapping_add(i)) };
+    #[inline]
+    unsafe fn run<A: Atom>(&mut self, p: *mut u8, i: usize, words: usize) {
+        assert!(i + words * A::N <= self.0.len());
+        let out = self.0.as_mut_ptr().wrapping_add(i);
+        for k in 0..words {
+            let at = k * A::N;
+            // SAFETY: `walk` gives aligned words inside the region; the
+            // assert above keeps `out` in `dst`.
+            unsafe { A::load(p.wrapping_add(at), out.wrapping_add(at)) };
+        }
     }
     unsafe fn part<A: Atom>(&mut self, p: *mut u8, k: usize, n: usize, i: usize) {
         let mut word = [0u8; 8];
@@ -192,10 +223,16 @@ impl Step for Load<'_> {
 struct Store<'a>(&'a [u8]);
 
 impl Step for Store<'_> {
-    unsafe fn whole<A: Atom>(&mut self, p: *mut u8, i: usize) {
-        debug_assert!(i + A::N <= self.0.len());
-        // SAFETY: `walk` gives `i + N <= src.len()` and an aligned word.
-        unsafe { A::store(p, self.0.as_ptr().wrapping_add(i)) };
+    #[inline]
+    unsafe fn run<A: Atom>(&mut self, p: *mut u8, i: usize, words: usize) {
+        assert!(i + words * A::N <= self.0.len());
+        let from = self.0.as_ptr().wrapping_add(i);
+        for k in 0..words {
+            let at = k * A::N;
+            // SAFETY: `walk` gives aligned words inside the region; the
+            // assert above keeps `from` in `src`.
+            unsafe { A::store(p.wrapping_add(at), from.wrapping_add(at)) };
+        }
     }
     unsafe fn part<A: Atom>(&mut self, p: *mut u8, k: usize, n: usize, i: usize) {
         // SAFETY: an aligned word inside the writable region.
