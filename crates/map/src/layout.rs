@@ -240,9 +240,15 @@ impl Layout {
             // Saturating: the text may come from anywhere (a saved smaps,
             // a fuzzer), and garbage sizes must not overflow.
             s.size = s.size.saturating_add(m.size);
-            s.rss = s.rss.saturating_add(m.rss.unwrap_or(0));
-            s.pss = s.pss.saturating_add(m.pss.unwrap_or(0));
-            s.swap = s.swap.saturating_add(m.swap.unwrap_or(0));
+            for (sum, value) in [
+                (&mut s.rss, m.rss),
+                (&mut s.pss, m.pss),
+                (&mut s.swap, m.swap),
+            ] {
+                if let Some(value) = value {
+                    *sum = sum.saturating_add(value);
+                }
+            }
         }
         by_kind.into_values().collect()
     }

@@ -585,15 +585,11 @@ impl MapOptions {
                 ),
             )
         })?;
-        Ok(Region::owned(
-            base,
-            map_len,
-            head,
-            len,
-            *self,
-            Backing::Fd,
-            Some(what),
-        ))
+        let mut region = Region::owned(base, map_len, head, len, *self, Backing::Fd, Some(what));
+        // Other mappings of the object in this process see the same bytes:
+        // they share one atomic width.
+        region.set_object((stat.st_dev, stat.st_ino));
+        Ok(region)
     }
 
     /// Maps anonymous memory ([`len`](Self::len) bytes, zero-filled).

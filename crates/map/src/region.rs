@@ -520,15 +520,18 @@ impl Region {
         self.width.get().map(crate::widths::Width::bytes)
     }
 
-    /// Forgets the claimed atomic width: `&mut self` shows that no view
-    /// is alive, so the next view may take another width.
+    /// Drops this region's claim on its atomic width: `&mut self` shows
+    /// that none of its views is alive. The next view may take another
+    /// width once no other region of the same object (file, shm object,
+    /// memfd) in this process holds the claim either.
     pub fn release_atomic_width(&mut self) {
         self.width.reset();
     }
 
-    /// The width `&mut self` copies at: the claimed one, else a word.
-    fn copy_width(&mut self) -> crate::widths::Width {
-        self.width.get().unwrap_or(crate::widths::WORD)
+    /// Makes the region share its atomic width with every other mapping of
+    /// the object `(dev, ino)` in this process.
+    pub(crate) fn set_object(&mut self, key: (u64, u64)) {
+        self.width = AtomicWidth::of_object(key);
     }
 
     /// Copies `data` into the region starting `offset` bytes in (relaxed
@@ -550,12 +553,15 @@ impl Region {
             // (it would have to be borrowed from `self`).
             unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
         } else {
-            let (span, width) = (self.span(offset), self.copy_width());
+            let span = self.span(offset);
             // SAFETY: the range lies inside the mapping and is writable
-            // (checked); `&mut self` excludes slices and atomic views in this
-            // process, and other processes or mappings access the bytes
-            // atomically or outside Rust; `data` is not inside the range.
-            unsafe { atomic_copy::store(span, data, width) };
+            // (checked); `&mut self` excludes slices and views of this
+            // region, other mappings of the object in this process store
+            // only at the width `with_copy_width` gives, and other processes
+            // access the bytes atomically or outside Rust; `data` is not
+            // inside the range.
+            self.width
+                .with_copy_width(|width| unsafe { atomic_copy::store(span, data, width) });
         }
         Ok(())
     }
@@ -575,10 +581,11 @@ impl Region {
             // anonymous memory, `&mut self`.
             unsafe { std::ptr::write_bytes(dst, byte, len) };
         } else {
-            let (span, width) = (self.span(offset), self.copy_width());
+            let span = self.span(offset);
             // SAFETY: as in `write_at`: checked range and rights, accesses
-            // by others are atomic.
-            unsafe { atomic_copy::fill(span, len, byte, width) };
+            // by others are atomic and of the width given.
+            self.width
+                .with_copy_width(|width| unsafe { atomic_copy::fill(span, len, byte, width) });
         }
         Ok(())
     }
@@ -737,6 +744,9 @@ impl Region {
         // `Drop` does not run: free the bookkeeping here.
         drop(this.name.take());
         drop(std::mem::take(&mut this.limits));
+        // SAFETY: `this` is never dropped, so the width state is dropped
+        // here exactly once (giving up this region's claim).
+        unsafe { std::ptr::drop_in_place(&raw mut this.width) };
         this.release()
     }
 

@@ -33,7 +33,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 
 use crate::error::invalid;
-use crate::options::Protection;
+use crate::options::{Backing, Protection};
 use crate::region::Region;
 use crate::widths::Width;
 
@@ -116,10 +116,12 @@ impl Region {
     /// Claims the width of `T` for the region's atomic accesses, or says
     /// which other width views already use (`widths`).
     fn claim_atomic_width<T>(&self) -> io::Result<()> {
-        if !self.access().writable() {
-            // Mapped read-only (`protect` cannot raise it): nothing in this
-            // process stores through this region, and loads of different
-            // sizes may race each other.
+        if !self.access().writable() && self.backing() != Backing::Fd {
+            // Mapped read-only (`protect` cannot raise it) and no other
+            // mapping shares the claim: nothing in this process stores
+            // through this memory, and loads of different sizes may race
+            // each other. (A file's read-only mapping claims: another,
+            // writable mapping of the file may store through a view.)
             return Ok(());
         }
         let want = size_of::<T>();
@@ -341,7 +343,7 @@ mod tests {
         let data: Vec<u8> = (0..20u8).collect();
         let (path, file) = temp_file("ro", &data);
         // The default: shared and read-only. A `fetch_add` here would fault.
-        let r = MapOptions::new().map_path(&path).unwrap();
+        let mut r = MapOptions::new().map_path(&path).unwrap();
         for e in [
             r.atomic_u32(0).unwrap_err(),
             r.atomic_u64(8).unwrap_err(),
@@ -363,12 +365,15 @@ mod tests {
             words[1].load(),
             u64::from_ne_bytes(data[8..16].try_into().unwrap())
         );
+        // Each width in turn: a file's mappings share one width at a time.
+        r.release_atomic_width();
         assert_eq!(r.as_load_only_u8s().unwrap()[19].load(), 19);
+        assert_eq!(format!("{:?}", r.as_load_only_u8s().unwrap()[3]), "3");
+        r.release_atomic_width();
         assert_eq!(
             r.load_only_u32(16).unwrap().load(),
             u32::from_ne_bytes(data[16..20].try_into().unwrap())
         );
-        assert_eq!(format!("{:?}", r.as_load_only_u8s().unwrap()[3]), "3");
         let odd = MapOptions::new().offset(3).map(&file).unwrap();
         let e = odd.as_load_only_u64s().unwrap_err();
         assert!(e.to_string().contains("8-byte boundary"), "{e}");

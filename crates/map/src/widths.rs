@@ -13,16 +13,23 @@
 //!   relaxed atomics of the claimed width; while no width is claimed it
 //!   copies with words and registers itself, and a claim waits for such
 //!   copies to finish, so no copy of one width overlaps a view of another;
-//! - `&mut self` proves no view is alive, so the claim can be dropped there
-//!   ([`Region::release_atomic_width`](crate::Region::release_atomic_width)).
+//! - `&mut self` proves no view of that region is alive, so its hold on
+//!   the claim can be dropped there
+//!   ([`Region::release_atomic_width`](crate::Region::release_atomic_width),
+//!   and on drop); the width is free again when no region holds it;
+//! - every region that maps the same file, shm object or memfd (same device
+//!   and inode) in this process shares one state, so two mappings of one
+//!   object cannot mix widths either.
 //!
 //! Mixed-size *reads* are allowed, so two copies of different widths never
 //! conflict; only a view that can store needs the claim, but load-only
 //! views claim too, because a load of one width racing a store of another
 //! through a second view is just as forbidden.
 
-use std::sync::atomic::AtomicUsize;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 /// The width used when none is claimed: a machine word.
 pub(crate) const WORD: Width = if size_of::<usize>() == 8 {
@@ -62,7 +69,7 @@ impl Width {
     }
 
     /// The state code (never 0, which means unclaimed).
-    const fn code(self) -> usize {
+    const fn code(self) -> u64 {
         match self {
             Self::W1 => 1,
             Self::W2 => 2,
@@ -71,7 +78,7 @@ impl Width {
         }
     }
 
-    const fn from_code(code: usize) -> Option<Self> {
+    const fn from_code(code: u64) -> Option<Self> {
         match code {
             1 => Some(Self::W1),
             2 => Some(Self::W2),
@@ -82,71 +89,138 @@ impl Width {
     }
 }
 
-const CODE: usize = 0b111;
-/// One unclaimed copy in flight, counted above the code bits.
-const COPY: usize = 0b1000;
+/// Bits of the state word: the claimed width's code, the regions holding
+/// the claim, and the copies running.
+const CODE: u64 = 0b111;
+const HOLDER: u64 = 1 << 3;
+const HOLDERS: u64 = ((1 << 29) - 1) << 3;
+const COPY: u64 = 1 << 32;
 
-/// A region's claimed width and its unclaimed copies in flight.
+/// The width state of one object: every region of it in this process
+/// shares one (`registry`), so two mappings of one file cannot take
+/// views of different widths either.
 #[derive(Debug, Default)]
-pub(crate) struct AtomicWidth(AtomicUsize);
+struct State(AtomicU64);
+
+/// The objects (device, inode) mapped in this process and their states.
+static OBJECTS: Mutex<BTreeMap<(u64, u64), Weak<State>>> = Mutex::new(BTreeMap::new());
+
+/// A region's view of its object's atomic width.
+#[derive(Debug, Default)]
+pub(crate) struct AtomicWidth {
+    state: Arc<State>,
+    /// Whether this region counts among the claim's holders.
+    holding: AtomicBool,
+}
 
 impl AtomicWidth {
-    /// The claimed width, if any.
-    pub(crate) fn get(&self) -> Option<Width> {
-        Width::from_code(self.0.load(Acquire) & CODE)
-    }
-
-    /// Claims `width` for views; `Err(other)` when `other` is claimed.
-    /// Waits for unclaimed copies in flight (each is one bounded memcpy).
-    pub(crate) fn claim(&self, width: Width) -> Result<(), Width> {
-        let mut state = self.0.load(Acquire);
-        loop {
-            if let Some(have) = Width::from_code(state & CODE) {
-                return if have == width { Ok(()) } else { Err(have) };
-            }
-            if state >= COPY {
-                std::thread::yield_now();
-                state = self.0.load(Acquire);
-                continue;
-            }
-            match self
-                .0
-                .compare_exchange_weak(state, width.code(), AcqRel, Acquire)
-            {
-                Ok(_) => return Ok(()),
-                Err(now) => state = now,
-            }
+    /// The state of the mapped object `(dev, ino)`, shared with every other
+    /// region of it in this process.
+    pub(crate) fn of_object(key: (u64, u64)) -> Self {
+        let mut objects = OBJECTS.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = if let Some(state) = objects.get(&key).and_then(Weak::upgrade) {
+            state
+        } else {
+            objects.retain(|_, w| w.strong_count() > 0);
+            let state = Arc::new(State::default());
+            objects.insert(key, Arc::downgrade(&state));
+            state
+        };
+        Self {
+            state,
+            holding: AtomicBool::new(false),
         }
     }
 
-    /// Runs `copy` with the width to copy at: the claimed one, or [`WORD`]
-    /// while none is claimed, during which no claim can succeed.
-    pub(crate) fn with_copy_width<R>(&self, copy: impl FnOnce(Width) -> R) -> R {
-        let mut state = self.0.load(Acquire);
+    /// The claimed width, if any.
+    pub(crate) fn get(&self) -> Option<Width> {
+        Width::from_code(self.state.0.load(Acquire) & CODE)
+    }
+
+    /// Claims `width` for this region's views; `Err(other)` when `other`
+    /// is claimed (by this or another region of the object). Waits for
+    /// copies in flight when nothing is claimed (each is one bounded copy).
+    pub(crate) fn claim(&self, width: Width) -> Result<(), Width> {
+        let cell = &self.state.0;
+        if self.holding.load(Acquire) {
+            // A holder keeps the width fixed.
+            let have = Width::from_code(cell.load(Acquire) & CODE);
+            return if have == Some(width) {
+                Ok(())
+            } else {
+                Err(have.unwrap_or(width))
+            };
+        }
+        let mut state = cell.load(Acquire);
         loop {
-            if let Some(have) = Width::from_code(state & CODE) {
-                return copy(have);
-            }
-            match self
-                .0
-                .compare_exchange_weak(state, state + COPY, AcqRel, Acquire)
-            {
+            let next = match Width::from_code(state & CODE) {
+                Some(have) if have != width => return Err(have),
+                Some(_) if state & HOLDERS == HOLDERS => return Err(width),
+                Some(_) => state + HOLDER,
+                None if state >= COPY => {
+                    std::thread::yield_now();
+                    state = cell.load(Acquire);
+                    continue;
+                }
+                None => width.code() | HOLDER,
+            };
+            match cell.compare_exchange_weak(state, next, AcqRel, Acquire) {
                 Ok(_) => break,
                 Err(now) => state = now,
             }
         }
-        let _done = Done(&self.0);
-        copy(WORD)
+        if self.holding.swap(true, AcqRel) {
+            // Another thread claimed for this region meanwhile: count once.
+            cell.fetch_sub(HOLDER, Release);
+        }
+        Ok(())
     }
 
-    /// Drops the claim; `&mut` proves no view or copy is running.
+    /// Runs `copy` with the width to copy at: the claimed one, or [`WORD`]
+    /// when none is. Unless this region holds the claim (which keeps it
+    /// fixed), the copy counts itself in flight, so no claim of another
+    /// width can start until it ends.
+    pub(crate) fn with_copy_width<R>(&self, copy: impl FnOnce(Width) -> R) -> R {
+        let cell = &self.state.0;
+        if self.holding.load(Acquire) {
+            let have = Width::from_code(cell.load(Acquire) & CODE);
+            return copy(have.unwrap_or(WORD));
+        }
+        let state = cell.fetch_add(COPY, AcqRel);
+        let _done = Done(cell);
+        copy(Width::from_code(state & CODE).unwrap_or(WORD))
+    }
+
+    /// Drops this region's hold on the claim (`&mut` proves none of its
+    /// views is alive); the width is free again once no region holds it.
     pub(crate) fn reset(&mut self) {
-        *self.0.get_mut() = 0;
+        if !std::mem::replace(self.holding.get_mut(), false) {
+            return;
+        }
+        let cell = &self.state.0;
+        let mut state = cell.load(Acquire);
+        loop {
+            let next = if state & HOLDERS == HOLDER {
+                state & !(CODE | HOLDERS)
+            } else {
+                state - HOLDER
+            };
+            match cell.compare_exchange_weak(state, next, AcqRel, Acquire) {
+                Ok(_) => return,
+                Err(now) => state = now,
+            }
+        }
     }
 }
 
-/// Unregisters an unclaimed copy when dropped, even if the copy unwinds.
-struct Done<'a>(&'a AtomicUsize);
+impl Drop for AtomicWidth {
+    fn drop(&mut self) {
+        self.reset();
+    }
+}
+
+/// Ends a copy's time in flight when dropped, even if the copy unwinds.
+struct Done<'a>(&'a AtomicU64);
 
 impl Drop for Done<'_> {
     fn drop(&mut self) {
@@ -170,6 +244,29 @@ mod tests {
         assert_eq!(w.with_copy_width(|x| x), WORD);
         assert_eq!(w.claim(Width::W1), Ok(()));
         assert_eq!(w.get(), Some(Width::W1));
+    }
+
+    /// Two regions of one object share the claim: the second cannot take
+    /// another width, copies through it run at the first's, and the width
+    /// is free only when neither holds it.
+    #[test]
+    fn regions_of_one_object_share_one_width() {
+        let key = (u64::MAX, u64::from(std::process::id()));
+        let (mut a, mut b) = (AtomicWidth::of_object(key), AtomicWidth::of_object(key));
+        let other = AtomicWidth::of_object((u64::MAX - 1, 0));
+        assert_eq!(a.claim(Width::W4), Ok(()));
+        assert_eq!(b.claim(Width::W8), Err(Width::W4));
+        assert_eq!(b.with_copy_width(|x| x), Width::W4);
+        assert_eq!(other.claim(Width::W8), Ok(()), "another object");
+        assert_eq!(b.claim(Width::W4), Ok(()));
+        a.reset();
+        assert_eq!(b.get(), Some(Width::W4), "b still holds it");
+        assert_eq!(a.claim(Width::W1), Err(Width::W4));
+        b.reset();
+        assert_eq!(a.get(), None);
+        assert_eq!(a.claim(Width::W1), Ok(()));
+        drop(a);
+        assert_eq!(b.claim(Width::W8), Ok(()), "dropping released it");
     }
 
     #[test]

@@ -135,3 +135,36 @@ fn a_second_atomic_width_is_refused_while_the_first_is_in_use() {
     });
     assert_eq!(region.atomic_width(), Some(4));
 }
+
+/// Two mappings of one file in one process are the same bytes: a 4-byte
+/// view through one and an 8-byte view (or copy) through the other would
+/// race at mixed sizes, so the mappings share one width.
+#[test]
+fn two_mappings_of_one_file_share_one_atomic_width() {
+    let path = std::env::temp_dir().join(format!(
+        "memio-map-adversarial-{}-twice",
+        std::process::id()
+    ));
+    std::fs::write(&path, [0u8; 4096]).unwrap();
+    let rw = MapOptions::new().read_write();
+    let first = rw.map_path(&path).unwrap();
+    let mut second = rw.map_path(&path).unwrap();
+    let flag = first.atomic_u32(8).unwrap();
+    let e = second.atomic_u64(8).unwrap_err();
+    assert!(e.to_string().contains("it has 4-byte atomic views"), "{e}");
+    assert_eq!(second.atomic_width(), Some(4));
+    flag.store(0x0102_0304, std::sync::atomic::Ordering::Relaxed);
+    let mut word = [0u8; 4];
+    second.read_at(8, &mut word).unwrap();
+    assert_eq!(u32::from_ne_bytes(word), 0x0102_0304);
+    second.write_at(9, &[9]).unwrap();
+    assert_eq!(
+        flag.load(std::sync::atomic::Ordering::Relaxed) & 0xFF00,
+        0x0900
+    );
+    // A mapping of another file is not affected.
+    second.release_atomic_width();
+    drop(first);
+    assert!(second.atomic_u64(8).is_ok(), "free once the first is gone");
+    std::fs::remove_file(&path).unwrap();
+}
