@@ -65,10 +65,11 @@ use crate::region::{Region, open_rw};
 /// One process holds at most one `GrowableFile` per file (by device and
 /// inode, whatever the path): a second [`open`](Self::open) is refused with
 /// [`io::ErrorKind::ResourceBusy`], because one handle shrinking the file
-/// would make the other's next access raise `SIGBUS`. Another process
-/// truncating the file while it is mapped does the same; share such files
-/// only with cooperating processes, for instance ones that take a file lock
-/// before resizing.
+/// would make the other's next access raise `SIGBUS`. A plain
+/// [`MapOptions`] mapping of the file, or another process, is not tracked:
+/// shrinking the file under it, or it truncating the file, does the same;
+/// share such files only with cooperating code, for instance code that takes
+/// a file lock before resizing.
 #[derive(Debug)]
 pub struct GrowableFile {
     path: PathBuf,
