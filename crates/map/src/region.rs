@@ -531,7 +531,22 @@ impl Region {
     /// Makes the region share its atomic width with every other mapping of
     /// the object `(dev, ino)` in this process.
     pub(crate) fn set_object(&mut self, key: (u64, u64)) {
+        self.width.reset();
         self.width = AtomicWidth::of_object(key);
+    }
+
+    /// Declares that the region maps the object `(dev, ino)`, so that it
+    /// shares its [`atomic_width`](Self::atomic_width) with every other
+    /// region of that object in this process: two mappings of the same
+    /// bytes must not take atomic views of different widths. Regions mapped
+    /// from a descriptor ([`MapOptions::map`]) do this by themselves; use it
+    /// for memory mapped by other means, naming it with numbers no file
+    /// uses (System V shared memory uses `(u64::MAX, shmid)`). Any claim
+    /// the region held is dropped (no view is alive: `self` is moved).
+    #[must_use]
+    pub fn with_object_identity(mut self, dev: u64, ino: u64) -> Self {
+        self.set_object((dev, ino));
+        self
     }
 
     /// Copies `data` into the region starting `offset` bytes in (relaxed
