@@ -232,30 +232,38 @@ impl Span {
 
 fn cachestat(file: &File, span: Span) -> io::Result<CacheStat> {
     let page = crate::page_size() as u64;
-    let mut raw = RawCachestat::default();
-    if span.pages > 0 {
-        // len 0 would mean "to the end of the file": an empty span asks
-        // nothing.
-        let range = CachestatRange {
+    // An empty span still asks (from the file's end to the end, len 0
+    // meaning "to the end"), so a kernel without cachestat says so either
+    // way; what it counts there is not the span's and is dropped below.
+    let range = if span.pages > 0 {
+        CachestatRange {
             off: span.first_page * page,
             len: span.pages * page,
-        };
-        // SAFETY: both pointers reference live, correctly laid out
-        // structures owned by this frame; the fd is open for the call's
-        // duration; flags 0.
-        let rc = unsafe {
-            libc::syscall(
-                SYS_CACHESTAT,
-                file.as_raw_fd(),
-                &raw const range,
-                &raw mut raw,
-                0u32,
-            )
-        };
-        if rc != 0 {
-            // Keep the raw errno so Auto can fall back on ENOSYS/EPERM.
-            return Err(io::Error::last_os_error());
         }
+    } else {
+        CachestatRange {
+            off: span.end.div_ceil(page) * page,
+            len: 0,
+        }
+    };
+    let mut raw = RawCachestat::default();
+    // SAFETY: both pointers reference live, correctly laid out structures
+    // owned by this frame; the fd is open for the call's duration; flags 0.
+    let rc = unsafe {
+        libc::syscall(
+            SYS_CACHESTAT,
+            file.as_raw_fd(),
+            &raw const range,
+            &raw mut raw,
+            0u32,
+        )
+    };
+    if rc != 0 {
+        // Keep the raw errno so Auto can fall back on ENOSYS/EPERM.
+        return Err(io::Error::last_os_error());
+    }
+    if span.pages == 0 {
+        raw = RawCachestat::default();
     }
     Ok(CacheStat {
         size: span.end - span.start,
@@ -692,7 +700,11 @@ mod tests {
         touch(&mut file).unwrap();
         evict_range(&file, 0..page).unwrap();
         let s = stat_range(&file, Method::Mincore, 0..u64::MAX).unwrap();
-        assert_eq!(s.cached, 10, "only the first page left");
+        // Valgrind reads the head of a file as it is mapped, caching page 0
+        // again before mincore looks.
+        if !under_valgrind() {
+            assert_eq!(s.cached, 10, "only the first page left");
+        }
         std::fs::remove_file(path).unwrap();
     }
 
