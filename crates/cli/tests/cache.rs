@@ -71,6 +71,21 @@ fn fincore_pages(path: &Path) -> Option<u64> {
     Some(text(&out.stdout).trim().parse().unwrap())
 }
 
+/// As root: a scratch file of `len` bytes that user nobody may read, and a
+/// copy of the binary nobody may run; `None` (the test skipped with the
+/// reason) when not root.
+fn readable_by_nobody(name: &str, len: usize) -> Option<(TempDir, PathBuf, SharedBinary)> {
+    if !is_root() {
+        println!("not root: cannot ask as another user; skipped");
+        return None;
+    }
+    let dir = TempDir::new("cache");
+    // Readable by nobody: the directory is made 0755, the file is 0644.
+    let path = dir.file(name, len);
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    Some((dir, path, SharedBinary::new()))
+}
+
 #[test]
 fn residency_is_zero_after_evict_full_after_touch_and_agrees_with_fincore() {
     let dir = TempDir::new("cache");
@@ -285,15 +300,10 @@ fn lock_holds_pages_until_terminated() {
 
 #[test]
 fn lock_past_rlimit_memlock_says_so() {
-    if !is_root() {
-        println!("not root: cannot drop to nobody to meet RLIMIT_MEMLOCK; skipped");
+    // Nobody meets RLIMIT_MEMLOCK, which root does not.
+    let Some((_dir, path, bin)) = readable_by_nobody("too-big", 9 << 20) else {
         return;
-    }
-    let dir = TempDir::new("cache");
-    // Readable by nobody: the directory is created 0755 and the file 0644.
-    let path = dir.file("too-big", 9 << 20);
-    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let bin = SharedBinary::new();
+    };
     let Some(out) = bin.output(&mut bin.as_nobody(&["cache", "lock", path.to_str().unwrap()]))
     else {
         return;
@@ -322,14 +332,9 @@ fn lock_past_rlimit_memlock_says_so() {
 
 #[test]
 fn untrusted_mincore_answers_are_marked() {
-    if !is_root() {
-        println!("not root: cannot ask as another user; skipped");
+    let Some((_dir, path, bin)) = readable_by_nobody("roots", 100_000) else {
         return;
-    }
-    let dir = TempDir::new("cache");
-    let path = dir.file("roots", 100_000);
-    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let bin = SharedBinary::new();
+    };
     let as_nobody = |args: &[&str]| bin.output(&mut bin.as_nobody(args));
     let p = path.to_str().unwrap();
     let Some(cachestat) = as_nobody(&["cache", "stat", "--method", "cachestat", p]) else {
@@ -637,14 +642,9 @@ fn evicting_pages_another_process_locked_names_it_and_exits_1() {
 
 #[test]
 fn evicting_what_memio_cannot_measure_says_so_and_exits_1() {
-    if !is_root() {
-        println!("not root: cannot ask as another user; skipped");
+    let Some((_dir, path, bin)) = readable_by_nobody("roots", 100_000) else {
         return;
-    }
-    let dir = TempDir::new("cache");
-    let path = dir.file("roots", 100_000);
-    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let bin = SharedBinary::new();
+    };
     let Some(out) = bin.output(&mut bin.as_nobody(&["cache", "evict", path.to_str().unwrap()]))
     else {
         return;
@@ -695,4 +695,30 @@ fn watch_prints_one_json_line_per_report() {
     drop(stdout);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "a closed pipe ends the watch");
+}
+
+#[test]
+fn a_list_without_separators_is_cut_at_path_max_not_held_whole() {
+    // 64 MiB of one "path": memio reads it in PATH_MAX pieces and reports
+    // the name as too long.
+    let mut child = Command::new(MEMIO)
+        .args(["cache", "stat", "-b", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..64 {
+        stdin.write_all(&chunk).unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("file name too long"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashSet;
 use std::fs::Metadata;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -57,6 +57,9 @@ impl Filters {
 /// Where the walk's starting paths come from.
 pub(super) type Roots = Box<dyn Iterator<Item = PathBuf> + Send>;
 
+/// The longest path the kernel takes (`PATH_MAX`, with its NUL).
+const PATH_MAX: usize = 4096;
+
 /// The paths of a list file, one per line or NUL-separated (`-0`); `-`
 /// reads standard input. Read as the walk goes, never as a whole.
 pub(super) fn list(path: &Path, nul: bool) -> std::io::Result<Roots> {
@@ -65,18 +68,60 @@ pub(super) fn list(path: &Path, nul: bool) -> std::io::Result<Roots> {
     } else {
         Box::new(std::io::BufReader::new(std::fs::File::open(path)?))
     };
-    let sep = if nul { 0 } else { b'\n' };
-    Ok(Box::new(
-        reader
-            .split(sep)
-            .map_while(Result::ok)
-            .filter_map(|mut line| {
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+    Ok(Box::new(List {
+        reader,
+        sep: if nul { 0 } else { b'\n' },
+        line: Vec::new(),
+    }))
+}
+
+/// A list of paths read one entry at a time; an entry longer than
+/// `PATH_MAX` is cut there (the rest is read and dropped, so a list without
+/// separators cannot fill memory) and then fails as too long a name.
+struct List {
+    reader: Box<dyn BufRead + Send>,
+    sep: u8,
+    line: Vec<u8>,
+}
+
+impl Iterator for List {
+    type Item = PathBuf;
+
+    fn next(&mut self) -> Option<PathBuf> {
+        loop {
+            self.line.clear();
+            let n = (&mut self.reader)
+                .take(PATH_MAX as u64 + 1)
+                .read_until(self.sep, &mut self.line)
+                .ok()?;
+            if n == 0 {
+                return None;
+            }
+            if self.line.last() == Some(&self.sep) {
+                self.line.pop();
+            } else if self.line.len() > PATH_MAX {
+                let mut rest = Vec::new();
+                loop {
+                    rest.clear();
+                    let more = (&mut self.reader)
+                        .take(PATH_MAX as u64)
+                        .read_until(self.sep, &mut rest)
+                        .ok()?;
+                    if more == 0 || rest.last() == Some(&self.sep) {
+                        break;
+                    }
                 }
-                (!line.is_empty()).then(|| PathBuf::from(std::ffi::OsString::from_vec(line)))
-            }),
-    ))
+            }
+            if self.sep == b'\n' && self.line.last() == Some(&b'\r') {
+                self.line.pop();
+            }
+            if !self.line.is_empty() {
+                return Some(PathBuf::from(std::ffi::OsString::from_vec(
+                    self.line.clone(),
+                )));
+            }
+        }
+    }
 }
 
 /// A directory on the way down: its entries still to visit (sorted, the
