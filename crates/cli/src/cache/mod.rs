@@ -118,7 +118,8 @@ struct FilesArgs {
     /// The -b list is separated by NUL bytes (find -print0).
     #[arg(short = '0', long, requires = "batch")]
     null: bool,
-    /// Files measured at once, in threads (default 1); rows keep walk order.
+    /// Files measured at once, in threads (default: 1, or with -R or -b one
+    /// per CPU up to 4); rows keep walk order.
     #[arg(short = 'j', long, value_name = "N")]
     jobs: Option<usize>,
     /// Print JSON (exact byte and page counts) instead of a table.
@@ -325,11 +326,20 @@ fn each(
     })
 }
 
-/// One worker unless `-j` asks for more: with the metadata in memory, the
-/// hand-offs between threads cost more than they save; on a cold disk
-/// several reads in flight help.
+/// With a walk or a list (`-R`, `-b`), one worker per CPU up to 4: opening
+/// and measuring files in parallel beats one at a time even with the
+/// metadata cached (/usr, 113k files, release build: 1.2 s with 2 workers,
+/// 1.9 s with one); a few files from the command line need no threads.
 fn jobs(args: &FilesArgs) -> usize {
-    args.jobs.unwrap_or(1).max(1)
+    args.jobs
+        .unwrap_or_else(|| {
+            if args.recursive || args.batch.is_some() {
+                std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+            } else {
+                1
+            }
+        })
+        .max(1)
 }
 
 /// Walks, acts, measures and prints; per-file failures are reported as
