@@ -635,9 +635,18 @@ fn evicting_pages_another_process_locked_names_it_and_exits_1() {
     let v: Value = serde_json::from_slice(&evict.stdout).unwrap();
     assert_eq!(v["files"][0]["pages_evicted_now"], 0);
     assert_eq!(v["files"][0]["cached_pages"], 256);
+    assert!(
+        stderr.contains("the kernel dropped 0 cached page(s)"),
+        "{stderr}"
+    );
     // Once the holder is gone, the same eviction empties the file.
-    let again = json(&["cache", "evict", "--json", p]);
-    assert_eq!(again["files"][0]["cached_pages"], 0);
+    let again = memio(&["cache", "evict", p]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        text(&again.stderr).contains("the kernel dropped 256 cached page(s) (1.0 MiB); 0 stay"),
+        "{}",
+        text(&again.stderr)
+    );
 }
 
 #[test]

@@ -351,7 +351,7 @@ fn report(args: &FilesArgs, globals: Globals, act: Act, style: Option<Style>) ->
         act,
         method: method(args),
         range: args.range.clone().unwrap_or(0..u64::MAX),
-        page_map: globals.verbose > 0 && act != Act::Evict && !globals.quiet,
+        page_map: globals.verbose > 0 && !globals.quiet,
     };
     let style = style.unwrap_or(if args.json {
         Style::Json
@@ -394,6 +394,13 @@ fn report(args: &FilesArgs, globals: Globals, act: Act, style: Option<Style>) ->
     })?;
     progress.finish_and_clear();
     printer.finish(&totals)?;
+    if let (Act::Evict, Some(gone), false) = (act, totals.evicted, globals.quiet) {
+        warn(format_args!(
+            "the kernel dropped {gone} cached page(s) ({}); {} stay cached",
+            human_bytes(gone.saturating_mul(memio::map::page_size() as u64)),
+            totals.cached
+        ));
+    }
     if totals.untrusted > 0 && !globals.quiet && act != Act::Evict {
         warn(format_args!(
             "{} file(s) marked '?': mincore cannot see the page cache of files you \
