@@ -538,6 +538,22 @@ fn tiny_files_take_a_page_empty_files_have_no_percentage_and_percentages_round()
     ]);
     assert_eq!(v["files"][0]["pages"], 1);
     assert_eq!(v["files"][0]["size"], 4096);
+    // vmtouch's -p -HI: from the start.
+    let v = json(&[
+        "cache",
+        "stat",
+        "--json",
+        "-p",
+        "-6k",
+        three.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (
+            v["files"][0]["pages"].as_u64(),
+            v["files"][0]["size"].as_u64()
+        ),
+        (Some(2), Some(6144))
+    );
 }
 
 #[test]

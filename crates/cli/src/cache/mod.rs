@@ -109,7 +109,7 @@ struct FilesArgs {
     exclude: Vec<String>,
     /// Only the bytes in this range of each file: LO-HI, LO- or -HI, e.g.
     /// 4k-1M (vmtouch -p).
-    #[arg(short = 'p', long, value_name = "RANGE", value_parser = parse_range)]
+    #[arg(short = 'p', long, value_name = "RANGE", value_parser = parse_range, allow_hyphen_values = true)]
     range: Option<Range<u64>>,
     /// Read the paths from this file, one per line; `-` for stdin
     /// (vmtouch -b).
