@@ -86,6 +86,18 @@ fn readable_by_nobody(name: &str, len: usize) -> Option<(TempDir, PathBuf, Share
     Some((dir, path, SharedBinary::new()))
 }
 
+/// Runs the binary as nobody; `None` (skipped with the reason) when nobody
+/// cannot read the test file here.
+fn run_as_nobody(bin: &SharedBinary, args: &[&str]) -> Option<std::process::Output> {
+    let out = bin.output(&mut bin.as_nobody(args))?;
+    let stderr = text(&out.stderr);
+    if stderr.contains("permission denied") {
+        println!("nobody cannot read the test file here: skipped ({stderr})");
+        return None;
+    }
+    Some(out)
+}
+
 #[test]
 fn residency_is_zero_after_evict_full_after_touch_and_agrees_with_fincore() {
     let dir = TempDir::new("cache");
@@ -304,15 +316,10 @@ fn lock_past_rlimit_memlock_says_so() {
     let Some((_dir, path, bin)) = readable_by_nobody("too-big", 9 << 20) else {
         return;
     };
-    let Some(out) = bin.output(&mut bin.as_nobody(&["cache", "lock", path.to_str().unwrap()]))
-    else {
+    let Some(out) = run_as_nobody(&bin, &["cache", "lock", path.to_str().unwrap()]) else {
         return;
     };
     let stderr = text(&out.stderr);
-    if stderr.contains("permission denied") {
-        println!("nobody cannot read the test file here: skipped ({stderr})");
-        return;
-    }
     let limit = std::fs::read_to_string("/proc/self/limits").unwrap();
     if limit
         .lines()
@@ -670,15 +677,10 @@ fn evicting_what_memio_cannot_measure_says_so_and_exits_1() {
     let Some((_dir, path, bin)) = readable_by_nobody("roots", 100_000) else {
         return;
     };
-    let Some(out) = bin.output(&mut bin.as_nobody(&["cache", "evict", path.to_str().unwrap()]))
-    else {
+    let Some(out) = run_as_nobody(&bin, &["cache", "evict", path.to_str().unwrap()]) else {
         return;
     };
     let stderr = text(&out.stderr);
-    if stderr.contains("permission denied") {
-        println!("nobody cannot read the test file here: skipped ({stderr})");
-        return;
-    }
     let v = json(&[
         "cache",
         "stat",
