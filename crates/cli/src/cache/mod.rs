@@ -202,10 +202,31 @@ fn walk(args: &FilesArgs) -> CliResult<Walk> {
     Ok(Walk::new(roots, filters))
 }
 
-/// Reads `range` of `file` through the page cache. The one place `cache
-/// touch` reads, so a faster reader can take its place alone.
-fn touch_file(file: &mut File, range: Range<u64>) -> std::io::Result<u64> {
-    cache::touch_range(file, range)
+/// Reads `range` of `file` through the page cache, counting the bytes on
+/// `progress` as they come (a large file moves the bar while it is read).
+/// The one place `cache touch` reads, so a faster reader can take its
+/// place alone.
+fn touch_file(
+    file: &mut File,
+    range: Range<u64>,
+    progress: &indicatif::ProgressBar,
+) -> std::io::Result<u64> {
+    const STEP: u64 = 8 << 20;
+    let end = range.end.min(file.metadata()?.len());
+    let mut at = range.start;
+    let mut total = 0;
+    while at < end {
+        let next = end.min(at.saturating_add(STEP));
+        let n = cache::touch_range(file, at..next)?;
+        progress.inc(n);
+        total += n;
+        if n < next - at {
+            // The file shrank meanwhile: what is left has been read.
+            break;
+        }
+        at = next;
+    }
+    Ok(total)
 }
 
 /// Settings every worker shares.
@@ -215,6 +236,8 @@ struct Work {
     method: Method,
     range: Range<u64>,
     page_map: bool,
+    /// Counts bytes: `touch` as it reads, the others per file.
+    progress: indicatif::ProgressBar,
 }
 
 impl Work {
@@ -228,7 +251,8 @@ impl Work {
         match self.act {
             Act::Stat => {}
             Act::Touch => {
-                touch_file(&mut file, self.range.clone()).map_err(|e| describe(&e))?;
+                touch_file(&mut file, self.range.clone(), &self.progress)
+                    .map_err(|e| describe(&e))?;
             }
             Act::Evict => {
                 before = Some(measure(&file)?);
@@ -347,11 +371,13 @@ fn jobs(args: &FilesArgs) -> usize {
 /// everything in place makes it 1.
 fn report(args: &FilesArgs, globals: Globals, act: Act, style: Option<Style>) -> CliResult {
     let walk = walk(args)?;
+    let progress = crate::progress::bytes(globals);
     let work = Work {
         act,
         method: method(args),
         range: args.range.clone().unwrap_or(0..u64::MAX),
         page_map: globals.verbose > 0 && !globals.quiet,
+        progress: progress.clone(),
     };
     let style = style.unwrap_or(if args.json {
         Style::Json
@@ -360,14 +386,15 @@ fn report(args: &FilesArgs, globals: Globals, act: Act, style: Option<Style>) ->
             headers: !args.noheadings,
         }
     });
-    let progress = crate::progress::bytes(globals);
     let mut printer = Printer::start(style)?;
     let mut totals = Totals::new();
     let mut status = EXIT_OK;
     each(walk, jobs(args), &work, |(item, outcome)| {
         match (item, outcome) {
             (Item::File { path, size }, Some(Ok(row))) => {
-                progress.inc(size);
+                if act != Act::Touch {
+                    progress.inc(size);
+                }
                 progress.set_message(path.display().to_string());
                 if act == Act::Evict {
                     status = status.max(explain_eviction(&path, &row, globals));
