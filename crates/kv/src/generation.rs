@@ -246,6 +246,7 @@ impl Generation {
             log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
             log.chain = head.crc;
             log.seq = head.seq;
+            log.index.limit = log.seen;
             self.seen.store(log.seen, Release);
         }
         Ok(())

@@ -63,6 +63,28 @@ pub(crate) fn read_header(map: &Region, loc: u64) -> Result<RecordHeader, Damage
     Ok(RecordHeader::parse(&b))
 }
 
+/// The header of the record at `loc` if it holds `key`: header and key
+/// read in one copy when the key is short.
+/// Reads past the record's end stay below `limit` (the end of the log
+/// read so far), so they never reach past the file.
+fn read_if_key(
+    map: &Region,
+    loc: u64,
+    key: &[u8],
+    limit: u64,
+) -> Result<Option<RecordHeader>, Damage> {
+    let n = RECORD_HEADER + key.len();
+    if key.len() > 48 || loc + n as u64 > limit {
+        let head = read_header(map, loc)?;
+        return Ok(key_matches(map, loc, &head, key)?.then_some(head));
+    }
+    let mut buf = [0u8; RECORD_HEADER + 48];
+    map.read_at(loc as usize, &mut buf[..n])
+        .map_err(|e| damage(loc, format!("record unreadable: {e}")))?;
+    let head = RecordHeader::parse(&buf);
+    Ok((usize::from(head.key_len) == key.len() && buf[RECORD_HEADER..n] == *key).then_some(head))
+}
+
 /// Whether the record at `loc` (header `head`) holds `key`.
 fn key_matches(map: &Region, loc: u64, head: &RecordHeader, key: &[u8]) -> Result<bool, Damage> {
     if usize::from(head.key_len) != key.len() {
@@ -100,7 +122,9 @@ pub(crate) fn read_value(
 /// Where each key's newest record lies, and counts for `stats`.
 #[derive(Debug)]
 pub(crate) struct Index {
-    hasher: RandomState,
+    seed: u64,
+    /// End of the log read so far: records lie below it.
+    pub limit: u64,
     by_hash: HashMap<u64, u64, BuildHasherDefault<Ident>>,
     spill: HashMap<Box<[u8]>, u64>,
     ordered: BTreeMap<Box<[u8]>, u64>,
@@ -115,7 +139,8 @@ pub(crate) struct Index {
 impl Index {
     pub fn new() -> Self {
         Self {
-            hasher: RandomState::new(),
+            seed: RandomState::new().hash_one(0u64) | 1,
+            limit: 0,
             by_hash: HashMap::default(),
             spill: HashMap::new(),
             ordered: BTreeMap::new(),
@@ -125,8 +150,28 @@ impl Index {
         }
     }
 
+    /// A seeded multiply-fold hash of `key`: far cheaper than `SipHash`
+    /// for short keys. Keys that collide on purpose only land in the spill
+    /// table (keyed by `SipHash`), so lookups stay correct and bounded.
     fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let fold = |a: u64, b: u64| {
+            let m = u128::from(a) * u128::from(b);
+            (m as u64) ^ ((m >> 64) as u64)
+        };
+        let mut h = self.seed ^ (key.len() as u64).wrapping_mul(K);
+        let mut chunks = key.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().unwrap_or_default());
+            h = fold(h ^ w, K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            h = fold(h ^ u64::from_le_bytes(w), K);
+        }
+        fold(h, K ^ self.seed)
     }
 
     /// The newest record of `key`, put or delete.
@@ -134,8 +179,7 @@ impl Index {
         let Some(&loc) = self.by_hash.get(&self.hash(key)) else {
             return Ok(None);
         };
-        let head = read_header(map, loc)?;
-        if key_matches(map, loc, &head, key)? {
+        if let Some(head) = read_if_key(map, loc, key, self.limit)? {
             return Ok(Some(Found { loc, head }));
         }
         match self.spill.get(key) {

@@ -412,7 +412,10 @@ impl Store {
     ///
     /// As [`snapshot`](Self::snapshot).
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.snapshot()?.get(key)
+        let g = self.generation()?;
+        g.catch_up()?;
+        let log = g.read_log();
+        Snapshot::lookup(&g, &log, key, log.seen)
     }
 
     /// Sets `key` to `value` in one commit.
