@@ -85,7 +85,7 @@ impl Store {
                 }
                 flush(&mut body, &mut count, &mut out)?;
                 let live = log.index.live_record_bytes + HEADER_SIZE + GROUP_HEADER as u64;
-                let after = out.finish((live / 4).max(1 << 20))?;
+                let after = out.finish((live / 4).max(1 << 16))?;
                 std::fs::rename(&tmp, &path)?;
                 sync_dir(&path)?;
                 Ok::<_, std::io::Error>(Compacted {
