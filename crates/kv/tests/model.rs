@@ -64,15 +64,12 @@ proptest! {
                 Op::Batch(ops) => {
                     let mut b = Batch::new();
                     for (k, v) in ops {
-                        match v {
-                            Some(v) => {
-                                b.put(key(k), v.clone());
-                                model.insert(key(k), v);
-                            }
-                            None => {
-                                b.delete(key(k));
-                                model.remove(&key(k));
-                            }
+                        if let Some(v) = v {
+                            b.put(key(k), v.clone());
+                            model.insert(key(k), v);
+                        } else {
+                            b.delete(key(k));
+                            model.remove(&key(k));
                         }
                     }
                     store.write(&b).unwrap();
@@ -144,7 +141,7 @@ proptest! {
             Ok(s) => {
                 let mut got = BTreeMap::new();
                 let mut failed = false;
-                for r in s.snapshot().unwrap().iter() {
+                for r in &s.snapshot().unwrap() {
                     match r {
                         Ok((k, v)) => {
                             got.insert(k, v);
