@@ -104,7 +104,9 @@ fn kv_err(e: &memio::kv::Error) -> CliError {
     }
 }
 
-fn open(args: &KvArgs, create: bool) -> CliResult<Store> {
+/// Opens the store: read-only for commands that only read (so a file
+/// this user may not write still reads), read-write otherwise.
+fn open_for(args: &KvArgs, create: bool, write: bool) -> CliResult<Store> {
     if !create && !args.db.exists() {
         return Err(CliError::new(args.db.display(), "no such store"));
     }
@@ -113,11 +115,19 @@ fn open(args: &KvArgs, create: bool) -> CliResult<Store> {
     } else {
         Durability::Durable
     };
-    Store::open(
-        &args.db,
-        Options::new().create(create).durability(durability),
-    )
-    .map_err(|e| kv_err(&e))
+    let options = Options::new()
+        .create(create)
+        .read_only(!write)
+        .durability(durability);
+    Store::open(&args.db, options).map_err(|e| kv_err(&e))
+}
+
+fn open(args: &KvArgs, create: bool) -> CliResult<Store> {
+    open_for(args, create, true)
+}
+
+fn open_to_read(args: &KvArgs) -> CliResult<Store> {
+    open_for(args, false, false)
 }
 
 /// A key or value as JSON: text when it is UTF-8, else base64.
@@ -161,7 +171,7 @@ pub(crate) fn run(args: &KvArgs, _globals: Globals) -> CliResult {
 fn exec(args: &KvArgs) -> CliResult<()> {
     match &args.command {
         KvCommand::Get { key } => {
-            let s = open(args, false)?;
+            let s = open_to_read(args)?;
             match s.get(key.as_bytes()).map_err(|e| kv_err(&e))? {
                 Some(v) if args.json => print_json(&pair_json(key.as_bytes(), &v)),
                 Some(v) => {
@@ -197,7 +207,7 @@ fn exec(args: &KvArgs) -> CliResult<()> {
         }
         KvCommand::List { prefix, range } => list(args, prefix.as_deref(), range.as_deref()),
         KvCommand::Dump => {
-            let snap = open(args, false)?.snapshot().map_err(|e| kv_err(&e))?;
+            let snap = open_to_read(args)?.snapshot().map_err(|e| kv_err(&e))?;
             let mut out = std::io::BufWriter::new(stdout());
             for pair in &snap {
                 let (k, v) = pair.map_err(|e| kv_err(&e))?;
@@ -228,7 +238,7 @@ fn exec(args: &KvArgs) -> CliResult<()> {
 }
 
 fn list(args: &KvArgs, prefix: Option<&str>, range: Option<&str>) -> CliResult<()> {
-    let snap: Snapshot = open(args, false)?.snapshot().map_err(|e| kv_err(&e))?;
+    let snap: Snapshot = open_to_read(args)?.snapshot().map_err(|e| kv_err(&e))?;
     let iter = match (prefix, range) {
         (Some(p), _) => snap.prefix(p.as_bytes()),
         (None, Some(r)) => {
@@ -298,7 +308,7 @@ fn load(args: &KvArgs, file: Option<&Path>) -> CliResult<()> {
 }
 
 fn stats(args: &KvArgs) -> CliResult<()> {
-    let st = open(args, false)?.stats().map_err(|e| kv_err(&e))?;
+    let st = open_to_read(args)?.stats().map_err(|e| kv_err(&e))?;
     if args.json {
         return print_json(&json!({
             "path": st.path, "file_size": st.file_size, "committed": st.committed,
