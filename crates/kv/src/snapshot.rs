@@ -6,6 +6,7 @@ use std::ops::{Bound, ControlFlow, RangeBounds};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::format::{DELETE, RECORD_HEADER, RecordHeader};
 use crate::generation::{Generation, Log};
 use crate::index::{Damage, Found, read_value, resolve};
 
@@ -132,19 +133,11 @@ impl Snapshot {
     ) -> Result<()> {
         let mut from = owned(range.start_bound().cloned());
         let end = owned(range.end_bound().cloned());
-        let mut keys = Vec::new();
-        let mut found = Vec::new();
-        let mut value = Vec::new();
+        let mut pairs = Pairs::default();
         loop {
-            let more = self.chunk(&from, &end, &mut keys, &mut found)?;
-            let mut start = 0;
-            for &(key_end, rec) in &found {
-                read_value(&self.generation.map, rec.loc, &rec.head, &mut value)
-                    .map_err(corrupt(&self.generation))?;
-                if f(&keys[start..key_end], &value).is_break() {
-                    return Ok(());
-                }
-                start = key_end;
+            let more = self.chunk(&from, &end, &mut pairs)?;
+            if pairs.each(&mut f).is_break() {
+                return Ok(());
             }
             match more {
                 Some(last) => from = Bound::Excluded(last),
@@ -153,18 +146,17 @@ impl Snapshot {
         }
     }
 
-    /// Fills `keys` (concatenated; `found` holds where each ends) with up to
-    /// [`CHUNK`] keys visible in this snapshot from `from` to `end`; returns
-    /// the last key looked at if the range goes on.
+    /// Fills `out` with up to [`CHUNK`] pairs visible in this snapshot
+    /// from `from` to `end`; returns the last key looked at if the range
+    /// goes on. A record is usually read in one copy (header, key and
+    /// value), guessing the value fits in a small buffer.
     fn chunk(
         &self,
         from: &Bound<Vec<u8>>,
         end: &Bound<Vec<u8>>,
-        keys: &mut Vec<u8>,
-        found: &mut Vec<(usize, Found)>,
+        out: &mut Pairs,
     ) -> Result<Option<Vec<u8>>> {
-        keys.clear();
-        found.clear();
+        out.clear();
         if let (Bound::Excluded(a) | Bound::Included(a), Bound::Excluded(b) | Bound::Included(b)) =
             (from, end)
         {
@@ -177,17 +169,38 @@ impl Snapshot {
         }
         let g = &*self.generation;
         let log = g.read_log();
+        let limit = log.index.limit;
+        let mut buf = [0u8; 512];
+        let mut value = Vec::new();
         let mut looked = 0;
         let mut last = None;
         for (key, &loc) in log.index.range(borrowed(from), borrowed(end)) {
             looked += 1;
-            let newest = Found {
-                loc,
-                head: crate::index::read_header(&g.map, loc).map_err(corrupt(g))?,
-            };
-            if let Some(rec) = resolve(&g.map, newest, self.at).map_err(corrupt(g))? {
-                keys.extend_from_slice(key);
-                found.push((keys.len(), rec));
+            let want = (RECORD_HEADER + key.len() + 256).min(buf.len());
+            let n = want.min(usize::try_from(limit.saturating_sub(loc)).unwrap_or(0));
+            if loc < self.at && n >= RECORD_HEADER + key.len() {
+                g.map
+                    .read_at(loc as usize, &mut buf[..n])
+                    .map_err(|e| Error::corrupt(&g.path, loc, format!("record unreadable: {e}")))?;
+                let head = RecordHeader::parse(&buf);
+                let whole = head.len();
+                if head.kind == DELETE {
+                    // Deleted as of this snapshot.
+                } else if whole <= n {
+                    out.push(key, &buf[RECORD_HEADER + key.len()..whole]);
+                } else {
+                    read_value(&g.map, loc, &head, &mut value).map_err(corrupt(g))?;
+                    out.push(key, &value);
+                }
+            } else {
+                let newest = Found {
+                    loc,
+                    head: crate::index::read_header(&g.map, loc).map_err(corrupt(g))?,
+                };
+                if let Some(rec) = resolve(&g.map, newest, self.at).map_err(corrupt(g))? {
+                    read_value(&g.map, rec.loc, &rec.head, &mut value).map_err(corrupt(g))?;
+                    out.push(key, &value);
+                }
             }
             if looked == CHUNK {
                 last = Some(key.to_vec());
@@ -195,6 +208,38 @@ impl Snapshot {
             }
         }
         Ok(last)
+    }
+}
+
+/// Pairs copied out of the store, keys and values each in one buffer.
+#[derive(Debug, Default)]
+struct Pairs {
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    /// Where each pair's key and value end.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Pairs {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.values.clear();
+        self.ends.clear();
+    }
+
+    fn push(&mut self, key: &[u8], value: &[u8]) {
+        self.keys.extend_from_slice(key);
+        self.values.extend_from_slice(value);
+        self.ends.push((self.keys.len(), self.values.len()));
+    }
+
+    fn each(&self, mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>) -> ControlFlow<()> {
+        let (mut k0, mut v0) = (0, 0);
+        for &(k1, v1) in &self.ends {
+            f(&self.keys[k0..k1], &self.values[v0..v1])?;
+            (k0, v0) = (k1, v1);
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -211,19 +256,12 @@ pub struct Iter {
 
 impl Iter {
     fn refill(&mut self) -> Result<()> {
-        let mut keys = Vec::new();
-        let mut found = Vec::new();
-        let more = self
-            .snapshot
-            .chunk(&self.from, &self.end, &mut keys, &mut found)?;
-        let g = &self.snapshot.generation;
-        let mut start = 0;
-        for (key_end, rec) in found {
-            let mut value = Vec::new();
-            read_value(&g.map, rec.loc, &rec.head, &mut value).map_err(corrupt(g))?;
-            self.buf.push_back((keys[start..key_end].to_vec(), value));
-            start = key_end;
-        }
+        let mut pairs = Pairs::default();
+        let more = self.snapshot.chunk(&self.from, &self.end, &mut pairs)?;
+        let _ = pairs.each(|k, v| {
+            self.buf.push_back((k.to_vec(), v.to_vec()));
+            ControlFlow::Continue(())
+        });
         match more {
             Some(last) => self.from = Bound::Excluded(last),
             None => self.done = true,
