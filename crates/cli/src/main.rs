@@ -9,6 +9,7 @@ mod cache;
 mod error;
 mod install;
 mod ipc;
+mod kv;
 mod lab;
 mod lock;
 mod locks;
@@ -73,6 +74,8 @@ enum Command {
     Locks(locks::LocksArgs),
     /// Get, set, remove, list, dump and restore extended attributes.
     Xattr(xattr::XattrArgs),
+    /// Get, set, delete, list, dump, load and compact a memio-kv store.
+    Kv(kv::KvArgs),
     /// Print shell completions (bash, zsh, fish).
     Completions(install::CompletionsArgs),
     /// Print the manual page, or write one per command.
@@ -91,6 +94,7 @@ fn dispatch(command: &Command, globals: Globals) -> CliResult {
         Command::Lock(args) => lock::run(args, globals),
         Command::Locks(args) => locks::run(args, globals),
         Command::Xattr(args) => xattr::run(args, globals),
+        Command::Kv(args) => kv::run(args, globals),
         Command::Completions(args) => install::completions(args, Cli::command()),
         Command::Man(args) => install::man(args, Cli::command()),
     }

@@ -40,6 +40,7 @@ mod verdict;
 mod sections {
     pub(crate) mod allocation;
     pub(crate) mod ipc;
+    pub(crate) mod kv;
     pub(crate) mod locking;
     pub(crate) mod mapping;
     pub(crate) mod memory;
@@ -54,7 +55,7 @@ pub use measure::{Case, Row, Timing, Unit};
 pub use peer::serve_peer;
 pub use peers::{HeavyPeer, heavy_peers};
 use report::{Report, SectionReport};
-use sections::{allocation, ipc, locking, mapping, memory};
+use sections::{allocation, ipc, kv, locking, mapping, memory};
 
 /// Every lab section, in the order they run and print.
 pub const SECTIONS: &[Section] = &[
@@ -63,6 +64,7 @@ pub const SECTIONS: &[Section] = &[
     mapping::SECTION,
     locking::SECTION,
     ipc::SECTION,
+    kv::SECTION,
 ];
 
 /// How the HTML report draws a section's rows.
