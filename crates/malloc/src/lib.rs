@@ -85,8 +85,8 @@ pub fn trim() -> usize {
         // SAFETY: the calling thread holds `h`.
         #[allow(unsafe_code, reason = "the calling thread's own heap")]
         unsafe {
-            heap::collect_all(h, true)
-        };
+            heap::collect_all(h, true);
+        }
         // SAFETY: as above.
         #[allow(unsafe_code, reason = "the calling thread's own heap")]
         let purged = unsafe { heap::purge(h) };

@@ -98,13 +98,19 @@ proptest! {
         let a = MemioMalloc;
         let mut blocks: BTreeMap<usize, Live> = BTreeMap::new();
         for (n, op) in ops.into_iter().enumerate() {
-            let tag = (n % 251) as u8 + 1;
+            let tag = u8::try_from(n % 251).unwrap() + 1;
             match op {
                 Op::Alloc { size, align_shift, zero } => {
                     // GlobalAlloc callers never ask for zero bytes.
                     let layout = Layout::from_size_align(size.max(1), 1 << align_shift).unwrap();
                     // SAFETY: non-zero size.
-                    let p = unsafe { if zero { a.alloc_zeroed(layout) } else { a.alloc(layout) } };
+                    let p = if zero {
+                        // SAFETY: non-zero size.
+                        unsafe { a.alloc_zeroed(layout) }
+                    } else {
+                        // SAFETY: non-zero size.
+                        unsafe { a.alloc(layout) }
+                    };
                     prop_assert!(!p.is_null());
                     if zero {
                         prop_assert!(holds(p, layout.size(), 0), "alloc_zeroed gave dirty memory");
