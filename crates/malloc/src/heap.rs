@@ -68,7 +68,7 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::class::{CLASSES, size_of_class};
 use crate::os::{self, OS_PAGE, SEGMENT_SIZE};
-use crate::{large, options, stats};
+use crate::{large, options, stats, thread};
 
 /// Slices are 64 KiB.
 pub(crate) const SLICE_SHIFT: u32 = 16;
@@ -668,7 +668,7 @@ unsafe fn page_event(heap: *mut Heap) {
     unsafe {
         let h = &mut *heap;
         let asked = h.purge_now.swap(false, Ordering::Relaxed);
-        if h.purge_at == 0 && !asked && !large::has_cached() {
+        if h.purge_at == 0 && !asked && !large::has_cached() && !thread::pool_dirty() {
             return;
         }
         let now = os::now_ns();
@@ -676,6 +676,7 @@ unsafe fn page_event(heap: *mut Heap) {
             purge(heap);
         }
         large::expire(now, false);
+        thread::purge_pool_when_due(now);
     }
 }
 
@@ -712,12 +713,13 @@ pub(crate) unsafe fn purge(heap: *mut Heap) -> usize {
 }
 
 /// Collects every page's other-thread frees and retires the pages left
-/// empty (all but none: `keep_current` keeps each class's current page).
+/// empty (`keep_current` keeps each class's current page); with
+/// `release`, unmaps every segment left empty, even the heap's last.
 ///
 /// # Safety
 ///
 /// The thread holds `heap`.
-pub(crate) unsafe fn collect_all(heap: *mut Heap, keep_current: bool) {
+pub(crate) unsafe fn collect_all(heap: *mut Heap, keep_current: bool, release: bool) {
     // SAFETY: the thread holds the heap and all its pages.
     unsafe {
         for class in 0..CLASSES {
@@ -746,7 +748,11 @@ pub(crate) unsafe fn collect_all(heap: *mut Heap, keep_current: bool) {
             }
         }
         // Empty segments go, even the last one.
-        let mut seg = (*heap).segments;
+        let mut seg = if release {
+            (*heap).segments
+        } else {
+            null_mut()
+        };
         while !seg.is_null() {
             let next = (*seg).next;
             if (*seg).taken == 1 {

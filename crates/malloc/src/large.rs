@@ -57,7 +57,7 @@ pub(crate) struct Large {
     freed_at: u64,
 }
 
-const CACHE_SLOTS: usize = 16;
+const CACHE_SLOTS: usize = 32;
 
 pub(crate) struct Cache {
     slots: [*mut Large; CACHE_SLOTS],
@@ -127,8 +127,9 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 }
 
 /// Takes a cached mapping for a `map_len`-byte block: the smallest that
-/// holds it without wasting more than three quarters, else the largest
-/// smaller one grown to size.
+/// holds it, else the largest smaller one grown to size. A mapping larger
+/// than asked for is handed out whole: its pages were resident already,
+/// and handing them out again costs no page faults.
 fn from_cache(map_len: usize) -> Option<*mut Large> {
     if !has_cached() {
         return None;
@@ -143,7 +144,7 @@ fn from_cache(map_len: usize) -> Option<*mut Large> {
     }
     for (i, &len) in lens.iter().enumerate().take(cache.len) {
         if len >= map_len {
-            if len / 4 <= map_len && best.is_none_or(|b| len < lens[b]) {
+            if best.is_none_or(|b| len < lens[b]) {
                 best = Some(i);
             }
         } else if grow.is_none_or(|g| len > lens[g]) {
@@ -267,6 +268,7 @@ pub(crate) unsafe fn free(p: *mut u8) {
     unsafe {
         let l = header(p);
         let len = (*l).map_len;
+        options::large_freed(len - (*l).head);
         stats::LARGE_COUNT.fetch_sub(1, Ordering::Relaxed);
         let limit = options::LARGE_CACHE.load(Ordering::Relaxed);
         if (*l).head == OS_PAGE && len <= limit {

@@ -85,7 +85,7 @@ pub fn trim() -> usize {
         // SAFETY: the calling thread holds `h`.
         #[allow(unsafe_code, reason = "the calling thread's own heap")]
         unsafe {
-            heap::collect_all(h, true);
+            heap::collect_all(h, true, true);
         }
         // SAFETY: as above.
         #[allow(unsafe_code, reason = "the calling thread's own heap")]

@@ -38,6 +38,14 @@ impl<T> SpinLock<T> {
         Guard { lock: self }
     }
 
+    /// Takes the lock if it is free.
+    pub(crate) fn try_lock(&self) -> Option<Guard<'_, T>> {
+        self.held
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            .then_some(Guard { lock: self })
+    }
+
     /// Takes the lock without a guard (the fork handler's `prepare`).
     pub(crate) fn acquire(&self) {
         let mut spins = 0u32;

@@ -4,7 +4,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `MEMIO_MALLOC_MMAP_THRESHOLD` | requests this size or larger get their own mapping (`M_MMAP_THRESHOLD`); at most 512 KiB | 128 KiB |
+//! | `MEMIO_MALLOC_MMAP_THRESHOLD` | requests this size or larger get their own mapping (`M_MMAP_THRESHOLD`); at most 512 KiB. Unset, it starts at 128 KiB and rises past each large block freed, up to 512 KiB, as glibc's does | 128 KiB, rising |
 //! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel | 10 |
 //! | `MEMIO_MALLOC_LARGE_CACHE` | bytes of freed large mappings kept for reuse | 64 MiB |
 //!
@@ -20,7 +20,7 @@
 #![allow(unsafe_code, reason = "getenv and reading the C string it returns")]
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::class::MAX_CLASS_SIZE;
 
@@ -32,6 +32,9 @@ const DEFAULT_LARGE_CACHE: usize = 64 << 20;
 pub(crate) static MMAP_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_MMAP_THRESHOLD);
 pub(crate) static PURGE_DELAY_NS: AtomicU64 = AtomicU64::new(DEFAULT_PURGE_DELAY_MS * 1_000_000);
 pub(crate) static LARGE_CACHE: AtomicUsize = AtomicUsize::new(DEFAULT_LARGE_CACHE);
+/// Whether the threshold was set (environment or `set_mmap_threshold`),
+/// which stops it from following freed large blocks.
+static THRESHOLD_SET: AtomicBool = AtomicBool::new(false);
 
 /// The options in effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +65,22 @@ pub(crate) fn read_environment() {
 /// effect.
 pub(crate) fn set_mmap_threshold(bytes: usize) -> usize {
     let v = bytes.clamp(1, MAX_CLASS_SIZE);
+    THRESHOLD_SET.store(true, Ordering::Relaxed);
     MMAP_THRESHOLD.store(v, Ordering::Relaxed);
     v
+}
+
+/// A large block of `size` usable bytes was freed: as glibc does, a
+/// threshold nobody set rises past it (up to the largest class), so that
+/// a program that keeps allocating blocks of that size gets them from
+/// pages it reuses instead of fresh mappings.
+pub(crate) fn large_freed(size: usize) {
+    if size < MAX_CLASS_SIZE
+        && size >= MMAP_THRESHOLD.load(Ordering::Relaxed)
+        && !THRESHOLD_SET.load(Ordering::Relaxed)
+    {
+        MMAP_THRESHOLD.fetch_max(size + 1, Ordering::Relaxed);
+    }
 }
 
 pub(crate) fn current() -> Options {

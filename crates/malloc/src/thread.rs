@@ -39,7 +39,7 @@
 use core::cell::Cell;
 use core::ffi::c_void;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use crate::heap::{self, Heap};
 use crate::lock::SpinLock;
@@ -152,29 +152,60 @@ extern "C" fn on_exit(value: *mut c_void) {
     give_back(h);
 }
 
-/// Tidies a heap and puts it in the pool.
+/// Tidies a heap and puts it in the pool. Its empty pages stay mapped
+/// for the purge delay, so that a thread started soon after (a program
+/// that starts threads in a loop) takes it warm; after the delay the next
+/// page-level event of any thread, or `trim`, purges the pool.
 fn give_back(h: *mut Heap) {
     // SAFETY: the exiting thread held `h` and holds it no longer; no one
     // else can until it is in the pool.
-    unsafe {
-        heap::collect_all(h, false);
-        heap::purge(h);
-    }
+    unsafe { heap::collect_all(h, false, false) };
+    let due = os::now_ns()
+        .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
+        .max(1);
+    let _ = POOL_PURGE_AT.compare_exchange(0, due, Ordering::Relaxed, Ordering::Relaxed);
     let mut pool = POOL.lock();
     // SAFETY: as above; the pool lock guards `next_free`.
     unsafe { (*h).next_free = pool.free };
     pool.free = h;
 }
 
+/// When the pooled heaps are due to be purged; 0 when none wait.
+static POOL_PURGE_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Whether pooled heaps wait to be purged.
+#[inline]
+pub(crate) fn pool_dirty() -> bool {
+    POOL_PURGE_AT.load(Ordering::Relaxed) != 0
+}
+
+/// Purges the pooled heaps when their delay has passed (skipped when the
+/// pool is busy, the caller's own `trim_pool` included).
+pub(crate) fn purge_pool_when_due(now: u64) {
+    let due = POOL_PURGE_AT.load(Ordering::Relaxed);
+    if due == 0 || now < due {
+        return;
+    }
+    if let Some(pool) = POOL.try_lock() {
+        POOL_PURGE_AT.store(0, Ordering::Relaxed);
+        trim_locked(&pool);
+    }
+}
+
 /// Trims the heaps in the pool; returns bytes purged.
 pub(crate) fn trim_pool() -> usize {
     let pool = POOL.lock();
+    POOL_PURGE_AT.store(0, Ordering::Relaxed);
+    trim_locked(&pool)
+}
+
+fn trim_locked(pool: &Pool) -> usize {
     let mut h = pool.free;
     let mut bytes = 0;
     while !h.is_null() {
         // SAFETY: a pooled heap is held by the pool lock's holder: us.
         unsafe {
-            heap::collect_all(h, false);
+            heap::collect_all(h, false, true);
             bytes += heap::purge(h);
             h = (*h).next_free;
         }
