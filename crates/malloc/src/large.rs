@@ -4,8 +4,8 @@
 //!
 //! A freed large mapping is kept in a small cache for the purge delay
 //! (10 ms by default), up to `MEMIO_MALLOC_LARGE_CACHE` bytes, and handed
-//! to the next large request it fits, grown in place or moved without
-//! copying by `mremap` when it is too small. A program that allocates and
+//! to the next large request it fits, grown in place by `mremap` when it
+//! is too small and the address space after it is free. A program that allocates and
 //! frees big buffers in a loop so touches its pages once instead of
 //! faulting them in afresh each time (glibc gets the same effect by
 //! raising its mmap threshold as large blocks are freed). Expired
@@ -176,8 +176,8 @@ fn from_cache(map_len: usize) -> Option<*mut Large> {
     grown
 }
 
-/// Resizes large block `l`'s mapping to `map_len` bytes, in place or
-/// moved without copying; returns its header's new address.
+/// Resizes large block `l`'s mapping to `map_len` bytes where it stands;
+/// returns its header, or `None` when the mapping cannot grow in place.
 ///
 /// # Safety
 ///
@@ -197,16 +197,10 @@ unsafe fn resize(l: *mut Large, map_len: usize) -> Option<*mut Large> {
             stats::remapped(old, map_len, &stats::LARGE_BYTES);
             return Some(l);
         }
-        if (*l).head >= SEGMENT_SIZE {
-            // Alignment beyond a segment is not kept by a move.
-            return None;
-        }
-        let moved = os::move_resized(l.cast(), old, map_len)?.cast::<Large>();
-        os::mark_unit(l.cast(), false);
-        os::mark_unit(moved.cast(), true);
-        (*moved).map_len = map_len;
-        stats::remapped(old, map_len, &stats::LARGE_BYTES);
-        Some(moved)
+        // Moving the mapping (`MREMAP_MAYMOVE`) would lose the header's
+        // 4 MiB alignment, and moving it onto a reserved aligned range
+        // (`MREMAP_FIXED`) is not modelled by valgrind; the caller copies.
+        None
     }
 }
 
@@ -232,9 +226,8 @@ pub(crate) unsafe fn usable(p: *mut u8) -> usize {
     }
 }
 
-/// Resizes large block `p` to hold `size` bytes without moving its data
-/// in memory by copying; returns the (possibly new) block pointer, or null
-/// when the caller must allocate, copy and free.
+/// Resizes large block `p` to hold `size` bytes where it stands; returns
+/// `p`, or null when the caller must allocate, copy and free.
 ///
 /// # Safety
 ///

@@ -139,30 +139,6 @@ pub(crate) unsafe fn resize_in_place(p: *mut u8, old: usize, new: usize) -> bool
     unsafe { mm::mremap(p.cast(), old, new, MremapFlags::empty()) }.is_ok()
 }
 
-/// Moves the mapping `[p, p + old)` to a fresh `SEGMENT_SIZE`-aligned
-/// address and resizes it to `new` bytes, keeping its contents without
-/// copying them (the kernel moves the page tables).
-///
-/// # Safety
-///
-/// `[p, p + old)` must be one mapping this crate made; on success it no
-/// longer exists at `p`.
-pub(crate) unsafe fn move_resized(p: *mut u8, old: usize, new: usize) -> Option<*mut u8> {
-    // Reserve an aligned target, then move the old pages over it.
-    let target = map_aligned(new, SEGMENT_SIZE, 0)?;
-    // SAFETY: `target` is a mapping of `new` bytes made just now (which
-    // MREMAP_FIXED replaces), and the caller owns `[p, p + old)`.
-    let moved =
-        unsafe { mm::mremap_fixed(p.cast(), old, new, MremapFlags::MAYMOVE, target.cast()) };
-    if moved.is_ok() {
-        Some(target)
-    } else {
-        // SAFETY: the reservation is still ours and unused.
-        unsafe { unmap(target, align_up(new, OS_PAGE)) };
-        None
-    }
-}
-
 /// Nanoseconds on the monotonic clock.
 ///
 /// Through the C library's `clock_gettime` (the vDSO, no system call, no
