@@ -40,10 +40,12 @@ impl<T> SpinLock<T> {
 
     /// Takes the lock if it is free.
     pub(crate) fn try_lock(&self) -> Option<Guard<'_, T>> {
+        // `then`, not `then_some`: a guard built for a failed attempt
+        // would release the holder's lock when dropped.
         self.held
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-            .then_some(Guard { lock: self })
+            .then(|| Guard { lock: self })
     }
 
     /// Takes the lock without a guard (the fork handler's `prepare`).
@@ -97,5 +99,26 @@ impl<T> DerefMut for Guard<'_, T> {
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
         self.lock.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_try_lock_leaves_the_holder_holding() {
+        let lock = SpinLock::new(0u32);
+        let held = lock.lock();
+        assert!(lock.try_lock().is_none());
+        assert!(
+            lock.try_lock().is_none(),
+            "the failed attempt released the lock"
+        );
+        drop(held);
+        let mut g = lock.try_lock().expect("free again");
+        *g += 1;
+        drop(g);
+        assert_eq!(*lock.lock(), 1);
     }
 }

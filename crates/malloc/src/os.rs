@@ -124,7 +124,7 @@ pub(crate) unsafe fn purge(p: *mut u8, len: usize) {
     if len > 0 {
         // SAFETY: the caller owns the range and has no data in it.
         let r = unsafe { mm::madvise(p.cast(), len, Advice::LinuxDontNeed) };
-        debug_assert!(r.is_ok());
+        debug_assert!(r.is_ok(), "madvise {p:?}+{len:#x}: {r:?}");
     }
 }
 
