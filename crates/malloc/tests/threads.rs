@@ -177,3 +177,25 @@ fn a_forked_child_allocates_while_the_parent_threads_churn() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn the_thread_tests_hold_with_no_purge_delay() {
+    // With no delay every page-level event purges: empty pages, the pool of
+    // heaps and the large cache, under every interleaving the tests above
+    // produce. Options are read at the first allocation, so the tests run
+    // again in a child process started with the variable set.
+    if std::env::var_os("MEMIO_MALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--test-threads=3", "-q", "--skip", "no_purge_delay"])
+        .env("MEMIO_MALLOC_PURGE_DELAY", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
