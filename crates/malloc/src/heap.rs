@@ -26,7 +26,8 @@
 //! block comes back is retired (unless it is the class's current page):
 //! its slices go back to the segment, marked dirty, and are purged
 //! (`MADV_DONTNEED`) once they have stayed unused for the purge delay; a
-//! segment with no page left is unmapped unless it is the heap's last.
+//! segment with no page left by then is unmapped unless it is the heap's
+//! last. Until then both are reused without a page fault.
 //!
 //! # Safety
 //!
@@ -639,9 +640,6 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
                 .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
                 .max(1);
         }
-        if (*seg).taken == 1 && (h.segments != seg || !(*seg).next.is_null()) {
-            release_segment(heap, seg);
-        }
         page_event(heap);
     }
 }
@@ -680,7 +678,8 @@ unsafe fn page_event(heap: *mut Heap) {
     }
 }
 
-/// Purges every dirty free slice of the heap's segments; returns bytes.
+/// Purges every dirty free slice of the heap's segments and unmaps the
+/// empty segments but one; returns bytes given back.
 ///
 /// # Safety
 ///
@@ -693,6 +692,15 @@ pub(crate) unsafe fn purge(heap: *mut Heap) -> usize {
         (*heap).purge_at = 0;
         let mut seg = (*heap).segments;
         while !seg.is_null() {
+            let next = (*seg).next;
+            // A segment that stayed empty for the delay goes back whole,
+            // unless it is the heap's last.
+            if (*seg).taken == 1 && ((*heap).segments != seg || !next.is_null()) {
+                bytes += SEGMENT_SIZE;
+                release_segment(heap, seg);
+                seg = next;
+                continue;
+            }
             let mut d = (*seg).dirty;
             while d != 0 {
                 let i = d.trailing_zeros() as usize;
@@ -706,7 +714,7 @@ pub(crate) unsafe fn purge(heap: *mut Heap) -> usize {
                 });
             }
             (*seg).dirty = 0;
-            seg = (*seg).next;
+            seg = next;
         }
     }
     bytes
