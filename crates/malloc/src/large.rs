@@ -3,7 +3,7 @@
 //! header of any block is found by masking its address, as for segments.
 //!
 //! A freed large mapping is kept in a small cache for the purge delay
-//! (10 ms by default), up to `MEMIO_MALLOC_LARGE_CACHE` bytes, and handed
+//! (100 ms by default), up to `MEMIO_MALLOC_LARGE_CACHE` bytes, and handed
 //! to the next large request it fits, grown in place by `mremap` when it
 //! is too small and the address space after it is free. A program that allocates and
 //! frees big buffers in a loop so touches its pages once instead of

@@ -38,7 +38,7 @@
 //!
 //! Nothing on the allocator's own path allocates: no `Vec`, no `String`,
 //! no formatting, no std lock. Empty pages are purged (`MADV_DONTNEED`)
-//! once they have stayed empty for the purge delay (10 ms), and at once by
+//! once they have stayed empty for the purge delay (100 ms), and at once by
 //! [`trim`].
 #![deny(unsafe_code)]
 

@@ -5,7 +5,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `MEMIO_MALLOC_MMAP_THRESHOLD` | requests this size or larger get their own mapping (`M_MMAP_THRESHOLD`); at most 512 KiB. Unset, it starts at 128 KiB and rises past each large block freed, up to 512 KiB, as glibc's does | 128 KiB, rising |
-//! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel | 10 |
+//! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again) | 100 |
 //! | `MEMIO_MALLOC_LARGE_CACHE` | bytes of freed large mappings kept for reuse | 64 MiB |
 //!
 //! Sizes take the CLI's units: `4096`, `128k` or `128KiB` (binary), `4KB`
@@ -26,7 +26,7 @@ use crate::class::MAX_CLASS_SIZE;
 
 /// Default `MEMIO_MALLOC_MMAP_THRESHOLD`, as glibc's `M_MMAP_THRESHOLD`.
 pub const DEFAULT_MMAP_THRESHOLD: usize = 128 << 10;
-const DEFAULT_PURGE_DELAY_MS: u64 = 10;
+const DEFAULT_PURGE_DELAY_MS: u64 = 100;
 const DEFAULT_LARGE_CACHE: usize = 64 << 20;
 
 pub(crate) static MMAP_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_MMAP_THRESHOLD);
