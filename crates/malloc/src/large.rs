@@ -264,7 +264,10 @@ pub(crate) unsafe fn free(p: *mut u8) {
         options::large_freed(len - (*l).head);
         stats::LARGE_COUNT.fetch_sub(1, Ordering::Relaxed);
         let limit = options::LARGE_CACHE.load(Ordering::Relaxed);
-        if (*l).head == OS_PAGE && len <= limit {
+        // Only a mapping a later large request can take is worth keeping:
+        // below the (possibly risen) threshold, requests go to pages.
+        let reusable = len - OS_PAGE >= options::MMAP_THRESHOLD.load(Ordering::Relaxed);
+        if (*l).head == OS_PAGE && len <= limit && reusable {
             let now = os::now_ns();
             (*l).freed_at = now;
             let mut cache = CACHE.lock();

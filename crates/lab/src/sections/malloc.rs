@@ -188,7 +188,9 @@ fn compare(run: &mut Run<'_>, allocators: &[&str], times: &[Vec<f64>], peaks: &[
 }
 
 fn speed(ratio: f64) -> String {
-    if ratio >= 1.0 {
+    if (0.995..1.005).contains(&ratio) {
+        "as fast".to_owned()
+    } else if ratio >= 1.0 {
         format!("{ratio:.2}x faster")
     } else {
         format!("{:.2}x slower", 1.0 / ratio)
