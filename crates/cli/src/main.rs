@@ -5,6 +5,12 @@
 //! live in the library crates and the lab in memio-lab.
 #![forbid(unsafe_code)]
 
+/// Every allocation of `memio` goes to the system allocator, except in the
+/// lab's `malloc` section, whose child processes pick theirs from
+/// `MEMIO_LAB_ALLOCATOR` (see `memio_lab::switch`).
+#[global_allocator]
+static GLOBAL: memio_lab::LabAllocator = memio_lab::LabAllocator;
+
 mod cache;
 mod error;
 mod install;

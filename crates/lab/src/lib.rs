@@ -34,6 +34,7 @@ pub mod peer;
 mod peers;
 pub mod report;
 pub mod support;
+pub mod switch;
 mod verdict;
 
 /// The sections, one module each.
@@ -42,6 +43,7 @@ mod sections {
     pub(crate) mod ipc;
     pub(crate) mod kv;
     pub(crate) mod locking;
+    pub(crate) mod malloc;
     pub(crate) mod mapping;
     pub(crate) mod memory;
 }
@@ -55,12 +57,14 @@ pub use measure::{Case, Row, Timing, Unit};
 pub use peer::serve_peer;
 pub use peers::{HeavyPeer, heavy_peers};
 use report::{Report, SectionReport};
-use sections::{allocation, ipc, kv, locking, mapping, memory};
+use sections::{allocation, ipc, kv, locking, malloc, mapping, memory};
+pub use switch::LabAllocator;
 
 /// Every lab section, in the order they run and print.
 pub const SECTIONS: &[Section] = &[
     memory::SECTION,
     allocation::SECTION,
+    malloc::SECTION,
     mapping::SECTION,
     locking::SECTION,
     ipc::SECTION,
