@@ -984,6 +984,29 @@ impl Loan<'_> {
         Ok(())
     }
 
+    /// Copies a received message (from this channel or another) into the
+    /// start of this one, slot to slot, with no buffer between: a relay or
+    /// an echo.
+    ///
+    /// # Errors
+    /// The message is longer than this loan.
+    pub fn copy_from(&mut self, msg: &Received<'_>) -> Result<()> {
+        if msg.len() > self.len {
+            return Err(Error::TooLarge {
+                object: self.tx.end.inner.object.clone(),
+                len: msg.len(),
+                max: self.len,
+            });
+        }
+        let dst = self.as_mut_ptr();
+        // SAFETY: `msg.len() <= self.len <= slot_size` bytes at the start of
+        // each payload, both inside their mappings; the two slots are
+        // distinct (one is loaned for writing, the other held for reading,
+        // and a slot is never both) and owned by their holders.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) };
+        Ok(())
+    }
+
     /// The first byte of the message's memory, for writing in place
     /// through raw pointers; valid for [`Loan::len`] bytes until the
     /// commit.
