@@ -310,7 +310,8 @@ struct Figures {
     pipe: f64,
     unix: f64,
     iceoryx2: Option<f64>,
-    oneway: Vec<(usize, f64, f64)>,
+    /// (size, spin, blocking, Unix socket) in GB/s.
+    oneway: Vec<(usize, f64, f64, f64)>,
 }
 
 fn run(run: &mut Run<'_>) -> Result<()> {
@@ -321,44 +322,56 @@ fn run(run: &mut Run<'_>) -> Result<()> {
         .into_iter()
         .filter(|&s| s as u64 <= max)
         .collect();
-    run.plan((2 * sizes.len() + 3 + usize::from(ice) + 2 * oneway.len()) as u64);
+    run.plan((2 * sizes.len() + 3 + usize::from(ice) + 3 * oneway.len()) as u64);
     let cpus = two_cpus();
-    let restore = cpus.and_then(|(lab, _)| pin(lab));
-    let result = measure_all(run, &sizes, &oneway, ice, cpus.map(|c| c.1));
-    if let Some(set) = restore {
-        let _ = rustix::thread::sched_setaffinity(None, &set);
-    }
-    let figures = result?;
+    let figures = measure_all(run, &sizes, &oneway, ice, cpus)?;
     notes(run, &figures, cpus.is_some());
     Ok(())
 }
 
+/// Runs `measure` with this thread pinned to `cpu` (when there is one),
+/// then gives the thread back its CPUs.
+fn pinned<T>(cpu: Option<usize>, measure: impl FnOnce() -> Result<T>) -> Result<T> {
+    let restore = cpu.and_then(pin);
+    let out = measure();
+    if let Some(set) = restore {
+        let _ = rustix::thread::sched_setaffinity(None, &set);
+    }
+    out
+}
+
+/// The rows, in order. The lab's thread runs on the first of `cpus` and
+/// its peers pin themselves to the second; the pipe and socket peers (the
+/// ipc section's) do not pin, so those rows run unpinned, as in that
+/// section.
 fn measure_all(
     run: &mut Run<'_>,
     sizes: &[usize],
     oneway: &[usize],
     ice: bool,
-    cpu: Option<usize>,
+    cpus: Option<(usize, usize)>,
 ) -> Result<Figures> {
+    let (lab, cpu) = (cpus.map(|c| c.0), cpus.map(|c| c.1));
     let mut f = Figures {
-        floor: measure_rtt(run, Kind::Floor, 64, cpu)?,
+        floor: pinned(lab, || measure_rtt(run, Kind::Floor, 64, cpu))?,
         ..Figures::default()
     };
     for &size in sizes {
-        f.spin
-            .push((size, measure_rtt(run, Kind::Spin, size, cpu)?));
-        f.blocking
-            .push((size, measure_rtt(run, Kind::Blocking, size, cpu)?));
+        let spin = pinned(lab, || measure_rtt(run, Kind::Spin, size, cpu))?;
+        f.spin.push((size, spin));
+        let blocking = pinned(lab, || measure_rtt(run, Kind::Blocking, size, cpu))?;
+        f.blocking.push((size, blocking));
     }
     if ice {
-        f.iceoryx2 = Some(measure_rtt(run, Kind::Iceoryx2, 64, cpu)?);
+        f.iceoryx2 = Some(pinned(lab, || measure_rtt(run, Kind::Iceoryx2, 64, cpu))?);
     }
     f.pipe = ipc::measure_pingpong(run, Mech::Pipe, 64)?;
     f.unix = ipc::measure_pingpong(run, Mech::Unix, 64)?;
     for &size in oneway {
-        let mine = measure_oneway(run, Kind::Spin, size, cpu)?;
+        let spin = pinned(lab, || measure_oneway(run, Kind::Spin, size, cpu))?;
+        let blocking = pinned(lab, || measure_oneway(run, Kind::Blocking, size, cpu))?;
         let unix = ipc::measure_stream(run, Mech::Unix, size)?.unwrap_or(f64::NAN);
-        f.oneway.push((size, mine, unix));
+        f.oneway.push((size, spin, blocking, unix));
     }
     Ok(f)
 }
@@ -367,47 +380,62 @@ fn times(a: f64, b: f64) -> String {
     format!("{:.1}x", a / b)
 }
 
+/// `a` against `b` for times: "2.0x faster" when `a` is half of `b`.
+fn speed(a: f64, b: f64) -> String {
+    if a <= b {
+        format!("{:.1}x faster", b / a)
+    } else {
+        format!("{:.1}x slower", a / b)
+    }
+}
+
 fn notes(run: &mut Run<'_>, f: &Figures, pinned: bool) {
     let at = |rows: &[(usize, f64)], s| rows.iter().find(|r| r.0 == s).map(|r| r.1);
     if let (Some(spin), Some(block)) = (at(&f.spin, 64), at(&f.blocking, 64)) {
         let ns = |us: f64| us * 1000.0;
         run.note(format!(
-            "64 B round trip: spin {:.0} ns ({} the two-atomic floor of {:.0} ns), blocking {:.0} ns; \
-             pipe {:.0} ns ({} slower than blocking), Unix socket {:.0} ns ({} slower).",
+            "64 B round trip: spin {:.0} ns ({} the two-atomic floor of {:.0} ns), blocking {:.0} ns \
+             ({} than a pipe at {:.0} ns, {} than a Unix socket at {:.0} ns).",
             ns(spin),
             times(spin, f.floor),
             ns(f.floor),
             ns(block),
+            speed(block, f.pipe),
             ns(f.pipe),
-            times(f.pipe, block),
+            speed(block, f.unix),
             ns(f.unix),
-            times(f.unix, block),
         ));
         if let Some(ice) = f.iceoryx2 {
             run.note(format!(
-                "iceoryx2 publish-subscribe 64 B round trip {:.0} ns: the memio channel in spin mode is {} {}.",
+                "iceoryx2 publish-subscribe 64 B round trip {:.0} ns: the memio channel in spin mode is {}.",
                 ns(ice),
-                times(ice.max(spin), ice.min(spin)),
-                if spin <= ice { "faster" } else { "slower" }
+                speed(spin, ice),
             ));
         }
     }
     let memcpy = run.memcpy_gbps();
-    for &(size, mine, unix) in &f.oneway {
+    for &(size, spin, blocking, unix) in &f.oneway {
+        let best = spin.max(blocking);
         run.note(format!(
-            "{} one-way: channel {mine:.2} GB/s, {:.0}% of this machine's memcpy ({memcpy:.1} GB/s); \
-             Unix socket {unix:.2} GB/s ({} of it).",
+            "{} one-way: channel {spin:.2} GB/s spinning, {blocking:.2} GB/s blocking; the better is \
+             {:.0}% of this machine's memcpy ({memcpy:.1} GB/s) and {} a Unix socket's {unix:.2} GB/s.",
             exact_bytes(size as u64),
-            100.0 * mine / memcpy,
-            times(mine, unix),
+            100.0 * best / memcpy,
+            times(best, unix),
         ));
     }
-    if !pinned {
+    if pinned {
+        run.note(
+            "The channel, floor and iceoryx2 rows run the two processes pinned to two cores; the \
+             pipe and Unix socket rows run unpinned, as in the ipc section.",
+        );
+    } else {
         run.note("The processes were not pinned: this thread may use only one CPU.");
     }
     run.note(
-        "Spin mode suits a dedicated core and the lowest latency; blocking mode gives the core back \
-         between messages and still wakes in a futex round trip, well under a pipe's.",
+        "Spin mode keeps both cores busy while it waits: its figures need two otherwise idle cores, \
+         and on a loaded machine they show the scheduler's time slices instead. Blocking mode gives \
+         the core back between messages and wakes through a futex.",
     );
 }
 
@@ -519,13 +547,17 @@ mod iceoryx {
     }
 
     /// A node and the two ports: publishing on `out`, subscribed to `inn`.
+    /// Fields drop in order: the ports before their node, which then
+    /// removes its resources.
     pub(super) struct Ends {
-        _node: Node<ipc::Service>,
         publisher: Pub,
         subscriber: Sub,
+        _node: Node<ipc::Service>,
     }
 
     fn open(out: &str, inn: &str) -> io::Result<Ends> {
+        // Its warnings would land in the middle of the lab's tables.
+        set_log_level(LogLevel::Fatal);
         let node = NodeBuilder::new().create::<ipc::Service>().map_err(err)?;
         let service = |name: &str| {
             let name: ServiceName = name.trim_start_matches('/').try_into().map_err(err)?;
@@ -537,9 +569,9 @@ mod iceoryx {
         let publisher = service(out)?.publisher_builder().create().map_err(err)?;
         let subscriber = service(inn)?.subscriber_builder().create().map_err(err)?;
         Ok(Ends {
-            _node: node,
             publisher,
             subscriber,
+            _node: node,
         })
     }
 
