@@ -466,3 +466,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_message_is_relayed_slot_to_slot_and_a_short_loan_is_refused() {
+    let (a, b) = (unique("relay-a"), unique("relay-b"));
+    let opts = ChannelOptions::new().slots(2).slot_size(32);
+    let (ca, cb) = (opts.create(&a).unwrap(), opts.create(&b).unwrap());
+    let _g = (Guard::PosixShm(a), Guard::PosixShm(b));
+    let (mut tx_a, mut rx_a) = (ca.sender().unwrap(), ca.receiver().unwrap());
+    let (mut tx_b, mut rx_b) = (cb.sender().unwrap(), cb.receiver().unwrap());
+    tx_a.send(b"relay me").unwrap();
+    let msg = rx_a.recv().unwrap();
+    let mut short = tx_b.loan(3).unwrap();
+    assert!(matches!(short.copy_from(&msg), Err(Error::TooLarge { .. })));
+    drop(short);
+    let mut loan = tx_b.loan(msg.len()).unwrap();
+    loan.copy_from(&msg).unwrap();
+    loan.commit();
+    msg.release();
+    assert_eq!(rx_b.recv().unwrap().to_vec(), b"relay me");
+}
