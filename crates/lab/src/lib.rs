@@ -40,6 +40,7 @@ mod verdict;
 /// The sections, one module each.
 mod sections {
     pub(crate) mod allocation;
+    pub(crate) mod channel;
     pub(crate) mod ipc;
     pub(crate) mod kv;
     pub(crate) mod locking;
@@ -57,7 +58,7 @@ pub use measure::{Case, Row, Timing, Unit};
 pub use peer::serve_peer;
 pub use peers::{HeavyPeer, heavy_peers};
 use report::{Report, SectionReport};
-use sections::{allocation, ipc, kv, locking, malloc, mapping, memory};
+use sections::{allocation, channel, ipc, kv, locking, malloc, mapping, memory};
 pub use switch::LabAllocator;
 
 /// Every lab section, in the order they run and print.
@@ -68,6 +69,7 @@ pub const SECTIONS: &[Section] = &[
     mapping::SECTION,
     locking::SECTION,
     ipc::SECTION,
+    channel::SECTION,
     kv::SECTION,
 ];
 
