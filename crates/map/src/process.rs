@@ -49,7 +49,10 @@ impl Process {
     /// - [proc_pid_oom_score(5)](https://man7.org/linux/man-pages/man5/proc_pid_oom_score.5.html)
     pub fn of(pid: u32) -> io::Result<Self> {
         let dir = PathBuf::from(format!("/proc/{pid}"));
-        let stat = std::fs::read_to_string(dir.join("stat")).map_err(|e| {
+        // The command name is any bytes a process gives `prctl(PR_SET_NAME)`
+        // (cut to 15 bytes, perhaps inside a UTF-8 character): read bytes and
+        // decode lossily, never fail on them.
+        let stat = std::fs::read(dir.join("stat")).map_err(|e| {
             let e = if e.kind() == io::ErrorKind::NotFound {
                 io::Error::new(
                     io::ErrorKind::NotFound,
@@ -60,8 +63,12 @@ impl Process {
             };
             context(&e, format_args!("failed to read '/proc/{pid}/stat'"))
         })?;
-        let fields = StatFields::parse(&stat).unwrap_or_default();
-        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+        let fields = StatFields::parse(&String::from_utf8_lossy(&stat)).unwrap_or_default();
+        let read = |name: &str| {
+            std::fs::read(dir.join(name))
+                .ok()
+                .map(|raw| String::from_utf8_lossy(&raw).into_owned())
+        };
         let number = |name: &str| read(name).and_then(|s| s.trim().parse::<i64>().ok());
         let cmdline = std::fs::read(dir.join("cmdline"))
             .map(|raw| {
@@ -128,10 +135,15 @@ impl StatFields {
     }
 }
 
-/// The end of the `[heap]` line of a maps file.
+/// The end of the `[heap]` line of a maps file: the line whose path field
+/// is exactly `[heap]` (a mapped file whose name ends in `[heap]` is not it).
 fn heap_end(maps: &str) -> Option<u64> {
     maps.lines()
-        .find(|l| l.trim_end().ends_with("[heap]"))
+        .find(|l| {
+            // address perms offset dev inode path
+            let mut fields = l.split_whitespace();
+            fields.nth(5) == Some("[heap]") && fields.next().is_none()
+        })
         .and_then(|l| l.split_once('-'))
         .and_then(|(_, rest)| rest.split(' ').next())
         .and_then(|end| u64::from_str_radix(end, 16).ok())
@@ -227,6 +239,59 @@ mod tests {
         assert_eq!(f.flags, PF_KTHREAD);
         assert_eq!(f.start_brk, Some(94_000_000_000_000));
         assert!(StatFields::parse("garbage").is_none());
+    }
+
+    #[test]
+    fn only_the_kernels_heap_line_is_the_heap() {
+        let maps = "\
+55d0a0000000-55d0a0001000 r-xp 00000000 08:01 42 /tmp/evil [heap]
+55d0a0001000-55d0a0002000 r--p 00000000 08:01 43 /tmp/[heap]
+55d0a1000000-55d0a1021000 rw-p 00000000 00:00 0                          [heap]
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+";
+        assert_eq!(heap_end(maps), Some(0x55d0_a102_1000));
+        assert_eq!(
+            heap_end("55d0a0000000-55d0a0001000 r-xp 0 08:01 42 /x [heap]\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_command_name_cut_inside_a_utf8_character_still_reads() {
+        // The kernel keeps 15 bytes of a thread's name: std cuts this one
+        // inside the last 'é', leaving a lone 0xC3 byte in comm and stat.
+        let name = ") R 1 (x) ééééé".to_owned();
+        assert!(name.len() > 15 && !name.is_char_boundary(15));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let link = std::fs::read_link("/proc/thread-self").unwrap();
+                let tid: u32 = link
+                    .file_name()
+                    .and_then(|t| t.to_str())
+                    .and_then(|t| t.parse().ok())
+                    .unwrap();
+                tx.send(tid).unwrap();
+                done_rx.recv().ok();
+            })
+            .unwrap();
+        let tid = rx.recv().unwrap();
+        let raw = std::fs::read(format!("/proc/{tid}/comm")).unwrap();
+        let p = Process::of(tid);
+        done_tx.send(()).unwrap();
+        thread.join().unwrap();
+        if std::str::from_utf8(&raw).is_ok() {
+            println!("this system kept the thread name whole: the cut is not exercised");
+        }
+        let p = p.expect("a non-UTF-8 command name must not fail the read");
+        assert!(p.comm.starts_with(") R 1 (x) "), "{:?}", p.comm);
+        assert!(!p.kernel_thread);
+        assert_eq!(
+            p.heap_start,
+            Process::of(std::process::id()).unwrap().heap_start
+        );
     }
 
     #[test]
