@@ -199,3 +199,116 @@ fn the_break_moves_up_as_small_blocks_fill_the_heap() {
     let _ = sys::trim(0);
     assert!(sys::program_break() < grown, "malloc_trim lowers the break");
 }
+
+#[test]
+fn hostile_sizes_and_alignments_fail_cleanly_or_keep_their_promise() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let huge = isize::MAX as usize;
+    // A block handed out must be as aligned as `align()` says and hold
+    // `len()` writable bytes; anything else must be a clean failure.
+    let check = |b: &mut SysBlock, what: &str| {
+        assert_eq!(b.as_ptr() as usize % b.align(), 0, "{what}");
+        assert!(b.usable_size() >= b.len(), "{what}");
+        let n = b.len().min(64);
+        b.write(&vec![0xa5; n]);
+        assert_eq!(b.as_slice(), &vec![0xa5; n][..], "{what}");
+    };
+    for (align, size) in [
+        (1usize << 63, 1usize),
+        (1 << 62, 1),
+        (1 << 40, 1),
+        (4096, huge),
+        (4096, huge - 4095),
+        (1 << 62, huge),
+        (16, usize::MAX),
+        (8, 0),
+    ] {
+        match SysBlock::aligned(align, size) {
+            Ok(mut b) => check(&mut b, &format!("posix_memalign({align}, {size})")),
+            Err(e) => assert!(
+                matches!(e, Error::OutOfMemory { .. } | Error::Unsupported { .. }),
+                "{e:?}"
+            ),
+        }
+        if let Some(mut b) = SysBlock::memalign(align, size) {
+            check(&mut b, &format!("memalign({align}, {size})"));
+        }
+    }
+    for align in [0, 1, 3, usize::MAX, (1 << 63) + 1] {
+        if let Some(mut b) = SysBlock::memalign(align, 0) {
+            check(&mut b, &format!("memalign({align}, 0)"));
+        }
+    }
+    for size in [0, huge, huge - sys::page_size(), usize::MAX] {
+        if let Some(mut b) = SysBlock::page_aligned(size) {
+            check(&mut b, &format!("valloc({size})"));
+        }
+    }
+    // A huge resize of an over-aligned block fails and keeps the block.
+    let mut b = SysBlock::aligned(4096, 8).unwrap();
+    b.write(b"kept");
+    assert!(!b.resize(huge));
+    assert!(!b.resize(usize::MAX));
+    assert_eq!((b.as_slice(), b.len()), (&b"kept"[..], 8));
+}
+
+#[test]
+fn hostile_mallopt_values_never_touch_memory_rust_owns() {
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !glibc_or_skip("hostile_mallopt_values_never_touch_memory_rust_owns") {
+        return;
+    }
+    // Values past a C int are refused before glibc sees them.
+    for option in [
+        Mallopt::MmapThreshold(usize::MAX),
+        Mallopt::TopPad(1 << 31),
+        Mallopt::TrimThreshold(usize::MAX),
+        Mallopt::Mxfast(usize::MAX),
+    ] {
+        let err = sys::mallopt(option).unwrap_err();
+        assert!(err.to_string().contains(option.name()), "{err}");
+    }
+    // Live data, a Vec and a SysBlock, written before the knobs turn.
+    let kept: Vec<u8> = (0..=255).collect();
+    let mut block = SysBlock::new(4096).unwrap();
+    block.write(&kept);
+    // Whatever glibc accepts or refuses here, it only steers later calls.
+    for option in [
+        Mallopt::Perturb(0xff),
+        Mallopt::CheckAction(-1),
+        Mallopt::CheckAction(i32::MAX),
+        Mallopt::MmapMax(-1),
+        Mallopt::MmapThreshold(0),
+        Mallopt::Mxfast(0),
+        Mallopt::TopPad(i32::MAX as usize),
+        Mallopt::TrimThreshold(0),
+    ] {
+        let _ = sys::mallopt(option);
+    }
+    // Fresh allocations work; calloc (Rust's alloc_zeroed) still zeroes
+    // under M_PERTURB; Rust's live memory is untouched.
+    let zeroed = vec![0u8; 100_000];
+    assert!(zeroed.iter().all(|&b| b == 0));
+    let mut grown = Vec::with_capacity(1);
+    grown.extend_from_slice(&kept);
+    grown.resize(1 << 20, 7);
+    drop(grown);
+    assert_eq!(block.as_slice(), &kept[..]);
+    assert_eq!(kept, (0..=255).collect::<Vec<u8>>());
+    // Back to glibc's defaults for the other tests.
+    for option in [
+        Mallopt::Perturb(0),
+        Mallopt::CheckAction(3),
+        Mallopt::MmapMax(65_536),
+        Mallopt::MmapThreshold(128 << 10),
+        Mallopt::Mxfast(128),
+        Mallopt::TopPad(128 << 10),
+        Mallopt::TrimThreshold(128 << 10),
+    ] {
+        sys::mallopt(option).unwrap();
+    }
+}
