@@ -96,6 +96,15 @@
 /// assert_eq!(&dst, b"no s");
 /// ```
 ///
+/// Copying a buffer onto itself (C's undefined overlapping `memccpy`) does
+/// not compile: `dst` is borrowed mutably while `src` reads it.
+///
+/// ```compile_fail,E0502
+/// use memio_alloc::bytes::copy_until;
+/// let mut buf = *b"ab,cd";
+/// copy_until(&mut buf, &buf[1..], b','); // error: `buf` is also borrowed
+/// ```
+///
 /// # References
 ///
 /// - [memccpy(3)](https://man7.org/linux/man-pages/man3/memccpy.3.html)
@@ -127,6 +136,16 @@ pub fn copy_until(dst: &mut [u8], src: &[u8], stop: u8) -> Option<usize> {
 /// assert_eq!(rest.len(), 4);
 /// copy_advance(rest, b"file");
 /// assert_eq!(&path, b"/tmp/file");
+/// ```
+///
+/// Nor can the rest be written while the bytes just copied are read: the
+/// returned tail keeps `dst` borrowed.
+///
+/// ```compile_fail,E0502
+/// use memio_alloc::bytes::copy_advance;
+/// let mut buf = [0u8; 8];
+/// let rest = copy_advance(&mut buf, b"abcd");
+/// copy_advance(rest, &buf[..4]); // error: `buf` is mutably borrowed
 /// ```
 ///
 /// # References
@@ -169,7 +188,10 @@ pub fn frob(bytes: &mut [u8]) {
 }
 
 #[cfg(test)]
-#[allow(unsafe_code, reason = "the test compares with glibc's own memfrob")]
+#[allow(
+    unsafe_code,
+    reason = "the tests compare with glibc's own memfrob and memccpy"
+)]
 mod tests {
     use super::*;
 
@@ -204,6 +226,40 @@ mod tests {
     }
 
     #[test]
+    fn empty_and_edge_slices_stay_in_bounds() {
+        let mut none: [u8; 0] = [];
+        assert_eq!(copy_until(&mut none, b",abc", b','), None);
+        assert!(copy_advance(&mut none, b"").is_empty());
+        frob(&mut none);
+        let mut dst = [0u8; 3];
+        // The stop is the last byte that fits.
+        assert_eq!(copy_until(&mut dst, b"ab,cd", b','), Some(3));
+        assert_eq!(copy_advance(&mut dst, b"").len(), 3);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn copy_until_matches_glibc_memccpy_within_bounds(
+            src in proptest::collection::vec(0u8..4, 0..64),
+            dst_len in 0usize..64,
+            stop in 0u8..4,
+        ) {
+            let mut ours = vec![0xeeu8; dst_len];
+            let got = copy_until(&mut ours, &src, stop);
+            let n = src.len().min(dst_len);
+            let mut theirs = vec![0xeeu8; dst_len];
+            // SAFETY: both buffers hold at least `n` bytes and do not overlap.
+            let end = unsafe {
+                memccpy(theirs.as_mut_ptr().cast(), src.as_ptr().cast(), i32::from(stop), n)
+            };
+            let want = (!end.is_null())
+                .then(|| end as usize - theirs.as_ptr() as usize);
+            proptest::prop_assert_eq!(got, want);
+            proptest::prop_assert_eq!(ours, theirs);
+        }
+    }
+
+    #[test]
     fn frob_matches_glibc_memfrob() {
         let text = b"Hello, memfrob!".to_vec();
         let mut ours = text.clone();
@@ -218,5 +274,11 @@ mod tests {
 
     unsafe extern "C" {
         fn memfrob(s: *mut std::ffi::c_void, n: usize) -> *mut std::ffi::c_void;
+        fn memccpy(
+            dst: *mut std::ffi::c_void,
+            src: *const std::ffi::c_void,
+            c: i32,
+            n: usize,
+        ) -> *mut std::ffi::c_void;
     }
 }
