@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod cp;
 mod error;
 mod install;
 mod ipc;
@@ -19,6 +20,8 @@ mod progress;
 mod sem;
 mod shm;
 mod size;
+mod sum;
+mod walk;
 mod xattr;
 
 use std::io::Write;
@@ -73,6 +76,10 @@ enum Command {
     Locks(locks::LocksArgs),
     /// Get, set, remove, list, dump and restore extended attributes.
     Xattr(xattr::XattrArgs),
+    /// Copy files and trees through a chosen kernel path (like cp).
+    Cp(cp::CpArgs),
+    /// Print or check checksums of many files read in parallel (like b3sum, sha256sum).
+    Sum(sum::SumArgs),
     /// Print shell completions (bash, zsh, fish).
     Completions(install::CompletionsArgs),
     /// Print the manual page, or write one per command.
@@ -91,6 +98,8 @@ fn dispatch(command: &Command, globals: Globals) -> CliResult {
         Command::Lock(args) => lock::run(args, globals),
         Command::Locks(args) => locks::run(args, globals),
         Command::Xattr(args) => xattr::run(args, globals),
+        Command::Cp(args) => cp::run(args, globals),
+        Command::Sum(args) => sum::run(args, globals),
         Command::Completions(args) => install::completions(args, Cli::command()),
         Command::Man(args) => install::man(args, Cli::command()),
     }

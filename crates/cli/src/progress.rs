@@ -27,3 +27,15 @@ pub(crate) fn bar(len: u64, globals: Globals) -> ProgressBar {
     }
     bar
 }
+
+/// A progress bar over `len` bytes, drawn as [`bar`] is: bytes done, total
+/// and rate.
+pub(crate) fn bytes_bar(len: u64, globals: Globals) -> ProgressBar {
+    let bar = bar(len, globals);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -18,6 +18,8 @@
 //!   bounded number of reads in flight, through `io_uring`, a thread pool,
 //!   POSIX AIO or plain reads, each file's bytes handed to a callback in
 //!   order.
+//! - [`sum`]: BLAKE3, XXH3 or CRC-32C checksums of many files through a
+//!   batch, in list order, and the `sha256sum` list format.
 //!
 //! All report failures as the one [`Error`]: the cases callers tell apart
 //! (a lock conflict, a missing attribute), or an OS error that names its
@@ -42,6 +44,7 @@ pub mod batch;
 pub mod copy;
 mod error;
 pub mod lock;
+pub mod sum;
 #[cfg(test)]
 mod test_dir;
 pub mod vectored;
