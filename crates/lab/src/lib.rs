@@ -39,6 +39,8 @@ mod verdict;
 /// The sections, one module each.
 mod sections {
     pub(crate) mod allocation;
+    pub(crate) mod async_read;
+    pub(crate) mod copy;
     pub(crate) mod ipc;
     pub(crate) mod locking;
     pub(crate) mod mapping;
@@ -54,7 +56,7 @@ pub use measure::{Case, Row, Timing, Unit};
 pub use peer::serve_peer;
 pub use peers::{HeavyPeer, heavy_peers};
 use report::{Report, SectionReport};
-use sections::{allocation, ipc, locking, mapping, memory};
+use sections::{allocation, async_read, copy, ipc, locking, mapping, memory};
 
 /// Every lab section, in the order they run and print.
 pub const SECTIONS: &[Section] = &[
@@ -63,6 +65,8 @@ pub const SECTIONS: &[Section] = &[
     mapping::SECTION,
     locking::SECTION,
     ipc::SECTION,
+    copy::SECTION,
+    async_read::SECTION,
 ];
 
 /// How the HTML report draws a section's rows.

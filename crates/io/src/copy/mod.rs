@@ -282,19 +282,14 @@ impl CopyOptions {
         temp: &mut temp::TempFile,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(u64, u64, Method)> {
-        let (data_bytes, method) =
+        let (bytes, data_bytes, method) =
             self.fill(source, src, meta.len(), temp.file(), temp.path(), progress)?;
-        let bytes = temp
-            .file()
-            .metadata()
-            .map_err(|e| os("stat", temp.path().display(), e))?
-            .len();
         self.finish(source, src, meta, temp)?;
         Ok((bytes, data_bytes, method))
     }
 
-    /// Copies the bytes of `source` into the empty `out`; returns the data
-    /// bytes moved and the engine that moved them.
+    /// Copies the bytes of `source` into the empty `out`; returns the copy's
+    /// size, the data bytes moved and the engine that moved them.
     fn fill(
         &self,
         source: &File,
@@ -303,7 +298,7 @@ impl CopyOptions {
         out: &File,
         out_path: &Path,
         progress: &mut dyn FnMut(u64),
-    ) -> Result<(u64, Method)> {
+    ) -> Result<(u64, u64, Method)> {
         let files = engine::Files {
             src: source,
             src_path: src,
@@ -314,7 +309,7 @@ impl CopyOptions {
             // Empty, or a file whose size the kernel does not know
             // (/proc, /sys): stream it until end of file.
             let n = engine::stream(&files, progress)?;
-            return Ok((n, Method::ReadWrite));
+            return Ok((n, n, Method::ReadWrite));
         }
         let segments = engine::segments(&files, size, self.sparse)?;
         let mut method = match (self.sparse, self.method) {
@@ -347,9 +342,13 @@ impl CopyOptions {
             // No data extents at all: nothing was moved by any engine.
             method = Method::CopyFileRange;
         }
-        out.set_len(size)
-            .map_err(|e| os("extend", out_path.display(), e))?;
-        Ok((moved, method))
+        // A trailing hole (or a file of holes only, or zero blocks left
+        // out at the end) is made by the size.
+        if self.sparse == Sparse::Always || segments.last().is_none_or(|&(_, end)| end < size) {
+            out.set_len(size)
+                .map_err(|e| os("extend", out_path.display(), e))?;
+        }
+        Ok((size, moved, method))
     }
 
     /// Mode, fsync and verify on the complete temporary copy.

@@ -122,6 +122,23 @@ fn sparse_always_turns_zero_blocks_into_holes() {
         .copy(&src, &dst)
         .unwrap();
     assert_eq!(std::fs::read(&dst).unwrap(), data);
+    // Zero blocks at the very end become a trailing hole of the right size.
+    let tail = dir.join("tail");
+    std::fs::write(&tail, &data[..data.len() - 1]).unwrap();
+    let tail_copy = dir.join("tail-copy");
+    CopyOptions::new()
+        .sparse(Sparse::Always)
+        .copy(&tail, &tail_copy)
+        .unwrap();
+    let mut expect = data.clone();
+    expect.pop();
+    *expect.last_mut().unwrap() = 0;
+    std::fs::write(&tail, &expect).unwrap();
+    CopyOptions::new()
+        .sparse(Sparse::Always)
+        .copy(&tail, &tail_copy)
+        .unwrap();
+    assert_eq!(std::fs::read(&tail_copy).unwrap(), expect);
     let hole = first_hole(&dst);
     if hole == data.len() as u64 {
         eprintln!("skipped hole check: the filesystem does not report holes");
