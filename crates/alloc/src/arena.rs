@@ -102,15 +102,7 @@ impl ArenaOptions {
     ///
     /// [`Error::Os`] when mapping fails.
     pub fn build(&self) -> Result<Arena, Error> {
-        let memory = if self.locked {
-            Memory::map_locked(self.len)
-        } else {
-            Memory::map(self.len)
-        };
-        let memory = memory.map_err(|e| Error::Os {
-            allocator: NAME,
-            source: e.into(),
-        })?;
+        let memory = Memory::for_allocator(NAME, self.len, self.locked)?;
         Ok(self.build_in(memory))
     }
 

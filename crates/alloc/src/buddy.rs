@@ -104,15 +104,7 @@ impl BuddyOptions {
     pub fn build(&self) -> Result<Buddy, Error> {
         let max = self.max_block.unwrap_or(prev_power_of_two(self.total));
         let total = self.total.checked_div(max).map_or(0, |roots| roots * max);
-        let memory = if self.locked {
-            Memory::map_locked(total.max(1))
-        } else {
-            Memory::map(total.max(1))
-        };
-        let memory = memory.map_err(|e| Error::Os {
-            allocator: NAME,
-            source: e.into(),
-        })?;
+        let memory = Memory::for_allocator(NAME, total.max(1), self.locked)?;
         Buddy::build(memory, BuddyOptions { total, ..*self })
     }
 

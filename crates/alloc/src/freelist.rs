@@ -411,9 +411,28 @@ impl Heap {
         })
     }
 
+    /// The bytes requested for the live `block`, from its trailer; an
+    /// overflow that ran past the red zone into the trailer makes it larger
+    /// than the payload, reported as [`Error::Overflow`] (the block stays
+    /// live) instead of steering the checks and counters out of bounds.
+    fn requested(&self, block: usize) -> Result<usize, Error> {
+        let size = self.size(block);
+        let requested = self.word(block + size - W);
+        let payload = size - 2 * W;
+        if requested > payload {
+            return Err(Error::Overflow {
+                allocator: NAME,
+                addr: self.ptr(block + W) as usize,
+                size: payload,
+                offset: payload,
+            });
+        }
+        Ok(requested)
+    }
+
     fn free_block(&mut self, block: usize) -> Result<(), Error> {
         let mut size = self.size(block);
-        let requested = self.word(block + size - W);
+        let requested = self.requested(block)?;
         if self.checks.red_zone > 0 {
             let payload = self.ptr(block + W);
             // SAFETY: the slack of this live block.
@@ -466,7 +485,9 @@ impl Heap {
             return false;
         };
         let size = self.size(block);
-        let old_req = self.word(block + size - W);
+        let Ok(old_req) = self.requested(block) else {
+            return false;
+        };
         if self.checks.red_zone > 0 {
             let payload = self.ptr(block + W);
             // SAFETY: the slack of this live block.
@@ -683,15 +704,7 @@ impl FreeListOptions {
     /// [`Error::Os`] when mapping fails; [`Error::Unsupported`] when the
     /// length is too small for a heap.
     pub fn build(&self) -> Result<FreeList, Error> {
-        let memory = if self.locked {
-            Memory::map_locked(self.len)
-        } else {
-            Memory::map(self.len)
-        };
-        let memory = memory.map_err(|e| Error::Os {
-            allocator: NAME,
-            source: e.into(),
-        })?;
+        let memory = Memory::for_allocator(NAME, self.len, self.locked)?;
         self.build_in(memory)
     }
 
@@ -863,7 +876,7 @@ impl FreeList {
         let block = h.validate(ptr.as_ptr() as usize)?;
         let size = h.size(block);
         Ok(if h.checks.red_zone > 0 {
-            h.word(block + size - W)
+            h.requested(block)?
         } else {
             size - 2 * W
         })
@@ -1088,6 +1101,35 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// An overflow past the red zone reaches the trailer that records the
+    /// request: the validating free must report it, not trust the trailer
+    /// (it steered the canary scan past the block and the counters below
+    /// zero).
+    #[test]
+    fn a_damaged_trailer_is_reported_not_trusted() {
+        for checks in [Checks::off(), Checks::all()] {
+            let h = heap(4096, Fit::First, checks);
+            let a = h.alloc(10, 16).unwrap();
+            let b = h.alloc(10, 16).unwrap();
+            let end = b.as_ptr() as usize - a.as_ptr() as usize - 2 * W;
+            // The trailer is the last word of `a`'s block, which ends where
+            // `b`'s header begins; deliberately damaged.
+            let trailer = a.as_ptr().wrapping_add(end);
+            // SAFETY: 8 bytes inside `a`'s block, which the test owns.
+            unsafe { trailer.write_bytes(0xFF, W) };
+            assert!(matches!(
+                // SAFETY: the test owns this live block.
+                unsafe { h.free(a) },
+                Err(Error::Overflow { .. })
+            ));
+            // SAFETY: as above.
+            assert!(!unsafe { h.resize_in_place(a, 12) }.unwrap());
+            assert_eq!(h.stats().live_blocks, 2, "the damaged block stays live");
+            // SAFETY: the test owns `b`, freed once.
+            unsafe { h.free(b) }.unwrap();
+        }
     }
 
     #[test]

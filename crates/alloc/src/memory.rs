@@ -43,6 +43,25 @@ unsafe impl Send for Memory {}
 unsafe impl Sync for Memory {}
 
 impl Memory {
+    /// `len` bytes of new anonymous memory for the allocator `allocator`,
+    /// locked into RAM when `locked`: the one way the `build` methods get
+    /// their memory, with failures named after the allocator.
+    pub(crate) fn for_allocator(
+        allocator: &'static str,
+        len: usize,
+        locked: bool,
+    ) -> Result<Self, crate::Error> {
+        let memory = if locked {
+            Self::map_locked(len)
+        } else {
+            Self::map(len)
+        };
+        memory.map_err(|e| crate::Error::Os {
+            allocator,
+            source: e.into(),
+        })
+    }
+
     /// Maps `len` bytes of private anonymous memory (zero-filled, rounded
     /// up to whole pages).
     ///

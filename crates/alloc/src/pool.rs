@@ -373,15 +373,7 @@ impl Pool {
                     .stride
                     .checked_mul(s.blocks_per_chunk)
                     .ok_or_else(|| unsupported(NAME, "chunk size overflows"))?;
-                let m = if s.locked {
-                    Memory::map_locked(bytes)
-                } else {
-                    Memory::map(bytes)
-                };
-                m.map_err(|e| Error::Os {
-                    allocator: NAME,
-                    source: e.into(),
-                })?
+                Memory::for_allocator(NAME, bytes, s.locked)?
             }
         };
         let start = memory.as_ptr() as usize;

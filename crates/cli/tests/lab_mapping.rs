@@ -50,8 +50,9 @@ fn mapping_section_reports_every_group() {
         ("malloc (Vec::with_capacity)", "touch every page"),
         ("mlock fresh memory", "per MiB"),
         ("plain copy (memcpy, heap to heap)", "copy 4 KiB"),
-        ("Region::read_at, shared (atomic copy)", "copy 64 KiB"),
-        ("Region::write_at, shared (atomic copy)", "copy 1 MiB"),
+        ("Region::read_at, shared (8-byte atomics)", "copy 64 KiB"),
+        ("Region::write_at, shared (4-byte atomics)", "copy 1 MiB"),
+        ("Region::read_at, shared (1-byte atomics)", "copy 4 KiB"),
         (
             "Region::write_at, private anonymous (plain copy)",
             "copy 1 MiB",

@@ -255,6 +255,52 @@ fn unnamed_semaphores_in_shared_memory_ping_pong_between_processes() {
     join(child);
     assert!(SharedSem::in_region(sems.region(), 4090).is_err());
     assert!(SharedSem::in_region(sems.region(), 3).is_err());
+    let e = SharedSem::in_region(sems.region(), 68).unwrap_err();
+    assert!(e.to_string().contains("not aligned to 8 bytes"), "{e}");
+}
+
+/// Two processes wait on one semaphore in shared memory; one is killed
+/// (SIGKILL) while it waits. The other is still woken by a post, and the
+/// semaphore keeps counting for everyone else: a dead waiter takes no unit
+/// with it and blocks no one.
+#[test]
+fn a_waiter_killed_on_a_shared_semaphore_leaves_it_working_for_the_rest() {
+    if role().is_some() {
+        let sems = SemRegion::open(&arg("NAME"), 2).unwrap();
+        let (gate, ready) = (sems.get(0).unwrap(), sems.get(1).unwrap());
+        ready.post().unwrap();
+        gate.wait().unwrap();
+        return;
+    }
+    let name = unique("semkill");
+    let sems = SemRegion::create(&name, &[0, 0]).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let (gate, ready) = (sems.get(0).unwrap(), sems.get(1).unwrap());
+    let test = "a_waiter_killed_on_a_shared_semaphore_leaves_it_working_for_the_rest";
+    let mut victim = spawn_peer(test, "waiter", &[("NAME", name.clone())]);
+    let survivor = spawn_peer(test, "waiter", &[("NAME", name)]);
+    for _ in 0..2 {
+        assert!(
+            ready
+                .wait_deadline(Instant::now() + Duration::from_secs(120))
+                .unwrap(),
+            "a waiter never started"
+        );
+    }
+    // Both are about to block in sem_wait, or already do.
+    std::thread::sleep(Duration::from_millis(100));
+    victim.kill().unwrap(); // SIGKILL
+    victim.wait().unwrap();
+    assert_eq!(gate.value().unwrap(), 0);
+    gate.post().unwrap();
+    join(survivor);
+    assert_eq!(gate.value().unwrap(), 0, "the survivor took the unit");
+    gate.post().unwrap();
+    assert!(
+        gate.wait_deadline(Instant::now() + Duration::from_secs(20))
+            .unwrap(),
+        "the semaphore still counts"
+    );
 }
 
 #[test]

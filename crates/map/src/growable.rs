@@ -20,10 +20,13 @@
     reason = "`GrowableFile::file` is unsafe: resizing the file would break the mapping"
 )]
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use crate::error::{context, invalid};
 use crate::options::MapOptions;
@@ -59,15 +62,56 @@ use crate::region::{Region, open_rw};
 /// # Ok(()) }
 /// ```
 ///
-/// Another process (or another handle opened on the same path) truncating
-/// the file while it is mapped makes touching the cut pages raise `SIGBUS`;
-/// share such files only with cooperating processes, for instance ones that
-/// take a file lock before resizing.
+/// One process holds at most one `GrowableFile` per file (by device and
+/// inode, whatever the path): a second [`open`](Self::open) is refused with
+/// [`io::ErrorKind::ResourceBusy`], because one handle shrinking the file
+/// would make the other's next access raise `SIGBUS`. A plain
+/// [`MapOptions`] mapping of the file, or another process, is not tracked:
+/// shrinking the file under it, or it truncating the file, does the same;
+/// share such files only with cooperating code, for instance code that takes
+/// a file lock before resizing.
 #[derive(Debug)]
 pub struct GrowableFile {
     path: PathBuf,
     file: File,
     region: Region,
+    _open: OpenFile,
+}
+
+/// The files (device, inode) a [`GrowableFile`] of this process has open.
+static OPEN: Mutex<BTreeSet<(u64, u64)>> = Mutex::new(BTreeSet::new());
+
+/// A file's entry in [`OPEN`], removed on drop.
+#[derive(Debug)]
+struct OpenFile((u64, u64));
+
+impl OpenFile {
+    fn claim(file: &File, path: &Path) -> io::Result<Self> {
+        let meta = file
+            .metadata()
+            .map_err(|e| context(&e, format_args!("failed to stat '{}'", path.display())))?;
+        let key = (meta.dev(), meta.ino());
+        let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+        if !open.insert(key) {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                format!(
+                    "cannot open '{}' as a growable file: this process already has it open \
+                     as one (one handle shrinking it would crash the other)",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Self(key))
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        OPEN.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0);
+    }
 }
 
 impl GrowableFile {
@@ -77,10 +121,12 @@ impl GrowableFile {
     /// # Errors
     ///
     /// The file cannot be opened, extended or mapped; the file is empty and
-    /// `min_len` is zero (nothing to map).
+    /// `min_len` is zero (nothing to map); this process already has the
+    /// file open as a `GrowableFile` (`ResourceBusy`, through any path).
     pub fn open(path: impl AsRef<Path>, min_len: u64) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
         let file = open_rw(&path, true)?;
+        let open = OpenFile::claim(&file, &path)?;
         let size = file
             .metadata()
             .map_err(|e| context(&e, format_args!("failed to stat '{}'", path.display())))?
@@ -107,7 +153,12 @@ impl GrowableFile {
             .read_write()
             .len(len)
             .map_named(file.as_fd(), &format!("'{}'", path.display()))?;
-        Ok(Self { path, file, region })
+        Ok(Self {
+            path,
+            file,
+            region,
+            _open: open,
+        })
     }
 
     /// The mapped bytes (the whole file), for reading, atomics, `sync`,
@@ -267,6 +318,29 @@ mod tests {
         g.set_len(12).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"0123456789<0");
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// Shrinking one of two handles on one file would leave the other's
+    /// pages past the end (`SIGBUS` on the next read): the second is
+    /// refused, through another path too, until the first drops.
+    #[test]
+    fn a_second_handle_on_the_same_file_is_refused() {
+        let path = temp_path("twice");
+        let _ = std::fs::remove_file(&path);
+        let first = GrowableFile::open(&path, 3 * 4096).unwrap();
+        let link = temp_path("twice-link");
+        let _ = std::fs::remove_file(&link);
+        std::fs::hard_link(&path, &link).unwrap();
+        for other in [&path, &link] {
+            let e = GrowableFile::open(other, 1).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::ResourceBusy);
+            assert!(e.to_string().contains("already has it open"), "{e}");
+        }
+        drop(first);
+        let mut again = GrowableFile::open(&link, 1).unwrap();
+        again.set_len(1).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_file(&link).unwrap();
     }
 
     #[test]

@@ -237,10 +237,18 @@ impl Layout {
                 swap: 0,
             });
             s.mappings += 1;
-            s.size += m.size;
-            s.rss += m.rss.unwrap_or(0);
-            s.pss += m.pss.unwrap_or(0);
-            s.swap += m.swap.unwrap_or(0);
+            // Saturating: the text may come from anywhere (a saved smaps,
+            // a fuzzer), and garbage sizes must not overflow.
+            s.size = s.size.saturating_add(m.size);
+            for (sum, value) in [
+                (&mut s.rss, m.rss),
+                (&mut s.pss, m.pss),
+                (&mut s.swap, m.swap),
+            ] {
+                if let Some(value) = value {
+                    *sum = sum.saturating_add(value);
+                }
+            }
         }
         by_kind.into_values().collect()
     }
@@ -313,7 +321,9 @@ fn apply_smaps_field(m: &mut Mapping, line: &str) {
         "Pss" => m.pss = Some(bytes),
         "Swap" => m.swap = Some(bytes),
         "Locked" => m.locked = Some(bytes),
-        "Shared_Dirty" | "Private_Dirty" => m.dirty = Some(m.dirty.unwrap_or(0) + bytes),
+        "Shared_Dirty" | "Private_Dirty" => {
+            m.dirty = Some(m.dirty.unwrap_or(0).saturating_add(bytes));
+        }
         _ => {}
     }
 }
@@ -419,6 +429,25 @@ VmFlags: rd mr mw me
         assert_eq!(summary[0].kind, Text);
         assert_eq!(summary[0].mappings, 2);
         assert_eq!(summary[0].size, 8192 + 0x6000);
+    }
+
+    #[test]
+    fn garbage_sizes_saturate_instead_of_overflowing() {
+        let huge = "Private_Dirty: 18446744073709551615 kB\nShared_Dirty: 99999999999999999 kB\n\
+                    Rss: 18446744073709551615 kB\nPss: 18446744073709551615 kB\n\
+                    Swap: 18446744073709551615 kB\n";
+        let text = format!(
+            "0-ffffffffffffffff rw-p 0 00:00 0\n{huge}0-ffffffffffffffff rw-p 0 00:00 0\n{huge}"
+        );
+        let layout = Layout::parse(1, None, &text, true);
+        assert_eq!(layout.mappings[0].dirty, Some(u64::MAX));
+        let summary = layout.summary();
+        assert_eq!(summary.len(), 1);
+        let s = &summary[0];
+        assert_eq!(
+            (s.mappings, s.size, s.rss, s.pss, s.swap),
+            (2, u64::MAX, u64::MAX, u64::MAX, u64::MAX)
+        );
     }
 
     #[test]

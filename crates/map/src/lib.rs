@@ -57,6 +57,7 @@ mod options;
 mod region;
 pub mod system;
 mod views;
+mod widths;
 
 pub use control::MemLockGuard;
 pub use growable::GrowableFile;

@@ -6,9 +6,11 @@
 //! This module makes the `mmap` calls. Each passes a null address hint, so
 //! the kernel picks unused addresses and no existing memory is replaced, and
 //! hands the result straight to [`Region`], which owns and later unmaps it.
+//! It also asks a block device its size (`BLKGETSIZE64`, which writes one
+//! `u64`), since `fstat` gives 0 for devices.
 #![allow(
     unsafe_code,
-    reason = "mmap with a null hint, owned at once by a Region"
+    reason = "mmap with a null hint, owned at once by a Region; the BLKGETSIZE64 ioctl"
 )]
 
 use std::fs::OpenOptions;
@@ -509,11 +511,14 @@ impl MapOptions {
     ) -> io::Result<Region> {
         let stat = rustix::fs::fstat(fd)
             .map_err(|e| context(&e.into(), format_args!("failed to stat {what}")))?;
-        // Regular files, POSIX shm and memfds have a size past which pages
-        // raise SIGBUS; devices such as /dev/zero do not.
-        let sized =
-            rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
-        let size = u64::try_from(stat.st_size).unwrap_or(0);
+        // Regular files, POSIX shm, memfds and block devices have a size
+        // past which pages raise SIGBUS; devices such as /dev/zero do not.
+        let (sized, size) = match rustix::fs::FileType::from_raw_mode(stat.st_mode) {
+            rustix::fs::FileType::RegularFile => (true, u64::try_from(stat.st_size).unwrap_or(0)),
+            // `st_size` is 0 for a block device: ask the device.
+            rustix::fs::FileType::BlockDevice => (true, block_device_size(fd, what)?),
+            _ => (false, 0),
+        };
         let len = if let Some(len) = self.len {
             let end = self.offset.checked_add(len as u64);
             if sized && len > 0 && end.is_none_or(|end| end > size) {
@@ -580,15 +585,11 @@ impl MapOptions {
                 ),
             )
         })?;
-        Ok(Region::owned(
-            base,
-            map_len,
-            head,
-            len,
-            *self,
-            Backing::Fd,
-            Some(what),
-        ))
+        let mut region = Region::owned(base, map_len, head, len, *self, Backing::Fd, Some(what));
+        // Other mappings of the object in this process see the same bytes:
+        // they share one atomic width.
+        region.set_object((stat.st_dev, stat.st_ino));
+        Ok(region)
     }
 
     /// Maps anonymous memory ([`len`](Self::len) bytes, zero-filled).
@@ -638,6 +639,22 @@ impl MapOptions {
             None,
         ))
     }
+}
+
+/// The size in bytes of the block device `fd` (`BLKGETSIZE64`).
+///
+/// # References
+/// - [ioctl(2)](https://man7.org/linux/man-pages/man2/ioctl.2.html)
+#[doc(alias = "BLKGETSIZE64")]
+fn block_device_size(fd: std::os::fd::BorrowedFd<'_>, what: &str) -> io::Result<u64> {
+    // BLKGETSIZE64 is `_IOR(0x12, 114, size_t)`; the kernel writes a u64.
+    const BLKGETSIZE64: rustix::ioctl::Opcode = rustix::ioctl::opcode::read::<usize>(0x12, 114);
+    // SAFETY: BLKGETSIZE64 is a getter that writes exactly one `u64`.
+    let getter = unsafe { rustix::ioctl::Getter::<BLKGETSIZE64, u64>::new() };
+    // SAFETY: the getter's buffer is the `u64` the opcode writes; the call
+    // reads nothing else.
+    unsafe { rustix::ioctl::ioctl(fd, getter) }
+        .map_err(|e| context(&e.into(), format_args!("failed to get the size of {what}")))
 }
 
 /// `n` rounded up to a multiple of `to` (a power of two); `None` on overflow.

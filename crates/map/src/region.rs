@@ -43,9 +43,10 @@ use std::ptr::NonNull;
 
 use rustix::mm::{self, MremapFlags};
 
-use crate::atomic_copy;
+use crate::atomic_copy::{self, Span};
 use crate::error::{context, invalid};
 use crate::options::{Access, Backing, MapOptions, Protection, Release, Sharing, round_up};
+use crate::widths::AtomicWidth;
 
 /// The size of a page on this machine, in bytes.
 ///
@@ -153,6 +154,8 @@ pub struct Region {
     /// Page ranges [`Region::protect`] left with fewer rights than the
     /// mapping's access: sorted, disjoint, and empty for almost every region.
     limits: Vec<Limit>,
+    /// The one atomic width the bytes are accessed with (`widths`).
+    pub(crate) width: AtomicWidth,
 }
 
 /// Pages whose rights [`Region::protect`] lowered below the mapped access.
@@ -228,6 +231,7 @@ impl Region {
             release: Release::Munmap,
             name: name.map(Box::from),
             limits: Vec::new(),
+            width: AtomicWidth::default(),
         }
     }
 
@@ -296,6 +300,7 @@ impl Region {
             release,
             name: None,
             limits: Vec::new(),
+            width: AtomicWidth::default(),
         }
     }
 
@@ -470,8 +475,10 @@ impl Region {
     }
 
     /// Copies `buf.len()` bytes starting `offset` bytes into the region into
-    /// `buf`, word by word with relaxed atomic loads: another process (or
-    /// thread, through an atomic view) may be writing the same bytes.
+    /// `buf` with relaxed atomic loads of the region's
+    /// [`atomic_width`](Self::atomic_width) (a word while none is claimed):
+    /// another process (or thread, through an atomic view) may be writing
+    /// the same bytes.
     ///
     /// # Errors
     ///
@@ -480,14 +487,66 @@ impl Region {
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> io::Result<()> {
         let offset = self.check(offset, buf.len())?;
         self.allows(offset, buf.len(), Protection::Read, "read")?;
-        let src = self.as_ptr().wrapping_add(offset);
+        let span = self.span(offset);
         // SAFETY: the source range lies inside the mapping (checked), which
         // is mapped while `self` is borrowed and readable there (checked);
         // in this process those bytes are reached only through atomics while
         // `&self` is shared (slices need `unsafe` and their callers promise
-        // no concurrent change); `buf` is a distinct Rust allocation.
-        unsafe { atomic_copy::load(src, buf) };
+        // no concurrent change), and stores among them only through views
+        // of the width `with_copy_width` gives (or none while it runs);
+        // `buf` is a distinct Rust allocation.
+        self.width
+            .with_copy_width(|width| unsafe { atomic_copy::load(span, buf, width) });
         Ok(())
+    }
+
+    /// The region's bytes from `offset`, for `atomic_copy`.
+    fn span(&self, offset: usize) -> Span {
+        Span {
+            start: self.as_mut_ptr(),
+            len: self.len,
+            at: offset,
+        }
+    }
+
+    /// The atomic width the region's views use, claimed by the first
+    /// atomic view (`Some(4)` after [`atomic_u32`](Self::atomic_u32)); a
+    /// view of another width is refused, because Rust forbids atomic
+    /// accesses of different sizes that race with a store.
+    /// [`read_at`](Self::read_at) and [`write_at`](Self::write_at) copy with
+    /// atomics of this width.
+    #[must_use]
+    pub fn atomic_width(&self) -> Option<usize> {
+        self.width.get().map(crate::widths::Width::bytes)
+    }
+
+    /// Drops this region's claim on its atomic width: `&mut self` shows
+    /// that none of its views is alive. The next view may take another
+    /// width once no other region of the same object (file, shm object,
+    /// memfd) in this process holds the claim either.
+    pub fn release_atomic_width(&mut self) {
+        self.width.reset();
+    }
+
+    /// Makes the region share its atomic width with every other mapping of
+    /// the object `(dev, ino)` in this process.
+    pub(crate) fn set_object(&mut self, key: (u64, u64)) {
+        self.width.reset();
+        self.width = AtomicWidth::of_object(key);
+    }
+
+    /// Declares that the region maps the object `(dev, ino)`, so that it
+    /// shares its [`atomic_width`](Self::atomic_width) with every other
+    /// region of that object in this process: two mappings of the same
+    /// bytes must not take atomic views of different widths. Regions mapped
+    /// from a descriptor ([`MapOptions::map`]) do this by themselves; use it
+    /// for memory mapped by other means, naming it with numbers no file
+    /// uses (System V shared memory uses `(u64::MAX, shmid)`). Any claim
+    /// the region held is dropped (no view is alive: `self` is moved).
+    #[must_use]
+    pub fn with_object_identity(mut self, dev: u64, ino: u64) -> Self {
+        self.set_object((dev, ino));
+        self
     }
 
     /// Copies `data` into the region starting `offset` bytes in (relaxed
@@ -509,11 +568,15 @@ impl Region {
             // (it would have to be borrowed from `self`).
             unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
         } else {
+            let span = self.span(offset);
             // SAFETY: the range lies inside the mapping and is writable
-            // (checked); `&mut self` excludes slices and atomic views in this
-            // process, and other processes or mappings access the bytes
-            // atomically or outside Rust; `data` is not inside the range.
-            unsafe { atomic_copy::store(dst, data) };
+            // (checked); `&mut self` excludes slices and views of this
+            // region, other mappings of the object in this process store
+            // only at the width `with_copy_width` gives, and other processes
+            // access the bytes atomically or outside Rust; `data` is not
+            // inside the range.
+            self.width
+                .with_copy_width(|width| unsafe { atomic_copy::store(span, data, width) });
         }
         Ok(())
     }
@@ -533,9 +596,11 @@ impl Region {
             // anonymous memory, `&mut self`.
             unsafe { std::ptr::write_bytes(dst, byte, len) };
         } else {
+            let span = self.span(offset);
             // SAFETY: as in `write_at`: checked range and rights, accesses
-            // by others are atomic.
-            unsafe { atomic_copy::fill(dst, len, byte) };
+            // by others are atomic and of the width given.
+            self.width
+                .with_copy_width(|width| unsafe { atomic_copy::fill(span, len, byte, width) });
         }
         Ok(())
     }
@@ -694,6 +759,9 @@ impl Region {
         // `Drop` does not run: free the bookkeeping here.
         drop(this.name.take());
         drop(std::mem::take(&mut this.limits));
+        // SAFETY: `this` is never dropped, so the width state is dropped
+        // here exactly once (giving up this region's claim).
+        unsafe { std::ptr::drop_in_place(&raw mut this.width) };
         this.release()
     }
 

@@ -19,6 +19,9 @@
 //!   (mapped read-write, not lowered by `protect`). Load-only views allow
 //!   only `Relaxed` loads of at most a pointer's size, which the standard
 //!   library promises work on read-only memory; they need readable pages.
+//! - **One width**: atomics of different sizes over the same bytes must not
+//!   race with a store, so the first view claims its width for the region
+//!   and views of another width are refused (`widths`).
 #![allow(
     unsafe_code,
     reason = "references to atomics inside a mapping this module checks"
@@ -30,8 +33,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64};
 
 use crate::error::invalid;
-use crate::options::Protection;
+use crate::options::{Backing, Protection};
 use crate::region::Region;
+use crate::widths::Width;
 
 /// A byte of mapped memory that can only be loaded (`Relaxed`), as
 /// read-only memory allows; from [`Region::as_load_only_u8s`].
@@ -89,6 +93,7 @@ impl Region {
             )));
         }
         self.rights_for::<T>(offset, size_of::<T>(), need)?;
+        self.claim_atomic_width::<T>()?;
         Ok(ptr.cast())
     }
 
@@ -104,7 +109,30 @@ impl Region {
             )));
         }
         self.rights_for::<T>(0, self.len(), need)?;
+        self.claim_atomic_width::<T>()?;
         Ok((ptr.cast(), self.len() / size_of::<T>()))
+    }
+
+    /// Claims the width of `T` for the region's atomic accesses, or says
+    /// which other width views already use (`widths`).
+    fn claim_atomic_width<T>(&self) -> io::Result<()> {
+        if !self.access().writable() && self.backing() != Backing::Fd {
+            // Mapped read-only (`protect` cannot raise it) and no other
+            // mapping shares the claim: nothing in this process stores
+            // through this memory, and loads of different sizes may race
+            // each other. (A file's read-only mapping claims: another,
+            // writable mapping of the file may store through a view.)
+            return Ok(());
+        }
+        let want = size_of::<T>();
+        self.width.claim(Width::of(want)).map_err(|have| {
+            invalid(format_args!(
+                "cannot take {want}-byte atomics over {}: it has {}-byte atomic views, \
+                 and atomics of different sizes over the same bytes are not allowed",
+                self.name(),
+                have.bytes()
+            ))
+        })
     }
 
     fn rights_for<T>(&self, offset: usize, n: usize, need: Protection) -> io::Result<()> {
@@ -139,7 +167,36 @@ impl Region {
     /// is page-aligned unless mapped at an unaligned file offset) or the
     /// word is past the end; the word is not writable (the region is mapped
     /// read-only, or [`protect`](Self::protect)ed below read-write there),
-    /// where [`load_only_u32`](Self::load_only_u32) still works.
+    /// where [`load_only_u32`](Self::load_only_u32) still works; the region
+    /// already has atomic views of another width
+    /// ([`atomic_width`](Self::atomic_width)).
+    ///
+    /// The view borrows the region, so it cannot outlive the mapping:
+    ///
+    /// ```compile_fail,E0505
+    /// use memio_map::Region;
+    /// use std::sync::atomic::Ordering::Relaxed;
+    /// # fn main() -> std::io::Result<()> {
+    /// let region = Region::anonymous_shared(4096)?;
+    /// let counter = region.atomic_u32(0)?;
+    /// drop(region); // error: cannot move out of `region` while borrowed
+    /// counter.fetch_add(1, Relaxed);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// nor can the width be released while a view of it lives:
+    ///
+    /// ```compile_fail,E0502
+    /// use memio_map::Region;
+    /// use std::sync::atomic::Ordering::Relaxed;
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut region = Region::anonymous_shared(4096)?;
+    /// let counter = region.atomic_u32(0)?;
+    /// region.release_atomic_width(); // error: `region` is borrowed
+    /// let wide = region.atomic_u64(0)?;
+    /// counter.fetch_add(1, Relaxed);
+    /// # Ok(()) }
+    /// ```
     pub fn atomic_u32(&self, offset: usize) -> io::Result<&AtomicU32> {
         let ptr = self.word_ptr::<u32>(offset, Protection::ReadWrite)?;
         // SAFETY: `word_ptr` checked bounds, alignment and write access; the
@@ -286,7 +343,7 @@ mod tests {
         let data: Vec<u8> = (0..20u8).collect();
         let (path, file) = temp_file("ro", &data);
         // The default: shared and read-only. A `fetch_add` here would fault.
-        let r = MapOptions::new().map_path(&path).unwrap();
+        let mut r = MapOptions::new().map_path(&path).unwrap();
         for e in [
             r.atomic_u32(0).unwrap_err(),
             r.atomic_u64(8).unwrap_err(),
@@ -308,12 +365,15 @@ mod tests {
             words[1].load(),
             u64::from_ne_bytes(data[8..16].try_into().unwrap())
         );
+        // Each width in turn: a file's mappings share one width at a time.
+        r.release_atomic_width();
         assert_eq!(r.as_load_only_u8s().unwrap()[19].load(), 19);
+        assert_eq!(format!("{:?}", r.as_load_only_u8s().unwrap()[3]), "3");
+        r.release_atomic_width();
         assert_eq!(
             r.load_only_u32(16).unwrap().load(),
             u32::from_ne_bytes(data[16..20].try_into().unwrap())
         );
-        assert_eq!(format!("{:?}", r.as_load_only_u8s().unwrap()[3]), "3");
         let odd = MapOptions::new().offset(3).map(&file).unwrap();
         let e = odd.as_load_only_u64s().unwrap_err();
         assert!(e.to_string().contains("8-byte boundary"), "{e}");
@@ -326,11 +386,58 @@ mod tests {
         let mut r = Region::anonymous_shared(64).unwrap();
         r.write_at(0, &[7; 64]).unwrap();
         assert_eq!(r.as_atomic_u8s().unwrap()[63].load(Relaxed), 7);
+        r.release_atomic_width();
         r.as_atomic_u64s().unwrap()[1].store(u64::MAX, Relaxed);
         let mut buf = [0u8; 16];
         r.read_at(0, &mut buf).unwrap();
         assert_eq!(buf, [[7; 8], [0xFF; 8]].concat()[..]);
+        r.release_atomic_width();
         assert!(r.atomic_u32(62).is_err(), "past the end");
         assert!(r.atomic_u32(2).is_err(), "misaligned");
+    }
+
+    /// A 4-byte atomic store racing an 8-byte load (another view, or
+    /// `read_at` copying words) is a mixed-size race: the first view claims
+    /// its width, views of another width are refused (load-only ones too),
+    /// and `read_at`/`write_at` copy at the claimed width.
+    #[test]
+    fn views_of_a_second_width_are_refused_and_copies_use_the_first() {
+        let mut r = Region::anonymous_shared(4096).unwrap();
+        assert_eq!(r.atomic_width(), None);
+        let flag = r.atomic_u32(4).unwrap();
+        assert_eq!(r.atomic_width(), Some(4));
+        for e in [
+            r.atomic_u64(8).unwrap_err(),
+            r.as_atomic_u64s().unwrap_err(),
+            r.as_atomic_u8s().unwrap_err(),
+            r.load_only_u64(8).unwrap_err(),
+            r.as_load_only_u8s().unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("it has 4-byte atomic views"), "{e}");
+        }
+        assert!(r.load_only_u32(0).is_ok(), "same width");
+        // A thread stores through the 4-byte view while this one copies
+        // across it at odd offsets: every copy sees one of the two values.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..10_000u32 {
+                    flag.store(if i % 2 == 0 { 0 } else { u32::MAX }, Relaxed);
+                }
+            });
+            let mut buf = [0u8; 7];
+            for _ in 0..1000 {
+                r.read_at(1, &mut buf).unwrap();
+                let word = &buf[3..7];
+                assert!(word == [0; 4] || word == [0xFF; 4], "{buf:?}");
+            }
+        });
+        r.write_at(3, &[1, 2, 3, 4, 5, 6]).unwrap();
+        let mut back = [0u8; 10];
+        r.read_at(0, &mut back).unwrap();
+        assert_eq!(back, [0, 0, 0, 1, 2, 3, 4, 5, 6, 0]);
+        r.release_atomic_width();
+        assert_eq!(r.atomic_width(), None);
+        assert!(r.as_atomic_u64s().is_ok(), "free again after `&mut`");
     }
 }

@@ -22,6 +22,7 @@ enum Op {
     Residency(Range<usize>),
     Atomic { at: usize },
     Load { at: usize },
+    ReleaseWidth,
 }
 
 fn op(max: usize) -> impl Strategy<Value = Op> {
@@ -53,6 +54,7 @@ fn op(max: usize) -> impl Strategy<Value = Op> {
         (at.clone(), at.clone()).prop_map(|(a, b)| Op::Residency(a..b)),
         at.clone().prop_map(|at| Op::Atomic { at }),
         at.prop_map(|at| Op::Load { at }),
+        Just(Op::ReleaseWidth),
     ]
 }
 
@@ -137,6 +139,9 @@ fn check(region: &Region, model: &Model) {
 /// that is not page-aligned).
 fn run(mut region: Region, bytes: Vec<u8>, ops: Vec<Op>, head: usize) {
     let mut model = Model::new(bytes, head);
+    // The atomic width the first view claimed (the model's regions are
+    // all writable, so load-only views claim too).
+    let mut width: Option<usize> = None;
     for op in ops {
         let len = model.bytes.len();
         match op {
@@ -200,11 +205,24 @@ fn run(mut region: Region, bytes: Vec<u8>, ops: Vec<Op>, head: usize) {
                 }
             }
             Op::Atomic { at } => {
-                let ok = (head + at) % 8 == 0 && at + 8 <= len && model.allows(at, 8, 2);
+                let ok = (head + at) % 8 == 0
+                    && at + 8 <= len
+                    && model.allows(at, 8, 2)
+                    && width.is_none_or(|w| w == 8);
                 assert_eq!(region.atomic_u64(at).is_ok(), ok);
+                if ok {
+                    width = Some(8);
+                }
+                assert_eq!(region.atomic_width(), width);
             }
             Op::Load { at } => {
-                let ok = (head + at) % 4 == 0 && at + 4 <= len && model.allows(at, 4, 1);
+                let ok = (head + at) % 4 == 0
+                    && at + 4 <= len
+                    && model.allows(at, 4, 1)
+                    && width.is_none_or(|w| w == 4);
+                if ok {
+                    width = Some(4);
+                }
                 match region.load_only_u32(at) {
                     Ok(word) => {
                         assert!(ok);
@@ -213,6 +231,10 @@ fn run(mut region: Region, bytes: Vec<u8>, ops: Vec<Op>, head: usize) {
                     }
                     Err(_) => assert!(!ok),
                 }
+            }
+            Op::ReleaseWidth => {
+                region.release_atomic_width();
+                width = None;
             }
         }
         check(&region, &model);

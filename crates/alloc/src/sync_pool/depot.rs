@@ -1,9 +1,11 @@
 //! The shared part of a [`SyncPool`](super::SyncPool): a lock-free stack of
 //! free block indices that takes and gives whole batches.
 //!
-//! The head is one `AtomicU64` holding a 32-bit index and a 32-bit tag
-//! that changes on every update, so a stale compare-and-swap fails (no
-//! ABA); the links live in a side array of `AtomicU32` rather than inside
+//! The head is one `AtomicU64` holding the top block's index in the few
+//! low bits the block count needs and a tag in all the bits above (54 bits
+//! for 1,000 blocks, 44 for a million) that changes on every update, so a
+//! stale compare-and-swap fails (no ABA) unless a thread stalls inside a
+//! walk for 2^tag-bits updates; the links live in a side array of `AtomicU32` rather than inside
 //! the blocks, so reading a link never races with the owner of a block
 //! writing its data.
 //!
@@ -43,27 +45,68 @@ pub(super) const NONE: u32 = u32::MAX;
 #[repr(align(128))]
 pub(super) struct Padded<T>(pub(super) T);
 
-fn pack(tag: u64, index: u32) -> u64 {
-    (tag << 32) | u64::from(index)
+/// How the head word splits into index (low `bits`) and tag (the rest).
+#[derive(Debug, Clone, Copy)]
+struct Packing {
+    /// Bits of the index field: enough for every index and [`NONE`]
+    /// (stored as all ones).
+    bits: u32,
 }
 
-fn bump(head: u64) -> u64 {
-    (head >> 32).wrapping_add(1) & 0xFFFF_FFFF
-}
+impl Packing {
+    fn for_blocks(blocks: u32) -> Self {
+        // Indices run to `blocks - 1`; all ones (the empty link) must be
+        // above them: `blocks <= 2^bits - 1`.
+        Self {
+            bits: (u32::BITS - blocks.leading_zeros()).max(1),
+        }
+    }
 
-#[allow(
-    clippy::cast_possible_truncation,
-    reason = "the low 32 bits are the index"
-)]
-fn index_of(head: u64) -> u32 {
-    head as u32
+    fn mask(self) -> u64 {
+        (1u64 << self.bits) - 1
+    }
+
+    fn pack(self, tag: u64, index: u32) -> u64 {
+        let field = if index == NONE {
+            self.mask()
+        } else {
+            u64::from(index)
+        };
+        (tag << self.bits) | field
+    }
+
+    /// The tag after `head`'s, wrapping within the tag bits.
+    fn bump(self, head: u64) -> u64 {
+        (head >> self.bits).wrapping_add(1)
+    }
+
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "the index field is at most 32 bits"
+    )]
+    fn index_of(self, head: u64) -> u32 {
+        let field = head & self.mask();
+        if field == self.mask() {
+            NONE
+        } else {
+            field as u32
+        }
+    }
+
+    /// Bits of tag.
+    #[cfg(test)]
+    fn tag_bits(self) -> u32 {
+        u64::BITS - self.bits
+    }
 }
 
 /// A lock-free stack of block indices `0..blocks`.
 #[derive(Debug)]
 pub(super) struct Depot {
-    /// Index (low 32 bits) and tag (high 32 bits) of the top block.
+    /// Index (low bits) and tag (the rest) of the top block; see
+    /// [`Packing`].
     head: Padded<AtomicU64>,
+    packing: Packing,
     /// Per block: the index below it on the stack, or [`NONE`].
     next: Box<[AtomicU32]>,
 }
@@ -74,8 +117,12 @@ impl Depot {
         let next = (0..blocks)
             .map(|i| AtomicU32::new(if i + 1 < blocks { i + 1 } else { NONE }))
             .collect();
+        let packing = Packing::for_blocks(blocks);
         Self {
-            head: Padded(AtomicU64::new(pack(0, if blocks > 0 { 0 } else { NONE }))),
+            head: Padded(AtomicU64::new(
+                packing.pack(0, if blocks > 0 { 0 } else { NONE }),
+            )),
+            packing,
             next,
         }
     }
@@ -85,7 +132,7 @@ impl Depot {
     pub(super) fn pop(&self, out: &mut [u32]) -> usize {
         let mut head = self.head.0.load(Ordering::Acquire);
         loop {
-            let mut index = index_of(head);
+            let mut index = self.packing.index_of(head);
             let mut n = 0;
             while index != NONE && n < out.len() {
                 out[n] = index;
@@ -98,7 +145,7 @@ impl Depot {
             }
             match self.head.0.compare_exchange_weak(
                 head,
-                pack(bump(head), index),
+                self.packing.pack(self.packing.bump(head), index),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -119,10 +166,10 @@ impl Depot {
         }
         let mut head = self.head.0.load(Ordering::Relaxed);
         loop {
-            self.next[last as usize].store(index_of(head), Ordering::Relaxed);
+            self.next[last as usize].store(self.packing.index_of(head), Ordering::Relaxed);
             match self.head.0.compare_exchange_weak(
                 head,
-                pack(bump(head), first),
+                self.packing.pack(self.packing.bump(head), first),
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
@@ -130,5 +177,40 @@ impl Depot {
                 Err(now) => head = now,
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// The tag takes every bit the index does not need: a wrapped tag is
+    /// what lets a stale swap succeed (ABA).
+    #[test]
+    fn the_tag_gets_every_spare_bit_and_wraps_without_touching_the_index() {
+        for (blocks, tag_bits) in [(1, 63), (64, 57), (1000, 54), (1 << 20, 43), (NONE - 1, 32)] {
+            let p = Packing::for_blocks(blocks);
+            assert_eq!(p.tag_bits(), tag_bits, "{blocks} blocks");
+            for index in [0, blocks - 1, NONE] {
+                let head = p.pack(u64::MAX >> p.bits, index);
+                assert_eq!(p.index_of(head), index);
+                let next = p.pack(p.bump(head), index);
+                assert_eq!(next >> p.bits, 0, "the tag wraps to 0");
+                assert_eq!(p.index_of(next), index);
+            }
+        }
+    }
+
+    #[test]
+    fn pops_and_pushes_keep_every_block_once() {
+        let d = Depot::new(64);
+        let mut out = [0u32; 64];
+        assert_eq!(d.pop(&mut out[..10]), 10);
+        assert_eq!(&out[..10], &(0..10).collect::<Vec<_>>()[..]);
+        d.push(&[3, 1]);
+        let mut rest = [0u32; 64];
+        assert_eq!(d.pop(&mut rest), 56);
+        assert_eq!(&rest[..3], &[3, 1, 10]);
+        assert_eq!(d.pop(&mut rest), 0);
     }
 }

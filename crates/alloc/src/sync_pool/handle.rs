@@ -170,6 +170,17 @@ impl<'p> SyncPoolHandle<'p> {
         Ok(())
     }
 
+    /// Gives every cached block back to the pool and adds this handle's
+    /// counts to the pool's: afterwards [`SyncPool::stats`] counts this
+    /// handle exactly and its blocks are free for other threads, as if it
+    /// had dropped, but it stays usable.
+    pub fn flush(&self) {
+        let c = self.cache();
+        self.publish(c);
+        self.pool.depot.push(&c.blocks[..c.len]);
+        c.len = 0;
+    }
+
     /// Takes a batch from the pool; false when it has none.
     #[cold]
     #[inline(never)]
@@ -213,14 +224,7 @@ impl<'p> SyncPoolHandle<'p> {
 
 impl Drop for SyncPoolHandle<'_> {
     fn drop(&mut self) {
-        let c = self.cache.get_mut();
-        let counters = &self.pool.counters.0;
-        counters
-            .allocations
-            .fetch_add(c.allocations, Ordering::Relaxed);
-        counters.frees.fetch_add(c.frees, Ordering::Relaxed);
-        self.pool.depot.push(&c.blocks[..c.len]);
-        c.len = 0;
+        self.flush();
     }
 }
 

@@ -157,15 +157,7 @@ impl SyncPoolOptions {
                 "a pool needs at least one block of at least one byte",
             ));
         }
-        let memory = if self.locked {
-            Memory::map_locked(bytes)
-        } else {
-            Memory::map(bytes)
-        };
-        let memory = memory.map_err(|e| Error::Os {
-            allocator: NAME,
-            source: e.into(),
-        })?;
+        let memory = Memory::for_allocator(NAME, bytes, self.locked)?;
         SyncPool::build(memory, *self)
     }
 
@@ -272,7 +264,13 @@ impl SyncPool {
                 format!("magazine of {} blocks (1 to 65536)", o.magazine),
             ));
         }
-        let stride = o.block_size.max(1).next_multiple_of(16);
+        // `build` checked this for its own memory; `build_in` takes any
+        // block size, so a garbage one must not overflow here.
+        let stride = o
+            .block_size
+            .max(1)
+            .checked_next_multiple_of(16)
+            .ok_or_else(|| unsupported(NAME, "block size overflows"))?;
         let start = memory.as_ptr() as usize;
         let base = start.next_multiple_of(16);
         let blocks = (memory.len().saturating_sub(base - start) / stride).min(o.blocks);
@@ -420,7 +418,8 @@ impl SyncPool {
 
     /// A snapshot of the statistics. Counters are read one by one while
     /// other threads may move them, and handles add theirs in batches (see
-    /// the module notes): exact once no handle is alive. `peak_in_use` is
+    /// the module notes): exact once no handle is alive or each has called
+    /// [`SyncPoolHandle::flush`]. `peak_in_use` is
     /// the highest value seen by calls to this method; `requested` counts
     /// whole blocks; `footprint` reaches the highest live block with
     /// ownership checks on, else the highest block ever handed out.

@@ -33,7 +33,11 @@ fn give_back(pool: &SyncPool, blocks: Vec<NonNull<u8>>) {
 #[test]
 fn threads_never_get_the_same_block() {
     for (magazine, checks) in [(4, Checks::off()), (8, Checks::all().red_zone_off())] {
-        let pool = pool(32, 64, magazine, checks);
+        // Each of 4 threads holds up to 8 live blocks and its handle up to
+        // two batches: fewer blocks than that, and a thread could find the
+        // shared part empty while the others' caches hold the rest.
+        let blocks = 4 * (8 + 2 * magazine);
+        let pool = pool(32, blocks, magazine, checks);
         let seen = Mutex::new(HashSet::new());
         std::thread::scope(|s| {
             for t in 0..4u8 {
@@ -80,6 +84,7 @@ fn threads_never_get_the_same_block() {
             (st.live_blocks, st.allocations, st.frees),
             (0, 64_000, 64_000)
         );
+        assert_eq!(pool.capacity(), blocks);
         give_back(&pool, drain_all(&pool));
     }
 }
@@ -195,6 +200,30 @@ fn allocator_api_collections_share_the_pool_across_threads() {
         }
     });
     assert_eq!(pool.stats().live_blocks, 0);
+}
+
+/// Counting while a handle lives: its cached counts and blocks are not in
+/// the pool's until it flushes (or drops); after `flush` they are.
+#[test]
+fn flush_makes_stats_exact_and_frees_the_cache_for_others() {
+    let pool = pool(32, 16, 4, Checks::off());
+    let cache = pool.handle();
+    let blocks: Vec<_> = (0..6).map(|_| cache.alloc().unwrap()).collect();
+    for b in blocks.into_iter().take(5) {
+        // SAFETY: our live blocks, freed once.
+        unsafe { cache.free(b) }.unwrap();
+    }
+    assert!(cache.cached() > 0);
+    assert_ne!(pool.stats().allocations, 6, "counts still in the handle");
+    cache.flush();
+    assert_eq!(cache.cached(), 0);
+    let st = pool.stats();
+    assert_eq!((st.allocations, st.frees, st.live_blocks), (6, 5, 1));
+    // Every other block is in the shared part again.
+    let rest: Vec<_> = (0..15).map(|_| pool.alloc().unwrap()).collect();
+    assert!(pool.alloc().is_err());
+    give_back(&pool, rest);
+    let _again = cache.alloc_block().unwrap();
 }
 
 #[test]

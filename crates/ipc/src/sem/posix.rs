@@ -38,8 +38,15 @@ use crate::name::{self, Kind};
 
 /// Bytes a `sem_t` takes in shared memory (32 on x86-64).
 pub const SEM_SIZE: usize = std::mem::size_of::<libc::sem_t>();
-/// Alignment a `sem_t` needs.
-pub const SEM_ALIGN: usize = std::mem::align_of::<libc::sem_t>();
+/// Alignment a semaphore gets in shared memory: at least 8 bytes, whatever
+/// `align_of::<sem_t>()` says on the target, because glibc operates on its
+/// first 8 bytes with 64-bit atomics where the CPU has them; 4-aligned
+/// offsets are refused.
+pub const SEM_ALIGN: usize = if std::mem::align_of::<libc::sem_t>() > 8 {
+    std::mem::align_of::<libc::sem_t>()
+} else {
+    8
+};
 
 /// The operations every POSIX semaphore offers, on a raw `sem_t`.
 ///

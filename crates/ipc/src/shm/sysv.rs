@@ -242,9 +242,12 @@ impl SysvShm {
         // unchanged above) at the page-aligned `ptr`, writable unless
         // SHM_RDONLY — matching `access`; nothing else detaches it;
         // `detach` undoes exactly this attachment.
-        Ok(unsafe {
+        let region = unsafe {
             Region::from_raw_parts(ptr, size, Sharing::Shared, access, Release::With(detach))
-        })
+        };
+        // Two attachments of one segment are the same bytes: they share
+        // one atomic width (no mixed-size views across them).
+        Ok(region.with_object_identity(u64::MAX, u64::try_from(self.id).unwrap_or(u64::MAX)))
     }
 
     /// The segment's status.
@@ -345,6 +348,24 @@ mod tests {
                 assert_eq!(region.len(), page, "a region longer than the mapping");
             }
         }
+    }
+
+    /// Two attachments of one segment in a process are the same bytes: a
+    /// 4-byte view through one and an 8-byte view through the other would
+    /// race at mixed sizes.
+    #[test]
+    fn two_attachments_of_one_segment_share_one_atomic_width() {
+        let seg = Removed(SysvShm::private(rustix::param::page_size()).unwrap());
+        let first = seg.0.attach(Access::ReadWrite).unwrap();
+        let second = seg.0.attach(Access::ReadWrite).unwrap();
+        let other = Removed(SysvShm::private(4096).unwrap());
+        let unrelated = other.0.attach(Access::ReadWrite).unwrap();
+        let flag = first.atomic_u32(0).unwrap();
+        let e = second.atomic_u64(0).unwrap_err();
+        assert!(e.to_string().contains("4-byte atomic views"), "{e}");
+        assert!(unrelated.atomic_u64(0).is_ok(), "another segment");
+        flag.store(7, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(second.load_only_u32(0).unwrap().load(), 7);
     }
 
     #[test]

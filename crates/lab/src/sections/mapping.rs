@@ -143,9 +143,9 @@ fn run(run: &mut Run<'_>) -> Result<()> {
 /// Sizes the copy rows move per call.
 const COPY_SIZES: [usize; 3] = [4 << 10, 64 << 10, 1 << 20];
 
-/// A plain `memcpy` against the region's copies: relaxed atomic words for
-/// shared memory (both directions), a plain copy for writes into private
-/// anonymous memory.
+/// A plain `memcpy` against the region's copies: relaxed atomics of each
+/// width a region's views can claim for shared memory (both directions), a
+/// plain copy for writes into private anonymous memory.
 fn copy_rows(run: &mut Run<'_>, max: usize) -> Result<()> {
     let io = |e: std::io::Error| Error::io("copy rows", &e);
     for len in COPY_SIZES.into_iter().filter(|&n| n <= max) {
@@ -162,24 +162,36 @@ fn copy_rows(run: &mut Run<'_>, max: usize) -> Result<()> {
             },
         );
         let mut shared = Region::anonymous_shared(len).map_err(io)?;
-        shared.write_at(0, &src).map_err(io)?;
-        run.throughput(
-            case("Region::read_at, shared (atomic copy)"),
-            len as u64,
-            || {
-                keep(shared.read_at(0, &mut dst).is_ok());
-            },
-        );
-        if dst != src {
-            return Err(Error::new("Region::read_at", "copied different bytes"));
+        for width in [8, 4, 1] {
+            // The first atomic view claims the region's width; the copies
+            // then run at it (a view of another width would be refused).
+            shared.release_atomic_width();
+            match width {
+                8 => shared.atomic_u64(0).map(drop),
+                4 => shared.atomic_u32(0).map(drop),
+                _ => shared.as_atomic_u8s().map(drop),
+            }
+            .map_err(io)?;
+            shared.write_at(0, &src).map_err(io)?;
+            dst.fill(0);
+            run.throughput(
+                case(&format!("Region::read_at, shared ({width}-byte atomics)")),
+                len as u64,
+                || {
+                    keep(shared.read_at(0, &mut dst).is_ok());
+                },
+            );
+            if dst != src {
+                return Err(Error::new("Region::read_at", "copied different bytes"));
+            }
+            run.throughput(
+                case(&format!("Region::write_at, shared ({width}-byte atomics)")),
+                len as u64,
+                || {
+                    keep(shared.write_at(0, keep(&src)).is_ok());
+                },
+            );
         }
-        run.throughput(
-            case("Region::write_at, shared (atomic copy)"),
-            len as u64,
-            || {
-                keep(shared.write_at(0, keep(&src)).is_ok());
-            },
-        );
         let mut private = Region::anonymous(len).map_err(io)?;
         run.throughput(
             case("Region::write_at, private anonymous (plain copy)"),
@@ -192,9 +204,10 @@ fn copy_rows(run: &mut Run<'_>, max: usize) -> Result<()> {
     run.note(
         "Copy rows move the same bytes in cache (the buffers stay resident). Shared memory can \
          change under a copy at any moment (another process, another mapping, an atomic view), \
-         so Region::read_at/write_at move it as relaxed atomic words, which the compiler may \
-         not widen into vector loads; private anonymous memory, which nothing else sees while \
-         it is being written, keeps the plain copy.",
+         so Region::read_at/write_at move it as relaxed atomics of the width the region's \
+         atomic views use (8 bytes when it has none), which the compiler may not widen into \
+         vector loads; private anonymous memory, which nothing else sees while it is being \
+         written, keeps the plain copy.",
     );
     Ok(())
 }
