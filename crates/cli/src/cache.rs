@@ -6,6 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
+use memio::io::batch::{Batch, Event};
 use memio::map::cache::{self, CacheStat, LockedFile, Method};
 use serde_json::json;
 
@@ -71,11 +72,9 @@ struct FilesArgs {
 /// Runs `memio cache`.
 pub(crate) fn run(args: &CacheArgs, globals: Globals) -> CliResult {
     match &args.action {
-        Action::Stat(files) => report(files, globals, |_, _| Ok(())),
-        Action::Touch(files) => report(files, globals, |file, _| {
-            cache::touch(file).map(drop).map_err(|e| describe(&e))
-        }),
-        Action::Evict(files) => report(files, globals, |file, _| {
+        Action::Stat(files) => report(files, globals, false, |_, _| Ok(())),
+        Action::Touch(files) => report(files, globals, true, |_, _| Ok(())),
+        Action::Evict(files) => report(files, globals, false, |file, _| {
             cache::evict(file).map_err(|e| describe(&e))
         }),
         Action::Lock(files) => lock(files, globals),
@@ -91,61 +90,27 @@ struct Entry {
 /// Expands the command line into regular files, reporting the paths that
 /// cannot be used; returns the files and whether any path failed.
 fn expand(args: &FilesArgs) -> (Vec<PathBuf>, bool) {
-    let mut files = Vec::new();
-    let mut failed = false;
-    for path in &args.paths {
-        match std::fs::metadata(path) {
-            Err(e) => {
-                warn(format_args!("{}: {}", path.display(), describe(&e)));
-                failed = true;
-            }
-            Ok(meta) if meta.is_dir() => {
-                if args.recursive {
-                    failed |= walk(path, &mut files);
-                } else {
-                    warn(format_args!(
-                        "{}: is a directory (use -R to walk it)",
-                        path.display()
-                    ));
-                    failed = true;
-                }
-            }
-            Ok(meta) if meta.is_file() => files.push(path.clone()),
-            // Opening a FIFO would block, and devices have no file pages.
-            Ok(_) => {
-                warn(format_args!("{}: not a regular file", path.display()));
-                failed = true;
-            }
-        }
-    }
-    (files, failed)
+    crate::walk::expand(&args.paths, args.recursive, "-R")
 }
 
-/// Adds the regular files under `dir` in name order; returns whether some
-/// directory could not be read.
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> bool {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            warn(format_args!("{}: {}", dir.display(), describe(&e)));
-            return true;
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
+/// Reads every file through the batch engine (many reads in flight, a
+/// fixed buffer budget), so many small files warm up in parallel; reports
+/// each file that cannot be read and returns whether one failed.
+fn touch_all(files: &[PathBuf], progress: &indicatif::ProgressBar) -> CliResult<bool> {
     let mut failed = false;
-    for path in paths {
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => failed |= walk(&path, files),
-            Ok(meta) if meta.is_file() => files.push(path),
-            Ok(_) => {}
-            Err(e) => {
-                warn(format_args!("{}: {}", path.display(), describe(&e)));
+    Batch::new()
+        .read(files, |event| match event {
+            Event::Done { .. } => progress.inc(1),
+            Event::Failed { error, .. } => {
                 failed = true;
+                progress.inc(1);
+                progress.suspend(|| warn(crate::sum::lib_error(error)));
             }
-        }
-    }
-    failed
+            _ => {}
+        })
+        .map_err(|e| CliError::new("touch", e))?;
+    progress.set_position(0);
+    Ok(failed)
 }
 
 fn method(args: &FilesArgs) -> Method {
@@ -157,15 +122,19 @@ fn method(args: &FilesArgs) -> Method {
 }
 
 /// Opens each file, applies `action`, measures residency, and prints the
-/// table or JSON. Per-file failures are reported as they happen and make
-/// the exit status 2.
+/// table or JSON; with `touch`, first reads every file in parallel. Per-file
+/// failures are reported as they happen and make the exit status 2.
 fn report(
     args: &FilesArgs,
     globals: Globals,
+    touch: bool,
     mut action: impl FnMut(&mut File, &Path) -> Result<(), String>,
 ) -> CliResult {
     let (files, mut failed) = expand(args);
     let progress = crate::progress::bar(files.len() as u64, globals);
+    if touch {
+        failed |= touch_all(&files, &progress)?;
+    }
     let mut entries = Vec::new();
     for path in files {
         progress.set_message(path.display().to_string());

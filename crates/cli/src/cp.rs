@@ -192,13 +192,7 @@ fn copy_one(
     (hear, say): (&(dyn Fn(u64) + Sync), &dyn Fn(String)),
     totals: &mut Totals,
 ) {
-    let report = |err: memio::io::Error| {
-        let e = match err {
-            memio::io::Error::Io(io) => CliError::os(&io),
-            other => CliError::new("", other),
-        };
-        say(e.to_string());
-    };
+    let report = |err: memio::io::Error| say(crate::sum::lib_error(err).to_string());
     let is_dir = std::fs::metadata(src).is_ok_and(|m| m.is_dir());
     if is_dir && !args.recursive {
         say(format!(

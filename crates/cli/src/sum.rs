@@ -132,7 +132,8 @@ fn report(err: memio::io::Error) {
     warn(lib_error(err));
 }
 
-fn lib_error(err: memio::io::Error) -> CliError {
+/// A memio-io error as the CLI prints it, object first.
+pub(crate) fn lib_error(err: memio::io::Error) -> CliError {
     match err {
         memio::io::Error::Io(io) => CliError::os(&io),
         other => CliError::new("", other),
