@@ -202,7 +202,17 @@ fn copy_one(
         totals.failed += 1;
         return;
     }
-    let listed = globals.verbose > 0 && !args.json;
+    // cp -v's line for each source copied; a closed stdout is not worth
+    // stopping the copies for.
+    let list = || {
+        if globals.verbose > 0 && !args.json {
+            let _ = output::println(format_args!(
+                "'{}' -> '{}'",
+                src.display(),
+                target.display()
+            ));
+        }
+    };
     if is_dir {
         match copy_tree(src, target, options, hear) {
             Ok(done) => {
@@ -212,13 +222,7 @@ fn copy_one(
                 for e in done.failures {
                     report(e);
                 }
-                if listed {
-                    let _ = output::println(format_args!(
-                        "'{}' -> '{}'",
-                        src.display(),
-                        target.display()
-                    ));
-                }
+                list();
             }
             Err(e) => {
                 report(e);
@@ -234,13 +238,7 @@ fn copy_one(
             if !totals.methods.contains(&copied.method.name()) {
                 totals.methods.push(copied.method.name());
             }
-            if listed {
-                let _ = output::println(format_args!(
-                    "'{}' -> '{}'",
-                    src.display(),
-                    target.display()
-                ));
-            }
+            list();
         }
         Err(e) => {
             report(e);

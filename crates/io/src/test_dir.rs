@@ -34,6 +34,20 @@ impl TestDir {
         p
     }
 
+    /// Makes a FIFO named `name`.
+    pub(crate) fn fifo(&self, name: &str) -> PathBuf {
+        let p = self.join(name);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        p
+    }
+
     /// Names in the directory, sorted.
     pub(crate) fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(&self.0)

@@ -229,22 +229,11 @@ fn finish(
     };
     match result {
         Ok(n) => {
-            if n > 0 {
-                // SAFETY: `poll` saw this slot's read finish and collected
-                // it; nothing writes the buffer until the slot is submitted
-                // again, after the callback.
-                let bytes = unsafe { buffers.filled(slot, n) };
-                on(Event::Data {
-                    file: open.index,
-                    offset: open.offset,
-                    bytes,
-                });
-            }
-            let end = open.advance(n, buffers.size());
-            if end {
-                on(open.done());
-            }
-            end
+            // SAFETY: `poll` saw this slot's read finish and collected it;
+            // nothing writes the buffer until the slot is submitted again,
+            // after the callback.
+            let bytes = unsafe { buffers.filled(slot, n) };
+            open.deliver(bytes, buffers.size(), on)
         }
         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => false,
         Err(e) => {

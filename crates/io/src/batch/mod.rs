@@ -302,6 +302,28 @@ impl Open {
         n == 0 || (n < asked && self.offset >= self.size)
     }
 
+    /// Hands a completed read of `bytes` (of `asked` bytes asked) to `on`:
+    /// the chunk, then the file's end if this was it; says whether it was.
+    pub(crate) fn deliver(
+        &mut self,
+        bytes: &[u8],
+        asked: usize,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> bool {
+        if !bytes.is_empty() {
+            on(Event::Data {
+                file: self.index,
+                offset: self.offset,
+                bytes,
+            });
+        }
+        let end = self.advance(bytes.len(), asked);
+        if end {
+            on(self.done());
+        }
+        end
+    }
+
     pub(crate) fn failed(&self, e: std::io::Error) -> Event<'static> {
         Event::Failed {
             file: self.index,
@@ -390,16 +412,7 @@ pub(crate) fn read_to_end(open: &mut Open, buf: &mut [u8], on: &mut dyn FnMut(Ev
     loop {
         match open.file.read_at(buf, open.offset) {
             Ok(n) => {
-                let offset = open.offset;
-                if n > 0 {
-                    on(Event::Data {
-                        file: open.index,
-                        offset,
-                        bytes: &buf[..n],
-                    });
-                }
-                if open.advance(n, buf.len()) {
-                    on(open.done());
+                if open.deliver(&buf[..n], buf.len(), on) {
                     return;
                 }
             }

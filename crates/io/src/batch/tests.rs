@@ -32,15 +32,7 @@ fn fixture(dir: &TestDir) -> (Vec<PathBuf>, Vec<usize>) {
         .enumerate()
         .map(|(i, &len)| dir.file(&format!("f{i}"), len))
         .collect();
-    let fifo = dir.join("fifo");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    let fifo = dir.fifo("fifo");
     paths.insert(2, dir.join("missing"));
     paths.insert(5, dir.path().to_owned());
     paths.push(fifo);

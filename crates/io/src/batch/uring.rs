@@ -156,21 +156,10 @@ pub(crate) fn read_with<P: AsRef<Path>>(
             let buffers = d.buffers.as_ref().expect("buffers live until drop");
             let size = buffers.size();
             let finished = if let Ok(n) = usize::try_from(result) {
-                if n > 0 {
-                    // SAFETY: this slot's read has completed (its entry was
-                    // just reaped) and no other read uses its buffer.
-                    let bytes = unsafe { buffers.filled(slot, n) };
-                    on(Event::Data {
-                        file: open.index,
-                        offset: open.offset,
-                        bytes,
-                    });
-                }
-                let end = open.advance(n, size);
-                if end {
-                    on(open.done());
-                }
-                end
+                // SAFETY: this slot's read has completed (its entry was just
+                // reaped) and no other read uses its buffer.
+                let bytes = unsafe { buffers.filled(slot, n) };
+                open.deliver(bytes, size, on)
             } else {
                 let errno = -result;
                 // EINTR/EAGAIN: the read is simply issued again.

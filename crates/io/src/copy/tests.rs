@@ -182,15 +182,7 @@ fn bad_sources_and_destinations_are_named_in_the_error() {
 #[test]
 fn a_fifo_source_is_refused_without_blocking() {
     let dir = TestDir::new("copy-fifo");
-    let fifo = dir.join("fifo");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    let fifo = dir.fifo("fifo");
     let err = copy(&fifo, &dir.join("x")).unwrap_err();
     assert!(matches!(err, Error::NotRegular { .. }), "{err}");
 }
@@ -257,14 +249,7 @@ fn a_tree_copies_files_dirs_and_links_and_reports_what_it_cannot() {
         expect.push((name, data));
     }
     std::os::unix::fs::symlink("one", src.join("link")).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        src.join("a/fifo"),
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    dir.fifo("src/a/fifo");
     std::fs::set_permissions(src.join("a"), std::fs::Permissions::from_mode(0o750)).unwrap();
     let dst = dir.join("dst");
     let done = copy_tree(&src, &dst, &CopyOptions::new(), &|_| {}).unwrap();
