@@ -87,14 +87,18 @@ fn cp_refuses_bad_requests_naming_the_object() {
         "{}",
         stderr(&out)
     );
+    // An unreadable source among several is reported; the others still copy.
     let missing = dir.join("missing");
-    let out = memio(&["cp", s(&missing), s(&a), s(dir.path())]);
+    let into = dir.join("out");
+    std::fs::create_dir(&into).unwrap();
+    let out = memio(&["cp", s(&missing), s(&a), s(&into)]);
     assert_eq!(code(&out), 2);
     assert!(
         stderr(&out).contains("missing': cannot open: no such file"),
         "{}",
         stderr(&out)
     );
+    assert_eq!(std::fs::read(into.join("a")).unwrap(), b"data");
     let out = memio(&["cp", s(&a)]);
     assert_eq!(code(&out), 2);
     assert!(!stderr(&out).contains("panicked"));

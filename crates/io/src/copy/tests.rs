@@ -235,6 +235,21 @@ fn a_full_filesystem_leaves_no_partial_file_under_the_final_name() {
         assert_eq!(fs.0.names(), ["kept"], "{method:?}");
         assert_eq!(std::fs::read(&old).unwrap(), b"old contents");
     }
+    // Read-only: nothing can be created, the old file stays.
+    let small = dir.file("small", 100);
+    let ro = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(fs.0.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ro {
+        let err = copy(&small, &old).unwrap_err();
+        assert!(err.to_string().contains("kept"), "{err}");
+        assert_eq!(fs.0.names(), ["kept"]);
+        assert_eq!(std::fs::read(&old).unwrap(), b"old contents");
+    } else {
+        eprintln!("skipped the read-only half: cannot remount the tmpfs read-only");
+    }
 }
 
 #[test]
