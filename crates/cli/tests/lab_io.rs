@@ -52,7 +52,7 @@ fn the_copy_and_async_read_sections_measure_every_row_and_leave_nothing_behind()
     }
     let leftovers: Vec<String> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
-        .filter_map(|e| e.ok())
+        .filter_map(Result::ok)
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(&format!("-{pid}-")))
         .collect();
