@@ -283,7 +283,7 @@ impl CopyOptions {
         progress: &mut dyn FnMut(u64),
     ) -> Result<(u64, u64, Method)> {
         let (bytes, data_bytes, method) =
-            self.fill(source, src, meta.len(), temp.file(), temp.path(), progress)?;
+            self.fill(source, src, meta, temp.file(), temp.path(), progress)?;
         self.finish(source, src, meta, temp)?;
         Ok((bytes, data_bytes, method))
     }
@@ -294,11 +294,12 @@ impl CopyOptions {
         &self,
         source: &File,
         src: &Path,
-        size: u64,
+        meta: &std::fs::Metadata,
         out: &File,
         out_path: &Path,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(u64, u64, Method)> {
+        let size = meta.len();
         let files = engine::Files {
             src: source,
             src_path: src,
@@ -311,7 +312,14 @@ impl CopyOptions {
             let n = engine::stream(&files, progress)?;
             return Ok((n, n, Method::ReadWrite));
         }
-        let segments = engine::segments(&files, size, self.sparse)?;
+        // As cp does: a file with as many blocks allocated as its size has
+        // no holes worth two lseeks to look for.
+        let sparse = if self.sparse == Sparse::Auto && meta.blocks().saturating_mul(512) >= size {
+            Sparse::Never
+        } else {
+            self.sparse
+        };
+        let segments = engine::segments(&files, size, sparse)?;
         let mut method = match (self.sparse, self.method) {
             (Sparse::Always, _) => Method::ReadWrite,
             (_, m) => m,
