@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_OK};
 use crate::output::{self, Globals, warn};
 use crate::size::human_bytes;
+use crate::walk::{Filters, Item, Walk};
 
 /// Copy files and directory trees.
 #[derive(Debug, Args)]
@@ -112,12 +113,8 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
             "target is not a directory",
         ));
     }
-    let total: u64 = sources
-        .iter()
-        .map(|s| source_bytes(s, args.recursive))
-        .sum();
     let bar = if args.progress {
-        crate::progress::bytes_bar(total, globals)
+        crate::progress::bytes_bar(source_bytes(sources, args.recursive), globals)
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -160,26 +157,21 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
     })
 }
 
-/// The bytes a source will move, for the progress bar (0 where unknown).
-fn source_bytes(src: &Path, recursive: bool) -> u64 {
-    match std::fs::metadata(src) {
-        Ok(m) if m.is_file() => m.len(),
-        Ok(m) if m.is_dir() && recursive => std::fs::read_dir(src).map_or(0, |entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| {
-                    let p = e.path();
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        source_bytes(&p, true)
-                    } else {
-                        e.metadata()
-                            .map_or(0, |m| if m.is_file() { m.len() } else { 0 })
-                    }
-                })
-                .sum()
-        }),
-        _ => 0,
-    }
+/// The bytes the sources will move, for the progress bar: their regular
+/// files' sizes, through the walk `cache` and `sum` use (what cannot be
+/// read counts 0; the copy reports it).
+fn source_bytes(sources: &[PathBuf], recursive: bool) -> u64 {
+    let filters = Filters {
+        recursive,
+        recursive_flag: "-r",
+        ..Filters::default()
+    };
+    Walk::new(crate::walk::roots(sources), filters)
+        .map(|item| match item {
+            Item::File { size, .. } => size,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Copies one source (a file, or a tree with `-r`) to `target`, reporting

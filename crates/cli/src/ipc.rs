@@ -734,13 +734,33 @@ pub(crate) fn lib_error(err: memio::ipc::Error) -> CliError {
     }
 }
 
-/// The bytes given as an argument, or stdin read to its end.
-pub(crate) fn bytes_or_stdin(arg: Option<&String>) -> CliResult<Vec<u8>> {
+/// The bytes given as an argument, or stdin read to its end. Stdin is read
+/// at most `limit` bytes deep: more than `object` can take is refused with
+/// its limit rather than held in memory (`memio mq send /q < /dev/zero`
+/// ends at once).
+pub(crate) fn bytes_or_stdin(
+    arg: Option<&String>,
+    limit: usize,
+    object: &str,
+) -> CliResult<Vec<u8>> {
     if let Some(text) = arg {
         return Ok(text.clone().into_bytes());
     }
+    read_bounded(io::stdin().lock(), limit, object)
+}
+
+/// Reads `input` to its end, refusing more than `limit` bytes with an error
+/// that names `object` and its limit.
+pub(crate) fn read_bounded(input: impl io::Read, limit: usize, object: &str) -> CliResult<Vec<u8>> {
     let mut buf = Vec::new();
-    io::Read::read_to_end(&mut io::stdin(), &mut buf).map_err(|e| CliError::io("stdin", &e))?;
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    io::Read::read_to_end(&mut input.take(cap), &mut buf).map_err(|e| CliError::io("stdin", &e))?;
+    if buf.len() > limit {
+        return Err(CliError::new(
+            "stdin",
+            format!("more than {limit} bytes, the most {object}"),
+        ));
+    }
     Ok(buf)
 }
 

@@ -5,11 +5,18 @@
 //! live in the library crates and the lab in memio-lab.
 #![forbid(unsafe_code)]
 
+/// Every allocation of `memio` goes to the system allocator, except in the
+/// lab's `malloc` section, whose child processes pick theirs from
+/// `MEMIO_LAB_ALLOCATOR` (see `memio_lab::switch`).
+#[global_allocator]
+static GLOBAL: memio_lab::LabAllocator = memio_lab::LabAllocator;
+
 mod cache;
 mod cp;
 mod error;
 mod install;
 mod ipc;
+mod kv;
 mod lab;
 mod lock;
 mod locks;
@@ -80,6 +87,8 @@ enum Command {
     Cp(cp::CpArgs),
     /// Print or check checksums of many files read in parallel (like b3sum, sha256sum).
     Sum(sum::SumArgs),
+    /// Get, set, delete, list, dump, load and compact a memio-kv store.
+    Kv(kv::KvArgs),
     /// Print shell completions (bash, zsh, fish).
     Completions(install::CompletionsArgs),
     /// Print the manual page, or write one per command.
@@ -100,6 +109,7 @@ fn dispatch(command: &Command, globals: Globals) -> CliResult {
         Command::Xattr(args) => xattr::run(args, globals),
         Command::Cp(args) => cp::run(args, globals),
         Command::Sum(args) => sum::run(args, globals),
+        Command::Kv(args) => kv::run(args, globals),
         Command::Completions(args) => install::completions(args, Cli::command()),
         Command::Man(args) => install::man(args, Cli::command()),
     }

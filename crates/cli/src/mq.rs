@@ -202,12 +202,20 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
 }
 
 fn send(a: &SendArgs) -> CliResult {
-    let msg = bytes_or_stdin(a.message.as_ref())?;
     if a.sysv {
         let target = SysvTarget::parse(&a.queue)?;
         let q = target
             .queue()
             .map_err(|e| sysv_error("message queue", target, &e))?;
+        let msgmax = std::fs::read_to_string(memio::ipc::mq::sysv::MSGMAX_PATH)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(8192);
+        let msg = bytes_or_stdin(
+            a.message.as_ref(),
+            msgmax,
+            "a System V message takes (kernel.msgmax)",
+        )?;
         if a.timing.timeout.is_some() {
             return Err(CliError::new(
                 "--timeout",
@@ -230,6 +238,11 @@ fn send(a: &SendArgs) -> CliResult {
         .write_only()
         .open(&a.queue, Create::Open)
         .map_err(lib_error)?;
+    let msg = bytes_or_stdin(
+        a.message.as_ref(),
+        q.msg_size(),
+        &format!("a message on {} takes", a.queue),
+    )?;
     let sent = if a.timing.nonblock {
         q.try_send(&msg, a.priority)
     } else if let Some(t) = a.timing.timeout {

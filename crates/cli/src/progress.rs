@@ -39,3 +39,17 @@ pub(crate) fn bytes_bar(len: u64, globals: Globals) -> ProgressBar {
     }
     bar
 }
+
+/// A progress counter of bytes done, for work whose total is not known in
+/// advance (a walk that streams): bytes and elapsed time, drawn as [`bar`]
+/// is.
+pub(crate) fn bytes(globals: Globals) -> ProgressBar {
+    let bar = bar(0, globals);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bytes} {wide_msg}")
+    {
+        bar.set_style(style);
+    }
+    bar.set_length(u64::MAX);
+    bar
+}

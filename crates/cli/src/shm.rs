@@ -175,17 +175,26 @@ fn range_error(name: &str, offset: usize, len: usize, size: usize) -> CliError {
 }
 
 fn write(a: &WriteArgs) -> CliResult {
-    let mut data = bytes_or_stdin(a.data.as_ref())?;
+    let mut region = open(&a.shm, a.sysv, Access::ReadWrite)?;
+    let offset = size(a.offset)?;
+    let room = region.len().saturating_sub(offset);
+    let mut data = bytes_or_stdin(
+        a.data.as_ref(),
+        room.saturating_sub(usize::from(a.nul)),
+        &format!("{} holds from offset {offset}", a.shm),
+    )?;
     if a.nul {
         data.push(0);
     }
-    let mut region = open(&a.shm, a.sysv, Access::ReadWrite)?;
-    let offset = size(a.offset)?;
     region
         .write_at(offset, &data)
         .map_err(|_| range_error(&a.shm, offset, data.len(), region.len()))?;
     Ok(EXIT_OK)
 }
+
+/// How much `shm read` copies out of the segment per write to stdout: a
+/// segment larger than memory streams through this much.
+const CHUNK: usize = 64 << 10;
 
 fn read(a: &ReadArgs) -> CliResult {
     let region = open(&a.shm, a.sysv, Access::ReadOnly)?;
@@ -200,18 +209,31 @@ fn read(a: &ReadArgs) -> CliResult {
         Some(l) => size(l)?,
         None => region.len() - offset,
     };
-    let mut buf = vec![0; len];
-    region
-        .read_at(offset, &mut buf)
-        .map_err(|_| range_error(&a.shm, offset, len, region.len()))?;
-    if a.cstr {
-        if let Some(end) = buf.iter().position(|&b| b == 0) {
-            buf.truncate(end);
-        }
-        buf.push(b'\n');
+    if len > region.len() - offset {
+        return Err(range_error(&a.shm, offset, len, region.len()));
     }
     let mut out = crate::output::stdout();
-    out.write_all(&buf)?;
+    let mut buf = vec![0; CHUNK.min(len)];
+    let mut at = offset;
+    let end = offset + len;
+    while at < end {
+        let n = CHUNK.min(end - at);
+        let chunk = &mut buf[..n];
+        region
+            .read_at(at, chunk)
+            .map_err(|_| range_error(&a.shm, at, n, region.len()))?;
+        if a.cstr {
+            if let Some(nul) = chunk.iter().position(|&b| b == 0) {
+                out.write_all(&chunk[..nul])?;
+                break;
+            }
+        }
+        out.write_all(chunk)?;
+        at += n;
+    }
+    if a.cstr {
+        out.write_all(b"\n")?;
+    }
     out.flush()?;
     Ok(EXIT_OK)
 }

@@ -1,6 +1,6 @@
 //! `memio xattr`: extended attributes, as getfattr and setfattr handle them.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -415,24 +415,72 @@ fn walk(path: &Path, files: &mut Vec<PathBuf>, status: &mut u8) {
     }
 }
 
+/// The longest dump line `restore` reads: an attribute name of at most
+/// 255 bytes (`XATTR_NAME_MAX`), `=`, and a value of at most 64 KiB
+/// (`XATTR_SIZE_MAX`) in the widest encoding getfattr writes (quoted, four
+/// bytes per escaped byte); also room for a `# file:` line of a 4 KiB path
+/// escaped the same way. A longer line cannot be a dump line.
+const DUMP_LINE_MAX: usize = 255 + 1 + 2 + 4 * 65_536;
+
 fn restore(args: &RestoreArgs) -> CliResult {
     let shown = args.file.display().to_string();
-    let text = if args.file.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| CliError::io("stdin", &e))?;
-        buf
+    let input: Box<dyn io::BufRead> = if args.file.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
     } else {
-        std::fs::read(&args.file).map_err(|e| CliError::io(&shown, &e))?
+        let file = std::fs::File::open(&args.file).map_err(|e| CliError::io(&shown, &e))?;
+        Box::new(io::BufReader::new(file))
     };
-    let blocks = dump::parse(&text).map_err(|e| CliError::new(&shown, e))?;
+    let shown = if args.file.as_os_str() == "-" {
+        "stdin".to_owned()
+    } else {
+        shown
+    };
+    restore_from(input, &shown, &args.common)
+}
+
+/// Applies a dump as it is read, one line at a time, so memory stays
+/// bounded by [`DUMP_LINE_MAX`] whatever the input.
+fn restore_from(mut input: impl io::BufRead, shown: &str, common: &Common) -> CliResult {
     let mut status = EXIT_OK;
-    for block in &blocks {
-        let path = PathBuf::from(std::ffi::OsString::from_vec(block.path.clone()));
-        for (name, value) in &block.attrs {
-            if let Err(e) = target(&path, &args.common).set(name, value, SetMode::Any) {
-                status = status.max(report(&e));
+    let mut header: Vec<u8> = Vec::new();
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        (&mut input)
+            .take(DUMP_LINE_MAX as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| CliError::io(shown, &e))?;
+        if line.is_empty() {
+            break;
+        }
+        if line.len() > DUMP_LINE_MAX {
+            return Err(CliError::new(
+                shown,
+                format!(
+                    "line {number}: longer than any dump line can be ({DUMP_LINE_MAX} bytes: \
+                     a 255-byte name and a 64 KiB value, escaped)"
+                ),
+            ));
+        }
+        if line.starts_with(b"# file: ") {
+            header.clone_from(&line);
+            if !header.ends_with(b"\n") {
+                header.push(b'\n');
+            }
+            continue;
+        }
+        let mut text = header.clone();
+        text.extend_from_slice(&line);
+        let blocks = dump::parse(&text).map_err(|mut e| {
+            e.line = Some(number);
+            CliError::new(shown, e)
+        })?;
+        for block in &blocks {
+            let path = PathBuf::from(std::ffi::OsString::from_vec(block.path.clone()));
+            for (name, value) in &block.attrs {
+                if let Err(e) = target(&path, common).set(name, value, SetMode::Any) {
+                    status = status.max(report(&e));
+                }
             }
         }
     }

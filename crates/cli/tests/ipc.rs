@@ -972,3 +972,119 @@ fn ipc_ls_detail_shows_waiters_and_the_last_pid_per_semaphore() {
     ok(&memio(&["sem", "post", "--sysv", &key, "--index", "0"]));
     assert!(waiter.wait().unwrap().success());
 }
+
+/// Runs memio with stdin from `/dev/zero` (endless input), killing it if it
+/// has not ended within 30 s, so a read sized by the input fails the test
+/// instead of filling memory.
+fn memio_endless_stdin(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memio"))
+        .args(args)
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{args:?} kept reading endless stdin");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn shm_read_streams_a_segment_larger_than_memory_and_ends_quietly_on_a_closed_pipe() {
+    use std::io::Read;
+    let name = unique("tib");
+    let _g = Guard::Shm(name.clone());
+    ok(&memio(&["shm", "create", &name, "--size", "1T"]));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memio"))
+        .args(["shm", "read", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [1u8; 4];
+    stdout.read_exact(&mut head).unwrap();
+    assert_eq!(head, [0; 4]);
+    // The pipe is full now and memio waits to write: what it holds is
+    // what it streams with, not the segment.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(rss_kib < 64 << 10, "VmRSS {rss_kib} kB while streaming");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "a closed pipe is not an error");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn shm_read_keeps_ranges_and_c_strings_across_chunks() {
+    let name = unique("chunks");
+    let _g = Guard::Shm(name.clone());
+    ok(&memio(&["shm", "create", &name, "--size", "200k"]));
+    let data: Vec<u8> = (0..150_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    ok(&memio_stdin(
+        &["shm", "write", &name, "--offset", "1000"],
+        &data,
+    ));
+    let out = memio(&["shm", "read", &name, "--offset", "1000", "--len", "150000"]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, data);
+    let out = memio(&["shm", "read", &name, "--offset", "1000", "--cstr"]);
+    assert!(out.status.success());
+    assert_eq!(&out.stdout[..data.len()], &data[..]);
+    assert_eq!(&out.stdout[data.len()..], b"\n");
+    fails(
+        &memio(&["shm", "read", &name, "--offset", "1000", "--len", "200k"]),
+        2,
+        "outside its 204800 bytes",
+    );
+}
+
+#[test]
+fn stdin_is_read_only_as_deep_as_the_object_can_take() {
+    let q = unique("endless");
+    let _gq = Guard::Mq(q.clone());
+    ok(&memio(&["mq", "create", &q]));
+    let out = memio_endless_stdin(&["mq", "send", &q]);
+    fails(&out, 2, "stdin: more than");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("a message on {q} takes")));
+
+    let s = unique("endless");
+    let _gs = Guard::Shm(s.clone());
+    ok(&memio(&["shm", "create", &s, "--size", "8k"]));
+    fails(
+        &memio_endless_stdin(&["shm", "write", &s, "--offset", "4k"]),
+        2,
+        "stdin: more than 4096 bytes",
+    );
+
+    fails(
+        &memio_endless_stdin(&["xattr", "restore", "-"]),
+        2,
+        "stdin: line 1: longer than any dump line can be",
+    );
+
+    let key = unique_key();
+    let _gk = Guard::SysvMq(key.clone());
+    ok(&memio(&["mq", "create", "--sysv", &key]));
+    fails(
+        &memio_endless_stdin(&["mq", "send", "--sysv", &key]),
+        2,
+        "a System V message takes (kernel.msgmax)",
+    );
+}

@@ -34,6 +34,7 @@ pub mod peer;
 mod peers;
 pub mod report;
 pub mod support;
+pub mod switch;
 mod verdict;
 
 /// The sections, one module each.
@@ -42,7 +43,9 @@ mod sections {
     pub(crate) mod async_read;
     pub(crate) mod copy;
     pub(crate) mod ipc;
+    pub(crate) mod kv;
     pub(crate) mod locking;
+    pub(crate) mod malloc;
     pub(crate) mod mapping;
     pub(crate) mod memory;
 }
@@ -56,15 +59,18 @@ pub use measure::{Case, Row, Timing, Unit};
 pub use peer::serve_peer;
 pub use peers::{HeavyPeer, heavy_peers};
 use report::{Report, SectionReport};
-use sections::{allocation, async_read, copy, ipc, locking, mapping, memory};
+use sections::{allocation, async_read, copy, ipc, kv, locking, malloc, mapping, memory};
+pub use switch::LabAllocator;
 
 /// Every lab section, in the order they run and print.
 pub const SECTIONS: &[Section] = &[
     memory::SECTION,
     allocation::SECTION,
+    malloc::SECTION,
     mapping::SECTION,
     locking::SECTION,
     ipc::SECTION,
+    kv::SECTION,
     copy::SECTION,
     async_read::SECTION,
 ];

@@ -134,6 +134,32 @@ impl Peer {
         Self::spawn(label, cmd, PEER_TIMEOUT)
     }
 
+    /// Like [`Peer::start`], with `env` added to the peer's environment (a
+    /// choice the peer must see before its first allocation, say).
+    ///
+    /// # Errors
+    ///
+    /// The binary cannot be found or started.
+    pub fn start_with_env(
+        label: &str,
+        section: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
+        let exe = std::env::current_exe().map_err(|e| Error::io("memio binary", &e))?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["lab", "--peer", section])
+            .args(args)
+            .envs(env.iter().copied());
+        Self::spawn(label, cmd, PEER_TIMEOUT)
+    }
+
+    /// The peer's process id.
+    #[must_use]
+    pub fn id(&self) -> u32 {
+        self.child().id()
+    }
+
     /// Starts `cmd` as a peer, for tests that play a peer with a script.
     #[cfg(test)]
     pub(crate) fn start_command(label: &str, cmd: Command) -> Result<Self> {

@@ -1,7 +1,126 @@
-//! A general-purpose, thread-caching heap built on `memio-alloc`.
+//! A general-purpose, thread-caching heap: `#[global_allocator]` for Rust
+//! programs, and the engine of the `LD_PRELOAD` library.
 //!
-//! This crate will provide a `#[global_allocator]` type and a `cdylib`
-//! (`libmemio_malloc.so`) that exports the C `malloc` family and the GNU
-//! extensions (`malloc_usable_size`, `mallinfo`, `malloc_trim`,
-//! `malloc_stats`, `mallopt`) for use with `LD_PRELOAD`, together with
-//! debugging aids switched on by `MEMIO_MALLOC_*` environment variables.
+//! ```
+//! use memio_malloc::MemioMalloc;
+//!
+//! #[global_allocator]
+//! static GLOBAL: MemioMalloc = MemioMalloc;
+//!
+//! let v: Vec<u64> = (0..1000).collect();
+//! assert_eq!(v.iter().sum::<u64>(), 499_500);
+//! let s = memio_malloc::stats();
+//! assert!(s.in_use >= 8000 && s.mapped >= s.in_use);
+//! ```
+//!
+//! # Design
+//!
+//! One layer per module, as mimalloc lays itself out:
+//!
+//! - [`os`](crate) — anonymous mappings only (never `brk`, so it coexists
+//!   with any other allocator in the process), through rustix's raw system
+//!   calls;
+//! - `class` — size classes: 8-byte steps to 128 B, then eight classes per
+//!   doubling (under 12.5 % rounding) up to 512 KiB;
+//! - `heap` — 4 MiB segments cut into pages of same-size blocks, owned by
+//!   per-thread heaps; each page keeps an allocation list, a list for its
+//!   owner's frees and an atomic list for frees from other threads, so
+//!   neither path takes a lock;
+//! - `large` — requests at or above the mmap threshold (128 KiB, as glibc's
+//!   `M_MMAP_THRESHOLD`; see [`set_mmap_threshold`]) in mappings of their
+//!   own, resized in place with `mremap` by `realloc` and kept briefly for reuse
+//!   after free;
+//! - `thread` — the thread-local heap pointer, the pool of heaps that
+//!   exited threads gave back, and fork handlers;
+//! - `options` — `MEMIO_MALLOC_*` environment variables, read without
+//!   allocating ([`Options`]);
+//! - `stats` — [`stats()`], mallinfo-shaped.
+//!
+//! Nothing on the allocator's own path allocates: no `Vec`, no `String`,
+//! no formatting, no std lock. Empty pages are purged (`MADV_DONTNEED`)
+//! once they have stayed empty for the purge delay (100 ms), and at once by
+//! [`trim`].
+#![deny(unsafe_code)]
+
+mod class;
+mod global;
+mod heap;
+mod large;
+mod lock;
+mod options;
+mod os;
+mod stats;
+mod thread;
+
+pub use class::{CLASSES, MAX_CLASS_SIZE};
+pub use global::{MemioMalloc, usable_size};
+pub use options::{DEFAULT_MMAP_THRESHOLD, Options};
+pub use stats::{ClassStats, Stats};
+
+/// Whether `ptr` lies where this heap hands out blocks: in one of its
+/// segments, or at a large block's start. Reads only the heap's own map of
+/// its address ranges, so any pointer may be asked about.
+#[must_use]
+pub fn owns(ptr: *const u8) -> bool {
+    if ptr.is_null() {
+        return false;
+    }
+    os::is_unit(heap::unit_of(ptr))
+}
+
+/// Gives memory back to the kernel now: purges the calling thread's empty
+/// pages and the pooled heaps' (releasing empty segments), unmaps every
+/// cached large mapping, and asks every other thread to purge at its next
+/// page-level event. Returns the bytes given back, as `malloc_trim`
+/// reports whether it gave any.
+#[doc(alias = "malloc_trim")]
+#[allow(
+    clippy::must_use_candidate,
+    reason = "trimming is the point; the figure is a bonus"
+)]
+pub fn trim() -> usize {
+    let mut bytes = large::expire(0, true);
+    let h = thread::current();
+    if !h.is_null() {
+        // SAFETY: the calling thread holds `h`.
+        #[allow(unsafe_code, reason = "the calling thread's own heap")]
+        unsafe {
+            heap::collect_all(h, true, true);
+        }
+        // SAFETY: as above.
+        #[allow(unsafe_code, reason = "the calling thread's own heap")]
+        let purged = unsafe { heap::purge(h) };
+        bytes += purged;
+    }
+    bytes += thread::trim_pool();
+    thread::ask_all_to_purge();
+    bytes
+}
+
+/// A snapshot of the heap's figures.
+#[doc(alias = "mallinfo")]
+#[doc(alias = "mallinfo2")]
+#[must_use]
+pub fn stats() -> Stats {
+    stats::gather()
+}
+
+/// Sets the size from which requests get their own mapping (clamped to
+/// `1..=512 KiB`), as `mallopt(M_MMAP_THRESHOLD)`; returns what took
+/// effect.
+#[doc(alias = "M_MMAP_THRESHOLD")]
+#[allow(
+    clippy::must_use_candidate,
+    reason = "setting is the point; the figure is a bonus"
+)]
+pub fn set_mmap_threshold(bytes: usize) -> usize {
+    thread::init();
+    options::set_mmap_threshold(bytes)
+}
+
+/// The options in effect (after the environment was read).
+#[must_use]
+pub fn options() -> Options {
+    thread::init();
+    options::current()
+}

@@ -20,6 +20,8 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::num::NonZeroU64;
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
@@ -72,20 +74,18 @@ pub struct CacheStat {
 }
 
 impl CacheStat {
-    /// Bytes in the page cache (`cached` pages, capped at the file size).
+    /// Bytes the cached pages occupy: whole pages, as fincore's RES counts
+    /// them (a 3-byte file in the cache takes a 4 KiB page).
     #[must_use]
     pub fn cached_bytes(&self) -> u64 {
-        (self.cached * crate::page_size() as u64).min(self.size)
+        self.cached.saturating_mul(crate::page_size() as u64)
     }
 
-    /// Percentage of the file's pages in the cache (100 for an empty file).
+    /// Percentage of the file's pages in the cache; `None` for an empty
+    /// file, which has no pages to be cached or not.
     #[must_use]
-    pub fn percent(&self) -> f64 {
-        if self.pages == 0 {
-            100.0
-        } else {
-            self.cached as f64 * 100.0 / self.pages as f64
-        }
+    pub fn percent(&self) -> Option<f64> {
+        (self.pages > 0).then(|| self.cached as f64 * 100.0 / self.pages as f64)
     }
 }
 
@@ -162,6 +162,17 @@ pub fn stat_path(path: impl AsRef<Path>, method: Method) -> io::Result<CacheStat
 #[doc(alias = "mincore")]
 #[doc(alias = "fincore")]
 pub fn stat(file: &File, method: Method) -> io::Result<CacheStat> {
+    stat_range(file, method, 0..u64::MAX)
+}
+
+/// Page-cache state of the pages of an open file that hold the bytes in
+/// `range` (clamped to the file's size): `vmtouch -p`. `size` in the
+/// answer is the length of the clamped range.
+///
+/// # Errors
+///
+/// As [`stat`].
+pub fn stat_range(file: &File, method: Method, range: Range<u64>) -> io::Result<CacheStat> {
     let meta = file.metadata().map_err(|e| context(&e, "failed to stat"))?;
     if meta.is_dir() {
         return Err(io::Error::new(
@@ -169,11 +180,9 @@ pub fn stat(file: &File, method: Method) -> io::Result<CacheStat> {
             "is a directory",
         ));
     }
-    let size = meta.len();
-    let page = crate::page_size() as u64;
-    let pages = size.div_ceil(page);
+    let span = Span::new(range, meta.len());
     match method {
-        Method::Cachestat => cachestat(file, size, pages).map_err(|e| {
+        Method::Cachestat => cachestat(file, span).map_err(|e| {
             if raw_errno(&e) == Some(libc::EPERM) {
                 OsError::new("cachestat refused", e)
                     .hint(" (it answers only the file's owner or a process that may write it)")
@@ -182,19 +191,61 @@ pub fn stat(file: &File, method: Method) -> io::Result<CacheStat> {
                 e
             }
         }),
-        Method::Mincore => mincore(file, size, pages),
-        Method::Auto => match cachestat(file, size, pages) {
+        Method::Mincore => mincore(file, span),
+        Method::Auto => match cachestat(file, span) {
             Err(e) if matches!(raw_errno(&e), Some(libc::ENOSYS | libc::EPERM)) => {
-                mincore(file, size, pages)
+                mincore(file, span)
             }
             other => other,
         },
     }
 }
 
-fn cachestat(file: &File, size: u64, pages: u64) -> io::Result<CacheStat> {
-    // len 0 means "to the end of the file".
-    let range = CachestatRange { off: 0, len: 0 };
+/// The bytes asked about, clamped to the file, and the pages that hold them.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u64,
+    end: u64,
+    first_page: u64,
+    pages: u64,
+}
+
+impl Span {
+    fn new(range: Range<u64>, size: u64) -> Self {
+        let page = crate::page_size() as u64;
+        let end = range.end.min(size);
+        let start = range.start.min(end);
+        let first_page = start / page;
+        let pages = if start == end {
+            0
+        } else {
+            end.div_ceil(page) - first_page
+        };
+        Self {
+            start,
+            end,
+            first_page,
+            pages,
+        }
+    }
+}
+
+fn cachestat(file: &File, span: Span) -> io::Result<CacheStat> {
+    let page = crate::page_size() as u64;
+    // An empty span still asks (from the file's end to the end, len 0
+    // meaning "to the end"), so a kernel without cachestat says so either
+    // way; what it counts there is not the span's and is dropped below.
+    let range = if span.pages > 0 {
+        CachestatRange {
+            off: span.first_page * page,
+            len: span.pages * page,
+        }
+    } else {
+        CachestatRange {
+            off: span.end.div_ceil(page) * page,
+            len: 0,
+        }
+    };
     let mut raw = RawCachestat::default();
     // SAFETY: both pointers reference live, correctly laid out structures
     // owned by this frame; the fd is open for the call's duration; flags 0.
@@ -211,11 +262,14 @@ fn cachestat(file: &File, size: u64, pages: u64) -> io::Result<CacheStat> {
         // Keep the raw errno so Auto can fall back on ENOSYS/EPERM.
         return Err(io::Error::last_os_error());
     }
+    if span.pages == 0 {
+        raw = RawCachestat::default();
+    }
     Ok(CacheStat {
-        size,
-        pages,
+        size: span.end - span.start,
+        pages: span.pages,
         // The cache may still hold pages past a file truncated meanwhile.
-        cached: raw.nr_cache.min(pages),
+        cached: raw.nr_cache.min(span.pages),
         dirty: Some(raw.nr_dirty),
         writeback: Some(raw.nr_writeback),
         evicted: Some(raw.nr_evicted),
@@ -228,11 +282,14 @@ fn cachestat(file: &File, size: u64, pages: u64) -> io::Result<CacheStat> {
 /// How much of a file one `mincore` window maps at a time.
 const WINDOW: u64 = 1 << 30;
 
-fn mincore(file: &File, size: u64, pages: u64) -> io::Result<CacheStat> {
-    let mut cached = 0u64;
-    let mut offset = 0u64;
-    while offset < size {
-        let len = usize::try_from((size - offset).min(WINDOW)).unwrap_or(usize::MAX);
+/// Calls `each(page, resident)` for every page of `span`, in order, from
+/// `mincore` over windows of at most [`WINDOW`] bytes.
+fn mincore_walk(file: &File, span: Span, mut each: impl FnMut(u64, bool)) -> io::Result<()> {
+    let page = crate::page_size() as u64;
+    let end = span.end;
+    let mut offset = span.first_page * page;
+    while offset < end {
+        let len = usize::try_from((end - offset).min(WINDOW)).unwrap_or(usize::MAX);
         // mincore never faults pages in, so a file truncated under this
         // mapping cannot raise SIGBUS here: missing pages read as absent.
         let region = MapOptions::new()
@@ -241,18 +298,91 @@ fn mincore(file: &File, size: u64, pages: u64) -> io::Result<CacheStat> {
             .offset(offset)
             .len(len)
             .map(file)?;
-        cached += region.residency(..)?.iter().filter(|&&r| r).count() as u64;
+        let first = offset / page;
+        for (i, &resident) in region.residency(..)?.iter().enumerate() {
+            each(first + i as u64, resident);
+        }
         offset += len as u64;
     }
+    Ok(())
+}
+
+fn mincore(file: &File, span: Span) -> io::Result<CacheStat> {
+    let mut cached = 0u64;
+    mincore_walk(file, span, |_, resident| cached += u64::from(resident))?;
     Ok(CacheStat {
-        size,
-        pages,
-        cached,
+        size: span.end - span.start,
+        pages: span.pages,
+        cached: cached.min(span.pages),
         dirty: None,
         writeback: None,
         evicted: None,
         recently_evicted: None,
         method: Method::Mincore,
+        trusted: mincore_is_truthful(file),
+    })
+}
+
+/// Which pages of a file are resident, summed into buckets: what
+/// `vmtouch -v` draws as a bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct PageMap {
+    /// Pages of the range.
+    pub pages: u64,
+    /// For each bucket, in file order: (resident pages, pages).
+    pub buckets: Vec<(u64, u64)>,
+    /// Whether `mincore` answers truthfully for this caller (see
+    /// [`CacheStat::trusted`]).
+    pub trusted: bool,
+}
+
+impl PageMap {
+    /// The map as vmtouch draws it: `O` where every page of a bucket is
+    /// resident, `o` where some are, a space where none is.
+    #[must_use]
+    pub fn bar(&self) -> String {
+        self.buckets
+            .iter()
+            .map(|&(resident, total)| match resident {
+                0 => ' ',
+                r if r == total => 'O',
+                _ => 'o',
+            })
+            .collect()
+    }
+}
+
+/// The residency of the pages holding `range` of an open file, summed into
+/// at most `buckets` buckets of equal page counts (`vmtouch -v`). Asks
+/// `mincore`, the one call that answers per page.
+///
+/// # Errors
+///
+/// The file cannot be mapped or measured.
+///
+/// # References
+/// - [mincore(2)](https://man7.org/linux/man-pages/man2/mincore.2.html)
+pub fn page_map(file: &File, range: Range<u64>, buckets: usize) -> io::Result<PageMap> {
+    let span = Span::new(range, file.metadata()?.len());
+    let n = u64::try_from(buckets.max(1))
+        .unwrap_or(u64::MAX)
+        .min(span.pages.max(1));
+    let per = span.pages.div_ceil(n).max(1);
+    let mut map = vec![(0u64, 0u64); usize::try_from(span.pages.div_ceil(per)).unwrap_or(0)];
+    mincore_walk(file, span, |page, resident| {
+        if let Some(b) = usize::try_from((page - span.first_page) / per)
+            .ok()
+            .and_then(|i| map.get_mut(i))
+        {
+            b.0 += u64::from(resident);
+            b.1 += 1;
+        }
+    })?;
+    Ok(PageMap {
+        pages: span.pages,
+        buckets: map,
         trusted: mincore_is_truthful(file),
     })
 }
@@ -301,13 +431,31 @@ pub fn touch_path(path: impl AsRef<Path>) -> io::Result<u64> {
 /// # References
 /// - [posix_fadvise(2)](https://man7.org/linux/man-pages/man2/posix_fadvise.2.html)
 pub fn touch(file: &mut File) -> io::Result<u64> {
+    touch_range(file, 0..u64::MAX)
+}
+
+/// Reads the bytes of `range` (clamped to the file) through the page
+/// cache, as [`touch`] does for the whole file (`vmtouch -t -p`). Returns
+/// the bytes read.
+///
+/// # Errors
+///
+/// A read error.
+pub fn touch_range(file: &mut File, range: Range<u64>) -> io::Result<u64> {
+    let len = range.end.saturating_sub(range.start);
     // Advice is a hint: a file system that ignores it still gets read below.
-    let _ = fadvise(&*file, 0, None, FileAdvice::WillNeed);
-    file.seek(SeekFrom::Start(0))?;
+    let _ = fadvise(
+        &*file,
+        range.start,
+        advice_len(&range),
+        FileAdvice::WillNeed,
+    );
+    file.seek(SeekFrom::Start(range.start))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut total = 0u64;
+    let mut input = file.take(len);
     loop {
-        match file.read(&mut buf) {
+        match input.read(&mut buf) {
             Ok(0) => return Ok(total),
             Ok(n) => total += n as u64,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -344,8 +492,29 @@ pub fn evict_path(path: impl AsRef<Path>) -> io::Result<()> {
 #[doc(alias = "posix_fadvise")]
 #[doc(alias = "POSIX_FADV_DONTNEED")]
 pub fn evict(file: &File) -> io::Result<()> {
+    evict_range(file, 0..u64::MAX)
+}
+
+/// Drops the pages holding `range` of a file from the page cache, as
+/// [`evict`] does for the whole file (`vmtouch -e -p`).
+///
+/// # Errors
+///
+/// As [`evict`].
+pub fn evict_range(file: &File, range: Range<u64>) -> io::Result<()> {
     rustix::fs::fdatasync(file).map_err(|e| context(&e.into(), "failed to write back"))?;
-    fadvise(file, 0, None, FileAdvice::DontNeed).map_err(|e| context(&e.into(), "failed to evict"))
+    fadvise(file, range.start, advice_len(&range), FileAdvice::DontNeed)
+        .map_err(|e| context(&e.into(), "failed to evict"))
+}
+
+/// `posix_fadvise`'s length for `range`: `None` (to the end of the file)
+/// for an open range, which a byte count would overflow.
+fn advice_len(range: &Range<u64>) -> Option<NonZeroU64> {
+    if range.end == u64::MAX {
+        None
+    } else {
+        NonZeroU64::new(range.end.saturating_sub(range.start))
+    }
 }
 
 /// A file's pages locked in memory: mapped shared read-only and `mlock`ed
@@ -457,7 +626,7 @@ mod tests {
             assert_eq!(s.cached, s.pages, "{method:?} after touch");
             assert!(s.trusted);
             assert_eq!(s.method, method);
-            assert!((s.percent() - 100.0).abs() < f64::EPSILON);
+            assert!((s.percent().unwrap() - 100.0).abs() < f64::EPSILON);
         }
         std::fs::remove_file(path).unwrap();
     }
@@ -502,6 +671,49 @@ mod tests {
         let s = stat(&file, Method::Auto).unwrap();
         assert_eq!(s.cached, s.pages);
         drop(locked);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn ranges_count_the_pages_that_hold_their_bytes() {
+        let page = crate::page_size() as u64;
+        let (path, mut file) = temp("range", 10 * crate::page_size() + 3);
+        evict(&file).unwrap();
+        // Bytes 1..page+1 sit on pages 0 and 1.
+        assert_eq!(touch_range(&mut file, 1..page + 1).unwrap(), page);
+        let s = stat_range(&file, Method::Mincore, 0..2 * page).unwrap();
+        assert_eq!((s.pages, s.size), (2, 2 * page));
+        assert_eq!(s.cached, 2);
+        let tail = stat_range(&file, Method::Mincore, 5 * page..u64::MAX).unwrap();
+        assert_eq!((tail.pages, tail.size), (6, 5 * page + 3));
+        let empty = stat_range(&file, Method::Auto, 20 * page..30 * page).unwrap();
+        assert_eq!((empty.pages, empty.cached, empty.percent()), (0, 0, None));
+        let map = page_map(&file, 0..u64::MAX, 60).unwrap();
+        assert_eq!(map.pages, 11);
+        assert_eq!(map.buckets.len(), 11);
+        if !under_valgrind() {
+            assert!(map.bar().starts_with("OO"), "{:?}", map.bar());
+        }
+        let coarse = page_map(&file, 0..u64::MAX, 4).unwrap();
+        assert_eq!(coarse.buckets.iter().map(|b| b.1).sum::<u64>(), 11);
+        assert!(coarse.buckets.len() <= 4);
+        touch(&mut file).unwrap();
+        evict_range(&file, 0..page).unwrap();
+        let s = stat_range(&file, Method::Mincore, 0..u64::MAX).unwrap();
+        // Valgrind reads the head of a file as it is mapped, caching page 0
+        // again before mincore looks.
+        if !under_valgrind() {
+            assert_eq!(s.cached, 10, "only the first page left");
+        }
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn a_tiny_file_takes_a_whole_page() {
+        let (path, mut file) = temp("tiny", 3);
+        touch(&mut file).unwrap();
+        let s = stat(&file, Method::Auto).unwrap();
+        assert_eq!(s.cached_bytes(), crate::page_size() as u64);
         std::fs::remove_file(path).unwrap();
     }
 }

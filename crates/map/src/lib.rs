@@ -16,6 +16,8 @@
 //! - [`layout`] parses `/proc/PID/maps` and `smaps` into classified mappings
 //!   (text, data, bss, heap, stack, libraries, files, anonymous, shared
 //!   memory) with RSS, PSS and swap.
+//! - [`process`] reads a process's command line, heap start, program
+//!   break and OOM score, and finds the processes mapping a file.
 //! - [`cache`] reports, fills, empties and pins the page cache of files
 //!   (cachestat, with mincore as the fallback).
 //! - [`system`] reads the facts that decide whether a mapping or a lock will
@@ -54,6 +56,7 @@ mod growable;
 pub mod layout;
 mod memlock;
 mod options;
+pub mod process;
 mod region;
 pub mod system;
 mod views;

@@ -37,6 +37,42 @@ impl Overcommit {
             Self::Unknown => "unknown",
         }
     }
+
+    /// What the mode means, in a sentence.
+    #[must_use]
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Self::Heuristic => {
+                "the kernel guesses: it refuses only a request larger than all of RAM and \
+                 swap could ever back, and grants the rest even past CommitLimit"
+            }
+            Self::Always => {
+                "the kernel grants every request, however large, and counts on most pages \
+                 never being touched"
+            }
+            Self::Never => {
+                "the kernel keeps a strict account: the memory promised to all processes \
+                 (Committed_AS) may not pass CommitLimit"
+            }
+            Self::Unknown => "a mode this version of memio does not know",
+        }
+    }
+
+    /// What happens when memory promised runs past what exists.
+    #[must_use]
+    pub const fn when_exceeded(self) -> &'static str {
+        match self {
+            Self::Heuristic | Self::Always => {
+                "malloc and mmap keep succeeding; when the pages are touched and RAM and swap \
+                 run out, the OOM killer ends the process with the highest oom_score"
+            }
+            Self::Never => {
+                "a request that would pass CommitLimit fails at once (mmap, brk and fork \
+                 return ENOMEM, malloc returns NULL); the OOM killer is rarely needed"
+            }
+            Self::Unknown => "unknown",
+        }
+    }
 }
 
 /// A snapshot of the system's memory facts.
@@ -131,6 +167,34 @@ impl SystemFacts {
     }
 }
 
+impl SystemFacts {
+    /// How `CommitLimit` is worked out from the settings, as the kernel
+    /// documents it (`Documentation/mm/overcommit-accounting.rst`).
+    #[must_use]
+    pub fn commit_limit_rule(&self) -> String {
+        if self.overcommit_bytes > 0 {
+            format!(
+                "overcommit_kbytes ({}) + SwapTotal ({})",
+                human(self.overcommit_bytes),
+                human(self.swap_total)
+            )
+        } else {
+            format!(
+                "RAM without huge pages × overcommit_ratio ({} %) + SwapTotal ({})",
+                self.overcommit_ratio,
+                human(self.swap_total)
+            )
+        }
+    }
+
+    /// Bytes that may still be promised before `Committed_AS` reaches
+    /// `CommitLimit` (what mode 2 enforces); negative when already past it.
+    #[must_use]
+    pub fn commit_headroom(&self) -> i128 {
+        i128::from(self.commit_limit) - i128::from(self.committed)
+    }
+}
+
 /// A `Name:   1234 kB` line of `/proc/meminfo`, in bytes.
 fn meminfo_field(text: &str, name: &str) -> Option<u64> {
     let value = meminfo_line(text, name)?;
@@ -214,6 +278,22 @@ mod tests {
         assert!(facts.page_size.is_power_of_two());
         assert!(facts.mem_total >= facts.mem_available);
         assert!(facts.mem_total > 0);
+    }
+
+    #[test]
+    fn every_mode_is_explained_and_the_headroom_adds_up() {
+        for mode in [Overcommit::Heuristic, Overcommit::Always, Overcommit::Never] {
+            assert!(mode.meaning().len() > 20);
+            assert!(mode.when_exceeded().len() > 20);
+        }
+        assert!(Overcommit::Never.when_exceeded().contains("ENOMEM"));
+        let facts = SystemFacts::read().unwrap();
+        assert_eq!(
+            facts.commit_headroom(),
+            i128::from(facts.commit_limit) - i128::from(facts.committed)
+        );
+        let rule = facts.commit_limit_rule();
+        assert!(rule.contains("SwapTotal"), "{rule}");
     }
 
     #[test]

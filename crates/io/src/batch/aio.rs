@@ -71,7 +71,7 @@ impl Aio {
         let mut cb: libc::aiocb = unsafe { std::mem::zeroed() };
         cb.aio_fildes = open.file.as_raw_fd();
         cb.aio_buf = buffers.ptr(slot).cast();
-        cb.aio_nbytes = buffers.size();
+        cb.aio_nbytes = open.want(buffers.size());
         cb.aio_offset = offset;
         cb.aio_sigevent.sigev_notify = libc::SIGEV_NONE;
         // SAFETY: the slot is idle (`busy` is false: never submitted, or its

@@ -47,6 +47,7 @@ mod threads;
 mod uring;
 
 use std::fs::{File, OpenOptions};
+use std::ops::Range;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -107,11 +108,13 @@ pub enum Event<'a> {
         /// The chunk.
         bytes: &'a [u8],
     },
-    /// File number `file` was read to its end: `size` bytes in all.
+    /// File number `file` was read to its end (or to the end of the
+    /// [`Batch::range`]): `size` is the offset reached.
     Done {
         /// The file's index in the list.
         file: usize,
-        /// Its bytes.
+        /// Where reading stopped: the file's size when the whole file was
+        /// read.
         size: u64,
     },
     /// File number `file` could not be read (the error names its path);
@@ -144,7 +147,7 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-/// A batch read: backend, buffer budget, size limit.
+/// A batch read: backend, buffer budget, size limit, byte range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub struct Batch {
@@ -152,6 +155,9 @@ pub struct Batch {
     depth: usize,
     buffer_size: usize,
     max_file: Option<u64>,
+    /// The bytes read of each file: `start..end`.
+    start: u64,
+    end: u64,
 }
 
 impl Default for Batch {
@@ -168,6 +174,8 @@ impl Batch {
             depth: 32,
             buffer_size: 128 << 10,
             max_file: None,
+            start: 0,
+            end: u64::MAX,
         }
     }
 
@@ -197,6 +205,14 @@ impl Batch {
         self
     }
 
+    /// Reads only the bytes of each file within `range` (no read goes past
+    /// its end); the first chunk of a file starts at `range.start`.
+    pub const fn range(mut self, range: Range<u64>) -> Self {
+        self.start = range.start;
+        self.end = range.end;
+        self
+    }
+
     /// Reads every file in `paths`, calling `on` with their chunks, ends
     /// and failures; returns when every file is done or failed.
     ///
@@ -216,7 +232,7 @@ impl Batch {
             tally.count(&event);
             on(event);
         };
-        let mut files = Opener::new(paths, self.max_file);
+        let mut files = Opener::new(paths, self);
         let (backend, peak) = match self.backend {
             Backend::Sequential => (Backend::Sequential, self.sequential(&mut files, &mut hear)),
             Backend::Threads => (Backend::Threads, threads::read(self, paths, &mut hear)?),
@@ -288,26 +304,51 @@ pub(crate) struct Open {
     pub(crate) path: std::path::PathBuf,
     /// Its size when opened.
     pub(crate) size: u64,
-    /// Bytes read so far.
+    /// Where the next read starts.
     pub(crate) offset: u64,
+    /// Where reading stops (the end of [`Batch::range`]).
+    pub(crate) end: u64,
 }
 
 impl Open {
-    /// Takes a completed read of `n` of `asked` bytes; says whether the
-    /// file is now read to its end. A short read before the size known at
-    /// open is not the end (the next read finds out); a short read at or
-    /// past it, or nothing, is.
-    pub(crate) fn advance(&mut self, n: usize, asked: usize) -> bool {
-        self.offset += n as u64;
-        n == 0 || (n < asked && self.offset >= self.size)
+    /// `file` opened at `path` with `size` bytes, to be read within the
+    /// batch's range.
+    pub(crate) fn new(index: usize, file: File, path: &Path, size: u64, batch: &Batch) -> Self {
+        Self {
+            index,
+            file,
+            path: path.to_owned(),
+            size,
+            offset: batch.start,
+            end: batch.end,
+        }
     }
 
-    /// Hands a completed read of `bytes` (of `asked` bytes asked) to `on`:
-    /// the chunk, then the file's end if this was it; says whether it was.
+    /// The length of the next read through a buffer of `buf` bytes: the
+    /// buffer, or less where the range ends.
+    pub(crate) fn want(&self, buf: usize) -> usize {
+        let left = self.end.saturating_sub(self.offset);
+        usize::try_from(left).map_or(buf, |left| left.min(buf))
+    }
+
+    /// Takes a completed read of `n` bytes through a buffer of `buf` bytes
+    /// (which asked [`Open::want`]`(buf)`); says whether the file is now
+    /// read to its end. A short read before the size known at open is not
+    /// the end (the next read finds out); a short read at or past it,
+    /// nothing, or the end of the range, is.
+    pub(crate) fn advance(&mut self, n: usize, buf: usize) -> bool {
+        let asked = self.want(buf);
+        self.offset += n as u64;
+        n == 0 || self.offset >= self.end || (n < asked && self.offset >= self.size)
+    }
+
+    /// Hands a completed read of `bytes` (through a buffer of `buf` bytes)
+    /// to `on`: the chunk, then the file's end if this was it; says whether
+    /// it was.
     pub(crate) fn deliver(
         &mut self,
         bytes: &[u8],
-        asked: usize,
+        buf: usize,
         on: &mut dyn FnMut(Event<'_>),
     ) -> bool {
         if !bytes.is_empty() {
@@ -317,7 +358,7 @@ impl Open {
                 bytes,
             });
         }
-        let end = self.advance(bytes.len(), asked);
+        let end = self.advance(bytes.len(), buf);
         if end {
             on(self.done());
         }
@@ -344,15 +385,15 @@ impl Open {
 pub(crate) struct Opener<'p, P> {
     paths: &'p [P],
     next: usize,
-    max_file: Option<u64>,
+    batch: Batch,
 }
 
 impl<P: AsRef<Path>> Opener<'_, P> {
-    fn new(paths: &[P], max_file: Option<u64>) -> Opener<'_, P> {
+    fn new<'p>(paths: &'p [P], batch: &Batch) -> Opener<'p, P> {
         Opener {
             paths,
             next: 0,
-            max_file,
+            batch: *batch,
         }
     }
 
@@ -361,15 +402,9 @@ impl<P: AsRef<Path>> Opener<'_, P> {
         while let Some(path) = self.paths.get(self.next) {
             let index = self.next;
             self.next += 1;
-            match open(path.as_ref(), self.max_file) {
+            match open(path.as_ref(), self.batch.max_file) {
                 Ok((file, size)) => {
-                    return Some(Open {
-                        index,
-                        file,
-                        path: path.as_ref().to_owned(),
-                        size,
-                        offset: 0,
-                    });
+                    return Some(Open::new(index, file, path.as_ref(), size, &self.batch));
                 }
                 Err(error) => on(Event::Failed { file: index, error }),
             }
@@ -410,7 +445,8 @@ pub(crate) fn open(path: &Path, max: Option<u64>) -> Result<(File, u64)> {
 pub(crate) fn read_to_end(open: &mut Open, buf: &mut [u8], on: &mut dyn FnMut(Event<'_>)) {
     use std::os::unix::fs::FileExt;
     loop {
-        match open.file.read_at(buf, open.offset) {
+        let want = open.want(buf.len());
+        match open.file.read_at(&mut buf[..want], open.offset) {
             Ok(n) => {
                 if open.deliver(&buf[..n], buf.len(), on) {
                     return;

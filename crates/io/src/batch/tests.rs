@@ -202,3 +202,56 @@ fn an_empty_list_reads_nothing() {
         assert_eq!((report.files, report.failed, report.bytes), (0, 0, 0));
     }
 }
+
+#[test]
+fn a_range_reads_only_its_bytes_of_each_file() {
+    let dir = TestDir::new("batch-range");
+    let (paths, bad) = fixture(&dir);
+    for backend in BACKENDS {
+        if backend == Backend::IoUring && !uring_allowed() {
+            continue;
+        }
+        for range in [4095..9000, 0..1, 5000..u64::MAX, 7..7] {
+            let batch = Batch::new()
+                .backend(backend)
+                .depth(3)
+                .buffer_size(4096)
+                .range(range.clone());
+            let mut data: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+            let mut ends = BTreeMap::new();
+            batch
+                .read(&paths, |event| match event {
+                    Event::Data {
+                        file,
+                        offset,
+                        bytes,
+                    } => {
+                        let buf = data.entry(file).or_default();
+                        assert_eq!(offset, range.start + buf.len() as u64, "{backend:?}");
+                        buf.extend_from_slice(bytes);
+                    }
+                    Event::Done { file, size } => {
+                        ends.insert(file, size);
+                    }
+                    Event::Failed { .. } => {}
+                })
+                .unwrap();
+            for (i, path) in paths.iter().enumerate() {
+                if bad.contains(&i) {
+                    continue;
+                }
+                let whole = std::fs::read(path).unwrap();
+                let len = whole.len() as u64;
+                let (lo, hi) = (range.start.min(len), range.end.min(len));
+                let expect = &whole[lo as usize..hi.max(lo) as usize];
+                let got = data.get(&i).map_or(&[][..], Vec::as_slice);
+                assert_eq!(got, expect, "{backend:?} file {i} range {range:?}");
+                assert_eq!(
+                    ends[&i],
+                    range.start.max(hi),
+                    "{backend:?} file {i} range {range:?}"
+                );
+            }
+        }
+    }
+}

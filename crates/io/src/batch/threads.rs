@@ -76,7 +76,7 @@ pub(crate) fn read<P: AsRef<Path> + Sync>(
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(path) = paths.get(i) else { break };
-                        if reader.file(i, path.as_ref(), batch.max_file).is_err() {
+                        if reader.file(i, path.as_ref(), batch).is_err() {
                             break;
                         }
                     }
@@ -124,18 +124,12 @@ struct Gone;
 
 impl Reader<'_> {
     /// Reads file `index` to its end, sending its chunks and its end.
-    fn file(&mut self, index: usize, path: &Path, max: Option<u64>) -> Result<(), Gone> {
-        let (file, size) = match super::open(path, max) {
+    fn file(&mut self, index: usize, path: &Path, batch: &Batch) -> Result<(), Gone> {
+        let (file, size) = match super::open(path, batch.max_file) {
             Ok(opened) => opened,
             Err(error) => return self.send(Msg::Event(Event::Failed { file: index, error })),
         };
-        let mut open = Open {
-            index,
-            file,
-            path: path.to_owned(),
-            size,
-            offset: 0,
-        };
+        let mut open = Open::new(index, file, path, size, batch);
         loop {
             let mut buf = match self.spare.pop() {
                 Some(buf) => buf,
@@ -143,7 +137,9 @@ impl Reader<'_> {
             };
             let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
             self.peak.fetch_max(now, Ordering::Relaxed);
-            let read = std::os::unix::fs::FileExt::read_at(&open.file, &mut buf, open.offset);
+            let want = open.want(buf.len());
+            let read =
+                std::os::unix::fs::FileExt::read_at(&open.file, &mut buf[..want], open.offset);
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
             match read {
                 Ok(n) => {

@@ -64,7 +64,7 @@ impl Driver {
         let entry = opcode::Read::new(
             types::Fd(open.file.as_raw_fd()),
             ptr,
-            u32::try_from(size).unwrap_or(u32::MAX),
+            u32::try_from(open.want(size)).unwrap_or(u32::MAX),
         )
         .offset(open.offset)
         .build()

@@ -414,13 +414,34 @@ impl<'a> SharedSem<'a> {
     /// (Zero-filled memory reads as a semaphore of value 0 in glibc, but a
     /// process-private one: its wake-ups do not cross processes.)
     ///
+    /// glibc reads some of a semaphore's words without atomics, so a write
+    /// to those bytes through the region (`write_at`, `fill`, an atomic
+    /// view) while the semaphore is in use would be a data race; the call
+    /// is `unsafe` for that. [`SemRegion`] keeps its memory to itself and
+    /// hands out semaphores safely.
+    ///
+    /// ```compile_fail,E0133
+    /// use memio_ipc::sem::posix::SharedSem;
+    ///
+    /// let region = memio_map::Region::anonymous_shared(4096)?;
+    /// let sem = SharedSem::in_region(&region, 0)?; // needs `unsafe`
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Safety
+    /// While the returned semaphore (or a copy) is used, nothing writes the
+    /// [`SEM_SIZE`] bytes at `offset` except the `sem_*` calls of the
+    /// semaphore there: no `write_at`, `fill` or atomic view over them, in
+    /// this or another mapping of the same memory.
+    ///
     /// # Errors
     /// The range is outside the region, misaligned, or read-only.
-    pub fn in_region(region: &'a Region, offset: usize) -> io::Result<Self> {
+    pub unsafe fn in_region(region: &'a Region, offset: usize) -> io::Result<Self> {
         let ptr = place(region, offset)?;
         // SAFETY: `place` checked the bytes lie inside the region, aligned
-        // and writable; the borrow keeps the region mapped for 'a. glibc's
-        // sem_t is plain words operated on with atomics and futex calls (no
+        // and writable; the borrow keeps the region mapped for 'a; the
+        // caller guarantees nothing else writes them. glibc's sem_t is
+        // plain words operated on with atomics and futex calls (no
         // pointers), so even bytes another process scribbles on cannot make
         // the sem_* calls touch memory outside the sem_t.
         Ok(unsafe { Self::attach(ptr) })
@@ -691,12 +712,6 @@ impl SemRegion {
         // owns it (only `&Region` leaves), and the borrow keeps it mapped.
         Some(unsafe { SharedSem::attach(ptr) })
     }
-
-    /// The memory the semaphores live in.
-    #[must_use]
-    pub fn region(&self) -> &Region {
-        &self.region
-    }
 }
 
 /// The bytes of a process-shared semaphore of `value`, made with
@@ -839,12 +854,31 @@ mod tests {
     }
 
     #[test]
+    fn a_semaphore_is_not_placed_past_the_end_or_misaligned() {
+        let region = Region::anonymous_shared(4096).unwrap();
+        let place = |offset| {
+            // SAFETY: nothing else writes the new region, and the call
+            // returns no semaphore (it fails).
+            unsafe { SharedSem::in_region(&region, offset) }.unwrap_err()
+        };
+        let (past, odd, half) = (place(4090), place(3), place(68));
+        assert_eq!(past.kind(), io::ErrorKind::InvalidInput, "{past}");
+        assert!(odd.to_string().contains("not aligned"), "{odd}");
+        assert!(
+            half.to_string().contains("not aligned to 8 bytes"),
+            "{half}"
+        );
+    }
+
+    #[test]
     fn a_semaphore_is_not_placed_on_pages_protected_read_only() {
         let mut region = Region::anonymous_shared(2 * 4096).unwrap();
         region.protect(4096.., memio_map::Protection::Read).unwrap();
-        assert!(SharedSem::in_region(&region, 0).is_ok());
+        // SAFETY: nothing else writes the region while the test runs.
+        assert!(unsafe { SharedSem::in_region(&region, 0) }.is_ok());
         // Before the check this placed it, and its first post died of SIGSEGV.
-        let err = SharedSem::in_region(&region, 4096).unwrap_err();
+        // SAFETY: as above.
+        let err = unsafe { SharedSem::in_region(&region, 4096) }.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
         assert!(SemRegion::from_region(region, 65).is_err());
     }

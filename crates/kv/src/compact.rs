@@ -1,0 +1,120 @@
+//! Compaction: the live pairs, in key order, written to a new file that is
+//! renamed over the old one while other processes keep reading and writing.
+//!
+//! The compacting writer holds the writer lock on the old file throughout,
+//! so no commit is lost: other writers wait for the lock, find the old file
+//! marked superseded, and move to the new one. Readers keep reading the
+//! old file (still mapped, so still there) until their next call sees the
+//! mark and reopens the path.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::{GROUP_HEADER, GroupHeader, HEADER_SIZE, PUT, RecordHeader};
+use crate::index::{read_header, read_value};
+use crate::store::{Fresh, Store, new_salt, open_generation, sibling, sync_dir};
+
+/// What [`Store::compact`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Compacted {
+    /// File size before.
+    pub before: u64,
+    /// File size after.
+    pub after: u64,
+    /// Live keys carried over.
+    pub keys: u64,
+}
+
+/// Target body size of one group in a compacted file.
+const GROUP_TARGET: usize = 1 << 20;
+
+impl Store {
+    /// Rewrites the store into a new file holding only the live pairs, in
+    /// key order, and renames it over the old one. Other processes go on
+    /// reading throughout and writing after a short wait.
+    ///
+    /// # Errors
+    ///
+    /// The handle is read-only, damaged committed bytes, or an I/O error
+    /// (the old file is then left as it was).
+    pub fn compact(&self) -> Result<Compacted> {
+        let path = self.path().to_path_buf();
+        let (compacted, fresh) = self.with_writer(|g| {
+            let before = g.size_for(u64::MAX)?;
+            let tmp = sibling(&path, "compact");
+            let io = Error::io(&path, "compact");
+            let result = (|| {
+                let log = g.read_log();
+                let salt = new_salt();
+                let mut out = Fresh::create(&tmp, salt)?;
+                let mut body = Vec::with_capacity(GROUP_TARGET + (1 << 16));
+                let (mut count, mut seq, mut chain, mut keys) = (0u32, 0u64, salt, 0u64);
+                let mut value = Vec::new();
+                let mut flush =
+                    |body: &mut Vec<u8>, count: &mut u32, out: &mut Fresh| -> std::io::Result<()> {
+                        if *count == 0 {
+                            return Ok(());
+                        }
+                        seq += 1;
+                        let (head, crc) = GroupHeader::seal(*count, seq, chain, body);
+                        chain = crc;
+                        out.append(&head)?;
+                        out.append(body)?;
+                        body.clear();
+                        *count = 0;
+                        Ok(())
+                    };
+                for (key, &loc) in log
+                    .index
+                    .range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
+                {
+                    let head = read_header(&g.map, loc).map_err(|d| damage(&path, d))?;
+                    if head.kind != PUT {
+                        continue;
+                    }
+                    read_value(&g.map, loc, &head, &mut value).map_err(|d| damage(&path, d))?;
+                    RecordHeader { prev: 0, ..head }.encode(&mut body);
+                    body.extend_from_slice(key);
+                    body.extend_from_slice(&value);
+                    count += 1;
+                    keys += 1;
+                    if body.len() >= GROUP_TARGET {
+                        flush(&mut body, &mut count, &mut out)?;
+                    }
+                }
+                flush(&mut body, &mut count, &mut out)?;
+                let live = log.index.live_record_bytes + HEADER_SIZE + GROUP_HEADER as u64;
+                let after = out.finish((live / 4).max(1 << 16))?;
+                std::fs::rename(&tmp, &path)?;
+                sync_dir(&path)?;
+                Ok::<_, std::io::Error>(Compacted {
+                    before,
+                    after,
+                    keys,
+                })
+            })();
+            let compacted = match result {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(match e.downcast::<Error>() {
+                        Ok(inner) => inner,
+                        Err(e) => io(e),
+                    });
+                }
+            };
+            // Open the new file before marking the old one, so this handle
+            // never points at a superseded file.
+            let fresh = open_generation(&path, self.options())?;
+            g.supersede()?;
+            Ok::<_, Error>((compacted, fresh))
+        })?;
+        self.replace_generation(Arc::new(fresh));
+        Ok(compacted)
+    }
+}
+
+fn damage(path: &std::path::Path, d: crate::index::Damage) -> std::io::Error {
+    std::io::Error::other(Error::corrupt(path, d.offset, d.what))
+}

@@ -1,0 +1,345 @@
+//! One open store file: its descriptor, the reserved read-only mapping,
+//! the header words shared with other processes, and this handle's index
+//! of the log, extended group by group as other processes commit.
+//!
+//! A store handle swaps to a new generation when compaction replaces the
+//! file; snapshots keep the generation they were taken on.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::{AtomicU64, fence};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use memio_map::{MapOptions, Region};
+
+use crate::error::{Error, Result};
+use crate::format::{
+    COMMITTED_AT, FORMAT_VERSION, FileHeader, GROUP_HEADER, GroupHeader, HEADER_SIZE, HeaderFault,
+    RECORD_HEADER, RecordHeader, SUPERSEDED_AT, SYNCED_AT,
+};
+use crate::index::{Damage, Index};
+use crate::reserve::reserve;
+
+/// This handle's view of the log: how far it has read and the index of it.
+#[derive(Debug)]
+pub(crate) struct Log {
+    pub index: Index,
+    /// End of the last group applied.
+    pub seen: u64,
+    /// Checksum of that group (the file's salt before the first).
+    pub chain: u32,
+    /// Its sequence number (0 before the first).
+    pub seq: u64,
+}
+
+/// One open store file.
+#[derive(Debug)]
+pub(crate) struct Generation {
+    pub path: PathBuf,
+    pub file: File,
+    /// The whole reservation, read-only.
+    pub map: Region,
+    /// The header page, read-write (writable handles only).
+    head: Option<Region>,
+    pub log: RwLock<Log>,
+    /// `log.seen`, readable without the lock.
+    seen: AtomicU64,
+    /// The file's size as last checked.
+    size: AtomicU64,
+}
+
+impl Generation {
+    /// Opens the store file `file` at `path`, checks its header, maps it and
+    /// reads the committed log.
+    pub fn open(path: &Path, file: File, writable: bool, max_size: u64) -> Result<Self> {
+        let size = file.metadata().map_err(Error::io(path, "stat"))?.len();
+        let mut b = [0u8; 32];
+        if size < HEADER_SIZE {
+            return Err(Error::NotAStore {
+                path: path.into(),
+                why: format!("{size} bytes, shorter than the {HEADER_SIZE}-byte header"),
+            });
+        }
+        file.read_exact_at(&mut b, 0)
+            .map_err(Error::io(path, "read header"))?;
+        let header = FileHeader::decode(&b).map_err(|fault| match fault {
+            HeaderFault::Magic => Error::NotAStore {
+                path: path.into(),
+                why: "no memio-kv magic at offset 0".into(),
+            },
+            HeaderFault::Version(found) => Error::FutureVersion {
+                path: path.into(),
+                found,
+                supported: FORMAT_VERSION,
+            },
+            HeaderFault::Checksum => Error::corrupt(path, 0, "file header checksum mismatch"),
+        })?;
+        if size > max_size {
+            return Err(Error::Full {
+                path: path.into(),
+                need: size,
+                max: max_size,
+            });
+        }
+        let len = usize::try_from(max_size).map_err(|_| Error::Full {
+            path: path.into(),
+            need: size,
+            max: usize::MAX as u64,
+        })?;
+        let map = reserve(&file, len).map_err(Error::io(path, "map"))?;
+        let head = if writable {
+            let r = MapOptions::new()
+                .len(HEADER_SIZE as usize)
+                .read_write()
+                .map(&file)
+                .map_err(Error::io(path, "map header"))?;
+            Some(r)
+        } else {
+            None
+        };
+        let generation = Self {
+            path: path.into(),
+            file,
+            map,
+            head,
+            log: RwLock::new(Log {
+                index: Index::new(),
+                seen: HEADER_SIZE,
+                chain: header.salt,
+                seq: 0,
+            }),
+            seen: AtomicU64::new(HEADER_SIZE),
+            size: AtomicU64::new(size),
+        };
+        generation.catch_up()?;
+        Ok(generation)
+    }
+
+    fn word(&self, at: usize) -> u64 {
+        let v = self
+            .map
+            .load_only_u64(at)
+            .map_or(0, memio_map::LoadOnlyU64::load);
+        fence(Acquire);
+        v
+    }
+
+    /// The committed length, as the last writer published it.
+    pub fn committed(&self) -> u64 {
+        self.word(COMMITTED_AT)
+    }
+
+    /// The length known to be on disk.
+    pub fn synced(&self) -> u64 {
+        self.word(SYNCED_AT)
+    }
+
+    /// Whether compaction replaced this file.
+    pub fn superseded(&self) -> bool {
+        self.word(SUPERSEDED_AT) != 0
+    }
+
+    fn store_word(&self, at: usize, v: u64) -> Result<()> {
+        let head = self.head.as_ref().ok_or_else(|| Error::ReadOnly {
+            path: self.path.clone(),
+        })?;
+        head.atomic_u64(at)
+            .map_err(Error::io(&self.path, "store header word"))?
+            .store(v, Release);
+        Ok(())
+    }
+
+    /// Publishes a new committed length (and durable length, if `synced`).
+    pub fn publish(&self, end: u64, synced: bool) -> Result<()> {
+        if synced || self.synced() > end {
+            self.store_word(SYNCED_AT, end)?;
+        }
+        self.store_word(COMMITTED_AT, end)
+    }
+
+    /// Marks the file as replaced by a compacted one.
+    pub fn supersede(&self) -> Result<()> {
+        self.store_word(SUPERSEDED_AT, 1)
+    }
+
+    /// The file's size, refreshed from `fstat` when `need` lies past the
+    /// size last seen.
+    pub fn size_for(&self, need: u64) -> Result<u64> {
+        let size = self.size.load(Acquire);
+        if need <= size {
+            return Ok(size);
+        }
+        let now = self
+            .file
+            .metadata()
+            .map_err(Error::io(&self.path, "stat"))?
+            .len();
+        self.size.store(now, Release);
+        Ok(now)
+    }
+
+    pub fn set_size(&self, size: u64) {
+        self.size.store(size, Release);
+    }
+
+    /// How far this handle has read.
+    pub fn seen(&self) -> u64 {
+        self.seen.load(Acquire)
+    }
+
+    pub fn read_log(&self) -> RwLockReadGuard<'_, Log> {
+        self.log
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn write_log(&self) -> RwLockWriteGuard<'_, Log> {
+        self.log
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Applies every group committed since this handle last looked; returns
+    /// the offset read up to, which is a consistent snapshot point.
+    pub fn catch_up(&self) -> Result<u64> {
+        let committed = self.committed();
+        let seen = self.seen();
+        if committed <= seen {
+            return Ok(seen);
+        }
+        let mut log = self.write_log();
+        self.apply_committed(&mut log)?;
+        Ok(log.seen)
+    }
+
+    /// Applies groups up to the committed length (bounded by the file's
+    /// size). A bad group below the durable length is corruption; past it,
+    /// a torn tail (relaxed mode after a power cut) that ends the log.
+    pub fn apply_committed(&self, log: &mut Log) -> Result<()> {
+        let committed = self.committed();
+        let synced = self.synced();
+        let size = self.size_for(committed)?;
+        if synced > size || synced < HEADER_SIZE {
+            return Err(Error::corrupt(
+                &self.path,
+                SYNCED_AT as u64,
+                format!("durable length {synced} lies outside the file ({size} bytes)"),
+            ));
+        }
+        self.apply_until(log, committed.min(size), synced)
+    }
+
+    /// Applies valid groups from `log.seen` up to `bound`; a group that does
+    /// not check out ends the scan, and is an error below `durable`.
+    pub fn apply_until(&self, log: &mut Log, bound: u64, durable: u64) -> Result<()> {
+        while log.seen < bound {
+            let at = log.seen;
+            let (head, body) = match self.read_group(log, at, bound) {
+                Ok(g) => g,
+                Err(why) if at < durable => return Err(Error::corrupt(&self.path, at, why)),
+                Err(_) => break,
+            };
+            self.apply_body(log, at, &head, &body)
+                .map_err(|d| Error::corrupt(&self.path, d.offset, d.what))?;
+            log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
+            log.chain = head.crc;
+            log.seq = head.seq;
+            log.index.limit = log.seen;
+            self.seen.store(log.seen, Release);
+        }
+        Ok(())
+    }
+
+    /// Reads and checks the group at `at`, which must end by `bound`.
+    fn read_group(&self, log: &Log, at: u64, bound: u64) -> Result<(GroupHeader, Vec<u8>), String> {
+        let mut hb = [0u8; GROUP_HEADER];
+        if at + GROUP_HEADER as u64 > bound {
+            return Err("group header cut short".into());
+        }
+        self.map
+            .read_at(at as usize, &mut hb)
+            .map_err(|e| e.to_string())?;
+        let head = GroupHeader::parse(&hb).ok_or("no group header here")?;
+        let end = at + GROUP_HEADER as u64 + u64::from(head.body_len);
+        if end > bound {
+            return Err(format!(
+                "group of {} bytes runs past the committed end {bound}",
+                head.body_len
+            ));
+        }
+        let mut body = vec![0; head.body_len as usize];
+        self.map
+            .read_at(at as usize + GROUP_HEADER, &mut body)
+            .map_err(|e| e.to_string())?;
+        if !head.verify(&hb, &body) {
+            return Err("group checksum mismatch".into());
+        }
+        if head.prev_crc != log.chain || head.seq != log.seq + 1 {
+            return Err(format!(
+                "group {} does not follow group {} (chain {:#x}, expected {:#x})",
+                head.seq, log.seq, head.prev_crc, log.chain
+            ));
+        }
+        Ok((head, body))
+    }
+
+    fn apply_body(
+        &self,
+        log: &mut Log,
+        at: u64,
+        head: &GroupHeader,
+        body: &[u8],
+    ) -> Result<(), Damage> {
+        let base = at + GROUP_HEADER as u64;
+        let mut pos = 0usize;
+        let mut count = 0u32;
+        while pos < body.len() {
+            let loc = base + pos as u64;
+            if body.len() - pos < RECORD_HEADER {
+                return Err(crate::index::damage(loc, "record header cut short"));
+            }
+            let rec = RecordHeader::parse(&body[pos..]);
+            let len = rec.len();
+            if body.len() - pos < len {
+                return Err(crate::index::damage(loc, "record runs past its group"));
+            }
+            let key = &body[pos + RECORD_HEADER..pos + RECORD_HEADER + usize::from(rec.key_len)];
+            log.index.apply(&self.map, loc, &rec, key)?;
+            pos += len;
+            count += 1;
+        }
+        if count != head.count {
+            return Err(crate::index::damage(
+                at,
+                format!("group says {} records, holds {count}", head.count),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes zeros from the file's end up to `new_size`, so later commits
+    /// overwrite allocated blocks and `fdatasync` has no metadata to flush.
+    pub fn grow(&self, new_size: u64) -> Result<()> {
+        let size = self.size_for(u64::MAX)?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut at = size;
+        while at < new_size {
+            let n = (new_size - at).min(zeros.len() as u64) as usize;
+            self.file
+                .write_all_at(&zeros[..n], at)
+                .map_err(Error::io(&self.path, "grow"))?;
+            at += n as u64;
+        }
+        self.set_size(at.max(size));
+        Ok(())
+    }
+
+    /// `fdatasync` on the file.
+    pub fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(Error::io(&self.path, "fdatasync"))
+    }
+}

@@ -1,0 +1,691 @@
+//! The store: opening and creating, reads through snapshots, commits under
+//! the writer lock, `sync`, `stats`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, IoSlice};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+
+use memio_io::lock::{Kind, Locker, Mode, Wait};
+use memio_io::vectored::write_all_vectored_at;
+
+use crate::error::{Error, Result};
+use crate::format::{
+    COMMITTED_AT, DELETE, FORMAT_VERSION, FileHeader, GROUP_HEADER, GroupHeader, HEADER_SIZE,
+    MAX_BATCH, MAX_KEY, MAX_VALUE, PUT, RecordHeader,
+};
+use crate::generation::{Generation, Log};
+use crate::snapshot::Snapshot;
+
+/// When a commit returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A commit returns once it is on disk (`fdatasync`): neither a crash
+    /// of the process nor a power cut loses it.
+    #[default]
+    Durable,
+    /// A commit returns once it is in the page cache, visible to every
+    /// process. A process crash loses nothing. A power cut or kernel crash
+    /// loses the commits made since the last [`Store::sync`] (whole
+    /// commits, newest first, never a part of one), and nothing older.
+    Relaxed,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct Options {
+    create: bool,
+    read_only: bool,
+    durability: Durability,
+    max_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Address space each handle reserves for the file by default (the
+/// largest the store can grow while this handle has it open).
+pub const DEFAULT_MAX_SIZE: u64 = 64 << 30;
+
+impl Options {
+    /// Create if missing, read-write, durable commits, 64 GiB maximum size.
+    pub const fn new() -> Self {
+        Self {
+            create: true,
+            read_only: false,
+            durability: Durability::Durable,
+            max_size: DEFAULT_MAX_SIZE,
+        }
+    }
+
+    /// Create the file if it does not exist (default `true`).
+    pub const fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Open the file read-only: reads work, writes fail with
+    /// [`Error::ReadOnly`] (default `false`).
+    pub const fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// When commits return (default [`Durability::Durable`]).
+    pub const fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The largest size this handle lets the file reach: the handle maps
+    /// that much address space once, so the file grows without remapping.
+    pub const fn max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
+    }
+}
+
+/// Counts describing a store, from [`Store::stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The store file.
+    pub path: PathBuf,
+    /// Bytes the file takes (including preallocated space).
+    pub file_size: u64,
+    /// End of the committed log.
+    pub committed: u64,
+    /// End of the log known to be on disk.
+    pub synced: u64,
+    /// Commits in the log since it was created or compacted.
+    pub commits: u64,
+    /// Keys with a value.
+    pub live_keys: u64,
+    /// Their key and value bytes.
+    pub live_bytes: u64,
+    /// Log bytes no longer needed (overwritten or deleted records, group
+    /// headers): what [`Store::compact`] reclaims.
+    pub dead_bytes: u64,
+}
+
+/// A set of puts and deletes committed together: all or nothing, seen by
+/// readers whole or not at all. A later operation on the same key wins.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    ops: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Batch {
+    /// An empty batch.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.insert(key.into(), Some(value.into()));
+        self
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.insert(key.into(), None);
+        self
+    }
+
+    /// Operations in the batch (one per key).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch holds nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    fn check(&self) -> Result<()> {
+        let mut total = 0usize;
+        for (k, v) in &self.ops {
+            if k.len() > MAX_KEY {
+                return Err(Error::TooLarge {
+                    what: "key",
+                    len: k.len(),
+                    max: MAX_KEY,
+                });
+            }
+            let vlen = v.as_ref().map_or(0, Vec::len);
+            if vlen > MAX_VALUE {
+                return Err(Error::TooLarge {
+                    what: "value",
+                    len: vlen,
+                    max: MAX_VALUE,
+                });
+            }
+            total = total.saturating_add(16 + k.len() + vlen);
+        }
+        if total > MAX_BATCH {
+            return Err(Error::TooLarge {
+                what: "batch",
+                len: total,
+                max: MAX_BATCH,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An embedded key-value store in one file, shared by any number of
+/// processes (see the crate docs). `Store` is `Send + Sync`: threads may
+/// share one handle.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    options: Options,
+    current: RwLock<Arc<Generation>>,
+    /// Serialises this handle's writers (the file lock is per open file
+    /// description, shared by the threads of this handle).
+    writer: Mutex<()>,
+}
+
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A scratch name beside `path`, unique to this process and call.
+pub(crate) fn sibling(path: &Path, what: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(
+        ".{what}-{}-{}",
+        std::process::id(),
+        TMP_SEQ.fetch_add(1, Relaxed)
+    ));
+    path.with_file_name(name)
+}
+
+/// A salt for a new file: the chain value before its first group.
+pub(crate) fn new_salt() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one((std::process::id(), TMP_SEQ.fetch_add(1, Relaxed))) as u32
+}
+
+/// Bytes of zeros a new store starts with past its header.
+const INITIAL_ROOM: u64 = 60 << 10;
+
+/// A new store file being written aside (then linked or renamed into
+/// place): header, groups appended in order, zeroed room, synced.
+pub(crate) struct Fresh {
+    file: File,
+    salt: u32,
+    end: u64,
+}
+
+impl Fresh {
+    pub fn create(tmp: &Path, salt: u32) -> io::Result<Self> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(tmp)?;
+        Ok(Self {
+            file,
+            salt,
+            end: HEADER_SIZE,
+        })
+    }
+
+    /// Appends encoded bytes (whole groups) to the log.
+    pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(bytes, self.end)?;
+        self.end += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the header, `room` zeroed bytes past the log, and syncs.
+    pub fn finish(self, room: u64) -> io::Result<u64> {
+        let mut head = vec![0u8; HEADER_SIZE as usize];
+        head[..32].copy_from_slice(
+            &FileHeader {
+                version: FORMAT_VERSION,
+                salt: self.salt,
+            }
+            .encode(),
+        );
+        head[COMMITTED_AT..COMMITTED_AT + 8].copy_from_slice(&self.end.to_le_bytes());
+        head[COMMITTED_AT + 8..COMMITTED_AT + 16].copy_from_slice(&self.end.to_le_bytes());
+        self.file.write_all_at(&head, 0)?;
+        let size = round_up(self.end + room, 1 << 16);
+        let zeros = vec![0u8; (size - self.end).min(1 << 20) as usize];
+        let mut at = self.end;
+        while at < size {
+            let n = (size - at).min(zeros.len() as u64) as usize;
+            self.file.write_all_at(&zeros[..n], at)?;
+            at += n as u64;
+        }
+        self.file.sync_all()?;
+        Ok(size)
+    }
+}
+
+pub(crate) fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+fn round_up(n: u64, to: u64) -> u64 {
+    n.div_ceil(to) * to
+}
+
+/// Creates a new empty store at `path` unless one appears there first
+/// (built aside and linked into place, so no process sees it half made).
+fn create(path: &Path) -> Result<()> {
+    let tmp = sibling(path, "new");
+    let made = Fresh::create(&tmp, new_salt())
+        .and_then(|fresh| fresh.finish(INITIAL_ROOM))
+        .and_then(|_| match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        })
+        .and_then(|()| sync_dir(path));
+    let _ = std::fs::remove_file(&tmp);
+    made.map_err(Error::io(path, "create"))
+}
+
+pub(crate) fn open_generation(path: &Path, options: &Options) -> Result<Generation> {
+    let file = loop {
+        match File::options()
+            .read(true)
+            .write(!options.read_only)
+            .open(path)
+        {
+            Ok(f) => break f,
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound && options.create && !options.read_only =>
+            {
+                create(path)?;
+            }
+            Err(e) => return Err(Error::io(path, "open")(e)),
+        }
+    };
+    Generation::open(path, file, !options.read_only, options.max_size)
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if `options` allow and it
+    /// does not exist, and reads its committed log.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be opened or created ([`Error::Io`]), is not a store
+    /// ([`Error::NotAStore`]), is from a newer format
+    /// ([`Error::FutureVersion`]), has damaged committed bytes
+    /// ([`Error::Corrupt`]) or is larger than `max_size` ([`Error::Full`]).
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
+        let path = path.as_ref();
+        let generation = open_generation(path, &options)?;
+        let store = Self {
+            path: path.into(),
+            options,
+            current: RwLock::new(Arc::new(generation)),
+            writer: Mutex::new(()),
+        };
+        if !options.read_only {
+            store.recover_if_idle()?;
+        }
+        Ok(store)
+    }
+
+    /// If no writer holds the lock, does what a writer does on taking it:
+    /// keeps the whole groups a killed writer synced or left in the page
+    /// cache without publishing them, so they are visible from the start.
+    /// Never waits.
+    fn recover_if_idle(&self) -> Result<()> {
+        let g = self.generation()?;
+        let guard = Locker::new(&g.file)
+            .kind(Kind::Ofd)
+            .range(0, 1)
+            .try_lock(Mode::Exclusive)
+            .map_err(|e| Error::io(&self.path, "lock")(io::Error::other(e)))?;
+        if guard.is_some() && !g.superseded() {
+            Self::recover(&g)?;
+        }
+        Ok(())
+    }
+
+    /// The store's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The generation to use now: the current one, or the file that
+    /// replaced it if compaction ran.
+    pub(crate) fn generation(&self) -> Result<Arc<Generation>> {
+        let g = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if !g.superseded() {
+            return Ok(g);
+        }
+        let fresh = Arc::new(open_generation(&self.path, &self.options)?);
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
+        Ok(fresh)
+    }
+
+    pub(crate) fn replace_generation(&self, g: Arc<Generation>) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = g;
+    }
+
+    /// A consistent view of every commit that returned before this call,
+    /// in any process; later commits do not change it.
+    ///
+    /// # Errors
+    ///
+    /// Damaged committed bytes, or the replaced file cannot be reopened.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let g = self.generation()?;
+        let at = g.catch_up()?;
+        Ok(Snapshot::new(g, at))
+    }
+
+    /// The value of `key` now.
+    ///
+    /// # Errors
+    ///
+    /// As [`snapshot`](Self::snapshot).
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let g = self.generation()?;
+        g.catch_up()?;
+        let log = g.read_log();
+        Snapshot::lookup(&g, &log, key, log.seen)
+    }
+
+    /// Sets `key` to `value` in one commit.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut b = Batch::new();
+        b.put(key, value);
+        self.write(&b)
+    }
+
+    /// Deletes `key` in one commit; whether it had a value.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        self.transaction(|tx| {
+            let had = tx.get(key)?.is_some();
+            if had {
+                tx.delete(key);
+            }
+            Ok(had)
+        })
+    }
+
+    /// Commits `batch`: all of it or none of it.
+    ///
+    /// # Errors
+    ///
+    /// A key, value or the batch is too large ([`Error::TooLarge`]), the
+    /// handle is read-only, the file cannot grow ([`Error::Full`]) or an
+    /// I/O error.
+    pub fn write(&self, batch: &Batch) -> Result<()> {
+        self.transaction(|tx| {
+            tx.pending
+                .extend(batch.ops.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Ok(())
+        })
+    }
+
+    /// Runs `f` as the only writer of the store (across processes), then
+    /// commits what it staged: reads inside see the newest commit and the
+    /// transaction's own writes, and no other writer can slip in between.
+    /// An error from `f` commits nothing.
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, or as [`write`](Self::write).
+    pub fn transaction<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.with_writer(|g| {
+            let mut tx = Transaction {
+                generation: g,
+                pending: BTreeMap::new(),
+            };
+            let out = f(&mut tx)?;
+            let b = Batch { ops: tx.pending };
+            b.check()?;
+            self.commit(g, &b)?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` holding the writer lock on the current file (reopening
+    /// first if compaction replaced it), after catching up and recovering
+    /// what a writer that died left behind.
+    pub(crate) fn with_writer<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&Arc<Generation>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly {
+                path: self.path.clone(),
+            }
+            .into());
+        }
+        let _local = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            let g = self.generation()?;
+            let guard = Locker::new(&g.file)
+                .kind(Kind::Ofd)
+                .range(0, 1)
+                .lock(Mode::Exclusive, Wait::Block)
+                .map_err(|e| Error::io(&self.path, "lock")(io::Error::other(e)))?;
+            if g.superseded() {
+                drop(guard);
+                continue;
+            }
+            Self::recover(&g)?;
+            let out = f(&g);
+            drop(guard);
+            return out;
+        }
+    }
+
+    /// With the writer lock held: reads the committed log, drops a torn
+    /// tail, and keeps whole groups a writer wrote but died before
+    /// publishing.
+    fn recover(g: &Generation) -> Result<()> {
+        let mut log = g.write_log();
+        g.apply_committed(&mut log)?;
+        if g.committed() != log.seen {
+            g.publish(log.seen, false)?;
+        }
+        let before = log.seen;
+        let size = g.size_for(u64::MAX)?;
+        g.apply_until(&mut log, size, 0)?;
+        if log.seen > before {
+            g.sync_data()?;
+            g.publish(log.seen, true)?;
+        }
+        Ok(())
+    }
+
+    /// With the writer lock held and the log read: appends `batch` as one
+    /// group, syncs it as the durability asks and publishes it.
+    fn commit(&self, g: &Generation, batch: &Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (body, count, seq, chain, at) = {
+            let log = g.read_log();
+            let (body, count) = encode(g, &log, batch)?;
+            (body, count, log.seq + 1, log.chain, log.seen)
+        };
+        let (head, _) = GroupHeader::seal(count, seq, chain, &body);
+        let end = at + (GROUP_HEADER + body.len()) as u64;
+        self.make_room(g, end)?;
+        write_all_vectored_at(&g.file, &mut [IoSlice::new(&head), IoSlice::new(&body)], at)
+            .map_err(Error::io(&self.path, "write"))?;
+        let durable = self.options.durability == Durability::Durable;
+        if durable {
+            g.sync_data()?;
+        }
+        g.publish(end, durable)
+    }
+
+    /// Grows the file in large zero-filled steps so that `end` fits.
+    fn make_room(&self, g: &Generation, end: u64) -> Result<()> {
+        let size = g.size_for(end)?;
+        if end <= size {
+            return Ok(());
+        }
+        let step = (size / 4).max(1 << 20);
+        let new_size = round_up(end.max(size + step), 1 << 20);
+        if new_size > self.options.max_size {
+            if end > self.options.max_size {
+                return Err(Error::Full {
+                    path: self.path.clone(),
+                    need: end,
+                    max: self.options.max_size,
+                });
+            }
+            return g.grow(self.options.max_size);
+        }
+        g.grow(new_size)
+    }
+
+    /// Makes every commit so far durable (for [`Durability::Relaxed`]; a
+    /// no-op cost otherwise).
+    ///
+    /// # Errors
+    ///
+    /// The handle is read-only, or `fdatasync` fails.
+    pub fn sync(&self) -> Result<()> {
+        self.with_writer(|g| {
+            g.sync_data()?;
+            g.publish(g.seen(), true)
+        })
+    }
+
+    /// Counts describing the store now.
+    ///
+    /// # Errors
+    ///
+    /// As [`snapshot`](Self::snapshot).
+    pub fn stats(&self) -> Result<Stats> {
+        let g = self.generation()?;
+        g.catch_up()?;
+        let file_size = g.size_for(u64::MAX)?;
+        let log = g.read_log();
+        Ok(Stats {
+            path: self.path.clone(),
+            file_size,
+            committed: log.seen,
+            synced: g.synced().min(log.seen),
+            commits: log.seq,
+            live_keys: log.index.live_keys,
+            live_bytes: log.index.live_bytes,
+            dead_bytes: (log.seen - HEADER_SIZE).saturating_sub(log.index.live_record_bytes),
+        })
+    }
+
+    pub(crate) fn options(&self) -> &Options {
+        &self.options
+    }
+}
+
+/// Encodes `batch` as a group body, each record naming the record it
+/// replaces; deletes of absent keys are left out.
+fn encode(g: &Generation, log: &Log, batch: &Batch) -> Result<(Vec<u8>, u32)> {
+    let mut body = Vec::with_capacity(
+        batch
+            .ops
+            .iter()
+            .map(|(k, v)| 16 + k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum(),
+    );
+    let mut count = 0u32;
+    for (key, value) in &batch.ops {
+        let prev = log
+            .index
+            .newest(&g.map, key)
+            .map_err(|d| Error::corrupt(&g.path, d.offset, d.what))?;
+        if value.is_none() && prev.is_none_or(|f| f.head.kind == DELETE) {
+            continue;
+        }
+        let val = value.as_deref().unwrap_or_default();
+        RecordHeader {
+            kind: if value.is_some() { PUT } else { DELETE },
+            key_len: key.len() as u16,
+            val_len: val.len() as u32,
+            prev: prev.map_or(0, |f| f.loc),
+        }
+        .encode(&mut body);
+        body.extend_from_slice(key);
+        body.extend_from_slice(val);
+        count += 1;
+    }
+    Ok((body, count))
+}
+
+/// The staged writes of a [`Store::transaction`], with reads that see them.
+#[derive(Debug)]
+pub struct Transaction<'a> {
+    generation: &'a Generation,
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Transaction<'_> {
+    /// The value of `key`: this transaction's own write if it made one,
+    /// else the newest commit's.
+    ///
+    /// # Errors
+    ///
+    /// Damaged committed bytes.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.pending.get(key) {
+            return Ok(v.clone());
+        }
+        let g = self.generation;
+        let log = g.read_log();
+        Snapshot::lookup(g, &log, key, log.seen)
+    }
+
+    /// Stages `key` = `value`.
+    pub fn put(&mut self, key: &[u8], value: &[u8]) {
+        self.pending.insert(key.to_vec(), Some(value.to_vec()));
+    }
+
+    /// Stages deleting `key`.
+    pub fn delete(&mut self, key: &[u8]) {
+        self.pending.insert(key.to_vec(), None);
+    }
+}

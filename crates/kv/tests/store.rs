@@ -1,0 +1,440 @@
+//! One process: the API, limits, bad input, torn tails, power cuts,
+//! compaction.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "small test counters"
+)]
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use common::Scratch;
+use memio_kv::{Batch, Durability, Error, MAX_KEY, Options, Store};
+
+fn all(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
+    store
+        .snapshot()
+        .unwrap()
+        .iter()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn put_get_delete_survive_reopen() {
+    let dir = Scratch::new("basic");
+    let path = dir.path("s.kv");
+    {
+        let s = Store::open(&path, Options::new()).unwrap();
+        s.put(b"a", b"1").unwrap();
+        s.put(b"b", b"2").unwrap();
+        s.put(b"a", b"3").unwrap();
+        assert!(s.delete(b"b").unwrap());
+        assert!(!s.delete(b"zzz").unwrap());
+        assert_eq!(s.get(b"a").unwrap().as_deref(), Some(&b"3"[..]));
+        assert_eq!(s.get(b"b").unwrap(), None);
+    }
+    let s = Store::open(&path, Options::new().create(false)).unwrap();
+    assert_eq!(all(&s), vec![(b"a".to_vec(), b"3".to_vec())]);
+    let st = s.stats().unwrap();
+    assert_eq!((st.live_keys, st.live_bytes, st.commits), (1, 2, 4));
+    assert!(st.dead_bytes > 0);
+}
+
+#[test]
+fn ranges_and_prefixes_come_in_key_order() {
+    let dir = Scratch::new("range");
+    let s = Store::open(
+        dir.path("s.kv"),
+        Options::new().durability(Durability::Relaxed),
+    )
+    .unwrap();
+    let mut b = Batch::new();
+    for i in (0..3000u32).rev() {
+        b.put(format!("k{i:05}"), i.to_le_bytes());
+    }
+    b.put("j", "before").put("l", "after");
+    s.write(&b).unwrap();
+    let snap = s.snapshot().unwrap();
+    let keys: Vec<_> = snap.prefix(b"k").map(|r| r.unwrap().0).collect();
+    assert_eq!(keys.len(), 3000);
+    assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    let r: Vec<_> = snap
+        .range(&b"k01000"[..]..&b"k01003"[..])
+        .map(|r| r.unwrap().0)
+        .collect();
+    assert_eq!(
+        r,
+        [b"k01000".to_vec(), b"k01001".to_vec(), b"k01002".to_vec()]
+    );
+    let mut n = 0;
+    snap.scan(.., |k, v| {
+        if k.starts_with(b"k") {
+            assert_eq!(v.len(), 4);
+        }
+        n += 1;
+        if n == 10 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .unwrap();
+    assert_eq!(n, 10);
+    assert_eq!(snap.range(&b"z"[..]..&b"a"[..]).count(), 0);
+}
+
+#[test]
+fn a_snapshot_does_not_see_later_commits() {
+    let dir = Scratch::new("snap");
+    let path = dir.path("s.kv");
+    let s = Store::open(&path, Options::new()).unwrap();
+    s.put(b"x", b"old").unwrap();
+    s.put(b"gone", b"soon").unwrap();
+    let snap = s.snapshot().unwrap();
+    let other = Store::open(&path, Options::new()).unwrap();
+    other.put(b"x", b"new").unwrap();
+    other.put(b"y", b"born").unwrap();
+    assert!(other.delete(b"gone").unwrap());
+    assert_eq!(snap.get(b"x").unwrap().as_deref(), Some(&b"old"[..]));
+    assert_eq!(snap.get(b"y").unwrap(), None);
+    assert_eq!(snap.get(b"gone").unwrap().as_deref(), Some(&b"soon"[..]));
+    assert_eq!(snap.iter().count(), 2);
+    // The first handle sees the other's commits as soon as they returned.
+    assert_eq!(s.get(b"x").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(s.get(b"gone").unwrap(), None);
+}
+
+#[test]
+fn transaction_reads_its_own_writes_and_an_error_commits_nothing() {
+    let dir = Scratch::new("txn");
+    let s = Store::open(dir.path("s.kv"), Options::new()).unwrap();
+    s.put(b"n", b"1").unwrap();
+    s.transaction(|tx| {
+        let n: u32 = String::from_utf8(tx.get(b"n")?.unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        tx.put(b"n", (n + 1).to_string().as_bytes());
+        assert_eq!(tx.get(b"n")?.as_deref(), Some(&b"2"[..]));
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let r: Result<(), Error> = s.transaction(|tx| {
+        tx.put(b"n", b"999");
+        Err(Error::TooLarge {
+            what: "test abort",
+            len: 0,
+            max: 0,
+        })
+    });
+    assert!(r.is_err());
+    assert_eq!(s.get(b"n").unwrap().as_deref(), Some(&b"2"[..]));
+}
+
+#[test]
+fn limits_are_enforced_with_clear_errors() {
+    let dir = Scratch::new("limits");
+    let s = Store::open(dir.path("s.kv"), Options::new()).unwrap();
+    let big_key = vec![b'k'; MAX_KEY + 1];
+    let e = s.put(&big_key, b"v").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "key of {} bytes is larger than the limit of {MAX_KEY} bytes",
+            MAX_KEY + 1
+        )
+    );
+    s.put(&vec![b'k'; MAX_KEY], b"v").unwrap();
+    let small = Store::open(dir.path("small.kv"), Options::new().max_size(1 << 20)).unwrap();
+    let e = small.put(b"k", &vec![0; 2 << 20]).unwrap_err();
+    assert!(matches!(e, Error::Full { .. }), "{e}");
+    assert!(e.to_string().contains("small.kv"), "{e}");
+    // The failed commit left nothing behind.
+    small.put(b"ok", b"1").unwrap();
+    assert_eq!(all(&small).len(), 1);
+}
+
+#[test]
+fn bad_files_give_errors_naming_file_and_offset() {
+    let dir = Scratch::new("bad");
+    let garbage = dir.path("garbage");
+    std::fs::write(&garbage, vec![b'x'; 8192]).unwrap();
+    let e = Store::open(&garbage, Options::new()).unwrap_err();
+    assert!(matches!(e, Error::NotAStore { .. }), "{e}");
+    assert!(e.to_string().contains("garbage"), "{e}");
+    let short = dir.path("short");
+    std::fs::write(&short, b"MEMIOKV").unwrap();
+    assert!(matches!(
+        Store::open(&short, Options::new()),
+        Err(Error::NotAStore { .. })
+    ));
+    let missing = dir.path("missing.kv");
+    let e = Store::open(&missing, Options::new().create(false)).unwrap_err();
+    assert!(e.to_string().contains("missing.kv"), "{e}");
+
+    let path = dir.path("s.kv");
+    {
+        let s = Store::open(&path, Options::new()).unwrap();
+        s.put(b"key", b"value").unwrap();
+    }
+    let good = std::fs::read(&path).unwrap();
+    // A future version (header checksum recomputed, as a newer build would write it).
+    let mut future = good.clone();
+    future[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32c(&future[..20]);
+    future[20..24].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &future).unwrap();
+    let e = Store::open(&path, Options::new()).unwrap_err();
+    assert!(matches!(e, Error::FutureVersion { found: 2, .. }), "{e}");
+    // A flipped bit inside a committed record.
+    let mut bad = good.clone();
+    bad[4096 + 32 + 16] ^= 0x20;
+    std::fs::write(&path, &bad).unwrap();
+    let e = Store::open(&path, Options::new()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: corrupt at offset 4096: group checksum mismatch",
+            path.display()
+        )
+    );
+}
+
+/// CRC-32C, bit by bit, so the test does not trust the crate's own.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn a_torn_tail_is_ignored_and_overwritten() {
+    let dir = Scratch::new("torn");
+    let path = dir.path("s.kv");
+    let s = Store::open(&path, Options::new()).unwrap();
+    s.put(b"a", b"1").unwrap();
+    let end = s.stats().unwrap().committed;
+    // A writer died mid-write: half a group past the committed end.
+    let mut b = Batch::new();
+    b.put("b", vec![7u8; 300]);
+    s.write(&b).unwrap();
+    let full = std::fs::read(&path).unwrap();
+    drop(s);
+    let mut torn = full.clone();
+    let mid = end as usize + 100;
+    torn[mid..mid + 300].fill(0);
+    torn[64..72].copy_from_slice(&end.to_le_bytes());
+    torn[72..80].copy_from_slice(&end.to_le_bytes());
+    std::fs::write(&path, &torn).unwrap();
+    let s = Store::open(&path, Options::new()).unwrap();
+    assert_eq!(s.get(b"b").unwrap(), None);
+    s.put(b"c", b"3").unwrap();
+    drop(s);
+    let s = Store::open(&path, Options::new()).unwrap();
+    assert_eq!(
+        all(&s),
+        vec![
+            (b"a".to_vec(), b"1".to_vec()),
+            (b"c".to_vec(), b"3".to_vec())
+        ]
+    );
+}
+
+#[test]
+fn a_whole_group_left_unpublished_by_a_dead_writer_is_kept() {
+    let dir = Scratch::new("unpublished");
+    let path = dir.path("s.kv");
+    let s = Store::open(&path, Options::new()).unwrap();
+    s.put(b"a", b"1").unwrap();
+    let end = s.stats().unwrap().committed;
+    s.put(b"b", b"2").unwrap();
+    drop(s);
+    // Killed after writing the group, before publishing the header.
+    let mut f = std::fs::read(&path).unwrap();
+    f[64..72].copy_from_slice(&end.to_le_bytes());
+    f[72..80].copy_from_slice(&end.to_le_bytes());
+    std::fs::write(&path, &f).unwrap();
+    let reader = Store::open(&path, Options::new().read_only(true)).unwrap();
+    assert_eq!(
+        reader.get(b"b").unwrap(),
+        None,
+        "never published, not yet visible"
+    );
+    // Opening a writable handle while no writer runs recovers the group.
+    let writer = Store::open(&path, Options::new()).unwrap();
+    assert_eq!(reader.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    writer.put(b"c", b"3").unwrap();
+    assert_eq!(reader.get(b"b").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(reader.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
+}
+
+/// A power cut modelled on the bytes: of the writes since the last sync,
+/// any subset of 512-byte sectors reached the disk.
+#[test]
+fn a_power_cut_never_loses_a_returned_commit() {
+    let dir = Scratch::new("power");
+    let path = dir.path("s.kv");
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for durability in [Durability::Durable, Durability::Relaxed] {
+        let _ = std::fs::remove_file(&path);
+        let s = Store::open(&path, Options::new().durability(durability)).unwrap();
+        let mut durable_image = std::fs::read(&path).unwrap();
+        let mut committed: Vec<u32> = Vec::new();
+        for round in 0..40u32 {
+            let mut b = Batch::new();
+            for j in 0..=(rnd() % 40) {
+                b.put(
+                    format!("r{round:03}-{j:03}"),
+                    vec![round as u8; (rnd() % 700) as usize],
+                );
+            }
+            b.put("last", round.to_string());
+            s.write(&b).unwrap();
+            let live = std::fs::read(&path).unwrap();
+            // Durable: a crash before fdatasync returned keeps any subset of
+            // the new data sectors and the old header; one after it keeps
+            // all the data and either header. Relaxed: any subset of every
+            // sector written since the last sync.
+            let synced_now = durability == Durability::Durable && rnd() % 2 == 0;
+            let mut image = durable_image.clone();
+            image.resize(live.len(), 0);
+            for (i, sector) in image.chunks_mut(512).enumerate() {
+                let header = i == 0;
+                let take = match durability {
+                    Durability::Durable if header => synced_now && rnd() % 2 == 0,
+                    Durability::Durable => synced_now || rnd() % 2 == 0,
+                    Durability::Relaxed => rnd() % 2 == 0,
+                };
+                if take {
+                    let start = i * 512;
+                    sector.copy_from_slice(&live[start..start + sector.len()]);
+                }
+            }
+            let crash = dir.path("crash.kv");
+            std::fs::write(&crash, &image).unwrap();
+            let after = Store::open(&crash, Options::new()).unwrap();
+            let last: Option<u32> = after
+                .get(b"last")
+                .unwrap()
+                .map(|v| String::from_utf8(v).unwrap().parse().unwrap());
+            let mut kept = durable_round(&committed, durability);
+            if synced_now {
+                kept = Some(round);
+            }
+            assert!(
+                last >= kept,
+                "round {round}: lost a durable commit ({last:?} < {kept:?})"
+            );
+            if let Some(l) = last {
+                for r in 0..=l {
+                    assert!(
+                        after
+                            .get(format!("r{r:03}-000").as_bytes())
+                            .unwrap()
+                            .is_some(),
+                        "round {r} half applied"
+                    );
+                }
+            }
+            // The crashed copy takes new commits and reopens.
+            after.put(b"after", b"crash").unwrap();
+            drop(after);
+            Store::open(&crash, Options::new()).unwrap();
+            committed.push(round);
+            if durability == Durability::Durable || round % 10 == 9 {
+                s.sync().unwrap();
+                durable_image = std::fs::read(&path).unwrap();
+                if durability == Durability::Relaxed {
+                    committed.push(u32::MAX);
+                }
+            }
+        }
+    }
+}
+
+/// The newest round a crash must keep: for durable stores the last one
+/// written; for relaxed ones the last before a sync (`u32::MAX` marks).
+fn durable_round(done: &[u32], durability: Durability) -> Option<u32> {
+    match durability {
+        Durability::Durable => done.last().copied(),
+        Durability::Relaxed => {
+            let mark = done.iter().rposition(|&r| r == u32::MAX)?;
+            done[..mark].last().copied()
+        }
+    }
+}
+
+#[test]
+fn compaction_reclaims_space_while_another_handle_reads_and_writes() {
+    let dir = Scratch::new("compact");
+    let path = dir.path("s.kv");
+    let a = Store::open(&path, Options::new().durability(Durability::Relaxed)).unwrap();
+    let b = Store::open(&path, Options::new()).unwrap();
+    for round in 0..20 {
+        let mut batch = Batch::new();
+        for i in 0..200 {
+            batch.put(format!("k{i:04}"), vec![round as u8; 200]);
+        }
+        a.write(&batch).unwrap();
+    }
+    a.delete(b"k0000").unwrap();
+    let old_snapshot = b.snapshot().unwrap();
+    let before = a.stats().unwrap();
+    let c = a.compact().unwrap();
+    assert_eq!(c.keys, 199);
+    let after = a.stats().unwrap();
+    assert!(
+        after.committed < before.committed / 10,
+        "{c:?} {before:?} {after:?}"
+    );
+    assert_eq!(after.live_keys, before.live_keys);
+    assert!(after.dead_bytes < 1000, "{after:?}");
+    // The other handle notices the new file, reads it and writes to it.
+    assert_eq!(b.get(b"k0001").unwrap(), Some(vec![19; 200]));
+    b.put(b"k0000", b"back").unwrap();
+    assert_eq!(a.get(b"k0000").unwrap().as_deref(), Some(&b"back"[..]));
+    // A snapshot taken before still reads the old file.
+    assert_eq!(old_snapshot.get(b"k0000").unwrap(), None);
+    assert_eq!(old_snapshot.iter().count(), 199);
+    drop((a, b));
+    let s = Store::open(&path, Options::new()).unwrap();
+    assert_eq!(s.stats().unwrap().live_keys, 200);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+}
+
+#[test]
+fn read_only_handles_read_and_refuse_writes() {
+    let dir = Scratch::new("ro");
+    let path = dir.path("s.kv");
+    Store::open(&path, Options::new())
+        .unwrap()
+        .put(b"k", b"v")
+        .unwrap();
+    let ro = Store::open(&path, Options::new().read_only(true)).unwrap();
+    assert_eq!(ro.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+    assert!(matches!(ro.put(b"k", b"w"), Err(Error::ReadOnly { .. })));
+    let e = Store::open(dir.path("nope.kv"), Options::new().read_only(true)).unwrap_err();
+    assert!(e.to_string().contains("nope.kv: open"), "{e}");
+}

@@ -1,0 +1,650 @@
+//! Lab section `kv`: memio-kv against `SQLite` (WAL), LMDB and redb on the
+//! same keys and values, in the same run.
+//!
+//! Every store gets the same data (16-byte keys, 100-byte values, loaded
+//! in key order in durable commits of 1,000 keys), then: random gets (each
+//! a fresh read of the latest commit), a full ordered scan, durable
+//! single-key commits, and three reader processes doing random gets alone
+//! and then while a fourth process commits durable 100-key batches. The
+//! file size after the load is compared with the raw data size.
+//!
+//! Each store's engine sits behind the small [`Engine`] trait; the peers
+//! are built only with their memio-lab features (`sqlite`, `lmdb`, `redb`).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use memio::kv::{Batch, Options as KvOptions, Store};
+
+use crate::measure::keep;
+use crate::peer::{Control, Peer};
+use crate::support::{Scratch, XorShift as Rng};
+use crate::{Case, Chart, Error, Result, Run, Section, Unit};
+
+/// The section as registered in the lab.
+pub(crate) const SECTION: Section = Section {
+    name: "kv",
+    title: "Embedded key-value stores: memio-kv, SQLite (WAL), LMDB, redb",
+    about: "Same data for every store: 16-byte keys and 100-byte values, loaded in key order in \
+            durable commits of 1,000 keys (each commit on disk before it returns: fdatasync, \
+            SQLite WAL with synchronous=FULL, LMDB and redb defaults). Random get: one key at \
+            random per call, each call reading the latest commit. Ordered scan: every pair in key \
+            order. Durable single-key commits: one put per commit. Readers: three processes \
+            doing random gets, alone and while a fourth process commits durable 100-key batches \
+            of updates. File size: bytes on disk after the load over raw key+value bytes. \
+            Answers: which store reads, scans and commits fastest here, and what a concurrent \
+            writer costs readers.",
+    reference: MEMIO,
+    chart: Chart::Bars,
+    run,
+    peer: Some(peer),
+    verdict: None,
+};
+
+const MEMIO: &str = "memio-kv";
+const SQLITE: &str = "SQLite WAL";
+const LMDB: &str = "LMDB";
+const REDB: &str = "redb";
+const KEY: usize = 16;
+const VALUE: usize = 100;
+const BATCH: usize = 1000;
+const WRITER_BATCH: usize = 100;
+const READERS: usize = 3;
+
+const KEYS_PER_S: Unit = Unit {
+    symbol: "keys/s",
+    higher_is_better: true,
+    per_second: 0.0,
+};
+const COMMITS_PER_S: Unit = Unit {
+    symbol: "commits/s",
+    higher_is_better: true,
+    per_second: 0.0,
+};
+const MKEYS_PER_S: Unit = Unit {
+    symbol: "M keys/s",
+    higher_is_better: true,
+    per_second: 0.0,
+};
+const MGETS_PER_S: Unit = Unit {
+    symbol: "M gets/s",
+    higher_is_better: true,
+    per_second: 0.0,
+};
+
+fn key(i: u64) -> [u8; KEY] {
+    let mut k = [0u8; KEY];
+    k[..4].copy_from_slice(b"key:");
+    let digits = format!("{i:012}");
+    k[4..].copy_from_slice(digits.as_bytes());
+    k
+}
+
+fn value(i: u64, round: u64) -> [u8; VALUE] {
+    let mut v = [0u8; VALUE];
+    let mut rng = Rng::new(i ^ (round << 40));
+    for chunk in v.chunks_mut(8) {
+        let w = rng.next_u64().to_le_bytes();
+        chunk.copy_from_slice(&w[..chunk.len()]);
+    }
+    v
+}
+
+/// One store, as the section drives it.
+trait Engine {
+    /// Commits `pairs` in one durable transaction.
+    fn commit(&mut self, pairs: &[([u8; KEY], [u8; VALUE])]) -> io::Result<()>;
+    /// Reads one key (latest commit); the value's length, 0 if missing.
+    fn get(&mut self, key: &[u8]) -> io::Result<usize>;
+    /// Reads every pair in key order; how many.
+    fn scan(&mut self) -> io::Result<u64>;
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+struct Memio(Store);
+
+impl Engine for Memio {
+    fn commit(&mut self, pairs: &[([u8; KEY], [u8; VALUE])]) -> io::Result<()> {
+        let mut b = Batch::new();
+        for (k, v) in pairs {
+            b.put(k.to_vec(), v.to_vec());
+        }
+        self.0.write(&b).map_err(other)
+    }
+    fn get(&mut self, key: &[u8]) -> io::Result<usize> {
+        Ok(self.0.get(key).map_err(other)?.map_or(0, |v| v.len()))
+    }
+    fn scan(&mut self) -> io::Result<u64> {
+        let mut n = 0u64;
+        self.0
+            .snapshot()
+            .map_err(other)?
+            .scan(.., |k, v| {
+                n += 1;
+                keep((k.len(), v.len()));
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(other)?;
+        Ok(n)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+struct Sqlite(rusqlite::Connection);
+
+#[cfg(feature = "sqlite")]
+impl Sqlite {
+    fn open(dir: &Path) -> io::Result<Self> {
+        let c = rusqlite::Connection::open(dir.join("kv.sqlite")).map_err(other)?;
+        c.busy_timeout(Duration::from_secs(20)).map_err(other)?;
+        c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .map_err(other)?;
+        c.execute_batch(
+            "PRAGMA synchronous=FULL;
+             CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;",
+        )
+        .map_err(other)?;
+        Ok(Self(c))
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Engine for Sqlite {
+    fn commit(&mut self, pairs: &[([u8; KEY], [u8; VALUE])]) -> io::Result<()> {
+        let tx = self.0.transaction().map_err(other)?;
+        {
+            let mut st = tx
+                .prepare_cached("INSERT OR REPLACE INTO kv (k, v) VALUES (?1, ?2)")
+                .map_err(other)?;
+            for (k, v) in pairs {
+                st.execute((&k[..], &v[..])).map_err(other)?;
+            }
+        }
+        tx.commit().map_err(other)
+    }
+    fn get(&mut self, key: &[u8]) -> io::Result<usize> {
+        let mut st = self
+            .0
+            .prepare_cached("SELECT v FROM kv WHERE k = ?1")
+            .map_err(other)?;
+        let mut rows = st.query([key]).map_err(other)?;
+        match rows.next().map_err(other)? {
+            Some(row) => Ok(row
+                .get_ref(0)
+                .map_err(other)?
+                .as_blob()
+                .map_err(other)?
+                .len()),
+            None => Ok(0),
+        }
+    }
+    fn scan(&mut self) -> io::Result<u64> {
+        let mut st = self
+            .0
+            .prepare_cached("SELECT k, v FROM kv ORDER BY k")
+            .map_err(other)?;
+        let mut rows = st.query([]).map_err(other)?;
+        let mut n = 0;
+        while let Some(row) = rows.next().map_err(other)? {
+            let k = row
+                .get_ref(0)
+                .map_err(other)?
+                .as_blob()
+                .map_err(other)?
+                .len();
+            let v = row
+                .get_ref(1)
+                .map_err(other)?
+                .as_blob()
+                .map_err(other)?
+                .len();
+            keep((k, v));
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(feature = "lmdb")]
+struct Lmdb {
+    env: heed::Env,
+    db: heed::Database<heed::types::Bytes, heed::types::Bytes>,
+}
+
+#[cfg(feature = "lmdb")]
+impl Lmdb {
+    #[allow(
+        unsafe_code,
+        reason = "heed's Env::open is unsafe: LMDB must not open one file twice in a process"
+    )]
+    fn open(dir: &Path) -> io::Result<Self> {
+        let dir = dir.join("lmdb");
+        std::fs::create_dir_all(&dir)?;
+        // SAFETY: each process of this section opens the LMDB folder once
+        // (one `Lmdb` per process), as heed requires, and nothing else
+        // truncates or rewrites its files while open.
+        let env = unsafe {
+            heed::EnvOpenOptions::new()
+                .map_size(8 << 30)
+                .max_dbs(1)
+                .open(&dir)
+        }
+        .map_err(other)?;
+        let mut w = env.write_txn().map_err(other)?;
+        let db = env.create_database(&mut w, None).map_err(other)?;
+        w.commit().map_err(other)?;
+        Ok(Self { env, db })
+    }
+}
+
+#[cfg(feature = "lmdb")]
+impl Engine for Lmdb {
+    fn commit(&mut self, pairs: &[([u8; KEY], [u8; VALUE])]) -> io::Result<()> {
+        let mut w = self.env.write_txn().map_err(other)?;
+        for (k, v) in pairs {
+            self.db.put(&mut w, &k[..], &v[..]).map_err(other)?;
+        }
+        w.commit().map_err(other)
+    }
+    fn get(&mut self, key: &[u8]) -> io::Result<usize> {
+        let r = self.env.read_txn().map_err(other)?;
+        Ok(self.db.get(&r, key).map_err(other)?.map_or(0, <[u8]>::len))
+    }
+    fn scan(&mut self) -> io::Result<u64> {
+        let r = self.env.read_txn().map_err(other)?;
+        let mut n = 0;
+        for item in self.db.iter(&r).map_err(other)? {
+            let (k, v) = item.map_err(other)?;
+            keep((k.len(), v.len()));
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(feature = "redb")]
+const REDB_TABLE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("kv");
+
+#[cfg(feature = "redb")]
+struct Redb(redb::Database);
+
+#[cfg(feature = "redb")]
+impl Engine for Redb {
+    fn commit(&mut self, pairs: &[([u8; KEY], [u8; VALUE])]) -> io::Result<()> {
+        let w = self.0.begin_write().map_err(other)?;
+        {
+            let mut t = w.open_table(REDB_TABLE).map_err(other)?;
+            for (k, v) in pairs {
+                t.insert(&k[..], &v[..]).map_err(other)?;
+            }
+        }
+        w.commit().map_err(other)
+    }
+    fn get(&mut self, key: &[u8]) -> io::Result<usize> {
+        use redb::{ReadableDatabase, ReadableTable};
+        let r = self.0.begin_read().map_err(other)?;
+        let t = r.open_table(REDB_TABLE).map_err(other)?;
+        Ok(t.get(key).map_err(other)?.map_or(0, |v| v.value().len()))
+    }
+    fn scan(&mut self) -> io::Result<u64> {
+        use redb::{ReadableDatabase, ReadableTable};
+        let txn = self.0.begin_read().map_err(other)?;
+        let table = txn.open_table(REDB_TABLE).map_err(other)?;
+        let mut n = 0;
+        for item in table.iter().map_err(other)? {
+            let (k, v) = item.map_err(other)?;
+            keep((k.value().len(), v.value().len()));
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// Opens engine `name` on its files in `dir`.
+fn open(name: &str, dir: &Path) -> io::Result<Box<dyn Engine>> {
+    match name {
+        MEMIO => Ok(Box::new(Memio(
+            Store::open(dir.join("kv.memio"), KvOptions::new()).map_err(other)?,
+        ))),
+        #[cfg(feature = "sqlite")]
+        SQLITE => Ok(Box::new(Sqlite::open(dir)?)),
+        #[cfg(feature = "lmdb")]
+        LMDB => Ok(Box::new(Lmdb::open(dir)?)),
+        #[cfg(feature = "redb")]
+        REDB => Ok(Box::new(Redb(
+            redb::Database::create(dir.join("kv.redb")).map_err(other)?,
+        ))),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no engine '{other}' in this build"),
+        )),
+    }
+}
+
+/// Bytes the engine's files take on disk (allocated blocks).
+fn disk_bytes(dir: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = std::fs::metadata(p) else {
+            return 0;
+        };
+        if meta.is_dir() {
+            std::fs::read_dir(p)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| walk(&e.path()))
+                .sum()
+        } else {
+            meta.len().min(meta.blocks() * 512).max(meta.len())
+        }
+    }
+    walk(dir)
+}
+
+/// The workload sizes of this run.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    keys: u64,
+    single_commits: u64,
+    gets: u64,
+}
+
+fn sizes(run: &Run<'_>) -> Sizes {
+    if run.config().full {
+        Sizes {
+            keys: 1_000_000,
+            single_commits: 500,
+            gets: 200_000,
+        }
+    } else {
+        Sizes {
+            keys: 50_000,
+            single_commits: 100,
+            gets: 50_000,
+        }
+    }
+}
+
+fn err(name: &str) -> impl Fn(io::Error) -> Error + '_ {
+    move |e| Error::io(name, &e)
+}
+
+fn run(run: &mut Run<'_>) -> Result<()> {
+    let sizes = sizes(run);
+    let mut engines = vec![MEMIO];
+    if run.heavy_peer("sqlite") {
+        engines.push(SQLITE);
+    }
+    if run.heavy_peer("lmdb") {
+        engines.push(LMDB);
+    }
+    if run.heavy_peer("redb") {
+        engines.push(REDB);
+    }
+    run.plan(engines.len() as u64 * 7);
+    let floor = fdatasync_floor()?;
+    let mut commit_rates = Vec::new();
+    for name in &engines {
+        let dir = Scratch::dir("kv")?;
+        let rate = measure_engine(run, name, dir.path(), sizes)?;
+        commit_rates.push((*name, rate));
+        if *name == REDB {
+            // redb takes an exclusive lock on its file: one process at a time.
+            run.note("redb opens a file in one process at a time, so it has no multi-process reader rows");
+        } else {
+            measure_readers(run, name, dir.path(), sizes)?;
+        }
+    }
+    let floor_rate = 1.0 / floor.as_secs_f64();
+    run.note(format!(
+        "one fdatasync of an overwritten 4 KiB block takes {:.0} µs here: at most {:.0} durable commits/s; {}",
+        floor.as_secs_f64() * 1e6,
+        floor_rate,
+        commit_rates
+            .iter()
+            .map(|(n, r)| format!("{n} reaches {:.0}% of it", r / floor_rate * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(())
+}
+
+/// The median time of an `fdatasync` after overwriting a block inside a
+/// file whose blocks are all written: the floor of a durable commit.
+fn fdatasync_floor() -> Result<Duration> {
+    let scratch = Scratch::path_for("kv-sync");
+    let path = scratch.path();
+    let f = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| Error::io(path.display(), &e))?;
+    let io = |e: io::Error| Error::io(path.display(), &e);
+    f.write_all_at(&vec![0u8; 1 << 20], 0).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    let mut times = Vec::new();
+    for i in 0..30u64 {
+        let t = Instant::now();
+        f.write_all_at(&i.to_le_bytes(), (i % 200) * 4096)
+            .map_err(io)?;
+        f.sync_data().map_err(io)?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+/// Load, random gets, scan, single commits, file size; returns the
+/// single-commit rate.
+fn measure_engine(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> Result<f64> {
+    let mut e = open(name, dir).map_err(err(name))?;
+    // Load in key order, 1,000 keys per durable commit; every commit timed.
+    let mut batch_times = Vec::new();
+    let mut pairs = Vec::with_capacity(BATCH);
+    let mut i = 0;
+    while i < sizes.keys {
+        pairs.clear();
+        let end = (i + BATCH as u64).min(sizes.keys);
+        pairs.extend((i..end).map(|j| (key(j), value(j, 0))));
+        let t = Instant::now();
+        e.commit(&pairs).map_err(err(name))?;
+        batch_times.push((pairs.len(), t.elapsed()));
+        i = end;
+    }
+    let per_sample = batch_times
+        .len()
+        .div_ceil(run.config().timing.samples)
+        .max(1);
+    let samples: Vec<f64> = batch_times
+        .chunks(per_sample)
+        .map(|c| {
+            let keys: usize = c.iter().map(|(n, _)| n).sum();
+            let secs: f64 = c.iter().map(|(_, t)| t.as_secs_f64()).sum();
+            keys as f64 / secs
+        })
+        .collect();
+    run.record(
+        Case::new(name, "durable commits of 1,000 keys").param("keys", sizes.keys),
+        KEYS_PER_S,
+        &samples,
+    );
+    let raw = sizes.keys * (KEY + VALUE) as u64;
+    let size = disk_bytes(dir);
+    run.record(
+        Case::new(name, "file size after load / raw data").param("keys", sizes.keys),
+        Unit::FACTOR,
+        &[size as f64 / raw as f64],
+    );
+    // Random gets over the loaded keys.
+    let mut rng = Rng::new(7);
+    let mut failure = None;
+    run.latency(
+        Case::new(name, "random get").param("keys", sizes.keys),
+        Unit::NS,
+        || {
+            let k = key(rng.next_u64() % sizes.keys);
+            match e.get(&k) {
+                Ok(n) => {
+                    keep(n);
+                }
+                Err(x) => failure = Some(x),
+            }
+        },
+    );
+    if let Some(x) = failure.take() {
+        return Err(err(name)(x));
+    }
+    // Ordered scans.
+    let mut samples = Vec::new();
+    for _ in 0..run.config().timing.samples.min(3) {
+        let t = Instant::now();
+        let n = e.scan().map_err(err(name))?;
+        if n != sizes.keys {
+            return Err(Error::new(
+                name,
+                format!("scan saw {n} keys, {} loaded", sizes.keys),
+            ));
+        }
+        samples.push(n as f64 / t.elapsed().as_secs_f64() / 1e6);
+    }
+    run.record(
+        Case::new(name, "ordered scan").param("keys", sizes.keys),
+        MKEYS_PER_S,
+        &samples,
+    );
+    // Durable single-key commits (updates of existing keys).
+    let mut samples = Vec::new();
+    let per = (sizes.single_commits / 5).max(1);
+    for s in 0..5 {
+        let t = Instant::now();
+        for j in 0..per {
+            let k = rng.next_u64() % sizes.keys;
+            e.commit(&[(key(k), value(k, s * per + j + 1))])
+                .map_err(err(name))?;
+        }
+        samples.push(per as f64 / t.elapsed().as_secs_f64());
+    }
+    let row = run.record(
+        Case::new(name, "durable single-key commits"),
+        COMMITS_PER_S,
+        &samples,
+    );
+    Ok(row.map_or(f64::NAN, |r| r.median))
+}
+
+/// Three reader processes alone, then with a writer process.
+fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> Result<()> {
+    let stop = dir.join("stop");
+    let args = |role: &str| {
+        vec![
+            role.to_owned(),
+            name.to_owned(),
+            dir.display().to_string(),
+            sizes.keys.to_string(),
+            stop.display().to_string(),
+        ]
+    };
+    let mut readers = (0..READERS)
+        .map(|_| Peer::start(&format!("{name} reader"), "kv", &args("reader")))
+        .collect::<Result<Vec<_>>>()?;
+    for r in &mut readers {
+        r.ready()?;
+    }
+    let per = sizes.gets / READERS as u64;
+    let rounds = run.config().timing.samples;
+    let alone = reader_round(&mut readers, per, rounds)?;
+    let mut writer = Peer::start(&format!("{name} writer"), "kv", &args("writer"))?;
+    writer.ready()?;
+    writer.announce(0)?;
+    let busy = reader_round(&mut readers, per, rounds)?;
+    std::fs::write(&stop, b"").map_err(|e| Error::io(stop.display(), &e))?;
+    writer.done()?;
+    writer.finish()?;
+    for r in readers {
+        r.finish()?;
+    }
+    run.record(
+        Case::new(name, "3 reader processes, random gets"),
+        MGETS_PER_S,
+        &alone,
+    );
+    run.record(
+        Case::new(name, "3 readers + 1 writer (durable 100-key commits)"),
+        MGETS_PER_S,
+        &busy,
+    );
+    let median = |v: &[f64]| crate::measure::median(&sorted(v));
+    run.note(format!(
+        "{name}: readers' throughput with a writer running is {:.0}% of their throughput alone",
+        median(&busy) / median(&alone) * 100.0
+    ));
+    Ok(())
+}
+
+fn sorted(v: &[f64]) -> Vec<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s
+}
+
+/// `rounds` samples of every reader doing `per` gets at once; millions of
+/// gets per second over all readers.
+fn reader_round(readers: &mut [Peer], per: u64, rounds: usize) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for r in readers.iter_mut() {
+            r.announce(per)?;
+        }
+        for r in readers.iter_mut() {
+            r.done()?;
+        }
+        out.push((per * readers.len() as u64) as f64 / t.elapsed().as_secs_f64() / 1e6);
+    }
+    Ok(out)
+}
+
+/// The peer: `reader|writer ENGINE DIR KEYS STOP`.
+fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
+    let [role, name, dir, keys, stop] = args else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "kv peer: expected ROLE ENGINE DIR KEYS STOP",
+        ));
+    };
+    let keys: u64 = keys.parse().map_err(other)?;
+    let stop = PathBuf::from(stop);
+    let mut e = open(name, Path::new(dir))?;
+    let mut rng = Rng::new(u64::from(std::process::id()));
+    control.ready()?;
+    while let Some(n) = control.next_batch()? {
+        control.started()?;
+        if role == "writer" {
+            let mut round = 1_000_000;
+            while !stop.exists() {
+                let pairs: Vec<_> = (0..WRITER_BATCH)
+                    .map(|_| {
+                        let k = rng.next_u64() % keys;
+                        (key(k), value(k, round))
+                    })
+                    .collect();
+                e.commit(&pairs)?;
+                round += 1;
+            }
+        } else {
+            for _ in 0..n {
+                keep(e.get(&key(rng.next_u64() % keys))?);
+            }
+        }
+        control.done()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,548 @@
+//! Lab section `malloc`: the general-purpose allocators a Rust program
+//! picks between, on the same workloads.
+//!
+//! Each (workload, allocator) pair runs in its own child process of the
+//! lab's binary (`lab --peer malloc <workload> <mode>`), started with
+//! `MEMIO_LAB_ALLOCATOR=<allocator>` so that the binary's global allocator
+//! ([`crate::switch`]) is that allocator from the first allocation on. The
+//! four children of a workload are sampled round-robin, so the machine's
+//! drifting load weighs on each alike; each sample is one batch of the
+//! workload's operations, timed by the lab from the batch's announcement
+//! to its end. The child's peak resident size (`VmHWM`) is read when its
+//! samples are done.
+//!
+//! # Safety
+//!
+//! The workloads call the global allocator directly (`alloc`/`dealloc`
+//! with the layout each block was made with, stamped into blocks that
+//! another thread frees), so that every allocator serves exactly the same
+//! requests.
+#![allow(
+    unsafe_code,
+    reason = "the workloads call the global allocator directly"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "random numbers are cut down to indices and sizes on purpose"
+)]
+#![allow(
+    clippy::cast_ptr_alignment,
+    reason = "blocks are allocated with 8-byte alignment and stamped with their size"
+)]
+
+use std::alloc::{Layout, alloc, dealloc};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use crate::measure::keep;
+use crate::peer::{Control, Peer};
+use crate::support::XorShift;
+use crate::switch::VARIABLE;
+use crate::{Case, Chart, Error, Result, Run, Section, Unit};
+
+/// The section as registered in the lab.
+pub(crate) const SECTION: Section = Section {
+    name: "malloc",
+    title: "General-purpose allocators: system, memio, mimalloc, jemalloc",
+    about: "The same workload code runs once per global allocator, each in its own child process \
+            of this binary, which picks its allocator from MEMIO_LAB_ALLOCATOR at its first \
+            allocation (one relaxed load and a branch per call, the same for every allocator). \
+            Workloads: small-object churn (16-256 B), mixed sizes up to 1 MiB, vectors and \
+            strings grown by push, producer/consumer (every object freed by the other thread), \
+            4 threads churning private sets, a larson-style server (objects freed by a random \
+            other thread), repeated 1-32 MiB blocks, and building a BTreeMap and a HashMap. Rows: \
+            time per operation and the child's peak resident size, with a geometric mean over \
+            the workloads. Answers: which allocator a Rust program should pick.",
+    reference: SYSTEM,
+    chart: Chart::Bars,
+    run,
+    peer: Some(peer),
+    verdict: None,
+};
+
+const SYSTEM: &str = "system";
+const GEOMEAN: &str = "geometric mean";
+
+/// Peak resident size in MiB, smaller is better.
+const MIB: Unit = Unit {
+    symbol: "MiB peak RSS",
+    higher_is_better: false,
+    per_second: 0.0,
+};
+
+/// A workload: its peer name and what the report calls it.
+struct Workload {
+    name: &'static str,
+    label: &'static str,
+}
+
+const WORKLOADS: [Workload; 8] = [
+    Workload {
+        name: "small",
+        label: "small churn 16-256 B, 10k alloc+free",
+    },
+    Workload {
+        name: "mixed",
+        label: "mixed sizes 16 B-1 MiB, 1k alloc+free",
+    },
+    Workload {
+        name: "grow",
+        label: "vectors and strings grown by push to 1-256 KiB, 64 of each",
+    },
+    Workload {
+        name: "prodcons",
+        label: "producer/consumer, 20k objects freed by the other thread",
+    },
+    Workload {
+        name: "private",
+        label: "4 threads, 10k alloc+free each in private sets",
+    },
+    Workload {
+        name: "larson",
+        label: "larson-style: 4 threads, 10k objects each freed by a random thread",
+    },
+    Workload {
+        name: "large",
+        label: "1-32 MiB blocks, touched, 4 alloc+free",
+    },
+    Workload {
+        name: "maps",
+        label: "BTreeMap + HashMap of u64 built and dropped",
+    },
+];
+
+fn run(run: &mut Run<'_>) -> Result<()> {
+    let mut allocators = vec![SYSTEM, "memio"];
+    for peer in ["mimalloc", "jemalloc"] {
+        if run.heavy_peer(peer) {
+            allocators.push(peer);
+        }
+    }
+    let mode = if run.config().full { "full" } else { "quick" };
+    run.plan(((WORKLOADS.len() + 1) * allocators.len() * 2) as u64);
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); allocators.len()];
+    let mut peaks: Vec<Vec<f64>> = vec![Vec::new(); allocators.len()];
+    for w in &WORKLOADS {
+        let (t, rss) = measure(run, w, &allocators, mode)?;
+        for (i, &a) in allocators.iter().enumerate() {
+            let case = || {
+                Case::new(a, w.label)
+                    .param("workload", w.name)
+                    .param("mode", mode)
+            };
+            if let Some(row) = run.record(case(), Unit::US, &t[i]) {
+                times[i].push(row.median);
+            }
+            if let Some(row) = run.record(case(), MIB, &[rss[i]]) {
+                peaks[i].push(row.median);
+            }
+        }
+    }
+    for (i, &a) in allocators.iter().enumerate() {
+        let case = || Case::new(a, GEOMEAN).param("mode", mode);
+        run.record(case(), Unit::US, &[geomean(&times[i])]);
+        run.record(case(), MIB, &[geomean(&peaks[i])]);
+    }
+    compare(run, &allocators, &times, &peaks);
+    if mode == "quick" {
+        run.note("quick mode runs smaller maps (250k entries) and shorter samples than --full (1M entries)");
+    }
+    Ok(())
+}
+
+/// Notes memio's standing against each other allocator, as plain ratios.
+fn compare(run: &mut Run<'_>, allocators: &[&str], times: &[Vec<f64>], peaks: &[Vec<f64>]) {
+    let Some(me) = allocators.iter().position(|&a| a == "memio") else {
+        return;
+    };
+    for (i, &other) in allocators.iter().enumerate() {
+        if i == me || times[i].len() != times[me].len() {
+            continue;
+        }
+        let t = geomean(&times[i]) / geomean(&times[me]);
+        let m = geomean(&peaks[me]) / geomean(&peaks[i]);
+        let slowest = times[me]
+            .iter()
+            .zip(&times[i])
+            .zip(&WORKLOADS)
+            .map(|((m, o), w)| (o / m, w.name))
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let mut text = format!(
+            "memio vs {other}: {} over the workloads (geometric mean of times), peak RSS {:.2}x {other}'s",
+            speed(t),
+            m
+        );
+        if let Some((r, name)) = slowest {
+            let _ = write!(
+                text,
+                "; its least favourable workload is {name} ({})",
+                speed(r)
+            );
+        }
+        run.note(text);
+    }
+}
+
+fn speed(ratio: f64) -> String {
+    if (0.995..1.005).contains(&ratio) {
+        "as fast".to_owned()
+    } else if ratio >= 1.0 {
+        format!("{ratio:.2}x faster")
+    } else {
+        format!("{:.2}x slower", 1.0 / ratio)
+    }
+}
+
+fn geomean(values: &[f64]) -> f64 {
+    let logs: Vec<f64> = values
+        .iter()
+        .filter(|v| **v > 0.0)
+        .map(|v| v.ln())
+        .collect();
+    if logs.is_empty() {
+        return f64::NAN;
+    }
+    (logs.iter().sum::<f64>() / logs.len() as f64).exp()
+}
+
+/// Runs workload `w` under every allocator, round-robin; returns the
+/// µs-per-operation samples and the peak RSS in MiB of each.
+fn measure(
+    run: &mut Run<'_>,
+    w: &Workload,
+    allocators: &[&str],
+    mode: &str,
+) -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
+    let timing = run.config().timing;
+    let args = [w.name.to_owned(), mode.to_owned()];
+    let mut peers = Vec::new();
+    for &a in allocators {
+        let mut p = Peer::start_with_env(a, "malloc", &args, &[(VARIABLE, a)])?;
+        p.ready()?;
+        peers.push(p);
+    }
+    let batch = |p: &mut Peer, n: u64| -> Result<Duration> {
+        let t0 = Instant::now();
+        p.announce(n)?;
+        p.done()?;
+        Ok(t0.elapsed())
+    };
+    // Warm every allocator up; size batches on the system allocator's.
+    for p in &mut peers[1..] {
+        batch(p, 1)?;
+    }
+    let n = timing.calibrate(|n| batch(&mut peers[0], n))?;
+    let mut samples = vec![Vec::with_capacity(timing.samples); peers.len()];
+    for _ in 0..timing.samples {
+        for (p, out) in peers.iter_mut().zip(&mut samples) {
+            out.push(batch(p, n)?.as_secs_f64() * 1e6 / n as f64);
+        }
+    }
+    let mut rss = Vec::new();
+    for p in peers {
+        rss.push(peak_rss_mib(p.id()).map_err(|e| Error::io(p.name(), &e))?);
+        p.finish()?;
+    }
+    Ok((samples, rss))
+}
+
+/// `VmHWM` of process `pid`, in MiB.
+fn peak_rss_mib(pid: u32) -> io::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no VmHWM line in /proc/PID/status",
+            )
+        })?;
+    Ok(kib / 1024.0)
+}
+
+/// The peer: runs batches of one workload under this process's allocator.
+fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad peer arguments: {}", args.join(" ")),
+        )
+    };
+    let [name, mode] = args else {
+        return Err(bad());
+    };
+    let full = match mode.as_str() {
+        "full" => true,
+        "quick" => false,
+        _ => return Err(bad()),
+    };
+    let mut state = State::new(name, full).ok_or_else(bad)?;
+    control.ready()?;
+    while let Some(n) = control.next_batch()? {
+        control.started()?;
+        for _ in 0..n {
+            state.op();
+        }
+        control.done()?;
+    }
+    Ok(())
+}
+
+/// A block from the global allocator that knows its layout.
+struct Raw {
+    ptr: *mut u8,
+    size: usize,
+}
+
+impl Raw {
+    /// Allocates `size` bytes (at least 8) and writes one byte per 4 KiB,
+    /// as a program that uses its memory would.
+    fn new(size: usize) -> Self {
+        let size = size.max(8);
+        let layout = Layout::from_size_align(size, 8).expect("sizes are small");
+        // SAFETY: a non-zero size.
+        let ptr = unsafe { alloc(layout) };
+        assert!(!ptr.is_null(), "out of memory");
+        let mut at = 0;
+        while at < size {
+            // SAFETY: `at < size`, inside the block.
+            let byte = unsafe { ptr.add(at) };
+            // SAFETY: as above.
+            unsafe { byte.write(1) };
+            at += 4096;
+        }
+        Self { ptr, size }
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        let layout = Layout::from_size_align(self.size, 8).expect("made in new");
+        // SAFETY: allocated in `new` with this layout.
+        unsafe {
+            dealloc(self.ptr, layout);
+        }
+    }
+}
+
+// SAFETY: a `Raw` owns its block outright, like a `Box<[u8]>`.
+unsafe impl Send for Raw {}
+
+/// The larson table: blocks any thread may replace (and so free).
+struct Table(Vec<AtomicPtr<u8>>);
+
+impl Drop for Table {
+    fn drop(&mut self) {
+        for slot in &self.0 {
+            free_stamped(slot.swap(std::ptr::null_mut(), Ordering::AcqRel));
+        }
+    }
+}
+
+/// A block whose first 8 bytes hold its size, so any thread can free it.
+fn stamped(size: usize) -> *mut u8 {
+    let r = Raw::new(size.max(8));
+    // SAFETY: at least 8 bytes, 8-aligned.
+    unsafe {
+        r.ptr.cast::<usize>().write(r.size);
+    }
+    let p = r.ptr;
+    std::mem::forget(r);
+    p
+}
+
+fn free_stamped(p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: made by `stamped`, which wrote the size there.
+    let size = unsafe { p.cast::<usize>().read() };
+    drop(Raw { ptr: p, size });
+}
+
+enum State {
+    Small {
+        slots: Vec<Option<Raw>>,
+        rng: XorShift,
+    },
+    Mixed {
+        slots: Vec<Option<Raw>>,
+        rng: XorShift,
+    },
+    Grow {
+        rng: XorShift,
+    },
+    ProdCons,
+    Private,
+    Larson {
+        table: Arc<Table>,
+        round: u64,
+    },
+    Large {
+        rng: XorShift,
+    },
+    Maps {
+        entries: u64,
+    },
+}
+
+impl State {
+    fn new(name: &str, full: bool) -> Option<Self> {
+        let rng = XorShift::new(XorShift::SEED);
+        Some(match name {
+            "small" => State::Small {
+                slots: (0..4096).map(|_| None).collect(),
+                rng,
+            },
+            "mixed" => State::Mixed {
+                slots: (0..256).map(|_| None).collect(),
+                rng,
+            },
+            "grow" => State::Grow { rng },
+            "prodcons" => State::ProdCons,
+            "private" => State::Private,
+            "larson" => {
+                let mut rng = rng;
+                let table = (0..8192)
+                    .map(|_| AtomicPtr::new(stamped(16 + (rng.next_u64() % 497) as usize)))
+                    .collect();
+                State::Larson {
+                    table: Arc::new(Table(table)),
+                    round: 0,
+                }
+            }
+            "large" => State::Large { rng },
+            "maps" => State::Maps {
+                entries: if full { 1_000_000 } else { 250_000 },
+            },
+            _ => return None,
+        })
+    }
+
+    fn op(&mut self) {
+        match self {
+            State::Small { slots, rng } => churn(slots, rng, 10_000, |r| 16 + (r % 241) as usize),
+            State::Mixed { slots, rng } => churn(slots, rng, 1_000, |r| {
+                // Log-uniform: each power of two from 16 B to 1 MiB alike.
+                let base = 16usize << (r % 17);
+                (base + (r >> 8) as usize % base).min(1 << 20)
+            }),
+            State::Grow { rng } => grow(rng),
+            State::ProdCons => producer_consumer(),
+            State::Private => private_sets(),
+            State::Larson { table, round } => {
+                *round += 1;
+                larson(table, *round);
+            }
+            State::Large { rng } => {
+                for _ in 0..4 {
+                    let size = (1 << 20) + (rng.next_u64() % (31 << 20)) as usize;
+                    keep(Raw::new(size));
+                }
+            }
+            State::Maps { entries } => maps(*entries),
+        }
+    }
+}
+
+/// Replaces `n` random slots with fresh blocks of `size(random)` bytes.
+fn churn(slots: &mut [Option<Raw>], rng: &mut XorShift, n: usize, size: impl Fn(u64) -> usize) {
+    for _ in 0..n {
+        let r = rng.next_u64();
+        let i = (r as usize >> 3) % slots.len();
+        slots[i] = Some(Raw::new(size(r >> 20)));
+    }
+}
+
+fn grow(rng: &mut XorShift) {
+    let mut vs: Vec<Vec<u8>> = Vec::new();
+    let mut ss: Vec<String> = Vec::new();
+    for _ in 0..64 {
+        let target = 1024 + (rng.next_u64() % (255 << 10)) as usize;
+        let mut v = Vec::new();
+        while v.len() < target {
+            v.extend_from_slice(&[7u8; 100]);
+        }
+        vs.push(v);
+        let mut s = String::new();
+        while s.len() < target / 2 {
+            s.push_str("allocator ");
+        }
+        ss.push(s);
+    }
+    keep((vs, ss));
+}
+
+fn producer_consumer() {
+    let (tx, rx) = mpsc::sync_channel::<Vec<Raw>>(16);
+    let consumer = std::thread::spawn(move || {
+        let mut n = 0usize;
+        for batch in rx {
+            n += batch.len();
+        }
+        n
+    });
+    let mut rng = XorShift::new(XorShift::SEED);
+    for _ in 0..200 {
+        let batch: Vec<Raw> = (0..100)
+            .map(|_| Raw::new(32 + (rng.next_u64() % 481) as usize))
+            .collect();
+        tx.send(batch)
+            .expect("the consumer runs until the channel closes");
+    }
+    drop(tx);
+    keep(consumer.join().expect("the consumer does not panic"));
+}
+
+fn private_sets() {
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut rng = XorShift::new(XorShift::SEED + t);
+                let mut slots: Vec<Option<Raw>> = (0..1000).map(|_| None).collect();
+                churn(&mut slots, &mut rng, 10_000, |r| 16 + (r % 1009) as usize);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("workers do not panic");
+    }
+}
+
+fn larson(table: &Arc<Table>, round: u64) {
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let table = Arc::clone(table);
+            std::thread::spawn(move || {
+                let mut rng = XorShift::new(XorShift::SEED ^ (round << 8 | t));
+                for _ in 0..10_000 {
+                    let r = rng.next_u64();
+                    let slot = &table.0[(r as usize >> 3) % table.0.len()];
+                    let fresh = stamped(16 + ((r >> 32) % 497) as usize);
+                    free_stamped(slot.swap(fresh, Ordering::AcqRel));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("workers do not panic");
+    }
+}
+
+fn maps(entries: u64) {
+    let mut rng = XorShift::new(XorShift::SEED);
+    let mut tree = BTreeMap::new();
+    let mut hash = HashMap::new();
+    for i in 0..entries {
+        let k = rng.next_u64();
+        tree.insert(k, i);
+        hash.insert(k, i);
+    }
+    keep((tree.len(), hash.len()));
+}

@@ -1,0 +1,163 @@
+//! The allocator's entry points: `GlobalAlloc` and the raw
+//! allocate/free/resize that the C interface of the preload library
+//! shares.
+//!
+//! # Safety
+//!
+//! These functions route a block to the layer that made it by reading the
+//! header at the block's 4 MiB unit; they rely on the caller's promise
+//! that the pointer is a live block of this allocator.
+#![allow(unsafe_code, reason = "the allocator's entry points")]
+#![allow(
+    clippy::multiple_unsafe_ops_per_block,
+    reason = "metadata walks are runs of raw dereferences resting on the one invariant stated above"
+)]
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{self, null_mut};
+use core::sync::atomic::Ordering;
+
+use crate::{class, heap, large, options, thread};
+
+/// The memio heap as a Rust global allocator.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: memio_malloc::MemioMalloc = memio_malloc::MemioMalloc;
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemioMalloc;
+
+/// Allocates `size` bytes aligned to `align` (a power of two); null when
+/// out of memory.
+#[inline]
+pub(crate) fn alloc_raw(size: usize, align: usize, zero: bool) -> *mut u8 {
+    if size < options::MMAP_THRESHOLD.load(Ordering::Relaxed) {
+        let class = if align <= 16 {
+            class::class_of((size.max(1) + align - 1) & !(align - 1))
+        } else {
+            match class::class_for(size, align) {
+                Some(c) => c,
+                None => return large::alloc(size, align, zero),
+            }
+        };
+        let heap = thread::heap();
+        if heap.is_null() {
+            return null_mut();
+        }
+        // SAFETY: the thread holds `heap`.
+        let p = unsafe { heap::alloc(heap, class) };
+        if zero && !p.is_null() {
+            // SAFETY: the block holds at least `size` bytes.
+            unsafe {
+                ptr::write_bytes(p, 0, size);
+            }
+        }
+        return p;
+    }
+    thread::init();
+    large::alloc(size, align, zero)
+}
+
+/// Frees `p`.
+///
+/// # Safety
+///
+/// `p` is a live block of this allocator.
+#[inline]
+pub(crate) unsafe fn free_raw(p: *mut u8) {
+    // SAFETY: the caller's block.
+    match unsafe { heap::segment_of(p) } {
+        // SAFETY: `p` is a live small block of `seg`; `current` is the
+        // heap this thread holds.
+        Some(seg) => unsafe { heap::free(thread::current(), seg, p) },
+        // SAFETY: not a segment's, so a large block.
+        None => unsafe { large::free(p) },
+    }
+}
+
+/// Resizes block `p` (of `old` bytes, aligned to `align`) to `size` bytes.
+///
+/// # Safety
+///
+/// `p` is a live block of this allocator.
+pub(crate) unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> *mut u8 {
+    let threshold = options::MMAP_THRESHOLD.load(Ordering::Relaxed);
+    // SAFETY: the caller's live block.
+    match unsafe { heap::segment_of(p) } {
+        Some(seg) => {
+            // SAFETY: as above.
+            let have = unsafe { heap::block_size(seg, p) };
+            // Grow or shrink in place while the class still fits snugly.
+            if size <= have && (size >= have / 2 || have <= 32) && size < threshold {
+                return p;
+            }
+        }
+        None if size >= threshold / 2 => {
+            // SAFETY: the caller's live large block.
+            let q = unsafe { large::realloc(p, size) };
+            if !q.is_null() {
+                return q;
+            }
+        }
+        None => {}
+    }
+    let q = alloc_raw(size, align, false);
+    if !q.is_null() {
+        // SAFETY: both blocks hold `min(old, size)` bytes and are distinct.
+        unsafe {
+            ptr::copy_nonoverlapping(p, q, old.min(size));
+            free_raw(p);
+        }
+    }
+    q
+}
+
+// SAFETY: every block is at least `layout.size()` bytes aligned to
+// `layout.align()` (class blocks sit at multiples of a size that is a
+// multiple of the alignment from a 64 KiB-aligned page; large blocks at an
+// aligned offset), blocks never overlap while live, and `dealloc` and
+// `realloc` accept exactly the pointers handed out.
+unsafe impl GlobalAlloc for MemioMalloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        alloc_raw(layout.size(), layout.align(), false)
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        alloc_raw(layout.size(), layout.align(), true)
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: the GlobalAlloc contract: `ptr` came from this allocator.
+        unsafe { free_raw(ptr) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as in `dealloc`.
+        unsafe { realloc_raw(ptr, layout.size(), layout.align(), new_size) }
+    }
+}
+
+/// Bytes usable in block `ptr` (at least what was asked for), as
+/// `malloc_usable_size`.
+///
+/// # Safety
+///
+/// `ptr` is a live block of this allocator (for instance from a
+/// collection using [`MemioMalloc`] as the global allocator).
+#[doc(alias = "malloc_usable_size")]
+#[must_use]
+pub unsafe fn usable_size(ptr: *const u8) -> usize {
+    let p = ptr.cast_mut();
+    // SAFETY: the caller's live block.
+    match unsafe { heap::segment_of(p) } {
+        // SAFETY: as above.
+        Some(seg) => unsafe { heap::block_size(seg, p) },
+        // SAFETY: as above.
+        None => unsafe { large::usable(p) },
+    }
+}

@@ -1,0 +1,772 @@
+//! Segments, pages and per-thread heaps: the small-block allocator.
+//!
+//! A **segment** is a 4 MiB mapping aligned to 4 MiB, cut into 64 slices
+//! of 64 KiB. Slice 0 holds the segment's header (its owner, which slices
+//! are taken, and one page descriptor per slice); so the header of any
+//! block is found by masking the block's address, with no lookup table.
+//! A **page** is a run of slices holding blocks of one size class: one
+//! slice for classes up to 8 KiB, more for larger ones. A **heap** belongs
+//! to one thread at a time and owns its segments; for each class it keeps
+//! the page it allocates from, the other pages with room, and the full
+//! ones.
+//!
+//! Each page shards its free blocks three ways, as mimalloc does:
+//!
+//! - `free`: what allocation pops, with no atomic operation and no lock;
+//! - `local_free`: where the owner thread's frees go; it becomes `free`
+//!   when `free` runs dry, which bounds how long the allocation fast path
+//!   goes without a look at the slow path's work;
+//! - `thread_free`: an atomic stack other threads push their frees onto
+//!   (one compare-exchange, no lock); the owner takes it whole when it
+//!   runs out of blocks in the page.
+//!
+//! A page starts with nothing on its lists and a bump index: blocks are
+//! threaded onto `free` about 4 KiB at a time as they are first needed,
+//! so a page's untouched tail never becomes resident. A page whose last
+//! block comes back is retired (unless it is the class's current page):
+//! its slices go back to the segment, marked dirty, and are purged
+//! (`MADV_DONTNEED`) once they have stayed unused for the purge delay; a
+//! segment with no page left by then is unmapped unless it is the heap's
+//! last. Until then both are reused without a page fault.
+//!
+//! # Safety
+//!
+//! Headers, descriptors and blocks are reached through raw pointers
+//! computed from block addresses. The rules that make it sound:
+//!
+//! - a heap's non-atomic fields and its pages' non-atomic fields are read
+//!   and written only by the thread that holds the heap (the thread whose
+//!   thread-local heap pointer it is, or the holder of the pool lock for a
+//!   heap in the pool);
+//! - another thread touches a page only through `thread_free`, and only
+//!   while the block it pushes is still counted in `used`, so the page
+//!   cannot be retired, nor its segment unmapped, under it;
+//! - a free block's first word is the free-list link; a block handed out is
+//!   the caller's until it is freed.
+#![allow(
+    unsafe_code,
+    reason = "the heap's own metadata and blocks, through raw pointers"
+)]
+#![allow(
+    clippy::multiple_unsafe_ops_per_block,
+    reason = "metadata walks are runs of raw dereferences resting on the one invariant stated above"
+)]
+#![allow(
+    clippy::cast_ptr_alignment,
+    reason = "blocks and headers are at least 8-aligned (class sizes are multiples of 8, headers start mappings)"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "block counts, sizes and slice indices are bounded by the 4 MiB segment"
+)]
+#![allow(
+    clippy::declare_interior_mutable_const,
+    reason = "the empty page is a template copied into place, never shared"
+)]
+
+use core::ptr::{self, null_mut};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+use crate::class::{CLASSES, size_of_class};
+use crate::os::{self, OS_PAGE, SEGMENT_SIZE};
+use crate::{large, options, stats, thread};
+
+/// Slices are 64 KiB.
+pub(crate) const SLICE_SHIFT: u32 = 16;
+const SLICE_SIZE: usize = 1 << SLICE_SHIFT;
+const SLICES: usize = SEGMENT_SIZE / SLICE_SIZE;
+/// The most slices one page spans.
+const MAX_PAGE_SLICES: usize = 32;
+
+/// Marks a segment header (the first word of the 4 MiB unit).
+pub(crate) const KIND_SEGMENT: usize = 0x6d65_6d69_6f53_4547;
+
+/// A free block: its first word links to the next.
+#[repr(C)]
+pub(crate) struct Block {
+    next: *mut Block,
+}
+
+/// The page is on its class's full list.
+const FULL: u8 = 1;
+
+/// A page descriptor, in its segment's header.
+#[repr(C)]
+pub(crate) struct Page {
+    free: *mut Block,
+    local_free: *mut Block,
+    /// Blocks handed out and not yet back on `free`/`local_free` (a block
+    /// on `thread_free` still counts).
+    used: u32,
+    /// Blocks threaded onto the lists so far.
+    bump: u32,
+    capacity: u32,
+    block_size: u32,
+    thread_free: AtomicPtr<Block>,
+    start: *mut u8,
+    class: u16,
+    slices: u8,
+    flags: u8,
+    next: *mut Page,
+    prev: *mut Page,
+}
+
+impl Page {
+    const EMPTY: Self = Self {
+        free: null_mut(),
+        local_free: null_mut(),
+        used: 0,
+        bump: 0,
+        capacity: 0,
+        block_size: 0,
+        thread_free: AtomicPtr::new(null_mut()),
+        start: null_mut(),
+        class: 0,
+        slices: 0,
+        flags: 0,
+        next: null_mut(),
+        prev: null_mut(),
+    };
+}
+
+/// A segment's header, at its start.
+#[repr(C)]
+pub(crate) struct Segment {
+    kind: usize,
+    heap: *mut Heap,
+    next: *mut Segment,
+    /// One bit per slice in use (bit 0, the header, always).
+    taken: u64,
+    /// Free slices whose memory has not been purged yet.
+    dirty: u64,
+    /// For each slice, the slice where its page starts.
+    slice_page: [u8; SLICES],
+    pages: [Page; SLICES],
+}
+
+const _: () = assert!(size_of::<Segment>() <= SLICE_SIZE);
+const _: () = assert!(SLICES == 64);
+
+/// A doubly linked list of pages.
+#[derive(Clone, Copy)]
+struct List {
+    first: *mut Page,
+    last: *mut Page,
+}
+
+impl List {
+    const EMPTY: Self = Self {
+        first: null_mut(),
+        last: null_mut(),
+    };
+
+    /// # Safety
+    ///
+    /// `p` is a live descriptor on no list.
+    unsafe fn push_back(&mut self, p: *mut Page) {
+        // SAFETY: `p` and `self.last` are live descriptors of this heap.
+        unsafe {
+            (*p).next = null_mut();
+            (*p).prev = self.last;
+            if self.last.is_null() {
+                self.first = p;
+            } else {
+                (*self.last).next = p;
+            }
+        }
+        self.last = p;
+    }
+
+    /// # Safety
+    ///
+    /// `p` is on this list.
+    unsafe fn remove(&mut self, p: *mut Page) {
+        // SAFETY: `p` and its neighbours are live descriptors on this list.
+        unsafe {
+            let (prev, next) = ((*p).prev, (*p).next);
+            if prev.is_null() {
+                self.first = next;
+            } else {
+                (*prev).next = next;
+            }
+            if next.is_null() {
+                self.last = prev;
+            } else {
+                (*next).prev = prev;
+            }
+            (*p).next = null_mut();
+            (*p).prev = null_mut();
+        }
+    }
+}
+
+/// A thread's heap.
+#[repr(C)]
+pub(crate) struct Heap {
+    /// The page each class allocates from; `empty` when it has none.
+    current: [*mut Page; CLASSES],
+    avail: [List; CLASSES],
+    full: [List; CLASSES],
+    /// Blocks of each class handed out by this heap and not collected
+    /// back (written by the holder only; read by `stats`).
+    pub(crate) in_use: [AtomicUsize; CLASSES],
+    segments: *mut Segment,
+    /// When the dirty slices of this heap's segments are due to be purged;
+    /// 0 when none are waiting.
+    purge_at: u64,
+    /// Set by `trim` in another thread: purge at the next page event.
+    pub(crate) purge_now: AtomicBool,
+    /// Every heap ever made, for `stats` (never unlinked).
+    pub(crate) next_all: *mut Heap,
+    /// The pool of heaps waiting for a thread.
+    pub(crate) next_free: *mut Heap,
+    empty: Page,
+}
+
+impl Heap {
+    /// Sets up a heap in zeroed memory at `h`.
+    ///
+    /// # Safety
+    ///
+    /// `h` points at `size_of::<Heap>()` writable bytes nobody else uses.
+    pub(crate) unsafe fn init(h: *mut Heap) {
+        // SAFETY: the caller gives us the memory.
+        unsafe {
+            ptr::write(
+                h,
+                Heap {
+                    current: [null_mut(); CLASSES],
+                    avail: [List::EMPTY; CLASSES],
+                    full: [List::EMPTY; CLASSES],
+                    in_use: [const { AtomicUsize::new(0) }; CLASSES],
+                    segments: null_mut(),
+                    purge_at: 0,
+                    purge_now: AtomicBool::new(false),
+                    next_all: null_mut(),
+                    next_free: null_mut(),
+                    empty: Page::EMPTY,
+                },
+            );
+        }
+        // SAFETY: `h` was just written.
+        let heap = unsafe { &mut *h };
+        let empty = &raw mut heap.empty;
+        heap.current = [empty; CLASSES];
+    }
+}
+
+/// The segment whose header covers `p`, a block or large-block pointer
+/// (never a header itself, so `p - 1` is in the same unit).
+#[inline]
+pub(crate) fn unit_of(p: *const u8) -> usize {
+    (p as usize - 1) & !(SEGMENT_SIZE - 1)
+}
+
+/// The page descriptor of block `p` in segment `seg`.
+///
+/// # Safety
+///
+/// `seg` is a live segment and `p` lies in one of its pages.
+#[inline]
+unsafe fn page_of(seg: *mut Segment, p: *mut u8) -> *mut Page {
+    let slice = (p as usize - seg as usize) >> SLICE_SHIFT;
+    // SAFETY: `slice < SLICES` since `p` is in the segment; the descriptor
+    // array is part of the live header.
+    unsafe {
+        let start = *(&raw const (*seg).slice_page).cast::<u8>().add(slice);
+        (&raw mut (*seg).pages).cast::<Page>().add(start as usize)
+    }
+}
+
+/// Allocates a block of `class` from `heap`.
+///
+/// # Safety
+///
+/// The calling thread holds `heap`.
+#[inline]
+pub(crate) unsafe fn alloc(heap: *mut Heap, class: usize) -> *mut u8 {
+    // SAFETY: the thread holds the heap, so its pages' lists are ours.
+    unsafe {
+        let page = *(&raw const (*heap).current).cast::<*mut Page>().add(class);
+        let b = (*page).free;
+        if !b.is_null() {
+            (*page).free = (*b).next;
+            (*page).used += 1;
+            count(heap, class, 1);
+            return b.cast();
+        }
+        alloc_slow(heap, class)
+    }
+}
+
+/// Adds `n` (two's complement) to the heap's count of `class` blocks.
+///
+/// # Safety
+///
+/// The calling thread holds `heap` (the only writer of the counter).
+#[inline]
+unsafe fn count(heap: *mut Heap, class: usize, n: usize) {
+    // SAFETY: the counters are part of the live heap.
+    let c = unsafe { &*(&raw const (*heap).in_use).cast::<AtomicUsize>().add(class) };
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// Frees block `p` of segment `seg`, from a thread holding `heap` (null
+/// when the thread holds none).
+///
+/// # Safety
+///
+/// `p` is a live block of `seg`, and the thread holds `heap` if non-null.
+#[inline]
+pub(crate) unsafe fn free(heap: *mut Heap, seg: *mut Segment, p: *mut u8) {
+    // SAFETY: `p` is a live block of the live segment `seg`.
+    unsafe {
+        let page = page_of(seg, p);
+        let b = p.cast::<Block>();
+        if (*seg).heap == heap {
+            (*b).next = (*page).local_free;
+            (*page).local_free = b;
+            (*page).used -= 1;
+            count(heap, (*page).class as usize, 1usize.wrapping_neg());
+            if (*page).used == 0 || (*page).flags & FULL != 0 {
+                free_slow(heap, page);
+            }
+        } else {
+            // Another thread's page: push onto its thread-free stack. The
+            // block stays counted in `used` until the owner collects it, so
+            // the page outlives this push.
+            let tf = &(*page).thread_free;
+            let mut top = tf.load(Ordering::Relaxed);
+            loop {
+                (*b).next = top;
+                match tf.compare_exchange_weak(top, b, Ordering::Release, Ordering::Relaxed) {
+                    Ok(_) => break,
+                    Err(t) => top = t,
+                }
+            }
+        }
+    }
+}
+
+/// The segment of block `p` when it is a small block.
+///
+/// # Safety
+///
+/// `p` is a live block of this allocator.
+#[inline]
+pub(crate) unsafe fn segment_of(p: *mut u8) -> Option<*mut Segment> {
+    let seg = unit_of(p) as *mut Segment;
+    // SAFETY: every block's unit starts with a segment or large header,
+    // whose first word is its kind.
+    (unsafe { (*seg).kind } == KIND_SEGMENT).then_some(seg)
+}
+
+/// The usable size of block `p` of segment `seg`.
+///
+/// # Safety
+///
+/// `p` is a live block of `seg`.
+pub(crate) unsafe fn block_size(seg: *mut Segment, p: *mut u8) -> usize {
+    // SAFETY: the descriptor of a live block's page is live.
+    unsafe { (*page_of(seg, p)).block_size as usize }
+}
+
+/// The owner's free of the last block of a page, or of a block of a full
+/// page.
+#[cold]
+unsafe fn free_slow(heap: *mut Heap, page: *mut Page) {
+    // SAFETY: the thread holds `heap`, which owns `page`.
+    unsafe {
+        let class = (*page).class as usize;
+        let h = &mut *heap;
+        if (*page).flags & FULL != 0 {
+            h.full[class].remove(page);
+            (*page).flags &= !FULL;
+            h.avail[class].push_back(page);
+        }
+        if (*page).used == 0 && h.current[class] != page {
+            retire(heap, page);
+        }
+    }
+}
+
+/// Moves the page's other-thread frees to its `free` list; returns how many.
+///
+/// # Safety
+///
+/// The thread holds the page's heap.
+unsafe fn collect(heap: *mut Heap, page: *mut Page) -> u32 {
+    // SAFETY: the page belongs to the held heap; the taken stack is ours.
+    unsafe {
+        if (*page).thread_free.load(Ordering::Relaxed).is_null() {
+            return 0;
+        }
+        let mut b = (*page).thread_free.swap(null_mut(), Ordering::Acquire);
+        let mut n = 0u32;
+        while !b.is_null() {
+            let next = (*b).next;
+            (*b).next = (*page).free;
+            (*page).free = b;
+            b = next;
+            n += 1;
+        }
+        (*page).used -= n;
+        count(heap, (*page).class as usize, (n as usize).wrapping_neg());
+        n
+    }
+}
+
+/// Gives `page` something on `free`, if it can: its local frees, other
+/// threads' frees, or fresh blocks from its untouched tail.
+unsafe fn refill(heap: *mut Heap, page: *mut Page) -> bool {
+    // SAFETY: the page belongs to the held heap.
+    unsafe {
+        if !(*page).free.is_null() {
+            return true;
+        }
+        if !(*page).local_free.is_null() {
+            (*page).free = (*page).local_free;
+            (*page).local_free = null_mut();
+            return true;
+        }
+        if collect(heap, page) > 0 {
+            return true;
+        }
+        let left = (*page).capacity - (*page).bump;
+        if left == 0 {
+            return false;
+        }
+        // About one OS page worth of blocks at a time.
+        let size = (*page).block_size as usize;
+        let n = left.min((OS_PAGE / size).max(1) as u32);
+        let first = (*page).start.add((*page).bump as usize * size);
+        let mut b = first;
+        for _ in 1..n {
+            let next = b.add(size);
+            (*b.cast::<Block>()).next = next.cast();
+            b = next;
+        }
+        (*b.cast::<Block>()).next = null_mut();
+        (*page).free = first.cast();
+        (*page).bump += n;
+        true
+    }
+}
+
+/// Pops a block from a page that `refill` just filled.
+unsafe fn pop(heap: *mut Heap, page: *mut Page, class: usize) -> *mut u8 {
+    // SAFETY: `refill` returned true, so `free` is a block.
+    unsafe {
+        let b = (*page).free;
+        (*page).free = (*b).next;
+        (*page).used += 1;
+        count(heap, class, 1);
+        b.cast()
+    }
+}
+
+#[cold]
+unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
+    // SAFETY: the thread holds the heap and all its pages.
+    unsafe {
+        let h = &mut *heap;
+        let empty = &raw mut h.empty;
+        let page = h.current[class];
+        if page != empty {
+            if refill(heap, page) {
+                return pop(heap, page, class);
+            }
+            h.avail[class].remove(page);
+            (*page).flags |= FULL;
+            h.full[class].push_back(page);
+            h.current[class] = empty;
+        }
+        // Other pages with room.
+        while !h.avail[class].first.is_null() {
+            let p = h.avail[class].first;
+            if refill(heap, p) {
+                h.current[class] = p;
+                return pop(heap, p, class);
+            }
+            h.avail[class].remove(p);
+            (*p).flags |= FULL;
+            h.full[class].push_back(p);
+        }
+        // Full pages that other threads have freed into.
+        let mut p = h.full[class].first;
+        while !p.is_null() {
+            let next = (*p).next;
+            if collect(heap, p) > 0 {
+                h.full[class].remove(p);
+                (*p).flags &= !FULL;
+                h.avail[class].push_back(p);
+                h.current[class] = p;
+                return pop(heap, p, class);
+            }
+            p = next;
+        }
+        let p = new_page(heap, class);
+        if p.is_null() {
+            return null_mut();
+        }
+        h.avail[class].push_back(p);
+        h.current[class] = p;
+        if refill(heap, p) {
+            pop(heap, p, class)
+        } else {
+            null_mut()
+        }
+    }
+}
+
+/// How many slices a page of `class` spans: one up to 8 KiB blocks, then
+/// enough for eight blocks, at most 32.
+fn page_slices(class: usize) -> usize {
+    let size = size_of_class(class);
+    if size <= 8 << 10 {
+        1
+    } else {
+        (size * 8).div_ceil(SLICE_SIZE).min(MAX_PAGE_SLICES)
+    }
+}
+
+/// The first run of `n` free slices in `taken`.
+fn find_run(taken: u64, n: usize) -> Option<usize> {
+    let want = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let mut i = 1;
+    while i + n <= SLICES {
+        let window = (taken >> i) & want;
+        if window == 0 {
+            return Some(i);
+        }
+        // Skip past the highest taken slice in the window.
+        i += (u64::BITS - window.leading_zeros()) as usize;
+    }
+    None
+}
+
+/// Takes slices for a page of `class` in one of the heap's segments, or a
+/// new one; runs due purges first.
+unsafe fn new_page(heap: *mut Heap, class: usize) -> *mut Page {
+    // SAFETY: the thread holds the heap and its segments.
+    unsafe {
+        page_event(heap);
+        let n = page_slices(class);
+        let mut seg = (*heap).segments;
+        let mut at = None;
+        while !seg.is_null() {
+            if let Some(i) = find_run((*seg).taken, n) {
+                at = Some(i);
+                break;
+            }
+            seg = (*seg).next;
+        }
+        let i = if let Some(i) = at {
+            i
+        } else {
+            seg = new_segment(heap);
+            if seg.is_null() {
+                return null_mut();
+            }
+            1
+        };
+        let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << i;
+        (*seg).taken |= mask;
+        (*seg).dirty &= !mask;
+        for s in i..i + n {
+            (*seg).slice_page[s] = i as u8;
+        }
+        let size = size_of_class(class);
+        let page = (&raw mut (*seg).pages).cast::<Page>().add(i);
+        ptr::write(
+            page,
+            Page {
+                start: seg.cast::<u8>().add(i * SLICE_SIZE),
+                capacity: ((n * SLICE_SIZE) / size) as u32,
+                block_size: size as u32,
+                class: class as u16,
+                slices: n as u8,
+                ..Page::EMPTY
+            },
+        );
+        page
+    }
+}
+
+unsafe fn new_segment(heap: *mut Heap) -> *mut Segment {
+    let Some(mem) = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE, 0) else {
+        return null_mut();
+    };
+    let seg = mem.cast::<Segment>();
+    // SAFETY: a fresh zeroed mapping of a whole segment, ours alone; zero
+    // is a valid bit pattern for every header field but `kind`, `heap`,
+    // `next` and `taken`, written here.
+    unsafe {
+        (*seg).kind = KIND_SEGMENT;
+        (*seg).heap = heap;
+        (*seg).taken = 1;
+        (*seg).next = (*heap).segments;
+        (*heap).segments = seg;
+    }
+    os::mark_unit(mem, true);
+    stats::mapped(SEGMENT_SIZE, &stats::SEGMENT_BYTES);
+    seg
+}
+
+/// Gives a page with no block in use back to its segment.
+unsafe fn retire(heap: *mut Heap, page: *mut Page) {
+    // SAFETY: the thread holds the heap owning the page; nothing in the
+    // page is in use.
+    unsafe {
+        let class = (*page).class as usize;
+        let h = &mut *heap;
+        if (*page).flags & FULL != 0 {
+            h.full[class].remove(page);
+        } else {
+            h.avail[class].remove(page);
+        }
+        if h.current[class] == page {
+            h.current[class] = &raw mut h.empty;
+        }
+        let seg = unit_of((*page).start) as *mut Segment;
+        let first = ((*page).start as usize - seg as usize) >> SLICE_SHIFT;
+        let n = (*page).slices as usize;
+        let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << first;
+        ptr::write(page, Page::EMPTY);
+        (*seg).taken &= !mask;
+        (*seg).dirty |= mask;
+        if h.purge_at == 0 {
+            h.purge_at = os::now_ns()
+                .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
+                .max(1);
+        }
+        page_event(heap);
+    }
+}
+
+/// Unmaps an empty segment.
+unsafe fn release_segment(heap: *mut Heap, seg: *mut Segment) {
+    // SAFETY: the heap owns `seg`, which holds no page.
+    unsafe {
+        let mut link = &raw mut (*heap).segments;
+        while *link != seg {
+            link = &raw mut (**link).next;
+        }
+        *link = (*seg).next;
+        os::mark_unit(seg.cast(), false);
+        os::unmap(seg.cast(), SEGMENT_SIZE);
+    }
+    stats::unmapped_from(SEGMENT_SIZE, &stats::SEGMENT_BYTES);
+}
+
+/// Page-level housekeeping: purges dirty slices and expired large
+/// mappings when due.
+unsafe fn page_event(heap: *mut Heap) {
+    // SAFETY: the thread holds the heap.
+    unsafe {
+        let h = &mut *heap;
+        let asked = h.purge_now.swap(false, Ordering::Relaxed);
+        if h.purge_at == 0 && !asked && !large::has_cached() && !thread::pool_dirty() {
+            return;
+        }
+        let now = os::now_ns();
+        if asked || (h.purge_at != 0 && now >= h.purge_at) {
+            purge(heap);
+        }
+        large::expire(now, false);
+        thread::purge_pool_when_due(now);
+    }
+}
+
+/// Purges every dirty free slice of the heap's segments and unmaps the
+/// empty segments but one; returns bytes given back.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+pub(crate) unsafe fn purge(heap: *mut Heap) -> usize {
+    let mut bytes = 0;
+    // SAFETY: the thread holds the heap and its segments; dirty slices
+    // hold no page.
+    unsafe {
+        (*heap).purge_at = 0;
+        let mut seg = (*heap).segments;
+        while !seg.is_null() {
+            let next = (*seg).next;
+            // A segment that stayed empty for the delay goes back whole,
+            // unless it is the heap's last.
+            if (*seg).taken == 1 && ((*heap).segments != seg || !next.is_null()) {
+                bytes += SEGMENT_SIZE;
+                release_segment(heap, seg);
+                seg = next;
+                continue;
+            }
+            let mut d = (*seg).dirty;
+            while d != 0 {
+                let i = d.trailing_zeros() as usize;
+                let run = (!(d >> i)).trailing_zeros() as usize;
+                os::purge(seg.cast::<u8>().add(i * SLICE_SIZE), run * SLICE_SIZE);
+                bytes += run * SLICE_SIZE;
+                d &= !(if run == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << run) - 1) << i
+                });
+            }
+            (*seg).dirty = 0;
+            seg = next;
+        }
+    }
+    bytes
+}
+
+/// Collects every page's other-thread frees and retires the pages left
+/// empty (`keep_current` keeps each class's current page); with
+/// `release`, unmaps every segment left empty, even the heap's last.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+pub(crate) unsafe fn collect_all(heap: *mut Heap, keep_current: bool, release: bool) {
+    // SAFETY: the thread holds the heap and all its pages.
+    unsafe {
+        for class in 0..CLASSES {
+            if !keep_current {
+                (*heap).current[class] = &raw mut (*heap).empty;
+            }
+            for full in [true, false] {
+                let mut p = if full {
+                    (*heap).full[class].first
+                } else {
+                    (*heap).avail[class].first
+                };
+                while !p.is_null() {
+                    let next = (*p).next;
+                    collect(heap, p);
+                    if (*p).flags & FULL != 0 && (*p).used < (*p).capacity {
+                        (*heap).full[class].remove(p);
+                        (*p).flags &= !FULL;
+                        (*heap).avail[class].push_back(p);
+                    }
+                    if (*p).used == 0 && (*heap).current[class] != p {
+                        retire(heap, p);
+                    }
+                    p = next;
+                }
+            }
+        }
+        // Empty segments go, even the last one.
+        let mut seg = if release {
+            (*heap).segments
+        } else {
+            null_mut()
+        };
+        while !seg.is_null() {
+            let next = (*seg).next;
+            if (*seg).taken == 1 {
+                release_segment(heap, seg);
+            }
+            seg = next;
+        }
+    }
+}

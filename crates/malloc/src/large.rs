@@ -1,0 +1,340 @@
+//! Large blocks: requests at or above the mmap threshold get a mapping of
+//! their own, with a one-page header at a 4 MiB boundary so that the
+//! header of any block is found by masking its address, as for segments.
+//!
+//! A freed large mapping is kept in a small cache for the purge delay
+//! (100 ms by default), up to `MEMIO_MALLOC_LARGE_CACHE` bytes, and handed
+//! to the next large request it fits, grown in place by `mremap` when it
+//! is too small and the address space after it is free. A program that allocates and
+//! frees big buffers in a loop so touches its pages once instead of
+//! faulting them in afresh each time (glibc gets the same effect by
+//! raising its mmap threshold as large blocks are freed). Expired
+//! mappings are unmapped at the next page-level event of any thread or
+//! by `trim()`; with the cache set to 0 a large block is unmapped at once
+//! when freed.
+//!
+//! # Safety
+//!
+//! A large mapping belongs to its block while the block is live and to the
+//! cache (under its lock) after it is freed; only the owner of the moment
+//! resizes or unmaps it.
+#![allow(
+    unsafe_code,
+    reason = "large-block headers and their mappings through raw pointers"
+)]
+#![allow(
+    clippy::multiple_unsafe_ops_per_block,
+    reason = "metadata walks are runs of raw dereferences resting on the one invariant stated above"
+)]
+#![allow(
+    clippy::cast_ptr_alignment,
+    reason = "large headers start page-aligned mappings"
+)]
+#![allow(
+    clippy::cast_possible_wrap,
+    reason = "mapping sizes are far below isize::MAX"
+)]
+
+use core::ptr::{self, null_mut};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::lock::SpinLock;
+use crate::os::{self, OS_PAGE, SEGMENT_SIZE, align_up};
+use crate::{options, stats};
+
+/// Marks a large-block header.
+pub(crate) const KIND_LARGE: usize = 0x6d65_6d69_6f4c_4752;
+
+/// The header of a large block, at the start of its mapping.
+#[repr(C)]
+pub(crate) struct Large {
+    kind: usize,
+    /// Bytes mapped from the header on.
+    map_len: usize,
+    /// Offset of the block from the header.
+    head: usize,
+    /// When it was freed (in the cache).
+    freed_at: u64,
+}
+
+const CACHE_SLOTS: usize = 32;
+
+pub(crate) struct Cache {
+    slots: [*mut Large; CACHE_SLOTS],
+    len: usize,
+}
+
+// SAFETY: the cache's mappings are touched only under its lock.
+unsafe impl Send for Cache {}
+
+pub(crate) static CACHE: SpinLock<Cache> = SpinLock::new(Cache {
+    slots: [null_mut(); CACHE_SLOTS],
+    len: 0,
+});
+static CACHED: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any freed mapping waits in the cache.
+#[inline]
+pub(crate) fn has_cached() -> bool {
+    CACHED.load(Ordering::Relaxed) != 0
+}
+
+fn head_for(align: usize) -> usize {
+    if align <= SEGMENT_SIZE {
+        align.max(OS_PAGE)
+    } else {
+        SEGMENT_SIZE
+    }
+}
+
+/// Allocates a large block of `size` bytes aligned to `align`; zeroed when
+/// `zero`.
+pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let head = head_for(align);
+    let Some(map_len) = head.checked_add(size).map(|n| align_up(n, OS_PAGE)) else {
+        return null_mut();
+    };
+    if head == OS_PAGE {
+        if let Some(l) = from_cache(map_len) {
+            // SAFETY: the cache gave us `l`, a live header of a mapping of
+            // at least `map_len` bytes, whose block starts `OS_PAGE` in.
+            let p = unsafe { l.cast::<u8>().add(OS_PAGE) };
+            if zero {
+                // SAFETY: the block has at least `size` bytes.
+                unsafe { ptr::write_bytes(p, 0, size) };
+            }
+            return p;
+        }
+    }
+    let Some(start) = os::map_aligned(map_len, align, head) else {
+        return null_mut();
+    };
+    let l = start.cast::<Large>();
+    // SAFETY: a fresh mapping; its first page holds the header.
+    unsafe {
+        l.write(Large {
+            kind: KIND_LARGE,
+            map_len,
+            head,
+            freed_at: 0,
+        });
+    }
+    os::mark_unit(start, true);
+    stats::mapped(map_len, &stats::LARGE_BYTES);
+    stats::LARGE_COUNT.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: `head < map_len`.
+    unsafe { start.add(head) }
+}
+
+/// Takes a cached mapping for a `map_len`-byte block: the smallest that
+/// holds it, else the largest smaller one grown to size. A mapping larger
+/// than asked for is handed out whole: its pages were resident already,
+/// and handing them out again costs no page faults.
+fn from_cache(map_len: usize) -> Option<*mut Large> {
+    if !has_cached() {
+        return None;
+    }
+    let mut cache = CACHE.lock();
+    let mut best: Option<usize> = None;
+    let mut grow: Option<usize> = None;
+    let mut lens = [0usize; CACHE_SLOTS];
+    for (i, len) in lens.iter_mut().enumerate().take(cache.len) {
+        // SAFETY: cached headers are live and ours under the lock.
+        *len = unsafe { (*cache.slots[i]).map_len };
+    }
+    for (i, &len) in lens.iter().enumerate().take(cache.len) {
+        if len >= map_len {
+            if best.is_none_or(|b| len < lens[b]) {
+                best = Some(i);
+            }
+        } else if grow.is_none_or(|g| len > lens[g]) {
+            grow = Some(i);
+        }
+    }
+    let i = best.or(grow)?;
+    let l = cache.slots[i];
+    cache.len -= 1;
+    cache.slots[i] = cache.slots[cache.len];
+    drop(cache);
+    // SAFETY: `l` left the cache: it is ours.
+    let len = unsafe { (*l).map_len };
+    CACHED.fetch_sub(len, Ordering::Relaxed);
+    stats::CACHED_BYTES.fetch_sub(len, Ordering::Relaxed);
+    stats::LARGE_BYTES.fetch_add(len, Ordering::Relaxed);
+    stats::LARGE_COUNT.fetch_add(1, Ordering::Relaxed);
+    if len >= map_len {
+        return Some(l);
+    }
+    // SAFETY: `l` is ours; on failure it is still a whole large block.
+    let grown = unsafe { resize(l, map_len) };
+    if grown.is_none() {
+        stats::unmapped_from(len, &stats::LARGE_BYTES);
+        stats::LARGE_COUNT.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { unmap(l) };
+    }
+    grown
+}
+
+/// Resizes large block `l`'s mapping to `map_len` bytes where it stands;
+/// returns its header, or `None` when the mapping cannot grow in place.
+///
+/// # Safety
+///
+/// `l` is a live large header owned by the caller.
+unsafe fn resize(l: *mut Large, map_len: usize) -> Option<*mut Large> {
+    // SAFETY: the caller owns the mapping.
+    unsafe {
+        let old = (*l).map_len;
+        if map_len <= old {
+            os::unmap_range(l as usize + map_len, l as usize + old);
+            (*l).map_len = map_len;
+            stats::remapped(old, map_len, &stats::LARGE_BYTES);
+            return Some(l);
+        }
+        if os::resize_in_place(l.cast(), old, map_len) {
+            (*l).map_len = map_len;
+            stats::remapped(old, map_len, &stats::LARGE_BYTES);
+            return Some(l);
+        }
+        // Moving the mapping (`MREMAP_MAYMOVE`) would lose the header's
+        // 4 MiB alignment, and moving it onto a reserved aligned range
+        // (`MREMAP_FIXED`) is not modelled by valgrind; the caller copies.
+        None
+    }
+}
+
+/// The header of large block `p`.
+///
+/// # Safety
+///
+/// `p` is a live large block.
+pub(crate) unsafe fn header(p: *mut u8) -> *mut Large {
+    crate::heap::unit_of(p) as *mut Large
+}
+
+/// Bytes usable in large block `p`.
+///
+/// # Safety
+///
+/// `p` is a live large block.
+pub(crate) unsafe fn usable(p: *mut u8) -> usize {
+    // SAFETY: the caller's block's header is live.
+    unsafe {
+        let l = header(p);
+        (*l).map_len - (*l).head
+    }
+}
+
+/// Resizes large block `p` to hold `size` bytes where it stands; returns
+/// `p`, or null when the caller must allocate, copy and free.
+///
+/// # Safety
+///
+/// `p` is a live large block owned by the caller.
+pub(crate) unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    // SAFETY: the caller owns the block and so its mapping.
+    unsafe {
+        let l = header(p);
+        let head = (*l).head;
+        let Some(map_len) = head.checked_add(size).map(|n| align_up(n, OS_PAGE)) else {
+            return null_mut();
+        };
+        // Shrinking by less than half keeps the mapping as it is.
+        if map_len <= (*l).map_len && map_len >= (*l).map_len / 2 {
+            return p;
+        }
+        match resize(l, map_len) {
+            Some(l) => l.cast::<u8>().add(head),
+            None => null_mut(),
+        }
+    }
+}
+
+/// Frees large block `p`: into the cache, or unmapped.
+///
+/// # Safety
+///
+/// `p` is a live large block; it is dead afterwards.
+pub(crate) unsafe fn free(p: *mut u8) {
+    // SAFETY: the caller gives up the block and its mapping.
+    unsafe {
+        let l = header(p);
+        let len = (*l).map_len;
+        options::large_freed(len - (*l).head);
+        stats::LARGE_COUNT.fetch_sub(1, Ordering::Relaxed);
+        let limit = options::LARGE_CACHE.load(Ordering::Relaxed);
+        // Only a mapping a later large request can take is worth keeping:
+        // below the (possibly risen) threshold, requests go to pages.
+        let reusable = len - OS_PAGE >= options::MMAP_THRESHOLD.load(Ordering::Relaxed);
+        if (*l).head == OS_PAGE && len <= limit && reusable {
+            let now = os::now_ns();
+            (*l).freed_at = now;
+            let mut cache = CACHE.lock();
+            // Make room: drop the oldest until this one fits the budget.
+            while cache.len == CACHE_SLOTS
+                || (cache.len > 0 && CACHED.load(Ordering::Relaxed) + len > limit)
+            {
+                let oldest = (0..cache.len)
+                    .min_by_key(|&i| (*cache.slots[i]).freed_at)
+                    .unwrap_or(0);
+                let victim = cache.slots[oldest];
+                cache.len -= 1;
+                cache.slots[oldest] = cache.slots[cache.len];
+                let vlen = (*victim).map_len;
+                CACHED.fetch_sub(vlen, Ordering::Relaxed);
+                stats::unmapped_from(vlen, &stats::CACHED_BYTES);
+                os::mark_unit(victim.cast(), false);
+                os::unmap(victim.cast(), vlen);
+            }
+            let n = cache.len;
+            cache.slots[n] = l;
+            cache.len += 1;
+            CACHED.fetch_add(len, Ordering::Relaxed);
+            stats::LARGE_BYTES.fetch_sub(len, Ordering::Relaxed);
+            stats::CACHED_BYTES.fetch_add(len, Ordering::Relaxed);
+            return;
+        }
+        stats::unmapped_from(len, &stats::LARGE_BYTES);
+        unmap(l);
+    }
+}
+
+/// Unmaps a large mapping that is no block's and in no cache.
+unsafe fn unmap(l: *mut Large) {
+    // SAFETY: the caller owns the mapping.
+    unsafe {
+        let len = (*l).map_len;
+        os::mark_unit(l.cast(), false);
+        os::unmap(l.cast(), len);
+    }
+}
+
+/// Unmaps cached mappings freed more than the purge delay before `now`
+/// (all of them when `all`); returns bytes unmapped.
+pub(crate) fn expire(now: u64, all: bool) -> usize {
+    if !has_cached() {
+        return 0;
+    }
+    let delay = options::PURGE_DELAY_NS.load(Ordering::Relaxed);
+    let mut cache = CACHE.lock();
+    let mut bytes = 0;
+    let mut i = 0;
+    while i < cache.len {
+        let l = cache.slots[i];
+        // SAFETY: cached headers are live and ours under the lock.
+        let (freed, len) = unsafe { ((*l).freed_at, (*l).map_len) };
+        if all || now.saturating_sub(freed) >= delay {
+            cache.len -= 1;
+            cache.slots[i] = cache.slots[cache.len];
+            CACHED.fetch_sub(len, Ordering::Relaxed);
+            stats::unmapped_from(len, &stats::CACHED_BYTES);
+            // SAFETY: out of the cache, the mapping is ours to unmap.
+            unsafe { unmap(l) };
+            bytes += len;
+        } else {
+            i += 1;
+        }
+    }
+    bytes
+}

@@ -1,0 +1,163 @@
+//! Options from `MEMIO_MALLOC_*` environment variables, read once at the
+//! first allocation without allocating (the C `getenv`, which scans
+//! `environ` in place).
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `MEMIO_MALLOC_MMAP_THRESHOLD` | requests this size or larger get their own mapping (`M_MMAP_THRESHOLD`); at most 512 KiB. Unset, it starts at 128 KiB and rises past each large block freed, up to 512 KiB, as glibc's does | 128 KiB, rising |
+//! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again) | 100 |
+//! | `MEMIO_MALLOC_LARGE_CACHE` | bytes of freed large mappings kept for reuse | 64 MiB |
+//!
+//! Sizes take the CLI's units: `4096`, `128k` or `128KiB` (binary), `4KB`
+//! (decimal). A value that does not parse leaves the default in place
+//! (an allocator has nobody to report an error to); [`crate::options`]
+//! shows what took effect.
+//!
+//! # Safety
+//!
+//! `getenv` returns a pointer into the environment, read here as a C
+//! string before any other call could change it.
+#![allow(unsafe_code, reason = "getenv and reading the C string it returns")]
+
+use core::ffi::CStr;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use crate::class::MAX_CLASS_SIZE;
+
+/// Default `MEMIO_MALLOC_MMAP_THRESHOLD`, as glibc's `M_MMAP_THRESHOLD`.
+pub const DEFAULT_MMAP_THRESHOLD: usize = 128 << 10;
+const DEFAULT_PURGE_DELAY_MS: u64 = 100;
+const DEFAULT_LARGE_CACHE: usize = 64 << 20;
+
+pub(crate) static MMAP_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_MMAP_THRESHOLD);
+pub(crate) static PURGE_DELAY_NS: AtomicU64 = AtomicU64::new(DEFAULT_PURGE_DELAY_MS * 1_000_000);
+pub(crate) static LARGE_CACHE: AtomicUsize = AtomicUsize::new(DEFAULT_LARGE_CACHE);
+/// Whether the threshold was set (environment or `set_mmap_threshold`),
+/// which stops it from following freed large blocks.
+static THRESHOLD_SET: AtomicBool = AtomicBool::new(false);
+
+/// The options in effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Requests of this many bytes or more get their own mapping.
+    pub mmap_threshold: usize,
+    /// How long empty pages and freed large mappings wait before their
+    /// memory is given back to the kernel, in milliseconds.
+    pub purge_delay_ms: u64,
+    /// How many bytes of freed large mappings are kept for reuse.
+    pub large_cache: usize,
+}
+
+/// Reads the environment into the statics above.
+pub(crate) fn read_environment() {
+    if let Some(v) = var(c"MEMIO_MALLOC_MMAP_THRESHOLD").and_then(parse_size) {
+        set_mmap_threshold(v);
+    }
+    if let Some(v) = var(c"MEMIO_MALLOC_PURGE_DELAY").and_then(parse_number) {
+        PURGE_DELAY_NS.store(v.saturating_mul(1_000_000), Ordering::Relaxed);
+    }
+    if let Some(v) = var(c"MEMIO_MALLOC_LARGE_CACHE").and_then(parse_size) {
+        LARGE_CACHE.store(v, Ordering::Relaxed);
+    }
+}
+
+/// Sets the mmap threshold, clamped to `1..=512 KiB`; returns what took
+/// effect.
+pub(crate) fn set_mmap_threshold(bytes: usize) -> usize {
+    let v = bytes.clamp(1, MAX_CLASS_SIZE);
+    THRESHOLD_SET.store(true, Ordering::Relaxed);
+    MMAP_THRESHOLD.store(v, Ordering::Relaxed);
+    v
+}
+
+/// A large block of `size` usable bytes was freed: as glibc does, a
+/// threshold nobody set rises past it (up to the largest class), so that
+/// a program that keeps allocating blocks of that size gets them from
+/// pages it reuses instead of fresh mappings.
+pub(crate) fn large_freed(size: usize) {
+    if size < MAX_CLASS_SIZE
+        && size >= MMAP_THRESHOLD.load(Ordering::Relaxed)
+        && !THRESHOLD_SET.load(Ordering::Relaxed)
+    {
+        MMAP_THRESHOLD.fetch_max(size + 1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) fn current() -> Options {
+    Options {
+        mmap_threshold: MMAP_THRESHOLD.load(Ordering::Relaxed),
+        purge_delay_ms: PURGE_DELAY_NS.load(Ordering::Relaxed) / 1_000_000,
+        large_cache: LARGE_CACHE.load(Ordering::Relaxed),
+    }
+}
+
+fn var(name: &CStr) -> Option<&'static [u8]> {
+    // SAFETY: `name` is a NUL-terminated string; getenv neither allocates
+    // nor keeps the pointer.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null getenv result points at a NUL-terminated string
+    // in the environment block, which this process does not change while
+    // it is read here (at start-up, before the program runs setenv).
+    Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+}
+
+fn parse_number(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
+    })
+}
+
+/// `4096`, `128k`, `128K`, `128KiB` (binary), `4KB` (decimal); the same
+/// for M and G.
+pub(crate) fn parse_size(s: &[u8]) -> Option<usize> {
+    let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
+    let n = parse_number(&s[..digits])?;
+    let unit = &s[digits..];
+    let (letter, rest) = match unit.split_first() {
+        None => return usize::try_from(n).ok(),
+        Some((l, rest)) => (l.to_ascii_lowercase(), rest),
+    };
+    let power = match letter {
+        b'k' => 1,
+        b'm' => 2,
+        b'g' => 3,
+        _ => return None,
+    };
+    let base: u64 = match rest {
+        b"" | b"iB" | b"ib" => 1024,
+        b"B" => 1000,
+        _ => return None,
+    };
+    usize::try_from(n.checked_mul(base.pow(power))?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_the_cli_reads_them() {
+        assert_eq!(parse_size(b"4096"), Some(4096));
+        assert_eq!(parse_size(b"128k"), Some(128 << 10));
+        assert_eq!(parse_size(b"128KiB"), Some(128 << 10));
+        assert_eq!(parse_size(b"4KB"), Some(4000));
+        assert_eq!(parse_size(b"2M"), Some(2 << 20));
+        assert_eq!(parse_size(b"1g"), Some(1 << 30));
+        for bad in [
+            &b""[..],
+            b"k",
+            b"12x",
+            b"-1",
+            b"1.5M",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(parse_size(bad), None, "{:?}", core::str::from_utf8(bad));
+        }
+    }
+}

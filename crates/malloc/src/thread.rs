@@ -1,0 +1,281 @@
+//! Which heap a thread holds: a thread-local pointer, set at the thread's
+//! first allocation from the pool of heaps that exited threads gave back,
+//! and given back by a pthread key destructor when the thread exits. Also
+//! start-up (options, the key, fork handlers) and fork safety.
+//!
+//! The thread-local is a `Cell` of a raw pointer with a `const`
+//! initialiser and no destructor: reading it is one thread-pointer-relative
+//! load, it never registers anything, and it stays readable through every
+//! other destructor of the thread. Exit is caught with a pthread key
+//! instead (glibc runs key destructors after the thread-local ones and
+//! stores the key's value in the thread descriptor, without allocating).
+//! A destructor that allocates after the heap went back gets a heap again
+//! and sets the key again, which glibc honours by running ours again.
+//!
+//! # Safety
+//!
+//! Heaps are carved from mappings that are never unmapped, so a heap
+//! pointer stays valid for the life of the process. A heap is held by at
+//! most one thread: the pool hands each out once under its lock, and a
+//! thread gives its heap back only from its exit destructor, after which
+//! its thread-local pointer no longer names it.
+#![allow(
+    unsafe_code,
+    reason = "thread-local heap pointers, pthread keys and fork handlers"
+)]
+#![allow(
+    clippy::multiple_unsafe_ops_per_block,
+    reason = "metadata walks are runs of raw dereferences resting on the one invariant stated above"
+)]
+#![allow(
+    clippy::cast_ptr_alignment,
+    reason = "heaps are carved at 64-byte steps from a page-aligned mapping"
+)]
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "pthread keys are small integers"
+)]
+
+use core::cell::Cell;
+use core::ffi::c_void;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use crate::heap::{self, Heap};
+use crate::lock::SpinLock;
+use crate::{large, options, os};
+
+thread_local! {
+    static HEAP: Cell<*mut Heap> = const { Cell::new(null_mut()) };
+}
+
+/// The heap the calling thread holds, or null.
+#[inline]
+pub(crate) fn current() -> *mut Heap {
+    HEAP.with(Cell::get)
+}
+
+/// The calling thread's heap, taking one if it holds none (null only when
+/// the system is out of memory).
+#[inline]
+pub(crate) fn heap() -> *mut Heap {
+    let h = current();
+    if h.is_null() { take() } else { h }
+}
+
+struct Pool {
+    /// Heaps no thread holds.
+    free: *mut Heap,
+    /// Unused room for new heaps.
+    chunk: *mut u8,
+    chunk_left: usize,
+}
+
+// SAFETY: the pool holds pointers to heaps that only the lock holder
+// touches.
+unsafe impl Send for Pool {}
+
+static POOL: SpinLock<Pool> = SpinLock::new(Pool {
+    free: null_mut(),
+    chunk: null_mut(),
+    chunk_left: 0,
+});
+/// Every heap ever made, newest first (never unlinked).
+pub(crate) static ALL: AtomicPtr<Heap> = AtomicPtr::new(null_mut());
+/// How many heaps exist.
+pub(crate) static HEAPS: AtomicUsize = AtomicUsize::new(0);
+
+const HEAP_SIZE: usize = size_of::<Heap>().next_multiple_of(64);
+const CHUNK: usize = 1 << 20;
+
+#[cold]
+fn take() -> *mut Heap {
+    init();
+    let h = {
+        let mut pool = POOL.lock();
+        if pool.free.is_null() {
+            new_heap(&mut pool)
+        } else {
+            let h = pool.free;
+            // SAFETY: pooled heaps are live and only the lock holder reads
+            // their links.
+            pool.free = unsafe { (*h).next_free };
+            h
+        }
+    };
+    if !h.is_null() {
+        HEAP.with(|c| c.set(h));
+        if HAS_KEY.load(Ordering::Relaxed) {
+            // SAFETY: the key was created by `init`; the value is only read
+            // back by our destructor.
+            unsafe { libc::pthread_setspecific(key(), h.cast()) };
+        }
+    }
+    h
+}
+
+fn new_heap(pool: &mut Pool) -> *mut Heap {
+    if pool.chunk_left < HEAP_SIZE {
+        let Some(mem) = os::map(CHUNK) else {
+            return null_mut();
+        };
+        crate::stats::mapped(CHUNK, &crate::stats::META_BYTES);
+        pool.chunk = mem;
+        pool.chunk_left = CHUNK;
+    }
+    let h = pool.chunk.cast::<Heap>();
+    // SAFETY: `HEAP_SIZE` bytes of the chunk remain, 64-aligned, unused.
+    unsafe {
+        pool.chunk = pool.chunk.add(HEAP_SIZE);
+        Heap::init(h);
+    }
+    pool.chunk_left -= HEAP_SIZE;
+    let mut head = ALL.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: `h` is ours until published.
+        unsafe { (*h).next_all = head };
+        match ALL.compare_exchange_weak(head, h, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(x) => head = x,
+        }
+    }
+    HEAPS.fetch_add(1, Ordering::Relaxed);
+    h
+}
+
+/// The pthread key destructor: the thread is exiting.
+extern "C" fn on_exit(value: *mut c_void) {
+    let h = value.cast::<Heap>();
+    if HEAP.with(Cell::get) == h {
+        HEAP.with(|c| c.set(null_mut()));
+    }
+    give_back(h);
+}
+
+/// Tidies a heap and puts it in the pool. Its empty pages stay mapped
+/// for the purge delay, so that a thread started soon after (a program
+/// that starts threads in a loop) takes it warm; after the delay the next
+/// page-level event of any thread, or `trim`, purges the pool.
+fn give_back(h: *mut Heap) {
+    // SAFETY: the exiting thread held `h` and holds it no longer; no one
+    // else can until it is in the pool.
+    unsafe { heap::collect_all(h, false, false) };
+    let due = os::now_ns()
+        .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
+        .max(1);
+    let _ = POOL_PURGE_AT.compare_exchange(0, due, Ordering::Relaxed, Ordering::Relaxed);
+    let mut pool = POOL.lock();
+    // SAFETY: as above; the pool lock guards `next_free`.
+    unsafe { (*h).next_free = pool.free };
+    pool.free = h;
+}
+
+/// When the pooled heaps are due to be purged; 0 when none wait.
+static POOL_PURGE_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Whether pooled heaps wait to be purged.
+#[inline]
+pub(crate) fn pool_dirty() -> bool {
+    POOL_PURGE_AT.load(Ordering::Relaxed) != 0
+}
+
+/// Purges the pooled heaps when their delay has passed (skipped when the
+/// pool is busy, the caller's own `trim_pool` included).
+pub(crate) fn purge_pool_when_due(now: u64) {
+    let due = POOL_PURGE_AT.load(Ordering::Relaxed);
+    if due == 0 || now < due {
+        return;
+    }
+    if let Some(pool) = POOL.try_lock() {
+        POOL_PURGE_AT.store(0, Ordering::Relaxed);
+        trim_locked(&pool);
+    }
+}
+
+/// Trims the heaps in the pool; returns bytes purged.
+pub(crate) fn trim_pool() -> usize {
+    let pool = POOL.lock();
+    POOL_PURGE_AT.store(0, Ordering::Relaxed);
+    trim_locked(&pool)
+}
+
+fn trim_locked(pool: &Pool) -> usize {
+    let mut h = pool.free;
+    let mut bytes = 0;
+    while !h.is_null() {
+        // SAFETY: a pooled heap is held by the pool lock's holder: us.
+        unsafe {
+            heap::collect_all(h, false, true);
+            bytes += heap::purge(h);
+            h = (*h).next_free;
+        }
+    }
+    bytes
+}
+
+const UNINIT: u8 = 0;
+const READY: u8 = 2;
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+static INIT: SpinLock<()> = SpinLock::new(());
+static KEY: AtomicUsize = AtomicUsize::new(0);
+/// Whether the key exists (without one, which only a process that used up
+/// every pthread key sees, exiting threads keep their heaps).
+static HAS_KEY: AtomicBool = AtomicBool::new(false);
+
+fn key() -> libc::pthread_key_t {
+    KEY.load(Ordering::Relaxed) as libc::pthread_key_t
+}
+
+/// Start-up, once per process: options, the exit key, fork handlers.
+#[inline]
+pub(crate) fn init() {
+    if STATE.load(Ordering::Acquire) != READY {
+        init_slow();
+    }
+}
+
+#[cold]
+fn init_slow() {
+    let _g = INIT.lock();
+    if STATE.load(Ordering::Acquire) == READY {
+        return;
+    }
+    options::read_environment();
+    let mut k: libc::pthread_key_t = 0;
+    // SAFETY: `k` is a valid out-pointer and `on_exit` has the signature
+    // pthread destructors have.
+    if unsafe { libc::pthread_key_create(&raw mut k, Some(on_exit)) } == 0 {
+        KEY.store(k as usize, Ordering::Relaxed);
+        HAS_KEY.store(true, Ordering::Relaxed);
+    }
+    // Ready before registering the fork handlers, so that an allocation
+    // made while registering them proceeds.
+    STATE.store(READY, Ordering::Release);
+    // SAFETY: the handlers are `extern "C" fn()` that only take and
+    // release spin locks.
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+}
+
+/// Takes every global lock, so the child of a fork finds them in a state
+/// it can use (each released once, by `after_fork`, in both processes).
+extern "C" fn before_fork() {
+    POOL.acquire();
+    large::CACHE.acquire();
+}
+
+extern "C" fn after_fork() {
+    large::CACHE.release();
+    POOL.release();
+}
+
+/// Asks every heap to purge at its holder's next page-level event.
+pub(crate) fn ask_all_to_purge() {
+    let mut h = ALL.load(Ordering::Acquire);
+    while !h.is_null() {
+        // SAFETY: heaps are never unmapped; `purge_now` is atomic and
+        // `next_all` was written before the heap was published.
+        let heap = unsafe { &*h };
+        heap.purge_now.store(true, Ordering::Relaxed);
+        h = heap.next_all;
+    }
+}

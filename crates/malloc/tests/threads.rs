@@ -1,0 +1,201 @@
+//! Many threads at once: cross-thread frees, short-lived threads, fork
+//! while others allocate, and trim.
+#![allow(unsafe_code, reason = "driving GlobalAlloc by hand")]
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+
+use memio_malloc::MemioMalloc;
+
+const A: MemioMalloc = MemioMalloc;
+
+/// A block of `size` bytes from `MemioMalloc`, stamped with `tag`.
+struct Block {
+    ptr: usize,
+    layout: Layout,
+    tag: u8,
+}
+
+impl Block {
+    fn new(size: usize, tag: u8) -> Self {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        // SAFETY: non-zero size.
+        let p = unsafe { A.alloc(layout) };
+        assert!(!p.is_null());
+        // SAFETY: fresh block of `size` bytes.
+        unsafe { p.write_bytes(tag, size) };
+        Self {
+            ptr: p as usize,
+            layout,
+            tag,
+        }
+    }
+
+    fn intact(&self) -> bool {
+        // SAFETY: live block of `layout.size()` bytes.
+        let s = unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.layout.size()) };
+        s.iter().all(|&b| b == self.tag)
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        assert!(self.intact(), "block {:#x} corrupted", self.ptr);
+        // SAFETY: live with this layout.
+        unsafe { A.dealloc(self.ptr as *mut u8, self.layout) };
+    }
+}
+
+fn size_for(i: usize) -> usize {
+    [16, 24, 48, 100, 256, 1000, 4000, 20_000][i % 8] + i % 7
+}
+
+#[test]
+fn blocks_freed_by_other_threads_come_back() {
+    const THREADS: usize = 4;
+    const ROUNDS: usize = 20_000;
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..THREADS).map(|_| mpsc::channel::<Block>()).unzip();
+    let senders = Arc::new(senders);
+    let handles: Vec<_> = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(me, rx)| {
+            let senders = Arc::clone(&senders);
+            std::thread::spawn(move || {
+                for i in 0..ROUNDS {
+                    let b = Block::new(size_for(i), u8::try_from(i % 250).unwrap() + 1);
+                    senders[(me + 1 + i % (THREADS - 1)) % THREADS]
+                        .send(b)
+                        .unwrap();
+                    while let Ok(b) = rx.try_recv() {
+                        drop(b);
+                    }
+                }
+                rx
+            })
+        })
+        .collect();
+    let receivers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    drop(senders);
+    for rx in receivers {
+        while let Ok(b) = rx.try_recv() {
+            drop(b);
+        }
+    }
+}
+
+#[test]
+fn thousands_of_short_lived_threads_reuse_heaps() {
+    let run = |n: usize| {
+        for round in 0..n {
+            let hs: Vec<_> = (0..4)
+                .map(|t| {
+                    std::thread::spawn(move || {
+                        let keep: Vec<Block> =
+                            (0..64).map(|i| Block::new(size_for(i + t), 7)).collect();
+                        drop(keep);
+                        // One block outlives the thread, freed by another.
+                        Block::new(64 + round % 100, 9)
+                    })
+                })
+                .collect();
+            for h in hs {
+                drop(h.join().unwrap());
+            }
+        }
+    };
+    run(100);
+    let heaps = memio_malloc::stats().heaps;
+    let mapped = memio_malloc::stats().mapped;
+    run(500);
+    let after = memio_malloc::stats();
+    // Other tests' threads run at the same time, so allow some slack, but
+    // 2,000 more threads must not mean 2,000 more heaps or segments.
+    assert!(
+        after.heaps <= heaps + 16,
+        "heaps {heaps} -> {}",
+        after.heaps
+    );
+    assert!(
+        after.mapped <= mapped + (64 << 20),
+        "mapped {mapped} -> {}",
+        after.mapped
+    );
+}
+
+#[test]
+fn a_forked_child_allocates_while_the_parent_threads_churn() {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let start = Arc::new(Barrier::new(3));
+    let churn: Vec<_> = (0..2)
+        .map(|t| {
+            let stop = Arc::clone(&stop);
+            let start = Arc::clone(&start);
+            std::thread::spawn(move || {
+                start.wait();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let b = Block::new(size_for(i + t) * 10, 3);
+                    let big = Block::new(if i % 16 == 0 { 200_000 + i % 1000 } else { 64 }, 4);
+                    drop((b, big));
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    start.wait();
+    for _ in 0..8 {
+        // SAFETY: the child only allocates through MemioMalloc and leaves
+        // with _exit; it touches no lock the parent's threads might hold
+        // other than the allocator's own, which its fork handlers manage.
+        match unsafe { libc::fork() } {
+            0 => {
+                let ok = (0..500).all(|i| {
+                    let b = Block::new(size_for(i), 5);
+                    let big = (i % 50 == 0).then(|| Block::new(300_000, 6));
+                    b.intact() && big.is_none_or(|b| b.intact())
+                });
+                // SAFETY: leaving the child at once, without unwinding.
+                unsafe { libc::_exit(i32::from(!ok)) };
+            }
+            pid => {
+                assert!(pid > 0, "fork failed");
+                let mut status = 0;
+                // SAFETY: waiting for our own child.
+                unsafe { libc::waitpid(pid, &raw mut status, 0) };
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "child status {status}"
+                );
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in churn {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn the_thread_tests_hold_with_no_purge_delay() {
+    // With no delay every page-level event purges: empty pages, the pool of
+    // heaps and the large cache, under every interleaving the tests above
+    // produce. Options are read at the first allocation, so the tests run
+    // again in a child process started with the variable set.
+    if std::env::var_os("MEMIO_MALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--test-threads=3", "-q", "--skip", "no_purge_delay"])
+        .env("MEMIO_MALLOC_PURGE_DELAY", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
