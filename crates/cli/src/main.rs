@@ -22,6 +22,7 @@ mod lock;
 mod locks;
 mod maps;
 mod mq;
+mod mq_rpc;
 mod output;
 mod progress;
 mod sem;

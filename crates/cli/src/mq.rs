@@ -43,6 +43,10 @@ enum MqCommand {
     Attr(AttrArgs),
     /// Remove a queue.
     Rm(RmArgs),
+    /// Run a small key-value service on a POSIX queue (request/response).
+    Serve(crate::mq_rpc::ServeArgs),
+    /// Send a request to a service started by `memio mq serve` and print the reply.
+    Call(crate::mq_rpc::CallArgs),
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +157,8 @@ pub(crate) fn run(args: &MqArgs, globals: Globals) -> CliResult {
         MqCommand::Recv(a) => recv(a),
         MqCommand::Attr(a) => attr(a),
         MqCommand::Rm(a) => rm(a),
+        MqCommand::Serve(a) => crate::mq_rpc::serve(a, globals),
+        MqCommand::Call(a) => crate::mq_rpc::call(a),
     }
 }
 

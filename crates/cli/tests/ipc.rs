@@ -610,8 +610,8 @@ fn lab_ipc_section_measures_every_mechanism() {
     assert_eq!(section["name"], "ipc");
     assert!(section["error"].is_null(), "{}", section["error"]);
     let rows = section["rows"].as_array().unwrap();
-    // 7 mechanisms x 2 sizes (64 B, 4 KiB) x 2 workloads.
-    assert_eq!(rows.len(), 28);
+    // 8 mechanisms x 2 sizes (64 B, 4 KiB) x 2 workloads.
+    assert_eq!(rows.len(), 32);
     for mech in [
         "pipe",
         "FIFO",
@@ -620,6 +620,7 @@ fn lab_ipc_section_measures_every_mechanism() {
         "System V mq",
         "shm + POSIX sem",
         "shm + System V sem",
+        "memio channel",
     ] {
         assert!(
             rows.iter()

@@ -57,6 +57,48 @@ pub enum Error {
         /// Where the limit lives, e.g. `/proc/sys/fs/mqueue/msg_max`.
         path: &'static str,
     },
+    /// The other side of a channel or a call is gone: every endpoint of it
+    /// exited or was killed, or a server stopped answering.
+    #[error("{object}: the {peer} is gone (it exited or was killed)")]
+    PeerGone {
+        /// The channel or queue.
+        object: String,
+        /// Which side is gone (`sender`, `receiver`, `server`).
+        peer: &'static str,
+    },
+    /// An object is not what it should be: not a channel, another layout
+    /// version, a header or message that breaks the format.
+    #[error("{object} is not usable: {why}")]
+    Corrupt {
+        /// The object.
+        object: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// An object has all the users it admits.
+    #[error("{object} is busy: {why}")]
+    Busy {
+        /// The object.
+        object: String,
+        /// Who holds it.
+        why: String,
+    },
+    /// A call's deadline passed before its reply came.
+    #[error("{object}: no reply within {waited:?}")]
+    TimedOut {
+        /// The queue or service called.
+        object: String,
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
+    /// A server answered a call with an error.
+    #[error("{object}: {message}")]
+    Remote {
+        /// The service called.
+        object: String,
+        /// The server's error text.
+        message: String,
+    },
     /// An operating-system failure; the message names the object.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -69,7 +111,11 @@ impl From<Error> for io::Error {
             Error::NameInvalid { .. } | Error::TooLarge { .. } | Error::BufferTooSmall { .. } => {
                 io::Error::new(io::ErrorKind::InvalidInput, err.to_string())
             }
-            Error::Limit { .. } => io::Error::other(err.to_string()),
+            Error::Limit { .. } | Error::Remote { .. } => io::Error::other(err.to_string()),
+            Error::PeerGone { .. } => io::Error::new(io::ErrorKind::BrokenPipe, err.to_string()),
+            Error::Corrupt { .. } => io::Error::new(io::ErrorKind::InvalidData, err.to_string()),
+            Error::Busy { .. } => io::Error::new(io::ErrorKind::ResourceBusy, err.to_string()),
+            Error::TimedOut { .. } => io::Error::new(io::ErrorKind::TimedOut, err.to_string()),
         }
     }
 }

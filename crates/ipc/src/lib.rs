@@ -14,6 +14,8 @@
 //! | named shared memory, as a [`memio_map::Region`] | [`shm::posix::ShmOptions`] |
 //! | nameless shared memory handed to a child, sealable | [`shm::memfd::MemfdOptions`] |
 //! | System V segments, attached as a `Region` | [`shm::sysv::SysvShmOptions`] |
+//! | messages between processes without copying through the kernel | [`channel`] |
+//! | request/response between processes | [`rpc`] |
 //! | what exists on the machine (`ipcs`) | [`list`] |
 //!
 //! Every object is made the same way, as [`memio_map::MapOptions`] makes a
@@ -46,6 +48,7 @@
 //! # Ok::<(), memio_ipc::Error>(())
 //! ```
 
+pub mod channel;
 mod error;
 mod ffi;
 pub mod fifo;
@@ -53,6 +56,7 @@ mod key;
 pub mod list;
 pub mod mq;
 mod name;
+pub mod rpc;
 pub mod sem;
 pub mod shm;
 

@@ -41,6 +41,7 @@ mod verdict;
 mod sections {
     pub(crate) mod allocation;
     pub(crate) mod async_read;
+    pub(crate) mod channel;
     pub(crate) mod copy;
     pub(crate) mod ipc;
     pub(crate) mod kv;
@@ -59,7 +60,7 @@ pub use measure::{Case, Row, Timing, Unit};
 pub use peer::serve_peer;
 pub use peers::{HeavyPeer, heavy_peers};
 use report::{Report, SectionReport};
-use sections::{allocation, async_read, copy, ipc, kv, locking, malloc, mapping, memory};
+use sections::{allocation, async_read, channel, copy, ipc, kv, locking, malloc, mapping, memory};
 pub use switch::LabAllocator;
 
 /// Every lab section, in the order they run and print.
@@ -70,6 +71,7 @@ pub const SECTIONS: &[Section] = &[
     mapping::SECTION,
     locking::SECTION,
     ipc::SECTION,
+    channel::SECTION,
     kv::SECTION,
     copy::SECTION,
     async_read::SECTION,

@@ -34,12 +34,14 @@ use crate::{Case, Chart, Error, Result, Run, Section, Unit};
 pub(crate) const SECTION: Section = Section {
     name: "ipc",
     title: "pipes, FIFOs, Unix sockets, message queues, shared memory + semaphores",
-    about: "Two processes, seven mechanisms, messages of 64 B, 4 KiB and 64 KiB: round-trip latency \
+    about: "Two processes, eight mechanisms, messages of 64 B, 4 KiB and 64 KiB: round-trip latency \
             of a ping-pong (a request/response protocol) and one-way throughput of a stream (a \
-            producer/consumer). Shared memory is measured with a ring of slots and semaphores \
-            counting full and empty ones (POSIX unnamed semaphores in the shared memory, or a \
-            System V semaphore set), copying each message in and out like the kernel does for \
-            the others. Answers: which mechanism for which scenario, on this machine.",
+            producer/consumer). Shared memory is measured twice: as the textbook bounded buffer \
+            (a ring of slots and semaphores counting full and empty ones: POSIX unnamed \
+            semaphores in the shared memory, or a System V semaphore set), and as memio's \
+            channel (futex wake-ups only when a side sleeps); both copy each message in and out \
+            like the kernel does for the others. The `channel` section measures the channel \
+            further. Answers: which mechanism for which scenario, on this machine.",
     reference: PIPE,
     chart: Chart::Lines,
     run,
@@ -68,10 +70,12 @@ pub(crate) enum Mech {
     ShmPosix,
     /// System V shared memory and a System V semaphore set.
     ShmSysv,
+    /// memio's shared-memory channel (futex wake-ups, no semaphores).
+    Channel,
 }
 
 impl Mech {
-    const ALL: [Mech; 7] = [
+    const ALL: [Mech; 8] = [
         Mech::Pipe,
         Mech::Fifo,
         Mech::Unix,
@@ -79,6 +83,7 @@ impl Mech {
         Mech::SysvMq,
         Mech::ShmPosix,
         Mech::ShmSysv,
+        Mech::Channel,
     ];
 
     /// How the peer's command line names the mechanism.
@@ -91,6 +96,7 @@ impl Mech {
             Mech::SysvMq => "sysv-mq",
             Mech::ShmPosix => "shm-posix",
             Mech::ShmSysv => "shm-sysv",
+            Mech::Channel => "channel",
         }
     }
 
@@ -103,6 +109,7 @@ impl Mech {
             Mech::SysvMq => "System V mq",
             Mech::ShmPosix => "shm + POSIX sem",
             Mech::ShmSysv => "shm + System V sem",
+            Mech::Channel => "memio channel",
         }
     }
 
@@ -265,6 +272,55 @@ fn lost() -> io::Error {
         io::ErrorKind::TimedOut,
         "the peer process stopped answering",
     )
+}
+
+/// memio's channel, one per direction; messages are copied into a loaned
+/// slot and out of the received one, like the other mechanisms' copies.
+struct ChannelPair {
+    tx: memio::ipc::channel::Sender,
+    rx: memio::ipc::channel::Receiver,
+}
+
+impl Channel for ChannelPair {
+    fn send(&mut self, buf: &[u8]) -> io::Result<()> {
+        Ok(self.tx.send(buf)?)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let n = self.rx.recv_into(buf)?;
+        if n != buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("a message of {n} bytes where {} were sent", buf.len()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The lab's ends of two channels, `a` to the peer and `b` back; the peer
+/// opens the other ends ([`open_channel_pair`]).
+fn connect_channel(mode: Mode, size: usize) -> io::Result<Result<Link>> {
+    let (a, b) = (unique("chan-a"), unique("chan-b"));
+    let opts = memio::ipc::channel::ChannelOptions::new()
+        .slots(SLOTS)
+        .slot_size(size);
+    let ca = opts.create(&a)?;
+    let mut cleanup = vec![Cleanup::PosixShm(a.clone())];
+    let cb = opts.create(&b)?;
+    cleanup.push(Cleanup::PosixShm(b.clone()));
+    let pair = ChannelPair {
+        tx: ca.sender()?,
+        rx: cb.receiver()?,
+    };
+    Ok(spawn(Mech::Channel, mode, size, &a, &b).map(|peer| link(Box::new(pair), peer, cleanup)))
+}
+
+fn open_channel_pair(a: &str, b: &str) -> io::Result<ChannelPair> {
+    let open = |name: &str| memio::ipc::channel::Channel::open(name);
+    Ok(ChannelPair {
+        rx: open(a)?.receiver()?,
+        tx: open(b)?.sender()?,
+    })
 }
 
 /// Semaphores counting full and empty slots: 0 = A full, 1 = A empty,
@@ -526,6 +582,7 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> Result<Link> {
         }
         Mech::ShmPosix => connect_shm_posix(mode, size).map_err(fail)?,
         Mech::ShmSysv => connect_shm_sysv(mode, size).map_err(fail)?,
+        Mech::Channel => connect_channel(mode, size).map_err(fail)?,
     }
 }
 
@@ -660,6 +717,7 @@ fn parse_id(s: &str) -> io::Result<i32> {
 /// Opens the peer's end of the objects the lab made.
 fn open_peer_end(a: &PeerArgs) -> io::Result<Box<dyn Channel>> {
     Ok(match a.mech {
+        Mech::Channel => Box::new(open_channel_pair(&a.name, &a.name2)?),
         Mech::Pipe => {
             let (r, w) = stdio_files()?;
             Box::new(Stream { r, w })
@@ -793,7 +851,7 @@ fn run(run: &mut Run<'_>) -> Result<()> {
 }
 
 /// The ping-pong row of `mech` at `size`; returns its median in µs.
-fn measure_pingpong(run: &mut Run<'_>, mech: Mech, size: usize) -> Result<f64> {
+pub(crate) fn measure_pingpong(run: &mut Run<'_>, mech: Mech, size: usize) -> Result<f64> {
     let label = exact_bytes(size as u64);
     let mut link = start(mech, Mode::Pingpong, size)?;
     let mut buf = vec![0x5au8; size];
@@ -806,7 +864,7 @@ fn measure_pingpong(run: &mut Run<'_>, mech: Mech, size: usize) -> Result<f64> {
 }
 
 /// The one-way stream row of `mech` at `size`; returns its median in GB/s.
-fn measure_stream(run: &mut Run<'_>, mech: Mech, size: usize) -> Result<Option<f64>> {
+pub(crate) fn measure_stream(run: &mut Run<'_>, mech: Mech, size: usize) -> Result<Option<f64>> {
     let label = exact_bytes(size as u64);
     let buf = vec![0x5au8; size];
     let mut link = start(mech, Mode::Stream, size)?;

@@ -1,0 +1,178 @@
+//! A zero-copy message channel in shared memory: a ring of fixed-size
+//! slots that senders write in place and receivers read in place, with
+//! futex wake-ups and dead-peer detection.
+//!
+//! ```
+//! use memio_ipc::channel::ChannelOptions;
+//!
+//! let name = format!("/memio-doc-channel-{}", std::process::id());
+//! let ch = ChannelOptions::new().slots(4).slot_size(256).create(&name)?;
+//! let (mut tx, mut rx) = (ch.sender()?, ch.receiver()?);
+//! // Loan a slot, write in place, commit.
+//! let mut loan = tx.loan(5)?;
+//! loan.write_at(0, b"hello")?;
+//! loan.commit();
+//! // Receive by reference, read in place, release.
+//! let msg = rx.recv()?;
+//! assert_eq!(msg.to_vec(), b"hello");
+//! msg.release();
+//! memio_ipc::channel::Channel::unlink(&name)?;
+//! # Ok::<(), memio_ipc::Error>(())
+//! ```
+//!
+//! # Flavours
+//!
+//! [`Flavor::Spsc`] admits one [`Sender`] and one [`Receiver`] at a time
+//! (a second one is refused with [`Error::Busy`](crate::Error::Busy)); [`Flavor::Mpmc`] up to
+//! [`MAX_ENDPOINTS`] of each, in any processes. Both run the same lock-free
+//! index protocol (see the `protocol` module's notes: one state word per slot
+//! decides who owns it), so a message is delivered to exactly one receiver,
+//! in the order senders claimed positions.
+//!
+//! # Waiting
+//!
+//! A sender waits while the ring is full, a receiver while it is empty:
+//! first by spinning ([`ChannelOptions::spin`] attempts, for round trips
+//! of a few hundred nanoseconds when both processes have a core), then in
+//! the kernel on a futex. A waiter announces itself in a waiter count
+//! before it sleeps, so the other side makes the `futex_wake` system call
+//! only when someone sleeps: the fast path of a send or a receive makes no
+//! system call. Every wait can have a deadline.
+//!
+//! # Dead peers
+//!
+//! Each endpoint holds an OFD lock on its own byte of the shared-memory
+//! object (through its own open file description), which the kernel drops
+//! when the process dies, however it dies, so liveness never rests on a
+//! pid that may be reused. A sleeping endpoint wakes at least every 50 ms
+//! and looks at the locks:
+//!
+//! - a receiver finding the ring empty and no sender alive (after one had
+//!   attached) gets [`Error::PeerGone`](crate::Error::PeerGone); messages committed before the
+//!   sender died are still delivered first;
+//! - a sender finding the ring full and no receiver alive gets
+//!   [`Error::PeerGone`](crate::Error::PeerGone);
+//! - a slot held by an endpoint that died (a sender between loan and
+//!   commit, a receiver between receive and release) is freed: the
+//!   half-written message is never delivered.
+//!
+//! A named channel no process holds open (every handle holds a shared lock
+//! on byte 0) is stale: [`ChannelOptions::create`] removes it and creates a
+//! new one.
+//!
+//! # Layout
+//!
+//! All integers are native-endian (the processes share one machine); the
+//! object is `HEADER_SIZE + slots * stride` bytes:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `b"memiochn"` as a little-endian u64, stored last by the creator |
+//! | 8 | 4 | layout version ([`VERSION`]) |
+//! | 12 | 4 | flavour: 1 SPSC, 2 MPMC |
+//! | 16 | 4 | slot count `n` |
+//! | 20 | 4 | slot payload size in bytes |
+//! | 24 | 4 | stride: bytes from one slot to the next (64 + payload rounded up to 64) |
+//! | 28 | 4 | offset of slot 0 (`HEADER_SIZE`, 320) |
+//! | 32 | 8 | object size in bytes |
+//! | 40 | 4 | senders that ever attached |
+//! | 44 | 4 | receivers that ever attached |
+//! | 48 | 16 | zero |
+//! | 64 | 8 | `tail`: next position to send (a hint), own cache line |
+//! | 128 | 8 | `head`: next position to receive (a hint), own cache line |
+//! | 192 | 4 | receivers' futex word (bumped to wake them) |
+//! | 196 | 4 | receivers asleep or about to be |
+//! | 256 | 4 | senders' futex word |
+//! | 260 | 4 | senders asleep or about to be |
+//! | 320 + i·stride | 8 | slot `i` state word `pos << 8 \| owner << 2 \| kind` |
+//! | 328 + i·stride | 4 | slot `i` message length |
+//! | 384 + i·stride | payload | slot `i` message bytes |
+//!
+//! Lock bytes (of the file, not the mapping): byte 0 shared by every handle,
+//! bytes 1–64 one per sender, bytes 65–128 one per receiver.
+//!
+//! # Reading shared memory
+//!
+//! Another process can write the mapping at any time, so the safe API
+//! copies in and out with raw copies ([`Loan::write_at`],
+//! [`Received::read_at`]); the `&[u8]` views ([`Received::as_slice`],
+//! [`Loan::as_mut_slice`]) are `unsafe`, since only the other processes'
+//! good conduct keeps them from writing a slot the protocol gives to you.
+//!
+//! A message is consumed by exactly one release, which takes the
+//! [`Received`] by value, so releasing twice does not compile:
+//!
+//! ```compile_fail
+//! # fn demo(rx: &mut memio_ipc::channel::Receiver) -> memio_ipc::Result<()> {
+//! let msg = rx.recv()?;
+//! msg.release();
+//! msg.release(); // error: use of moved value
+//! # Ok(()) }
+//! ```
+//!
+//! A sender is not `Clone`, and each send borrows it mutably, so one handle
+//! cannot race itself; a second sender of an SPSC channel is refused at run
+//! time, in this process or another.
+
+#![allow(
+    unsafe_code,
+    reason = "slots live in shared memory reached through raw pointers"
+)]
+
+mod protocol;
+#[cfg(not(loom))]
+mod shared;
+mod sys;
+
+pub use protocol::MAX_ENDPOINTS;
+#[cfg(not(loom))]
+pub use shared::{Channel, ChannelOptions, Loan, Received, Receiver, Sender};
+
+/// The layout version this build reads and writes.
+pub const VERSION: u32 = 1;
+
+/// Single or many senders and receivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// One sender and one receiver at a time.
+    Spsc,
+    /// Up to [`MAX_ENDPOINTS`] senders and as many receivers.
+    Mpmc,
+}
+
+impl Flavor {
+    fn code(self) -> u32 {
+        match self {
+            Flavor::Spsc => 1,
+            Flavor::Mpmc => 2,
+        }
+    }
+
+    fn from_code(code: u32) -> Option<Self> {
+        match code {
+            1 => Some(Flavor::Spsc),
+            2 => Some(Flavor::Mpmc),
+            _ => None,
+        }
+    }
+
+    /// How many endpoints of each side the flavour admits.
+    #[must_use]
+    pub fn max_endpoints(self) -> usize {
+        match self {
+            Flavor::Spsc => 1,
+            Flavor::Mpmc => MAX_ENDPOINTS,
+        }
+    }
+}
+
+/// The index protocol on plain memory, for the loom model
+/// (`tests/channel_loom.rs`); not part of the API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod model {
+    pub use super::protocol::{
+        AtomicU64, FREE, FULL, Ordering, READING, Slots, Step, Stuck, WRITING, claim_recv,
+        claim_send, commit, free, initial, kind_of, owner_of, pos_of, recover, word,
+    };
+}

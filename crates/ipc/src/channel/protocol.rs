@@ -1,0 +1,288 @@
+//! The index protocol of a channel: which endpoint may write or read which
+//! slot, with no lock and no system call.
+//!
+//! Messages take consecutive *positions* 0, 1, 2, …; position `p` lives in
+//! slot `p % n`. Each slot has one 64-bit state word,
+//! `pos << 8 | owner << 2 | kind`, where `kind` is
+//!
+//! | kind | meaning | set by |
+//! |---|---|---|
+//! | `FREE` | the slot waits for a sender to claim position `pos` | creator (`pos = slot index`), a release or an abandon (`pos + n`) |
+//! | `WRITING` | sender `owner` is writing position `pos` | a sender's compare-and-swap from `FREE(pos)` |
+//! | `FULL` | position `pos` is written and waits for a receiver | the sender's commit (a release store) |
+//! | `READING` | receiver `owner` holds position `pos` | a receiver's compare-and-swap from `FULL(pos)` |
+//!
+//! The state word alone decides ownership: a slot changes hands only by a
+//! compare-and-swap on it, so two senders can never claim one position and
+//! two receivers can never take one message. `tail` (the next position to
+//! send) and `head` (the next to receive) are hints that whoever sees them
+//! lag moves on with a compare-and-swap, so an endpoint that stops between
+//! its claim and its hint update delays nobody.
+//!
+//! A sender that finds the slot of `tail` still holding `tail - n` sees a
+//! full ring; a receiver that finds the slot of `head` `FREE(head)` or
+//! `WRITING(head)` sees an empty one. An endpoint that died while holding a
+//! slot (`WRITING` or `READING`) leaves it stuck: the waiting side learns the
+//! owner from the state word, checks whether the owner is alive, and if not
+//! [`recover`]s the slot to `FREE(pos + n)`, so a half-written message is
+//! dropped, never delivered, and a message a dead receiver held is lost
+//! with that receiver.
+//!
+//! The commit's release store pairs with the receiver's acquiring
+//! compare-and-swap, so the payload written before the commit is visible to
+//! the receiver; the release store of `FREE` pairs with the sender's
+//! acquiring claim, so a sender never overwrites a payload still being read.
+//! `tests/channel_loom.rs` checks these claims under every interleaving of a
+//! few threads.
+
+#[cfg(loom)]
+pub use loom::sync::atomic::{AtomicU64, Ordering};
+#[cfg(not(loom))]
+pub use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The slot waits for a sender.
+pub const FREE: u64 = 0;
+/// A sender is writing the slot.
+pub const WRITING: u64 = 1;
+/// The slot holds a message.
+pub const FULL: u64 = 2;
+/// A receiver holds the slot's message.
+pub const READING: u64 = 3;
+
+/// The most senders, and the most receivers, one channel can have (the
+/// owner field has six bits).
+pub const MAX_ENDPOINTS: usize = 64;
+
+/// A state word.
+#[must_use]
+pub const fn word(pos: u64, kind: u64, owner: u8) -> u64 {
+    (pos << 8) | ((owner as u64 & 0x3f) << 2) | kind
+}
+
+/// The position a state word is about.
+pub const fn pos_of(word: u64) -> u64 {
+    word >> 8
+}
+
+/// The kind of a state word.
+pub const fn kind_of(word: u64) -> u64 {
+    word & 3
+}
+
+/// The owner of a `WRITING` or `READING` state word.
+pub const fn owner_of(word: u64) -> u8 {
+    ((word >> 2) & 0x3f) as u8
+}
+
+/// Where the state words live: the slots of a mapping, or (in the loom
+/// model) a vector.
+pub trait Slots {
+    /// How many slots (`n`).
+    fn count(&self) -> u64;
+    /// The state word of the slot that holds position `pos`.
+    fn state(&self, pos: u64) -> &AtomicU64;
+}
+
+/// A slot held by an endpoint that the caller is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stuck {
+    /// The state word seen.
+    pub word: u64,
+}
+
+impl Stuck {
+    /// The endpoint holding the slot.
+    pub fn owner(self) -> u8 {
+        owner_of(self.word)
+    }
+}
+
+/// The outcome of one attempt to claim a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The caller now owns this position.
+    Claimed(u64),
+    /// Nothing to claim now (ring full for a sender, empty for a
+    /// receiver); `Some` when another endpoint's held slot is in the way.
+    Wait(Option<Stuck>),
+}
+
+/// Claims the next position to send as sender `me`.
+pub fn claim_send(tail: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
+    loop {
+        let t = tail.load(Ordering::Acquire);
+        let state = slots.state(t);
+        let seen = state.load(Ordering::Acquire);
+        if seen == word(t, FREE, 0) {
+            if state
+                .compare_exchange(
+                    seen,
+                    word(t, WRITING, me),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                let _ = tail.compare_exchange(t, t + 1, Ordering::Release, Ordering::Relaxed);
+                return Step::Claimed(t);
+            }
+            continue;
+        }
+        if pos_of(seen) >= t {
+            // Someone claimed `t` (or it is long gone): the hint lags.
+            let _ = tail.compare_exchange(t, t + 1, Ordering::Release, Ordering::Relaxed);
+            continue;
+        }
+        // The slot still holds position `t - n`: the ring is full.
+        let kind = kind_of(seen);
+        return Step::Wait((kind == WRITING || kind == READING).then_some(Stuck { word: seen }));
+    }
+}
+
+/// Claims the next message as receiver `me`.
+pub fn claim_recv(head: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
+    loop {
+        let h = head.load(Ordering::Acquire);
+        let state = slots.state(h);
+        let seen = state.load(Ordering::Acquire);
+        if seen == word(h, FULL, 0) {
+            if state
+                .compare_exchange(
+                    seen,
+                    word(h, READING, me),
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                let _ = head.compare_exchange(h, h + 1, Ordering::Release, Ordering::Relaxed);
+                return Step::Claimed(h);
+            }
+            continue;
+        }
+        let pos = pos_of(seen);
+        if pos > h || (pos == h && kind_of(seen) == READING) {
+            // Taken by another receiver, or dropped: the hint lags.
+            let _ = head.compare_exchange(h, h + 1, Ordering::Release, Ordering::Relaxed);
+            continue;
+        }
+        let stuck = (pos == h && kind_of(seen) == WRITING).then_some(Stuck { word: seen });
+        return Step::Wait(stuck);
+    }
+}
+
+/// Publishes the message at `pos` (the sender's commit).
+pub fn commit(slots: &impl Slots, pos: u64) {
+    slots
+        .state(pos)
+        .store(word(pos, FULL, 0), Ordering::Release);
+}
+
+/// Hands the slot of `pos` to the next lap: a receiver's release, or a
+/// sender dropping a loan it did not commit.
+pub fn free(slots: &impl Slots, pos: u64) {
+    slots
+        .state(pos)
+        .store(word(pos + slots.count(), FREE, 0), Ordering::Release);
+}
+
+/// Frees a slot whose owner died, if it still holds what `stuck` saw;
+/// `true` when this call freed it.
+pub fn recover(slots: &impl Slots, stuck: Stuck) -> bool {
+    let pos = pos_of(stuck.word);
+    slots
+        .state(pos)
+        .compare_exchange(
+            stuck.word,
+            word(pos + slots.count(), FREE, 0),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
+/// The state words of a new ring: slot `i` waits for position `i`.
+pub fn initial(index: u64) -> u64 {
+    word(index, FREE, 0)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    struct Vec4(Vec<AtomicU64>);
+
+    impl Slots for Vec4 {
+        fn count(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn state(&self, pos: u64) -> &AtomicU64 {
+            &self.0[usize::try_from(pos % self.count()).unwrap()]
+        }
+    }
+
+    fn ring(n: u64) -> (AtomicU64, AtomicU64, Vec4) {
+        let slots = (0..n).map(|i| AtomicU64::new(initial(i))).collect();
+        (AtomicU64::new(0), AtomicU64::new(0), Vec4(slots))
+    }
+
+    #[test]
+    fn a_ring_fills_drains_and_wraps_in_order() {
+        let (tail, head, slots) = ring(3);
+        for lap in 0..4u64 {
+            for i in 0..3 {
+                assert_eq!(claim_send(&tail, &slots, 0), Step::Claimed(lap * 3 + i));
+                commit(&slots, lap * 3 + i);
+            }
+            assert_eq!(claim_send(&tail, &slots, 0), Step::Wait(None), "full");
+            for i in 0..3 {
+                assert_eq!(claim_recv(&head, &slots, 0), Step::Claimed(lap * 3 + i));
+                free(&slots, lap * 3 + i);
+            }
+            assert_eq!(claim_recv(&head, &slots, 0), Step::Wait(None), "empty");
+        }
+    }
+
+    #[test]
+    fn a_dead_writer_is_seen_recovered_and_its_message_skipped() {
+        let (tail, head, slots) = ring(2);
+        assert_eq!(claim_send(&tail, &slots, 5), Step::Claimed(0));
+        // Sender 5 dies here. A second sender goes on past it.
+        assert_eq!(claim_send(&tail, &slots, 6), Step::Claimed(1));
+        commit(&slots, 1);
+        let Step::Wait(Some(stuck)) = claim_recv(&head, &slots, 0) else {
+            panic!("the receiver must see the held slot");
+        };
+        assert_eq!(stuck.owner(), 5);
+        assert!(recover(&slots, stuck));
+        assert!(
+            !recover(&slots, stuck),
+            "a second recovery finds it changed"
+        );
+        assert_eq!(claim_recv(&head, &slots, 0), Step::Claimed(1));
+    }
+
+    #[test]
+    fn a_dead_reader_blocks_a_full_ring_until_recovered() {
+        let (tail, head, slots) = ring(1);
+        assert_eq!(claim_send(&tail, &slots, 0), Step::Claimed(0));
+        commit(&slots, 0);
+        assert_eq!(claim_recv(&head, &slots, 9), Step::Claimed(0));
+        let Step::Wait(Some(stuck)) = claim_send(&tail, &slots, 0) else {
+            panic!("the sender must see the held slot");
+        };
+        assert_eq!(stuck.owner(), 9);
+        assert!(recover(&slots, stuck));
+        assert_eq!(claim_send(&tail, &slots, 0), Step::Claimed(1));
+    }
+
+    #[test]
+    fn an_abandoned_loan_is_skipped_by_receivers() {
+        let (tail, head, slots) = ring(2);
+        assert_eq!(claim_send(&tail, &slots, 0), Step::Claimed(0));
+        free(&slots, 0);
+        assert_eq!(claim_send(&tail, &slots, 0), Step::Claimed(1));
+        commit(&slots, 1);
+        assert_eq!(claim_recv(&head, &slots, 0), Step::Claimed(1));
+    }
+}

@@ -1,0 +1,1227 @@
+//! The channel in a shared-memory object: the header, the slots, the
+//! endpoints and their waits.
+//!
+//! # Safety
+//!
+//! The header and the slot headers are reached through pointers into a
+//! mapping that the [`Inner`] owns and that lives as long as every
+//! reference derived from it; their fields are atomics, so other processes
+//! writing them concurrently is no data race. Payload bytes are copied with
+//! raw copies, bounds-checked against the geometry this process validated
+//! at open time (never re-read from the shared header).
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::{Duration, Instant};
+
+use memio_map::{MapOptions, Region};
+use rustix::shm::{Mode, OFlags};
+
+use super::protocol::{self, Slots, Step, Stuck};
+use super::sys::{self, LOCK_SPAN, RECEIVER_BYTES, SENDER_BYTES};
+use super::{Flavor, VERSION};
+use crate::error::{self, Error, Result};
+use crate::key::DEFAULT_MODE;
+use crate::name::{self, Kind};
+
+/// `b"memiochn"` read as a little-endian u64.
+const MAGIC: u64 = u64::from_le_bytes(*b"memiochn");
+/// Bytes before slot 0.
+const HEADER_SIZE: usize = 320;
+/// Bytes of a slot before its payload.
+const SLOT_HEADER: usize = 64;
+/// How often a sleeping endpoint looks at its peers' locks.
+const CHECK_EVERY: Duration = Duration::from_millis(50);
+/// How long an open waits for a creator still initialising the object.
+const INIT_WAIT: Duration = Duration::from_secs(1);
+
+/// An index on a cache line of its own.
+#[repr(C, align(64))]
+struct Line {
+    value: AtomicU64,
+    _pad: [u64; 7],
+}
+
+/// A futex word and the count of those sleeping on it.
+#[repr(C, align(64))]
+struct Waiters {
+    seq: AtomicU32,
+    sleepers: AtomicU32,
+    _pad: [u32; 14],
+}
+
+/// The header at offset 0 (see the layout table in the module docs).
+#[repr(C)]
+struct Header {
+    magic: AtomicU64,
+    version: AtomicU32,
+    flavor: AtomicU32,
+    slots: AtomicU32,
+    slot_size: AtomicU32,
+    stride: AtomicU32,
+    data_offset: AtomicU32,
+    total: AtomicU64,
+    senders_joined: AtomicU32,
+    receivers_joined: AtomicU32,
+    _pad: [u32; 4],
+    tail: Line,
+    head: Line,
+    recv_wait: Waiters,
+    send_wait: Waiters,
+}
+
+/// The first 64 bytes of a slot.
+#[repr(C, align(64))]
+struct SlotHeader {
+    state: AtomicU64,
+    len: AtomicU32,
+    _pad: [u32; 13],
+}
+
+const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
+const _: () = assert!(size_of::<SlotHeader>() == SLOT_HEADER);
+const _: () = assert!(std::mem::offset_of!(Header, tail) == 64);
+const _: () = assert!(std::mem::offset_of!(Header, head) == 128);
+const _: () = assert!(std::mem::offset_of!(Header, recv_wait) == 192);
+const _: () = assert!(std::mem::offset_of!(Header, send_wait) == 256);
+
+/// What a channel looks like, as validated by this process.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    flavor: Flavor,
+    slots: usize,
+    slot_size: usize,
+    stride: usize,
+    total: usize,
+}
+
+impl Geometry {
+    fn new(flavor: Flavor, slots: usize, slot_size: usize) -> Option<Self> {
+        let stride = SLOT_HEADER.checked_add(slot_size.checked_next_multiple_of(64)?)?;
+        let total = stride.checked_mul(slots)?.checked_add(HEADER_SIZE)?;
+        // The header stores these as u32.
+        u32::try_from(slots).ok()?;
+        u32::try_from(stride).ok()?;
+        Some(Self {
+            flavor,
+            slots,
+            slot_size,
+            stride,
+            total,
+        })
+    }
+}
+
+/// One side of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Send,
+    Recv,
+}
+
+impl Side {
+    fn first_byte(self) -> i64 {
+        match self {
+            Side::Send => SENDER_BYTES,
+            Side::Recv => RECEIVER_BYTES,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Side::Send => "sender",
+            Side::Recv => "receiver",
+        }
+    }
+
+    fn other(self) -> Side {
+        match self {
+            Side::Send => Side::Recv,
+            Side::Recv => Side::Send,
+        }
+    }
+}
+
+/// The mapping and what this process knows of it.
+struct Inner {
+    region: Region,
+    /// This handle's own open file description, holding the shared lock
+    /// on byte 0.
+    fd: OwnedFd,
+    object: String,
+    name: Option<String>,
+    geo: Geometry,
+    spin: u32,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("object", &self.object)
+            .field("geometry", &self.geo)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Slots for Inner {
+    fn count(&self) -> u64 {
+        self.geo.slots as u64
+    }
+    fn state(&self, pos: u64) -> &AtomicU64 {
+        &self.slot(pos).state
+    }
+}
+
+impl Inner {
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least HEADER_SIZE bytes (checked at
+        // open) and lives as long as `self`.
+        unsafe { view(&self.region, 0) }
+    }
+
+    fn slot_offset(&self, pos: u64) -> usize {
+        // The remainder is below `slots`, a usize.
+        let index = usize::try_from(pos % self.geo.slots as u64).unwrap_or(0);
+        HEADER_SIZE + index * self.geo.stride
+    }
+
+    fn slot(&self, pos: u64) -> &SlotHeader {
+        let offset = self.slot_offset(pos);
+        debug_assert!(offset + self.geo.stride <= self.region.len());
+        // SAFETY: `offset` is a multiple of 64 and the slot lies inside the
+        // mapping (HEADER_SIZE + slots * stride == len, validated at open).
+        unsafe { view(&self.region, offset) }
+    }
+
+    /// The first payload byte of the slot of `pos` (inside the mapping:
+    /// see `slot`).
+    fn payload(&self, pos: u64) -> *mut u8 {
+        let offset = self.slot_offset(pos) + SLOT_HEADER;
+        self.region.as_mut_ptr().wrapping_add(offset)
+    }
+
+    fn waiters(&self, side: Side) -> &Waiters {
+        match side {
+            Side::Send => &self.header().send_wait,
+            Side::Recv => &self.header().recv_wait,
+        }
+    }
+
+    fn joined(&self, side: Side) -> &AtomicU32 {
+        match side {
+            Side::Send => &self.header().senders_joined,
+            Side::Recv => &self.header().receivers_joined,
+        }
+    }
+
+    /// Wakes `side`'s sleepers, if any: no system call when none sleeps.
+    fn wake(&self, side: Side) {
+        let w = self.waiters(side);
+        // Pairs with the sleeper's fence between announcing itself and
+        // looking at the ring: either it sees our change, or we see it.
+        fence(Ordering::SeqCst);
+        if w.sleepers.load(Ordering::Relaxed) > 0 {
+            w.seq.fetch_add(1, Ordering::Release);
+            sys::wake_all(&w.seq);
+        }
+    }
+
+    fn attempt(&self, side: Side, me: u8) -> Step {
+        match side {
+            Side::Send => protocol::claim_send(&self.header().tail.value, self, me),
+            Side::Recv => protocol::claim_recv(&self.header().head.value, self, me),
+        }
+    }
+
+    fn gone(&self, side: Side) -> Error {
+        Error::PeerGone {
+            object: self.object.clone(),
+            peer: side.noun(),
+        }
+    }
+
+    fn os(&self, action: &str, err: io::Error) -> Error {
+        Error::Io(error::os(action, &self.object, err))
+    }
+}
+
+/// The `T` at `offset` bytes into `region`.
+///
+/// # Safety
+///
+/// `offset + size_of::<T>()` must lie inside the region, `offset` must be a
+/// multiple of `T`'s alignment (at most 64: the mapping is page-aligned),
+/// and `T` must consist of atomics and padding never read, so that other
+/// processes writing the memory meanwhile is no data race.
+#[allow(
+    clippy::cast_ptr_alignment,
+    reason = "the mapping is page-aligned and the offsets are multiples of 64, as the caller promises"
+)]
+unsafe fn view<T>(region: &Region, offset: usize) -> &T {
+    debug_assert!(offset + size_of::<T>() <= region.len());
+    debug_assert!(offset % align_of::<T>() == 0);
+    let ptr = region.as_ptr().wrapping_add(offset).cast::<T>();
+    // SAFETY: in bounds, aligned and made of atomics (the caller's
+    // promise); the reference borrows `region`, which keeps the mapping.
+    unsafe { &*ptr }
+}
+
+/// How to create or open a channel.
+///
+/// ```no_run
+/// use memio_ipc::channel::{ChannelOptions, Flavor};
+///
+/// let ch = ChannelOptions::new()
+///     .flavor(Flavor::Mpmc)
+///     .slots(64)
+///     .slot_size(4096)
+///     .create("/jobs")?;
+/// # Ok::<(), memio_ipc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    flavor: Flavor,
+    slots: usize,
+    slot_size: usize,
+    mode: u32,
+    spin: u32,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChannelOptions {
+    /// SPSC, 8 slots of 4 KiB, mode 0600, 200 spins before sleeping.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            flavor: Flavor::Spsc,
+            slots: 8,
+            slot_size: 4096,
+            mode: DEFAULT_MODE,
+            spin: 200,
+        }
+    }
+
+    /// SPSC or MPMC (for a new channel).
+    #[must_use]
+    pub fn flavor(mut self, flavor: Flavor) -> Self {
+        self.flavor = flavor;
+        self
+    }
+
+    /// How many messages the ring holds (for a new channel).
+    #[must_use]
+    pub fn slots(mut self, n: usize) -> Self {
+        self.slots = n;
+        self
+    }
+
+    /// The largest message in bytes (for a new channel).
+    #[must_use]
+    pub fn slot_size(mut self, bytes: usize) -> Self {
+        self.slot_size = bytes;
+        self
+    }
+
+    /// Permission bits of a new named channel (default 0600).
+    #[must_use]
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// How many times a waiting endpoint of this handle looks again
+    /// before it sleeps on the futex: 0 sleeps at once (least CPU), some
+    /// thousands keep round trips in the hundreds of nanoseconds when both
+    /// processes run on their own cores.
+    #[must_use]
+    pub fn spin(mut self, attempts: u32) -> Self {
+        self.spin = attempts;
+        self
+    }
+
+    fn geometry(&self, object: &str) -> Result<Geometry> {
+        let bad = |why: String| {
+            Error::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot create {object}: {why}"),
+            ))
+        };
+        if self.slots == 0 || self.slot_size == 0 {
+            return Err(bad("it needs at least one slot of at least one byte".into()));
+        }
+        Geometry::new(self.flavor, self.slots, self.slot_size).ok_or_else(|| {
+            bad(format!(
+                "{} slots of {} bytes do not fit in one object",
+                self.slots, self.slot_size
+            ))
+        })
+    }
+
+    /// Creates the named channel `name` (`/name`, a POSIX shared-memory
+    /// object), exclusively. An object of that name that is a channel no
+    /// process holds open (its creator died) is removed first.
+    ///
+    /// # Errors
+    /// [`Error::NameInvalid`]; an existing object in use or not a channel
+    /// (already exists); a bad geometry; an OS error naming the channel.
+    #[doc(alias = "shm_open")]
+    pub fn create(&self, name: &str) -> Result<Channel> {
+        name::check(name, Kind::Plain)?;
+        let object = describe(name);
+        let geo = self.geometry(&object)?;
+        let mode = Mode::from_bits_truncate(self.mode & 0o7777);
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL;
+        let mut removed_stale = false;
+        let fd = loop {
+            match rustix::shm::open(name, flags, mode) {
+                Ok(fd) => break fd,
+                Err(rustix::io::Errno::EXIST) if !removed_stale && is_stale(name) => {
+                    let _ = rustix::shm::unlink(name);
+                    removed_stale = true;
+                }
+                Err(e) => return Err(Error::Io(error::os("create", &object, e.into()))),
+            }
+        };
+        let channel = self.init(fd, geo, object, Some(name.to_owned()));
+        if channel.is_err() {
+            let _ = rustix::shm::unlink(name);
+        }
+        channel
+    }
+
+    /// Creates a nameless channel in a memfd (`label` names it in
+    /// `/proc/PID/fd`); hand it to a child with
+    /// [`Channel::inheritable_fd`] and [`ChannelOptions::from_fd`].
+    ///
+    /// # Errors
+    /// A bad geometry or an OS error.
+    #[doc(alias = "memfd_create")]
+    pub fn memfd(&self, label: &str) -> Result<Channel> {
+        let object = format!("channel memfd '{label}'");
+        let geo = self.geometry(&object)?;
+        let fd = rustix::fs::memfd_create(label, rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(|e| Error::Io(error::os("create", &object, e.into())))?;
+        self.init(fd, geo, object, None)
+    }
+
+    /// Sizes, maps and initialises a new object; `fd` is its own open file
+    /// description.
+    fn init(
+        &self,
+        fd: OwnedFd,
+        geo: Geometry,
+        object: String,
+        name: Option<String>,
+    ) -> Result<Channel> {
+        let fail = |action: &str, e: io::Error| Error::Io(error::os(action, &object, e));
+        sys::lock_handle(&fd).map_err(|e| fail("lock", e))?;
+        rustix::fs::ftruncate(&fd, geo.total as u64).map_err(|e| fail("resize", e.into()))?;
+        let region = map(&fd, geo.total).map_err(|e| fail("map", e))?;
+        let inner = Inner {
+            region,
+            fd,
+            object,
+            name,
+            geo,
+            spin: self.spin,
+        };
+        let h = inner.header();
+        let as_u32 = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        h.version.store(VERSION, Ordering::Relaxed);
+        h.flavor.store(geo.flavor.code(), Ordering::Relaxed);
+        h.slots.store(as_u32(geo.slots), Ordering::Relaxed);
+        h.slot_size.store(as_u32(geo.slot_size), Ordering::Relaxed);
+        h.stride.store(as_u32(geo.stride), Ordering::Relaxed);
+        h.data_offset.store(as_u32(HEADER_SIZE), Ordering::Relaxed);
+        h.total.store(geo.total as u64, Ordering::Relaxed);
+        for i in 0..geo.slots as u64 {
+            inner
+                .slot(i)
+                .state
+                .store(protocol::initial(i), Ordering::Relaxed);
+        }
+        h.magic.store(MAGIC, Ordering::Release);
+        Ok(Channel {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Opens the existing named channel `name`, checking that it is one.
+    ///
+    /// # Errors
+    /// [`Error::NameInvalid`]; [`Error::Corrupt`] for an object that is not
+    /// a channel of this layout version; an OS error naming the channel.
+    pub fn open(&self, name: &str) -> Result<Channel> {
+        name::check(name, Kind::Plain)?;
+        let object = describe(name);
+        let fd = rustix::shm::open(name, OFlags::RDWR, Mode::empty())
+            .map_err(|e| Error::Io(error::os("open", &object, e.into())))?;
+        self.attach_existing(fd, object, Some(name.to_owned()))
+    }
+
+    /// Opens a channel from a descriptor of its object (a memfd inherited
+    /// from the parent, say). The handle takes its own open file
+    /// description; `fd` is closed.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for an object that is not a channel; an OS error.
+    pub fn from_fd(&self, fd: OwnedFd) -> Result<Channel> {
+        let object = "channel fd".to_owned();
+        let own =
+            sys::reopen(fd.as_fd()).map_err(|e| Error::Io(error::os("reopen", &object, e)))?;
+        drop(fd);
+        self.attach_existing(own, object, None)
+    }
+
+    fn attach_existing(
+        &self,
+        fd: OwnedFd,
+        object: String,
+        name: Option<String>,
+    ) -> Result<Channel> {
+        let fail = |action: &str, e: io::Error| Error::Io(error::os(action, &object, e));
+        sys::lock_handle(&fd).map_err(|e| fail("lock", e))?;
+        let region = wait_initialised(&fd, &object)?;
+        let geo = validate(&region, &object)?;
+        Ok(Channel {
+            inner: Arc::new(Inner {
+                region,
+                fd,
+                object,
+                name,
+                geo,
+                spin: self.spin,
+            }),
+        })
+    }
+}
+
+fn describe(name: &str) -> String {
+    format!("channel '{name}'")
+}
+
+fn map(fd: &OwnedFd, len: usize) -> io::Result<Region> {
+    MapOptions::new().shared().read_write().len(len).map(fd)
+}
+
+fn size_of_object(fd: &OwnedFd) -> io::Result<usize> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok(usize::try_from(st.st_size).unwrap_or(0))
+}
+
+/// Maps the object once its creator has sized it and stored the magic;
+/// waits up to [`INIT_WAIT`] while another handle exists and it is not
+/// there yet.
+fn wait_initialised(fd: &OwnedFd, object: &str) -> Result<Region> {
+    let corrupt = |why: String| Error::Corrupt {
+        object: object.to_owned(),
+        why,
+    };
+    let start = Instant::now();
+    loop {
+        let size = size_of_object(fd).map_err(|e| Error::Io(error::os("examine", &object, e)))?;
+        let creator_busy = || {
+            start.elapsed() < INIT_WAIT
+                && sys::held_by_others(fd.as_fd(), 0, LOCK_SPAN).unwrap_or(false)
+        };
+        if size < HEADER_SIZE {
+            if creator_busy() {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+            return Err(corrupt(format!(
+                "it is {size} bytes, smaller than a channel header ({HEADER_SIZE})"
+            )));
+        }
+        let region = map(fd, size).map_err(|e| Error::Io(error::os("map", &object, e)))?;
+        // SAFETY: at least HEADER_SIZE bytes; offset 0.
+        let magic = unsafe { view::<AtomicU64>(&region, 0) }.load(Ordering::Acquire);
+        if magic == 0 && creator_busy() {
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        if magic != MAGIC {
+            return Err(corrupt(
+                "it is not a memio channel (no magic number)".into(),
+            ));
+        }
+        return Ok(region);
+    }
+}
+
+/// Reads and checks the geometry of a mapped header.
+fn validate(region: &Region, object: &str) -> Result<Geometry> {
+    // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by the
+    // caller); offset 0.
+    let h: &Header = unsafe { view(region, 0) };
+    let corrupt = |why: String| Error::Corrupt {
+        object: object.to_owned(),
+        why,
+    };
+    let get = |a: &AtomicU32| a.load(Ordering::Relaxed) as usize;
+    let version = h.version.load(Ordering::Relaxed);
+    if version != VERSION {
+        return Err(corrupt(format!(
+            "its layout version is {version}, this build reads version {VERSION}"
+        )));
+    }
+    let flavor = Flavor::from_code(h.flavor.load(Ordering::Relaxed))
+        .ok_or_else(|| corrupt("its flavour code is unknown".into()))?;
+    let (slots, slot_size) = (get(&h.slots), get(&h.slot_size));
+    let geo = Geometry::new(flavor, slots, slot_size)
+        .filter(|g| g.slots > 0 && g.slot_size > 0)
+        .ok_or_else(|| corrupt(format!("{slots} slots of {slot_size} bytes is no ring")))?;
+    let total = h.total.load(Ordering::Relaxed);
+    if get(&h.stride) != geo.stride
+        || get(&h.data_offset) != HEADER_SIZE
+        || total != geo.total as u64
+        || region.len() != geo.total
+    {
+        return Err(corrupt(format!(
+            "its header describes {} bytes of slots but the object is {} bytes",
+            total,
+            region.len()
+        )));
+    }
+    Ok(geo)
+}
+
+/// Whether the named object is a channel that no process holds open.
+fn is_stale(name: &str) -> bool {
+    let Ok(fd) = rustix::shm::open(name, OFlags::RDWR, Mode::empty()) else {
+        return false;
+    };
+    let mut magic = [0u8; 8];
+    let is_channel = matches!(rustix::io::pread(&fd, &mut magic, 0), Ok(8))
+        && u64::from_ne_bytes(magic) == MAGIC;
+    is_channel && sys::held_by_others(fd.as_fd(), 0, LOCK_SPAN).is_ok_and(|held| !held)
+}
+
+/// A handle on a channel: the mapping, from which endpoints are taken.
+///
+/// Cloning is cheap (the mapping is shared); the shared-memory object stays
+/// until [`Channel::unlink`] and the last handle closes.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    inner: Arc<Inner>,
+}
+
+impl Channel {
+    /// Creates the named channel `name` with the default options.
+    ///
+    /// # Errors
+    /// See [`ChannelOptions::create`].
+    pub fn create(name: &str) -> Result<Self> {
+        ChannelOptions::new().create(name)
+    }
+
+    /// Opens the named channel `name` with the default options.
+    ///
+    /// # Errors
+    /// See [`ChannelOptions::open`].
+    pub fn open(name: &str) -> Result<Self> {
+        ChannelOptions::new().open(name)
+    }
+
+    /// Removes the name; the memory goes with the last handle.
+    ///
+    /// # Errors
+    /// [`Error::NameInvalid`] or an OS error naming the channel.
+    #[doc(alias = "shm_unlink")]
+    pub fn unlink(name: &str) -> Result<()> {
+        name::check(name, Kind::Plain)?;
+        rustix::shm::unlink(name)
+            .map_err(|e| Error::Io(error::os("remove", &describe(name), e.into())))
+    }
+
+    /// The name, for a named channel.
+    #[must_use]
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// SPSC or MPMC.
+    #[must_use]
+    pub fn flavor(&self) -> Flavor {
+        self.inner.geo.flavor
+    }
+
+    /// How many messages the ring holds.
+    #[must_use]
+    pub fn slots(&self) -> usize {
+        self.inner.geo.slots
+    }
+
+    /// The largest message in bytes.
+    #[must_use]
+    pub fn slot_size(&self) -> usize {
+        self.inner.geo.slot_size
+    }
+
+    /// A descriptor of the object without close-on-exec, for a child to
+    /// inherit and pass to [`ChannelOptions::from_fd`]; drop it once the
+    /// child is started.
+    ///
+    /// # Errors
+    /// An OS error (out of descriptors).
+    pub fn inheritable_fd(&self) -> io::Result<OwnedFd> {
+        // dup(2) clears FD_CLOEXEC on the copy.
+        rustix::io::dup(&self.inner.fd).map_err(io::Error::from)
+    }
+
+    fn attach(&self, side: Side) -> Result<(OwnedFd, u8)> {
+        let inner = &self.inner;
+        let fd = sys::reopen(inner.fd.as_fd()).map_err(|e| inner.os("reopen", e))?;
+        let max = inner.geo.flavor.max_endpoints();
+        for k in 0..u8::try_from(max).unwrap_or(u8::MAX) {
+            let byte = side.first_byte() + i64::from(k);
+            if sys::try_lock(fd.as_fd(), true, byte, 1).map_err(|e| inner.os("lock", e))? {
+                inner.joined(side).fetch_add(1, Ordering::AcqRel);
+                return Ok((fd, k));
+            }
+        }
+        Err(Error::Busy {
+            object: inner.object.clone(),
+            why: format!(
+                "it already has {max} {}{} (the most its flavour admits)",
+                side.noun(),
+                if max == 1 { "" } else { "s" }
+            ),
+        })
+    }
+
+    /// Attaches a sender.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] when the channel has all the senders its flavour
+    /// admits; an OS error.
+    pub fn sender(&self) -> Result<Sender> {
+        let (lock, me) = self.attach(Side::Send)?;
+        Ok(Sender {
+            end: Endpoint::new(&self.inner, lock, me, Side::Send),
+        })
+    }
+
+    /// Attaches a receiver.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] when the channel has all the receivers its flavour
+    /// admits; an OS error.
+    pub fn receiver(&self) -> Result<Receiver> {
+        let (lock, me) = self.attach(Side::Recv)?;
+        Ok(Receiver {
+            end: Endpoint::new(&self.inner, lock, me, Side::Recv),
+        })
+    }
+}
+
+/// What a sender and a receiver share: the mapping, the lock on its own
+/// byte, its index and its side.
+#[derive(Debug)]
+struct Endpoint {
+    inner: Arc<Inner>,
+    /// Its own open file description holding its byte's lock; dropped
+    /// (releasing the lock) before the wake-up in `Drop`.
+    lock: Option<OwnedFd>,
+    me: u8,
+    side: Side,
+}
+
+impl Endpoint {
+    fn new(inner: &Arc<Inner>, lock: OwnedFd, me: u8, side: Side) -> Self {
+        Self {
+            inner: Arc::clone(inner),
+            lock: Some(lock),
+            me,
+            side,
+        }
+    }
+
+    fn lock_fd(&self) -> Result<BorrowedFd<'_>> {
+        self.lock
+            .as_ref()
+            .map(AsFd::as_fd)
+            .ok_or_else(|| self.inner.gone(self.side))
+    }
+
+    /// Claims a position, waiting until `deadline` (`None`: for ever);
+    /// `Ok(None)` when the deadline passed.
+    fn claim(&self, deadline: Option<Instant>) -> Result<Option<u64>> {
+        let inner = &*self.inner;
+        if let Step::Claimed(p) = inner.attempt(self.side, self.me) {
+            return Ok(Some(p));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        for _ in 0..inner.spin {
+            std::hint::spin_loop();
+            if let Step::Claimed(p) = inner.attempt(self.side, self.me) {
+                return Ok(Some(p));
+            }
+        }
+        let w = inner.waiters(self.side);
+        loop {
+            let seq = w.seq.load(Ordering::Acquire);
+            w.sleepers.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let step = inner.attempt(self.side, self.me);
+            if let Step::Wait(_) = step {
+                if deadline.is_none_or(|d| Instant::now() < d) {
+                    sys::wait(&w.seq, seq, sys::slice_until(deadline, CHECK_EVERY));
+                }
+            }
+            w.sleepers.fetch_sub(1, Ordering::SeqCst);
+            let stuck = match step {
+                Step::Claimed(p) => return Ok(Some(p)),
+                Step::Wait(_) => match inner.attempt(self.side, self.me) {
+                    Step::Claimed(p) => return Ok(Some(p)),
+                    Step::Wait(stuck) => stuck,
+                },
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            if let Some(p) = self.check_peers(stuck)? {
+                return Ok(Some(p));
+            }
+        }
+    }
+
+    /// After a wait that found nothing: frees a slot whose holder died and
+    /// fails with [`Error::PeerGone`] when the other side has no endpoint
+    /// left (and had one); `Some` when it claimed a position meanwhile.
+    fn check_peers(&self, stuck: Option<Stuck>) -> Result<Option<u64>> {
+        let inner = &*self.inner;
+        let other = self.side.other();
+        let fd = self.lock_fd()?;
+        let os = |e| inner.os("examine the locks of", e);
+        if let Some(stuck) = stuck {
+            let byte = other.first_byte() + i64::from(stuck.owner());
+            if !sys::held_by_others(fd, byte, 1).map_err(os)? && protocol::recover(inner, stuck) {
+                // A dead sender's slot freed: receivers move past it. A
+                // dead receiver's: senders have room.
+                inner.wake(Side::Send);
+                inner.wake(Side::Recv);
+            }
+            return Ok(None);
+        }
+        if inner.joined(other).load(Ordering::Acquire) == 0 {
+            return Ok(None);
+        }
+        if sys::held_by_others(fd, other.first_byte(), sys::ENDPOINT_BYTES).map_err(os)? {
+            return Ok(None);
+        }
+        // No peer left. A message committed just before its sender died
+        // is still delivered.
+        match inner.attempt(self.side, self.me) {
+            Step::Claimed(p) => Ok(Some(p)),
+            Step::Wait(Some(_)) => Ok(None),
+            Step::Wait(None) => Err(inner.gone(other)),
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        // Release the lock first, then wake the other side so that a
+        // sleeper looks at the locks now rather than at its next check.
+        drop(self.lock.take());
+        self.inner.wake(self.side.other());
+    }
+}
+
+/// The sending end of a channel.
+#[derive(Debug)]
+pub struct Sender {
+    end: Endpoint,
+}
+
+impl Sender {
+    fn too_large(&self, len: usize) -> Error {
+        Error::TooLarge {
+            object: self.end.inner.object.clone(),
+            len,
+            max: self.end.inner.geo.slot_size,
+        }
+    }
+
+    fn loan_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<Loan<'_>>> {
+        if len > self.end.inner.geo.slot_size {
+            return Err(self.too_large(len));
+        }
+        Ok(self.end.claim(deadline)?.map(|pos| Loan {
+            tx: self,
+            pos,
+            len,
+            done: false,
+        }))
+    }
+
+    /// Loans the next slot for a message of `len` bytes, waiting while the
+    /// ring is full.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] when `len` exceeds the slot size;
+    /// [`Error::PeerGone`] when the ring is full and every receiver is
+    /// gone; an OS error.
+    pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
+        let object = self.end.inner.object.clone();
+        self.loan_until(len, None)?
+            .ok_or_else(|| Error::Io(io::Error::other(format!("{object}: wait ended early"))))
+    }
+
+    /// [`Sender::loan`] waiting at most until `deadline`; `Ok(None)` when
+    /// it passed.
+    ///
+    /// # Errors
+    /// See [`Sender::loan`].
+    pub fn loan_deadline(&mut self, len: usize, deadline: Instant) -> Result<Option<Loan<'_>>> {
+        self.loan_until(len, Some(deadline))
+    }
+
+    /// Copies `msg` into the next slot and commits it, waiting while the
+    /// ring is full.
+    ///
+    /// # Errors
+    /// See [`Sender::loan`].
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        let mut loan = self.loan(msg.len())?;
+        loan.write_at(0, msg)?;
+        loan.commit();
+        Ok(())
+    }
+
+    /// [`Sender::send`] waiting at most until `deadline`; `Ok(false)` when
+    /// it passed with the ring still full.
+    ///
+    /// # Errors
+    /// See [`Sender::loan`].
+    pub fn send_deadline(&mut self, msg: &[u8], deadline: Instant) -> Result<bool> {
+        match self.loan_until(msg.len(), Some(deadline))? {
+            Some(mut loan) => {
+                loan.write_at(0, msg)?;
+                loan.commit();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Sends `msg` only if there is room now.
+    ///
+    /// # Errors
+    /// See [`Sender::loan`].
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<bool> {
+        self.send_deadline(msg, Instant::now())
+    }
+
+    /// The channel's object, as errors name it.
+    #[must_use]
+    pub fn object(&self) -> &str {
+        &self.end.inner.object
+    }
+}
+
+/// A slot loaned to a sender: write the message in place, then
+/// [`commit`](Loan::commit). Dropping it without a commit gives the slot
+/// back and nothing is delivered.
+pub struct Loan<'a> {
+    tx: &'a mut Sender,
+    pos: u64,
+    len: usize,
+    done: bool,
+}
+
+impl fmt::Debug for Loan<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loan")
+            .field("pos", &self.pos)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loan<'_> {
+    /// The message length this loan was made for.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the message is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `data` into the message at `offset`.
+    ///
+    /// # Errors
+    /// The range passes the end of the message.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
+        let end = offset.checked_add(data.len());
+        if end.is_none_or(|e| e > self.len) {
+            return Err(Error::TooLarge {
+                object: self.tx.end.inner.object.clone(),
+                len: end.unwrap_or(usize::MAX),
+                max: self.len,
+            });
+        }
+        let dst = self.tx.end.inner.payload(self.pos).wrapping_add(offset);
+        // SAFETY: the range lies inside this slot's payload (checked
+        // above; len <= slot_size); the slot is ours until the commit, and
+        // `data` is a separate buffer.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
+        Ok(())
+    }
+
+    /// Copies a received message (from this channel or another) into the
+    /// start of this one, slot to slot, with no buffer between: a relay or
+    /// an echo.
+    ///
+    /// # Errors
+    /// The message is longer than this loan.
+    pub fn copy_from(&mut self, msg: &Received<'_>) -> Result<()> {
+        if msg.len() > self.len {
+            return Err(Error::TooLarge {
+                object: self.tx.end.inner.object.clone(),
+                len: msg.len(),
+                max: self.len,
+            });
+        }
+        let dst = self.as_mut_ptr();
+        // SAFETY: `msg.len() <= self.len <= slot_size` bytes at the start of
+        // each payload, both inside their mappings; the two slots are
+        // distinct (one is loaned for writing, the other held for reading,
+        // and a slot is never both) and owned by their holders.
+        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) };
+        Ok(())
+    }
+
+    /// The first byte of the message's memory, for writing in place
+    /// through raw pointers; valid for [`Loan::len`] bytes until the
+    /// commit.
+    #[must_use]
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.tx.end.inner.payload(self.pos)
+    }
+
+    /// The message's memory as a slice.
+    ///
+    /// # Safety
+    ///
+    /// No other process may touch this slot while the slice lives: the
+    /// protocol gives the slot to this loan alone, but a process ignoring
+    /// it (or mapping the object for other purposes) could write it.
+    #[must_use]
+    pub unsafe fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the slot's payload is `len <= slot_size` bytes inside the
+        // mapping; the caller vouches that no other process accesses it.
+        unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), self.len) }
+    }
+
+    /// Publishes the message to the receivers.
+    pub fn commit(mut self) {
+        let inner = &*self.tx.end.inner;
+        let len = u32::try_from(self.len).unwrap_or(u32::MAX);
+        inner.slot(self.pos).len.store(len, Ordering::Relaxed);
+        protocol::commit(inner, self.pos);
+        self.done = true;
+        inner.wake(Side::Recv);
+    }
+}
+
+impl Drop for Loan<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let inner = &*self.tx.end.inner;
+            protocol::free(inner, self.pos);
+            inner.wake(Side::Recv);
+        }
+    }
+}
+
+/// The receiving end of a channel.
+#[derive(Debug)]
+pub struct Receiver {
+    end: Endpoint,
+}
+
+impl Receiver {
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Received<'_>>> {
+        let Some(pos) = self.end.claim(deadline)? else {
+            return Ok(None);
+        };
+        let inner = &*self.end.inner;
+        let len = inner.slot(pos).len.load(Ordering::Relaxed) as usize;
+        if len > inner.geo.slot_size {
+            protocol::free(inner, pos);
+            inner.wake(Side::Send);
+            return Err(Error::Corrupt {
+                object: inner.object.clone(),
+                why: format!(
+                    "a message claims {len} bytes in a slot of {}",
+                    inner.geo.slot_size
+                ),
+            });
+        }
+        Ok(Some(Received { rx: self, pos, len }))
+    }
+
+    /// Receives the next message by reference, waiting while the ring is
+    /// empty; the slot is the caller's until the [`Received`] is released
+    /// or dropped.
+    ///
+    /// # Errors
+    /// [`Error::PeerGone`] when the ring is empty and every sender is gone;
+    /// [`Error::Corrupt`] for a message longer than its slot; an OS error.
+    pub fn recv(&mut self) -> Result<Received<'_>> {
+        let object = self.end.inner.object.clone();
+        self.recv_until(None)?
+            .ok_or_else(|| Error::Io(io::Error::other(format!("{object}: wait ended early"))))
+    }
+
+    /// [`Receiver::recv`] waiting at most until `deadline`; `Ok(None)` when
+    /// it passed.
+    ///
+    /// # Errors
+    /// See [`Receiver::recv`].
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Option<Received<'_>>> {
+        self.recv_until(Some(deadline))
+    }
+
+    /// A message if one is there now.
+    ///
+    /// # Errors
+    /// See [`Receiver::recv`].
+    pub fn try_recv(&mut self) -> Result<Option<Received<'_>>> {
+        self.recv_until(Some(Instant::now()))
+    }
+
+    /// Receives the next message into `buf` and releases its slot; returns
+    /// its length.
+    ///
+    /// # Errors
+    /// [`Error::BufferTooSmall`] (the message stays consumed: size `buf`
+    /// to the slot size); see [`Receiver::recv`].
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let msg = self.recv()?;
+        let n = msg.len();
+        let Some(dst) = buf.get_mut(..n) else {
+            return Err(Error::BufferTooSmall {
+                object: msg.rx.end.inner.object.clone(),
+                len: buf.len(),
+                needed: msg.rx.end.inner.geo.slot_size,
+            });
+        };
+        msg.read_at(0, dst)?;
+        Ok(n)
+    }
+}
+
+/// A received message, still in its slot: read it in place, then
+/// [`release`](Received::release) (or drop) it to give the slot back.
+pub struct Received<'a> {
+    rx: &'a mut Receiver,
+    pos: u64,
+    len: usize,
+}
+
+impl fmt::Debug for Received<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Received")
+            .field("pos", &self.pos)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Received<'_> {
+    /// The message length.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the message is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies `buf.len()` bytes of the message at `offset` into `buf`.
+    ///
+    /// # Errors
+    /// The range passes the end of the message.
+    pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        let end = offset.checked_add(buf.len());
+        if end.is_none_or(|e| e > self.len) {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot read {} bytes at {offset} of a {}-byte message of {}",
+                    buf.len(),
+                    self.len,
+                    self.rx.end.inner.object
+                ),
+            )));
+        }
+        let src = self.as_ptr().wrapping_add(offset);
+        // SAFETY: the range lies inside this slot's payload (checked
+        // above; len <= slot_size); the slot is ours until the release.
+        unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// The message as a new vector.
+    #[must_use]
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len];
+        // The range is the whole message: cannot fail.
+        let _ = self.read_at(0, &mut v);
+        v
+    }
+
+    /// The first byte of the message, valid for [`Received::len`] bytes
+    /// until the release.
+    #[must_use]
+    pub fn as_ptr(&self) -> *const u8 {
+        self.rx.end.inner.payload(self.pos)
+    }
+
+    /// The message as a slice, without copying.
+    ///
+    /// # Safety
+    ///
+    /// No other process may write this slot while the slice lives: the
+    /// protocol gives it to this receiver alone, but a process ignoring it
+    /// could.
+    #[must_use]
+    pub unsafe fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len <= slot_size` bytes inside the mapping; the caller
+        // vouches that nobody writes them meanwhile.
+        unsafe { std::slice::from_raw_parts(self.as_ptr(), self.len) }
+    }
+
+    /// Gives the slot back to the senders.
+    pub fn release(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Received<'_> {
+    fn drop(&mut self) {
+        let inner = &*self.rx.end.inner;
+        protocol::free(inner, self.pos);
+        inner.wake(Side::Send);
+    }
+}

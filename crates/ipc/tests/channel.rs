@@ -1,0 +1,488 @@
+//! The shared-memory channel between real processes: a model test against
+//! a `VecDeque`, peers killed mid-message, stale and foreign objects, and
+//! the misuses a hostile caller would try. This binary re-runs itself as
+//! the peer process.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Guard, arg, join, role, spawn_peer, unique};
+use memio_ipc::Error;
+use memio_ipc::channel::{Channel, ChannelOptions, Flavor};
+use memio_ipc::shm::posix as shm;
+use proptest::prelude::*;
+
+/// The message number `i` of a stream: its length and bytes follow from
+/// `i`, so both processes know what to expect.
+fn message(i: u64, max: usize) -> Vec<u8> {
+    let len = usize::try_from(i.wrapping_mul(2_654_435_761) % (max as u64 + 1)).unwrap();
+    (0..len as u64).map(|j| (i + j).to_le_bytes()[0]).collect()
+}
+
+/// Starts this binary as a peer that talks on its stdout ("ready" lines),
+/// for the tests that kill it.
+fn spawn_talking(
+    test: &str,
+    role: &str,
+    args: &[(&str, String)],
+) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1", "-q"])
+        .env("MEMIO_IPC_TEST_ROLE", role)
+        .stdout(Stdio::piped());
+    for (k, v) in args {
+        cmd.env(format!("MEMIO_IPC_TEST_{k}"), v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    (child, out)
+}
+
+/// Reads lines until one is `want`.
+fn wait_for(out: &mut BufReader<std::process::ChildStdout>, want: &str) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "peer ended before '{want}'"
+        );
+        if line.trim() == want {
+            return;
+        }
+    }
+}
+
+fn say(word: &str) {
+    println!("{word}");
+}
+
+fn kill(child: &mut Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_stream_between_processes_arrives_whole_and_in_order() {
+    const N: u64 = 2000;
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut tx = ch.sender().unwrap();
+        for i in 0..N {
+            tx.send(&message(i, ch.slot_size())).unwrap();
+        }
+        return;
+    }
+    let name = unique("chan");
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(100)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut rx = ch.receiver().unwrap();
+    let peer = spawn_peer(
+        "a_stream_between_processes_arrives_whole_and_in_order",
+        "sender",
+        &[("NAME", name)],
+    );
+    for i in 0..N {
+        let got = rx.recv().unwrap();
+        assert_eq!(got.to_vec(), message(i, 100), "message {i}");
+    }
+    join(peer);
+    // The sender is gone and the ring is empty.
+    assert!(matches!(
+        rx.recv(),
+        Err(Error::PeerGone { peer: "sender", .. })
+    ));
+}
+
+#[test]
+fn a_memfd_channel_is_handed_to_a_child() {
+    if role().is_some() {
+        let fd: i32 = arg("FD").parse().unwrap();
+        // SAFETY: the parent passed this descriptor open, without
+        // close-on-exec, and nothing else in this process owns it.
+        #[allow(unsafe_code, reason = "taking an inherited descriptor")]
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let ch = ChannelOptions::new().from_fd(fd).unwrap();
+        let mut rx = ch.receiver().unwrap();
+        let mut tx = ChannelOptions::new()
+            .open(&arg("BACK"))
+            .unwrap()
+            .sender()
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = rx.recv_into(&mut buf).unwrap();
+        tx.send(&buf[..n]).unwrap();
+        return;
+    }
+    let ch = ChannelOptions::new().slot_size(64).memfd("test").unwrap();
+    let back = unique("back");
+    let back_ch = ChannelOptions::new().slot_size(64).create(&back).unwrap();
+    let _g = Guard::PosixShm(back.clone());
+    let mut rx = back_ch.receiver().unwrap();
+    let fd = ch.inheritable_fd().unwrap();
+    let peer = spawn_peer(
+        "a_memfd_channel_is_handed_to_a_child",
+        "echo",
+        &[("FD", fd.as_raw_fd().to_string()), ("BACK", back)],
+    );
+    drop(fd);
+    ch.sender().unwrap().send(b"through a memfd").unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"through a memfd");
+    join(peer);
+}
+
+#[test]
+fn a_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut tx = ch.sender().unwrap();
+        tx.send(b"whole").unwrap();
+        let mut loan = tx.loan(8).unwrap();
+        loan.write_at(0, b"half").unwrap();
+        say("loaned");
+        std::thread::sleep(Duration::from_secs(60));
+        loan.commit();
+        return;
+    }
+    let name = unique("kill-tx");
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut rx = ch.receiver().unwrap();
+    let (mut child, mut out) = spawn_talking(
+        "a_producer_killed_mid_message_is_reported_and_its_message_never_seen",
+        "sender",
+        &[("NAME", name)],
+    );
+    wait_for(&mut out, "loaned");
+    kill(&mut child);
+    assert_eq!(rx.recv().unwrap().to_vec(), b"whole");
+    let start = Instant::now();
+    let err = rx.recv().unwrap_err();
+    assert!(
+        matches!(err, Error::PeerGone { peer: "sender", .. }),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(err.to_string().contains("the sender is gone"), "{err}");
+}
+
+#[test]
+fn a_consumer_killed_holding_a_message_lets_the_producer_know_when_full() {
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut rx = ch.receiver().unwrap();
+        let held = rx.recv().unwrap();
+        say("holding");
+        std::thread::sleep(Duration::from_secs(60));
+        held.release();
+        return;
+    }
+    let name = unique("kill-rx");
+    let ch = ChannelOptions::new()
+        .slots(2)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut tx = ch.sender().unwrap();
+    tx.send(b"first").unwrap();
+    let (mut child, mut out) = spawn_talking(
+        "a_consumer_killed_holding_a_message_lets_the_producer_know_when_full",
+        "receiver",
+        &[("NAME", name)],
+    );
+    wait_for(&mut out, "holding");
+    tx.send(b"second").unwrap();
+    kill(&mut child);
+    // The slot the dead receiver held is freed once; then the ring fills
+    // and the sender is told nobody will ever drain it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let err = loop {
+        assert!(Instant::now() < deadline, "no PeerGone");
+        if let Err(e) = tx.send(b"more") {
+            break e;
+        }
+    };
+    assert!(
+        matches!(
+            err,
+            Error::PeerGone {
+                peer: "receiver",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn many_producer_processes_and_consumer_threads_deliver_each_message_once() {
+    const PER: u64 = 500;
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let me: u64 = arg("WHO").parse().unwrap();
+        let mut tx = ch.sender().unwrap();
+        for i in 0..PER {
+            tx.send(&(me * PER + i).to_le_bytes()).unwrap();
+        }
+        return;
+    }
+    let name = unique("mpmc");
+    let ch = ChannelOptions::new()
+        .flavor(Flavor::Mpmc)
+        .slots(8)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let test = "many_producer_processes_and_consumer_threads_deliver_each_message_once";
+    let mut receivers: Vec<_> = (0..3).map(|_| ch.receiver().unwrap()).collect();
+    let peers: Vec<_> = (0..3u64)
+        .map(|w| {
+            spawn_peer(
+                test,
+                "sender",
+                &[("NAME", name.clone()), ("WHO", w.to_string())],
+            )
+        })
+        .collect();
+    let mut seen: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = receivers
+            .iter_mut()
+            .map(|rx| {
+                s.spawn(move || {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 8];
+                    while let Ok(n) = rx.recv_into(&mut buf) {
+                        assert_eq!(n, 8);
+                        got.push(u64::from_le_bytes(buf));
+                    }
+                    got
+                })
+            })
+            .collect();
+        for p in peers {
+            join(p);
+        }
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    seen.sort_unstable();
+    assert_eq!(seen, (0..3 * PER).collect::<Vec<_>>());
+}
+
+#[test]
+fn an_spsc_channel_refuses_a_second_sender_in_any_process() {
+    let name = unique("busy");
+    let ch = Channel::create(&name).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let tx = ch.sender().unwrap();
+    let err = ch.sender().unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!("channel '{name}' is busy: it already has 1 sender (the most its flavour admits)")
+    );
+    // Another handle (as another process would open it) is refused too.
+    let again = Channel::open(&name).unwrap();
+    assert!(matches!(again.sender(), Err(Error::Busy { .. })));
+    // A receiver is still free, and a dropped sender frees its place.
+    let _rx = again.receiver().unwrap();
+    drop(tx);
+    again.sender().unwrap();
+}
+
+#[test]
+fn a_message_larger_than_a_slot_is_refused_and_nothing_is_sent() {
+    let name = unique("big");
+    let ch = ChannelOptions::new().slot_size(16).create(&name).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+    let err = tx.send(&[0u8; 17]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("message of 17 bytes is larger than the 16-byte limit of channel '{name}'")
+    );
+    let mut loan = tx.loan(4).unwrap();
+    assert!(loan.write_at(2, b"abc").is_err(), "past the loan's length");
+    drop(loan); // not committed: nothing delivered
+    assert!(rx.try_recv().unwrap().is_none());
+    tx.send(b"ok").unwrap();
+    let mut small = [0u8; 1];
+    assert!(matches!(
+        rx.recv_into(&mut small),
+        Err(Error::BufferTooSmall { .. })
+    ));
+}
+
+#[test]
+fn garbage_and_foreign_objects_are_refused_not_trusted() {
+    let name = unique("garbage");
+    let _g = Guard::PosixShm(name.clone());
+    let mut region = shm::create(&name, 4096).unwrap();
+    region.fill(0, 4096, 0xa5).unwrap();
+    let err = Channel::open(&name).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("channel '{name}' is not usable")),
+        "{err}"
+    );
+    // Not a channel, so create neither trusts nor removes it.
+    let err = Channel::create(&name).unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
+    assert!(shm::open(&name).is_ok());
+
+    // A real header whose geometry was tampered with.
+    let real = unique("tampered");
+    let _g2 = Guard::PosixShm(real.clone());
+    drop(
+        ChannelOptions::new()
+            .slots(2)
+            .slot_size(64)
+            .create(&real)
+            .unwrap(),
+    );
+    let mut region = shm::open(&real).unwrap();
+    region.write_at(16, &1000u32.to_ne_bytes()).unwrap();
+    let err = Channel::open(&real).unwrap_err();
+    assert!(err.to_string().contains("describes"), "{err}");
+
+    let tiny = unique("tiny");
+    let _g3 = Guard::PosixShm(tiny.clone());
+    drop(shm::create(&tiny, 10).unwrap());
+    let err = Channel::open(&tiny).unwrap_err();
+    assert!(
+        err.to_string().contains("smaller than a channel header"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_stale_channel_left_by_a_dead_process_is_replaced_on_create() {
+    if role().is_some() {
+        let ch = Channel::create(&arg("NAME")).unwrap();
+        let _tx = ch.sender().unwrap();
+        // Dies without unlinking.
+        std::process::exit(0);
+    }
+    let name = unique("stale");
+    let _g = Guard::PosixShm(name.clone());
+    join(spawn_peer(
+        "a_stale_channel_left_by_a_dead_process_is_replaced_on_create",
+        "creator",
+        &[("NAME", name.clone())],
+    ));
+    assert!(shm::open(&name).is_ok(), "left behind");
+    let ch = ChannelOptions::new().slot_size(32).create(&name).unwrap();
+    assert_eq!(ch.slot_size(), 32, "a new channel");
+    // One that is in use is not stale.
+    let err = Channel::create(&name).unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
+}
+
+#[test]
+fn deadlines_return_without_a_message_or_room() {
+    let name = unique("deadline");
+    let ch = ChannelOptions::new()
+        .slots(1)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+    let start = Instant::now();
+    assert!(
+        rx.recv_deadline(start + Duration::from_millis(30))
+            .unwrap()
+            .is_none()
+    );
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    assert!(tx.try_send(b"1").unwrap());
+    assert!(
+        !tx.send_deadline(b"2", Instant::now() + Duration::from_millis(30))
+            .unwrap()
+    );
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Send(Vec<u8>),
+    Recv,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..=24).prop_map(Op::Send),
+        Just(Op::Recv),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The ring behaves as a bounded `VecDeque`: a send succeeds exactly
+    /// when there is room, a receive returns the oldest message.
+    #[test]
+    fn the_ring_behaves_like_a_bounded_queue(ops in proptest::collection::vec(op(), 1..80), slots in 1usize..5) {
+        let name = unique("model");
+        let ch = ChannelOptions::new().slots(slots).slot_size(24).spin(0).create(&name).unwrap();
+        let _g = Guard::PosixShm(name.clone());
+        let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+        let mut model = VecDeque::new();
+        for op in ops {
+            match op {
+                Op::Send(m) => {
+                    let sent = tx.try_send(&m).unwrap();
+                    prop_assert_eq!(sent, model.len() < slots);
+                    if sent {
+                        model.push_back(m);
+                    }
+                }
+                Op::Recv => {
+                    let got = rx.try_recv().unwrap().map(|r| r.to_vec());
+                    prop_assert_eq!(got, model.pop_front());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_message_is_relayed_slot_to_slot_and_a_short_loan_is_refused() {
+    let (a, b) = (unique("relay-a"), unique("relay-b"));
+    let opts = ChannelOptions::new().slots(2).slot_size(32);
+    let (ca, cb) = (opts.create(&a).unwrap(), opts.create(&b).unwrap());
+    let _g = (Guard::PosixShm(a), Guard::PosixShm(b));
+    let (mut tx_a, mut rx_a) = (ca.sender().unwrap(), ca.receiver().unwrap());
+    let (mut tx_b, mut rx_b) = (cb.sender().unwrap(), cb.receiver().unwrap());
+    tx_a.send(b"relay me").unwrap();
+    let msg = rx_a.recv().unwrap();
+    let mut short = tx_b.loan(3).unwrap();
+    assert!(matches!(short.copy_from(&msg), Err(Error::TooLarge { .. })));
+    drop(short);
+    let mut loan = tx_b.loan(msg.len()).unwrap();
+    loan.copy_from(&msg).unwrap();
+    loan.commit();
+    msg.release();
+    assert_eq!(rx_b.recv().unwrap().to_vec(), b"relay me");
+}
