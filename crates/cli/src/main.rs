@@ -12,6 +12,7 @@
 static GLOBAL: memio_lab::LabAllocator = memio_lab::LabAllocator;
 
 mod cache;
+mod cp;
 mod error;
 mod install;
 mod ipc;
@@ -27,6 +28,8 @@ mod progress;
 mod sem;
 mod shm;
 mod size;
+mod sum;
+mod walk;
 mod xattr;
 
 use std::io::Write;
@@ -81,6 +84,10 @@ enum Command {
     Locks(locks::LocksArgs),
     /// Get, set, remove, list, dump and restore extended attributes.
     Xattr(xattr::XattrArgs),
+    /// Copy files and trees through a chosen kernel path (like cp).
+    Cp(cp::CpArgs),
+    /// Print or check checksums of many files read in parallel (like b3sum, sha256sum).
+    Sum(sum::SumArgs),
     /// Get, set, delete, list, dump, load and compact a memio-kv store.
     Kv(kv::KvArgs),
     /// Print shell completions (bash, zsh, fish).
@@ -101,6 +108,8 @@ fn dispatch(command: &Command, globals: Globals) -> CliResult {
         Command::Lock(args) => lock::run(args, globals),
         Command::Locks(args) => locks::run(args, globals),
         Command::Xattr(args) => xattr::run(args, globals),
+        Command::Cp(args) => cp::run(args, globals),
+        Command::Sum(args) => sum::run(args, globals),
         Command::Kv(args) => kv::run(args, globals),
         Command::Completions(args) => install::completions(args, Cli::command()),
         Command::Man(args) => install::man(args, Cli::command()),

@@ -28,6 +28,18 @@ pub(crate) fn bar(len: u64, globals: Globals) -> ProgressBar {
     bar
 }
 
+/// A progress bar over `len` bytes, drawn as [`bar`] is: bytes done, total
+/// and rate.
+pub(crate) fn bytes_bar(len: u64, globals: Globals) -> ProgressBar {
+    let bar = bar(len, globals);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {wide_msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
 /// A progress counter of bytes done, for work whose total is not known in
 /// advance (a walk that streams): bytes and elapsed time, drawn as [`bar`]
 /// is.

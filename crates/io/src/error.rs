@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use memio_map::error::{describe, raw_errno};
 
-/// What went wrong with a lock or an extended attribute.
+/// What went wrong with a lock, an extended attribute, a copy or a batch
+/// read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -87,6 +88,58 @@ pub enum Error {
         /// The attribute.
         name: String,
     },
+    /// A copy's destination is its source (the same file, or a hard link
+    /// to it).
+    #[error("'{src}' and '{dst}' are the same file")]
+    SameFile {
+        /// The source.
+        src: String,
+        /// The destination.
+        dst: String,
+    },
+    /// A directory copy's destination lies inside the source.
+    #[error("cannot copy '{src}' into itself ('{dst}')")]
+    IntoItself {
+        /// The source directory.
+        src: String,
+        /// The destination.
+        dst: String,
+    },
+    /// Not a regular file where one is needed (a directory, FIFO, device
+    /// or socket).
+    #[error("'{path}': not a regular file")]
+    NotRegular {
+        /// The path.
+        path: String,
+    },
+    /// Verifying a copy found a byte that differs from the source.
+    #[error("'{dst}' differs from '{src}' at byte {at}")]
+    Mismatch {
+        /// The source.
+        src: String,
+        /// The copy.
+        dst: String,
+        /// The first differing offset.
+        at: u64,
+    },
+    /// The source ended early: it shrank while being read.
+    #[error("'{path}' shrank to {at} bytes while being copied")]
+    Changed {
+        /// The source.
+        path: String,
+        /// Where its data ended.
+        at: u64,
+    },
+    /// A file is larger than the limit a batch read was given.
+    #[error("'{path}': {size} bytes is over the limit of {max} bytes")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// Any other operating-system failure. Errors this crate makes name
     /// their object ([`memio_map::error::OsError`]); the errno survives
     /// ([`Error::raw_errno`]).
@@ -114,7 +167,12 @@ impl Error {
             Error::NotSupported { .. } => io::ErrorKind::Unsupported,
             Error::NoSuchAttribute { .. } => io::ErrorKind::NotFound,
             Error::Exists { .. } => io::ErrorKind::AlreadyExists,
+            Error::Mismatch { .. } | Error::Changed { .. } => io::ErrorKind::InvalidData,
+            Error::TooLarge { .. } => io::ErrorKind::FileTooLarge,
             Error::RangeNeedsRecordLock
+            | Error::SameFile { .. }
+            | Error::IntoItself { .. }
+            | Error::NotRegular { .. }
             | Error::RangeTooLarge { .. }
             | Error::ValueTooLarge { .. }
             | Error::BadName { .. } => io::ErrorKind::InvalidInput,

@@ -1,4 +1,5 @@
-//! Advanced file I/O: advisory locks, vectored I/O, extended attributes.
+//! Advanced file I/O: advisory locks, vectored I/O, extended attributes,
+//! file copy engines and batch reads of many files.
 //!
 //! - [`lock`]: advisory file locks of all three Linux kinds (open file
 //!   description, POSIX record, `flock`) behind one API — shared or
@@ -9,8 +10,18 @@
 //!   transfers.
 //! - [`xattr`]: get, set, list and remove extended attributes by path, on a
 //!   symlink itself or on an open file, and the `getfattr --dump` format.
+//! - [`copy`]: one call over four kernel copy paths (`copy_file_range`,
+//!   windowed mmap, read/write, `sendfile`), holes kept, atomic replace of
+//!   the destination, optional fsync and verify; [`copy::copy_tree`] for
+//!   directories.
+//! - [`batch`]: read thousands of files with a fixed buffer budget and a
+//!   bounded number of reads in flight, through `io_uring`, a thread pool,
+//!   POSIX AIO or plain reads, each file's bytes handed to a callback in
+//!   order.
+//! - [`sum`]: BLAKE3, XXH3 or CRC-32C checksums of many files through a
+//!   batch, in list order, and the `sha256sum` list format.
 //!
-//! Both report failures as the one [`Error`]: the cases callers tell apart
+//! All report failures as the one [`Error`]: the cases callers tell apart
 //! (a lock conflict, a missing attribute), or an OS error that names its
 //! object and keeps the errno ([`Error::raw_errno`]).
 //!
@@ -29,8 +40,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod batch;
+pub mod copy;
 mod error;
 pub mod lock;
+pub mod sum;
+#[cfg(test)]
+mod test_dir;
 pub mod vectored;
 pub mod xattr;
 

@@ -40,7 +40,9 @@ mod verdict;
 /// The sections, one module each.
 mod sections {
     pub(crate) mod allocation;
+    pub(crate) mod async_read;
     pub(crate) mod channel;
+    pub(crate) mod copy;
     pub(crate) mod ipc;
     pub(crate) mod kv;
     pub(crate) mod locking;
@@ -58,7 +60,7 @@ pub use measure::{Case, Row, Timing, Unit};
 pub use peer::serve_peer;
 pub use peers::{HeavyPeer, heavy_peers};
 use report::{Report, SectionReport};
-use sections::{allocation, channel, ipc, kv, locking, malloc, mapping, memory};
+use sections::{allocation, async_read, channel, copy, ipc, kv, locking, malloc, mapping, memory};
 pub use switch::LabAllocator;
 
 /// Every lab section, in the order they run and print.
@@ -71,6 +73,8 @@ pub const SECTIONS: &[Section] = &[
     ipc::SECTION,
     channel::SECTION,
     kv::SECTION,
+    copy::SECTION,
+    async_read::SECTION,
 ];
 
 /// How the HTML report draws a section's rows.

@@ -3,13 +3,12 @@
 //! human sizes in tables and exact bytes in `--json`, rows printed as the
 //! walk goes.
 //!
-//! - `walk`: the files, one at a time, with vmtouch's filters.
+//! - `crate::walk`: the files, one at a time, with vmtouch's filters.
 //! - `print`: the table or JSON, row by row.
 //! - here: the options, the work on each file (in parallel with `-j`, rows
 //!   still in walk order), eviction reports and `--watch`.
 
 mod print;
-mod walk;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,14 +19,15 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+use memio::io::batch::{Batch, Event};
 use memio::map::cache::{self, LockedFile, Method};
 
 use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK, describe};
 use crate::ipc::parse_duration;
 use crate::output::{Globals, warn};
 use crate::size::{Size, human_bytes, parse_size};
+use crate::walk::{self, Filters, Item, Walk};
 use print::{Printer, Row, Style, Totals};
-use walk::{Filters, Item, Walk};
 
 /// Report, fill, empty or pin the page cache of files.
 #[derive(Debug, Args)]
@@ -188,12 +188,14 @@ fn walk(args: &FilesArgs) -> CliResult<Walk> {
         Some(list) => {
             let listed =
                 walk::list(list, args.null).map_err(|e| CliError::io(list.display(), &e))?;
-            Box::new(args.paths.clone().into_iter().chain(listed))
+            Box::new(walk::roots(&args.paths).chain(listed))
         }
-        None => Box::new(args.paths.clone().into_iter()),
+        None => walk::roots(&args.paths),
     };
     let filters = Filters {
         recursive: args.recursive,
+        recursive_flag: "-R",
+        links_once: true,
         follow: args.follow,
         max_size: args.max_size.map(Size::bytes),
         include: args.include.clone(),
@@ -202,31 +204,32 @@ fn walk(args: &FilesArgs) -> CliResult<Walk> {
     Ok(Walk::new(roots, filters))
 }
 
-/// Reads `range` of `file` through the page cache, counting the bytes on
-/// `progress` as they come (a large file moves the bar while it is read).
-/// The one place `cache touch` reads, so a faster reader can take its
-/// place alone.
-fn touch_file(
-    file: &mut File,
+/// Reads `range` of each of `paths` into the page cache through memio-io's
+/// batch engine (many reads in flight, `io_uring` where the kernel allows
+/// it, a fixed buffer budget), counting the bytes on `progress` as they
+/// come (a large file moves the bar while it is read). Returns, per path,
+/// why it could not be read. The one place `cache touch` reads.
+fn touch_files(
+    paths: &[&Path],
     range: Range<u64>,
     progress: &indicatif::ProgressBar,
-) -> std::io::Result<u64> {
-    const STEP: u64 = 8 << 20;
-    let end = range.end.min(file.metadata()?.len());
-    let mut at = range.start;
-    let mut total = 0;
-    while at < end {
-        let next = end.min(at.saturating_add(STEP));
-        let n = cache::touch_range(file, at..next)?;
-        progress.inc(n);
-        total += n;
-        if n < next - at {
-            // The file shrank meanwhile: what is left has been read.
-            break;
-        }
-        at = next;
-    }
-    Ok(total)
+) -> CliResult<Vec<Option<String>>> {
+    let mut failed = vec![None; paths.len()];
+    // The default budget (32 reads of 128 KiB in flight): each window
+    // allocates it once.
+    Batch::new()
+        .range(range)
+        .read(paths, |event| match event {
+            Event::Data { bytes, .. } => progress.inc(bytes.len() as u64),
+            Event::Failed { file, error } => {
+                if let Some(slot) = failed.get_mut(file) {
+                    *slot = Some(crate::sum::lib_error(error).why);
+                }
+            }
+            _ => {}
+        })
+        .map_err(|e| CliError::new("touch", e))?;
+    Ok(failed)
 }
 
 /// Settings every worker shares.
@@ -243,17 +246,14 @@ struct Work {
 impl Work {
     /// Opens `path`, acts on it and measures it.
     fn run(&self, path: &Path) -> Result<Row, String> {
-        let mut file = File::open(path).map_err(|e| describe(&e))?;
+        let file = File::open(path).map_err(|e| describe(&e))?;
         let measure = |file: &File| {
             cache::stat_range(file, self.method, self.range.clone()).map_err(|e| describe(&e))
         };
         let mut before = None;
         match self.act {
-            Act::Stat => {}
-            Act::Touch => {
-                touch_file(&mut file, self.range.clone(), &self.progress)
-                    .map_err(|e| describe(&e))?;
-            }
+            // `touch` has read the file already, with others (`touched`).
+            Act::Stat | Act::Touch => {}
             Act::Evict => {
                 before = Some(measure(&file)?);
                 cache::evict_range(&file, self.range.clone()).map_err(|e| describe(&e))?;
@@ -283,6 +283,9 @@ fn each(
     mut emit: impl FnMut(Done) -> CliResult<()>,
 ) -> CliResult<()> {
     const WINDOW: usize = 256;
+    if work.act == Act::Touch {
+        return touched(walk, work, WINDOW, emit);
+    }
     let run = |item: Item| -> Done {
         match &item {
             Item::File { path, .. } => {
@@ -348,6 +351,45 @@ fn each(
         }
         Ok(())
     })
+}
+
+/// `each` for `cache touch`: the walk in windows of `window` items, the
+/// files of each window read together through [`touch_files`] (the batch
+/// engine keeps many reads in flight, so no worker threads are needed),
+/// then measured and handed to `emit` in walk order. Memory stays bounded
+/// by the window.
+fn touched(
+    walk: Walk,
+    work: &Work,
+    window: usize,
+    mut emit: impl FnMut(Done) -> CliResult<()>,
+) -> CliResult<()> {
+    let mut walk = walk.peekable();
+    while walk.peek().is_some() {
+        let items: Vec<Item> = walk.by_ref().take(window).collect();
+        let paths: Vec<&Path> = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::File { path, .. } => Some(path.as_path()),
+                _ => None,
+            })
+            .collect();
+        let mut failed = touch_files(&paths, work.range.clone(), &work.progress)?.into_iter();
+        for item in items {
+            let done = match &item {
+                Item::File { path, .. } => {
+                    let outcome = match failed.next().flatten() {
+                        Some(why) => Err(why),
+                        None => work.run(path),
+                    };
+                    (item, Some(outcome))
+                }
+                _ => (item, None),
+            };
+            emit(done)?;
+        }
+    }
+    Ok(())
 }
 
 /// With a walk or a list (`-R`, `-b`), one worker per CPU up to 4: opening

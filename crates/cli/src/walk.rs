@@ -1,7 +1,8 @@
-//! The files `memio cache` works on, produced one at a time as the walk
-//! goes: command-line paths, a list file (`-b`, vmtouch's batch mode) and
-//! directories under `-R`, with vmtouch's filters (`-i`, `-I`, `-m`), hard
-//! links counted once, and everything passed over counted with a reason.
+//! The files `memio cache` and `memio sum` work on, produced one at a time
+//! as the walk goes: command-line paths, a list file (`-b`, vmtouch's batch
+//! mode) and directories under `-R`/`-r`, with vmtouch's filters (`-i`,
+//! `-I`, `-m`), hard links counted once, and everything passed over counted
+//! with a reason.
 //!
 //! Memory stays bounded by the directories open on the way down (each one's
 //! sorted names) and the inodes of multiply-linked files seen so far, not by
@@ -15,10 +16,11 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::describe;
+use crate::output::warn;
 
 /// One thing the walk met, in walk order.
 #[derive(Debug)]
-pub(super) enum Item {
+pub(crate) enum Item {
     /// A regular file to work on.
     File { path: PathBuf, size: u64 },
     /// Passed over on purpose; `why` says what it is.
@@ -29,17 +31,23 @@ pub(super) enum Item {
 
 /// What the walk lets through.
 #[derive(Debug, Default)]
-pub(super) struct Filters {
+pub(crate) struct Filters {
     /// Walk directories (`-R`).
-    pub(super) recursive: bool,
+    pub(crate) recursive: bool,
+    /// The option that walks directories, named in the message about a
+    /// directory given without it (`-R`).
+    pub(crate) recursive_flag: &'static str,
+    /// Pass over further names of a file already produced (vmtouch counts
+    /// a hard link once; a checksum list names every path).
+    pub(crate) links_once: bool,
     /// Follow symbolic links met inside directories (`-f`).
-    pub(super) follow: bool,
+    pub(crate) follow: bool,
     /// Pass over files larger than this (`-m`).
-    pub(super) max_size: Option<u64>,
+    pub(crate) max_size: Option<u64>,
     /// Only files whose name matches one of these (`-i`).
-    pub(super) include: Vec<String>,
+    pub(crate) include: Vec<String>,
     /// Neither files nor directories whose name matches one of these (`-I`).
-    pub(super) exclude: Vec<String>,
+    pub(crate) exclude: Vec<String>,
 }
 
 impl Filters {
@@ -55,14 +63,20 @@ impl Filters {
 }
 
 /// Where the walk's starting paths come from.
-pub(super) type Roots = Box<dyn Iterator<Item = PathBuf> + Send>;
+pub(crate) type Roots = Box<dyn Iterator<Item = PathBuf> + Send>;
+
+/// Command-line paths as the walk's starting paths.
+pub(crate) fn roots(paths: &[PathBuf]) -> Roots {
+    let owned: Vec<PathBuf> = paths.to_vec();
+    Box::new(owned.into_iter())
+}
 
 /// The longest path the kernel takes (`PATH_MAX`, with its NUL).
 const PATH_MAX: usize = 4096;
 
 /// The paths of a list file, one per line or NUL-separated (`-0`); `-`
 /// reads standard input. Read as the walk goes, never as a whole.
-pub(super) fn list(path: &Path, nul: bool) -> std::io::Result<Roots> {
+pub(crate) fn list(path: &Path, nul: bool) -> std::io::Result<Roots> {
     let reader: Box<dyn BufRead + Send> = if path.as_os_str() == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -124,6 +138,35 @@ impl Iterator for List {
     }
 }
 
+/// The regular files `paths` name, directories walked (without following
+/// links inside them) when `recursive`, in walk order; warns (`memio:
+/// <path>: <why>`) about each path that cannot be used and says whether
+/// one could not. `flag` is the option that walks directories.
+pub(crate) fn expand(
+    paths: &[PathBuf],
+    recursive: bool,
+    flag: &'static str,
+) -> (Vec<PathBuf>, bool) {
+    let filters = Filters {
+        recursive,
+        recursive_flag: flag,
+        ..Filters::default()
+    };
+    let mut files = Vec::new();
+    let mut failed = false;
+    for item in Walk::new(roots(paths), filters) {
+        match item {
+            Item::File { path, .. } => files.push(path),
+            Item::Failed { path, why } => {
+                warn(format_args!("{}: {why}", path.display()));
+                failed = true;
+            }
+            Item::Skipped { .. } => {}
+        }
+    }
+    (files, failed)
+}
+
 /// A directory on the way down: its entries still to visit (sorted, the
 /// next one last) and its identity, to stop a followed link from looping.
 struct Frame {
@@ -132,7 +175,7 @@ struct Frame {
 }
 
 /// The walk, as an iterator of [`Item`]s.
-pub(super) struct Walk {
+pub(crate) struct Walk {
     roots: Roots,
     filters: Filters,
     stack: Vec<Frame>,
@@ -142,7 +185,7 @@ pub(super) struct Walk {
 }
 
 impl Walk {
-    pub(super) fn new(roots: Roots, filters: Filters) -> Self {
+    pub(crate) fn new(roots: Roots, filters: Filters) -> Self {
         Self {
             roots,
             filters,
@@ -186,7 +229,9 @@ impl Walk {
                 why: "larger than -m",
             });
         }
-        if (meta.nlink() > 1 || self.filters.follow) && !self.seen.insert((meta.dev(), meta.ino()))
+        if self.filters.links_once
+            && (meta.nlink() > 1 || self.filters.follow)
+            && !self.seen.insert((meta.dev(), meta.ino()))
         {
             return Some(Item::Skipped {
                 path,
@@ -252,7 +297,10 @@ impl Walk {
             } else {
                 Some(Item::Failed {
                     path,
-                    why: "is a directory (use -R to walk it)".to_owned(),
+                    why: format!(
+                        "is a directory (use {} to walk it)",
+                        self.filters.recursive_flag
+                    ),
                 })
             }
         } else if meta.is_file() {
@@ -307,7 +355,7 @@ fn kind_name(kind: std::fs::FileType) -> &'static str {
 /// Shell-style matching of a file name as fnmatch(3) does without flags:
 /// `*`, `?`, and `[abc]`, `[a-z]`, `[!x]` classes; `\` quotes the next
 /// character.
-pub(super) fn glob(pattern: &[u8], name: &[u8]) -> bool {
+pub(crate) fn glob(pattern: &[u8], name: &[u8]) -> bool {
     let (mut p, mut n) = (0, 0);
     // Where to resume after the last `*`: the pattern after it, and the
     // name position it has swallowed up to.

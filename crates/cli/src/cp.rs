@@ -1,0 +1,314 @@
+//! `memio cp [-r] SRC… DST`: copies with cp's habits (into a directory,
+//! `-r` for trees, refusing a file onto itself), an engine to choose, a
+//! progress bar on a terminal and dd's summary line with `-v`.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use memio::io::copy::{CopyOptions, Method, Sparse, copy_tree};
+use serde_json::json;
+
+use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_OK};
+use crate::output::{self, Globals, warn};
+use crate::size::human_bytes;
+use crate::walk::{Filters, Item, Walk};
+
+/// Copy files and directory trees.
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools, reason = "command-line flags")]
+#[command(
+    after_help = "The copy is written under a temporary name beside DST and renamed into place, \
+                  so an interrupted copy never leaves a truncated file under the final name.\n\
+                  With -v, each copy is listed and a dd-style summary goes to stderr."
+)]
+pub(crate) struct CpArgs {
+    /// Sources, then the destination (a directory when there are several sources).
+    #[arg(required = true, num_args = 2.., value_name = "SRC… DST")]
+    paths: Vec<PathBuf>,
+    /// Copy directories and their contents.
+    #[arg(short = 'r', short_alias = 'R', long)]
+    recursive: bool,
+    /// The kernel path that moves the bytes.
+    #[arg(long, value_enum, default_value = "auto")]
+    method: MethodArg,
+    /// Keep holes (auto), also make holes of zero blocks (always), or write every byte (never).
+    #[arg(long, value_enum, default_value = "auto")]
+    sparse: SparseArg,
+    /// Flush each copy to the disk before renaming it into place.
+    #[arg(long)]
+    fsync: bool,
+    /// Read each copy back and compare it with its source before renaming it.
+    #[arg(long)]
+    verify: bool,
+    /// Draw a progress bar (only when stderr is a terminal).
+    #[arg(long)]
+    progress: bool,
+    /// Print a JSON summary (exact bytes and seconds) instead of text.
+    #[arg(short = 'J', long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(clippy::doc_markdown, reason = "help text, where backticks would show")]
+enum MethodArg {
+    /// In-kernel copy, falling back to read/write where it is refused.
+    Auto,
+    /// In-kernel copy (copy_file_range) only.
+    CopyFileRange,
+    /// The source mapped in 64 MiB windows, written with pwrite(2).
+    Mmap,
+    /// pread(2)/pwrite(2) through a 1 MiB buffer.
+    ReadWrite,
+    /// sendfile(2).
+    Sendfile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SparseArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl CpArgs {
+    fn options(&self) -> CopyOptions {
+        let method = match self.method {
+            MethodArg::Auto => Method::Auto,
+            MethodArg::CopyFileRange => Method::CopyFileRange,
+            MethodArg::Mmap => Method::Mmap,
+            MethodArg::ReadWrite => Method::ReadWrite,
+            MethodArg::Sendfile => Method::Sendfile,
+        };
+        let sparse = match self.sparse {
+            SparseArg::Auto => Sparse::Auto,
+            SparseArg::Always => Sparse::Always,
+            SparseArg::Never => Sparse::Never,
+        };
+        CopyOptions::new()
+            .method(method)
+            .sparse(sparse)
+            .fsync(self.fsync)
+            .verify(self.verify)
+    }
+}
+
+/// What the whole command copied.
+#[derive(Debug, Default)]
+struct Totals {
+    files: u64,
+    bytes: u64,
+    failed: u64,
+    methods: Vec<&'static str>,
+}
+
+/// Runs `memio cp`.
+pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
+    let (sources, dst) = args.paths.split_at(args.paths.len() - 1);
+    let dst = &dst[0];
+    let into_dir = dst.is_dir();
+    if sources.len() > 1 && !into_dir {
+        return Err(CliError::new(
+            format_args!("'{}'", dst.display()),
+            "target is not a directory",
+        ));
+    }
+    let bar = if args.progress {
+        crate::progress::bytes_bar(source_bytes(sources, args.recursive), globals)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let hear = |n: u64| {
+        bar.inc(n);
+    };
+    let options = args.options();
+    let started = Instant::now();
+    let mut totals = Totals::default();
+    for src in sources {
+        let target = if into_dir {
+            let Some(name) = src.file_name() else {
+                warn(format_args!(
+                    "'{}': cannot copy a path without a name",
+                    src.display()
+                ));
+                totals.failed += 1;
+                continue;
+            };
+            dst.join(name)
+        } else {
+            dst.clone()
+        };
+        let say = |text: String| bar.suspend(|| warn(text));
+        copy_one(
+            args,
+            globals,
+            &options,
+            (src, &target),
+            (&hear, &say),
+            &mut totals,
+        );
+    }
+    bar.finish_and_clear();
+    summary(args, globals, &totals, started.elapsed())?;
+    Ok(if totals.failed > 0 {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}
+
+/// The bytes the sources will move, for the progress bar: their regular
+/// files' sizes, through the walk `cache` and `sum` use (what cannot be
+/// read counts 0; the copy reports it).
+fn source_bytes(sources: &[PathBuf], recursive: bool) -> u64 {
+    let filters = Filters {
+        recursive,
+        recursive_flag: "-r",
+        ..Filters::default()
+    };
+    Walk::new(crate::walk::roots(sources), filters)
+        .map(|item| match item {
+            Item::File { size, .. } => size,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Copies one source (a file, or a tree with `-r`) to `target`, reporting
+/// failures as it goes.
+fn copy_one(
+    args: &CpArgs,
+    globals: Globals,
+    options: &CopyOptions,
+    (src, target): (&Path, &Path),
+    (hear, say): (&(dyn Fn(u64) + Sync), &dyn Fn(String)),
+    totals: &mut Totals,
+) {
+    let report = |err: memio::io::Error| say(crate::sum::lib_error(err).to_string());
+    let is_dir = std::fs::metadata(src).is_ok_and(|m| m.is_dir());
+    if is_dir && !args.recursive {
+        say(format!(
+            "-r not specified; omitting directory '{}'",
+            src.display()
+        ));
+        totals.failed += 1;
+        return;
+    }
+    // cp -v's line for each source copied; a closed stdout is not worth
+    // stopping the copies for.
+    let list = || {
+        if globals.verbose > 0 && !args.json {
+            let _ = output::println(format_args!(
+                "'{}' -> '{}'",
+                src.display(),
+                target.display()
+            ));
+        }
+    };
+    if is_dir {
+        match copy_tree(src, target, options, hear) {
+            Ok(done) => {
+                totals.files += done.files;
+                totals.bytes += done.bytes;
+                totals.failed += done.failures.len() as u64;
+                for e in done.failures {
+                    report(e);
+                }
+                list();
+            }
+            Err(e) => {
+                report(e);
+                totals.failed += 1;
+            }
+        }
+        return;
+    }
+    match options.copy_with_progress(src, target, &mut |n| hear(n)) {
+        Ok(copied) => {
+            totals.files += 1;
+            totals.bytes += copied.bytes;
+            if !totals.methods.contains(&copied.method.name()) {
+                totals.methods.push(copied.method.name());
+            }
+            list();
+        }
+        Err(e) => {
+            report(e);
+            totals.failed += 1;
+        }
+    }
+}
+
+/// dd's summary: `N bytes (X MB, Y MiB) copied, T s, R MB/s`.
+fn dd_line(bytes: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "{bytes} bytes ({}, {}) copied, {secs:.3} s, {}/s",
+        si_bytes(bytes),
+        human_bytes(bytes),
+        si_rate(bytes as f64 / secs)
+    )
+}
+
+/// Decimal units as dd prints them: `1.1 GB`, `512 kB`.
+fn si_bytes(bytes: u64) -> String {
+    si_rate(bytes as f64)
+}
+
+/// [`si_bytes`] for a figure that need not be whole (a rate).
+fn si_rate(bytes: f64) -> String {
+    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
+    if bytes < 1000.0 {
+        return format!("{bytes:.0} B");
+    }
+    let mut value = bytes / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
+}
+
+fn summary(args: &CpArgs, globals: Globals, totals: &Totals, elapsed: Duration) -> CliResult<()> {
+    if args.json {
+        let secs = elapsed.as_secs_f64();
+        return output::print_json(&json!({
+            "files": totals.files,
+            "bytes": totals.bytes,
+            "failed": totals.failed,
+            "seconds": secs,
+            "bytes_per_second": if secs > 0.0 { totals.bytes as f64 / secs } else { 0.0 },
+            "methods": totals.methods,
+        }));
+    }
+    if globals.verbose > 0 && !globals.quiet {
+        warn_plain(&dd_line(totals.bytes, elapsed));
+    }
+    Ok(())
+}
+
+/// A line on stderr without the `memio:` prefix (dd's summary stands alone).
+fn warn_plain(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_reads_like_dd() {
+        assert_eq!(
+            dd_line(1_073_741_824, Duration::from_millis(500)),
+            "1073741824 bytes (1.1 GB, 1.0 GiB) copied, 0.500 s, 2.1 GB/s"
+        );
+        assert_eq!(si_bytes(999), "999 B");
+        assert_eq!(si_bytes(512_000), "512 kB");
+    }
+}

@@ -1,0 +1,157 @@
+//! `memio cp` and `memio sum` over the built binary: cp's habits (into a
+//! directory, -r, refusing a file onto itself), the dd summary, errors that
+//! name their object, checksums that match other tools, and `--check`.
+
+use std::path::PathBuf;
+
+mod common;
+
+use common::{TempDir, code, memio, stderr, stdout};
+
+fn write(dir: &TempDir, name: &str, data: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn cp_copies_a_file_and_prints_a_dd_summary_with_v() {
+    let dir = TempDir::new("cp-one");
+    let data: Vec<u8> = (0..300_001u32).map(|i| (i % 241) as u8).collect();
+    let a = write(&dir, "a", &data);
+    let b = dir.join("b");
+    for method in ["auto", "copy-file-range", "mmap", "read-write", "sendfile"] {
+        let out = memio(&["cp", "-v", "--verify", "--method", method, s(&a), s(&b)]);
+        assert_eq!(code(&out), 0, "{method}: {}", stderr(&out));
+        assert_eq!(std::fs::read(&b).unwrap(), data, "{method}");
+        assert!(stdout(&out).contains("-> "), "{}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("300001 bytes (300 kB, 293 KiB) copied, "),
+            "{err}"
+        );
+        assert!(err.trim_end().ends_with("B/s"), "{err}");
+    }
+}
+
+#[test]
+fn cp_into_a_directory_and_r_for_trees() {
+    let dir = TempDir::new("cp-tree");
+    let a = write(&dir, "a", b"one");
+    write(&dir, "t/x/y", b"two");
+    write(&dir, "t/z", b"three");
+    let into = dir.join("into");
+    std::fs::create_dir(&into).unwrap();
+    let t = dir.join("t");
+    // A directory without -r is skipped with cp's words, the file still copies.
+    let out = memio(&["cp", s(&a), s(&t), s(&into)]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("-r not specified; omitting directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(into.join("a")).unwrap(), b"one");
+    let out = memio(&["cp", "-r", s(&t), s(&into)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(into.join("t/x/y")).unwrap(), b"two");
+    let copy = dir.join("copy");
+    let out = memio(&["cp", "-r", s(&t), s(&copy)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(copy.join("z")).unwrap(), b"three");
+}
+
+#[test]
+fn cp_refuses_bad_requests_naming_the_object() {
+    let dir = TempDir::new("cp-bad");
+    let a = write(&dir, "a", b"data");
+    let out = memio(&["cp", s(&a), s(&a)]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("are the same file"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&a).unwrap(), b"data");
+    let out = memio(&["cp", s(&a), s(&a), s(&dir.join("nodir"))]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("nodir': target is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    // An unreadable source among several is reported; the others still copy.
+    let missing = dir.join("missing");
+    let into = dir.join("out");
+    std::fs::create_dir(&into).unwrap();
+    let out = memio(&["cp", s(&missing), s(&a), s(&into)]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("missing': cannot open: no such file"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(into.join("a")).unwrap(), b"data");
+    let out = memio(&["cp", s(&a)]);
+    assert_eq!(code(&out), 2);
+    assert!(!stderr(&out).contains("panicked"));
+}
+
+#[test]
+fn sum_prints_hash_and_path_and_check_finds_a_changed_file() {
+    let dir = TempDir::new("sum");
+    let a = write(&dir, "a", b"hello");
+    let b = write(&dir, "sub/b", b"123456789");
+    let out = memio(&["sum", "--algo", "crc32c", s(&a), s(&b)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!("9a71bb4c  {}\ne3069283  {}\n", s(&a), s(&b))
+    );
+    let out = memio(&["sum", "-r", s(dir.path())]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let list = write(&dir, "list", stdout(&out).as_bytes());
+    assert!(
+        stdout(&out)
+            .starts_with("ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f  "),
+        "{}",
+        stdout(&out)
+    );
+    let out = memio(&["sum", "-c", s(&list)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains(": OK"));
+    std::fs::write(&b, b"changed").unwrap();
+    let out = memio(&["sum", "--check", s(&list)]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("{}: FAILED", s(&b))),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("did NOT match"), "{}", stderr(&out));
+    std::fs::remove_file(&a).unwrap();
+    let out = memio(&["sum", "-c", s(&list)]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stdout(&out).contains("FAILED open or read"),
+        "{}",
+        stdout(&out)
+    );
+    let out = memio(&["sum", s(&a)]);
+    assert_eq!(code(&out), 2);
+    let garbage = write(&dir, "garbage", b"not a checksum list\n");
+    let out = memio(&["sum", "-c", s(&garbage)]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("no properly formatted checksum lines"),
+        "{}",
+        stderr(&out)
+    );
+}

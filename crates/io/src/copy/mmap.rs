@@ -1,0 +1,100 @@
+//! The mmap engine: the source mapped one window at a time, each window
+//! handed to `pwrite(2)`.
+//!
+//! # Safety
+//!
+//! The mapped bytes are never seen as a Rust slice: their address goes
+//! straight to `pwrite`, and the kernel reads them with its own user-copy
+//! routines. So another process writing the source meanwhile is no data
+//! race in this process, and a source truncated under the mapping makes
+//! `pwrite` fail with `EFAULT` instead of raising `SIGBUS`. The window's
+//! [`Region`] owns the mapping and outlives every `pwrite` that reads it.
+#![allow(
+    unsafe_code,
+    reason = "pwrite(2) straight from a mapping: a slice over a file another process may change or truncate would be unsound"
+)]
+
+use std::os::fd::AsRawFd;
+
+use memio_map::{Advice, MapOptions, Region};
+
+use super::engine::Files;
+use crate::Result;
+
+/// Copies `start..end` of the source to the same offsets of the
+/// destination through mappings of at most `window` bytes.
+pub(crate) fn copy(
+    files: &Files<'_>,
+    start: u64,
+    end: u64,
+    window: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64> {
+    let mut off = start;
+    while off < end {
+        let len = usize::try_from(end - off).unwrap_or(usize::MAX).min(window);
+        let region = MapOptions::new()
+            .offset(off)
+            .len(len)
+            .private()
+            .read_only()
+            .populate(true)
+            .map(files.src)
+            // The source shrank below `end` since the copy began.
+            .map_err(|e| files.read_error(e))?;
+        // A hint: read ahead hard and drop pages behind; the copy is right
+        // without it, so a refusal is ignored.
+        let _ = region.advise(.., Advice::Sequential);
+        write_region(files, &region, off, progress)?;
+        off += len as u64;
+    }
+    Ok(end - start)
+}
+
+/// Writes the whole of `region` to the destination at `off`.
+fn write_region(
+    files: &Files<'_>,
+    region: &Region,
+    off: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let fd = files.dst.as_raw_fd();
+    let mut done = 0usize;
+    while done < region.len() {
+        let at = i64::try_from(off + done as u64)
+            .map_err(|_| files.write_error(std::io::Error::from_raw_os_error(libc::EFBIG)))?;
+        // SAFETY: `as_ptr() + done .. + len()` lies inside the mapping,
+        // which `region` keeps alive for this call; the kernel reads the
+        // bytes (no Rust reference to them exists), and `fd` is the open
+        // destination borrowed for the whole copy.
+        let n = unsafe {
+            libc::pwrite(
+                fd,
+                region.as_ptr().wrapping_add(done).cast(),
+                region.len() - done,
+                at,
+            )
+        };
+        match usize::try_from(n) {
+            Ok(0) => {
+                return Err(files.write_error(std::io::Error::from_raw_os_error(libc::ENOSPC)));
+            }
+            Ok(n) => {
+                done += n;
+                progress(n as u64);
+            }
+            Err(_) => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if e.raw_os_error() == Some(libc::EFAULT) {
+                    // The source was truncated under the mapping.
+                    return Err(files.shrank(off + done as u64));
+                }
+                return Err(files.write_error(e));
+            }
+        }
+    }
+    Ok(())
+}

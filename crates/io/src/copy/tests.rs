@@ -1,0 +1,294 @@
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "test data: small numbers made into bytes"
+)]
+
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use rustix::fs::SeekFrom;
+
+use super::*;
+use crate::test_dir::TestDir;
+
+const METHODS: [Method; 5] = Method::ALL;
+
+/// The first hole at or after 0, by `SEEK_HOLE` (the size when none).
+fn first_hole(path: &Path) -> u64 {
+    let f = File::open(path).unwrap();
+    rustix::fs::seek(&f, SeekFrom::Hole(0)).unwrap()
+}
+
+#[test]
+fn every_engine_copies_odd_sizes_and_files_larger_than_the_window_byte_for_byte() {
+    let dir = TestDir::new("copy-sizes");
+    let page = memio_map::page_size();
+    for len in [1, 7, 4095, 4096, 4097, 3 * page + 13, (1 << 20) + 5] {
+        let src = dir.file(&format!("src-{len}"), len);
+        for method in METHODS {
+            let dst = dir.join(&format!("dst-{len}-{}", method.name()));
+            let copied = CopyOptions::new()
+                .method(method)
+                .window(page)
+                .verify(true)
+                .copy(&src, &dst)
+                .unwrap();
+            assert_eq!(copied.bytes, len as u64, "{method:?}");
+            assert_eq!(std::fs::read(&dst).unwrap(), std::fs::read(&src).unwrap());
+            assert_ne!(copied.method, Method::Auto);
+        }
+    }
+}
+
+#[test]
+fn an_empty_file_copies_to_an_empty_file() {
+    let dir = TestDir::new("copy-empty");
+    let src = dir.file("empty", 0);
+    for method in METHODS {
+        let dst = dir.join(method.name());
+        assert_eq!(
+            CopyOptions::new()
+                .method(method)
+                .copy(&src, &dst)
+                .unwrap()
+                .bytes,
+            0
+        );
+        assert_eq!(std::fs::metadata(&dst).unwrap().len(), 0);
+    }
+}
+
+#[test]
+fn a_copy_replaces_an_existing_file_and_keeps_the_mode() {
+    let dir = TestDir::new("copy-replace");
+    let src = dir.file("src", 10_000);
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let dst = dir.file("dst", 99_999);
+    copy(&src, &dst).unwrap();
+    assert_eq!(std::fs::read(&dst).unwrap(), std::fs::read(&src).unwrap());
+    assert_eq!(std::fs::metadata(&dst).unwrap().mode() & 0o777, 0o640);
+    // No temporary file is left beside it.
+    assert_eq!(dir.names(), ["dst", "src"]);
+}
+
+#[test]
+fn holes_are_kept_by_default_and_filled_with_never() {
+    let dir = TestDir::new("copy-sparse");
+    let src = dir.join("sparse");
+    let size = 8u64 << 20;
+    {
+        let f = File::create(&src).unwrap();
+        f.set_len(size).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"head", 0).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, b"tail", size - 4).unwrap();
+    }
+    if first_hole(&src) == size {
+        eprintln!("skipped: the temp directory's filesystem does not report holes");
+        return;
+    }
+    for method in METHODS {
+        let dst = dir.join(&format!("auto-{}", method.name()));
+        let copied = CopyOptions::new().method(method).copy(&src, &dst).unwrap();
+        assert_eq!(std::fs::read(&dst).unwrap(), std::fs::read(&src).unwrap());
+        assert!(first_hole(&dst) < size, "{method:?} filled the hole");
+        assert!(
+            copied.data_bytes < size / 2,
+            "{method:?} moved {}",
+            copied.data_bytes
+        );
+    }
+    let dst = dir.join("never");
+    CopyOptions::new()
+        .method(Method::ReadWrite)
+        .sparse(Sparse::Never)
+        .copy(&src, &dst)
+        .unwrap();
+    assert_eq!(first_hole(&dst), size);
+    assert_eq!(std::fs::read(&dst).unwrap(), std::fs::read(&src).unwrap());
+}
+
+#[test]
+fn sparse_always_turns_zero_blocks_into_holes() {
+    let dir = TestDir::new("copy-always");
+    let src = dir.join("zeros");
+    let mut data = vec![0u8; 1 << 20];
+    data[0] = 1;
+    *data.last_mut().unwrap() = 2;
+    std::fs::write(&src, &data).unwrap();
+    let dst = dir.join("dst");
+    CopyOptions::new()
+        .sparse(Sparse::Always)
+        .copy(&src, &dst)
+        .unwrap();
+    assert_eq!(std::fs::read(&dst).unwrap(), data);
+    // Zero blocks at the very end become a trailing hole of the right size.
+    let tail = dir.join("tail");
+    std::fs::write(&tail, &data[..data.len() - 1]).unwrap();
+    let tail_copy = dir.join("tail-copy");
+    CopyOptions::new()
+        .sparse(Sparse::Always)
+        .copy(&tail, &tail_copy)
+        .unwrap();
+    let mut expect = data.clone();
+    expect.pop();
+    *expect.last_mut().unwrap() = 0;
+    std::fs::write(&tail, &expect).unwrap();
+    CopyOptions::new()
+        .sparse(Sparse::Always)
+        .copy(&tail, &tail_copy)
+        .unwrap();
+    assert_eq!(std::fs::read(&tail_copy).unwrap(), expect);
+    let hole = first_hole(&dst);
+    if hole == data.len() as u64 {
+        eprintln!("skipped hole check: the filesystem does not report holes");
+    } else {
+        assert!(hole <= 4096, "first hole at {hole}");
+    }
+}
+
+#[test]
+fn copying_a_file_onto_itself_or_a_hard_link_is_refused() {
+    let dir = TestDir::new("copy-self");
+    let src = dir.file("a", 1000);
+    let link = dir.join("b");
+    std::fs::hard_link(&src, &link).unwrap();
+    for dst in [&src, &link] {
+        let err = copy(&src, dst).unwrap_err();
+        assert!(matches!(err, Error::SameFile { .. }), "{err}");
+        assert!(err.to_string().contains("are the same file"), "{err}");
+    }
+    assert_eq!(std::fs::read(&src).unwrap().len(), 1000);
+    assert_eq!(dir.names(), ["a", "b"]);
+}
+
+#[test]
+fn bad_sources_and_destinations_are_named_in_the_error() {
+    let dir = TestDir::new("copy-bad");
+    let missing = dir.join("missing");
+    let err = copy(&missing, &dir.join("x")).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(err.to_string().contains("missing"), "{err}");
+    let err = copy(dir.path(), &dir.join("x")).unwrap_err();
+    assert!(matches!(err, Error::NotRegular { .. }), "{err}");
+    let src = dir.file("src", 10);
+    let err = copy(&src, dir.path()).unwrap_err();
+    assert!(matches!(err, Error::NotRegular { .. }), "{err}");
+    let err = copy(&src, &dir.join("no/such/dir/x")).unwrap_err();
+    assert!(err.to_string().contains("no/such/dir/x"), "{err}");
+    assert_eq!(dir.names(), ["src"]);
+}
+
+#[test]
+fn a_fifo_source_is_refused_without_blocking() {
+    let dir = TestDir::new("copy-fifo");
+    let fifo = dir.fifo("fifo");
+    let err = copy(&fifo, &dir.join("x")).unwrap_err();
+    assert!(matches!(err, Error::NotRegular { .. }), "{err}");
+}
+
+/// A small tmpfs mounted for one test, unmounted on drop.
+struct SmallFs(TestDir);
+
+impl SmallFs {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = TestDir::new("smallfs");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Self(dir))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_filesystem_leaves_no_partial_file_under_the_final_name() {
+    let Some(fs) = SmallFs::mount("256k") else {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    };
+    let dir = TestDir::new("copy-full");
+    let src = dir.file("big", 1 << 20);
+    let old = fs.0.join("kept");
+    std::fs::write(&old, b"old contents").unwrap();
+    for method in METHODS {
+        let err = CopyOptions::new()
+            .method(method)
+            .copy(&src, &fs.0.join("new"))
+            .unwrap_err();
+        assert!(err.to_string().contains("new"), "{method:?}: {err}");
+        let err = CopyOptions::new()
+            .method(method)
+            .copy(&src, &old)
+            .unwrap_err();
+        assert!(err.to_string().contains("kept"), "{method:?}: {err}");
+        assert_eq!(fs.0.names(), ["kept"], "{method:?}");
+        assert_eq!(std::fs::read(&old).unwrap(), b"old contents");
+    }
+    // Read-only: nothing can be created, the old file stays.
+    let small = dir.file("small", 100);
+    let ro = std::process::Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(fs.0.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ro {
+        let err = copy(&small, &old).unwrap_err();
+        assert!(err.to_string().contains("kept"), "{err}");
+        assert_eq!(fs.0.names(), ["kept"]);
+        assert_eq!(std::fs::read(&old).unwrap(), b"old contents");
+    } else {
+        eprintln!("skipped the read-only half: cannot remount the tmpfs read-only");
+    }
+}
+
+#[test]
+fn a_tree_copies_files_dirs_and_links_and_reports_what_it_cannot() {
+    let dir = TestDir::new("copy-tree");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("a/b")).unwrap();
+    let mut expect = Vec::new();
+    for (i, name) in ["one", "a/two", "a/b/three", "a/b/four"].iter().enumerate() {
+        let data: Vec<u8> = (0..=i * 5000).map(|j| (j % 7) as u8).collect();
+        std::fs::write(src.join(name), &data).unwrap();
+        expect.push((name, data));
+    }
+    std::os::unix::fs::symlink("one", src.join("link")).unwrap();
+    dir.fifo("src/a/fifo");
+    std::fs::set_permissions(src.join("a"), std::fs::Permissions::from_mode(0o750)).unwrap();
+    let dst = dir.join("dst");
+    let done = copy_tree(&src, &dst, &CopyOptions::new(), &|_| {}).unwrap();
+    assert_eq!((done.files, done.dirs, done.symlinks), (4, 3, 1));
+    assert_eq!(done.failures.len(), 1, "{:?}", done.failures);
+    assert!(done.failures[0].to_string().contains("fifo"));
+    for (name, data) in &expect {
+        assert_eq!(&std::fs::read(dst.join(name)).unwrap(), data, "{name}");
+    }
+    assert_eq!(
+        std::fs::read_link(dst.join("link")).unwrap(),
+        Path::new("one")
+    );
+    assert_eq!(
+        std::fs::metadata(dst.join("a")).unwrap().mode() & 0o777,
+        0o750
+    );
+    assert_eq!(dir.names(), ["dst", "src"]);
+    // Again into the existing tree: merged, files replaced.
+    std::fs::write(src.join("one"), b"changed").unwrap();
+    let again = copy_tree(&src, &dst, &CopyOptions::new(), &|_| {}).unwrap();
+    assert_eq!(again.files, 4);
+    assert_eq!(std::fs::read(dst.join("one")).unwrap(), b"changed");
+    // Into itself: refused.
+    let err = copy_tree(&src, &src.join("a/inside"), &CopyOptions::new(), &|_| {}).unwrap_err();
+    assert!(matches!(err, Error::IntoItself { .. }), "{err}");
+}

@@ -1,0 +1,243 @@
+//! Directory trees: `cp -r` with the files copied by a few workers at once.
+//!
+//! A tree copied to a new name is built under a hidden temporary name
+//! beside it and renamed into place as a whole at the end, so an
+//! interrupted copy never leaves a half tree under the final name, and the
+//! files inside need no rename each. Into an existing directory the files
+//! are merged one by one, each replaced atomically.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::temp::{parent_of, temp_name};
+use super::{CopyOptions, os};
+use crate::{Error, Result};
+
+/// What a tree copy did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct TreeCopied {
+    /// Regular files copied.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Directories made.
+    pub dirs: u64,
+    /// Symbolic links recreated (as links, not followed).
+    pub symlinks: u64,
+    /// What could not be copied, each naming its path; the rest was.
+    pub failures: Vec<Error>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// The work a walk finds: directories to make (with their modes, applied
+/// once the files are in), files and links to copy.
+#[derive(Debug, Default)]
+struct Plan {
+    dirs: Vec<(PathBuf, u32)>,
+    files: Vec<(PathBuf, PathBuf)>,
+    links: Vec<(PathBuf, PathBuf)>,
+}
+
+/// Copies the directory `src` to `dst`: to the new name `dst`, or merged
+/// into `dst` when it is an existing directory. `progress` hears the bytes
+/// as they are copied (from several threads).
+///
+/// Files that cannot be copied are listed in [`TreeCopied::failures`] and
+/// the others are still copied; other special files (FIFOs, devices,
+/// sockets) are reported there too, not copied.
+///
+/// # Errors
+///
+/// `src` not a readable directory, `dst` inside `src`, or `dst`'s
+/// directory unusable.
+pub fn copy_tree(
+    src: &Path,
+    dst: &Path,
+    options: &CopyOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<TreeCopied> {
+    let started = Instant::now();
+    let meta = std::fs::metadata(src).map_err(|e| os("stat", src.display(), e))?;
+    if !meta.is_dir() {
+        return Err(Error::NotRegular {
+            path: src.display().to_string(),
+        });
+    }
+    refuse_into_itself(src, dst)?;
+    let merge = dst.is_dir();
+    let root = if merge {
+        dst.to_owned()
+    } else {
+        let name = dst.file_name().unwrap_or(dst.as_os_str());
+        temp_name(parent_of(dst), name)
+    };
+    let mut done = TreeCopied::default();
+    let mut plan = Plan::default();
+    if !merge {
+        make_dir(&root)?;
+        done.dirs += 1;
+    }
+    plan.dirs
+        .push((root.clone(), meta.permissions().mode() & 0o7777));
+    walk(src, &root, &mut plan, &mut done);
+    copy_files(&plan.files, options, merge, progress, &mut done);
+    for (from, to) in &plan.links {
+        let made = copy_link(from, to);
+        match made {
+            Ok(()) => done.symlinks += 1,
+            Err(e) => done.failures.push(e),
+        }
+    }
+    // Deepest first, so a read-only directory is closed after its contents.
+    for (dir, mode) in plan.dirs.iter().rev() {
+        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode)) {
+            done.failures.push(os("set the mode of", dir.display(), e));
+        }
+    }
+    if !merge {
+        std::fs::rename(&root, dst).map_err(|e| os("rename into", dst.display(), e))?;
+    }
+    done.elapsed = started.elapsed();
+    Ok(done)
+}
+
+/// Recreates the symbolic link `from` as `to`, replacing what `to` was
+/// (through a temporary name and a rename).
+fn copy_link(from: &Path, to: &Path) -> Result<()> {
+    let target = std::fs::read_link(from).map_err(|e| os("read the link", from.display(), e))?;
+    let name = to.file_name().unwrap_or(to.as_os_str());
+    let temp = temp_name(parent_of(to), name);
+    std::os::unix::fs::symlink(target, &temp)
+        .map_err(|e| os("create the link", to.display(), e))?;
+    std::fs::rename(&temp, to).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        os("rename into", to.display(), e)
+    })
+}
+
+/// Refuses a destination inside the source: the copy would never end.
+fn refuse_into_itself(src: &Path, dst: &Path) -> Result<()> {
+    let src_real = std::fs::canonicalize(src).map_err(|e| os("resolve", src.display(), e))?;
+    let dst_parent = std::fs::canonicalize(parent_of(dst))
+        .map_err(|e| os("resolve", parent_of(dst).display(), e))?;
+    if dst_parent.starts_with(&src_real) {
+        return Err(Error::IntoItself {
+            src: src.display().to_string(),
+            dst: dst.display().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Makes the directory `dir` private to its owner until its mode is set.
+fn make_dir(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| os("create the directory", dir.display(), e))
+}
+
+/// Walks `src` in name order, making the directories under `dst` as it
+/// goes and listing the files and links.
+fn walk(src: &Path, dst: &Path, plan: &mut Plan, done: &mut TreeCopied) {
+    let entries = match std::fs::read_dir(src) {
+        Ok(entries) => entries,
+        Err(e) => {
+            done.failures
+                .push(os("read the directory", src.display(), e));
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries.filter_map(std::result::Result::ok).collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let kind = match entry.file_type() {
+            Ok(kind) => kind,
+            Err(e) => {
+                done.failures.push(os("stat", from.display(), e));
+                continue;
+            }
+        };
+        if kind.is_dir() {
+            let mode = std::fs::symlink_metadata(&from).map_or(0o755, |m| m.permissions().mode());
+            let created = if to.is_dir() { Ok(()) } else { make_dir(&to) };
+            match created {
+                Ok(()) => {
+                    done.dirs += 1;
+                    plan.dirs.push((to.clone(), mode & 0o7777));
+                    walk(&from, &to, plan, done);
+                }
+                Err(e) => done.failures.push(e),
+            }
+        } else if kind.is_file() {
+            plan.files.push((from, to));
+        } else if kind.is_symlink() {
+            plan.links.push((from, to));
+        } else {
+            done.failures.push(Error::NotRegular {
+                path: from.display().to_string(),
+            });
+        }
+    }
+}
+
+/// Copies the planned files with a few threads: enough to keep the disk
+/// busy when the files are not cached, and both cores when they are.
+fn copy_files(
+    files: &[(PathBuf, PathBuf)],
+    options: &CopyOptions,
+    merge: bool,
+    progress: &(dyn Fn(u64) + Sync),
+    done: &mut TreeCopied,
+) {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, std::num::NonZero::get)
+        .clamp(2, 8)
+        .min(files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let totals = Mutex::new((0u64, 0u64, Vec::new()));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                let (mut n, mut bytes, mut failed) = (0, 0, Vec::new());
+                let mut hear = |b| progress(b);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((from, to)) = files.get(i) else {
+                        break;
+                    };
+                    let copied = if merge {
+                        options.copy_with_progress(from, to, &mut hear)
+                    } else {
+                        options.copy_new(from, to, &mut hear)
+                    };
+                    match copied {
+                        Ok(c) => {
+                            n += 1;
+                            bytes += c.bytes;
+                        }
+                        Err(e) => failed.push(e),
+                    }
+                }
+                if let Ok(mut t) = totals.lock() {
+                    t.0 += n;
+                    t.1 += bytes;
+                    t.2.append(&mut failed);
+                }
+            });
+        }
+    });
+    let (n, bytes, failed) = totals
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    done.files += n;
+    done.bytes += bytes;
+    done.failures.extend(failed);
+}

@@ -1,0 +1,334 @@
+//! Lab section `copy`: memio's copy engines against the system's `cp`.
+//!
+//! - A large file (64 MiB quick, 1 GiB full, within `--max-size`), warm
+//!   (source in the page cache) and evicted before every sample: memio's
+//!   default (`copy_file_range`), mmap windows, read/write, sendfile, and
+//!   `cp`.
+//! - A tree of small files (500 quick, 10,000 full, 4–64 KiB each),
+//!   warm and evicted: `copy_tree` (files copied by a few workers) against
+//!   `cp -r`.
+//! - A sparse file (64 MiB with 1 MiB of data in four extents): memio's
+//!   default against `cp`, both keeping the holes.
+//!
+//! Every sample writes a fresh destination; the time to remove the old one
+//! and to evict is not counted. `cp` runs as a process per sample, as a
+//! user runs it, so its rows include starting it (about a millisecond).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use memio::io::copy::{CopyOptions, Method, copy_tree};
+
+use crate::support::{Scratch, XorShift, exact_bytes};
+use crate::{Case, Chart, Error, Result, Run, Section, Unit};
+
+/// The section as registered in the lab.
+pub(crate) const SECTION: Section = Section {
+    name: "copy",
+    title: "File copies: copy_file_range, mmap, read/write, sendfile vs cp",
+    about: "Copying a large file with each of memio's engines (the default copy_file_range, the \
+            source mapped in 64 MiB windows and written out, read/write through a 1 MiB \
+            buffer, sendfile) against the system's cp, with the source in the page cache (warm) \
+            and evicted before every sample; a tree of small files (4-64 KiB) copied by memio's \
+            tree copy (a few files at once) against cp -r, warm and evicted; and a sparse file \
+            whose holes both keep. Every sample writes a new destination. Answers: which engine \
+            to use, and what memio cp gains over cp.",
+    reference: CP,
+    chart: Chart::Bars,
+    run,
+    peer: None,
+    verdict: None,
+};
+
+const CP: &str = "GNU cp";
+
+/// The memio engines measured on the large file, with their row names.
+const ENGINES: [(Method, &str); 4] = [
+    (Method::Auto, "memio cp (default: copy_file_range)"),
+    (Method::Mmap, "memio cp --method mmap"),
+    (Method::ReadWrite, "memio cp --method read-write"),
+    (Method::Sendfile, "memio cp --method sendfile"),
+];
+
+/// Runs `op` `samples` times after `prepare` each time (not counted) and
+/// records `bytes` per sample as GB/s; returns the median.
+///
+/// # Errors
+///
+/// The first error of `prepare` or `op`.
+pub(crate) fn sampled(
+    run: &mut Run<'_>,
+    case: Case,
+    bytes: u64,
+    samples: usize,
+    mut prepare: impl FnMut() -> Result<()>,
+    mut op: impl FnMut() -> Result<()>,
+) -> Result<f64> {
+    let mut gbps = Vec::with_capacity(samples);
+    // One unrecorded run first: allocations, dentries, a cold `cp` binary.
+    for i in 0..=samples {
+        prepare()?;
+        let start = Instant::now();
+        op()?;
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        if i > 0 {
+            gbps.push(bytes as f64 / secs / 1e9);
+        }
+    }
+    Ok(run
+        .record(case, Unit::GB_PER_S, &gbps)
+        .map_or(f64::NAN, |r| r.median))
+}
+
+/// Runs the system's `cp` with `args`.
+fn cp(args: &[&Path]) -> Result<()> {
+    let out = Command::new("cp")
+        .args(args)
+        .output()
+        .map_err(|e| Error::io("cp", &e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            "cp",
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        ))
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path.display(), &e)
+}
+
+fn lib(e: memio::io::Error) -> Error {
+    Error::new("copy", e)
+}
+
+/// Writes `len` pseudo-random bytes to `path` (call [`sync_dir`] before
+/// evicting it).
+fn random_file(path: &Path, len: usize, rng: &mut XorShift) -> Result<()> {
+    let mut data = vec![0u8; len];
+    for chunk in data.chunks_mut(8) {
+        let w = rng.next_u64().to_le_bytes();
+        chunk.copy_from_slice(&w[..chunk.len()]);
+    }
+    std::fs::write(path, &data).map_err(io(path))
+}
+
+/// Writes back every dirty page of the filesystem holding `dir` (one
+/// `syncfs`, far cheaper than an fsync per file), so [`drop_cached`] can
+/// drop them.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let d = std::fs::File::open(dir).map_err(io(dir))?;
+    rustix::fs::syncfs(&d).map_err(|e| Error::io(dir.display(), &e.into()))
+}
+
+/// Drops the clean pages of `paths` from the page cache
+/// (`POSIX_FADV_DONTNEED`), so the next read goes to the disk. Unlike
+/// `cache::evict` it does not fdatasync each file: on some disks that is a
+/// cache flush per file, which would swamp the sample's set-up.
+pub(crate) fn drop_cached(paths: &[PathBuf]) -> Result<()> {
+    for p in paths {
+        let f = std::fs::File::open(p).map_err(io(p))?;
+        rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed)
+            .map_err(|e| Error::io(p.display(), &e.into()))?;
+    }
+    Ok(())
+}
+
+fn run(run: &mut Run<'_>) -> Result<()> {
+    let full = run.config().full;
+    let max = run.config().max_size;
+    let large = (if full { 1u64 << 30 } else { 64 << 20 }).min(max);
+    let files = if full { 10_000 } else { 500 };
+    run.plan(
+        if full {
+            2 * (ENGINES.len() as u64 + 1)
+        } else {
+            8
+        } + 4
+            + 2,
+    );
+    let dir = Scratch::dir("copy")?;
+    let gbps = large_file(run, dir.path(), large)?;
+    tree(run, dir.path(), files)?;
+    sparse(run, dir.path())?;
+    let memcpy = run.memcpy_gbps();
+    run.note(format!(
+        "memcpy on this machine moves {memcpy:.1} GB/s; memio's default copy of the warm {} file \
+         ran at {gbps:.2} GB/s, {:.0}% of it. copy_file_range moves the bytes inside the kernel \
+         (one copy, page cache to page cache) and, on filesystems that share extents, shares \
+         them instead; the mmap engine maps the source and writes each window out (one copy, \
+         plus the cost of mapping); read/write copies twice.",
+        exact_bytes(large),
+        gbps / memcpy * 100.0
+    ));
+    Ok(())
+}
+
+/// The large-file rows, warm and evicted; returns memio's default's warm
+/// median.
+fn large_file(run: &mut Run<'_>, dir: &Path, len: u64) -> Result<f64> {
+    let src = dir.join("large");
+    let dst = dir.join("large.copy");
+    random_file(
+        &src,
+        usize::try_from(len).unwrap_or(usize::MAX),
+        &mut XorShift::new(XorShift::SEED),
+    )?;
+    sync_dir(dir)?;
+    let sources = [src.clone()];
+    let samples = run.config().timing.samples.min(5);
+    let full = run.config().full;
+    let mut default = f64::NAN;
+    for evicted in [false, true] {
+        let workload = format!(
+            "{} file{}",
+            exact_bytes(len),
+            if evicted { ", evicted" } else { ", warm" }
+        );
+        let prepare = || {
+            let _ = std::fs::remove_file(&dst);
+            if evicted {
+                drop_cached(&sources)?;
+            }
+            Ok(())
+        };
+        let case = |m: &str| Case::new(m, &workload).param("bytes", len);
+        sampled(run, case(CP), len, samples, prepare, || cp(&[&src, &dst]))?;
+        for (method, name) in ENGINES {
+            // Evicted, the quick run keeps the default and mmap (the
+            // others read the disk the same way read/write does).
+            if evicted && !full && !matches!(method, Method::Auto | Method::Mmap) {
+                continue;
+            }
+            let options = CopyOptions::new().method(method);
+            let median = sampled(run, case(name), len, samples, prepare, || {
+                options.copy(&src, &dst).map(drop).map_err(lib)
+            })?;
+            if method == Method::Auto && !evicted {
+                default = median;
+            }
+        }
+    }
+    if std::fs::read(&dst).ok() != std::fs::read(&src).ok() {
+        return Err(Error::new("copy", "the copy differs from its source"));
+    }
+    Ok(default)
+}
+
+/// Makes `n` files of 4–64 KiB in 20 folders under `root`.
+fn small_tree(root: &Path, n: usize) -> Result<u64> {
+    let mut rng = XorShift::new(XorShift::SEED ^ 0x7ee);
+    let mut total = 0;
+    for i in 0..n {
+        let sub = root.join(format!("d{:02}", i % 20));
+        std::fs::create_dir_all(&sub).map_err(io(&sub))?;
+        let len = 4096 + usize::try_from(rng.next_u64() % (60 << 10)).unwrap_or(0);
+        random_file(&sub.join(format!("f{i:05}")), len, &mut rng)?;
+        total += len as u64;
+    }
+    Ok(total)
+}
+
+/// The tree rows: `cp -r` against `copy_tree`, warm and evicted.
+fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
+    let src = dir.join("tree");
+    let dst = dir.join("tree.copy");
+    let bytes = small_tree(&src, n)?;
+    sync_dir(dir)?;
+    let mut paths: Vec<PathBuf> = Vec::new();
+    collect(&src, &mut paths);
+    let samples = run.config().timing.samples.min(3);
+    for evicted in [false, true] {
+        let workload = format!(
+            "tree of {n} files of 4-64 KiB (-r){}",
+            if evicted { ", evicted" } else { ", warm" }
+        );
+        let prepare = || {
+            let _ = std::fs::remove_dir_all(&dst);
+            if evicted {
+                drop_cached(&paths)?;
+            }
+            Ok(())
+        };
+        let case = |m: &str| {
+            Case::new(m, &workload)
+                .param("files", n)
+                .param("bytes", bytes)
+        };
+        sampled(run, case(CP), bytes, samples, prepare, || {
+            cp(&[Path::new("-r"), &src, &dst])
+        })?;
+        sampled(run, case("memio cp -r"), bytes, samples, prepare, || {
+            let done = copy_tree(&src, &dst, &CopyOptions::new(), &|_| {}).map_err(lib)?;
+            match done.failures.first() {
+                Some(e) => Err(Error::new("memio cp -r", e)),
+                None => Ok(()),
+            }
+        })?;
+    }
+    run.note(format!(
+        "The tree rows count file bytes ({}) over the whole copy, directories included. memio's \
+         tree copy walks the tree once, then copies the files with a few threads (both cores \
+         busy when warm, several reads waiting on the disk when evicted), and builds a new tree \
+         under a temporary name renamed whole at the end.",
+        exact_bytes(bytes)
+    ));
+    Ok(())
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                collect(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+}
+
+/// The sparse-file rows: 64 MiB with four 256 KiB extents of data.
+fn sparse(run: &mut Run<'_>, dir: &Path) -> Result<()> {
+    let len: u64 = 64 << 20;
+    let src = dir.join("sparse");
+    let dst = dir.join("sparse.copy");
+    {
+        let f = std::fs::File::create(&src).map_err(io(&src))?;
+        f.set_len(len).map_err(io(&src))?;
+        let chunk = vec![0xa5u8; 256 << 10];
+        for i in 0..4 {
+            std::os::unix::fs::FileExt::write_all_at(&f, &chunk, i * (16 << 20))
+                .map_err(io(&src))?;
+        }
+    }
+    let workload = format!("sparse {} file, 1 MiB of data", exact_bytes(len));
+    let samples = run.config().timing.samples.min(5);
+    let prepare = || {
+        let _ = std::fs::remove_file(&dst);
+        Ok(())
+    };
+    let case = |m: &str| Case::new(m, &workload).param("bytes", len);
+    sampled(run, case(CP), len, samples, prepare, || cp(&[&src, &dst]))?;
+    sampled(
+        run,
+        case("memio cp (default: copy_file_range)"),
+        len,
+        samples,
+        prepare,
+        || CopyOptions::new().copy(&src, &dst).map(drop).map_err(lib),
+    )?;
+    let allocated =
+        std::fs::metadata(&dst).map_or(0, |m| std::os::unix::fs::MetadataExt::blocks(&m) * 512);
+    run.note(format!(
+        "The sparse rows count the file's apparent size ({}); memio's copy allocated {} on \
+         disk: it copies only the data extents (SEEK_DATA/SEEK_HOLE).",
+        exact_bytes(len),
+        exact_bytes(allocated)
+    ));
+    Ok(())
+}
