@@ -680,3 +680,21 @@ fn a_record_larger_than_the_ring_is_refused_and_the_flavours_do_not_mix() {
     let slots = ChannelOptions::new().memfd("slots").unwrap();
     assert!(slots.byte_receiver().is_err());
 }
+
+#[test]
+fn a_byte_ring_with_garbage_indices_is_reported_not_trusted() {
+    let name = unique("bytes-garbage");
+    let ch = ChannelOptions::new().byte_ring(64).create(&name).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let (mut tx, mut rx) = (ch.byte_sender().unwrap(), ch.byte_receiver().unwrap());
+    let mut region = shm::open(&name).unwrap();
+    // A tail far past the head: the receiver finds no record header there.
+    region.write_at(64, &5000u64.to_ne_bytes()).unwrap();
+    let err = rx.try_recv().unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(&name), "{err}");
+    // A head past the tail: no room, and no arithmetic overflow.
+    region.write_at(64, &0u64.to_ne_bytes()).unwrap();
+    region.write_at(128, &10_000u64.to_ne_bytes()).unwrap();
+    assert!(!tx.try_send(b"x").unwrap());
+}

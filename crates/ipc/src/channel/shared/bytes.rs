@@ -132,7 +132,8 @@ impl ByteSender {
         let at = inner.ring_at(tail) as u64;
         let need = record_size(len) as u64;
         let pad = if at + need > cap { cap - at } else { 0 };
-        if cap - tail.wrapping_sub(head) < pad + need {
+        // Saturating: a head past the tail (a corrupt header) is no room.
+        if cap.saturating_sub(tail.wrapping_sub(head)) < pad + need {
             return Step::Wait(None);
         }
         if pad > 0 {
@@ -309,8 +310,14 @@ impl ByteReceiver {
         let h = inner.header();
         let mut head = h.head.value.load(Ordering::Relaxed);
         loop {
-            if h.tail.value.load(Ordering::Acquire) == head {
+            let tail = h.tail.value.load(Ordering::Acquire);
+            if tail == head {
                 return Step::Wait(None);
+            }
+            if tail.wrapping_sub(head) > inner.capacity() as u64 {
+                // Indices no sender writes: `recv_until` reports the
+                // record there as corrupt rather than skip for ever.
+                return Step::Claimed(head);
             }
             let word = inner
                 .record_word(inner.ring_at(head))
