@@ -618,7 +618,7 @@ fn lab_ipc_section_measures_every_mechanism() {
         "Unix socket",
         "POSIX mq",
         "System V mq",
-        "shm + POSIX sem",
+        "memio channel, blocking",
         "shm + System V sem",
         "memio channel",
     ] {

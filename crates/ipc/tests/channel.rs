@@ -486,3 +486,215 @@ fn a_message_is_relayed_slot_to_slot_and_a_short_loan_is_refused() {
     msg.release();
     assert_eq!(rx_b.recv().unwrap().to_vec(), b"relay me");
 }
+
+// ---- The byte ring: variable-length records ----
+
+/// Where the documented layout rule puts records: `tail` and `head` in
+/// bytes, padding to the end when a record would straddle it.
+struct RingModel {
+    cap: u64,
+    tail: u64,
+    head: u64,
+    sizes: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl RingModel {
+    fn size(len: usize) -> u64 {
+        8 + (len as u64).next_multiple_of(8)
+    }
+
+    /// Whether a record of `len` bytes fits now; takes its room if so.
+    fn push(&mut self, msg: &[u8]) -> bool {
+        let need = Self::size(msg.len());
+        let at = self.tail % self.cap;
+        let pad = if at + need > self.cap {
+            self.cap - at
+        } else {
+            0
+        };
+        if self.cap - (self.tail - self.head) < pad + need {
+            return false;
+        }
+        self.tail += pad + need;
+        self.sizes.push_back((pad + need, msg.to_vec()));
+        true
+    }
+
+    fn pop(&mut self) -> Option<Vec<u8>> {
+        let (taken, msg) = self.sizes.pop_front()?;
+        self.head += taken;
+        Some(msg)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Records of random lengths, wrapping round the ring many times, come
+    /// out whole and in order, and a send succeeds exactly when the
+    /// documented layout has room for it.
+    #[test]
+    fn the_byte_ring_behaves_like_a_queue_of_records(
+        ops in proptest::collection::vec(prop_oneof![
+            3 => proptest::collection::vec(any::<u8>(), 0..=120).prop_map(Op::Send),
+            2 => Just(Op::Recv),
+        ], 1..200),
+        cap in 1usize..5,
+    ) {
+        let cap = cap * 64;
+        let name = unique("bytes-model");
+        let ch = ChannelOptions::new().byte_ring(cap).spin(0).create(&name).unwrap();
+        let _g = Guard::PosixShm(name.clone());
+        prop_assert_eq!(ch.flavor(), Flavor::Bytes);
+        let (mut tx, mut rx) = (ch.byte_sender().unwrap(), ch.byte_receiver().unwrap());
+        let mut model = RingModel { cap: cap as u64, tail: 0, head: 0, sizes: VecDeque::new() };
+        for op in ops {
+            match op {
+                Op::Send(m) if m.len() > tx.max_record() => {
+                    let err = tx.try_send(&m).unwrap_err();
+                    prop_assert!(matches!(err, Error::TooLarge { .. }), "{}", err);
+                }
+                Op::Send(m) => {
+                    let sent = tx.try_send(&m).unwrap();
+                    prop_assert_eq!(sent, model.push(&m));
+                }
+                Op::Recv => {
+                    let got = rx.try_recv().unwrap().map(|r| r.to_vec());
+                    prop_assert_eq!(got, model.pop());
+                }
+            }
+        }
+        while let Some(want) = model.pop() {
+            let got = rx.try_recv().unwrap().map(|r| r.to_vec());
+            prop_assert_eq!(got, Some(want));
+        }
+        prop_assert!(rx.try_recv().unwrap().is_none());
+    }
+}
+
+#[test]
+fn a_record_stream_between_processes_arrives_whole_and_in_order() {
+    const COUNT: u64 = 20_000;
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut tx = ch.byte_sender().unwrap();
+        for i in 0..COUNT {
+            let m = message(i, 300);
+            let mut loan = tx.loan(m.len()).unwrap();
+            loan.write_at(0, &m).unwrap();
+            loan.commit();
+        }
+        return;
+    }
+    let name = unique("bytes-stream");
+    let ch = ChannelOptions::new().byte_ring(1024).create(&name).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut rx = ch.byte_receiver().unwrap();
+    let peer = spawn_peer(
+        "a_record_stream_between_processes_arrives_whole_and_in_order",
+        "sender",
+        &[("NAME", name)],
+    );
+    for i in 0..COUNT {
+        let rec = rx.recv().unwrap();
+        assert_eq!(rec.to_vec(), message(i, 300), "record {i}");
+        rec.release();
+    }
+    join(peer);
+    let err = rx.recv().unwrap_err();
+    assert!(
+        matches!(err, Error::PeerGone { peer: "sender", .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_producer_killed_mid_record_is_reported_and_its_record_never_seen() {
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut tx = ch.byte_sender().unwrap();
+        tx.send(b"whole record").unwrap();
+        let mut loan = tx.loan(100).unwrap();
+        loan.write_at(0, b"half").unwrap();
+        say("loaned");
+        std::thread::sleep(Duration::from_secs(60));
+        loan.commit();
+        return;
+    }
+    let name = unique("bytes-kill-tx");
+    let ch = ChannelOptions::new().byte_ring(256).create(&name).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut rx = ch.byte_receiver().unwrap();
+    let (mut child, mut out) = spawn_talking(
+        "a_producer_killed_mid_record_is_reported_and_its_record_never_seen",
+        "sender",
+        &[("NAME", name)],
+    );
+    wait_for(&mut out, "loaned");
+    kill(&mut child);
+    assert_eq!(rx.recv().unwrap().to_vec(), b"whole record");
+    let err = rx.recv().unwrap_err();
+    assert!(
+        matches!(err, Error::PeerGone { peer: "sender", .. }),
+        "{err}"
+    );
+    assert!(
+        rx.try_recv().unwrap().is_none(),
+        "a partial record was delivered"
+    );
+}
+
+#[test]
+fn a_record_larger_than_the_ring_is_refused_and_the_flavours_do_not_mix() {
+    let name = unique("bytes-misuse");
+    let ch = ChannelOptions::new().byte_ring(100).create(&name).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut tx = ch.byte_sender().unwrap();
+    assert_eq!(tx.max_record(), 128 - 8);
+    let err = tx.loan(121).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                len: 121,
+                max: 120,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&name), "{err}");
+    let err = ch.sender().unwrap_err();
+    assert!(err.to_string().contains("byte ring"), "{err}");
+    assert!(matches!(ch.byte_sender(), Err(Error::Busy { .. })));
+    // An uncommitted loan sends nothing; the largest record fits.
+    {
+        let mut loan = tx.loan(5).unwrap();
+        loan.write_at(0, b"never").unwrap();
+    }
+    tx.send(&[7; 120]).unwrap();
+    let other = Channel::open(&name).unwrap();
+    let mut rx = other.byte_receiver().unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), vec![7; 120]);
+    assert!(rx.try_recv().unwrap().is_none());
+    let slots = ChannelOptions::new().memfd("slots").unwrap();
+    assert!(slots.byte_receiver().is_err());
+}
+
+#[test]
+fn a_byte_ring_with_garbage_indices_is_reported_not_trusted() {
+    let name = unique("bytes-garbage");
+    let ch = ChannelOptions::new().byte_ring(64).create(&name).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let (mut tx, mut rx) = (ch.byte_sender().unwrap(), ch.byte_receiver().unwrap());
+    let mut region = shm::open(&name).unwrap();
+    // A tail far past the head: the receiver finds no record header there.
+    region.write_at(64, &5000u64.to_ne_bytes()).unwrap();
+    let err = rx.try_recv().unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains(&name), "{err}");
+    // A head past the tail: no room, and no arithmetic overflow.
+    region.write_at(64, &0u64.to_ne_bytes()).unwrap();
+    region.write_at(128, &10_000u64.to_ne_bytes()).unwrap();
+    assert!(!tx.try_send(b"x").unwrap());
+}

@@ -1,6 +1,9 @@
 //! A zero-copy message channel in shared memory: a ring of fixed-size
 //! slots that senders write in place and receivers read in place, with
-//! futex wake-ups and dead-peer detection.
+//! futex wake-ups and dead-peer detection; or, for one sender and one
+//! receiver, a ring of variable-length records ([`ChannelOptions::byte_ring`],
+//! [`ByteSender`], [`ByteReceiver`]) with the same header, waits and
+//! dead-peer detection.
 //!
 //! ```
 //! use memio_ipc::channel::ChannelOptions;
@@ -88,6 +91,25 @@
 //! | 328 + i·stride | 4 | slot `i` message length |
 //! | 384 + i·stride | payload | slot `i` message bytes |
 //!
+//! ## Byte ring ([`Flavor::Bytes`])
+//!
+//! The same header (flavour 3, slot count 1, "slot payload size" = ring
+//! capacity `c`, a multiple of 64); `tail` and `head` count bytes ever
+//! written and released (the ring offset is the count modulo `c`); slot 0's
+//! 64-byte header is unused (zero), so the ring occupies bytes
+//! `384 .. 384 + c`. Records are 8-byte aligned and never straddle the end:
+//!
+//! | offset in record | size | field |
+//! |---|---|---|
+//! | 0 | 4 | payload length `n` in bytes |
+//! | 4 | 4 | kind: 1 data, 2 padding (the rest of the ring up to its end is skipped) |
+//! | 8 | `n` | payload, then zero to 7 bytes to the next multiple of 8 |
+//!
+//! A record takes `8 + n` rounded up to 8 bytes, so the largest is `c - 8`
+//! bytes. The sender writes the record header and payload before it
+//! advances `tail` (release), so a sender that dies mid-record leaves
+//! nothing visible; the receiver advances `head` when it releases.
+//!
 //! Lock bytes (of the file, not the mapping): byte 0 shared by every handle,
 //! bytes 1–64 one per sender, bytes 65–128 one per receiver.
 //!
@@ -126,7 +148,10 @@ mod sys;
 
 pub use protocol::MAX_ENDPOINTS;
 #[cfg(not(loom))]
-pub use shared::{Channel, ChannelOptions, Loan, Received, Receiver, Sender};
+pub use shared::{
+    ByteLoan, ByteReceiver, ByteRecord, ByteSender, Channel, ChannelOptions, Loan, Received,
+    Receiver, Sender,
+};
 
 /// The layout version this build reads and writes.
 pub const VERSION: u32 = 1;
@@ -138,6 +163,9 @@ pub enum Flavor {
     Spsc,
     /// Up to [`MAX_ENDPOINTS`] senders and as many receivers.
     Mpmc,
+    /// One sender and one receiver of variable-length records in a byte
+    /// ring ([`ChannelOptions::byte_ring`], [`Channel::byte_sender`]).
+    Bytes,
 }
 
 impl Flavor {
@@ -145,6 +173,7 @@ impl Flavor {
         match self {
             Flavor::Spsc => 1,
             Flavor::Mpmc => 2,
+            Flavor::Bytes => 3,
         }
     }
 
@@ -152,6 +181,7 @@ impl Flavor {
         match code {
             1 => Some(Flavor::Spsc),
             2 => Some(Flavor::Mpmc),
+            3 => Some(Flavor::Bytes),
             _ => None,
         }
     }
@@ -160,7 +190,7 @@ impl Flavor {
     #[must_use]
     pub fn max_endpoints(self) -> usize {
         match self {
-            Flavor::Spsc => 1,
+            Flavor::Spsc | Flavor::Bytes => 1,
             Flavor::Mpmc => MAX_ENDPOINTS,
         }
     }

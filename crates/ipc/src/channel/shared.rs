@@ -27,6 +27,9 @@ use crate::error::{self, Error, Result};
 use crate::key::DEFAULT_MODE;
 use crate::name::{self, Kind};
 
+mod bytes;
+pub use bytes::{ByteLoan, ByteReceiver, ByteRecord, ByteSender};
+
 /// `b"memiochn"` read as a little-endian u64.
 const MAGIC: u64 = u64::from_le_bytes(*b"memiochn");
 /// Bytes before slot 0.
@@ -347,6 +350,20 @@ impl ChannelOptions {
         self
     }
 
+    /// Makes the channel a byte ring of variable-length records
+    /// ([`Flavor::Bytes`]) of `capacity` bytes (rounded up to a multiple of
+    /// 64); the largest record is 8 bytes less.
+    #[must_use]
+    pub fn byte_ring(mut self, capacity: usize) -> Self {
+        self.flavor = Flavor::Bytes;
+        self.slots = 1;
+        self.slot_size = capacity
+            .max(64)
+            .checked_next_multiple_of(64)
+            .unwrap_or(usize::MAX);
+        self
+    }
+
     fn geometry(&self, object: &str) -> Result<Geometry> {
         let bad = |why: String| {
             Error::Io(io::Error::new(
@@ -356,6 +373,11 @@ impl ChannelOptions {
         };
         if self.slots == 0 || self.slot_size == 0 {
             return Err(bad("it needs at least one slot of at least one byte".into()));
+        }
+        if self.flavor == Flavor::Bytes && (self.slots != 1 || self.slot_size % 64 != 0) {
+            return Err(bad(
+                "a byte ring is one ring of a multiple of 64 bytes (use byte_ring)".into(),
+            ));
         }
         Geometry::new(self.flavor, self.slots, self.slot_size).ok_or_else(|| {
             bad(format!(
@@ -578,6 +600,7 @@ fn validate(region: &Region, object: &str) -> Result<Geometry> {
     let (slots, slot_size) = (get(&h.slots), get(&h.slot_size));
     let geo = Geometry::new(flavor, slots, slot_size)
         .filter(|g| g.slots > 0 && g.slot_size > 0)
+        .filter(|g| g.flavor != Flavor::Bytes || (g.slots == 1 && g.slot_size % 64 == 0))
         .ok_or_else(|| corrupt(format!("{slots} slots of {slot_size} bytes is no ring")))?;
     let total = h.total.load(Ordering::Relaxed);
     if get(&h.stride) != geo.stride
@@ -702,8 +725,9 @@ impl Channel {
     ///
     /// # Errors
     /// [`Error::Busy`] when the channel has all the senders its flavour
-    /// admits; an OS error.
+    /// admits; the channel is a byte ring; an OS error.
     pub fn sender(&self) -> Result<Sender> {
+        self.check_slots()?;
         let (lock, me) = self.attach(Side::Send)?;
         Ok(Sender {
             end: Endpoint::new(&self.inner, lock, me, Side::Send),
@@ -714,8 +738,9 @@ impl Channel {
     ///
     /// # Errors
     /// [`Error::Busy`] when the channel has all the receivers its flavour
-    /// admits; an OS error.
+    /// admits; the channel is a byte ring; an OS error.
     pub fn receiver(&self) -> Result<Receiver> {
+        self.check_slots()?;
         let (lock, me) = self.attach(Side::Recv)?;
         Ok(Receiver {
             end: Endpoint::new(&self.inner, lock, me, Side::Recv),
@@ -755,8 +780,17 @@ impl Endpoint {
     /// Claims a position, waiting until `deadline` (`None`: for ever);
     /// `Ok(None)` when the deadline passed.
     fn claim(&self, deadline: Option<Instant>) -> Result<Option<u64>> {
+        self.claim_with(deadline, || self.inner.attempt(self.side, self.me))
+    }
+
+    /// [`Endpoint::claim`] with another ring's attempt (the byte ring's).
+    fn claim_with(
+        &self,
+        deadline: Option<Instant>,
+        attempt: impl Fn() -> Step,
+    ) -> Result<Option<u64>> {
         let inner = &*self.inner;
-        if let Step::Claimed(p) = inner.attempt(self.side, self.me) {
+        if let Step::Claimed(p) = attempt() {
             return Ok(Some(p));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -764,7 +798,7 @@ impl Endpoint {
         }
         for _ in 0..inner.spin {
             std::hint::spin_loop();
-            if let Step::Claimed(p) = inner.attempt(self.side, self.me) {
+            if let Step::Claimed(p) = attempt() {
                 return Ok(Some(p));
             }
         }
@@ -773,7 +807,7 @@ impl Endpoint {
             let seq = w.seq.load(Ordering::Acquire);
             w.sleepers.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);
-            let step = inner.attempt(self.side, self.me);
+            let step = attempt();
             if let Step::Wait(_) = step {
                 if deadline.is_none_or(|d| Instant::now() < d) {
                     sys::wait(&w.seq, seq, sys::slice_until(deadline, CHECK_EVERY));
@@ -782,7 +816,7 @@ impl Endpoint {
             w.sleepers.fetch_sub(1, Ordering::SeqCst);
             let stuck = match step {
                 Step::Claimed(p) => return Ok(Some(p)),
-                Step::Wait(_) => match inner.attempt(self.side, self.me) {
+                Step::Wait(_) => match attempt() {
                     Step::Claimed(p) => return Ok(Some(p)),
                     Step::Wait(stuck) => stuck,
                 },
@@ -790,7 +824,7 @@ impl Endpoint {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(None);
             }
-            if let Some(p) = self.check_peers(stuck)? {
+            if let Some(p) = self.check_peers(stuck, &attempt)? {
                 return Ok(Some(p));
             }
         }
@@ -799,7 +833,7 @@ impl Endpoint {
     /// After a wait that found nothing: frees a slot whose holder died and
     /// fails with [`Error::PeerGone`] when the other side has no endpoint
     /// left (and had one); `Some` when it claimed a position meanwhile.
-    fn check_peers(&self, stuck: Option<Stuck>) -> Result<Option<u64>> {
+    fn check_peers(&self, stuck: Option<Stuck>, attempt: impl Fn() -> Step) -> Result<Option<u64>> {
         let inner = &*self.inner;
         let other = self.side.other();
         let fd = self.lock_fd()?;
@@ -822,7 +856,7 @@ impl Endpoint {
         }
         // No peer left. A message committed just before its sender died
         // is still delivered.
-        match inner.attempt(self.side, self.me) {
+        match attempt() {
             Step::Claimed(p) => Ok(Some(p)),
             Step::Wait(Some(_)) => Ok(None),
             Step::Wait(None) => Err(inner.gone(other)),

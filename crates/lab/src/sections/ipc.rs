@@ -7,9 +7,11 @@
 //! protocol pays) and a one-way stream (send N messages, the peer reads them
 //! all and acknowledges once: the throughput of a producer/consumer). The
 //! pipe is the reference: it needs no set-up and every Unix programmer knows
-//! it. The shared-memory variants copy each message into and out of a ring
-//! of slots, with semaphores counting full and empty slots, so they do the
-//! same copies the kernel does for the others.
+//! it. Shared memory runs as the textbook bounded buffer (System V shared
+//! memory, a ring of slots, a System V semaphore set counting full and
+//! empty slots) and as memio's channel in POSIX shared memory, blocking at
+//! once or spinning first; all copy each message into and out of shared
+//! memory, the same copies the kernel does for the others.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -17,9 +19,9 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use memio::ipc::channel::{ChannelOptions, Receiver, Sender};
 use memio::ipc::mq::posix::{MqOptions, PosixMq};
 use memio::ipc::mq::sysv::{MsgType, SysvMq};
-use memio::ipc::sem::posix::SemRegion;
 use memio::ipc::sem::sysv::{SemOp, SemSet};
 use memio::ipc::shm::posix as shm;
 use memio::ipc::shm::sysv::SysvShm;
@@ -33,14 +35,14 @@ use crate::{Case, Chart, Error, Result, Run, Section, Unit};
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
     name: "ipc",
-    title: "pipes, FIFOs, Unix sockets, message queues, shared memory + semaphores",
+    title: "pipes, FIFOs, Unix sockets, message queues, shared memory (semaphores, memio channel)",
     about: "Two processes, eight mechanisms, messages of 64 B, 4 KiB and 64 KiB: round-trip latency \
             of a ping-pong (a request/response protocol) and one-way throughput of a stream (a \
-            producer/consumer). Shared memory is measured twice: as the textbook bounded buffer \
-            (a ring of slots and semaphores counting full and empty ones: POSIX unnamed \
-            semaphores in the shared memory, or a System V semaphore set), and as memio's \
-            channel (futex wake-ups only when a side sleeps); both copy each message in and out \
-            like the kernel does for the others. The `channel` section measures the channel \
+            producer/consumer). Shared memory is measured as the textbook bounded buffer (System V \
+            shared memory, a ring of slots and a System V semaphore set counting full and empty \
+            ones) and as memio's channel in POSIX shared memory (futex wake-ups only when a side \
+            sleeps), once blocking at once and once spinning briefly first; all copy each message \
+            in and out like the kernel does for the others. The `channel` section measures the channel \
             further. Answers: which mechanism for which scenario, on this machine.",
     reference: PIPE,
     chart: Chart::Lines,
@@ -66,8 +68,9 @@ pub(crate) enum Mech {
     PosixMq,
     /// One System V queue, one message type per direction.
     SysvMq,
-    /// POSIX shared memory, unnamed POSIX semaphores inside it.
-    ShmPosix,
+    /// memio's channel in POSIX shared memory, blocking on the futex at
+    /// once (no spinning).
+    ChannelBlocking,
     /// System V shared memory and a System V semaphore set.
     ShmSysv,
     /// memio's shared-memory channel (futex wake-ups, no semaphores).
@@ -81,7 +84,7 @@ impl Mech {
         Mech::Unix,
         Mech::PosixMq,
         Mech::SysvMq,
-        Mech::ShmPosix,
+        Mech::ChannelBlocking,
         Mech::ShmSysv,
         Mech::Channel,
     ];
@@ -94,7 +97,7 @@ impl Mech {
             Mech::Unix => "unix",
             Mech::PosixMq => "posix-mq",
             Mech::SysvMq => "sysv-mq",
-            Mech::ShmPosix => "shm-posix",
+            Mech::ChannelBlocking => "channel-blocking",
             Mech::ShmSysv => "shm-sysv",
             Mech::Channel => "channel",
         }
@@ -107,7 +110,7 @@ impl Mech {
             Mech::Unix => "Unix socket",
             Mech::PosixMq => "POSIX mq",
             Mech::SysvMq => "System V mq",
-            Mech::ShmPosix => "shm + POSIX sem",
+            Mech::ChannelBlocking => "memio channel, blocking",
             Mech::ShmSysv => "shm + System V sem",
             Mech::Channel => "memio channel",
         }
@@ -277,8 +280,8 @@ fn lost() -> io::Error {
 /// memio's channel, one per direction; messages are copied into a loaned
 /// slot and out of the received one, like the other mechanisms' copies.
 struct ChannelPair {
-    tx: memio::ipc::channel::Sender,
-    rx: memio::ipc::channel::Receiver,
+    tx: Sender,
+    rx: Receiver,
 }
 
 impl Channel for ChannelPair {
@@ -299,11 +302,9 @@ impl Channel for ChannelPair {
 
 /// The lab's ends of two channels, `a` to the peer and `b` back; the peer
 /// opens the other ends ([`open_channel_pair`]).
-fn connect_channel(mode: Mode, size: usize) -> io::Result<Result<Link>> {
+fn connect_channel(mech: Mech, mode: Mode, size: usize) -> io::Result<Result<Link>> {
     let (a, b) = (unique("chan-a"), unique("chan-b"));
-    let opts = memio::ipc::channel::ChannelOptions::new()
-        .slots(SLOTS)
-        .slot_size(size);
+    let opts = channel_options(mech).slots(SLOTS).slot_size(size);
     let ca = opts.create(&a)?;
     let mut cleanup = vec![Cleanup::PosixShm(a.clone())];
     let cb = opts.create(&b)?;
@@ -312,62 +313,52 @@ fn connect_channel(mode: Mode, size: usize) -> io::Result<Result<Link>> {
         tx: ca.sender()?,
         rx: cb.receiver()?,
     };
-    Ok(spawn(Mech::Channel, mode, size, &a, &b).map(|peer| link(Box::new(pair), peer, cleanup)))
+    Ok(spawn(mech, mode, size, &a, &b).map(|peer| link(Box::new(pair), peer, cleanup)))
 }
 
-fn open_channel_pair(a: &str, b: &str) -> io::Result<ChannelPair> {
-    let open = |name: &str| memio::ipc::channel::Channel::open(name);
+/// The channel's options for `mech`: blocking at once, or the default
+/// spin before sleeping.
+fn channel_options(mech: Mech) -> ChannelOptions {
+    match mech {
+        Mech::ChannelBlocking => ChannelOptions::new().spin(0),
+        _ => ChannelOptions::new(),
+    }
+}
+
+fn open_channel_pair(mech: Mech, a: &str, b: &str) -> io::Result<ChannelPair> {
+    let opts = channel_options(mech);
+    let open = |name: &str| opts.open(name);
     Ok(ChannelPair {
         rx: open(a)?.receiver()?,
         tx: open(b)?.sender()?,
     })
 }
 
-/// Semaphores counting full and empty slots: 0 = A full, 1 = A empty,
-/// 2 = B full, 3 = B empty (A: lab to peer, B: peer to lab).
-trait Counters {
-    fn wait(&self, i: usize) -> io::Result<()>;
-    fn post(&self, i: usize) -> io::Result<()>;
-}
-
-struct PosixCounters {
-    sems: SemRegion,
-    timeout: bool,
-}
-
-impl PosixCounters {
-    fn sem(&self, i: usize) -> io::Result<memio::ipc::sem::posix::SharedSem<'_>> {
-        self.sems
-            .get(i)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no semaphore {i}")))
-    }
-}
-
-impl Counters for PosixCounters {
-    fn wait(&self, i: usize) -> io::Result<()> {
-        if self.timeout {
-            if self.sem(i)?.wait_deadline(Instant::now() + PEER_TIMEOUT)? {
-                return Ok(());
-            }
-            return Err(lost());
-        }
-        self.sem(i)?.wait()
-    }
-    fn post(&self, i: usize) -> io::Result<()> {
-        self.sem(i)?.post()
-    }
-}
-
-struct SysvCounters {
-    set: SemSet,
-    timeout: bool,
-}
-
 fn index(i: usize) -> u16 {
     u16::try_from(i).unwrap_or(0)
 }
 
-impl Counters for SysvCounters {
+/// The textbook bounded buffer: a ring of [`SLOTS`] slots per direction in
+/// a System V segment, and a System V semaphore set counting full and
+/// empty slots: 0 = A full, 1 = A empty, 2 = B full, 3 = B empty (A: lab
+/// to peer, B: peer to lab).
+struct Ring {
+    data: Region,
+    set: SemSet,
+    /// Whether a wait gives up after [`PEER_TIMEOUT`] (the lab's side).
+    timeout: bool,
+    size: usize,
+    /// Direction this side sends on (0: A, 1: B).
+    tx: usize,
+    head: usize,
+    tail: usize,
+}
+
+impl Ring {
+    fn slot(&self, dir: usize, i: usize) -> usize {
+        (dir * SLOTS + i) * self.size
+    }
+
     fn wait(&self, i: usize) -> io::Result<()> {
         let op = [SemOp::wait(index(i))];
         if self.timeout {
@@ -378,44 +369,28 @@ impl Counters for SysvCounters {
         }
         Ok(self.set.op(&op)?)
     }
+
     fn post(&self, i: usize) -> io::Result<()> {
         Ok(self.set.op(&[SemOp::post(index(i))])?)
     }
 }
 
-/// A ring of [`SLOTS`] slots per direction in shared memory.
-struct Ring<C> {
-    data: Region,
-    counters: C,
-    size: usize,
-    /// Direction this side sends on (0: A, 1: B).
-    tx: usize,
-    head: usize,
-    tail: usize,
-}
-
-impl<C: Counters> Ring<C> {
-    fn slot(&self, dir: usize, i: usize) -> usize {
-        (dir * SLOTS + i) * self.size
-    }
-}
-
-impl<C: Counters> Channel for Ring<C> {
+impl Channel for Ring {
     fn send(&mut self, buf: &[u8]) -> io::Result<()> {
         let (full, empty) = (self.tx * 2, self.tx * 2 + 1);
-        self.counters.wait(empty)?;
+        self.wait(empty)?;
         let at = self.slot(self.tx, self.head);
         self.data.write_at(at, buf)?;
         self.head = (self.head + 1) % SLOTS;
-        self.counters.post(full)
+        self.post(full)
     }
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<()> {
         let rx = 1 - self.tx;
         let (full, empty) = (rx * 2, rx * 2 + 1);
-        self.counters.wait(full)?;
+        self.wait(full)?;
         self.data.read_at(self.slot(rx, self.tail), buf)?;
         self.tail = (self.tail + 1) % SLOTS;
-        self.counters.post(empty)
+        self.post(empty)
     }
 }
 
@@ -580,9 +555,8 @@ fn connect(mech: Mech, mode: Mode, size: usize) -> Result<Link> {
             let peer = spawn(mech, mode, size, &q.id().to_string(), "")?;
             Ok(link(Box::new(SysvPair { q, tx: 1, rx: 2 }), peer, cleanup))
         }
-        Mech::ShmPosix => connect_shm_posix(mode, size).map_err(fail)?,
         Mech::ShmSysv => connect_shm_sysv(mode, size).map_err(fail)?,
-        Mech::Channel => connect_channel(mode, size).map_err(fail)?,
+        Mech::Channel | Mech::ChannelBlocking => connect_channel(mech, mode, size).map_err(fail)?,
     }
 }
 
@@ -651,32 +625,6 @@ fn connect_posix_mq(mode: Mode, size: usize) -> io::Result<Result<Link>> {
     }))
 }
 
-fn connect_shm_posix(mode: Mode, size: usize) -> io::Result<Result<Link>> {
-    let mut cleanup = Vec::new();
-    let (ctl_name, data_name) = (unique("ctl"), unique("data"));
-    let slots = u32::try_from(SLOTS).unwrap_or(1);
-    let sems = SemRegion::create(&ctl_name, &[0, slots, 0, slots])?;
-    cleanup.push(Cleanup::PosixShm(ctl_name.clone()));
-    let data = shm::create(&data_name, ring_bytes(size))?;
-    cleanup.push(Cleanup::PosixShm(data_name.clone()));
-    Ok(
-        spawn(Mech::ShmPosix, mode, size, &ctl_name, &data_name).map(|peer| {
-            let ring = Ring {
-                data,
-                counters: PosixCounters {
-                    sems,
-                    timeout: true,
-                },
-                size,
-                tx: 0,
-                head: 0,
-                tail: 0,
-            };
-            link(Box::new(ring), peer, cleanup)
-        }),
-    )
-}
-
 fn connect_shm_sysv(mode: Mode, size: usize) -> io::Result<Result<Link>> {
     let mut cleanup = Vec::new();
     let set = SemSet::private(4)?;
@@ -691,7 +639,8 @@ fn connect_shm_sysv(mode: Mode, size: usize) -> io::Result<Result<Link>> {
         spawn(Mech::ShmSysv, mode, size, &sems, &segment).map(|peer| {
             let ring = Ring {
                 data,
-                counters: SysvCounters { set, timeout: true },
+                set,
+                timeout: true,
                 size,
                 tx: 0,
                 head: 0,
@@ -717,7 +666,9 @@ fn parse_id(s: &str) -> io::Result<i32> {
 /// Opens the peer's end of the objects the lab made.
 fn open_peer_end(a: &PeerArgs) -> io::Result<Box<dyn Channel>> {
     Ok(match a.mech {
-        Mech::Channel => Box::new(open_channel_pair(&a.name, &a.name2)?),
+        Mech::Channel | Mech::ChannelBlocking => {
+            Box::new(open_channel_pair(a.mech, &a.name, &a.name2)?)
+        }
         Mech::Pipe => {
             let (r, w) = stdio_files()?;
             Box::new(Stream { r, w })
@@ -745,30 +696,13 @@ fn open_peer_end(a: &PeerArgs) -> io::Result<Box<dyn Channel>> {
             let q = SysvMq::from_id(parse_id(&a.name)?);
             Box::new(SysvPair { q, tx: 2, rx: 1 })
         }
-        Mech::ShmPosix => {
-            let sems = SemRegion::open(&a.name, 4)?;
-            let data = shm::open(&a.name2)?;
-            Box::new(Ring {
-                data,
-                counters: PosixCounters {
-                    sems,
-                    timeout: false,
-                },
-                size: a.size,
-                tx: 1,
-                head: 0,
-                tail: 0,
-            })
-        }
         Mech::ShmSysv => {
             let set = SemSet::from_id(parse_id(&a.name)?);
             let data = SysvShm::from_id(parse_id(&a.name2)?).attach(Access::ReadWrite)?;
             Box::new(Ring {
                 data,
-                counters: SysvCounters {
-                    set,
-                    timeout: false,
-                },
+                set,
+                timeout: false,
                 size: a.size,
                 tx: 1,
                 head: 0,
@@ -995,10 +929,12 @@ fn notes(
     if let Some(&size) = sizes.first() {
         let at = |m: Mech| rtt.iter().find(|r| r.0 == m && r.1 == size).map(|r| r.2);
         let label = exact_bytes(size as u64);
-        if let (Some(p), Some(s)) = (at(Mech::ShmPosix), at(Mech::ShmSysv)) {
+        if let (Some(c), Some(s)) = (at(Mech::ChannelBlocking), at(Mech::ShmSysv)) {
             run.note(format!(
-                "{label} round trip over shared memory: POSIX semaphores {p:.1} µs, System V semaphores {s:.1} µs \
-                 (semop is a system call every time; an uncontended POSIX post or wait stays in user space)."
+                "{label} round trip over shared memory, both sides sleeping in the kernel: memio channel {c:.1} µs \
+                 (a futex wake only when the other side sleeps), System V semaphores {s:.1} µs (semop is a system \
+                 call every time). The System V row keeps its own ring: the channel lives in a POSIX shared-memory \
+                 object or memfd, whose open file descriptions carry its liveness locks, not in a System V segment."
             ));
         }
         if let (Some(p), Some(s)) = (at(Mech::PosixMq), at(Mech::SysvMq)) {
@@ -1026,7 +962,7 @@ fn notes(
          discrete messages with priorities or a poll()-able queue — POSIX mq (small messages only); messages \
          picked by type, or surviving every process — System V mq; bulk data — shared memory, where the copy into \
          the ring is the only cost and throughput tracks memcpy; with System V semaphores when a crashed holder \
-         must be undone (SEM_UNDO), POSIX ones when cheaper waits matter.",
+         must be undone (SEM_UNDO), memio's channel when cheaper waits and dead-peer detection matter.",
     );
 }
 
