@@ -171,10 +171,27 @@ fn another_users_process_is_refused_with_the_reason() {
     assert!(out.stdout.is_empty());
 }
 
+/// Waits (up to 10 s) until process `pid` is asleep, its start-up done.
+fn settled(pid: &str) {
+    let stat = format!("/proc/{pid}/stat");
+    for _ in 0..1000 {
+        let text = std::fs::read_to_string(&stat).unwrap_or_default();
+        let state = text.rsplit_once(") ").map(|(_, rest)| rest.as_bytes()[0]);
+        if state == Some(b'S') {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("process {pid} never went to sleep");
+}
+
 #[test]
 fn the_header_names_the_command_line_the_heap_the_break_and_the_oom_score() {
     let mut child = Command::new("sleep").args(["30", "7"]).spawn().unwrap();
     let pid = child.id().to_string();
+    // The table and the JSON must describe one layout: wait until sleep has
+    // set itself up (its heap included) and sleeps.
+    settled(&pid);
     let out = memio(&["maps", &pid]);
     let json = memio(&["maps", &pid, "--json"]);
     child.kill().unwrap();
