@@ -1,6 +1,7 @@
-//! Loom model of the channel's index protocol: every interleaving (within a
-//! preemption bound) of senders and receivers claiming, committing,
-//! releasing and recovering slots.
+//! Loom model of the channel's index protocols: every interleaving (within
+//! a preemption bound) of senders and receivers claiming, committing,
+//! releasing and recovering slots, and of the byte ring's sender and
+//! receiver passing padding at the wrap.
 //!
 //! Built only with `--cfg loom`, which swaps the protocol's atomics for
 //! loom's:
@@ -21,7 +22,7 @@ use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 use loom::thread;
 use memio_ipc::channel::model::{
-    AtomicU64, Ordering, Slots, Step, claim_recv, claim_send, commit, free, initial, recover,
+    AtomicU64, Ordering, Slots, Step, bytes, claim_recv, claim_send, commit, free, initial, recover,
 };
 
 struct Ring {
@@ -161,5 +162,103 @@ fn a_dead_writers_slot_is_recovered_once_and_never_delivered() {
         assert!(won ^ helper.join().unwrap(), "recovered exactly once");
         assert_eq!(got, 42);
         assert_eq!(ring.head.load(Ordering::Relaxed), 2);
+    });
+}
+
+/// The byte ring on plain memory: header words and payload words, one
+/// `UnsafeCell` per 8 bytes, so loom reports a race if the receiver could
+/// read a word the sender is still writing, or the sender overwrite one
+/// still being read.
+struct ByteModel {
+    tail: AtomicU64,
+    head: AtomicU64,
+    headers: Vec<AtomicU64>,
+    payload: Vec<UnsafeCell<u64>>,
+}
+
+impl bytes::ByteRing for ByteModel {
+    fn capacity(&self) -> usize {
+        self.headers.len() * 8
+    }
+    fn record_word(&self, at: usize) -> &AtomicU64 {
+        &self.headers[at / 8]
+    }
+}
+
+impl ByteModel {
+    fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            tail: AtomicU64::new(0),
+            head: AtomicU64::new(0),
+            headers: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
+            payload: (0..capacity / 8).map(|_| UnsafeCell::new(0)).collect(),
+        })
+    }
+
+    /// The payload words of the record whose header is at `pos`.
+    fn words(&self, pos: u64, len: usize) -> std::ops::Range<usize> {
+        use bytes::ByteRing as _;
+        let first = self.ring_at(pos) / 8 + 1;
+        first..first + len.div_ceil(8)
+    }
+
+    /// Sends a record of `len` bytes whose words all hold `v`.
+    fn send(&self, len: usize, v: u64) {
+        loop {
+            if let Step::Claimed(pos) = bytes::claim_send(&self.tail, &self.head, self, len) {
+                for w in self.words(pos, len) {
+                    // SAFETY: the claim gives these words to the sender;
+                    // loom reports a race if the rule fails to.
+                    self.payload[w].with_mut(|p| unsafe { *p = v });
+                }
+                bytes::commit(&self.tail, self, pos, len);
+                return;
+            }
+            thread::yield_now();
+        }
+    }
+
+    /// Receives a record: its length and the value its words hold.
+    fn recv(&self) -> (usize, u64) {
+        loop {
+            if let Step::Claimed(pos) = bytes::claim_recv(&self.head, &self.tail, self) {
+                use bytes::ByteRing as _;
+                let word = self.record_word(self.ring_at(pos)).load(Ordering::Relaxed);
+                assert_eq!(
+                    bytes::kind_of(word),
+                    u64::from(bytes::DATA),
+                    "a data record"
+                );
+                let len = bytes::len_of(word);
+                let values: Vec<u64> = self
+                    .words(pos, len)
+                    // SAFETY: as in `send`, the claim gives us the words.
+                    .map(|w| self.payload[w].with(|p| unsafe { *p }))
+                    .collect();
+                assert!(values.iter().all(|&x| x == values[0]), "{values:?}");
+                bytes::release(&self.head, pos, len);
+                return (len, values[0]);
+            }
+            thread::yield_now();
+        }
+    }
+}
+
+#[test]
+fn byte_ring_delivers_records_in_order_across_padding_at_the_wrap() {
+    explore(|| {
+        // 32 bytes: records of 16, 24 and 16 bytes (8, 16, 8 of payload).
+        // The second does not fit before the end and follows a padding
+        // record; the third pads again. Every record waits for room.
+        let ring = ByteModel::new(32);
+        let tx = Arc::clone(&ring);
+        let t = thread::spawn(move || {
+            for (len, v) in [(8, 1), (16, 2), (8, 3)] {
+                tx.send(len, v);
+            }
+        });
+        let got: Vec<(usize, u64)> = (0..3).map(|_| ring.recv()).collect();
+        t.join().unwrap();
+        assert_eq!(got, [(8, 1), (16, 2), (8, 3)]);
     });
 }

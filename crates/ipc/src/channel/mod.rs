@@ -108,7 +108,10 @@
 //! A record takes `8 + n` rounded up to 8 bytes, so the largest is `c - 8`
 //! bytes. The sender writes the record header and payload before it
 //! advances `tail` (release), so a sender that dies mid-record leaves
-//! nothing visible; the receiver advances `head` when it releases.
+//! nothing visible; the receiver advances `head` when it releases. A record
+//! that does not fit before the end follows a padding record, which the
+//! sender publishes on its own first (so a record of any allowed size gets
+//! through, however the ring happens to be filled).
 //!
 //! Lock bytes (of the file, not the mapping): byte 0 shared by every handle,
 //! bytes 1–64 one per sender, bytes 65–128 one per receiver.
@@ -141,6 +144,7 @@
     reason = "slots live in shared memory reached through raw pointers"
 )]
 
+mod byte_protocol;
 mod protocol;
 #[cfg(not(loom))]
 mod shared;
@@ -205,4 +209,12 @@ pub mod model {
         AtomicU64, FREE, FULL, Ordering, READING, Slots, Step, Stuck, WRITING, claim_recv,
         claim_send, commit, free, initial, kind_of, owner_of, pos_of, recover, word,
     };
+
+    /// The byte ring's index rule.
+    pub mod bytes {
+        pub use super::super::byte_protocol::{
+            ByteRing, DATA, PADDING, RECORD_HEADER, claim_recv, claim_send, commit, kind_of,
+            len_of, pack, record_size, release,
+        };
+    }
 }

@@ -1,8 +1,11 @@
 //! Variable-length records in a byte ring ([`Flavor::Bytes`]): one sender
 //! and one receiver, the header, lock bytes, waits and dead-peer checks of
-//! the slot channel, and its own index rule (see the layout in the module
-//! docs of `channel`).
+//! the slot channel, and its own index rule (`byte_protocol`; see the
+//! layout in the module docs of `channel`).
 
+use super::super::byte_protocol::{
+    self as rule, ByteRing, DATA, RECORD_HEADER, kind_of, len_of, record_size,
+};
 use super::protocol::Step;
 use super::{Channel, Endpoint, Error, Flavor, HEADER_SIZE, Inner, Result, SLOT_HEADER, Side};
 use std::fmt;
@@ -10,37 +13,23 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// Bytes of a record header.
-const RECORD_HEADER: usize = 8;
-const DATA: u32 = 1;
-const PADDING: u32 = 2;
-
 /// Where the ring starts in the mapping.
 const RING: usize = HEADER_SIZE + SLOT_HEADER;
 
-fn record_size(len: usize) -> usize {
-    RECORD_HEADER + len.next_multiple_of(RECORD_HEADER)
-}
-
-impl Inner {
+impl ByteRing for Inner {
     fn capacity(&self) -> usize {
         self.geo.slot_size
     }
 
-    fn ring_at(&self, pos: u64) -> usize {
-        // The remainder is below the capacity, a usize.
-        usize::try_from(pos % self.capacity() as u64).unwrap_or(0)
-    }
-
-    /// The record header words at ring offset `at` (a multiple of 8 below
-    /// the capacity).
     fn record_word(&self, at: usize) -> &AtomicU64 {
         debug_assert!(at % 8 == 0 && at + RECORD_HEADER <= self.capacity());
         // SAFETY: `RING + at` is a multiple of 8 and the 8 bytes lie inside
         // the mapping (RING + capacity <= len, validated at open).
         unsafe { super::view(&self.region, RING + at) }
     }
+}
 
+impl Inner {
     fn ring_ptr(&self, at: usize) -> *mut u8 {
         self.region.as_mut_ptr().wrapping_add(RING + at)
     }
@@ -51,10 +40,6 @@ impl Inner {
             why,
         }
     }
-}
-
-fn pack(len: u32, kind: u32) -> u64 {
-    u64::from(len) | (u64::from(kind) << 32)
 }
 
 impl Channel {
@@ -122,29 +107,11 @@ impl ByteSender {
     }
 
     /// Room for a record of `len` bytes at `tail`: the position of its
-    /// header (after any padding the sender writes now).
+    /// header (after any padding, which it publishes first).
     fn attempt(&self, len: usize) -> Step {
         let inner = &*self.end.inner;
         let h = inner.header();
-        let cap = inner.capacity() as u64;
-        let tail = h.tail.value.load(Ordering::Relaxed);
-        let head = h.head.value.load(Ordering::Acquire);
-        let at = inner.ring_at(tail) as u64;
-        let need = record_size(len) as u64;
-        let pad = if at + need > cap { cap - at } else { 0 };
-        // Saturating: a head past the tail (a corrupt header) is no room.
-        if cap.saturating_sub(tail.wrapping_sub(head)) < pad + need {
-            return Step::Wait(None);
-        }
-        if pad > 0 {
-            // The rest of the ring up to its end is skipped; published
-            // with the record's commit (tail moves past both at once).
-            let len = u32::try_from(pad - RECORD_HEADER as u64).unwrap_or(u32::MAX);
-            inner
-                .record_word(inner.ring_at(tail))
-                .store(pack(len, PADDING), Ordering::Relaxed);
-        }
-        Step::Claimed(tail + pad)
+        rule::claim_send(&h.tail.value, &h.head.value, inner, len)
     }
 
     fn loan_until(
@@ -283,15 +250,10 @@ impl ByteLoan<'_> {
         unsafe { std::slice::from_raw_parts_mut(self.as_mut_ptr(), self.len) }
     }
 
-    /// Publishes the record (and any padding before it).
+    /// Publishes the record.
     pub fn commit(self) {
         let inner = &*self.tx.end.inner;
-        let len = u32::try_from(self.len).unwrap_or(u32::MAX);
-        inner
-            .record_word(inner.ring_at(self.pos))
-            .store(pack(len, DATA), Ordering::Relaxed);
-        let next = self.pos + record_size(self.len) as u64;
-        inner.header().tail.value.store(next, Ordering::Release);
+        rule::commit(&inner.header().tail.value, inner, self.pos, self.len);
         inner.wake(Side::Recv);
     }
 }
@@ -308,29 +270,13 @@ impl ByteReceiver {
     fn attempt(&self) -> Step {
         let inner = &*self.end.inner;
         let h = inner.header();
-        let mut head = h.head.value.load(Ordering::Relaxed);
-        loop {
-            let tail = h.tail.value.load(Ordering::Acquire);
-            if tail == head {
-                return Step::Wait(None);
-            }
-            if tail.wrapping_sub(head) > inner.capacity() as u64 {
-                // Indices no sender writes: `recv_until` reports the
-                // record there as corrupt rather than skip for ever.
-                return Step::Claimed(head);
-            }
-            let word = inner
-                .record_word(inner.ring_at(head))
-                .load(Ordering::Relaxed);
-            let at = inner.ring_at(head);
-            let fits = at + record_size((word & 0xffff_ffff) as usize) == inner.capacity();
-            if word >> 32 != u64::from(PADDING) || !fits {
-                // A data record, or garbage that `recv_until` reports.
-                return Step::Claimed(head);
-            }
-            head += record_size((word & 0xffff_ffff) as usize) as u64;
-            h.head.value.store(head, Ordering::Release);
+        let before = h.head.value.load(Ordering::Relaxed);
+        let step = rule::claim_recv(&h.head.value, &h.tail.value, inner);
+        if h.head.value.load(Ordering::Relaxed) != before {
+            // Padding skipped: a sender may be waiting for that room.
+            inner.wake(Side::Send);
         }
+        step
     }
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<ByteRecord<'_>>> {
@@ -339,9 +285,11 @@ impl ByteReceiver {
         };
         let inner = &*self.end.inner;
         let at = inner.ring_at(pos);
-        let word = inner.record_word(at).load(Ordering::Relaxed);
-        let len = (word & 0xffff_ffff) as usize;
-        if word >> 32 != u64::from(DATA)
+        let word = inner
+            .record_word(at)
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let len = len_of(word);
+        if kind_of(word) != u64::from(DATA)
             || len > inner.capacity()
             || at + record_size(len) > inner.capacity()
         {
@@ -479,8 +427,7 @@ impl ByteRecord<'_> {
 impl Drop for ByteRecord<'_> {
     fn drop(&mut self) {
         let inner = &*self.rx.end.inner;
-        let next = self.pos + record_size(self.len) as u64;
-        inner.header().head.value.store(next, Ordering::Release);
+        rule::release(&inner.header().head.value, self.pos, self.len);
         inner.wake(Side::Send);
     }
 }
