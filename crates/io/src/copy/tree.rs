@@ -189,7 +189,10 @@ fn walk(src: &Path, dst: &Path, plan: &mut Plan, done: &mut TreeCopied) {
 }
 
 /// Copies the planned files with a few threads: enough to keep the disk
-/// busy when the files are not cached, and both cores when they are.
+/// busy when the files are not cached (at least four: with two, a 2-core
+/// machine copying an evicted tree of 2,000 small files waited on one read
+/// per thread and took 1.1–1.4x as long as with four), and every core when
+/// they are.
 fn copy_files(
     files: &[(PathBuf, PathBuf)],
     options: &CopyOptions,
@@ -199,7 +202,7 @@ fn copy_files(
 ) {
     let workers = std::thread::available_parallelism()
         .map_or(2, std::num::NonZero::get)
-        .clamp(2, 8)
+        .clamp(4, 8)
         .min(files.len().max(1));
     let next = AtomicUsize::new(0);
     let totals = Mutex::new((0u64, 0u64, Vec::new()));
