@@ -24,6 +24,7 @@
 //! uses the control pipes for its data as well (`Peer::pipes`): lengths
 //! and acknowledgements then travel in band, in order, between batches.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
@@ -35,6 +36,31 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::{Error, Result, SECTIONS};
+
+thread_local! {
+    /// The CPU that peers started by this thread run on ([`peers_on`]).
+    static PEER_CPU: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with the peers it starts (from this thread) placed on `cpu`:
+/// a child runs where the starting thread ran at the moment it started, so
+/// the thread moves to `cpu` for each start and back. `None` leaves them
+/// where they would be.
+pub(crate) fn peers_on<T>(cpu: Option<usize>, f: impl FnOnce() -> T) -> T {
+    let before = PEER_CPU.replace(cpu);
+    let out = f();
+    PEER_CPU.set(before);
+    out
+}
+
+/// Pins the calling thread to `cpu`; returns the set it had, to restore.
+pub(crate) fn pin(cpu: usize) -> Option<rustix::thread::CpuSet> {
+    let before = rustix::thread::sched_getaffinity(None).ok()?;
+    let mut one = rustix::thread::CpuSet::new();
+    one.set(cpu);
+    rustix::thread::sched_setaffinity(None, &one).ok()?;
+    Some(before)
+}
 
 /// The peer is set up and waits for the first batch.
 pub const READY: u8 = b'R';
@@ -168,14 +194,26 @@ impl Peer {
 
     /// Starts `cmd` as a peer with its stdio piped.
     fn spawn(label: &str, mut cmd: Command, timeout: Duration) -> Result<Self> {
-        let mut child = cmd
+        let placed = match PEER_CPU.get() {
+            Some(cpu) => Some(pin(cpu).ok_or_else(|| {
+                Error::io(
+                    format!("{label} peer"),
+                    &io::Error::other(format!("cannot start it on CPU {cpu}")),
+                )
+            })?),
+            None => None,
+        };
+        let spawned = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             // Captured: a peer's failure is reported as the section's
             // error, not printed in the middle of the run.
             .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Error::io(format!("{label} peer"), &e))?;
+            .spawn();
+        if let Some(set) = placed {
+            let _ = rustix::thread::sched_setaffinity(None, &set);
+        }
+        let mut child = spawned.map_err(|e| Error::io(format!("{label} peer"), &e))?;
         let input = child.stdin.take();
         let output = child.stdout.take();
         let child = Arc::new(Mutex::new(child));

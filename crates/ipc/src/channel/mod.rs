@@ -35,8 +35,9 @@
 //! # Waiting
 //!
 //! A sender waits while the ring is full, a receiver while it is empty:
-//! first by spinning ([`ChannelOptions::spin`] attempts, for round trips
-//! of a few hundred nanoseconds when both processes have a core), then in
+//! first by spinning ([`ChannelOptions::spin`] attempts, [`DEFAULT_SPIN`]
+//! unless set, for round trips of a few hundred nanoseconds when both
+//! processes have a core), then in
 //! the kernel on a futex. A waiter announces itself in a waiter count
 //! before it sleeps, so the other side makes the `futex_wake` system call
 //! only when someone sleeps: the fast path of a send or a receive makes no
@@ -153,8 +154,8 @@ mod sys;
 pub use protocol::MAX_ENDPOINTS;
 #[cfg(not(loom))]
 pub use shared::{
-    ByteLoan, ByteReceiver, ByteRecord, ByteSender, Channel, ChannelOptions, Loan, Received,
-    Receiver, Sender,
+    ByteLoan, ByteReceiver, ByteRecord, ByteSender, Channel, ChannelOptions, DEFAULT_SPIN, Loan,
+    Received, Receiver, Sender,
 };
 
 /// The layout version this build reads and writes.

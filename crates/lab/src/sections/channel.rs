@@ -18,7 +18,7 @@ use memio::ipc::shm::posix as shm;
 use memio::map::Region;
 
 use super::ipc::{self, Mech};
-use crate::peer::{Control, PEER_TIMEOUT, Peer};
+use crate::peer::{Control, PEER_TIMEOUT, Peer, peers_on, pin};
 use crate::support::exact_bytes;
 use crate::{Case, Chart, Error, Result, Run, Section, Unit};
 
@@ -28,7 +28,9 @@ pub(crate) const SECTION: Section = Section {
     title: "zero-copy shared-memory channel (memio-ipc channel)",
     about: "Two processes on two cores exchange messages through memio's shared-memory channel: \
             senders loan a slot and write in place, receivers read in place. Spin mode looks \
-            again for a while before sleeping; blocking mode sleeps on a futex almost at once. \
+            again for a few hundred microseconds before sleeping; blocking mode (the default) \
+            for some microseconds, about what a sleep and a wake-up across cores cost, then \
+            sleeps on a futex. \
             Round trips of 64 B to 1 MiB, and one-way streams of 64 KiB and 1 MiB, beside the \
             hardware floor (two atomics bounced between the cores), a pipe, a Unix socket and \
             iceoryx2 publish-subscribe, all measured in this run.",
@@ -45,10 +47,10 @@ const BLOCKING: &str = "memio channel, blocking";
 const ICEORYX2: &str = "iceoryx2 publish-subscribe";
 /// Slots per channel.
 const SLOTS: usize = 4;
-/// Attempts before sleeping: spin mode keeps looking for about a
-/// millisecond, blocking mode a few hundred nanoseconds.
+/// Attempts before sleeping: spin mode keeps looking for a few hundred
+/// microseconds, blocking mode for the library's default (some 12–20 µs).
 const SPIN_ATTEMPTS: u32 = 20_000;
-const BLOCKING_ATTEMPTS: u32 = 50;
+const BLOCKING_ATTEMPTS: u32 = memio::ipc::channel::DEFAULT_SPIN;
 
 /// What a measurement runs, as the peer's command line names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,18 +89,6 @@ impl Kind {
             BLOCKING_ATTEMPTS
         }
     }
-}
-
-/// Pins the calling thread to `cpu`; returns the set it had, to restore.
-fn pin(cpu: usize) -> Option<rustix::thread::CpuSet> {
-    let before = rustix::thread::sched_getaffinity(None).ok()?;
-    if before.count() < 2 || !before.is_set(cpu) {
-        return None;
-    }
-    let mut one = rustix::thread::CpuSet::new();
-    one.set(cpu);
-    rustix::thread::sched_setaffinity(None, &one).ok()?;
-    Some(before)
 }
 
 /// The two CPUs the processes run on, when this thread may use two.
@@ -146,7 +136,7 @@ enum Ends {
     Iceoryx2(iceoryx::Ends),
 }
 
-fn connect(kind: Kind, stream: bool, size: usize, cpu: Option<usize>) -> Result<Link> {
+fn connect(kind: Kind, stream: bool, size: usize) -> Result<Link> {
     let label = kind.label();
     let fail = |e: memio::ipc::Error| ipc_err(&format!("{label} set-up"), e);
     let (a, b) = (unique("chan-a"), unique("chan-b"));
@@ -183,8 +173,7 @@ fn connect(kind: Kind, stream: bool, size: usize, cpu: Option<usize>) -> Result<
         }
     };
     let mode = if stream { "stream" } else { "pingpong" };
-    let cpu = cpu.map_or_else(|| "-".to_owned(), |c| c.to_string());
-    let args = [kind.arg(), mode, &size.to_string(), &a, &b, &cpu].map(str::to_owned);
+    let args = [kind.arg(), mode, &size.to_string(), &a, &b].map(str::to_owned);
     let mut peer = Peer::start(label, "channel", &args)?;
     peer.ready()?;
     Ok(Link {
@@ -263,9 +252,9 @@ fn timed(link: &mut Link, n: u64, op: impl FnOnce(&mut Ends) -> Result<()>) -> R
     Ok(took)
 }
 
-fn measure_rtt(run: &mut Run<'_>, kind: Kind, size: usize, cpu: Option<usize>) -> Result<f64> {
+fn measure_rtt(run: &mut Run<'_>, kind: Kind, size: usize) -> Result<f64> {
     let label = kind.label();
-    let mut link = connect(kind, false, size, cpu)?;
+    let mut link = connect(kind, false, size)?;
     let mut buf = vec![0x5au8; size];
     let case =
         Case::new(label, format!("{} round trip", exact_bytes(size as u64))).param("bytes", size);
@@ -276,9 +265,9 @@ fn measure_rtt(run: &mut Run<'_>, kind: Kind, size: usize, cpu: Option<usize>) -
     Ok(median)
 }
 
-fn measure_oneway(run: &mut Run<'_>, kind: Kind, size: usize, cpu: Option<usize>) -> Result<f64> {
+fn measure_oneway(run: &mut Run<'_>, kind: Kind, size: usize) -> Result<f64> {
     let label = kind.label();
-    let mut link = connect(kind, true, size, cpu)?;
+    let mut link = connect(kind, true, size)?;
     let buf = vec![0x5au8; size];
     let samples = run
         .config()
@@ -329,21 +318,21 @@ fn run(run: &mut Run<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Runs `measure` with this thread pinned to `cpu` (when there is one),
-/// then gives the thread back its CPUs.
-fn pinned<T>(cpu: Option<usize>, measure: impl FnOnce() -> Result<T>) -> Result<T> {
-    let restore = cpu.and_then(pin);
-    let out = measure();
+/// Runs `measure` with this thread on the first of `cpus` and the peers it
+/// starts on the second (when there are two), then gives the thread back
+/// its CPUs.
+fn pinned<T>(cpus: Option<(usize, usize)>, measure: impl FnOnce() -> Result<T>) -> Result<T> {
+    let restore = cpus.and_then(|(lab, _)| pin(lab));
+    let out = peers_on(cpus.map(|c| c.1), measure);
     if let Some(set) = restore {
         let _ = rustix::thread::sched_setaffinity(None, &set);
     }
     out
 }
 
-/// The rows, in order. The lab's thread runs on the first of `cpus` and
-/// its peers pin themselves to the second; the pipe and socket peers (the
-/// ipc section's) do not pin, so those rows run unpinned, as in that
-/// section.
+/// The rows, in order, every pair of processes on the two `cpus`: the
+/// lab's thread on the first, its peer on the second (the pipe and socket
+/// rows included, so that every row pays for crossing between cores).
 fn measure_all(
     run: &mut Run<'_>,
     sizes: &[usize],
@@ -351,26 +340,25 @@ fn measure_all(
     ice: bool,
     cpus: Option<(usize, usize)>,
 ) -> Result<Figures> {
-    let (lab, cpu) = (cpus.map(|c| c.0), cpus.map(|c| c.1));
     let mut f = Figures {
-        floor: pinned(lab, || measure_rtt(run, Kind::Floor, 64, cpu))?,
+        floor: pinned(cpus, || measure_rtt(run, Kind::Floor, 64))?,
         ..Figures::default()
     };
     for &size in sizes {
-        let spin = pinned(lab, || measure_rtt(run, Kind::Spin, size, cpu))?;
+        let spin = pinned(cpus, || measure_rtt(run, Kind::Spin, size))?;
         f.spin.push((size, spin));
-        let blocking = pinned(lab, || measure_rtt(run, Kind::Blocking, size, cpu))?;
+        let blocking = pinned(cpus, || measure_rtt(run, Kind::Blocking, size))?;
         f.blocking.push((size, blocking));
     }
     if ice {
-        f.iceoryx2 = Some(pinned(lab, || measure_rtt(run, Kind::Iceoryx2, 64, cpu))?);
+        f.iceoryx2 = Some(pinned(cpus, || measure_rtt(run, Kind::Iceoryx2, 64))?);
     }
-    f.pipe = ipc::measure_pingpong(run, Mech::Pipe, 64)?;
-    f.unix = ipc::measure_pingpong(run, Mech::Unix, 64)?;
+    f.pipe = pinned(cpus, || ipc::measure_pingpong(run, Mech::Pipe, 64))?;
+    f.unix = pinned(cpus, || ipc::measure_pingpong(run, Mech::Unix, 64))?;
     for &size in oneway {
-        let spin = pinned(lab, || measure_oneway(run, Kind::Spin, size, cpu))?;
-        let blocking = pinned(lab, || measure_oneway(run, Kind::Blocking, size, cpu))?;
-        let unix = ipc::measure_stream(run, Mech::Unix, size)?.unwrap_or(f64::NAN);
+        let spin = pinned(cpus, || measure_oneway(run, Kind::Spin, size))?;
+        let blocking = pinned(cpus, || measure_oneway(run, Kind::Blocking, size))?;
+        let unix = pinned(cpus, || ipc::measure_stream(run, Mech::Unix, size))?.unwrap_or(f64::NAN);
         f.oneway.push((size, spin, blocking, unix));
     }
     Ok(f)
@@ -426,8 +414,9 @@ fn notes(run: &mut Run<'_>, f: &Figures, pinned: bool) {
     }
     if pinned {
         run.note(
-            "The channel, floor and iceoryx2 rows run the two processes pinned to two cores; the \
-             pipe and Unix socket rows run unpinned, as in the ipc section.",
+            "Every row runs its two processes pinned to two different cores, the pipe and Unix \
+             socket rows too (the ipc section runs those unpinned, where the scheduler may put \
+             both on one core and spare them the wake-up across cores).",
         );
     } else {
         run.note("The processes were not pinned: this thread may use only one CPU.");
@@ -439,7 +428,7 @@ fn notes(run: &mut Run<'_>, f: &Figures, pinned: bool) {
     );
 }
 
-/// Runs `lab --peer channel KIND MODE SIZE A B CPU`.
+/// Runs `lab --peer channel KIND MODE SIZE A B`.
 fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
     let bad = |what: &str| {
         io::Error::new(
@@ -455,9 +444,6 @@ fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
     let stream = word(1) == "stream";
     let size: usize = word(2).parse().map_err(|_| bad("size"))?;
     let (a, b) = (word(3), word(4));
-    if let Ok(cpu) = word(5).parse::<usize>() {
-        let _ = pin(cpu);
-    }
     match kind {
         Kind::Floor => {
             let region = shm::open(a).map_err(io::Error::from)?;
