@@ -41,10 +41,10 @@ fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
 /// Whether `p` (not null) is this heap's; warns once on standard error
 /// when it is not, naming the operation.
 fn owned(p: *mut c_void, op: &[u8]) -> bool {
+    static WARNED: AtomicBool = AtomicBool::new(false);
     if heap::owns(p.cast_const().cast()) {
         return true;
     }
-    static WARNED: AtomicBool = AtomicBool::new(false);
     if !WARNED.swap(true, Ordering::Relaxed) {
         let saved = errno();
         Buf::new()

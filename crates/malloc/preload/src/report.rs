@@ -42,7 +42,7 @@ impl Buf {
         let mut rest = n;
         loop {
             i -= 1;
-            digits[i] = b'0' + (rest % 10) as u8;
+            digits[i] = b"0123456789"[rest % 10];
             rest /= 10;
             if rest == 0 || i == 0 {
                 break;
@@ -93,14 +93,18 @@ impl Buf {
 
 /// The calling thread's `errno`.
 pub(crate) fn errno() -> i32 {
+    // SAFETY: no preconditions; returns the thread's errno slot.
+    let slot = unsafe { libc::__errno_location() };
     // SAFETY: glibc's per-thread errno slot, valid for the thread's life.
-    unsafe { *libc::__errno_location() }
+    unsafe { *slot }
 }
 
 /// Sets the calling thread's `errno`.
 pub(crate) fn set_errno(e: i32) {
     // SAFETY: as in `errno`.
-    unsafe { *libc::__errno_location() = e };
+    let slot = unsafe { libc::__errno_location() };
+    // SAFETY: as in `errno`.
+    unsafe { *slot = e };
 }
 
 #[cfg(test)]
