@@ -28,6 +28,12 @@
 //! `operator delete` (all their sized, aligned and nothrow forms) call
 //! `malloc`, `aligned_alloc` and `free`, which resolve to these.
 //!
+//! # Environment
+//!
+//! `MEMIO_MALLOC_STATS=1` prints the `malloc_stats` report when the
+//! process exits; the heap's own options (`MEMIO_MALLOC_MMAP_THRESHOLD`,
+//! `MEMIO_MALLOC_PURGE_DELAY`, `MEMIO_MALLOC_LARGE_CACHE`) are memio-malloc's.
+//!
 //! # Pointers from elsewhere
 //!
 //! A pointer this heap did not hand out ([`heap::owns`] is false) —
@@ -46,6 +52,8 @@
 
 // Left out of the unit-test build, whose executable would otherwise
 // interpose its own malloc.
+#[cfg(not(test))]
+mod at_exit;
 #[cfg(not(test))]
 mod exports;
 #[cfg_attr(

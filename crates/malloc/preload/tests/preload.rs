@@ -201,3 +201,22 @@ fn python_prints_the_same_output_as_under_glibc() {
     assert_eq!(text(&memio.stderr), "memio\n");
     assert_eq!(text(&plain.stdout), text(&memio.stdout));
 }
+
+#[test]
+fn stats_print_at_exit_when_asked() {
+    let with = |value: &str| {
+        let mut cmd = Command::new("true");
+        cmd.env("MEMIO_MALLOC_STATS", value);
+        run(cmd, true)
+    };
+    let out = with("1");
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("Arena 0:\n").count(), 1, "{stderr}");
+    assert!(stderr.ends_with('\n') && stderr.contains("in use bytes     = "));
+    assert_eq!(text(&with("0").stderr), "");
+    assert_eq!(
+        text(&with("yes").stderr),
+        "memio-malloc: MEMIO_MALLOC_STATS: expected 0 or 1; no report\n"
+    );
+}
