@@ -20,6 +20,7 @@ mod kv;
 mod lab;
 mod lock;
 mod locks;
+mod malloc;
 mod maps;
 mod mq;
 mod mq_rpc;
@@ -90,6 +91,8 @@ enum Command {
     Sum(sum::SumArgs),
     /// Get, set, delete, list, dump, load and compact a memio-kv store.
     Kv(kv::KvArgs),
+    /// Run programs on the memio heap (the preloaded malloc library).
+    Malloc(malloc::MallocArgs),
     /// Print shell completions (bash, zsh, fish).
     Completions(install::CompletionsArgs),
     /// Print the manual page, or write one per command.
@@ -111,6 +114,7 @@ fn dispatch(command: &Command, globals: Globals) -> CliResult {
         Command::Cp(args) => cp::run(args, globals),
         Command::Sum(args) => sum::run(args, globals),
         Command::Kv(args) => kv::run(args, globals),
+        Command::Malloc(args) => malloc::run(args, globals),
         Command::Completions(args) => install::completions(args, Cli::command()),
         Command::Man(args) => install::man(args, Cli::command()),
     }

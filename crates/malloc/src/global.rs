@@ -29,9 +29,9 @@ use crate::{class, heap, large, options, thread};
 pub struct MemioMalloc;
 
 /// Allocates `size` bytes aligned to `align` (a power of two); null when
-/// out of memory.
+/// out of memory. Zeroed when `zero`.
 #[inline]
-pub(crate) fn alloc_raw(size: usize, align: usize, zero: bool) -> *mut u8 {
+pub fn alloc_raw(size: usize, align: usize, zero: bool) -> *mut u8 {
     if size < options::MMAP_THRESHOLD.load(Ordering::Relaxed) {
         let class = if align <= 16 {
             class::class_of((size.max(1) + align - 1) & !(align - 1))
@@ -65,7 +65,7 @@ pub(crate) fn alloc_raw(size: usize, align: usize, zero: bool) -> *mut u8 {
 ///
 /// `p` is a live block of this allocator.
 #[inline]
-pub(crate) unsafe fn free_raw(p: *mut u8) {
+pub unsafe fn free_raw(p: *mut u8) {
     // SAFETY: the caller's block.
     match unsafe { heap::segment_of(p) } {
         // SAFETY: `p` is a live small block of `seg`; `current` is the
@@ -81,7 +81,7 @@ pub(crate) unsafe fn free_raw(p: *mut u8) {
 /// # Safety
 ///
 /// `p` is a live block of this allocator.
-pub(crate) unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> *mut u8 {
+pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> *mut u8 {
     let threshold = options::MMAP_THRESHOLD.load(Ordering::Relaxed);
     // SAFETY: the caller's live block.
     match unsafe { heap::segment_of(p) } {

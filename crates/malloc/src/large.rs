@@ -39,7 +39,7 @@ use core::ptr::{self, null_mut};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::lock::SpinLock;
-use crate::os::{self, OS_PAGE, SEGMENT_SIZE, align_up};
+use crate::os::{self, OS_PAGE, SEGMENT_SIZE};
 use crate::{options, stats};
 
 /// Marks a large-block header.
@@ -91,7 +91,10 @@ fn head_for(align: usize) -> usize {
 /// `zero`.
 pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let head = head_for(align);
-    let Some(map_len) = head.checked_add(size).map(|n| align_up(n, OS_PAGE)) else {
+    let Some(map_len) = head
+        .checked_add(size)
+        .and_then(|n| n.checked_next_multiple_of(OS_PAGE))
+    else {
         return null_mut();
     };
     if head == OS_PAGE {
@@ -237,7 +240,10 @@ pub(crate) unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     unsafe {
         let l = header(p);
         let head = (*l).head;
-        let Some(map_len) = head.checked_add(size).map(|n| align_up(n, OS_PAGE)) else {
+        let Some(map_len) = head
+            .checked_add(size)
+            .and_then(|n| n.checked_next_multiple_of(OS_PAGE))
+        else {
             return null_mut();
         };
         // Shrinking by less than half keeps the mapping as it is.
@@ -337,4 +343,28 @@ pub(crate) fn expire(now: u64, all: bool) -> usize {
         }
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_that_overflow_when_rounded_to_pages_fail_cleanly() {
+        for size in [
+            usize::MAX,
+            usize::MAX - OS_PAGE,
+            usize::MAX - 2 * OS_PAGE - 1,
+        ] {
+            assert!(alloc(size, 16, false).is_null(), "{size:#x}");
+        }
+        let p = alloc(1 << 20, 16, false);
+        assert!(!p.is_null());
+        // SAFETY: `p` is a live large block, ours alone.
+        #[allow(unsafe_code, reason = "the block made just above")]
+        unsafe {
+            assert!(realloc(p, usize::MAX - OS_PAGE).is_null());
+            free(p);
+        }
+    }
 }

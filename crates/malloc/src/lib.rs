@@ -57,6 +57,14 @@ pub use global::{MemioMalloc, usable_size};
 pub use options::{DEFAULT_MMAP_THRESHOLD, Options};
 pub use stats::{ClassStats, Stats};
 
+/// The raw allocate/free/resize under [`MemioMalloc`], for the C
+/// interface of `memio-malloc-preload` (`libmemio_malloc.so`); not meant
+/// for other callers, who have `GlobalAlloc`.
+#[doc(hidden)]
+pub mod raw {
+    pub use crate::global::{alloc_raw, free_raw, realloc_raw};
+}
+
 /// Whether `ptr` lies where this heap hands out blocks: in one of its
 /// segments, or at a large block's start. Reads only the heap's own map of
 /// its address ranges, so any pointer may be asked about.

@@ -1,0 +1,214 @@
+//! `memio malloc run`: runs a command on the memio heap, with
+//! `libmemio_malloc.so` preloaded. The library travels inside the binary
+//! (the build script builds it) and is written out on first use.
+
+use std::ffi::OsString;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::{Args, Subcommand};
+
+use crate::error::{CliError, CliResult, describe};
+use crate::output::Globals;
+
+/// The library, as the build script built it.
+static LIBRARY: &[u8] = include_bytes!(env!("MEMIO_PRELOAD_LIB"));
+/// A hash of `LIBRARY`, naming the file it is written to.
+const HASH: &str = env!("MEMIO_PRELOAD_HASH");
+
+/// Run programs on the memio heap (libmemio_malloc.so).
+#[derive(Debug, Args)]
+#[allow(clippy::doc_markdown, reason = "help text, where backticks would show")]
+pub(crate) struct MallocArgs {
+    #[command(subcommand)]
+    command: MallocCommand,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::doc_markdown, reason = "help text, where backticks would show")]
+enum MallocCommand {
+    /// Run a command with libmemio_malloc.so preloaded.
+    #[command(after_help = "\
+The library is carried inside memio and written on first use to $XDG_RUNTIME_DIR/memio, \
+else $HOME/.cache/memio, else a memio-<uid> folder in the temporary folder (the folder mode 0700, \
+the file 0600). LD_PRELOAD gets its path appended, so a library \
+already preloaded comes first.
+
+Exit status: the command's own (128+N if a signal N ended it); 2 when memio cannot \
+write the library or start the command.")]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+#[allow(clippy::doc_markdown, reason = "help text, where backticks would show")]
+struct RunArgs {
+    /// Print the heap's figures (malloc_stats) on stderr when the command
+    /// exits (MEMIO_MALLOC_STATS=1).
+    #[arg(long)]
+    stats: bool,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    command: Vec<OsString>,
+}
+
+/// Runs `memio malloc`.
+pub(crate) fn run(args: &MallocArgs, _globals: Globals) -> CliResult {
+    match &args.command {
+        MallocCommand::Run(run) => run_command(run),
+    }
+}
+
+fn run_command(args: &RunArgs) -> CliResult {
+    let lib = install()?;
+    let mut cmd = Command::new(&args.command[0]);
+    cmd.args(&args.command[1..]).env(
+        "LD_PRELOAD",
+        preload_value(std::env::var_os("LD_PRELOAD"), &lib),
+    );
+    if args.stats {
+        cmd.env("MEMIO_MALLOC_STATS", "1");
+    }
+    let status = cmd.status().map_err(|e| {
+        CliError::new(
+            args.command[0].to_string_lossy(),
+            format!("cannot run command: {}", describe(&e)),
+        )
+    })?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => u8::try_from(code).unwrap_or(u8::MAX),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
+        (None, None) => crate::error::EXIT_ERROR,
+    })
+}
+
+/// `LD_PRELOAD` with `lib` appended to what was there (colon-separated,
+/// as ld.so reads it).
+fn preload_value(existing: Option<OsString>, lib: &Path) -> OsString {
+    let mut value = existing.unwrap_or_default();
+    if value.as_bytes().iter().all(|b| *b == b' ' || *b == b':') {
+        value.clear();
+    } else {
+        value.push(":");
+    }
+    value.push(lib.as_os_str());
+    value
+}
+
+/// Writes the library where it can be preloaded from, unless an
+/// identical copy is there already; returns its path.
+fn install() -> CliResult<PathBuf> {
+    if LIBRARY.is_empty() {
+        return Err(CliError::new(
+            "libmemio_malloc.so",
+            "not built into this memio (its build found no crates/malloc/preload)",
+        ));
+    }
+    let uid = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let mut last = None;
+    for dir in candidates(uid) {
+        match install_in(&dir, uid) {
+            Ok(path) => return Ok(path),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| CliError::new("libmemio_malloc.so", "no folder to write it to")))
+}
+
+/// Where the library may go, most private first.
+fn candidates(uid: Option<u32>) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let var = |name: &str| std::env::var_os(name).filter(|v| Path::new(v).is_absolute());
+    if let Some(run) = var("XDG_RUNTIME_DIR") {
+        dirs.push(Path::new(&run).join("memio"));
+    }
+    if let Some(home) = var("HOME") {
+        dirs.push(Path::new(&home).join(".cache/memio"));
+    }
+    let user = uid.map_or_else(|| "user".to_owned(), |u| u.to_string());
+    dirs.push(std::env::temp_dir().join(format!("memio-{user}")));
+    dirs
+}
+
+/// Makes `dir` (0700, ours) and the library in it.
+fn install_in(dir: &Path, uid: Option<u32>) -> CliResult<PathBuf> {
+    let fail = |e: &io::Error| CliError::io(dir.display(), e);
+    match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) => return Err(fail(&e)),
+    }
+    let meta = fs::metadata(dir).map_err(|e| fail(&e))?;
+    if uid.is_some_and(|u| meta.uid() != u) || meta.permissions().mode() & 0o022 != 0 {
+        return Err(CliError::new(
+            dir.display(),
+            "not a private folder of this user (owned by another, or writable by others)",
+        ));
+    }
+    let path = dir.join(format!("libmemio_malloc-{HASH}.so"));
+    // ld.so splits LD_PRELOAD at spaces and colons.
+    if path
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .any(|b| *b == b' ' || *b == b':')
+    {
+        return Err(CliError::new(
+            path.display(),
+            "cannot be preloaded: LD_PRELOAD splits paths at spaces and colons",
+        ));
+    }
+    if fs::read(&path).is_ok_and(|have| have == LIBRARY) {
+        return Ok(path);
+    }
+    let tmp = dir.join(format!(".libmemio_malloc-{HASH}.so.{}", std::process::id()));
+    let written = write_new(&tmp).and_then(|()| fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(CliError::io(path.display(), &e));
+    }
+    Ok(path)
+}
+
+/// Writes the library to a new file at `path`, mode 0600.
+fn write_new(path: &Path) -> io::Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(LIBRARY)?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    #[test]
+    fn preload_appends_to_what_was_there() {
+        let lib = Path::new("/run/memio/libmemio_malloc-1.so");
+        assert_eq!(
+            preload_value(None, lib),
+            OsStr::new("/run/memio/libmemio_malloc-1.so")
+        );
+        assert_eq!(
+            preload_value(Some(" ".into()), lib),
+            OsStr::new("/run/memio/libmemio_malloc-1.so")
+        );
+        assert_eq!(
+            preload_value(Some("/usr/lib/libfoo.so".into()), lib),
+            OsStr::new("/usr/lib/libfoo.so:/run/memio/libmemio_malloc-1.so")
+        );
+    }
+
+    #[test]
+    fn the_library_is_carried() {
+        assert!(LIBRARY.starts_with(b"\x7fELF"), "{} bytes", LIBRARY.len());
+    }
+}

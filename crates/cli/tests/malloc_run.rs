@@ -1,0 +1,92 @@
+//! `memio malloc run` over the built binary: the command runs with the
+//! carried library preloaded, its exit status passes through, and errors
+//! read `memio: <object>: <why>` with status 2.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+mod common;
+
+use common::{MEMIO, TempDir, code, stderr, stdout};
+
+/// `memio malloc run ARGS...` with `XDG_RUNTIME_DIR` set to `runtime`
+/// (the library's folder) and `LD_PRELOAD` as given.
+fn malloc_run(runtime: &TempDir, preload: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(MEMIO);
+    cmd.args(["malloc", "run"])
+        .args(args)
+        .env("XDG_RUNTIME_DIR", &runtime.0)
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("LD_PRELOAD");
+    if let Some(p) = preload {
+        cmd.env("LD_PRELOAD", p);
+    }
+    cmd.output().expect("run memio")
+}
+
+/// A shell command printing `$LD_PRELOAD` and whether the library is
+/// mapped into a process started under it.
+const SHOW: &str = "echo \"$LD_PRELOAD\"; grep -q libmemio_malloc /proc/self/maps && echo mapped";
+
+#[test]
+fn the_command_runs_on_the_memio_heap() {
+    let dir = TempDir::new("malloc-run");
+    let out = malloc_run(&dir, None, &["--", "sh", "-c", SHOW]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let lib = lines.next().unwrap_or_default().to_owned();
+    assert!(
+        lib.starts_with(&format!("{}/memio/libmemio_malloc-", dir.0.display())),
+        "{text}"
+    );
+    // grep, a child of sh, has the library mapped.
+    assert_eq!(lines.next(), Some("mapped"), "{text}");
+    let file = std::fs::metadata(&lib).expect("the written library");
+    assert_eq!(file.permissions().mode() & 0o777, 0o600);
+    let folder = std::fs::metadata(dir.0.join("memio")).unwrap();
+    assert_eq!(folder.permissions().mode() & 0o777, 0o700);
+
+    // A second run reuses the file; an existing LD_PRELOAD comes first.
+    let out = malloc_run(&dir, Some("/nonexistent/libx.so"), &["sh", "-c", SHOW]);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!("/nonexistent/libx.so:{lib}\n")),
+        "{text}"
+    );
+}
+
+#[test]
+fn stats_print_when_the_command_exits() {
+    let dir = TempDir::new("malloc-stats");
+    let out = malloc_run(&dir, None, &["--stats", "--", "true"]);
+    assert_eq!(code(&out), 0);
+    let err = stderr(&out);
+    assert!(err.starts_with("Arena 0:\nsystem bytes     = "), "{err}");
+    assert!(err.contains("Total (incl. mmap):\n"), "{err}");
+}
+
+#[test]
+fn exit_status_and_signals_pass_through() {
+    let dir = TempDir::new("malloc-status");
+    assert_eq!(code(&malloc_run(&dir, None, &["sh", "-c", "exit 7"])), 7);
+    assert_eq!(
+        code(&malloc_run(&dir, None, &["sh", "-c", "kill -9 $$"])),
+        128 + 9
+    );
+}
+
+#[test]
+fn errors_name_the_object_and_exit_2() {
+    let dir = TempDir::new("malloc-errors");
+    let out = malloc_run(&dir, None, &["--", "/nonexistent/program"]);
+    assert_eq!(code(&out), 2);
+    assert_eq!(
+        stderr(&out),
+        "memio: /nonexistent/program: cannot run command: no such file or directory\n"
+    );
+    // No command at all is a usage mistake.
+    let out = malloc_run(&dir, None, &[]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).starts_with("memio: "), "{}", stderr(&out));
+}

@@ -1,0 +1,366 @@
+//! The C malloc family, each symbol with glibc's contract (see the crate
+//! docs), over `heap::raw`.
+//!
+//! # Safety
+//!
+//! These are the C library's allocation functions: C callers hand in
+//! pointers they got from them. Each pointer is checked with
+//! [`heap::owns`] before the heap reads its metadata, so one the heap did
+//! not hand out is refused; a pointer it did hand out is trusted to be
+//! live, as glibc trusts it (a double free is the caller's bug).
+#![allow(unsafe_code, reason = "the exported C allocation functions")]
+
+use core::ffi::{c_int, c_void};
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use crate::report::{Buf, errno, set_errno};
+
+/// What glibc guarantees `malloc` aligns to on 64-bit targets
+/// (`MALLOC_ALIGNMENT`).
+const MIN_ALIGN: usize = 16;
+/// glibc's `mallopt` parameter number for `M_MMAP_THRESHOLD`.
+const M_MMAP_THRESHOLD: c_int = -3;
+
+/// The page size, for `valloc` and `pvalloc`.
+fn page_size() -> usize {
+    // SAFETY: sysconf reads a value the kernel passed at exec.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(4096).max(1)
+}
+
+/// Allocates with `errno = ENOMEM` on failure.
+fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
+    let p = heap::raw::alloc_raw(size, align, zero);
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    p.cast()
+}
+
+/// Whether `p` (not null) is this heap's; warns once on standard error
+/// when it is not, naming the operation.
+fn owned(p: *mut c_void, op: &[u8]) -> bool {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if heap::owns(p.cast_const().cast()) {
+        return true;
+    }
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        let saved = errno();
+        Buf::new()
+            .text(b"memio-malloc: ")
+            .text(op)
+            .text(b"(")
+            .hex(p as usize)
+            .text(b"): not a block of this heap (allocated before the library was loaded, or never allocated); ignored\n")
+            .to_stderr();
+        set_errno(saved);
+    }
+    false
+}
+
+/// Allocates `size` bytes aligned to 16.
+///
+/// # References
+///
+/// - <https://man7.org/linux/man-pages/man3/malloc.3.html>
+#[unsafe(no_mangle)]
+pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    alloc(size, MIN_ALIGN, false)
+}
+
+/// Allocates `n * size` zeroed bytes; null and `ENOMEM` when the product
+/// overflows.
+#[unsafe(no_mangle)]
+pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        set_errno(libc::ENOMEM);
+        return null_mut();
+    };
+    alloc(total, MIN_ALIGN, true)
+}
+
+/// Frees `p` (null is fine); `errno` is left as it was.
+///
+/// # Safety
+///
+/// `p` is null, or a live block from this library's allocation functions.
+/// A pointer the heap did not hand out is ignored with a warning.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    if p.is_null() || !owned(p, b"free") {
+        return;
+    }
+    let saved = errno();
+    // SAFETY: the heap owns `p`, and the caller hands it back live.
+    unsafe { heap::raw::free_raw(p.cast()) };
+    set_errno(saved);
+}
+
+/// Resizes `p` to `size` bytes, moving it when it must: null `p`
+/// allocates, size 0 frees and returns null (as glibc does), failure
+/// returns null with `ENOMEM` and leaves `p` as it was.
+///
+/// # Safety
+///
+/// As [`free`]; a pointer the heap did not hand out gets null and
+/// `ENOMEM`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if p.is_null() {
+        return malloc(size);
+    }
+    if !owned(p, b"realloc") {
+        set_errno(libc::ENOMEM);
+        return null_mut();
+    }
+    if size == 0 {
+        // SAFETY: the caller's live block, ours by the check above.
+        unsafe { free(p) };
+        return null_mut();
+    }
+    // SAFETY: as above.
+    let old = unsafe { heap::usable_size(p.cast_const().cast()) };
+    // SAFETY: as above.
+    let q = unsafe { heap::raw::realloc_raw(p.cast(), old, MIN_ALIGN, size) };
+    if q.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    q.cast()
+}
+
+/// `realloc(p, n * size)`, with null and `ENOMEM` when the product
+/// overflows (and `p` left alone).
+///
+/// # Safety
+///
+/// As [`realloc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        set_errno(libc::ENOMEM);
+        return null_mut();
+    };
+    // SAFETY: the caller's promise, passed on.
+    unsafe { realloc(p, total) }
+}
+
+/// Allocates `size` bytes aligned to `align` into `*out`; returns 0,
+/// `EINVAL` (an alignment that is not a power of two multiple of
+/// `sizeof(void *)`) or `ENOMEM`, and leaves `errno` alone.
+///
+/// # Safety
+///
+/// `out` is valid for a pointer-sized write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !align.is_power_of_two() || align % size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    let p = heap::raw::alloc_raw(size, align.max(MIN_ALIGN), false);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller's out-pointer.
+    unsafe { out.write(p.cast()) };
+    0
+}
+
+/// Allocates `size` bytes aligned to `align`, which must be a power of
+/// two (`EINVAL` otherwise, as glibc 2.38 on).
+#[unsafe(no_mangle)]
+pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return null_mut();
+    }
+    alloc(size, align.max(MIN_ALIGN), false)
+}
+
+/// Allocates `size` bytes aligned to `align` rounded up to a power of two
+/// (`EINVAL` past the largest one).
+#[unsafe(no_mangle)]
+pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    let Some(align) = align.checked_next_power_of_two() else {
+        set_errno(libc::EINVAL);
+        return null_mut();
+    };
+    alloc(size, align.max(MIN_ALIGN), false)
+}
+
+/// Allocates `size` bytes aligned to the page size.
+#[unsafe(no_mangle)]
+pub extern "C" fn valloc(size: usize) -> *mut c_void {
+    alloc(size, page_size(), false)
+}
+
+/// Allocates `size` bytes rounded up to whole pages, page-aligned.
+#[unsafe(no_mangle)]
+pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let page = page_size();
+    let Some(rounded) = size.max(1).checked_next_multiple_of(page) else {
+        set_errno(libc::ENOMEM);
+        return null_mut();
+    };
+    alloc(rounded, page, false)
+}
+
+/// Bytes usable in block `p`: at least what was asked for; 0 for null or
+/// a pointer the heap did not hand out.
+///
+/// # Safety
+///
+/// `p` is null or a live block from this library.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    if p.is_null() || !owned(p, b"malloc_usable_size") {
+        return 0;
+    }
+    // SAFETY: ours by the check above; live by the caller's promise.
+    unsafe { heap::usable_size(p.cast_const().cast()) }
+}
+
+/// Gives free memory back to the kernel; 1 when some went, else 0. The
+/// pad glibc keeps at the top of its heap has no meaning here.
+#[unsafe(no_mangle)]
+pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
+    c_int::from(heap::trim() > 0)
+}
+
+/// Sets an allocator parameter: `M_MMAP_THRESHOLD` (bytes; negative is
+/// refused with 0) takes effect, clamped to the heap's largest class;
+/// every other parameter is accepted and ignored, returning 1.
+#[unsafe(no_mangle)]
+pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
+    if param == M_MMAP_THRESHOLD {
+        let Ok(bytes) = usize::try_from(value) else {
+            return 0;
+        };
+        heap::set_mmap_threshold(bytes);
+    }
+    1
+}
+
+/// glibc's `struct mallinfo2`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mallinfo2 {
+    /// Bytes in segments.
+    pub arena: usize,
+    /// Free chunks (1 when any segment byte is free: the heap keeps no
+    /// count).
+    pub ordblks: usize,
+    /// Fastbin chunks: none here.
+    pub smblks: usize,
+    /// Live large (own mapping) blocks.
+    pub hblks: usize,
+    /// Bytes mapped for live large blocks.
+    pub hblkhd: usize,
+    /// Unused, 0 as in glibc.
+    pub usmblks: usize,
+    /// Fastbin bytes: none here.
+    pub fsmblks: usize,
+    /// Bytes of small blocks in use.
+    pub uordblks: usize,
+    /// Bytes of segments not in use.
+    pub fordblks: usize,
+    /// Releasable bytes at the top of the heap: none here.
+    pub keepcost: usize,
+}
+
+/// glibc's `struct mallinfo`, the same figures as `int`s (which wrap past
+/// 2 GiB, as glibc's do).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mallinfo {
+    /// See [`Mallinfo2`] for each field.
+    pub arena: c_int,
+    #[allow(missing_docs, reason = "documented on Mallinfo2")]
+    pub ordblks: c_int,
+    #[allow(missing_docs, reason = "documented on Mallinfo2")]
+    pub smblks: c_int,
+    #[allow(missing_docs, reason = "documented on Mallinfo2")]
+    pub hblks: c_int,
+    #[allow(missing_docs, reason = "documented on Mallinfo2")]
+    pub hblkhd: c_int,
+    #[allow(missing_docs, reason = "documented on Mallinfo2")]
+    pub usmblks: c_int,
+    #[allow(missing_docs, reason = "documented on Mallinfo2")]
+    pub fsmblks: c_int,
+    #[allow(missing_docs, reason = "documented on Mallinfo2")]
+    pub uordblks: c_int,
+    #[allow(missing_docs, reason = "documented on Mallinfo2")]
+    pub fordblks: c_int,
+    #[allow(missing_docs, reason = "documented on Mallinfo2")]
+    pub keepcost: c_int,
+}
+
+/// The heap's figures in `mallinfo2`'s shape.
+#[unsafe(no_mangle)]
+pub extern "C" fn mallinfo2() -> Mallinfo2 {
+    let s = heap::stats();
+    let small = s.in_use.saturating_sub(s.large_bytes);
+    Mallinfo2 {
+        arena: s.segments,
+        ordblks: usize::from(s.free_in_heaps > 0),
+        smblks: 0,
+        hblks: s.large_blocks,
+        hblkhd: s.large_bytes,
+        usmblks: 0,
+        fsmblks: 0,
+        uordblks: small,
+        fordblks: s.free_in_heaps,
+        keepcost: 0,
+    }
+}
+
+/// The heap's figures in `mallinfo`'s shape.
+#[unsafe(no_mangle)]
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    reason = "mallinfo's int fields wrap past 2 GiB in glibc too; mallinfo2 is the exact one"
+)]
+pub extern "C" fn mallinfo() -> Mallinfo {
+    let m = mallinfo2();
+    Mallinfo {
+        arena: m.arena as c_int,
+        ordblks: m.ordblks as c_int,
+        smblks: m.smblks as c_int,
+        hblks: m.hblks as c_int,
+        hblkhd: m.hblkhd as c_int,
+        usmblks: m.usmblks as c_int,
+        fsmblks: m.fsmblks as c_int,
+        uordblks: m.uordblks as c_int,
+        fordblks: m.fordblks as c_int,
+        keepcost: m.keepcost as c_int,
+    }
+}
+
+/// Prints the heap's figures to standard error in glibc's shape: one
+/// arena (the segments), then the totals with large mappings. glibc's
+/// "max mmap" lines are high-water marks; these are the live counts.
+#[unsafe(no_mangle)]
+pub extern "C" fn malloc_stats() {
+    let saved = errno();
+    let s = heap::stats();
+    let small = s.in_use.saturating_sub(s.large_bytes);
+    let mut b = Buf::new();
+    b.text(b"Arena 0:\n")
+        .text(b"system bytes     = ")
+        .number(s.segments, 10)
+        .text(b"\nin use bytes     = ")
+        .number(small, 10)
+        .text(b"\nTotal (incl. mmap):\n")
+        .text(b"system bytes     = ")
+        .number(s.mapped, 10)
+        .text(b"\nin use bytes     = ")
+        .number(s.in_use, 10)
+        .text(b"\nmax mmap regions = ")
+        .number(s.large_blocks, 10)
+        .text(b"\nmax mmap bytes   = ")
+        .number(s.large_bytes, 10)
+        .text(b"\n");
+    b.to_stderr();
+    set_errno(saved);
+}

@@ -1,0 +1,42 @@
+/* Shared by the preload tests' C programs: a CHECK that names the failed
+ * condition and its line, and whether libmemio_malloc.so is mapped. */
+#ifndef MEMIO_TEST_COMMON_H
+#define MEMIO_TEST_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(cond)                                                        \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,         \
+                    __LINE__, #cond);                                      \
+            failures++;                                                    \
+        }                                                                  \
+    } while (0)
+
+/* Whether this process maps libmemio_malloc.so (so it is the allocator in
+ * use when it was preloaded). */
+static int using_memio(void) {
+    char line[4096];
+    int found = 0;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, "libmemio_malloc.so"))
+            found = 1;
+    fclose(f);
+    return found;
+}
+
+/* Prints the verdict the Rust side reads, and the exit status. */
+static int finish(void) {
+    printf("memio=%d failures=%d\n", using_memio(), failures);
+    return failures ? 1 : 0;
+}
+
+#endif
