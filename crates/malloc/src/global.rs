@@ -142,6 +142,30 @@ unsafe impl GlobalAlloc for MemioMalloc {
     }
 }
 
+/// Whether `ptr` is where this heap hands out blocks: inside one of its
+/// segments, or exactly at a large block's start. Unlike
+/// [`owns`](crate::owns) it reads the header at the start of `ptr`'s 4 MiB
+/// unit, which tells the two apart: the rest of a large block's unit may
+/// hold other mappings, whose pointers `owns` accepts.
+///
+/// # Safety
+///
+/// No other thread unmaps `ptr`'s unit meanwhile: true when `ptr` is a
+/// live block of this heap, and true of a foreign pointer unless its
+/// unit's large block is being freed at that instant.
+#[must_use]
+pub unsafe fn is_block(ptr: *const u8) -> bool {
+    if !crate::owns(ptr) {
+        return false;
+    }
+    let unit = heap::unit_of(ptr);
+    // SAFETY: a unit of the heap starts with a segment or large-block
+    // header, whose first word is its kind; the caller keeps it mapped.
+    let kind = unsafe { *(unit as *const usize) };
+    // SAFETY: as above, and a large kind means a large-block header.
+    kind == heap::KIND_SEGMENT || (kind == large::KIND_LARGE && unsafe { large::is_start(ptr) })
+}
+
 /// Bytes usable in block `ptr` (at least what was asked for), as
 /// `malloc_usable_size`.
 ///

@@ -216,6 +216,20 @@ pub(crate) unsafe fn header(p: *mut u8) -> *mut Large {
     crate::heap::unit_of(p) as *mut Large
 }
 
+/// Whether `p` is where the large block of its unit starts, for a unit
+/// whose header says it is a large block's.
+///
+/// # Safety
+///
+/// The unit of `p` is mapped and starts with a large-block header.
+pub(crate) unsafe fn is_start(p: *const u8) -> bool {
+    // SAFETY: the caller's mapped header.
+    unsafe {
+        let l = header(p.cast_mut());
+        (*l).kind == KIND_LARGE && p as usize == l as usize + (*l).head
+    }
+}
+
 /// Bytes usable in large block `p`.
 ///
 /// # Safety

@@ -62,12 +62,15 @@ pub use stats::{ClassStats, Stats};
 /// for other callers, who have `GlobalAlloc`.
 #[doc(hidden)]
 pub mod raw {
-    pub use crate::global::{alloc_raw, free_raw, realloc_raw};
+    pub use crate::global::{alloc_raw, free_raw, is_block, realloc_raw};
 }
 
-/// Whether `ptr` lies where this heap hands out blocks: in one of its
-/// segments, or at a large block's start. Reads only the heap's own map of
-/// its address ranges, so any pointer may be asked about.
+/// Whether `ptr` lies in one of the 4 MiB units this heap has mapped (a
+/// segment, or the unit whose start holds a large block's header). Reads
+/// only the heap's own map of its address ranges, so any pointer may be
+/// asked about; a pointer into the part of a large block's unit that the
+/// block does not use (other mappings may sit there) is a false yes, which
+/// [`raw::is_block`] rules out.
 #[must_use]
 pub fn owns(ptr: *const u8) -> bool {
     if ptr.is_null() {

@@ -5,8 +5,8 @@
 //!
 //! These are the C library's allocation functions: C callers hand in
 //! pointers they got from them. Each pointer is checked with
-//! [`heap::owns`] before the heap reads its metadata, so one the heap did
-//! not hand out is refused; a pointer it did hand out is trusted to be
+//! [`heap::raw::is_block`] before the heap reads its metadata, so one the
+//! heap did not hand out is refused; a pointer it did hand out is trusted to be
 //! live, as glibc trusts it (a double free is the caller's bug).
 #![allow(unsafe_code, reason = "the exported C allocation functions")]
 
@@ -42,7 +42,10 @@ fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
 /// when it is not, naming the operation.
 fn owned(p: *mut c_void, op: &[u8]) -> bool {
     static WARNED: AtomicBool = AtomicBool::new(false);
-    if heap::owns(p.cast_const().cast()) {
+    // SAFETY: a pointer handed to the C allocation functions is one of
+    // their live blocks (the unit stays mapped), or a foreign pointer,
+    // whose unit is the heap's only when a large block sits at its start.
+    if unsafe { heap::raw::is_block(p.cast_const().cast()) } {
         return true;
     }
     if !WARNED.swap(true, Ordering::Relaxed) {

@@ -36,7 +36,7 @@
 //!
 //! # Pointers from elsewhere
 //!
-//! A pointer this heap did not hand out ([`heap::owns`] is false) —
+//! A pointer this heap did not hand out ([`heap::raw::is_block`] is false) —
 //! memory from an allocator that ran before the library was loaded, or a
 //! wild pointer — is refused instead of corrupting the heap: `free`
 //! ignores it and warns once on standard error, `realloc` returns null
