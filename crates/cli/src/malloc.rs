@@ -51,6 +51,15 @@ struct RunArgs {
     /// exits (MEMIO_MALLOC_STATS=1).
     #[arg(long)]
     stats: bool,
+    /// Print the blocks and bytes still in use when the command exits, by
+    /// size class (MEMIO_MALLOC_LEAKS=1).
+    #[arg(long)]
+    leaks: bool,
+    /// Fill blocks handed out with BYTE^0xff and freed blocks with BYTE
+    /// (MEMIO_MALLOC_PERTURB, as glibc's M_PERTURB), so reads of
+    /// uninitialised or freed memory show.
+    #[arg(long, value_name = "BYTE", value_parser = clap::value_parser!(u8).range(1..))]
+    perturb: Option<u8>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<OsString>,
@@ -72,6 +81,12 @@ fn run_command(args: &RunArgs) -> CliResult {
     );
     if args.stats {
         cmd.env("MEMIO_MALLOC_STATS", "1");
+    }
+    if args.leaks {
+        cmd.env("MEMIO_MALLOC_LEAKS", "1");
+    }
+    if let Some(byte) = args.perturb {
+        cmd.env("MEMIO_MALLOC_PERTURB", byte.to_string());
     }
     let status = cmd.status().map_err(|e| {
         CliError::new(

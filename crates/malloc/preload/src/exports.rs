@@ -12,7 +12,7 @@
 
 use core::ffi::{c_int, c_void};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::report::{Buf, errno, set_errno};
 
@@ -21,6 +21,34 @@ use crate::report::{Buf, errno, set_errno};
 const MIN_ALIGN: usize = 16;
 /// glibc's `mallopt` parameter number for `M_MMAP_THRESHOLD`.
 const M_MMAP_THRESHOLD: c_int = -3;
+/// glibc's `mallopt` parameter number for `M_PERTURB`.
+const M_PERTURB: c_int = -6;
+
+/// The perturb byte (`M_PERTURB`, `MEMIO_MALLOC_PERTURB`) plus 256, or 0
+/// when off: blocks are filled with its complement when handed out
+/// (except by `calloc`) and with the byte itself when freed, so code that
+/// reads memory it did not write, or memory it freed, reads garbage that
+/// shows instead of old values that happen to work.
+pub(crate) static PERTURB: AtomicU32 = AtomicU32::new(0);
+
+/// Sets the perturb byte (0 turns perturbing off, as glibc's does).
+pub(crate) fn set_perturb(value: c_int) {
+    let byte = value.to_le_bytes()[0];
+    PERTURB.store(
+        if byte == 0 {
+            0
+        } else {
+            u32::from(byte) | 0x100
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// The perturb byte, when on.
+fn perturb() -> Option<u8> {
+    let v = PERTURB.load(Ordering::Relaxed);
+    (v != 0).then_some((v & 0xff) as u8)
+}
 
 /// The page size, for `valloc` and `pvalloc`.
 fn page_size() -> usize {
@@ -34,6 +62,9 @@ fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
     let p = heap::raw::alloc_raw(size, align, zero);
     if p.is_null() {
         set_errno(libc::ENOMEM);
+    } else if let (false, Some(byte)) = (zero, perturb()) {
+        // SAFETY: a new block of at least `size` bytes.
+        unsafe { core::ptr::write_bytes(p, !byte, size) };
     }
     p.cast()
 }
@@ -95,6 +126,12 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return;
     }
     let saved = errno();
+    if let Some(byte) = perturb() {
+        // SAFETY: the caller's live block, ours by the check above.
+        let n = unsafe { heap::usable_size(p.cast_const().cast()) };
+        // SAFETY: the block holds `n` usable bytes.
+        unsafe { core::ptr::write_bytes(p.cast::<u8>(), byte, n) };
+    }
     // SAFETY: the heap owns `p`, and the caller hands it back live.
     unsafe { heap::raw::free_raw(p.cast()) };
     set_errno(saved);
@@ -232,14 +269,19 @@ pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
 
 /// Sets an allocator parameter: `M_MMAP_THRESHOLD` (bytes; negative is
 /// refused with 0) takes effect, clamped to the heap's largest class;
+/// `M_PERTURB` sets the perturb byte (its low 8 bits; 0 turns it off);
 /// every other parameter is accepted and ignored, returning 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
-    if param == M_MMAP_THRESHOLD {
-        let Ok(bytes) = usize::try_from(value) else {
-            return 0;
-        };
-        heap::set_mmap_threshold(bytes);
+    match param {
+        M_MMAP_THRESHOLD => {
+            let Ok(bytes) = usize::try_from(value) else {
+                return 0;
+            };
+            heap::set_mmap_threshold(bytes);
+        }
+        M_PERTURB => set_perturb(value),
+        _ => {}
     }
     1
 }

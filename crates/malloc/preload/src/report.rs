@@ -8,6 +8,8 @@
 //! the call only.
 #![allow(unsafe_code, reason = "write(2) on standard error")]
 
+use core::sync::atomic::{AtomicI32, Ordering};
+
 /// A line-sized stack buffer; text past its end is dropped.
 pub(crate) struct Buf {
     bytes: [u8; 512],
@@ -74,13 +76,15 @@ impl Buf {
         &self.bytes[..self.len]
     }
 
-    /// Writes the text to standard error, retrying short writes; errors
-    /// are dropped (there is nobody to tell).
+    /// Writes the text to standard error (or the copy of it
+    /// [`keep_stderr`] made), retrying short writes; errors are dropped
+    /// (there is nobody to tell).
     pub(crate) fn to_stderr(&self) {
+        let fd = REPORT_FD.load(Ordering::Relaxed);
         let mut rest = self.as_bytes();
         while !rest.is_empty() {
             // SAFETY: `rest` is initialised memory borrowed for the call.
-            let n = unsafe { libc::write(libc::STDERR_FILENO, rest.as_ptr().cast(), rest.len()) };
+            let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
             match usize::try_from(n) {
                 Ok(0) => return,
                 Ok(n) => rest = &rest[n.min(rest.len())..],
@@ -88,6 +92,22 @@ impl Buf {
                 Err(_) => return,
             }
         }
+    }
+}
+
+/// Where reports go: standard error, or a copy of it.
+static REPORT_FD: AtomicI32 = AtomicI32::new(libc::STDERR_FILENO);
+
+/// Keeps a copy of standard error (close-on-exec, numbered 100 or above)
+/// for the reports printed at exit: many programs close standard error in
+/// their own exit handlers (coreutils do), which run before the
+/// library's. Without a copy (no descriptor left) reports go to
+/// descriptor 2 as before.
+pub(crate) fn keep_stderr() {
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor number; no memory involved.
+    let fd = unsafe { libc::fcntl(libc::STDERR_FILENO, libc::F_DUPFD_CLOEXEC, 100) };
+    if fd >= 0 {
+        REPORT_FD.store(fd, Ordering::Relaxed);
     }
 }
 

@@ -217,6 +217,90 @@ fn stats_print_at_exit_when_asked() {
     assert_eq!(text(&with("0").stderr), "");
     assert_eq!(
         text(&with("yes").stderr),
-        "memio-malloc: MEMIO_MALLOC_STATS: expected 0 or 1; no report\n"
+        "memio-malloc: MEMIO_MALLOC_STATS: expected 0 or 1; option off\n"
+    );
+}
+
+/// The blocks of the 1024-byte class the leak report names.
+fn class_1024(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("memio-malloc:   class 1024 B: "))
+        .and_then(|rest| rest.split(' ').next())
+        .map_or(0, |n| n.parse().expect("a block count"))
+}
+
+#[test]
+fn leaks_at_exit_are_reported_by_size_class() {
+    let Some(exe) = build("leaks") else {
+        return;
+    };
+    let report = |mode: &str| {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(mode).env("MEMIO_MALLOC_LEAKS", "1");
+        let out = run(cmd, true);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("memio=1 failures=0"));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with("memio-malloc: still in use at exit: "),
+            "{stderr}"
+        );
+        stderr
+    };
+    let (leaked, freed) = (report("leak"), report("free"));
+    assert_eq!(
+        class_1024(&leaked),
+        class_1024(&freed) + 3,
+        "three 1000-byte blocks leaked:\n{leaked}\nagainst\n{freed}"
+    );
+    let mut quiet = Command::new(&exe);
+    quiet.arg("leak");
+    assert_eq!(text(&run(quiet, true).stderr), "", "no report unless asked");
+}
+
+#[test]
+fn perturb_fills_new_blocks_and_mallopt_changes_the_byte() {
+    let Some(exe) = build("perturb") else {
+        return;
+    };
+    let mut cmd = Command::new(&exe);
+    cmd.env("MEMIO_MALLOC_PERTURB", "90");
+    let out = run(cmd, true);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("memio=1 failures=0"),
+        "{stdout}{stderr}"
+    );
+    let mut bad = Command::new(&exe);
+    bad.env("MEMIO_MALLOC_PERTURB", "300");
+    let out = run(bad, true);
+    assert!(
+        text(&out.stderr).starts_with(
+            "memio-malloc: MEMIO_MALLOC_PERTURB: expected a byte value 0-255; option off\n"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn reports_reach_stderr_when_the_program_closes_it_at_exit() {
+    // coreutils close standard error in an exit handler, before the
+    // library's report runs.
+    if !have("sort") {
+        return;
+    }
+    let mut cmd = Command::new("sort");
+    cmd.arg("/dev/null")
+        .env("MEMIO_MALLOC_STATS", "1")
+        .env("MEMIO_MALLOC_LEAKS", "1");
+    let out = run(cmd, true);
+    assert!(out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("Arena 0:\n"), "{stderr}");
+    assert!(
+        stderr.contains("memio-malloc: still in use at exit: "),
+        "{stderr}"
     );
 }
