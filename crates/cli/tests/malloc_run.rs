@@ -67,6 +67,33 @@ fn stats_print_when_the_command_exits() {
 }
 
 #[test]
+fn leaks_and_perturb_reach_the_library() {
+    let dir = TempDir::new("malloc-leaks");
+    let out = malloc_run(&dir, None, &["--leaks", "--", "true"]);
+    assert_eq!(code(&out), 0);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("memio-malloc: still in use at exit: "),
+        "{err}"
+    );
+    let out = malloc_run(
+        &dir,
+        None,
+        &[
+            "--perturb",
+            "165",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$MEMIO_MALLOC_PERTURB\"",
+        ],
+    );
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "165\n"));
+    let out = malloc_run(&dir, None, &["--perturb", "0", "--", "true"]);
+    assert_eq!(code(&out), 2, "0 is not a perturb byte: {}", stderr(&out));
+}
+
+#[test]
 fn exit_status_and_signals_pass_through() {
     let dir = TempDir::new("malloc-status");
     assert_eq!(code(&malloc_run(&dir, None, &["sh", "-c", "exit 7"])), 7);

@@ -20,9 +20,9 @@
 //! as glibc 2.38 on), `memalign` (rounds the alignment up to a power of
 //! two), `valloc`, `pvalloc`, `malloc_usable_size` (0 for null),
 //! `malloc_trim` (1 when memory went back to the kernel), `mallopt`
-//! (`M_MMAP_THRESHOLD` honoured; other parameters accepted and ignored,
-//! returning 1), `mallinfo`, `mallinfo2` and `malloc_stats` (to standard
-//! error in glibc's shape).
+//! (`M_MMAP_THRESHOLD` and `M_PERTURB` honoured; other parameters
+//! accepted and ignored, returning 1), `mallinfo`, `mallinfo2` and
+//! `malloc_stats` (to standard error in glibc's shape).
 //!
 //! C++ needs nothing more: the C++ runtime's default `operator new` and
 //! `operator delete` (all their sized, aligned and nothrow forms) call
