@@ -29,8 +29,8 @@ use rustix::mm::{MapFlags, ProtFlags};
 /// long the file is now.
 pub(crate) fn reserve(file: impl AsFd, len: usize) -> io::Result<Region> {
     // SAFETY: a fresh mapping at an address the kernel picks, so no
-    // existing memory is replaced; `len` is non-zero (callers pass at least
-    // the header size) and the kernel checks the fd.
+    // existing memory is replaced; the kernel checks the length (0 fails
+    // with EINVAL) and the fd.
     let ptr = unsafe {
         rustix::mm::mmap(
             std::ptr::null_mut(),

@@ -588,13 +588,19 @@ fn wait_initialised(fd: &OwnedFd, object: &str) -> Result<Region> {
 
 /// Reads and checks the geometry of a mapped header.
 fn validate(region: &Region, object: &str) -> Result<Geometry> {
-    // SAFETY: the mapping is at least HEADER_SIZE bytes (checked by the
-    // caller); offset 0.
-    let h: &Header = unsafe { view(region, 0) };
     let corrupt = |why: String| Error::Corrupt {
         object: object.to_owned(),
         why,
     };
+    if region.len() < HEADER_SIZE {
+        return Err(corrupt(format!(
+            "{} bytes, shorter than a channel header",
+            region.len()
+        )));
+    }
+    // SAFETY: the mapping holds at least HEADER_SIZE bytes (checked just
+    // above); offset 0.
+    let h: &Header = unsafe { view(region, 0) };
     let get = |a: &AtomicU32| a.load(Ordering::Relaxed) as usize;
     let version = h.version.load(Ordering::Relaxed);
     if version != VERSION {
