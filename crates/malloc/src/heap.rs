@@ -594,7 +594,7 @@ unsafe fn new_page(heap: *mut Heap, class: usize) -> *mut Page {
 }
 
 unsafe fn new_segment(heap: *mut Heap) -> *mut Segment {
-    let Some(mem) = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE, 0) else {
+    let Some(mem) = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE, 0, os::Commit::Lazy) else {
         return null_mut();
     };
     let seg = mem.cast::<Segment>();

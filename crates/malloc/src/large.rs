@@ -109,7 +109,7 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
             return p;
         }
     }
-    let Some(start) = os::map_aligned(map_len, align, head) else {
+    let Some(start) = os::map_aligned(map_len, align, head, os::Commit::Checked) else {
         return null_mut();
     };
     let l = start.cast::<Large>();

@@ -46,18 +46,34 @@ pub(crate) const fn align_up(n: usize, align: usize) -> usize {
     (n + align - 1) & !(align - 1)
 }
 
-/// Maps `len` bytes of fresh zeroed anonymous memory, read/write.
+/// Whether a mapping counts against the kernel's overcommit check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// `MAP_NORESERVE`: segments and metadata, whose address space is
+    /// reserved ahead and touched a page at a time.
+    Lazy,
+    /// Checked when mapped: a large block is one request, and one far
+    /// beyond memory and swap must fail as `ENOMEM` (as glibc's does), not
+    /// succeed and get the process killed when it is touched.
+    Checked,
+}
+
+/// Maps `len` bytes of fresh zeroed anonymous memory, read/write, without
+/// the overcommit check ([`Commit::Lazy`]).
 pub(crate) fn map(len: usize) -> Option<*mut u8> {
+    map_with(len, Commit::Lazy)
+}
+
+/// Maps `len` bytes of fresh zeroed anonymous memory, read/write.
+fn map_with(len: usize, commit: Commit) -> Option<*mut u8> {
+    let flags = match commit {
+        Commit::Lazy => MapFlags::PRIVATE | MapFlags::NORESERVE,
+        Commit::Checked => MapFlags::PRIVATE,
+    };
     // SAFETY: a new mapping at an address of the kernel's choosing
     // overlaps nothing that exists.
-    let p = unsafe {
-        mm::mmap_anonymous(
-            null_mut(),
-            len,
-            ProtFlags::READ | ProtFlags::WRITE,
-            MapFlags::PRIVATE | MapFlags::NORESERVE,
-        )
-    };
+    let p =
+        unsafe { mm::mmap_anonymous(null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, flags) };
     p.ok().map(<*mut c_void>::cast)
 }
 
@@ -66,12 +82,17 @@ pub(crate) fn map(len: usize) -> Option<*mut u8> {
 ///
 /// Up to `SEGMENT_SIZE` alignment, `head` must be a multiple of `align`;
 /// beyond it, a multiple of `SEGMENT_SIZE`.
-pub(crate) fn map_aligned(len: usize, align: usize, head: usize) -> Option<*mut u8> {
+pub(crate) fn map_aligned(
+    len: usize,
+    align: usize,
+    head: usize,
+    commit: Commit,
+) -> Option<*mut u8> {
     debug_assert!(align.is_power_of_two());
     let over = len
         .checked_add(align.max(SEGMENT_SIZE))?
         .checked_add(SEGMENT_SIZE)?;
-    let raw = map(over)? as usize;
+    let raw = map_with(over, commit)? as usize;
     let start = if align <= SEGMENT_SIZE {
         debug_assert!(head % align == 0);
         align_up(raw, SEGMENT_SIZE)
