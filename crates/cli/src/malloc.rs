@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,8 +39,8 @@ else $HOME/.cache/memio, else a memio-<uid> folder in the temporary folder (the 
 the file 0600). LD_PRELOAD gets its path appended, so a library \
 already preloaded comes first.
 
-Exit status: the command's own (128+N if a signal N ended it); 2 when memio cannot \
-write the library or start the command.")]
+Exit status: the command's own (128+N if a signal N ended it); 127 when the command is \
+not found and 126 when it cannot run, as env(1); 2 when memio cannot write the library.")]
     Run(RunArgs),
 }
 
@@ -88,12 +88,23 @@ fn run_command(args: &RunArgs) -> CliResult {
     if let Some(byte) = args.perturb {
         cmd.env("MEMIO_MALLOC_PERTURB", byte.to_string());
     }
-    let status = cmd.status().map_err(|e| {
-        CliError::new(
-            args.command[0].to_string_lossy(),
-            format!("cannot run command: {}", describe(&e)),
-        )
-    })?;
+    let status = match cmd.status() {
+        Ok(status) => status,
+        Err(e) => {
+            // env(1)'s codes: 127 for a command not found, 126 for one
+            // that cannot run.
+            let code = if e.kind() == io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            return Err(CliError::new(
+                args.command[0].to_string_lossy(),
+                format!("cannot run command: {}", describe(&e)),
+            )
+            .with_code(code));
+        }
+    };
     Ok(match (status.code(), status.signal()) {
         (Some(code), _) => u8::try_from(code).unwrap_or(u8::MAX),
         (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(u8::MAX),
@@ -123,7 +134,7 @@ fn install() -> CliResult<PathBuf> {
             "not built into this memio (its build found no crates/malloc/preload)",
         ));
     }
-    let uid = fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let uid = rustix::process::geteuid().as_raw();
     let mut last = None;
     for dir in candidates(uid) {
         match install_in(&dir, uid) {
@@ -135,7 +146,7 @@ fn install() -> CliResult<PathBuf> {
 }
 
 /// Where the library may go, most private first.
-fn candidates(uid: Option<u32>) -> Vec<PathBuf> {
+fn candidates(uid: u32) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     let var = |name: &str| std::env::var_os(name).filter(|v| Path::new(v).is_absolute());
     if let Some(run) = var("XDG_RUNTIME_DIR") {
@@ -144,42 +155,90 @@ fn candidates(uid: Option<u32>) -> Vec<PathBuf> {
     if let Some(home) = var("HOME") {
         dirs.push(Path::new(&home).join(".cache/memio"));
     }
-    let user = uid.map_or_else(|| "user".to_owned(), |u| u.to_string());
-    dirs.push(std::env::temp_dir().join(format!("memio-{user}")));
+    dirs.push(std::env::temp_dir().join(format!("memio-{uid}")));
     dirs
 }
 
-/// Makes `dir` (0700, ours) and the library in it.
-fn install_in(dir: &Path, uid: Option<u32>) -> CliResult<PathBuf> {
-    let fail = |e: &io::Error| CliError::io(dir.display(), e);
-    match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) => return Err(fail(&e)),
-    }
-    let meta = fs::metadata(dir).map_err(|e| fail(&e))?;
-    if uid.is_some_and(|u| meta.uid() != u) || meta.permissions().mode() & 0o022 != 0 {
-        return Err(CliError::new(
-            dir.display(),
-            "not a private folder of this user (owned by another, or writable by others)",
-        ));
-    }
-    let path = dir.join(format!("libmemio_malloc-{HASH}.so"));
-    // ld.so splits LD_PRELOAD at spaces and colons.
-    if path
+/// Whether ld.so would read `path` whole from `LD_PRELOAD`, which it
+/// splits at spaces and colons.
+fn preloadable(path: &Path) -> bool {
+    !path
         .as_os_str()
         .as_bytes()
         .iter()
         .any(|b| *b == b' ' || *b == b':')
-    {
+}
+
+/// Makes `dir` (mode 0700) and checks, as ssh's `StrictModes` does, that
+/// nobody but `uid` and root can change what its path leads to: the
+/// folder itself is `uid`'s, private and not a link; every folder above it
+/// belongs to root or `uid` and is writable by others only when sticky (as
+/// `/tmp`, where nobody can rename another's entry). Returns the folder's
+/// canonical path, which is what `LD_PRELOAD` gets: every later `exec`
+/// resolves it again.
+fn private_dir(dir: &Path, uid: u32) -> CliResult<PathBuf> {
+    let fail = |p: &Path, e: &io::Error| CliError::io(p.display(), e);
+    if let Some(parent) = dir.parent() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| fail(parent, &e))?;
+    }
+    match DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(fail(dir, &e)),
+    }
+    // A link in the last place is refused, not followed.
+    let meta = fs::symlink_metadata(dir).map_err(|e| fail(dir, &e))?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(CliError::new(
+            dir.display(),
+            "not a private folder of this user (a link, owned by another, or open to others)",
+        ));
+    }
+    let real = fs::canonicalize(dir).map_err(|e| fail(dir, &e))?;
+    for above in real.ancestors().skip(1) {
+        let m = fs::symlink_metadata(above).map_err(|e| fail(above, &e))?;
+        let owner_ok = m.uid() == 0 || m.uid() == uid;
+        let open = m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0;
+        if !owner_ok || open {
+            return Err(CliError::new(
+                above.display(),
+                "another user could replace the library's folder under it \
+                 (owned by another user, or writable by others without the sticky bit)",
+            ));
+        }
+    }
+    Ok(real)
+}
+
+/// Makes `dir` (0700, ours) and the library in it.
+fn install_in(dir: &Path, uid: u32) -> CliResult<PathBuf> {
+    let name = format!("libmemio_malloc-{HASH}.so");
+    if !preloadable(&dir.join(&name)) {
+        return Err(CliError::new(
+            dir.join(&name).display(),
+            "cannot be preloaded: LD_PRELOAD splits paths at spaces and colons",
+        ));
+    }
+    let real = private_dir(dir, uid)?;
+    let path = real.join(&name);
+    if !preloadable(&path) {
         return Err(CliError::new(
             path.display(),
             "cannot be preloaded: LD_PRELOAD splits paths at spaces and colons",
         ));
     }
-    if fs::read(&path).is_ok_and(|have| have == LIBRARY) {
+    // Inside a folder only this user can change, an identical regular
+    // file of this user's is the library.
+    let same = fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.uid() == uid)
+        && fs::read(&path).is_ok_and(|have| have == LIBRARY);
+    if same {
         return Ok(path);
     }
-    let tmp = dir.join(format!(".libmemio_malloc-{HASH}.so.{}", std::process::id()));
+    let tmp = real.join(format!(".{name}.{}", std::process::id()));
     let written = write_new(&tmp).and_then(|()| fs::rename(&tmp, &path));
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);

@@ -104,16 +104,81 @@ fn exit_status_and_signals_pass_through() {
 }
 
 #[test]
-fn errors_name_the_object_and_exit_2() {
+fn errors_name_the_object_and_exit_like_env() {
     let dir = TempDir::new("malloc-errors");
     let out = malloc_run(&dir, None, &["--", "/nonexistent/program"]);
-    assert_eq!(code(&out), 2);
+    assert_eq!(code(&out), 127, "not found, as env(1)");
     assert_eq!(
         stderr(&out),
         "memio: /nonexistent/program: cannot run command: no such file or directory\n"
     );
+    let script = dir.join("not-executable");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let out = malloc_run(&dir, None, &["--", script.to_str().unwrap()]);
+    assert_eq!(code(&out), 126, "cannot run, as env(1): {}", stderr(&out));
     // No command at all is a usage mistake.
     let out = malloc_run(&dir, None, &[]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).starts_with("memio: "), "{}", stderr(&out));
+}
+
+/// `memio malloc run -- sh -c 'echo $LD_PRELOAD'` with only `TMPDIR`
+/// (and, when given, `XDG_RUNTIME_DIR`) to choose the library's folder.
+fn preload_path(tmp: &std::path::Path, runtime: Option<&std::path::Path>) -> Output {
+    let mut cmd = Command::new(MEMIO);
+    cmd.args(["malloc", "run", "--", "sh", "-c", "echo \"$LD_PRELOAD\""])
+        .env_remove("LD_PRELOAD")
+        .env_remove("HOME")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", tmp);
+    if let Some(r) = runtime {
+        cmd.env("XDG_RUNTIME_DIR", r);
+    }
+    cmd.output().expect("run memio")
+}
+
+#[test]
+fn a_folder_someone_else_could_swap_is_never_used() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("malloc-swap");
+    let uid = std::fs::metadata(dir.path()).unwrap().uid();
+    // A link where the private folder goes (another user's trap in a
+    // shared temporary folder): refused, not followed.
+    let trap = dir.join("trap");
+    std::fs::create_dir(&trap).unwrap();
+    std::os::unix::fs::symlink(&trap, dir.join(&format!("memio-{uid}"))).unwrap();
+    let out = preload_path(dir.path(), None);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a private folder of this user"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_dir(&trap).unwrap().count(),
+        0,
+        "nothing written through the link"
+    );
+
+    // A runtime folder writable by others (no sticky bit): memio moves on
+    // to the next place, a private folder it makes in TMPDIR.
+    let open = dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let out = preload_path(&tmp, Some(&open));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let lib = stdout(&out);
+    let real_tmp = std::fs::canonicalize(&tmp).unwrap();
+    assert!(
+        lib.starts_with(&format!(
+            "{}/memio-{uid}/libmemio_malloc-",
+            real_tmp.display()
+        )),
+        "{lib}"
+    );
+    // Its folder is private: mode 0700.
+    let folder = real_tmp.join(format!("memio-{uid}"));
+    assert_eq!(std::fs::metadata(&folder).unwrap().mode() & 0o777, 0o700);
 }

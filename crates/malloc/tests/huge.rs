@@ -16,6 +16,9 @@ fn a_request_beyond_memory_and_swap_is_refused() {
         let p = alloc_raw(size, align, false);
         assert!(p.is_null(), "{size} bytes aligned to {align} were granted");
         let z = alloc_raw(size, align, true);
-        assert!(z.is_null(), "{size} zeroed bytes aligned to {align} were granted");
+        assert!(
+            z.is_null(),
+            "{size} zeroed bytes aligned to {align} were granted"
+        );
     }
 }
