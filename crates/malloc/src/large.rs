@@ -44,6 +44,10 @@ use crate::{options, stats};
 
 /// Marks a large-block header.
 pub(crate) const KIND_LARGE: usize = 0x6d65_6d69_6f4c_4752;
+/// Marks the header of a freed large mapping kept in the cache: no
+/// block's, so a second free of its block (or a `realloc` of it) is told
+/// apart from a live block.
+pub(crate) const KIND_CACHED: usize = 0x6d65_6d69_6f46_5245;
 
 /// The header of a large block, at the start of its mapping.
 #[repr(C)]
@@ -159,8 +163,11 @@ fn from_cache(map_len: usize) -> Option<*mut Large> {
     cache.len -= 1;
     cache.slots[i] = cache.slots[cache.len];
     drop(cache);
-    // SAFETY: `l` left the cache: it is ours.
-    let len = unsafe { (*l).map_len };
+    // SAFETY: `l` left the cache: it is ours, a block's again.
+    let len = unsafe {
+        (*l).kind = KIND_LARGE;
+        (*l).map_len
+    };
     CACHED.fetch_sub(len, Ordering::Relaxed);
     stats::CACHED_BYTES.fetch_sub(len, Ordering::Relaxed);
     stats::LARGE_BYTES.fetch_add(len, Ordering::Relaxed);
@@ -290,6 +297,7 @@ pub(crate) unsafe fn free(p: *mut u8) {
         if (*l).head == OS_PAGE && len <= limit && reusable {
             let now = os::now_ns();
             (*l).freed_at = now;
+            (*l).kind = KIND_CACHED;
             let mut cache = CACHE.lock();
             // Make room: drop the oldest until this one fits the budget.
             while cache.len == CACHE_SLOTS

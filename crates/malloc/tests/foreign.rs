@@ -57,3 +57,22 @@ fn a_foreign_mapping_inside_a_large_blocks_unit_is_not_a_block() {
         libc::munmap(q, 4096);
     }
 }
+
+#[test]
+fn a_freed_large_block_is_no_block_until_handed_out_again() {
+    let size = 1 << 20;
+    let p = alloc_raw(size, 16, false);
+    assert!(!p.is_null());
+    // SAFETY: `p` is live and ours; afterwards it is only asked about.
+    unsafe {
+        assert!(is_block(p));
+        free_raw(p);
+        assert!(!is_block(p), "a second free of it would be refused");
+    }
+    let q = alloc_raw(size, 16, false);
+    // SAFETY: `q` is live and ours.
+    unsafe {
+        assert!(is_block(q));
+        free_raw(q);
+    }
+}

@@ -36,11 +36,15 @@
 //!
 //! # Pointers from elsewhere
 //!
-//! A pointer this heap did not hand out ([`heap::raw::is_block`] is false) —
-//! memory from an allocator that ran before the library was loaded, or a
-//! wild pointer — is refused instead of corrupting the heap: `free`
-//! ignores it and warns once on standard error, `realloc` returns null
-//! with `ENOMEM`, `malloc_usable_size` returns 0.
+//! A pointer outside the heap's segments that is not a live large block's
+//! start ([`heap::raw::is_block`] is false) — memory from an allocator
+//! that ran before the library was loaded, a mapping of the program's, a
+//! large block freed already — is refused instead of corrupting the heap:
+//! `free` ignores it and warns once on standard error, `realloc` returns
+//! null with `ENOMEM`, `malloc_usable_size` returns 0. A pointer into one
+//! of the heap's segments is trusted: a small block freed twice, or an
+//! address inside a block, is not caught yet (glibc catches some of
+//! these and aborts).
 //!
 //! # Not on these paths
 //!
