@@ -112,6 +112,9 @@ extern "C" fn on_exit() {
 /// Blocks count at their class size (what they hold), large blocks at
 /// their mapping's size. The C library's own buffers (stdio's, for one)
 /// are counted too: a program that leaks nothing may still show a few.
+/// So are blocks another thread freed that their heap has not collected
+/// yet (a heap collects them at its next page-level event): compare with
+/// a run that frees, as the tests do.
 fn leaks() {
     let s = heap::stats();
     let small_blocks: usize = s.classes.iter().map(|c| c.in_use).sum();
