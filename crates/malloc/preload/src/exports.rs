@@ -286,66 +286,17 @@ pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
     1
 }
 
-/// glibc's `struct mallinfo2`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Mallinfo2 {
-    /// Bytes in segments.
-    pub arena: usize,
-    /// Free chunks (1 when any segment byte is free: the heap keeps no
-    /// count).
-    pub ordblks: usize,
-    /// Fastbin chunks: none here.
-    pub smblks: usize,
-    /// Live large (own mapping) blocks.
-    pub hblks: usize,
-    /// Bytes mapped for live large blocks.
-    pub hblkhd: usize,
-    /// Unused, 0 as in glibc.
-    pub usmblks: usize,
-    /// Fastbin bytes: none here.
-    pub fsmblks: usize,
-    /// Bytes of small blocks in use.
-    pub uordblks: usize,
-    /// Bytes of segments not in use.
-    pub fordblks: usize,
-    /// Releasable bytes at the top of the heap: none here.
-    pub keepcost: usize,
-}
-
-/// glibc's `struct mallinfo`, the same figures as `int`s (which wrap past
-/// 2 GiB, as glibc's do).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Mallinfo {
-    /// See [`Mallinfo2`] for each field.
-    pub arena: c_int,
-    #[allow(missing_docs, reason = "documented on Mallinfo2")]
-    pub ordblks: c_int,
-    #[allow(missing_docs, reason = "documented on Mallinfo2")]
-    pub smblks: c_int,
-    #[allow(missing_docs, reason = "documented on Mallinfo2")]
-    pub hblks: c_int,
-    #[allow(missing_docs, reason = "documented on Mallinfo2")]
-    pub hblkhd: c_int,
-    #[allow(missing_docs, reason = "documented on Mallinfo2")]
-    pub usmblks: c_int,
-    #[allow(missing_docs, reason = "documented on Mallinfo2")]
-    pub fsmblks: c_int,
-    #[allow(missing_docs, reason = "documented on Mallinfo2")]
-    pub uordblks: c_int,
-    #[allow(missing_docs, reason = "documented on Mallinfo2")]
-    pub fordblks: c_int,
-    #[allow(missing_docs, reason = "documented on Mallinfo2")]
-    pub keepcost: c_int,
-}
-
-/// The heap's figures in `mallinfo2`'s shape.
+/// The heap's figures in glibc's `struct mallinfo2`: `arena` bytes in
+/// segments, `ordblks` 1 when any segment byte is free (the heap keeps no
+/// count of free chunks), `hblks`/`hblkhd` live large (own mapping) blocks
+/// and their bytes, `uordblks` bytes of small blocks in use, `fordblks`
+/// bytes of segments not in use; `smblks`, `usmblks`, `fsmblks` and
+/// `keepcost` 0 (no fastbins, no releasable top).
 #[unsafe(no_mangle)]
-pub extern "C" fn mallinfo2() -> Mallinfo2 {
+pub extern "C" fn mallinfo2() -> libc::mallinfo2 {
     let s = heap::stats();
     let small = s.in_use.saturating_sub(s.large_bytes);
-    Mallinfo2 {
+    libc::mallinfo2 {
         arena: s.segments,
         ordblks: usize::from(s.free_in_heaps > 0),
         smblks: 0,
@@ -359,16 +310,17 @@ pub extern "C" fn mallinfo2() -> Mallinfo2 {
     }
 }
 
-/// The heap's figures in `mallinfo`'s shape.
+/// The same figures in glibc's `struct mallinfo`, as `int`s (which wrap
+/// past 2 GiB, as glibc's do).
 #[unsafe(no_mangle)]
 #[allow(
     clippy::cast_possible_truncation,
     clippy::cast_possible_wrap,
     reason = "mallinfo's int fields wrap past 2 GiB in glibc too; mallinfo2 is the exact one"
 )]
-pub extern "C" fn mallinfo() -> Mallinfo {
+pub extern "C" fn mallinfo() -> libc::mallinfo {
     let m = mallinfo2();
-    Mallinfo {
+    libc::mallinfo {
         arena: m.arena as c_int,
         ordblks: m.ordblks as c_int,
         smblks: m.smblks as c_int,
