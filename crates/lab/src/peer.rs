@@ -53,13 +53,23 @@ pub(crate) fn peers_on<T>(cpu: Option<usize>, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// Pins the calling thread to `cpu`; returns the set it had, to restore.
-pub(crate) fn pin(cpu: usize) -> Option<rustix::thread::CpuSet> {
+/// The calling thread pinned to one CPU; dropping it gives the thread
+/// back the CPUs it had.
+pub(crate) struct Pinned(rustix::thread::CpuSet);
+
+/// Pins the calling thread to `cpu`; `None` when it cannot.
+pub(crate) fn pin(cpu: usize) -> Option<Pinned> {
     let before = rustix::thread::sched_getaffinity(None).ok()?;
     let mut one = rustix::thread::CpuSet::new();
     one.set(cpu);
     rustix::thread::sched_setaffinity(None, &one).ok()?;
-    Some(before)
+    Some(Pinned(before))
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let _ = rustix::thread::sched_setaffinity(None, &self.0);
+    }
 }
 
 /// The peer is set up and waits for the first batch.
@@ -210,9 +220,7 @@ impl Peer {
             // error, not printed in the middle of the run.
             .stderr(Stdio::piped())
             .spawn();
-        if let Some(set) = placed {
-            let _ = rustix::thread::sched_setaffinity(None, &set);
-        }
+        drop(placed);
         let mut child = spawned.map_err(|e| Error::io(format!("{label} peer"), &e))?;
         let input = child.stdin.take();
         let output = child.stdout.take();

@@ -322,12 +322,8 @@ fn run(run: &mut Run<'_>) -> Result<()> {
 /// starts on the second (when there are two), then gives the thread back
 /// its CPUs.
 fn pinned<T>(cpus: Option<(usize, usize)>, measure: impl FnOnce() -> Result<T>) -> Result<T> {
-    let restore = cpus.and_then(|(lab, _)| pin(lab));
-    let out = peers_on(cpus.map(|c| c.1), measure);
-    if let Some(set) = restore {
-        let _ = rustix::thread::sched_setaffinity(None, &set);
-    }
-    out
+    let _on_lab_cpu = cpus.and_then(|(lab, _)| pin(lab));
+    peers_on(cpus.map(|c| c.1), measure)
 }
 
 /// The rows, in order, every pair of processes on the two `cpus`: the
