@@ -159,14 +159,21 @@ fn candidates(uid: u32) -> Vec<PathBuf> {
     dirs
 }
 
-/// Whether ld.so would read `path` whole from `LD_PRELOAD`, which it
+/// Refuses a path ld.so would not read whole from `LD_PRELOAD`, which it
 /// splits at spaces and colons.
-fn preloadable(path: &Path) -> bool {
-    !path
+fn preloadable(path: &Path) -> CliResult<()> {
+    if path
         .as_os_str()
         .as_bytes()
         .iter()
         .any(|b| *b == b' ' || *b == b':')
+    {
+        return Err(CliError::new(
+            path.display(),
+            "cannot be preloaded: LD_PRELOAD splits paths at spaces and colons",
+        ));
+    }
+    Ok(())
 }
 
 /// Makes `dir` (mode 0700) and checks, as ssh's `StrictModes` does, that
@@ -217,20 +224,11 @@ fn private_dir(dir: &Path, uid: u32) -> CliResult<PathBuf> {
 /// Makes `dir` (0700, ours) and the library in it.
 fn install_in(dir: &Path, uid: u32) -> CliResult<PathBuf> {
     let name = format!("libmemio_malloc-{HASH}.so");
-    if !preloadable(&dir.join(&name)) {
-        return Err(CliError::new(
-            dir.join(&name).display(),
-            "cannot be preloaded: LD_PRELOAD splits paths at spaces and colons",
-        ));
-    }
+    // Checked before any folder is made, and again on the canonical path.
+    preloadable(&dir.join(&name))?;
     let real = private_dir(dir, uid)?;
     let path = real.join(&name);
-    if !preloadable(&path) {
-        return Err(CliError::new(
-            path.display(),
-            "cannot be preloaded: LD_PRELOAD splits paths at spaces and colons",
-        ));
-    }
+    preloadable(&path)?;
     // Inside a folder only this user can change, an identical regular
     // file of this user's is the library.
     let same = fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.uid() == uid)

@@ -162,8 +162,8 @@ pub unsafe fn is_block(ptr: *const u8) -> bool {
     // SAFETY: a unit of the heap starts with a segment or large-block
     // header, whose first word is its kind; the caller keeps it mapped.
     let kind = unsafe { *(unit as *const usize) };
-    // SAFETY: as above, and a large kind means a large-block header.
-    kind == heap::KIND_SEGMENT || (kind == large::KIND_LARGE && unsafe { large::is_start(ptr) })
+    // SAFETY: as above.
+    kind == heap::KIND_SEGMENT || unsafe { large::is_start(ptr) }
 }
 
 /// Bytes usable in block `ptr` (at least what was asked for), as

@@ -223,12 +223,12 @@ pub(crate) unsafe fn header(p: *mut u8) -> *mut Large {
     crate::heap::unit_of(p) as *mut Large
 }
 
-/// Whether `p` is where the large block of its unit starts, for a unit
-/// whose header says it is a large block's.
+/// Whether `p` is where the live large block of its unit starts (the
+/// unit's header says it is a large block's, not a cached mapping's).
 ///
 /// # Safety
 ///
-/// The unit of `p` is mapped and starts with a large-block header.
+/// The unit of `p` is mapped and starts with a header of this heap.
 pub(crate) unsafe fn is_start(p: *const u8) -> bool {
     // SAFETY: the caller's mapped header.
     unsafe {
