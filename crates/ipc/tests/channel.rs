@@ -181,6 +181,12 @@ fn a_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
         start.elapsed()
     );
     assert!(err.to_string().contains("the sender is gone"), "{err}");
+    // A new sender takes the dead one's place: the half-written message
+    // stays unseen and the next one arrives.
+    let mut tx = ch.sender().unwrap();
+    tx.send(b"next").unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"next");
+    assert!(rx.try_recv().unwrap().is_none());
 }
 
 #[test]
@@ -230,6 +236,12 @@ fn a_consumer_killed_holding_a_message_lets_the_producer_know_when_full() {
         ),
         "{err}"
     );
+    // One sender and one receiver: the dead receiver never released
+    // "first", so the next receiver gets it, then the rest in order.
+    let mut rx = ch.receiver().unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"first");
+    assert_eq!(rx.recv().unwrap().to_vec(), b"second");
+    assert!(rx.try_recv().unwrap().is_none());
 }
 
 #[test]

@@ -27,10 +27,13 @@
 //!
 //! [`Flavor::Spsc`] admits one [`Sender`] and one [`Receiver`] at a time
 //! (a second one is refused with [`Error::Busy`](crate::Error::Busy)); [`Flavor::Mpmc`] up to
-//! [`MAX_ENDPOINTS`] of each, in any processes. Both run the same lock-free
-//! index protocol (see the `protocol` module's notes: one state word per slot
-//! decides who owns it), so a message is delivered to exactly one receiver,
-//! in the order senders claimed positions.
+//! [`MAX_ENDPOINTS`] of each, in any processes. Both are lock-free (see the
+//! `protocol` module's notes). MPMC decides who owns a slot by
+//! compare-and-swap on its state word, so a message is delivered to exactly
+//! one receiver, in the order senders claimed positions. SPSC, having no
+//! contest, skips those claims: the sender stores the state word when it
+//! commits and the receiver stores its `head` when it releases, which
+//! saves the cache-line crossings of the claims on every message.
 //!
 //! # Waiting
 //!
@@ -56,9 +59,11 @@
 //!   sender died are still delivered first;
 //! - a sender finding the ring full and no receiver alive gets
 //!   [`Error::PeerGone`](crate::Error::PeerGone);
-//! - a slot held by an endpoint that died (a sender between loan and
-//!   commit, a receiver between receive and release) is freed: the
-//!   half-written message is never delivered.
+//! - a message a sender died writing (between loan and commit) is never
+//!   delivered; the next sender starts after the last commit;
+//! - a message a receiver died holding (between receive and release): MPMC
+//!   frees its slot and the message is lost with that receiver; SPSC never
+//!   moved `head` past it, so the next receiver gets it again.
 //!
 //! A named channel no process holds open (every handle holds a shared lock
 //! on byte 0) is stale: [`ChannelOptions::create`] removes it and creates a
@@ -82,13 +87,13 @@
 //! | 40 | 4 | senders that ever attached |
 //! | 44 | 4 | receivers that ever attached |
 //! | 48 | 16 | zero |
-//! | 64 | 8 | `tail`: next position to send (a hint), own cache line |
-//! | 128 | 8 | `head`: next position to receive (a hint), own cache line |
+//! | 64 | 8 | `tail`: next position to send (MPMC: a hint), own cache line |
+//! | 128 | 8 | `head`: next position to receive (MPMC: a hint; SPSC: every position below it is released), own cache line |
 //! | 192 | 4 | receivers' futex word (bumped to wake them) |
 //! | 196 | 4 | receivers asleep or about to be |
 //! | 256 | 4 | senders' futex word |
 //! | 260 | 4 | senders asleep or about to be |
-//! | 320 + i·stride | 8 | slot `i` state word `pos << 8 \| owner << 2 \| kind` |
+//! | 320 + i·stride | 8 | slot `i` state word `pos << 8 \| owner << 2 \| kind` (SPSC: only `FREE(i)` at creation and `FULL(pos)`) |
 //! | 328 + i·stride | 4 | slot `i` message length |
 //! | 384 + i·stride | payload | slot `i` message bytes |
 //!
@@ -158,8 +163,10 @@ pub use shared::{
     Received, Receiver, Sender,
 };
 
-/// The layout version this build reads and writes.
-pub const VERSION: u32 = 1;
+/// The layout version this build reads and writes: 2 since SPSC channels
+/// stopped claiming slots (a version-1 process would wait for claims that
+/// never come).
+pub const VERSION: u32 = 2;
 
 /// Single or many senders and receivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +215,7 @@ impl Flavor {
 pub mod model {
     pub use super::protocol::{
         AtomicU64, FREE, FULL, Ordering, READING, Slots, Step, Stuck, WRITING, claim_recv,
-        claim_send, commit, free, initial, kind_of, owner_of, pos_of, recover, word,
+        claim_send, commit, free, initial, kind_of, owner_of, pos_of, recover, spsc, word,
     };
 
     /// The byte ring's index rule.

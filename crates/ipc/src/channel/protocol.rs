@@ -34,6 +34,16 @@
 //! acquiring claim, so a sender never overwrites a payload still being read.
 //! `tests/channel_loom.rs` checks these claims under every interleaving of a
 //! few threads.
+//!
+//! # One sender, one receiver
+//!
+//! With one endpoint on each side ([`Flavor::Spsc`](super::Flavor)) no
+//! position is ever contested, so the [`spsc`] rule skips the claims: a
+//! message costs the sender one store of the state word (and one of its
+//! own `tail`) and the receiver one load of it (and one store of its own
+//! `head`). Each compare-and-swap of the general rule would pull the state
+//! word's cache line from the other core once more, and on a round trip
+//! that line crossing is most of the cost.
 
 #[cfg(loom)]
 pub use loom::sync::atomic::{AtomicU64, Ordering};
@@ -206,6 +216,88 @@ pub fn initial(index: u64) -> u64 {
     word(index, FREE, 0)
 }
 
+/// The index rule of a ring with one sender and one receiver.
+///
+/// - The state word of a slot is written by the sender alone: `FULL(pos)`
+///   when it commits position `pos` (a release store after the payload and
+///   length). The receiver takes position `h` when it loads `FULL(h)`
+///   (acquire), so it never sees a payload before it is written, and an
+///   uncommitted loan (the sender dropped it, or died holding it) leaves
+///   nothing a receiver could take.
+/// - `head` is written by the receiver alone: it stores `h + 1` (release)
+///   when it releases position `h`. The sender may write position `t` once
+///   `t < head + n`, which it learns with an acquiring load of `head` that
+///   pairs with that store, so it never overwrites a slot still being
+///   read. It loads `head` only when the last value it saw leaves no room,
+///   so a stream of messages seldom touches the receiver's cache line.
+/// - `tail` is written by the sender alone, after each commit: where the
+///   next sender starts ([`resume`]). A sender that died between its commit
+///   and that store leaves `tail` one behind a `FULL` slot, which
+///   [`resume`] steps over.
+/// - A receiver that dies holding a message has not moved `head`, so the
+///   next receiver gets that message again: a message is lost only with
+///   the ring itself.
+pub mod spsc {
+    use super::{AtomicU64, FULL, Ordering, Slots, Step, word};
+
+    /// Whether the sender may write position `next`; `head_seen` is the
+    /// last `head` it loaded, refreshed here when it leaves no room.
+    pub fn claim_send(
+        next: u64,
+        head_seen: &mut u64,
+        head: &AtomicU64,
+        slots: &impl Slots,
+    ) -> Step {
+        let n = slots.count();
+        if next < head_seen.saturating_add(n) {
+            return Step::Claimed(next);
+        }
+        *head_seen = head.load(Ordering::Acquire);
+        if next < head_seen.saturating_add(n) {
+            Step::Claimed(next)
+        } else {
+            Step::Wait(None)
+        }
+    }
+
+    /// Publishes position `pos`, then records where the next one goes.
+    pub fn commit(tail: &AtomicU64, slots: &impl Slots, pos: u64) {
+        slots
+            .state(pos)
+            .store(word(pos, FULL, 0), Ordering::Release);
+        tail.store(pos + 1, Ordering::Release);
+    }
+
+    /// The message at `head`, if it is committed.
+    pub fn claim_recv(head: &AtomicU64, slots: &impl Slots) -> Step {
+        let h = head.load(Ordering::Acquire);
+        if slots.state(h).load(Ordering::Acquire) == word(h, FULL, 0) {
+            Step::Claimed(h)
+        } else {
+            Step::Wait(None)
+        }
+    }
+
+    /// Gives position `pos` back to the sender.
+    pub fn release(head: &AtomicU64, pos: u64) {
+        head.store(pos + 1, Ordering::Release);
+    }
+
+    /// Where a sender attaching to the ring starts: `tail`, or past a
+    /// commit whose sender died before it moved `tail`.
+    pub fn resume(tail: &AtomicU64, slots: &impl Slots) -> u64 {
+        let mut t = tail.load(Ordering::Acquire);
+        // At most one step in a sound ring; bounded for a damaged one.
+        for _ in 0..slots.count() {
+            if slots.state(t).load(Ordering::Acquire) != word(t, FULL, 0) {
+                break;
+            }
+            t += 1;
+        }
+        t
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -274,6 +366,68 @@ mod tests {
         assert_eq!(stuck.owner(), 9);
         assert!(recover(&slots, stuck));
         assert_eq!(claim_send(&tail, &slots, 0), Step::Claimed(1));
+    }
+
+    #[test]
+    fn spsc_fills_drains_and_wraps_in_order() {
+        let (tail, head, slots) = ring(3);
+        let (mut next, mut seen) = (spsc::resume(&tail, &slots), 0);
+        for lap in 0..4u64 {
+            for i in 0..3 {
+                assert_eq!(
+                    spsc::claim_send(next, &mut seen, &head, &slots),
+                    Step::Claimed(lap * 3 + i)
+                );
+                spsc::commit(&tail, &slots, next);
+                next += 1;
+            }
+            assert_eq!(
+                spsc::claim_send(next, &mut seen, &head, &slots),
+                Step::Wait(None)
+            );
+            for i in 0..3 {
+                assert_eq!(spsc::claim_recv(&head, &slots), Step::Claimed(lap * 3 + i));
+                spsc::release(&head, lap * 3 + i);
+            }
+            assert_eq!(spsc::claim_recv(&head, &slots), Step::Wait(None));
+        }
+        assert_eq!(spsc::resume(&tail, &slots), 12);
+    }
+
+    #[test]
+    fn spsc_resume_steps_over_a_commit_whose_sender_died_before_moving_tail() {
+        let (tail, head, slots) = ring(4);
+        let mut seen = 0;
+        assert_eq!(
+            spsc::claim_send(0, &mut seen, &head, &slots),
+            Step::Claimed(0)
+        );
+        // The commit's state store, then death before `tail` moves.
+        slots.state(0).store(word(0, FULL, 0), Ordering::Release);
+        assert_eq!(tail.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            spsc::resume(&tail, &slots),
+            1,
+            "position 0 is delivered, not overwritten"
+        );
+        assert_eq!(spsc::claim_recv(&head, &slots), Step::Claimed(0));
+        // A loan never committed leaves nothing to receive.
+        spsc::release(&head, 0);
+        assert_eq!(
+            spsc::claim_send(1, &mut seen, &head, &slots),
+            Step::Claimed(1)
+        );
+        assert_eq!(spsc::claim_recv(&head, &slots), Step::Wait(None));
+        assert_eq!(spsc::resume(&tail, &slots), 1);
+    }
+
+    #[test]
+    fn spsc_a_message_held_by_a_dead_receiver_is_delivered_again() {
+        let (tail, head, slots) = ring(2);
+        spsc::commit(&tail, &slots, 0);
+        assert_eq!(spsc::claim_recv(&head, &slots), Step::Claimed(0));
+        // The receiver dies without releasing: the next one gets it.
+        assert_eq!(spsc::claim_recv(&head, &slots), Step::Claimed(0));
     }
 
     #[test]

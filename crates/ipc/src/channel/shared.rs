@@ -232,11 +232,29 @@ impl Inner {
         }
     }
 
+    /// One attempt of a slot ring's receiver, or of an MPMC sender (an
+    /// SPSC sender keeps its place itself: [`Sender::attempt`]).
     fn attempt(&self, side: Side, me: u8) -> Step {
-        match side {
-            Side::Send => protocol::claim_send(&self.header().tail.value, self, me),
-            Side::Recv => protocol::claim_recv(&self.header().head.value, self, me),
+        let h = self.header();
+        match (side, self.geo.flavor) {
+            (Side::Recv, Flavor::Spsc) => protocol::spsc::claim_recv(&h.head.value, self),
+            (Side::Recv, _) => protocol::claim_recv(&h.head.value, self, me),
+            (Side::Send, _) => protocol::claim_send(&h.tail.value, self, me),
         }
+    }
+
+    fn spsc(&self) -> bool {
+        self.geo.flavor == Flavor::Spsc
+    }
+
+    /// A receiver's release of position `pos`: the senders may reuse it.
+    fn give_back(&self, pos: u64) {
+        if self.spsc() {
+            protocol::spsc::release(&self.header().head.value, pos);
+        } else {
+            protocol::free(self, pos);
+        }
+        self.wake(Side::Send);
     }
 
     fn gone(&self, side: Side) -> Error {
@@ -270,6 +288,75 @@ unsafe fn view<T>(region: &Region, offset: usize) -> &T {
     // SAFETY: in bounds, aligned and made of atomics (the caller's
     // promise); the reference borrows `region`, which keeps the mapping.
     unsafe { &*ptr }
+}
+
+/// Copies `data` into a message of `len` bytes starting at `base`, at
+/// `offset`; `object` names the channel in the error.
+///
+/// # Safety
+///
+/// `base` must be valid for writes of `len` bytes that belong to the
+/// caller's loan (no endpoint following the protocol reads or writes them
+/// until the commit) and do not overlap `data`.
+unsafe fn copy_in(
+    object: &str,
+    base: *mut u8,
+    len: usize,
+    offset: usize,
+    data: &[u8],
+) -> Result<()> {
+    let end = offset.checked_add(data.len());
+    if end.is_none_or(|e| e > len) {
+        return Err(Error::TooLarge {
+            object: object.to_owned(),
+            len: end.unwrap_or(usize::MAX),
+            max: len,
+        });
+    }
+    // SAFETY: `offset + data.len() <= len` (checked above), and the
+    // caller vouches for those `len` bytes.
+    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), base.wrapping_add(offset), data.len()) };
+    Ok(())
+}
+
+/// Copies `buf.len()` bytes at `offset` of the `len`-byte `what` (a
+/// message, a record) starting at `base` into `buf`.
+///
+/// # Safety
+///
+/// `base` must be valid for reads of `len` bytes that the caller holds
+/// (no endpoint following the protocol writes them until the release) and
+/// that do not overlap `buf`.
+unsafe fn copy_out(
+    object: &str,
+    what: &str,
+    base: *const u8,
+    len: usize,
+    offset: usize,
+    buf: &mut [u8],
+) -> Result<()> {
+    let end = offset.checked_add(buf.len());
+    if end.is_none_or(|e| e > len) {
+        return Err(Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "cannot read {} bytes at {offset} of a {len}-byte {what} of {object}",
+                buf.len()
+            ),
+        )));
+    }
+    // SAFETY: the range lies inside the `len` bytes (checked above), which
+    // the caller vouches for.
+    unsafe {
+        std::ptr::copy_nonoverlapping(base.wrapping_add(offset), buf.as_mut_ptr(), buf.len());
+    }
+    Ok(())
+}
+
+/// The error of a wait without deadline that returned without a slot
+/// (which the waits never do).
+fn ended_early(object: &str) -> Error {
+    Error::Io(io::Error::other(format!("{object}: wait ended early")))
 }
 
 /// How to create or open a channel.
@@ -742,8 +829,13 @@ impl Channel {
     pub fn sender(&self) -> Result<Sender> {
         self.check_slots()?;
         let (lock, me) = self.attach(Side::Send)?;
+        let inner = &*self.inner;
+        // Holding the one sender lock: no other sender moves `tail` now.
+        let next = protocol::spsc::resume(&inner.header().tail.value, inner);
         Ok(Sender {
             end: Endpoint::new(&self.inner, lock, me, Side::Send),
+            next,
+            head_seen: inner.header().head.value.load(Ordering::Acquire),
         })
     }
 
@@ -800,7 +892,7 @@ impl Endpoint {
     fn claim_with(
         &self,
         deadline: Option<Instant>,
-        attempt: impl Fn() -> Step,
+        mut attempt: impl FnMut() -> Step,
     ) -> Result<Option<u64>> {
         let inner = &*self.inner;
         if let Step::Claimed(p) = attempt() {
@@ -837,7 +929,7 @@ impl Endpoint {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(None);
             }
-            if let Some(p) = self.check_peers(stuck, &attempt)? {
+            if let Some(p) = self.check_peers(stuck, &mut attempt)? {
                 return Ok(Some(p));
             }
         }
@@ -846,7 +938,11 @@ impl Endpoint {
     /// After a wait that found nothing: frees a slot whose holder died and
     /// fails with [`Error::PeerGone`] when the other side has no endpoint
     /// left (and had one); `Some` when it claimed a position meanwhile.
-    fn check_peers(&self, stuck: Option<Stuck>, attempt: impl Fn() -> Step) -> Result<Option<u64>> {
+    fn check_peers(
+        &self,
+        stuck: Option<Stuck>,
+        attempt: &mut impl FnMut() -> Step,
+    ) -> Result<Option<u64>> {
         let inner = &*self.inner;
         let other = self.side.other();
         let fd = self.lock_fd()?;
@@ -890,6 +986,10 @@ impl Drop for Endpoint {
 #[derive(Debug)]
 pub struct Sender {
     end: Endpoint,
+    /// SPSC: the position the next message takes.
+    next: u64,
+    /// SPSC: the receiver's `head` as last loaded.
+    head_seen: u64,
 }
 
 impl Sender {
@@ -901,11 +1001,30 @@ impl Sender {
         }
     }
 
-    fn loan_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<Loan<'_>>> {
+    /// Claims the position of a message of `len` bytes, waiting until
+    /// `deadline` (`None`: for ever).
+    fn claim_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<u64>> {
         if len > self.end.inner.geo.slot_size {
             return Err(self.too_large(len));
         }
-        Ok(self.end.claim(deadline)?.map(|pos| Loan {
+        // The attempt needs `self` mutably and the wait `self.end`: lend
+        // the attempt a copy of the SPSC cursor.
+        let end = &self.end;
+        let (next, mut seen) = (self.next, self.head_seen);
+        let inner = &*end.inner;
+        let pos = end.claim_with(deadline, || {
+            if inner.spsc() {
+                protocol::spsc::claim_send(next, &mut seen, &inner.header().head.value, inner)
+            } else {
+                inner.attempt(Side::Send, end.me)
+            }
+        })?;
+        self.head_seen = seen;
+        Ok(pos)
+    }
+
+    fn loan_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<Loan<'_>>> {
+        Ok(self.claim_until(len, deadline)?.map(|pos| Loan {
             tx: self,
             pos,
             len,
@@ -921,9 +1040,15 @@ impl Sender {
     /// [`Error::PeerGone`] when the ring is full and every receiver is
     /// gone; an OS error.
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
-        let object = self.end.inner.object.clone();
-        self.loan_until(len, None)?
-            .ok_or_else(|| Error::Io(io::Error::other(format!("{object}: wait ended early"))))
+        match self.claim_until(len, None)? {
+            Some(pos) => Ok(Loan {
+                tx: self,
+                pos,
+                len,
+                done: false,
+            }),
+            None => Err(ended_early(&self.end.inner.object)),
+        }
     }
 
     /// [`Sender::loan`] waiting at most until `deadline`; `Ok(None)` when
@@ -1015,20 +1140,19 @@ impl Loan<'_> {
     /// # Errors
     /// The range passes the end of the message.
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
-        let end = offset.checked_add(data.len());
-        if end.is_none_or(|e| e > self.len) {
-            return Err(Error::TooLarge {
-                object: self.tx.end.inner.object.clone(),
-                len: end.unwrap_or(usize::MAX),
-                max: self.len,
-            });
+        let inner = &*self.tx.end.inner;
+        // SAFETY: the payload holds `len <= slot_size` bytes inside the
+        // mapping; the slot is ours until the commit, and `data` is a
+        // separate buffer.
+        unsafe {
+            copy_in(
+                &inner.object,
+                inner.payload(self.pos),
+                self.len,
+                offset,
+                data,
+            )
         }
-        let dst = self.tx.end.inner.payload(self.pos).wrapping_add(offset);
-        // SAFETY: the range lies inside this slot's payload (checked
-        // above; len <= slot_size); the slot is ours until the commit, and
-        // `data` is a separate buffer.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
-        Ok(())
     }
 
     /// Copies a received message (from this channel or another) into the
@@ -1081,7 +1205,12 @@ impl Loan<'_> {
         let inner = &*self.tx.end.inner;
         let len = u32::try_from(self.len).unwrap_or(u32::MAX);
         inner.slot(self.pos).len.store(len, Ordering::Relaxed);
-        protocol::commit(inner, self.pos);
+        if inner.spsc() {
+            protocol::spsc::commit(&inner.header().tail.value, inner, self.pos);
+            self.tx.next = self.pos + 1;
+        } else {
+            protocol::commit(inner, self.pos);
+        }
         self.done = true;
         inner.wake(Side::Recv);
     }
@@ -1089,8 +1218,10 @@ impl Loan<'_> {
 
 impl Drop for Loan<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            let inner = &*self.tx.end.inner;
+        let inner = &*self.tx.end.inner;
+        // An SPSC loan claimed nothing in the ring: the next loan takes the
+        // same position.
+        if !self.done && !inner.spsc() {
             protocol::free(inner, self.pos);
             inner.wake(Side::Recv);
         }
@@ -1104,15 +1235,16 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Received<'_>>> {
+    /// Takes the next message, waiting until `deadline` (`None`: for
+    /// ever): its position and length.
+    fn take(&mut self, deadline: Option<Instant>) -> Result<Option<(u64, usize)>> {
         let Some(pos) = self.end.claim(deadline)? else {
             return Ok(None);
         };
         let inner = &*self.end.inner;
         let len = inner.slot(pos).len.load(Ordering::Relaxed) as usize;
         if len > inner.geo.slot_size {
-            protocol::free(inner, pos);
-            inner.wake(Side::Send);
+            inner.give_back(pos);
             return Err(Error::Corrupt {
                 object: inner.object.clone(),
                 why: format!(
@@ -1121,7 +1253,13 @@ impl Receiver {
                 ),
             });
         }
-        Ok(Some(Received { rx: self, pos, len }))
+        Ok(Some((pos, len)))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Received<'_>>> {
+        Ok(self
+            .take(deadline)?
+            .map(|(pos, len)| Received { rx: self, pos, len }))
     }
 
     /// Receives the next message by reference, waiting while the ring is
@@ -1132,9 +1270,10 @@ impl Receiver {
     /// [`Error::PeerGone`] when the ring is empty and every sender is gone;
     /// [`Error::Corrupt`] for a message longer than its slot; an OS error.
     pub fn recv(&mut self) -> Result<Received<'_>> {
-        let object = self.end.inner.object.clone();
-        self.recv_until(None)?
-            .ok_or_else(|| Error::Io(io::Error::other(format!("{object}: wait ended early"))))
+        match self.take(None)? {
+            Some((pos, len)) => Ok(Received { rx: self, pos, len }),
+            None => Err(ended_early(&self.end.inner.object)),
+        }
     }
 
     /// [`Receiver::recv`] waiting at most until `deadline`; `Ok(None)` when
@@ -1210,23 +1349,11 @@ impl Received<'_> {
     /// # Errors
     /// The range passes the end of the message.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
-        let end = offset.checked_add(buf.len());
-        if end.is_none_or(|e| e > self.len) {
-            return Err(Error::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "cannot read {} bytes at {offset} of a {}-byte message of {}",
-                    buf.len(),
-                    self.len,
-                    self.rx.end.inner.object
-                ),
-            )));
-        }
-        let src = self.as_ptr().wrapping_add(offset);
-        // SAFETY: the range lies inside this slot's payload (checked
-        // above; len <= slot_size); the slot is ours until the release.
-        unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
+        let object = &self.rx.end.inner.object;
+        // SAFETY: the payload holds `len <= slot_size` bytes inside the
+        // mapping (checked at receive time); the slot is ours until the
+        // release, and `buf` is a separate buffer.
+        unsafe { copy_out(object, "message", self.as_ptr(), self.len, offset, buf) }
     }
 
     /// The message as a new vector.
@@ -1267,8 +1394,6 @@ impl Received<'_> {
 
 impl Drop for Received<'_> {
     fn drop(&mut self) {
-        let inner = &*self.rx.end.inner;
-        protocol::free(inner, self.pos);
-        inner.wake(Side::Send);
+        self.rx.end.inner.give_back(self.pos);
     }
 }

@@ -7,7 +7,10 @@ use super::super::byte_protocol::{
     self as rule, ByteRing, DATA, RECORD_HEADER, kind_of, len_of, record_size,
 };
 use super::protocol::Step;
-use super::{Channel, Endpoint, Error, Flavor, HEADER_SIZE, Inner, Result, SLOT_HEADER, Side};
+use super::{
+    Channel, Endpoint, Error, Flavor, HEADER_SIZE, Inner, Result, SLOT_HEADER, Side, copy_in,
+    copy_out, ended_early,
+};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,11 +117,9 @@ impl ByteSender {
         rule::claim_send(&h.tail.value, &h.head.value, inner, len)
     }
 
-    fn loan_until(
-        &mut self,
-        len: usize,
-        deadline: Option<Instant>,
-    ) -> Result<Option<ByteLoan<'_>>> {
+    /// Claims room for a record of `len` bytes, waiting until `deadline`
+    /// (`None`: for ever).
+    fn claim_until(&self, len: usize, deadline: Option<Instant>) -> Result<Option<u64>> {
         if len > self.max_record() {
             return Err(Error::TooLarge {
                 object: self.end.inner.object.clone(),
@@ -126,7 +127,15 @@ impl ByteSender {
                 max: self.max_record(),
             });
         }
-        let pos = self.end.claim_with(deadline, || self.attempt(len))?;
+        self.end.claim_with(deadline, || self.attempt(len))
+    }
+
+    fn loan_until(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Option<ByteLoan<'_>>> {
+        let pos = self.claim_until(len, deadline)?;
         Ok(pos.map(|pos| ByteLoan { tx: self, pos, len }))
     }
 
@@ -138,9 +147,10 @@ impl ByteSender {
     /// ([`ByteSender::max_record`]); [`Error::PeerGone`] when the ring is
     /// full and the receiver is gone; an OS error.
     pub fn loan(&mut self, len: usize) -> Result<ByteLoan<'_>> {
-        let object = self.end.inner.object.clone();
-        self.loan_until(len, None)?
-            .ok_or_else(|| Error::Io(io::Error::other(format!("{object}: wait ended early"))))
+        match self.claim_until(len, None)? {
+            Some(pos) => Ok(ByteLoan { tx: self, pos, len }),
+            None => Err(ended_early(&self.end.inner.object)),
+        }
     }
 
     /// [`ByteSender::loan`] waiting at most until `deadline`; `Ok(None)`
@@ -222,20 +232,11 @@ impl ByteLoan<'_> {
     /// # Errors
     /// The range passes the end of the record.
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
-        let end = offset.checked_add(data.len());
-        if end.is_none_or(|e| e > self.len) {
-            return Err(Error::TooLarge {
-                object: self.tx.end.inner.object.clone(),
-                len: end.unwrap_or(usize::MAX),
-                max: self.len,
-            });
-        }
-        let dst = self.as_mut_ptr().wrapping_add(offset);
-        // SAFETY: the range lies inside this record's payload, which lies
-        // inside the ring (the loan found room for it before the end); the
-        // receiver does not read past `tail` until the commit.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
-        Ok(())
+        let base = self.as_mut_ptr();
+        // SAFETY: the record's `len` payload bytes lie inside the ring (the
+        // loan found room for them before the end); the receiver does not
+        // read past `tail` until the commit; `data` is a separate buffer.
+        unsafe { copy_in(&self.tx.end.inner.object, base, self.len, offset, data) }
     }
 
     /// The record's payload as a slice.
@@ -279,7 +280,9 @@ impl ByteReceiver {
         step
     }
 
-    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<ByteRecord<'_>>> {
+    /// Takes the next record, waiting until `deadline` (`None`: for
+    /// ever): its position and length.
+    fn take(&mut self, deadline: Option<Instant>) -> Result<Option<(u64, usize)>> {
         let Some(pos) = self.end.claim_with(deadline, || self.attempt())? else {
             return Ok(None);
         };
@@ -297,7 +300,13 @@ impl ByteReceiver {
                 "the record at ring offset {at} has header {word:#x}, not a record that fits"
             )));
         }
-        Ok(Some(ByteRecord { rx: self, pos, len }))
+        Ok(Some((pos, len)))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<ByteRecord<'_>>> {
+        Ok(self
+            .take(deadline)?
+            .map(|(pos, len)| ByteRecord { rx: self, pos, len }))
     }
 
     /// Receives the next record by reference, waiting while the ring is
@@ -309,9 +318,10 @@ impl ByteReceiver {
     /// [`Error::Corrupt`] for a record header that makes no sense; an OS
     /// error.
     pub fn recv(&mut self) -> Result<ByteRecord<'_>> {
-        let object = self.end.inner.object.clone();
-        self.recv_until(None)?
-            .ok_or_else(|| Error::Io(io::Error::other(format!("{object}: wait ended early"))))
+        match self.take(None)? {
+            Some((pos, len)) => Ok(ByteRecord { rx: self, pos, len }),
+            None => Err(ended_early(&self.end.inner.object)),
+        }
     }
 
     /// [`ByteReceiver::recv`] waiting at most until `deadline`; `Ok(None)`
@@ -375,24 +385,11 @@ impl ByteRecord<'_> {
     /// # Errors
     /// The range passes the end of the record.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
-        let end = offset.checked_add(buf.len());
-        if end.is_none_or(|e| e > self.len) {
-            return Err(Error::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "cannot read {} bytes at {offset} of a {}-byte record of {}",
-                    buf.len(),
-                    self.len,
-                    self.rx.end.inner.object
-                ),
-            )));
-        }
-        let src = self.as_ptr().wrapping_add(offset);
-        // SAFETY: the range lies inside the record, checked to fit in the
-        // ring at receive time; the sender does not write it before the
-        // release moves `head` past it.
-        unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
+        let object = &self.rx.end.inner.object;
+        // SAFETY: the record's `len` bytes lie inside the ring (checked at
+        // receive time); the sender does not write them before the release
+        // moves `head` past them; `buf` is a separate buffer.
+        unsafe { copy_out(object, "record", self.as_ptr(), self.len, offset, buf) }
     }
 
     /// The record as a new vector.
