@@ -81,21 +81,26 @@
 //! | 12 | 4 | flavour: 1 SPSC, 2 MPMC |
 //! | 16 | 4 | slot count `n` |
 //! | 20 | 4 | slot payload size in bytes |
-//! | 24 | 4 | stride: bytes from one slot to the next (64 + payload rounded up to 64) |
-//! | 28 | 4 | offset of slot 0 (`HEADER_SIZE`, 320) |
+//! | 24 | 4 | stride: bytes from one slot to the next (64 + payload, rounded up to 128) |
+//! | 28 | 4 | offset of slot 0 (`HEADER_SIZE`, 384) |
 //! | 32 | 8 | object size in bytes |
 //! | 40 | 4 | senders that ever attached |
 //! | 44 | 4 | receivers that ever attached |
-//! | 48 | 16 | zero |
-//! | 64 | 8 | `tail`: next position to send (MPMC: a hint), own cache line |
-//! | 128 | 8 | `head`: next position to receive (MPMC: a hint; SPSC: every position below it is released), own cache line |
+//! | 48 | 80 | zero |
+//! | 128 | 8 | `tail`: next position to send (MPMC: a hint), own cache line |
 //! | 192 | 4 | receivers' futex word (bumped to wake them) |
 //! | 196 | 4 | receivers asleep or about to be |
-//! | 256 | 4 | senders' futex word |
-//! | 260 | 4 | senders asleep or about to be |
-//! | 320 + i·stride | 8 | slot `i` state word `pos << 8 \| owner << 2 \| kind` (SPSC: only `FREE(i)` at creation and `FULL(pos)`) |
-//! | 328 + i·stride | 4 | slot `i` message length |
-//! | 384 + i·stride | payload | slot `i` message bytes |
+//! | 256 | 8 | `head`: next position to receive (MPMC: a hint; SPSC: every position below it is released), own cache line |
+//! | 320 | 4 | senders' futex word |
+//! | 324 | 4 | senders asleep or about to be |
+//! | 384 + i·stride | 8 | slot `i` state word `pos << 8 \| owner << 2 \| kind` (SPSC: only `FREE(i)` at creation and `FULL(pos)`) |
+//! | 392 + i·stride | 4 | slot `i` message length |
+//! | 448 + i·stride | payload | slot `i` message bytes |
+//!
+//! Everything is laid out in 128-byte pairs of cache lines, the unit in
+//! which Intel cores prefetch: `tail` shares its pair only with the
+//! receivers' waiter count (both read by senders), `head` only with the
+//! senders', and a slot's header and first payload line form one pair.
 //!
 //! ## Byte ring ([`Flavor::Bytes`])
 //!
@@ -103,7 +108,7 @@
 //! capacity `c`, a multiple of 64); `tail` and `head` count bytes ever
 //! written and released (the ring offset is the count modulo `c`); slot 0's
 //! 64-byte header is unused (zero), so the ring occupies bytes
-//! `384 .. 384 + c`. Records are 8-byte aligned and never straddle the end:
+//! `448 .. 448 + c`. Records are 8-byte aligned and never straddle the end:
 //!
 //! | offset in record | size | field |
 //! |---|---|---|
