@@ -242,7 +242,7 @@ impl Inner {
         let w = self.waiters(side);
         // Pairs with the sleeper's fence between announcing itself and
         // looking at the ring: either it sees our change, or we see it.
-        fence(Ordering::SeqCst);
+        full_fence();
         if w.sleepers.load(Ordering::Relaxed) > 0 {
             w.seq.fetch_add(1, Ordering::Release);
             sys::wake_all(&w.seq);
@@ -291,6 +291,26 @@ impl Inner {
     fn os(&self, action: &str, err: io::Error) -> Error {
         Error::Io(error::os(action, &self.object, err))
     }
+}
+
+/// A sequentially consistent fence, as cheap as the platform allows: on
+/// x86-64 a locked no-op on the stack, as Linux's `smp_mb`. An `mfence`
+/// also waits for earlier loads and costs tens of nanoseconds more, on
+/// the path of every message.
+#[inline]
+fn full_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `lock or` of zero into the word at the stack pointer changes
+    // no memory and no register but the flags (which the asm does not
+    // promise to keep). A locked instruction is a full barrier on x86
+    // (Intel SDM vol. 3A, 9.2.2 "Memory Ordering in P6 and More Recent
+    // Processor Families"), and an asm block that may touch memory is one
+    // for the compiler too.
+    unsafe {
+        std::arch::asm!("lock or dword ptr [rsp], 0", options(nostack));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    fence(Ordering::SeqCst);
 }
 
 /// Asks for the cache line at `p` (a hint: no fault, no effect on what

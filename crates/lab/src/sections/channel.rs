@@ -143,7 +143,7 @@ fn connect(kind: Kind, stream: bool, size: usize) -> Result<Link> {
     let mut objects = Vec::new();
     let ends = match kind {
         Kind::Floor => {
-            let region = shm::create(&a, 128).map_err(fail)?;
+            let region = shm::create(&a, 256).map_err(fail)?;
             objects.push(Unlink(a.clone()));
             Ends::Floor { region, seq: 0 }
         }
@@ -200,9 +200,11 @@ fn spin_until(word: &AtomicU64, want: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// The ping and pong words of the floor, on separate cache lines.
+/// The ping and pong words of the floor, 128 bytes apart: on separate
+/// cache lines and separate pairs of lines (Intel cores prefetch lines in
+/// aligned pairs, which would otherwise pull the other side's word along).
 fn floor_words(region: &Region) -> io::Result<(&AtomicU64, &AtomicU64)> {
-    Ok((region.atomic_u64(0)?, region.atomic_u64(64)?))
+    Ok((region.atomic_u64(0)?, region.atomic_u64(128)?))
 }
 
 impl Ends {
