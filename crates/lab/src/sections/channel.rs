@@ -45,8 +45,8 @@ const FLOOR: &str = "spin floor (2 atomics)";
 const SPIN: &str = "memio channel, spin";
 const BLOCKING: &str = "memio channel, blocking";
 const ICEORYX2: &str = "iceoryx2 publish-subscribe";
-/// Slots per channel.
-const SLOTS: usize = 4;
+/// Slots per channel (the library default).
+const SLOTS: usize = 8;
 /// Attempts before sleeping: spin mode keeps looking for a few hundred
 /// microseconds, blocking mode for the library's default (some 12–20 µs).
 const SPIN_ATTEMPTS: u32 = 20_000;
