@@ -752,3 +752,105 @@ fn a_byte_ring_with_garbage_indices_is_reported_not_trusted() {
     region.write_at(256, &10_000u64.to_ne_bytes()).unwrap();
     assert!(!tx.try_send(b"x").unwrap());
 }
+
+/// One step of a sender's script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// `send`: waits for room.
+    Send(Vec<u8>),
+    /// `try_send` until it succeeds.
+    TrySend(Vec<u8>),
+    /// A loan written and dropped without a commit: never delivered.
+    Abandon(usize),
+}
+
+/// A small deterministic generator, so that both processes derive the
+/// same script from one seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The sender's script for `seed`: 60 steps, messages of 0–24 bytes.
+fn script(seed: u64) -> Vec<Step> {
+    let mut rng = Rng(seed | 1);
+    (0..60)
+        .map(|i| {
+            let len = usize::try_from(rng.below(25)).unwrap();
+            let msg: Vec<u8> = (0..len).map(|j| (i * 7 + j) as u8).collect();
+            match rng.below(4) {
+                0 => Step::TrySend(msg),
+                1 => Step::Abandon(len),
+                _ => Step::Send(msg),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_ring_matches_a_queue_model_across_processes() {
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut tx = ch.sender().unwrap();
+        for step in script(arg("SEED").parse().unwrap()) {
+            match step {
+                Step::Send(m) => tx.send(&m).unwrap(),
+                Step::TrySend(m) => while !tx.try_send(&m).unwrap() {},
+                Step::Abandon(len) => {
+                    let mut loan = tx.loan(len).unwrap();
+                    loan.write_at(0, &vec![0xee; len]).unwrap();
+                }
+            }
+        }
+        return;
+    }
+    proptest!(ProptestConfig::with_cases(12), |(seed in any::<u64>(), slots in 1usize..5, mpmc in any::<bool>())| {
+        let name = unique("model-xp");
+        let flavor = if mpmc { Flavor::Mpmc } else { Flavor::Spsc };
+        let ch = ChannelOptions::new().flavor(flavor).slots(slots).slot_size(24).create(&name).unwrap();
+        let _g = Guard::PosixShm(name.clone());
+        let mut rx = ch.receiver().unwrap();
+        let peer = spawn_peer(
+            "the_ring_matches_a_queue_model_across_processes",
+            "sender",
+            &[("NAME", name), ("SEED", seed.to_string())],
+        );
+        // The model: the committed messages, in order.
+        let mut model: VecDeque<Vec<u8>> = script(seed)
+            .into_iter()
+            .filter_map(|s| match s {
+                Step::Send(m) | Step::TrySend(m) => Some(m),
+                Step::Abandon(_) => None,
+            })
+            .collect();
+        let mut rng = Rng(seed.rotate_left(17) | 1);
+        while let Some(want) = model.front() {
+            let got = match rng.below(3) {
+                0 => rx.try_recv().unwrap().map(|m| m.to_vec()),
+                1 => rx
+                    .recv_deadline(Instant::now() + Duration::from_millis(2))
+                    .unwrap()
+                    .map(|m| m.to_vec()),
+                _ => Some(rx.recv().unwrap().to_vec()),
+            };
+            if let Some(got) = got {
+                prop_assert_eq!(&got, want);
+                model.pop_front();
+            }
+        }
+        join(peer);
+        // Nothing more: no abandoned loan, no duplicate, and the sender is
+        // gone.
+        let gone = matches!(rx.recv(), Err(Error::PeerGone { peer: "sender", .. }));
+        prop_assert!(gone, "the ring must be empty and the sender gone");
+    });
+}
