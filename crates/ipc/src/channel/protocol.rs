@@ -233,7 +233,8 @@ pub fn initial(index: u64) -> u64 {
 /// - `tail` is written by the sender alone, after each commit: where the
 ///   next sender starts ([`resume`]). A sender that died between its commit
 ///   and that store leaves `tail` one behind a `FULL` slot, which
-///   [`resume`] steps over.
+///   [`resume`] steps over (and moves `tail` past, so that deaths in a
+///   row never leave it more than one behind).
 /// - A receiver that dies holding a message has not moved `head`, so the
 ///   next receiver gets that message again: a message is lost only with
 ///   the ring itself.
@@ -284,15 +285,24 @@ pub mod spsc {
     }
 
     /// Where a sender attaching to the ring starts: `tail`, or past a
-    /// commit whose sender died before it moved `tail`.
+    /// commit whose sender died before it moved `tail`. The caller must be
+    /// the one sender: `tail` is brought up to date here, so that a sender
+    /// dying in the same place next time leaves `tail` one step behind
+    /// again, never more (after `n` such deaths in a row the slot of
+    /// `tail` would hold a later position, and a sender resuming there
+    /// would rewrite a slot the receiver may be reading).
     pub fn resume(tail: &AtomicU64, slots: &impl Slots) -> u64 {
-        let mut t = tail.load(Ordering::Acquire);
+        let start = tail.load(Ordering::Acquire);
+        let mut t = start;
         // At most one step in a sound ring; bounded for a damaged one.
         for _ in 0..slots.count() {
             if slots.state(t).load(Ordering::Acquire) != word(t, FULL, 0) {
                 break;
             }
             t += 1;
+        }
+        if t != start {
+            tail.store(t, Ordering::Release);
         }
         t
     }
@@ -419,6 +429,30 @@ mod tests {
         );
         assert_eq!(spsc::claim_recv(&head, &slots), Step::Wait(None));
         assert_eq!(spsc::resume(&tail, &slots), 1);
+    }
+
+    #[test]
+    fn spsc_resume_after_senders_dying_in_a_row_never_rewrites_a_delivered_position() {
+        // One slot. Sender A commits 0 and dies before moving `tail`;
+        // sender B resumes at 1, the receiver releases 0, B commits 1 and
+        // dies before moving `tail` too. The receiver now holds 1.
+        let (tail, head, slots) = ring(1);
+        slots.state(0).store(word(0, FULL, 0), Ordering::Release);
+        let b = spsc::resume(&tail, &slots);
+        assert_eq!(b, 1);
+        assert_eq!(spsc::claim_recv(&head, &slots), Step::Claimed(0));
+        spsc::release(&head, 0);
+        let mut seen = head.load(Ordering::Acquire);
+        assert_eq!(
+            spsc::claim_send(b, &mut seen, &head, &slots),
+            Step::Claimed(1)
+        );
+        slots.state(1).store(word(1, FULL, 0), Ordering::Release);
+        assert_eq!(spsc::claim_recv(&head, &slots), Step::Claimed(1));
+        // Sender C must not start at a position already committed (that
+        // slot is the one the receiver is reading).
+        let c = spsc::resume(&tail, &slots);
+        assert_eq!(c, 2, "resumed at a position already committed");
     }
 
     #[test]

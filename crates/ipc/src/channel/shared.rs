@@ -889,8 +889,13 @@ impl Channel {
         self.check_slots()?;
         let (lock, me) = self.attach(Side::Send)?;
         let inner = &*self.inner;
-        // Holding the one sender lock: no other sender moves `tail` now.
-        let next = protocol::spsc::resume(&inner.header().tail.value, inner);
+        // SPSC, holding the one sender lock: no other sender moves `tail`
+        // now. (An MPMC sender keeps no cursor.)
+        let next = if inner.spsc() {
+            protocol::spsc::resume(&inner.header().tail.value, inner)
+        } else {
+            0
+        };
         Ok(Sender {
             end: Endpoint::new(&self.inner, lock, me, Side::Send),
             next,
