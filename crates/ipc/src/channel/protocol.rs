@@ -133,14 +133,20 @@ pub fn claim_send(tail: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
                 )
                 .is_ok()
             {
-                let _ = tail.compare_exchange(t, t + 1, Ordering::Release, Ordering::Relaxed);
+                let _ = tail.compare_exchange(
+                    t,
+                    t.wrapping_add(1),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
                 return Step::Claimed(t);
             }
             continue;
         }
         if pos_of(seen) >= t {
             // Someone claimed `t` (or it is long gone): the hint lags.
-            let _ = tail.compare_exchange(t, t + 1, Ordering::Release, Ordering::Relaxed);
+            let _ =
+                tail.compare_exchange(t, t.wrapping_add(1), Ordering::Release, Ordering::Relaxed);
             continue;
         }
         // The slot still holds position `t - n`: the ring is full.
@@ -165,7 +171,12 @@ pub fn claim_recv(head: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
                 )
                 .is_ok()
             {
-                let _ = head.compare_exchange(h, h + 1, Ordering::Release, Ordering::Relaxed);
+                let _ = head.compare_exchange(
+                    h,
+                    h.wrapping_add(1),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
                 return Step::Claimed(h);
             }
             continue;
@@ -173,7 +184,8 @@ pub fn claim_recv(head: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
         let pos = pos_of(seen);
         if pos > h || (pos == h && kind_of(seen) == READING) {
             // Taken by another receiver, or dropped: the hint lags.
-            let _ = head.compare_exchange(h, h + 1, Ordering::Release, Ordering::Relaxed);
+            let _ =
+                head.compare_exchange(h, h.wrapping_add(1), Ordering::Release, Ordering::Relaxed);
             continue;
         }
         let stuck = (pos == h && kind_of(seen) == WRITING).then_some(Stuck { word: seen });
@@ -191,9 +203,10 @@ pub fn commit(slots: &impl Slots, pos: u64) {
 /// Hands the slot of `pos` to the next lap: a receiver's release, or a
 /// sender dropping a loan it did not commit.
 pub fn free(slots: &impl Slots, pos: u64) {
-    slots
-        .state(pos)
-        .store(word(pos + slots.count(), FREE, 0), Ordering::Release);
+    slots.state(pos).store(
+        word(pos.wrapping_add(slots.count()), FREE, 0),
+        Ordering::Release,
+    );
 }
 
 /// Frees a slot whose owner died, if it still holds what `stuck` saw;
@@ -204,7 +217,7 @@ pub fn recover(slots: &impl Slots, stuck: Stuck) -> bool {
         .state(pos)
         .compare_exchange(
             stuck.word,
-            word(pos + slots.count(), FREE, 0),
+            word(pos.wrapping_add(slots.count()), FREE, 0),
             Ordering::AcqRel,
             Ordering::Relaxed,
         )
@@ -266,7 +279,7 @@ pub mod spsc {
         slots
             .state(pos)
             .store(word(pos, FULL, 0), Ordering::Release);
-        tail.store(pos + 1, Ordering::Release);
+        tail.store(pos.wrapping_add(1), Ordering::Release);
     }
 
     /// The message at `head`, if it is committed.
@@ -281,7 +294,7 @@ pub mod spsc {
 
     /// Gives position `pos` back to the sender.
     pub fn release(head: &AtomicU64, pos: u64) {
-        head.store(pos + 1, Ordering::Release);
+        head.store(pos.wrapping_add(1), Ordering::Release);
     }
 
     /// Where a sender attaching to the ring starts: `tail`, or past a
@@ -299,7 +312,7 @@ pub mod spsc {
             if slots.state(t).load(Ordering::Acquire) != word(t, FULL, 0) {
                 break;
             }
-            t += 1;
+            t = t.wrapping_add(1);
         }
         if t != start {
             tail.store(t, Ordering::Release);
