@@ -503,6 +503,45 @@ fn indices_near_the_end_of_u64_written_by_another_process_never_panic() {
     let _ = tx.try_send(b"z");
 }
 
+#[test]
+fn spsc_indices_moved_by_another_process_are_reported_not_waited_on() {
+    let name = unique("moved");
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+    for i in 0..6u8 {
+        tx.send(&[i]).unwrap();
+        assert_eq!(rx.recv().unwrap().to_vec(), [i]);
+    }
+    let mut region = shm::open(&name).unwrap();
+    // `head` set back to 0 with `tail` at 6: position 0 will never be
+    // committed again, so a blocking receive would wait for ever with the
+    // sender alive.
+    region.write_at(HEAD, &0u64.to_ne_bytes()).unwrap();
+    let start = Instant::now();
+    let got = rx
+        .recv_deadline(start + Duration::from_secs(2))
+        .map(|m| m.map(|r| r.to_vec()));
+    assert!(matches!(got, Err(Error::Corrupt { .. })), "{got:?}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    // The sender, `n` past that head, would wait for ever too.
+    while tx.try_send(b"s").unwrap() {}
+    let start = Instant::now();
+    let sent = tx.send_deadline(b"s", start + Duration::from_secs(2));
+    assert!(matches!(sent, Err(Error::Corrupt { .. })), "{sent:?}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    // `head` far past `tail`: nothing there will ever be committed.
+    region.write_at(HEAD, &1000u64.to_ne_bytes()).unwrap();
+    let got = rx
+        .recv_deadline(Instant::now() + Duration::from_secs(2))
+        .map(|m| m.map(|r| r.to_vec()));
+    assert!(matches!(got, Err(Error::Corrupt { .. })), "{got:?}");
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Send(Vec<u8>),

@@ -319,6 +319,24 @@ pub mod spsc {
         }
         t
     }
+
+    /// Whether `head`, `tail` and the slot of `head` are what a sound ring
+    /// can show to its waiting sender or receiver: `head <= tail + 1` (a
+    /// dead sender may leave `tail` one behind its last commit), `tail <=
+    /// head + n`, and every position below `tail` committed. When not,
+    /// another process wrote them, and waiting would be for ever: the
+    /// receiver waits for a position that will never be committed, or the
+    /// sender for a `head` that will never come.
+    pub fn consistent(tail: &AtomicU64, head: &AtomicU64, slots: &impl Slots) -> bool {
+        let h = head.load(Ordering::Acquire);
+        let t = tail.load(Ordering::Acquire);
+        if h > t.saturating_add(1) || t > h.saturating_add(slots.count()) {
+            return false;
+        }
+        // `FULL(h)` was stored before `tail` passed `h`, and the sender
+        // cannot store a later position there before `head` passes `h`.
+        t <= h || slots.state(h).load(Ordering::Acquire) == word(h, FULL, 0)
+    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -1011,6 +1011,18 @@ impl Endpoint {
         let other = self.side.other();
         let fd = self.lock_fd()?;
         let os = |e| inner.os("examine the locks of", e);
+        let h = inner.header();
+        if inner.spsc() && !protocol::spsc::consistent(&h.tail.value, &h.head.value, inner) {
+            return Err(Error::Corrupt {
+                object: inner.object.clone(),
+                why: format!(
+                    "its head ({}) and tail ({}) are no state of a ring of {} slots",
+                    h.head.value.load(Ordering::Relaxed),
+                    h.tail.value.load(Ordering::Relaxed),
+                    inner.geo.slots
+                ),
+            });
+        }
         if let Some(stuck) = stuck {
             let byte = other.first_byte() + i64::from(stuck.owner());
             if !sys::held_by_others(fd, byte, 1).map_err(os)? && protocol::recover(inner, stuck) {
@@ -1102,7 +1114,8 @@ impl Sender {
     /// # Errors
     /// [`Error::TooLarge`] when `len` exceeds the slot size;
     /// [`Error::PeerGone`] when the ring is full and every receiver is
-    /// gone; an OS error.
+    /// gone; [`Error::Corrupt`] when, waiting, it finds indices no sound
+    /// SPSC ring has (another process wrote them); an OS error.
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
         match self.claim_until(len, None)? {
             Some(pos) => Ok(Loan {
@@ -1332,7 +1345,8 @@ impl Receiver {
     ///
     /// # Errors
     /// [`Error::PeerGone`] when the ring is empty and every sender is gone;
-    /// [`Error::Corrupt`] for a message longer than its slot; an OS error.
+    /// [`Error::Corrupt`] for a message longer than its slot, or when,
+    /// waiting, it finds indices no sound SPSC ring has; an OS error.
     pub fn recv(&mut self) -> Result<Received<'_>> {
         match self.take(None)? {
             Some((pos, len)) => Ok(Received { rx: self, pos, len }),
