@@ -542,6 +542,40 @@ fn spsc_indices_moved_by_another_process_are_reported_not_waited_on() {
     assert!(matches!(got, Err(Error::Corrupt { .. })), "{got:?}");
 }
 
+#[test]
+fn a_commit_forged_over_a_loan_does_not_make_a_relay_copy_overlap() {
+    // Run apart: a violated `copy_nonoverlapping` precondition aborts the
+    // whole process in a debug build.
+    if role().is_none() {
+        join(spawn_peer(
+            "a_commit_forged_over_a_loan_does_not_make_a_relay_copy_overlap",
+            "forger",
+            &[],
+        ));
+        return;
+    }
+    let name = unique("forged");
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+    let mut loan = tx.loan(8).unwrap();
+    loan.write_at(0, b"loanloan").unwrap();
+    // Another process marks the loaned slot committed: the receiver takes
+    // the very bytes the loan is writing.
+    let mut region = shm::open(&name).unwrap();
+    region.write_at(len_at(0), &8u32.to_ne_bytes()).unwrap();
+    region
+        .write_at(state_at(0), &word(0, 2).to_ne_bytes())
+        .unwrap();
+    let msg = rx.try_recv().unwrap().expect("the forged commit");
+    loan.copy_from(&msg).unwrap();
+    assert_eq!(msg.to_vec(), b"loanloan");
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Send(Vec<u8>),

@@ -1248,10 +1248,12 @@ impl Loan<'_> {
         }
         let dst = self.as_mut_ptr();
         // SAFETY: `msg.len() <= self.len <= slot_size` bytes at the start of
-        // each payload, both inside their mappings; the two slots are
-        // distinct (one is loaned for writing, the other held for reading,
-        // and a slot is never both) and owned by their holders.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) };
+        // each payload, both inside their mappings. The protocol never
+        // gives one slot to a loan and a receiver at once, but state words
+        // written by another process can, so the two ranges may be the
+        // same: `copy` (a memmove) allows that, `copy_nonoverlapping`
+        // would not.
+        unsafe { std::ptr::copy(msg.as_ptr(), dst, msg.len()) };
         Ok(())
     }
 
