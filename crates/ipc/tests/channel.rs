@@ -436,6 +436,146 @@ fn deadlines_return_without_a_message_or_room() {
     );
 }
 
+/// Offsets of the layout table: `tail`, `head`, and the state word and
+/// length of slot `i` of a ring of 8-byte slots (a 128-byte stride).
+const TAIL: usize = 128;
+const HEAD: usize = 256;
+fn state_at(i: usize) -> usize {
+    384 + i * 128
+}
+fn len_at(i: usize) -> usize {
+    state_at(i) + 8
+}
+
+/// A `FULL` or `FREE` state word for position `pos`, as the protocol
+/// writes it.
+fn word(pos: u64, kind: u64) -> u64 {
+    (pos << 8) | kind
+}
+
+#[test]
+fn indices_near_the_end_of_u64_written_by_another_process_never_panic() {
+    // SPSC: a head at u64::MAX over a slot that says FULL(u64::MAX), and a
+    // tail there too. Wrong data is acceptable; a panic (overflow in a
+    // release or in a new sender's resume) is not.
+    let name = unique("overflow-spsc");
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut rx = ch.receiver().unwrap();
+    let mut region = shm::open(&name).unwrap();
+    region.write_at(HEAD, &u64::MAX.to_ne_bytes()).unwrap();
+    region.write_at(TAIL, &u64::MAX.to_ne_bytes()).unwrap();
+    region
+        .write_at(state_at(3), &word(u64::MAX, 2).to_ne_bytes())
+        .unwrap();
+    region.write_at(len_at(3), &1u32.to_ne_bytes()).unwrap();
+    if let Some(msg) = rx.try_recv().unwrap() {
+        msg.release();
+    }
+    let mut tx = ch.sender().unwrap();
+    let _ = tx.try_send(b"x");
+    let _ = rx.try_recv().map(|m| m.map(|m| m.to_vec()));
+
+    // MPMC: the same at the claims' compare-and-swaps and the release.
+    let name = unique("overflow-mpmc");
+    let ch = ChannelOptions::new()
+        .flavor(Flavor::Mpmc)
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g2 = Guard::PosixShm(name.clone());
+    let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+    let mut region = shm::open(&name).unwrap();
+    region.write_at(HEAD, &u64::MAX.to_ne_bytes()).unwrap();
+    region.write_at(TAIL, &u64::MAX.to_ne_bytes()).unwrap();
+    region
+        .write_at(state_at(3), &word(u64::MAX, 0).to_ne_bytes())
+        .unwrap();
+    let _ = tx.try_send(b"y");
+    if let Ok(Some(msg)) = rx.try_recv() {
+        msg.release();
+    }
+    let _ = tx.try_send(b"z");
+}
+
+#[test]
+fn spsc_indices_moved_by_another_process_are_reported_not_waited_on() {
+    let name = unique("moved");
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+    for i in 0..6u8 {
+        tx.send(&[i]).unwrap();
+        assert_eq!(rx.recv().unwrap().to_vec(), [i]);
+    }
+    let mut region = shm::open(&name).unwrap();
+    // `head` set back to 0 with `tail` at 6: position 0 will never be
+    // committed again, so a blocking receive would wait for ever with the
+    // sender alive.
+    region.write_at(HEAD, &0u64.to_ne_bytes()).unwrap();
+    let start = Instant::now();
+    let got = rx
+        .recv_deadline(start + Duration::from_secs(2))
+        .map(|m| m.map(|r| r.to_vec()));
+    assert!(matches!(got, Err(Error::Corrupt { .. })), "{got:?}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    // The sender, `n` past that head, would wait for ever too.
+    while tx.try_send(b"s").unwrap() {}
+    let start = Instant::now();
+    let sent = tx.send_deadline(b"s", start + Duration::from_secs(2));
+    assert!(matches!(sent, Err(Error::Corrupt { .. })), "{sent:?}");
+    assert!(start.elapsed() < Duration::from_secs(1));
+    // `head` far past `tail`: nothing there will ever be committed.
+    region.write_at(HEAD, &1000u64.to_ne_bytes()).unwrap();
+    let got = rx
+        .recv_deadline(Instant::now() + Duration::from_secs(2))
+        .map(|m| m.map(|r| r.to_vec()));
+    assert!(matches!(got, Err(Error::Corrupt { .. })), "{got:?}");
+}
+
+#[test]
+fn a_commit_forged_over_a_loan_does_not_make_a_relay_copy_overlap() {
+    // Run apart: a violated `copy_nonoverlapping` precondition aborts the
+    // whole process in a debug build.
+    if role().is_none() {
+        join(spawn_peer(
+            "a_commit_forged_over_a_loan_does_not_make_a_relay_copy_overlap",
+            "forger",
+            &[],
+        ));
+        return;
+    }
+    let name = unique("forged");
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+    let mut loan = tx.loan(8).unwrap();
+    loan.write_at(0, b"loanloan").unwrap();
+    // Another process marks the loaned slot committed: the receiver takes
+    // the very bytes the loan is writing.
+    let mut region = shm::open(&name).unwrap();
+    region.write_at(len_at(0), &8u32.to_ne_bytes()).unwrap();
+    region
+        .write_at(state_at(0), &word(0, 2).to_ne_bytes())
+        .unwrap();
+    let msg = rx.try_recv().unwrap().expect("the forged commit");
+    loan.copy_from(&msg).unwrap();
+    assert_eq!(msg.to_vec(), b"loanloan");
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Send(Vec<u8>),

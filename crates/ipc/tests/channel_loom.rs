@@ -182,6 +182,8 @@ impl Ring {
                     next = pos + 1;
                     break;
                 }
+                // A waiting sender never finds a sound ring inconsistent.
+                assert!(spsc::consistent(&self.tail, &self.head, self));
                 thread::yield_now();
             }
         }
@@ -197,6 +199,8 @@ impl Ring {
                 spsc::release(&self.head, pos);
                 return v;
             }
+            // Nor does a waiting receiver.
+            assert!(spsc::consistent(&self.tail, &self.head, self));
             thread::yield_now();
         }
     }

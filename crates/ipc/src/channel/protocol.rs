@@ -133,14 +133,20 @@ pub fn claim_send(tail: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
                 )
                 .is_ok()
             {
-                let _ = tail.compare_exchange(t, t + 1, Ordering::Release, Ordering::Relaxed);
+                let _ = tail.compare_exchange(
+                    t,
+                    t.wrapping_add(1),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
                 return Step::Claimed(t);
             }
             continue;
         }
         if pos_of(seen) >= t {
             // Someone claimed `t` (or it is long gone): the hint lags.
-            let _ = tail.compare_exchange(t, t + 1, Ordering::Release, Ordering::Relaxed);
+            let _ =
+                tail.compare_exchange(t, t.wrapping_add(1), Ordering::Release, Ordering::Relaxed);
             continue;
         }
         // The slot still holds position `t - n`: the ring is full.
@@ -165,7 +171,12 @@ pub fn claim_recv(head: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
                 )
                 .is_ok()
             {
-                let _ = head.compare_exchange(h, h + 1, Ordering::Release, Ordering::Relaxed);
+                let _ = head.compare_exchange(
+                    h,
+                    h.wrapping_add(1),
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                );
                 return Step::Claimed(h);
             }
             continue;
@@ -173,7 +184,8 @@ pub fn claim_recv(head: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
         let pos = pos_of(seen);
         if pos > h || (pos == h && kind_of(seen) == READING) {
             // Taken by another receiver, or dropped: the hint lags.
-            let _ = head.compare_exchange(h, h + 1, Ordering::Release, Ordering::Relaxed);
+            let _ =
+                head.compare_exchange(h, h.wrapping_add(1), Ordering::Release, Ordering::Relaxed);
             continue;
         }
         let stuck = (pos == h && kind_of(seen) == WRITING).then_some(Stuck { word: seen });
@@ -191,9 +203,10 @@ pub fn commit(slots: &impl Slots, pos: u64) {
 /// Hands the slot of `pos` to the next lap: a receiver's release, or a
 /// sender dropping a loan it did not commit.
 pub fn free(slots: &impl Slots, pos: u64) {
-    slots
-        .state(pos)
-        .store(word(pos + slots.count(), FREE, 0), Ordering::Release);
+    slots.state(pos).store(
+        word(pos.wrapping_add(slots.count()), FREE, 0),
+        Ordering::Release,
+    );
 }
 
 /// Frees a slot whose owner died, if it still holds what `stuck` saw;
@@ -204,7 +217,7 @@ pub fn recover(slots: &impl Slots, stuck: Stuck) -> bool {
         .state(pos)
         .compare_exchange(
             stuck.word,
-            word(pos + slots.count(), FREE, 0),
+            word(pos.wrapping_add(slots.count()), FREE, 0),
             Ordering::AcqRel,
             Ordering::Relaxed,
         )
@@ -233,7 +246,8 @@ pub fn initial(index: u64) -> u64 {
 /// - `tail` is written by the sender alone, after each commit: where the
 ///   next sender starts ([`resume`]). A sender that died between its commit
 ///   and that store leaves `tail` one behind a `FULL` slot, which
-///   [`resume`] steps over.
+///   [`resume`] steps over (and moves `tail` past, so that deaths in a
+///   row never leave it more than one behind).
 /// - A receiver that dies holding a message has not moved `head`, so the
 ///   next receiver gets that message again: a message is lost only with
 ///   the ring itself.
@@ -265,7 +279,7 @@ pub mod spsc {
         slots
             .state(pos)
             .store(word(pos, FULL, 0), Ordering::Release);
-        tail.store(pos + 1, Ordering::Release);
+        tail.store(pos.wrapping_add(1), Ordering::Release);
     }
 
     /// The message at `head`, if it is committed.
@@ -280,21 +294,48 @@ pub mod spsc {
 
     /// Gives position `pos` back to the sender.
     pub fn release(head: &AtomicU64, pos: u64) {
-        head.store(pos + 1, Ordering::Release);
+        head.store(pos.wrapping_add(1), Ordering::Release);
     }
 
     /// Where a sender attaching to the ring starts: `tail`, or past a
-    /// commit whose sender died before it moved `tail`.
+    /// commit whose sender died before it moved `tail`. The caller must be
+    /// the one sender: `tail` is brought up to date here, so that a sender
+    /// dying in the same place next time leaves `tail` one step behind
+    /// again, never more (after `n` such deaths in a row the slot of
+    /// `tail` would hold a later position, and a sender resuming there
+    /// would rewrite a slot the receiver may be reading).
     pub fn resume(tail: &AtomicU64, slots: &impl Slots) -> u64 {
-        let mut t = tail.load(Ordering::Acquire);
+        let start = tail.load(Ordering::Acquire);
+        let mut t = start;
         // At most one step in a sound ring; bounded for a damaged one.
         for _ in 0..slots.count() {
             if slots.state(t).load(Ordering::Acquire) != word(t, FULL, 0) {
                 break;
             }
-            t += 1;
+            t = t.wrapping_add(1);
+        }
+        if t != start {
+            tail.store(t, Ordering::Release);
         }
         t
+    }
+
+    /// Whether `head`, `tail` and the slot of `head` are what a sound ring
+    /// can show to its waiting sender or receiver: `head <= tail + 1` (a
+    /// dead sender may leave `tail` one behind its last commit), `tail <=
+    /// head + n`, and every position below `tail` committed. When not,
+    /// another process wrote them, and waiting would be for ever: the
+    /// receiver waits for a position that will never be committed, or the
+    /// sender for a `head` that will never come.
+    pub fn consistent(tail: &AtomicU64, head: &AtomicU64, slots: &impl Slots) -> bool {
+        let h = head.load(Ordering::Acquire);
+        let t = tail.load(Ordering::Acquire);
+        if h > t.saturating_add(1) || t > h.saturating_add(slots.count()) {
+            return false;
+        }
+        // `FULL(h)` was stored before `tail` passed `h`, and the sender
+        // cannot store a later position there before `head` passes `h`.
+        t <= h || slots.state(h).load(Ordering::Acquire) == word(h, FULL, 0)
     }
 }
 
@@ -419,6 +460,30 @@ mod tests {
         );
         assert_eq!(spsc::claim_recv(&head, &slots), Step::Wait(None));
         assert_eq!(spsc::resume(&tail, &slots), 1);
+    }
+
+    #[test]
+    fn spsc_resume_after_senders_dying_in_a_row_never_rewrites_a_delivered_position() {
+        // One slot. Sender A commits 0 and dies before moving `tail`;
+        // sender B resumes at 1, the receiver releases 0, B commits 1 and
+        // dies before moving `tail` too. The receiver now holds 1.
+        let (tail, head, slots) = ring(1);
+        slots.state(0).store(word(0, FULL, 0), Ordering::Release);
+        let b = spsc::resume(&tail, &slots);
+        assert_eq!(b, 1);
+        assert_eq!(spsc::claim_recv(&head, &slots), Step::Claimed(0));
+        spsc::release(&head, 0);
+        let mut seen = head.load(Ordering::Acquire);
+        assert_eq!(
+            spsc::claim_send(b, &mut seen, &head, &slots),
+            Step::Claimed(1)
+        );
+        slots.state(1).store(word(1, FULL, 0), Ordering::Release);
+        assert_eq!(spsc::claim_recv(&head, &slots), Step::Claimed(1));
+        // Sender C must not start at a position already committed (that
+        // slot is the one the receiver is reading).
+        let c = spsc::resume(&tail, &slots);
+        assert_eq!(c, 2, "resumed at a position already committed");
     }
 
     #[test]

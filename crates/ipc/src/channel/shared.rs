@@ -889,8 +889,13 @@ impl Channel {
         self.check_slots()?;
         let (lock, me) = self.attach(Side::Send)?;
         let inner = &*self.inner;
-        // Holding the one sender lock: no other sender moves `tail` now.
-        let next = protocol::spsc::resume(&inner.header().tail.value, inner);
+        // SPSC, holding the one sender lock: no other sender moves `tail`
+        // now. (An MPMC sender keeps no cursor.)
+        let next = if inner.spsc() {
+            protocol::spsc::resume(&inner.header().tail.value, inner)
+        } else {
+            0
+        };
         Ok(Sender {
             end: Endpoint::new(&self.inner, lock, me, Side::Send),
             next,
@@ -1006,6 +1011,18 @@ impl Endpoint {
         let other = self.side.other();
         let fd = self.lock_fd()?;
         let os = |e| inner.os("examine the locks of", e);
+        let h = inner.header();
+        if inner.spsc() && !protocol::spsc::consistent(&h.tail.value, &h.head.value, inner) {
+            return Err(Error::Corrupt {
+                object: inner.object.clone(),
+                why: format!(
+                    "its head ({}) and tail ({}) are no state of a ring of {} slots",
+                    h.head.value.load(Ordering::Relaxed),
+                    h.tail.value.load(Ordering::Relaxed),
+                    inner.geo.slots
+                ),
+            });
+        }
         if let Some(stuck) = stuck {
             let byte = other.first_byte() + i64::from(stuck.owner());
             if !sys::held_by_others(fd, byte, 1).map_err(os)? && protocol::recover(inner, stuck) {
@@ -1097,7 +1114,8 @@ impl Sender {
     /// # Errors
     /// [`Error::TooLarge`] when `len` exceeds the slot size;
     /// [`Error::PeerGone`] when the ring is full and every receiver is
-    /// gone; an OS error.
+    /// gone; [`Error::Corrupt`] when, waiting, it finds indices no sound
+    /// SPSC ring has (another process wrote them); an OS error.
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
         match self.claim_until(len, None)? {
             Some(pos) => Ok(Loan {
@@ -1230,10 +1248,12 @@ impl Loan<'_> {
         }
         let dst = self.as_mut_ptr();
         // SAFETY: `msg.len() <= self.len <= slot_size` bytes at the start of
-        // each payload, both inside their mappings; the two slots are
-        // distinct (one is loaned for writing, the other held for reading,
-        // and a slot is never both) and owned by their holders.
-        unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), dst, msg.len()) };
+        // each payload, both inside their mappings. The protocol never
+        // gives one slot to a loan and a receiver at once, but state words
+        // written by another process can, so the two ranges may be the
+        // same: `copy` (a memmove) allows that, `copy_nonoverlapping`
+        // would not.
+        unsafe { std::ptr::copy(msg.as_ptr(), dst, msg.len()) };
         Ok(())
     }
 
@@ -1327,7 +1347,8 @@ impl Receiver {
     ///
     /// # Errors
     /// [`Error::PeerGone`] when the ring is empty and every sender is gone;
-    /// [`Error::Corrupt`] for a message longer than its slot; an OS error.
+    /// [`Error::Corrupt`] for a message longer than its slot, or when,
+    /// waiting, it finds indices no sound SPSC ring has; an OS error.
     pub fn recv(&mut self) -> Result<Received<'_>> {
         match self.take(None)? {
             Some((pos, len)) => Ok(Received { rx: self, pos, len }),
