@@ -149,6 +149,11 @@
 //! A sender is not `Clone`, and each send borrows it mutably, so one handle
 //! cannot race itself; a second sender of an SPSC channel is refused at run
 //! time, in this process or another.
+//!
+//! A process that forks (an `unsafe` call) leaves copies of its handles in
+//! the child, holding the same locks: an SPSC sender or receiver must then
+//! be used on one side of the fork only, since the lock cannot tell the
+//! two apart. Open a new handle in the child instead.
 
 #![allow(
     unsafe_code,
