@@ -39,7 +39,12 @@ else $HOME/.cache/memio, else a memio-<uid> folder in the temporary folder (the 
 the file 0600). LD_PRELOAD gets its path appended, so a library \
 already preloaded comes first.
 
-Exit status: the command's own (128+N if a signal N ended it); 127 when the command is \
+With -v the library prints the options in force as each process starts \
+(MEMIO_MALLOC_VERBOSE=1). --check takes its MODE with an equals sign (--check=1), so that a bare --check \
+can come right before the command.
+
+Exit status: the command's own (128+N if a signal N ended it, 134 for the abort \
+of --check); 127 when the command is \
 not found and 126 when it cannot run, as env(1); 2 when memio cannot write the library.")]
     Run(RunArgs),
 }
@@ -60,19 +65,38 @@ struct RunArgs {
     /// uninitialised or freed memory show.
     #[arg(long, value_name = "BYTE", value_parser = clap::value_parser!(u8).range(1..))]
     perturb: Option<u8>,
+    /// Check every free and realloc for double frees, invalid pointers and
+    /// writes past the end of a block (MEMIO_MALLOC_CHECK, as glibc's
+    /// MALLOC_CHECK_): 1 reports and ignores the bad call, 2 aborts, 3
+    /// reports then aborts (the default).
+    #[arg(
+        long,
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "3",
+        value_parser = clap::value_parser!(u8).range(0..=3)
+    )]
+    check: Option<u8>,
+    /// Put a guard page after every large block, its end against it, so a
+    /// write past the end faults at once (MEMIO_MALLOC_GUARD=1).
+    #[arg(long)]
+    guard: bool,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     command: Vec<OsString>,
 }
 
 /// Runs `memio malloc`.
-pub(crate) fn run(args: &MallocArgs, _globals: Globals) -> CliResult {
+pub(crate) fn run(args: &MallocArgs, globals: Globals) -> CliResult {
     match &args.command {
-        MallocCommand::Run(run) => run_command(run),
+        MallocCommand::Run(run) => run_command(run, globals.verbose > 0),
     }
 }
 
-fn run_command(args: &RunArgs) -> CliResult {
+/// Runs the command; `verbose` (the global `-v`) has the library name the
+/// options in force when it starts.
+fn run_command(args: &RunArgs, verbose: bool) -> CliResult {
     let lib = install()?;
     let mut cmd = Command::new(&args.command[0]);
     cmd.args(&args.command[1..]).env(
@@ -87,6 +111,15 @@ fn run_command(args: &RunArgs) -> CliResult {
     }
     if let Some(byte) = args.perturb {
         cmd.env("MEMIO_MALLOC_PERTURB", byte.to_string());
+    }
+    if let Some(mode) = args.check {
+        cmd.env("MEMIO_MALLOC_CHECK", mode.to_string());
+    }
+    if args.guard {
+        cmd.env("MEMIO_MALLOC_GUARD", "1");
+    }
+    if verbose {
+        cmd.env("MEMIO_MALLOC_VERBOSE", "1");
     }
     let status = match cmd.status() {
         Ok(status) => status,

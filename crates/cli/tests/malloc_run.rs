@@ -94,6 +94,64 @@ fn leaks_and_perturb_reach_the_library() {
 }
 
 #[test]
+fn check_guard_and_verbose_reach_the_library() {
+    let dir = TempDir::new("malloc-check");
+    let show = "echo \"$MEMIO_MALLOC_CHECK $MEMIO_MALLOC_GUARD\"";
+    // A bare --check, right before the command, is mode 3.
+    let out = malloc_run(&dir, None, &["--check", "--guard", "sh", "-c", show]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "3 1\n"));
+    let out = malloc_run(&dir, None, &["--check=1", "--", "sh", "-c", show]);
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "1 \n"));
+    let out = malloc_run(&dir, None, &["--check=4", "--", "true"]);
+    assert_eq!(code(&out), 2, "4 is no mode: {}", stderr(&out));
+    // The library reads them: the start-up line says so.
+    let out = malloc_run(
+        &dir,
+        None,
+        &["--verbose", "--check=2", "--guard", "--", "true"],
+    );
+    assert_eq!(code(&out), 0);
+    assert!(
+        stderr(&out).starts_with("memio-malloc: check=2 (abort) guard=1 "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_double_free_under_check_is_reported_and_aborts() {
+    // Python's ctypes calls the C library's malloc and free, which the
+    // preload replaces: a double free is the library's to catch.
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let dir = TempDir::new("malloc-double");
+    let script = "import ctypes; c = ctypes.CDLL(None); c.malloc.restype = ctypes.c_void_p; \
+                  c.free.argtypes = [ctypes.c_void_p]; p = c.malloc(24); print(hex(p), flush=True); \
+                  c.free(p); c.free(p)";
+    let out = malloc_run(&dir, None, &["--check", "python3", "-c", script]);
+    assert_eq!(code(&out), 128 + 6, "SIGABRT: {}", stderr(&out));
+    let p = stdout(&out).trim().to_owned();
+    assert!(
+        stderr(&out).contains(&format!(
+            "memio-malloc: free({p}): double free (size class 48); aborting\n"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // Without checks the second free is refused with a warning, and the
+    // program carries on.
+    let out = malloc_run(&dir, None, &["python3", "-c", script]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("double free (size class 32); ignored"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn exit_status_and_signals_pass_through() {
     let dir = TempDir::new("malloc-status");
     assert_eq!(code(&malloc_run(&dir, None, &["sh", "-c", "exit 7"])), 7);

@@ -142,28 +142,89 @@ unsafe impl GlobalAlloc for MemioMalloc {
     }
 }
 
-/// Whether `ptr` is where this heap hands out blocks: inside one of its
-/// segments, or exactly at a large block's start. Unlike
-/// [`owns`](crate::owns) it reads the header at the start of `ptr`'s 4 MiB
-/// unit, which tells the two apart: the rest of a large block's unit may
-/// hold other mappings, whose pointers `owns` accepts.
+/// A block of this heap, as [`validate`] finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    /// Its size class's block size, or for a large block the bytes usable
+    /// in it.
+    pub size: usize,
+    /// Whether it has a mapping of its own.
+    pub large: bool,
+}
+
+/// Why a pointer is no live block of this heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Not where this heap hands out blocks: outside its memory, or inside
+    /// it where no block starts, or a large block unmapped already.
+    Foreign,
+    /// An address inside a block: `start` is where the block starts.
+    Inside {
+        /// The block's start.
+        start: *mut u8,
+        /// The block.
+        block: Block,
+    },
+    /// A block that is free already (a double free).
+    Freed(Block),
+}
+
+/// Checks that `ptr` is the start of a live block of this heap, as `free`
+/// must before it trusts the block's metadata: inside one of its segments,
+/// at a block boundary of a live page and not free already (the key a free
+/// block carries; blocks of the 8-byte class carry none), or exactly at the
+/// start of a live large block.
+///
+/// A block freed twice is seen while its page stays (a page whose last
+/// block was freed goes back to its segment after a while, and its
+/// addresses then read as [`Fault::Foreign`]); a large block is seen while
+/// its mapping waits in the large cache, and is foreign once unmapped.
+///
+/// # Errors
+///
+/// The [`Fault`] found: a foreign address, one inside a block, or a block
+/// free already.
 ///
 /// # Safety
 ///
 /// No other thread unmaps `ptr`'s unit meanwhile: true when `ptr` is a
 /// live block of this heap, and true of a foreign pointer unless its
 /// unit's large block is being freed at that instant.
-#[must_use]
-pub unsafe fn is_block(ptr: *const u8) -> bool {
+pub unsafe fn validate(ptr: *const u8) -> Result<Block, Fault> {
     if !crate::owns(ptr) {
-        return false;
+        return Err(Fault::Foreign);
     }
     let unit = heap::unit_of(ptr);
     // SAFETY: a unit of the heap starts with a segment or large-block
     // header, whose first word is its kind; the caller keeps it mapped.
     let kind = unsafe { *(unit as *const usize) };
-    // SAFETY: as above.
-    kind == heap::KIND_SEGMENT || unsafe { large::is_start(ptr) }
+    if kind == heap::KIND_SEGMENT {
+        // SAFETY: the unit is a mapped segment and `ptr` lies in it past
+        // its start (`unit_of` rounds `ptr - 1` down).
+        return match unsafe { heap::validate(unit as *mut heap::Segment, ptr.cast_mut()) } {
+            Ok(size) => Ok(Block { size, large: false }),
+            Err((heap::Wrong::NoBlock, _)) => Err(Fault::Foreign),
+            Err((heap::Wrong::Inside(start), size)) => Err(Fault::Inside {
+                start,
+                block: Block { size, large: false },
+            }),
+            Err((heap::Wrong::Freed, size)) => Err(Fault::Freed(Block { size, large: false })),
+        };
+    }
+    // SAFETY: not a segment, so the unit holds a large header, mapped.
+    unsafe { large::validate(ptr) }
+}
+
+/// Whether `ptr` is a live block of this heap: [`validate`] finds nothing
+/// wrong with it.
+///
+/// # Safety
+///
+/// As [`validate`].
+#[must_use]
+pub unsafe fn is_block(ptr: *const u8) -> bool {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { validate(ptr) }.is_ok()
 }
 
 /// Bytes usable in block `ptr` (at least what was asked for), as

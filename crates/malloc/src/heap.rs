@@ -43,6 +43,19 @@
 //!   cannot be retired, nor its segment unmapped, under it;
 //! - a free block's first word is the free-list link; a block handed out is
 //!   the caller's until it is freed.
+//!
+//! # Wrong pointers
+//!
+//! [`validate`] tells a block's start from any other address of a segment
+//! before the block is freed: the page must be live, the offset inside it a
+//! multiple of the block size (one multiplication: `div_magic` holds the
+//! page's `2^64 / block_size` rounded up, so `offset * div_magic < div_magic`
+//! exactly when the block size divides the offset, for offsets below
+//! 2^32) and below the page's capacity. A free block also carries a key in
+//! its second word (its address mixed with [`FREE_KEY`], as glibc's tcache
+//! key): written when it is freed, cleared when it is handed out, so a
+//! second free of it sees the key. Blocks of the 8-byte class have no
+//! second word and no key.
 #![allow(
     unsafe_code,
     reason = "the heap's own metadata and blocks, through raw pointers"
@@ -81,12 +94,40 @@ const MAX_PAGE_SLICES: usize = 32;
 /// Marks a segment header (the first word of the 4 MiB unit).
 pub(crate) const KIND_SEGMENT: usize = 0x6d65_6d69_6f53_4547;
 
-/// A free block: its first word links to the next.
+/// A free block: its first word links to the next; blocks of 16 bytes or
+/// more hold [`free_key`] in the second.
 #[repr(C)]
 pub(crate) struct Block {
     next: *mut Block,
 }
 
+/// Mixed with a free block's address into its second word.
+const FREE_KEY: usize = 0x9e37_79b9_7f4a_7c15;
+
+/// The key a free block at `b` carries.
+#[inline]
+fn free_key(b: *const u8) -> usize {
+    b as usize ^ FREE_KEY
+}
+
+/// Writes block `b`'s second word: its key when `freed`, else 0.
+///
+/// # Safety
+///
+/// `b` is a block of at least 16 bytes that the caller may write.
+#[inline]
+unsafe fn set_key(b: *mut u8, freed: bool) {
+    let v = if freed { free_key(b) } else { 0 };
+    // SAFETY: the block has a second word, 8-aligned (blocks are).
+    unsafe { b.cast::<usize>().add(1).write(v) };
+}
+
+/// `ceil(2^64 / size)`: for `x < 2^32`, `size` divides `x` exactly when
+/// `x * magic` (wrapping) is below `magic` (Lemire, Kaser and Kurz,
+/// "Faster remainder by direct computation", 2019).
+const fn div_magic(size: usize) -> u64 {
+    u64::MAX / size as u64 + 1
+}
 /// The page is on its class's full list.
 const FULL: u8 = 1;
 
@@ -104,6 +145,8 @@ pub(crate) struct Page {
     block_size: u32,
     thread_free: AtomicPtr<Block>,
     start: *mut u8,
+    /// [`div_magic`] of `block_size`.
+    div_magic: u64,
     class: u16,
     slices: u8,
     flags: u8,
@@ -121,6 +164,7 @@ impl Page {
         block_size: 0,
         thread_free: AtomicPtr::new(null_mut()),
         start: null_mut(),
+        div_magic: 0,
         class: 0,
         slices: 0,
         flags: 0,
@@ -291,6 +335,9 @@ pub(crate) unsafe fn alloc(heap: *mut Heap, class: usize) -> *mut u8 {
         let b = (*page).free;
         if !b.is_null() {
             (*page).free = (*b).next;
+            if class != 0 {
+                set_key(b.cast(), false);
+            }
             (*page).used += 1;
             count(heap, class, 1);
             return b.cast();
@@ -323,6 +370,9 @@ pub(crate) unsafe fn free(heap: *mut Heap, seg: *mut Segment, p: *mut u8) {
     unsafe {
         let page = page_of(seg, p);
         let b = p.cast::<Block>();
+        if (*page).class != 0 {
+            set_key(p, true);
+        }
         if (*seg).heap == heap {
             (*b).next = (*page).local_free;
             (*page).local_free = b;
@@ -369,6 +419,61 @@ pub(crate) unsafe fn segment_of(p: *mut u8) -> Option<*mut Segment> {
 pub(crate) unsafe fn block_size(seg: *mut Segment, p: *mut u8) -> usize {
     // SAFETY: the descriptor of a live block's page is live.
     unsafe { (*page_of(seg, p)).block_size as usize }
+}
+
+/// Why an address of a segment is no block to free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wrong {
+    /// No live page holds it, or it lies past what the page holds.
+    NoBlock,
+    /// It lies inside the block that starts at this address.
+    Inside(*mut u8),
+    /// The block is free already.
+    Freed,
+}
+
+/// Checks that `p` is the start of a block of a live page of `seg` that
+/// is not free already; returns the block size of its page (`Err` with it
+/// too when the page is live).
+///
+/// Reads the page's descriptor, which its owner changes only while the
+/// page is created or retired: the answer is exact for a block that is
+/// live or freed while its page stays, and a best guess for an address
+/// the program made up while the page changes.
+///
+/// # Safety
+///
+/// `seg` is a segment of this heap, mapped for the duration of the call,
+/// and `p` lies in it, past its first byte.
+pub(crate) unsafe fn validate(seg: *mut Segment, p: *mut u8) -> Result<usize, (Wrong, usize)> {
+    // SAFETY: the header of a mapped segment; `page_of` reads the slice
+    // map, whose entries always name a descriptor of this segment.
+    let (start, size, magic, capacity) = unsafe {
+        let page = page_of(seg, p);
+        (
+            (*page).start,
+            (*page).block_size as usize,
+            (*page).div_magic,
+            (*page).capacity as usize,
+        )
+    };
+    if size == 0 {
+        return Err((Wrong::NoBlock, 0));
+    }
+    let off = (p as usize).wrapping_sub(start as usize);
+    if off >= capacity * size {
+        return Err((Wrong::NoBlock, size));
+    }
+    if (off as u64).wrapping_mul(magic) >= magic {
+        // SAFETY: `off / size < capacity`: a block of the page.
+        let block = unsafe { start.add(off / size * size) };
+        return Err((Wrong::Inside(block), size));
+    }
+    // SAFETY: `p` is a block of the page, of `size >= 16` bytes when read.
+    if size >= 16 && unsafe { p.cast::<usize>().add(1).read() } == free_key(p) {
+        return Err((Wrong::Freed, size));
+    }
+    Ok(size)
 }
 
 /// The owner's free of the last block of a page, or of a block of a full
@@ -459,6 +564,9 @@ unsafe fn pop(heap: *mut Heap, page: *mut Page, class: usize) -> *mut u8 {
     unsafe {
         let b = (*page).free;
         (*page).free = (*b).next;
+        if class != 0 {
+            set_key(b.cast(), false);
+        }
         (*page).used += 1;
         count(heap, class, 1);
         b.cast()
@@ -584,6 +692,7 @@ unsafe fn new_page(heap: *mut Heap, class: usize) -> *mut Page {
                 start: seg.cast::<u8>().add(i * SLICE_SIZE),
                 capacity: ((n * SLICE_SIZE) / size) as u32,
                 block_size: size as u32,
+                div_magic: div_magic(size),
                 class: class as u16,
                 slices: n as u8,
                 ..Page::EMPTY

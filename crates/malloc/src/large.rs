@@ -38,6 +38,7 @@
 use core::ptr::{self, null_mut};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::global::{Block, Fault};
 use crate::lock::SpinLock;
 use crate::os::{self, OS_PAGE, SEGMENT_SIZE};
 use crate::{options, stats};
@@ -57,6 +58,8 @@ pub(crate) struct Large {
     map_len: usize,
     /// Offset of the block from the header.
     head: usize,
+    /// Bytes of `PROT_NONE` guard at the mapping's end (0 or a page).
+    guard: usize,
     /// When it was freed (in the cache).
     freed_at: u64,
 }
@@ -93,15 +96,28 @@ fn head_for(align: usize) -> usize {
 
 /// Allocates a large block of `size` bytes aligned to `align`; zeroed when
 /// `zero`.
+///
+/// With the guard option a `PROT_NONE` page follows the mapping's last
+/// data page and the block sits as late as its alignment lets it, so that
+/// its end is less than `align` bytes before the guard (electric-fence
+/// style); such blocks are never cached nor resized in place.
 pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let head = head_for(align);
-    let Some(map_len) = head
+    let Some(body) = head
         .checked_add(size)
         .and_then(|n| n.checked_next_multiple_of(OS_PAGE))
     else {
         return null_mut();
     };
-    if head == OS_PAGE {
+    let guard = if options::GUARD.load(Ordering::Relaxed) {
+        OS_PAGE
+    } else {
+        0
+    };
+    let Some(map_len) = body.checked_add(guard) else {
+        return null_mut();
+    };
+    if head == OS_PAGE && guard == 0 {
         if let Some(l) = from_cache(map_len) {
             // SAFETY: the cache gave us `l`, a live header of a mapping of
             // at least `map_len` bytes, whose block starts `OS_PAGE` in.
@@ -116,21 +132,41 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let Some(start) = os::map_aligned(map_len, align, head, os::Commit::Checked) else {
         return null_mut();
     };
+    // The block's offset: `head`, or with a guard the latest aligned one
+    // that still holds `size` bytes before it. `start + head` is aligned
+    // and at most `start + body - size`, so the offset is at least `head`;
+    // it is `head` itself when `align >= OS_PAGE` (the slack is below a
+    // page), and below two pages otherwise, so the block's unit is the
+    // header's either way.
+    let offset = if guard == 0 {
+        head
+    } else {
+        ((start as usize + body - size) & !(align - 1)) - start as usize
+    };
+    if guard != 0 {
+        // SAFETY: the mapping's last page, past every byte of the block.
+        if unsafe { os::protect_none(start.add(body), guard) }.is_err() {
+            // SAFETY: the fresh mapping is ours alone.
+            unsafe { os::unmap(start, map_len) };
+            return null_mut();
+        }
+    }
     let l = start.cast::<Large>();
     // SAFETY: a fresh mapping; its first page holds the header.
     unsafe {
         l.write(Large {
             kind: KIND_LARGE,
             map_len,
-            head,
+            head: offset,
+            guard,
             freed_at: 0,
         });
     }
     os::mark_unit(start, true);
     stats::mapped(map_len, &stats::LARGE_BYTES);
     stats::LARGE_COUNT.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: `head < map_len`.
-    unsafe { start.add(head) }
+    // SAFETY: `offset + size <= body < map_len`.
+    unsafe { start.add(offset) }
 }
 
 /// Takes a cached mapping for a `map_len`-byte block: the smallest that
@@ -223,17 +259,29 @@ pub(crate) unsafe fn header(p: *mut u8) -> *mut Large {
     crate::heap::unit_of(p) as *mut Large
 }
 
-/// Whether `p` is where the live large block of its unit starts (the
-/// unit's header says it is a large block's, not a cached mapping's).
+/// Checks that `p` is where the live large block of its unit starts (the
+/// unit's header says it is a block's, not a cached mapping's).
 ///
 /// # Safety
 ///
-/// The unit of `p` is mapped and starts with a header of this heap.
-pub(crate) unsafe fn is_start(p: *const u8) -> bool {
+/// The unit of `p` is mapped and starts with a large header of this heap.
+pub(crate) unsafe fn validate(p: *const u8) -> Result<Block, Fault> {
     // SAFETY: the caller's mapped header.
-    unsafe {
+    let (kind, start, usable) = unsafe {
         let l = header(p.cast_mut());
-        (*l).kind == KIND_LARGE && p as usize == l as usize + (*l).head
+        let start = l.cast::<u8>().add((*l).head);
+        ((*l).kind, start, (*l).map_len - (*l).guard - (*l).head)
+    };
+    let block = Block {
+        size: usable,
+        large: true,
+    };
+    let off = (p as usize).wrapping_sub(start as usize);
+    match kind {
+        KIND_LARGE if off == 0 => Ok(block),
+        KIND_LARGE if off < usable => Err(Fault::Inside { start, block }),
+        KIND_CACHED if off == 0 => Err(Fault::Freed(block)),
+        _ => Err(Fault::Foreign),
     }
 }
 
@@ -246,7 +294,7 @@ pub(crate) unsafe fn usable(p: *mut u8) -> usize {
     // SAFETY: the caller's block's header is live.
     unsafe {
         let l = header(p);
-        (*l).map_len - (*l).head
+        (*l).map_len - (*l).guard - (*l).head
     }
 }
 
@@ -260,6 +308,10 @@ pub(crate) unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     // SAFETY: the caller owns the block and so its mapping.
     unsafe {
         let l = header(p);
+        if (*l).guard != 0 {
+            // Its end stays against its guard: the caller moves it.
+            return null_mut();
+        }
         let head = (*l).head;
         let Some(map_len) = head
             .checked_add(size)
@@ -288,13 +340,13 @@ pub(crate) unsafe fn free(p: *mut u8) {
     unsafe {
         let l = header(p);
         let len = (*l).map_len;
-        options::large_freed(len - (*l).head);
+        options::large_freed(len - (*l).guard - (*l).head);
         stats::LARGE_COUNT.fetch_sub(1, Ordering::Relaxed);
         let limit = options::LARGE_CACHE.load(Ordering::Relaxed);
         // Only a mapping a later large request can take is worth keeping:
         // below the (possibly risen) threshold, requests go to pages.
         let reusable = len - OS_PAGE >= options::MMAP_THRESHOLD.load(Ordering::Relaxed);
-        if (*l).head == OS_PAGE && len <= limit && reusable {
+        if (*l).head == OS_PAGE && (*l).guard == 0 && len <= limit && reusable {
             let now = os::now_ns();
             (*l).freed_at = now;
             (*l).kind = KIND_CACHED;

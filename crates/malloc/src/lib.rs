@@ -62,7 +62,7 @@ pub use stats::{ClassStats, Stats};
 /// for other callers, who have `GlobalAlloc`.
 #[doc(hidden)]
 pub mod raw {
-    pub use crate::global::{alloc_raw, free_raw, is_block, realloc_raw};
+    pub use crate::global::{Block, Fault, alloc_raw, free_raw, is_block, realloc_raw, validate};
 }
 
 /// Whether `ptr` lies in one of the 4 MiB units this heap has mapped (a
@@ -70,7 +70,7 @@ pub mod raw {
 /// only the heap's own map of its address ranges, so any pointer may be
 /// asked about; a pointer into the part of a large block's unit that the
 /// block does not use (other mappings may sit there) is a false yes, which
-/// [`raw::is_block`] rules out.
+/// [`raw::validate`] rules out.
 #[must_use]
 pub fn owns(ptr: *const u8) -> bool {
     if ptr.is_null() {
@@ -127,6 +127,17 @@ pub fn stats() -> Stats {
 pub fn set_mmap_threshold(bytes: usize) -> usize {
     thread::init();
     options::set_mmap_threshold(bytes)
+}
+
+/// Puts a `PROT_NONE` guard page after every large block made from now
+/// on, with the block's end placed against it (less than its alignment
+/// before it), so that a write past the end faults at the faulting
+/// instruction, as `MEMIO_MALLOC_GUARD=1` does from the start. Guarded
+/// blocks are unmapped when freed (never cached) and moved, not resized
+/// in place, by `realloc`.
+pub fn set_guard(on: bool) {
+    thread::init();
+    options::GUARD.store(on, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// The options in effect (after the environment was read).

@@ -7,6 +7,7 @@
 //! | `MEMIO_MALLOC_MMAP_THRESHOLD` | requests this size or larger get their own mapping (`M_MMAP_THRESHOLD`); at most 512 KiB. Unset, it starts at 128 KiB and rises past each large block freed, up to 512 KiB, as glibc's does | 128 KiB, rising |
 //! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again) | 100 |
 //! | `MEMIO_MALLOC_LARGE_CACHE` | bytes of freed large mappings kept for reuse | 64 MiB |
+//! | `MEMIO_MALLOC_GUARD` | `1`: a `PROT_NONE` guard page after every large block, its end placed against it, so a write past the end faults at once (electric-fence style; costs a page of address space and an unmap per block, and freed large blocks are unmapped at once) | `0` |
 //!
 //! Sizes take the CLI's units: `4096`, `128k` or `128KiB` (binary), `4KB`
 //! (decimal). A value that does not parse leaves the default in place
@@ -32,6 +33,7 @@ const DEFAULT_LARGE_CACHE: usize = 64 << 20;
 pub(crate) static MMAP_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_MMAP_THRESHOLD);
 pub(crate) static PURGE_DELAY_NS: AtomicU64 = AtomicU64::new(DEFAULT_PURGE_DELAY_MS * 1_000_000);
 pub(crate) static LARGE_CACHE: AtomicUsize = AtomicUsize::new(DEFAULT_LARGE_CACHE);
+pub(crate) static GUARD: AtomicBool = AtomicBool::new(false);
 /// Whether the threshold was set (environment or `set_mmap_threshold`),
 /// which stops it from following freed large blocks.
 static THRESHOLD_SET: AtomicBool = AtomicBool::new(false);
@@ -46,6 +48,8 @@ pub struct Options {
     pub purge_delay_ms: u64,
     /// How many bytes of freed large mappings are kept for reuse.
     pub large_cache: usize,
+    /// Whether large blocks end against a guard page.
+    pub guard: bool,
 }
 
 /// Reads the environment into the statics above.
@@ -58,6 +62,9 @@ pub(crate) fn read_environment() {
     }
     if let Some(v) = var(c"MEMIO_MALLOC_LARGE_CACHE").and_then(parse_size) {
         LARGE_CACHE.store(v, Ordering::Relaxed);
+    }
+    if var(c"MEMIO_MALLOC_GUARD") == Some(b"1") {
+        GUARD.store(true, Ordering::Relaxed);
     }
 }
 
@@ -88,6 +95,7 @@ pub(crate) fn current() -> Options {
         mmap_threshold: MMAP_THRESHOLD.load(Ordering::Relaxed),
         purge_delay_ms: PURGE_DELAY_NS.load(Ordering::Relaxed) / 1_000_000,
         large_cache: LARGE_CACHE.load(Ordering::Relaxed),
+        guard: GUARD.load(Ordering::Relaxed),
     }
 }
 

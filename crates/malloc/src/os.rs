@@ -149,6 +149,17 @@ pub(crate) unsafe fn purge(p: *mut u8, len: usize) {
     }
 }
 
+/// Makes `[p, p + len)` inaccessible (`PROT_NONE`): a guard page.
+///
+/// # Safety
+///
+/// The range must be page-aligned, mapped by this crate, and hold no live
+/// data.
+pub(crate) unsafe fn protect_none(p: *mut u8, len: usize) -> rustix::io::Result<()> {
+    // SAFETY: the caller owns the range, which nothing reads or writes.
+    unsafe { mm::mprotect(p.cast(), len, mm::MprotectFlags::empty()) }
+}
+
 /// Resizes the mapping `[p, p + old)` to `new` bytes where it stands.
 ///
 /// # Safety

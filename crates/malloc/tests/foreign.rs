@@ -76,3 +76,88 @@ fn a_freed_large_block_is_no_block_until_handed_out_again() {
         free_raw(q);
     }
 }
+
+#[test]
+fn an_address_inside_a_small_block_names_the_block() {
+    use memio_malloc::raw::{Block, Fault, validate};
+    let p = alloc_raw(40, 16, false);
+    assert!(!p.is_null());
+    // SAFETY: `p` is live and ours; the other addresses are only asked
+    // about.
+    unsafe {
+        let block = validate(p).expect("a live block");
+        assert_eq!(
+            block,
+            Block {
+                size: 48,
+                large: false
+            }
+        );
+        for off in [1, 8, 16, 47] {
+            assert_eq!(
+                validate(p.add(off)),
+                Err(Fault::Inside { start: p, block }),
+                "{off} bytes in"
+            );
+        }
+        free_raw(p);
+    }
+}
+
+#[test]
+fn a_small_block_freed_twice_is_seen_until_handed_out_again() {
+    use memio_malloc::raw::{Block, Fault, validate};
+    // Several blocks, so the page stays in use while one of them is free.
+    let keep = alloc_raw(100, 16, false);
+    let p = alloc_raw(100, 16, false);
+    assert!(!p.is_null() && !keep.is_null());
+    // SAFETY: `p` and `keep` are live and ours; after its free `p` is only
+    // asked about until it is handed out again.
+    unsafe {
+        p.write_bytes(0xee, 100);
+        free_raw(p);
+        assert_eq!(
+            validate(p),
+            Err(Fault::Freed(Block {
+                size: 112,
+                large: false
+            }))
+        );
+        // The key goes when the block is handed out again (after the
+        // page's other free blocks: the owner's frees wait on a list of
+        // their own).
+        let mut taken = Vec::new();
+        while !taken.contains(&p) && taken.len() < 1000 {
+            taken.push(alloc_raw(100, 16, false));
+        }
+        assert!(taken.contains(&p), "the block comes back");
+        assert!(validate(p).is_ok());
+        for b in taken {
+            free_raw(b);
+        }
+        free_raw(keep);
+    }
+}
+
+#[test]
+fn a_freed_large_block_in_the_cache_reads_as_freed() {
+    use memio_malloc::raw::{Fault, validate};
+    let p = alloc_raw(1 << 20, 16, false);
+    assert!(!p.is_null());
+    // SAFETY: `p` is live and ours, then only asked about.
+    unsafe {
+        let block = validate(p).expect("a live large block");
+        assert!(block.large && block.size >= 1 << 20);
+        assert_eq!(
+            validate(p.add(4096)),
+            Err(Fault::Inside { start: p, block })
+        );
+        free_raw(p);
+        match validate(p) {
+            // In the large cache, or unmapped already.
+            Err(Fault::Freed(b)) => assert_eq!(b, block),
+            Err(Fault::Foreign) => {}
+            other => panic!("a freed large block: {other:?}"),
+        }
+    }
+}

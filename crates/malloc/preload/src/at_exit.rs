@@ -1,14 +1,6 @@
-//! Options read when the library is loaded, with `getenv` (which does not
-//! allocate), and the reports printed when the process exits:
-//!
-//! | variable | meaning |
-//! |---|---|
-//! | `MEMIO_MALLOC_STATS=1` | the `malloc_stats` report on standard error at exit |
-//! | `MEMIO_MALLOC_LEAKS=1` | the blocks and bytes still in use at exit, by size class, on standard error |
-//! | `MEMIO_MALLOC_PERTURB=N` | fill blocks handed out (except by `calloc`) with `N ^ 0xff` and freed ones with `N` (1–255; 0 is off), as glibc's `M_PERTURB` |
-//!
-//! A value that does not parse warns once on standard error and leaves the
-//! option off.
+//! Options read when the library is loaded (see `options`), the
+//! start-up line of `MEMIO_MALLOC_VERBOSE=1`, and the reports printed when
+//! the process exits.
 //!
 //! The hooks sit in `.init_array` and `.fini_array`: the dynamic linker
 //! runs the first when it loads the library, the second at `exit` after
@@ -18,68 +10,20 @@
 //! # Safety
 //!
 //! The hooks are plain `extern "C" fn()` with no arguments, the shape the
-//! dynamic linker calls; `getenv`'s result is read before the program
-//! could change the environment.
-#![allow(unsafe_code, reason = "load and exit hooks, and getenv")]
+//! dynamic linker calls.
+#![allow(unsafe_code, reason = "load and exit hooks")]
 
-use core::ffi::CStr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::options::{bad, number, switch, var};
 use crate::report::Buf;
 
 static STATS: AtomicBool = AtomicBool::new(false);
 static LEAKS: AtomicBool = AtomicBool::new(false);
 
-/// The value of environment variable `name`, if set.
-fn var(name: &CStr) -> Option<&'static [u8]> {
-    // SAFETY: a NUL-terminated name; getenv neither allocates nor keeps it.
-    let p = unsafe { libc::getenv(name.as_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: a non-null getenv result is a NUL-terminated string in the
-    // environment block, unchanged while the loader runs.
-    Some(unsafe { CStr::from_ptr(p) }.to_bytes())
-}
-
-/// Warns that `name` has a value that does not parse.
-fn bad(name: &[u8], expected: &[u8]) {
-    Buf::new()
-        .text(b"memio-malloc: ")
-        .text(name)
-        .text(b": expected ")
-        .text(expected)
-        .text(b"; option off\n")
-        .to_stderr();
-}
-
-/// A switch: `1` on, `0` or empty off.
-fn switch(name: &CStr, flag: &AtomicBool) {
-    match var(name) {
-        None | Some(b"0" | b"") => {}
-        Some(b"1") => flag.store(true, Ordering::Relaxed),
-        Some(_) => bad(name.to_bytes(), b"0 or 1"),
-    }
-}
-
-/// A decimal number up to `max`.
-fn number(text: &[u8], max: u32) -> Option<u32> {
-    if text.is_empty() || text.len() > 10 {
-        return None;
-    }
-    let mut n: u32 = 0;
-    for &b in text {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
-    }
-    (n <= max).then_some(n)
-}
-
 extern "C" fn on_load() {
-    switch(c"MEMIO_MALLOC_STATS", &STATS);
-    switch(c"MEMIO_MALLOC_LEAKS", &LEAKS);
+    STATS.store(switch(c"MEMIO_MALLOC_STATS"), Ordering::Relaxed);
+    LEAKS.store(switch(c"MEMIO_MALLOC_LEAKS"), Ordering::Relaxed);
     if let Some(text) = var(c"MEMIO_MALLOC_PERTURB") {
         match number(text, 255) {
             #[allow(clippy::cast_possible_wrap, reason = "at most 255")]
@@ -87,9 +31,47 @@ extern "C" fn on_load() {
             None => bad(b"MEMIO_MALLOC_PERTURB", b"a byte value 0-255"),
         }
     }
-    if STATS.load(Ordering::Relaxed) || LEAKS.load(Ordering::Relaxed) {
+    // The heap reads MEMIO_MALLOC_GUARD itself (at its first allocation)
+    // and takes only `1`; this says when the value is not one it reads.
+    let _ = switch(c"MEMIO_MALLOC_GUARD");
+    // Reads MEMIO_MALLOC_CHECK now, if no allocation did yet, so that a
+    // bad value is named at start-up.
+    let check = crate::check::mode();
+    if STATS.load(Ordering::Relaxed) || LEAKS.load(Ordering::Relaxed) || check != 0 {
         crate::report::keep_stderr();
     }
+    if switch(c"MEMIO_MALLOC_VERBOSE") {
+        verbose(check);
+    }
+}
+
+/// The options in force, on one line:
+///
+/// ```text
+/// memio-malloc: check=3 (report and abort) guard=1 perturb=0 stats=0 leaks=0 mmap_threshold=131072 purge_delay_ms=100 large_cache=67108864
+/// ```
+fn verbose(check: u8) {
+    let o = heap::options();
+    let flag = usize::from;
+    Buf::new()
+        .text(b"memio-malloc: check=")
+        .text(crate::check::describe(check))
+        .text(b" guard=")
+        .number(flag(o.guard), 0)
+        .text(b" perturb=")
+        .number(crate::exports::perturb().map_or(0, usize::from), 0)
+        .text(b" stats=")
+        .number(flag(STATS.load(Ordering::Relaxed)), 0)
+        .text(b" leaks=")
+        .number(flag(LEAKS.load(Ordering::Relaxed)), 0)
+        .text(b" mmap_threshold=")
+        .number(o.mmap_threshold, 0)
+        .text(b" purge_delay_ms=")
+        .number(usize::try_from(o.purge_delay_ms).unwrap_or(usize::MAX), 0)
+        .text(b" large_cache=")
+        .number(o.large_cache, 0)
+        .text(b"\n")
+        .to_stderr();
 }
 
 extern "C" fn on_exit() {

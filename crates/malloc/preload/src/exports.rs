@@ -5,15 +5,17 @@
 //!
 //! These are the C library's allocation functions: C callers hand in
 //! pointers they got from them. Each pointer is checked with
-//! [`heap::raw::is_block`] before the heap reads its metadata, so one the
-//! heap did not hand out is refused; a pointer it did hand out is trusted to be
-//! live, as glibc trusts it (a double free is the caller's bug).
+//! [`heap::raw::validate`] before the heap reads its metadata, so one the
+//! heap did not hand out, an address inside a block and a block freed
+//! already (while its page stays) are refused; with `MEMIO_MALLOC_CHECK`
+//! the block's canary is checked too (see `check`).
 #![allow(unsafe_code, reason = "the exported C allocation functions")]
 
 use core::ffi::{c_int, c_void};
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
+use crate::check::{self, Problem};
 use crate::report::{Buf, errno, set_errno};
 
 /// What glibc guarantees `malloc` aligns to on 64-bit targets
@@ -23,6 +25,8 @@ const MIN_ALIGN: usize = 16;
 const M_MMAP_THRESHOLD: c_int = -3;
 /// glibc's `mallopt` parameter number for `M_PERTURB`.
 const M_PERTURB: c_int = -6;
+/// glibc's `mallopt` parameter number for `M_CHECK_ACTION`.
+const M_CHECK_ACTION: c_int = -5;
 
 /// The perturb byte (`M_PERTURB`, `MEMIO_MALLOC_PERTURB`) plus 256, or 0
 /// when off: blocks are filled with its complement when handed out
@@ -45,7 +49,7 @@ pub(crate) fn set_perturb(value: c_int) {
 }
 
 /// The perturb byte, when on.
-fn perturb() -> Option<u8> {
+pub(crate) fn perturb() -> Option<u8> {
     let v = PERTURB.load(Ordering::Relaxed);
     (v != 0).then_some((v & 0xff) as u8)
 }
@@ -57,40 +61,54 @@ fn page_size() -> usize {
     usize::try_from(n).unwrap_or(4096).max(1)
 }
 
-/// Allocates with `errno = ENOMEM` on failure.
-fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
-    let p = heap::raw::alloc_raw(size, align, zero);
-    if p.is_null() {
-        set_errno(libc::ENOMEM);
-    } else if let (false, Some(byte)) = (zero, perturb()) {
+/// Allocates `size` bytes, filled with the perturb byte's complement
+/// unless `zero`; laid out for checking when checks are on. Leaves
+/// `errno` alone.
+fn block(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let p = if check::armed() {
+        check::alloc(size, align, zero)
+    } else {
+        heap::raw::alloc_raw(size, align, zero)
+    };
+    if let (false, false, Some(byte)) = (p.is_null(), zero, perturb()) {
         // SAFETY: a new block of at least `size` bytes.
         unsafe { core::ptr::write_bytes(p, !byte, size) };
+    }
+    p
+}
+
+/// Allocates with `errno = ENOMEM` on failure.
+fn alloc(size: usize, align: usize, zero: bool) -> *mut c_void {
+    let p = block(size, align, zero);
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
     }
     p.cast()
 }
 
-/// Whether `p` (not null) is this heap's; warns once on standard error
-/// when it is not, naming the operation.
-fn owned(p: *mut c_void, op: &[u8]) -> bool {
-    static WARNED: AtomicBool = AtomicBool::new(false);
+/// Whether `p` (not null) is a live block `op` may use: with checks on,
+/// its canary whole too, and then the size it was asked for (else its
+/// usable size). A fault is handled as `MEMIO_MALLOC_CHECK` says (which
+/// may abort) and gives `None`.
+///
+/// # Safety
+///
+/// `p` is a pointer handed to the C allocation functions.
+unsafe fn live(p: *mut c_void, op: &[u8]) -> Option<usize> {
+    if check::armed() && check::mode() != check::OFF {
+        // SAFETY: the caller's pointer.
+        return unsafe { check::verify(p, op) };
+    }
     // SAFETY: a pointer handed to the C allocation functions is one of
     // their live blocks (the unit stays mapped), or a foreign pointer,
     // whose unit is the heap's only when a large block sits at its start.
-    if unsafe { heap::raw::is_block(p.cast_const().cast()) } {
-        return true;
+    match unsafe { heap::raw::validate(p.cast_const().cast()) } {
+        Ok(b) => Some(b.size),
+        Err(f) => {
+            check::refuse(op, p, Problem::Pointer(f));
+            None
+        }
     }
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        let saved = errno();
-        Buf::new()
-            .text(b"memio-malloc: ")
-            .text(op)
-            .text(b"(")
-            .hex(p as usize)
-            .text(b"): not a block of this heap (allocated before the library was loaded, or never allocated); ignored\n")
-            .to_stderr();
-        set_errno(saved);
-    }
-    false
 }
 
 /// Allocates `size` bytes aligned to 16.
@@ -122,14 +140,17 @@ pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
 /// A pointer the heap did not hand out is ignored with a warning.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    if p.is_null() || !owned(p, b"free") {
+    if p.is_null() {
         return;
     }
+    // SAFETY: the caller's pointer.
+    let Some(n) = (unsafe { live(p, b"free") }) else {
+        return;
+    };
     let saved = errno();
     if let Some(byte) = perturb() {
-        // SAFETY: the caller's live block, ours by the check above.
-        let n = unsafe { heap::usable_size(p.cast_const().cast()) };
-        // SAFETY: the block holds `n` usable bytes.
+        // SAFETY: the block holds at least `n` bytes, live by the check
+        // above.
         unsafe { core::ptr::write_bytes(p.cast::<u8>(), byte, n) };
     }
     // SAFETY: the heap owns `p`, and the caller hands it back live.
@@ -150,21 +171,28 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if p.is_null() {
         return malloc(size);
     }
-    if !owned(p, b"realloc") {
+    // SAFETY: the caller's pointer.
+    let Some(old) = (unsafe { live(p, b"realloc") }) else {
         set_errno(libc::ENOMEM);
         return null_mut();
-    }
+    };
     if size == 0 {
         // SAFETY: the caller's live block, ours by the check above.
         unsafe { free(p) };
         return null_mut();
     }
-    // SAFETY: as above.
-    let old = unsafe { heap::usable_size(p.cast_const().cast()) };
-    // SAFETY: as above.
-    let q = unsafe { heap::raw::realloc_raw(p.cast(), old, MIN_ALIGN, size) };
+    let checked = check::armed() && check::mode() != check::OFF;
+    let Some(total) = size.checked_add(if checked { check::EXTRA } else { 0 }) else {
+        set_errno(libc::ENOMEM);
+        return null_mut();
+    };
+    // SAFETY: a live block of the heap holding `old` bytes of the caller's.
+    let q = unsafe { heap::raw::realloc_raw(p.cast(), old, MIN_ALIGN, total) };
     if q.is_null() {
         set_errno(libc::ENOMEM);
+    } else if checked {
+        // SAFETY: a live block with room for `size + EXTRA` bytes.
+        unsafe { check::arm(q, size) };
     }
     q.cast()
 }
@@ -197,7 +225,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     if !align.is_power_of_two() || align % size_of::<*mut c_void>() != 0 {
         return libc::EINVAL;
     }
-    let p = heap::raw::alloc_raw(size, align.max(MIN_ALIGN), false);
+    let p = block(size, align.max(MIN_ALIGN), false);
     if p.is_null() {
         return libc::ENOMEM;
     }
@@ -253,11 +281,11 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
 /// `p` is null or a live block from this library.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
-    if p.is_null() || !owned(p, b"malloc_usable_size") {
+    if p.is_null() {
         return 0;
     }
-    // SAFETY: ours by the check above; live by the caller's promise.
-    unsafe { heap::usable_size(p.cast_const().cast()) }
+    // SAFETY: the caller's pointer.
+    unsafe { live(p, b"malloc_usable_size") }.unwrap_or(0)
 }
 
 /// Gives free memory back to the kernel; 1 when some went, else 0. The
@@ -270,7 +298,10 @@ pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
 /// Sets an allocator parameter: `M_MMAP_THRESHOLD` (bytes; negative is
 /// refused with 0) takes effect, clamped to the heap's largest class;
 /// `M_PERTURB` sets the perturb byte (its low 8 bits; 0 turns it off);
-/// every other parameter is accepted and ignored, returning 1.
+/// `M_CHECK_ACTION` (1 report, 2 abort, 3 both) changes what a fault does
+/// while `MEMIO_MALLOC_CHECK` is on (0 otherwise: checks cannot start once
+/// blocks exist); every other parameter is accepted and ignored,
+/// returning 1.
 #[unsafe(no_mangle)]
 pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
     match param {
@@ -281,6 +312,7 @@ pub extern "C" fn mallopt(param: c_int, value: c_int) -> c_int {
             heap::set_mmap_threshold(bytes);
         }
         M_PERTURB => set_perturb(value),
+        M_CHECK_ACTION => return check::set_action(value),
         _ => {}
     }
     1

@@ -23,12 +23,18 @@ fn library() -> PathBuf {
     panic!("libmemio_malloc.so not found next to {}", exe.display());
 }
 
+/// Numbers each build of a test program.
+static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Compiles `tests/c/<name>.c`; `None` (after saying why) without `cc`.
 fn build(name: &str) -> Option<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/c")
         .join(format!("{name}.c"));
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("preload-{name}"));
+    // A file per build: tests run at once, and writing an executable
+    // another test is running fails with ETXTBSY.
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("preload-{name}-{n}"));
     let status = match Command::new("cc")
         // No builtins: the compiler may otherwise drop a malloc/free pair
         // the test makes on purpose.
@@ -302,5 +308,245 @@ fn reports_reach_stderr_when_the_program_closes_it_at_exit() {
     assert!(
         stderr.contains("memio-malloc: still in use at exit: "),
         "{stderr}"
+    );
+}
+
+/// Runs `tests/c/check.c`'s `case` with the library and `env`; returns
+/// the block address it printed (as the library prints addresses) and
+/// the output.
+fn check_case(exe: &Path, case: &str, env: &[(&str, &str)]) -> (usize, Output) {
+    let mut cmd = Command::new(exe);
+    cmd.arg(case)
+        .env_remove("MEMIO_MALLOC_CHECK")
+        .env_remove("MEMIO_MALLOC_GUARD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run(cmd, true);
+    let stdout = text(&out.stdout);
+    let addr = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("block 0x"))
+        .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| panic!("{case}: no block address in {stdout:?}"));
+    (addr, out)
+}
+
+/// The signal that ended the process, if one did.
+fn signal(out: &Output) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt as _;
+    out.status.signal()
+}
+
+/// A fault of `tests/c/check.c`: the case, the operation reported, the
+/// reported address's offset from the block, and the report's text given
+/// the block's address.
+type FaultCase = (&'static str, &'static str, usize, fn(usize) -> String);
+
+/// The faults of `tests/c/check.c` and what the report says of each under
+/// checks (blocks are 9 bytes larger: 24 bytes asked for is class 48, 40
+/// is 64, 20 is 32).
+fn faults() -> [FaultCase; 4] {
+    [
+        ("double", "free", 0, |_| {
+            "double free (size class 48)".into()
+        }),
+        ("interior", "free", 8, |p| {
+            format!("invalid pointer, 8 bytes inside the block at {p:#x} (size class 64)")
+        }),
+        ("overrun", "free", 0, |_| {
+            "heap overrun: written past the 20 bytes asked for, at byte 20 (size class 32)".into()
+        }),
+        ("realloc-overrun", "realloc", 0, |_| {
+            "heap overrun: written past the 20 bytes asked for, at byte 20 (size class 32)".into()
+        }),
+    ]
+}
+
+#[test]
+fn check_3_reports_each_fault_then_aborts() {
+    let Some(exe) = build("check") else { return };
+    for (case, op, off, what) in faults() {
+        let (p, out) = check_case(&exe, case, &[("MEMIO_MALLOC_CHECK", "3")]);
+        assert_eq!(signal(&out), Some(libc::SIGABRT), "{case}: {}", out.status);
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "memio-malloc: {op}({:#x}): {}; aborting\n",
+                p + off,
+                what(p)
+            ),
+            "{case}"
+        );
+        assert!(!text(&out.stdout).contains("survived"), "{case}");
+    }
+}
+
+#[test]
+fn check_1_reports_each_fault_and_ignores_the_call() {
+    let Some(exe) = build("check") else { return };
+    for (case, op, off, what) in faults() {
+        let (p, out) = check_case(&exe, case, &[("MEMIO_MALLOC_CHECK", "1")]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{case}: {}\n{stdout}", out.status);
+        assert!(
+            stdout.contains("survived\nmemio=1 failures=0"),
+            "{case}: {stdout}"
+        );
+        assert_eq!(
+            text(&out.stderr),
+            format!("memio-malloc: {op}({:#x}): {}; ignored\n", p + off, what(p)),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn check_2_aborts_without_a_report() {
+    let Some(exe) = build("check") else { return };
+    for (case, ..) in faults() {
+        let (_, out) = check_case(&exe, case, &[("MEMIO_MALLOC_CHECK", "2")]);
+        assert_eq!(signal(&out), Some(libc::SIGABRT), "{case}: {}", out.status);
+        assert_eq!(text(&out.stderr), "", "{case}");
+    }
+}
+
+#[test]
+fn without_checks_wrong_frees_are_refused_and_the_heap_stays_whole() {
+    // A double free and an interior free of a small block are refused
+    // (one warning) and later blocks are still distinct; an overrun is not
+    // seen without the canaries.
+    let Some(exe) = build("check") else { return };
+    for value in [None, Some("0"), Some("junk")] {
+        let env: Vec<_> = value
+            .map(|v| ("MEMIO_MALLOC_CHECK", v))
+            .into_iter()
+            .collect();
+        let warning = if value == Some("junk") {
+            "memio-malloc: MEMIO_MALLOC_CHECK: expected 0, 1, 2 or 3; option off\n"
+        } else {
+            ""
+        };
+        for (case, report) in [
+            ("double", "double free (size class 32)".to_owned()),
+            ("interior", String::new()),
+            ("overrun", String::new()),
+            ("realloc-overrun", String::new()),
+        ] {
+            let (p, out) = check_case(&exe, case, &env);
+            let stdout = text(&out.stdout);
+            assert!(out.status.success(), "{case} {value:?}: {}", out.status);
+            assert!(
+                stdout.contains("survived\nmemio=1 failures=0"),
+                "{case}: {stdout}"
+            );
+            let expected = match case {
+                "double" => format!("{warning}memio-malloc: free({p:#x}): {report}; ignored\n"),
+                "interior" => format!(
+                    "{warning}memio-malloc: free({:#x}): invalid pointer, 8 bytes inside the block at {p:#x} (size class 48); ignored\n",
+                    p + 8
+                ),
+                _ => warning.to_owned(),
+            };
+            assert_eq!(text(&out.stderr), expected, "{case} {value:?}");
+        }
+    }
+}
+
+#[test]
+fn a_write_past_a_guarded_large_block_faults_at_once() {
+    let Some(exe) = build("check") else { return };
+    let (_, out) = check_case(&exe, "guard", &[("MEMIO_MALLOC_GUARD", "1")]);
+    assert_eq!(signal(&out), Some(libc::SIGSEGV), "{}", out.status);
+    assert!(!text(&out.stdout).contains("survived"));
+    // Without the guard the byte lands in the mapping's unused tail.
+    let (_, out) = check_case(&exe, "guard", &[]);
+    assert!(out.status.success(), "{}", out.status);
+    assert_eq!(text(&out.stderr), "");
+    // A size that is no multiple of 16 ends up to 15 bytes before the
+    // guard; the canary of MEMIO_MALLOC_CHECK covers those bytes.
+    let (p, out) = check_case(
+        &exe,
+        "guard-odd",
+        &[("MEMIO_MALLOC_GUARD", "1"), ("MEMIO_MALLOC_CHECK", "3")],
+    );
+    assert_eq!(signal(&out), Some(libc::SIGABRT), "{}", out.status);
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "memio-malloc: free({p:#x}): heap overrun: written past the 1000001 bytes asked for, at byte 1000001 (large block, 1000016 bytes); aborting\n"
+        )
+    );
+    let (_, out) = check_case(&exe, "guard", &[("MEMIO_MALLOC_GUARD", "on")]);
+    assert!(out.status.success(), "a bad value leaves the guard off");
+    assert_eq!(
+        text(&out.stderr),
+        "memio-malloc: MEMIO_MALLOC_GUARD: expected 0 or 1; option off\n"
+    );
+}
+
+#[test]
+fn checks_keep_the_api_programs_passing() {
+    // Every export's edge cases hold with canaries in the blocks, and
+    // with guard pages after the large ones. The program hands foreign
+    // pointers to free, realloc and malloc_usable_size on purpose: under
+    // checks each is reported (and ignored, with 1).
+    let Some(exe) = build("api") else { return };
+    for env in [
+        [("MEMIO_MALLOC_CHECK", "1"), ("MEMIO_MALLOC_GUARD", "0")],
+        [("MEMIO_MALLOC_CHECK", "1"), ("MEMIO_MALLOC_GUARD", "1")],
+        [("MEMIO_MALLOC_CHECK", "0"), ("MEMIO_MALLOC_GUARD", "1")],
+    ] {
+        let mut cmd = Command::new(&exe);
+        cmd.envs(env);
+        let out = run(cmd, true);
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success() && stdout.contains("memio=1 failures=0"),
+            "{env:?}: {}\n{stdout}\n{stderr}",
+            out.status,
+        );
+        let reports: Vec<_> = stderr
+            .lines()
+            .filter(|l| l.starts_with("memio-malloc: "))
+            .collect();
+        let expected = if env[0].1 == "1" { 4 } else { 1 };
+        assert_eq!(reports.len(), expected, "{env:?}: {stderr}");
+        assert!(
+            reports.iter().all(|l| l.ends_with("): not a block of this heap (never allocated, freed already, or allocated before the library was loaded); ignored")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn verbose_names_the_options_in_force_at_start_up() {
+    let verbose = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new("true");
+        cmd.env("MEMIO_MALLOC_VERBOSE", "1")
+            .envs(env.iter().copied());
+        let out = run(cmd, true);
+        assert!(out.status.success());
+        text(&out.stderr)
+    };
+    assert_eq!(
+        verbose(&[
+            ("MEMIO_MALLOC_CHECK", "3"),
+            ("MEMIO_MALLOC_GUARD", "1"),
+            ("MEMIO_MALLOC_MMAP_THRESHOLD", "64k")
+        ]),
+        "memio-malloc: check=3 (report and abort) guard=1 perturb=0 stats=0 leaks=0 \
+         mmap_threshold=65536 purge_delay_ms=100 large_cache=67108864\n"
+    );
+    let out = verbose(&[("MEMIO_MALLOC_PERTURB", "7")]);
+    assert!(
+        out.starts_with("memio-malloc: check=0 (off) guard=0 perturb=7 "),
+        "{out}"
+    );
+    let mut cmd = Command::new("true");
+    cmd.env("MEMIO_MALLOC_VERBOSE", "yes");
+    assert_eq!(
+        text(&run(cmd, true).stderr),
+        "memio-malloc: MEMIO_MALLOC_VERBOSE: expected 0 or 1; option off\n"
     );
 }

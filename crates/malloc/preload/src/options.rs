@@ -1,0 +1,88 @@
+//! The library's environment variables, read with `getenv` (which does
+//! not allocate), and the warning for a value that does not parse.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `MEMIO_MALLOC_CHECK=N` | heap checking (see `check`): 0 off, 1 report, 2 abort, 3 report and abort |
+//! | `MEMIO_MALLOC_GUARD=1` | a guard page after every large block (read by the heap itself; checked here) |
+//! | `MEMIO_MALLOC_VERBOSE=1` | one line on standard error at start-up with the options in force |
+//! | `MEMIO_MALLOC_STATS=1` | the `malloc_stats` report on standard error at exit |
+//! | `MEMIO_MALLOC_LEAKS=1` | the blocks and bytes still in use at exit, by size class, on standard error |
+//! | `MEMIO_MALLOC_PERTURB=N` | fill blocks handed out (except by `calloc`) with `N ^ 0xff` and freed ones with `N` (1–255; 0 is off), as glibc's `M_PERTURB` |
+//!
+//! A value that does not parse warns once on standard error and leaves the
+//! option off.
+//!
+//! # Safety
+//!
+//! `getenv`'s result is read before the program could change the
+//! environment (when the library loads, or at the first allocation).
+#![allow(unsafe_code, reason = "getenv")]
+
+use core::ffi::CStr;
+
+use crate::report::Buf;
+
+/// The value of environment variable `name`, if set.
+pub(crate) fn var(name: &CStr) -> Option<&'static [u8]> {
+    // SAFETY: a NUL-terminated name; getenv neither allocates nor keeps it.
+    let p = unsafe { libc::getenv(name.as_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null getenv result is a NUL-terminated string in the
+    // environment block, unchanged while it is read here.
+    Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+}
+
+/// Warns that `name` has a value that does not parse.
+pub(crate) fn bad(name: &[u8], expected: &[u8]) {
+    Buf::new()
+        .text(b"memio-malloc: ")
+        .text(name)
+        .text(b": expected ")
+        .text(expected)
+        .text(b"; option off\n")
+        .to_stderr();
+}
+
+/// A switch: on for `1`; off for `0`, empty or unset, and (after a
+/// warning) for anything else.
+pub(crate) fn switch(name: &CStr) -> bool {
+    match var(name) {
+        None | Some(b"0" | b"") => false,
+        Some(b"1") => true,
+        Some(_) => {
+            bad(name.to_bytes(), b"0 or 1");
+            false
+        }
+    }
+}
+
+/// A decimal number up to `max`.
+pub(crate) fn number(text: &[u8], max: u32) -> Option<u32> {
+    if text.is_empty() || text.len() > 10 {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for &b in text {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
+    }
+    (n <= max).then_some(n)
+}
+
+/// `MEMIO_MALLOC_CHECK`: the mode, and whether the value was bad (the
+/// caller warns, once).
+pub(crate) fn check_mode() -> (u8, bool) {
+    match var(c"MEMIO_MALLOC_CHECK") {
+        None | Some(b"") => (0, false),
+        #[allow(clippy::cast_possible_truncation, reason = "at most 3")]
+        Some(text) => match number(text, 3) {
+            Some(n) => (n as u8, false),
+            None => (0, true),
+        },
+    }
+}
