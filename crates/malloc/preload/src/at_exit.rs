@@ -100,33 +100,37 @@ extern "C" fn on_exit() {
 fn leaks() {
     let s = heap::stats();
     let small_blocks: usize = s.classes.iter().map(|c| c.in_use).sum();
-    Buf::new()
-        .text(b"memio-malloc: still in use at exit: ")
-        .number(small_blocks + s.large_blocks, 0)
-        .text(b" blocks, ")
-        .number(s.in_use, 0)
-        .text(b" bytes\n")
-        .to_stderr();
+    blocks_line(
+        Buf::new().text(b"memio-malloc: still in use at exit: "),
+        small_blocks + s.large_blocks,
+        s.in_use,
+    );
     for c in s.classes.iter().filter(|c| c.in_use > 0) {
-        Buf::new()
-            .text(b"memio-malloc:   class ")
-            .number(c.block_size, 0)
-            .text(b" B: ")
-            .number(c.in_use, 0)
-            .text(b" blocks, ")
-            .number(c.in_use * c.block_size, 0)
-            .text(b" bytes\n")
-            .to_stderr();
+        blocks_line(
+            Buf::new()
+                .text(b"memio-malloc:   class ")
+                .number(c.block_size, 0)
+                .text(b" B: "),
+            c.in_use,
+            c.in_use * c.block_size,
+        );
     }
     if s.large_blocks > 0 {
-        Buf::new()
-            .text(b"memio-malloc:   large (own mappings): ")
-            .number(s.large_blocks, 0)
-            .text(b" blocks, ")
-            .number(s.large_bytes, 0)
-            .text(b" bytes\n")
-            .to_stderr();
+        blocks_line(
+            Buf::new().text(b"memio-malloc:   large (own mappings): "),
+            s.large_blocks,
+            s.large_bytes,
+        );
     }
+}
+
+/// Ends a leak report line with `N blocks, M bytes` and writes it.
+fn blocks_line(line: &mut Buf, blocks: usize, bytes: usize) {
+    line.number(blocks, 0)
+        .text(b" blocks, ")
+        .number(bytes, 0)
+        .text(b" bytes\n")
+        .to_stderr();
 }
 
 #[used]
