@@ -882,14 +882,13 @@ fn a_byte_ring_with_garbage_indices_is_reported_not_trusted() {
     let (mut tx, mut rx) = (ch.byte_sender().unwrap(), ch.byte_receiver().unwrap());
     let mut region = shm::open(&name).unwrap();
     // A tail far past the head: the receiver finds no record header there.
-    // (`tail` at offset 128, `head` at 256: see the layout table.)
-    region.write_at(128, &5000u64.to_ne_bytes()).unwrap();
+    region.write_at(TAIL, &5000u64.to_ne_bytes()).unwrap();
     let err = rx.try_recv().unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains(&name), "{err}");
     // A head past the tail: no room, and no arithmetic overflow.
-    region.write_at(128, &0u64.to_ne_bytes()).unwrap();
-    region.write_at(256, &10_000u64.to_ne_bytes()).unwrap();
+    region.write_at(TAIL, &0u64.to_ne_bytes()).unwrap();
+    region.write_at(HEAD, &10_000u64.to_ne_bytes()).unwrap();
     assert!(!tx.try_send(b"x").unwrap());
 }
 
