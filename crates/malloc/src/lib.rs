@@ -63,6 +63,7 @@ pub use stats::{ClassStats, Stats};
 #[doc(hidden)]
 pub mod raw {
     pub use crate::global::{Block, Fault, alloc_raw, free_raw, is_block, realloc_raw, validate};
+    pub use crate::options::{parse_number, var};
 }
 
 /// Whether `ptr` lies in one of the 4 MiB units this heap has mapped (a

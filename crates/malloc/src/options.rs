@@ -99,7 +99,10 @@ pub(crate) fn current() -> Options {
     }
 }
 
-fn var(name: &CStr) -> Option<&'static [u8]> {
+/// The value of environment variable `name`, if set, read without
+/// allocating.
+#[must_use]
+pub fn var(name: &CStr) -> Option<&'static [u8]> {
     // SAFETY: `name` is a NUL-terminated string; getenv neither allocates
     // nor keeps the pointer.
     let p = unsafe { libc::getenv(name.as_ptr()) };
@@ -112,7 +115,9 @@ fn var(name: &CStr) -> Option<&'static [u8]> {
     Some(unsafe { CStr::from_ptr(p) }.to_bytes())
 }
 
-fn parse_number(s: &[u8]) -> Option<u64> {
+/// A decimal number of up to 19 digits, nothing else.
+#[must_use]
+pub fn parse_number(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 19 {
         return None;
     }

@@ -1,5 +1,6 @@
-//! The library's environment variables, read with `getenv` (which does
-//! not allocate), and the warning for a value that does not parse.
+//! The library's environment variables, read with the heap's own
+//! `getenv` reader (which does not allocate), and the warning for a value
+//! that does not parse.
 //!
 //! | variable | meaning |
 //! |---|---|
@@ -13,27 +14,14 @@
 //! A value that does not parse warns once on standard error and leaves the
 //! option off.
 //!
-//! # Safety
-//!
-//! `getenv`'s result is read before the program could change the
-//! environment (when the library loads, or at the first allocation).
-#![allow(unsafe_code, reason = "getenv")]
+//! They are read before the program could change the environment (when
+//! the library loads, or at the first allocation).
 
 use core::ffi::CStr;
 
 use crate::report::Buf;
 
-/// The value of environment variable `name`, if set.
-pub(crate) fn var(name: &CStr) -> Option<&'static [u8]> {
-    // SAFETY: a NUL-terminated name; getenv neither allocates nor keeps it.
-    let p = unsafe { libc::getenv(name.as_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: a non-null getenv result is a NUL-terminated string in the
-    // environment block, unchanged while it is read here.
-    Some(unsafe { CStr::from_ptr(p) }.to_bytes())
-}
+pub(crate) use heap::raw::var;
 
 /// Warns that `name` has a value that does not parse.
 pub(crate) fn bad(name: &[u8], expected: &[u8]) {
@@ -61,17 +49,12 @@ pub(crate) fn switch(name: &CStr) -> bool {
 
 /// A decimal number up to `max`.
 pub(crate) fn number(text: &[u8], max: u32) -> Option<u32> {
-    if text.is_empty() || text.len() > 10 {
+    if text.len() > 10 {
         return None;
     }
-    let mut n: u32 = 0;
-    for &b in text {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
-    }
-    (n <= max).then_some(n)
+    heap::raw::parse_number(text)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n <= max)
 }
 
 /// `MEMIO_MALLOC_CHECK`: the mode, and whether the value was bad (the
