@@ -275,22 +275,37 @@ impl Timing {
     /// calibrated first. Returns the seconds per operation of every sample,
     /// per batch.
     pub fn round_robin(&self, batches: &mut [Batch<'_>]) -> Vec<Vec<f64>> {
-        let sizes: Vec<u64> = batches
+        let mut fallible: Vec<_> = batches
             .iter_mut()
-            .map(|b| {
-                let n: Result<u64, std::convert::Infallible> = self.calibrate(|n| Ok(b(n)));
-                match n {
-                    Ok(n) => n,
-                }
-            })
+            .map(|b| move |n| Ok::<_, std::convert::Infallible>(b(n)))
             .collect();
+        let mut refs: Vec<&mut dyn FnMut(u64) -> Result<Duration, std::convert::Infallible>> =
+            fallible.iter_mut().map(|b| b as &mut _).collect();
+        match self.try_round_robin(&mut refs) {
+            Ok(samples) => samples,
+        }
+    }
+
+    /// [`Timing::round_robin`] for batches that can fail.
+    ///
+    /// # Errors
+    ///
+    /// The first error a batch returns.
+    pub fn try_round_robin<E>(
+        &self,
+        batches: &mut [&mut dyn FnMut(u64) -> Result<Duration, E>],
+    ) -> Result<Vec<Vec<f64>>, E> {
+        let sizes = batches
+            .iter_mut()
+            .map(|b| self.calibrate(&mut **b))
+            .collect::<Result<Vec<u64>, E>>()?;
         let mut samples = vec![Vec::with_capacity(self.samples); batches.len()];
         for _ in 0..self.samples {
             for ((b, &n), out) in batches.iter_mut().zip(&sizes).zip(&mut samples) {
-                out.push(b(n).as_secs_f64() / n as f64);
+                out.push(b(n)?.as_secs_f64() / n as f64);
             }
         }
-        samples
+        Ok(samples)
     }
 }
 
