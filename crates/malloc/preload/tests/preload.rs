@@ -1,7 +1,8 @@
 //! `libmemio_malloc.so` under the C programs in `tests/c` (built with
-//! `cc`): every export's edge cases, threads, fork, and the options
-//! (checks, guard pages, perturbing, stats and leak reports), each run
-//! with the library in `LD_PRELOAD` and, where the program can tell,
+//! `cc`): every export's edge cases, seeded random calls checked against
+//! a model of the live blocks and against glibc, threads, fork, and the
+//! options (checks, guard pages, perturbing, stats and leak reports), each
+//! run with the library in `LD_PRELOAD` and, where the program can tell,
 //! without it. System tools run under it in `programs.rs`.
 //!
 //! A test whose tool is missing (`cc`, `sort`) prints why and passes.
@@ -411,4 +412,52 @@ fn verbose_names_the_options_in_force_at_start_up() {
         text(&run(cmd, true).stderr),
         "memio-malloc: MEMIO_MALLOC_VERBOSE: expected 0 or 1; option off\n"
     );
+}
+
+/// Runs `tests/c/fuzz.c` with `args` and `env`, preloaded or not; checks
+/// it passed, on the expected allocator, and returns the line with its
+/// checksum.
+fn fuzz(exe: &Path, args: &[&str], env: &[(&str, &str)], preload: bool) -> String {
+    let mut cmd = Command::new(exe);
+    cmd.args(args).envs(env.iter().copied());
+    let out = run(cmd, preload);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let verdict = format!("\nmemio={} failures=0\n", u8::from(preload));
+    assert!(
+        out.status.success() && stdout.ends_with(&verdict) && stderr.is_empty(),
+        "fuzz {args:?} {env:?} (preload: {preload}) exited with {}\n{stdout}{stderr}",
+        out.status
+    );
+    stdout.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn random_calls_keep_every_block_intact_and_match_glibc_call_for_call() {
+    let Some(exe) = build("fuzz") else { return };
+    for seed in ["1", "2", "3"] {
+        let plain = fuzz(&exe, &[seed], &[], false);
+        assert_eq!(fuzz(&exe, &[seed], &[], true), plain);
+    }
+}
+
+#[test]
+fn random_calls_under_checks_guards_and_perturbing_match_glibc() {
+    // Canaries in every block, guard pages after large ones, fills on
+    // allocate and free: none may change what the program sees.
+    let Some(exe) = build("fuzz") else { return };
+    let plain = fuzz(&exe, &["4"], &[], false);
+    for env in [
+        &[("MEMIO_MALLOC_CHECK", "3")][..],
+        &[("MEMIO_MALLOC_GUARD", "1"), ("MEMIO_MALLOC_PERTURB", "165")],
+    ] {
+        assert_eq!(fuzz(&exe, &["4"], env, true), plain, "{env:?}");
+    }
+}
+
+#[test]
+fn random_calls_from_threads_freeing_each_others_blocks_match_glibc() {
+    let Some(exe) = build("fuzz") else { return };
+    let args = ["5", "40000", "4"];
+    let plain = fuzz(&exe, &args, &[], false);
+    assert_eq!(fuzz(&exe, &args, &[], true), plain);
 }
