@@ -1,6 +1,6 @@
 //! Helpers shared by the preload tests: the library, the C programs in
 //! `tests/c` built with `cc`, running a command with or without the
-//! library preloaded.
+//! library preloaded, and scratch folders.
 
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
@@ -87,4 +87,17 @@ pub fn xorshift(s: &mut u64) -> u64 {
     *s ^= *s >> 7;
     *s ^= *s << 17;
     *s
+}
+
+/// An empty folder `preload-<name>` under cargo's scratch folder for
+/// tests (what an earlier run left there is removed first).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("preload-{name}"));
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => panic!("remove {}: {e}", dir.display()),
+    }
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    dir
 }
