@@ -1,85 +1,18 @@
-//! `libmemio_malloc.so` under real programs: the C programs in `tests/c`
-//! (built with `cc`) and system tools, each run with the library in
-//! `LD_PRELOAD` and, where the output can be compared, without it.
+//! `libmemio_malloc.so` under the C programs in `tests/c` (built with
+//! `cc`): every export's edge cases, seeded random calls checked against
+//! a model of the live blocks and against glibc, threads, fork, and the
+//! options (checks, guard pages, perturbing, stats and leak reports), each
+//! run with the library in `LD_PRELOAD` and, where the program can tell,
+//! without it. System tools run under it in `programs.rs`.
 //!
-//! A test whose tool is missing (`cc`, `sort`, `python3`) prints why and
-//! passes.
+//! A test whose tool is missing (`cc`, `sort`) prints why and passes.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 
-/// The library cargo built for this package: next to the test executable
-/// (`deps/`), or one level up.
-fn library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let deps = exe.parent().expect("test executable folder");
-    for dir in [deps, deps.parent().unwrap_or(deps)] {
-        let lib = dir.join("libmemio_malloc.so");
-        if lib.exists() {
-            return lib;
-        }
-    }
-    panic!("libmemio_malloc.so not found next to {}", exe.display());
-}
-
-/// Numbers each build of a test program.
-static BUILDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Compiles `tests/c/<name>.c`; `None` (after saying why) without `cc`.
-fn build(name: &str) -> Option<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/c")
-        .join(format!("{name}.c"));
-    // A file per build: tests run at once, and writing an executable
-    // another test is running fails with ETXTBSY.
-    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("preload-{name}-{n}"));
-    let status = match Command::new("cc")
-        // No builtins: the compiler may otherwise drop a malloc/free pair
-        // the test makes on purpose.
-        .args(["-O1", "-fno-builtin", "-pthread", "-w", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("skipped: cannot run cc ({e})");
-            return None;
-        }
-    };
-    assert!(status.success(), "cc failed on {}", src.display());
-    Some(out)
-}
-
-/// Whether `tool` runs (`tool --version`); says why not.
-fn have(tool: &str) -> bool {
-    match Command::new(tool).arg("--version").output() {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => {
-            eprintln!("skipped: {tool} --version exited with {}", o.status);
-            false
-        }
-        Err(e) => {
-            eprintln!("skipped: cannot run {tool} ({e})");
-            false
-        }
-    }
-}
-
-/// Runs `cmd` with or without the library preloaded.
-fn run(mut cmd: Command, preload: bool) -> Output {
-    cmd.env_remove("LD_PRELOAD");
-    if preload {
-        cmd.env("LD_PRELOAD", library());
-    }
-    cmd.output().expect("run the program")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{build, have, run, text};
 
 /// Runs a test program both ways and checks it passed, on the expected
 /// allocator; returns the preloaded run.
@@ -136,76 +69,6 @@ fn threads_free_each_others_blocks_and_allocate_at_exit() {
 #[test]
 fn fork_and_exec_keep_the_heap_working_in_both_processes() {
     run_c("fork");
-}
-
-/// A deterministic file of `lines` lines of varied lengths.
-fn lines_file(lines: usize) -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preload-lines.txt");
-    let mut s: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut text = String::new();
-    for i in 0..lines {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        let len = usize::try_from(s % 90).unwrap_or(0);
-        let word: String = (0..len)
-            .map(|k| char::from(b'a' + u8::try_from((s >> (k % 60)) % 26).unwrap_or(0)))
-            .collect();
-        writeln!(text, "{word} {i}").expect("writing to a String");
-    }
-    std::fs::write(&path, text).expect("write the lines file");
-    path
-}
-
-#[test]
-fn sort_prints_the_same_bytes_as_under_glibc() {
-    if !have("sort") {
-        return;
-    }
-    let file = lines_file(200_000);
-    let sort = |preload| {
-        let mut cmd = Command::new("sort");
-        cmd.arg(&file).env("LC_ALL", "C");
-        run(cmd, preload)
-    };
-    let (plain, memio) = (sort(false), sort(true));
-    assert!(plain.status.success() && memio.status.success());
-    assert!(memio.stderr.is_empty(), "stderr: {}", text(&memio.stderr));
-    assert_eq!(plain.stdout.len(), memio.stdout.len());
-    assert!(plain.stdout == memio.stdout, "sort output differs");
-}
-
-const PYTHON_WORKLOAD: &str = r#"
-import json, random, sys
-random.seed(7)
-d = {f"key{i}": [random.random() for _ in range(i % 17)] for i in range(200000)}
-lst = sorted(d.items(), key=lambda kv: (len(kv[1]), kv[0]))
-blob = json.dumps(d, sort_keys=True)
-back = json.loads(blob)
-assert back == d
-words = sorted(str(random.getrandbits(64)) for _ in range(100000))
-del d
-print(len(blob), lst[0][0], lst[-1][0], words[0], words[-1], sum(len(w) for w in words))
-with open("/proc/self/maps") as f:
-    print("memio" if "libmemio_malloc.so" in f.read() else "glibc", file=sys.stderr)
-"#;
-
-#[test]
-fn python_prints_the_same_output_as_under_glibc() {
-    if !have("python3") {
-        return;
-    }
-    let py = |preload| {
-        let mut cmd = Command::new("python3");
-        cmd.args(["-c", PYTHON_WORKLOAD]);
-        run(cmd, preload)
-    };
-    let (plain, memio) = (py(false), py(true));
-    assert!(plain.status.success(), "{}", text(&plain.stderr));
-    assert!(memio.status.success(), "{}", text(&memio.stderr));
-    assert_eq!(text(&plain.stderr), "glibc\n");
-    assert_eq!(text(&memio.stderr), "memio\n");
-    assert_eq!(text(&plain.stdout), text(&memio.stdout));
 }
 
 #[test]
@@ -549,4 +412,52 @@ fn verbose_names_the_options_in_force_at_start_up() {
         text(&run(cmd, true).stderr),
         "memio-malloc: MEMIO_MALLOC_VERBOSE: expected 0 or 1; option off\n"
     );
+}
+
+/// Runs `tests/c/fuzz.c` with `args` and `env`, preloaded or not; checks
+/// it passed, on the expected allocator, and returns the line with its
+/// checksum.
+fn fuzz(exe: &Path, args: &[&str], env: &[(&str, &str)], preload: bool) -> String {
+    let mut cmd = Command::new(exe);
+    cmd.args(args).envs(env.iter().copied());
+    let out = run(cmd, preload);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    let verdict = format!("\nmemio={} failures=0\n", u8::from(preload));
+    assert!(
+        out.status.success() && stdout.ends_with(&verdict) && stderr.is_empty(),
+        "fuzz {args:?} {env:?} (preload: {preload}) exited with {}\n{stdout}{stderr}",
+        out.status
+    );
+    stdout.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn random_calls_keep_every_block_intact_and_match_glibc_call_for_call() {
+    let Some(exe) = build("fuzz") else { return };
+    for seed in ["1", "2", "3"] {
+        let plain = fuzz(&exe, &[seed], &[], false);
+        assert_eq!(fuzz(&exe, &[seed], &[], true), plain);
+    }
+}
+
+#[test]
+fn random_calls_under_checks_guards_and_perturbing_match_glibc() {
+    // Canaries in every block, guard pages after large ones, fills on
+    // allocate and free: none may change what the program sees.
+    let Some(exe) = build("fuzz") else { return };
+    let plain = fuzz(&exe, &["4"], &[], false);
+    for env in [
+        &[("MEMIO_MALLOC_CHECK", "3")][..],
+        &[("MEMIO_MALLOC_GUARD", "1"), ("MEMIO_MALLOC_PERTURB", "165")],
+    ] {
+        assert_eq!(fuzz(&exe, &["4"], env, true), plain, "{env:?}");
+    }
+}
+
+#[test]
+fn random_calls_from_threads_freeing_each_others_blocks_match_glibc() {
+    let Some(exe) = build("fuzz") else { return };
+    let args = ["5", "40000", "4"];
+    let plain = fuzz(&exe, &args, &[], false);
+    assert_eq!(fuzz(&exe, &args, &[], true), plain);
 }

@@ -1,5 +1,6 @@
 /* Shared by the preload tests' C programs: a CHECK that names the failed
- * condition and its line, and whether libmemio_malloc.so is mapped. */
+ * condition and its line, and whether a library (libmemio_malloc.so,
+ * valgrind's) is mapped. */
 #ifndef MEMIO_TEST_COMMON_H
 #define MEMIO_TEST_COMMON_H
 
@@ -18,20 +19,23 @@ static int failures;
         }                                                                  \
     } while (0)
 
-/* Whether this process maps libmemio_malloc.so (so it is the allocator in
- * use when it was preloaded). */
-static int using_memio(void) {
+/* Whether a mapping of this process has `name` in its path. */
+static int mapped(const char *name) {
     char line[4096];
     int found = 0;
     FILE *f = fopen("/proc/self/maps", "r");
     if (!f)
         return 0;
     while (fgets(line, sizeof line, f))
-        if (strstr(line, "libmemio_malloc.so"))
+        if (strstr(line, name))
             found = 1;
     fclose(f);
     return found;
 }
+
+/* Whether this process maps libmemio_malloc.so (so it is the allocator in
+ * use when it was preloaded). */
+static int using_memio(void) { return mapped("libmemio_malloc.so"); }
 
 /* Prints the verdict the Rust side reads, and the exit status. */
 static int finish(void) {
