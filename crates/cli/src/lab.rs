@@ -136,6 +136,7 @@ pub(crate) fn run(args: &LabArgs, globals: Globals) -> CliResult {
         out: args.out.clone(),
         max_size: args.max_size.map(Size::bytes),
         compare: args.compare.clone(),
+        preload: preload(&args.only),
     };
     let terminal = Terminal {
         bar: crate::progress::bar(0, globals),
@@ -172,6 +173,20 @@ pub(crate) fn run(args: &LabArgs, globals: Globals) -> CliResult {
         ))?;
     }
     Ok(if outcome.failed { EXIT_ERROR } else { EXIT_OK })
+}
+
+/// `libmemio_malloc.so`, written out as `memio malloc run` does, when the
+/// `malloc` section is to run (it preloads the library into programs).
+/// When it cannot be written, the lab runs without it (and notes memio's
+/// rows for those programs as missing); why goes to stderr.
+fn preload(only: &[String]) -> Option<PathBuf> {
+    let chosen = memio_lab::choose(only).ok()?;
+    if !chosen.iter().any(|s| s.name == "malloc") {
+        return None;
+    }
+    crate::malloc::install()
+        .map_err(|e| output::warn(format_args!("lab: {}: {}", e.object, e.why)))
+        .ok()
 }
 
 /// `memio lab --list`: the sections, then the heavy peers.

@@ -159,8 +159,9 @@ fn preload_value(existing: Option<OsString>, lib: &Path) -> OsString {
 }
 
 /// Writes the library where it can be preloaded from, unless an
-/// identical copy is there already; returns its path.
-fn install() -> CliResult<PathBuf> {
+/// identical copy is there already; returns its path. `memio lab` hands
+/// the same path to its malloc section.
+pub(crate) fn install() -> CliResult<PathBuf> {
     if LIBRARY.is_empty() {
         return Err(CliError::new(
             "libmemio_malloc.so",

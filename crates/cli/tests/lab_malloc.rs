@@ -1,10 +1,25 @@
 //! `memio lab --only malloc` over the built binary: every allocator this
 //! build has runs every workload in its own child process, with a time and
-//! a peak RSS row each, and a geometric mean row per allocator.
+//! a peak RSS row each, and a geometric mean row per allocator; then the
+//! programs run under glibc and under memio's preloaded library, checks
+//! off and on, while a distribution malloc that is not found (the lookup
+//! points at a folder that does not exist) is a note, not a failure.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
 
 const MEMIO: &str = env!("CARGO_BIN_EXE_memio");
+
+/// Whether `program` runs on this machine (`--version` succeeds).
+fn runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
 
 #[test]
 fn the_malloc_section_measures_every_allocator_on_every_workload() {
@@ -13,6 +28,7 @@ fn the_malloc_section_measures_every_allocator_on_every_workload() {
     let out = Command::new(MEMIO)
         .args(["lab", "--quick", "--only", "malloc", "--json", "--out"])
         .arg(&out_dir)
+        .env("MEMIO_LAB_MALLOC_LIBS", "/nonexistent/memio-test")
         .output()
         .unwrap();
     let _ = std::fs::remove_dir_all(&out_dir);
@@ -26,7 +42,26 @@ fn the_malloc_section_measures_every_allocator_on_every_workload() {
     assert_eq!(section["name"], "malloc");
     assert_eq!(section["reference"], "system");
     assert!(section["error"].is_null(), "{}", section["error"]);
-    let rows = section["rows"].as_array().unwrap();
+    let all_rows = section["rows"].as_array().unwrap();
+    let (programs, rows): (Vec<&Value>, Vec<&Value>) = all_rows.iter().partition(|r| {
+        r["params"]["program"].is_string() || r["workload"] == "programs: geometric mean"
+    });
+    let notes: Vec<&str> = section["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    in_process_rows(&rows);
+    assert!(
+        notes.iter().any(|n| n.starts_with("memio vs system: ")),
+        "{notes:?}"
+    );
+    program_rows(&programs, &notes);
+}
+
+/// The Rust workloads: every allocator built in, on every workload.
+fn in_process_rows(rows: &[&Value]) {
     let mut allocators = vec!["system", "memio"];
     if cfg!(feature = "mimalloc") {
         allocators.push("mimalloc");
@@ -57,11 +92,93 @@ fn the_malloc_section_measures_every_allocator_on_every_workload() {
             );
         }
     }
-    let notes = section["notes"].as_array().unwrap();
+}
+
+/// The programs: the ones this machine can build and run, under glibc
+/// (the reference) and memio, checks off and on; the distribution mallocs
+/// named in notes as not found; the targets judged.
+fn program_rows(rows: &[&Value], notes: &[&str]) {
+    let cc = std::env::var("CC").unwrap_or_default();
+    let cc = cc.split_whitespace().next().unwrap_or("cc");
+    // A compiler or interpreter that is there but cannot build or run its
+    // program (no C library headers, say) is a note too.
+    let not_measured = |what: &str| notes.iter().any(|n| n.starts_with(what));
+    let mut expected = Vec::new();
+    if runs(cc) {
+        for c in ["churn", "xfree", "large"] {
+            if !not_measured(&format!("the C program {c} is not measured")) {
+                expected.push(c);
+            }
+        }
+    } else {
+        assert!(not_measured("the C programs are not measured"), "{notes:?}");
+    }
+    if runs("python3") {
+        if !not_measured("the Python workload is not measured") {
+            expected.push("python");
+        }
+    } else {
+        assert!(
+            not_measured("the Python workload is not measured"),
+            "{notes:?}"
+        );
+    }
+    for program in &expected {
+        for unit in ["ms/run", "MiB peak RSS"] {
+            let of_it: Vec<_> = rows
+                .iter()
+                .filter(|r| r["params"]["program"] == *program && r["unit"] == unit)
+                .collect();
+            for a in ["glibc", "memio", "memio, checks on"] {
+                let row = of_it.iter().find(|r| r["mechanism"] == a);
+                let row =
+                    row.unwrap_or_else(|| panic!("no {a} row for {program} ({unit}): {notes:#?}"));
+                assert!(row["median"].as_f64().unwrap() > 0.0, "{row}");
+                assert_eq!(row["reference"], a == "glibc", "{row}");
+            }
+            assert!(
+                !of_it
+                    .iter()
+                    .any(|r| r["mechanism"] == "jemalloc" || r["mechanism"] == "mimalloc"),
+                "{of_it:?}"
+            );
+        }
+    }
+    for name in ["jemalloc", "mimalloc"] {
+        let missing = format!(
+            "{name} is not measured on the programs: no lib{name}.so.2 in /nonexistent/memio-test"
+        );
+        assert!(notes.iter().any(|n| n.starts_with(&missing)), "{notes:#?}");
+    }
+    if !expected.is_empty() {
+        assert!(
+            rows.iter()
+                .any(|r| r["workload"] == "programs: geometric mean" && r["mechanism"] == "memio"),
+            "no geometric mean row"
+        );
+        for target in [
+            "no program slower than glibc",
+            "peak RSS at most 1.1x glibc's",
+            "checks on at most 2x",
+        ] {
+            let line = notes
+                .iter()
+                .find(|n| n.starts_with(&format!("target {target}")));
+            let line = line.unwrap_or_else(|| panic!("no target line for {target}: {notes:#?}"));
+            assert!(
+                line.contains(": met (") || line.contains(": not met ("),
+                "{line}"
+            );
+        }
+        assert!(
+            notes.contains(
+                &"target geometric mean at most 1.0x mimalloc's: not judged (mimalloc did not run)"
+            ),
+            "{notes:#?}"
+        );
+    }
     assert!(
-        notes
-            .iter()
-            .any(|n| n.as_str().unwrap().starts_with("memio vs system: ")),
-        "{notes:?}"
+        !notes.iter().any(|n| n.contains(" left out: under memio")),
+        "a program failed under memio: {notes:#?}"
     );
 }

@@ -181,6 +181,8 @@ fn measured(unit: &str) -> &'static str {
         "throughput, higher is better"
     } else if unit.ends_with("/op") {
         "time per operation, lower is better"
+    } else if unit.ends_with("/run") {
+        "time per run, lower is better"
     } else {
         "lower is better"
     }

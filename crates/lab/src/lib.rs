@@ -132,6 +132,11 @@ pub struct Options {
     pub max_size: Option<u64>,
     /// An earlier `report.json` to take the ratio of every row to.
     pub compare: Option<PathBuf>,
+    /// `libmemio_malloc.so`, which the `malloc` section preloads into the
+    /// programs it runs under each allocator. The `memio` command carries
+    /// the library and fills this in; without it, memio's rows for those
+    /// programs are left out, with a note saying so.
+    pub preload: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -142,6 +147,7 @@ impl Default for Options {
             out: PathBuf::from("lab-report"),
             max_size: None,
             compare: None,
+            preload: None,
         }
     }
 }
@@ -187,6 +193,8 @@ pub struct Config {
     pub max_size: u64,
     /// How long and how often to sample.
     pub timing: Timing,
+    /// `libmemio_malloc.so`, to preload into programs ([`Options::preload`]).
+    pub preload: Option<PathBuf>,
 }
 
 impl Config {
@@ -208,6 +216,7 @@ impl Config {
                     sample_time: Duration::from_millis(15),
                 }
             },
+            preload: options.preload.clone(),
         }
     }
 

@@ -81,7 +81,7 @@ fn winner(rows: &[&Row]) -> Option<String> {
                 b.total_cmp(&a)
             }
         })?;
-    let word = if best.unit.ends_with("/op") || best.unit == "GB/s" {
+    let word = if best.unit.ends_with("/op") || best.unit.ends_with("/run") || best.unit == "GB/s" {
         "fastest"
     } else {
         "best"

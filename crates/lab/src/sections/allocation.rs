@@ -649,6 +649,7 @@ mod tests {
                 samples: 1,
                 sample_time: std::time::Duration::from_millis(1),
             },
+            preload: None,
         }
     }
 

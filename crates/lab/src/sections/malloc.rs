@@ -11,6 +11,9 @@
 //! to its end. The child's peak resident size (`VmHWM`) is read when its
 //! samples are done.
 //!
+//! Then whole programs, C and Python, run under glibc's malloc and the
+//! others swapped in by `LD_PRELOAD`, as a user would ([`dropin`]).
+//!
 //! # Safety
 //!
 //! The workloads call the global allocator directly (`alloc`/`dealloc`
@@ -44,10 +47,13 @@ use crate::support::XorShift;
 use crate::switch::VARIABLE;
 use crate::{Case, Chart, Error, Result, Run, Section, Unit};
 
+mod child;
+mod dropin;
+
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
     name: "malloc",
-    title: "General-purpose allocators: system, memio, mimalloc, jemalloc",
+    title: "General-purpose allocators: system, memio, mimalloc, jemalloc; drop-in under LD_PRELOAD",
     about: "The same workload code runs once per global allocator, each in its own child process \
             of this binary, which picks its allocator from MEMIO_LAB_ALLOCATOR at its first \
             allocation (one relaxed load and a branch per call, the same for every allocator). \
@@ -56,7 +62,16 @@ pub(crate) const SECTION: Section = Section {
             4 threads churning private sets, a larson-style server (objects freed by a random \
             other thread), repeated 1-32 MiB blocks, and building a BTreeMap and a HashMap. Rows: \
             time per operation and the child's peak resident size, with a geometric mean over \
-            the workloads. Answers: which allocator a Rust program should pick.",
+            the workloads. Then whole programs under LD_PRELOAD, each run as a child process \
+            timed start to exit, with its peak RSS from wait4: three C programs the lab builds \
+            from sources it carries (small-object churn, cross-thread frees, blocks above \
+            128 KiB) and a Python workload (dicts, lists, sorting, json), under glibc's malloc \
+            (the reference for those rows), libmemio_malloc.so with checks off and on \
+            (MEMIO_MALLOC_CHECK=3), and the distribution's jemalloc and mimalloc when \
+            installed; Python keeps its own allocator for objects up to 512 B, as shipped. The \
+            notes give each as multiples of glibc's figures and say which of the drop-in \
+            library's targets hold. Answers: which allocator a Rust program should \
+            pick, and what swapping malloc under an existing program gains.",
     reference: SYSTEM,
     chart: Chart::Bars,
     run,
@@ -151,7 +166,7 @@ fn run(run: &mut Run<'_>) -> Result<()> {
     if mode == "quick" {
         run.note("quick mode runs smaller maps (250k entries) and shorter samples than --full (1M entries)");
     }
-    Ok(())
+    dropin::run(run)
 }
 
 /// Notes memio's standing against each other allocator, as plain ratios.

@@ -317,6 +317,7 @@ mod tests {
                 samples: 1,
                 sample_time: std::time::Duration::from_millis(1),
             },
+            preload: None,
         };
         assert_eq!(
             sizes(&config),

@@ -1,0 +1,217 @@
+//! The programs' notes: each malloc's figures as multiples of glibc's,
+//! and the drop-in library's targets, met or not.
+
+use std::fmt::Write as _;
+
+use super::{CHECKED, Figures, MEMIO, Source};
+use crate::sections::malloc::geomean;
+
+/// `x / y` when both are known.
+fn ratio(x: Option<f64>, y: Option<f64>) -> Option<f64> {
+    let r = x? / y?;
+    r.is_finite().then_some(r)
+}
+
+/// One note per program: each allocator's time and peak RSS as multiples
+/// of glibc's, and memio's checks-on time as a multiple of checks-off.
+pub(super) fn ratios(names: &[&str], f: &Figures) -> String {
+    let mut text = format!(
+        "{}: time and peak RSS as multiples of glibc's (below 1: less):",
+        f.program.label
+    );
+    let mut first = true;
+    for (i, name) in names.iter().enumerate().skip(1) {
+        let (Some(t), Some(m)) = (ratio(f.time[i], f.time[0]), ratio(f.rss[i], f.rss[0])) else {
+            continue;
+        };
+        let _ = write!(
+            text,
+            "{} {name} {t:.2}x, {m:.2}x",
+            if first { "" } else { ";" }
+        );
+        first = false;
+        if *name == CHECKED {
+            let off = names.iter().position(|n| *n == MEMIO);
+            if let Some(c) = off.and_then(|o| ratio(f.time[i], f.time[o])) {
+                let _ = write!(text, " ({c:.2}x the time with checks off)");
+            }
+        }
+    }
+    if first {
+        text.push_str(" no other malloc ran it");
+    }
+    text
+}
+
+/// The issue's targets for the drop-in library, each stated as met or not
+/// met with its figures, from this run's medians.
+pub(super) fn targets(names: &[&str], figures: &[Figures]) -> Vec<String> {
+    let at = |name: &str| names.iter().position(|n| *n == name);
+    let Some(me) = at(MEMIO) else {
+        return vec!["targets not judged: memio did not run the programs".to_owned()];
+    };
+    if figures.is_empty() {
+        return vec!["targets not judged: no program ran".to_owned()];
+    }
+    // (program, figure i / figure base) of one column of figures.
+    let of = |f: &Figures, column: &[Option<f64>], i: usize, base: usize| {
+        (f.program.name, ratio(column[i], column[base]))
+    };
+    let mut lines = vec![
+        worst(
+            "no program slower than glibc",
+            "memio's time",
+            "glibc's",
+            1.0,
+            figures.iter().map(|f| of(f, &f.time, me, 0)),
+        ),
+        worst(
+            "Python at most 0.95x glibc's time",
+            "memio's time",
+            "glibc's",
+            0.95,
+            figures
+                .iter()
+                .filter(|f| matches!(f.program.source, Source::Python(_)))
+                .map(|f| of(f, &f.time, me, 0)),
+        ),
+    ];
+    lines.push(match at("mimalloc") {
+        Some(mi) => {
+            let both: Vec<&Figures> = figures
+                .iter()
+                .filter(|f| f.time[me].is_some() && f.time[mi].is_some())
+                .collect();
+            let gm = |i: usize| geomean(&both.iter().filter_map(|f| f.time[i]).collect::<Vec<_>>());
+            let r = (!both.is_empty()).then(|| gm(me) / gm(mi));
+            worst(
+                "geometric mean at most 1.0x mimalloc's",
+                "memio's geometric mean of times",
+                "mimalloc's",
+                1.0,
+                [("the programs", r)].into_iter(),
+            )
+        }
+        None => "target geometric mean at most 1.0x mimalloc's: not judged (mimalloc did not run)"
+            .to_owned(),
+    });
+    lines.push(worst(
+        "peak RSS at most 1.1x glibc's",
+        "memio's peak RSS",
+        "glibc's",
+        1.1,
+        figures.iter().map(|f| of(f, &f.rss, me, 0)),
+    ));
+    lines.push(match at(CHECKED) {
+        Some(c) => worst(
+            "checks on at most 2x the time of checks off",
+            "memio's time with MEMIO_MALLOC_CHECK=3",
+            "checks off",
+            2.0,
+            figures.iter().map(|f| of(f, &f.time, c, me)),
+        ),
+        None => "target checks on at most 2x checks off: not judged".to_owned(),
+    });
+    lines
+}
+
+/// `target <what>: met|not met (...)` over `(program, ratio)` pairs, the
+/// target holding when every ratio is at most `limit`; quotes the worst.
+fn worst<'a>(
+    what: &str,
+    subject: &str,
+    base: &str,
+    limit: f64,
+    ratios: impl Iterator<Item = (&'a str, Option<f64>)>,
+) -> String {
+    let known: Vec<(&str, f64)> = ratios.filter_map(|(p, r)| Some((p, r?))).collect();
+    let Some(&(name, r)) = known.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
+        return format!("target {what}: not judged (no figures)");
+    };
+    let failing: Vec<String> = known
+        .iter()
+        .filter(|(_, r)| *r > limit)
+        .map(|(p, r)| format!("{p} {r:.2}x"))
+        .collect();
+    if failing.is_empty() {
+        let at = if known.len() > 1 {
+            format!("at most {r:.2}x {base}, on {name}")
+        } else {
+            format!("{r:.2}x {base}")
+        };
+        format!("target {what}: met ({subject} {at})")
+    } else {
+        format!(
+            "target {what}: not met ({subject} as a multiple of {base}: {})",
+            failing.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{GLIBC, PROGRAMS, Program};
+    use super::*;
+
+    fn figures(program: &'static Program, time: &[f64], rss: &[f64]) -> Figures {
+        Figures {
+            program,
+            time: time.iter().copied().map(Some).collect(),
+            rss: rss.iter().copied().map(Some).collect(),
+        }
+    }
+
+    #[test]
+    fn targets_say_met_or_not_met_with_the_figures() {
+        let names = [GLIBC, MEMIO, CHECKED, "mimalloc"];
+        let f = [
+            figures(
+                &PROGRAMS[0],
+                &[100.0, 80.0, 120.0, 90.0],
+                &[10.0, 10.5, 11.0, 12.0],
+            ),
+            figures(
+                &PROGRAMS[3],
+                &[200.0, 196.0, 500.0, 150.0],
+                &[40.0, 48.0, 50.0, 41.0],
+            ),
+        ];
+        let lines = targets(&names, &f);
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert_eq!(
+            lines[0],
+            "target no program slower than glibc: \
+             met (memio's time at most 0.98x glibc's, on python)"
+        );
+        assert_eq!(
+            lines[1],
+            "target Python at most 0.95x glibc's time: \
+             not met (memio's time as a multiple of glibc's: python 0.98x)"
+        );
+        assert!(lines[2].contains(": not met ("), "{}", lines[2]);
+        assert!(lines[3].contains("python 1.20x"), "{}", lines[3]);
+        assert!(
+            lines[4].contains("python 2.55x") && !lines[4].contains("churn"),
+            "{}",
+            lines[4]
+        );
+        let note = ratios(&names, &f[0]);
+        assert!(
+            note.ends_with(
+                "memio 0.80x, 1.05x; \
+                 memio, checks on 1.20x, 1.10x (1.50x the time with checks off); \
+                 mimalloc 0.90x, 1.20x"
+            ),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn without_memio_the_targets_are_not_judged() {
+        let f = [figures(&PROGRAMS[0], &[100.0], &[10.0])];
+        assert_eq!(
+            targets(&[GLIBC], &f),
+            vec!["targets not judged: memio did not run the programs"]
+        );
+    }
+}
