@@ -9,8 +9,11 @@
 //!
 //! With checks on, every block is asked for 9 bytes larger than the
 //! program's request: the requested size is kept in the block's last word
-//! (mixed with its address) and every byte from the end of the request to
-//! that word is a canary. `free`, `realloc` and `malloc_usable_size`
+//! (mixed with its address) and the bytes from the end of the request to
+//! that word are a canary, up to [`SPAN`] of them. The rest of a block's
+//! slack is left alone: a large block reused from the cache can have
+//! megabytes of it, and filling and scanning those on every call made a
+//! program of large blocks several times slower with checks on. `free`, `realloc` and `malloc_usable_size`
 //! check the pointer (a block start, not freed already: [`heap::raw::validate`])
 //! and the canary before they trust the block; `malloc_usable_size`
 //! returns the size asked for, so a program writing up to it trips
@@ -64,6 +67,10 @@ static MODE: AtomicU8 = AtomicU8::new(UNREAD);
 /// Bytes a checked block has beyond the request: the size word and at
 /// least one canary byte.
 pub(crate) const EXTRA: usize = 9;
+/// The most canary bytes a block gets right after its request (an
+/// overrun that skips them and lands further in the slack goes unseen,
+/// unless it reaches the size word).
+pub(crate) const SPAN: usize = 64;
 /// What every canary byte holds (never 0, so a stray string terminator
 /// shows).
 const CANARY: u8 = 0xa5;
@@ -147,7 +154,7 @@ pub(crate) unsafe fn arm(p: *mut u8, size: usize) {
     // SAFETY: `[size, usable - 8)` and the last word lie in the block; the
     // word is 8-aligned (blocks and their usable sizes are multiples of 8).
     unsafe {
-        p.add(size).write_bytes(CANARY, usable - 8 - size);
+        p.add(size).write_bytes(CANARY, canary_len(size, usable));
         p.add(usable - 8)
             .cast::<usize>()
             .write(size ^ p as usize ^ SALT);
@@ -197,8 +204,9 @@ pub(crate) unsafe fn verify(p: *mut c_void, op: &[u8]) -> Option<usize> {
         refuse(op, p.cast(), Problem::SizeWord(block));
         return None;
     }
-    // SAFETY: `[asked, usable - 8)` lies in the live block.
-    let canary = unsafe { core::slice::from_raw_parts(p.add(asked), usable - 8 - asked) };
+    // SAFETY: `[asked, asked + canary_len)` lies in `[asked, usable - 8)`,
+    // inside the live block.
+    let canary = unsafe { core::slice::from_raw_parts(p.add(asked), canary_len(asked, usable)) };
     if let Some(i) = first_changed(canary) {
         refuse(
             op,
@@ -212,6 +220,12 @@ pub(crate) unsafe fn verify(p: *mut c_void, op: &[u8]) -> Option<usize> {
         return None;
     }
     Some(asked)
+}
+
+/// How many canary bytes follow a request of `asked` bytes in a block of
+/// `usable` bytes: up to the size word, at most [`SPAN`].
+fn canary_len(asked: usize, usable: usize) -> usize {
+    (usable - 8 - asked).min(SPAN)
 }
 
 /// The first byte of `canary` that is not [`CANARY`].

@@ -349,6 +349,26 @@ fn a_write_past_a_guarded_large_block_faults_at_once() {
 }
 
 #[test]
+fn an_overrun_into_a_reused_large_blocks_slack_is_reported() {
+    let Some(exe) = build("check") else { return };
+    let (first, out) = check_case(&exe, "large-slack", &[("MEMIO_MALLOC_CHECK", "3")]);
+    let stderr = text(&out.stderr);
+    let p = text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("block 0x"))
+        .filter_map(|hex| usize::from_str_radix(hex, 16).ok())
+        .next_back()
+        .unwrap_or(0);
+    assert_eq!(p, first, "the second block reuses the first one's mapping");
+    assert_eq!(signal(&out), Some(libc::SIGABRT), "{stderr}");
+    let want = format!(
+        "memio-malloc: free({p:#x}): heap overrun: written past the 1000001 bytes asked for, \
+         at byte 1000001 (large block, "
+    );
+    assert!(stderr.starts_with(&want), "{stderr}");
+}
+
+#[test]
 fn checks_keep_the_api_programs_passing() {
     // Every export's edge cases hold with canaries in the blocks, and
     // with guard pages after the large ones. The program hands foreign

@@ -72,6 +72,14 @@ int main(int argc, char **argv) {
         if (q)
             free(q);
         heap_is_whole(20, NULL, 0);
+    } else if (strcmp(what, "large-slack") == 0) {
+        /* The second block reuses the first one's cached 4 MiB mapping:
+         * megabytes of slack after the request, of which only the bytes
+         * right after it are canary. */
+        free(block(4 << 20));
+        char *p = block(1000001);
+        p[1000001] = 1;
+        free(p);
     } else if (strcmp(what, "guard") == 0) {
         char *p = block((1 << 20) - 96);
         p[(1 << 20) - 96] = 1;
