@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use memio::io::copy::{CopyOptions, Method, copy_tree};
 
@@ -224,7 +224,46 @@ fn large_file(run: &mut Run<'_>, dir: &Path, len: u64) -> Result<f64> {
     if std::fs::read(&dst).ok() != std::fs::read(&src).ok() {
         return Err(Error::new("copy", "the copy differs from its source"));
     }
+    // Gone before the tree rows, which size their copies by the free space.
+    let _ = std::fs::remove_file(&dst);
+    let _ = std::fs::remove_file(&src);
     Ok(default)
+}
+
+/// Space the copies leave free on the scratch folder's filesystem, so the
+/// lab never fills the disk it shares with everything else.
+const MARGIN: u64 = 1 << 30;
+
+/// Inodes the copies leave free: as many as [`MARGIN`] holds at ext4's
+/// default of one inode per 16 KiB.
+const MARGIN_INODES: u64 = MARGIN / (16 << 10);
+
+/// Free space on a filesystem, as an unprivileged writer may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Free {
+    bytes: u64,
+    inodes: u64,
+}
+
+impl Free {
+    /// Whether `bytes` more bytes in `inodes` more files still leave the
+    /// margins free.
+    fn holds(self, bytes: u64, inodes: u64) -> bool {
+        self.bytes >= bytes.saturating_add(MARGIN)
+            && self.inodes >= inodes.saturating_add(MARGIN_INODES)
+    }
+}
+
+/// The free space of the filesystem holding `dir` (`statvfs`: the blocks
+/// and inodes left to unprivileged users, so the lab never eats into the
+/// reserve). A filesystem without an inode limit reports no inodes at
+/// all; it counts as having them without end.
+fn free_space(dir: &Path) -> Result<Free> {
+    let s = rustix::fs::statvfs(dir).map_err(|e| Error::io(dir.display(), &e.into()))?;
+    Ok(Free {
+        bytes: s.f_bavail.saturating_mul(s.f_frsize),
+        inodes: if s.f_files == 0 { u64::MAX } else { s.f_favail },
+    })
 }
 
 /// Makes `n` files of 4–64 KiB in 20 folders under `root`.
@@ -245,9 +284,10 @@ fn small_tree(root: &Path, n: usize) -> Result<u64> {
 ///
 /// Every sample copies to a destination name of its own, and the copies
 /// are removed only after the last sample (in a full run that is 24
-/// copies, 7.8 GiB, on the disk at once). Removing a 10,000-file copy
-/// before the next sample, as the large-file rows do with their one file,
-/// put that removal's cost inside the next sample: on ext4 without a
+/// copies, 7.8 GiB, on the disk at once) when the disk holds them all
+/// ([`Copies`] says what happens when it does not). Removing a 10,000-file
+/// copy before the next sample, as the large-file rows do with their one
+/// file, put that removal's cost inside the next sample: on ext4 without a
 /// journal, a new inode skips every free inode deleted in the last minute
 /// (six while its inode table block is dirty), so each file the copy
 /// creates scanned past the 10,000 just freed, and `cp -r` took 0.3 to
@@ -256,9 +296,18 @@ fn small_tree(root: &Path, n: usize) -> Result<u64> {
 /// 331 MiB an earlier one left dirty.
 fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
     let src = dir.join("tree");
-    let copies = dir.join("tree.copies");
+    // At most 64 KiB a file, and 21 folders.
+    let (most, inodes) = ((n as u64 + 21) * (64 << 10), n as u64 + 21);
+    if !free_space(dir)?.holds(most, inodes) {
+        return Err(Error::new(
+            dir.display(),
+            format!(
+                "too little free space for the tree rows' source of {n} files (up to {})",
+                exact_bytes(most)
+            ),
+        ));
+    }
     let bytes = small_tree(&src, n)?;
-    std::fs::create_dir(&copies).map_err(io(&copies))?;
     sync_dir(dir)?;
     let mut paths: Vec<PathBuf> = Vec::new();
     collect(&src, &mut paths);
@@ -266,50 +315,17 @@ fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
     // burst can slow any one sample several times over, and a median of
     // three is one burst away from showing it.
     let samples = run.config().timing.samples.min(5);
-    let made = std::cell::Cell::new(0);
-    let fresh = || {
-        made.set(made.get() + 1);
-        copies.join(format!("copy{}", made.get()))
-    };
+    let mut copies = Copies::new(dir.join("tree.copies"), disk_usage(&src))?;
+    let planned = 2 * 2 * (samples as u64 + 1);
+    let free = free_space(dir)?;
     for evicted in [false, true] {
-        let workload = format!(
-            "tree of {n} files of 4-64 KiB (-r){}",
-            if evicted { ", evicted" } else { ", warm" }
-        );
-        let prepare = || {
-            // The earlier samples' copies are written back now, not
-            // during this one.
-            sync_dir(dir)?;
-            if evicted {
-                drop_cached(&paths)?;
-            }
-            Ok(())
-        };
-        let case = |m: &str| {
-            Case::new(m, &workload)
-                .param("files", n)
-                .param("bytes", bytes)
-        };
-        let cp_tree = |dst: &Path| cp(&[Path::new("-r"), &src, dst]);
-        let memio_tree = |dst: &Path| {
-            let done = copy_tree(&src, dst, &CopyOptions::new(), &|_| {}).map_err(lib)?;
-            match done.failures.first() {
-                Some(e) => Err(Error::new("memio cp -r", e)),
-                None => Ok(()),
-            }
-        };
-        alternated(
-            run,
-            [case(CP), case("memio cp -r")],
-            bytes,
-            samples,
-            prepare,
-            &mut [&mut || cp_tree(&fresh()), &mut || memio_tree(&fresh())],
-        )?;
+        tree_rows(run, &src, &paths, bytes, samples, evicted, &mut copies)?;
     }
     // Written back now, the removed inodes are skipped for a minute
     // instead of six by whatever creates files next.
-    let _ = std::fs::remove_dir_all(&copies);
+    let cleared = copies.cleared;
+    let each = copies.each;
+    drop(copies);
     let _ = std::fs::remove_dir_all(&src);
     sync_dir(dir)?;
     run.note(format!(
@@ -317,36 +333,208 @@ fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
          tree copy walks the tree once, then copies the files with a few threads, each in a \
          different folder where it can (both cores busy when warm, several reads waiting on the \
          disk when evicted), and builds a new tree under a temporary name renamed whole at the \
-         end. The samples of cp -r and memio alternate, each writes a new destination after the \
-         filesystem is synced, and no copy is removed until all are done (so no sample pays for \
-         writing back or deleting an earlier one).",
+         end. The samples of cp -r and memio alternate, and each writes a new destination after \
+         the filesystem is synced (so no sample pays for writing back an earlier one).",
         exact_bytes(bytes)
     ));
+    let all = each.0.saturating_mul(planned);
+    run.note(if cleared == 0 {
+        format!(
+            "All {planned} copies of the tree ({}) stayed on the disk until the last sample, \
+             with {} free before the first, so no sample paid for deleting an earlier one.",
+            exact_bytes(all),
+            exact_bytes(free.bytes)
+        )
+    } else {
+        format!(
+            "The disk had {} free before the tree rows, short of the {} that all {planned} \
+             copies take plus {} to spare: whenever one more copy would have left less, the \
+             copies so far were removed, the filesystem synced and {} s waited before the next \
+             sample (ext4 without a journal skips inodes freed in the last minute), {cleared} \
+             times in all.",
+            exact_bytes(free.bytes),
+            exact_bytes(all),
+            exact_bytes(MARGIN),
+            RECENT.as_secs()
+        )
+    });
     Ok(())
 }
 
+/// One pass of the tree rows (warm or evicted): `cp -r` and memio's tree
+/// copy, alternated, each sample into a fresh copy.
+fn tree_rows(
+    run: &mut Run<'_>,
+    src: &Path,
+    paths: &[PathBuf],
+    bytes: u64,
+    samples: usize,
+    evicted: bool,
+    copies: &mut Copies,
+) -> Result<()> {
+    let n = paths.len();
+    let workload = format!(
+        "tree of {n} files of 4-64 KiB (-r){}",
+        if evicted { ", evicted" } else { ", warm" }
+    );
+    let prepare = || {
+        let dst = copies.next()?;
+        if evicted {
+            drop_cached(paths)?;
+        }
+        Ok(dst)
+    };
+    let case = |m: &str| {
+        Case::new(m, &workload)
+            .param("files", n)
+            .param("bytes", bytes)
+    };
+    let cp_tree = |dst: &PathBuf| cp(&[Path::new("-r"), src, dst]);
+    let memio_tree = |dst: &PathBuf| {
+        let done = copy_tree(src, dst, &CopyOptions::new(), &|_| {}).map_err(lib)?;
+        match done.failures.first() {
+            Some(e) => Err(Error::new("memio cp -r", e)),
+            None => Ok(()),
+        }
+    };
+    alternated(
+        run,
+        [case(CP), case("memio cp -r")],
+        bytes,
+        samples,
+        prepare,
+        [&cp_tree, &memio_tree],
+    )
+}
+
+/// How long ext4 without a journal keeps skipping a freed inode once its
+/// inode table block is written back (a minute after the deletion), and a
+/// second more.
+const RECENT: Duration = Duration::from_secs(61);
+
+/// The tree rows' destinations, in one folder, kept until the rows end
+/// while the filesystem has room for one more and [`MARGIN`] to spare.
+/// When it has not, the copies so far are removed, the filesystem synced
+/// and [`RECENT`] waited out before the next sample, so that sample pays
+/// neither for the deletion nor for skipping the freed inodes. The space
+/// is read before every sample, so a neighbour filling the disk meanwhile
+/// counts too. Dropping it removes the folder and every copy left.
+struct Copies {
+    dir: PathBuf,
+    /// Bytes and inodes one copy takes on the disk (as its source does).
+    each: (u64, u64),
+    made: usize,
+    kept: usize,
+    /// How many times the copies were removed to make room.
+    cleared: usize,
+}
+
+impl Copies {
+    fn new(dir: PathBuf, each: (u64, u64)) -> Result<Self> {
+        std::fs::create_dir(&dir).map_err(io(&dir))?;
+        Ok(Self {
+            dir,
+            each,
+            made: 0,
+            kept: 0,
+            cleared: 0,
+        })
+    }
+
+    /// A new destination for the next sample, with the filesystem synced
+    /// (the earlier copies are written back now, not during the sample)
+    /// and room for it.
+    ///
+    /// # Errors
+    ///
+    /// A failed sync, removal or `statvfs`, or too little space for one
+    /// copy even with none kept.
+    fn next(&mut self) -> Result<PathBuf> {
+        sync_dir(&self.dir)?;
+        if self.kept > 0 && !self.room()? {
+            self.clear()?;
+            std::thread::sleep(RECENT);
+        }
+        if !self.room()? {
+            return Err(Error::new(
+                self.dir.display(),
+                format!(
+                    "too little free space for a copy of the tree ({} in {} files) with {} to \
+                     spare",
+                    exact_bytes(self.each.0),
+                    self.each.1,
+                    exact_bytes(MARGIN)
+                ),
+            ));
+        }
+        self.made += 1;
+        self.kept += 1;
+        Ok(self.dir.join(format!("copy{}", self.made)))
+    }
+
+    fn room(&self) -> Result<bool> {
+        Ok(free_space(&self.dir)?.holds(self.each.0, self.each.1))
+    }
+
+    /// Removes every copy and writes the removal back.
+    fn clear(&mut self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir).map_err(io(&self.dir))?;
+        std::fs::create_dir(&self.dir).map_err(io(&self.dir))?;
+        sync_dir(&self.dir)?;
+        self.kept = 0;
+        self.cleared += 1;
+        Ok(())
+    }
+}
+
+impl Drop for Copies {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The bytes and inodes a tree takes on its filesystem (allocated blocks,
+/// folders included).
+fn disk_usage(path: &Path) -> (u64, u64) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return (0, 0);
+    };
+    let mut total = (std::os::unix::fs::MetadataExt::blocks(&meta) * 512, 1);
+    if meta.is_dir() {
+        for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            let (bytes, inodes) = disk_usage(&e.path());
+            total = (total.0 + bytes, total.1 + inodes);
+        }
+    }
+    total
+}
+
+/// A contender in [`alternated`]: the timed work on what `prepare` made.
+type Op<'a, T> = &'a dyn Fn(&T) -> Result<()>;
+
 /// As [`sampled`], for two contenders whose samples alternate (and which
 /// goes first too), so a load that drifts during the rows weighs on both
-/// alike; records a row for each.
+/// alike; `prepare` makes what each sample works on (not counted).
+/// Records a row for each.
 ///
 /// # Errors
 ///
 /// The first error of `prepare` or an op.
-fn alternated(
+fn alternated<T>(
     run: &mut Run<'_>,
     cases: [Case; 2],
     bytes: u64,
     samples: usize,
-    mut prepare: impl FnMut() -> Result<()>,
-    ops: &mut [&mut dyn FnMut() -> Result<()>; 2],
+    mut prepare: impl FnMut() -> Result<T>,
+    ops: [Op<'_, T>; 2],
 ) -> Result<()> {
     let mut gbps = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
     // One unrecorded round first: allocations, dentries, a cold `cp` binary.
     for i in 0..=samples {
         for k in [i % 2, 1 - i % 2] {
-            prepare()?;
+            let target = prepare()?;
             let start = Instant::now();
-            ops[k]()?;
+            ops[k](&target)?;
             let secs = start.elapsed().as_secs_f64().max(1e-9);
             if i > 0 {
                 gbps[k].push(bytes as f64 / secs / 1e9);
@@ -411,4 +599,32 @@ fn sparse(run: &mut Run<'_>, dir: &Path) -> Result<()> {
         exact_bytes(allocated)
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_space_holds_a_copy_only_with_both_margins_to_spare() {
+        let free = Free {
+            bytes: MARGIN + 100,
+            inodes: MARGIN_INODES + 10,
+        };
+        assert!(free.holds(100, 10));
+        assert!(!free.holds(101, 10));
+        assert!(!free.holds(100, 11));
+        assert!(!free.holds(u64::MAX, 0));
+    }
+
+    #[test]
+    fn the_scratch_folder_reports_free_space() {
+        let dir = Scratch::dir("copy-free").unwrap();
+        let free = free_space(dir.path()).unwrap();
+        assert!(free.bytes > 0 && free.inodes > 0, "{free:?}");
+        std::fs::write(dir.path().join("f"), vec![1u8; 10_000]).unwrap();
+        let (bytes, inodes) = disk_usage(dir.path());
+        assert_eq!(inodes, 2);
+        assert!(bytes >= 10_000, "{bytes}");
+    }
 }
