@@ -1,9 +1,9 @@
 //! Lab section `copy`: memio's copy engines against the system's `cp`.
 //!
 //! - A large file (64 MiB quick, 1 GiB full, within `--max-size` when it
-//!   is given), warm (source in the page cache) and evicted before every
-//!   sample: memio's default (`copy_file_range`), mmap windows,
-//!   read/write, sendfile, and `cp`.
+//!   is given and within the free space always), warm (source in the page
+//!   cache) and evicted before every sample: memio's default
+//!   (`copy_file_range`), mmap windows, read/write, sendfile, and `cp`.
 //! - A tree of small files (500 quick, 10,000 full, 4–64 KiB each),
 //!   warm and evicted: `copy_tree` (files copied by a few workers) against
 //!   `cp -r`.
@@ -160,6 +160,7 @@ fn run(run: &mut Run<'_>) -> Result<()> {
             + 2,
     );
     let dir = Scratch::dir("copy")?;
+    let large = fit_large(run, dir.path(), large)?;
     let gbps = large_file(run, dir.path(), large)?;
     tree(run, dir.path(), files)?;
     sparse(run, dir.path())?;
@@ -264,6 +265,51 @@ fn free_space(dir: &Path) -> Result<Free> {
         bytes: s.f_bavail.saturating_mul(s.f_frsize),
         inodes: if s.f_files == 0 { u64::MAX } else { s.f_favail },
     })
+}
+
+/// The large file's size: `wanted`, or less when the filesystem cannot
+/// hold it twice (source and copy) and keep [`MARGIN`] free, said in a
+/// note.
+///
+/// # Errors
+///
+/// Free space that `statvfs` cannot read, or too little for even 1 MiB.
+fn fit_large(run: &mut Run<'_>, dir: &Path, wanted: u64) -> Result<u64> {
+    let free = free_space(dir)?;
+    let len = large_len(wanted, free);
+    if len == 0 {
+        return Err(Error::new(
+            dir.display(),
+            format!(
+                "only {} free: the large-file rows need twice the file and {} to spare",
+                exact_bytes(free.bytes),
+                exact_bytes(MARGIN)
+            ),
+        ));
+    }
+    if len < wanted {
+        run.note(format!(
+            "The large file is {} instead of {}: its filesystem had {} free, and the rows keep \
+             the source and a copy ({} each) while leaving {} free.",
+            exact_bytes(len),
+            exact_bytes(wanted),
+            exact_bytes(free.bytes),
+            exact_bytes(len),
+            exact_bytes(MARGIN)
+        ));
+    }
+    Ok(len)
+}
+
+/// `wanted`, or the most whole MiB that two copies can take from `free`
+/// while leaving [`MARGIN`] (0 when not even 1 MiB fits).
+fn large_len(wanted: u64, free: Free) -> u64 {
+    let room = free.bytes.saturating_sub(MARGIN) / 2;
+    if wanted <= room {
+        wanted
+    } else {
+        room & !((1 << 20) - 1)
+    }
 }
 
 /// Makes `n` files of 4–64 KiB in 20 folders under `root`.
@@ -604,6 +650,20 @@ fn sparse(run: &mut Run<'_>, dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn the_large_file_shrinks_to_what_two_copies_leave_free() {
+        let free = |bytes: u64| Free { bytes, inodes: 10 };
+        assert_eq!(large_len(GIB, free(20 * GIB)), GIB);
+        assert_eq!(large_len(GIB, free(3 * GIB)), GIB);
+        // 2.5 GiB free: 1.5 GiB for two copies.
+        assert_eq!(large_len(GIB, free(5 * GIB / 2)), 3 * GIB / 4);
+        assert_eq!(large_len(GIB, free(GIB)), 0);
+        // Rounded down to whole MiB.
+        assert_eq!(large_len(GIB, free(MARGIN + (10 << 20) + 12_345)), 5 << 20);
+    }
 
     #[test]
     fn free_space_holds_a_copy_only_with_both_margins_to_spare() {
