@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use memio::io::copy::{CopyOptions, Method, copy_tree};
 
-use crate::support::{Scratch, XorShift, exact_bytes};
+use crate::support::{Scratch, XorShift, exact_bytes, human_bytes};
 use crate::{Case, Chart, Error, Result, Run, Section, Unit};
 
 /// The section as registered in the lab.
@@ -282,7 +282,7 @@ fn fit_large(run: &mut Run<'_>, dir: &Path, wanted: u64) -> Result<u64> {
             dir.display(),
             format!(
                 "only {} free: the large-file rows need twice the file and {} to spare",
-                exact_bytes(free.bytes),
+                human_bytes(free.bytes),
                 exact_bytes(MARGIN)
             ),
         ));
@@ -293,7 +293,7 @@ fn fit_large(run: &mut Run<'_>, dir: &Path, wanted: u64) -> Result<u64> {
              the source and a copy ({} each) while leaving {} free.",
             exact_bytes(len),
             exact_bytes(wanted),
-            exact_bytes(free.bytes),
+            human_bytes(free.bytes),
             exact_bytes(len),
             exact_bytes(MARGIN)
         ));
@@ -349,7 +349,7 @@ fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
             dir.display(),
             format!(
                 "too little free space for the tree rows' source of {n} files (up to {})",
-                exact_bytes(most)
+                human_bytes(most)
             ),
         ));
     }
@@ -388,8 +388,8 @@ fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
         format!(
             "All {planned} copies of the tree ({}) stayed on the disk until the last sample, \
              with {} free before the first, so no sample paid for deleting an earlier one.",
-            exact_bytes(all),
-            exact_bytes(free.bytes)
+            human_bytes(all),
+            human_bytes(free.bytes)
         )
     } else {
         format!(
@@ -398,8 +398,8 @@ fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
              copies so far were removed, the filesystem synced and {} s waited before the next \
              sample (ext4 without a journal skips inodes freed in the last minute), {cleared} \
              times in all.",
-            exact_bytes(free.bytes),
-            exact_bytes(all),
+            human_bytes(free.bytes),
+            human_bytes(all),
             exact_bytes(MARGIN),
             RECENT.as_secs()
         )
@@ -507,7 +507,7 @@ impl Copies {
                 format!(
                     "too little free space for a copy of the tree ({} in {} files) with {} to \
                      spare",
-                    exact_bytes(self.each.0),
+                    human_bytes(self.each.0),
                     self.each.1,
                     exact_bytes(MARGIN)
                 ),
