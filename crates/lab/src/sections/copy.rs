@@ -330,7 +330,7 @@ fn small_tree(root: &Path, n: usize) -> Result<u64> {
 ///
 /// Every sample copies to a destination name of its own, and the copies
 /// are removed only after the last sample (in a full run that is 24
-/// copies, 7.8 GiB, on the disk at once) when the disk holds them all
+/// copies, 8.2 GiB of blocks, on the disk at once) when the disk holds them all
 /// ([`Copies`] says what happens when it does not). Removing a 10,000-file
 /// copy before the next sample, as the large-file rows do with their one
 /// file, put that removal's cost inside the next sample: on ext4 without a
