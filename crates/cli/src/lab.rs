@@ -37,7 +37,8 @@ pub(crate) struct LabArgs {
     /// Folder for report.json and index.html.
     #[arg(long, value_name = "DIR", default_value = "lab-report")]
     out: PathBuf,
-    /// Largest buffer or file a section may use (e.g. 64M).
+    /// Largest buffer or file a section may use (e.g. 64M; 256 MiB when
+    /// not given, except the 1 GiB file a full run's copy section copies).
     #[arg(long, value_name = "SIZE")]
     max_size: Option<Size>,
     /// Print the report as JSON on stdout instead of tables.

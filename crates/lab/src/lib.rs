@@ -128,7 +128,7 @@ pub struct Options {
     /// Folder for `report.json` and `index.html`.
     pub out: PathBuf,
     /// Largest buffer or file a section may use, in bytes (256 MiB when
-    /// `None`).
+    /// `None`, except the `copy` section's large file, 1 GiB in a full run).
     pub max_size: Option<u64>,
     /// An earlier `report.json` to take the ratio of every row to.
     pub compare: Option<PathBuf>,
@@ -191,6 +191,10 @@ pub struct Config {
     pub full: bool,
     /// The largest buffer or file a section may use, in bytes.
     pub max_size: u64,
+    /// Whether `max_size` was asked for (`--max-size`) rather than the
+    /// default: a section whose workload is larger than the default by
+    /// design (the `copy` section's 1 GiB file) keeps to it only then.
+    pub max_size_given: bool,
     /// How long and how often to sample.
     pub timing: Timing,
     /// `libmemio_malloc.so`, to preload into programs ([`Options::preload`]).
@@ -205,6 +209,7 @@ impl Config {
         Self {
             full,
             max_size: options.max_size.unwrap_or(256 << 20),
+            max_size_given: options.max_size.is_some(),
             timing: if full {
                 Timing {
                     samples: 11,

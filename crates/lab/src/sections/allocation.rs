@@ -645,6 +645,7 @@ mod tests {
         Config {
             full,
             max_size,
+            max_size_given: true,
             timing: crate::Timing {
                 samples: 1,
                 sample_time: std::time::Duration::from_millis(1),

@@ -1,9 +1,9 @@
 //! Lab section `copy`: memio's copy engines against the system's `cp`.
 //!
-//! - A large file (64 MiB quick, 1 GiB full, within `--max-size`), warm
-//!   (source in the page cache) and evicted before every sample: memio's
-//!   default (`copy_file_range`), mmap windows, read/write, sendfile, and
-//!   `cp`.
+//! - A large file (64 MiB quick, 1 GiB full, within `--max-size` when it
+//!   is given and within the free space always), warm (source in the page
+//!   cache) and evicted before every sample: memio's default
+//!   (`copy_file_range`), mmap windows, read/write, sendfile, and `cp`.
 //! - A tree of small files (500 quick, 10,000 full, 4–64 KiB each),
 //!   warm and evicted: `copy_tree` (files copied by a few workers) against
 //!   `cp -r`.
@@ -11,16 +11,18 @@
 //!   default against `cp`, both keeping the holes.
 //!
 //! Every sample writes a fresh destination; the time to remove the old one
-//! and to evict is not counted. `cp` runs as a process per sample, as a
-//! user runs it, so its rows include starting it (about a millisecond).
+//! and to evict is not counted. The tree rows keep every copy until their
+//! last sample and sync the filesystem before each, and their `cp -r` and
+//! memio samples alternate. `cp` runs as a process per sample, as a user
+//! runs it, so its rows include starting it (about a millisecond).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use memio::io::copy::{CopyOptions, Method, copy_tree};
 
-use crate::support::{Scratch, XorShift, exact_bytes};
+use crate::support::{Scratch, XorShift, exact_bytes, human_bytes};
 use crate::{Case, Chart, Error, Result, Run, Section, Unit};
 
 /// The section as registered in the lab.
@@ -138,9 +140,16 @@ pub(crate) fn drop_cached(paths: &[PathBuf]) -> Result<()> {
 }
 
 fn run(run: &mut Run<'_>) -> Result<()> {
-    let full = run.config().full;
-    let max = run.config().max_size;
-    let large = (if full { 1u64 << 30 } else { 64 << 20 }).min(max);
+    let config = run.config();
+    let full = config.full;
+    // The 1 GiB the copy target names, above the 256 MiB the other
+    // sections keep to by default: only a --max-size the user gave caps it.
+    let large = if full { 1u64 << 30 } else { 64 << 20 };
+    let large = if config.max_size_given {
+        large.min(config.max_size)
+    } else {
+        large
+    };
     let files = if full { 10_000 } else { 500 };
     run.plan(
         if full {
@@ -151,6 +160,7 @@ fn run(run: &mut Run<'_>) -> Result<()> {
             + 2,
     );
     let dir = Scratch::dir("copy")?;
+    let large = fit_large(run, dir.path(), large)?;
     let gbps = large_file(run, dir.path(), large)?;
     tree(run, dir.path(), files)?;
     sparse(run, dir.path())?;
@@ -215,7 +225,91 @@ fn large_file(run: &mut Run<'_>, dir: &Path, len: u64) -> Result<f64> {
     if std::fs::read(&dst).ok() != std::fs::read(&src).ok() {
         return Err(Error::new("copy", "the copy differs from its source"));
     }
+    // Gone before the tree rows, which size their copies by the free space.
+    let _ = std::fs::remove_file(&dst);
+    let _ = std::fs::remove_file(&src);
     Ok(default)
+}
+
+/// Space the copies leave free on the scratch folder's filesystem, so the
+/// lab never fills the disk it shares with everything else.
+const MARGIN: u64 = 1 << 30;
+
+/// Inodes the copies leave free: as many as [`MARGIN`] holds at ext4's
+/// default of one inode per 16 KiB.
+const MARGIN_INODES: u64 = MARGIN / (16 << 10);
+
+/// Free space on a filesystem, as an unprivileged writer may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Free {
+    bytes: u64,
+    inodes: u64,
+}
+
+impl Free {
+    /// Whether `bytes` more bytes in `inodes` more files still leave the
+    /// margins free.
+    fn holds(self, bytes: u64, inodes: u64) -> bool {
+        self.bytes >= bytes.saturating_add(MARGIN)
+            && self.inodes >= inodes.saturating_add(MARGIN_INODES)
+    }
+}
+
+/// The free space of the filesystem holding `dir` (`statvfs`: the blocks
+/// and inodes left to unprivileged users, so the lab never eats into the
+/// reserve). A filesystem without an inode limit reports no inodes at
+/// all; it counts as having them without end.
+fn free_space(dir: &Path) -> Result<Free> {
+    let s = rustix::fs::statvfs(dir).map_err(|e| Error::io(dir.display(), &e.into()))?;
+    Ok(Free {
+        bytes: s.f_bavail.saturating_mul(s.f_frsize),
+        inodes: if s.f_files == 0 { u64::MAX } else { s.f_favail },
+    })
+}
+
+/// The large file's size: `wanted`, or less when the filesystem cannot
+/// hold it twice (source and copy) and keep [`MARGIN`] free, said in a
+/// note.
+///
+/// # Errors
+///
+/// Free space that `statvfs` cannot read, or too little for even 1 MiB.
+fn fit_large(run: &mut Run<'_>, dir: &Path, wanted: u64) -> Result<u64> {
+    let free = free_space(dir)?;
+    let len = large_len(wanted, free);
+    if len == 0 {
+        return Err(Error::new(
+            dir.display(),
+            format!(
+                "only {} free: the large-file rows need twice the file and {} to spare",
+                human_bytes(free.bytes),
+                exact_bytes(MARGIN)
+            ),
+        ));
+    }
+    if len < wanted {
+        run.note(format!(
+            "The large file is {} instead of {}: its filesystem had {} free, and the rows keep \
+             the source and a copy ({} each) while leaving {} free.",
+            exact_bytes(len),
+            exact_bytes(wanted),
+            human_bytes(free.bytes),
+            exact_bytes(len),
+            exact_bytes(MARGIN)
+        ));
+    }
+    Ok(len)
+}
+
+/// `wanted`, or the most whole MiB that two copies can take from `free`
+/// while leaving [`MARGIN`] (0 when not even 1 MiB fits).
+fn large_len(wanted: u64, free: Free) -> u64 {
+    let room = free.bytes.saturating_sub(MARGIN) / 2;
+    if wanted <= room {
+        wanted
+    } else {
+        room & !((1 << 20) - 1)
+    }
 }
 
 /// Makes `n` files of 4–64 KiB in 20 folders under `root`.
@@ -233,49 +327,269 @@ fn small_tree(root: &Path, n: usize) -> Result<u64> {
 }
 
 /// The tree rows: `cp -r` against `copy_tree`, warm and evicted.
+///
+/// Every sample copies to a destination name of its own, and the copies
+/// are removed only after the last sample (in a full run that is 24
+/// copies, 8.2 GiB of blocks, on the disk at once) when the disk holds them all
+/// ([`Copies`] says what happens when it does not). Removing a 10,000-file
+/// copy before the next sample, as the large-file rows do with their one
+/// file, put that removal's cost inside the next sample: on ext4 without a
+/// journal, a new inode skips every free inode deleted in the last minute
+/// (six while its inode table block is dirty), so each file the copy
+/// creates scanned past the 10,000 just freed, and `cp -r` took 0.3 to
+/// 8 s depending on how recently the previous sample's tree went. The
+/// filesystem is synced before every sample, so none writes back the
+/// 331 MiB an earlier one left dirty.
 fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
     let src = dir.join("tree");
-    let dst = dir.join("tree.copy");
+    // At most 64 KiB a file, and 21 folders.
+    let (most, inodes) = ((n as u64 + 21) * (64 << 10), n as u64 + 21);
+    if !free_space(dir)?.holds(most, inodes) {
+        return Err(Error::new(
+            dir.display(),
+            format!(
+                "too little free space for the tree rows' source of {n} files (up to {})",
+                human_bytes(most)
+            ),
+        ));
+    }
     let bytes = small_tree(&src, n)?;
     sync_dir(dir)?;
     let mut paths: Vec<PathBuf> = Vec::new();
     collect(&src, &mut paths);
-    let samples = run.config().timing.samples.min(3);
+    // Five rounds, not three: on a shared 2-core machine a neighbour's
+    // burst can slow any one sample several times over, and a median of
+    // three is one burst away from showing it.
+    let samples = run.config().timing.samples.min(5);
+    let mut copies = Copies::new(dir.join("tree.copies"), disk_usage(&src))?;
+    let planned = 2 * 2 * (samples as u64 + 1);
+    let free = free_space(dir)?;
     for evicted in [false, true] {
-        let workload = format!(
-            "tree of {n} files of 4-64 KiB (-r){}",
-            if evicted { ", evicted" } else { ", warm" }
-        );
-        let prepare = || {
-            let _ = std::fs::remove_dir_all(&dst);
-            if evicted {
-                drop_cached(&paths)?;
-            }
-            Ok(())
-        };
-        let case = |m: &str| {
-            Case::new(m, &workload)
-                .param("files", n)
-                .param("bytes", bytes)
-        };
-        sampled(run, case(CP), bytes, samples, prepare, || {
-            cp(&[Path::new("-r"), &src, &dst])
-        })?;
-        sampled(run, case("memio cp -r"), bytes, samples, prepare, || {
-            let done = copy_tree(&src, &dst, &CopyOptions::new(), &|_| {}).map_err(lib)?;
-            match done.failures.first() {
-                Some(e) => Err(Error::new("memio cp -r", e)),
-                None => Ok(()),
-            }
-        })?;
+        tree_rows(run, &src, &paths, bytes, samples, evicted, &mut copies)?;
     }
+    // Written back now, the removed inodes are skipped for a minute
+    // instead of six by whatever creates files next.
+    let cleared = copies.cleared;
+    let each = copies.each;
+    drop(copies);
+    let _ = std::fs::remove_dir_all(&src);
+    sync_dir(dir)?;
     run.note(format!(
         "The tree rows count file bytes ({}) over the whole copy, directories included. memio's \
-         tree copy walks the tree once, then copies the files with a few threads (both cores \
-         busy when warm, several reads waiting on the disk when evicted), and builds a new tree \
-         under a temporary name renamed whole at the end.",
+         tree copy walks the tree once, then copies the files with a few threads, each in a \
+         different folder where it can (both cores busy when warm, several reads waiting on the \
+         disk when evicted), and builds a new tree under a temporary name renamed whole at the \
+         end. The samples of cp -r and memio alternate, and each writes a new destination after \
+         the filesystem is synced (so no sample pays for writing back an earlier one).",
         exact_bytes(bytes)
     ));
+    let all = each.0.saturating_mul(planned);
+    run.note(if cleared == 0 {
+        format!(
+            "All {planned} copies of the tree ({}) stayed on the disk until the last sample, \
+             with {} free before the first, so no sample paid for deleting an earlier one.",
+            human_bytes(all),
+            human_bytes(free.bytes)
+        )
+    } else {
+        format!(
+            "The disk had {} free before the tree rows, short of the {} that all {planned} \
+             copies take plus {} to spare: whenever one more copy would have left less, the \
+             copies so far were removed, the filesystem synced and {} s waited before the next \
+             sample (ext4 without a journal skips inodes freed in the last minute), {cleared} \
+             times in all.",
+            human_bytes(free.bytes),
+            human_bytes(all),
+            exact_bytes(MARGIN),
+            RECENT.as_secs()
+        )
+    });
+    Ok(())
+}
+
+/// One pass of the tree rows (warm or evicted): `cp -r` and memio's tree
+/// copy, alternated, each sample into a fresh copy.
+fn tree_rows(
+    run: &mut Run<'_>,
+    src: &Path,
+    paths: &[PathBuf],
+    bytes: u64,
+    samples: usize,
+    evicted: bool,
+    copies: &mut Copies,
+) -> Result<()> {
+    let n = paths.len();
+    let workload = format!(
+        "tree of {n} files of 4-64 KiB (-r){}",
+        if evicted { ", evicted" } else { ", warm" }
+    );
+    let prepare = || {
+        let dst = copies.next()?;
+        if evicted {
+            drop_cached(paths)?;
+        }
+        Ok(dst)
+    };
+    let case = |m: &str| {
+        Case::new(m, &workload)
+            .param("files", n)
+            .param("bytes", bytes)
+    };
+    let cp_tree = |dst: &PathBuf| cp(&[Path::new("-r"), src, dst]);
+    let memio_tree = |dst: &PathBuf| {
+        let done = copy_tree(src, dst, &CopyOptions::new(), &|_| {}).map_err(lib)?;
+        match done.failures.first() {
+            Some(e) => Err(Error::new("memio cp -r", e)),
+            None => Ok(()),
+        }
+    };
+    alternated(
+        run,
+        [case(CP), case("memio cp -r")],
+        bytes,
+        samples,
+        prepare,
+        [&cp_tree, &memio_tree],
+    )
+}
+
+/// How long ext4 without a journal keeps skipping a freed inode once its
+/// inode table block is written back (a minute after the deletion), and a
+/// second more.
+const RECENT: Duration = Duration::from_secs(61);
+
+/// The tree rows' destinations, in one folder, kept until the rows end
+/// while the filesystem has room for one more and [`MARGIN`] to spare.
+/// When it has not, the copies so far are removed, the filesystem synced
+/// and [`RECENT`] waited out before the next sample, so that sample pays
+/// neither for the deletion nor for skipping the freed inodes. The space
+/// is read before every sample, so a neighbour filling the disk meanwhile
+/// counts too. Dropping it removes the folder and every copy left.
+struct Copies {
+    dir: PathBuf,
+    /// Bytes and inodes one copy takes on the disk (as its source does).
+    each: (u64, u64),
+    made: usize,
+    kept: usize,
+    /// How many times the copies were removed to make room.
+    cleared: usize,
+}
+
+impl Copies {
+    fn new(dir: PathBuf, each: (u64, u64)) -> Result<Self> {
+        std::fs::create_dir(&dir).map_err(io(&dir))?;
+        Ok(Self {
+            dir,
+            each,
+            made: 0,
+            kept: 0,
+            cleared: 0,
+        })
+    }
+
+    /// A new destination for the next sample, with the filesystem synced
+    /// (the earlier copies are written back now, not during the sample)
+    /// and room for it.
+    ///
+    /// # Errors
+    ///
+    /// A failed sync, removal or `statvfs`, or too little space for one
+    /// copy even with none kept.
+    fn next(&mut self) -> Result<PathBuf> {
+        sync_dir(&self.dir)?;
+        if self.kept > 0 && !self.room()? {
+            self.clear()?;
+            std::thread::sleep(RECENT);
+        }
+        if !self.room()? {
+            return Err(Error::new(
+                self.dir.display(),
+                format!(
+                    "too little free space for a copy of the tree ({} in {} files) with {} to \
+                     spare",
+                    human_bytes(self.each.0),
+                    self.each.1,
+                    exact_bytes(MARGIN)
+                ),
+            ));
+        }
+        self.made += 1;
+        self.kept += 1;
+        Ok(self.dir.join(format!("copy{}", self.made)))
+    }
+
+    fn room(&self) -> Result<bool> {
+        Ok(free_space(&self.dir)?.holds(self.each.0, self.each.1))
+    }
+
+    /// Removes every copy and writes the removal back.
+    fn clear(&mut self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir).map_err(io(&self.dir))?;
+        std::fs::create_dir(&self.dir).map_err(io(&self.dir))?;
+        sync_dir(&self.dir)?;
+        self.kept = 0;
+        self.cleared += 1;
+        Ok(())
+    }
+}
+
+impl Drop for Copies {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The bytes and inodes a tree takes on its filesystem (allocated blocks,
+/// folders included).
+fn disk_usage(path: &Path) -> (u64, u64) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return (0, 0);
+    };
+    let mut total = (std::os::unix::fs::MetadataExt::blocks(&meta) * 512, 1);
+    if meta.is_dir() {
+        for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            let (bytes, inodes) = disk_usage(&e.path());
+            total = (total.0 + bytes, total.1 + inodes);
+        }
+    }
+    total
+}
+
+/// A contender in [`alternated`]: the timed work on what `prepare` made.
+type Op<'a, T> = &'a dyn Fn(&T) -> Result<()>;
+
+/// As [`sampled`], for two contenders whose samples alternate (and which
+/// goes first too), so a load that drifts during the rows weighs on both
+/// alike; `prepare` makes what each sample works on (not counted).
+/// Records a row for each.
+///
+/// # Errors
+///
+/// The first error of `prepare` or an op.
+fn alternated<T>(
+    run: &mut Run<'_>,
+    cases: [Case; 2],
+    bytes: u64,
+    samples: usize,
+    mut prepare: impl FnMut() -> Result<T>,
+    ops: [Op<'_, T>; 2],
+) -> Result<()> {
+    let mut gbps = [Vec::with_capacity(samples), Vec::with_capacity(samples)];
+    // One unrecorded round first: allocations, dentries, a cold `cp` binary.
+    for i in 0..=samples {
+        for k in [i % 2, 1 - i % 2] {
+            let target = prepare()?;
+            let start = Instant::now();
+            ops[k](&target)?;
+            let secs = start.elapsed().as_secs_f64().max(1e-9);
+            if i > 0 {
+                gbps[k].push(bytes as f64 / secs / 1e9);
+            }
+        }
+    }
+    for (case, gbps) in cases.into_iter().zip(&gbps) {
+        run.record(case, Unit::GB_PER_S, gbps);
+    }
     Ok(())
 }
 
@@ -331,4 +645,46 @@ fn sparse(run: &mut Run<'_>, dir: &Path) -> Result<()> {
         exact_bytes(allocated)
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn the_large_file_shrinks_to_what_two_copies_leave_free() {
+        let free = |bytes: u64| Free { bytes, inodes: 10 };
+        assert_eq!(large_len(GIB, free(20 * GIB)), GIB);
+        assert_eq!(large_len(GIB, free(3 * GIB)), GIB);
+        // 2.5 GiB free: 1.5 GiB for two copies.
+        assert_eq!(large_len(GIB, free(5 * GIB / 2)), 3 * GIB / 4);
+        assert_eq!(large_len(GIB, free(GIB)), 0);
+        // Rounded down to whole MiB.
+        assert_eq!(large_len(GIB, free(MARGIN + (10 << 20) + 12_345)), 5 << 20);
+    }
+
+    #[test]
+    fn free_space_holds_a_copy_only_with_both_margins_to_spare() {
+        let free = Free {
+            bytes: MARGIN + 100,
+            inodes: MARGIN_INODES + 10,
+        };
+        assert!(free.holds(100, 10));
+        assert!(!free.holds(101, 10));
+        assert!(!free.holds(100, 11));
+        assert!(!free.holds(u64::MAX, 0));
+    }
+
+    #[test]
+    fn the_scratch_folder_reports_free_space() {
+        let dir = Scratch::dir("copy-free").unwrap();
+        let free = free_space(dir.path()).unwrap();
+        assert!(free.bytes > 0 && free.inodes > 0, "{free:?}");
+        std::fs::write(dir.path().join("f"), vec![1u8; 10_000]).unwrap();
+        let (bytes, inodes) = disk_usage(dir.path());
+        assert_eq!(inodes, 2);
+        assert!(bytes >= 10_000, "{bytes}");
+    }
 }

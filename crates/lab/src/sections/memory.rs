@@ -313,6 +313,7 @@ mod tests {
         let mut config = Config {
             full: false,
             max_size: 256 << 20,
+            max_size_given: false,
             timing: crate::Timing {
                 samples: 1,
                 sample_time: std::time::Duration::from_millis(1),
