@@ -292,3 +292,21 @@ fn a_tree_copies_files_dirs_and_links_and_reports_what_it_cannot() {
     let err = copy_tree(&src, &src.join("a/inside"), &CopyOptions::new(), &|_| {}).unwrap_err();
     assert!(matches!(err, Error::IntoItself { .. }), "{err}");
 }
+
+#[test]
+fn a_tree_merged_into_a_directory_that_resolves_inside_the_source_is_refused() {
+    let dir = TestDir::new("copy-tree-link-into");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/f"), b"x").unwrap();
+    // An existing destination (a merge) that is the source's own
+    // subdirectory under another name: each level made would be walked
+    // again, nesting sub/sub/sub/… until the path is too long.
+    std::os::unix::fs::symlink(src.join("sub"), dir.join("link")).unwrap();
+    let err = copy_tree(&src, &dir.join("link"), &CopyOptions::new(), &|_| {}).unwrap_err();
+    assert!(matches!(err, Error::IntoItself { .. }), "{err}");
+    assert!(!src.join("sub/sub").exists());
+    // The source itself as the destination.
+    let err = copy_tree(&src, &src, &CopyOptions::new(), &|_| {}).unwrap_err();
+    assert!(matches!(err, Error::IntoItself { .. }), "{err}");
+}

@@ -121,11 +121,16 @@ fn copy_link(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Refuses a destination inside the source: the copy would never end.
+/// An existing destination is resolved itself, links and all: a link to a
+/// directory of the source, merged into, is inside it too.
 fn refuse_into_itself(src: &Path, dst: &Path) -> Result<()> {
     let src_real = std::fs::canonicalize(src).map_err(|e| os("resolve", src.display(), e))?;
-    let dst_parent = std::fs::canonicalize(parent_of(dst))
-        .map_err(|e| os("resolve", parent_of(dst).display(), e))?;
-    if dst_parent.starts_with(&src_real) {
+    let dst_real = match std::fs::canonicalize(dst) {
+        Ok(real) => real,
+        Err(_) => std::fs::canonicalize(parent_of(dst))
+            .map_err(|e| os("resolve", parent_of(dst).display(), e))?,
+    };
+    if dst_real.starts_with(&src_real) {
         return Err(Error::IntoItself {
             src: src.display().to_string(),
             dst: dst.display().to_string(),
