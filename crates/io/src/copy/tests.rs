@@ -310,3 +310,16 @@ fn a_tree_merged_into_a_directory_that_resolves_inside_the_source_is_refused() {
     let err = copy_tree(&src, &src, &CopyOptions::new(), &|_| {}).unwrap_err();
     assert!(matches!(err, Error::IntoItself { .. }), "{err}");
 }
+
+#[test]
+fn a_tree_copied_over_a_file_fails_first_and_leaves_no_hidden_copy() {
+    let dir = TestDir::new("copy-tree-over-file");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::write(src.join("a/f"), vec![7u8; 100_000]).unwrap();
+    let dst = dir.file("plain", 10);
+    let err = copy_tree(&src, &dst, &CopyOptions::new(), &|_| {}).unwrap_err();
+    assert!(err.to_string().contains("plain"), "{err}");
+    assert_eq!(dir.names(), ["plain", "src"]);
+    assert_eq!(std::fs::metadata(&dst).unwrap().len(), 10);
+}

@@ -70,6 +70,14 @@ pub fn copy_tree(
     }
     refuse_into_itself(src, dst)?;
     let merge = dst.is_dir();
+    if !merge && std::fs::symlink_metadata(dst).is_ok() {
+        // The rename at the end would fail after every file was copied.
+        return Err(os(
+            "copy a directory over",
+            dst.display(),
+            std::io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
+    }
     let root = if merge {
         dst.to_owned()
     } else {
@@ -100,7 +108,11 @@ pub fn copy_tree(
         }
     }
     if !merge {
-        std::fs::rename(&root, dst).map_err(|e| os("rename into", dst.display(), e))?;
+        std::fs::rename(&root, dst).map_err(|e| {
+            // Made in the meantime: leave no hidden copy behind.
+            let _ = std::fs::remove_dir_all(&root);
+            os("rename into", dst.display(), e)
+        })?;
     }
     done.elapsed = started.elapsed();
     Ok(done)
