@@ -323,3 +323,28 @@ fn a_tree_copied_over_a_file_fails_first_and_leaves_no_hidden_copy() {
     assert_eq!(dir.names(), ["plain", "src"]);
     assert_eq!(std::fs::metadata(&dst).unwrap().len(), 10);
 }
+
+#[test]
+fn a_copy_owned_by_another_user_drops_the_set_id_bits() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to give the source another owner");
+        return;
+    }
+    let dir = TestDir::new("copy-setuid");
+    let src = dir.file("prog", 100);
+    std::os::unix::fs::chown(&src, Some(54_321), Some(54_321)).unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    // The copy belongs to root: keeping set-user-ID would make a program
+    // that ran as its owner run as root.
+    let dst = dir.join("copy");
+    copy(&src, &dst).unwrap();
+    assert_eq!(std::fs::metadata(&dst).unwrap().mode() & 0o7777, 0o755);
+    // The copier's own file keeps them: owner and group are unchanged.
+    let own = dir.file("own", 100);
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    copy(&own, &dir.join("own-copy")).unwrap();
+    assert_eq!(
+        std::fs::metadata(dir.join("own-copy")).unwrap().mode() & 0o7777,
+        0o6755
+    );
+}
