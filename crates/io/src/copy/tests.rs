@@ -348,3 +348,58 @@ fn a_copy_owned_by_another_user_drops_the_set_id_bits() {
         0o6755
     );
 }
+
+#[test]
+fn a_source_truncated_during_the_copy_is_an_error_not_a_crash() {
+    let dir = TestDir::new("copy-truncated");
+    let page = memio_map::page_size();
+    // The engines that move the bytes in more than one call here
+    // (copy_file_range and sendfile take the whole file in one).
+    for method in [Method::Mmap, Method::ReadWrite] {
+        let src = dir.file("src", 3 << 20);
+        let dst = dir.join("dst");
+        let mut truncated = false;
+        // After the first bytes land, another writer cuts the source to
+        // nothing: the mmap engine's next window lies wholly past the end
+        // of the file, where touching the mapping would raise SIGBUS.
+        let err = CopyOptions::new()
+            .method(method)
+            .sparse(Sparse::Never)
+            .window(page)
+            .copy_with_progress(&src, &dst, &mut |_| {
+                if !truncated {
+                    truncated = true;
+                    File::options()
+                        .write(true)
+                        .open(&src)
+                        .unwrap()
+                        .set_len(0)
+                        .unwrap();
+                }
+            });
+        let err = err.unwrap_err();
+        assert!(err.to_string().contains("src"), "{method:?}: {err}");
+        assert_eq!(dir.names(), ["src"], "{method:?}");
+    }
+    // Another thread cuts the source while a window is mapped and being
+    // written: the pwrite that meets the end sees EFAULT, the process
+    // lives.
+    let src = dir.file("src", 8 << 20);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let f = File::options().write(true).open(&src).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.set_len(0).unwrap();
+                f.set_len(8 << 20).unwrap();
+            }
+        });
+        for _ in 0..200 {
+            let _ = CopyOptions::new()
+                .method(Method::Mmap)
+                .sparse(Sparse::Never)
+                .copy(&src, &dir.join("dst"));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
