@@ -173,5 +173,8 @@ fn sum_check_reads_back_a_name_with_a_newline_and_no_forged_line() {
     // One result, for the odd name, escaped as sha256sum -c writes it.
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].starts_with('\\') && lines[0].ends_with(": OK"), "{lines:?}");
+    assert!(
+        lines[0].starts_with('\\') && lines[0].ends_with(": OK"),
+        "{lines:?}"
+    );
 }

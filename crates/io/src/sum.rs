@@ -324,13 +324,20 @@ mod tests {
         let h = "e3069283";
         // Written raw, a name holding a newline would end the line and could
         // slip a second, forged line into the list.
-        for path in ["x\n0000000000000000  /etc/passwd", "back\\slash", "cr\rhere"] {
+        for path in [
+            "x\n0000000000000000  /etc/passwd",
+            "back\\slash",
+            "cr\rhere",
+        ] {
             let written = line(h, Path::new(path));
             assert_eq!(written.lines().count(), 1, "{written:?}");
             let (hash, parsed) = parse_line(&written).unwrap();
             assert_eq!((hash, &*parsed), (h, path), "{written:?}");
         }
-        assert_eq!(line(h, Path::new("a\nb")).replace('\n', "|"), "\\e3069283  a\\nb");
+        assert_eq!(
+            line(h, Path::new("a\nb")).replace('\n', "|"),
+            "\\e3069283  a\\nb"
+        );
         // sha256sum's escaped form.
         let (_, p) = parse_line("\\e3069283  a\\\\b\\nc").unwrap();
         assert_eq!(p, "a\\b\nc");

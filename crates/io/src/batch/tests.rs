@@ -259,7 +259,9 @@ fn a_range_reads_only_its_bytes_of_each_file() {
 #[test]
 fn a_batch_started_from_inside_a_callback_reads_right() {
     let dir = TestDir::new("batch-reentrant");
-    let paths: Vec<PathBuf> = (0..6).map(|i| dir.file(&format!("f{i}"), 9_000 + i)).collect();
+    let paths: Vec<PathBuf> = (0..6)
+        .map(|i| dir.file(&format!("f{i}"), 9_000 + i))
+        .collect();
     for backend in BACKENDS {
         if backend == Backend::IoUring && !uring_allowed() {
             continue;
