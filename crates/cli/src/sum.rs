@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use memio::io::batch::{Backend, Batch};
-use memio::io::sum::{Algo, line, parse_line, sum_files};
+use memio::io::sum::{Algo, check_line, line, parse_line, sum_files};
 use serde_json::json;
 
 use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_NEGATIVE, EXIT_OK, describe};
@@ -164,7 +164,7 @@ fn check(args: &SumArgs, list: &Path, globals: Globals) -> CliResult {
                 if hash.len() == algo.hex_len() {
                     expected.push(Expected {
                         hash: hash.to_ascii_lowercase(),
-                        path: PathBuf::from(path),
+                        path: PathBuf::from(path.into_owned()),
                         algo,
                     });
                     continue;
@@ -193,15 +193,15 @@ fn check(args: &SumArgs, list: &Path, globals: Globals) -> CliResult {
         sum_files(&args.batch(), &paths, algo, |i, digest| {
             let e = group[i];
             match digest {
-                Ok(hash) if hash == e.hash => lines.push(format!("{}: OK", e.path.display())),
+                Ok(hash) if hash == e.hash => lines.push(check_line(&e.path, "OK")),
                 Ok(_) => {
                     bad += 1;
-                    lines.push(format!("{}: FAILED", e.path.display()));
+                    lines.push(check_line(&e.path, "FAILED"));
                 }
                 Err(err) => {
                     unreadable += 1;
                     report(err);
-                    lines.push(format!("{}: FAILED open or read", e.path.display()));
+                    lines.push(check_line(&e.path, "FAILED open or read"));
                 }
             }
         })

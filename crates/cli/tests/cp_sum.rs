@@ -155,3 +155,26 @@ fn sum_prints_hash_and_path_and_check_finds_a_changed_file() {
         stderr(&out)
     );
 }
+
+#[test]
+fn sum_check_reads_back_a_name_with_a_newline_and_no_forged_line() {
+    let dir = TempDir::new("sum-newline");
+    let victim = write(&dir, "victim", b"real contents");
+    // A name that, written raw, would add a line claiming `victim` has
+    // the hash of the empty file.
+    let name = format!("x\n{}  {}", "2d06800538d394c2", s(&victim));
+    let odd = write(&dir, &name, b"odd");
+    let out = memio(&["sum", "--algo", "xxh3", s(&odd)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    let list = write(&dir, "list", stdout(&out).as_bytes());
+    let out = memio(&["sum", "--check", s(&list)]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    // One result, for the odd name, escaped as sha256sum -c writes it.
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with('\\') && lines[0].ends_with(": OK"),
+        "{lines:?}"
+    );
+}

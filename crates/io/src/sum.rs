@@ -18,8 +18,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::Result;
@@ -183,21 +183,86 @@ pub fn sum_files<P: AsRef<Path> + Sync>(
 
 /// One line of a checksum list: `HASH  PATH` (or `HASH *PATH`, binary
 /// mode as sha256sum writes it), split into hash and path; `None` for a
-/// line that is not one (its hash must be hex of a known length).
+/// line that is not one (its hash must be hex of a known length). A line
+/// that starts with `\` holds an escaped path (`\\`, `\n`, `\r`), as
+/// [`line`] and sha256sum write a name with a backslash or a line break.
 #[must_use]
-pub fn parse_line(line: &str) -> Option<(&str, &str)> {
+pub fn parse_line(line: &str) -> Option<(&str, Cow<'_, str>)> {
+    let (escaped, line) = match line.strip_prefix('\\') {
+        Some(rest) => (true, rest),
+        None => (false, line),
+    };
     let (hash, rest) = line.split_once(' ')?;
     let path = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*'))?;
     let hex = !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex && Algo::from_hex_len(hash.len()).is_some() && !path.is_empty()).then_some((hash, path))
+    if !hex || Algo::from_hex_len(hash.len()).is_none() || path.is_empty() {
+        return None;
+    }
+    let path = if escaped {
+        Cow::Owned(unescape(path)?)
+    } else {
+        Cow::Borrowed(path)
+    };
+    Some((hash, path))
 }
 
-/// Formats a digest line as `sha256sum` does: `HASH  PATH`.
+/// Undoes [`line`]'s escapes; `None` for a backslash that starts none.
+fn unescape(path: &str) -> Option<String> {
+    let mut out = String::with_capacity(path.len());
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        out.push(match c {
+            '\\' => match chars.next()? {
+                '\\' => '\\',
+                'n' => '\n',
+                'r' => '\r',
+                _ => return None,
+            },
+            c => c,
+        });
+    }
+    Some(out)
+}
+
+/// Formats a digest line as `sha256sum` does: `HASH  PATH`, or, for a
+/// name with a backslash or a line break, `\HASH  PATH` with those
+/// escaped, so that every file takes one line and a name cannot forge
+/// another.
 #[must_use]
 pub fn line(hash: &str, path: &Path) -> String {
-    let mut s = String::with_capacity(hash.len() + 2 + 64);
-    let _ = write!(s, "{hash}  {}", path.display());
-    s
+    match escaped(path) {
+        (false, name) => format!("{hash}  {name}"),
+        (true, name) => format!("\\{hash}  {name}"),
+    }
+}
+
+/// A `--check` result line as `sha256sum -c` prints it: `PATH: VERDICT`,
+/// escaped as [`line`] escapes names (a leading `\`).
+#[must_use]
+pub fn check_line(path: &Path, verdict: &str) -> String {
+    match escaped(path) {
+        (false, name) => format!("{name}: {verdict}"),
+        (true, name) => format!("\\{name}: {verdict}"),
+    }
+}
+
+/// The path as one line: whether it needed escapes, and the text with
+/// `\\`, `\n` and `\r` for a backslash and the line breaks.
+fn escaped(path: &Path) -> (bool, String) {
+    let name = path.display().to_string();
+    if !name.contains(['\\', '\n', '\r']) {
+        return (false, name);
+    }
+    let mut s = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            c => s.push(c),
+        }
+    }
+    (true, s)
 }
 
 #[cfg(test)]
@@ -245,12 +310,36 @@ mod tests {
     #[test]
     fn checksum_lines_parse_as_sha256sum_writes_them() {
         let h = "0".repeat(64);
-        assert_eq!(parse_line(&format!("{h}  a b")), Some((&*h, "a b")));
-        assert_eq!(parse_line(&format!("{h} *bin")), Some((&*h, "bin")));
-        assert_eq!(parse_line("e3069283  x"), Some(("e3069283", "x")));
+        assert_eq!(parse_line(&format!("{h}  a b")), Some((&*h, "a b".into())));
+        assert_eq!(parse_line(&format!("{h} *bin")), Some((&*h, "bin".into())));
+        assert_eq!(parse_line("e3069283  x"), Some(("e3069283", "x".into())));
         assert_eq!(parse_line("xyz  file"), None);
         assert_eq!(parse_line("e306928  x"), None);
         assert_eq!(parse_line(&format!("{h}  ")), None);
         assert_eq!(line("ab", Path::new("p")), "ab  p");
+    }
+
+    #[test]
+    fn a_path_with_a_newline_or_backslash_stays_on_one_line_and_parses_back() {
+        let h = "e3069283";
+        // Written raw, a name holding a newline would end the line and could
+        // slip a second, forged line into the list.
+        for path in [
+            "x\n0000000000000000  /etc/passwd",
+            "back\\slash",
+            "cr\rhere",
+        ] {
+            let written = line(h, Path::new(path));
+            assert_eq!(written.lines().count(), 1, "{written:?}");
+            let (hash, parsed) = parse_line(&written).unwrap();
+            assert_eq!((hash, &*parsed), (h, path), "{written:?}");
+        }
+        assert_eq!(
+            line(h, Path::new("a\nb")).replace('\n', "|"),
+            "\\e3069283  a\\nb"
+        );
+        // sha256sum's escaped form.
+        let (_, p) = parse_line("\\e3069283  a\\\\b\\nc").unwrap();
+        assert_eq!(p, "a\\b\nc");
     }
 }

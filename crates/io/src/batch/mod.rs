@@ -40,6 +40,17 @@
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! A chunk cannot be kept past its call: the next read may land in the
+//! same buffer, so this does not compile.
+//!
+//! ```compile_fail
+//! use memio_io::batch::{Batch, Event};
+//! let mut kept: Vec<&[u8]> = Vec::new();
+//! Batch::new().read(&["/etc/hostname"], |event| {
+//!     if let Event::Data { bytes, .. } = event { kept.push(bytes); }
+//! }).unwrap();
+//! ```
 
 mod aio;
 mod buffers;

@@ -255,3 +255,37 @@ fn a_range_reads_only_its_bytes_of_each_file() {
         }
     }
 }
+
+#[test]
+fn a_batch_started_from_inside_a_callback_reads_right() {
+    let dir = TestDir::new("batch-reentrant");
+    let paths: Vec<PathBuf> = (0..6)
+        .map(|i| dir.file(&format!("f{i}"), 9_000 + i))
+        .collect();
+    for backend in BACKENDS {
+        if backend == Backend::IoUring && !uring_allowed() {
+            continue;
+        }
+        let batch = Batch::new().backend(backend).depth(3).buffer_size(4096);
+        let mut outer: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+        let mut nested = 0;
+        batch
+            .read(&paths, |event| {
+                if let Event::Data { file, bytes, .. } = event {
+                    // The outer chunk must survive a whole nested batch.
+                    let before = bytes.to_vec();
+                    let (inner, failed, _) = read_all(&batch, &paths);
+                    assert!(failed.is_empty());
+                    assert_eq!(inner[&1], std::fs::read(&paths[1]).unwrap());
+                    assert_eq!(bytes, &before[..], "{backend:?}");
+                    outer.entry(file).or_default().extend_from_slice(bytes);
+                    nested += 1;
+                }
+            })
+            .unwrap();
+        assert!(nested > 0);
+        for (i, p) in paths.iter().enumerate() {
+            assert_eq!(outer[&i], std::fs::read(p).unwrap(), "{backend:?}");
+        }
+    }
+}

@@ -17,8 +17,9 @@
 //!   (and, when asked, synced and verified). An interrupted or failed copy
 //!   never leaves a truncated file under the final name, and a failed one
 //!   removes its temporary file.
-//! - Permission bits are kept; copying a file onto itself (same device and
-//!   inode, hard links included) is refused.
+//! - Permission bits are kept (set-user-ID and set-group-ID only where
+//!   the copy's owner and group are the source's); copying a file onto
+//!   itself (same device and inode, hard links included) is refused.
 //!
 //! [`copy_tree`] copies a directory tree with a few workers in parallel.
 //!
@@ -368,7 +369,7 @@ impl CopyOptions {
         temp: &mut temp::TempFile,
     ) -> Result<()> {
         if self.preserve_mode {
-            let mode = meta.permissions().mode() & 0o7777;
+            let mode = kept_mode(meta, temp)?;
             temp.file()
                 .set_permissions(std::fs::Permissions::from_mode(mode))
                 .map_err(|e| os("set the mode of", temp.path().display(), e))?;
@@ -383,6 +384,25 @@ impl CopyOptions {
         }
         Ok(())
     }
+}
+
+/// The source's permission bits for its copy, less set-user-ID when the
+/// copy has another owner and set-group-ID when it has another group (as
+/// `cp` does): a copy made by root of someone's set-user-ID program must
+/// not run as root.
+fn kept_mode(meta: &std::fs::Metadata, temp: &temp::TempFile) -> Result<u32> {
+    let copy = temp
+        .file()
+        .metadata()
+        .map_err(|e| os("stat", temp.path().display(), e))?;
+    let mut mode = meta.permissions().mode() & 0o7777;
+    if copy.uid() != meta.uid() {
+        mode &= !0o4000;
+    }
+    if copy.gid() != meta.gid() {
+        mode &= !0o2000;
+    }
+    Ok(mode)
 }
 
 /// Copies `src` to `dst` with the default options.

@@ -292,3 +292,114 @@ fn a_tree_copies_files_dirs_and_links_and_reports_what_it_cannot() {
     let err = copy_tree(&src, &src.join("a/inside"), &CopyOptions::new(), &|_| {}).unwrap_err();
     assert!(matches!(err, Error::IntoItself { .. }), "{err}");
 }
+
+#[test]
+fn a_tree_merged_into_a_directory_that_resolves_inside_the_source_is_refused() {
+    let dir = TestDir::new("copy-tree-link-into");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/f"), b"x").unwrap();
+    // An existing destination (a merge) that is the source's own
+    // subdirectory under another name: each level made would be walked
+    // again, nesting sub/sub/sub/… until the path is too long.
+    std::os::unix::fs::symlink(src.join("sub"), dir.join("link")).unwrap();
+    let err = copy_tree(&src, &dir.join("link"), &CopyOptions::new(), &|_| {}).unwrap_err();
+    assert!(matches!(err, Error::IntoItself { .. }), "{err}");
+    assert!(!src.join("sub/sub").exists());
+    // The source itself as the destination.
+    let err = copy_tree(&src, &src, &CopyOptions::new(), &|_| {}).unwrap_err();
+    assert!(matches!(err, Error::IntoItself { .. }), "{err}");
+}
+
+#[test]
+fn a_tree_copied_over_a_file_fails_first_and_leaves_no_hidden_copy() {
+    let dir = TestDir::new("copy-tree-over-file");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::write(src.join("a/f"), vec![7u8; 100_000]).unwrap();
+    let dst = dir.file("plain", 10);
+    let err = copy_tree(&src, &dst, &CopyOptions::new(), &|_| {}).unwrap_err();
+    assert!(err.to_string().contains("plain"), "{err}");
+    assert_eq!(dir.names(), ["plain", "src"]);
+    assert_eq!(std::fs::metadata(&dst).unwrap().len(), 10);
+}
+
+#[test]
+fn a_copy_owned_by_another_user_drops_the_set_id_bits() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to give the source another owner");
+        return;
+    }
+    let dir = TestDir::new("copy-setuid");
+    let src = dir.file("prog", 100);
+    std::os::unix::fs::chown(&src, Some(54_321), Some(54_321)).unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    // The copy belongs to root: keeping set-user-ID would make a program
+    // that ran as its owner run as root.
+    let dst = dir.join("copy");
+    copy(&src, &dst).unwrap();
+    assert_eq!(std::fs::metadata(&dst).unwrap().mode() & 0o7777, 0o755);
+    // The copier's own file keeps them: owner and group are unchanged.
+    let own = dir.file("own", 100);
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    copy(&own, &dir.join("own-copy")).unwrap();
+    assert_eq!(
+        std::fs::metadata(dir.join("own-copy")).unwrap().mode() & 0o7777,
+        0o6755
+    );
+}
+
+#[test]
+fn a_source_truncated_during_the_copy_is_an_error_not_a_crash() {
+    let dir = TestDir::new("copy-truncated");
+    let page = memio_map::page_size();
+    // The engines that move the bytes in more than one call here
+    // (copy_file_range and sendfile take the whole file in one).
+    for method in [Method::Mmap, Method::ReadWrite] {
+        let src = dir.file("src", 3 << 20);
+        let dst = dir.join("dst");
+        let mut truncated = false;
+        // After the first bytes land, another writer cuts the source to
+        // nothing: the mmap engine's next window lies wholly past the end
+        // of the file, where touching the mapping would raise SIGBUS.
+        let err = CopyOptions::new()
+            .method(method)
+            .sparse(Sparse::Never)
+            .window(page)
+            .copy_with_progress(&src, &dst, &mut |_| {
+                if !truncated {
+                    truncated = true;
+                    File::options()
+                        .write(true)
+                        .open(&src)
+                        .unwrap()
+                        .set_len(0)
+                        .unwrap();
+                }
+            });
+        let err = err.unwrap_err();
+        assert!(err.to_string().contains("src"), "{method:?}: {err}");
+        assert_eq!(dir.names(), ["src"], "{method:?}");
+    }
+    // Another thread cuts the source while a window is mapped and being
+    // written: the pwrite that meets the end sees EFAULT, the process
+    // lives.
+    let src = dir.file("src", 8 << 20);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let f = File::options().write(true).open(&src).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.set_len(0).unwrap();
+                f.set_len(8 << 20).unwrap();
+            }
+        });
+        for _ in 0..200 {
+            let _ = CopyOptions::new()
+                .method(Method::Mmap)
+                .sparse(Sparse::Never)
+                .copy(&src, &dir.join("dst"));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}

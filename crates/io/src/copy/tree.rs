@@ -70,6 +70,14 @@ pub fn copy_tree(
     }
     refuse_into_itself(src, dst)?;
     let merge = dst.is_dir();
+    if !merge && std::fs::symlink_metadata(dst).is_ok() {
+        // The rename at the end would fail after every file was copied.
+        return Err(os(
+            "copy a directory over",
+            dst.display(),
+            std::io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
+    }
     let root = if merge {
         dst.to_owned()
     } else {
@@ -100,7 +108,11 @@ pub fn copy_tree(
         }
     }
     if !merge {
-        std::fs::rename(&root, dst).map_err(|e| os("rename into", dst.display(), e))?;
+        std::fs::rename(&root, dst).map_err(|e| {
+            // Made in the meantime: leave no hidden copy behind.
+            let _ = std::fs::remove_dir_all(&root);
+            os("rename into", dst.display(), e)
+        })?;
     }
     done.elapsed = started.elapsed();
     Ok(done)
@@ -121,11 +133,16 @@ fn copy_link(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Refuses a destination inside the source: the copy would never end.
+/// An existing destination is resolved itself, links and all: a link to a
+/// directory of the source, merged into, is inside it too.
 fn refuse_into_itself(src: &Path, dst: &Path) -> Result<()> {
     let src_real = std::fs::canonicalize(src).map_err(|e| os("resolve", src.display(), e))?;
-    let dst_parent = std::fs::canonicalize(parent_of(dst))
-        .map_err(|e| os("resolve", parent_of(dst).display(), e))?;
-    if dst_parent.starts_with(&src_real) {
+    let dst_real = match std::fs::canonicalize(dst) {
+        Ok(real) => real,
+        Err(_) => std::fs::canonicalize(parent_of(dst))
+            .map_err(|e| os("resolve", parent_of(dst).display(), e))?,
+    };
+    if dst_real.starts_with(&src_real) {
         return Err(Error::IntoItself {
             src: src.display().to_string(),
             dst: dst.display().to_string(),
