@@ -197,7 +197,10 @@ impl Batch {
     }
 
     /// Most reads in flight (at least 1, at most 4096); the buffer budget
-    /// is `depth × buffer_size`.
+    /// is `depth × buffer_size`, twice that with [`Backend::Threads`]
+    /// (each reader thread reads into one buffer while the callback has
+    /// its other; at most 256 threads). The report's `buffer_bytes` says
+    /// what a run allocated.
     pub fn depth(mut self, depth: usize) -> Self {
         self.depth = depth.clamp(1, 4096);
         self
