@@ -185,7 +185,7 @@ pub fn sum_files<P: AsRef<Path> + Sync>(
 /// mode as sha256sum writes it), split into hash and path; `None` for a
 /// line that is not one (its hash must be hex of a known length). A line
 /// that starts with `\` holds an escaped path (`\\`, `\n`, `\r`), as
-/// [`line`] and sha256sum write a name with a backslash or a line break.
+/// [`line()`] and sha256sum write a name with a backslash or a line break.
 #[must_use]
 pub fn parse_line(line: &str) -> Option<(&str, Cow<'_, str>)> {
     let (escaped, line) = match line.strip_prefix('\\') {
@@ -237,7 +237,7 @@ pub fn line(hash: &str, path: &Path) -> String {
 }
 
 /// A `--check` result line as `sha256sum -c` prints it: `PATH: VERDICT`,
-/// escaped as [`line`] escapes names (a leading `\`).
+/// escaped as [`line()`] escapes names (a leading `\`).
 #[must_use]
 pub fn check_line(path: &Path, verdict: &str) -> String {
     match escaped(path) {
