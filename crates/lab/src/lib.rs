@@ -347,12 +347,41 @@ impl Run<'_> {
         }
         let samples = self.config.timing.round_robin(&mut batches);
         drop(batches);
+        self.record_each(cases, Unit::NS, &samples)
+    }
+
+    /// [`Run::round_robin`] for batches that can fail, recorded in `unit`
+    /// (a time unit); returns the medians in order.
+    ///
+    /// # Errors
+    ///
+    /// The first error a batch returns.
+    pub fn try_round_robin(
+        &mut self,
+        cases: Vec<Case>,
+        unit: Unit,
+        batches: &mut [&mut dyn FnMut(u64) -> Result<Duration>],
+    ) -> Result<Vec<f64>> {
+        if let Some(first) = cases.first() {
+            self.announce(first);
+        }
+        let samples = self.config.timing.try_round_robin(batches)?;
+        Ok(self.record_each(cases, unit, &samples))
+    }
+
+    /// Records each case from its seconds per operation, in `unit` (a time
+    /// unit); returns the medians in order.
+    fn record_each(&mut self, cases: Vec<Case>, unit: Unit, samples: &[Vec<f64>]) -> Vec<f64> {
+        debug_assert!(
+            unit.per_second > 0.0,
+            "seconds per operation need a time unit"
+        );
         cases
             .into_iter()
-            .zip(&samples)
+            .zip(samples)
             .map(|(case, s)| {
-                let ns: Vec<f64> = s.iter().map(|secs| secs * 1e9).collect();
-                self.record(case, Unit::NS, &ns)
+                let scaled: Vec<f64> = s.iter().map(|secs| secs * unit.per_second).collect();
+                self.record(case, unit, &scaled)
                     .map_or(f64::NAN, |r| r.median)
             })
             .collect()

@@ -254,13 +254,20 @@ fn timed(link: &mut Link, n: u64, op: impl FnOnce(&mut Ends) -> Result<()>) -> R
     Ok(took)
 }
 
+/// The row of `kind`'s round trips of `size` bytes.
+fn rtt_case(kind: Kind, size: usize) -> Case {
+    Case::new(
+        kind.label(),
+        format!("{} round trip", exact_bytes(size as u64)),
+    )
+    .param("bytes", size)
+}
+
 fn measure_rtt(run: &mut Run<'_>, kind: Kind, size: usize) -> Result<f64> {
     let label = kind.label();
     let mut link = connect(kind, false, size)?;
     let mut buf = vec![0x5au8; size];
-    let case =
-        Case::new(label, format!("{} round trip", exact_bytes(size as u64))).param("bytes", size);
-    let median = run.batch_latency(case, Unit::US, |n| {
+    let median = run.batch_latency(rtt_case(kind, size), Unit::US, |n| {
         timed(&mut link, n, |ends| ends.pingpong(label, &mut buf, n))
     })?;
     link.peer.finish()?;
@@ -278,19 +285,7 @@ fn measure_rtts_together(run: &mut Run<'_>, kinds: &[Kind]) -> Result<Vec<f64>> 
         .iter()
         .map(|&k| connect(k, false, SIZE).map(|link| (k, link, vec![0x5au8; SIZE])))
         .collect::<Result<Vec<_>>>()?;
-    let cases: Vec<Case> = kinds
-        .iter()
-        .map(|k| {
-            Case::new(
-                k.label(),
-                format!("{} round trip", exact_bytes(SIZE as u64)),
-            )
-            .param("bytes", SIZE)
-        })
-        .collect();
-    if let Some(first) = cases.first() {
-        run.announce(first);
-    }
+    let cases = kinds.iter().map(|&k| rtt_case(k, SIZE)).collect();
     let mut batches: Vec<_> = links
         .iter_mut()
         .map(|(kind, link, buf)| {
@@ -300,20 +295,13 @@ fn measure_rtts_together(run: &mut Run<'_>, kinds: &[Kind]) -> Result<Vec<f64>> 
         .collect();
     let mut refs: Vec<&mut dyn FnMut(u64) -> Result<Duration>> =
         batches.iter_mut().map(|b| b as &mut _).collect();
-    let samples = run.config().timing.try_round_robin(&mut refs)?;
+    let medians = run.try_round_robin(cases, Unit::US, &mut refs)?;
+    drop(refs);
     drop(batches);
     for (_, link, _) in links {
         link.peer.finish()?;
     }
-    Ok(cases
-        .into_iter()
-        .zip(&samples)
-        .map(|(case, s)| {
-            let us: Vec<f64> = s.iter().map(|secs| secs * Unit::US.per_second).collect();
-            run.record(case, Unit::US, &us)
-                .map_or(f64::NAN, |r| r.median)
-        })
-        .collect())
+    Ok(medians)
 }
 
 fn measure_oneway(run: &mut Run<'_>, kind: Kind, size: usize) -> Result<f64> {
