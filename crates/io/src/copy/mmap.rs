@@ -30,9 +30,13 @@ pub(crate) fn copy(
     window: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
+    let window_at = |off: u64| usize::try_from(end - off).unwrap_or(usize::MAX).min(window);
     let mut off = start;
+    if off < end {
+        read_ahead(files, off, window_at(off));
+    }
     while off < end {
-        let len = usize::try_from(end - off).unwrap_or(usize::MAX).min(window);
+        let len = window_at(off);
         let region = MapOptions::new()
             .offset(off)
             .len(len)
@@ -45,11 +49,44 @@ pub(crate) fn copy(
         // A hint: read ahead hard and drop pages behind; the copy is right
         // without it, so a refusal is ignored.
         let _ = region.advise(.., Advice::Sequential);
+        // The disk reads the next window while this one is written out.
+        let next = off + len as u64;
+        if next < end {
+            read_ahead(files, next, window_at(next));
+        }
         write_region(files, &region, off, progress)?;
         off += len as u64;
     }
     Ok(end - start)
 }
+
+/// Starts reading `len` bytes of the source at `off` into the page cache
+/// without waiting for them (`POSIX_FADV_WILLNEED`). Populating a mapping
+/// reads what is missing in synchronous steps and only once the window is
+/// mapped, so a cold source would otherwise leave the disk idle while each
+/// window is written out. Linux reads at most the larger of the device's
+/// read-ahead size and its largest request per call, so the range goes in
+/// [`AHEAD_STEP`] pieces.
+/// A hint: a refusal is ignored.
+fn read_ahead(files: &Files<'_>, off: u64, len: usize) {
+    let end = off.saturating_add(len as u64);
+    let mut at = off;
+    while at < end {
+        let step = (end - at).min(AHEAD_STEP);
+        let _ = rustix::fs::fadvise(
+            files.src,
+            at,
+            std::num::NonZeroU64::new(step),
+            rustix::fs::Advice::WillNeed,
+        );
+        at += step;
+    }
+}
+
+/// The piece of a window one read-ahead call asks for: no more than the
+/// largest request of most disks (`max_sectors_kb`: 1 MiB and up on SATA,
+/// NVMe and virtio), so none of it is cut off.
+const AHEAD_STEP: u64 = 1 << 20;
 
 /// Writes the whole of `region` to the destination at `off`.
 fn write_region(
