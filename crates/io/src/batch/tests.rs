@@ -289,3 +289,111 @@ fn a_batch_started_from_inside_a_callback_reads_right() {
         }
     }
 }
+
+/// Set in the child process of the seccomp test: which `io_uring` call
+/// its filter refuses.
+const DENY_VAR: &str = "MEMIO_TEST_DENY_IO_URING";
+
+/// Refuses the system call `nr` with `EPERM` in this thread and the
+/// threads it starts, as a container's seccomp policy does.
+#[cfg(target_arch = "x86_64")]
+#[allow(
+    unsafe_code,
+    reason = "prctl(2) installing a seccomp filter has no safe wrapper"
+)]
+fn refuse_syscall(nr: libc::c_long) {
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let stmt = |code: u16, k: u32| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jf: u8| libc::sock_filter {
+        code: 0x15,
+        jt: 0,
+        jf,
+        k,
+    };
+    let mut filter = [
+        stmt(0x20, 4), // load seccomp_data.arch
+        jeq(AUDIT_ARCH_X86_64, 3),
+        stmt(0x20, 0), // load seccomp_data.nr
+        jeq(u32::try_from(nr).expect("a syscall number"), 1),
+        stmt(0x06, RET_ERRNO | libc::EPERM as u32),
+        stmt(0x06, RET_ALLOW),
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
+    };
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes plain integers.
+    let no_new_privs = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    assert_eq!(no_new_privs, 0);
+    // SAFETY: PR_SET_SECCOMP reads the filter program through `prog`,
+    // which points at `filter`; both live through the call.
+    let installed = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &raw const prog,
+        )
+    };
+    assert_eq!(
+        installed,
+        0,
+        "seccomp filter: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn auto_falls_back_to_threads_when_seccomp_refuses_io_uring() {
+    let name = "batch::tests::auto_falls_back_to_threads_when_seccomp_refuses_io_uring";
+    let Ok(deny) = std::env::var(DENY_VAR) else {
+        if !uring_allowed() {
+            eprintln!("skipped: this kernel or its policy refuses io_uring already");
+            return;
+        }
+        // The filter cannot be lifted again, so each case runs in a child
+        // process: this test binary, running only this test.
+        for deny in ["setup", "register"] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads=1"])
+                .env(DENY_VAR, deny)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "refusing io_uring_{deny}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+                "the child ran no test"
+            );
+        }
+        return;
+    };
+    refuse_syscall(match deny.as_str() {
+        "setup" => libc::SYS_io_uring_setup,
+        _ => libc::SYS_io_uring_register,
+    });
+    let dir = TestDir::new("uring-refused");
+    let (paths, unreadable) = fixture(&dir);
+    let (data, failed, report) = read_all(&Batch::new(), &paths);
+    assert_eq!(report.backend, Backend::Threads, "auto must fall back");
+    assert_eq!(failed.keys().copied().collect::<Vec<_>>(), unreadable);
+    for (i, bytes) in data {
+        assert_eq!(bytes, std::fs::read(&paths[i]).unwrap(), "file {i}");
+    }
+    let forced = Batch::new().backend(Backend::IoUring).read(&paths, |_| {});
+    assert!(
+        forced.is_err_and(|e| e.to_string().contains("io_uring")),
+        "io_uring alone must fail, naming it"
+    );
+}

@@ -25,10 +25,23 @@ use super::{Batch, Event, Open, Opener};
 use crate::Result;
 use crate::copy::os;
 
-/// A ring with room for `depth` reads.
+/// A ring with room for `depth` reads, on a kernel whose rings can read
+/// (`IORING_OP_READ`, Linux 5.6). Linux 5.1 to 5.5 set up rings without
+/// it, and a seccomp policy may allow the set-up but refuse registering:
+/// either way every read would fail, so the ring is refused here, where
+/// [`Backend::Auto`](super::Backend::Auto) can still take the threads.
 pub(crate) fn ring(depth: usize) -> std::io::Result<IoUring> {
     let entries = u32::try_from(depth.next_power_of_two()).unwrap_or(4096);
-    IoUring::new(entries)
+    let ring = IoUring::new(entries)?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    if !probe.is_supported(opcode::Read::CODE) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this kernel's io_uring cannot read (IORING_OP_READ needs Linux 5.6)",
+        ));
+    }
+    Ok(ring)
 }
 
 /// Reads through a new ring; an error if the kernel refuses `io_uring`.

@@ -84,8 +84,8 @@ fn read_ahead(files: &Files<'_>, off: u64, len: usize) {
 }
 
 /// The piece of a window one read-ahead call asks for: no more than the
-/// largest request of most disks (`max_sectors_kb`: 1 MiB and up on SATA,
-/// NVMe and virtio), so none of it is cut off.
+/// largest request of most disks (`max_sectors_kb`: 1 MiB and up on SATA
+/// and virtio disks and most `NVMe` drives), so none of it is cut off.
 const AHEAD_STEP: u64 = 1 << 20;
 
 /// Writes the whole of `region` to the destination at `off`.
