@@ -64,3 +64,31 @@ impl Drop for TestDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The environment variable that tells a test it runs in its own child.
+pub(crate) const ALONE: &str = "MEMIO_TEST_ALONE";
+
+/// For a test that changes the whole process (a seccomp filter, removing
+/// every copy's temporaries): `Some(case)` in a child process running
+/// only `test` (its path inside the crate, `module::tests::name`), once
+/// per case; `None` in the parent, after every child passed.
+pub(crate) fn alone<'a>(test: &str, cases: &[&'a str]) -> Option<&'a str> {
+    if let Ok(case) = std::env::var(ALONE) {
+        return cases.iter().copied().find(|c| *c == case);
+    }
+    for case in cases {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(ALONE, case)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{test} ({case}): {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("1 passed"), "{test} ({case}): no test ran");
+    }
+    None
+}

@@ -290,10 +290,6 @@ fn a_batch_started_from_inside_a_callback_reads_right() {
     }
 }
 
-/// Set in the child process of the seccomp test: which `io_uring` call
-/// its filter refuses.
-const DENY_VAR: &str = "MEMIO_TEST_DENY_IO_URING";
-
 /// Refuses the system call `nr` with `EPERM` in this thread and the
 /// threads it starts, as a container's seccomp policy does.
 #[cfg(target_arch = "x86_64")]
@@ -352,34 +348,18 @@ fn refuse_syscall(nr: libc::c_long) {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn auto_falls_back_to_threads_when_seccomp_refuses_io_uring() {
-    let name = "batch::tests::auto_falls_back_to_threads_when_seccomp_refuses_io_uring";
-    let Ok(deny) = std::env::var(DENY_VAR) else {
-        if !uring_allowed() {
-            eprintln!("skipped: this kernel or its policy refuses io_uring already");
-            return;
-        }
-        // The filter cannot be lifted again, so each case runs in a child
-        // process: this test binary, running only this test.
-        for deny in ["setup", "register"] {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", name, "--nocapture", "--test-threads=1"])
-                .env(DENY_VAR, deny)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "refusing io_uring_{deny}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(
-                String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-                "the child ran no test"
-            );
-        }
+    if !uring_allowed() && std::env::var_os(crate::test_dir::ALONE).is_none() {
+        eprintln!("skipped: this kernel or its policy refuses io_uring already");
+        return;
+    }
+    // The filter cannot be lifted again: each case runs in a child.
+    let Some(deny) = crate::test_dir::alone(
+        "batch::tests::auto_falls_back_to_threads_when_seccomp_refuses_io_uring",
+        &["setup", "register"],
+    ) else {
         return;
     };
-    refuse_syscall(match deny.as_str() {
+    refuse_syscall(match deny {
         "setup" => libc::SYS_io_uring_setup,
         _ => libc::SYS_io_uring_register,
     });

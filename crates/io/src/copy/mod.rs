@@ -16,7 +16,8 @@
 //!   destination, which is renamed over the final name only when complete
 //!   (and, when asked, synced and verified). An interrupted or failed copy
 //!   never leaves a truncated file under the final name, and a failed one
-//!   removes its temporary file.
+//!   removes its temporary file. A program ending on a signal removes
+//!   those of the copies in flight with [`remove_temporaries`].
 //! - Permission bits are kept (set-user-ID and set-group-ID only where
 //!   the copy's owner and group are the source's); copying a file onto
 //!   itself (same device and inode, hard links included) is refused.
@@ -51,6 +52,7 @@ use memio_map::error::OsError;
 
 use crate::{Error, Result};
 
+pub use temp::remove_temporaries;
 pub use tree::{TreeCopied, copy_tree};
 
 /// Which kernel path moves the bytes.

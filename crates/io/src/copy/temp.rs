@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::os;
 use crate::Result;
@@ -19,6 +20,56 @@ pub(crate) struct TempFile {
 
 /// Tells apart the temporary files of one process.
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The temporary files and tree roots of the copies in flight in this
+/// process, for [`remove_temporaries`]. Renaming one into place happens
+/// under the lock, so a removal and a rename never cross.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+pub(crate) fn live() -> MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Notes a temporary that [`remove_temporaries`] must remove.
+pub(crate) fn register(path: &Path) {
+    live().push(path.to_owned());
+}
+
+/// Forgets a temporary that was renamed into place or removed; the caller
+/// holds the lock.
+pub(crate) fn forget(live: &mut Vec<PathBuf>, path: &Path) {
+    if let Some(i) = live.iter().position(|p| p == path) {
+        live.swap_remove(i);
+    }
+}
+
+/// Removes the temporary files and the half-built trees of every copy this
+/// process has in flight, and returns how many it removed.
+///
+/// For a program ending on a signal (`SIGINT`, `SIGTERM`): a copy's
+/// temporary name is hidden (`.NAME.memio-PID-N~`), so without this an
+/// interrupted copy leaves a hidden partial file (or tree) behind; the
+/// final name is never touched either way. Call it from a thread that
+/// waits for the signal, then end the process: the copies still running
+/// fail (their temporaries are gone), and one that was renamed into place
+/// first is complete.
+#[allow(
+    clippy::must_use_candidate,
+    reason = "called for what it removes; the count is for a report"
+)]
+pub fn remove_temporaries() -> usize {
+    let mut live = live();
+    let mut removed = 0;
+    for path in live.drain(..) {
+        let gone = match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(_) => std::fs::remove_file(&path),
+            Err(e) => Err(e),
+        };
+        removed += usize::from(gone.is_ok());
+    }
+    removed
+}
 
 /// The directory `path` lives in (`.` for a bare name).
 pub(crate) fn parent_of(path: &Path) -> &Path {
@@ -48,7 +99,9 @@ impl TempFile {
                 std::io::Error::from_raw_os_error(libc::EISDIR),
             )
         })?;
-        Self::create(temp_name(parent_of(dst), name), dst)
+        let temp = Self::create(temp_name(parent_of(dst), name), dst)?;
+        register(&temp.path);
+        Ok(temp)
     }
 
     /// Creates `path` itself (exclusively, mode 0600), for a copy into a
@@ -85,7 +138,10 @@ impl TempFile {
     /// Renames the file over `dst`; with `fsync`, then syncs the directory
     /// so the new name is durable too.
     pub(crate) fn commit(mut self, dst: &Path, fsync: bool) -> Result<()> {
+        let mut live = live();
         std::fs::rename(&self.path, dst).map_err(|e| os("rename into", dst.display(), e))?;
+        forget(&mut live, &self.path);
+        drop(live);
         self.committed = true;
         if fsync {
             sync_dir(parent_of(dst))?;
@@ -104,7 +160,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.committed {
+            let mut live = live();
             let _ = std::fs::remove_file(&self.path);
+            forget(&mut live, &self.path);
         }
     }
 }

@@ -403,3 +403,61 @@ fn a_source_truncated_during_the_copy_is_an_error_not_a_crash() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
+
+/// Hidden temporaries (`.NAME.memio-PID-N~`) left in `dir`.
+fn leftovers(dir: &TestDir) -> Vec<String> {
+    dir.names()
+        .into_iter()
+        .filter(|n| n.contains(".memio-"))
+        .collect()
+}
+
+#[test]
+fn remove_temporaries_clears_interrupted_copies_and_never_the_final_name() {
+    // It removes every copy's temporaries in the process, so it runs in a
+    // child of its own, away from the other tests' copies.
+    let Some(case) = crate::test_dir::alone(
+        "copy::tests::remove_temporaries_clears_interrupted_copies_and_never_the_final_name",
+        &["file", "tree", "replace"],
+    ) else {
+        return;
+    };
+    let dir = TestDir::new("interrupted");
+    let src = dir.file("src", 3 << 20);
+    let dst = dir.join("dst");
+    let options = CopyOptions::new().method(Method::ReadWrite);
+    let removed = std::sync::atomic::AtomicUsize::new(0);
+    let interrupt = |_: u64| {
+        if removed.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            removed.store(remove_temporaries(), std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    match case {
+        "file" => {
+            let copied = options.copy_with_progress(&src, &dst, &mut { interrupt });
+            assert!(copied.is_err(), "the copy lost its temporary file");
+            assert!(!dst.exists(), "nothing under the final name");
+        }
+        "replace" => {
+            std::fs::write(&dst, b"old").unwrap();
+            assert!(
+                options
+                    .copy_with_progress(&src, &dst, &mut { interrupt })
+                    .is_err()
+            );
+            assert_eq!(std::fs::read(&dst).unwrap(), b"old", "the old file stays");
+        }
+        _ => {
+            let tree = dir.join("tree");
+            std::fs::create_dir_all(tree.join("sub")).unwrap();
+            for i in 0..20 {
+                std::fs::copy(&src, tree.join(format!("sub/f{i}"))).unwrap();
+            }
+            let copied = copy_tree(&tree, &dst, &options, &interrupt);
+            assert!(copied.is_err(), "the tree lost its temporary root");
+            assert!(!dst.exists(), "no tree under the final name");
+        }
+    }
+    assert_eq!(removed.into_inner(), 1, "one temporary was in flight");
+    assert_eq!(leftovers(&dir), Vec::<String>::new());
+}

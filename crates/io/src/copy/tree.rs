@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::temp::{parent_of, temp_name};
+use super::temp::{self, parent_of, temp_name};
 use super::{CopyOptions, os};
 use crate::{Error, Result};
 
@@ -88,6 +88,7 @@ pub fn copy_tree(
     let mut plan = Plan::default();
     if !merge {
         make_dir(&root)?;
+        temp::register(&root);
         done.dirs += 1;
     }
     plan.dirs
@@ -108,11 +109,15 @@ pub fn copy_tree(
         }
     }
     if !merge {
-        std::fs::rename(&root, dst).map_err(|e| {
+        let mut live = temp::live();
+        let renamed = std::fs::rename(&root, dst);
+        if renamed.is_err() {
             // Made in the meantime: leave no hidden copy behind.
             let _ = std::fs::remove_dir_all(&root);
-            os("rename into", dst.display(), e)
-        })?;
+        }
+        temp::forget(&mut live, &root);
+        drop(live);
+        renamed.map_err(|e| os("rename into", dst.display(), e))?;
     }
     done.elapsed = started.elapsed();
     Ok(done)
