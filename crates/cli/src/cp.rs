@@ -19,7 +19,8 @@ use crate::walk::{Filters, Item, Walk};
 #[allow(clippy::struct_excessive_bools, reason = "command-line flags")]
 #[command(
     after_help = "The copy is written under a temporary name beside DST and renamed into place, \
-                  so an interrupted copy never leaves a truncated file under the final name.\n\
+                  so an interrupted copy never leaves a truncated file under the final name; \
+                  ended by SIGINT, SIGTERM or SIGHUP, memio cp removes the temporary first.\n\
                   With -v, each copy is listed and a dd-style summary goes to stderr."
 )]
 pub(crate) struct CpArgs {
@@ -102,8 +103,27 @@ struct Totals {
     methods: Vec<&'static str>,
 }
 
+/// Removes the hidden temporaries of the copies in flight when SIGINT,
+/// SIGTERM or SIGHUP arrives, then ends the process as that signal's
+/// default action would (so a shell still sees "killed by SIGINT").
+fn clean_up_on_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("memio-cp-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                memio::io::copy::remove_temporaries();
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
+
 /// Runs `memio cp`.
 pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
+    clean_up_on_signals()?;
     let (sources, dst) = args.paths.split_at(args.paths.len() - 1);
     let dst = &dst[0];
     let into_dir = dst.is_dir();

@@ -178,3 +178,77 @@ fn sum_check_reads_back_a_name_with_a_newline_and_no_forged_line() {
         "{lines:?}"
     );
 }
+
+/// Names in `dir` that a copy's temporaries take (`.NAME.memio-PID-N~`).
+fn hidden_copies(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".memio-"))
+        .collect()
+}
+
+#[test]
+fn cp_ended_by_a_signal_removes_its_temporary_and_leaves_the_old_file() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = TempDir::new("cp-signal");
+    // Zeros written out in full and synced: long enough to be caught in
+    // the middle.
+    let src = dir.join("src");
+    std::fs::File::create(&src)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    for (signal, tree) in [(15, false), (2, false), (1, true)] {
+        let (from, to) = if tree {
+            let t = dir.join("tree");
+            std::fs::create_dir_all(&t).unwrap();
+            std::fs::rename(&src, t.join("src")).unwrap_or(());
+            (t, dir.join("tree-copy"))
+        } else {
+            write(&dir, "dst", b"old");
+            (src.clone(), dir.join("dst"))
+        };
+        let mut args = vec![
+            "cp",
+            "--sparse",
+            "never",
+            "--method",
+            "read-write",
+            "--fsync",
+        ];
+        if tree {
+            args.push("-r");
+        }
+        args.extend([s(&from), s(&to)]);
+        let mut child = std::process::Command::new(common::MEMIO)
+            .args(&args)
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while hidden_copies(dir.path()).is_empty() {
+            assert!(started.elapsed().as_secs() < 20, "no temporary appeared");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let pid = rustix::process::Pid::from_child(&child);
+        let sig = rustix::process::Signal::from_named_raw(signal).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+        let status = child.wait().unwrap();
+        if status.success() {
+            // It finished between the look and the signal: nothing to see.
+            eprintln!("signal {signal}: the copy finished first");
+        } else {
+            assert_eq!(status.signal(), Some(signal), "ends as the signal would");
+        }
+        assert_eq!(
+            hidden_copies(dir.path()),
+            Vec::<String>::new(),
+            "signal {signal}"
+        );
+        if tree {
+            assert_eq!(to.exists(), status.success());
+        } else if !status.success() {
+            assert_eq!(std::fs::read(&to).unwrap(), b"old", "the old file stays");
+        }
+    }
+}
