@@ -2,6 +2,9 @@
 //! files read in parallel through the batch engine, printed as
 //! `HASH  PATH` like sha256sum and b3sum; `--check` verifies such a list.
 
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
@@ -106,8 +109,11 @@ pub(crate) fn run(args: &SumArgs, globals: Globals) -> CliResult {
         }
         Ok(hash) => {
             if write_error.is_none() {
-                use std::io::Write;
-                if let Err(e) = writeln!(out, "{}", line(&hash, &files[i])) {
+                // The name's bytes as they are, so the list names the file
+                // even when it is not UTF-8.
+                let mut l = line(&hash, &files[i]);
+                l.push(b'\n');
+                if let Err(e) = out.write_all(&l) {
                     write_error = Some(e);
                 }
             }
@@ -149,11 +155,16 @@ struct Expected {
 
 /// `--check`: hashes every file the list names and compares.
 fn check(args: &SumArgs, list: &Path, globals: Globals) -> CliResult {
-    let text = std::fs::read_to_string(list)
+    // Bytes, not text: a name in the list need not be UTF-8.
+    let text = std::fs::read(list)
         .map_err(|e| CliError::new(format_args!("'{}'", list.display()), describe(&e)))?;
     let mut expected = Vec::new();
     let mut malformed = 0;
-    for raw in text.lines().filter(|l| !l.trim().is_empty()) {
+    let lines = text
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.trim_ascii().is_empty());
+    for raw in lines {
         match parse_line(raw) {
             Some((hash, path)) => {
                 let algo = args
@@ -164,7 +175,7 @@ fn check(args: &SumArgs, list: &Path, globals: Globals) -> CliResult {
                 if hash.len() == algo.hex_len() {
                     expected.push(Expected {
                         hash: hash.to_ascii_lowercase(),
-                        path: PathBuf::from(path.into_owned()),
+                        path: PathBuf::from(OsString::from_vec(path.into_owned())),
                         algo,
                     });
                     continue;
@@ -206,11 +217,11 @@ fn check(args: &SumArgs, list: &Path, globals: Globals) -> CliResult {
             }
         })
         .map_err(lib_error)?;
-        for l in lines {
-            use std::io::Write;
+        for mut l in lines {
             // sha256sum --quiet habit: with -q only failures are listed.
-            if !globals.quiet || !l.ends_with(": OK") {
-                writeln!(out, "{l}")?;
+            if !globals.quiet || !l.ends_with(b": OK") {
+                l.push(b'\n');
+                out.write_all(&l)?;
             }
         }
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 mod common;
 
-use common::{TempDir, code, memio, stderr, stdout};
+use common::{TempDir, code, memio, stderr, stdout, text};
 
 fn write(dir: &TempDir, name: &str, data: &[u8]) -> PathBuf {
     let p = dir.join(name);
@@ -250,5 +250,90 @@ fn cp_ended_by_a_signal_removes_its_temporary_and_leaves_the_old_file() {
         } else if !status.success() {
             assert_eq!(std::fs::read(&to).unwrap(), b"old", "the old file stays");
         }
+    }
+}
+
+/// Runs `memio` with arguments that need not be UTF-8.
+fn memio_os(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(common::MEMIO)
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run memio")
+}
+
+/// The name part of a checksum line: what follows the hash and its two
+/// separator bytes, after the `\` that marks an escaped line.
+fn name_part(line: &[u8], hash_len: usize) -> (bool, &[u8]) {
+    match line.strip_prefix(b"\\") {
+        Some(rest) => (true, &rest[hash_len + 2..]),
+        None => (false, &line[hash_len + 2..]),
+    }
+}
+
+#[test]
+fn sum_writes_and_checks_names_that_are_not_utf8_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = TempDir::new("sum-bytes");
+    // Latin-1 "café", and the same with a backslash, which escapes the line.
+    for (name, listed) in [
+        (&b"caf\xe9"[..], &b"caf\xe9"[..]),
+        (b"caf\xe9\\x", b"caf\xe9\\\\x"),
+    ] {
+        let path = dir.path().join(OsStr::from_bytes(name));
+        std::fs::write(&path, b"contents").unwrap();
+        let escaped = name != listed;
+        let mut expect_name = dir.path().as_os_str().as_bytes().to_vec();
+        expect_name.push(b'/');
+        expect_name.extend_from_slice(listed);
+
+        let out = memio_os(&[
+            "sum".as_ref(),
+            "--algo".as_ref(),
+            "crc32c".as_ref(),
+            path.as_ref(),
+        ]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let printed = out.stdout.strip_suffix(b"\n").expect("one line");
+        assert_eq!(
+            name_part(printed, 8),
+            (escaped, &expect_name[..]),
+            "{}",
+            stdout(&out)
+        );
+
+        // The name part is byte for byte what sha256sum prints.
+        match std::process::Command::new("sha256sum").arg(&path).output() {
+            Ok(sha) if sha.status.success() => {
+                let theirs = sha.stdout.strip_suffix(b"\n").expect("one line");
+                assert_eq!(
+                    name_part(theirs, 64),
+                    name_part(printed, 8),
+                    "{}",
+                    text(theirs)
+                );
+            }
+            _ => eprintln!(
+                "sha256sum not available: name part compared with the expected bytes only"
+            ),
+        }
+
+        let list = dir.join("list");
+        std::fs::write(&list, &out.stdout).unwrap();
+        let out = memio(&["sum", "--check", s(&list)]);
+        assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+        let mut ok = Vec::from(if escaped { &b"\\"[..] } else { b"" });
+        ok.extend_from_slice(&expect_name);
+        ok.extend_from_slice(b": OK\n");
+        assert_eq!(out.stdout, ok, "{}", stdout(&out));
+
+        // One byte changed: the list no longer matches.
+        std::fs::write(&path, b"contentS").unwrap();
+        let out = memio(&["sum", "--check", s(&list)]);
+        assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+        let failed = [&ok[..ok.len() - 3], b"FAILED\n"].concat();
+        assert_eq!(out.stdout, failed, "{}", stdout(&out));
     }
 }

@@ -20,6 +20,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::Result;
@@ -181,88 +182,133 @@ pub fn sum_files<P: AsRef<Path> + Sync>(
     Ok(report)
 }
 
-/// One line of a checksum list: `HASH  PATH` (or `HASH *PATH`, binary
-/// mode as sha256sum writes it), split into hash and path; `None` for a
+/// One line of a checksum list: `HASH  NAME` (or `HASH *NAME`, binary
+/// mode as sha256sum writes it), split into hash and name; `None` for a
 /// line that is not one (its hash must be hex of a known length). A line
-/// that starts with `\` holds an escaped path (`\\`, `\n`, `\r`), as
+/// that starts with `\` holds an escaped name (`\\`, `\n`, `\r`), as
 /// [`line()`] and sha256sum write a name with a backslash or a line break.
+///
+/// The name is bytes, as the file system keeps it: a list may name files
+/// that are not UTF-8, and
+/// [`OsStr::from_bytes`](std::os::unix::ffi::OsStrExt::from_bytes) makes
+/// the path back.
+///
+/// ```
+/// use std::ffi::OsStr;
+/// use std::os::unix::ffi::OsStrExt;
+/// use memio_io::sum::parse_line;
+/// let (hash, name) = parse_line(b"e3069283  caf\xe9").unwrap();
+/// assert_eq!((hash, &*name), ("e3069283", &b"caf\xe9"[..]));
+/// // The path to open, the same bytes.
+/// let path = std::path::Path::new(OsStr::from_bytes(&name));
+/// assert_eq!(path.as_os_str().as_bytes(), b"caf\xe9");
+/// ```
 #[must_use]
-pub fn parse_line(line: &str) -> Option<(&str, Cow<'_, str>)> {
-    let (escaped, line) = match line.strip_prefix('\\') {
+pub fn parse_line(line: &[u8]) -> Option<(&str, Cow<'_, [u8]>)> {
+    let (escaped, line) = match line.strip_prefix(b"\\") {
         Some(rest) => (true, rest),
         None => (false, line),
     };
-    let (hash, rest) = line.split_once(' ')?;
-    let path = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*'))?;
-    let hex = !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit());
-    if !hex || Algo::from_hex_len(hash.len()).is_none() || path.is_empty() {
+    let space = line.iter().position(|&b| b == b' ')?;
+    let (hash, rest) = (&line[..space], &line[space + 1..]);
+    let name = rest
+        .strip_prefix(b" ")
+        .or_else(|| rest.strip_prefix(b"*"))?;
+    let hex = !hash.is_empty() && hash.iter().all(u8::is_ascii_hexdigit);
+    if !hex || Algo::from_hex_len(hash.len()).is_none() || name.is_empty() {
         return None;
     }
-    let path = if escaped {
-        Cow::Owned(unescape(path)?)
+    // Hex digits are ASCII, so this cannot fail.
+    let hash = std::str::from_utf8(hash).ok()?;
+    let name = if escaped {
+        Cow::Owned(unescape(name)?)
     } else {
-        Cow::Borrowed(path)
+        Cow::Borrowed(name)
     };
-    Some((hash, path))
+    Some((hash, name))
 }
 
-/// Undoes [`line`]'s escapes; `None` for a backslash that starts none.
-fn unescape(path: &str) -> Option<String> {
-    let mut out = String::with_capacity(path.len());
-    let mut chars = path.chars();
-    while let Some(c) = chars.next() {
-        out.push(match c {
-            '\\' => match chars.next()? {
-                '\\' => '\\',
-                'n' => '\n',
-                'r' => '\r',
+/// Undoes [`line()`]'s escapes; `None` for a backslash that starts none.
+fn unescape(name: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(name.len());
+    let mut bytes = name.iter();
+    while let Some(&b) = bytes.next() {
+        out.push(match b {
+            b'\\' => match bytes.next()? {
+                b'\\' => b'\\',
+                b'n' => b'\n',
+                b'r' => b'\r',
                 _ => return None,
             },
-            c => c,
+            b => b,
         });
     }
     Some(out)
 }
 
-/// Formats a digest line as `sha256sum` does: `HASH  PATH`, or, for a
-/// name with a backslash or a line break, `\HASH  PATH` with those
+/// Formats a digest line as `sha256sum` does: `HASH  NAME`, or, for a
+/// name with a backslash or a line break, `\HASH  NAME` with those
 /// escaped, so that every file takes one line and a name cannot forge
 /// another.
+///
+/// The name is the path's bytes as they are, UTF-8 or not, so the line
+/// names the file and [`parse_line`] gives the same bytes back. No line
+/// break ends the line.
+///
+/// ```
+/// use std::ffi::OsStr;
+/// use std::os::unix::ffi::OsStrExt;
+/// use std::path::Path;
+/// use memio_io::sum::line;
+/// assert_eq!(line("e3069283", Path::new("a b")), b"e3069283  a b");
+/// let latin1 = Path::new(OsStr::from_bytes(b"caf\xe9\\x"));
+/// assert_eq!(line("e3069283", latin1), b"\\e3069283  caf\xe9\\\\x");
+/// ```
 #[must_use]
-pub fn line(hash: &str, path: &Path) -> String {
-    match escaped(path) {
-        (false, name) => format!("{hash}  {name}"),
-        (true, name) => format!("\\{hash}  {name}"),
-    }
+pub fn line(hash: &str, path: &Path) -> Vec<u8> {
+    let (escape, name) = escaped(path);
+    marked(escape, &[hash.as_bytes(), b"  ", &name])
 }
 
-/// A `--check` result line as `sha256sum -c` prints it: `PATH: VERDICT`,
-/// escaped as [`line()`] escapes names (a leading `\`).
+/// A `--check` result line as `sha256sum -c` prints it: `NAME: VERDICT`,
+/// the name's bytes escaped as [`line()`] escapes them (a leading `\`).
 #[must_use]
-pub fn check_line(path: &Path, verdict: &str) -> String {
-    match escaped(path) {
-        (false, name) => format!("{name}: {verdict}"),
-        (true, name) => format!("\\{name}: {verdict}"),
-    }
+pub fn check_line(path: &Path, verdict: &str) -> Vec<u8> {
+    let (escape, name) = escaped(path);
+    marked(escape, &[&name, b": ", verdict.as_bytes()])
 }
 
-/// The path as one line: whether it needed escapes, and the text with
-/// `\\`, `\n` and `\r` for a backslash and the line breaks.
-fn escaped(path: &Path) -> (bool, String) {
-    let name = path.display().to_string();
-    if !name.contains(['\\', '\n', '\r']) {
-        return (false, name);
+/// The path's bytes as one line: whether they needed escapes, and the
+/// bytes with `\\`, `\n` and `\r` for a backslash and the line breaks.
+fn escaped(path: &Path) -> (bool, Cow<'_, [u8]>) {
+    let name = path.as_os_str().as_bytes();
+    if !name.iter().any(|b| matches!(b, b'\\' | b'\n' | b'\r')) {
+        return (false, Cow::Borrowed(name));
     }
-    let mut s = String::with_capacity(name.len() + 8);
-    for c in name.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\r' => s.push_str("\\r"),
-            c => s.push(c),
+    let mut out = Vec::with_capacity(name.len() + 8);
+    for &b in name {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b => out.push(b),
         }
     }
-    (true, s)
+    (true, Cow::Owned(out))
+}
+
+/// `parts` one after another, after a `\` when the name among them was
+/// escaped.
+fn marked(escape: bool, parts: &[&[u8]]) -> Vec<u8> {
+    let len = usize::from(escape) + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    if escape {
+        out.push(b'\\');
+    }
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -310,13 +356,24 @@ mod tests {
     #[test]
     fn checksum_lines_parse_as_sha256sum_writes_them() {
         let h = "0".repeat(64);
-        assert_eq!(parse_line(&format!("{h}  a b")), Some((&*h, "a b".into())));
-        assert_eq!(parse_line(&format!("{h} *bin")), Some((&*h, "bin".into())));
-        assert_eq!(parse_line("e3069283  x"), Some(("e3069283", "x".into())));
-        assert_eq!(parse_line("xyz  file"), None);
-        assert_eq!(parse_line("e306928  x"), None);
-        assert_eq!(parse_line(&format!("{h}  ")), None);
-        assert_eq!(line("ab", Path::new("p")), "ab  p");
+        let parse =
+            |l: String| parse_line(l.as_bytes()).map(|(h, p)| (h.to_owned(), p.into_owned()));
+        assert_eq!(
+            parse(format!("{h}  a b")),
+            Some((h.clone(), b"a b".to_vec()))
+        );
+        assert_eq!(
+            parse(format!("{h} *bin")),
+            Some((h.clone(), b"bin".to_vec()))
+        );
+        assert_eq!(
+            parse_line(b"e3069283  x"),
+            Some(("e3069283", (&b"x"[..]).into()))
+        );
+        assert_eq!(parse_line(b"xyz  file"), None);
+        assert_eq!(parse_line(b"e306928  x"), None);
+        assert_eq!(parse(format!("{h}  ")), None);
+        assert_eq!(line("ab", Path::new("p")), b"ab  p");
     }
 
     #[test]
@@ -330,16 +387,40 @@ mod tests {
             "cr\rhere",
         ] {
             let written = line(h, Path::new(path));
-            assert_eq!(written.lines().count(), 1, "{written:?}");
+            assert!(!written.contains(&b'\n'), "{written:?}");
             let (hash, parsed) = parse_line(&written).unwrap();
-            assert_eq!((hash, &*parsed), (h, path), "{written:?}");
+            assert_eq!((hash, &*parsed), (h, path.as_bytes()), "{written:?}");
         }
-        assert_eq!(
-            line(h, Path::new("a\nb")).replace('\n', "|"),
-            "\\e3069283  a\\nb"
-        );
+        assert_eq!(line(h, Path::new("a\nb")), b"\\e3069283  a\\nb");
+        assert_eq!(check_line(Path::new("a\\b"), "OK"), b"\\a\\\\b: OK");
         // sha256sum's escaped form.
-        let (_, p) = parse_line("\\e3069283  a\\\\b\\nc").unwrap();
-        assert_eq!(p, "a\\b\nc");
+        let (_, p) = parse_line(b"\\e3069283  a\\\\b\\nc").unwrap();
+        assert_eq!(&*p, b"a\\b\nc");
+        // A backslash that escapes nothing known makes the line malformed.
+        assert_eq!(parse_line(b"\\e3069283  a\\tb"), None);
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_keeps_its_bytes_through_line_and_parse_line() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+
+        let h = "e3069283";
+        // Latin-1 "café", alone and beside a backslash that escapes the line.
+        for (name, written) in [
+            (&b"dir/caf\xe9"[..], &b"e3069283  dir/caf\xe9"[..]),
+            (b"caf\xe9\\\xff", b"\\e3069283  caf\xe9\\\\\xff"),
+            (b"\xe9\n", b"\\e3069283  \xe9\\n"),
+        ] {
+            let path = Path::new(OsStr::from_bytes(name));
+            assert_eq!(line(h, path), written, "{name:?}");
+            let (hash, parsed) = parse_line(written).unwrap();
+            assert_eq!((hash, &*parsed), (h, name), "{name:?}");
+            // The result line carries the same marker and escaped name.
+            let marker = usize::from(written[0] == b'\\');
+            let escaped_name = &written[marker + h.len() + 2..];
+            let verdict = [&written[..marker], escaped_name, b": FAILED"].concat();
+            assert_eq!(check_line(path, "FAILED"), verdict, "{name:?}");
+        }
     }
 }
