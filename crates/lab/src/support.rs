@@ -48,6 +48,35 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
+/// How long file creation on the temporary directory's filesystem may
+/// stay slow after many files were removed there: ext4 without a journal
+/// skips an inode freed in the last minute when it looks for a free one,
+/// and for six minutes while that inode's table block is dirty (creating
+/// files nearby dirties it again). A 10,000-file tree copied in that
+/// window took several times as long, `cp -r` more so than memio.
+pub const FREED_INODES_SETTLE: std::time::Duration = std::time::Duration::from_secs(6 * 60 + 5);
+
+/// The marker a lab run leaves in the temporary directory when it removes
+/// thousands of files, so that the next run knows how recently.
+fn removal_marker() -> PathBuf {
+    std::env::temp_dir().join("memio-lab-removed-files")
+}
+
+/// Notes that the lab just removed thousands of files from the temporary
+/// directory (a hint for the next run: a failure is ignored).
+pub fn note_mass_removal() {
+    let _ = std::fs::write(removal_marker(), b"");
+}
+
+/// How long ago a lab run last removed thousands of files from the
+/// temporary directory, if it was within [`FREED_INODES_SETTLE`].
+#[must_use]
+pub fn since_mass_removal() -> Option<std::time::Duration> {
+    let modified = std::fs::metadata(removal_marker()).ok()?.modified().ok()?;
+    let ago = modified.elapsed().unwrap_or_default();
+    (ago < FREED_INODES_SETTLE).then_some(ago)
+}
+
 /// A file or folder in the temporary directory that the lab made and
 /// removes on drop, even when a measurement fails.
 #[derive(Debug)]

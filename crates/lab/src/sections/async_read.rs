@@ -127,6 +127,10 @@ fn run(run: &mut Run<'_>) -> Result<()> {
          thread), whatever the number or size of the files.",
         rates.join(", ")
     ));
+    drop(dir);
+    if small_n >= 10_000 {
+        crate::support::note_mass_removal();
+    }
     Ok(())
 }
 

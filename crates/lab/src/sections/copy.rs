@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use memio::io::copy::{CopyOptions, Method, copy_tree};
 
-use crate::support::{Scratch, XorShift, exact_bytes, human_bytes};
+use crate::support::{
+    FREED_INODES_SETTLE, Scratch, XorShift, exact_bytes, human_bytes, since_mass_removal,
+};
 use crate::{Case, Chart, Error, Result, Run, Section, Unit};
 
 /// The section as registered in the lab.
@@ -353,6 +355,7 @@ fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
             ),
         ));
     }
+    settle_freed_inodes(run);
     let bytes = small_tree(&src, n)?;
     sync_dir(dir)?;
     let mut paths: Vec<PathBuf> = Vec::new();
@@ -374,6 +377,9 @@ fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
     drop(copies);
     let _ = std::fs::remove_dir_all(&src);
     sync_dir(dir)?;
+    if n >= 10_000 {
+        crate::support::note_mass_removal();
+    }
     run.note(format!(
         "The tree rows count file bytes ({}) over the whole copy, directories included. memio's \
          tree copy walks the tree once, then copies the files with a few threads, each in a \
@@ -405,6 +411,36 @@ fn tree(run: &mut Run<'_>, dir: &Path, n: usize) -> Result<()> {
         )
     });
     Ok(())
+}
+
+/// Before the tree rows: when an earlier lab run removed thousands of
+/// files from the temporary directory less than
+/// [`FREED_INODES_SETTLE`] ago, a full run waits out the rest of it (file
+/// creation there is several times slower meanwhile, and unevenly so for
+/// the two tools); a quick run says so in a note.
+fn settle_freed_inodes(run: &mut Run<'_>) {
+    let Some(ago) = since_mass_removal() else {
+        return;
+    };
+    let left = FREED_INODES_SETTLE.saturating_sub(ago);
+    let earlier = format!(
+        "An earlier lab run removed thousands of files from the temporary directory {} s \
+         before the tree rows; ext4 without a journal skips recently freed inodes when it \
+         creates files, for up to {} s, which made 10,000-file copies several times slower here",
+        ago.as_secs(),
+        FREED_INODES_SETTLE.as_secs()
+    );
+    if run.config().full {
+        std::thread::sleep(left);
+        run.note(format!(
+            "{earlier}: this run waited {} s before making the tree.",
+            left.as_secs()
+        ));
+    } else {
+        run.note(format!(
+            "{earlier}: the tree rows may be slower than usual (a full run waits it out)."
+        ));
+    }
 }
 
 /// One pass of the tree rows (warm or evicted): `cp -r` and memio's tree
