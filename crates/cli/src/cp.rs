@@ -25,7 +25,7 @@ use crate::walk::{Filters, Item, Walk};
 )]
 pub(crate) struct CpArgs {
     /// Sources, then the destination (a directory when there are several sources).
-    #[arg(required = true, num_args = 2.., value_name = "SRC… DST")]
+    #[arg(required = true, num_args = 1.., value_name = "PATH")]
     paths: Vec<PathBuf>,
     /// Copy directories and their contents.
     #[arg(short = 'r', short_alias = 'R', long)]
@@ -123,6 +123,12 @@ fn clean_up_on_signals() -> std::io::Result<()> {
 
 /// Runs `memio cp`.
 pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
+    if let [only] = args.paths.as_slice() {
+        return Err(CliError::new(
+            format_args!("'{}'", only.display()),
+            "missing destination operand after it",
+        ));
+    }
     clean_up_on_signals()?;
     let (sources, dst) = args.paths.split_at(args.paths.len() - 1);
     let dst = &dst[0];

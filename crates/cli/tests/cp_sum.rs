@@ -337,3 +337,16 @@ fn sum_writes_and_checks_names_that_are_not_utf8_byte_for_byte() {
         assert_eq!(out.stdout, failed, "{}", stdout(&out));
     }
 }
+
+#[test]
+fn cp_with_one_operand_names_the_missing_destination() {
+    let dir = TempDir::new("cp-one-operand");
+    let a = write(&dir, "a", b"x");
+    let out = memio(&["cp", s(&a)]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("missing destination operand"),
+        "{}",
+        stderr(&out)
+    );
+}
