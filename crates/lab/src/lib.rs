@@ -275,6 +275,12 @@ impl Run<'_> {
         self.observer.measuring(self.section, case);
     }
 
+    /// Tells the observer the section is waiting rather than measuring
+    /// (the progress bar shows `section: waiting — what`).
+    pub fn waiting(&self, what: impl Into<String>) {
+        self.announce(&Case::new("waiting", what.into()));
+    }
+
     /// Records a row from samples already expressed in `unit`.
     pub fn record(&mut self, case: Case, unit: Unit, samples: &[f64]) -> Option<&Row> {
         self.observer.row_done();

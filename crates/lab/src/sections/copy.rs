@@ -431,6 +431,10 @@ fn settle_freed_inodes(run: &mut Run<'_>) {
         FREED_INODES_SETTLE.as_secs()
     );
     if run.config().full {
+        run.waiting(format!(
+            "{} s for the inodes an earlier run freed to settle",
+            left.as_secs()
+        ));
         std::thread::sleep(left);
         run.note(format!(
             "{earlier}: this run waited {} s before making the tree.",
