@@ -253,6 +253,35 @@ fn cp_ended_by_a_signal_removes_its_temporary_and_leaves_the_old_file() {
     }
 }
 
+#[test]
+fn cp_under_nohup_is_not_ended_by_sighup() {
+    // nohup (or a shell's background job) starts the copy with SIGHUP
+    // ignored; it must outlive the terminal, as cp does.
+    let dir = TempDir::new("cp-nohup");
+    let src = dir.join("src");
+    std::fs::File::create(&src)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let dst = dir.join("dst");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "trap '' HUP; exec \"$0\" \"$@\""])
+        .args([common::MEMIO, "cp", "--sparse", "never", "--method"])
+        .args(["read-write", "--fsync", s(&src), s(&dst)])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while hidden_copies(dir.path()).is_empty() && !dst.exists() {
+        assert!(started.elapsed().as_secs() < 20, "no temporary appeared");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(std::fs::metadata(&dst).unwrap().len(), 256 << 20);
+}
+
 /// Runs `memio` with arguments that need not be UTF-8.
 fn memio_os(args: &[&std::ffi::OsStr]) -> std::process::Output {
     std::process::Command::new(common::MEMIO)
