@@ -87,13 +87,45 @@ pub fn remove_temporaries() -> usize {
     let mut removed = 0;
     for path in live.drain(..) {
         let gone = match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(meta) if meta.is_dir() => remove_tree(&path),
             Ok(_) => std::fs::remove_file(&path),
             Err(e) => Err(e),
         };
         removed += usize::from(gone.is_ok());
     }
     removed
+}
+
+/// Removes a hidden tree this process built. Its directories get their
+/// modes before the rename, and a user other than root cannot empty one
+/// it may not write (a read-only directory of the source): those are made
+/// writable again and the removal tried once more.
+pub(crate) fn remove_tree(root: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            open_up(root);
+            std::fs::remove_dir_all(root)
+        }
+        other => other,
+    }
+}
+
+/// Makes `dir` and the directories under it writable by their owner
+/// (never through a symbolic link).
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir);
+    if let Ok(d) = opened {
+        let _ = d.set_permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up(&entry.path());
+        }
+    }
 }
 
 /// The directory `path` lives in (`.` for a bare name).

@@ -116,7 +116,7 @@ pub fn copy_tree(
         let renamed = std::fs::rename(&root, dst);
         if renamed.is_err() {
             // Made in the meantime: leave no hidden copy behind.
-            let _ = std::fs::remove_dir_all(&root);
+            let _ = temp::remove_tree(&root);
         }
         temp::forget(&mut live, &root);
         drop(live);
