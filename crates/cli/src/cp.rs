@@ -106,9 +106,24 @@ struct Totals {
 /// Removes the hidden temporaries of the copies in flight when SIGINT,
 /// SIGTERM or SIGHUP arrives, then ends the process as that signal's
 /// default action would (so a shell still sees "killed by SIGINT").
+/// A signal the process was started ignoring (`nohup`, a shell's
+/// background job) stays ignored, as it does for cp.
 fn clean_up_on_signals() -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    let ignored = ignored_signals();
+    let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
+        .into_iter()
+        .filter(|&s| {
+            u32::try_from(s - 1)
+                .ok()
+                .and_then(|bit| 1u64.checked_shl(bit))
+                .is_none_or(|bit| ignored & bit == 0)
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut signals = signal_hook::iterator::Signals::new(wanted)?;
     std::thread::Builder::new()
         .name("memio-cp-signals".into())
         .spawn(move || {
@@ -119,6 +134,18 @@ fn clean_up_on_signals() -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// The signals this process ignores, bit `n - 1` for signal `n` (`SigIgn`
+/// in `/proc/self/status`); none when that cannot be read.
+fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+            u64::from_str_radix(mask.trim(), 16).ok()
+        })
+        .unwrap_or(0)
 }
 
 /// Runs `memio cp`.

@@ -253,6 +253,86 @@ fn cp_ended_by_a_signal_removes_its_temporary_and_leaves_the_old_file() {
     }
 }
 
+#[test]
+fn cp_under_nohup_is_not_ended_by_sighup() {
+    // nohup (or a shell's background job) starts the copy with SIGHUP
+    // ignored; it must outlive the terminal, as cp does.
+    let dir = TempDir::new("cp-nohup");
+    let src = dir.join("src");
+    std::fs::File::create(&src)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let dst = dir.join("dst");
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "trap '' HUP; exec \"$0\" \"$@\""])
+        .args([common::MEMIO, "cp", "--sparse", "never", "--method"])
+        .args(["read-write", "--fsync", s(&src), s(&dst)])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while hidden_copies(dir.path()).is_empty() && !dst.exists() {
+        assert!(started.elapsed().as_secs() < 20, "no temporary appeared");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(std::fs::metadata(&dst).unwrap().len(), 256 << 20);
+}
+
+#[test]
+fn cp_r_that_loses_the_race_for_its_name_leaves_no_hidden_tree() {
+    // Three copies of a tree with a read-only directory to one new name,
+    // as a user other than root: the losers' renames fail, and their
+    // hidden trees must go although a directory in them is read-only.
+    let root = rustix::process::geteuid().is_root();
+    let dir = TempDir::new("cp-race");
+    let tree = dir.join("tree/ro");
+    std::fs::create_dir_all(&tree).unwrap();
+    for i in 0..1000 {
+        write(&dir, &format!("tree/ro/f{i}"), b"x");
+    }
+    if root {
+        for entry in walk_all(dir.path()) {
+            std::os::unix::fs::lchown(&entry, Some(65534), Some(65534)).unwrap();
+        }
+    }
+    std::fs::set_permissions(&tree, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let script = "for i in 1 2 3; do \"$0\" cp -r \"$1\" \"$2\" 2>/dev/null & done; wait";
+    let (from, to) = (dir.join("tree"), dir.join("copy"));
+    let mut command = std::process::Command::new("sh");
+    if root {
+        use std::os::unix::process::CommandExt;
+        command.uid(65534).gid(65534);
+    }
+    let status = command
+        .args(["-c", script, common::MEMIO, s(&from), s(&to)])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(to.join("ro/f999").exists(), "one copy won");
+    assert_eq!(hidden_copies(dir.path()), Vec::<String>::new());
+    for d in [tree, to.join("ro")] {
+        std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+}
+
+/// `dir` and everything under it.
+fn walk_all(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut all = vec![dir.to_owned()];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(walk_all(&path));
+        } else {
+            all.push(path);
+        }
+    }
+    all
+}
+
 /// Runs `memio` with arguments that need not be UTF-8.
 fn memio_os(args: &[&std::ffi::OsStr]) -> std::process::Output {
     std::process::Command::new(common::MEMIO)

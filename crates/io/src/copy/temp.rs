@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::os;
 use crate::Result;
@@ -25,6 +25,27 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// process, for [`remove_temporaries`]. Renaming one into place happens
 /// under the lock, so a removal and a rename never cross.
 static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Held shared while a copy creates a temporary (or anything inside a
+/// hidden tree) and registers it, and taken for good by
+/// [`remove_temporaries`] (`true`: closed). Without it a copy's workers go
+/// on creating files in a hidden tree while it is removed, and the removal
+/// fails on a directory that is not empty.
+static CREATING: RwLock<bool> = RwLock::new(false);
+
+/// Runs `create` unless [`remove_temporaries`] has run: then nothing may
+/// be created any more, and `what` fails as interrupted.
+pub(crate) fn creating<T>(what: &Path, create: impl FnOnce() -> Result<T>) -> Result<T> {
+    let closed = CREATING.read().unwrap_or_else(PoisonError::into_inner);
+    if *closed {
+        return Err(os(
+            "create",
+            what.display(),
+            std::io::Error::from_raw_os_error(libc::EINTR),
+        ));
+    }
+    create()
+}
 
 pub(crate) fn live() -> MutexGuard<'static, Vec<PathBuf>> {
     LIVE.lock().unwrap_or_else(PoisonError::into_inner)
@@ -52,23 +73,59 @@ pub(crate) fn forget(live: &mut Vec<PathBuf>, path: &Path) {
 /// final name is never touched either way. Call it from a thread that
 /// waits for the signal, then end the process: the copies still running
 /// fail (their temporaries are gone), and one that was renamed into place
-/// first is complete.
+/// first is complete. Nothing is created in this process's copies after
+/// it: they all fail.
 #[allow(
     clippy::must_use_candidate,
     reason = "called for what it removes; the count is for a report"
 )]
 pub fn remove_temporaries() -> usize {
+    // Waits for the creations under way, and refuses those to come.
+    let mut closed = CREATING.write().unwrap_or_else(PoisonError::into_inner);
+    *closed = true;
     let mut live = live();
     let mut removed = 0;
     for path in live.drain(..) {
         let gone = match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(meta) if meta.is_dir() => remove_tree(&path),
             Ok(_) => std::fs::remove_file(&path),
             Err(e) => Err(e),
         };
         removed += usize::from(gone.is_ok());
     }
     removed
+}
+
+/// Removes a hidden tree this process built. Its directories get their
+/// modes before the rename, and a user other than root cannot empty one
+/// it may not write (a read-only directory of the source): those are made
+/// writable again and the removal tried once more.
+pub(crate) fn remove_tree(root: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            open_up(root);
+            std::fs::remove_dir_all(root)
+        }
+        other => other,
+    }
+}
+
+/// Makes `dir` and the directories under it writable by their owner
+/// (never through a symbolic link).
+fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir);
+    if let Ok(d) = opened {
+        let _ = d.set_permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up(&entry.path());
+        }
+    }
 }
 
 /// The directory `path` lives in (`.` for a bare name).
@@ -99,14 +156,22 @@ impl TempFile {
                 std::io::Error::from_raw_os_error(libc::EISDIR),
             )
         })?;
-        let temp = Self::create(temp_name(parent_of(dst), name), dst)?;
-        register(&temp.path);
-        Ok(temp)
+        let path = temp_name(parent_of(dst), name);
+        creating(dst, || {
+            let temp = Self::open(path, dst)?;
+            register(&temp.path);
+            Ok(temp)
+        })
     }
 
     /// Creates `path` itself (exclusively, mode 0600), for a copy into a
     /// directory nobody else sees yet; errors name `shown`.
     pub(crate) fn create(path: PathBuf, shown: &Path) -> Result<Self> {
+        creating(shown, || Self::open(path, shown))
+    }
+
+    /// [`create`](Self::create) without asking [`creating`].
+    fn open(path: PathBuf, shown: &Path) -> Result<Self> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -427,8 +427,10 @@ fn remove_temporaries_clears_interrupted_copies_and_never_the_final_name() {
     let dst = dir.join("dst");
     let options = CopyOptions::new().method(Method::ReadWrite);
     let removed = std::sync::atomic::AtomicUsize::new(0);
+    let interrupted = std::sync::atomic::AtomicBool::new(false);
+    // Once only, though several workers hear progress at once.
     let interrupt = |_: u64| {
-        if removed.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        if !interrupted.swap(true, std::sync::atomic::Ordering::Relaxed) {
             removed.store(remove_temporaries(), std::sync::atomic::Ordering::Relaxed);
         }
     };
@@ -458,6 +460,41 @@ fn remove_temporaries_clears_interrupted_copies_and_never_the_final_name() {
             assert!(!dst.exists(), "no tree under the final name");
         }
     }
+    assert_eq!(removed.into_inner(), 1, "one temporary was in flight");
+    assert_eq!(leftovers(&dir), Vec::<String>::new());
+}
+
+#[test]
+fn remove_temporaries_clears_a_tree_its_workers_still_fill() {
+    // The workers go on creating files in the hidden tree while it is
+    // removed; none of those may survive it.
+    let Some(_) = crate::test_dir::alone(
+        "copy::tests::remove_temporaries_clears_a_tree_its_workers_still_fill",
+        &["many"],
+    ) else {
+        return;
+    };
+    let dir = TestDir::new("interrupted-tree");
+    let tree = dir.join("tree");
+    for d in 0..8 {
+        let sub = tree.join(format!("d{d}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..400 {
+            std::fs::write(sub.join(format!("f{f}")), b"x").unwrap();
+        }
+    }
+    let dst = dir.join("dst");
+    let removed = std::sync::atomic::AtomicUsize::new(0);
+    let interrupted = std::sync::atomic::AtomicBool::new(false);
+    // Once only, though several workers hear progress at once.
+    let interrupt = |_: u64| {
+        if !interrupted.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            removed.store(remove_temporaries(), std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    let options = CopyOptions::new().method(Method::ReadWrite);
+    assert!(copy_tree(&tree, &dst, &options, &interrupt).is_err());
+    assert!(!dst.exists(), "no tree under the final name");
     assert_eq!(removed.into_inner(), 1, "one temporary was in flight");
     assert_eq!(leftovers(&dir), Vec::<String>::new());
 }

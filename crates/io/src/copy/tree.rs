@@ -87,8 +87,11 @@ pub fn copy_tree(
     let mut done = TreeCopied::default();
     let mut plan = Plan::default();
     if !merge {
-        make_dir(&root)?;
-        temp::register(&root);
+        temp::creating(dst, || {
+            make_dir(&root)?;
+            temp::register(&root);
+            Ok(())
+        })?;
         done.dirs += 1;
     }
     plan.dirs
@@ -113,7 +116,7 @@ pub fn copy_tree(
         let renamed = std::fs::rename(&root, dst);
         if renamed.is_err() {
             // Made in the meantime: leave no hidden copy behind.
-            let _ = std::fs::remove_dir_all(&root);
+            let _ = temp::remove_tree(&root);
         }
         temp::forget(&mut live, &root);
         drop(live);
@@ -129,12 +132,19 @@ fn copy_link(from: &Path, to: &Path) -> Result<()> {
     let target = std::fs::read_link(from).map_err(|e| os("read the link", from.display(), e))?;
     let name = to.file_name().unwrap_or(to.as_os_str());
     let temp = temp_name(parent_of(to), name);
-    std::os::unix::fs::symlink(target, &temp)
-        .map_err(|e| os("create the link", to.display(), e))?;
-    std::fs::rename(&temp, to).map_err(|e| {
+    temp::creating(to, || {
+        std::os::unix::fs::symlink(target, &temp)
+            .map_err(|e| os("create the link", to.display(), e))?;
+        temp::register(&temp);
+        Ok(())
+    })?;
+    let mut live = temp::live();
+    let renamed = std::fs::rename(&temp, to);
+    if renamed.is_err() {
         let _ = std::fs::remove_file(&temp);
-        os("rename into", to.display(), e)
-    })
+    }
+    temp::forget(&mut live, &temp);
+    renamed.map_err(|e| os("rename into", to.display(), e))
 }
 
 /// Refuses a destination inside the source: the copy would never end.
@@ -189,7 +199,11 @@ fn walk(src: &Path, dst: &Path, plan: &mut Plan, done: &mut TreeCopied) {
         };
         if kind.is_dir() {
             let mode = std::fs::symlink_metadata(&from).map_or(0o755, |m| m.permissions().mode());
-            let created = if to.is_dir() { Ok(()) } else { make_dir(&to) };
+            let created = if to.is_dir() {
+                Ok(())
+            } else {
+                temp::creating(&to, || make_dir(&to))
+            };
             match created {
                 Ok(()) => {
                     done.dirs += 1;
