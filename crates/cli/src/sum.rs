@@ -31,7 +31,8 @@ pub(crate) struct SumArgs {
     /// The checksum (with --check: taken from each line's length when not given).
     #[arg(long, value_enum)]
     algo: Option<AlgoArg>,
-    /// Read `HASH  PATH` lines from FILE and check each file against them.
+    /// Read `HASH  PATH` lines from FILE (`-`: standard input) and check each
+    /// file against them; lines starting with `#` are comments.
     #[arg(short = 'c', long, value_name = "FILE", conflicts_with = "paths")]
     check: Option<PathBuf>,
     /// How the files are read.
@@ -155,15 +156,22 @@ struct Expected {
 
 /// `--check`: hashes every file the list names and compares.
 fn check(args: &SumArgs, list: &Path, globals: Globals) -> CliResult {
-    // Bytes, not text: a name in the list need not be UTF-8.
-    let text = std::fs::read(list)
-        .map_err(|e| CliError::new(format_args!("'{}'", list.display()), describe(&e)))?;
+    // Bytes, not text: a name in the list need not be UTF-8. `-` is
+    // standard input, as for sha256sum -c.
+    let text = if list == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf).map(|_| buf)
+    } else {
+        std::fs::read(list)
+    }
+    .map_err(|e| CliError::new(format_args!("'{}'", list.display()), describe(&e)))?;
     let mut expected = Vec::new();
     let mut malformed = 0;
     let lines = text
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.trim_ascii().is_empty());
+        // Blank lines and sha256sum's `#` comments say nothing.
+        .filter(|l| !l.trim_ascii().is_empty() && !l.starts_with(b"#"));
     for raw in lines {
         match parse_line(raw) {
             Some((hash, path)) => {
