@@ -29,10 +29,11 @@
 //! (`MADV_DONTNEED`) once they have stayed unused for the purge delay; a
 //! segment with no page left by then is unmapped unless it is the heap's
 //! last. Until then both are reused without a page fault: a new page goes
-//! where it takes the fewest slices that are not dirty, and when it must
-//! take fresh ones, as many dirty slices it could not use are purged at
-//! once, so that a heap whose free slices are too scattered for the pages
-//! it needs trades them for what it touches instead of growing.
+//! where it takes the fewest slices that are not dirty, in the shortest
+//! free run that holds it (best fit), and when it must take fresh ones,
+//! as many dirty slices it could not use are purged at once, so that a
+//! heap whose free slices are too scattered for the pages it needs trades
+//! them for what it touches instead of growing.
 //!
 //! # Safety
 //!
@@ -649,50 +650,61 @@ fn page_slices(class: usize) -> usize {
 }
 
 /// Where a page of `n` slices goes: among the free runs of the heap's
-/// segments, the first that needs the fewest slices that are not dirty
+/// segments, the place that needs the fewest slices that are not dirty
 /// (dirty slices are resident already, so reusing them keeps the heap's
-/// footprint where it is); `None` when no segment has room. When the run
-/// chosen still takes fresh slices while dirty ones the run cannot use lie
-/// elsewhere (too short, split by pages), as many of those are purged, so
-/// that the heap trades resident memory it cannot use for what it touches
-/// instead of growing.
+/// footprint where it is), in the shortest free run that holds it (best
+/// fit, which leaves long runs whole for big pages); `None` when no
+/// segment has room. When the place chosen still takes fresh slices while
+/// dirty ones it cannot use lie elsewhere (runs too short, split by
+/// pages), as many of those are purged, so that the heap trades resident
+/// memory it cannot use for what it touches instead of growing.
 ///
 /// # Safety
 ///
 /// The thread holds `heap`.
 unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
     let want = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-    let mut best: Option<(*mut Segment, usize, u32)> = None;
+    // (segment, slice, fresh slices, free run length)
+    let mut best: Option<(*mut Segment, usize, u32, usize)> = None;
     // SAFETY: the thread holds the heap and its segments.
     unsafe {
         let mut seg = (*heap).segments;
         while !seg.is_null() {
-            let (taken, dirty) = ((*seg).taken, (*seg).dirty);
+            let (free, dirty) = (!(*seg).taken, (*seg).dirty);
             let mut i = 1;
-            while i + n <= SLICES {
-                let window = (taken >> i) & want;
-                if window != 0 {
-                    // Skip past the highest taken slice in the window.
-                    i += (u64::BITS - window.leading_zeros()) as usize;
-                    continue;
-                }
-                let fresh = (!(dirty >> i) & want).count_ones();
-                if best.is_none_or(|(_, _, f)| fresh < f) {
-                    best = Some((seg, i, fresh));
-                    if fresh == 0 {
-                        return Some((seg, i));
-                    }
-                }
-                if dirty == 0 {
-                    // Every run here is fresh alike: the first will do.
+            while i < SLICES {
+                let rest = free >> i;
+                if rest == 0 {
                     break;
                 }
-                i += 1;
+                i += rest.trailing_zeros() as usize;
+                let len = ((!(free >> i)).trailing_zeros() as usize).min(SLICES - i);
+                if len >= n {
+                    // Within the run, the first place with the fewest
+                    // fresh slices (any place, when none is dirty).
+                    let last = if (dirty >> i) & ((1u64 << len.min(63)) - 1) == 0 {
+                        i
+                    } else {
+                        i + len - n
+                    };
+                    for j in i..=last {
+                        let fresh = (!(dirty >> j) & want).count_ones();
+                        if best.is_none_or(|(_, _, f, l)| (fresh, len) < (f, l)) {
+                            best = Some((seg, j, fresh, len));
+                            if fresh == 0 && len == n {
+                                return Some((seg, j));
+                            }
+                        }
+                    }
+                }
+                i += len;
             }
             seg = (*seg).next;
         }
-        let (seg, i, fresh) = best?;
-        trade(heap, seg, want << i, fresh as usize);
+        let (seg, i, fresh, _) = best?;
+        if fresh > 0 {
+            trade(heap, seg, want << i, fresh as usize);
+        }
         Some((seg, i))
     }
 }
