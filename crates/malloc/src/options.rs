@@ -224,4 +224,62 @@ mod tests {
             assert_eq!(parse_size(bad), None, "{:?}", core::str::from_utf8(bad));
         }
     }
+
+    /// The purge delay adapts as documented. Its state is process-wide and
+    /// every allocation in the heap's tests moves it, so the checks run in
+    /// a child process running only this test.
+    #[test]
+    fn the_purge_delay_doubles_after_an_early_purge_and_halves_after_a_right_one() {
+        const ALONE: &str = "MEMIO_MALLOC_TEST_ALONE";
+        let name = "options::tests::the_purge_delay_doubles_after_an_early_purge_and_halves_after_a_right_one";
+        if std::env::var_os(ALONE).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads=1"])
+                .env(ALONE, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                stdout.contains("1 passed"),
+                "the child ran no test: {stdout}"
+            );
+            return;
+        }
+        let base = PURGE_DELAY_NS.load(Ordering::Relaxed);
+        STRETCH.store(0, Ordering::Relaxed);
+        GAVE_BACK_AT.store(0, Ordering::Relaxed);
+        assert_eq!(purge_delay_ns(), base);
+        // Memory taken afresh with no purge before it changes nothing.
+        took_fresh();
+        assert_eq!(purge_delay_ns(), base);
+        // A purge, then fresh memory at once: the purge was early.
+        gave_back(crate::os::now_ns());
+        took_fresh();
+        assert_eq!(purge_delay_ns(), 2 * base);
+        // Counted once per purge.
+        took_fresh();
+        assert_eq!(purge_delay_ns(), 2 * base);
+        // Doubling stops at 64 times the set delay.
+        for _ in 0..10 {
+            gave_back(crate::os::now_ns());
+            took_fresh();
+        }
+        assert_eq!(purge_delay_ns(), 64 * base);
+        // A purge whose memory nobody asked for before the next one was
+        // right: the delay halves.
+        gave_back(crate::os::now_ns());
+        gave_back(crate::os::now_ns());
+        assert_eq!(purge_delay_ns(), 32 * base);
+        // Fresh memory long after a purge does not stretch the delay.
+        let long_ago = crate::os::now_ns().saturating_sub(2 * purge_delay_ns());
+        gave_back(long_ago.max(1));
+        let before = purge_delay_ns();
+        took_fresh();
+        assert_eq!(purge_delay_ns(), before);
+    }
 }
