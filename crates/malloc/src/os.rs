@@ -171,6 +171,28 @@ pub(crate) unsafe fn resize_in_place(p: *mut u8, old: usize, new: usize) -> bool
     unsafe { mm::mremap(p.cast(), old, new, MremapFlags::empty()) }.is_ok()
 }
 
+/// Moves the mapping `[p, p + old)`, resized to `new` bytes, onto
+/// `[to, to + new)`, which must be a mapping of this crate's holding
+/// nothing (it is replaced). The kernel moves the page tables: no byte is
+/// copied and no page faults in again. `[p, p + old)` is unmapped after.
+///
+/// # Safety
+///
+/// `[p, p + old)` must be one mapping this crate made, and `[to, to +
+/// new)` a range of this crate's with nothing in use, disjoint from it.
+///
+/// # References
+///
+/// - [mremap(2)](https://man7.org/linux/man-pages/man2/mremap.2.html)
+#[doc(alias = "mremap")]
+pub(crate) unsafe fn move_to(p: *mut u8, old: usize, new: usize, to: *mut u8) -> bool {
+    // SAFETY: the caller owns both ranges; with MAYMOVE | FIXED the kernel
+    // either moves the mapping onto `to` (unmapping what was there) or
+    // fails and leaves both as they were.
+    let r = unsafe { mm::mremap_fixed(p.cast(), old, new, MremapFlags::MAYMOVE, to.cast()) };
+    r.is_ok_and(|q| q.cast::<u8>() == to)
+}
+
 /// Nanoseconds on the monotonic clock.
 ///
 /// Through the C library's `clock_gettime` (the vDSO, no system call, no
