@@ -26,7 +26,8 @@
 //! so a page's untouched tail never becomes resident. A page whose last
 //! block comes back is retired (unless it is the class's current page):
 //! its slices go back to the segment, marked dirty, and are purged
-//! (`MADV_DONTNEED`) once they have stayed unused for the purge delay; a
+//! (`MADV_DONTNEED`) once they have stayed unused for the purge delay
+//! (which stretches when a purge proves early: see `options`); a
 //! segment with no page left by then is unmapped unless it is the heap's
 //! last. Until then both are reused without a page fault: a new page goes
 //! where it takes the fewest slices that are not dirty, in the shortest
@@ -703,6 +704,7 @@ unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
         }
         let (seg, i, fresh, _) = best?;
         if fresh > 0 {
+            options::took_fresh();
             trade(heap, seg, want << i, fresh as usize);
         }
         Some((seg, i))
@@ -750,6 +752,7 @@ unsafe fn new_page(heap: *mut Heap, class: usize) -> *mut Page {
                 return null_mut();
             }
             // A fresh segment's slices are fresh: trade as `place` does.
+            options::took_fresh();
             trade(heap, seg, 0, n);
             (seg, 1)
         };
@@ -821,7 +824,7 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
         (*seg).dirty |= mask;
         if h.purge_at == 0 {
             h.purge_at = os::now_ns()
-                .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
+                .saturating_add(options::purge_delay_ns())
                 .max(1);
         }
         page_event(heap);
@@ -854,10 +857,14 @@ unsafe fn page_event(heap: *mut Heap) {
             return;
         }
         let now = os::now_ns();
+        let mut bytes = 0;
         if asked || (h.purge_at != 0 && now >= h.purge_at) {
-            purge(heap);
+            bytes = purge(heap);
         }
-        large::expire(now, false);
+        bytes += large::expire(now, false);
+        if bytes > 0 && !asked {
+            options::gave_back(now);
+        }
         thread::purge_pool_when_due(now);
     }
 }

@@ -173,6 +173,7 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
             return p;
         }
     }
+    options::took_fresh();
     let Some(start) = os::map_aligned(map_len, align, head, os::Commit::Checked) else {
         return null_mut();
     };
@@ -578,7 +579,7 @@ pub(crate) fn expire(now: u64, all: bool) -> usize {
     if !has_cached() {
         return 0;
     }
-    let delay = options::PURGE_DELAY_NS.load(Ordering::Relaxed);
+    let delay = options::purge_delay_ns();
     let mut cache = CACHE.lock();
     let mut bytes = 0;
     let mut i = 0;

@@ -39,8 +39,9 @@
 //!
 //! Nothing on the allocator's own path allocates: no `Vec`, no `String`,
 //! no formatting, no std lock. Empty pages are purged (`MADV_DONTNEED`)
-//! once they have stayed empty for the purge delay (100 ms), and at once by
-//! [`trim`].
+//! once they have stayed empty for the purge delay (100 ms, doubled, up to
+//! 6.4 s, each time memory given back had to be taken afresh within it),
+//! and at once by [`trim`].
 #![deny(unsafe_code)]
 
 mod class;
