@@ -5,7 +5,8 @@
 //! are taken, and one page descriptor per slice); so the header of any
 //! block is found by masking the block's address, with no lookup table.
 //! A **page** is a run of slices holding blocks of one size class: one
-//! slice for classes up to 8 KiB, more for larger ones. A **heap** belongs
+//! slice for classes up to 8 KiB, eight blocks' worth up to 64 KiB, and a
+//! single block past that. A **heap** belongs
 //! to one thread at a time and owns its segments; for each class it keeps
 //! the page it allocates from, the other pages with room, and the full
 //! ones.
@@ -25,9 +26,15 @@
 //! so a page's untouched tail never becomes resident. A page whose last
 //! block comes back is retired (unless it is the class's current page):
 //! its slices go back to the segment, marked dirty, and are purged
-//! (`MADV_DONTNEED`) once they have stayed unused for the purge delay; a
+//! (`MADV_DONTNEED`) once they have stayed unused for the purge delay
+//! (which stretches when a purge proves early: see `options`); a
 //! segment with no page left by then is unmapped unless it is the heap's
-//! last. Until then both are reused without a page fault.
+//! last. Until then both are reused without a page fault: a new page goes
+//! where it takes the fewest slices that are not dirty, in the shortest
+//! free run that holds it (best fit), and when it must take fresh ones,
+//! as many dirty slices it could not use are purged at once, so that a
+//! heap whose free slices are too scattered for the pages it needs trades
+//! them for what it touches instead of growing.
 //!
 //! # Safety
 //!
@@ -88,8 +95,6 @@ use crate::{large, options, stats, thread};
 pub(crate) const SLICE_SHIFT: u32 = 16;
 const SLICE_SIZE: usize = 1 << SLICE_SHIFT;
 const SLICES: usize = SEGMENT_SIZE / SLICE_SIZE;
-/// The most slices one page spans.
-const MAX_PAGE_SLICES: usize = 32;
 
 /// Marks a segment header (the first word of the 4 MiB unit).
 pub(crate) const KIND_SEGMENT: usize = 0x6d65_6d69_6f53_4547;
@@ -627,30 +632,109 @@ unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
     }
 }
 
-/// How many slices a page of `class` spans: one up to 8 KiB blocks, then
-/// enough for eight blocks, at most 32.
+/// How many slices a page of `class` spans: one up to 8 KiB blocks; then
+/// enough for eight blocks up to 64 KiB blocks; past that, one block to a
+/// page. A page's freed blocks stay resident until the whole page is empty,
+/// so pages of big blocks are kept to one block: freed, it goes back to
+/// the segment, whose slices then serve any class (blocks of a rare class
+/// do not pin a page of their own), and the slack after the block is never
+/// touched.
 fn page_slices(class: usize) -> usize {
     let size = size_of_class(class);
     if size <= 8 << 10 {
         1
+    } else if size <= SLICE_SIZE {
+        (size * 8).div_ceil(SLICE_SIZE)
     } else {
-        (size * 8).div_ceil(SLICE_SIZE).min(MAX_PAGE_SLICES)
+        size.div_ceil(SLICE_SIZE)
     }
 }
 
-/// The first run of `n` free slices in `taken`.
-fn find_run(taken: u64, n: usize) -> Option<usize> {
+/// Where a page of `n` slices goes: among the free runs of the heap's
+/// segments, the place that needs the fewest slices that are not dirty
+/// (dirty slices are resident already, so reusing them keeps the heap's
+/// footprint where it is), in the shortest free run that holds it (best
+/// fit, which leaves long runs whole for big pages); `None` when no
+/// segment has room. When the place chosen still takes fresh slices while
+/// dirty ones it cannot use lie elsewhere (runs too short, split by
+/// pages), as many of those are purged, so that the heap trades resident
+/// memory it cannot use for what it touches instead of growing.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
     let want = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-    let mut i = 1;
-    while i + n <= SLICES {
-        let window = (taken >> i) & want;
-        if window == 0 {
-            return Some(i);
+    // (segment, slice, fresh slices, free run length)
+    let mut best: Option<(*mut Segment, usize, u32, usize)> = None;
+    // SAFETY: the thread holds the heap and its segments.
+    unsafe {
+        let mut seg = (*heap).segments;
+        while !seg.is_null() {
+            let (free, dirty) = (!(*seg).taken, (*seg).dirty);
+            let mut i = 1;
+            while i < SLICES {
+                let rest = free >> i;
+                if rest == 0 {
+                    break;
+                }
+                i += rest.trailing_zeros() as usize;
+                let len = ((!(free >> i)).trailing_zeros() as usize).min(SLICES - i);
+                if len >= n {
+                    // Within the run, the first place with the fewest
+                    // fresh slices (any place, when none is dirty).
+                    let last = if (dirty >> i) & ((1u64 << len.min(63)) - 1) == 0 {
+                        i
+                    } else {
+                        i + len - n
+                    };
+                    for j in i..=last {
+                        let fresh = (!(dirty >> j) & want).count_ones();
+                        if best.is_none_or(|(_, _, f, l)| (fresh, len) < (f, l)) {
+                            best = Some((seg, j, fresh, len));
+                            if fresh == 0 && len == n {
+                                return Some((seg, j));
+                            }
+                        }
+                    }
+                }
+                i += len;
+            }
+            seg = (*seg).next;
         }
-        // Skip past the highest taken slice in the window.
-        i += (u64::BITS - window.leading_zeros()) as usize;
+        let (seg, i, fresh, _) = best?;
+        if fresh > 0 {
+            options::took_fresh();
+            trade(heap, seg, want << i, fresh as usize);
+        }
+        Some((seg, i))
     }
-    None
+}
+
+/// Purges up to `slices` dirty slices of the heap's segments outside
+/// `keep` (a run of `seg` about to be taken), highest first in each
+/// segment (pages are placed lowest first, so those wait longest).
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+unsafe fn trade(heap: *mut Heap, keep_seg: *mut Segment, keep: u64, mut slices: usize) {
+    // SAFETY: the thread holds the heap and its segments; dirty slices
+    // hold no page.
+    unsafe {
+        let mut seg = (*heap).segments;
+        while !seg.is_null() && slices > 0 {
+            let mut d = (*seg).dirty & !(if seg == keep_seg { keep } else { 0 });
+            while d != 0 && slices > 0 {
+                let top = 63 - d.leading_zeros() as usize;
+                os::purge(seg.cast::<u8>().add(top * SLICE_SIZE), SLICE_SIZE);
+                (*seg).dirty &= !(1u64 << top);
+                d &= !(1u64 << top);
+                slices -= 1;
+            }
+            seg = (*seg).next;
+        }
+    }
 }
 
 /// Takes slices for a page of `class` in one of the heap's segments, or a
@@ -660,23 +744,17 @@ unsafe fn new_page(heap: *mut Heap, class: usize) -> *mut Page {
     unsafe {
         page_event(heap);
         let n = page_slices(class);
-        let mut seg = (*heap).segments;
-        let mut at = None;
-        while !seg.is_null() {
-            if let Some(i) = find_run((*seg).taken, n) {
-                at = Some(i);
-                break;
-            }
-            seg = (*seg).next;
-        }
-        let i = if let Some(i) = at {
-            i
+        let (seg, i) = if let Some(at) = place(heap, n) {
+            at
         } else {
-            seg = new_segment(heap);
+            let seg = new_segment(heap);
             if seg.is_null() {
                 return null_mut();
             }
-            1
+            // A fresh segment's slices are fresh: trade as `place` does.
+            options::took_fresh();
+            trade(heap, seg, 0, n);
+            (seg, 1)
         };
         let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << i;
         (*seg).taken |= mask;
@@ -746,7 +824,7 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
         (*seg).dirty |= mask;
         if h.purge_at == 0 {
             h.purge_at = os::now_ns()
-                .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
+                .saturating_add(options::purge_delay_ns())
                 .max(1);
         }
         page_event(heap);
@@ -779,10 +857,14 @@ unsafe fn page_event(heap: *mut Heap) {
             return;
         }
         let now = os::now_ns();
+        let mut bytes = 0;
         if asked || (h.purge_at != 0 && now >= h.purge_at) {
-            purge(heap);
+            bytes = purge(heap);
         }
-        large::expire(now, false);
+        bytes += large::expire(now, false);
+        if bytes > 0 && !asked {
+            options::gave_back(now);
+        }
         thread::purge_pool_when_due(now);
     }
 }

@@ -2,13 +2,22 @@
 //! their own, with a one-page header at a 4 MiB boundary so that the
 //! header of any block is found by masking its address, as for segments.
 //!
+//! `realloc` resizes a large block's mapping with `mremap`: in place when
+//! the address space after it is free, else by moving its pages onto a
+//! fresh range at another 4 MiB boundary (`MREMAP_FIXED`), as glibc moves
+//! a mapped chunk: nothing is copied, nothing faults in again, and no old
+//! copy is left behind.
+//!
 //! A freed large mapping is kept in a small cache for the purge delay
-//! (100 ms by default), up to `MEMIO_MALLOC_LARGE_CACHE` bytes, and handed
-//! to the next large request it fits, grown in place by `mremap` when it
-//! is too small and the address space after it is free. A program that allocates and
+//! (100 ms by default) and handed to the next large request it fits,
+//! grown by `mremap` when it is too small. A program that allocates and
 //! frees big buffers in a loop so touches its pages once instead of
 //! faulting them in afresh each time (glibc gets the same effect by
-//! raising its mmap threshold as large blocks are freed). Expired
+//! raising its mmap threshold as large blocks are freed). The cache holds
+//! at most `MEMIO_MALLOC_LARGE_CACHE` bytes, and together with the live
+//! large blocks no more than an eighth over the most those blocks have
+//! needed at once (their peak): it fills the room live blocks left and
+//! never lifts the footprint past what the program itself reached. Expired
 //! mappings are unmapped at the next page-level event of any thread or
 //! by `trim()`; with the cache set to 0 a large block is unmapped at once
 //! when freed.
@@ -62,6 +71,9 @@ pub(crate) struct Large {
     guard: usize,
     /// When it was freed (in the cache).
     freed_at: u64,
+    /// Bytes from the header on that the block's size needs (`map_len`
+    /// may be more); 0 in the cache.
+    need: usize,
 }
 
 const CACHE_SLOTS: usize = 32;
@@ -79,6 +91,35 @@ pub(crate) static CACHE: SpinLock<Cache> = SpinLock::new(Cache {
     len: 0,
 });
 static CACHED: AtomicUsize = AtomicUsize::new(0);
+/// The bytes live large blocks need (each its `need`: what its request
+/// rounds to, not the mapping it got, which may be larger).
+static NEED: AtomicUsize = AtomicUsize::new(0);
+/// The most [`NEED`] has been.
+static PEAK_NEED: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets what block `l` needs to `need` bytes.
+///
+/// # Safety
+///
+/// `l` is a live large header owned by the caller.
+unsafe fn set_need(l: *mut Large, need: usize) {
+    // SAFETY: the caller owns the header.
+    let old = unsafe { core::mem::replace(&mut (*l).need, need) };
+    let now = NEED
+        .fetch_add(need.wrapping_sub(old), Ordering::Relaxed)
+        .wrapping_add(need.wrapping_sub(old));
+    PEAK_NEED.fetch_max(now, Ordering::Relaxed);
+}
+
+/// How many bytes of large mappings (live blocks and cache together) may
+/// stay mapped: the most live blocks have needed at once, and a
+/// sixteenth. The cache fills the room that live blocks left, and a
+/// cached mapping is handed out whole only within it, so neither lifts
+/// the process's footprint past what its own blocks already reached.
+fn allowance() -> usize {
+    let peak = PEAK_NEED.load(Ordering::Relaxed);
+    peak + peak / 8
+}
 
 /// Whether any freed mapping waits in the cache.
 #[inline]
@@ -121,7 +162,10 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         if let Some(l) = from_cache(map_len) {
             // SAFETY: the cache gave us `l`, a live header of a mapping of
             // at least `map_len` bytes, whose block starts `OS_PAGE` in.
-            let p = unsafe { l.cast::<u8>().add(OS_PAGE) };
+            let p = unsafe {
+                set_need(l, map_len);
+                l.cast::<u8>().add(OS_PAGE)
+            };
             if zero {
                 // SAFETY: the block has at least `size` bytes.
                 unsafe { ptr::write_bytes(p, 0, size) };
@@ -129,6 +173,7 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
             return p;
         }
     }
+    options::took_fresh();
     let Some(start) = os::map_aligned(map_len, align, head, os::Commit::Checked) else {
         return null_mut();
     };
@@ -160,19 +205,24 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
             head: offset,
             guard,
             freed_at: 0,
+            need: 0,
         });
+        set_need(l, map_len);
     }
     os::mark_unit(start, true);
     stats::mapped(map_len, &stats::LARGE_BYTES);
     stats::LARGE_COUNT.fetch_add(1, Ordering::Relaxed);
+    fit_cache();
     // SAFETY: `offset + size <= body < map_len`.
     unsafe { start.add(offset) }
 }
 
 /// Takes a cached mapping for a `map_len`-byte block: the smallest that
 /// holds it, else the largest smaller one grown to size. A mapping larger
-/// than asked for is handed out whole: its pages were resident already,
-/// and handing them out again costs no page faults.
+/// than asked for is handed out whole while live blocks and the cache stay
+/// within their [`allowance`] (its pages were resident already, and
+/// handing them out again costs no page faults); past it, it is split
+/// ([`split`]).
 fn from_cache(map_len: usize) -> Option<*mut Large> {
     if !has_cached() {
         return None;
@@ -209,6 +259,11 @@ fn from_cache(map_len: usize) -> Option<*mut Large> {
     stats::LARGE_BYTES.fetch_add(len, Ordering::Relaxed);
     stats::LARGE_COUNT.fetch_add(1, Ordering::Relaxed);
     if len >= map_len {
+        let resident = stats::LARGE_BYTES.load(Ordering::Relaxed) + CACHED.load(Ordering::Relaxed);
+        if len > map_len && resident > allowance() {
+            // SAFETY: `l` is ours.
+            unsafe { split(l, map_len) };
+        }
         return Some(l);
     }
     // SAFETY: `l` is ours; on failure it is still a whole large block.
@@ -222,8 +277,92 @@ fn from_cache(map_len: usize) -> Option<*mut Large> {
     grown
 }
 
-/// Resizes large block `l`'s mapping to `map_len` bytes where it stands;
-/// returns its header, or `None` when the mapping cannot grow in place.
+/// Cuts large block `l`'s mapping down to `map_len` bytes: the part from
+/// the first 4 MiB boundary past `map_len` on becomes a cached mapping of
+/// its own (its pages stay resident for the next large request, as a best
+/// fit allocator keeps the rest of a free chunk it splits), when the cache
+/// has room for it; the rest is unmapped.
+///
+/// # Safety
+///
+/// `l` is a live large header owned by the caller, with no guard page and
+/// a mapping of more than `map_len` bytes.
+unsafe fn split(l: *mut Large, map_len: usize) {
+    // SAFETY: the caller owns the mapping.
+    let len = unsafe { (*l).map_len };
+    let cut = os::align_up(map_len, SEGMENT_SIZE);
+    if cut >= len {
+        // SAFETY: as above; shrinking never fails.
+        unsafe { resize(l, map_len) };
+        return;
+    }
+    // SAFETY: `[l + cut, l + len)` is the tail of the caller's mapping,
+    // which no block uses; its first page gets a header, as a cached
+    // mapping's.
+    let tail = unsafe {
+        os::unmap_range(l as usize + map_len, l as usize + cut);
+        (*l).map_len = map_len;
+        let tail = l.cast::<u8>().add(cut).cast::<Large>();
+        tail.write(Large {
+            kind: KIND_LARGE,
+            map_len: len - cut,
+            head: OS_PAGE,
+            guard: 0,
+            freed_at: os::now_ns(),
+            need: 0,
+        });
+        tail
+    };
+    stats::remapped(len, map_len, &stats::LARGE_BYTES);
+    os::mark_unit(tail.cast(), true);
+    stats::mapped(len - cut, &stats::LARGE_BYTES);
+    // SAFETY: the tail is a whole large mapping now, ours.
+    unsafe { release(tail) };
+}
+
+/// Unmaps cached mappings, oldest first, until live large blocks and the
+/// cache fit their [`allowance`] again (after a live block grew or a new
+/// one was mapped).
+fn fit_cache() {
+    if !has_cached() {
+        return;
+    }
+    let over = |cached: usize| stats::LARGE_BYTES.load(Ordering::Relaxed) + cached > allowance();
+    if !over(CACHED.load(Ordering::Relaxed)) {
+        return;
+    }
+    let mut cache = CACHE.lock();
+    while cache.len > 0 && over(CACHED.load(Ordering::Relaxed)) {
+        // SAFETY: under the lock.
+        unsafe { evict_oldest(&mut cache) };
+    }
+}
+
+/// Unmaps the cache's oldest mapping.
+///
+/// # Safety
+///
+/// The cache is not empty.
+unsafe fn evict_oldest(cache: &mut Cache) {
+    // SAFETY: cached headers are live and ours under the lock.
+    unsafe {
+        let oldest = (0..cache.len)
+            .min_by_key(|&i| (*cache.slots[i]).freed_at)
+            .unwrap_or(0);
+        let victim = cache.slots[oldest];
+        cache.len -= 1;
+        cache.slots[oldest] = cache.slots[cache.len];
+        let vlen = (*victim).map_len;
+        CACHED.fetch_sub(vlen, Ordering::Relaxed);
+        stats::unmapped_from(vlen, &stats::CACHED_BYTES);
+        os::mark_unit(victim.cast(), false);
+        os::unmap(victim.cast(), vlen);
+    }
+}
+
+/// Resizes large block `l`'s mapping to `map_len` bytes, where it stands
+/// or moved to another 4 MiB boundary; returns its header, or `None` when
+/// the mapping can neither grow in place nor move.
 ///
 /// # Safety
 ///
@@ -238,16 +377,48 @@ unsafe fn resize(l: *mut Large, map_len: usize) -> Option<*mut Large> {
             stats::remapped(old, map_len, &stats::LARGE_BYTES);
             return Some(l);
         }
-        if os::resize_in_place(l.cast(), old, map_len) {
-            (*l).map_len = map_len;
-            stats::remapped(old, map_len, &stats::LARGE_BYTES);
-            return Some(l);
-        }
-        // Moving the mapping (`MREMAP_MAYMOVE`) would lose the header's
-        // 4 MiB alignment, and moving it onto a reserved aligned range
-        // (`MREMAP_FIXED`) is not modelled by valgrind; the caller copies.
-        None
+        let grown = if os::resize_in_place(l.cast(), old, map_len) {
+            l
+        } else {
+            move_mapping(l, map_len)?
+        };
+        (*grown).map_len = map_len;
+        stats::remapped(old, map_len, &stats::LARGE_BYTES);
+        fit_cache();
+        Some(grown)
     }
+}
+
+/// Moves large mapping `l`, grown to `map_len` bytes, onto a fresh range
+/// at a 4 MiB boundary (where its header must stay), as glibc's `realloc`
+/// moves a mapped chunk with `mremap`: the pages move with their
+/// contents, so nothing is copied and nothing faults in again. Returns the
+/// header at its new place (its `map_len` still the old one), or `None`
+/// when the block's alignment is past 4 MiB (a 4 MiB boundary would not
+/// keep it) or no address space is left.
+///
+/// # Safety
+///
+/// `l` is a live large header owned by the caller, with no guard page.
+unsafe fn move_mapping(l: *mut Large, map_len: usize) -> Option<*mut Large> {
+    // SAFETY: the caller owns the header.
+    let (old, head) = unsafe { ((*l).map_len, (*l).head) };
+    if head >= SEGMENT_SIZE {
+        return None;
+    }
+    // The block sits `head` (a multiple of its alignment, below 4 MiB)
+    // from the header, so any 4 MiB boundary keeps it aligned.
+    let to = os::map_aligned(map_len, SEGMENT_SIZE, 0, os::Commit::Lazy)?;
+    // SAFETY: `to` is a fresh mapping of `map_len` bytes, ours alone and
+    // apart from `l`'s, which the caller owns.
+    if !unsafe { os::move_to(l.cast(), old, map_len, to) } {
+        // SAFETY: the fresh range is still ours and holds nothing.
+        unsafe { os::unmap(to, map_len) };
+        return None;
+    }
+    os::mark_unit(to, true);
+    os::mark_unit(l.cast(), false);
+    Some(to.cast())
 }
 
 /// The header of large block `p`.
@@ -321,10 +492,14 @@ pub(crate) unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         };
         // Shrinking by less than half keeps the mapping as it is.
         if map_len <= (*l).map_len && map_len >= (*l).map_len / 2 {
+            set_need(l, map_len);
             return p;
         }
         match resize(l, map_len) {
-            Some(l) => l.cast::<u8>().add(head),
+            Some(l) => {
+                set_need(l, map_len);
+                l.cast::<u8>().add(head)
+            }
             None => null_mut(),
         }
     }
@@ -339,33 +514,41 @@ pub(crate) unsafe fn free(p: *mut u8) {
     // SAFETY: the caller gives up the block and its mapping.
     unsafe {
         let l = header(p);
-        let len = (*l).map_len;
-        options::large_freed(len - (*l).guard - (*l).head);
+        options::large_freed((*l).map_len - (*l).guard - (*l).head);
+        set_need(l, 0);
         stats::LARGE_COUNT.fetch_sub(1, Ordering::Relaxed);
-        let limit = options::LARGE_CACHE.load(Ordering::Relaxed);
+        release(l);
+    }
+}
+
+/// Puts large mapping `l`, no block's now, in the cache, or unmaps it.
+///
+/// # Safety
+///
+/// `l` is a large header owned by the caller, counted in
+/// `stats::LARGE_BYTES` and not in `LARGE_COUNT`.
+unsafe fn release(l: *mut Large) {
+    // SAFETY: the caller gives up the mapping.
+    unsafe {
+        let len = (*l).map_len;
+        let live = stats::LARGE_BYTES
+            .load(Ordering::Relaxed)
+            .saturating_sub(len);
+        let limit = options::LARGE_CACHE
+            .load(Ordering::Relaxed)
+            .min(allowance().saturating_sub(live));
         // Only a mapping a later large request can take is worth keeping:
         // below the (possibly risen) threshold, requests go to pages.
         let reusable = len - OS_PAGE >= options::MMAP_THRESHOLD.load(Ordering::Relaxed);
         if (*l).head == OS_PAGE && (*l).guard == 0 && len <= limit && reusable {
-            let now = os::now_ns();
-            (*l).freed_at = now;
+            (*l).freed_at = os::now_ns();
             (*l).kind = KIND_CACHED;
             let mut cache = CACHE.lock();
             // Make room: drop the oldest until this one fits the budget.
             while cache.len == CACHE_SLOTS
                 || (cache.len > 0 && CACHED.load(Ordering::Relaxed) + len > limit)
             {
-                let oldest = (0..cache.len)
-                    .min_by_key(|&i| (*cache.slots[i]).freed_at)
-                    .unwrap_or(0);
-                let victim = cache.slots[oldest];
-                cache.len -= 1;
-                cache.slots[oldest] = cache.slots[cache.len];
-                let vlen = (*victim).map_len;
-                CACHED.fetch_sub(vlen, Ordering::Relaxed);
-                stats::unmapped_from(vlen, &stats::CACHED_BYTES);
-                os::mark_unit(victim.cast(), false);
-                os::unmap(victim.cast(), vlen);
+                evict_oldest(&mut cache);
             }
             let n = cache.len;
             cache.slots[n] = l;
@@ -396,7 +579,7 @@ pub(crate) fn expire(now: u64, all: bool) -> usize {
     if !has_cached() {
         return 0;
     }
-    let delay = options::PURGE_DELAY_NS.load(Ordering::Relaxed);
+    let delay = options::purge_delay_ns();
     let mut cache = CACHE.lock();
     let mut bytes = 0;
     let mut i = 0;
@@ -439,6 +622,59 @@ mod tests {
         unsafe {
             assert!(realloc(p, usize::MAX - OS_PAGE).is_null());
             free(p);
+        }
+    }
+
+    #[test]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "each page's mark is its index, wrapping at 256"
+    )]
+    fn a_block_that_cannot_grow_in_place_moves_with_its_contents_to_a_new_unit() {
+        let size = 1 << 20;
+        let p = alloc(size, 16, false);
+        assert!(!p.is_null());
+        // SAFETY: `p` is a live large block of `size` bytes, ours alone; the
+        // page mapped right after its mapping (where nothing of ours lies:
+        // `map_aligned` unmapped it) keeps it from growing in place, and is
+        // unmapped again before the test ends.
+        unsafe {
+            for at in (0..size).step_by(OS_PAGE) {
+                p.add(at).write((at / OS_PAGE) as u8);
+            }
+            let l = header(p);
+            let end = l.cast::<u8>().add((*l).map_len);
+            let fence = libc::mmap(
+                end.cast(),
+                OS_PAGE,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            );
+            assert_ne!(fence, libc::MAP_FAILED);
+            // Valgrind takes the address as a hint and maps elsewhere; the
+            // block may then grow in place, and only its contents count.
+            let fenced = fence == end.cast();
+            let q = realloc(p, 8 << 20);
+            assert!(!q.is_null());
+            assert_eq!(
+                q as usize % SEGMENT_SIZE,
+                OS_PAGE,
+                "the header left its unit's start"
+            );
+            assert!(os::is_unit(crate::heap::unit_of(q)));
+            if fenced {
+                assert_ne!(q, p, "grew in place through the fence");
+                assert!(!os::is_unit(l as usize));
+            }
+            for at in (0..size).step_by(OS_PAGE) {
+                assert_eq!(q.add(at).read(), (at / OS_PAGE) as u8, "page at {at:#x}");
+            }
+            assert_eq!(usable(q), 8 << 20);
+            q.add((8 << 20) - 1).write(1);
+            free(q);
+            libc::munmap(fence, OS_PAGE);
         }
     }
 }

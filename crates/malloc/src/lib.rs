@@ -28,8 +28,9 @@
 //!   neither path takes a lock;
 //! - `large` — requests at or above the mmap threshold (128 KiB, as glibc's
 //!   `M_MMAP_THRESHOLD`; see [`set_mmap_threshold`]) in mappings of their
-//!   own, resized in place with `mremap` by `realloc` and kept briefly for reuse
-//!   after free;
+//!   own, resized by `mremap` (in place, or its pages moved) by `realloc`
+//!   and kept briefly for reuse after free, within what live large blocks
+//!   needed at their peak;
 //! - `thread` — the thread-local heap pointer, the pool of heaps that
 //!   exited threads gave back, and fork handlers;
 //! - `options` — `MEMIO_MALLOC_*` environment variables, read without
@@ -38,8 +39,9 @@
 //!
 //! Nothing on the allocator's own path allocates: no `Vec`, no `String`,
 //! no formatting, no std lock. Empty pages are purged (`MADV_DONTNEED`)
-//! once they have stayed empty for the purge delay (100 ms), and at once by
-//! [`trim`].
+//! once they have stayed empty for the purge delay (100 ms, doubled, up to
+//! 6.4 s, each time memory given back had to be taken afresh within it),
+//! and at once by [`trim`].
 #![deny(unsafe_code)]
 
 mod class;

@@ -5,7 +5,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `MEMIO_MALLOC_MMAP_THRESHOLD` | requests this size or larger get their own mapping (`M_MMAP_THRESHOLD`); at most 512 KiB. Unset, it starts at 128 KiB and rises past each large block freed, up to 512 KiB, as glibc's does | 128 KiB, rising |
-//! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again) | 100 |
+//! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again); doubled, up to 64 times, each time memory given back had to be taken afresh within the delay, and halved each time it was not | 100 |
 //! | `MEMIO_MALLOC_LARGE_CACHE` | bytes of freed large mappings kept for reuse | 64 MiB |
 //! | `MEMIO_MALLOC_GUARD` | `1`: a `PROT_NONE` guard page after every large block, its end placed against it, so a write past the end faults at once (electric-fence style; costs a page of address space and an unmap per block, and freed large blocks are unmapped at once) | `0` |
 //!
@@ -21,7 +21,7 @@
 #![allow(unsafe_code, reason = "getenv and reading the C string it returns")]
 
 use core::ffi::CStr;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::class::MAX_CLASS_SIZE;
 
@@ -37,6 +37,57 @@ pub(crate) static GUARD: AtomicBool = AtomicBool::new(false);
 /// Whether the threshold was set (environment or `set_mmap_threshold`),
 /// which stops it from following freed large blocks.
 static THRESHOLD_SET: AtomicBool = AtomicBool::new(false);
+
+/// Doublings of the purge delay in effect, earned by purges that proved
+/// early (see [`purge_delay_ns`]).
+static STRETCH: AtomicU32 = AtomicU32::new(0);
+/// At most 64 times the set delay (6.4 s by default; jemalloc's decay
+/// runs over 10 s).
+const MAX_STRETCH: u32 = 6;
+/// When memory last went back to the kernel on a timer (`os::now_ns`), or
+/// 0 once memory had to be taken afresh since.
+static GAVE_BACK_AT: AtomicU64 = AtomicU64::new(0);
+
+/// How long empty pages and freed large mappings stay before their memory
+/// goes back to the kernel: the set delay, doubled each time memory given
+/// back had to be taken afresh within the delay (a program working in
+/// waves longer than the delay, idle in between: no purge can run while
+/// it idles, so the purge ran as the next wave began, which faulted the
+/// same pages in again), and halved each time memory given back stayed
+/// given back until the next purge.
+#[inline]
+pub(crate) fn purge_delay_ns() -> u64 {
+    PURGE_DELAY_NS
+        .load(Ordering::Relaxed)
+        .saturating_mul(1 << STRETCH.load(Ordering::Relaxed))
+}
+
+/// Memory went back to the kernel at `now` because its delay ran out.
+pub(crate) fn gave_back(now: u64) {
+    if GAVE_BACK_AT.swap(now.max(1), Ordering::Relaxed) != 0 {
+        // What the previous purge gave back was not asked for again.
+        let _ = STRETCH.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
+    }
+}
+
+/// The heap is taking memory afresh from the kernel (new slices or a new
+/// large mapping): when that follows a purge within the delay, the purge
+/// was early, and the delay doubles.
+pub(crate) fn took_fresh() {
+    let at = GAVE_BACK_AT.load(Ordering::Relaxed);
+    if at == 0 {
+        return;
+    }
+    if crate::os::now_ns().saturating_sub(at) < purge_delay_ns()
+        && GAVE_BACK_AT
+            .compare_exchange(at, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let _ = STRETCH.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+            (s < MAX_STRETCH).then_some(s + 1)
+        });
+    }
+}
 
 /// The options in effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,5 +223,63 @@ mod tests {
         ] {
             assert_eq!(parse_size(bad), None, "{:?}", core::str::from_utf8(bad));
         }
+    }
+
+    /// The purge delay adapts as documented. Its state is process-wide and
+    /// every allocation in the heap's tests moves it, so the checks run in
+    /// a child process running only this test.
+    #[test]
+    fn the_purge_delay_doubles_after_an_early_purge_and_halves_after_a_right_one() {
+        const ALONE: &str = "MEMIO_MALLOC_TEST_ALONE";
+        let name = "options::tests::the_purge_delay_doubles_after_an_early_purge_and_halves_after_a_right_one";
+        if std::env::var_os(ALONE).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads=1"])
+                .env(ALONE, "1")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                stdout.contains("1 passed"),
+                "the child ran no test: {stdout}"
+            );
+            return;
+        }
+        let base = PURGE_DELAY_NS.load(Ordering::Relaxed);
+        STRETCH.store(0, Ordering::Relaxed);
+        GAVE_BACK_AT.store(0, Ordering::Relaxed);
+        assert_eq!(purge_delay_ns(), base);
+        // Memory taken afresh with no purge before it changes nothing.
+        took_fresh();
+        assert_eq!(purge_delay_ns(), base);
+        // A purge, then fresh memory at once: the purge was early.
+        gave_back(crate::os::now_ns());
+        took_fresh();
+        assert_eq!(purge_delay_ns(), 2 * base);
+        // Counted once per purge.
+        took_fresh();
+        assert_eq!(purge_delay_ns(), 2 * base);
+        // Doubling stops at 64 times the set delay.
+        for _ in 0..10 {
+            gave_back(crate::os::now_ns());
+            took_fresh();
+        }
+        assert_eq!(purge_delay_ns(), 64 * base);
+        // A purge whose memory nobody asked for before the next one was
+        // right: the delay halves.
+        gave_back(crate::os::now_ns());
+        gave_back(crate::os::now_ns());
+        assert_eq!(purge_delay_ns(), 32 * base);
+        // Fresh memory long after a purge does not stretch the delay.
+        let long_ago = crate::os::now_ns().saturating_sub(2 * purge_delay_ns());
+        gave_back(long_ago.max(1));
+        let before = purge_delay_ns();
+        took_fresh();
+        assert_eq!(purge_delay_ns(), before);
     }
 }

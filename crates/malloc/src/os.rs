@@ -29,7 +29,7 @@
 
 use core::ffi::c_void;
 use core::ptr::{self, null_mut};
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use rustix::mm::{self, Advice, MapFlags, MremapFlags, ProtFlags};
 
@@ -169,6 +169,99 @@ pub(crate) unsafe fn resize_in_place(p: *mut u8, old: usize, new: usize) -> bool
     // SAFETY: the caller owns the mapping; without MAYMOVE the kernel
     // either resizes it in place or fails and leaves it as it was.
     unsafe { mm::mremap(p.cast(), old, new, MremapFlags::empty()) }.is_ok()
+}
+
+/// Moves the mapping `[p, p + old)`, resized to `new` bytes, onto
+/// `[to, to + new)`, which must be a mapping of this crate's holding
+/// nothing (it is replaced). The kernel moves the page tables: no byte is
+/// copied and no page faults in again. `[p, p + old)` is unmapped after.
+///
+/// # Safety
+///
+/// `[p, p + old)` must be one mapping this crate made, and `[to, to +
+/// new)` a range of this crate's with nothing in use, disjoint from it.
+///
+/// # References
+///
+/// - [mremap(2)](https://man7.org/linux/man-pages/man2/mremap.2.html)
+#[doc(alias = "mremap")]
+pub(crate) unsafe fn move_to(p: *mut u8, old: usize, new: usize, to: *mut u8) -> bool {
+    // Memcheck does not carry its record of which bytes are addressable
+    // along with a mapping that `MREMAP_FIXED` moves, so a program on this
+    // heap under valgrind would be reported for reading its own memory.
+    // There the bytes are copied instead, with the same outcome.
+    if under_valgrind() {
+        // SAFETY: both ranges are the caller's and disjoint; `to` holds
+        // `new >= old` writable bytes; `[p, p + old)` is unmapped only
+        // after its bytes are copied, as the kernel would have.
+        unsafe {
+            ptr::copy_nonoverlapping(p, to, old.min(new));
+            unmap(p, old);
+        }
+        return true;
+    }
+    // SAFETY: the caller owns both ranges; with MAYMOVE | FIXED the kernel
+    // either moves the mapping onto `to` (unmapping what was there) or
+    // fails and leaves both as they were.
+    let r = unsafe { mm::mremap_fixed(p.cast(), old, new, MremapFlags::MAYMOVE, to.cast()) };
+    r.is_ok_and(|q| q.cast::<u8>() == to)
+}
+
+/// Whether the program runs on valgrind's synthetic CPU, asked once
+/// through valgrind's `RUNNING_ON_VALGRIND` client request: a sequence of
+/// rotations that leaves every register as it was on a real CPU, which
+/// valgrind recognises and answers in the result register.
+///
+/// # References
+///
+/// - [valgrind.h, client requests](https://valgrind.org/docs/manual/manual-core-adv.html#manual-core-adv.clientreq)
+pub(crate) fn under_valgrind() -> bool {
+    // 0: not asked yet, 1: no, 2: yes.
+    static ANSWER: AtomicU8 = AtomicU8::new(0);
+    match ANSWER.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let yes = running_on_valgrind() != 0;
+            ANSWER.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
+            yes
+        }
+    }
+}
+
+/// valgrind's `VG_USERREQ__RUNNING_ON_VALGRIND`: the number of valgrind
+/// layers the program runs under, 0 on a real CPU.
+#[cfg(target_arch = "x86_64")]
+fn running_on_valgrind() -> usize {
+    const RUNNING_ON_VALGRIND: usize = 0x1001;
+    let args: [usize; 6] = [RUNNING_ON_VALGRIND, 0, 0, 0, 0, 0];
+    let mut result: usize = 0;
+    // SAFETY: the four rotations of rdi add up to 128 bits, so rdi ends as
+    // it began, and `xchg rbx, rbx` changes nothing: on a real CPU the
+    // sequence only clobbers flags and leaves rdx at the default (0).
+    // Valgrind reads the request from the array rax points to (live for
+    // the whole statement) and writes its answer to rdx.
+    unsafe {
+        core::arch::asm!(
+            "rol rdi, 3",
+            "rol rdi, 13",
+            "rol rdi, 61",
+            "rol rdi, 51",
+            "xchg rbx, rbx",
+            inout("rdx") result,
+            in("rax") args.as_ptr(),
+            inout("rdi") 0usize => _,
+            options(nostack, readonly),
+        );
+    }
+    result
+}
+
+/// Other architectures: valgrind is not asked (the heap assumes a real
+/// CPU; memcheck may then report reads of moved large blocks).
+#[cfg(not(target_arch = "x86_64"))]
+fn running_on_valgrind() -> usize {
+    0
 }
 
 /// Nanoseconds on the monotonic clock.

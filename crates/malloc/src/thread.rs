@@ -155,11 +155,15 @@ extern "C" fn on_exit(value: *mut c_void) {
 /// Tidies a heap and puts it in the pool. Its empty pages stay mapped
 /// for the purge delay, so that a thread started soon after (a program
 /// that starts threads in a loop) takes it warm; after the delay the next
-/// page-level event of any thread, or `trim`, purges the pool.
+/// page-level event of any thread, or `trim`, purges the pool. Each
+/// class keeps its current page, so that the next thread's blocks of a
+/// class land where that class's blocks were (a page retired to its
+/// segment would be reused by whichever class comes first, and touched
+/// further than before, page after page, thread after thread).
 fn give_back(h: *mut Heap) {
     // SAFETY: the exiting thread held `h` and holds it no longer; no one
     // else can until it is in the pool.
-    unsafe { heap::collect_all(h, false, false) };
+    unsafe { heap::collect_all(h, true, false) };
     let due = os::now_ns()
         .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
         .max(1);

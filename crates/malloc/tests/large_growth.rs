@@ -1,0 +1,58 @@
+//! Large blocks grown by `realloc`, and what stays mapped after (its own
+//! test binary, so no other test's large blocks move the figures).
+#![allow(unsafe_code, reason = "driving GlobalAlloc by hand")]
+
+use std::alloc::{GlobalAlloc, Layout};
+
+use memio_malloc::MemioMalloc;
+
+const PAGE: usize = 4096;
+
+/// The byte each page of the buffer is marked with.
+#[allow(clippy::cast_possible_truncation, reason = "marks wrap at 256 pages")]
+fn mark_of(at: usize) -> u8 {
+    (at / PAGE) as u8
+}
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 16).unwrap()
+}
+
+#[test]
+fn a_buffer_grown_by_realloc_keeps_its_pages_and_leaves_no_copy_behind() {
+    let a = MemioMalloc;
+    let mut len = 1 << 20;
+    // SAFETY: non-zero size.
+    let mut p = unsafe { a.alloc(layout(len)) };
+    assert!(!p.is_null());
+    let mark = |p: *mut u8, from: usize, to: usize| {
+        for at in (from..to).step_by(PAGE) {
+            let byte = p.wrapping_add(at);
+            // SAFETY: `at < to`, inside the block.
+            unsafe { byte.write(mark_of(at)) };
+        }
+    };
+    mark(p, 0, len);
+    // 1 MiB to 48 MiB in 64 KiB steps, as a program appending to a buffer.
+    while len < 48 << 20 {
+        let grown = len + (64 << 10);
+        // SAFETY: `p` is live with `layout(len)`.
+        p = unsafe { a.realloc(p, layout(len), grown) };
+        assert!(!p.is_null());
+        mark(p, len, grown);
+        len = grown;
+    }
+    for at in (0..len).step_by(PAGE) {
+        let byte = p.wrapping_add(at);
+        // SAFETY: inside the block.
+        let got = unsafe { byte.read() };
+        assert_eq!(got, mark_of(at), "page at {at:#x}");
+    }
+    let stats = memio_malloc::stats();
+    // Every step grew the mapping where it stood or moved its pages: no
+    // old copy waits in the cache, and only the buffer is mapped.
+    assert_eq!(stats.large_cached, 0, "{stats:?}");
+    assert!(stats.large_bytes <= len + 2 * PAGE, "{stats:?}");
+    // SAFETY: live with this layout.
+    unsafe { a.dealloc(p, layout(len)) };
+}
