@@ -931,10 +931,16 @@ fn a_producer_killed_mid_record_is_reported_and_its_record_never_seen() {
     wait_for(&mut out, "loaned");
     kill(&mut child);
     assert_eq!(rx.recv().unwrap().to_vec(), b"whole record");
+    let start = Instant::now();
     let err = rx.recv().unwrap_err();
     assert!(
         matches!(err, Error::PeerGone { peer: "sender", .. }),
         "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
     );
     assert!(
         rx.try_recv().unwrap().is_none(),
