@@ -245,6 +245,111 @@ fn a_consumer_killed_holding_a_message_lets_the_producer_know_when_full() {
 }
 
 #[test]
+fn an_mpmc_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut tx = ch.sender().unwrap();
+        tx.send(b"whole").unwrap();
+        let mut loan = tx.loan(8).unwrap();
+        loan.write_at(0, b"half").unwrap();
+        say("loaned");
+        std::thread::sleep(Duration::from_secs(60));
+        loan.commit();
+        return;
+    }
+    let name = unique("kill-mpmc-tx");
+    let ch = ChannelOptions::new()
+        .flavor(Flavor::Mpmc)
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut rx = ch.receiver().unwrap();
+    let (mut child, mut out) = spawn_talking(
+        "an_mpmc_producer_killed_mid_message_is_reported_and_its_message_never_seen",
+        "sender",
+        &[("NAME", name)],
+    );
+    wait_for(&mut out, "loaned");
+    kill(&mut child);
+    assert_eq!(rx.recv().unwrap().to_vec(), b"whole");
+    // The dead sender's claimed slot is recovered, never delivered.
+    let start = Instant::now();
+    let err = rx.recv().unwrap_err();
+    assert!(
+        matches!(err, Error::PeerGone { peer: "sender", .. }),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    let mut tx = ch.sender().unwrap();
+    tx.send(b"next").unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"next");
+    assert!(rx.try_recv().unwrap().is_none());
+}
+
+#[test]
+fn an_mpmc_consumer_killed_holding_a_message_frees_its_slot_and_the_producer_is_told_when_full() {
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut rx = ch.receiver().unwrap();
+        let held = rx.recv().unwrap();
+        say("holding");
+        std::thread::sleep(Duration::from_secs(60));
+        held.release();
+        return;
+    }
+    let name = unique("kill-mpmc-rx");
+    let ch = ChannelOptions::new()
+        .flavor(Flavor::Mpmc)
+        .slots(2)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut tx = ch.sender().unwrap();
+    tx.send(b"first").unwrap();
+    let (mut child, mut out) = spawn_talking(
+        "an_mpmc_consumer_killed_holding_a_message_frees_its_slot_and_the_producer_is_told_when_full",
+        "receiver",
+        &[("NAME", name)],
+    );
+    wait_for(&mut out, "holding");
+    tx.send(b"second").unwrap();
+    kill(&mut child);
+    // The held slot is freed (its message is lost with the receiver), one
+    // more message takes it, and then the full ring has no reader.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut sent = 0;
+    let err = loop {
+        assert!(Instant::now() < deadline, "no PeerGone");
+        match tx.send(b"more") {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(
+            err,
+            Error::PeerGone {
+                peer: "receiver",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(sent, 1, "exactly the freed slot was reused");
+    let mut rx = ch.receiver().unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"second");
+    assert_eq!(rx.recv().unwrap().to_vec(), b"more");
+    assert!(rx.try_recv().unwrap().is_none());
+}
+
+#[test]
 fn many_producer_processes_and_consumer_threads_deliver_each_message_once() {
     const PER: u64 = 500;
     if role().is_some() {
@@ -826,15 +931,71 @@ fn a_producer_killed_mid_record_is_reported_and_its_record_never_seen() {
     wait_for(&mut out, "loaned");
     kill(&mut child);
     assert_eq!(rx.recv().unwrap().to_vec(), b"whole record");
+    let start = Instant::now();
     let err = rx.recv().unwrap_err();
     assert!(
         matches!(err, Error::PeerGone { peer: "sender", .. }),
         "{err}"
     );
     assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
         rx.try_recv().unwrap().is_none(),
         "a partial record was delivered"
     );
+}
+
+#[test]
+fn a_byte_ring_consumer_killed_holding_a_record_lets_the_producer_know_when_full() {
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut rx = ch.byte_receiver().unwrap();
+        let held = rx.recv().unwrap();
+        say("holding");
+        std::thread::sleep(Duration::from_secs(60));
+        held.release();
+        return;
+    }
+    let name = unique("bytes-kill-rx");
+    // Room for two records of 100 bytes (108 each with their headers).
+    let ch = ChannelOptions::new().byte_ring(256).create(&name).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut tx = ch.byte_sender().unwrap();
+    tx.send(&[1; 100]).unwrap();
+    let (mut child, mut out) = spawn_talking(
+        "a_byte_ring_consumer_killed_holding_a_record_lets_the_producer_know_when_full",
+        "receiver",
+        &[("NAME", name)],
+    );
+    wait_for(&mut out, "holding");
+    tx.send(&[2; 100]).unwrap();
+    kill(&mut child);
+    let start = Instant::now();
+    let err = tx.send(&[3; 100]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::PeerGone {
+                peer: "receiver",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    // The dead receiver never released the first record: the next
+    // receiver gets it, then the second.
+    let mut rx = ch.byte_receiver().unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), [1; 100]);
+    assert_eq!(rx.recv().unwrap().to_vec(), [2; 100]);
+    assert!(rx.try_recv().unwrap().is_none());
 }
 
 #[test]

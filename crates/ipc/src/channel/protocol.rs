@@ -293,6 +293,7 @@ pub mod spsc {
     }
 
     /// Gives position `pos` back to the sender.
+    #[inline]
     pub fn release(head: &AtomicU64, pos: u64) {
         head.store(pos.wrapping_add(1), Ordering::Release);
     }

@@ -9,6 +9,15 @@
 //! writing them concurrently is no data race. Payload bytes are copied with
 //! raw copies, bounds-checked against the geometry this process validated
 //! at open time (never re-read from the shared header).
+//!
+//! # Inlining
+//!
+//! The per-message path (loan, write, commit; receive with its spinning,
+//! read, release) is `#[inline]`, so that a caller in another crate
+//! compiles it into its own loop. Called across the crate boundary, a send
+//! and a receive of 64 bytes on one thread took 68 ns, inlined 23 ns (of
+//! which the two locked fences are 18), and most of that difference lay
+//! on the path of every round trip between two processes.
 
 use std::fmt;
 use std::io;
@@ -179,21 +188,25 @@ impl fmt::Debug for Inner {
 }
 
 impl Slots for Inner {
+    #[inline]
     fn count(&self) -> u64 {
         self.geo.slots as u64
     }
+    #[inline]
     fn state(&self, pos: u64) -> &AtomicU64 {
         &self.slot(pos).state
     }
 }
 
 impl Inner {
+    #[inline]
     fn header(&self) -> &Header {
         // SAFETY: the mapping is at least HEADER_SIZE bytes (checked at
         // open) and lives as long as `self`.
         unsafe { view(&self.region, 0) }
     }
 
+    #[inline]
     fn slot_offset(&self, pos: u64) -> usize {
         let n = self.geo.slots as u64;
         // A mask instead of a division for the usual power-of-two rings
@@ -208,6 +221,7 @@ impl Inner {
         HEADER_SIZE + index * self.geo.stride
     }
 
+    #[inline]
     fn slot(&self, pos: u64) -> &SlotHeader {
         let offset = self.slot_offset(pos);
         debug_assert!(offset + self.geo.stride <= self.region.len());
@@ -218,11 +232,13 @@ impl Inner {
 
     /// The first payload byte of the slot of `pos` (inside the mapping:
     /// see `slot`).
+    #[inline]
     fn payload(&self, pos: u64) -> *mut u8 {
         let offset = self.slot_offset(pos) + SLOT_HEADER;
         self.region.as_mut_ptr().wrapping_add(offset)
     }
 
+    #[inline]
     fn waiters(&self, side: Side) -> &Waiters {
         match side {
             Side::Send => &self.header().send_wait,
@@ -238,6 +254,7 @@ impl Inner {
     }
 
     /// Wakes `side`'s sleepers, if any: no system call when none sleeps.
+    #[inline]
     fn wake(&self, side: Side) {
         let w = self.waiters(side);
         // Pairs with the sleeper's fence between announcing itself and
@@ -251,6 +268,7 @@ impl Inner {
 
     /// One attempt of a slot ring's receiver, or of an MPMC sender (an
     /// SPSC sender keeps its place itself: [`Sender::attempt`]).
+    #[inline]
     fn attempt(&self, side: Side, me: u8) -> Step {
         let h = self.header();
         match (side, self.geo.flavor) {
@@ -267,11 +285,13 @@ impl Inner {
         }
     }
 
+    #[inline]
     fn spsc(&self) -> bool {
         self.geo.flavor == Flavor::Spsc
     }
 
     /// A receiver's release of position `pos`: the senders may reuse it.
+    #[inline]
     fn give_back(&self, pos: u64) {
         if self.spsc() {
             protocol::spsc::release(&self.header().head.value, pos);
@@ -357,6 +377,7 @@ unsafe fn view<T>(region: &Region, offset: usize) -> &T {
 /// `base` must be valid for writes of `len` bytes that belong to the
 /// caller's loan (no endpoint following the protocol reads or writes them
 /// until the commit) and do not overlap `data`.
+#[inline]
 unsafe fn copy_in(
     object: &str,
     base: *mut u8,
@@ -386,6 +407,7 @@ unsafe fn copy_in(
 /// `base` must be valid for reads of `len` bytes that the caller holds
 /// (no endpoint following the protocol writes them until the release) and
 /// that do not overlap `buf`.
+#[inline]
 unsafe fn copy_out(
     object: &str,
     what: &str,
@@ -948,11 +970,13 @@ impl Endpoint {
 
     /// Claims a position, waiting until `deadline` (`None`: for ever);
     /// `Ok(None)` when the deadline passed.
+    #[inline]
     fn claim(&self, deadline: Option<Instant>) -> Result<Option<u64>> {
         self.claim_with(deadline, || self.inner.attempt(self.side, self.me))
     }
 
     /// [`Endpoint::claim`] with another ring's attempt (the byte ring's).
+    #[inline]
     fn claim_with(
         &self,
         deadline: Option<Instant>,
@@ -1079,6 +1103,7 @@ impl Sender {
 
     /// Claims the position of a message of `len` bytes, waiting until
     /// `deadline` (`None`: for ever).
+    #[inline]
     fn claim_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<u64>> {
         if len > self.end.inner.geo.slot_size {
             return Err(self.too_large(len));
@@ -1099,6 +1124,7 @@ impl Sender {
         Ok(pos)
     }
 
+    #[inline]
     fn loan_until(&mut self, len: usize, deadline: Option<Instant>) -> Result<Option<Loan<'_>>> {
         Ok(self.claim_until(len, deadline)?.map(|pos| Loan {
             tx: self,
@@ -1116,6 +1142,7 @@ impl Sender {
     /// [`Error::PeerGone`] when the ring is full and every receiver is
     /// gone; [`Error::Corrupt`] when, waiting, it finds indices no sound
     /// SPSC ring has (another process wrote them); an OS error.
+    #[inline]
     pub fn loan(&mut self, len: usize) -> Result<Loan<'_>> {
         match self.claim_until(len, None)? {
             Some(pos) => Ok(Loan {
@@ -1142,6 +1169,7 @@ impl Sender {
     ///
     /// # Errors
     /// See [`Sender::loan`].
+    #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         let mut loan = self.loan(msg.len())?;
         loan.write_at(0, msg)?;
@@ -1216,6 +1244,7 @@ impl Loan<'_> {
     ///
     /// # Errors
     /// The range passes the end of the message.
+    #[inline]
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> Result<()> {
         let inner = &*self.tx.end.inner;
         // SAFETY: the payload holds `len <= slot_size` bytes inside the
@@ -1238,6 +1267,7 @@ impl Loan<'_> {
     ///
     /// # Errors
     /// The message is longer than this loan.
+    #[inline]
     pub fn copy_from(&mut self, msg: &Received<'_>) -> Result<()> {
         if msg.len() > self.len {
             return Err(Error::TooLarge {
@@ -1261,6 +1291,7 @@ impl Loan<'_> {
     /// through raw pointers; valid for [`Loan::len`] bytes until the
     /// commit.
     #[must_use]
+    #[inline]
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.tx.end.inner.payload(self.pos)
     }
@@ -1280,6 +1311,7 @@ impl Loan<'_> {
     }
 
     /// Publishes the message to the receivers.
+    #[inline]
     pub fn commit(mut self) {
         let inner = &*self.tx.end.inner;
         let len = u32::try_from(self.len).unwrap_or(u32::MAX);
@@ -1296,6 +1328,7 @@ impl Loan<'_> {
 }
 
 impl Drop for Loan<'_> {
+    #[inline]
     fn drop(&mut self) {
         let inner = &*self.tx.end.inner;
         // An SPSC loan claimed nothing in the ring: the next loan takes the
@@ -1316,6 +1349,7 @@ pub struct Receiver {
 impl Receiver {
     /// Takes the next message, waiting until `deadline` (`None`: for
     /// ever): its position and length.
+    #[inline]
     fn take(&mut self, deadline: Option<Instant>) -> Result<Option<(u64, usize)>> {
         let Some(pos) = self.end.claim(deadline)? else {
             return Ok(None);
@@ -1335,6 +1369,7 @@ impl Receiver {
         Ok(Some((pos, len)))
     }
 
+    #[inline]
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Received<'_>>> {
         Ok(self
             .take(deadline)?
@@ -1349,6 +1384,7 @@ impl Receiver {
     /// [`Error::PeerGone`] when the ring is empty and every sender is gone;
     /// [`Error::Corrupt`] for a message longer than its slot, or when,
     /// waiting, it finds indices no sound SPSC ring has; an OS error.
+    #[inline]
     pub fn recv(&mut self) -> Result<Received<'_>> {
         match self.take(None)? {
             Some((pos, len)) => Ok(Received { rx: self, pos, len }),
@@ -1428,6 +1464,7 @@ impl Received<'_> {
     ///
     /// # Errors
     /// The range passes the end of the message.
+    #[inline]
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         let object = &self.rx.end.inner.object;
         // SAFETY: the payload holds `len <= slot_size` bytes inside the
@@ -1448,6 +1485,7 @@ impl Received<'_> {
     /// The first byte of the message, valid for [`Received::len`] bytes
     /// until the release.
     #[must_use]
+    #[inline]
     pub fn as_ptr(&self) -> *const u8 {
         self.rx.end.inner.payload(self.pos)
     }
@@ -1467,12 +1505,14 @@ impl Received<'_> {
     }
 
     /// Gives the slot back to the senders.
+    #[inline]
     pub fn release(self) {
         drop(self);
     }
 }
 
 impl Drop for Received<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.rx.end.inner.give_back(self.pos);
     }
