@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::{GROUP_HEADER, GroupHeader, HEADER_SIZE, PUT, RecordHeader};
 use crate::index::append_value;
-use crate::store::{Fresh, Store, new_salt, open_generation, sibling, sync_dir};
+use crate::store::{Fresh, Store, new_salt, open_generation, recover_if_idle, sibling, sync_dir};
 
 /// What [`Store::compact`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,9 @@ impl Store {
             // Open the new file before marking the old one, so this handle
             // never points at a superseded file.
             let fresh = open_generation(&path, self.options())?;
+            // Claim the side file for the new file now, unless a writer
+            // that already found it does.
+            recover_if_idle(&fresh)?;
             g.supersede()?;
             Ok::<_, Error>((compacted, fresh))
         })?;

@@ -14,7 +14,7 @@ use memio_io::vectored::write_all_vectored_at;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    COMMITTED_AT, DELETE, FORMAT_VERSION, FileHeader, GROUP_HEADER, GroupHeader, HEADER_SIZE,
+    CHECKPOINT_AT, DELETE, FORMAT_VERSION, FileHeader, GROUP_HEADER, GroupHeader, HEADER_SIZE,
     MAX_BATCH, MAX_KEY, MAX_VALUE, PUT, RecordHeader,
 };
 use crate::generation::{Generation, Log};
@@ -302,8 +302,7 @@ impl Fresh {
             }
             .encode(),
         );
-        head[COMMITTED_AT..COMMITTED_AT + 8].copy_from_slice(&self.end.to_le_bytes());
-        head[COMMITTED_AT + 8..COMMITTED_AT + 16].copy_from_slice(&self.end.to_le_bytes());
+        head[CHECKPOINT_AT..CHECKPOINT_AT + 8].copy_from_slice(&self.end.to_le_bytes());
         self.file.write_all_at(&head, 0)?;
         let size = round_up(self.end + room, 1 << 16);
         let zeros = vec![0u8; (size - self.end).min(1 << 20) as usize];
@@ -343,6 +342,20 @@ fn create(path: &Path) -> Result<()> {
         .and_then(|()| sync_dir(path));
     let _ = std::fs::remove_file(&tmp);
     made.map_err(Error::io(path, "create"))
+}
+
+/// If no writer holds `g`'s lock, does what a writer does on taking it
+/// (see [`Store::recover`]). Never waits.
+pub(crate) fn recover_if_idle(g: &Generation) -> Result<()> {
+    let guard = Locker::new(&g.file)
+        .kind(Kind::Ofd)
+        .range(0, 1)
+        .try_lock(Mode::Exclusive)
+        .map_err(|e| Error::io(&g.path, "lock")(io::Error::other(e)))?;
+    if guard.is_some() && !g.superseded() {
+        Store::recover(g)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn open_generation(path: &Path, options: &Options) -> Result<Generation> {
@@ -394,16 +407,7 @@ impl Store {
     /// cache without publishing them, so they are visible from the start.
     /// Never waits.
     fn recover_if_idle(&self) -> Result<()> {
-        let g = self.generation()?;
-        let guard = Locker::new(&g.file)
-            .kind(Kind::Ofd)
-            .range(0, 1)
-            .try_lock(Mode::Exclusive)
-            .map_err(|e| Error::io(&self.path, "lock")(io::Error::other(e)))?;
-        if guard.is_some() && !g.superseded() {
-            Self::recover(&g)?;
-        }
-        Ok(())
+        recover_if_idle(&*self.generation()?)
     }
 
     /// The store's path.
@@ -567,11 +571,18 @@ impl Store {
 
     /// With the writer lock held: reads the committed log, drops a torn
     /// tail, and keeps whole groups a writer wrote but died before
-    /// publishing.
+    /// publishing. If the side file does not describe this file yet, reads
+    /// the whole valid log, syncs it and claims the side file.
     fn recover(g: &Generation) -> Result<()> {
         let mut log = g.write_log();
+        let Some(published) = g.published() else {
+            let size = g.size_for(u64::MAX)?;
+            g.apply_until(&mut log, size, g.checkpoint())?;
+            g.sync_data()?;
+            return g.claim(log.seen);
+        };
         g.apply_committed(&mut log)?;
-        if g.committed() != log.seen {
+        if published.committed != log.seen {
             g.publish(log.seen, false)?;
         }
         let before = log.seen;
@@ -620,11 +631,17 @@ impl Store {
         Ok(())
     }
 
-    /// Grows the file in large zero-filled steps so that `end` fits.
+    /// Grows the file in large zero-filled steps so that `end` fits; each
+    /// step also moves the header's checkpoint up to the durable length
+    /// (the header page then rides along with the next sync, once per
+    /// step rather than once per commit).
     fn make_room(&self, g: &Generation, end: u64) -> Result<()> {
         let size = g.size_for(end)?;
         if end <= size {
             return Ok(());
+        }
+        if let Some(p) = g.published() {
+            g.set_checkpoint(p.synced)?;
         }
         let step = (size / 4).max(1 << 20);
         let new_size = round_up(end.max(size + step), 1 << 20);
@@ -650,7 +667,8 @@ impl Store {
     pub fn sync(&self) -> Result<()> {
         self.with_writer(|g| {
             g.sync_data()?;
-            g.publish(g.seen(), true)
+            g.publish(g.seen(), true)?;
+            g.set_checkpoint(g.seen())
         })
     }
 
@@ -668,7 +686,10 @@ impl Store {
             path: self.path.clone(),
             file_size,
             committed: log.seen,
-            synced: g.synced().min(log.seen),
+            synced: g
+                .published()
+                .map_or_else(|| g.checkpoint(), |p| p.synced)
+                .min(log.seen),
             commits: log.seq,
             live_keys: log.index.live_keys,
             live_bytes: log.index.live_bytes,
