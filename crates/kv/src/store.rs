@@ -586,7 +586,9 @@ impl Store {
             g.publish(log.seen, false)?;
         }
         let before = log.seen;
-        let size = g.size_for(u64::MAX)?;
+        // The size last seen (no `fstat` per commit): a group a dead writer
+        // left past it was never reported committed, so it may be lost.
+        let size = g.size_for(before + GROUP_HEADER as u64)?;
         g.apply_until(&mut log, size, 0)?;
         if log.seen > before {
             g.sync_data()?;
