@@ -34,6 +34,9 @@ pub(crate) struct Log {
     pub chain: u32,
     /// Its sequence number (0 before the first).
     pub seq: u64,
+    /// A group's body as last read: kept so that catching up with each new
+    /// commit allocates nothing.
+    pub scratch: Vec<u8>,
 }
 
 /// One open store file.
@@ -124,6 +127,7 @@ impl Generation {
                 seen: HEADER_SIZE,
                 chain: header.salt,
                 seq: 0,
+                scratch: Vec::new(),
             }),
             seen: AtomicU64::new(HEADER_SIZE),
             size: AtomicU64::new(size),
@@ -275,7 +279,13 @@ impl Generation {
     /// is still writing or syncing is applied.
     pub fn apply_committed(&self, log: &mut Log) -> Result<()> {
         let (committed, synced, size) = match self.published() {
-            Some(p) => (p.committed, p.synced, self.size_for(p.committed)?),
+            // A `synced` newer than the `committed` read with it may lie
+            // past the size known so far; only the part read matters.
+            Some(p) => (
+                p.committed,
+                p.synced.min(p.committed),
+                self.size_for(p.committed)?,
+            ),
             None => {
                 let size = self.size_for(u64::MAX)?;
                 let checkpoint = self.checkpoint();
@@ -306,9 +316,10 @@ impl Generation {
     /// read without applying it; a bad group below `durable` is an error.
     fn valid_end(&self, log: &Log, bound: u64, durable: u64) -> Result<u64> {
         let (mut at, mut chain, mut seq) = (log.seen, log.chain, log.seq);
+        let mut body = Vec::new();
         while at < bound {
-            match self.read_group(chain, seq, at, bound) {
-                Ok((head, _)) => {
+            match self.read_group(chain, seq, at, bound, &mut body) {
+                Ok(head) => {
                     at += GROUP_HEADER as u64 + u64::from(head.body_len);
                     (chain, seq) = (head.crc, head.seq);
                 }
@@ -322,14 +333,31 @@ impl Generation {
     /// Applies valid groups from `log.seen` up to `bound`; a group that does
     /// not check out ends the scan, and is an error below `durable`.
     pub fn apply_until(&self, log: &mut Log, bound: u64, durable: u64) -> Result<()> {
+        let mut body = std::mem::take(&mut log.scratch);
+        let result = self.apply_groups(log, bound, durable, &mut body);
+        // Keep a buffer for ordinary commits, not one a huge one grew.
+        if body.capacity() <= 1 << 20 {
+            log.scratch = body;
+        }
+        result
+    }
+
+    /// [`apply_until`](Self::apply_until), reading bodies into `body`.
+    fn apply_groups(
+        &self,
+        log: &mut Log,
+        bound: u64,
+        durable: u64,
+        body: &mut Vec<u8>,
+    ) -> Result<()> {
         while log.seen < bound {
             let at = log.seen;
-            let (head, body) = match self.read_group(log.chain, log.seq, at, bound) {
-                Ok(g) => g,
+            let head = match self.read_group(log.chain, log.seq, at, bound, body) {
+                Ok(h) => h,
                 Err(why) if at < durable => return Err(Error::corrupt(&self.path, at, why)),
                 Err(_) => break,
             };
-            self.apply_group(log, at, &head, &body)?;
+            self.apply_group(log, at, &head, body)?;
         }
         Ok(())
     }
@@ -354,14 +382,16 @@ impl Generation {
     }
 
     /// Reads and checks the group at `at`, which must end by `bound` and
-    /// follow the group with checksum `chain` and number `seq`.
+    /// follow the group with checksum `chain` and number `seq`; its body
+    /// into `body`.
     fn read_group(
         &self,
         chain: u32,
         seq: u64,
         at: u64,
         bound: u64,
-    ) -> Result<(GroupHeader, Vec<u8>), String> {
+        body: &mut Vec<u8>,
+    ) -> Result<GroupHeader, String> {
         let mut hb = [0u8; GROUP_HEADER];
         if at + GROUP_HEADER as u64 > bound {
             return Err("group header cut short".into());
@@ -378,11 +408,11 @@ impl Generation {
                 head.body_len
             ));
         }
-        let mut body = vec![0; head.body_len as usize];
+        body.clear();
         words
-            .read_at(at as usize + GROUP_HEADER, &mut body)
+            .append(at as usize + GROUP_HEADER, head.body_len as usize, body)
             .map_err(|e| e.to_string())?;
-        if !head.verify(&hb, &body) {
+        if !head.verify(&hb, body) {
             return Err("group checksum mismatch".into());
         }
         if head.prev_crc != chain || head.seq != seq + 1 {
@@ -391,7 +421,7 @@ impl Generation {
                 head.seq, head.prev_crc
             ));
         }
-        Ok((head, body))
+        Ok(head)
     }
 
     fn apply_body(
