@@ -141,11 +141,11 @@ impl Generation {
         Words::of(&self.map).map_err(Error::io(&self.path, "map"))
     }
 
+    /// The header word at byte `at` (taken through the whole mapping's
+    /// words: one check of the region, where a one-word view costs a
+    /// bounds, rights and atomic-width check per load).
     fn word(&self, at: usize) -> u64 {
-        let v = self
-            .map
-            .load_only_u64(at)
-            .map_or(0, memio_map::LoadOnlyU64::load);
+        let v = self.words().map_or(0, |w| w.word(at));
         fence(Acquire);
         v
     }

@@ -90,12 +90,6 @@ impl Side {
         Ok(Some(Self { map, tag }))
     }
 
-    fn load(&self, at: usize) -> u64 {
-        self.map
-            .load_only_u64(at)
-            .map_or(0, memio_map::LoadOnlyU64::load)
-    }
-
     fn store(&self, at: usize, v: u64) -> io::Result<()> {
         self.map.atomic_u64(at)?.store(v, Release);
         Ok(())
@@ -104,15 +98,19 @@ impl Side {
     /// The published lengths, if the side file describes this handle's
     /// store file (and no claim was under way while they were read).
     pub fn published(&self) -> Option<Published> {
-        let before = self.load(TAG_AT);
+        // One view of all the words: a view per word checks the region
+        // each time, and readers ask on every call.
+        let words = self.map.as_load_only_u64s().ok()?;
+        let load = |at: usize| words[at / 8].load();
+        let before = load(TAG_AT);
         fence(Acquire);
         // `committed` before `synced`: a writer stores them the other way
         // round, so `synced` is at least as new as `committed`.
-        let committed = self.load(COMMITTED_AT);
+        let committed = load(COMMITTED_AT);
         fence(Acquire);
-        let synced = self.load(SYNCED_AT);
+        let synced = load(SYNCED_AT);
         fence(Acquire);
-        let after = self.load(TAG_AT);
+        let after = load(TAG_AT);
         (before == self.tag && after == self.tag).then_some(Published { committed, synced })
     }
 

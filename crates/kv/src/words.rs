@@ -23,6 +23,12 @@ impl<'a> Words<'a> {
         map.as_load_only_u64s().map(Self)
     }
 
+    /// The 8-byte word at byte `at` (a multiple of 8, inside the mapping).
+    pub fn word(&self, at: usize) -> u64 {
+        debug_assert_eq!(at % 8, 0);
+        self.0[at / 8].load()
+    }
+
     /// The words holding bytes `at..at + n`.
     fn span(&self, at: usize, n: usize) -> io::Result<&'a [LoadOnlyU64]> {
         let len = self.0.len() * 8;
