@@ -114,14 +114,14 @@ impl Generation {
         };
         let ino =
             std::os::unix::fs::MetadataExt::ino(&file.metadata().map_err(Error::io(path, "stat"))?);
-        let side = Side::open(path, tag(header.salt, ino), writable)
+        let side_file = Side::open(path, tag(header.salt, ino), writable)
             .map_err(Error::io(side_path(path), "open side file"))?;
         let generation = Self {
             path: path.into(),
             file,
             map,
             head,
-            side,
+            side: side_file,
             log: RwLock::new(Log {
                 index: Index::new(),
                 seen: HEADER_SIZE,
@@ -278,24 +278,23 @@ impl Generation {
     /// that read (a writer claims before it writes), so no group a writer
     /// is still writing or syncing is applied.
     pub fn apply_committed(&self, log: &mut Log) -> Result<()> {
-        let (committed, synced, size) = match self.published() {
+        let (committed, synced, size) = if let Some(p) = self.published() {
             // A `synced` newer than the `committed` read with it may lie
             // past the size known so far; only the part read matters.
-            Some(p) => (
+            (
                 p.committed,
                 p.synced.min(p.committed),
                 self.size_for(p.committed)?,
-            ),
-            None => {
-                let size = self.size_for(u64::MAX)?;
-                let checkpoint = self.checkpoint();
-                self.check_durable(checkpoint, size)?;
-                let end = self.valid_end(log, size, checkpoint)?;
-                match self.published() {
-                    Some(_) => return self.apply_committed(log),
-                    None => (end, checkpoint, size),
-                }
+            )
+        } else {
+            let size = self.size_for(u64::MAX)?;
+            let checkpoint = self.checkpoint();
+            self.check_durable(checkpoint, size)?;
+            let end = self.valid_end(log, size, checkpoint)?;
+            if self.published().is_some() {
+                return self.apply_committed(log);
             }
+            (end, checkpoint, size)
         };
         self.check_durable(synced, size)?;
         self.apply_until(log, committed.min(size), synced)
@@ -372,7 +371,7 @@ impl Generation {
         body: &[u8],
     ) -> Result<()> {
         debug_assert_eq!(at, log.seen);
-        self.apply_body(log, at, head, body)
+        Self::apply_body(log, at, head, body)
             .map_err(|d| Error::corrupt(&self.path, d.offset, d.what))?;
         log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
         log.chain = head.crc;
@@ -424,13 +423,7 @@ impl Generation {
         Ok(head)
     }
 
-    fn apply_body(
-        &self,
-        log: &mut Log,
-        at: u64,
-        head: &GroupHeader,
-        body: &[u8],
-    ) -> Result<(), Damage> {
+    fn apply_body(log: &mut Log, at: u64, head: &GroupHeader, body: &[u8]) -> Result<(), Damage> {
         let base = at + GROUP_HEADER as u64;
         let mut pos = 0usize;
         let mut count = 0u32;
