@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{GROUP_HEADER, GroupHeader, HEADER_SIZE, PUT, RecordHeader};
-use crate::index::append_value;
-use crate::store::{Fresh, Store, new_salt, open_generation, recover_if_idle, sibling, sync_dir};
+use crate::index::{read_header, read_value};
+use crate::store::{Fresh, Store, new_salt, open_generation, sibling, sync_dir};
 
 /// What [`Store::compact`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,14 +45,12 @@ impl Store {
             let tmp = sibling(&path, "compact");
             let io = Error::io(&path, "compact");
             let result = (|| {
-                g.write_log().index.settle();
-                // The writer lock is held: no commit can add keys now.
                 let log = g.read_log();
-                let words = g.words().map_err(std::io::Error::other)?;
                 let salt = new_salt();
                 let mut out = Fresh::create(&tmp, salt)?;
                 let mut body = Vec::with_capacity(GROUP_TARGET + (1 << 16));
                 let (mut count, mut seq, mut chain, mut keys) = (0u32, 0u64, salt, 0u64);
+                let mut value = Vec::new();
                 let mut flush =
                     |body: &mut Vec<u8>, count: &mut u32, out: &mut Fresh| -> std::io::Result<()> {
                         if *count == 0 {
@@ -67,23 +65,18 @@ impl Store {
                         *count = 0;
                         Ok(())
                     };
-                for (key, slot) in log
+                for (key, &loc) in log
                     .index
                     .range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
                 {
-                    if slot.kind != PUT {
+                    let head = read_header(&g.map, loc).map_err(|d| damage(&path, d))?;
+                    if head.kind != PUT {
                         continue;
                     }
-                    RecordHeader {
-                        kind: PUT,
-                        key_len: key.len() as u16,
-                        val_len: slot.val_len,
-                        prev: 0,
-                    }
-                    .encode(&mut body);
+                    read_value(&g.map, loc, &head, &mut value).map_err(|d| damage(&path, d))?;
+                    RecordHeader { prev: 0, ..head }.encode(&mut body);
                     body.extend_from_slice(key);
-                    append_value(words, slot.loc, key.len(), slot.val_len, &mut body)
-                        .map_err(|d| damage(&path, d))?;
+                    body.extend_from_slice(&value);
                     count += 1;
                     keys += 1;
                     if body.len() >= GROUP_TARGET {
@@ -114,9 +107,6 @@ impl Store {
             // Open the new file before marking the old one, so this handle
             // never points at a superseded file.
             let fresh = open_generation(&path, self.options())?;
-            // Claim the side file for the new file now, unless a writer
-            // that already found it does.
-            recover_if_idle(&fresh)?;
             g.supersede()?;
             Ok::<_, Error>((compacted, fresh))
         })?;

@@ -40,20 +40,6 @@ pub enum Error {
         /// The newest version this build reads.
         supported: u32,
     },
-    /// The store was written by an older format version than this build reads.
-    #[error(
-        "{path}: store format version {found} is older than this build reads ({supported}); \
-         dump it with the memio that wrote it and load the dump into a new store",
-        path = .path.display()
-    )]
-    OldVersion {
-        /// The file.
-        path: PathBuf,
-        /// The version in the file.
-        found: u32,
-        /// The version this build reads.
-        supported: u32,
-    },
     /// Bytes that were committed do not check out.
     #[error("{path}: corrupt at offset {offset}: {what}", path = .path.display())]
     Corrupt {

@@ -3,28 +3,16 @@
 
 /// The first 8 bytes of every memio-kv store.
 pub(crate) const MAGIC: [u8; 8] = *b"MEMIOKV\0";
-/// The format version this build writes and reads. Version 2 moved the
-/// committed and durable lengths out of the store file into its side file
-/// (see `FORMAT.md`); a version 1 file is refused by name.
-pub const FORMAT_VERSION: u32 = 2;
+/// The format version this build writes and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
 /// Bytes reserved for the file header; the log starts here.
 pub(crate) const HEADER_SIZE: u64 = 4096;
-/// Offset of the checkpoint (`u64`): a log length known to be on disk,
-/// rewritten only when the file grows. Damage below it is corruption.
-pub(crate) const CHECKPOINT_AT: usize = 64;
+/// Offset of the committed length (`u64`), the word readers poll.
+pub(crate) const COMMITTED_AT: usize = 64;
+/// Offset of the durable length (`u64`).
+pub(crate) const SYNCED_AT: usize = 72;
 /// Offset of the superseded flag (`u64`, 0 or 1), set after compaction.
 pub(crate) const SUPERSEDED_AT: usize = 80;
-
-/// What the side file is called: the store's file name plus this.
-pub(crate) const SIDE_SUFFIX: &str = "-shm";
-/// Bytes of the side file (one page).
-pub(crate) const SIDE_SIZE: u64 = 4096;
-/// Offset in the side file of the tag of the store file its words describe.
-pub(crate) const TAG_AT: usize = 0;
-/// Offset in the side file of the committed length (`u64`).
-pub(crate) const COMMITTED_AT: usize = 8;
-/// Offset in the side file of the durable length (`u64`).
-pub(crate) const SYNCED_AT: usize = 16;
 
 /// Bytes of a group header.
 pub(crate) const GROUP_HEADER: usize = 32;

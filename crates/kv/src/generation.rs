@@ -16,13 +16,11 @@ use memio_map::{MapOptions, Region};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    CHECKPOINT_AT, FORMAT_VERSION, FileHeader, GROUP_HEADER, GroupHeader, HEADER_SIZE, HeaderFault,
-    RECORD_HEADER, RecordHeader, SUPERSEDED_AT,
+    COMMITTED_AT, FORMAT_VERSION, FileHeader, GROUP_HEADER, GroupHeader, HEADER_SIZE, HeaderFault,
+    RECORD_HEADER, RecordHeader, SUPERSEDED_AT, SYNCED_AT,
 };
 use crate::index::{Damage, Index};
 use crate::reserve::reserve;
-use crate::side::{Published, Side, side_path, tag};
-use crate::words::Words;
 
 /// This handle's view of the log: how far it has read and the index of it.
 #[derive(Debug)]
@@ -34,9 +32,6 @@ pub(crate) struct Log {
     pub chain: u32,
     /// Its sequence number (0 before the first).
     pub seq: u64,
-    /// A group's body as last read: kept so that catching up with each new
-    /// commit allocates nothing.
-    pub scratch: Vec<u8>,
 }
 
 /// One open store file.
@@ -48,9 +43,6 @@ pub(crate) struct Generation {
     pub map: Region,
     /// The header page, read-write (writable handles only).
     head: Option<Region>,
-    /// The side file with the published lengths (`None`: a read-only
-    /// handle found none, and reads the committed end from the log).
-    side: Option<Side>,
     pub log: RwLock<Log>,
     /// `log.seen`, readable without the lock.
     seen: AtomicU64,
@@ -77,12 +69,7 @@ impl Generation {
                 path: path.into(),
                 why: "no memio-kv magic at offset 0".into(),
             },
-            HeaderFault::Version(found) if found > FORMAT_VERSION => Error::FutureVersion {
-                path: path.into(),
-                found,
-                supported: FORMAT_VERSION,
-            },
-            HeaderFault::Version(found) => Error::OldVersion {
+            HeaderFault::Version(found) => Error::FutureVersion {
                 path: path.into(),
                 found,
                 supported: FORMAT_VERSION,
@@ -112,22 +99,16 @@ impl Generation {
         } else {
             None
         };
-        let ino =
-            std::os::unix::fs::MetadataExt::ino(&file.metadata().map_err(Error::io(path, "stat"))?);
-        let side_file = Side::open(path, tag(header.salt, ino), writable)
-            .map_err(Error::io(side_path(path), "open side file"))?;
         let generation = Self {
             path: path.into(),
             file,
             map,
             head,
-            side: side_file,
             log: RwLock::new(Log {
                 index: Index::new(),
                 seen: HEADER_SIZE,
                 chain: header.salt,
                 seq: 0,
-                scratch: Vec::new(),
             }),
             seen: AtomicU64::new(HEADER_SIZE),
             size: AtomicU64::new(size),
@@ -136,29 +117,23 @@ impl Generation {
         Ok(generation)
     }
 
-    /// The mapping as load-only words, for copies out of it.
-    pub fn words(&self) -> Result<Words<'_>> {
-        Words::of(&self.map).map_err(Error::io(&self.path, "map"))
-    }
-
-    /// The header word at byte `at` (taken through the whole mapping's
-    /// words: one check of the region, where a one-word view costs a
-    /// bounds, rights and atomic-width check per load).
     fn word(&self, at: usize) -> u64 {
-        let v = self.words().map_or(0, |w| w.word(at));
+        let v = self
+            .map
+            .load_only_u64(at)
+            .map_or(0, memio_map::LoadOnlyU64::load);
         fence(Acquire);
         v
     }
 
-    /// The lengths a writer published for this file, if the side file
-    /// describes it.
-    pub fn published(&self) -> Option<Published> {
-        self.side.as_ref()?.published()
+    /// The committed length, as the last writer published it.
+    pub fn committed(&self) -> u64 {
+        self.word(COMMITTED_AT)
     }
 
-    /// The checkpoint: a log length known to be on disk.
-    pub fn checkpoint(&self) -> u64 {
-        self.word(CHECKPOINT_AT)
+    /// The length known to be on disk.
+    pub fn synced(&self) -> u64 {
+        self.word(SYNCED_AT)
     }
 
     /// Whether compaction replaced this file.
@@ -176,42 +151,12 @@ impl Generation {
         Ok(())
     }
 
-    fn side(&self) -> Result<&Side> {
-        self.side.as_ref().ok_or_else(|| Error::ReadOnly {
-            path: self.path.clone(),
-        })
-    }
-
-    /// Publishes a new committed length (and durable length, if `synced`;
-    /// the durable length never stays above the committed one).
+    /// Publishes a new committed length (and durable length, if `synced`).
     pub fn publish(&self, end: u64, synced: bool) -> Result<()> {
-        let side = self.side()?;
-        let before = side.published().map_or(HEADER_SIZE, |p| p.synced);
-        let synced = if synced { end } else { before.min(end) };
-        side.publish(Published {
-            committed: end,
-            synced,
-        })
-        .map_err(Error::io(side_path(&self.path), "publish"))
-    }
-
-    /// Makes the side file describe this file, with the log (read, synced,
-    /// writer lock held) ending at `end`.
-    pub fn claim(&self, end: u64) -> Result<()> {
-        self.side()?
-            .claim(end)
-            .map_err(Error::io(side_path(&self.path), "claim side file"))
-    }
-
-    /// Records `durable` (a length known to be on disk) in the header, for
-    /// telling damage from a torn tail when the side file is lost; never
-    /// lowers it. The page is not synced here: it reaches the disk with a
-    /// later sync or writeback, and any value it ever held was durable.
-    pub fn set_checkpoint(&self, durable: u64) -> Result<()> {
-        if durable > self.checkpoint() {
-            self.store_word(CHECKPOINT_AT, durable)?;
+        if synced || self.synced() > end {
+            self.store_word(SYNCED_AT, end)?;
         }
-        Ok(())
+        self.store_word(COMMITTED_AT, end)
     }
 
     /// Marks the file as replaced by a compacted one.
@@ -259,8 +204,9 @@ impl Generation {
     /// Applies every group committed since this handle last looked; returns
     /// the offset read up to, which is a consistent snapshot point.
     pub fn catch_up(&self) -> Result<u64> {
+        let committed = self.committed();
         let seen = self.seen();
-        if self.published().is_some_and(|p| p.committed <= seen) {
+        if committed <= seen {
             return Ok(seen);
         }
         let mut log = self.write_log();
@@ -271,132 +217,48 @@ impl Generation {
     /// Applies groups up to the committed length (bounded by the file's
     /// size). A bad group below the durable length is corruption; past it,
     /// a torn tail (relaxed mode after a power cut) that ends the log.
-    ///
-    /// With no published lengths for this file, the committed end is where
-    /// the valid chain of groups ends, found by reading ahead without
-    /// applying; it counts only if the side file is still unclaimed after
-    /// that read (a writer claims before it writes), so no group a writer
-    /// is still writing or syncing is applied.
     pub fn apply_committed(&self, log: &mut Log) -> Result<()> {
-        let (committed, synced, size) = if let Some(p) = self.published() {
-            // A `synced` newer than the `committed` read with it may lie
-            // past the size known so far; only the part read matters.
-            (
-                p.committed,
-                p.synced.min(p.committed),
-                self.size_for(p.committed)?,
-            )
-        } else {
-            let size = self.size_for(u64::MAX)?;
-            let checkpoint = self.checkpoint();
-            self.check_durable(checkpoint, size)?;
-            let end = self.valid_end(log, size, checkpoint)?;
-            if self.published().is_some() {
-                return self.apply_committed(log);
-            }
-            (end, checkpoint, size)
-        };
-        self.check_durable(synced, size)?;
-        self.apply_until(log, committed.min(size), synced)
-    }
-
-    fn check_durable(&self, synced: u64, size: u64) -> Result<()> {
+        let committed = self.committed();
+        let synced = self.synced();
+        let size = self.size_for(committed)?;
         if synced > size || synced < HEADER_SIZE {
             return Err(Error::corrupt(
                 &self.path,
-                CHECKPOINT_AT as u64,
+                SYNCED_AT as u64,
                 format!("durable length {synced} lies outside the file ({size} bytes)"),
             ));
         }
-        Ok(())
-    }
-
-    /// Where the valid chain of groups from `log.seen` ends (by `bound`),
-    /// read without applying it; a bad group below `durable` is an error.
-    fn valid_end(&self, log: &Log, bound: u64, durable: u64) -> Result<u64> {
-        let (mut at, mut chain, mut seq) = (log.seen, log.chain, log.seq);
-        let mut body = Vec::new();
-        while at < bound {
-            match self.read_group(chain, seq, at, bound, &mut body) {
-                Ok(head) => {
-                    at += GROUP_HEADER as u64 + u64::from(head.body_len);
-                    (chain, seq) = (head.crc, head.seq);
-                }
-                Err(why) if at < durable => return Err(Error::corrupt(&self.path, at, why)),
-                Err(_) => break,
-            }
-        }
-        Ok(at)
+        self.apply_until(log, committed.min(size), synced)
     }
 
     /// Applies valid groups from `log.seen` up to `bound`; a group that does
     /// not check out ends the scan, and is an error below `durable`.
     pub fn apply_until(&self, log: &mut Log, bound: u64, durable: u64) -> Result<()> {
-        let mut body = std::mem::take(&mut log.scratch);
-        let result = self.apply_groups(log, bound, durable, &mut body);
-        // Keep a buffer for ordinary commits, not one a huge one grew.
-        if body.capacity() <= 1 << 20 {
-            log.scratch = body;
-        }
-        result
-    }
-
-    /// [`apply_until`](Self::apply_until), reading bodies into `body`.
-    fn apply_groups(
-        &self,
-        log: &mut Log,
-        bound: u64,
-        durable: u64,
-        body: &mut Vec<u8>,
-    ) -> Result<()> {
         while log.seen < bound {
             let at = log.seen;
-            let head = match self.read_group(log.chain, log.seq, at, bound, body) {
-                Ok(h) => h,
+            let (head, body) = match self.read_group(log, at, bound) {
+                Ok(g) => g,
                 Err(why) if at < durable => return Err(Error::corrupt(&self.path, at, why)),
                 Err(_) => break,
             };
-            self.apply_group(log, at, &head, body)?;
+            self.apply_body(log, at, &head, &body)
+                .map_err(|d| Error::corrupt(&self.path, d.offset, d.what))?;
+            log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
+            log.chain = head.crc;
+            log.seq = head.seq;
+            log.index.limit = log.seen;
+            self.seen.store(log.seen, Release);
         }
         Ok(())
     }
 
-    /// Applies the checked group at `at` (which is `log.seen`) and moves
-    /// past it.
-    pub fn apply_group(
-        &self,
-        log: &mut Log,
-        at: u64,
-        head: &GroupHeader,
-        body: &[u8],
-    ) -> Result<()> {
-        debug_assert_eq!(at, log.seen);
-        Self::apply_body(log, at, head, body)
-            .map_err(|d| Error::corrupt(&self.path, d.offset, d.what))?;
-        log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
-        log.chain = head.crc;
-        log.seq = head.seq;
-        self.seen.store(log.seen, Release);
-        Ok(())
-    }
-
-    /// Reads and checks the group at `at`, which must end by `bound` and
-    /// follow the group with checksum `chain` and number `seq`; its body
-    /// into `body`.
-    fn read_group(
-        &self,
-        chain: u32,
-        seq: u64,
-        at: u64,
-        bound: u64,
-        body: &mut Vec<u8>,
-    ) -> Result<GroupHeader, String> {
+    /// Reads and checks the group at `at`, which must end by `bound`.
+    fn read_group(&self, log: &Log, at: u64, bound: u64) -> Result<(GroupHeader, Vec<u8>), String> {
         let mut hb = [0u8; GROUP_HEADER];
         if at + GROUP_HEADER as u64 > bound {
             return Err("group header cut short".into());
         }
-        let words = self.words().map_err(|e| e.to_string())?;
-        words
+        self.map
             .read_at(at as usize, &mut hb)
             .map_err(|e| e.to_string())?;
         let head = GroupHeader::parse(&hb).ok_or("no group header here")?;
@@ -407,23 +269,29 @@ impl Generation {
                 head.body_len
             ));
         }
-        body.clear();
-        words
-            .append(at as usize + GROUP_HEADER, head.body_len as usize, body)
+        let mut body = vec![0; head.body_len as usize];
+        self.map
+            .read_at(at as usize + GROUP_HEADER, &mut body)
             .map_err(|e| e.to_string())?;
-        if !head.verify(&hb, body) {
+        if !head.verify(&hb, &body) {
             return Err("group checksum mismatch".into());
         }
-        if head.prev_crc != chain || head.seq != seq + 1 {
+        if head.prev_crc != log.chain || head.seq != log.seq + 1 {
             return Err(format!(
-                "group {} does not follow group {seq} (chain {:#x}, expected {chain:#x})",
-                head.seq, head.prev_crc
+                "group {} does not follow group {} (chain {:#x}, expected {:#x})",
+                head.seq, log.seq, head.prev_crc, log.chain
             ));
         }
-        Ok(head)
+        Ok((head, body))
     }
 
-    fn apply_body(log: &mut Log, at: u64, head: &GroupHeader, body: &[u8]) -> Result<(), Damage> {
+    fn apply_body(
+        &self,
+        log: &mut Log,
+        at: u64,
+        head: &GroupHeader,
+        body: &[u8],
+    ) -> Result<(), Damage> {
         let base = at + GROUP_HEADER as u64;
         let mut pos = 0usize;
         let mut count = 0u32;
@@ -438,7 +306,7 @@ impl Generation {
                 return Err(crate::index::damage(loc, "record runs past its group"));
             }
             let key = &body[pos + RECORD_HEADER..pos + RECORD_HEADER + usize::from(rec.key_len)];
-            log.index.apply(loc, &rec, key)?;
+            log.index.apply(&self.map, loc, &rec, key)?;
             pos += len;
             count += 1;
         }
@@ -473,18 +341,5 @@ impl Generation {
         self.file
             .sync_data()
             .map_err(Error::io(&self.path, "fdatasync"))
-    }
-}
-
-impl Drop for Generation {
-    /// A writable handle leaves the durable length in the header's
-    /// checkpoint, so a copy of the file without its side file still tells
-    /// damage in that much of the log from a torn tail.
-    fn drop(&mut self) {
-        if self.head.is_some() && !self.superseded() {
-            if let Some(p) = self.published() {
-                let _ = self.set_checkpoint(p.synced);
-            }
-        }
     }
 }

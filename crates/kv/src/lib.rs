@@ -1,16 +1,15 @@
 //! An embedded key-value store in one file, safe for many processes at once.
 //!
-//! - **One file** (and a side file): an append-only log of checksummed
-//!   (CRC-32C) groups, one group per commit, after a 4 KiB header.
+//! - **One file**: an append-only log of checksummed (CRC-32C) groups, one
+//!   group per commit, after a 4 KiB header holding the committed length.
 //!   `FORMAT.md` beside this crate describes it byte by byte.
 //! - **Many processes**: writers take turns through an OFD lock on the
 //!   file; readers take no lock at all. Each handle maps the file once
 //!   (reserving [`Options::max_size`] of address space, so growth never
-//!   remaps), reads the committed length from the side file
-//!   `<store>-shm` (shared, never synced: publishing a commit dirties no
-//!   page of the store file) and extends its in-memory index from the
-//!   offset it last saw. A reader sees a commit from any process as soon
-//!   as that commit returns, and never sees part of one.
+//!   remaps), reads the committed length from the shared header page and
+//!   extends its in-memory index from the offset it last saw. A reader sees
+//!   a commit from any process as soon as that commit returns, and never
+//!   sees part of one.
 //! - **Snapshots**: every record names the record it replaced, so a
 //!   [`Snapshot`] answers as of one commit while later commits land.
 //! - **Durability**: [`Durability::Durable`] (default) returns from a
@@ -62,10 +61,8 @@ mod format;
 mod generation;
 mod index;
 mod reserve;
-mod side;
 mod snapshot;
 mod store;
-mod words;
 
 pub use compact::Compacted;
 pub use error::{Error, Result};

@@ -14,7 +14,7 @@ use memio_io::vectored::write_all_vectored_at;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    CHECKPOINT_AT, DELETE, FORMAT_VERSION, FileHeader, GROUP_HEADER, GroupHeader, HEADER_SIZE,
+    COMMITTED_AT, DELETE, FORMAT_VERSION, FileHeader, GROUP_HEADER, GroupHeader, HEADER_SIZE,
     MAX_BATCH, MAX_KEY, MAX_VALUE, PUT, RecordHeader,
 };
 use crate::generation::{Generation, Log};
@@ -119,12 +119,7 @@ pub struct Stats {
 /// readers whole or not at all. A later operation on the same key wins.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
-    /// Operations in the order they were added.
-    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    /// Whether every key so far is larger than the one before (then `ops`
-    /// is already the sorted, one-per-key list a commit writes: the common
-    /// case of a load in key order costs no sort).
-    unsorted: bool,
+    ops: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Batch {
@@ -134,33 +129,22 @@ impl Batch {
         Self::default()
     }
 
-    fn push(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        if self.ops.last().is_some_and(|(last, _)| *last >= key) {
-            self.unsorted = true;
-        }
-        self.ops.push((key, value));
-    }
-
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
-        self.push(key.into(), Some(value.into()));
+        self.ops.insert(key.into(), Some(value.into()));
         self
     }
 
     /// Deletes `key`.
     pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
-        self.push(key.into(), None);
+        self.ops.insert(key.into(), None);
         self
     }
 
     /// Operations in the batch (one per key).
     #[must_use]
     pub fn len(&self) -> usize {
-        if self.unsorted {
-            self.order().len()
-        } else {
-            self.ops.len()
-        }
+        self.ops.len()
     }
 
     /// Whether the batch holds nothing.
@@ -169,37 +153,9 @@ impl Batch {
         self.ops.is_empty()
     }
 
-    /// Positions in `ops` of the operations a commit writes: the last one
-    /// for each key, in key order.
-    fn order(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.ops.len()).collect();
-        // Stable: equal keys stay in the order they were added.
-        order.sort_by(|&a, &b| self.ops[a].0.cmp(&self.ops[b].0));
-        let mut kept: Vec<usize> = Vec::with_capacity(order.len());
-        for i in order {
-            match kept.last_mut() {
-                Some(last) if self.ops[*last].0 == self.ops[i].0 => *last = i,
-                _ => kept.push(i),
-            }
-        }
-        kept
-    }
-
-    /// Calls `f` with each operation a commit writes, in key order.
-    fn each<'a>(&'a self, mut f: impl FnMut(&'a [u8], Option<&'a [u8]>)) {
-        let mut call = |(k, v): &'a (Vec<u8>, Option<Vec<u8>>)| f(k, v.as_deref());
-        if self.unsorted {
-            self.order().into_iter().for_each(|i| call(&self.ops[i]));
-        } else {
-            self.ops.iter().for_each(call);
-        }
-    }
-
     fn check(&self) -> Result<()> {
         let mut total = 0usize;
         for (k, v) in &self.ops {
-            // Every operation, even one a later one overrides, counts
-            // against the limits: the stricter reading, and no sort here.
             if k.len() > MAX_KEY {
                 return Err(Error::TooLarge {
                     what: "key",
@@ -302,7 +258,8 @@ impl Fresh {
             }
             .encode(),
         );
-        head[CHECKPOINT_AT..CHECKPOINT_AT + 8].copy_from_slice(&self.end.to_le_bytes());
+        head[COMMITTED_AT..COMMITTED_AT + 8].copy_from_slice(&self.end.to_le_bytes());
+        head[COMMITTED_AT + 8..COMMITTED_AT + 16].copy_from_slice(&self.end.to_le_bytes());
         self.file.write_all_at(&head, 0)?;
         let size = round_up(self.end + room, 1 << 16);
         let zeros = vec![0u8; (size - self.end).min(1 << 20) as usize];
@@ -342,20 +299,6 @@ fn create(path: &Path) -> Result<()> {
         .and_then(|()| sync_dir(path));
     let _ = std::fs::remove_file(&tmp);
     made.map_err(Error::io(path, "create"))
-}
-
-/// If no writer holds `g`'s lock, does what a writer does on taking it
-/// (see [`Store::recover`]). Never waits.
-pub(crate) fn recover_if_idle(g: &Generation) -> Result<()> {
-    let guard = Locker::new(&g.file)
-        .kind(Kind::Ofd)
-        .range(0, 1)
-        .try_lock(Mode::Exclusive)
-        .map_err(|e| Error::io(&g.path, "lock")(io::Error::other(e)))?;
-    if guard.is_some() && !g.superseded() {
-        Store::recover(g)?;
-    }
-    Ok(())
 }
 
 pub(crate) fn open_generation(path: &Path, options: &Options) -> Result<Generation> {
@@ -407,7 +350,16 @@ impl Store {
     /// cache without publishing them, so they are visible from the start.
     /// Never waits.
     fn recover_if_idle(&self) -> Result<()> {
-        recover_if_idle(&*self.generation()?)
+        let g = self.generation()?;
+        let guard = Locker::new(&g.file)
+            .kind(Kind::Ofd)
+            .range(0, 1)
+            .try_lock(Mode::Exclusive)
+            .map_err(|e| Error::io(&self.path, "lock")(io::Error::other(e)))?;
+        if guard.is_some() && !g.superseded() {
+            Self::recover(&g)?;
+        }
+        Ok(())
     }
 
     /// The store's path.
@@ -500,9 +452,10 @@ impl Store {
     /// handle is read-only, the file cannot grow ([`Error::Full`]) or an
     /// I/O error.
     pub fn write(&self, batch: &Batch) -> Result<()> {
-        self.with_writer(|g| {
-            batch.check()?;
-            self.commit(g, batch)
+        self.transaction(|tx| {
+            tx.pending
+                .extend(batch.ops.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Ok(())
         })
     }
 
@@ -524,10 +477,7 @@ impl Store {
                 pending: BTreeMap::new(),
             };
             let out = f(&mut tx)?;
-            let b = Batch {
-                ops: tx.pending.into_iter().collect(),
-                unsorted: false,
-            };
+            let b = Batch { ops: tx.pending };
             b.check()?;
             self.commit(g, &b)?;
             Ok(out)
@@ -571,24 +521,15 @@ impl Store {
 
     /// With the writer lock held: reads the committed log, drops a torn
     /// tail, and keeps whole groups a writer wrote but died before
-    /// publishing. If the side file does not describe this file yet, reads
-    /// the whole valid log, syncs it and claims the side file.
+    /// publishing.
     fn recover(g: &Generation) -> Result<()> {
         let mut log = g.write_log();
-        let Some(published) = g.published() else {
-            let size = g.size_for(u64::MAX)?;
-            g.apply_until(&mut log, size, g.checkpoint())?;
-            g.sync_data()?;
-            return g.claim(log.seen);
-        };
         g.apply_committed(&mut log)?;
-        if published.committed != log.seen {
+        if g.committed() != log.seen {
             g.publish(log.seen, false)?;
         }
         let before = log.seen;
-        // The size last seen (no `fstat` per commit): a group a dead writer
-        // left past it was never reported committed, so it may be lost.
-        let size = g.size_for(before + GROUP_HEADER as u64)?;
+        let size = g.size_for(u64::MAX)?;
         g.apply_until(&mut log, size, 0)?;
         if log.seen > before {
             g.sync_data()?;
@@ -598,18 +539,17 @@ impl Store {
     }
 
     /// With the writer lock held and the log read: appends `batch` as one
-    /// group, syncs it as the durability asks, publishes it and applies it
-    /// to this handle's index (from the bytes in hand: no read back).
+    /// group, syncs it as the durability asks and publishes it.
     fn commit(&self, g: &Generation, batch: &Batch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let (body, count, seq, chain, at) = {
             let log = g.read_log();
-            let (body, count) = encode(&log, batch);
+            let (body, count) = encode(g, &log, batch)?;
             (body, count, log.seq + 1, log.chain, log.seen)
         };
-        let (head, crc) = GroupHeader::seal(count, seq, chain, &body);
+        let (head, _) = GroupHeader::seal(count, seq, chain, &body);
         let end = at + (GROUP_HEADER + body.len()) as u64;
         self.make_room(g, end)?;
         write_all_vectored_at(&g.file, &mut [IoSlice::new(&head), IoSlice::new(&body)], at)
@@ -618,32 +558,14 @@ impl Store {
         if durable {
             g.sync_data()?;
         }
-        g.publish(end, durable)?;
-        let mut log = g.write_log();
-        if log.seen == at {
-            let group = GroupHeader {
-                count,
-                seq,
-                body_len: body.len() as u32,
-                prev_crc: chain,
-                crc,
-            };
-            g.apply_group(&mut log, at, &group, &body)?;
-        }
-        Ok(())
+        g.publish(end, durable)
     }
 
-    /// Grows the file in large zero-filled steps so that `end` fits; each
-    /// step also moves the header's checkpoint up to the durable length
-    /// (the header page then rides along with the next sync, once per
-    /// step rather than once per commit).
+    /// Grows the file in large zero-filled steps so that `end` fits.
     fn make_room(&self, g: &Generation, end: u64) -> Result<()> {
         let size = g.size_for(end)?;
         if end <= size {
             return Ok(());
-        }
-        if let Some(p) = g.published() {
-            g.set_checkpoint(p.synced)?;
         }
         let step = (size / 4).max(1 << 20);
         let new_size = round_up(end.max(size + step), 1 << 20);
@@ -669,8 +591,7 @@ impl Store {
     pub fn sync(&self) -> Result<()> {
         self.with_writer(|g| {
             g.sync_data()?;
-            g.publish(g.seen(), true)?;
-            g.set_checkpoint(g.seen())
+            g.publish(g.seen(), true)
         })
     }
 
@@ -688,10 +609,7 @@ impl Store {
             path: self.path.clone(),
             file_size,
             committed: log.seen,
-            synced: g
-                .published()
-                .map_or_else(|| g.checkpoint(), |p| p.synced)
-                .min(log.seen),
+            synced: g.synced().min(log.seen),
             commits: log.seq,
             live_keys: log.index.live_keys,
             live_bytes: log.index.live_bytes,
@@ -706,7 +624,7 @@ impl Store {
 
 /// Encodes `batch` as a group body, each record naming the record it
 /// replaces; deletes of absent keys are left out.
-fn encode(log: &Log, batch: &Batch) -> (Vec<u8>, u32) {
+fn encode(g: &Generation, log: &Log, batch: &Batch) -> Result<(Vec<u8>, u32)> {
     let mut body = Vec::with_capacity(
         batch
             .ops
@@ -715,24 +633,27 @@ fn encode(log: &Log, batch: &Batch) -> (Vec<u8>, u32) {
             .sum(),
     );
     let mut count = 0u32;
-    batch.each(|key, value| {
-        let prev = log.index.newest(key);
-        if value.is_none() && prev.is_none_or(|s| s.kind == DELETE) {
-            return;
+    for (key, value) in &batch.ops {
+        let prev = log
+            .index
+            .newest(&g.map, key)
+            .map_err(|d| Error::corrupt(&g.path, d.offset, d.what))?;
+        if value.is_none() && prev.is_none_or(|f| f.head.kind == DELETE) {
+            continue;
         }
-        let val = value.unwrap_or_default();
+        let val = value.as_deref().unwrap_or_default();
         RecordHeader {
             kind: if value.is_some() { PUT } else { DELETE },
             key_len: key.len() as u16,
             val_len: val.len() as u32,
-            prev: prev.map_or(0, |s| s.loc),
+            prev: prev.map_or(0, |f| f.loc),
         }
         .encode(&mut body);
         body.extend_from_slice(key);
         body.extend_from_slice(val);
         count += 1;
-    });
-    (body, count)
+    }
+    Ok((body, count))
 }
 
 /// The staged writes of a [`Store::transaction`], with reads that see them.
@@ -766,41 +687,5 @@ impl Transaction<'_> {
     /// Stages deleting `key`.
     pub fn delete(&mut self, key: &[u8]) {
         self.pending.insert(key.to_vec(), None);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn written(b: &Batch) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        let mut out = Vec::new();
-        b.each(|k, v| out.push((k.to_vec(), v.map(<[u8]>::to_vec))));
-        out
-    }
-
-    #[test]
-    fn a_batch_writes_the_last_operation_per_key_in_key_order() {
-        let mut b = Batch::new();
-        b.put("b", "1")
-            .put("a", "2")
-            .put("b", "3")
-            .delete("a")
-            .put("c", "4");
-        assert_eq!(b.len(), 3);
-        assert_eq!(
-            written(&b),
-            [
-                (b"a".to_vec(), None),
-                (b"b".to_vec(), Some(b"3".to_vec())),
-                (b"c".to_vec(), Some(b"4".to_vec())),
-            ]
-        );
-        let mut sorted = Batch::new();
-        sorted.put("a", "1").put("b", "2");
-        assert_eq!((sorted.len(), written(&sorted).len()), (2, 2));
-        let mut twice = Batch::new();
-        twice.put("a", "1").put("a", "2");
-        assert_eq!(written(&twice), [(b"a".to_vec(), Some(b"2".to_vec()))]);
     }
 }

@@ -9,7 +9,6 @@
 mod common;
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
 
 use common::Scratch;
 use memio_kv::{Batch, Durability, Error, MAX_KEY, Options, Store};
@@ -184,21 +183,12 @@ fn bad_files_give_errors_naming_file_and_offset() {
     let good = std::fs::read(&path).unwrap();
     // A future version (header checksum recomputed, as a newer build would write it).
     let mut future = good.clone();
-    future[8..12].copy_from_slice(&3u32.to_le_bytes());
+    future[8..12].copy_from_slice(&2u32.to_le_bytes());
     let crc = crc32c(&future[..20]);
     future[20..24].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&path, &future).unwrap();
     let e = Store::open(&path, Options::new()).unwrap_err();
-    assert!(matches!(e, Error::FutureVersion { found: 3, .. }), "{e}");
-    // A version 1 store (committed lengths in its header): refused by name.
-    let mut old = good.clone();
-    old[8..12].copy_from_slice(&1u32.to_le_bytes());
-    let crc = crc32c(&old[..20]);
-    old[20..24].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&path, &old).unwrap();
-    let e = Store::open(&path, Options::new()).unwrap_err();
-    assert!(matches!(e, Error::OldVersion { found: 1, .. }), "{e}");
-    assert!(e.to_string().contains("s.kv"), "{e}");
+    assert!(matches!(e, Error::FutureVersion { found: 2, .. }), "{e}");
     // A flipped bit inside a committed record.
     let mut bad = good.clone();
     bad[4096 + 32 + 16] ^= 0x20;
@@ -211,21 +201,6 @@ fn bad_files_give_errors_naming_file_and_offset() {
             path.display()
         )
     );
-}
-
-/// The side file beside the store at `path` (see FORMAT.md).
-fn side_file(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap().to_os_string();
-    name.push("-shm");
-    path.with_file_name(name)
-}
-
-/// Sets the committed and durable lengths in the store's side file.
-fn publish_in_side_file(path: &Path, end: u64) {
-    let mut side = std::fs::read(side_file(path)).unwrap();
-    side[8..16].copy_from_slice(&end.to_le_bytes());
-    side[16..24].copy_from_slice(&end.to_le_bytes());
-    std::fs::write(side_file(path), &side).unwrap();
 }
 
 /// CRC-32C, bit by bit, so the test does not trust the crate's own.
@@ -261,9 +236,8 @@ fn a_torn_tail_is_ignored_and_overwritten() {
     let mid = end as usize + 100;
     torn[mid..mid + 300].fill(0);
     torn[64..72].copy_from_slice(&end.to_le_bytes());
+    torn[72..80].copy_from_slice(&end.to_le_bytes());
     std::fs::write(&path, &torn).unwrap();
-    // The side file went too (a power cut can zero it): the log decides.
-    std::fs::remove_file(side_file(&path)).unwrap();
     let s = Store::open(&path, Options::new()).unwrap();
     assert_eq!(s.get(b"b").unwrap(), None);
     s.put(b"c", b"3").unwrap();
@@ -287,8 +261,11 @@ fn a_whole_group_left_unpublished_by_a_dead_writer_is_kept() {
     let end = s.stats().unwrap().committed;
     s.put(b"b", b"2").unwrap();
     drop(s);
-    // Killed after writing the group, before publishing it.
-    publish_in_side_file(&path, end);
+    // Killed after writing the group, before publishing the header.
+    let mut f = std::fs::read(&path).unwrap();
+    f[64..72].copy_from_slice(&end.to_le_bytes());
+    f[72..80].copy_from_slice(&end.to_le_bytes());
+    std::fs::write(&path, &f).unwrap();
     let reader = Store::open(&path, Options::new().read_only(true)).unwrap();
     assert_eq!(
         reader.get(b"b").unwrap(),
@@ -353,9 +330,6 @@ fn a_power_cut_never_loses_a_returned_commit() {
             }
             let crash = dir.path("crash.kv");
             std::fs::write(&crash, &image).unwrap();
-            // The side file is never synced: after a power cut it may hold
-            // anything older, or nothing. Nothing is the hardest case.
-            let _ = std::fs::remove_file(side_file(&crash));
             let after = Store::open(&crash, Options::new()).unwrap();
             let last: Option<u32> = after
                 .get(b"last")
@@ -447,11 +421,7 @@ fn compaction_reclaims_space_while_another_handle_reads_and_writes() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(
-        leftovers.len(),
-        2,
-        "the store and its side file: {leftovers:?}"
-    );
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
 }
 
 #[test]
