@@ -301,7 +301,37 @@ fn create(path: &Path) -> Result<()> {
     made.map_err(Error::io(path, "create"))
 }
 
+/// The file a store path names: symbolic links are followed here, once,
+/// so that compaction renames its result over the store itself rather
+/// than over the link (which would leave every other name of the store on
+/// the retired file).
+fn resolve(path: &Path) -> Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
+            Ok(real) => Ok(real),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::io(path, "open")(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "a symbolic link to a missing file (create the store at its target's path)",
+                )))
+            }
+            Err(e) => Err(Error::io(path, "open")(e)),
+        },
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// Whether two open files are the same file.
+fn same_file(a: &File, b: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (a.metadata(), b.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 pub(crate) fn open_generation(path: &Path, options: &Options) -> Result<Generation> {
+    let mut created = false;
     let file = loop {
         match File::options()
             .read(true)
@@ -310,9 +340,13 @@ pub(crate) fn open_generation(path: &Path, options: &Options) -> Result<Generati
         {
             Ok(f) => break f,
             Err(e)
-                if e.kind() == io::ErrorKind::NotFound && options.create && !options.read_only =>
+                if e.kind() == io::ErrorKind::NotFound
+                    && options.create
+                    && !options.read_only
+                    && !created =>
             {
                 create(path)?;
+                created = true;
             }
             Err(e) => return Err(Error::io(path, "open")(e)),
         }
@@ -322,7 +356,8 @@ pub(crate) fn open_generation(path: &Path, options: &Options) -> Result<Generati
 
 impl Store {
     /// Opens the store at `path`, creating it if `options` allow and it
-    /// does not exist, and reads its committed log.
+    /// does not exist, and reads its committed log. A symbolic link is
+    /// followed once, here: the store is the file it names.
     ///
     /// # Errors
     ///
@@ -331,7 +366,8 @@ impl Store {
     /// ([`Error::FutureVersion`]), has damaged committed bytes
     /// ([`Error::Corrupt`]) or is larger than `max_size` ([`Error::Full`]).
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Self> {
-        let path = path.as_ref();
+        let path = resolve(path.as_ref())?;
+        let path = path.as_path();
         let generation = open_generation(path, &options)?;
         let store = Self {
             path: path.into(),
@@ -362,7 +398,8 @@ impl Store {
         Ok(())
     }
 
-    /// The store's path.
+    /// The store's path, with a symbolic link given to [`Store::open`]
+    /// resolved to the file it names.
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
@@ -380,6 +417,15 @@ impl Store {
             return Ok(g);
         }
         let fresh = Arc::new(open_generation(&self.path, &self.options)?);
+        if fresh.superseded() && same_file(&g.file, &fresh.file) {
+            // A compaction through another name of this file (a hard
+            // link) put its result there: this name still holds the old,
+            // retired file, and waiting would not change that.
+            return Err(Error::io(&self.path, "open")(io::Error::other(
+                "the store was compacted under another name of the same file (a hard link) \
+                 and this name still holds the retired file; open the store by that name",
+            )));
+        }
         *self
             .current
             .write()

@@ -438,3 +438,81 @@ fn read_only_handles_read_and_refuse_writes() {
     let e = Store::open(dir.path("nope.kv"), Options::new().read_only(true)).unwrap_err();
     assert!(e.to_string().contains("nope.kv: open"), "{e}");
 }
+
+/// Runs `f` on another thread and fails the test if it has not returned
+/// within `secs` seconds (a hang is the bug these tests look for).
+fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("{what} did not return within {secs} s"))
+}
+
+#[test]
+fn compacting_through_a_symbolic_link_replaces_the_store_not_the_link() {
+    let dir = Scratch::new("symlink");
+    let real = dir.path("real.kv");
+    let link = dir.path("link.kv");
+    Store::open(&real, Options::new())
+        .unwrap()
+        .put(b"k", b"1")
+        .unwrap();
+    std::os::unix::fs::symlink("real.kv", &link).unwrap();
+    let via_link = Store::open(&link, Options::new()).unwrap();
+    assert_eq!(via_link.path(), std::fs::canonicalize(&real).unwrap());
+    via_link.compact().unwrap();
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "compaction replaced the link with a file"
+    );
+    let real2 = real.clone();
+    within(10, "a commit by the store's own name", move || {
+        let s = Store::open(&real2, Options::new()).unwrap();
+        s.put(b"k", b"2").unwrap();
+    });
+    assert_eq!(via_link.get(b"k").unwrap().as_deref(), Some(&b"2"[..]));
+}
+
+#[test]
+fn a_dangling_symbolic_link_is_refused_and_leaves_nothing() {
+    let dir = Scratch::new("dangling");
+    let link = dir.path("s.kv");
+    std::os::unix::fs::symlink("missing-dir/target.kv", &link).unwrap();
+    let link2 = link.clone();
+    let err = within(10, "opening a dangling link", move || {
+        Store::open(&link2, Options::new()).unwrap_err()
+    });
+    let msg = err.to_string();
+    assert!(
+        msg.contains("s.kv") && msg.contains("symbolic link"),
+        "{msg}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("s.kv")], "litter: {left:?}");
+}
+
+#[test]
+fn a_handle_on_a_hard_link_that_compaction_retired_fails_instead_of_hanging() {
+    let dir = Scratch::new("hardlink");
+    let a = dir.path("a.kv");
+    let b = dir.path("b.kv");
+    let sa = Store::open(&a, Options::new()).unwrap();
+    sa.put(b"k", b"1").unwrap();
+    std::fs::hard_link(&a, &b).unwrap();
+    let sb = Store::open(&b, Options::new()).unwrap();
+    sa.compact().unwrap();
+    let err = within(10, "a commit on the retired name", move || {
+        sb.put(b"k", b"2").unwrap_err()
+    });
+    assert!(err.to_string().contains("hard link"), "{err}");
+    // The compacted store, by the name it was compacted under, is whole.
+    assert_eq!(sa.get(b"k").unwrap().as_deref(), Some(&b"1"[..]));
+}
