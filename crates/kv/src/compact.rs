@@ -37,7 +37,10 @@ impl Store {
     /// # Errors
     ///
     /// The handle is read-only, damaged committed bytes, or an I/O error
-    /// (the old file is then left as it was).
+    /// (before the new file is renamed into place, the old file is then
+    /// left as it was; after, the store is compacted and the error says
+    /// why this handle could not move to the new file, for example a
+    /// `max_size` smaller than it).
     pub fn compact(&self) -> Result<Compacted> {
         let path = self.path().to_path_buf();
         let (compacted, fresh) = self.with_writer(|g| {
@@ -87,7 +90,6 @@ impl Store {
                 let live = log.index.live_record_bytes + HEADER_SIZE + GROUP_HEADER as u64;
                 let after = out.finish((live / 4).max(1 << 16))?;
                 std::fs::rename(&tmp, &path)?;
-                sync_dir(&path)?;
                 Ok::<_, std::io::Error>(Compacted {
                     before,
                     after,
@@ -104,10 +106,15 @@ impl Store {
                     });
                 }
             };
-            // Open the new file before marking the old one, so this handle
-            // never points at a superseded file.
-            let fresh = open_generation(&path, self.options())?;
+            // The path names the new file now: the old one is marked at
+            // once, before anything else can fail, or the handles still on
+            // it (this one too) would go on committing to an unlinked file
+            // and lose those commits. A handle whose next call cannot open
+            // the new file (say its max_size is too small) gets that error
+            // then, and reopens the path again on the call after.
             g.supersede()?;
+            sync_dir(&path).map_err(Error::io(&path, "compact"))?;
+            let fresh = open_generation(&path, self.options())?;
             Ok::<_, Error>((compacted, fresh))
         })?;
         self.replace_generation(Arc::new(fresh));
