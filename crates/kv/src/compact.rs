@@ -45,6 +45,7 @@ impl Store {
         let path = self.path().to_path_buf();
         let (compacted, fresh) = self.with_writer(|g| {
             let before = g.size_for(u64::MAX)?;
+            remove_leftovers(&path);
             let tmp = sibling(&path, "compact");
             let io = Error::io(&path, "compact");
             let result = (|| {
@@ -119,6 +120,40 @@ impl Store {
         })?;
         self.replace_generation(Arc::new(fresh));
         Ok(compacted)
+    }
+}
+
+/// Removes the partial files of compactions that were killed: only the
+/// holder of the writer lock compacts, so while this one holds it no
+/// `NAME.compact-PID-N` file beside the store belongs to a live compaction.
+fn remove_leftovers(path: &std::path::Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
+    let mut prefix = name.as_encoded_bytes().to_vec();
+    prefix.extend_from_slice(b".compact-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let rest = file.as_encoded_bytes().strip_prefix(prefix.as_slice());
+        // NAME.compact-<digits>-<digits>, and nothing else.
+        let ours = rest.is_some_and(|r| {
+            let mut parts = r.split(|&b| b == b'-');
+            let digits = |p: Option<&[u8]>| {
+                p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
+            };
+            digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+        });
+        if ours {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
 use memio_io::lock::{Kind, Locker, Mode, Wait};
@@ -195,6 +195,8 @@ pub struct Store {
     /// Serialises this handle's writers (the file lock is per open file
     /// description, shared by the threads of this handle).
     writer: Mutex<()>,
+    /// The thread holding `writer` ([`this_thread`]), 0 when none.
+    writing_thread: AtomicUsize,
 }
 
 static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -321,6 +323,22 @@ fn resolve(path: &Path) -> Result<PathBuf> {
     }
 }
 
+/// A number for the calling thread, never 0, unique among live threads:
+/// the address of a thread-local.
+fn this_thread() -> usize {
+    thread_local!(static MARK: u8 = const { 0 });
+    MARK.with(|m| std::ptr::from_ref(m) as usize)
+}
+
+/// Sets the word back to 0 when dropped.
+struct ClearOnDrop<'a>(&'a AtomicUsize);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Relaxed);
+    }
+}
+
 /// Whether two open files are the same file.
 fn same_file(a: &File, b: &File) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -374,6 +392,7 @@ impl Store {
             options,
             current: RwLock::new(Arc::new(generation)),
             writer: Mutex::new(()),
+            writing_thread: AtomicUsize::new(0),
         };
         if !options.read_only {
             store.recover_if_idle()?;
@@ -543,10 +562,21 @@ impl Store {
             }
             .into());
         }
+        let me = this_thread();
+        if self.writing_thread.load(Relaxed) == me {
+            // Locking again would wait for this very thread for ever.
+            return Err(Error::io(&self.path, "write")(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "a write on this store from inside its own transaction (use the transaction's put and delete)",
+            ))
+            .into());
+        }
         let _local = self
             .writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.writing_thread.store(me, Relaxed);
+        let _clear = ClearOnDrop(&self.writing_thread);
         loop {
             let g = self.generation()?;
             let guard = Locker::new(&g.file)

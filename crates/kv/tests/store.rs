@@ -538,3 +538,45 @@ fn commits_after_a_compaction_that_fails_past_its_rename_are_kept() {
     assert_eq!(fresh.get(b"k").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(fresh.get(b"j").unwrap().as_deref(), Some(&b"3"[..]));
 }
+
+#[test]
+fn a_write_on_the_store_inside_its_own_transaction_is_an_error_not_a_deadlock() {
+    let dir = Scratch::new("reentrant");
+    let path = dir.path("s.kv");
+    let s = std::sync::Arc::new(Store::open(&path, Options::new()).unwrap());
+    let s2 = std::sync::Arc::clone(&s);
+    let inner = within(10, "a put inside a transaction", move || {
+        let mut inner = None;
+        let outer = s2.transaction(|t| {
+            t.put(b"a", b"1");
+            inner = Some(s2.put(b"b", b"2").map_err(|e| e.to_string()));
+            Ok::<_, Error>(())
+        });
+        (outer.map_err(|e| e.to_string()), inner)
+    });
+    let msg = inner.1.expect("the closure ran").unwrap_err();
+    assert!(msg.contains("transaction"), "{msg}");
+    inner.0.unwrap();
+    assert_eq!(s.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    // The store stays usable from this thread.
+    s.put(b"c", b"3").unwrap();
+}
+
+#[test]
+fn compaction_removes_what_killed_compactions_left() {
+    let dir = Scratch::new("leftovers");
+    let path = dir.path("s.kv");
+    let s = Store::open(&path, Options::new()).unwrap();
+    s.put(b"k", b"v").unwrap();
+    let stale = dir.path("s.kv.compact-999999-3");
+    let unrelated = dir.path("s.kv.compact-notes");
+    std::fs::write(&stale, vec![0u8; 8192]).unwrap();
+    std::fs::write(&unrelated, b"mine").unwrap();
+    s.compact().unwrap();
+    assert!(!stale.exists(), "a killed compaction's file stayed");
+    assert!(
+        unrelated.exists(),
+        "a file that only looks similar was removed"
+    );
+    assert_eq!(s.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}
