@@ -221,6 +221,16 @@ impl Generation {
         let committed = self.committed();
         let synced = self.synced();
         let size = self.size_for(committed)?;
+        let room = self.map.len() as u64;
+        if committed.min(size) > room {
+            // Another handle, with a larger max_size, grew the store past
+            // what this one reserved: nothing is wrong with the file.
+            return Err(Error::Full {
+                path: self.path.clone(),
+                need: committed.min(size),
+                max: room,
+            });
+        }
         if synced > size || synced < HEADER_SIZE {
             return Err(Error::corrupt(
                 &self.path,

@@ -580,3 +580,19 @@ fn compaction_removes_what_killed_compactions_left() {
     );
     assert_eq!(s.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }
+
+#[test]
+fn a_handle_too_small_for_what_another_grew_the_store_to_says_full() {
+    let dir = Scratch::new("small-handle");
+    let path = dir.path("s.kv");
+    let small = Store::open(&path, Options::new().max_size(1 << 20)).unwrap();
+    small.put(b"a", b"1").unwrap();
+    let big = Store::open(&path, Options::new()).unwrap();
+    let value = vec![b'v'; 1 << 20];
+    for i in 0..3u8 {
+        big.put(&[b'k', i], &value).unwrap();
+    }
+    let err = small.get(b"a").unwrap_err();
+    assert!(matches!(err, Error::Full { .. }), "{err}");
+    assert!(err.to_string().contains("max_size"), "{err}");
+}
