@@ -251,14 +251,27 @@ impl Generation {
                 Err(why) if at < durable => return Err(Error::corrupt(&self.path, at, why)),
                 Err(_) => break,
             };
-            self.apply_body(log, at, &head, &body)
-                .map_err(|d| Error::corrupt(&self.path, d.offset, d.what))?;
-            log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
-            log.chain = head.crc;
-            log.seq = head.seq;
-            log.index.limit = log.seen;
-            self.seen.store(log.seen, Release);
+            self.apply_group(log, at, &head, &body)?;
         }
+        Ok(())
+    }
+
+    /// Applies the checked group at `at` (which is `log.seen`) and moves
+    /// past it.
+    pub fn apply_group(
+        &self,
+        log: &mut Log,
+        at: u64,
+        head: &GroupHeader,
+        body: &[u8],
+    ) -> Result<()> {
+        debug_assert_eq!(at, log.seen);
+        self.apply_body(log, at, head, body)
+            .map_err(|d| Error::corrupt(&self.path, d.offset, d.what))?;
+        log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
+        log.chain = head.crc;
+        log.seq = head.seq;
+        self.seen.store(log.seen, Release);
         Ok(())
     }
 
@@ -316,7 +329,7 @@ impl Generation {
                 return Err(crate::index::damage(loc, "record runs past its group"));
             }
             let key = &body[pos + RECORD_HEADER..pos + RECORD_HEADER + usize::from(rec.key_len)];
-            log.index.apply(&self.map, loc, &rec, key)?;
+            log.index.apply(loc, &rec, key)?;
             pos += len;
             count += 1;
         }

@@ -6,9 +6,8 @@ use std::ops::{Bound, ControlFlow, RangeBounds};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::{DELETE, RECORD_HEADER, RecordHeader};
 use crate::generation::{Generation, Log};
-use crate::index::{Damage, Found, read_value, resolve};
+use crate::index::{Damage, append_value, visible};
 
 /// A consistent, unchanging view of a store as of one commit.
 ///
@@ -72,11 +71,11 @@ impl Snapshot {
         key: &[u8],
         at: u64,
     ) -> Result<Option<Vec<u8>>> {
-        let Some(found) = log.index.at(&g.map, key, at).map_err(corrupt(g))? else {
+        let Some(slot) = log.index.at(&g.map, key, at).map_err(corrupt(g))? else {
             return Ok(None);
         };
         let mut v = Vec::new();
-        read_value(&g.map, found.loc, &found.head, &mut v).map_err(corrupt(g))?;
+        append_value(&g.map, slot.loc, key.len(), slot.val_len, &mut v).map_err(corrupt(g))?;
         Ok(Some(v))
     }
 
@@ -148,8 +147,8 @@ impl Snapshot {
 
     /// Fills `out` with up to [`CHUNK`] pairs visible in this snapshot
     /// from `from` to `end`; returns the last key looked at if the range
-    /// goes on. A record is usually read in one copy (header, key and
-    /// value), guessing the value fits in a small buffer.
+    /// goes on. Keys come from the index; each value is copied once, from
+    /// the mapping into `out`.
     fn chunk(
         &self,
         from: &Bound<Vec<u8>>,
@@ -168,39 +167,21 @@ impl Snapshot {
             }
         }
         let g = &*self.generation;
+        if g.read_log().index.unsettled() {
+            g.write_log().index.settle();
+        }
+        // Keys that turn up pending again from here on were first written
+        // after this snapshot was taken, so it does not see them anyway.
         let log = g.read_log();
-        let limit = log.index.limit;
-        let mut buf = [0u8; 512];
-        let mut value = Vec::new();
         let mut looked = 0;
         let mut last = None;
-        for (key, &loc) in log.index.range(borrowed(from), borrowed(end)) {
+        for (key, slot) in log.index.range(borrowed(from), borrowed(end)) {
             looked += 1;
-            let want = (RECORD_HEADER + key.len() + 256).min(buf.len());
-            let n = want.min(usize::try_from(limit.saturating_sub(loc)).unwrap_or(0));
-            if loc < self.at && n >= RECORD_HEADER + key.len() {
-                g.map
-                    .read_at(loc as usize, &mut buf[..n])
-                    .map_err(|e| Error::corrupt(&g.path, loc, format!("record unreadable: {e}")))?;
-                let head = RecordHeader::parse(&buf);
-                let whole = head.len();
-                if head.kind == DELETE {
-                    // Deleted as of this snapshot.
-                } else if whole <= n {
-                    out.push(key, &buf[RECORD_HEADER + key.len()..whole]);
-                } else {
-                    read_value(&g.map, loc, &head, &mut value).map_err(corrupt(g))?;
-                    out.push(key, &value);
-                }
-            } else {
-                let newest = Found {
-                    loc,
-                    head: crate::index::read_header(&g.map, loc).map_err(corrupt(g))?,
-                };
-                if let Some(rec) = resolve(&g.map, newest, self.at).map_err(corrupt(g))? {
-                    read_value(&g.map, rec.loc, &rec.head, &mut value).map_err(corrupt(g))?;
-                    out.push(key, &value);
-                }
+            if let Some(rec) = visible(&g.map, slot, self.at).map_err(corrupt(g))? {
+                out.push_with(key, |values| {
+                    append_value(&g.map, rec.loc, key.len(), rec.val_len, values)
+                })
+                .map_err(corrupt(g))?;
             }
             if looked == CHUNK {
                 last = Some(key.to_vec());
@@ -227,10 +208,20 @@ impl Pairs {
         self.ends.clear();
     }
 
-    fn push(&mut self, key: &[u8], value: &[u8]) {
+    /// Adds `key` with the value `fill` appends to the values buffer.
+    fn push_with<E>(
+        &mut self,
+        key: &[u8],
+        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mark = self.values.len();
+        if let Err(e) = fill(&mut self.values) {
+            self.values.truncate(mark);
+            return Err(e);
+        }
         self.keys.extend_from_slice(key);
-        self.values.extend_from_slice(value);
         self.ends.push((self.keys.len(), self.values.len()));
+        Ok(())
     }
 
     fn each(&self, mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>) -> ControlFlow<()> {

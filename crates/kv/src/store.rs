@@ -517,10 +517,9 @@ impl Store {
     /// handle is read-only, the file cannot grow ([`Error::Full`]) or an
     /// I/O error.
     pub fn write(&self, batch: &Batch) -> Result<()> {
-        self.transaction(|tx| {
-            tx.pending
-                .extend(batch.ops.iter().map(|(k, v)| (k.clone(), v.clone())));
-            Ok(())
+        self.with_writer(|g| {
+            batch.check()?;
+            self.commit(g, batch)
         })
     }
 
@@ -615,17 +614,18 @@ impl Store {
     }
 
     /// With the writer lock held and the log read: appends `batch` as one
-    /// group, syncs it as the durability asks and publishes it.
+    /// group, syncs it as the durability asks, publishes it and applies it
+    /// to this handle's index (from the bytes in hand: no read back).
     fn commit(&self, g: &Generation, batch: &Batch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let (body, count, seq, chain, at) = {
             let log = g.read_log();
-            let (body, count) = encode(g, &log, batch)?;
+            let (body, count) = encode(&log, batch);
             (body, count, log.seq + 1, log.chain, log.seen)
         };
-        let (head, _) = GroupHeader::seal(count, seq, chain, &body);
+        let (head, crc) = GroupHeader::seal(count, seq, chain, &body);
         let end = at + (GROUP_HEADER + body.len()) as u64;
         self.make_room(g, end)?;
         write_all_vectored_at(&g.file, &mut [IoSlice::new(&head), IoSlice::new(&body)], at)
@@ -634,7 +634,19 @@ impl Store {
         if durable {
             g.sync_data()?;
         }
-        g.publish(end, durable)
+        g.publish(end, durable)?;
+        let mut log = g.write_log();
+        if log.seen == at {
+            let group = GroupHeader {
+                count,
+                seq,
+                body_len: body.len() as u32,
+                prev_crc: chain,
+                crc,
+            };
+            g.apply_group(&mut log, at, &group, &body)?;
+        }
+        Ok(())
     }
 
     /// Grows the file in large zero-filled steps so that `end` fits.
@@ -700,7 +712,7 @@ impl Store {
 
 /// Encodes `batch` as a group body, each record naming the record it
 /// replaces; deletes of absent keys are left out.
-fn encode(g: &Generation, log: &Log, batch: &Batch) -> Result<(Vec<u8>, u32)> {
+fn encode(log: &Log, batch: &Batch) -> (Vec<u8>, u32) {
     let mut body = Vec::with_capacity(
         batch
             .ops
@@ -710,11 +722,8 @@ fn encode(g: &Generation, log: &Log, batch: &Batch) -> Result<(Vec<u8>, u32)> {
     );
     let mut count = 0u32;
     for (key, value) in &batch.ops {
-        let prev = log
-            .index
-            .newest(&g.map, key)
-            .map_err(|d| Error::corrupt(&g.path, d.offset, d.what))?;
-        if value.is_none() && prev.is_none_or(|f| f.head.kind == DELETE) {
+        let prev = log.index.newest(key);
+        if value.is_none() && prev.is_none_or(|s| s.kind == DELETE) {
             continue;
         }
         let val = value.as_deref().unwrap_or_default();
@@ -722,14 +731,14 @@ fn encode(g: &Generation, log: &Log, batch: &Batch) -> Result<(Vec<u8>, u32)> {
             kind: if value.is_some() { PUT } else { DELETE },
             key_len: key.len() as u16,
             val_len: val.len() as u32,
-            prev: prev.map_or(0, |f| f.loc),
+            prev: prev.map_or(0, |s| s.loc),
         }
         .encode(&mut body);
         body.extend_from_slice(key);
         body.extend_from_slice(val);
         count += 1;
     }
-    Ok((body, count))
+    (body, count)
 }
 
 /// The staged writes of a [`Store::transaction`], with reads that see them.
