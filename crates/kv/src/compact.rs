@@ -52,6 +52,7 @@ impl Store {
                 g.write_log().index.settle();
                 // The writer lock is held: no commit can add keys now.
                 let log = g.read_log();
+                let words = g.words().map_err(std::io::Error::other)?;
                 let salt = new_salt();
                 let mut out = Fresh::create(&tmp, salt)?;
                 let mut body = Vec::with_capacity(GROUP_TARGET + (1 << 16));
@@ -85,7 +86,7 @@ impl Store {
                     }
                     .encode(&mut body);
                     body.extend_from_slice(key);
-                    append_value(&g.map, slot.loc, key.len(), slot.val_len, &mut body)
+                    append_value(words, slot.loc, key.len(), slot.val_len, &mut body)
                         .map_err(|d| damage(&path, d))?;
                     count += 1;
                     keys += 1;

@@ -21,6 +21,7 @@ use crate::format::{
 };
 use crate::index::{Damage, Index};
 use crate::reserve::reserve;
+use crate::words::Words;
 
 /// This handle's view of the log: how far it has read and the index of it.
 #[derive(Debug)]
@@ -115,6 +116,11 @@ impl Generation {
         };
         generation.catch_up()?;
         Ok(generation)
+    }
+
+    /// The mapping as load-only words, for copies out of it.
+    pub fn words(&self) -> Result<Words<'_>> {
+        Words::of(&self.map).map_err(Error::io(&self.path, "map"))
     }
 
     fn word(&self, at: usize) -> u64 {
@@ -281,7 +287,8 @@ impl Generation {
         if at + GROUP_HEADER as u64 > bound {
             return Err("group header cut short".into());
         }
-        self.map
+        let words = self.words().map_err(|e| e.to_string())?;
+        words
             .read_at(at as usize, &mut hb)
             .map_err(|e| e.to_string())?;
         let head = GroupHeader::parse(&hb).ok_or("no group header here")?;
@@ -293,7 +300,7 @@ impl Generation {
             ));
         }
         let mut body = vec![0; head.body_len as usize];
-        self.map
+        words
             .read_at(at as usize + GROUP_HEADER, &mut body)
             .map_err(|e| e.to_string())?;
         if !head.verify(&hb, &body) {

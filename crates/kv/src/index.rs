@@ -30,9 +30,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::ops::Bound;
 
-use memio_map::Region;
-
 use crate::format::{DELETE, MAX_KEY, MAX_VALUE, PUT, RECORD_HEADER, RecordHeader};
+use crate::words::Words;
 
 /// Passes a key's 64-bit hash through unchanged (it is already a hash).
 #[derive(Debug, Default, Clone, Copy)]
@@ -83,7 +82,7 @@ pub(crate) fn damage(offset: u64, what: impl Into<String>) -> Damage {
 }
 
 /// Reads the record header at `loc`.
-pub(crate) fn read_header(map: &Region, loc: u64) -> Result<RecordHeader, Damage> {
+pub(crate) fn read_header(map: Words<'_>, loc: u64) -> Result<RecordHeader, Damage> {
     let mut b = [0; RECORD_HEADER];
     let at = usize::try_from(loc).map_err(|_| damage(loc, "offset out of range"))?;
     map.read_at(at, &mut b)
@@ -94,16 +93,14 @@ pub(crate) fn read_header(map: &Region, loc: u64) -> Result<RecordHeader, Damage
 /// Appends the `val_len`-byte value of the record at `loc`, whose key is
 /// `key_len` bytes, to `out`.
 pub(crate) fn append_value(
-    map: &Region,
+    map: Words<'_>,
     loc: u64,
     key_len: usize,
     val_len: u32,
     out: &mut Vec<u8>,
 ) -> Result<(), Damage> {
-    let start = out.len();
-    out.resize(start + val_len as usize, 0);
     let at = loc as usize + RECORD_HEADER + key_len;
-    map.read_at(at, &mut out[start..])
+    map.append(at, val_len as usize, out)
         .map_err(|e| damage(loc, format!("value unreadable: {e}")))
 }
 
@@ -195,7 +192,7 @@ impl Index {
 
     /// The record of `key` as of committed offset `at`: the newest one
     /// that starts below `at`, if it is a put.
-    pub fn at(&self, map: &Region, key: &[u8], at: u64) -> Result<Option<Slot>, Damage> {
+    pub fn at(&self, map: Words<'_>, key: &[u8], at: u64) -> Result<Option<Slot>, Damage> {
         let Some(slot) = self.newest(key) else {
             return Ok(None);
         };
@@ -327,7 +324,7 @@ impl Index {
 /// The record of a key (newest record `slot`) as of committed offset
 /// `at`: walks back from the newest record to the newest one below `at`;
 /// `None` if that is a delete or there is none.
-pub(crate) fn visible(map: &Region, slot: Slot, at: u64) -> Result<Option<Slot>, Damage> {
+pub(crate) fn visible(map: Words<'_>, slot: Slot, at: u64) -> Result<Option<Slot>, Damage> {
     if slot.loc < at {
         return Ok((slot.kind == PUT).then_some(slot));
     }
@@ -344,7 +341,7 @@ pub(crate) fn visible(map: &Region, slot: Slot, at: u64) -> Result<Option<Slot>,
 
 /// Walks back from `found` to the newest record below `at`; `None` if that
 /// is a delete or there is none.
-pub(crate) fn resolve(map: &Region, mut found: Found, at: u64) -> Result<Option<Found>, Damage> {
+pub(crate) fn resolve(map: Words<'_>, mut found: Found, at: u64) -> Result<Option<Found>, Damage> {
     while found.loc >= at {
         let prev = found.head.prev;
         if prev == 0 {

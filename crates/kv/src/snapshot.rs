@@ -71,11 +71,11 @@ impl Snapshot {
         key: &[u8],
         at: u64,
     ) -> Result<Option<Vec<u8>>> {
-        let Some(slot) = log.index.at(&g.map, key, at).map_err(corrupt(g))? else {
+        let Some(slot) = log.index.at(g.words()?, key, at).map_err(corrupt(g))? else {
             return Ok(None);
         };
         let mut v = Vec::new();
-        append_value(&g.map, slot.loc, key.len(), slot.val_len, &mut v).map_err(corrupt(g))?;
+        append_value(g.words()?, slot.loc, key.len(), slot.val_len, &mut v).map_err(corrupt(g))?;
         Ok(Some(v))
     }
 
@@ -173,13 +173,14 @@ impl Snapshot {
         // Keys that turn up pending again from here on were first written
         // after this snapshot was taken, so it does not see them anyway.
         let log = g.read_log();
+        let words = g.words()?;
         let mut looked = 0;
         let mut last = None;
         for (key, slot) in log.index.range(borrowed(from), borrowed(end)) {
             looked += 1;
-            if let Some(rec) = visible(&g.map, slot, self.at).map_err(corrupt(g))? {
+            if let Some(rec) = visible(words, slot, self.at).map_err(corrupt(g))? {
                 out.push_with(key, |values| {
-                    append_value(&g.map, rec.loc, key.len(), rec.val_len, values)
+                    append_value(words, rec.loc, key.len(), rec.val_len, values)
                 })
                 .map_err(corrupt(g))?;
             }
