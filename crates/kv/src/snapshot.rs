@@ -6,8 +6,10 @@ use std::ops::{Bound, ControlFlow, RangeBounds};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::format::RECORD_HEADER;
 use crate::generation::{Generation, Log};
 use crate::index::{Damage, append_value, visible};
+use crate::words::Words;
 
 /// A consistent, unchanging view of a store as of one commit.
 ///
@@ -132,11 +134,16 @@ impl Snapshot {
     ) -> Result<()> {
         let mut from = owned(range.start_bound().cloned());
         let end = owned(range.end_bound().cloned());
-        let mut pairs = Pairs::default();
+        let mut hits = Vec::new();
+        let mut record = Vec::new();
         loop {
-            let more = self.chunk(&from, &end, &mut pairs)?;
-            if pairs.each(&mut f).is_break() {
-                return Ok(());
+            let more = self.locate(&from, &end, &mut hits)?;
+            let words = self.generation.words()?;
+            for hit in &hits {
+                let (key, value) = hit.read(&self.generation, words, &mut record)?;
+                if f(key, value).is_break() {
+                    return Ok(());
+                }
             }
             match more {
                 Some(last) => from = Bound::Excluded(last),
@@ -145,17 +152,19 @@ impl Snapshot {
         }
     }
 
-    /// Fills `out` with up to [`CHUNK`] pairs visible in this snapshot
-    /// from `from` to `end`; returns the last key looked at if the range
-    /// goes on. Keys come from the index; each value is copied once, from
-    /// the mapping into `out`.
-    fn chunk(
+    /// Fills `hits` with the records of up to [`CHUNK`] keys visible in
+    /// this snapshot from `from` to `end`; returns the last key looked at
+    /// if the range goes on. Only this walk of the index holds the index's
+    /// lock: the records are copied out of the mapping after it (bytes
+    /// below the snapshot's position never change), so the caller's code
+    /// never runs under the lock.
+    fn locate(
         &self,
         from: &Bound<Vec<u8>>,
         end: &Bound<Vec<u8>>,
-        out: &mut Pairs,
+        hits: &mut Vec<Hit>,
     ) -> Result<Option<Vec<u8>>> {
-        out.clear();
+        hits.clear();
         if let (Bound::Excluded(a) | Bound::Included(a), Bound::Excluded(b) | Bound::Included(b)) =
             (from, end)
         {
@@ -179,10 +188,11 @@ impl Snapshot {
         for (key, slot) in log.index.range(borrowed(from), borrowed(end)) {
             looked += 1;
             if let Some(rec) = visible(words, slot, self.at).map_err(corrupt(g))? {
-                out.push_with(key, |values| {
-                    append_value(words, rec.loc, key.len(), rec.val_len, values)
-                })
-                .map_err(corrupt(g))?;
+                hits.push(Hit {
+                    loc: rec.loc,
+                    key_len: key.len(),
+                    val_len: rec.val_len as usize,
+                });
             }
             if looked == CHUNK {
                 last = Some(key.to_vec());
@@ -193,45 +203,32 @@ impl Snapshot {
     }
 }
 
-/// Pairs copied out of the store, keys and values each in one buffer.
-#[derive(Debug, Default)]
-struct Pairs {
-    keys: Vec<u8>,
-    values: Vec<u8>,
-    /// Where each pair's key and value end.
-    ends: Vec<(usize, usize)>,
+/// A record a scan found visible: where it lies, its key and value sizes.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    loc: u64,
+    key_len: usize,
+    val_len: usize,
 }
 
-impl Pairs {
-    fn clear(&mut self) {
-        self.keys.clear();
-        self.values.clear();
-        self.ends.clear();
-    }
-
-    /// Adds `key` with the value `fill` appends to the values buffer.
-    fn push_with<E>(
-        &mut self,
-        key: &[u8],
-        fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let mark = self.values.len();
-        if let Err(e) = fill(&mut self.values) {
-            self.values.truncate(mark);
-            return Err(e);
-        }
-        self.keys.extend_from_slice(key);
-        self.ends.push((self.keys.len(), self.values.len()));
-        Ok(())
-    }
-
-    fn each(&self, mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>) -> ControlFlow<()> {
-        let (mut k0, mut v0) = (0, 0);
-        for &(k1, v1) in &self.ends {
-            f(&self.keys[k0..k1], &self.values[v0..v1])?;
-            (k0, v0) = (k1, v1);
-        }
-        ControlFlow::Continue(())
+impl Hit {
+    /// Copies the record's key and value (adjacent in the log) into
+    /// `record` in one copy; returns them.
+    fn read<'b>(
+        &self,
+        g: &Generation,
+        words: Words<'_>,
+        record: &'b mut Vec<u8>,
+    ) -> Result<(&'b [u8], &'b [u8])> {
+        record.clear();
+        words
+            .append(
+                self.loc as usize + RECORD_HEADER,
+                self.key_len + self.val_len,
+                record,
+            )
+            .map_err(|e| Error::corrupt(&g.path, self.loc, format!("record unreadable: {e}")))?;
+        Ok(record.split_at(self.key_len))
     }
 }
 
@@ -248,12 +245,15 @@ pub struct Iter {
 
 impl Iter {
     fn refill(&mut self) -> Result<()> {
-        let mut pairs = Pairs::default();
-        let more = self.snapshot.chunk(&self.from, &self.end, &mut pairs)?;
-        let _ = pairs.each(|k, v| {
-            self.buf.push_back((k.to_vec(), v.to_vec()));
-            ControlFlow::Continue(())
-        });
+        let mut hits = Vec::new();
+        let more = self.snapshot.locate(&self.from, &self.end, &mut hits)?;
+        let g = &*self.snapshot.generation;
+        let words = g.words()?;
+        let mut record = Vec::new();
+        for hit in &hits {
+            let (key, value) = hit.read(g, words, &mut record)?;
+            self.buf.push_back((key.to_vec(), value.to_vec()));
+        }
         match more {
             Some(last) => self.from = Bound::Excluded(last),
             None => self.done = true,
