@@ -8,10 +8,10 @@
 //! arena) and a [`Slot`]: the offset, kind and value length of the key's
 //! newest record. So:
 //!
-//! - a point lookup hashes the key (a 64-bit hash to an id; the key is
-//!   compared against the arena, so a hash collision only sends the second
-//!   key to a small spill table) and reads the value straight from the
-//!   mapping;
+//! - a point lookup hashes the key (a 64-bit hash to an id and a copy of
+//!   its slot; the key is compared against the record in the mapping, so a
+//!   hash collision only sends the second key to a small spill table) and
+//!   reads the value from that same record;
 //! - a record for a key already known only overwrites its slot: applying a
 //!   commit of updates costs one hash lookup per record, however many keys
 //!   the store holds;
@@ -67,6 +67,14 @@ pub(crate) struct Slot {
     pub kind: u8,
 }
 
+/// A hash table entry: the id of the first key with that hash, and a copy
+/// of its slot.
+#[derive(Debug, Clone, Copy)]
+struct Cached {
+    id: u32,
+    slot: Slot,
+}
+
 /// Why a record could not be read or applied.
 #[derive(Debug)]
 pub(crate) struct Damage {
@@ -104,11 +112,32 @@ pub(crate) fn append_value(
         .map_err(|e| damage(loc, format!("value unreadable: {e}")))
 }
 
+/// Whether the record at `loc` holds `key`.
+fn record_holds(map: Words<'_>, loc: u64, key: &[u8]) -> Result<bool, Damage> {
+    let head = read_header(map, loc)?;
+    if usize::from(head.key_len) != key.len() {
+        return Ok(false);
+    }
+    let mut buf = [0u8; 64];
+    let start = loc as usize + RECORD_HEADER;
+    for (i, part) in key.chunks(buf.len()).enumerate() {
+        let got = &mut buf[..part.len()];
+        map.read_at(start + i * 64, got)
+            .map_err(|e| damage(loc, format!("key unreadable: {e}")))?;
+        if got != part {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Where each key's newest record lies, and counts for `stats`.
 #[derive(Debug)]
 pub(crate) struct Index {
     seed: u64,
-    by_hash: HashMap<u64, u32, BuildHasherDefault<Ident>>,
+    /// Hash of a key to its id, with a copy of its slot: a point lookup
+    /// goes from here straight to the record (see [`at`](Self::at)).
+    by_hash: HashMap<u64, Cached, BuildHasherDefault<Ident>>,
     spill: HashMap<Box<[u8]>, u32>,
     /// Every key's bytes, back to back, in id order.
     arena: Vec<u8>,
@@ -176,9 +205,9 @@ impl Index {
         &self.arena[self.starts[id]..self.starts[id + 1]]
     }
 
-    /// The id of `key`, if the log names it.
-    fn id(&self, key: &[u8]) -> Option<u32> {
-        let &id = self.by_hash.get(&self.hash(key))?;
+    /// The id of `key` (whose hash is `h`), if the log names it.
+    fn id(&self, h: u64, key: &[u8]) -> Option<u32> {
+        let id = self.by_hash.get(&h)?.id;
         if self.key(id) == key {
             return Some(id);
         }
@@ -187,14 +216,26 @@ impl Index {
 
     /// The newest record of `key`, put or delete.
     pub fn newest(&self, key: &[u8]) -> Option<Slot> {
-        self.id(key).map(|id| self.slots[id as usize])
+        self.id(self.hash(key), key)
+            .map(|id| self.slots[id as usize])
     }
 
     /// The record of `key` as of committed offset `at`: the newest one
-    /// that starts below `at`, if it is a put.
+    /// that starts below `at`, if it is a put. The key is checked against
+    /// the record itself, in the mapping, rather than the arena: a random
+    /// lookup then touches the hash table and the record (whose value it
+    /// reads next), not the arena and the slots too.
     pub fn at(&self, map: Words<'_>, key: &[u8], at: u64) -> Result<Option<Slot>, Damage> {
-        let Some(slot) = self.newest(key) else {
+        let Some(cached) = self.by_hash.get(&self.hash(key)) else {
             return Ok(None);
+        };
+        let slot = if record_holds(map, cached.slot.loc, key)? {
+            cached.slot
+        } else {
+            match self.spill.get(key) {
+                Some(&id) => self.slots[id as usize],
+                None => return Ok(None),
+            }
         };
         visible(map, slot, at)
     }
@@ -208,7 +249,8 @@ impl Index {
         if usize::from(rec.key_len) > MAX_KEY || rec.val_len as usize > MAX_VALUE {
             return Err(damage(loc, "record larger than the format allows"));
         }
-        let id = self.id(key);
+        let h = self.hash(key);
+        let id = self.id(h, key);
         let old = id.map(|id| self.slots[id as usize]);
         let expect = old.map_or(0, |s| s.loc);
         if rec.prev != expect {
@@ -237,21 +279,26 @@ impl Index {
             kind: rec.kind,
         };
         match id {
-            Some(id) => self.slots[id as usize] = slot,
-            None => self.insert(key, slot)?,
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                if let Some(cached) = self.by_hash.get_mut(&h).filter(|c| c.id == id) {
+                    cached.slot = slot;
+                }
+            }
+            None => self.insert(h, key, slot)?,
         }
         Ok(())
     }
 
     /// Gives `key`, new to the index, an id and files it.
-    fn insert(&mut self, key: &[u8], slot: Slot) -> Result<(), Damage> {
+    fn insert(&mut self, h: u64, key: &[u8], slot: Slot) -> Result<(), Damage> {
         let id = u32::try_from(self.slots.len())
             .map_err(|_| damage(slot.loc, "more distinct keys than the index holds"))?;
         self.arena.extend_from_slice(key);
         self.starts.push(self.arena.len());
         self.slots.push(slot);
-        if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(self.hash(key)) {
-            e.insert(id);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
+            e.insert(Cached { id, slot });
         } else {
             self.spill.insert(key.into(), id);
         }
@@ -359,4 +406,61 @@ pub(crate) fn resolve(map: Words<'_>, mut found: Found, at: u64) -> Result<Optio
         };
     }
     Ok((found.head.kind == PUT).then_some(found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memio_map::Region;
+
+    fn record(region: &mut Region, loc: u64, key: &[u8], val: &[u8], prev: u64) -> RecordHeader {
+        let head = RecordHeader {
+            kind: PUT,
+            key_len: key.len() as u16,
+            val_len: val.len() as u32,
+            prev,
+        };
+        let mut b = Vec::new();
+        head.encode(&mut b);
+        b.extend_from_slice(key);
+        b.extend_from_slice(val);
+        region.write_at(loc as usize, &b).unwrap();
+        head
+    }
+
+    #[test]
+    fn a_key_sharing_a_hash_with_another_is_found_through_the_spill_table() {
+        let mut region = Region::anonymous(8192).unwrap();
+        record(&mut region, 100, b"owner", b"1", 0);
+        record(&mut region, 200, b"c", b"22", 0);
+        record(&mut region, 300, b"d", b"333", 0);
+        let mut index = Index::new();
+        // File "owner" under the hash of "c", as a collision would.
+        let h = index.hash(b"c");
+        let slot = |loc, val_len| Slot {
+            loc,
+            val_len,
+            kind: PUT,
+        };
+        index.insert(h, b"owner", slot(100, 1)).unwrap();
+        index.insert(h, b"c", slot(200, 2)).unwrap();
+        index.insert(index.hash(b"d"), b"d", slot(300, 3)).unwrap();
+        // `insert` leaves the counts to `apply`.
+        (index.live_keys, index.live_bytes, index.live_record_bytes) = (3, 12, 60);
+        let words = Words::of(&region).unwrap();
+        let at = |index: &Index, key: &[u8]| index.at(words, key, 4096).unwrap().map(|s| s.loc);
+        assert_eq!(at(&index, b"c"), Some(200));
+        assert_eq!(at(&index, b"d"), Some(300));
+        assert_eq!(at(&index, b"e"), None);
+        // An update of the spilled key moves its slot, not the owner's.
+        let head = record(&mut region, 400, b"c", b"4444", 200);
+        index.apply(400, &head, b"c").unwrap();
+        let words = Words::of(&region).unwrap();
+        assert_eq!(
+            index.at(words, b"c", 4096).unwrap().map(|s| s.loc),
+            Some(400)
+        );
+        assert_eq!(index.by_hash[&h].slot.loc, 100);
+        assert_eq!(index.newest(b"c").map(|s| s.val_len), Some(4));
+    }
 }
