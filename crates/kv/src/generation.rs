@@ -272,7 +272,7 @@ impl Generation {
         body: &[u8],
     ) -> Result<()> {
         debug_assert_eq!(at, log.seen);
-        self.apply_body(log, at, head, body)
+        Self::apply_body(log, at, head, body)
             .map_err(|d| Error::corrupt(&self.path, d.offset, d.what))?;
         log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
         log.chain = head.crc;
@@ -315,13 +315,7 @@ impl Generation {
         Ok((head, body))
     }
 
-    fn apply_body(
-        &self,
-        log: &mut Log,
-        at: u64,
-        head: &GroupHeader,
-        body: &[u8],
-    ) -> Result<(), Damage> {
+    fn apply_body(log: &mut Log, at: u64, head: &GroupHeader, body: &[u8]) -> Result<(), Damage> {
         let base = at + GROUP_HEADER as u64;
         let mut pos = 0usize;
         let mut count = 0u32;
