@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{GROUP_HEADER, GroupHeader, HEADER_SIZE, PUT, RecordHeader};
-use crate::index::{read_header, read_value};
+use crate::index::append_value;
 use crate::store::{Fresh, Store, new_salt, open_generation, sibling, sync_dir};
 
 /// What [`Store::compact`] did.
@@ -49,12 +49,14 @@ impl Store {
             let tmp = sibling(&path, "compact");
             let io = Error::io(&path, "compact");
             let result = (|| {
+                g.write_log().index.settle();
+                // The writer lock is held: no commit can add keys now.
                 let log = g.read_log();
+                let words = g.words().map_err(std::io::Error::other)?;
                 let salt = new_salt();
                 let mut out = Fresh::create(&tmp, salt)?;
                 let mut body = Vec::with_capacity(GROUP_TARGET + (1 << 16));
                 let (mut count, mut seq, mut chain, mut keys) = (0u32, 0u64, salt, 0u64);
-                let mut value = Vec::new();
                 let mut flush =
                     |body: &mut Vec<u8>, count: &mut u32, out: &mut Fresh| -> std::io::Result<()> {
                         if *count == 0 {
@@ -69,18 +71,23 @@ impl Store {
                         *count = 0;
                         Ok(())
                     };
-                for (key, &loc) in log
+                for (key, slot) in log
                     .index
                     .range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
                 {
-                    let head = read_header(&g.map, loc).map_err(|d| damage(&path, d))?;
-                    if head.kind != PUT {
+                    if slot.kind != PUT {
                         continue;
                     }
-                    read_value(&g.map, loc, &head, &mut value).map_err(|d| damage(&path, d))?;
-                    RecordHeader { prev: 0, ..head }.encode(&mut body);
+                    RecordHeader {
+                        kind: PUT,
+                        key_len: key.len() as u16,
+                        val_len: slot.val_len,
+                        prev: 0,
+                    }
+                    .encode(&mut body);
                     body.extend_from_slice(key);
-                    body.extend_from_slice(&value);
+                    append_value(words, slot.loc, key.len(), slot.val_len, &mut body)
+                        .map_err(|d| damage(&path, d))?;
                     count += 1;
                     keys += 1;
                     if body.len() >= GROUP_TARGET {

@@ -21,6 +21,7 @@ use crate::format::{
 };
 use crate::index::{Damage, Index};
 use crate::reserve::reserve;
+use crate::words::Words;
 
 /// This handle's view of the log: how far it has read and the index of it.
 #[derive(Debug)]
@@ -115,6 +116,11 @@ impl Generation {
         };
         generation.catch_up()?;
         Ok(generation)
+    }
+
+    /// The mapping as load-only words, for copies out of it.
+    pub fn words(&self) -> Result<Words<'_>> {
+        Words::of(&self.map).map_err(Error::io(&self.path, "map"))
     }
 
     fn word(&self, at: usize) -> u64 {
@@ -251,14 +257,27 @@ impl Generation {
                 Err(why) if at < durable => return Err(Error::corrupt(&self.path, at, why)),
                 Err(_) => break,
             };
-            self.apply_body(log, at, &head, &body)
-                .map_err(|d| Error::corrupt(&self.path, d.offset, d.what))?;
-            log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
-            log.chain = head.crc;
-            log.seq = head.seq;
-            log.index.limit = log.seen;
-            self.seen.store(log.seen, Release);
+            self.apply_group(log, at, &head, &body)?;
         }
+        Ok(())
+    }
+
+    /// Applies the checked group at `at` (which is `log.seen`) and moves
+    /// past it.
+    pub fn apply_group(
+        &self,
+        log: &mut Log,
+        at: u64,
+        head: &GroupHeader,
+        body: &[u8],
+    ) -> Result<()> {
+        debug_assert_eq!(at, log.seen);
+        Self::apply_body(log, at, head, body)
+            .map_err(|d| Error::corrupt(&self.path, d.offset, d.what))?;
+        log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
+        log.chain = head.crc;
+        log.seq = head.seq;
+        self.seen.store(log.seen, Release);
         Ok(())
     }
 
@@ -268,7 +287,8 @@ impl Generation {
         if at + GROUP_HEADER as u64 > bound {
             return Err("group header cut short".into());
         }
-        self.map
+        let words = self.words().map_err(|e| e.to_string())?;
+        words
             .read_at(at as usize, &mut hb)
             .map_err(|e| e.to_string())?;
         let head = GroupHeader::parse(&hb).ok_or("no group header here")?;
@@ -280,7 +300,7 @@ impl Generation {
             ));
         }
         let mut body = vec![0; head.body_len as usize];
-        self.map
+        words
             .read_at(at as usize + GROUP_HEADER, &mut body)
             .map_err(|e| e.to_string())?;
         if !head.verify(&hb, &body) {
@@ -295,13 +315,7 @@ impl Generation {
         Ok((head, body))
     }
 
-    fn apply_body(
-        &self,
-        log: &mut Log,
-        at: u64,
-        head: &GroupHeader,
-        body: &[u8],
-    ) -> Result<(), Damage> {
+    fn apply_body(log: &mut Log, at: u64, head: &GroupHeader, body: &[u8]) -> Result<(), Damage> {
         let base = at + GROUP_HEADER as u64;
         let mut pos = 0usize;
         let mut count = 0u32;
@@ -316,7 +330,7 @@ impl Generation {
                 return Err(crate::index::damage(loc, "record runs past its group"));
             }
             let key = &body[pos + RECORD_HEADER..pos + RECORD_HEADER + usize::from(rec.key_len)];
-            log.index.apply(&self.map, loc, &rec, key)?;
+            log.index.apply(loc, &rec, key)?;
             pos += len;
             count += 1;
         }

@@ -3,19 +3,35 @@
 //! store and then extends it from the offset it last saw, one committed
 //! group at a time, so no reader ever replays what it has already read.
 //!
-//! Point lookups go through a hash table keyed by a 64-bit hash of the key
-//! (the key itself is compared against the record in the mapping, so a
-//! hash collision only sends the second key to a small spill table);
-//! ordered scans go through a `BTreeMap`. Each record names the record it
-//! replaced (`prev`), so a reader can look up a key as of any earlier
-//! committed offset — a snapshot — by walking back from the newest record.
+//! Each distinct key gets a small number, its *id*, the first time the log
+//! names it. The index holds, per id, the key's bytes (back to back in one
+//! arena) and a [`Slot`]: the offset, kind and value length of the key's
+//! newest record. So:
+//!
+//! - a point lookup hashes the key (a 64-bit hash to an id and a copy of
+//!   its slot; the key is compared against the record in the mapping, so a
+//!   hash collision only sends the second key to a small spill table) and
+//!   reads the value from that same record;
+//! - a record for a key already known only overwrites its slot: applying a
+//!   commit of updates costs one hash lookup per record, however many keys
+//!   the store holds;
+//! - ordered scans walk `ordered`, the ids sorted by key. A new key larger
+//!   than every key so far (a load in key order) is appended to it at once;
+//!   any other new key waits in `pending` until the next scan sorts the
+//!   pending keys and merges them in ([`Index::settle`]), once for all of
+//!   them.
+//!
+//! Each record names the record it replaced (`prev`), so a reader can look
+//! up a key as of any earlier committed offset — a snapshot — by walking
+//! back from the newest record.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-
-use memio_map::Region;
+use std::ops::Bound;
 
 use crate::format::{DELETE, MAX_KEY, MAX_VALUE, PUT, RECORD_HEADER, RecordHeader};
+use crate::words::Words;
 
 /// Passes a key's 64-bit hash through unchanged (it is already a hash).
 #[derive(Debug, Default, Clone, Copy)]
@@ -33,11 +49,30 @@ impl Hasher for Ident {
     }
 }
 
-/// A record found in the mapping: its offset, header and key.
+/// A record found in the mapping: its offset and header.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found {
     pub loc: u64,
     pub head: RecordHeader,
+}
+
+/// What the index keeps of a key's newest record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    /// File offset of the record.
+    pub loc: u64,
+    /// Its value's length (0 for a delete).
+    pub val_len: u32,
+    /// [`PUT`] or [`DELETE`].
+    pub kind: u8,
+}
+
+/// A hash table entry: the id of the first key with that hash, and a copy
+/// of its slot.
+#[derive(Debug, Clone, Copy)]
+struct Cached {
+    id: u32,
+    slot: Slot,
 }
 
 /// Why a record could not be read or applied.
@@ -55,7 +90,7 @@ pub(crate) fn damage(offset: u64, what: impl Into<String>) -> Damage {
 }
 
 /// Reads the record header at `loc`.
-pub(crate) fn read_header(map: &Region, loc: u64) -> Result<RecordHeader, Damage> {
+pub(crate) fn read_header(map: Words<'_>, loc: u64) -> Result<RecordHeader, Damage> {
     let mut b = [0; RECORD_HEADER];
     let at = usize::try_from(loc).map_err(|_| damage(loc, "offset out of range"))?;
     map.read_at(at, &mut b)
@@ -63,71 +98,58 @@ pub(crate) fn read_header(map: &Region, loc: u64) -> Result<RecordHeader, Damage
     Ok(RecordHeader::parse(&b))
 }
 
-/// The header of the record at `loc` if it holds `key`: header and key
-/// read in one copy when the key is short.
-/// Reads past the record's end stay below `limit` (the end of the log
-/// read so far), so they never reach past the file.
-fn read_if_key(
-    map: &Region,
+/// Appends the `val_len`-byte value of the record at `loc`, whose key is
+/// `key_len` bytes, to `out`.
+pub(crate) fn append_value(
+    map: Words<'_>,
     loc: u64,
-    key: &[u8],
-    limit: u64,
-) -> Result<Option<RecordHeader>, Damage> {
-    let n = RECORD_HEADER + key.len();
-    if key.len() > 48 || loc + n as u64 > limit {
-        let head = read_header(map, loc)?;
-        return Ok(key_matches(map, loc, &head, key)?.then_some(head));
-    }
-    let mut buf = [0u8; RECORD_HEADER + 48];
-    map.read_at(loc as usize, &mut buf[..n])
-        .map_err(|e| damage(loc, format!("record unreadable: {e}")))?;
-    let head = RecordHeader::parse(&buf);
-    Ok((usize::from(head.key_len) == key.len() && buf[RECORD_HEADER..n] == *key).then_some(head))
+    key_len: usize,
+    val_len: u32,
+    out: &mut Vec<u8>,
+) -> Result<(), Damage> {
+    let at = loc as usize + RECORD_HEADER + key_len;
+    map.append(at, val_len as usize, out)
+        .map_err(|e| damage(loc, format!("value unreadable: {e}")))
 }
 
-/// Whether the record at `loc` (header `head`) holds `key`.
-fn key_matches(map: &Region, loc: u64, head: &RecordHeader, key: &[u8]) -> Result<bool, Damage> {
+/// Whether the record at `loc` holds `key`.
+fn record_holds(map: Words<'_>, loc: u64, key: &[u8]) -> Result<bool, Damage> {
+    let head = read_header(map, loc)?;
     if usize::from(head.key_len) != key.len() {
         return Ok(false);
     }
     let mut buf = [0u8; 64];
     let start = loc as usize + RECORD_HEADER;
-    let mut done = 0;
-    while done < key.len() {
-        let n = (key.len() - done).min(buf.len());
-        map.read_at(start + done, &mut buf[..n])
+    for (i, part) in key.chunks(buf.len()).enumerate() {
+        let got = &mut buf[..part.len()];
+        map.read_at(start + i * 64, got)
             .map_err(|e| damage(loc, format!("key unreadable: {e}")))?;
-        if buf[..n] != key[done..done + n] {
+        if got != part {
             return Ok(false);
         }
-        done += n;
     }
     Ok(true)
-}
-
-/// Reads the value of the record at `loc` (header `head`) into `out`.
-pub(crate) fn read_value(
-    map: &Region,
-    loc: u64,
-    head: &RecordHeader,
-    out: &mut Vec<u8>,
-) -> Result<(), Damage> {
-    out.clear();
-    out.resize(head.val_len as usize, 0);
-    let at = loc as usize + RECORD_HEADER + usize::from(head.key_len);
-    map.read_at(at, out)
-        .map_err(|e| damage(loc, format!("value unreadable: {e}")))
 }
 
 /// Where each key's newest record lies, and counts for `stats`.
 #[derive(Debug)]
 pub(crate) struct Index {
     seed: u64,
-    /// End of the log read so far: records lie below it.
-    pub limit: u64,
-    by_hash: HashMap<u64, u64, BuildHasherDefault<Ident>>,
-    spill: HashMap<Box<[u8]>, u64>,
-    ordered: BTreeMap<Box<[u8]>, u64>,
+    /// Hash of a key to its id, with a copy of its slot: a point lookup
+    /// goes from here straight to the record (see [`at`](Self::at)).
+    by_hash: HashMap<u64, Cached, BuildHasherDefault<Ident>>,
+    spill: HashMap<Box<[u8]>, u32>,
+    /// Every key's bytes, back to back, in id order.
+    arena: Vec<u8>,
+    /// Where each key starts in `arena`, plus the arena's end: key `id` is
+    /// `arena[starts[id]..starts[id + 1]]`.
+    starts: Vec<usize>,
+    /// Each key's newest record.
+    slots: Vec<Slot>,
+    /// Ids in key order.
+    ordered: Vec<u32>,
+    /// Ids of keys not yet merged into `ordered`.
+    pending: Vec<u32>,
     /// Keys whose newest record is a put.
     pub live_keys: u64,
     /// Key and value bytes of those records.
@@ -140,10 +162,13 @@ impl Index {
     pub fn new() -> Self {
         Self {
             seed: RandomState::new().hash_one(0u64) | 1,
-            limit: 0,
             by_hash: HashMap::default(),
             spill: HashMap::new(),
-            ordered: BTreeMap::new(),
+            arena: Vec::new(),
+            starts: vec![0],
+            slots: Vec::new(),
+            ordered: Vec::new(),
+            pending: Vec::new(),
             live_keys: 0,
             live_bytes: 0,
             live_record_bytes: 0,
@@ -174,49 +199,60 @@ impl Index {
         fold(h, K ^ self.seed)
     }
 
+    /// The bytes of key `id`.
+    pub fn key(&self, id: u32) -> &[u8] {
+        let id = id as usize;
+        &self.arena[self.starts[id]..self.starts[id + 1]]
+    }
+
+    /// The id of `key` (whose hash is `h`), if the log names it.
+    fn id(&self, h: u64, key: &[u8]) -> Option<u32> {
+        let id = self.by_hash.get(&h)?.id;
+        if self.key(id) == key {
+            return Some(id);
+        }
+        self.spill.get(key).copied()
+    }
+
     /// The newest record of `key`, put or delete.
-    pub fn newest(&self, map: &Region, key: &[u8]) -> Result<Option<Found>, Damage> {
-        let Some(&loc) = self.by_hash.get(&self.hash(key)) else {
-            return Ok(None);
-        };
-        if let Some(head) = read_if_key(map, loc, key, self.limit)? {
-            return Ok(Some(Found { loc, head }));
-        }
-        match self.spill.get(key) {
-            Some(&loc) => Ok(Some(Found {
-                loc,
-                head: read_header(map, loc)?,
-            })),
-            None => Ok(None),
-        }
+    pub fn newest(&self, key: &[u8]) -> Option<Slot> {
+        self.id(self.hash(key), key)
+            .map(|id| self.slots[id as usize])
     }
 
     /// The record of `key` as of committed offset `at`: the newest one
-    /// that starts below `at`, if it is a put.
-    pub fn at(&self, map: &Region, key: &[u8], at: u64) -> Result<Option<Found>, Damage> {
-        let Some(found) = self.newest(map, key)? else {
+    /// that starts below `at`, if it is a put. The key is checked against
+    /// the record itself, in the mapping, rather than the arena: a random
+    /// lookup then touches the hash table and the record (whose value it
+    /// reads next), not the arena and the slots too.
+    pub fn at(&self, map: Words<'_>, key: &[u8], at: u64) -> Result<Option<Slot>, Damage> {
+        let Some(cached) = self.by_hash.get(&self.hash(key)) else {
             return Ok(None);
         };
-        resolve(map, found, at)
+        let slot = if record_holds(map, cached.slot.loc, key)? {
+            cached.slot
+        } else {
+            match self.spill.get(key) {
+                Some(&id) => self.slots[id as usize],
+                None => return Ok(None),
+            }
+        };
+        visible(map, slot, at)
     }
 
     /// Records that `key`'s newest record is now `rec` at `loc`, after
     /// checking that the record names the one it replaces.
-    pub fn apply(
-        &mut self,
-        map: &Region,
-        loc: u64,
-        rec: &RecordHeader,
-        key: &[u8],
-    ) -> Result<(), Damage> {
+    pub fn apply(&mut self, loc: u64, rec: &RecordHeader, key: &[u8]) -> Result<(), Damage> {
         if rec.kind != PUT && rec.kind != DELETE {
             return Err(damage(loc, format!("unknown record kind {}", rec.kind)));
         }
         if usize::from(rec.key_len) > MAX_KEY || rec.val_len as usize > MAX_VALUE {
             return Err(damage(loc, "record larger than the format allows"));
         }
-        let old = self.newest(map, key)?;
-        let expect = old.map_or(0, |f| f.loc);
+        let h = self.hash(key);
+        let id = self.id(h, key);
+        let old = id.map(|id| self.slots[id as usize]);
+        let expect = old.map_or(0, |s| s.loc);
         if rec.prev != expect {
             return Err(damage(
                 loc,
@@ -226,55 +262,133 @@ impl Index {
                 ),
             ));
         }
-        if let Some(f) = old.filter(|f| f.head.kind == PUT) {
+        let record_len = |val_len: u32| (RECORD_HEADER + key.len()) as u64 + u64::from(val_len);
+        if let Some(s) = old.filter(|s| s.kind == PUT) {
             self.live_keys -= 1;
-            self.live_bytes -= u64::from(f.head.key_len) + u64::from(f.head.val_len);
-            self.live_record_bytes -= f.head.len() as u64;
+            self.live_bytes -= key.len() as u64 + u64::from(s.val_len);
+            self.live_record_bytes -= record_len(s.val_len);
         }
         if rec.kind == PUT {
             self.live_keys += 1;
-            self.live_bytes += u64::from(rec.key_len) + u64::from(rec.val_len);
-            self.live_record_bytes += rec.len() as u64;
+            self.live_bytes += key.len() as u64 + u64::from(rec.val_len);
+            self.live_record_bytes += record_len(rec.val_len);
         }
-        let h = self.hash(key);
-        match old {
-            Some(f) if self.by_hash.get(&h) == Some(&f.loc) => {
-                self.by_hash.insert(h, loc);
-            }
-            Some(_) => {
-                self.spill.insert(key.into(), loc);
-            }
-            None => {
-                if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
-                    e.insert(loc);
-                } else {
-                    self.spill.insert(key.into(), loc);
+        let slot = Slot {
+            loc,
+            val_len: rec.val_len,
+            kind: rec.kind,
+        };
+        match id {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                if let Some(cached) = self.by_hash.get_mut(&h).filter(|c| c.id == id) {
+                    cached.slot = slot;
                 }
             }
-        }
-        match self.ordered.get_mut(key) {
-            Some(l) => *l = loc,
-            None => {
-                self.ordered.insert(key.into(), loc);
-            }
+            None => self.insert(h, key, slot)?,
         }
         Ok(())
     }
 
-    /// Up to `max` keys from `from` (inclusive or not) to `end`, with the
-    /// location of their newest records.
-    pub fn range(
-        &self,
-        from: std::ops::Bound<&[u8]>,
-        end: std::ops::Bound<&[u8]>,
-    ) -> std::collections::btree_map::Range<'_, Box<[u8]>, u64> {
-        self.ordered.range::<[u8], _>((from, end))
+    /// Gives `key`, new to the index, an id and files it.
+    fn insert(&mut self, h: u64, key: &[u8], slot: Slot) -> Result<(), Damage> {
+        let id = u32::try_from(self.slots.len())
+            .map_err(|_| damage(slot.loc, "more distinct keys than the index holds"))?;
+        self.arena.extend_from_slice(key);
+        self.starts.push(self.arena.len());
+        self.slots.push(slot);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(h) {
+            e.insert(Cached { id, slot });
+        } else {
+            self.spill.insert(key.into(), id);
+        }
+        let after_last = self.ordered.last().is_none_or(|&l| self.key(l) < key);
+        if self.pending.is_empty() && after_last {
+            self.ordered.push(id);
+        } else {
+            self.pending.push(id);
+        }
+        Ok(())
     }
+
+    /// Whether keys wait to be merged into the key order.
+    pub fn unsettled(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Merges the pending keys into the key order.
+    pub fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_unstable_by(|&a, &b| self.key(a).cmp(self.key(b)));
+        let mut merged = Vec::with_capacity(self.ordered.len() + pending.len());
+        let (mut i, mut j) = (0, 0);
+        while i < self.ordered.len() && j < pending.len() {
+            if self.key(self.ordered[i]) < self.key(pending[j]) {
+                merged.push(self.ordered[i]);
+                i += 1;
+            } else {
+                merged.push(pending[j]);
+                j += 1;
+            }
+        }
+        merged.extend_from_slice(&self.ordered[i..]);
+        merged.extend_from_slice(&pending[j..]);
+        self.ordered = merged;
+        pending.clear();
+        self.pending = pending;
+    }
+
+    /// Keys from `from` to `end` in key order, with their newest records;
+    /// keys still pending (see [`settle`](Self::settle)) are left out.
+    pub fn range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], Slot)> + 'a {
+        let position = |bound: Bound<&[u8]>, is_end: bool| match bound {
+            Bound::Unbounded if is_end => self.ordered.len(),
+            Bound::Unbounded => 0,
+            Bound::Included(k) => self.ordered.partition_point(|&id| {
+                let o = self.key(id).cmp(k);
+                o == Ordering::Less || (is_end && o == Ordering::Equal)
+            }),
+            Bound::Excluded(k) => self.ordered.partition_point(|&id| {
+                let o = self.key(id).cmp(k);
+                o == Ordering::Less || (!is_end && o == Ordering::Equal)
+            }),
+        };
+        let lo = position(from, false);
+        let hi = position(end, true).max(lo);
+        self.ordered[lo..hi]
+            .iter()
+            .map(|&id| (self.key(id), self.slots[id as usize]))
+    }
+}
+
+/// The record of a key (newest record `slot`) as of committed offset
+/// `at`: walks back from the newest record to the newest one below `at`;
+/// `None` if that is a delete or there is none.
+pub(crate) fn visible(map: Words<'_>, slot: Slot, at: u64) -> Result<Option<Slot>, Damage> {
+    if slot.loc < at {
+        return Ok((slot.kind == PUT).then_some(slot));
+    }
+    let newest = Found {
+        loc: slot.loc,
+        head: read_header(map, slot.loc)?,
+    };
+    Ok(resolve(map, newest, at)?.map(|f| Slot {
+        loc: f.loc,
+        val_len: f.head.val_len,
+        kind: f.head.kind,
+    }))
 }
 
 /// Walks back from `found` to the newest record below `at`; `None` if that
 /// is a delete or there is none.
-pub(crate) fn resolve(map: &Region, mut found: Found, at: u64) -> Result<Option<Found>, Damage> {
+pub(crate) fn resolve(map: Words<'_>, mut found: Found, at: u64) -> Result<Option<Found>, Damage> {
     while found.loc >= at {
         let prev = found.head.prev;
         if prev == 0 {
@@ -292,4 +406,61 @@ pub(crate) fn resolve(map: &Region, mut found: Found, at: u64) -> Result<Option<
         };
     }
     Ok((found.head.kind == PUT).then_some(found))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use memio_map::Region;
+
+    fn record(region: &mut Region, loc: u64, key: &[u8], val: &[u8], prev: u64) -> RecordHeader {
+        let head = RecordHeader {
+            kind: PUT,
+            key_len: key.len() as u16,
+            val_len: val.len() as u32,
+            prev,
+        };
+        let mut b = Vec::new();
+        head.encode(&mut b);
+        b.extend_from_slice(key);
+        b.extend_from_slice(val);
+        region.write_at(loc as usize, &b).unwrap();
+        head
+    }
+
+    #[test]
+    fn a_key_sharing_a_hash_with_another_is_found_through_the_spill_table() {
+        let mut region = Region::anonymous(8192).unwrap();
+        record(&mut region, 100, b"owner", b"1", 0);
+        record(&mut region, 200, b"c", b"22", 0);
+        record(&mut region, 300, b"d", b"333", 0);
+        let mut index = Index::new();
+        // File "owner" under the hash of "c", as a collision would.
+        let h = index.hash(b"c");
+        let slot = |loc, val_len| Slot {
+            loc,
+            val_len,
+            kind: PUT,
+        };
+        index.insert(h, b"owner", slot(100, 1)).unwrap();
+        index.insert(h, b"c", slot(200, 2)).unwrap();
+        index.insert(index.hash(b"d"), b"d", slot(300, 3)).unwrap();
+        // `insert` leaves the counts to `apply`.
+        (index.live_keys, index.live_bytes, index.live_record_bytes) = (3, 12, 60);
+        let words = Words::of(&region).unwrap();
+        let at = |index: &Index, key: &[u8]| index.at(words, key, 4096).unwrap().map(|s| s.loc);
+        assert_eq!(at(&index, b"c"), Some(200));
+        assert_eq!(at(&index, b"d"), Some(300));
+        assert_eq!(at(&index, b"e"), None);
+        // An update of the spilled key moves its slot, not the owner's.
+        let head = record(&mut region, 400, b"c", b"4444", 200);
+        index.apply(400, &head, b"c").unwrap();
+        let words = Words::of(&region).unwrap();
+        assert_eq!(
+            index.at(words, b"c", 4096).unwrap().map(|s| s.loc),
+            Some(400)
+        );
+        assert_eq!(index.by_hash[&h].slot.loc, 100);
+        assert_eq!(index.newest(b"c").map(|s| s.val_len), Some(4));
+    }
 }

@@ -6,9 +6,10 @@ use std::ops::{Bound, ControlFlow, RangeBounds};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::{DELETE, RECORD_HEADER, RecordHeader};
+use crate::format::RECORD_HEADER;
 use crate::generation::{Generation, Log};
-use crate::index::{Damage, Found, read_value, resolve};
+use crate::index::{Damage, append_value, visible};
+use crate::words::Words;
 
 /// A consistent, unchanging view of a store as of one commit.
 ///
@@ -72,11 +73,11 @@ impl Snapshot {
         key: &[u8],
         at: u64,
     ) -> Result<Option<Vec<u8>>> {
-        let Some(found) = log.index.at(&g.map, key, at).map_err(corrupt(g))? else {
+        let Some(slot) = log.index.at(g.words()?, key, at).map_err(corrupt(g))? else {
             return Ok(None);
         };
         let mut v = Vec::new();
-        read_value(&g.map, found.loc, &found.head, &mut v).map_err(corrupt(g))?;
+        append_value(g.words()?, slot.loc, key.len(), slot.val_len, &mut v).map_err(corrupt(g))?;
         Ok(Some(v))
     }
 
@@ -133,11 +134,16 @@ impl Snapshot {
     ) -> Result<()> {
         let mut from = owned(range.start_bound().cloned());
         let end = owned(range.end_bound().cloned());
-        let mut pairs = Pairs::default();
+        let mut hits = Vec::new();
+        let mut record = Vec::new();
         loop {
-            let more = self.chunk(&from, &end, &mut pairs)?;
-            if pairs.each(&mut f).is_break() {
-                return Ok(());
+            let more = self.locate(&from, &end, &mut hits)?;
+            let words = self.generation.words()?;
+            for hit in &hits {
+                let (key, value) = hit.read(&self.generation, words, &mut record)?;
+                if f(key, value).is_break() {
+                    return Ok(());
+                }
             }
             match more {
                 Some(last) => from = Bound::Excluded(last),
@@ -146,17 +152,19 @@ impl Snapshot {
         }
     }
 
-    /// Fills `out` with up to [`CHUNK`] pairs visible in this snapshot
-    /// from `from` to `end`; returns the last key looked at if the range
-    /// goes on. A record is usually read in one copy (header, key and
-    /// value), guessing the value fits in a small buffer.
-    fn chunk(
+    /// Fills `hits` with the records of up to [`CHUNK`] keys visible in
+    /// this snapshot from `from` to `end`; returns the last key looked at
+    /// if the range goes on. Only this walk of the index holds the index's
+    /// lock: the records are copied out of the mapping after it (bytes
+    /// below the snapshot's position never change), so the caller's code
+    /// never runs under the lock.
+    fn locate(
         &self,
         from: &Bound<Vec<u8>>,
         end: &Bound<Vec<u8>>,
-        out: &mut Pairs,
+        hits: &mut Vec<Hit>,
     ) -> Result<Option<Vec<u8>>> {
-        out.clear();
+        hits.clear();
         if let (Bound::Excluded(a) | Bound::Included(a), Bound::Excluded(b) | Bound::Included(b)) =
             (from, end)
         {
@@ -168,39 +176,23 @@ impl Snapshot {
             }
         }
         let g = &*self.generation;
+        if g.read_log().index.unsettled() {
+            g.write_log().index.settle();
+        }
+        // Keys that turn up pending again from here on were first written
+        // after this snapshot was taken, so it does not see them anyway.
         let log = g.read_log();
-        let limit = log.index.limit;
-        let mut buf = [0u8; 512];
-        let mut value = Vec::new();
+        let words = g.words()?;
         let mut looked = 0;
         let mut last = None;
-        for (key, &loc) in log.index.range(borrowed(from), borrowed(end)) {
+        for (key, slot) in log.index.range(borrowed(from), borrowed(end)) {
             looked += 1;
-            let want = (RECORD_HEADER + key.len() + 256).min(buf.len());
-            let n = want.min(usize::try_from(limit.saturating_sub(loc)).unwrap_or(0));
-            if loc < self.at && n >= RECORD_HEADER + key.len() {
-                g.map
-                    .read_at(loc as usize, &mut buf[..n])
-                    .map_err(|e| Error::corrupt(&g.path, loc, format!("record unreadable: {e}")))?;
-                let head = RecordHeader::parse(&buf);
-                let whole = head.len();
-                if head.kind == DELETE {
-                    // Deleted as of this snapshot.
-                } else if whole <= n {
-                    out.push(key, &buf[RECORD_HEADER + key.len()..whole]);
-                } else {
-                    read_value(&g.map, loc, &head, &mut value).map_err(corrupt(g))?;
-                    out.push(key, &value);
-                }
-            } else {
-                let newest = Found {
-                    loc,
-                    head: crate::index::read_header(&g.map, loc).map_err(corrupt(g))?,
-                };
-                if let Some(rec) = resolve(&g.map, newest, self.at).map_err(corrupt(g))? {
-                    read_value(&g.map, rec.loc, &rec.head, &mut value).map_err(corrupt(g))?;
-                    out.push(key, &value);
-                }
+            if let Some(rec) = visible(words, slot, self.at).map_err(corrupt(g))? {
+                hits.push(Hit {
+                    loc: rec.loc,
+                    key_len: key.len(),
+                    val_len: rec.val_len as usize,
+                });
             }
             if looked == CHUNK {
                 last = Some(key.to_vec());
@@ -211,35 +203,32 @@ impl Snapshot {
     }
 }
 
-/// Pairs copied out of the store, keys and values each in one buffer.
-#[derive(Debug, Default)]
-struct Pairs {
-    keys: Vec<u8>,
-    values: Vec<u8>,
-    /// Where each pair's key and value end.
-    ends: Vec<(usize, usize)>,
+/// A record a scan found visible: where it lies, its key and value sizes.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    loc: u64,
+    key_len: usize,
+    val_len: usize,
 }
 
-impl Pairs {
-    fn clear(&mut self) {
-        self.keys.clear();
-        self.values.clear();
-        self.ends.clear();
-    }
-
-    fn push(&mut self, key: &[u8], value: &[u8]) {
-        self.keys.extend_from_slice(key);
-        self.values.extend_from_slice(value);
-        self.ends.push((self.keys.len(), self.values.len()));
-    }
-
-    fn each(&self, mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>) -> ControlFlow<()> {
-        let (mut k0, mut v0) = (0, 0);
-        for &(k1, v1) in &self.ends {
-            f(&self.keys[k0..k1], &self.values[v0..v1])?;
-            (k0, v0) = (k1, v1);
-        }
-        ControlFlow::Continue(())
+impl Hit {
+    /// Copies the record's key and value (adjacent in the log) into
+    /// `record` in one copy; returns them.
+    fn read<'b>(
+        &self,
+        g: &Generation,
+        words: Words<'_>,
+        record: &'b mut Vec<u8>,
+    ) -> Result<(&'b [u8], &'b [u8])> {
+        record.clear();
+        words
+            .append(
+                self.loc as usize + RECORD_HEADER,
+                self.key_len + self.val_len,
+                record,
+            )
+            .map_err(|e| Error::corrupt(&g.path, self.loc, format!("record unreadable: {e}")))?;
+        Ok(record.split_at(self.key_len))
     }
 }
 
@@ -256,12 +245,15 @@ pub struct Iter {
 
 impl Iter {
     fn refill(&mut self) -> Result<()> {
-        let mut pairs = Pairs::default();
-        let more = self.snapshot.chunk(&self.from, &self.end, &mut pairs)?;
-        let _ = pairs.each(|k, v| {
-            self.buf.push_back((k.to_vec(), v.to_vec()));
-            ControlFlow::Continue(())
-        });
+        let mut hits = Vec::new();
+        let more = self.snapshot.locate(&self.from, &self.end, &mut hits)?;
+        let g = &*self.snapshot.generation;
+        let words = g.words()?;
+        let mut record = Vec::new();
+        for hit in &hits {
+            let (key, value) = hit.read(g, words, &mut record)?;
+            self.buf.push_back((key.to_vec(), value.to_vec()));
+        }
         match more {
             Some(last) => self.from = Bound::Excluded(last),
             None => self.done = true,

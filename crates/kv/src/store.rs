@@ -119,7 +119,12 @@ pub struct Stats {
 /// readers whole or not at all. A later operation on the same key wins.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
-    ops: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Operations in the order they were added.
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Whether every key so far is larger than the one before (then `ops`
+    /// is already the sorted, one-per-key list a commit writes: the common
+    /// case of a load in key order costs no sort).
+    unsorted: bool,
 }
 
 impl Batch {
@@ -129,22 +134,33 @@ impl Batch {
         Self::default()
     }
 
+    fn push(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if self.ops.last().is_some_and(|(last, _)| *last >= key) {
+            self.unsorted = true;
+        }
+        self.ops.push((key, value));
+    }
+
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
-        self.ops.insert(key.into(), Some(value.into()));
+        self.push(key.into(), Some(value.into()));
         self
     }
 
     /// Deletes `key`.
     pub fn delete(&mut self, key: impl Into<Vec<u8>>) -> &mut Self {
-        self.ops.insert(key.into(), None);
+        self.push(key.into(), None);
         self
     }
 
     /// Operations in the batch (one per key).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.ops.len()
+        if self.unsorted {
+            self.order().len()
+        } else {
+            self.ops.len()
+        }
     }
 
     /// Whether the batch holds nothing.
@@ -153,9 +169,37 @@ impl Batch {
         self.ops.is_empty()
     }
 
+    /// Positions in `ops` of the operations a commit writes: the last one
+    /// for each key, in key order.
+    fn order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.ops.len()).collect();
+        // Stable: equal keys stay in the order they were added.
+        order.sort_by(|&a, &b| self.ops[a].0.cmp(&self.ops[b].0));
+        let mut kept: Vec<usize> = Vec::with_capacity(order.len());
+        for i in order {
+            match kept.last_mut() {
+                Some(last) if self.ops[*last].0 == self.ops[i].0 => *last = i,
+                _ => kept.push(i),
+            }
+        }
+        kept
+    }
+
+    /// Calls `f` with each operation a commit writes, in key order.
+    fn each<'a>(&'a self, mut f: impl FnMut(&'a [u8], Option<&'a [u8]>)) {
+        let mut call = |(k, v): &'a (Vec<u8>, Option<Vec<u8>>)| f(k, v.as_deref());
+        if self.unsorted {
+            self.order().into_iter().for_each(|i| call(&self.ops[i]));
+        } else {
+            self.ops.iter().for_each(call);
+        }
+    }
+
     fn check(&self) -> Result<()> {
         let mut total = 0usize;
         for (k, v) in &self.ops {
+            // Every operation, even one a later one overrides, counts
+            // against the limits: the stricter reading, and no sort here.
             if k.len() > MAX_KEY {
                 return Err(Error::TooLarge {
                     what: "key",
@@ -517,10 +561,9 @@ impl Store {
     /// handle is read-only, the file cannot grow ([`Error::Full`]) or an
     /// I/O error.
     pub fn write(&self, batch: &Batch) -> Result<()> {
-        self.transaction(|tx| {
-            tx.pending
-                .extend(batch.ops.iter().map(|(k, v)| (k.clone(), v.clone())));
-            Ok(())
+        self.with_writer(|g| {
+            batch.check()?;
+            self.commit(g, batch)
         })
     }
 
@@ -542,7 +585,10 @@ impl Store {
                 pending: BTreeMap::new(),
             };
             let out = f(&mut tx)?;
-            let b = Batch { ops: tx.pending };
+            let b = Batch {
+                ops: tx.pending.into_iter().collect(),
+                unsorted: false,
+            };
             b.check()?;
             self.commit(g, &b)?;
             Ok(out)
@@ -615,17 +661,18 @@ impl Store {
     }
 
     /// With the writer lock held and the log read: appends `batch` as one
-    /// group, syncs it as the durability asks and publishes it.
+    /// group, syncs it as the durability asks, publishes it and applies it
+    /// to this handle's index (from the bytes in hand: no read back).
     fn commit(&self, g: &Generation, batch: &Batch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
         let (body, count, seq, chain, at) = {
             let log = g.read_log();
-            let (body, count) = encode(g, &log, batch)?;
+            let (body, count) = encode(&log, batch);
             (body, count, log.seq + 1, log.chain, log.seen)
         };
-        let (head, _) = GroupHeader::seal(count, seq, chain, &body);
+        let (head, crc) = GroupHeader::seal(count, seq, chain, &body);
         let end = at + (GROUP_HEADER + body.len()) as u64;
         self.make_room(g, end)?;
         write_all_vectored_at(&g.file, &mut [IoSlice::new(&head), IoSlice::new(&body)], at)
@@ -634,7 +681,19 @@ impl Store {
         if durable {
             g.sync_data()?;
         }
-        g.publish(end, durable)
+        g.publish(end, durable)?;
+        let mut log = g.write_log();
+        if log.seen == at {
+            let group = GroupHeader {
+                count,
+                seq,
+                body_len: body.len() as u32,
+                prev_crc: chain,
+                crc,
+            };
+            g.apply_group(&mut log, at, &group, &body)?;
+        }
+        Ok(())
     }
 
     /// Grows the file in large zero-filled steps so that `end` fits.
@@ -700,7 +759,7 @@ impl Store {
 
 /// Encodes `batch` as a group body, each record naming the record it
 /// replaces; deletes of absent keys are left out.
-fn encode(g: &Generation, log: &Log, batch: &Batch) -> Result<(Vec<u8>, u32)> {
+fn encode(log: &Log, batch: &Batch) -> (Vec<u8>, u32) {
     let mut body = Vec::with_capacity(
         batch
             .ops
@@ -709,27 +768,24 @@ fn encode(g: &Generation, log: &Log, batch: &Batch) -> Result<(Vec<u8>, u32)> {
             .sum(),
     );
     let mut count = 0u32;
-    for (key, value) in &batch.ops {
-        let prev = log
-            .index
-            .newest(&g.map, key)
-            .map_err(|d| Error::corrupt(&g.path, d.offset, d.what))?;
-        if value.is_none() && prev.is_none_or(|f| f.head.kind == DELETE) {
-            continue;
+    batch.each(|key, value| {
+        let prev = log.index.newest(key);
+        if value.is_none() && prev.is_none_or(|s| s.kind == DELETE) {
+            return;
         }
-        let val = value.as_deref().unwrap_or_default();
+        let val = value.unwrap_or_default();
         RecordHeader {
             kind: if value.is_some() { PUT } else { DELETE },
             key_len: key.len() as u16,
             val_len: val.len() as u32,
-            prev: prev.map_or(0, |f| f.loc),
+            prev: prev.map_or(0, |s| s.loc),
         }
         .encode(&mut body);
         body.extend_from_slice(key);
         body.extend_from_slice(val);
         count += 1;
-    }
-    Ok((body, count))
+    });
+    (body, count)
 }
 
 /// The staged writes of a [`Store::transaction`], with reads that see them.
@@ -763,5 +819,41 @@ impl Transaction<'_> {
     /// Stages deleting `key`.
     pub fn delete(&mut self, key: &[u8]) {
         self.pending.insert(key.to_vec(), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(b: &Batch) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        b.each(|k, v| out.push((k.to_vec(), v.map(<[u8]>::to_vec))));
+        out
+    }
+
+    #[test]
+    fn a_batch_writes_the_last_operation_per_key_in_key_order() {
+        let mut b = Batch::new();
+        b.put("b", "1")
+            .put("a", "2")
+            .put("b", "3")
+            .delete("a")
+            .put("c", "4");
+        assert_eq!(b.len(), 3);
+        assert_eq!(
+            written(&b),
+            [
+                (b"a".to_vec(), None),
+                (b"b".to_vec(), Some(b"3".to_vec())),
+                (b"c".to_vec(), Some(b"4".to_vec())),
+            ]
+        );
+        let mut sorted = Batch::new();
+        sorted.put("a", "1").put("b", "2");
+        assert_eq!((sorted.len(), written(&sorted).len()), (2, 2));
+        let mut twice = Batch::new();
+        twice.put("a", "1").put("a", "2");
+        assert_eq!(written(&twice), [(b"a".to_vec(), Some(b"2".to_vec()))]);
     }
 }

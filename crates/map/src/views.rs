@@ -56,6 +56,9 @@ macro_rules! load_only {
     ($name:ident, $int:ty) => {
         impl $name {
             /// The value now (`Relaxed`: no ordering with other memory).
+            // Inline across crates: a scan loads word after word, and a
+            // call per load would cost more than the load.
+            #[inline]
             #[must_use]
             pub fn load(&self) -> $int {
                 self.0.load(Relaxed)

@@ -1,0 +1,111 @@
+//! Copies out of a store's mapping through its 8-byte words.
+//!
+//! Another process may write the file while this one reads it, so bytes
+//! come out of the mapping only through atomic loads. [`Region::read_at`]
+//! does that too, but also takes and drops a count on the region's shared
+//! width state around every copy (two atomic read-modify-writes): more than
+//! half the cost of a scan, which copies one short value per key. Here the
+//! mapping is taken once as a slice of load-only words, and a copy is a run
+//! of plain relaxed 8-byte loads. An aligned word never crosses a page, so
+//! the words a copy touches lie in the pages its bytes lie in.
+
+use std::io;
+
+use memio_map::{LoadOnlyU64, Region};
+
+/// A store's mapping as load-only 8-byte words.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Words<'a>(&'a [LoadOnlyU64]);
+
+impl<'a> Words<'a> {
+    /// The words of `map` (page-aligned, so 8-aligned).
+    pub fn of(map: &'a Region) -> io::Result<Self> {
+        map.as_load_only_u64s().map(Self)
+    }
+
+    /// The words holding bytes `at..at + n`.
+    fn span(&self, at: usize, n: usize) -> io::Result<&'a [LoadOnlyU64]> {
+        let len = self.0.len() * 8;
+        match at.checked_add(n) {
+            Some(end) if end <= len => Ok(&self.0[at / 8..end.div_ceil(8)]),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "bytes {at}..{} lie past the {len}-byte mapping",
+                    at.saturating_add(n)
+                ),
+            )),
+        }
+    }
+
+    /// Appends the `n` bytes from `at` to `out`.
+    ///
+    /// # Errors
+    ///
+    /// The bytes reach past the mapping.
+    pub fn append(&self, at: usize, n: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        let words = self.span(at, n)?;
+        out.reserve(n + 8);
+        let end = out.len() + n;
+        let mut skip = at % 8;
+        for word in words {
+            out.extend_from_slice(&word.load().to_ne_bytes()[skip..]);
+            skip = 0;
+        }
+        out.truncate(end);
+        Ok(())
+    }
+
+    /// Copies the bytes from `at` into `out`.
+    ///
+    /// # Errors
+    ///
+    /// The bytes reach past the mapping.
+    pub fn read_at(&self, at: usize, out: &mut [u8]) -> io::Result<()> {
+        let words = self.span(at, out.len())?;
+        let skip = at % 8;
+        let Some((head, rest)) = words.split_first() else {
+            return Ok(());
+        };
+        let n = (8 - skip).min(out.len());
+        out[..n].copy_from_slice(&head.load().to_ne_bytes()[skip..skip + n]);
+        let mut chunks = out[n..].chunks_exact_mut(8);
+        let mut rest = rest.iter();
+        for (chunk, word) in (&mut chunks).zip(&mut rest) {
+            chunk.copy_from_slice(&word.load().to_ne_bytes());
+        }
+        let tail = chunks.into_remainder();
+        if let Some(word) = rest.next() {
+            let len = tail.len();
+            tail.copy_from_slice(&word.load().to_ne_bytes()[..len]);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_match_the_bytes_at_any_offset_and_length() {
+        let mut region = Region::anonymous(4096).unwrap();
+        let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7 + i / 256) as u8).collect();
+        region.write_at(0, &bytes).unwrap();
+        let words = Words::of(&region).unwrap();
+        for at in [0, 1, 5, 8, 13, 4000] {
+            for n in [0, 1, 3, 8, 9, 17, 96] {
+                let mut out = vec![0; n];
+                words.read_at(at, &mut out).unwrap();
+                assert_eq!(out, bytes[at..at + n], "at {at}, {n} bytes");
+            }
+        }
+        let mut grown = b"ab".to_vec();
+        words.append(13, 30, &mut grown).unwrap();
+        assert_eq!(grown[2..], bytes[13..43]);
+        assert_eq!(&grown[..2], b"ab");
+        assert!(words.read_at(4090, &mut [0; 7]).is_err());
+        assert!(words.append(4090, 7, &mut grown).is_err());
+        assert!(words.read_at(usize::MAX, &mut [0; 2]).is_err());
+    }
+}
