@@ -62,6 +62,21 @@ fn say(word: &str) {
     println!("{word}");
 }
 
+/// Asserts that `err` is `PeerGone` naming `peer` and came within a
+/// second of `start` (the bound the kill tests promise).
+#[track_caller]
+fn assert_peer_gone_within_a_second(err: &Error, peer: &str, start: Instant) {
+    assert!(
+        matches!(err, Error::PeerGone { peer: p, .. } if *p == peer),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
 fn kill(child: &mut Child) {
     child.kill().unwrap();
     child.wait().unwrap();
@@ -171,15 +186,7 @@ fn a_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
     assert_eq!(rx.recv().unwrap().to_vec(), b"whole");
     let start = Instant::now();
     let err = rx.recv().unwrap_err();
-    assert!(
-        matches!(err, Error::PeerGone { peer: "sender", .. }),
-        "{err}"
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert_peer_gone_within_a_second(&err, "sender", start);
     assert!(err.to_string().contains("the sender is gone"), "{err}");
     // A new sender takes the dead one's place: the half-written message
     // stays unseen and the next one arrives.
@@ -277,15 +284,7 @@ fn an_mpmc_producer_killed_mid_message_is_reported_and_its_message_never_seen() 
     // The dead sender's claimed slot is recovered, never delivered.
     let start = Instant::now();
     let err = rx.recv().unwrap_err();
-    assert!(
-        matches!(err, Error::PeerGone { peer: "sender", .. }),
-        "{err}"
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert_peer_gone_within_a_second(&err, "sender", start);
     let mut tx = ch.sender().unwrap();
     tx.send(b"next").unwrap();
     assert_eq!(rx.recv().unwrap().to_vec(), b"next");
@@ -933,15 +932,7 @@ fn a_producer_killed_mid_record_is_reported_and_its_record_never_seen() {
     assert_eq!(rx.recv().unwrap().to_vec(), b"whole record");
     let start = Instant::now();
     let err = rx.recv().unwrap_err();
-    assert!(
-        matches!(err, Error::PeerGone { peer: "sender", .. }),
-        "{err}"
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert_peer_gone_within_a_second(&err, "sender", start);
     assert!(
         rx.try_recv().unwrap().is_none(),
         "a partial record was delivered"
@@ -975,21 +966,7 @@ fn a_byte_ring_consumer_killed_holding_a_record_lets_the_producer_know_when_full
     kill(&mut child);
     let start = Instant::now();
     let err = tx.send(&[3; 100]).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::PeerGone {
-                peer: "receiver",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert_peer_gone_within_a_second(&err, "receiver", start);
     // The dead receiver never released the first record: the next
     // receiver gets it, then the second.
     let mut rx = ch.byte_receiver().unwrap();
