@@ -516,6 +516,150 @@ fn a_stale_channel_left_by_a_dead_process_is_replaced_on_create() {
     assert!(err.to_string().contains("exists"), "{err}");
 }
 
+/// Writes the object a creator leaves when it dies after sizing a
+/// one-slot channel of 8-byte slots and storing its version, before the
+/// magic number: what `init` has written by then.
+fn half_made(name: &str) {
+    const SIZE: usize = 384 + 128;
+    let mut region = shm::create(name, SIZE).unwrap();
+    region.write_at(8, &2u32.to_ne_bytes()).unwrap();
+    region.write_at(32, &(SIZE as u64).to_ne_bytes()).unwrap();
+}
+
+#[test]
+fn an_object_half_made_by_a_dead_creator_is_removed_on_open_and_on_create() {
+    let name = unique("halfmade");
+    let _g = Guard::PosixShm(name.clone());
+    half_made(&name);
+    let err = Channel::open(&name).unwrap_err();
+    assert_eq!(err.raw_errno(), None, "{err}");
+    assert!(
+        matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&name), "{err}");
+    assert!(err.to_string().contains("half-made"), "{err}");
+    assert!(shm::open(&name).is_err(), "the half-made object is gone");
+    // Now it is simply missing.
+    let err = Channel::open(&name).unwrap_err();
+    assert_eq!(err.raw_errno(), Some(libc::ENOENT), "{err}");
+
+    half_made(&name);
+    let ch = ChannelOptions::new().slot_size(32).create(&name).unwrap();
+    assert_eq!(ch.slot_size(), 32, "a new channel in its place");
+    let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+    tx.send(b"whole").unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"whole");
+}
+
+#[test]
+fn a_half_made_object_someone_holds_or_a_foreign_one_is_never_removed() {
+    // Its creator may still be at work: the open waits, then refuses.
+    let name = unique("halfheld");
+    let _g = Guard::PosixShm(name.clone());
+    // A live handle on an object that looks half-made, as a creator's
+    // does until it stores the magic number.
+    let lock = ChannelOptions::new()
+        .slots(1)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    shm::open(&name)
+        .unwrap()
+        .write_at(0, &0u64.to_ne_bytes())
+        .unwrap();
+    let err = Channel::open(&name).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    let err = Channel::create(&name).unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
+    assert!(shm::open(&name).is_ok(), "kept while held");
+    drop(lock);
+
+    // Magic zero but another version: not ours to remove.
+    let foreign = unique("foreign");
+    let _g2 = Guard::PosixShm(foreign.clone());
+    half_made(&foreign);
+    shm::open(&foreign)
+        .unwrap()
+        .write_at(8, &7u32.to_ne_bytes())
+        .unwrap();
+    let err = Channel::open(&foreign).unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    let err = Channel::create(&foreign).unwrap_err();
+    assert!(err.to_string().contains("exists"), "{err}");
+    assert!(shm::open(&foreign).is_ok(), "a foreign object is kept");
+}
+
+#[test]
+fn a_stale_channel_opened_again_still_delivers_what_was_committed() {
+    let name = unique("reopen");
+    let _g = Guard::PosixShm(name.clone());
+    {
+        let ch = ChannelOptions::new()
+            .slots(4)
+            .slot_size(16)
+            .create(&name)
+            .unwrap();
+        let mut tx = ch.sender().unwrap();
+        tx.send(b"one").unwrap();
+        tx.send(b"two").unwrap();
+        // Every handle goes without unlinking: the channel is stale.
+    }
+    let ch = Channel::open(&name).unwrap();
+    let mut rx = ch.receiver().unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"one");
+    assert_eq!(rx.recv().unwrap().to_vec(), b"two");
+    let mut tx = ch.sender().unwrap();
+    tx.send(b"three").unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"three");
+}
+
+#[test]
+fn of_many_processes_replacing_a_stale_channel_at_once_exactly_one_creates_it() {
+    const RACERS: usize = 8;
+    for round in 0..20 {
+        let name = unique(&format!("race{round}"));
+        let _g = Guard::PosixShm(name.clone());
+        drop(Channel::create(&name).unwrap());
+        let barrier = std::sync::Barrier::new(RACERS);
+        let made: Vec<Channel> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..RACERS)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        // Each thread's shm_open is an open file description
+                        // of its own, so the locks tell them apart as they
+                        // would separate processes.
+                        match ChannelOptions::new().slot_size(24).create(&name) {
+                            Ok(ch) => Some(ch),
+                            Err(e) => {
+                                assert!(e.to_string().contains("exists"), "{e}");
+                                None
+                            }
+                        }
+                    })
+                })
+                .collect();
+            racers
+                .into_iter()
+                .filter_map(|r| r.join().unwrap())
+                .collect()
+        });
+        assert_eq!(made.len(), 1, "round {round}: one creator");
+        // The name leads to the winner's channel.
+        let mut tx = Channel::open(&name).unwrap().sender().unwrap();
+        tx.send(b"to the winner").unwrap();
+        let mut rx = made[0].receiver().unwrap();
+        let got = rx
+            .recv_deadline(Instant::now() + Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(
+            got.map(|m| m.to_vec()).as_deref(),
+            Some(&b"to the winner"[..])
+        );
+    }
+}
+
 #[test]
 fn deadlines_return_without_a_message_or_room() {
     let name = unique("deadline");

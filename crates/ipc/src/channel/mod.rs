@@ -67,7 +67,10 @@
 //!
 //! A named channel no process holds open (every handle holds a shared lock
 //! on byte 0) is stale: [`ChannelOptions::create`] removes it and creates a
-//! new one.
+//! new one, and [`ChannelOptions::open`] opens it as it stands, recovering
+//! what its dead endpoints left unfinished. An object whose creator died
+//! before it was whole is removed by either: `create` then makes the
+//! channel, `open` reports it not found.
 //!
 //! # Layout
 //!

@@ -564,7 +564,10 @@ impl ChannelOptions {
 
     /// Creates the named channel `name` (`/name`, a POSIX shared-memory
     /// object), exclusively. An object of that name that is a channel no
-    /// process holds open (its creator died) is removed first.
+    /// process holds open, or one whose creator died before it finished
+    /// (see [`ChannelOptions::open`]), is removed first; of several
+    /// processes replacing one such object at once, one creates the new
+    /// channel and the others are told it exists.
     ///
     /// # Errors
     /// [`Error::NameInvalid`]; an existing object in use or not a channel
@@ -580,8 +583,9 @@ impl ChannelOptions {
         let fd = loop {
             match rustix::shm::open(name, flags, mode) {
                 Ok(fd) => break fd,
-                Err(rustix::io::Errno::EXIST) if !removed_stale && is_stale(name) => {
-                    let _ = rustix::shm::unlink(name);
+                Err(rustix::io::Errno::EXIST)
+                    if !removed_stale && remove_if_stale(name).is_some() =>
+                {
                     removed_stale = true;
                 }
                 Err(e) => return Err(Error::Io(error::os("create", &object, e.into()))),
@@ -653,15 +657,79 @@ impl ChannelOptions {
 
     /// Opens the existing named channel `name`, checking that it is one.
     ///
+    /// A channel that no process holds open is opened as it stands: the
+    /// messages committed before its processes died are still there, and a
+    /// loan or a receive a dead endpoint left unfinished is recovered as
+    /// the module's notes on dead peers say. An object a creator left
+    /// half-made (it died after sizing the object and before storing the
+    /// magic number, and no process holds it) is removed, and the open
+    /// fails as for a missing channel, saying so.
+    ///
     /// # Errors
     /// [`Error::NameInvalid`]; [`Error::Corrupt`] for an object that is not
-    /// a channel of this layout version; an OS error naming the channel.
+    /// a channel of this layout version; an OS error naming the channel
+    /// (not found, of kind [`io::ErrorKind::NotFound`], for a missing or a
+    /// half-made one).
     pub fn open(&self, name: &str) -> Result<Channel> {
         name::check(name, Kind::Plain)?;
         let object = describe(name);
-        let fd = rustix::shm::open(name, OFlags::RDWR, Mode::empty())
-            .map_err(|e| Error::Io(error::os("open", &object, e.into())))?;
-        self.attach_existing(fd, object, Some(name.to_owned()))
+        let fail = |action: &str, e: io::Error| Error::Io(error::os(action, &object, e));
+        let start = Instant::now();
+        loop {
+            let fd = rustix::shm::open(name, OFlags::RDWR, Mode::empty())
+                .map_err(|e| fail("open", e.into()))?;
+            // A process removing the object as stale holds every lock
+            // byte for a moment: wait for it, then look again.
+            if !sys::try_lock(fd.as_fd(), false, sys::HANDLE_BYTE, 1)
+                .map_err(|e| fail("lock", e))?
+            {
+                if start.elapsed() < INIT_WAIT {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                return Err(fail(
+                    "lock",
+                    io::Error::other("another process holds an exclusive lock on byte 0"),
+                ));
+            }
+            // Locked, and still the object the name leads to: no remover
+            // can take it from under this handle now.
+            if !names_object(name, &fd) {
+                continue;
+            }
+            match wait_initialised(&fd, &object) {
+                Err(Error::Corrupt { .. })
+                    if leftover(&fd) == Some(Leftover::HalfMade)
+                        && sys::held_by_others(fd.as_fd(), 0, LOCK_SPAN).is_ok_and(|h| !h) =>
+                {
+                    drop(fd);
+                    if remove_if_stale(name) == Some(Leftover::HalfMade) {
+                        return Err(fail(
+                            "open",
+                            io::Error::new(
+                                io::ErrorKind::NotFound,
+                                "not found: a process that died while creating it left it \
+                                 half-made, and it has been removed",
+                            ),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
+                Ok(region) => {
+                    let geo = validate(&region, &object)?;
+                    return Ok(Channel {
+                        inner: Arc::new(Inner {
+                            region,
+                            fd,
+                            object,
+                            name: Some(name.to_owned()),
+                            geo,
+                            spin: self.spin,
+                        }),
+                    });
+                }
+            }
+        }
     }
 
     /// Opens a channel from a descriptor of its object (a memfd inherited
@@ -798,15 +866,72 @@ fn validate(region: &Region, object: &str) -> Result<Geometry> {
     Ok(geo)
 }
 
-/// Whether the named object is a channel that no process holds open.
-fn is_stale(name: &str) -> bool {
-    let Ok(fd) = rustix::shm::open(name, OFlags::RDWR, Mode::empty()) else {
+/// What an object no live handle vouches for turns out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leftover {
+    /// A whole channel.
+    Channel,
+    /// A channel's object that its creator sized and began to fill but
+    /// never finished: magic zero, this layout version, and the size its
+    /// header gives.
+    HalfMade,
+}
+
+/// Whether the object behind `fd` is a channel or a channel's half-made
+/// object; `None` for anything else (never removed).
+fn leftover(fd: &OwnedFd) -> Option<Leftover> {
+    let mut head = [0u8; 40];
+    if !matches!(rustix::io::pread(fd, &mut head, 0), Ok(40)) {
+        return None;
+    }
+    let u64_at = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&head[at..at + 8]);
+        u64::from_ne_bytes(b)
+    };
+    let version = u32::from_ne_bytes([head[8], head[9], head[10], head[11]]);
+    let size = size_of_object(fd).ok()? as u64;
+    match u64_at(0) {
+        MAGIC => Some(Leftover::Channel),
+        0 if version == VERSION && size >= HEADER_SIZE as u64 && u64_at(32) == size => {
+            Some(Leftover::HalfMade)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `name` still leads to the object `fd` is open on.
+fn names_object(name: &str, fd: &OwnedFd) -> bool {
+    let Ok(now) = rustix::shm::open(name, OFlags::RDONLY, Mode::empty()) else {
         return false;
     };
-    let mut magic = [0u8; 8];
-    let is_channel = matches!(rustix::io::pread(&fd, &mut magic, 0), Ok(8))
-        && u64::from_ne_bytes(magic) == MAGIC;
-    is_channel && sys::held_by_others(fd.as_fd(), 0, LOCK_SPAN).is_ok_and(|held| !held)
+    match (rustix::fs::fstat(fd), rustix::fs::fstat(&now)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
+}
+
+/// Removes the object `name` if it is a channel (or a half-made one) that
+/// no process holds open, and says which it was.
+///
+/// Every handle holds a shared lock on byte 0 for as long as it lives, so
+/// the write lock over every lock byte taken here is granted only when no
+/// process has the object open as a channel, and it keeps any from
+/// attaching until the name is gone: an open that finds the lock waits
+/// and looks again, and a second remover fails to take it. The name is
+/// unlinked only while it still leads to the locked object, so no process
+/// ever removes a channel that another has just created in its place.
+fn remove_if_stale(name: &str) -> Option<Leftover> {
+    let fd = rustix::shm::open(name, OFlags::RDWR, Mode::empty()).ok()?;
+    if !sys::try_lock(fd.as_fd(), true, 0, LOCK_SPAN).unwrap_or(false) {
+        return None;
+    }
+    let kind = leftover(&fd)?;
+    if !names_object(name, &fd) {
+        return None;
+    }
+    rustix::shm::unlink(name).ok()?;
+    Some(kind)
 }
 
 /// A handle on a channel: the mapping, from which endpoints are taken.
