@@ -466,7 +466,8 @@ fn notes(run: &mut Run<'_>, f: &Figures, pinned: bool) {
         let best = spin.max(blocking);
         run.note(format!(
             "{} one-way: channel {spin:.2} GB/s spinning, {blocking:.2} GB/s blocking; the better is \
-             {:.0}% of the memory section's copy bandwidth ({memcpy:.1} GB/s, copies larger than the caches), {} a Unix socket's {unix:.2} GB/s \
+             {:.0}% of the memory section's copy bandwidth \
+             ({memcpy:.1} GB/s), {} a Unix socket's {unix:.2} GB/s \
              and {} shared memory with semaphores ({shm_sem:.2} GB/s, two copies per message).",
             exact_bytes(size as u64),
             100.0 * best / memcpy,
