@@ -155,8 +155,11 @@ fn a_memfd_channel_is_handed_to_a_child() {
     join(peer);
 }
 
-#[test]
-fn a_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
+/// A producer of a `flavor` channel sends one message, loans a second,
+/// writes half of it and is killed: the consumer gets the whole message,
+/// then `PeerGone` within a second, never the half-written one; a new
+/// producer takes the dead one's place.
+fn producer_killed_mid_message(test: &str, flavor: Flavor) {
     if role().is_some() {
         let ch = Channel::open(&arg("NAME")).unwrap();
         let mut tx = ch.sender().unwrap();
@@ -170,17 +173,14 @@ fn a_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
     }
     let name = unique("kill-tx");
     let ch = ChannelOptions::new()
+        .flavor(flavor)
         .slots(4)
         .slot_size(8)
         .create(&name)
         .unwrap();
     let _g = Guard::PosixShm(name.clone());
     let mut rx = ch.receiver().unwrap();
-    let (mut child, mut out) = spawn_talking(
-        "a_producer_killed_mid_message_is_reported_and_its_message_never_seen",
-        "sender",
-        &[("NAME", name)],
-    );
+    let (mut child, mut out) = spawn_talking(test, "sender", &[("NAME", name)]);
     wait_for(&mut out, "loaned");
     kill(&mut child);
     assert_eq!(rx.recv().unwrap().to_vec(), b"whole");
@@ -188,8 +188,6 @@ fn a_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
     let err = rx.recv().unwrap_err();
     assert_peer_gone_within_a_second(&err, "sender", start);
     assert!(err.to_string().contains("the sender is gone"), "{err}");
-    // A new sender takes the dead one's place: the half-written message
-    // stays unseen and the next one arrives.
     let mut tx = ch.sender().unwrap();
     tx.send(b"next").unwrap();
     assert_eq!(rx.recv().unwrap().to_vec(), b"next");
@@ -197,7 +195,26 @@ fn a_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
 }
 
 #[test]
-fn a_consumer_killed_holding_a_message_lets_the_producer_know_when_full() {
+fn a_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
+    producer_killed_mid_message(
+        "a_producer_killed_mid_message_is_reported_and_its_message_never_seen",
+        Flavor::Spsc,
+    );
+}
+
+#[test]
+fn an_mpmc_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
+    producer_killed_mid_message(
+        "an_mpmc_producer_killed_mid_message_is_reported_and_its_message_never_seen",
+        Flavor::Mpmc,
+    );
+}
+
+/// A consumer of a two-slot `flavor` channel receives "first" and is
+/// killed holding it while "second" waits: the producer fills the ring and
+/// is told the consumer is gone, and the next consumer gets what the
+/// flavour promises.
+fn consumer_killed_holding_a_message(test: &str, flavor: Flavor) {
     if role().is_some() {
         let ch = Channel::open(&arg("NAME")).unwrap();
         let mut rx = ch.receiver().unwrap();
@@ -209,6 +226,7 @@ fn a_consumer_killed_holding_a_message_lets_the_producer_know_when_full() {
     }
     let name = unique("kill-rx");
     let ch = ChannelOptions::new()
+        .flavor(flavor)
         .slots(2)
         .slot_size(8)
         .create(&name)
@@ -216,112 +234,10 @@ fn a_consumer_killed_holding_a_message_lets_the_producer_know_when_full() {
     let _g = Guard::PosixShm(name.clone());
     let mut tx = ch.sender().unwrap();
     tx.send(b"first").unwrap();
-    let (mut child, mut out) = spawn_talking(
-        "a_consumer_killed_holding_a_message_lets_the_producer_know_when_full",
-        "receiver",
-        &[("NAME", name)],
-    );
+    let (mut child, mut out) = spawn_talking(test, "receiver", &[("NAME", name)]);
     wait_for(&mut out, "holding");
     tx.send(b"second").unwrap();
     kill(&mut child);
-    // The slot the dead receiver held is freed once; then the ring fills
-    // and the sender is told nobody will ever drain it.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let err = loop {
-        assert!(Instant::now() < deadline, "no PeerGone");
-        if let Err(e) = tx.send(b"more") {
-            break e;
-        }
-    };
-    assert!(
-        matches!(
-            err,
-            Error::PeerGone {
-                peer: "receiver",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    // One sender and one receiver: the dead receiver never released
-    // "first", so the next receiver gets it, then the rest in order.
-    let mut rx = ch.receiver().unwrap();
-    assert_eq!(rx.recv().unwrap().to_vec(), b"first");
-    assert_eq!(rx.recv().unwrap().to_vec(), b"second");
-    assert!(rx.try_recv().unwrap().is_none());
-}
-
-#[test]
-fn an_mpmc_producer_killed_mid_message_is_reported_and_its_message_never_seen() {
-    if role().is_some() {
-        let ch = Channel::open(&arg("NAME")).unwrap();
-        let mut tx = ch.sender().unwrap();
-        tx.send(b"whole").unwrap();
-        let mut loan = tx.loan(8).unwrap();
-        loan.write_at(0, b"half").unwrap();
-        say("loaned");
-        std::thread::sleep(Duration::from_secs(60));
-        loan.commit();
-        return;
-    }
-    let name = unique("kill-mpmc-tx");
-    let ch = ChannelOptions::new()
-        .flavor(Flavor::Mpmc)
-        .slots(4)
-        .slot_size(8)
-        .create(&name)
-        .unwrap();
-    let _g = Guard::PosixShm(name.clone());
-    let mut rx = ch.receiver().unwrap();
-    let (mut child, mut out) = spawn_talking(
-        "an_mpmc_producer_killed_mid_message_is_reported_and_its_message_never_seen",
-        "sender",
-        &[("NAME", name)],
-    );
-    wait_for(&mut out, "loaned");
-    kill(&mut child);
-    assert_eq!(rx.recv().unwrap().to_vec(), b"whole");
-    // The dead sender's claimed slot is recovered, never delivered.
-    let start = Instant::now();
-    let err = rx.recv().unwrap_err();
-    assert_peer_gone_within_a_second(&err, "sender", start);
-    let mut tx = ch.sender().unwrap();
-    tx.send(b"next").unwrap();
-    assert_eq!(rx.recv().unwrap().to_vec(), b"next");
-    assert!(rx.try_recv().unwrap().is_none());
-}
-
-#[test]
-fn an_mpmc_consumer_killed_holding_a_message_frees_its_slot_and_the_producer_is_told_when_full() {
-    if role().is_some() {
-        let ch = Channel::open(&arg("NAME")).unwrap();
-        let mut rx = ch.receiver().unwrap();
-        let held = rx.recv().unwrap();
-        say("holding");
-        std::thread::sleep(Duration::from_secs(60));
-        held.release();
-        return;
-    }
-    let name = unique("kill-mpmc-rx");
-    let ch = ChannelOptions::new()
-        .flavor(Flavor::Mpmc)
-        .slots(2)
-        .slot_size(8)
-        .create(&name)
-        .unwrap();
-    let _g = Guard::PosixShm(name.clone());
-    let mut tx = ch.sender().unwrap();
-    tx.send(b"first").unwrap();
-    let (mut child, mut out) = spawn_talking(
-        "an_mpmc_consumer_killed_holding_a_message_frees_its_slot_and_the_producer_is_told_when_full",
-        "receiver",
-        &[("NAME", name)],
-    );
-    wait_for(&mut out, "holding");
-    tx.send(b"second").unwrap();
-    kill(&mut child);
-    // The held slot is freed (its message is lost with the receiver), one
-    // more message takes it, and then the full ring has no reader.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut sent = 0;
     let err = loop {
@@ -341,11 +257,36 @@ fn an_mpmc_consumer_killed_holding_a_message_frees_its_slot_and_the_producer_is_
         ),
         "{err}"
     );
-    assert_eq!(sent, 1, "exactly the freed slot was reused");
+    let (reused, next): (usize, [&[u8]; 2]) = match flavor {
+        // SPSC: the dead receiver never moved `head` past "first", so the
+        // next receiver gets it again, then the rest in order.
+        Flavor::Spsc => (0, [b"first", b"second"]),
+        // MPMC: the held slot is freed (its message is lost with the
+        // receiver) and exactly one more message takes it.
+        _ => (1, [b"second", b"more"]),
+    };
+    assert_eq!(sent, reused, "slots reused before the ring was full");
     let mut rx = ch.receiver().unwrap();
-    assert_eq!(rx.recv().unwrap().to_vec(), b"second");
-    assert_eq!(rx.recv().unwrap().to_vec(), b"more");
+    for want in next {
+        assert_eq!(rx.recv().unwrap().to_vec(), want);
+    }
     assert!(rx.try_recv().unwrap().is_none());
+}
+
+#[test]
+fn a_consumer_killed_holding_a_message_lets_the_producer_know_when_full() {
+    consumer_killed_holding_a_message(
+        "a_consumer_killed_holding_a_message_lets_the_producer_know_when_full",
+        Flavor::Spsc,
+    );
+}
+
+#[test]
+fn an_mpmc_consumer_killed_holding_a_message_frees_its_slot_and_the_producer_is_told_when_full() {
+    consumer_killed_holding_a_message(
+        "an_mpmc_consumer_killed_holding_a_message_frees_its_slot_and_the_producer_is_told_when_full",
+        Flavor::Mpmc,
+    );
 }
 
 #[test]

@@ -32,8 +32,9 @@ pub(crate) const SECTION: Section = Section {
             for some microseconds, about what a sleep and a wake-up across cores cost, then \
             sleeps on a futex. \
             Round trips of 64 B to 1 MiB, and one-way streams of 64 KiB and 1 MiB, beside the \
-            hardware floor (two atomics bounced between the cores), a pipe, a Unix socket and \
-            iceoryx2 publish-subscribe, all measured in this run.",
+            hardware floor (two atomics bounced between the cores), a pipe, a Unix socket, a \
+            POSIX message queue, shared memory with System V semaphores and iceoryx2 \
+            publish-subscribe, all measured in this run.",
     reference: FLOOR,
     chart: Chart::Bars,
     run,
@@ -337,9 +338,11 @@ struct Figures {
     blocking: Vec<(usize, f64)>,
     pipe: f64,
     unix: f64,
+    mq: f64,
+    shm_sem: f64,
     iceoryx2: Option<f64>,
-    /// (size, spin, blocking, Unix socket) in GB/s.
-    oneway: Vec<(usize, f64, f64, f64)>,
+    /// (size, spin, blocking, Unix socket, shm + semaphores) in GB/s.
+    oneway: Vec<(usize, f64, f64, f64, f64)>,
 }
 
 fn run(run: &mut Run<'_>) -> Result<()> {
@@ -350,7 +353,7 @@ fn run(run: &mut Run<'_>) -> Result<()> {
         .into_iter()
         .filter(|&s| s as u64 <= max)
         .collect();
-    run.plan((2 * sizes.len() + 3 + usize::from(ice) + 3 * oneway.len()) as u64);
+    run.plan((2 * sizes.len() + 5 + usize::from(ice) + 4 * oneway.len()) as u64);
     let cpus = two_cpus();
     let figures = measure_all(run, &sizes, &oneway, ice, cpus)?;
     notes(run, &figures, cpus.is_some());
@@ -398,11 +401,15 @@ fn measure_all(
     }
     f.pipe = pinned(cpus, || ipc::measure_pingpong(run, Mech::Pipe, 64))?;
     f.unix = pinned(cpus, || ipc::measure_pingpong(run, Mech::Unix, 64))?;
+    f.mq = pinned(cpus, || ipc::measure_pingpong(run, Mech::PosixMq, 64))?;
+    f.shm_sem = pinned(cpus, || ipc::measure_pingpong(run, Mech::ShmSysv, 64))?;
     for &size in oneway {
         let spin = pinned(cpus, || measure_oneway(run, Kind::Spin, size))?;
         let blocking = pinned(cpus, || measure_oneway(run, Kind::Blocking, size))?;
         let unix = pinned(cpus, || ipc::measure_stream(run, Mech::Unix, size))?.unwrap_or(f64::NAN);
-        f.oneway.push((size, spin, blocking, unix));
+        let shm_sem =
+            pinned(cpus, || ipc::measure_stream(run, Mech::ShmSysv, size))?.unwrap_or(f64::NAN);
+        f.oneway.push((size, spin, blocking, unix, shm_sem));
     }
     Ok(f)
 }
@@ -436,6 +443,16 @@ fn notes(run: &mut Run<'_>, f: &Figures, pinned: bool) {
             speed(block, f.unix),
             ns(f.unix),
         ));
+        run.note(format!(
+            "Beside the other ways to pass a 64 B message and its answer between two processes: \
+             a POSIX message queue takes {:.0} ns and shared memory with System V semaphores \
+             (the bounded buffer of the producer/consumer exercise) {:.0} ns; the channel in \
+             blocking mode is {} and {}.",
+            ns(f.mq),
+            ns(f.shm_sem),
+            speed(block, f.mq),
+            speed(block, f.shm_sem),
+        ));
         if let Some(ice) = f.iceoryx2 {
             run.note(format!(
                 "iceoryx2 publish-subscribe 64 B round trip {:.0} ns: the memio channel in spin mode is {}.",
@@ -445,14 +462,17 @@ fn notes(run: &mut Run<'_>, f: &Figures, pinned: bool) {
         }
     }
     let memcpy = run.memcpy_gbps();
-    for &(size, spin, blocking, unix) in &f.oneway {
+    for &(size, spin, blocking, unix, shm_sem) in &f.oneway {
         let best = spin.max(blocking);
         run.note(format!(
             "{} one-way: channel {spin:.2} GB/s spinning, {blocking:.2} GB/s blocking; the better is \
-             {:.0}% of this machine's memcpy ({memcpy:.1} GB/s) and {} a Unix socket's {unix:.2} GB/s.",
+             {:.0}% of the memory section's copy bandwidth \
+             ({memcpy:.1} GB/s), {} a Unix socket's {unix:.2} GB/s \
+             and {} shared memory with semaphores ({shm_sem:.2} GB/s, two copies per message).",
             exact_bytes(size as u64),
             100.0 * best / memcpy,
             times(best, unix),
+            times(best, shm_sem),
         ));
     }
     if pinned {
