@@ -290,6 +290,124 @@ fn an_mpmc_consumer_killed_holding_a_message_frees_its_slot_and_the_producer_is_
 }
 
 #[test]
+fn an_mpmc_slot_a_dead_receiver_held_is_freed_when_a_new_receiver_takes_its_place() {
+    const T: &str =
+        "an_mpmc_slot_a_dead_receiver_held_is_freed_when_a_new_receiver_takes_its_place";
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut rx = ch.receiver().unwrap();
+        let held = rx.recv().unwrap();
+        say("holding");
+        std::thread::sleep(Duration::from_secs(60));
+        held.release();
+        return;
+    }
+    let name = unique("orphan-rx");
+    let ch = ChannelOptions::new()
+        .flavor(Flavor::Mpmc)
+        .slots(1)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut tx = ch.sender().unwrap();
+    tx.send(b"first").unwrap();
+    let (mut child, mut out) = spawn_talking(T, "receiver", &[("NAME", name)]);
+    wait_for(&mut out, "holding");
+    kill(&mut child);
+    // The new receiver takes the dead one's lock byte, so the sender can
+    // no longer tell that the slot's holder died: the new receiver frees it.
+    let mut rx = ch.receiver().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    assert!(tx.send_deadline(b"second", deadline).unwrap(), "slot lost");
+    assert_eq!(rx.recv().unwrap().to_vec(), b"second");
+}
+
+#[test]
+fn a_forgotten_mpmc_message_does_not_take_its_slot_for_ever() {
+    let name = unique("forgot");
+    let ch = ChannelOptions::new()
+        .flavor(Flavor::Mpmc)
+        .slots(1)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut tx = ch.sender().unwrap();
+    tx.send(b"a").unwrap();
+    let mut rx = ch.receiver().unwrap();
+    std::mem::forget(rx.recv().unwrap());
+    drop(rx);
+    let mut rx = ch.receiver().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    assert!(tx.send_deadline(b"b", deadline).unwrap(), "slot lost");
+    assert_eq!(rx.recv().unwrap().to_vec(), b"b");
+}
+
+#[test]
+fn a_message_after_a_dead_mpmc_senders_loan_arrives_when_a_new_sender_takes_its_place() {
+    const T: &str =
+        "a_message_after_a_dead_mpmc_senders_loan_arrives_when_a_new_sender_takes_its_place";
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut tx = ch.sender().unwrap();
+        let loan = tx.loan(4).unwrap();
+        say("loaned");
+        std::thread::sleep(Duration::from_secs(60));
+        loan.commit();
+        return;
+    }
+    let name = unique("orphan-tx");
+    let ch = ChannelOptions::new()
+        .flavor(Flavor::Mpmc)
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut rx = ch.receiver().unwrap();
+    let (mut child, mut out) = spawn_talking(T, "sender", &[("NAME", name)]);
+    wait_for(&mut out, "loaned");
+    kill(&mut child);
+    let mut tx = ch.sender().unwrap();
+    tx.send(b"request").unwrap();
+    let got = rx
+        .recv_deadline(Instant::now() + Duration::from_secs(1))
+        .unwrap()
+        .map(|m| m.to_vec());
+    assert_eq!(got.as_deref(), Some(&b"request"[..]));
+}
+
+#[test]
+fn many_mpmc_senders_killed_mid_loan_are_reported_within_a_second() {
+    const T: &str = "many_mpmc_senders_killed_mid_loan_are_reported_within_a_second";
+    if role().is_some() {
+        let ch = Channel::open(&arg("NAME")).unwrap();
+        let mut txs: Vec<_> = (0..64).map(|_| ch.sender().unwrap()).collect();
+        let loans: Vec<_> = txs.iter_mut().map(|t| t.loan(4).unwrap()).collect();
+        say("loaned");
+        std::thread::sleep(Duration::from_secs(60));
+        drop(loans);
+        return;
+    }
+    let name = unique("many-dead");
+    let ch = ChannelOptions::new()
+        .flavor(Flavor::Mpmc)
+        .slots(64)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut rx = ch.receiver().unwrap();
+    let (mut child, mut out) = spawn_talking(T, "senders", &[("NAME", name)]);
+    wait_for(&mut out, "loaned");
+    kill(&mut child);
+    let start = Instant::now();
+    let err = rx.recv().map(|m| m.to_vec()).unwrap_err();
+    assert_peer_gone_within_a_second(&err, "sender", start);
+}
+
+#[test]
 fn many_producer_processes_and_consumer_threads_deliver_each_message_once() {
     const PER: u64 = 500;
     if role().is_some() {
@@ -729,6 +847,36 @@ fn spsc_indices_moved_by_another_process_are_reported_not_waited_on() {
         .recv_deadline(Instant::now() + Duration::from_secs(2))
         .map(|m| m.map(|r| r.to_vec()));
     assert!(matches!(got, Err(Error::Corrupt { .. })), "{got:?}");
+}
+
+#[test]
+fn spsc_indices_forged_near_the_end_of_u64_are_reported_not_waited_on() {
+    let name = unique("nearmax");
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut region = shm::open(&name).unwrap();
+    region
+        .write_at(HEAD, &(u64::MAX - 1).to_ne_bytes())
+        .unwrap();
+    region
+        .write_at(TAIL, &(u64::MAX - 1).to_ne_bytes())
+        .unwrap();
+    let (mut tx, _rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+    let start = Instant::now();
+    let mut sent = 0;
+    let err = loop {
+        match tx.send_deadline(b"1", start + Duration::from_secs(2)) {
+            Ok(true) => sent += 1,
+            Ok(false) => panic!("waited {:?} after {sent} sends", start.elapsed()),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(sent <= 1, "{sent}");
 }
 
 #[test]

@@ -65,6 +65,12 @@
 //!   frees its slot and the message is lost with that receiver; SPSC never
 //!   moved `head` past it, so the next receiver gets it again.
 //!
+//! The waiting side frees every slot in its way whose holder died in one
+//! pass. An MPMC endpoint that attaches in a dead one's place (taking its
+//! lock byte, which would make it look alive again) first frees what that
+//! one held; so does a receiver attaching after one that was dropped with
+//! a message forgotten (`mem::forget` of a [`Received`]).
+//!
 //! A named channel no process holds open (every handle holds a shared lock
 //! on byte 0) is stale: [`ChannelOptions::create`] removes it and creates a
 //! new one, and [`ChannelOptions::open`] opens it as it stands, recovering

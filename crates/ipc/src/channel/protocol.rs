@@ -324,7 +324,8 @@ pub mod spsc {
     /// Whether `head`, `tail` and the slot of `head` are what a sound ring
     /// can show to its waiting sender or receiver: `head <= tail + 1` (a
     /// dead sender may leave `tail` one behind its last commit), `tail <=
-    /// head + n`, and every position below `tail` committed. When not,
+    /// head + n`, both more than `n` below `u64::MAX`, and every position
+    /// below `tail` committed. When not,
     /// another process wrote them, and waiting would be for ever: the
     /// receiver waits for a position that will never be committed, or the
     /// sender for a `head` that will never come.
@@ -332,6 +333,12 @@ pub mod spsc {
         let h = head.load(Ordering::Acquire);
         let t = tail.load(Ordering::Acquire);
         if h > t.saturating_add(1) || t > h.saturating_add(slots.count()) {
+            return false;
+        }
+        // Positions this close to the end of u64 take centuries to reach:
+        // another process wrote them, and the sender could never claim
+        // past them (`next < head + n` saturates).
+        if t.max(h).checked_add(slots.count() + 1).is_none() {
             return false;
         }
         // `FULL(h)` was stored before `tail` passed `h`, and the sender

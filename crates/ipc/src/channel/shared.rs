@@ -290,6 +290,33 @@ impl Inner {
         self.geo.flavor == Flavor::Spsc
     }
 
+    /// Frees the MPMC slots that endpoint `k` of `side` left holding: a
+    /// loan or a message of an endpoint that died, or that was dropped
+    /// with its message forgotten. Called by the endpoint that has just
+    /// locked byte `k`, so the one that held it before is gone; the waiting
+    /// side recovers such slots by the owner's lock, which the new holder
+    /// of `k` would otherwise keep looking alive for ever.
+    fn orphans_of(&self, side: Side, k: u8) {
+        if self.geo.flavor != Flavor::Mpmc {
+            return;
+        }
+        let held = match side {
+            Side::Send => protocol::WRITING,
+            Side::Recv => protocol::READING,
+        };
+        let mut freed = false;
+        for i in 0..self.geo.slots as u64 {
+            let w = self.slot(i).state.load(Ordering::Acquire);
+            if protocol::kind_of(w) == held && protocol::owner_of(w) == k {
+                freed |= protocol::recover(self, Stuck { word: w });
+            }
+        }
+        if freed {
+            self.wake(Side::Send);
+            self.wake(Side::Recv);
+        }
+    }
+
     /// A receiver's release of position `pos`: the senders may reuse it.
     #[inline]
     fn give_back(&self, pos: u64) {
@@ -1013,6 +1040,7 @@ impl Channel {
         for k in 0..u8::try_from(max).unwrap_or(u8::MAX) {
             let byte = side.first_byte() + i64::from(k);
             if sys::try_lock(fd.as_fd(), true, byte, 1).map_err(|e| inner.os("lock", e))? {
+                inner.orphans_of(side, k);
                 inner.joined(side).fetch_add(1, Ordering::AcqRel);
                 return Ok((fd, k));
             }
@@ -1172,15 +1200,36 @@ impl Endpoint {
                 ),
             });
         }
-        if let Some(stuck) = stuck {
-            let byte = other.first_byte() + i64::from(stuck.owner());
-            if !sys::held_by_others(fd, byte, 1).map_err(os)? && protocol::recover(inner, stuck) {
+        if let Some(mut stuck) = stuck {
+            // Every slot in the way whose holder died, in one go: behind
+            // one dead loan may stand the loans of other dead senders.
+            let mut freed = false;
+            let mut left = inner.geo.slots;
+            let found = loop {
+                let byte = other.first_byte() + i64::from(stuck.owner());
+                if sys::held_by_others(fd, byte, 1).map_err(os)? {
+                    break None;
+                }
+                freed |= protocol::recover(inner, stuck);
+                match attempt() {
+                    Step::Claimed(p) => break Some(p),
+                    Step::Wait(Some(next)) if left > 0 => {
+                        left -= 1;
+                        stuck = next;
+                    }
+                    // Nothing more in the way, or a bounded pass done.
+                    Step::Wait(_) => break None,
+                }
+            };
+            if freed {
                 // A dead sender's slot freed: receivers move past it. A
                 // dead receiver's: senders have room.
                 inner.wake(Side::Send);
                 inner.wake(Side::Recv);
             }
-            return Ok(None);
+            if found.is_some() || !freed {
+                return Ok(found);
+            }
         }
         if inner.joined(other).load(Ordering::Acquire) == 0 {
             return Ok(None);
