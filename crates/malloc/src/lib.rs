@@ -111,6 +111,27 @@ pub fn trim() -> usize {
     bytes
 }
 
+/// Takes back the blocks that other threads freed into the calling
+/// thread's heap and into the heaps of threads that have exited, so that
+/// [`stats`] counts them as free.
+///
+/// A block freed by a thread other than the one whose heap it came from
+/// waits on its page until that heap next needs the page, and counts as in
+/// use until then; a report (a leak check at exit, say) calls this first.
+/// Blocks freed into the heaps of threads still running wait for those
+/// threads.
+pub fn collect() {
+    let h = thread::current();
+    if !h.is_null() {
+        // SAFETY: the calling thread holds `h`.
+        #[allow(unsafe_code, reason = "the calling thread's own heap")]
+        unsafe {
+            heap::collect_all(h, true, false);
+        }
+    }
+    thread::collect_pool();
+}
+
 /// A snapshot of the heap's figures.
 #[doc(alias = "mallinfo")]
 #[doc(alias = "mallinfo2")]

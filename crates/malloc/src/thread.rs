@@ -196,6 +196,21 @@ pub(crate) fn purge_pool_when_due(now: u64) {
     }
 }
 
+/// Takes the blocks other threads freed into the pooled heaps (the heaps
+/// of exited threads) back onto their pages, so that those count as free
+/// again.
+pub(crate) fn collect_pool() {
+    let pool = POOL.lock();
+    let mut h = pool.free;
+    while !h.is_null() {
+        // SAFETY: a pooled heap is held by the pool lock's holder: us.
+        unsafe {
+            heap::collect_all(h, true, false);
+            h = (*h).next_free;
+        }
+    }
+}
+
 /// Trims the heaps in the pool; returns bytes purged.
 pub(crate) fn trim_pool() -> usize {
     let pool = POOL.lock();

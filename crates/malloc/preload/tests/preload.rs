@@ -123,6 +123,14 @@ fn leaks_at_exit_are_reported_by_size_class() {
         class_1024(&freed) + 3,
         "three 1000-byte blocks leaked:\n{leaked}\nagainst\n{freed}"
     );
+    // Blocks freed by threads other than the one that made them are not
+    // leaks, though their heaps had not taken them back yet.
+    let crossed = report("cross");
+    assert_eq!(
+        class_1024(&crossed),
+        class_1024(&freed),
+        "4000 blocks freed across threads:\n{crossed}\nagainst\n{freed}"
+    );
     let mut quiet = Command::new(&exe);
     quiet.arg("leak");
     assert_eq!(text(&run(quiet, true).stderr), "", "no report unless asked");
