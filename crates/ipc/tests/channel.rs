@@ -602,6 +602,91 @@ fn of_many_processes_replacing_a_stale_channel_at_once_exactly_one_creates_it() 
 }
 
 #[test]
+fn an_open_racing_a_create_waits_for_the_creator_and_never_reports_corrupt() {
+    // The name exists, empty, before the creator holds it: an open that
+    // comes between must wait for the creator, not judge the empty object.
+    const ROUNDS: usize = 500;
+    for round in 0..ROUNDS {
+        let name = unique("openrace");
+        let _g = Guard::PosixShm(name.clone());
+        std::thread::scope(|s| {
+            let openers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let start = Instant::now();
+                        while start.elapsed() < Duration::from_secs(2) {
+                            match Channel::open(&name) {
+                                Ok(ch) => return Some(ch.slots()),
+                                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                                Err(e) => panic!("round {round}: {e}"),
+                            }
+                        }
+                        None
+                    })
+                })
+                .collect();
+            std::thread::yield_now();
+            let ch = ChannelOptions::new()
+                .slots(2)
+                .slot_size(8)
+                .create(&name)
+                .unwrap();
+            for o in openers {
+                assert_eq!(o.join().unwrap(), Some(2), "round {round}");
+            }
+            drop(ch);
+        });
+    }
+}
+
+#[test]
+fn of_threads_replacing_a_stale_channel_in_a_tight_race_exactly_one_creates_it() {
+    // A loser write-locks whatever object the name leads to while it looks
+    // at it, the winner's new and still empty one included: that must not
+    // make the winner fail. Losers that try again and again until someone
+    // has won make that moment as likely as it gets.
+    const ROUNDS: usize = 3000;
+    const RACERS: usize = 3;
+    for round in 0..ROUNDS {
+        let name = unique("tightrace");
+        let _g = Guard::PosixShm(name.clone());
+        let options = ChannelOptions::new().slots(2).slot_size(8);
+        drop(options.create(&name).unwrap());
+        let barrier = std::sync::Barrier::new(RACERS);
+        let won = std::sync::atomic::AtomicBool::new(false);
+        let made: Vec<Channel> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..RACERS)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        for _ in 0..1000 {
+                            match options.create(&name) {
+                                Ok(ch) => {
+                                    won.store(true, std::sync::atomic::Ordering::Relaxed);
+                                    return Some(ch);
+                                }
+                                Err(e) => {
+                                    assert!(e.to_string().contains("exists"), "round {round}: {e}");
+                                }
+                            }
+                            if won.load(std::sync::atomic::Ordering::Relaxed) {
+                                break;
+                            }
+                        }
+                        None
+                    })
+                })
+                .collect();
+            racers
+                .into_iter()
+                .filter_map(|r| r.join().unwrap())
+                .collect()
+        });
+        assert_eq!(made.len(), 1, "round {round}: one creator");
+    }
+}
+
+#[test]
 fn deadlines_return_without_a_message_or_room() {
     let name = unique("deadline");
     let ch = ChannelOptions::new()
