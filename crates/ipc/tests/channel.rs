@@ -687,6 +687,68 @@ fn of_threads_replacing_a_stale_channel_in_a_tight_race_exactly_one_creates_it()
 }
 
 #[test]
+fn a_create_without_room_in_dev_shm_is_an_error_not_sigbus() {
+    const T: &str = "a_create_without_room_in_dev_shm_is_an_error_not_sigbus";
+    /// The exit code of the shell when it cannot mount the small tmpfs.
+    const SKIP: i32 = 77;
+    if role().is_some() {
+        // In a mount namespace of its own, over a 1 MiB /dev/shm.
+        let name = unique("noroom");
+        let _g = Guard::PosixShm(name.clone());
+        let err = ChannelOptions::new()
+            .slots(1024)
+            .slot_size(4096)
+            .create(&name)
+            .unwrap_err();
+        assert_eq!(err.raw_errno(), Some(libc::ENOSPC), "{err}");
+        assert!(err.to_string().contains(&name), "{err}");
+        assert!(shm::open(&name).is_err(), "the failed object is removed");
+        // What fits still works.
+        let ch = ChannelOptions::new()
+            .slots(4)
+            .slot_size(4096)
+            .create(&name)
+            .unwrap();
+        let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+        tx.send(b"fits").unwrap();
+        assert_eq!(rx.recv().unwrap().to_vec(), b"fits");
+        return;
+    }
+    // A small /dev/shm needs a mount namespace: root, and `unshare`.
+    let can_unshare = Command::new("unshare")
+        .args(["-m", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can_unshare {
+        println!("skipped: `unshare -m` is unavailable here (it needs root)");
+        return;
+    }
+    let status = Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=1m tmpfs /dev/shm || exit 77; \
+             exec \"$0\" --exact \"$1\" --nocapture --test-threads=1",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .arg(T)
+        .env("MEMIO_IPC_TEST_ROLE", "creator")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    if status.code() == Some(SKIP) {
+        println!("skipped: cannot mount a small tmpfs on /dev/shm");
+        return;
+    }
+    assert!(status.success(), "creator process failed: {status}");
+}
+
+#[test]
 fn deadlines_return_without_a_message_or_room() {
     let name = unique("deadline");
     let ch = ChannelOptions::new()

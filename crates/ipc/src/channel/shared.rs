@@ -569,9 +569,14 @@ impl ChannelOptions {
     /// processes replacing one such object at once, one creates the new
     /// channel and the others are told it exists.
     ///
+    /// The object's memory is reserved here (`fallocate`), all of it: a
+    /// `/dev/shm` without room for it fails the create rather than a later
+    /// write (which the kernel would answer with `SIGBUS`).
+    ///
     /// # Errors
     /// [`Error::NameInvalid`]; an existing object in use or not a channel
-    /// (already exists); a bad geometry; an OS error naming the channel.
+    /// (already exists); a bad geometry; no room for the object (of errno
+    /// `ENOSPC`); an OS error naming the channel.
     #[doc(alias = "shm_open")]
     pub fn create(&self, name: &str) -> Result<Channel> {
         name::check(name, Kind::Plain)?;
@@ -605,8 +610,10 @@ impl ChannelOptions {
     /// `/proc/PID/fd`); hand it to a child with
     /// [`Channel::inheritable_fd`] and [`ChannelOptions::from_fd`].
     ///
+    /// Its memory is reserved here, as for [`ChannelOptions::create`].
+    ///
     /// # Errors
-    /// A bad geometry or an OS error.
+    /// A bad geometry, no room for the object, or an OS error.
     #[doc(alias = "memfd_create")]
     pub fn memfd(&self, label: &str) -> Result<Channel> {
         let object = format!("channel memfd '{label}'");
@@ -616,7 +623,7 @@ impl ChannelOptions {
         self.init(fd, geo, object, None)
     }
 
-    /// Sizes, maps and initialises a new object; `fd` is its own
+    /// Sizes, reserves, maps and initialises a new object; `fd` is its own
     /// open file description, of an object this process has just made.
     fn init(
         &self,
@@ -632,6 +639,7 @@ impl ChannelOptions {
         // wait for it rather than fail.
         sys::lock_handle(&fd, INIT_WAIT).map_err(|e| fail("lock", e))?;
         rustix::fs::ftruncate(&fd, geo.total as u64).map_err(|e| fail("resize", e.into()))?;
+        reserve(&fd, geo.total as u64).map_err(|e| fail("reserve memory for", e))?;
         let region = map(&fd, geo.total).map_err(|e| fail("map", e))?;
         let inner = Inner {
             region,
@@ -786,6 +794,17 @@ fn describe(name: &str) -> String {
 
 fn map(fd: &OwnedFd, len: usize) -> io::Result<Region> {
     MapOptions::new().shared().read_write().len(len).map(fd)
+}
+
+/// Allocates the first `len` bytes of the object, so that running out of
+/// memory is an error now (`ENOSPC`) and not a `SIGBUS` at the first write
+/// to a page: `ftruncate` on tmpfs reserves nothing. A file system without
+/// `fallocate` is left as it is.
+fn reserve(fd: &OwnedFd, len: u64) -> io::Result<()> {
+    match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn size_of_object(fd: &OwnedFd) -> io::Result<usize> {
