@@ -749,6 +749,41 @@ fn a_create_without_room_in_dev_shm_is_an_error_not_sigbus() {
 }
 
 #[test]
+fn a_memfd_channel_is_sealed_so_a_child_cannot_shrink_it() {
+    if role().is_some() {
+        let fd: i32 = arg("FD").parse().unwrap();
+        // SAFETY: the parent passed this descriptor open, without
+        // close-on-exec, and nothing else in this process owns it.
+        #[allow(unsafe_code, reason = "taking an inherited descriptor")]
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let file = std::fs::File::from(fd);
+        let size = file.metadata().unwrap().len();
+        for len in [0, size / 2, size + 4096] {
+            let err = file.set_len(len).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EPERM), "to {len}: {err}");
+        }
+        let ch = ChannelOptions::new().from_fd(file.into()).unwrap();
+        let mut rx = ch.receiver().unwrap();
+        assert_eq!(rx.recv().unwrap().to_vec(), b"still whole");
+        return;
+    }
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(64)
+        .memfd("sealed")
+        .unwrap();
+    ch.sender().unwrap().send(b"still whole").unwrap();
+    let fd = ch.inheritable_fd().unwrap();
+    let peer = spawn_peer(
+        "a_memfd_channel_is_sealed_so_a_child_cannot_shrink_it",
+        "shrinker",
+        &[("FD", fd.as_raw_fd().to_string())],
+    );
+    drop(fd);
+    join(peer);
+}
+
+#[test]
 fn deadlines_return_without_a_message_or_room() {
     let name = unique("deadline");
     let ch = ChannelOptions::new()

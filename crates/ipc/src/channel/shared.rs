@@ -610,17 +610,31 @@ impl ChannelOptions {
     /// `/proc/PID/fd`); hand it to a child with
     /// [`Channel::inheritable_fd`] and [`ChannelOptions::from_fd`].
     ///
-    /// Its memory is reserved here, as for [`ChannelOptions::create`].
+    /// Its memory is reserved here, as for [`ChannelOptions::create`], and
+    /// the memfd is sealed at its size (`F_SEAL_SHRINK`, `F_SEAL_GROW`,
+    /// then `F_SEAL_SEAL`): no process holding the descriptor can shrink
+    /// the object under the others' mappings, which would kill them with
+    /// `SIGBUS` at their next access.
     ///
     /// # Errors
     /// A bad geometry, no room for the object, or an OS error.
     #[doc(alias = "memfd_create")]
     pub fn memfd(&self, label: &str) -> Result<Channel> {
+        use rustix::fs::{MemfdFlags, SealFlags};
         let object = format!("channel memfd '{label}'");
         let geo = self.geometry(&object)?;
-        let fd = rustix::fs::memfd_create(label, rustix::fs::MemfdFlags::CLOEXEC)
+        let fd = rustix::fs::memfd_create(label, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
             .map_err(|e| Error::Io(error::os("create", &object, e.into())))?;
-        self.init(fd, geo, object, None)
+        let channel = self.init(fd, geo, object, None)?;
+        // Nothing ever resizes a channel, so growing is sealed too; and
+        // sealing the seals keeps a holder from adding one that would stop
+        // others mapping it (`F_SEAL_FUTURE_WRITE`).
+        rustix::fs::fcntl_add_seals(
+            &channel.inner.fd,
+            SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+        )
+        .map_err(|e| channel.inner.os("seal", e.into()))?;
+        Ok(channel)
     }
 
     /// Sizes, reserves, maps and initialises a new object; `fd` is its own
