@@ -720,6 +720,188 @@ fn of_many_processes_replacing_a_stale_channel_at_once_exactly_one_creates_it() 
 }
 
 #[test]
+fn an_open_racing_a_create_waits_for_the_creator_and_never_reports_corrupt() {
+    // The name exists, empty, before the creator holds it: an open that
+    // comes between must wait for the creator, not judge the empty object.
+    const ROUNDS: usize = 500;
+    for round in 0..ROUNDS {
+        let name = unique("openrace");
+        let _g = Guard::PosixShm(name.clone());
+        std::thread::scope(|s| {
+            let openers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let start = Instant::now();
+                        while start.elapsed() < Duration::from_secs(2) {
+                            match Channel::open(&name) {
+                                Ok(ch) => return Some(ch.slots()),
+                                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                                Err(e) => panic!("round {round}: {e}"),
+                            }
+                        }
+                        None
+                    })
+                })
+                .collect();
+            std::thread::yield_now();
+            let ch = ChannelOptions::new()
+                .slots(2)
+                .slot_size(8)
+                .create(&name)
+                .unwrap();
+            for o in openers {
+                assert_eq!(o.join().unwrap(), Some(2), "round {round}");
+            }
+            drop(ch);
+        });
+    }
+}
+
+#[test]
+fn of_threads_replacing_a_stale_channel_in_a_tight_race_exactly_one_creates_it() {
+    // A loser write-locks whatever object the name leads to while it looks
+    // at it, the winner's new and still empty one included: that must not
+    // make the winner fail. Losers that try again and again until someone
+    // has won make that moment as likely as it gets.
+    const ROUNDS: usize = 3000;
+    const RACERS: usize = 3;
+    for round in 0..ROUNDS {
+        let name = unique("tightrace");
+        let _g = Guard::PosixShm(name.clone());
+        let options = ChannelOptions::new().slots(2).slot_size(8);
+        drop(options.create(&name).unwrap());
+        let barrier = std::sync::Barrier::new(RACERS);
+        let won = std::sync::atomic::AtomicBool::new(false);
+        let made: Vec<Channel> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..RACERS)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        for _ in 0..1000 {
+                            match options.create(&name) {
+                                Ok(ch) => {
+                                    won.store(true, std::sync::atomic::Ordering::Relaxed);
+                                    return Some(ch);
+                                }
+                                Err(e) => {
+                                    assert!(e.to_string().contains("exists"), "round {round}: {e}");
+                                }
+                            }
+                            if won.load(std::sync::atomic::Ordering::Relaxed) {
+                                break;
+                            }
+                        }
+                        None
+                    })
+                })
+                .collect();
+            racers
+                .into_iter()
+                .filter_map(|r| r.join().unwrap())
+                .collect()
+        });
+        assert_eq!(made.len(), 1, "round {round}: one creator");
+    }
+}
+
+#[test]
+fn a_create_without_room_in_dev_shm_is_an_error_not_sigbus() {
+    const T: &str = "a_create_without_room_in_dev_shm_is_an_error_not_sigbus";
+    /// The exit code of the shell when it cannot mount the small tmpfs.
+    const SKIP: i32 = 77;
+    if role().is_some() {
+        // In a mount namespace of its own, over a 1 MiB /dev/shm.
+        let name = unique("noroom");
+        let _g = Guard::PosixShm(name.clone());
+        let err = ChannelOptions::new()
+            .slots(1024)
+            .slot_size(4096)
+            .create(&name)
+            .unwrap_err();
+        assert_eq!(err.raw_errno(), Some(libc::ENOSPC), "{err}");
+        assert!(err.to_string().contains(&name), "{err}");
+        assert!(shm::open(&name).is_err(), "the failed object is removed");
+        // What fits still works.
+        let ch = ChannelOptions::new()
+            .slots(4)
+            .slot_size(4096)
+            .create(&name)
+            .unwrap();
+        let (mut tx, mut rx) = (ch.sender().unwrap(), ch.receiver().unwrap());
+        tx.send(b"fits").unwrap();
+        assert_eq!(rx.recv().unwrap().to_vec(), b"fits");
+        return;
+    }
+    // A small /dev/shm needs a mount namespace: root, and `unshare`.
+    let can_unshare = Command::new("unshare")
+        .args(["-m", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can_unshare {
+        println!("skipped: `unshare -m` is unavailable here (it needs root)");
+        return;
+    }
+    let status = Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=1m tmpfs /dev/shm || exit 77; \
+             exec \"$0\" --exact \"$1\" --nocapture --test-threads=1",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .arg(T)
+        .env("MEMIO_IPC_TEST_ROLE", "creator")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    if status.code() == Some(SKIP) {
+        println!("skipped: cannot mount a small tmpfs on /dev/shm");
+        return;
+    }
+    assert!(status.success(), "creator process failed: {status}");
+}
+
+#[test]
+fn a_memfd_channel_is_sealed_so_a_child_cannot_shrink_it() {
+    if role().is_some() {
+        let fd: i32 = arg("FD").parse().unwrap();
+        // SAFETY: the parent passed this descriptor open, without
+        // close-on-exec, and nothing else in this process owns it.
+        #[allow(unsafe_code, reason = "taking an inherited descriptor")]
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let file = std::fs::File::from(fd);
+        let size = file.metadata().unwrap().len();
+        for len in [0, size / 2, size + 4096] {
+            let err = file.set_len(len).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EPERM), "to {len}: {err}");
+        }
+        let ch = ChannelOptions::new().from_fd(file.into()).unwrap();
+        let mut rx = ch.receiver().unwrap();
+        assert_eq!(rx.recv().unwrap().to_vec(), b"still whole");
+        return;
+    }
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(64)
+        .memfd("sealed")
+        .unwrap();
+    ch.sender().unwrap().send(b"still whole").unwrap();
+    let fd = ch.inheritable_fd().unwrap();
+    let peer = spawn_peer(
+        "a_memfd_channel_is_sealed_so_a_child_cannot_shrink_it",
+        "shrinker",
+        &[("FD", fd.as_raw_fd().to_string())],
+    );
+    drop(fd);
+    join(peer);
+}
+
+#[test]
 fn deadlines_return_without_a_message_or_room() {
     let name = unique("deadline");
     let ch = ChannelOptions::new()

@@ -144,6 +144,13 @@
 //! [`Loan::as_mut_slice`]) are `unsafe`, since only the other processes'
 //! good conduct keeps them from writing a slot the protocol gives to you.
 //!
+//! A process allowed to open a named channel's object for writing can
+//! also shrink it (`ftruncate`), and the next access of another process to
+//! the memory cut off then kills that process with `SIGBUS`, as with a file
+//! truncated under a memory map: only the object's permissions (0600
+//! unless [`ChannelOptions::mode`] says otherwise) guard against that. A
+//! memfd channel ([`ChannelOptions::memfd`]) is sealed at its size.
+//!
 //! A message is consumed by exactly one release, which takes the
 //! [`Received`] by value, so releasing twice does not compile:
 //!

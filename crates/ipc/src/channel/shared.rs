@@ -596,9 +596,14 @@ impl ChannelOptions {
     /// processes replacing one such object at once, one creates the new
     /// channel and the others are told it exists.
     ///
+    /// The object's memory is reserved here (`fallocate`), all of it: a
+    /// `/dev/shm` without room for it fails the create rather than a later
+    /// write (which the kernel would answer with `SIGBUS`).
+    ///
     /// # Errors
     /// [`Error::NameInvalid`]; an existing object in use or not a channel
-    /// (already exists); a bad geometry; an OS error naming the channel.
+    /// (already exists); a bad geometry; no room for the object (of errno
+    /// `ENOSPC`); an OS error naming the channel.
     #[doc(alias = "shm_open")]
     pub fn create(&self, name: &str) -> Result<Channel> {
         name::check(name, Kind::Plain)?;
@@ -618,8 +623,11 @@ impl ChannelOptions {
                 Err(e) => return Err(Error::Io(error::os("create", &object, e.into()))),
             }
         };
+        let ours = rustix::fs::fstat(&fd).ok();
         let channel = self.init(fd, geo, object, Some(name.to_owned()));
-        if channel.is_err() {
+        // Remove what this call made, and only that: should the name lead
+        // to another object by now, it is someone else's.
+        if channel.is_err() && ours.as_ref().is_none_or(|st| leads_to(name, st)) {
             let _ = rustix::shm::unlink(name);
         }
         channel
@@ -629,19 +637,35 @@ impl ChannelOptions {
     /// `/proc/PID/fd`); hand it to a child with
     /// [`Channel::inheritable_fd`] and [`ChannelOptions::from_fd`].
     ///
+    /// Its memory is reserved here, as for [`ChannelOptions::create`], and
+    /// the memfd is sealed at its size (`F_SEAL_SHRINK`, `F_SEAL_GROW`,
+    /// then `F_SEAL_SEAL`): no process holding the descriptor can shrink
+    /// the object under the others' mappings, which would kill them with
+    /// `SIGBUS` at their next access.
+    ///
     /// # Errors
-    /// A bad geometry or an OS error.
+    /// A bad geometry, no room for the object, or an OS error.
     #[doc(alias = "memfd_create")]
     pub fn memfd(&self, label: &str) -> Result<Channel> {
+        use rustix::fs::{MemfdFlags, SealFlags};
         let object = format!("channel memfd '{label}'");
         let geo = self.geometry(&object)?;
-        let fd = rustix::fs::memfd_create(label, rustix::fs::MemfdFlags::CLOEXEC)
+        let fd = rustix::fs::memfd_create(label, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
             .map_err(|e| Error::Io(error::os("create", &object, e.into())))?;
-        self.init(fd, geo, object, None)
+        let channel = self.init(fd, geo, object, None)?;
+        // Nothing ever resizes a channel, so growing is sealed too; and
+        // sealing the seals keeps a holder from adding one that would stop
+        // others mapping it (`F_SEAL_FUTURE_WRITE`).
+        rustix::fs::fcntl_add_seals(
+            &channel.inner.fd,
+            SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+        )
+        .map_err(|e| channel.inner.os("seal", e.into()))?;
+        Ok(channel)
     }
 
-    /// Sizes, maps and initialises a new object; `fd` is its own open file
-    /// description.
+    /// Sizes, reserves, maps and initialises a new object; `fd` is its own
+    /// open file description, of an object this process has just made.
     fn init(
         &self,
         fd: OwnedFd,
@@ -650,8 +674,13 @@ impl ChannelOptions {
         name: Option<String>,
     ) -> Result<Channel> {
         let fail = |action: &str, e: io::Error| Error::Io(error::os(action, &object, e));
-        sys::lock_handle(&fd).map_err(|e| fail("lock", e))?;
+        // A process removing a stale channel write-locks whatever object
+        // the name leads to while it looks at it, and lets go at once of
+        // one that is no leftover, as this new one, still empty, is not:
+        // wait for it rather than fail.
+        sys::lock_handle(&fd, INIT_WAIT).map_err(|e| fail("lock", e))?;
         rustix::fs::ftruncate(&fd, geo.total as u64).map_err(|e| fail("resize", e.into()))?;
+        reserve(&fd, geo.total as u64).map_err(|e| fail("reserve memory for", e))?;
         let region = map(&fd, geo.total).map_err(|e| fail("map", e))?;
         let inner = Inner {
             region,
@@ -692,11 +721,15 @@ impl ChannelOptions {
     /// magic number, and no process holds it) is removed, and the open
     /// fails as for a missing channel, saying so.
     ///
+    /// An open racing a create waits for the creator, up to a second: the
+    /// object is empty from the moment its name exists until the creator
+    /// sizes it, and without its magic number until the creator is done.
+    ///
     /// # Errors
     /// [`Error::NameInvalid`]; [`Error::Corrupt`] for an object that is not
-    /// a channel of this layout version; an OS error naming the channel
-    /// (not found, of kind [`io::ErrorKind::NotFound`], for a missing or a
-    /// half-made one).
+    /// a channel of this layout version, or is still empty or unfinished a
+    /// second later; an OS error naming the channel (not found, of kind
+    /// [`io::ErrorKind::NotFound`], for a missing or a half-made one).
     pub fn open(&self, name: &str) -> Result<Channel> {
         name::check(name, Kind::Plain)?;
         let object = describe(name);
@@ -780,7 +813,7 @@ impl ChannelOptions {
         name: Option<String>,
     ) -> Result<Channel> {
         let fail = |action: &str, e: io::Error| Error::Io(error::os(action, &object, e));
-        sys::lock_handle(&fd).map_err(|e| fail("lock", e))?;
+        sys::lock_handle(&fd, INIT_WAIT).map_err(|e| fail("lock", e))?;
         let region = wait_initialised(&fd, &object)?;
         let geo = validate(&region, &object)?;
         Ok(Channel {
@@ -804,14 +837,28 @@ fn map(fd: &OwnedFd, len: usize) -> io::Result<Region> {
     MapOptions::new().shared().read_write().len(len).map(fd)
 }
 
+/// Allocates the first `len` bytes of the object, so that running out of
+/// memory is an error now (`ENOSPC`) and not a `SIGBUS` at the first write
+/// to a page: `ftruncate` on tmpfs reserves nothing. A file system without
+/// `fallocate` is left as it is.
+fn reserve(fd: &OwnedFd, len: u64) -> io::Result<()> {
+    match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn size_of_object(fd: &OwnedFd) -> io::Result<usize> {
     let st = rustix::fs::fstat(fd)?;
     Ok(usize::try_from(st.st_size).unwrap_or(0))
 }
 
 /// Maps the object once its creator has sized it and stored the magic;
-/// waits up to [`INIT_WAIT`] while another handle exists and it is not
-/// there yet.
+/// waits up to [`INIT_WAIT`] while it is not there yet and either another
+/// handle exists or the object is empty. A creator makes the object
+/// (empty) before it takes its lock, so an empty object no one holds may
+/// be one being created this moment; once sized, it is held for as long
+/// as its creator lives.
 fn wait_initialised(fd: &OwnedFd, object: &str) -> Result<Region> {
     let corrupt = |why: String| Error::Corrupt {
         object: object.to_owned(),
@@ -825,9 +872,15 @@ fn wait_initialised(fd: &OwnedFd, object: &str) -> Result<Region> {
                 && sys::held_by_others(fd.as_fd(), 0, LOCK_SPAN).unwrap_or(false)
         };
         if size < HEADER_SIZE {
-            if creator_busy() {
+            if creator_busy() || (size == 0 && start.elapsed() < INIT_WAIT) {
                 std::thread::sleep(Duration::from_millis(2));
                 continue;
+            }
+            if size == 0 {
+                return Err(corrupt(format!(
+                    "it is empty, and no process made it a channel within {INIT_WAIT:?} \
+                     (its creator may have died)"
+                )));
             }
             return Err(corrupt(format!(
                 "it is {size} bytes, smaller than a channel header ({HEADER_SIZE})"
@@ -929,13 +982,15 @@ fn leftover(fd: &OwnedFd) -> Option<Leftover> {
 
 /// Whether `name` still leads to the object `fd` is open on.
 fn names_object(name: &str, fd: &OwnedFd) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|st| leads_to(name, &st))
+}
+
+/// Whether `name` leads to the object of status `st`.
+fn leads_to(name: &str, st: &rustix::fs::Stat) -> bool {
     let Ok(now) = rustix::shm::open(name, OFlags::RDONLY, Mode::empty()) else {
         return false;
     };
-    match (rustix::fs::fstat(fd), rustix::fs::fstat(&now)) {
-        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
-        _ => false,
-    }
+    rustix::fs::fstat(&now).is_ok_and(|b| st.st_dev == b.st_dev && st.st_ino == b.st_ino)
 }
 
 /// Removes the object `name` if it is a channel (or a half-made one) that
@@ -948,6 +1003,10 @@ fn names_object(name: &str, fd: &OwnedFd) -> bool {
 /// and looks again, and a second remover fails to take it. The name is
 /// unlinked only while it still leads to the locked object, so no process
 /// ever removes a channel that another has just created in its place.
+///
+/// An object being created is never taken for a leftover: it is empty
+/// until its creator holds its lock, and an empty object is none. The
+/// creator waits out the moment this holds the write lock on it.
 fn remove_if_stale(name: &str) -> Option<Leftover> {
     let fd = rustix::shm::open(name, OFlags::RDWR, Mode::empty()).ok()?;
     if !sys::try_lock(fd.as_fd(), true, 0, LOCK_SPAN).unwrap_or(false) {
@@ -1689,5 +1748,72 @@ impl Drop for Received<'_> {
     #[inline]
     fn drop(&mut self) {
         self.rx.end.inner.give_back(self.pos);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name of this process, and an empty object of that name made as
+    /// `create` makes it, not yet locked.
+    fn fresh(tag: &str) -> (String, OwnedFd) {
+        let name = format!("/memio-unit-{}-{tag}", std::process::id());
+        let _ = rustix::shm::unlink(name.as_str());
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL;
+        let fd = rustix::shm::open(name.as_str(), flags, Mode::RUSR | Mode::WUSR).unwrap();
+        (name, fd)
+    }
+
+    fn finish(name: &str, fd: OwnedFd) -> Result<Channel> {
+        let options = ChannelOptions::new().slots(2).slot_size(8);
+        let geo = options.geometry(name).unwrap();
+        options.init(fd, geo, describe(name), Some(name.to_owned()))
+    }
+
+    #[test]
+    fn a_creator_waits_out_a_remover_looking_at_its_new_object() {
+        let (name, fd) = fresh("remover");
+        // What `remove_if_stale` holds while it looks at the object.
+        let remover = rustix::shm::open(name.as_str(), OFlags::RDWR, Mode::empty()).unwrap();
+        assert!(sys::try_lock(remover.as_fd(), true, 0, LOCK_SPAN).unwrap());
+        assert_eq!(leftover(&remover), None, "an empty object is no leftover");
+        let letting_go = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(remover);
+        });
+        let made = finish(&name, fd);
+        letting_go.join().unwrap();
+        let _ = rustix::shm::unlink(name.as_str());
+        assert_eq!(made.unwrap().slots(), 2);
+    }
+
+    #[test]
+    fn an_open_finding_the_object_empty_waits_for_its_creator() {
+        let (name, fd) = fresh("opener");
+        let opener = {
+            let name = name.clone();
+            std::thread::spawn(move || Channel::open(&name).map(|ch| ch.slots()))
+        };
+        // The creator between making the object and locking it.
+        std::thread::sleep(Duration::from_millis(50));
+        let creator = finish(&name, fd);
+        let slots = opener.join().unwrap();
+        let _ = rustix::shm::unlink(name.as_str());
+        assert!(creator.is_ok());
+        assert_eq!(slots.unwrap(), 2);
+    }
+
+    #[test]
+    fn an_empty_object_no_one_makes_a_channel_is_refused_after_a_wait() {
+        let (name, fd) = fresh("empty");
+        let start = Instant::now();
+        let err = Channel::open(&name).unwrap_err();
+        drop(fd);
+        let _ = rustix::shm::unlink(name.as_str());
+        assert!(start.elapsed() >= INIT_WAIT, "{:?}", start.elapsed());
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("empty"), "{err}");
+        assert!(err.to_string().contains(&name), "{err}");
     }
 }

@@ -111,13 +111,17 @@ pub(crate) fn slice_until(deadline: Option<Instant>, slice: Duration) -> Duratio
     })
 }
 
-/// Takes the handle's shared lock on byte 0 of `fd`.
-pub(crate) fn lock_handle(fd: &impl AsFd) -> io::Result<()> {
-    if try_lock(fd.as_fd(), false, HANDLE_BYTE, 1)? {
-        Ok(())
-    } else {
-        Err(io::Error::other("an exclusive lock is held on byte 0"))
+/// Takes the handle's shared lock on byte 0 of `fd`, waiting up to `wait`
+/// while another open file description holds an exclusive lock there.
+pub(crate) fn lock_handle(fd: &impl AsFd, wait: Duration) -> io::Result<()> {
+    let start = Instant::now();
+    while !try_lock(fd.as_fd(), false, HANDLE_BYTE, 1)? {
+        if start.elapsed() >= wait {
+            return Err(io::Error::other("an exclusive lock is held on byte 0"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
+    Ok(())
 }
 
 #[cfg(test)]
