@@ -133,6 +133,11 @@
 //! sender publishes on its own first (so a record of any allowed size gets
 //! through, however the ring happens to be filled).
 //!
+//! So `head` and `tail` are multiples of 8 with `head <= tail <= head + c`,
+//! and `tail <= u64::MAX - c`. An endpoint that loads any other values
+//! (another process wrote them) gets [`Error::Corrupt`](crate::Error::Corrupt)
+//! at once, rather than wait for room or a record that will never come.
+//!
 //! Lock bytes (of the file, not the mapping): byte 0 shared by every handle,
 //! bytes 1–64 one per sender, bytes 65–128 one per receiver.
 //!
@@ -247,8 +252,8 @@ pub mod model {
     /// The byte ring's index rule.
     pub mod bytes {
         pub use super::super::byte_protocol::{
-            ByteRing, DATA, PADDING, RECORD_HEADER, claim_recv, claim_send, commit, kind_of,
-            len_of, pack, record_size, release,
+            ByteRing, DATA, Damaged, PADDING, RECORD_HEADER, claim_recv, claim_send, commit,
+            kind_of, len_of, pack, record_size, release,
         };
     }
 }
