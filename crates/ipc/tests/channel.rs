@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{Guard, arg, join, role, spawn_peer, unique};
 use memio_ipc::Error;
-use memio_ipc::channel::{Channel, ChannelOptions, Flavor};
+use memio_ipc::channel::{ByteReceiver, ByteSender, Channel, ChannelOptions, Flavor};
 use memio_ipc::shm::posix as shm;
 use proptest::prelude::*;
 
@@ -1439,10 +1439,126 @@ fn a_byte_ring_with_garbage_indices_is_reported_not_trusted() {
     let err = rx.try_recv().unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains(&name), "{err}");
-    // A head past the tail: no room, and no arithmetic overflow.
+    // A head past the tail: reported, not taken for a full ring.
     region.write_at(TAIL, &0u64.to_ne_bytes()).unwrap();
     region.write_at(HEAD, &10_000u64.to_ne_bytes()).unwrap();
-    assert!(!tx.try_send(b"x").unwrap());
+    let err = tx.try_send(b"x").unwrap_err();
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+}
+
+/// A byte ring of 64 bytes with `head` and `tail` as another process
+/// wrote them, and both of its endpoints.
+fn byte_ring_with_indices(
+    tag: &str,
+    head: u64,
+    tail: u64,
+) -> (String, Guard, ByteSender, ByteReceiver) {
+    let name = unique(tag);
+    let ch = ChannelOptions::new().byte_ring(64).create(&name).unwrap();
+    let guard = Guard::PosixShm(name.clone());
+    let (tx, rx) = (ch.byte_sender().unwrap(), ch.byte_receiver().unwrap());
+    let mut region = shm::open(&name).unwrap();
+    region.write_at(HEAD, &head.to_ne_bytes()).unwrap();
+    region.write_at(TAIL, &tail.to_ne_bytes()).unwrap();
+    (name, guard, tx, rx)
+}
+
+/// Asserts that `got` is [`Error::Corrupt`] naming the channel `name`.
+fn assert_corrupt<T: std::fmt::Debug>(got: Result<T, Error>, name: &str) {
+    match got {
+        Err(e @ Error::Corrupt { .. }) => assert!(e.to_string().contains(name), "{e}"),
+        other => panic!("not reported as corrupt: {other:?}"),
+    }
+}
+
+#[test]
+fn byte_ring_indices_that_are_not_multiples_of_8_are_reported_not_used() {
+    // A header is an 8-byte atomic word at the ring offset of an index:
+    // at offset 4 it would be misaligned. Empty, then holding 8 bytes.
+    for (head, tail) in [(4, 4), (4, 12), (0, 12)] {
+        let (name, _g, mut tx, mut rx) = byte_ring_with_indices("bytes-misaligned", head, tail);
+        assert_corrupt(tx.try_send(b"x"), &name);
+        assert_corrupt(rx.try_recv().map(|r| r.map(|r| r.to_vec())), &name);
+    }
+}
+
+#[test]
+fn byte_ring_indices_near_the_end_of_u64_are_reported_not_overflowed() {
+    // Positions within a ring's length of u64::MAX: the next record (at
+    // ring offset 56, after padding) would carry `tail` past it. No sender
+    // ever gets there: it would have sent 2^64 bytes.
+    for at in [u64::MAX - 7, u64::MAX - 63] {
+        let (name, _g, mut tx, mut rx) = byte_ring_with_indices("bytes-near-max", at, at);
+        assert_corrupt(tx.try_send(b"x"), &name);
+        assert_corrupt(rx.try_recv().map(|r| r.map(|r| r.to_vec())), &name);
+    }
+    // A full ring whose last record ends there.
+    let (name, _g, mut tx, mut rx) =
+        byte_ring_with_indices("bytes-near-max", u64::MAX - 71, u64::MAX - 7);
+    assert_corrupt(tx.try_send(b"x"), &name);
+    assert_corrupt(rx.try_recv().map(|r| r.map(|r| r.to_vec())), &name);
+}
+
+#[test]
+fn byte_ring_indices_no_endpoint_writes_are_reported_not_waited_on() {
+    // A head past the tail, and a tail more than the ring past the head:
+    // the room or the record waited for would never come, with both
+    // endpoints alive.
+    for (head, tail) in [(10_000, 0), (0, 1_000)] {
+        let (name, _g, mut tx, mut rx) = byte_ring_with_indices("bytes-moved", head, tail);
+        let start = Instant::now();
+        let loan = tx
+            .loan_deadline(1, start + Duration::from_secs(2))
+            .map(|l| l.is_some());
+        assert_corrupt(loan, &name);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_corrupt(tx.loan(1).map(|l| l.len()), &name);
+        let start = Instant::now();
+        let got = rx
+            .recv_deadline(start + Duration::from_secs(2))
+            .map(|r| r.map(|r| r.to_vec()));
+        assert_corrupt(got, &name);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert_corrupt(rx.recv().map(|r| r.to_vec()), &name);
+    }
+}
+
+#[test]
+fn byte_ring_indices_moved_while_an_endpoint_waits_end_the_wait() {
+    let name = unique("bytes-moved-waiting");
+    let ch = ChannelOptions::new().byte_ring(64).create(&name).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let (mut tx, mut rx) = (ch.byte_sender().unwrap(), ch.byte_receiver().unwrap());
+    let mut region = shm::open(&name).unwrap();
+    // The receiver waits on an empty ring, the sender on a full one; both
+    // would wait out their deadlines (for ever, without one).
+    let receiver = std::thread::spawn(move || {
+        let start = Instant::now();
+        let got = rx
+            .recv_deadline(start + Duration::from_secs(5))
+            .map(|r| r.map(|r| r.to_vec()));
+        (got, start.elapsed(), rx)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    region.write_at(HEAD, &10_000u64.to_ne_bytes()).unwrap();
+    let (got, took, _rx) = receiver.join().unwrap();
+    assert_corrupt(got, &name);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    region.write_at(HEAD, &0u64.to_ne_bytes()).unwrap();
+    region.write_at(TAIL, &0u64.to_ne_bytes()).unwrap();
+    tx.send(&[1; 56]).unwrap();
+    let sender = std::thread::spawn(move || {
+        let start = Instant::now();
+        let loan = tx
+            .loan_deadline(1, start + Duration::from_secs(5))
+            .map(|l| l.is_some());
+        (loan, start.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    region.write_at(HEAD, &4u64.to_ne_bytes()).unwrap();
+    let (loan, took) = sender.join().unwrap();
+    assert_corrupt(loan, &name);
+    assert!(took < Duration::from_secs(1), "{took:?}");
 }
 
 /// One step of a sender's script.

@@ -276,7 +276,7 @@ impl ByteModel {
     /// Sends a record of `len` bytes whose words all hold `v`.
     fn send(&self, len: usize, v: u64) {
         loop {
-            if let Step::Claimed(pos) = bytes::claim_send(&self.tail, &self.head, self, len) {
+            if let Ok(Step::Claimed(pos)) = bytes::claim_send(&self.tail, &self.head, self, len) {
                 for w in self.words(pos, len) {
                     // SAFETY: the claim gives these words to the sender;
                     // loom reports a race if the rule fails to.
@@ -292,7 +292,7 @@ impl ByteModel {
     /// Receives a record: its length and the value its words hold.
     fn recv(&self) -> (usize, u64) {
         loop {
-            if let Step::Claimed(pos) = bytes::claim_recv(&self.head, &self.tail, self) {
+            if let Ok(Step::Claimed(pos)) = bytes::claim_recv(&self.head, &self.tail, self) {
                 use bytes::ByteRing as _;
                 let word = self.record_word(self.ring_at(pos)).load(Ordering::Relaxed);
                 assert_eq!(

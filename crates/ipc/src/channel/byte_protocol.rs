@@ -21,6 +21,13 @@
 //!   gives a record back by storing `head` past it (release), after which
 //!   the sender may overwrite it.
 //!
+//! - So `head` and `tail` are multiples of 8 with `head <= tail <= head +
+//!   capacity`, and `tail` stays far below `u64::MAX` (2^64 bytes are never
+//!   sent). Both claims check this on the values they load: any other
+//!   state was written by another process, and trusting it would form a
+//!   misaligned header reference, overflow a position, or wait for room or
+//!   a record that will never come.
+//!
 //! `tests/channel_loom.rs` checks these claims under every interleaving.
 
 use super::protocol::{AtomicU64, Ordering, Step};
@@ -56,6 +63,35 @@ pub fn kind_of(word: u64) -> u64 {
     word >> 32
 }
 
+/// `head` and `tail` as loaded, when they are no state of a sound ring
+/// (see [`sound`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damaged {
+    /// The receiver's index.
+    pub head: u64,
+    /// The sender's index.
+    pub tail: u64,
+}
+
+/// Whether `head` and `tail` are a state a ring of `capacity` bytes can
+/// show: multiples of 8, `head <= tail <= head + capacity`, and `tail` at
+/// most `u64::MAX - capacity`, so that no position computed from them
+/// overflows.
+#[must_use]
+#[inline]
+pub fn sound(head: u64, tail: u64, capacity: u64) -> bool {
+    (head | tail) % 8 == 0 && head <= tail && tail - head <= capacity && tail <= u64::MAX - capacity
+}
+
+/// `Ok` when `head` and `tail` are [`sound`].
+fn check(head: u64, tail: u64, capacity: u64) -> Result<(), Damaged> {
+    if sound(head, tail, capacity) {
+        Ok(())
+    } else {
+        Err(Damaged { head, tail })
+    }
+}
+
 /// Where the record headers live: the ring of a mapping, or (in the loom
 /// model) a vector.
 pub trait ByteRing {
@@ -80,29 +116,39 @@ pub trait ByteRing {
 /// release store of `tail`) as soon as it has room, and the record then
 /// waits for room at offset 0. Waiting for both at once would wait for
 /// ever when the padding and the record together exceed the ring.
-pub fn claim_send(tail: &AtomicU64, head: &AtomicU64, ring: &impl ByteRing, len: usize) -> Step {
+///
+/// # Errors
+/// [`Damaged`] when the indices are not [`sound`].
+pub fn claim_send(
+    tail: &AtomicU64,
+    head: &AtomicU64,
+    ring: &impl ByteRing,
+    len: usize,
+) -> Result<Step, Damaged> {
     let cap = ring.capacity() as u64;
     let need = record_size(len) as u64;
     loop {
         let t = tail.load(Ordering::Relaxed);
         let h = head.load(Ordering::Acquire);
-        // Saturating: a head past the tail (a corrupt header) is no room.
-        let room = cap.saturating_sub(t.wrapping_sub(h));
+        check(h, t, cap)?;
+        let room = cap - (t - h);
+        // A multiple of 8 below the capacity, as `t` and the capacity are.
         let at = ring.ring_at(t);
         let pad = cap - at as u64;
         if need <= pad {
-            return if need <= room {
+            return Ok(if need <= room {
                 Step::Claimed(t)
             } else {
                 Step::Wait(None)
-            };
+            });
         }
         if room < pad {
-            return Step::Wait(None);
+            return Ok(Step::Wait(None));
         }
         let len = u32::try_from(pad - RECORD_HEADER as u64).unwrap_or(u32::MAX);
         ring.record_word(at)
             .store(pack(len, PADDING), Ordering::Relaxed);
+        // No overflow: `t <= u64::MAX - cap` and `pad <= cap`.
         tail.store(t + pad, Ordering::Release);
     }
 }
@@ -113,38 +159,48 @@ pub fn commit(tail: &AtomicU64, ring: &impl ByteRing, pos: u64, len: usize) {
     let word = pack(u32::try_from(len).unwrap_or(u32::MAX), DATA);
     ring.record_word(ring.ring_at(pos))
         .store(word, Ordering::Relaxed);
-    tail.store(pos + record_size(len) as u64, Ordering::Release);
+    // Wrapping: `pos` came from a claim on sound indices, so this never
+    // wraps; it must not panic if it ever did.
+    tail.store(pos.wrapping_add(record_size(len) as u64), Ordering::Release);
 }
 
 /// The position of the next data record, as the receiver sees it, skipping
 /// (and giving back) padding; `Wait` when the ring is empty. A header that
-/// is neither (garbage in a corrupt ring) is returned as `Claimed` too, for
-/// the caller to report.
-pub fn claim_recv(head: &AtomicU64, tail: &AtomicU64, ring: &impl ByteRing) -> Step {
+/// is neither (garbage in a corrupt ring), or padding that is not all
+/// published, is returned as `Claimed` too, for the caller to report.
+///
+/// # Errors
+/// [`Damaged`] when the indices are not [`sound`].
+pub fn claim_recv(
+    head: &AtomicU64,
+    tail: &AtomicU64,
+    ring: &impl ByteRing,
+) -> Result<Step, Damaged> {
     let cap = ring.capacity();
     let mut h = head.load(Ordering::Relaxed);
     loop {
         let t = tail.load(Ordering::Acquire);
+        check(h, t, cap as u64)?;
         if t == h {
-            return Step::Wait(None);
+            return Ok(Step::Wait(None));
         }
-        if t.wrapping_sub(h) > cap as u64 {
-            // Indices no sender writes: the caller reports the record there
-            // as corrupt rather than skip for ever.
-            return Step::Claimed(h);
-        }
+        // A multiple of 8 below the capacity, as `h` and the capacity are.
         let at = ring.ring_at(h);
         let word = ring.record_word(at).load(Ordering::Relaxed);
-        let fits = at + record_size(len_of(word)) == cap;
+        let size = record_size(len_of(word));
+        // Padding reaches the ring's end exactly, and was published whole:
+        // skipping it keeps `head <= tail`.
+        let fits = at + size == cap && size as u64 <= t - h;
         if kind_of(word) != u64::from(PADDING) || !fits {
-            return Step::Claimed(h);
+            return Ok(Step::Claimed(h));
         }
-        h += record_size(len_of(word)) as u64;
+        h += size as u64;
         head.store(h, Ordering::Release);
     }
 }
 
 /// Gives the record of `len` bytes at `pos` back to the sender.
 pub fn release(head: &AtomicU64, pos: u64, len: usize) {
-    head.store(pos + record_size(len) as u64, Ordering::Release);
+    // Wrapping, as in `commit`.
+    head.store(pos.wrapping_add(record_size(len) as u64), Ordering::Release);
 }

@@ -133,6 +133,11 @@
 //! sender publishes on its own first (so a record of any allowed size gets
 //! through, however the ring happens to be filled).
 //!
+//! So `head` and `tail` are multiples of 8 with `head <= tail <= head + c`,
+//! and `tail <= u64::MAX - c`. An endpoint that loads any other values
+//! (another process wrote them) gets [`Error::Corrupt`](crate::Error::Corrupt)
+//! at once, rather than wait for room or a record that will never come.
+//!
 //! Lock bytes (of the file, not the mapping): byte 0 shared by every handle,
 //! bytes 1–64 one per sender, bytes 65–128 one per receiver.
 //!
@@ -151,17 +156,6 @@
 //! unless [`ChannelOptions::mode`] says otherwise) guard against that. A
 //! memfd channel ([`ChannelOptions::memfd`]) is sealed at its size.
 //!
-//! A message is consumed by exactly one release, which takes the
-//! [`Received`] by value, so releasing twice does not compile:
-//!
-//! ```compile_fail
-//! # fn demo(rx: &mut memio_ipc::channel::Receiver) -> memio_ipc::Result<()> {
-//! let msg = rx.recv()?;
-//! msg.release();
-//! msg.release(); // error: use of moved value
-//! # Ok(()) }
-//! ```
-//!
 //! A sender is not `Clone`, and each send borrows it mutably, so one handle
 //! cannot race itself; a second sender of an SPSC channel is refused at run
 //! time, in this process or another.
@@ -170,6 +164,91 @@
 //! the child, holding the same locks: an SPSC sender or receiver must then
 //! be used on one side of the fork only, since the lock cannot tell the
 //! two apart. Open a new handle in the child instead.
+//!
+//! # What the compiler refuses
+//!
+//! A [`Loan`], [`Received`], [`ByteLoan`] or [`ByteRecord`] borrows its
+//! endpoint mutably and is consumed by value, so the misuses that would
+//! hand one slot to two owners, or keep a slot past its endpoint's lock,
+//! do not compile.
+//!
+//! A message is consumed by exactly one release, which takes the
+//! [`Received`] by value, so releasing twice is a use of a moved value:
+//!
+//! ```compile_fail,E0382
+//! # fn demo(rx: &mut memio_ipc::channel::Receiver) -> memio_ipc::Result<()> {
+//! let msg = rx.recv()?;
+//! msg.release();
+//! msg.release(); // error: use of moved value
+//! # Ok(()) }
+//! ```
+//!
+//! A loan is published by exactly one commit, which takes it by value:
+//!
+//! ```compile_fail,E0382
+//! # fn demo(tx: &mut memio_ipc::channel::Sender) -> memio_ipc::Result<()> {
+//! let loan = tx.loan(5)?;
+//! loan.commit();
+//! loan.commit(); // error: use of moved value
+//! # Ok(()) }
+//! ```
+//!
+//! A received message borrows its receiver, so it cannot outlive it:
+//!
+//! ```compile_fail,E0505
+//! # fn demo(ch: &memio_ipc::channel::Channel) -> memio_ipc::Result<()> {
+//! let mut rx = ch.receiver()?;
+//! let msg = rx.recv()?;
+//! drop(rx); // error: cannot move out of `rx` because it is borrowed
+//! msg.release();
+//! # Ok(()) }
+//! ```
+//!
+//! Nor can a byte ring's record outlive its receiver:
+//!
+//! ```compile_fail,E0505
+//! # fn demo(ch: &memio_ipc::channel::Channel) -> memio_ipc::Result<()> {
+//! let mut rx = ch.byte_receiver()?;
+//! let record = rx.recv()?;
+//! drop(rx); // error: cannot move out of `rx` because it is borrowed
+//! record.release();
+//! # Ok(()) }
+//! ```
+//!
+//! One receiver holds one message at a time (a receive borrows it
+//! mutably): in SPSC, releasing a second would move `head` past the first
+//! while it is read:
+//!
+//! ```compile_fail,E0499
+//! # fn demo(rx: &mut memio_ipc::channel::Receiver) -> memio_ipc::Result<()> {
+//! let first = rx.recv()?;
+//! let second = rx.recv()?; // error: cannot borrow `*rx` as mutable more than once
+//! first.release();
+//! second.release();
+//! # Ok(()) }
+//! ```
+//!
+//! A loan borrows its sender, so it cannot outlive it:
+//!
+//! ```compile_fail,E0505
+//! # fn demo(ch: &memio_ipc::channel::Channel) -> memio_ipc::Result<()> {
+//! let mut tx = ch.sender()?;
+//! let loan = tx.loan(5)?;
+//! drop(tx); // error: cannot move out of `tx` because it is borrowed
+//! loan.commit();
+//! # Ok(()) }
+//! ```
+//!
+//! and, each send borrowing it mutably, the sender cannot send while a
+//! loan from it is open:
+//!
+//! ```compile_fail,E0499
+//! # fn demo(tx: &mut memio_ipc::channel::Sender) -> memio_ipc::Result<()> {
+//! let loan = tx.loan(5)?;
+//! tx.send(b"other")?; // error: cannot borrow `*tx` as mutable more than once
+//! loan.commit();
+//! # Ok(()) }
+//! ```
 
 #![allow(
     unsafe_code,
@@ -247,8 +326,8 @@ pub mod model {
     /// The byte ring's index rule.
     pub mod bytes {
         pub use super::super::byte_protocol::{
-            ByteRing, DATA, PADDING, RECORD_HEADER, claim_recv, claim_send, commit, kind_of,
-            len_of, pack, record_size, release,
+            ByteRing, DATA, Damaged, PADDING, RECORD_HEADER, claim_recv, claim_send, commit,
+            kind_of, len_of, pack, record_size, release,
         };
     }
 }

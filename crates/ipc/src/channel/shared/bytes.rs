@@ -4,7 +4,7 @@
 //! layout in the module docs of `channel`).
 
 use super::super::byte_protocol::{
-    self as rule, ByteRing, DATA, RECORD_HEADER, kind_of, len_of, record_size,
+    self as rule, ByteRing, DATA, Damaged, RECORD_HEADER, kind_of, len_of, record_size,
 };
 use super::protocol::Step;
 use super::{
@@ -41,6 +41,39 @@ impl Inner {
         Error::Corrupt {
             object: self.object.clone(),
             why,
+        }
+    }
+
+    fn damaged(&self, bad: Damaged) -> Error {
+        self.byte_ring_corrupt(format!(
+            "its head ({}) and tail ({}) are no state of a byte ring of {} bytes",
+            bad.head,
+            bad.tail,
+            self.capacity()
+        ))
+    }
+}
+
+impl Endpoint {
+    /// [`Endpoint::claim_with`] for a byte ring, whose attempts can find
+    /// damaged indices: that ends the wait at once, as
+    /// [`Error::Corrupt`].
+    fn claim_bytes(
+        &self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut() -> std::result::Result<Step, Damaged>,
+    ) -> Result<Option<u64>> {
+        let mut damaged = None;
+        let claimed = self.claim_with(deadline, || {
+            attempt().unwrap_or_else(|bad| {
+                damaged = Some(bad);
+                // Ends the wait; the position is never used.
+                Step::Claimed(0)
+            })
+        })?;
+        match damaged {
+            Some(bad) => Err(self.inner.damaged(bad)),
+            None => Ok(claimed),
         }
     }
 }
@@ -111,7 +144,7 @@ impl ByteSender {
 
     /// Room for a record of `len` bytes at `tail`: the position of its
     /// header (after any padding, which it publishes first).
-    fn attempt(&self, len: usize) -> Step {
+    fn attempt(&self, len: usize) -> std::result::Result<Step, Damaged> {
         let inner = &*self.end.inner;
         let h = inner.header();
         rule::claim_send(&h.tail.value, &h.head.value, inner, len)
@@ -127,7 +160,7 @@ impl ByteSender {
                 max: self.max_record(),
             });
         }
-        self.end.claim_with(deadline, || self.attempt(len))
+        self.end.claim_bytes(deadline, || self.attempt(len))
     }
 
     fn loan_until(
@@ -268,7 +301,7 @@ pub struct ByteReceiver {
 impl ByteReceiver {
     /// The position of the next data record, skipping padding; `Wait`
     /// when the ring is empty.
-    fn attempt(&self) -> Step {
+    fn attempt(&self) -> std::result::Result<Step, Damaged> {
         let inner = &*self.end.inner;
         let h = inner.header();
         let before = h.head.value.load(Ordering::Relaxed);
@@ -283,7 +316,7 @@ impl ByteReceiver {
     /// Takes the next record, waiting until `deadline` (`None`: for
     /// ever): its position and length.
     fn take(&mut self, deadline: Option<Instant>) -> Result<Option<(u64, usize)>> {
-        let Some(pos) = self.end.claim_with(deadline, || self.attempt())? else {
+        let Some(pos) = self.end.claim_bytes(deadline, || self.attempt())? else {
             return Ok(None);
         };
         let inner = &*self.end.inner;
