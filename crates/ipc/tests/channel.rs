@@ -408,6 +408,92 @@ fn many_mpmc_senders_killed_mid_loan_are_reported_within_a_second() {
 }
 
 #[test]
+fn a_full_mpmc_sender_never_frees_another_live_senders_loan() {
+    let name = unique("h2-wrongside");
+    let ch = ChannelOptions::new()
+        .flavor(Flavor::Mpmc)
+        .slots(2)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut rx = ch.receiver().unwrap(); // receiver index 0
+    let mut s0 = ch.sender().unwrap(); // sender index 0
+    let mut s1 = ch.sender().unwrap(); // sender index 1 (no receiver 1)
+    let mut s2 = ch.sender().unwrap(); // sender index 2
+    let mut loan = s1.loan(8).unwrap(); // position 0, WRITING by sender 1
+    s0.send(b"BBBBBBBB").unwrap(); // position 1
+    // The ring is full: position 0 is on loan to a live sender, position 1
+    // waits for the receiver. A third sender must wait and time out.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    let sent_c = s2.send_deadline(b"CCCCCCCC", deadline).unwrap();
+    loan.write_at(0, b"AAAAAAAA").unwrap();
+    loan.commit();
+    let mut got = Vec::new();
+    while let Some(m) = rx.try_recv().unwrap() {
+        got.push(String::from_utf8_lossy(&m.to_vec()).into_owned());
+    }
+    assert!(
+        !sent_c,
+        "a sender claimed the slot of another sender's live loan; received {got:?}"
+    );
+    assert_eq!(got, ["AAAAAAAA", "BBBBBBBB"]);
+}
+
+#[test]
+fn open_with_one_free_descriptor_fails_instead_of_spinning() {
+    const T: &str = "open_with_one_free_descriptor_fails_instead_of_spinning";
+    if role().is_some() {
+        let lim = rustix::process::Rlimit {
+            current: Some(64),
+            maximum: Some(64),
+        };
+        rustix::process::setrlimit(rustix::process::Resource::Nofile, lim).unwrap();
+        let mut files = Vec::new();
+        while let Ok(f) = std::fs::File::open("/dev/null") {
+            files.push(f);
+        }
+        // FREE descriptors free (1: exactly one).
+        for _ in 0..arg("FREE").parse::<usize>().unwrap() {
+            files.pop();
+        }
+        let r = memio_ipc::channel::Channel::open(&arg("NAME"));
+        drop(files);
+        // Out of descriptors, the open fails; with one to spare it works.
+        say(&format!("open returned: {:?}", r.map(|_| ())));
+        return;
+    }
+    let name = unique("h2-emfile");
+    let _ch = ChannelOptions::new()
+        .slots(2)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    // Control: with two descriptors free the open finishes at once.
+    for free in ["2", "1"] {
+        let args = [("NAME", name.clone()), ("FREE", free.to_owned())];
+        let mut child = spawn_peer(T, "opener", &args);
+        let start = Instant::now();
+        let done = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "opener failed: {status}");
+                break true;
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if !done {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Channel::open still running after 5 s with {free} descriptor(s) free (spins)");
+        }
+    }
+}
+
+#[test]
 fn many_producer_processes_and_consumer_threads_deliver_each_message_once() {
     const PER: u64 = 500;
     if role().is_some() {
@@ -1059,6 +1145,55 @@ fn spsc_indices_forged_near_the_end_of_u64_are_reported_not_waited_on() {
     };
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(sent <= 1, "{sent}");
+}
+
+#[test]
+fn forged_spsc_indices_past_56_bits_never_redeliver_a_received_message() {
+    let name = unique("h2-alias");
+    let ch = ChannelOptions::new()
+        .slots(4)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut tx = ch.sender().unwrap();
+    let mut rx = ch.receiver().unwrap();
+    tx.send(b"old").unwrap();
+    assert_eq!(rx.recv().unwrap().to_vec(), b"old");
+    let mut region = shm::open(&name).unwrap();
+    let p = 1u64 << 56;
+    region.write_at(HEAD, &p.to_ne_bytes()).unwrap();
+    region.write_at(TAIL, &p.to_ne_bytes()).unwrap();
+    // head == tail: the ring is empty. Nothing may be delivered.
+    let got = rx.try_recv().map(|m| m.map(|m| m.to_vec()));
+    assert!(
+        !matches!(got, Ok(Some(_))),
+        "an empty ring delivered {got:?} (the message of position 0 again)"
+    );
+}
+
+#[test]
+fn a_byte_record_longer_than_what_was_committed_is_corrupt_not_delivered() {
+    const RING: usize = 384 + 64;
+    let name = unique("h2-bytelen");
+    let ch = ChannelOptions::new().byte_ring(1024).create(&name).unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let mut tx = ch.byte_sender().unwrap();
+    let mut rx = ch.byte_receiver().unwrap();
+    tx.send(b"AAAAAAAA").unwrap(); // positions 0..16
+    let mut loan = tx.loan(100).unwrap(); // positions 16..124, uncommitted
+    loan.write_at(0, b"uncommitted!").unwrap();
+    let mut region = shm::open(&name).unwrap();
+    let forged = 200u64 + (1u64 << 32); // DATA record of 200 bytes
+    region.write_at(RING, &forged.to_ne_bytes()).unwrap();
+    let got = rx.try_recv().map(|r| r.map(|r| r.to_vec()));
+    let leaked = matches!(&got, Ok(Some(v)) if v.windows(12).any(|w| w == b"uncommitted!"));
+    assert!(
+        !matches!(got, Ok(Some(_))),
+        "delivered a {}-byte record over uncommitted bytes (loan bytes seen: {leaked})",
+        got.as_ref().map_or(0, |g| g.as_ref().map_or(0, Vec::len))
+    );
+    loan.commit();
 }
 
 #[test]

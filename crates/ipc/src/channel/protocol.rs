@@ -63,6 +63,19 @@ pub const READING: u64 = 3;
 /// owner field has six bits).
 pub const MAX_ENDPOINTS: usize = 64;
 
+/// Positions stay below this: a state word keeps 56 bits of one, so a
+/// higher position would read as a lower one's (a message long received
+/// could be taken again). At ten million messages a second a ring reaches
+/// it after two centuries; `tail` or `head` past it was written by
+/// another process, and no claim is made there.
+pub const POS_LIMIT: u64 = 1 << 56;
+
+/// Whether `tail` and `head` (hints or cursors) lie where positions can
+/// be: below [`POS_LIMIT`] with room for a lap of `n` slots.
+pub fn positions_sound(tail: u64, head: u64, n: u64) -> bool {
+    tail.max(head) < POS_LIMIT.saturating_sub(n.saturating_add(1))
+}
+
 /// A state word.
 #[must_use]
 pub const fn word(pos: u64, kind: u64, owner: u8) -> u64 {
@@ -121,6 +134,9 @@ pub enum Step {
 pub fn claim_send(tail: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
     loop {
         let t = tail.load(Ordering::Acquire);
+        if t >= POS_LIMIT {
+            return Step::Wait(None);
+        }
         let state = slots.state(t);
         let seen = state.load(Ordering::Acquire);
         if seen == word(t, FREE, 0) {
@@ -159,6 +175,9 @@ pub fn claim_send(tail: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
 pub fn claim_recv(head: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
     loop {
         let h = head.load(Ordering::Acquire);
+        if h >= POS_LIMIT {
+            return Step::Wait(None);
+        }
         let state = slots.state(h);
         let seen = state.load(Ordering::Acquire);
         if seen == word(h, FULL, 0) {
@@ -252,7 +271,7 @@ pub fn initial(index: u64) -> u64 {
 ///   next receiver gets that message again: a message is lost only with
 ///   the ring itself.
 pub mod spsc {
-    use super::{AtomicU64, FULL, Ordering, Slots, Step, word};
+    use super::{AtomicU64, FULL, Ordering, POS_LIMIT, Slots, Step, word};
 
     /// Whether the sender may write position `next`; `head_seen` is the
     /// last `head` it loaded, refreshed here when it leaves no room.
@@ -263,6 +282,9 @@ pub mod spsc {
         slots: &impl Slots,
     ) -> Step {
         let n = slots.count();
+        if next >= POS_LIMIT {
+            return Step::Wait(None);
+        }
         if next < head_seen.saturating_add(n) {
             return Step::Claimed(next);
         }
@@ -285,7 +307,7 @@ pub mod spsc {
     /// The message at `head`, if it is committed.
     pub fn claim_recv(head: &AtomicU64, slots: &impl Slots) -> Step {
         let h = head.load(Ordering::Acquire);
-        if slots.state(h).load(Ordering::Acquire) == word(h, FULL, 0) {
+        if h < POS_LIMIT && slots.state(h).load(Ordering::Acquire) == word(h, FULL, 0) {
             Step::Claimed(h)
         } else {
             Step::Wait(None)
@@ -324,8 +346,8 @@ pub mod spsc {
     /// Whether `head`, `tail` and the slot of `head` are what a sound ring
     /// can show to its waiting sender or receiver: `head <= tail + 1` (a
     /// dead sender may leave `tail` one behind its last commit), `tail <=
-    /// head + n`, both more than `n` below `u64::MAX`, and every position
-    /// below `tail` committed. When not,
+    /// head + n`, both where positions can be ([`positions_sound`](super::positions_sound)),
+    /// and every position below `tail` committed. When not,
     /// another process wrote them, and waiting would be for ever: the
     /// receiver waits for a position that will never be committed, or the
     /// sender for a `head` that will never come.
@@ -335,10 +357,7 @@ pub mod spsc {
         if h > t.saturating_add(1) || t > h.saturating_add(slots.count()) {
             return false;
         }
-        // Positions this close to the end of u64 take centuries to reach:
-        // another process wrote them, and the sender could never claim
-        // past them (`next < head + n` saturates).
-        if t.max(h).checked_add(slots.count() + 1).is_none() {
+        if !super::positions_sound(t, h, slots.count()) {
             return false;
         }
         // `FULL(h)` was stored before `tail` passed `h`, and the sender

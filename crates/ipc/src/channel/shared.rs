@@ -754,8 +754,16 @@ impl ChannelOptions {
             }
             // Locked, and still the object the name leads to: no remover
             // can take it from under this handle now.
-            if !names_object(name, &fd) {
-                continue;
+            let st = rustix::fs::fstat(&fd).map_err(|e| fail("examine", e.into()))?;
+            if !same_object(name, &st).map_err(|e| fail("open", e))? {
+                // Replaced or removed meanwhile: look again, for a while.
+                if start.elapsed() < INIT_WAIT {
+                    continue;
+                }
+                return Err(fail(
+                    "open",
+                    io::Error::other("it was replaced or removed again and again for a second"),
+                ));
             }
             match wait_initialised(&fd, &object) {
                 Err(Error::Corrupt { .. })
@@ -987,10 +995,20 @@ fn names_object(name: &str, fd: &OwnedFd) -> bool {
 
 /// Whether `name` leads to the object of status `st`.
 fn leads_to(name: &str, st: &rustix::fs::Stat) -> bool {
-    let Ok(now) = rustix::shm::open(name, OFlags::RDONLY, Mode::empty()) else {
-        return false;
+    same_object(name, st).unwrap_or(false)
+}
+
+/// Whether `name` leads to the object of status `st`: `Ok(false)` when it
+/// leads nowhere or elsewhere, an error when it cannot be looked at (out
+/// of descriptors, say).
+fn same_object(name: &str, st: &rustix::fs::Stat) -> io::Result<bool> {
+    let now = match rustix::shm::open(name, OFlags::RDONLY, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(false),
+        Err(e) => return Err(e.into()),
     };
-    rustix::fs::fstat(&now).is_ok_and(|b| st.st_dev == b.st_dev && st.st_ino == b.st_ino)
+    let b = rustix::fs::fstat(&now)?;
+    Ok(st.st_dev == b.st_dev && st.st_ino == b.st_ino)
 }
 
 /// Removes the object `name` if it is a channel (or a half-made one) that
@@ -1248,7 +1266,18 @@ impl Endpoint {
         let fd = self.lock_fd()?;
         let os = |e| inner.os("examine the locks of", e);
         let h = inner.header();
-        if inner.spsc() && !protocol::spsc::consistent(&h.tail.value, &h.head.value, inner) {
+        let unsound = if inner.spsc() {
+            !protocol::spsc::consistent(&h.tail.value, &h.head.value, inner)
+        } else if inner.geo.flavor != Flavor::Mpmc {
+            false
+        } else {
+            !protocol::positions_sound(
+                h.tail.value.load(Ordering::Acquire),
+                h.head.value.load(Ordering::Acquire),
+                inner.geo.slots as u64,
+            )
+        };
+        if unsound {
             return Err(Error::Corrupt {
                 object: inner.object.clone(),
                 why: format!(
@@ -1265,7 +1294,14 @@ impl Endpoint {
             let mut freed = false;
             let mut left = inner.geo.slots;
             let found = loop {
-                let byte = other.first_byte() + i64::from(stuck.owner());
+                // The holder is a sender when the slot is being written,
+                // a receiver when it is being read, whichever side waits.
+                let holder = if protocol::kind_of(stuck.word) == protocol::WRITING {
+                    Side::Send
+                } else {
+                    Side::Recv
+                };
+                let byte = holder.first_byte() + i64::from(stuck.owner());
                 if sys::held_by_others(fd, byte, 1).map_err(os)? {
                     break None;
                 }

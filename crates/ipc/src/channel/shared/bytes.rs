@@ -325,9 +325,18 @@ impl ByteReceiver {
             .record_word(at)
             .load(std::sync::atomic::Ordering::Relaxed);
         let len = len_of(word);
+        // A record ends by `tail`: what lies past it is a loan still being
+        // written, never to be read.
+        let committed = inner
+            .header()
+            .tail
+            .value
+            .load(std::sync::atomic::Ordering::Acquire)
+            .wrapping_sub(pos);
         if kind_of(word) != u64::from(DATA)
             || len > inner.capacity()
             || at + record_size(len) > inner.capacity()
+            || record_size(len) as u64 > committed
         {
             return Err(inner.byte_ring_corrupt(format!(
                 "the record at ring offset {at} has header {word:#x}, not a record that fits"
