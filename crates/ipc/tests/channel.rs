@@ -494,6 +494,43 @@ fn open_with_one_free_descriptor_fails_instead_of_spinning() {
 }
 
 #[test]
+fn an_mpmc_sender_behind_a_live_loan_hears_the_receivers_gone() {
+    let name = unique("mpmc-behind-loan");
+    let ch = ChannelOptions::new()
+        .flavor(Flavor::Mpmc)
+        .slots(2)
+        .slot_size(8)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let rx = ch.receiver().unwrap();
+    let mut a = ch.sender().unwrap();
+    let mut b = ch.sender().unwrap();
+    let loan = a.loan(1).unwrap(); // position 0, held open
+    b.send(b"1").unwrap(); // position 1: the ring is now full
+    drop(rx);
+    let start = Instant::now();
+    let got = b.send_deadline(b"2", start + Duration::from_secs(3));
+    assert!(
+        matches!(
+            got,
+            Err(Error::PeerGone {
+                peer: "receiver",
+                ..
+            })
+        ),
+        "after {:?}: {got:?} (no receiver left)",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    loan.commit();
+}
+
+#[test]
 fn many_producer_processes_and_consumer_threads_deliver_each_message_once() {
     const PER: u64 = 500;
     if role().is_some() {
@@ -985,6 +1022,29 @@ fn a_memfd_channel_is_sealed_so_a_child_cannot_shrink_it() {
     );
     drop(fd);
     join(peer);
+}
+
+#[test]
+fn a_deadline_is_kept_while_spinning() {
+    let name = unique("spin-deadline");
+    let ch = ChannelOptions::new()
+        .slots(2)
+        .slot_size(8)
+        .spin(20_000_000)
+        .create(&name)
+        .unwrap();
+    let _g = Guard::PosixShm(name.clone());
+    let _tx = ch.sender().unwrap();
+    let mut rx = ch.receiver().unwrap();
+    let start = Instant::now();
+    assert!(
+        rx.recv_deadline(start + Duration::from_millis(5))
+            .unwrap()
+            .is_none()
+    );
+    let e = start.elapsed();
+    // The spin alone takes most of a second here.
+    assert!(e < Duration::from_millis(250), "a 5 ms deadline took {e:?}");
 }
 
 #[test]

@@ -65,6 +65,12 @@
 //!   frees its slot and the message is lost with that receiver; SPSC never
 //!   moved `head` past it, so the next receiver gets it again.
 //!
+//! A message whose [`Received`] or [`ByteRecord`] is forgotten
+//! (`mem::forget`) is never released, as if its receiver had died holding
+//! it: SPSC and the byte ring deliver it again (to the same receiver or
+//! the next); MPMC keeps its slot until that receiver is dropped and
+//! another takes its place.
+//!
 //! The waiting side frees every slot in its way whose holder died in one
 //! pass. An MPMC endpoint that attaches in a dead one's place (taking its
 //! lock byte, which would make it look alive again) first frees what that

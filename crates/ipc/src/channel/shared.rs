@@ -1219,10 +1219,14 @@ impl Endpoint {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(None);
         }
-        for _ in 0..inner.spin {
+        for i in 0..inner.spin {
             std::hint::spin_loop();
             if let Step::Claimed(p) = attempt() {
                 return Ok(Some(p));
+            }
+            // A long spin keeps the deadline too.
+            if i % 1024 == 1023 && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
             }
         }
         let w = inner.waiters(self.side);
@@ -1322,9 +1326,11 @@ impl Endpoint {
                 inner.wake(Side::Send);
                 inner.wake(Side::Recv);
             }
-            if found.is_some() || !freed {
+            if found.is_some() {
                 return Ok(found);
             }
+            // Held by a live endpoint of this side, or freed: either way
+            // the other side may be gone, which no wait would change.
         }
         if inner.joined(other).load(Ordering::Acquire) == 0 {
             return Ok(None);
@@ -1336,8 +1342,12 @@ impl Endpoint {
         // is still delivered.
         match attempt() {
             Step::Claimed(p) => Ok(Some(p)),
-            Step::Wait(Some(_)) => Ok(None),
-            Step::Wait(None) => Err(inner.gone(other)),
+            // A dead sender's slot before the receivers: freed at the
+            // next look, and what follows it still delivered.
+            Step::Wait(Some(_)) if self.side == Side::Recv => Ok(None),
+            // A full ring with no receiver left never drains, whoever
+            // holds the slot in the way.
+            Step::Wait(_) => Err(inner.gone(other)),
         }
     }
 }
@@ -1604,7 +1614,9 @@ impl Drop for Loan<'_> {
         // same position.
         if !self.done && !inner.spsc() {
             protocol::free(inner, self.pos);
+            // Receivers move past the slot; senders behind it have room.
             inner.wake(Side::Recv);
+            inner.wake(Side::Send);
         }
     }
 }

@@ -147,7 +147,15 @@ impl ByteSender {
     fn attempt(&self, len: usize) -> std::result::Result<Step, Damaged> {
         let inner = &*self.end.inner;
         let h = inner.header();
-        rule::claim_send(&h.tail.value, &h.head.value, inner, len)
+        let before = h.tail.value.load(Ordering::Relaxed);
+        let step = rule::claim_send(&h.tail.value, &h.head.value, inner, len);
+        // Padding published (only this sender moves `tail`): a receiver
+        // asleep on the empty ring must skip it, or this sender, waiting
+        // for the room it frees, would wait for the receiver's next look.
+        if h.tail.value.load(Ordering::Relaxed) != before {
+            inner.wake(Side::Recv);
+        }
+        step
     }
 
     /// Claims room for a record of `len` bytes, waiting until `deadline`
