@@ -132,6 +132,7 @@ pub enum Step {
 
 /// Claims the next position to send as sender `me`.
 pub fn claim_send(tail: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
+    let mut lag = 0;
     loop {
         let t = tail.load(Ordering::Acquire);
         if t >= POS_LIMIT {
@@ -161,6 +162,9 @@ pub fn claim_send(tail: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
         }
         if pos_of(seen) >= t {
             // Someone claimed `t` (or it is long gone): the hint lags.
+            if lagged_too_far(&mut lag, slots) {
+                return Step::Wait(None);
+            }
             let _ =
                 tail.compare_exchange(t, t.wrapping_add(1), Ordering::Release, Ordering::Relaxed);
             continue;
@@ -173,6 +177,7 @@ pub fn claim_send(tail: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
 
 /// Claims the next message as receiver `me`.
 pub fn claim_recv(head: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
+    let mut lag = 0;
     loop {
         let h = head.load(Ordering::Acquire);
         if h >= POS_LIMIT {
@@ -203,6 +208,9 @@ pub fn claim_recv(head: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
         let pos = pos_of(seen);
         if pos > h || (pos == h && kind_of(seen) == READING) {
             // Taken by another receiver, or dropped: the hint lags.
+            if lagged_too_far(&mut lag, slots) {
+                return Step::Wait(None);
+            }
             let _ =
                 head.compare_exchange(h, h.wrapping_add(1), Ordering::Release, Ordering::Relaxed);
             continue;
@@ -210,6 +218,16 @@ pub fn claim_recv(head: &AtomicU64, slots: &impl Slots, me: u8) -> Step {
         let stuck = (pos == h && kind_of(seen) == WRITING).then_some(Stuck { word: seen });
         return Step::Wait(stuck);
     }
+}
+
+/// Counts one step of a hint catching up; whether it has now taken more
+/// steps than a sound ring needs. A hint lags by at most the claims made
+/// and not yet followed by their own hint update, one per endpoint, so
+/// more than `n + MAX_ENDPOINTS` steps means another process wrote the
+/// hint or the slots, and one attempt must not walk there for ever.
+fn lagged_too_far(steps: &mut u64, slots: &impl Slots) -> bool {
+    *steps += 1;
+    *steps > slots.count() + MAX_ENDPOINTS as u64
 }
 
 /// Publishes the message at `pos` (the sender's commit).

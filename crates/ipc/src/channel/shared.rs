@@ -1179,6 +1179,18 @@ struct Endpoint {
     lock: Option<OwnedFd>,
     me: u8,
     side: Side,
+    /// When a call that reached its deadline last looked at the peers'
+    /// locks ([`clock_ns`]; 0: never).
+    last_look: AtomicU64,
+}
+
+/// Nanoseconds since the first call in this process (never 0 after it).
+fn clock_ns() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    u64::try_from(base.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 impl Endpoint {
@@ -1188,7 +1200,28 @@ impl Endpoint {
             lock: Some(lock),
             me,
             side,
+            last_look: AtomicU64::new(0),
         }
+    }
+
+    /// A call that found nothing by its deadline (a `try_` call at once):
+    /// looks at the peers' locks, as a sleeper does after each wake-up, so
+    /// that a caller that polls hears [`Error::PeerGone`] too; at most
+    /// once per [`CHECK_EVERY`], since each look costs system calls.
+    #[cold]
+    fn at_deadline(
+        &self,
+        stuck: Option<Stuck>,
+        attempt: &mut impl FnMut() -> Step,
+    ) -> Result<Option<u64>> {
+        let now = clock_ns();
+        let last = self.last_look.load(Ordering::Relaxed);
+        let every = u64::try_from(CHECK_EVERY.as_nanos()).unwrap_or(u64::MAX);
+        if last != 0 && now.saturating_sub(last) < every {
+            return Ok(None);
+        }
+        self.last_look.store(now, Ordering::Relaxed);
+        self.check_peers(stuck, attempt)
     }
 
     fn lock_fd(&self) -> Result<BorrowedFd<'_>> {
@@ -1213,11 +1246,12 @@ impl Endpoint {
         mut attempt: impl FnMut() -> Step,
     ) -> Result<Option<u64>> {
         let inner = &*self.inner;
-        if let Step::Claimed(p) = attempt() {
-            return Ok(Some(p));
-        }
+        let stuck = match attempt() {
+            Step::Claimed(p) => return Ok(Some(p)),
+            Step::Wait(stuck) => stuck,
+        };
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(None);
+            return self.at_deadline(stuck, &mut attempt);
         }
         for i in 0..inner.spin {
             std::hint::spin_loop();
@@ -1226,7 +1260,7 @@ impl Endpoint {
             }
             // A long spin keeps the deadline too.
             if i % 1024 == 1023 && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
+                return self.at_deadline(None, &mut attempt);
             }
         }
         let w = inner.waiters(self.side);
@@ -1248,11 +1282,13 @@ impl Endpoint {
                     Step::Wait(stuck) => stuck,
                 },
             };
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
-            }
+            // The peers first: a wait that ends at its deadline still
+            // hears that they are gone.
             if let Some(p) = self.check_peers(stuck, &mut attempt)? {
                 return Ok(Some(p));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
             }
         }
     }
@@ -1606,6 +1642,17 @@ impl Loan<'_> {
     }
 }
 
+/// Frees the slot of an MPMC loan dropped uncommitted: receivers move
+/// past it, and senders behind it have room. Out of line, so that the
+/// drop of a committed loan, on every message, stays a test and a branch.
+#[cold]
+#[inline(never)]
+fn abandon(inner: &Inner, pos: u64) {
+    protocol::free(inner, pos);
+    inner.wake(Side::Recv);
+    inner.wake(Side::Send);
+}
+
 impl Drop for Loan<'_> {
     #[inline]
     fn drop(&mut self) {
@@ -1613,10 +1660,7 @@ impl Drop for Loan<'_> {
         // An SPSC loan claimed nothing in the ring: the next loan takes the
         // same position.
         if !self.done && !inner.spsc() {
-            protocol::free(inner, self.pos);
-            // Receivers move past the slot; senders behind it have room.
-            inner.wake(Side::Recv);
-            inner.wake(Side::Send);
+            abandon(inner, self.pos);
         }
     }
 }
