@@ -16,8 +16,8 @@ use memio_map::{MapOptions, Region};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    COMMITTED_AT, FORMAT_VERSION, FileHeader, GROUP_HEADER, GroupHeader, HEADER_SIZE, HeaderFault,
-    RECORD_HEADER, RecordHeader, SUPERSEDED_AT, SYNCED_AT,
+    COMMITTED_AT, FORMAT_VERSION, FileHeader, GROUP_HEADER, GROUP_MAGIC, GroupHeader, HEADER_SIZE,
+    HeaderFault, RECORD_HEADER, RecordHeader, SUPERSEDED_AT, SYNCED_AT,
 };
 use crate::index::{Damage, Index};
 use crate::reserve::reserve;
@@ -245,6 +245,19 @@ impl Generation {
             ));
         }
         self.apply_until(log, committed.min(size), synced)
+    }
+
+    /// Whether a group may start at `at`: its magic is there, or `at`
+    /// lies too near the end of the file as last seen to tell.
+    pub fn may_hold_group(&self, at: u64) -> Result<bool> {
+        if at + GROUP_HEADER as u64 > self.size.load(Acquire) {
+            return Ok(true);
+        }
+        let mut magic = [0u8; 4];
+        self.words()?
+            .read_at(at as usize, &mut magic)
+            .map_err(Error::io(&self.path, "read"))?;
+        Ok(u32::from_le_bytes(magic) == GROUP_MAGIC)
     }
 
     /// Applies valid groups from `log.seen` up to `bound`; a group that does

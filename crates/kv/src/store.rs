@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 
 use memio_io::lock::{Kind, Locker, Mode, Wait};
-use memio_io::vectored::write_all_vectored_at;
+use memio_io::vectored::{write_all_vectored_at, write_all_vectored_at_durable};
 
 use crate::error::{Error, Result};
 use crate::format::{
@@ -651,8 +651,15 @@ impl Store {
             g.publish(log.seen, false)?;
         }
         let before = log.seen;
-        let size = g.size_for(u64::MAX)?;
-        g.apply_until(&mut log, size, 0)?;
+        // Past the committed end there are normally only zeros. The file's
+        // size is asked only when a group header may lie there: on
+        // filesystems with fine-grained timestamps, a query of the inode
+        // makes the next write stamp it again, and every durable commit
+        // would then write the inode's block as well as its own.
+        if g.may_hold_group(log.seen)? {
+            let size = g.size_for(u64::MAX)?;
+            g.apply_until(&mut log, size, 0)?;
+        }
         if log.seen > before {
             g.sync_data()?;
             g.publish(log.seen, true)?;
@@ -675,11 +682,21 @@ impl Store {
         let (head, crc) = GroupHeader::seal(count, seq, chain, &body);
         let end = at + (GROUP_HEADER + body.len()) as u64;
         self.make_room(g, end)?;
-        write_all_vectored_at(&g.file, &mut [IoSlice::new(&head), IoSlice::new(&body)], at)
-            .map_err(Error::io(&self.path, "write"))?;
         let durable = self.options.durability == Durability::Durable;
-        if durable {
-            g.sync_data()?;
+        let mut bufs = [IoSlice::new(&head), IoSlice::new(&body)];
+        if durable && g.synced() >= at {
+            // Only this group is written back: the header page the last
+            // commit dirtied stays in the page cache (it only speeds up
+            // readers and recovery, which also read on past it).
+            write_all_vectored_at_durable(&g.file, &mut bufs, at)
+                .map_err(Error::io(&self.path, "write"))?;
+        } else {
+            write_all_vectored_at(&g.file, &mut bufs, at)
+                .map_err(Error::io(&self.path, "write"))?;
+            if durable {
+                // Groups a relaxed writer left unsynced come first.
+                g.sync_data()?;
+            }
         }
         g.publish(end, durable)?;
         let mut log = g.write_log();
