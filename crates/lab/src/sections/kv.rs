@@ -4,7 +4,8 @@
 //! Every store gets the same data (16-byte keys, 100-byte values, loaded
 //! in key order in durable commits of 1,000 keys), then: random gets (each
 //! a fresh read of the latest commit), a full ordered scan, durable
-//! single-key commits, and three reader processes doing random gets alone
+//! single-key commits, durable commits of 1,000 random keys, and three
+//! reader processes doing random gets alone
 //! and then while a fourth process commits durable 100-key batches. The
 //! file size after the load is compared with the raw data size.
 //!
@@ -32,9 +33,10 @@ pub(crate) const SECTION: Section = Section {
             durable commits of 1,000 keys (each commit on disk before it returns: fdatasync, \
             SQLite WAL with synchronous=FULL, LMDB and redb defaults). Random get: one key at \
             random per call, each call reading the latest commit. Ordered scan: every pair in key \
-            order. Durable single-key commits: one put per commit. Readers: three processes \
-            doing random gets, alone and while a fourth process commits durable 100-key batches \
-            of updates. File size: bytes on disk after the load over raw key+value bytes. \
+            order. Durable single-key commits: one put per commit. Random batches: \
+            durable commits of 1,000 updates of keys drawn at random. Readers: three processes \
+            doing random gets (rounds of at least 150 ms, 500 ms in a full run), alone and while \
+            a fourth process commits durable 100-key batches of updates. File size: bytes on disk after the load over raw key+value bytes. \
             Answers: which store reads, scans and commits fastest here, and what a concurrent \
             writer costs readers.",
     reference: MEMIO,
@@ -353,7 +355,9 @@ fn disk_bytes(dir: &Path) -> u64 {
 struct Sizes {
     keys: u64,
     single_commits: u64,
-    gets: u64,
+    random_batches: u64,
+    /// How long one round of the reader processes lasts, at least.
+    reader_round: Duration,
 }
 
 fn sizes(run: &Run<'_>) -> Sizes {
@@ -361,13 +365,15 @@ fn sizes(run: &Run<'_>) -> Sizes {
         Sizes {
             keys: 1_000_000,
             single_commits: 500,
-            gets: 200_000,
+            random_batches: 40,
+            reader_round: Duration::from_millis(500),
         }
     } else {
         Sizes {
             keys: 50_000,
             single_commits: 100,
-            gets: 50_000,
+            random_batches: 15,
+            reader_round: Duration::from_millis(150),
         }
     }
 }
@@ -388,7 +394,7 @@ fn run(run: &mut Run<'_>) -> Result<()> {
     if run.heavy_peer("redb") {
         engines.push(REDB);
     }
-    run.plan(engines.len() as u64 * 7);
+    run.plan(engines.len() as u64 * 8);
     let floor = fdatasync_floor()?;
     let mut commit_rates = Vec::new();
     for name in &engines {
@@ -472,7 +478,8 @@ fn measure_engine(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> Re
         })
         .collect();
     run.record(
-        Case::new(name, "durable commits of 1,000 keys").param("keys", sizes.keys),
+        Case::new(name, "load in key order, durable commits of 1,000 keys")
+            .param("keys", sizes.keys),
         KEYS_PER_S,
         &samples,
     );
@@ -532,12 +539,44 @@ fn measure_engine(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> Re
         }
         samples.push(per as f64 / t.elapsed().as_secs_f64());
     }
-    let row = run.record(
-        Case::new(name, "durable single-key commits"),
-        COMMITS_PER_S,
+    let single = run
+        .record(
+            Case::new(name, "durable single-key commits"),
+            COMMITS_PER_S,
+            &samples,
+        )
+        .map_or(f64::NAN, |r| r.median);
+    random_batches(run, name, &mut *e, sizes, &mut rng)?;
+    Ok(single)
+}
+
+/// Durable commits of 1,000 keys at random: updates spread over the whole
+/// key range, the batch a B-tree pays for in scattered pages.
+fn random_batches(
+    run: &mut Run<'_>,
+    name: &str,
+    e: &mut dyn Engine,
+    sizes: Sizes,
+    rng: &mut Rng,
+) -> Result<()> {
+    let mut samples = Vec::new();
+    let mut pairs = Vec::with_capacity(BATCH);
+    for s in 0..sizes.random_batches {
+        pairs.clear();
+        pairs.extend((0..BATCH).map(|_| {
+            let k = rng.next_u64() % sizes.keys;
+            (key(k), value(k, 1_000_000 + s))
+        }));
+        let t = Instant::now();
+        e.commit(&pairs).map_err(err(name))?;
+        samples.push(BATCH as f64 / t.elapsed().as_secs_f64());
+    }
+    run.record(
+        Case::new(name, "durable commits of 1,000 random keys").param("keys", sizes.keys),
+        KEYS_PER_S,
         &samples,
     );
-    Ok(row.map_or(f64::NAN, |r| r.median))
+    Ok(())
 }
 
 /// Three reader processes alone, then with a writer process.
@@ -558,15 +597,24 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     for r in &mut readers {
         r.ready()?;
     }
-    let per = sizes.gets / READERS as u64;
-    let rounds = run.config().timing.samples;
-    let alone = reader_round(&mut readers, per, rounds)?;
+    // Rounds long enough that the scheduler's slices (a few ms) even out
+    // over the readers: sized from a first, short round.
+    let probe = 10_000;
+    let per_reader_per_s = reader_round(&mut readers, probe, 1)?[0] * 1e6 / READERS as f64;
+    let per = gets_in(per_reader_per_s, sizes.reader_round).max(probe);
+    // Rounds alone and with the writer alternate, so that drift in the
+    // machine (other work, write-back of earlier phases) falls on both.
     let mut writer = Peer::start(&format!("{name} writer"), "kv", &args("writer"))?;
     writer.ready()?;
-    writer.announce(0)?;
-    let busy = reader_round(&mut readers, per, rounds)?;
-    std::fs::write(&stop, b"").map_err(|e| Error::io(stop.display(), &e))?;
-    writer.done()?;
+    let (mut alone, mut busy) = (Vec::new(), Vec::new());
+    for _ in 0..run.config().timing.samples {
+        alone.extend(reader_round(&mut readers, per, 1)?);
+        let _ = std::fs::remove_file(&stop);
+        writer.announce(0)?;
+        busy.extend(reader_round(&mut readers, per, 1)?);
+        std::fs::write(&stop, b"").map_err(|e| Error::io(stop.display(), &e))?;
+        writer.done()?;
+    }
     writer.finish()?;
     for r in readers {
         r.finish()?;
@@ -581,12 +629,25 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
         MGETS_PER_S,
         &busy,
     );
-    let median = |v: &[f64]| crate::measure::median(&sorted(v));
+    // Each round with the writer against the round alone just before it.
+    let ratios: Vec<f64> = busy.iter().zip(&alone).map(|(b, a)| b / a).collect();
     run.note(format!(
-        "{name}: readers' throughput with a writer running is {:.0}% of their throughput alone",
-        median(&busy) / median(&alone) * 100.0
+        "{name}: readers' throughput with a writer running is {:.0}% of their throughput alone \
+         (median of {} alternating pairs of rounds)",
+        crate::measure::median(&sorted(&ratios)) * 100.0,
+        ratios.len()
     ));
     Ok(())
+}
+
+/// How many gets at `per_s` fill `round` (at most 2^28).
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "clamped to 0..=2^28 first"
+)]
+fn gets_in(per_s: f64, round: Duration) -> u64 {
+    (per_s * round.as_secs_f64()).clamp(0.0, f64::from(1u32 << 28)) as u64
 }
 
 fn sorted(v: &[f64]) -> Vec<f64> {
