@@ -23,6 +23,9 @@ use crate::index::{Damage, Index};
 use crate::reserve::reserve;
 use crate::words::Words;
 
+/// The largest group buffer a handle keeps for the next read.
+const KEPT_BODY: usize = 1 << 20;
+
 /// This handle's view of the log: how far it has read and the index of it.
 #[derive(Debug)]
 pub(crate) struct Log {
@@ -33,6 +36,9 @@ pub(crate) struct Log {
     pub chain: u32,
     /// Its sequence number (0 before the first).
     pub seq: u64,
+    /// The buffer groups are read into, kept between reads (a reader
+    /// following a busy writer reads thousands of groups a second).
+    pub body: Vec<u8>,
 }
 
 /// One open store file.
@@ -110,6 +116,7 @@ impl Generation {
                 seen: HEADER_SIZE,
                 chain: header.salt,
                 seq: 0,
+                body: Vec::new(),
             }),
             seen: AtomicU64::new(HEADER_SIZE),
             size: AtomicU64::new(size),
@@ -265,12 +272,17 @@ impl Generation {
     pub fn apply_until(&self, log: &mut Log, bound: u64, durable: u64) -> Result<()> {
         while log.seen < bound {
             let at = log.seen;
-            let (head, body) = match self.read_group(log, at, bound) {
-                Ok(g) => g,
+            let mut body = std::mem::take(&mut log.body);
+            let head = match self.read_group(log, at, bound, &mut body) {
+                Ok(head) => head,
                 Err(why) if at < durable => return Err(Error::corrupt(&self.path, at, why)),
                 Err(_) => break,
             };
-            self.apply_group(log, at, &head, &body)?;
+            let applied = self.apply_group(log, at, &head, &body);
+            if body.capacity() <= KEPT_BODY {
+                log.body = body;
+            }
+            applied?;
         }
         Ok(())
     }
@@ -295,7 +307,13 @@ impl Generation {
     }
 
     /// Reads and checks the group at `at`, which must end by `bound`.
-    fn read_group(&self, log: &Log, at: u64, bound: u64) -> Result<(GroupHeader, Vec<u8>), String> {
+    fn read_group(
+        &self,
+        log: &Log,
+        at: u64,
+        bound: u64,
+        body: &mut Vec<u8>,
+    ) -> Result<GroupHeader, String> {
         let mut hb = [0u8; GROUP_HEADER];
         if at + GROUP_HEADER as u64 > bound {
             return Err("group header cut short".into());
@@ -312,11 +330,12 @@ impl Generation {
                 head.body_len
             ));
         }
-        let mut body = vec![0; head.body_len as usize];
+        body.clear();
+        body.resize(head.body_len as usize, 0);
         words
-            .read_at(at as usize + GROUP_HEADER, &mut body)
+            .read_at(at as usize + GROUP_HEADER, body)
             .map_err(|e| e.to_string())?;
-        if !head.verify(&hb, &body) {
+        if !head.verify(&hb, body) {
             return Err("group checksum mismatch".into());
         }
         if head.prev_crc != log.chain || head.seq != log.seq + 1 {
@@ -325,7 +344,7 @@ impl Generation {
                 head.seq, log.seq, head.prev_crc, log.chain
             ));
         }
-        Ok((head, body))
+        Ok(head)
     }
 
     fn apply_body(log: &mut Log, at: u64, head: &GroupHeader, body: &[u8]) -> Result<(), Damage> {
