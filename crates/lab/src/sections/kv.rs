@@ -606,7 +606,7 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     // machine (other work, write-back of earlier phases) falls on both.
     let mut writer = Peer::start(&format!("{name} writer"), "kv", &args("writer"))?;
     writer.ready()?;
-    let (mut alone, mut busy) = (Vec::new(), Vec::new());
+    let (mut alone, mut busy, mut commits) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..run.config().timing.samples {
         alone.extend(reader_round(&mut readers, per, 1)?);
         let _ = std::fs::remove_file(&stop);
@@ -614,6 +614,9 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
         busy.extend(reader_round(&mut readers, per, 1)?);
         std::fs::write(&stop, b"").map_err(|e| Error::io(stop.display(), &e))?;
         writer.done()?;
+        let rate = writer_rate_file(&stop);
+        let said = std::fs::read_to_string(&rate).map_err(|e| Error::io(rate.display(), &e))?;
+        commits.push(said.trim().parse::<f64>().unwrap_or(f64::NAN));
     }
     writer.finish()?;
     for r in readers {
@@ -633,11 +636,18 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     let ratios: Vec<f64> = busy.iter().zip(&alone).map(|(b, a)| b / a).collect();
     run.note(format!(
         "{name}: readers' throughput with a writer running is {:.0}% of their throughput alone \
-         (median of {} alternating pairs of rounds)",
+         (median of {} alternating pairs of rounds); meanwhile the writer made {:.0} durable \
+         100-key commits/s",
         crate::measure::median(&sorted(&ratios)) * 100.0,
-        ratios.len()
+        ratios.len(),
+        crate::measure::median(&sorted(&commits)),
     ));
     Ok(())
+}
+
+/// Where the writer peer leaves its commit rate after each round.
+fn writer_rate_file(stop: &Path) -> PathBuf {
+    stop.with_file_name("writer-rate")
 }
 
 /// How many gets at `per_s` fill `round` (at most 2^28).
@@ -690,6 +700,7 @@ fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
         control.started()?;
         if role == "writer" {
             let mut round = 1_000_000;
+            let (first, t) = (round, Instant::now());
             while !stop.exists() {
                 let pairs: Vec<_> = (0..WRITER_BATCH)
                     .map(|_| {
@@ -700,6 +711,11 @@ fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
                 e.commit(&pairs)?;
                 round += 1;
             }
+            // How much the writer did: the section reads it after `done`.
+            std::fs::write(
+                writer_rate_file(&stop),
+                format!("{}", (round - first) as f64 / t.elapsed().as_secs_f64()),
+            )?;
         } else {
             for _ in 0..n {
                 keep(e.get(&key(rng.next_u64() % keys))?);
