@@ -36,7 +36,8 @@ pub(crate) const SECTION: Section = Section {
             order. Durable single-key commits: one put per commit. Random batches: \
             durable commits of 1,000 updates of keys drawn at random. Readers: three processes \
             doing random gets (rounds of at least 150 ms, 500 ms in a full run), alone and while \
-            a fourth process commits durable 100-key batches of updates. File size: bytes on disk after the load over raw key+value bytes. \
+            a fourth process commits durable 100-key batches of updates, as fast as it can and \
+            then paced to 300 commits/s (the same work for every store). File size: bytes on disk after the load over raw key+value bytes. \
             Answers: which store reads, scans and commits fastest here, and what a concurrent \
             writer costs readers.",
     reference: MEMIO,
@@ -55,6 +56,9 @@ const VALUE: usize = 100;
 const BATCH: usize = 1000;
 const WRITER_BATCH: usize = 100;
 const READERS: usize = 3;
+/// The writer's pace in the paced reader rounds: below what every store
+/// here sustains, so that each store's readers follow the same work.
+const PACED_COMMITS: u64 = 300;
 
 const KEYS_PER_S: Unit = Unit {
     symbol: "keys/s",
@@ -394,7 +398,7 @@ fn run(run: &mut Run<'_>) -> Result<()> {
     if run.heavy_peer("redb") {
         engines.push(REDB);
     }
-    run.plan(engines.len() as u64 * 8);
+    run.plan(engines.len() as u64 * 9);
     let floor = fdatasync_floor()?;
     let mut commit_rates = Vec::new();
     for name in &engines {
@@ -606,41 +610,61 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     // machine (other work, write-back of earlier phases) falls on both.
     let mut writer = Peer::start(&format!("{name} writer"), "kv", &args("writer"))?;
     writer.ready()?;
-    let (mut alone, mut busy, mut commits) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..run.config().timing.samples {
-        alone.extend(reader_round(&mut readers, per, 1)?);
-        let _ = std::fs::remove_file(&stop);
-        writer.announce(0)?;
-        busy.extend(reader_round(&mut readers, per, 1)?);
-        std::fs::write(&stop, b"").map_err(|e| Error::io(stop.display(), &e))?;
-        writer.done()?;
-        let rate = writer_rate_file(&stop);
-        let said = std::fs::read_to_string(&rate).map_err(|e| Error::io(rate.display(), &e))?;
-        commits.push(said.trim().parse::<f64>().unwrap_or(f64::NAN));
-    }
+    let mut round = |pace: u64| -> Result<Vec<(f64, f64, f64)>> {
+        let mut out = Vec::new();
+        for _ in 0..run.config().timing.samples {
+            let alone = reader_round(&mut readers, per, 1)?[0];
+            let _ = std::fs::remove_file(&stop);
+            writer.announce(pace)?;
+            let busy = reader_round(&mut readers, per, 1)?[0];
+            std::fs::write(&stop, b"").map_err(|e| Error::io(stop.display(), &e))?;
+            writer.done()?;
+            let rate = writer_rate_file(&stop);
+            let said = std::fs::read_to_string(&rate).map_err(|e| Error::io(rate.display(), &e))?;
+            out.push((alone, busy, said.trim().parse::<f64>().unwrap_or(f64::NAN)));
+        }
+        Ok(out)
+    };
+    let flat_out = round(0)?;
+    let paced = round(PACED_COMMITS)?;
     writer.finish()?;
     for r in readers {
         r.finish()?;
     }
+    let column = |v: &[(f64, f64, f64)], pick: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> {
+        v.iter().map(pick).collect()
+    };
     run.record(
         Case::new(name, "3 reader processes, random gets"),
         MGETS_PER_S,
-        &alone,
+        &column(&flat_out, |r| r.0),
     );
     run.record(
         Case::new(name, "3 readers + 1 writer (durable 100-key commits)"),
         MGETS_PER_S,
-        &busy,
+        &column(&flat_out, |r| r.1),
+    );
+    run.record(
+        Case::new(
+            name,
+            &format!("3 readers + 1 writer ({PACED_COMMITS} durable 100-key commits/s)"),
+        ),
+        MGETS_PER_S,
+        &column(&paced, |r| r.1),
     );
     // Each round with the writer against the round alone just before it.
-    let ratios: Vec<f64> = busy.iter().zip(&alone).map(|(b, a)| b / a).collect();
+    let median = |v: Vec<f64>| crate::measure::median(&sorted(&v));
+    let ratio = |v: &[(f64, f64, f64)]| median(v.iter().map(|r| r.1 / r.0).collect()) * 100.0;
     run.note(format!(
-        "{name}: readers' throughput with a writer running is {:.0}% of their throughput alone \
-         (median of {} alternating pairs of rounds); meanwhile the writer made {:.0} durable \
-         100-key commits/s",
-        crate::measure::median(&sorted(&ratios)) * 100.0,
-        ratios.len(),
-        crate::measure::median(&sorted(&commits)),
+        "{name}: readers' throughput with a writer running flat out is {:.0}% of their \
+         throughput alone, while the writer made {:.0} durable 100-key commits/s; with the \
+         writer paced to {PACED_COMMITS}/s ({:.0} made), {:.0}% (medians of {} alternating \
+         pairs of rounds each)",
+        ratio(&flat_out),
+        median(column(&flat_out, |r| r.2)),
+        median(column(&paced, |r| r.2)),
+        ratio(&paced),
+        flat_out.len(),
     ));
     Ok(())
 }
@@ -701,7 +725,13 @@ fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
         if role == "writer" {
             let mut round = 1_000_000;
             let (first, t) = (round, Instant::now());
+            // `n` is the pace in commits per second; 0: as fast as it can.
+            let gap = (n > 0).then(|| Duration::from_secs_f64(1.0 / n as f64));
             while !stop.exists() {
+                if let Some(gap) = gap {
+                    let due = t + gap * u32::try_from(round - first).unwrap_or(u32::MAX);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                }
                 let pairs: Vec<_> = (0..WRITER_BATCH)
                     .map(|_| {
                         let k = rng.next_u64() % keys;
