@@ -399,12 +399,23 @@ fn run(run: &mut Run<'_>) -> Result<()> {
         engines.push(REDB);
     }
     run.plan(engines.len() as u64 * 9);
-    let floor = fdatasync_floor()?;
-    let mut commit_rates = Vec::new();
-    for name in &engines {
+    let mut stores = Vec::new();
+    let mut dirs = Vec::new();
+    for &name in &engines {
         let dir = Scratch::dir("kv")?;
-        let rate = measure_engine(run, name, dir.path(), sizes)?;
-        commit_rates.push((*name, rate));
+        let engine = measure_engine(run, name, dir.path(), sizes)?;
+        stores.push(Open {
+            name,
+            engine,
+            rng: Rng::new(7),
+        });
+        dirs.push((name, dir));
+    }
+    let (floor, rates) = durable_commits(run, &mut stores, sizes)?;
+    let commit_rates: Vec<_> = engines.iter().copied().zip(rates).collect();
+    // Closed before other processes open them (redb locks its file).
+    drop(stores);
+    for (name, dir) in &dirs {
         if *name == REDB {
             // redb takes an exclusive lock on its file: one process at a time.
             run.note("redb opens a file in one process at a time, so it has no multi-process reader rows");
@@ -426,35 +437,66 @@ fn run(run: &mut Run<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The median time of an `fdatasync` after overwriting a block inside a
-/// file whose blocks are all written: the floor of a durable commit.
-fn fdatasync_floor() -> Result<Duration> {
-    let scratch = Scratch::path_for("kv-sync");
-    let path = scratch.path();
-    let f = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| Error::io(path.display(), &e))?;
-    let io = |e: io::Error| Error::io(path.display(), &e);
-    f.write_all_at(&vec![0u8; 1 << 20], 0).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    let mut times = Vec::new();
-    for i in 0..30u64 {
-        let t = Instant::now();
-        f.write_all_at(&i.to_le_bytes(), (i % 200) * 4096)
-            .map_err(io)?;
-        f.sync_data().map_err(io)?;
-        times.push(t.elapsed());
-    }
-    times.sort();
-    Ok(times[times.len() / 2])
+/// The time of an `fdatasync` after overwriting a block inside a file
+/// whose blocks are all written: the floor of a durable commit.
+struct Floor {
+    file: File,
+    scratch: Scratch,
+    times: Vec<Duration>,
 }
 
-/// Load, random gets, scan, single commits, file size; returns the
-/// single-commit rate.
-fn measure_engine(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> Result<f64> {
+impl Floor {
+    fn new() -> Result<Self> {
+        let scratch = Scratch::path_for("kv-sync");
+        let path = scratch.path();
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io(path.display(), &e))?;
+        let io = |e: io::Error| Error::io(path.display(), &e);
+        file.write_all_at(&vec![0u8; 1 << 20], 0).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(Self {
+            file,
+            scratch,
+            times: Vec::new(),
+        })
+    }
+
+    /// Times `n` more overwrites, each followed by `fdatasync`.
+    fn sample(&mut self, n: usize) -> Result<()> {
+        let path = self.scratch.path();
+        let io = |e: io::Error| Error::io(path.display(), &e);
+        for _ in 0..n {
+            let i = self.times.len() as u64;
+            let t = Instant::now();
+            self.file
+                .write_all_at(&i.to_le_bytes(), (i % 200) * 4096)
+                .map_err(io)?;
+            self.file.sync_data().map_err(io)?;
+            self.times.push(t.elapsed());
+        }
+        Ok(())
+    }
+
+    fn median(&mut self) -> Duration {
+        self.times.sort();
+        self.times
+            .get(self.times.len() / 2)
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Load, file size, random gets and scan; returns the store, open.
+fn measure_engine(
+    run: &mut Run<'_>,
+    name: &str,
+    dir: &Path,
+    sizes: Sizes,
+) -> Result<Box<dyn Engine>> {
     let mut e = open(name, dir).map_err(err(name))?;
     // Load in key order, 1,000 keys per durable commit; every commit timed.
     let mut batch_times = Vec::new();
@@ -531,56 +573,78 @@ fn measure_engine(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> Re
         MKEYS_PER_S,
         &samples,
     );
-    // Durable single-key commits (updates of existing keys).
-    let mut samples = Vec::new();
-    let per = (sizes.single_commits / 5).max(1);
-    for s in 0..5 {
-        let t = Instant::now();
-        for j in 0..per {
-            let k = rng.next_u64() % sizes.keys;
-            e.commit(&[(key(k), value(k, s * per + j + 1))])
-                .map_err(err(name))?;
-        }
-        samples.push(per as f64 / t.elapsed().as_secs_f64());
-    }
-    let single = run
-        .record(
-            Case::new(name, "durable single-key commits"),
-            COMMITS_PER_S,
-            &samples,
-        )
-        .map_or(f64::NAN, |r| r.median);
-    random_batches(run, name, &mut *e, sizes, &mut rng)?;
-    Ok(single)
+    Ok(e)
 }
 
-/// Durable commits of 1,000 keys at random: updates spread over the whole
-/// key range, the batch a B-tree pays for in scattered pages.
-fn random_batches(
+/// A store measured side by side with the others.
+struct Open {
+    name: &'static str,
+    engine: Box<dyn Engine>,
+    rng: Rng,
+}
+
+/// Durable single-key commits and durable commits of 1,000 random keys,
+/// the stores taking turns block by block with the `fdatasync` floor, so
+/// that the disk's drift over the run (it is shared and its latency moves
+/// by several times within minutes) falls on every store alike. Returns
+/// the floor's median and each store's median single-commit rate.
+fn durable_commits(
     run: &mut Run<'_>,
-    name: &str,
-    e: &mut dyn Engine,
+    stores: &mut [Open],
     sizes: Sizes,
-    rng: &mut Rng,
-) -> Result<()> {
-    let mut samples = Vec::new();
-    let mut pairs = Vec::with_capacity(BATCH);
-    for s in 0..sizes.random_batches {
-        pairs.clear();
-        pairs.extend((0..BATCH).map(|_| {
-            let k = rng.next_u64() % sizes.keys;
-            (key(k), value(k, 1_000_000 + s))
-        }));
-        let t = Instant::now();
-        e.commit(&pairs).map_err(err(name))?;
-        samples.push(BATCH as f64 / t.elapsed().as_secs_f64());
+) -> Result<(Duration, Vec<f64>)> {
+    const ROUNDS: u64 = 10;
+    let mut floor = Floor::new()?;
+    let mut single = vec![Vec::new(); stores.len()];
+    let per = (sizes.single_commits / ROUNDS).max(1);
+    for round in 0..ROUNDS {
+        floor.sample(4)?;
+        for (o, samples) in stores.iter_mut().zip(&mut single) {
+            let t = Instant::now();
+            for j in 0..per {
+                let k = o.rng.next_u64() % sizes.keys;
+                o.engine
+                    .commit(&[(key(k), value(k, round * per + j + 1))])
+                    .map_err(err(o.name))?;
+            }
+            samples.push(per as f64 / t.elapsed().as_secs_f64());
+        }
     }
-    run.record(
-        Case::new(name, "durable commits of 1,000 random keys").param("keys", sizes.keys),
-        KEYS_PER_S,
-        &samples,
-    );
-    Ok(())
+    // Updates spread over the whole key range: the batch a B-tree pays
+    // for in scattered pages, and a log in one append.
+    let mut random = vec![Vec::new(); stores.len()];
+    let mut pairs = Vec::with_capacity(BATCH);
+    for round in 0..sizes.random_batches {
+        for (o, samples) in stores.iter_mut().zip(&mut random) {
+            pairs.clear();
+            pairs.extend((0..BATCH).map(|_| {
+                let k = o.rng.next_u64() % sizes.keys;
+                (key(k), value(k, 1_000_000 + round))
+            }));
+            let t = Instant::now();
+            o.engine.commit(&pairs).map_err(err(o.name))?;
+            samples.push(BATCH as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    let mut rates = Vec::new();
+    for (o, samples) in stores.iter().zip(&single) {
+        rates.push(
+            run.record(
+                Case::new(o.name, "durable single-key commits"),
+                COMMITS_PER_S,
+                samples,
+            )
+            .map_or(f64::NAN, |r| r.median),
+        );
+    }
+    for (o, samples) in stores.iter().zip(&random) {
+        run.record(
+            Case::new(o.name, "durable commits of 1,000 random keys").param("keys", sizes.keys),
+            KEYS_PER_S,
+            samples,
+        );
+    }
+    Ok((floor.median(), rates))
 }
 
 /// Three reader processes alone, then with a writer process.
@@ -647,7 +711,7 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     run.record(
         Case::new(
             name,
-            &format!("3 readers + 1 writer ({PACED_COMMITS} durable 100-key commits/s)"),
+            format!("3 readers + 1 writer ({PACED_COMMITS} durable 100-key commits/s)"),
         ),
         MGETS_PER_S,
         &column(&paced, |r| r.1),
