@@ -341,13 +341,8 @@ impl Index {
         self.pending = pending;
     }
 
-    /// Keys from `from` to `end` in key order, with their newest records;
-    /// keys still pending (see [`settle`](Self::settle)) are left out.
-    pub fn range<'a>(
-        &'a self,
-        from: Bound<&[u8]>,
-        end: Bound<&[u8]>,
-    ) -> impl Iterator<Item = (&'a [u8], Slot)> + 'a {
+    /// Positions in `ordered` of the keys from `from` to `end`.
+    fn positions(&self, from: Bound<&[u8]>, end: Bound<&[u8]>) -> (usize, usize) {
         let position = |bound: Bound<&[u8]>, is_end: bool| match bound {
             Bound::Unbounded if is_end => self.ordered.len(),
             Bound::Unbounded => 0,
@@ -361,20 +356,94 @@ impl Index {
             }),
         };
         let lo = position(from, false);
-        let hi = position(end, true).max(lo);
+        (lo, position(end, true).max(lo))
+    }
+
+    /// Keys from `from` to `end` in key order, with their newest records;
+    /// keys still pending (see [`settle`](Self::settle)) are left out.
+    pub fn range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], Slot)> + 'a {
+        let (lo, hi) = self.positions(from, end);
         self.ordered[lo..hi]
             .iter()
             .map(|&id| (self.key(id), self.slots[id as usize]))
+    }
+
+    /// Looks at up to `max` keys from `from` to `end` in key order (keys
+    /// still pending, see [`settle`](Self::settle), left out) and appends
+    /// to `hits` the record each has as of committed offset `at`, if that
+    /// is a put (see [`visible`]). Returns the last key looked at if the
+    /// range goes on past it.
+    ///
+    /// One tight pass over the key order: a scan spends its time under the
+    /// index's lock here.
+    pub fn visible_in(
+        &self,
+        map: Words<'_>,
+        from: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        at: u64,
+        max: usize,
+        hits: &mut Vec<Hit>,
+    ) -> Result<Option<&[u8]>, Damage> {
+        let (lo, hi) = self.positions(from, end);
+        let ids = &self.ordered[lo..hi.min(lo.saturating_add(max))];
+        hits.reserve(ids.len());
+        for &id in ids {
+            let id = id as usize;
+            let key_len = (self.starts[id + 1] - self.starts[id]) as u32;
+            let slot = self.slots[id];
+            let rec = if slot.loc < at {
+                (slot.kind == PUT).then_some(slot)
+            } else {
+                visible_before(map, slot, at)?
+            };
+            if let Some(rec) = rec {
+                hits.push(Hit {
+                    loc: rec.loc,
+                    key_len,
+                    val_len: rec.val_len,
+                });
+            }
+        }
+        Ok(match ids.last() {
+            Some(&id) if lo + ids.len() < hi => Some(self.key(id)),
+            _ => None,
+        })
+    }
+}
+
+/// A record visible to a scan: where it lies, its key and value sizes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hit {
+    pub loc: u64,
+    pub key_len: u32,
+    pub val_len: u32,
+}
+
+impl Hit {
+    /// The offset just past the record.
+    pub fn end(&self) -> u64 {
+        self.loc + (RECORD_HEADER as u64) + u64::from(self.key_len) + u64::from(self.val_len)
     }
 }
 
 /// The record of a key (newest record `slot`) as of committed offset
 /// `at`: walks back from the newest record to the newest one below `at`;
 /// `None` if that is a delete or there is none.
+#[inline]
 pub(crate) fn visible(map: Words<'_>, slot: Slot, at: u64) -> Result<Option<Slot>, Damage> {
     if slot.loc < at {
         return Ok((slot.kind == PUT).then_some(slot));
     }
+    visible_before(map, slot, at)
+}
+
+/// [`visible`] for a key whose newest record lies at or past `at`.
+fn visible_before(map: Words<'_>, slot: Slot, at: u64) -> Result<Option<Slot>, Damage> {
     let newest = Found {
         loc: slot.loc,
         head: read_header(map, slot.loc)?,
