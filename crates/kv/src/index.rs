@@ -63,9 +63,14 @@ pub(crate) struct Slot {
     pub loc: u64,
     /// Its value's length (0 for a delete).
     pub val_len: u32,
+    /// Its key's length (in what would otherwise be padding): a scan's
+    /// walk of the key order reads the slots and nothing else.
+    pub key_len: u16,
     /// [`PUT`] or [`DELETE`].
     pub kind: u8,
 }
+
+const _: () = assert!(size_of::<Slot>() == 16, "a slot stays 16 bytes");
 
 /// A hash table entry: the id of the first key with that hash, and a copy
 /// of its slot.
@@ -276,6 +281,7 @@ impl Index {
         let slot = Slot {
             loc,
             val_len: rec.val_len,
+            key_len: key.len() as u16,
             kind: rec.kind,
         };
         match id {
@@ -393,9 +399,7 @@ impl Index {
         let ids = &self.ordered[lo..hi.min(lo.saturating_add(max))];
         hits.reserve(ids.len());
         for &id in ids {
-            let id = id as usize;
-            let key_len = (self.starts[id + 1] - self.starts[id]) as u32;
-            let slot = self.slots[id];
+            let slot = self.slots[id as usize];
             let rec = if slot.loc < at {
                 (slot.kind == PUT).then_some(slot)
             } else {
@@ -404,7 +408,7 @@ impl Index {
             if let Some(rec) = rec {
                 hits.push(Hit {
                     loc: rec.loc,
-                    key_len,
+                    key_len: u32::from(rec.key_len),
                     val_len: rec.val_len,
                 });
             }
@@ -451,6 +455,7 @@ fn visible_before(map: Words<'_>, slot: Slot, at: u64) -> Result<Option<Slot>, D
     Ok(resolve(map, newest, at)?.map(|f| Slot {
         loc: f.loc,
         val_len: f.head.val_len,
+        key_len: slot.key_len,
         kind: f.head.kind,
     }))
 }
@@ -506,14 +511,17 @@ mod tests {
         let mut index = Index::new();
         // File "owner" under the hash of "c", as a collision would.
         let h = index.hash(b"c");
-        let slot = |loc, val_len| Slot {
+        let slot = |loc, key_len, val_len| Slot {
             loc,
             val_len,
+            key_len,
             kind: PUT,
         };
-        index.insert(h, b"owner", slot(100, 1)).unwrap();
-        index.insert(h, b"c", slot(200, 2)).unwrap();
-        index.insert(index.hash(b"d"), b"d", slot(300, 3)).unwrap();
+        index.insert(h, b"owner", slot(100, 5, 1)).unwrap();
+        index.insert(h, b"c", slot(200, 1, 2)).unwrap();
+        index
+            .insert(index.hash(b"d"), b"d", slot(300, 1, 3))
+            .unwrap();
         // `insert` leaves the counts to `apply`.
         (index.live_keys, index.live_bytes, index.live_record_bytes) = (3, 12, 60);
         let words = Words::of(&region).unwrap();
