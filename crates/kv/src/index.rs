@@ -63,9 +63,14 @@ pub(crate) struct Slot {
     pub loc: u64,
     /// Its value's length (0 for a delete).
     pub val_len: u32,
+    /// Its key's length (in what would otherwise be padding): a scan's
+    /// walk of the key order reads the slots and nothing else.
+    pub key_len: u16,
     /// [`PUT`] or [`DELETE`].
     pub kind: u8,
 }
+
+const _: () = assert!(size_of::<Slot>() == 16, "a slot stays 16 bytes");
 
 /// A hash table entry: the id of the first key with that hash, and a copy
 /// of its slot.
@@ -252,6 +257,7 @@ impl Index {
         let slot = Slot {
             loc,
             val_len: rec.val_len,
+            key_len: rec.key_len,
             kind: rec.kind,
         };
         let h = self.hash(key);
@@ -367,13 +373,8 @@ impl Index {
         self.pending = pending;
     }
 
-    /// Keys from `from` to `end` in key order, with their newest records;
-    /// keys still pending (see [`settle`](Self::settle)) are left out.
-    pub fn range<'a>(
-        &'a self,
-        from: Bound<&[u8]>,
-        end: Bound<&[u8]>,
-    ) -> impl Iterator<Item = (&'a [u8], Slot)> + 'a {
+    /// Positions in `ordered` of the keys from `from` to `end`.
+    fn positions(&self, from: Bound<&[u8]>, end: Bound<&[u8]>) -> (usize, usize) {
         let position = |bound: Bound<&[u8]>, is_end: bool| match bound {
             Bound::Unbounded if is_end => self.ordered.len(),
             Bound::Unbounded => 0,
@@ -387,20 +388,92 @@ impl Index {
             }),
         };
         let lo = position(from, false);
-        let hi = position(end, true).max(lo);
+        (lo, position(end, true).max(lo))
+    }
+
+    /// Keys from `from` to `end` in key order, with their newest records;
+    /// keys still pending (see [`settle`](Self::settle)) are left out.
+    pub fn range<'a>(
+        &'a self,
+        from: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> impl Iterator<Item = (&'a [u8], Slot)> + 'a {
+        let (lo, hi) = self.positions(from, end);
         self.ordered[lo..hi]
             .iter()
             .map(|&id| (self.key(id), self.slots[id as usize]))
+    }
+
+    /// Looks at up to `max` keys from `from` to `end` in key order (keys
+    /// still pending, see [`settle`](Self::settle), left out) and appends
+    /// to `hits` the record each has as of committed offset `at`, if that
+    /// is a put (see [`visible`]). Returns the last key looked at if the
+    /// range goes on past it.
+    ///
+    /// One tight pass over the key order: a scan spends its time under the
+    /// index's lock here.
+    pub fn visible_in(
+        &self,
+        map: Words<'_>,
+        from: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+        at: u64,
+        max: usize,
+        hits: &mut Vec<Hit>,
+    ) -> Result<Option<&[u8]>, Damage> {
+        let (lo, hi) = self.positions(from, end);
+        let ids = &self.ordered[lo..hi.min(lo.saturating_add(max))];
+        hits.reserve(ids.len());
+        for &id in ids {
+            let slot = self.slots[id as usize];
+            let rec = if slot.loc < at {
+                (slot.kind == PUT).then_some(slot)
+            } else {
+                visible_before(map, slot, at)?
+            };
+            if let Some(rec) = rec {
+                hits.push(Hit {
+                    loc: rec.loc,
+                    key_len: u32::from(rec.key_len),
+                    val_len: rec.val_len,
+                });
+            }
+        }
+        Ok(match ids.last() {
+            Some(&id) if lo + ids.len() < hi => Some(self.key(id)),
+            _ => None,
+        })
+    }
+}
+
+/// A record visible to a scan: where it lies, its key and value sizes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hit {
+    pub loc: u64,
+    pub key_len: u32,
+    pub val_len: u32,
+}
+
+impl Hit {
+    /// The offset just past the record.
+    pub fn end(&self) -> u64 {
+        self.loc + (RECORD_HEADER as u64) + u64::from(self.key_len) + u64::from(self.val_len)
     }
 }
 
 /// The record of a key (newest record `slot`) as of committed offset
 /// `at`: walks back from the newest record to the newest one below `at`;
 /// `None` if that is a delete or there is none.
+#[inline]
 pub(crate) fn visible(map: Words<'_>, slot: Slot, at: u64) -> Result<Option<Slot>, Damage> {
     if slot.loc < at {
         return Ok((slot.kind == PUT).then_some(slot));
     }
+    visible_before(map, slot, at)
+}
+
+/// [`visible`] for a key whose newest record lies at or past `at`.
+fn visible_before(map: Words<'_>, slot: Slot, at: u64) -> Result<Option<Slot>, Damage> {
     let newest = Found {
         loc: slot.loc,
         head: read_header(map, slot.loc)?,
@@ -408,6 +481,7 @@ pub(crate) fn visible(map: Words<'_>, slot: Slot, at: u64) -> Result<Option<Slot
     Ok(resolve(map, newest, at)?.map(|f| Slot {
         loc: f.loc,
         val_len: f.head.val_len,
+        key_len: slot.key_len,
         kind: f.head.kind,
     }))
 }
@@ -463,14 +537,17 @@ mod tests {
         let mut index = Index::new();
         // File "owner" under the hash of "c", as a collision would.
         let h = index.hash(b"c");
-        let slot = |loc, val_len| Slot {
+        let slot = |loc, key_len, val_len| Slot {
             loc,
             val_len,
+            key_len,
             kind: PUT,
         };
-        index.insert(h, b"owner", slot(100, 1)).unwrap();
-        index.insert(h, b"c", slot(200, 2)).unwrap();
-        index.insert(index.hash(b"d"), b"d", slot(300, 3)).unwrap();
+        index.insert(h, b"owner", slot(100, 5, 1)).unwrap();
+        index.insert(h, b"c", slot(200, 1, 2)).unwrap();
+        index
+            .insert(index.hash(b"d"), b"d", slot(300, 1, 3))
+            .unwrap();
         // `insert` leaves the counts to `apply`.
         (index.live_keys, index.live_bytes, index.live_record_bytes) = (3, 12, 60);
         let words = Words::of(&region).unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::RECORD_HEADER;
 use crate::generation::{Generation, Log};
-use crate::index::{Damage, append_value, visible};
+use crate::index::{Damage, Hit, append_value};
 use crate::words::Words;
 
 /// A consistent, unchanging view of a store as of one commit.
@@ -23,6 +23,11 @@ pub struct Snapshot {
 
 /// Keys (and their records) handed from the index to a scan per lock hold.
 const CHUNK: usize = 1024;
+
+/// Bytes of records lying back to back in the log that a scan copies out
+/// of the mapping at once (and then hands to its caller): few enough to
+/// stay in the L1 cache between the two.
+const RUN: u64 = 8 << 10;
 
 fn corrupt(g: &Generation) -> impl Fn(Damage) -> Error + '_ {
     move |d| Error::corrupt(&g.path, d.offset, d.what)
@@ -134,15 +139,49 @@ impl Snapshot {
     ) -> Result<()> {
         let mut from = owned(range.start_bound().cloned());
         let end = owned(range.end_bound().cloned());
+        let g = &*self.generation;
         let mut hits = Vec::new();
         let mut record = Vec::new();
         loop {
             let more = self.locate(&from, &end, &mut hits)?;
-            let words = self.generation.words()?;
-            for hit in &hits {
-                let (key, value) = hit.read(&self.generation, words, &mut record)?;
-                if f(key, value).is_break() {
-                    return Ok(());
+            let words = g.words()?;
+            let mut rest = &hits[..];
+            while let Some(first) = rest.first() {
+                // The records that follow `first` back to back in the log
+                // (as a load in key order or a compaction writes them), up
+                // to RUN bytes, come out in one copy.
+                let mut stop = first.end();
+                let mut n = 1;
+                while let Some(next) = rest.get(n) {
+                    if next.loc != stop || stop - first.loc > RUN {
+                        break;
+                    }
+                    stop = next.end();
+                    n += 1;
+                }
+                let run;
+                (run, rest) = rest.split_at(n);
+                let Ok(bytes) =
+                    words.copy(first.loc as usize, (stop - first.loc) as usize, &mut record)
+                else {
+                    // Some record reaches past the mapping: copy them one
+                    // by one to name it, the pairs before it delivered.
+                    for hit in run {
+                        let (key, value) = read(hit, g, words, &mut record)?;
+                        if f(key, value).is_break() {
+                            return Ok(());
+                        }
+                    }
+                    continue;
+                };
+                for hit in run {
+                    let at = (hit.loc - first.loc) as usize + RECORD_HEADER;
+                    let key_len = hit.key_len as usize;
+                    let (key, value) =
+                        bytes[at..at + key_len + hit.val_len as usize].split_at(key_len);
+                    if f(key, value).is_break() {
+                        return Ok(());
+                    }
                 }
             }
             match more {
@@ -176,60 +215,47 @@ impl Snapshot {
             }
         }
         let g = &*self.generation;
-        if g.read_log().index.unsettled() {
+        let mut log = g.read_log();
+        if log.index.unsettled() {
+            drop(log);
             g.write_log().index.settle();
+            log = g.read_log();
         }
         // Keys that turn up pending again from here on were first written
         // after this snapshot was taken, so it does not see them anyway.
-        let log = g.read_log();
-        let words = g.words()?;
-        let mut looked = 0;
-        let mut last = None;
-        for (key, slot) in log.index.range(borrowed(from), borrowed(end)) {
-            looked += 1;
-            if let Some(rec) = visible(words, slot, self.at).map_err(corrupt(g))? {
-                hits.push(Hit {
-                    loc: rec.loc,
-                    key_len: key.len(),
-                    val_len: rec.val_len as usize,
-                });
-            }
-            if looked == CHUNK {
-                last = Some(key.to_vec());
-                break;
-            }
-        }
-        Ok(last)
-    }
-}
-
-/// A record a scan found visible: where it lies, its key and value sizes.
-#[derive(Debug, Clone, Copy)]
-struct Hit {
-    loc: u64,
-    key_len: usize,
-    val_len: usize,
-}
-
-impl Hit {
-    /// Copies the record's key and value (adjacent in the log) into
-    /// `record` in one copy; returns them.
-    fn read<'b>(
-        &self,
-        g: &Generation,
-        words: Words<'_>,
-        record: &'b mut Vec<u8>,
-    ) -> Result<(&'b [u8], &'b [u8])> {
-        record.clear();
-        words
-            .append(
-                self.loc as usize + RECORD_HEADER,
-                self.key_len + self.val_len,
-                record,
+        let last = log
+            .index
+            .visible_in(
+                g.words()?,
+                borrowed(from),
+                borrowed(end),
+                self.at,
+                CHUNK,
+                hits,
             )
-            .map_err(|e| Error::corrupt(&g.path, self.loc, format!("record unreadable: {e}")))?;
-        Ok(record.split_at(self.key_len))
+            .map_err(corrupt(g))?;
+        Ok(last.map(<[u8]>::to_vec))
     }
+}
+
+/// Copies the key and value of `hit` (adjacent in the log) into `record`
+/// in one copy; returns them.
+#[inline]
+fn read<'b>(
+    hit: &Hit,
+    g: &Generation,
+    words: Words<'_>,
+    record: &'b mut Vec<u8>,
+) -> Result<(&'b [u8], &'b [u8])> {
+    let key_len = hit.key_len as usize;
+    let bytes = words
+        .copy(
+            hit.loc as usize + RECORD_HEADER,
+            key_len + hit.val_len as usize,
+            record,
+        )
+        .map_err(|e| Error::corrupt(&g.path, hit.loc, format!("record unreadable: {e}")))?;
+    Ok(bytes.split_at(key_len))
 }
 
 /// An iterator over a snapshot's pairs in key order, from
@@ -251,7 +277,7 @@ impl Iter {
         let words = g.words()?;
         let mut record = Vec::new();
         for hit in &hits {
-            let (key, value) = hit.read(g, words, &mut record)?;
+            let (key, value) = read(hit, g, words, &mut record)?;
             self.buf.push_back((key.to_vec(), value.to_vec()));
         }
         match more {

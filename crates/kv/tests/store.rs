@@ -86,6 +86,95 @@ fn ranges_and_prefixes_come_in_key_order() {
     assert_eq!(snap.range(&b"z"[..]..&b"a"[..]).count(), 0);
 }
 
+/// Every pair `scan` hands over for `range`, copied.
+fn scanned(
+    snap: &memio_kv::Snapshot,
+    range: (std::ops::Bound<&[u8]>, std::ops::Bound<&[u8]>),
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut got = Vec::new();
+    snap.scan(range, |k, v| {
+        got.push((k.to_vec(), v.to_vec()));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    got
+}
+
+#[test]
+fn a_scan_hands_over_each_snapshots_pairs_however_the_records_lie() {
+    use std::collections::BTreeMap;
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let dir = Scratch::new("scan-runs");
+    let s = Store::open(
+        dir.path("s.kv"),
+        Options::new().durability(Durability::Relaxed),
+    )
+    .unwrap();
+    let mut model = BTreeMap::new();
+    let put = |model: &mut BTreeMap<Vec<u8>, Vec<u8>>, b: &mut Batch, i: u32, round: u32| {
+        let k = format!("k{i:05}").into_bytes();
+        // Lengths 0 to 299: records of every alignment, and runs of
+        // records back to back longer and shorter than one copy.
+        let v = vec![(i + round) as u8; ((i * 7 + round) % 300) as usize];
+        b.put(k.clone(), v.clone());
+        model.insert(k, v);
+    };
+    // A load in key order, over more keys than one walk of the index.
+    for start in (0..3000).step_by(500) {
+        let mut b = Batch::new();
+        for i in start..start + 500 {
+            put(&mut model, &mut b, i, 0);
+        }
+        s.write(&b).unwrap();
+    }
+    // Updates and deletes break the runs; new keys land between old ones.
+    let mut b = Batch::new();
+    for i in (0..3000).step_by(7) {
+        put(&mut model, &mut b, i, 1);
+    }
+    for i in (0..3000).step_by(11) {
+        let k = format!("k{i:05}").into_bytes();
+        b.delete(k.clone());
+        model.remove(&k);
+    }
+    for i in (3..3000).step_by(13) {
+        let k = format!("k{i:05}+").into_bytes();
+        b.put(k.clone(), b"between".to_vec());
+        model.insert(k, b"between".to_vec());
+    }
+    s.write(&b).unwrap();
+    let snap = s.snapshot().unwrap();
+    let then = model.clone();
+    // Later commits, which `snap` resolves back through each key's
+    // previous records.
+    let mut b = Batch::new();
+    for i in (0..3000).step_by(3) {
+        put(&mut model, &mut b, i, 2);
+    }
+    for i in (0..3000).step_by(5) {
+        let k = format!("k{i:05}").into_bytes();
+        b.delete(k.clone());
+        model.remove(&k);
+    }
+    s.write(&b).unwrap();
+    let now = s.snapshot().unwrap();
+    for (snap, model) in [(&snap, &then), (&now, &model)] {
+        for range in [
+            (Unbounded, Unbounded),
+            (Included(&b"k00100"[..]), Excluded(&b"k02900"[..])),
+            (Excluded(&b"k01003+"[..]), Included(&b"k01500"[..])),
+        ] {
+            let want: Vec<_> = model
+                .range::<[u8], _>(range)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(scanned(snap, range), want, "{range:?}");
+        }
+        let iterated: Vec<_> = snap.iter().collect::<Result<_, _>>().unwrap();
+        assert_eq!(scanned(snap, (Unbounded, Unbounded)), iterated);
+    }
+}
+
 #[test]
 fn a_snapshot_does_not_see_later_commits() {
     let dir = Scratch::new("snap");
