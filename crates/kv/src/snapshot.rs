@@ -78,11 +78,12 @@ impl Snapshot {
         key: &[u8],
         at: u64,
     ) -> Result<Option<Vec<u8>>> {
-        let Some(slot) = log.index.at(g.words()?, key, at).map_err(corrupt(g))? else {
+        let words = g.words()?;
+        let Some(slot) = log.index.at(words, key, at).map_err(corrupt(g))? else {
             return Ok(None);
         };
         let mut v = Vec::new();
-        append_value(g.words()?, slot.loc, key.len(), slot.val_len, &mut v).map_err(corrupt(g))?;
+        append_value(words, slot.loc, key.len(), slot.val_len, &mut v).map_err(corrupt(g))?;
         Ok(Some(v))
     }
 
