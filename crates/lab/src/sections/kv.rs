@@ -33,13 +33,14 @@ pub(crate) const SECTION: Section = Section {
             durable commits of 1,000 keys (each commit on disk before it returns: fdatasync, \
             SQLite WAL with synchronous=FULL, LMDB and redb defaults). Random get: one key at \
             random per call, each call reading the latest commit. Ordered scan: every pair in key \
-            order. Durable single-key commits: one put per commit. Random batches: \
-            durable commits of 1,000 updates of keys drawn at random. Readers: three processes \
-            doing random gets (rounds of at least 150 ms, 500 ms in a full run), alone and while \
-            a fourth process commits durable 100-key batches of updates, as fast as it can and \
-            then paced to 300 commits/s (the same work for every store). File size: bytes on disk after the load over raw key+value bytes. \
-            Answers: which store reads, scans and commits fastest here, and what a concurrent \
-            writer costs readers.",
+            order, each byte of it read (a checksum, which must match across the stores). Durable \
+            single-key commits: one put per commit. Random batches: durable commits of 1,000 \
+            updates of keys drawn at random. Readers: three processes doing random gets (rounds of \
+            at least 150 ms, 500 ms in a full run), alone and while a fourth process commits \
+            durable 100-key batches of updates, as fast as it can and then paced to 300 commits/s \
+            (the same work for every store). File size: bytes on disk after the load over raw \
+            key+value bytes. Answers: which store reads, scans and commits fastest here, and what \
+            a concurrent writer costs readers.",
     reference: MEMIO,
     chart: Chart::Bars,
     run,
@@ -105,8 +106,34 @@ trait Engine {
     fn commit(&mut self, pairs: &[([u8; KEY], [u8; VALUE])]) -> io::Result<()>;
     /// Reads one key (latest commit); the value's length, 0 if missing.
     fn get(&mut self, key: &[u8]) -> io::Result<usize>;
-    /// Reads every pair in key order; how many.
-    fn scan(&mut self) -> io::Result<u64>;
+    /// Reads every pair in key order, every byte of it.
+    fn scan(&mut self) -> io::Result<Tally>;
+}
+
+/// What a scan read: how many pairs, and a checksum of every key and
+/// value byte in the order read (the same for every store holding the
+/// same pairs, so the section checks the stores against each other).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    pairs: u64,
+    sum: u64,
+}
+
+impl Tally {
+    fn add(&mut self, key: &[u8], value: &[u8]) {
+        let mut s = 0u64;
+        for part in [key, value] {
+            let mut words = part.chunks_exact(8);
+            for w in &mut words {
+                s = s.wrapping_add(u64::from_le_bytes(w.try_into().unwrap_or_default()));
+            }
+            for &b in words.remainder() {
+                s = s.wrapping_add(u64::from(b));
+            }
+        }
+        self.sum = self.sum.rotate_left(7) ^ s;
+        self.pairs += 1;
+    }
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -126,18 +153,17 @@ impl Engine for Memio {
     fn get(&mut self, key: &[u8]) -> io::Result<usize> {
         Ok(self.0.get(key).map_err(other)?.map_or(0, |v| v.len()))
     }
-    fn scan(&mut self) -> io::Result<u64> {
-        let mut n = 0u64;
+    fn scan(&mut self) -> io::Result<Tally> {
+        let mut t = Tally::default();
         self.0
             .snapshot()
             .map_err(other)?
             .scan(.., |k, v| {
-                n += 1;
-                keep((k.len(), v.len()));
+                t.add(k, v);
                 std::ops::ControlFlow::Continue(())
             })
             .map_err(other)?;
-        Ok(n)
+        Ok(t)
     }
 }
 
@@ -190,30 +216,20 @@ impl Engine for Sqlite {
             None => Ok(0),
         }
     }
-    fn scan(&mut self) -> io::Result<u64> {
+    fn scan(&mut self) -> io::Result<Tally> {
         let mut st = self
             .0
             .prepare_cached("SELECT k, v FROM kv ORDER BY k")
             .map_err(other)?;
         let mut rows = st.query([]).map_err(other)?;
-        let mut n = 0;
+        let mut t = Tally::default();
         while let Some(row) = rows.next().map_err(other)? {
-            let k = row
-                .get_ref(0)
-                .map_err(other)?
-                .as_blob()
-                .map_err(other)?
-                .len();
-            let v = row
-                .get_ref(1)
-                .map_err(other)?
-                .as_blob()
-                .map_err(other)?
-                .len();
-            keep((k, v));
-            n += 1;
+            let blob = |i| -> io::Result<&[u8]> {
+                row.get_ref(i).map_err(other)?.as_blob().map_err(other)
+            };
+            t.add(blob(0)?, blob(1)?);
         }
-        Ok(n)
+        Ok(t)
     }
 }
 
@@ -262,15 +278,14 @@ impl Engine for Lmdb {
         let r = self.env.read_txn().map_err(other)?;
         Ok(self.db.get(&r, key).map_err(other)?.map_or(0, <[u8]>::len))
     }
-    fn scan(&mut self) -> io::Result<u64> {
+    fn scan(&mut self) -> io::Result<Tally> {
         let r = self.env.read_txn().map_err(other)?;
-        let mut n = 0;
+        let mut t = Tally::default();
         for item in self.db.iter(&r).map_err(other)? {
             let (k, v) = item.map_err(other)?;
-            keep((k.len(), v.len()));
-            n += 1;
+            t.add(k, v);
         }
-        Ok(n)
+        Ok(t)
     }
 }
 
@@ -298,17 +313,16 @@ impl Engine for Redb {
         let t = r.open_table(REDB_TABLE).map_err(other)?;
         Ok(t.get(key).map_err(other)?.map_or(0, |v| v.value().len()))
     }
-    fn scan(&mut self) -> io::Result<u64> {
+    fn scan(&mut self) -> io::Result<Tally> {
         use redb::{ReadableDatabase, ReadableTable};
         let txn = self.0.begin_read().map_err(other)?;
         let table = txn.open_table(REDB_TABLE).map_err(other)?;
-        let mut n = 0;
+        let mut t = Tally::default();
         for item in table.iter().map_err(other)? {
             let (k, v) = item.map_err(other)?;
-            keep((k.value().len(), v.value().len()));
-            n += 1;
+            t.add(k.value(), v.value());
         }
-        Ok(n)
+        Ok(t)
     }
 }
 
@@ -399,11 +413,25 @@ fn run(run: &mut Run<'_>) -> Result<()> {
         engines.push(REDB);
     }
     run.plan(engines.len() as u64 * 9);
-    let mut stores = Vec::new();
+    let mut stores: Vec<Open> = Vec::new();
     let mut dirs = Vec::new();
+    let mut first_read = Tally::default();
     for &name in &engines {
         let dir = Scratch::dir("kv")?;
-        let engine = measure_engine(run, name, dir.path(), sizes)?;
+        let (engine, read) = measure_engine(run, name, dir.path(), sizes)?;
+        // Every store holds the same pairs: its scan must read the same.
+        match stores.first() {
+            Some(first) if read != first_read => {
+                return Err(Error::new(
+                    name,
+                    format!(
+                        "its scan read other pairs than {}'s (checksum {:#x} against {:#x})",
+                        first.name, read.sum, first_read.sum
+                    ),
+                ));
+            }
+            _ => first_read = read,
+        }
         stores.push(Open {
             name,
             engine,
@@ -490,13 +518,14 @@ impl Floor {
     }
 }
 
-/// Load, file size, random gets and scan; returns the store, open.
+/// Load, file size, random gets and scan; returns the store, open, and
+/// what its scan read.
 fn measure_engine(
     run: &mut Run<'_>,
     name: &str,
     dir: &Path,
     sizes: Sizes,
-) -> Result<Box<dyn Engine>> {
+) -> Result<(Box<dyn Engine>, Tally)> {
     let mut e = open(name, dir).map_err(err(name))?;
     // Load in key order, 1,000 keys per durable commit; every commit timed.
     let mut batch_times = Vec::new();
@@ -557,23 +586,24 @@ fn measure_engine(
     }
     // Ordered scans.
     let mut samples = Vec::new();
+    let mut read = Tally::default();
     for _ in 0..run.config().timing.samples.min(3) {
         let t = Instant::now();
-        let n = e.scan().map_err(err(name))?;
-        if n != sizes.keys {
+        read = e.scan().map_err(err(name))?;
+        if read.pairs != sizes.keys {
             return Err(Error::new(
                 name,
-                format!("scan saw {n} keys, {} loaded", sizes.keys),
+                format!("scan saw {} keys, {} loaded", read.pairs, sizes.keys),
             ));
         }
-        samples.push(n as f64 / t.elapsed().as_secs_f64() / 1e6);
+        samples.push(read.pairs as f64 / t.elapsed().as_secs_f64() / 1e6);
     }
     run.record(
         Case::new(name, "ordered scan").param("keys", sizes.keys),
         MKEYS_PER_S,
         &samples,
     );
-    Ok(e)
+    Ok((e, read))
 }
 
 /// A store measured side by side with the others.
