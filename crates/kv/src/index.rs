@@ -219,7 +219,9 @@ impl Index {
         self.spill.get(key).copied()
     }
 
-    /// The newest record of `key`, put or delete.
+    /// The newest record of `key`, put or delete, found through the
+    /// index's own copy of the key.
+    #[cfg(test)]
     pub fn newest(&self, key: &[u8]) -> Option<Slot> {
         self.id(self.hash(key), key)
             .map(|id| self.slots[id as usize])
@@ -231,18 +233,25 @@ impl Index {
     /// lookup then touches the hash table and the record (whose value it
     /// reads next), not the arena and the slots too.
     pub fn at(&self, map: Words<'_>, key: &[u8], at: u64) -> Result<Option<Slot>, Damage> {
+        match self.newest_in(map, key)? {
+            Some(slot) => visible(map, slot, at),
+            None => Ok(None),
+        }
+    }
+
+    /// The newest record of `key`, put or delete, checking the key against
+    /// the record in the mapping (as [`at`](Self::at) does): it reads the
+    /// table and the record, where a comparison with the index's own copy
+    /// also reads the key's start, the arena and the slots, two cache
+    /// misses more per key.
+    pub fn newest_in(&self, map: Words<'_>, key: &[u8]) -> Result<Option<Slot>, Damage> {
         let Some(cached) = self.by_hash.get(&self.hash(key)) else {
             return Ok(None);
         };
-        let slot = if record_holds(map, cached.slot.loc, key)? {
-            cached.slot
-        } else {
-            match self.spill.get(key) {
-                Some(&id) => self.slots[id as usize],
-                None => return Ok(None),
-            }
-        };
-        visible(map, slot, at)
+        if record_holds(map, cached.slot.loc, key)? {
+            return Ok(Some(cached.slot));
+        }
+        Ok(self.spill.get(key).map(|&id| self.slots[id as usize]))
     }
 
     /// Records that `key`'s newest record is now `rec` at `loc`, after

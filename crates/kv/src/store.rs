@@ -18,7 +18,9 @@ use crate::format::{
     MAX_BATCH, MAX_KEY, MAX_VALUE, PUT, RecordHeader,
 };
 use crate::generation::{Generation, Log};
+use crate::index::Damage;
 use crate::snapshot::Snapshot;
+use crate::words::Words;
 
 /// When a commit returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -172,11 +174,28 @@ impl Batch {
     /// Positions in `ops` of the operations a commit writes: the last one
     /// for each key, in key order.
     fn order(&self) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.ops.len()).collect();
-        // Stable: equal keys stay in the order they were added.
-        order.sort_by(|&a, &b| self.ops[a].0.cmp(&self.ops[b].0));
+        // Each key's first 16 bytes as one number decide most comparisons
+        // without a call to compare slices; equal keys keep the order
+        // they were added in.
+        let prefix = |k: &[u8]| {
+            let mut b = [0u8; 16];
+            let n = k.len().min(16);
+            b[..n].copy_from_slice(&k[..n]);
+            u128::from_be_bytes(b)
+        };
+        let mut order: Vec<(u128, usize)> = self
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (prefix(k), i))
+            .collect();
+        order.sort_unstable_by(|&(pa, a), &(pb, b)| {
+            pa.cmp(&pb)
+                .then_with(|| self.ops[a].0.cmp(&self.ops[b].0))
+                .then(a.cmp(&b))
+        });
         let mut kept: Vec<usize> = Vec::with_capacity(order.len());
-        for i in order {
+        for (_, i) in order {
             match kept.last_mut() {
                 Some(last) if self.ops[*last].0 == self.ops[i].0 => *last = i,
                 _ => kept.push(i),
@@ -691,7 +710,8 @@ impl Store {
         }
         let (body, count, seq, chain, at) = {
             let log = g.read_log();
-            let (body, count) = encode(&log, batch);
+            let (body, count) = encode(&log, g.words()?, batch)
+                .map_err(|d| Error::corrupt(&g.path, d.offset, d.what))?;
             (body, count, log.seq + 1, log.chain, log.seen)
         };
         let (head, crc) = GroupHeader::seal(count, seq, chain, &body);
@@ -791,7 +811,7 @@ impl Store {
 
 /// Encodes `batch` as a group body, each record naming the record it
 /// replaces; deletes of absent keys are left out.
-fn encode(log: &Log, batch: &Batch) -> (Vec<u8>, u32) {
+fn encode(log: &Log, map: Words<'_>, batch: &Batch) -> Result<(Vec<u8>, u32), Damage> {
     let mut body = Vec::with_capacity(
         batch
             .ops
@@ -800,8 +820,18 @@ fn encode(log: &Log, batch: &Batch) -> (Vec<u8>, u32) {
             .sum(),
     );
     let mut count = 0u32;
+    let mut damage = None;
     batch.each(|key, value| {
-        let prev = log.index.newest(key);
+        if damage.is_some() {
+            return;
+        }
+        let prev = match log.index.newest_in(map, key) {
+            Ok(prev) => prev,
+            Err(d) => {
+                damage = Some(d);
+                return;
+            }
+        };
         if value.is_none() && prev.is_none_or(|s| s.kind == DELETE) {
             return;
         }
@@ -817,7 +847,10 @@ fn encode(log: &Log, batch: &Batch) -> (Vec<u8>, u32) {
         body.extend_from_slice(val);
         count += 1;
     });
-    (body, count)
+    match damage {
+        Some(d) => Err(d),
+        None => Ok((body, count)),
+    }
 }
 
 /// The staged writes of a [`Store::transaction`], with reads that see them.
@@ -862,6 +895,33 @@ mod tests {
         let mut out = Vec::new();
         b.each(|k, v| out.push((k.to_vec(), v.map(<[u8]>::to_vec))));
         out
+    }
+
+    #[test]
+    fn keys_sharing_their_first_sixteen_bytes_or_padding_still_sort_by_bytes() {
+        let long = |tail: &[u8]| [&b"0123456789abcdef"[..], tail].concat();
+        let mut b = Batch::new();
+        b.put(long(b"Z"), "1")
+            .put(long(b"A"), "2")
+            .put(long(b""), "3")
+            .put(b"ab\0".to_vec(), "4")
+            .put(b"ab".to_vec(), "5")
+            .put(long(b"A"), "6")
+            .put(b"ab\0".to_vec(), "7");
+        let keys: Vec<(Vec<u8>, Vec<u8>)> = written(&b)
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (long(b""), b"3".to_vec()),
+                (long(b"A"), b"6".to_vec()),
+                (long(b"Z"), b"1".to_vec()),
+                (b"ab".to_vec(), b"5".to_vec()),
+                (b"ab\0".to_vec(), b"7".to_vec()),
+            ]
+        );
     }
 
     #[test]
