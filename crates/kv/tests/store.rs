@@ -685,3 +685,63 @@ fn a_handle_too_small_for_what_another_grew_the_store_to_says_full() {
     assert!(matches!(err, Error::Full { .. }), "{err}");
     assert!(err.to_string().contains("max_size"), "{err}");
 }
+
+/// Two keys whose index hashes collide under every seed: a 16-byte key and
+/// a 9-byte one whose first words differ by the two lengths' terms of the
+/// hash (`seed ^ len * K`), so the seed cancels out, and whose last
+/// (zero-padded) words agree.
+fn colliding_keys() -> (Vec<u8>, Vec<u8>) {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let w1 = u64::from_le_bytes(*b"collide!");
+    let other = w1 ^ 16u64.wrapping_mul(K) ^ 9u64.wrapping_mul(K);
+    let mut long = w1.to_le_bytes().to_vec();
+    long.extend_from_slice(&[b'x', 0, 0, 0, 0, 0, 0, 0]);
+    let mut short = other.to_le_bytes().to_vec();
+    short.push(b'x');
+    (long, short)
+}
+
+/// A record whose `prev` names the newest record of another key, one that
+/// shares its key's hash, is damage: the index must not take it as an
+/// update of that other key (a scan would then hand out one key twice and
+/// lose the other, and `get` would miss it).
+#[test]
+fn a_forged_prev_naming_a_colliding_keys_record_is_corruption() {
+    let dir = Scratch::new("collide");
+    let path = dir.path("s.kv");
+    let (a, b) = colliding_keys();
+    let (a_loc, third) = {
+        let s = Store::open(&path, Options::new()).unwrap();
+        let a_loc = s.stats().unwrap().committed + 32;
+        s.put(&a, b"a-old").unwrap();
+        s.put(&b, b"b-old").unwrap();
+        let third = s.stats().unwrap().committed;
+        s.put(&b, b"b-new").unwrap();
+        // Honest collisions are fine.
+        assert_eq!(s.get(&a).unwrap().as_deref(), Some(&b"a-old"[..]));
+        assert_eq!(s.get(&b).unwrap().as_deref(), Some(&b"b-new"[..]));
+        (a_loc as usize, third as usize)
+    };
+    // Forge the last record's `prev` to name a's record, and reseal the
+    // group (a writer with a bug, or an attacker, would).
+    let mut f = std::fs::read(&path).unwrap();
+    let rec = third + 32;
+    f[rec + 8..rec + 16].copy_from_slice(&(a_loc as u64).to_le_bytes());
+    let body_len = u32::from_le_bytes(f[third + 16..third + 20].try_into().unwrap()) as usize;
+    let mut covered = f[third..third + 24].to_vec();
+    covered.extend_from_slice(&f[rec..rec + body_len]);
+    let crc = crc32c(&covered);
+    f[third + 24..third + 28].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &f).unwrap();
+    match Store::open(&path, Options::new().read_only(true)) {
+        Err(Error::Corrupt { .. }) => {}
+        Err(e) => panic!("{e}"),
+        Ok(s) => {
+            let pairs: Vec<_> = all(&s).into_iter().map(|(k, _)| k).collect();
+            panic!(
+                "opened; get(a) = {:?}, keys scanned = {pairs:?}",
+                s.get(&a).unwrap()
+            );
+        }
+    }
+}
