@@ -745,3 +745,26 @@ fn a_forged_prev_naming_a_colliding_keys_record_is_corruption() {
         }
     }
 }
+
+/// A handle commits only within its own max_size (the span it maps), even
+/// when the file is already larger: a writer with a larger max_size that
+/// grew the file and died before writing leaves the room there.
+#[test]
+fn a_handle_never_commits_past_its_own_max_size() {
+    let dir = Scratch::new("small-writer");
+    let path = dir.path("s.kv");
+    let small = Store::open(&path, Options::new().max_size(1 << 20)).unwrap();
+    small.put(b"a", b"1").unwrap();
+    // A writer with a larger max_size grew the file (as `make_room` does,
+    // in zeros) and was killed before its write.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4 << 20)
+        .unwrap();
+    let err = small.put(b"b", &vec![b'v'; 1 << 20]).unwrap_err();
+    assert!(matches!(err, Error::Full { .. }), "{err}");
+    assert_eq!(small.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(small.get(b"b").unwrap(), None);
+}
