@@ -768,3 +768,32 @@ fn a_handle_never_commits_past_its_own_max_size() {
     assert_eq!(small.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
     assert_eq!(small.get(b"b").unwrap(), None);
 }
+
+/// A handle whose log fills its mapping exactly, in a file another handle
+/// grew further, says Full on its next write (not an I/O error from
+/// looking for a group header past its mapping).
+#[test]
+fn a_handle_whose_log_fills_its_mapping_says_full_on_the_next_write() {
+    let dir = Scratch::new("exactly-full");
+    let path = dir.path("s.kv");
+    let max = 1u64 << 20;
+    let small = Store::open(&path, Options::new().max_size(max)).unwrap();
+    small.put(b"a", b"1").unwrap();
+    let c = small.stats().unwrap().committed;
+    // One group (32-byte header, one 16-byte record header, 1-byte key)
+    // that ends exactly at max_size.
+    let fill = vec![b'v'; (max - c - 32 - 16 - 1) as usize];
+    small.put(b"b", &fill).unwrap();
+    assert_eq!(small.stats().unwrap().committed, max);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4 << 20)
+        .unwrap();
+    // The handle learns the file's new size.
+    assert_eq!(small.stats().unwrap().file_size, 4 << 20);
+    let err = small.put(b"c", b"3").unwrap_err();
+    assert!(matches!(err, Error::Full { .. }), "{err}");
+    assert_eq!(small.get(b"b").unwrap().map(|v| v.len()), Some(fill.len()));
+}
