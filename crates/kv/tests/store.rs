@@ -797,3 +797,36 @@ fn a_handle_whose_log_fills_its_mapping_says_full_on_the_next_write() {
     assert!(matches!(err, Error::Full { .. }), "{err}");
     assert_eq!(small.get(b"b").unwrap().map(|v| v.len()), Some(fill.len()));
 }
+
+/// Durable commits now leave the header page to the kernel's write-back,
+/// so after a power cut the header on disk may be as old as the last
+/// write-back (or `sync`), many commits back; only a writer's recovery
+/// reads past it. A handle opened read-only after the cut, before any
+/// writer, does not see commits that returned as durable. (Before the
+/// change the header lagged by the last commit only, which a read-only
+/// open missed too.)
+#[test]
+#[ignore = "known: a read-only open after a power cut misses durable commits past the header on disk"]
+fn a_read_only_open_after_a_power_cut_sees_returned_durable_commits() {
+    let dir = Scratch::new("ro-after-cut");
+    let path = dir.path("s.kv");
+    let s = Store::open(&path, Options::new()).unwrap();
+    s.put(b"first", b"1").unwrap();
+    s.sync().unwrap();
+    let header = std::fs::read(&path).unwrap()[..4096].to_vec();
+    for i in 0..10u32 {
+        s.put(format!("k{i}").as_bytes(), b"durable").unwrap();
+    }
+    // The power cut: every group is on disk (each was written with
+    // RWF_DSYNC), the header page as it was last written back.
+    let mut image = std::fs::read(&path).unwrap();
+    image[..4096].copy_from_slice(&header);
+    let crash = dir.path("crash.kv");
+    std::fs::write(&crash, &image).unwrap();
+    let reader = Store::open(&crash, Options::new().read_only(true)).unwrap();
+    assert_eq!(
+        reader.get(b"k9").unwrap().as_deref(),
+        Some(&b"durable"[..]),
+        "a returned durable commit is missing for a read-only reader"
+    );
+}
