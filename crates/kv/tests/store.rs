@@ -869,7 +869,10 @@ fn a_power_cut_with_the_header_left_to_write_back_loses_no_durable_commit() {
                     vec![round as u8; (rnd() % 900) as usize],
                 );
             }
-            b.put(if use_durable { "durable" } else { "relaxed" }, round.to_string());
+            b.put(
+                if use_durable { "durable" } else { "relaxed" },
+                round.to_string(),
+            );
             if use_durable {
                 durable.write(&b).unwrap();
             } else {
@@ -952,9 +955,135 @@ fn a_max_size_off_the_word_grid_never_makes_a_healthy_store_look_corrupt() {
             let got = s.get(b"b").map(|v| v.map(|v| v.len()));
             let other = Store::open(&path, Options::new().max_size(max).read_only(true))
                 .map(|o| o.get(b"b").map(|v| v.map(|v| v.len())));
-            assert_eq!(got.as_ref().ok(), Some(&Some(fill.len())), "this handle: {got:?}");
-            assert!(matches!(other, Ok(Ok(Some(_)))), "another handle: {other:?}");
+            assert_eq!(
+                got.as_ref().ok(),
+                Some(&Some(fill.len())),
+                "this handle: {got:?}"
+            );
+            assert!(
+                matches!(other, Ok(Ok(Some(_)))),
+                "another handle: {other:?}"
+            );
         }
     }
     assert_eq!(s.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+/// Scans over the extremes: an empty key and value, a key of MAX_KEY
+/// bytes, a value of MAX_VALUE bytes, back to back in one group (one run)
+/// and apart, through scan and the iterator, from a snapshot taken before
+/// later updates.
+#[test]
+fn scans_hand_over_the_largest_and_smallest_records_whole() {
+    use memio_kv::MAX_VALUE;
+    let dir = Scratch::new("scan-extremes");
+    let s = Store::open(dir.path("s.kv"), Options::new()).unwrap();
+    let big_key = vec![0xffu8; MAX_KEY];
+    let big_value: Vec<u8> = (0..MAX_VALUE).map(|i| (i % 251) as u8).collect();
+    let mut b = Batch::new();
+    b.put(Vec::new(), Vec::new());
+    b.put(b"m".to_vec(), Vec::new());
+    b.put(big_key.clone(), big_value.clone());
+    s.write(&b).unwrap();
+    let snap = s.snapshot().unwrap();
+    let mut b = Batch::new();
+    b.put(b"m".to_vec(), b"later".to_vec());
+    b.delete(big_key.clone());
+    b.put(Vec::new(), b"x".to_vec());
+    s.write(&b).unwrap();
+    let want = vec![
+        (Vec::new(), Vec::new()),
+        (b"m".to_vec(), Vec::new()),
+        (big_key.clone(), big_value.clone()),
+    ];
+    let got = scanned(
+        &snap,
+        (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+    );
+    assert!(got == want, "scan of the earlier snapshot");
+    let iterated: Vec<_> = snap.iter().collect::<Result<_, _>>().unwrap();
+    assert!(iterated == want, "iterator of the earlier snapshot");
+    let from_big = scanned(
+        &snap,
+        (
+            std::ops::Bound::Included(&big_key[..]),
+            std::ops::Bound::Unbounded,
+        ),
+    );
+    assert_eq!(from_big.len(), 1);
+    let now = scanned(
+        &s.snapshot().unwrap(),
+        (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+    );
+    assert_eq!(
+        now,
+        vec![
+            (Vec::new(), b"x".to_vec()),
+            (b"m".to_vec(), b"later".to_vec())
+        ]
+    );
+}
+
+/// Threads scan snapshots while another handle rewrites every key in each
+/// commit and compacts now and then (so records lie in long runs, then
+/// apart): every scan sees each key once, in order, all from one commit,
+/// and a snapshot taken before a compaction scans the same afterwards.
+#[test]
+fn scans_beside_a_writer_and_compactions_see_whole_commits() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = Scratch::new("scan-threads");
+    let path = dir.path("s.kv");
+    let writer = Store::open(&path, Options::new().durability(Durability::Relaxed)).unwrap();
+    let keys = 300u32;
+    let commit = |round: u32| {
+        let mut b = Batch::new();
+        for i in 0..keys {
+            // Lengths vary per round and key: runs of every alignment.
+            let len = ((i * 13 + round * 7) % 97) as usize;
+            let mut v = round.to_le_bytes().to_vec();
+            v.resize(4 + len, round as u8);
+            b.put(format!("k{i:04}"), v);
+        }
+        writer.write(&b).unwrap();
+    };
+    commit(0);
+    let stop = AtomicBool::new(false);
+    let check = |snap: &memio_kv::Snapshot| {
+        let mut seen = 0u32;
+        let mut round = None;
+        let mut last: Option<Vec<u8>> = None;
+        snap.scan(.., |k, v| {
+            assert!(last.as_deref() < Some(k), "keys out of order");
+            last = Some(k.to_vec());
+            let r = u32::from_le_bytes(v[..4].try_into().unwrap());
+            assert_eq!(*round.get_or_insert(r), r, "pairs from two commits");
+            assert!(v[4..].iter().all(|&b| b == r as u8), "value damaged");
+            seen += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(seen, keys);
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| {
+                let reader = Store::open(&path, Options::new()).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let snap = reader.snapshot().unwrap();
+                    check(&snap);
+                }
+            });
+        }
+        let before = writer.snapshot().unwrap();
+        for round in 1..120 {
+            commit(round);
+            if round % 25 == 0 {
+                let old = writer.snapshot().unwrap();
+                writer.compact().unwrap();
+                check(&old);
+                check(&before);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
 }
