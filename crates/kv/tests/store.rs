@@ -746,8 +746,8 @@ fn a_forged_prev_naming_a_colliding_keys_record_is_corruption() {
     }
 }
 
-/// A handle commits only within its own max_size (the span it maps), even
-/// when the file is already larger: a writer with a larger max_size that
+/// A handle commits only within its own `max_size` (the span it maps), even
+/// when the file is already larger: a writer with a larger `max_size` that
 /// grew the file and died before writing leaves the room there.
 #[test]
 fn a_handle_never_commits_past_its_own_max_size() {
@@ -842,6 +842,7 @@ fn a_read_only_open_after_a_power_cut_sees_returned_durable_commits() {
 /// must reopen.
 #[test]
 fn a_power_cut_with_the_header_left_to_write_back_loses_no_durable_commit() {
+    const SECTOR: usize = 512;
     let dir = Scratch::new("power-lag");
     let path = dir.path("s.kv");
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
@@ -851,7 +852,6 @@ fn a_power_cut_with_the_header_left_to_write_back_loses_no_durable_commit() {
         seed ^= seed << 17;
         seed
     };
-    const SECTOR: usize = 512;
     for trial in 0..12u32 {
         let _ = std::fs::remove_file(&path);
         let durable = Store::open(&path, Options::new()).unwrap();
@@ -934,7 +934,7 @@ fn a_power_cut_with_the_header_left_to_write_back_loses_no_durable_commit() {
     }
 }
 
-/// A max_size that is not a multiple of 8: the mapping is read in whole
+/// A `max_size` that is not a multiple of 8: the mapping is read in whole
 /// 8-byte words, so its last few bytes cannot be read back. A commit that
 /// ends in them must be refused (Full), not accepted and then read back as
 /// damage by every handle.
@@ -969,8 +969,8 @@ fn a_max_size_off_the_word_grid_never_makes_a_healthy_store_look_corrupt() {
     assert_eq!(s.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
 }
 
-/// Scans over the extremes: an empty key and value, a key of MAX_KEY
-/// bytes, a value of MAX_VALUE bytes, back to back in one group (one run)
+/// Scans over the extremes: an empty key and value, a key of `MAX_KEY`
+/// bytes, a value of `MAX_VALUE` bytes, back to back in one group (one run)
 /// and apart, through scan and the iterator, from a snapshot taken before
 /// later updates.
 #[test]
