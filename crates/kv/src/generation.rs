@@ -233,7 +233,11 @@ impl Generation {
     pub fn apply_committed(&self, log: &mut Log) -> Result<()> {
         let committed = self.committed();
         let synced = self.synced();
-        let size = self.size_for(committed)?;
+        // `synced` may lie past `committed` (it is stored first, and a
+        // writer may die between the two stores or publish between these
+        // two loads) and past the size this handle last saw: ask the size
+        // for both before calling either damage.
+        let size = self.size_for(committed.max(synced))?;
         let room = self.map.len() as u64;
         if committed.min(size) > room {
             // Another handle, with a larger max_size, grew the store past

@@ -1087,3 +1087,36 @@ fn scans_beside_a_writer_and_compactions_see_whole_commits() {
         stop.store(true, Ordering::Relaxed);
     });
 }
+
+/// A durable writer stores `synced` and then `committed`; one killed
+/// between the two leaves `synced` past `committed`, and past the file's
+/// size as an older handle last saw it if its commit grew the file. That
+/// handle's next write must recover the group, not call the store corrupt.
+#[test]
+fn a_writer_killed_between_its_two_header_stores_leaves_a_healthy_store() {
+    use std::os::unix::fs::FileExt;
+    let dir = Scratch::new("between-stores");
+    let path = dir.path("s.kv");
+    let older = Store::open(&path, Options::new()).unwrap();
+    older.put(b"a", b"1").unwrap();
+    let before = older.stats().unwrap();
+    let dying = Store::open(&path, Options::new()).unwrap();
+    // A commit that grows the file past the size `older` last saw.
+    dying
+        .put(b"big", &vec![7u8; before.file_size as usize + (1 << 20)])
+        .unwrap();
+    drop(dying);
+    // ...and whose writer died before storing `committed`.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all_at(&before.committed.to_le_bytes(), 64)
+        .unwrap();
+    older.put(b"c", b"3").unwrap();
+    assert_eq!(
+        older.get(b"big").unwrap().map(|v| v.len()),
+        Some(before.file_size as usize + (1 << 20))
+    );
+    assert_eq!(older.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
+}
