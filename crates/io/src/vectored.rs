@@ -107,7 +107,9 @@ pub fn write_all_vectored_at(
 /// written back. Other dirty pages of the file stay in the page cache, so
 /// a log that keeps a frequently rewritten header in the same file does
 /// not pay a second block write per commit. Where the kernel refuses the
-/// flag (`EOPNOTSUPP`), it falls back to `pwritev` and `fdatasync`.
+/// flag (`EOPNOTSUPP`), or has no `pwritev2` at all (`ENOSYS`: kernels
+/// before 4.6, and sandboxes whose syscall filters predate it), it falls
+/// back to `pwritev` and `fdatasync`.
 ///
 /// # Errors
 ///
@@ -134,7 +136,7 @@ pub fn write_all_vectored_at_durable(
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset overflows"))?;
         if !fall_back {
             match rustix::io::pwritev2(fd, b, at, rustix::io::ReadWriteFlags::DSYNC) {
-                Err(rustix::io::Errno::OPNOTSUPP) => fall_back = true,
+                Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => fall_back = true,
                 other => return Ok(other?),
             }
         }

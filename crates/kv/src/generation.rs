@@ -233,7 +233,11 @@ impl Generation {
     pub fn apply_committed(&self, log: &mut Log) -> Result<()> {
         let committed = self.committed();
         let synced = self.synced();
-        let size = self.size_for(committed)?;
+        // `synced` may lie past `committed` (it is stored first, and a
+        // writer may die between the two stores or publish between these
+        // two loads) and past the size this handle last saw: ask the size
+        // for both before calling either damage.
+        let size = self.size_for(committed.max(synced))?;
         let room = self.map.len() as u64;
         if committed.min(size) > room {
             // Another handle, with a larger max_size, grew the store past
@@ -261,10 +265,11 @@ impl Generation {
             return Ok(true);
         }
         let mut magic = [0u8; 4];
-        self.words()?
-            .read_at(at as usize, &mut magic)
-            .map_err(Error::io(&self.path, "read"))?;
-        Ok(u32::from_le_bytes(magic) == GROUP_MAGIC)
+        // `at` may lie at the end of this handle's mapping in a file that
+        // a handle with a larger max_size grew: the full look (which finds
+        // no group it can read there) decides, and the commit says Full.
+        Ok(self.words()?.read_at(at as usize, &mut magic).is_err()
+            || u32::from_le_bytes(magic) == GROUP_MAGIC)
     }
 
     /// Applies valid groups from `log.seen` up to `bound`; a group that does

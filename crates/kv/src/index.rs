@@ -272,16 +272,21 @@ impl Index {
         let h = self.hash(key);
         if rec.prev != 0 {
             if let Some(cached) = self.by_hash.get_mut(&h) {
-                if cached.slot.loc == rec.prev {
+                if cached.slot.loc == rec.prev && cached.slot.key_len == rec.key_len {
                     // The record replaces the newest record of the key cached
                     // under its hash, so it is that key's: records start at
                     // distinct offsets, and a key sharing the hash has its
-                    // own newest record. (Only a record whose `prev` is
-                    // wrong *and* whose key collides with another under
-                    // this process's random seed, which no file can know,
-                    // would be taken for the other key.) No look at the
-                    // key's bytes: an update of a known key costs one probe
-                    // of the table, not three cache misses.
+                    // own newest record. Only a record whose `prev` is
+                    // wrong *and* whose key collides with another could be
+                    // taken for the other key. Keys of different lengths
+                    // collide under every seed (the seed enters the hash
+                    // xored with a term of the length, which a key's first
+                    // word can cancel), so a forged file could pick such a
+                    // pair: the lengths must match too. Keys of one length
+                    // collide only under particular seeds, which no file
+                    // can know. No look at the key's bytes: an update of a
+                    // known key costs one probe of the table, not three
+                    // cache misses.
                     let old = cached.slot;
                     cached.slot = slot;
                     let id = cached.id;

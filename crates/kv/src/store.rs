@@ -750,21 +750,28 @@ impl Store {
 
     /// Grows the file in large zero-filled steps so that `end` fits.
     fn make_room(&self, g: &Generation, end: u64) -> Result<()> {
+        // The mapping is read in whole 8-byte words, so bytes past the
+        // last whole word of max_size cannot be read back: no log reaches
+        // them.
+        let max = self.options.max_size & !7;
+        // Checked before the file's size: a file another handle (with a
+        // larger max_size) grew may have room past what this one maps, and
+        // a group there would be committed, then unreadable here.
+        if end > max {
+            return Err(Error::Full {
+                path: self.path.clone(),
+                need: end,
+                max: self.options.max_size,
+            });
+        }
         let size = g.size_for(end)?;
         if end <= size {
             return Ok(());
         }
         let step = (size / 4).max(1 << 20);
         let new_size = round_up(end.max(size + step), 1 << 20);
-        if new_size > self.options.max_size {
-            if end > self.options.max_size {
-                return Err(Error::Full {
-                    path: self.path.clone(),
-                    need: end,
-                    max: self.options.max_size,
-                });
-            }
-            return g.grow(self.options.max_size);
+        if new_size > max {
+            return g.grow(max);
         }
         g.grow(new_size)
     }
