@@ -457,10 +457,37 @@ impl Store {
             writer: Mutex::new(()),
             writing_thread: AtomicUsize::new(0),
         };
-        if !options.read_only {
+        if options.read_only {
+            store.read_past_if_idle()?;
+        } else {
             store.recover_if_idle()?;
         }
         Ok(store)
+    }
+
+    /// For a read-only handle, if no writer holds the lock: reads the
+    /// whole groups past the committed end that a writer's recovery would
+    /// keep, and publishes nothing. Durable commits leave the header page
+    /// to the kernel's write-back, so after a power cut the committed end
+    /// on disk may lag many returned commits; a killed writer may have
+    /// left a group unpublished. With no writer running, no group there
+    /// is waiting on a commit that has not returned. Never waits.
+    fn read_past_if_idle(&self) -> Result<()> {
+        let g = self.generation()?;
+        let mut log = g.write_log();
+        if !g.may_hold_group(log.seen)? || g.superseded() {
+            return Ok(());
+        }
+        let writer = Locker::new(&g.file)
+            .kind(Kind::Ofd)
+            .range(0, 1)
+            .holder(Mode::Exclusive)
+            .map_err(|e| Error::io(&self.path, "lock")(io::Error::other(e)))?;
+        if writer.is_some() {
+            return Ok(());
+        }
+        let size = g.size_for(u64::MAX)?;
+        g.apply_until(&mut log, size, 0)
     }
 
     /// If no writer holds the lock, does what a writer does on taking it:
