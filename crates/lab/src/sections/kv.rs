@@ -37,7 +37,7 @@ pub(crate) const SECTION: Section = Section {
             single-key commits: one put per commit. Random batches: durable commits of 1,000 \
             updates of keys drawn at random. Readers: three processes doing random gets (rounds of \
             at least 150 ms, 500 ms in a full run), alone and while a fourth process commits \
-            durable 100-key batches of updates, as fast as it can and then paced to 300 commits/s \
+            durable 100-key batches of updates, as fast as it can and then paced to 100 commits/s \
             (the same work for every store). File size: bytes on disk after the load over raw \
             key+value bytes. Answers: which store reads, scans and commits fastest here, and what \
             a concurrent writer costs readers.",
@@ -59,7 +59,7 @@ const WRITER_BATCH: usize = 100;
 const READERS: usize = 3;
 /// The writer's pace in the paced reader rounds: below what every store
 /// here sustains, so that each store's readers follow the same work.
-const PACED_COMMITS: u64 = 300;
+const PACED_COMMITS: u64 = 100;
 
 const KEYS_PER_S: Unit = Unit {
     symbol: "keys/s",
