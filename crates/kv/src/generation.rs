@@ -258,6 +258,11 @@ impl Generation {
         self.apply_until(log, committed.min(size), synced)
     }
 
+    /// The error for damaged bytes of this file.
+    pub fn damaged(&self, d: Damage) -> Error {
+        Error::corrupt(&self.path, d.offset, d.what)
+    }
+
     /// Whether a group may start at `at`: its magic is there, or `at`
     /// lies too near the end of the file as last seen to tell.
     pub fn may_hold_group(&self, at: u64) -> Result<bool> {
@@ -270,6 +275,22 @@ impl Generation {
         // no group it can read there) decides, and the commit says Full.
         Ok(self.words()?.read_at(at as usize, &mut magic).is_err()
             || u32::from_le_bytes(magic) == GROUP_MAGIC)
+    }
+
+    /// Applies the whole, chained groups past the committed end (up to the
+    /// file's size) that a writer wrote and did not publish, or whose
+    /// publication the disk lost. Past the committed end there are
+    /// normally only zeros: the file's size is asked only when a group
+    /// header may lie there, since on filesystems with fine-grained
+    /// timestamps a query of the inode makes the next write stamp it
+    /// again, and every durable commit would then write the inode's block
+    /// as well as its own.
+    pub fn apply_past_committed(&self, log: &mut Log) -> Result<()> {
+        if !self.may_hold_group(log.seen)? {
+            return Ok(());
+        }
+        let size = self.size_for(u64::MAX)?;
+        self.apply_until(log, size, 0)
     }
 
     /// Applies valid groups from `log.seen` up to `bound`; a group that does
@@ -302,8 +323,7 @@ impl Generation {
         body: &[u8],
     ) -> Result<()> {
         debug_assert_eq!(at, log.seen);
-        Self::apply_body(log, at, head, body)
-            .map_err(|d| Error::corrupt(&self.path, d.offset, d.what))?;
+        Self::apply_body(log, at, head, body).map_err(|d| self.damaged(d))?;
         log.seen = at + GROUP_HEADER as u64 + u64::from(head.body_len);
         log.chain = head.crc;
         log.seq = head.seq;

@@ -440,12 +440,7 @@ impl Index {
         hits.reserve(ids.len());
         for &id in ids {
             let slot = self.slots[id as usize];
-            let rec = if slot.loc < at {
-                (slot.kind == PUT).then_some(slot)
-            } else {
-                visible_before(map, slot, at)?
-            };
-            if let Some(rec) = rec {
+            if let Some(rec) = visible(map, slot, at)? {
                 hits.push(Hit {
                     loc: rec.loc,
                     key_len: u32::from(rec.key_len),

@@ -30,7 +30,7 @@ const CHUNK: usize = 1024;
 const RUN: u64 = 8 << 10;
 
 fn corrupt(g: &Generation) -> impl Fn(Damage) -> Error + '_ {
-    move |d| Error::corrupt(&g.path, d.offset, d.what)
+    move |d| g.damaged(d)
 }
 
 fn owned(b: Bound<&[u8]>) -> Bound<Vec<u8>> {

@@ -204,13 +204,19 @@ impl Batch {
         kept
     }
 
-    /// Calls `f` with each operation a commit writes, in key order.
-    fn each<'a>(&'a self, mut f: impl FnMut(&'a [u8], Option<&'a [u8]>)) {
+    /// Calls `f` with each operation a commit writes, in key order, until
+    /// it fails.
+    fn try_each<'a, E>(
+        &'a self,
+        mut f: impl FnMut(&'a [u8], Option<&'a [u8]>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut call = |(k, v): &'a (Vec<u8>, Option<Vec<u8>>)| f(k, v.as_deref());
         if self.unsorted {
-            self.order().into_iter().for_each(|i| call(&self.ops[i]));
+            self.order()
+                .into_iter()
+                .try_for_each(|i| call(&self.ops[i]))
         } else {
-            self.ops.iter().for_each(call);
+            self.ops.iter().try_for_each(call)
         }
     }
 
@@ -475,7 +481,7 @@ impl Store {
     fn read_past_if_idle(&self) -> Result<()> {
         let g = self.generation()?;
         let mut log = g.write_log();
-        if !g.may_hold_group(log.seen)? || g.superseded() {
+        if g.superseded() {
             return Ok(());
         }
         let writer = Locker::new(&g.file)
@@ -486,8 +492,7 @@ impl Store {
         if writer.is_some() {
             return Ok(());
         }
-        let size = g.size_for(u64::MAX)?;
-        g.apply_until(&mut log, size, 0)
+        g.apply_past_committed(&mut log)
     }
 
     /// If no writer holds the lock, does what a writer does on taking it:
@@ -712,15 +717,7 @@ impl Store {
             g.publish(log.seen, false)?;
         }
         let before = log.seen;
-        // Past the committed end there are normally only zeros. The file's
-        // size is asked only when a group header may lie there: on
-        // filesystems with fine-grained timestamps, a query of the inode
-        // makes the next write stamp it again, and every durable commit
-        // would then write the inode's block as well as its own.
-        if g.may_hold_group(log.seen)? {
-            let size = g.size_for(u64::MAX)?;
-            g.apply_until(&mut log, size, 0)?;
-        }
+        g.apply_past_committed(&mut log)?;
         if log.seen > before {
             g.sync_data()?;
             g.publish(log.seen, true)?;
@@ -737,8 +734,7 @@ impl Store {
         }
         let (body, count, seq, chain, at) = {
             let log = g.read_log();
-            let (body, count) = encode(&log, g.words()?, batch)
-                .map_err(|d| Error::corrupt(&g.path, d.offset, d.what))?;
+            let (body, count) = encode(&log, g.words()?, batch).map_err(|d| g.damaged(d))?;
             (body, count, log.seq + 1, log.chain, log.seen)
         };
         let (head, crc) = GroupHeader::seal(count, seq, chain, &body);
@@ -854,20 +850,10 @@ fn encode(log: &Log, map: Words<'_>, batch: &Batch) -> Result<(Vec<u8>, u32), Da
             .sum(),
     );
     let mut count = 0u32;
-    let mut damage = None;
-    batch.each(|key, value| {
-        if damage.is_some() {
-            return;
-        }
-        let prev = match log.index.newest_in(map, key) {
-            Ok(prev) => prev,
-            Err(d) => {
-                damage = Some(d);
-                return;
-            }
-        };
+    batch.try_each(|key, value| {
+        let prev = log.index.newest_in(map, key)?;
         if value.is_none() && prev.is_none_or(|s| s.kind == DELETE) {
-            return;
+            return Ok(());
         }
         let val = value.unwrap_or_default();
         RecordHeader {
@@ -880,11 +866,9 @@ fn encode(log: &Log, map: Words<'_>, batch: &Batch) -> Result<(Vec<u8>, u32), Da
         body.extend_from_slice(key);
         body.extend_from_slice(val);
         count += 1;
-    });
-    match damage {
-        Some(d) => Err(d),
-        None => Ok((body, count)),
-    }
+        Ok(())
+    })?;
+    Ok((body, count))
 }
 
 /// The staged writes of a [`Store::transaction`], with reads that see them.
@@ -927,7 +911,11 @@ mod tests {
 
     fn written(b: &Batch) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         let mut out = Vec::new();
-        b.each(|k, v| out.push((k.to_vec(), v.map(<[u8]>::to_vec))));
+        b.try_each(|k, v| {
+            out.push((k.to_vec(), v.map(<[u8]>::to_vec)));
+            Ok::<_, ()>(())
+        })
+        .unwrap();
         out
     }
 
