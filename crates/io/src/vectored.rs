@@ -363,9 +363,9 @@ mod tests {
         assert_eq!(out.len(), 3000);
     }
 
-    #[test]
-    fn positional_round_trip_on_a_real_file_past_its_end() {
-        let path = std::env::temp_dir().join(format!("memio-vec-test-{}", std::process::id()));
+    /// An empty read-write file, already unlinked.
+    fn scratch_file(tag: &str) -> std::fs::File {
+        let path = std::env::temp_dir().join(format!("memio-vec-{tag}-{}", std::process::id()));
         let file = std::fs::File::options()
             .read(true)
             .write(true)
@@ -374,6 +374,12 @@ mod tests {
             .open(&path)
             .unwrap();
         let _ = std::fs::remove_file(&path);
+        file
+    }
+
+    #[test]
+    fn positional_round_trip_on_a_real_file_past_its_end() {
+        let file = scratch_file("test");
         let mut w = [
             IoSlice::new(b"abc"),
             IoSlice::new(b""),
@@ -396,15 +402,7 @@ mod tests {
 
     #[test]
     fn durable_writes_land_where_asked_and_leave_the_rest_of_the_file() {
-        let path = std::env::temp_dir().join(format!("memio-vec-dsync-{}", std::process::id()));
-        let file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        let _ = std::fs::remove_file(&path);
+        let file = scratch_file("dsync");
         write_all_vectored_at(&file, &mut [IoSlice::new(&[b'.'; 32])], 0).unwrap();
         write_all_vectored_at_durable(&file, &mut [IoSlice::new(b"ab"), IoSlice::new(b"cd")], 4)
             .unwrap();
