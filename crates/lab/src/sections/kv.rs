@@ -702,24 +702,28 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     // Rounds long enough that the scheduler's slices (a few ms) even out
     // over the readers: sized from a first, short round.
     let probe = 10_000;
-    let per_reader_per_s = reader_round(&mut readers, probe, 1)?[0] * 1e6 / READERS as f64;
+    let per_reader_per_s = reader_round(&mut readers, probe)? * 1e6 / READERS as f64;
     let per = gets_in(per_reader_per_s, sizes.reader_round).max(probe);
     // Rounds alone and with the writer alternate, so that drift in the
     // machine (other work, write-back of earlier phases) falls on both.
     let mut writer = Peer::start(&format!("{name} writer"), "kv", &args("writer"))?;
     writer.ready()?;
-    let mut round = |pace: u64| -> Result<Vec<(f64, f64, f64)>> {
+    let mut round = |pace: u64| -> Result<Vec<Pair>> {
         let mut out = Vec::new();
         for _ in 0..run.config().timing.samples {
-            let alone = reader_round(&mut readers, per, 1)?[0];
+            let alone = reader_round(&mut readers, per)?;
             let _ = std::fs::remove_file(&stop);
             writer.announce(pace)?;
-            let busy = reader_round(&mut readers, per, 1)?[0];
+            let busy = reader_round(&mut readers, per)?;
             std::fs::write(&stop, b"").map_err(|e| Error::io(stop.display(), &e))?;
             writer.done()?;
             let rate = writer_rate_file(&stop);
             let said = std::fs::read_to_string(&rate).map_err(|e| Error::io(rate.display(), &e))?;
-            out.push((alone, busy, said.trim().parse::<f64>().unwrap_or(f64::NAN)));
+            out.push(Pair {
+                alone,
+                busy,
+                commits: said.trim().parse::<f64>().unwrap_or(f64::NAN),
+            });
         }
         Ok(out)
     };
@@ -729,18 +733,16 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     for r in readers {
         r.finish()?;
     }
-    let column = |v: &[(f64, f64, f64)], pick: fn(&(f64, f64, f64)) -> f64| -> Vec<f64> {
-        v.iter().map(pick).collect()
-    };
+    let column = |v: &[Pair], pick: fn(&Pair) -> f64| -> Vec<f64> { v.iter().map(pick).collect() };
     run.record(
         Case::new(name, "3 reader processes, random gets"),
         MGETS_PER_S,
-        &column(&flat_out, |r| r.0),
+        &column(&flat_out, |r| r.alone),
     );
     run.record(
         Case::new(name, "3 readers + 1 writer (durable 100-key commits)"),
         MGETS_PER_S,
-        &column(&flat_out, |r| r.1),
+        &column(&flat_out, |r| r.busy),
     );
     run.record(
         Case::new(
@@ -748,19 +750,19 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
             format!("3 readers + 1 writer ({PACED_COMMITS} durable 100-key commits/s)"),
         ),
         MGETS_PER_S,
-        &column(&paced, |r| r.1),
+        &column(&paced, |r| r.busy),
     );
     // Each round with the writer against the round alone just before it.
     let median = |v: Vec<f64>| crate::measure::median(&sorted(&v));
-    let ratio = |v: &[(f64, f64, f64)]| median(v.iter().map(|r| r.1 / r.0).collect()) * 100.0;
+    let ratio = |v: &[Pair]| median(column(v, |r| r.busy / r.alone)) * 100.0;
     run.note(format!(
         "{name}: readers' throughput with a writer running flat out is {:.0}% of their \
          throughput alone, while the writer made {:.0} durable 100-key commits/s; with the \
          writer paced to {PACED_COMMITS}/s ({:.0} made), {:.0}% (medians of {} alternating \
          pairs of rounds each)",
         ratio(&flat_out),
-        median(column(&flat_out, |r| r.2)),
-        median(column(&paced, |r| r.2)),
+        median(column(&flat_out, |r| r.commits)),
+        median(column(&paced, |r| r.commits)),
         ratio(&paced),
         flat_out.len(),
     ));
@@ -788,21 +790,26 @@ fn sorted(v: &[f64]) -> Vec<f64> {
     s
 }
 
-/// `rounds` samples of every reader doing `per` gets at once; millions of
-/// gets per second over all readers.
-fn reader_round(readers: &mut [Peer], per: u64, rounds: usize) -> Result<Vec<f64>> {
-    let mut out = Vec::new();
-    for _ in 0..rounds {
-        let t = Instant::now();
-        for r in readers.iter_mut() {
-            r.announce(per)?;
-        }
-        for r in readers.iter_mut() {
-            r.done()?;
-        }
-        out.push((per * readers.len() as u64) as f64 / t.elapsed().as_secs_f64() / 1e6);
+/// One round of every reader doing `per` gets at once; millions of gets
+/// per second over all readers.
+fn reader_round(readers: &mut [Peer], per: u64) -> Result<f64> {
+    let t = Instant::now();
+    for r in readers.iter_mut() {
+        r.announce(per)?;
     }
-    Ok(out)
+    for r in readers.iter_mut() {
+        r.done()?;
+    }
+    Ok((per * readers.len() as u64) as f64 / t.elapsed().as_secs_f64() / 1e6)
+}
+
+/// A round of the readers alone, the round beside the writer after it,
+/// and the writer's commit rate meanwhile.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    alone: f64,
+    busy: f64,
+    commits: f64,
 }
 
 /// The peer: `reader|writer ENGINE DIR KEYS STOP`.
