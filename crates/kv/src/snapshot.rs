@@ -11,6 +11,8 @@ use crate::generation::{Generation, Log};
 use crate::index::{Damage, Hit, append_value};
 use crate::words::Words;
 
+mod lend;
+
 /// A consistent, unchanging view of a store as of one commit.
 ///
 /// Taking one costs a few loads; holding one blocks no one (it keeps the

@@ -8,6 +8,13 @@
 //! mapping is taken once as a slice of load-only words, and a copy is a run
 //! of plain relaxed 8-byte loads. An aligned word never crosses a page, so
 //! the words a copy touches lie in the pages its bytes lie in.
+//!
+//! # Safety
+//!
+//! [`Words::lend`] is the one exception: an `unsafe fn` that hands out the
+//! mapping's bytes as a plain slice, for callers that vouch nothing writes
+//! them.
+#![allow(unsafe_code, reason = "Words::lend: a plain slice of the mapping")]
 
 use std::io;
 
@@ -77,6 +84,29 @@ impl<'a> Words<'a> {
         }
         let skip = at % 8;
         Ok(&buf[skip..skip + n])
+    }
+
+    /// The `n` bytes from `at`, lent from the mapping.
+    ///
+    /// # Errors
+    ///
+    /// The bytes reach past the mapping.
+    ///
+    /// # Safety
+    ///
+    /// Nothing writes these bytes while the slice lives (no thread, no
+    /// other process, no `write(2)` to the file), and the file reaches past
+    /// them (a page past its end raises `SIGBUS` when touched).
+    #[inline]
+    pub unsafe fn lend(&self, at: usize, n: usize) -> io::Result<&'a [u8]> {
+        self.span(at, n)?;
+        let start = self.0.as_ptr().cast::<u8>().wrapping_add(at);
+        // SAFETY: `at..at + n` lies inside the mapping (`span` checked),
+        // which `'a` keeps mapped; the caller vouches that the bytes exist
+        // in the file and do not change while the slice lives. A
+        // `LoadOnlyU64` is a transparent `AtomicU64`, whose bytes may be
+        // read as plain bytes when no write races with the read.
+        Ok(unsafe { std::slice::from_raw_parts(start, n) })
     }
 
     /// Copies the bytes from `at` into `out`.

@@ -86,7 +86,9 @@ fn ranges_and_prefixes_come_in_key_order() {
     assert_eq!(snap.range(&b"z"[..]..&b"a"[..]).count(), 0);
 }
 
-/// Every pair `scan` hands over for `range`, copied.
+/// Every pair `scan` hands over for `range`, copied; `scan_mapped`, which
+/// lends the bytes instead, must hand over the same.
+#[allow(unsafe_code, reason = "scan_mapped of the test's own store")]
 fn scanned(
     snap: &memio_kv::Snapshot,
     range: (std::ops::Bound<&[u8]>, std::ops::Bound<&[u8]>),
@@ -97,6 +99,16 @@ fn scanned(
         ControlFlow::Continue(())
     })
     .unwrap();
+    let mut lent = Vec::new();
+    // SAFETY: the store is this test's own file; only memio-kv writes it.
+    unsafe {
+        snap.scan_mapped(range, |k, v| {
+            lent.push((k.to_vec(), v.to_vec()));
+            ControlFlow::Continue(())
+        })
+    }
+    .unwrap();
+    assert_eq!(lent, got, "scan_mapped and scan disagree on {range:?}");
     got
 }
 
