@@ -33,12 +33,17 @@ pub(crate) const SECTION: Section = Section {
             durable commits of 1,000 keys (each commit on disk before it returns: fdatasync, \
             SQLite WAL with synchronous=FULL, LMDB and redb defaults). Random get: one key at \
             random per call, each call reading the latest commit. Ordered scan: every pair in key \
-            order, each byte of it read (a checksum, which must match across the stores). Durable \
+            order, each byte of it read (a checksum, which must match across the stores), through \
+            the store's scan that lends the bytes where it has one (LMDB through heed, whose \
+            `Env::open` is unsafe for the same reason; memio-kv through `scan_mapped`, also \
+            unsafe, and once more through its safe `scan`, which copies every byte out). Durable \
             single-key commits: one put per commit. Random batches: durable commits of 1,000 \
             updates of keys drawn at random. Readers: three processes doing random gets (rounds of \
             at least 150 ms, 500 ms in a full run), alone and while a fourth process commits \
             durable 100-key batches of updates, as fast as it can and then paced to 100 commits/s \
-            (the same work for every store). File size: bytes on disk after the load over raw \
+            (the same work for every store); for memio-kv also beside a process making only its \
+            flat-out writer's disk writes, at its pace, with no store (what that many durable \
+            writes cost the readers on this machine). File size: bytes on disk after the load over raw \
             key+value bytes. Answers: which store reads, scans and commits fastest here, and what \
             a concurrent writer costs readers.",
     reference: MEMIO,
@@ -57,6 +62,11 @@ const VALUE: usize = 100;
 const BATCH: usize = 1000;
 const WRITER_BATCH: usize = 100;
 const READERS: usize = 3;
+/// The bytes of one of memio-kv's 100-key commits (`FORMAT.md`: a 32-byte
+/// group header, then per pair a 16-byte record header, key and value).
+const GROUP_BYTES: usize = 32 + WRITER_BATCH * (16 + KEY + VALUE);
+/// The scratch file the bare-writes control writes in, round and round.
+const BARE_FILE: usize = 64 << 20;
 /// The writer's pace in the paced reader rounds: below what every store
 /// here sustains, so that each store's readers follow the same work.
 const PACED_COMMITS: u64 = 100;
@@ -110,8 +120,14 @@ trait Engine {
     fn commit(&mut self, pairs: &[([u8; KEY], [u8; VALUE])]) -> io::Result<()>;
     /// Reads one key (latest commit); the value's length, 0 if missing.
     fn get(&mut self, key: &[u8]) -> io::Result<usize>;
-    /// Reads every pair in key order, every byte of it.
+    /// Reads every pair in key order, every byte of it, as the store lends
+    /// them when it can.
     fn scan(&mut self) -> io::Result<Tally>;
+    /// The same through a scan that copies the bytes out, for a store that
+    /// has both (memio-kv's safe `scan` beside its lending `scan_mapped`).
+    fn scan_copied(&mut self) -> Option<io::Result<Tally>> {
+        None
+    }
 }
 
 /// What a scan read: how many pairs, and a checksum of every key and
@@ -157,17 +173,30 @@ impl Engine for Memio {
     fn get(&mut self, key: &[u8]) -> io::Result<usize> {
         Ok(self.0.get(key).map_err(other)?.map_or(0, |v| v.len()))
     }
+    #[allow(unsafe_code, reason = "scan_mapped lends the mapping's bytes")]
     fn scan(&mut self) -> io::Result<Tally> {
         let mut t = Tally::default();
-        self.0
-            .snapshot()
-            .map_err(other)?
-            .scan(.., |k, v| {
+        let snapshot = self.0.snapshot().map_err(other)?;
+        // SAFETY: the store is the section's own scratch file: only
+        // memio-kv writes it, and nothing truncates it.
+        unsafe {
+            snapshot.scan_mapped(.., |k, v| {
                 t.add(k, v);
                 std::ops::ControlFlow::Continue(())
             })
-            .map_err(other)?;
+        }
+        .map_err(other)?;
         Ok(t)
+    }
+    fn scan_copied(&mut self) -> Option<io::Result<Tally>> {
+        let mut t = Tally::default();
+        let scanned = self.0.snapshot().and_then(|s| {
+            s.scan(.., |k, v| {
+                t.add(k, v);
+                std::ops::ControlFlow::Continue(())
+            })
+        });
+        Some(scanned.map(|()| t).map_err(other))
     }
 }
 
@@ -588,25 +617,45 @@ fn measure_engine(
     if let Some(x) = failure.take() {
         return Err(err(name)(x));
     }
-    // Ordered scans.
+    // Ordered scans; a store with a copying scan too takes turns with it.
     let mut samples = Vec::new();
+    let mut copied = Vec::new();
     let mut read = Tally::default();
-    for _ in 0..run.config().timing.samples.min(3) {
-        let t = Instant::now();
-        read = e.scan().map_err(err(name))?;
-        if read.pairs != sizes.keys {
-            return Err(Error::new(
+    let check = |read: Tally| {
+        if read.pairs == sizes.keys {
+            Ok(read)
+        } else {
+            Err(Error::new(
                 name,
                 format!("scan saw {} keys, {} loaded", read.pairs, sizes.keys),
-            ));
+            ))
         }
+    };
+    for _ in 0..run.config().timing.samples.min(3) {
+        let t = Instant::now();
+        read = check(e.scan().map_err(err(name))?)?;
         samples.push(read.pairs as f64 / t.elapsed().as_secs_f64() / 1e6);
+        let t = Instant::now();
+        if let Some(other) = e.scan_copied() {
+            let other = check(other.map_err(err(name))?)?;
+            copied.push(other.pairs as f64 / t.elapsed().as_secs_f64() / 1e6);
+            if other != read {
+                return Err(Error::new(name, "its two scans read different pairs"));
+            }
+        }
     }
     run.record(
         Case::new(name, "ordered scan").param("keys", sizes.keys),
         MKEYS_PER_S,
         &samples,
     );
+    if !copied.is_empty() {
+        run.record(
+            Case::new(name, "ordered scan, bytes copied out (safe scan)").param("keys", sizes.keys),
+            MKEYS_PER_S,
+            &copied,
+        );
+    }
     Ok((e, read))
 }
 
@@ -704,36 +753,36 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     let probe = 10_000;
     let per_reader_per_s = reader_round(&mut readers, probe)? * 1e6 / READERS as f64;
     let per = gets_in(per_reader_per_s, sizes.reader_round).max(probe);
-    // Rounds alone and with the writer alternate, so that drift in the
-    // machine (other work, write-back of earlier phases) falls on both.
     let mut writer = Peer::start(&format!("{name} writer"), "kv", &args("writer"))?;
     writer.ready()?;
-    let mut round = |pace: u64| -> Result<Vec<Pair>> {
-        let mut out = Vec::new();
-        for _ in 0..run.config().timing.samples {
-            let alone = reader_round(&mut readers, per)?;
-            let _ = std::fs::remove_file(&stop);
-            writer.announce(pace)?;
-            let busy = reader_round(&mut readers, per)?;
-            std::fs::write(&stop, b"").map_err(|e| Error::io(stop.display(), &e))?;
-            writer.done()?;
-            let rate = writer_rate_file(&stop);
-            let said = std::fs::read_to_string(&rate).map_err(|e| Error::io(rate.display(), &e))?;
-            out.push(Pair {
-                alone,
-                busy,
-                commits: said.trim().parse::<f64>().unwrap_or(f64::NAN),
-            });
-        }
-        Ok(out)
+    let samples = run.config().timing.samples;
+    let mut rounds = Rounds {
+        readers: &mut readers,
+        per,
+        stop: &stop,
+        samples,
     };
-    let flat_out = round(0)?;
-    let paced = round(PACED_COMMITS)?;
+    let flat_out = rounds.beside(&mut writer, 0)?;
+    let paced = rounds.beside(&mut writer, PACED_COMMITS)?;
     writer.finish()?;
+    // The control: the same readers beside a process that makes only the
+    // disk writes of memio-kv's flat-out writer (one durable write of a
+    // 100-key group's bytes per commit, at its pace), no store at all.
+    // What the readers lose there is the machine's cost of that many
+    // durable writes, which any store committing that often pays.
+    let bare = if name == MEMIO {
+        let pace = pace_of(median_of(&column(&flat_out, |r| r.commits)));
+        let mut disk = Peer::start(&format!("{name} bare writes"), "kv", &args("disk"))?;
+        disk.ready()?;
+        let out = rounds.beside(&mut disk, pace)?;
+        disk.finish()?;
+        Some(out)
+    } else {
+        None
+    };
     for r in readers {
         r.finish()?;
     }
-    let column = |v: &[Pair], pick: fn(&Pair) -> f64| -> Vec<f64> { v.iter().map(pick).collect() };
     run.record(
         Case::new(name, "3 reader processes, random gets"),
         MGETS_PER_S,
@@ -753,8 +802,27 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
         &column(&paced, |r| r.busy),
     );
     // Each round with the writer against the round alone just before it.
-    let median = |v: Vec<f64>| crate::measure::median(&sorted(&v));
+    let median = |v: Vec<f64>| median_of(&v);
     let ratio = |v: &[Pair]| median(column(v, |r| r.busy / r.alone)) * 100.0;
+    if let Some(bare) = &bare {
+        run.record(
+            Case::new(
+                name,
+                "3 readers + bare durable writes at the writer's pace (no store)",
+            ),
+            MGETS_PER_S,
+            &column(bare, |r| r.busy),
+        );
+        run.note(format!(
+            "{name}: beside a process making only its flat-out writer's disk writes (one durable \
+             {GROUP_BYTES}-byte write per commit, {:.0} a second, no store), the readers keep \
+             {:.0}% of their throughput alone: the machine's cost of that many durable writes, \
+             against {:.0}% beside the writer itself",
+            median(column(bare, |r| r.commits)),
+            ratio(bare),
+            ratio(&flat_out),
+        ));
+    }
     run.note(format!(
         "{name}: readers' throughput with a writer running flat out is {:.0}% of their \
          throughput alone, while the writer made {:.0} durable 100-key commits/s; with the \
@@ -782,6 +850,64 @@ fn writer_rate_file(stop: &Path) -> PathBuf {
 )]
 fn gets_in(per_s: f64, round: Duration) -> u64 {
     (per_s * round.as_secs_f64()).clamp(0.0, f64::from(1u32 << 28)) as u64
+}
+
+fn column(v: &[Pair], pick: fn(&Pair) -> f64) -> Vec<f64> {
+    v.iter().map(pick).collect()
+}
+
+/// A pace in commits per second (at least 1) for a measured rate.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "clamped to 1..=1e6 first"
+)]
+fn pace_of(rate: f64) -> u64 {
+    rate.round().clamp(1.0, 1e6) as u64
+}
+
+/// Alternating reader rounds: alone, then beside a writing peer.
+struct Rounds<'a> {
+    readers: &'a mut [Peer],
+    per: u64,
+    stop: &'a Path,
+    samples: usize,
+}
+
+impl Rounds<'_> {
+    /// `samples` pairs of rounds, the writer `w` paced to `pace` commits/s
+    /// (0: flat out) in the second of each pair. Rounds alone and with the
+    /// writer alternate, so that drift in the machine (other work,
+    /// write-back of earlier phases) falls on both.
+    fn beside(&mut self, w: &mut Peer, pace: u64) -> Result<Vec<Pair>> {
+        let stop = self.stop;
+        let mut out = Vec::new();
+        for _ in 0..self.samples {
+            let alone = reader_round(self.readers, self.per)?;
+            let _ = std::fs::remove_file(stop);
+            w.announce(pace)?;
+            let busy = reader_round(self.readers, self.per)?;
+            std::fs::write(stop, b"").map_err(|e| Error::io(stop.display(), &e))?;
+            w.done()?;
+            out.push(Pair {
+                alone,
+                busy,
+                commits: read_rate(stop)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The commit rate the writer peer left after its last round.
+fn read_rate(stop: &Path) -> Result<f64> {
+    let rate = writer_rate_file(stop);
+    let said = std::fs::read_to_string(&rate).map_err(|e| Error::io(rate.display(), &e))?;
+    Ok(said.trim().parse::<f64>().unwrap_or(f64::NAN))
+}
+
+fn median_of(v: &[f64]) -> f64 {
+    crate::measure::median(&sorted(v))
 }
 
 fn sorted(v: &[f64]) -> Vec<f64> {
@@ -822,21 +948,45 @@ fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
     };
     let keys: u64 = keys.parse().map_err(other)?;
     let stop = PathBuf::from(stop);
-    let mut e = open(name, Path::new(dir))?;
+    // The bare-writes control opens no store: a scratch file, all of it
+    // written once, so its durable writes overwrite allocated blocks as
+    // memio-kv's commits do.
+    let (mut e, bare) = if role == "disk" {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(Path::new(dir).join("bare-writes"))?;
+        f.write_all_at(&vec![0; BARE_FILE], 0)?;
+        f.sync_all()?;
+        (None, Some(f))
+    } else {
+        (Some(open(name, Path::new(dir))?), None)
+    };
     let mut rng = Rng::new(u64::from(std::process::id()));
+    let group = vec![0x5a; GROUP_BYTES];
     control.ready()?;
     while let Some(n) = control.next_batch()? {
         control.started()?;
-        if role == "writer" {
-            let mut round = 1_000_000;
-            let (first, t) = (round, Instant::now());
-            // `n` is the pace in commits per second; 0: as fast as it can.
-            let gap = (n > 0).then(|| Duration::from_secs_f64(1.0 / n as f64));
-            while !stop.exists() {
-                if let Some(gap) = gap {
-                    let due = t + gap * u32::try_from(round - first).unwrap_or(u32::MAX);
-                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                }
+        if let (Some(e), "reader") = (&mut e, role.as_str()) {
+            for _ in 0..n {
+                keep(e.get(&key(rng.next_u64() % keys))?);
+            }
+            control.done()?;
+            continue;
+        }
+        let mut round = 1_000_000;
+        let (first, t) = (round, Instant::now());
+        // `n` is the pace in commits per second; 0: as fast as it can.
+        let gap = (n > 0).then(|| Duration::from_secs_f64(1.0 / n as f64));
+        let mut at = 0;
+        while !stop.exists() {
+            if let Some(gap) = gap {
+                let due = t + gap * u32::try_from(round - first).unwrap_or(u32::MAX);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            }
+            if let Some(e) = &mut e {
                 let pairs: Vec<_> = (0..WRITER_BATCH)
                     .map(|_| {
                         let k = rng.next_u64() % keys;
@@ -844,18 +994,21 @@ fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
                     })
                     .collect();
                 e.commit(&pairs)?;
-                round += 1;
+            } else if let Some(f) = &bare {
+                if at + GROUP_BYTES as u64 > BARE_FILE as u64 {
+                    at = 0;
+                }
+                let mut bufs = [io::IoSlice::new(&group)];
+                memio::io::vectored::write_all_vectored_at_durable(f, &mut bufs, at)?;
+                at += GROUP_BYTES as u64;
             }
-            // How much the writer did: the section reads it after `done`.
-            std::fs::write(
-                writer_rate_file(&stop),
-                format!("{}", (round - first) as f64 / t.elapsed().as_secs_f64()),
-            )?;
-        } else {
-            for _ in 0..n {
-                keep(e.get(&key(rng.next_u64() % keys))?);
-            }
+            round += 1;
         }
+        // How much the writer did: the section reads it after `done`.
+        std::fs::write(
+            writer_rate_file(&stop),
+            format!("{}", (round - first) as f64 / t.elapsed().as_secs_f64()),
+        )?;
         control.done()?;
     }
     Ok(())
