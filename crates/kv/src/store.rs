@@ -742,19 +742,34 @@ impl Store {
         self.make_room(g, end)?;
         let durable = self.options.durability == Durability::Durable;
         let mut bufs = [IoSlice::new(&head), IoSlice::new(&body)];
-        if durable && g.synced() >= at {
+        let written = if durable && g.synced() >= at {
             // Only this group is written back: the header page the last
             // commit dirtied stays in the page cache (it only speeds up
             // readers and recovery, which also read on past it).
             write_all_vectored_at_durable(&g.file, &mut bufs, at)
-                .map_err(Error::io(&self.path, "write"))?;
+                .map_err(Error::io(&self.path, "write"))
         } else {
             write_all_vectored_at(&g.file, &mut bufs, at)
-                .map_err(Error::io(&self.path, "write"))?;
-            if durable {
-                // Groups a relaxed writer left unsynced come first.
-                g.sync_data()?;
-            }
+                .map_err(Error::io(&self.path, "write"))
+                .and_then(|()| {
+                    if durable {
+                        // Groups a relaxed writer left unsynced come first.
+                        g.sync_data()
+                    } else {
+                        Ok(())
+                    }
+                })
+        };
+        #[cfg(test)]
+        let written = written.and_then(|()| tests::injected_failure(&self.path));
+        if let Err(e) = written {
+            // A failed sync leaves the group whole in the page cache, where
+            // the next writer's recovery would keep it as a group a dead
+            // writer left: a commit that reported failure would appear.
+            // Zeroing its header (best effort: the error at hand is the
+            // one to report) makes recovery stop before it.
+            let _ = g.file.write_all_at(&[0; GROUP_HEADER], at);
+            return Err(e);
         }
         g.publish(end, durable)?;
         let mut log = g.write_log();
@@ -908,6 +923,56 @@ impl Transaction<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Makes this thread's next commit fail after its group is written,
+        /// as a failed `fdatasync` does.
+        static FAIL_NEXT_COMMIT: Cell<bool> = const { Cell::new(false) };
+    }
+
+    pub(super) fn injected_failure(path: &Path) -> Result<()> {
+        if FAIL_NEXT_COMMIT.take() {
+            let eio = rustix::io::Errno::IO.raw_os_error();
+            return Err(Error::io(path, "fdatasync")(io::Error::from_raw_os_error(
+                eio,
+            )));
+        }
+        Ok(())
+    }
+
+    /// A directory removed even when the test fails.
+    struct Gone(PathBuf);
+
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_commit_whose_sync_failed_never_appears_later() {
+        let dir =
+            std::env::temp_dir().join(format!("memio-kv-unit-syncfail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _gone = Gone(dir.clone());
+        let path = dir.join("s.kv");
+        {
+            let s = Store::open(&path, Options::new()).unwrap();
+            s.put(b"kept", b"1").unwrap();
+            FAIL_NEXT_COMMIT.set(true);
+            assert!(s.put(b"failed", b"2").is_err());
+        }
+        // The next writer recovers the log before its own commit.
+        let s = Store::open(&path, Options::new()).unwrap();
+        s.put(b"after", b"3").unwrap();
+        assert_eq!(s.get(b"failed").unwrap(), None);
+        assert_eq!(s.get(b"kept").unwrap().as_deref(), Some(&b"1"[..]));
+        drop(s);
+        let s = Store::open(&path, Options::new()).unwrap();
+        assert_eq!(s.get(b"failed").unwrap(), None);
+        assert_eq!(s.get(b"after").unwrap().as_deref(), Some(&b"3"[..]));
+    }
 
     fn written(b: &Batch) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         let mut out = Vec::new();
