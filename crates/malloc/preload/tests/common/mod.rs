@@ -29,10 +29,12 @@ pub fn build(name: &str) -> Option<PathBuf> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/c")
         .join(format!("{name}.c"));
-    // A file per build: tests run at once, and writing an executable
-    // another test is running fails with ETXTBSY.
+    // A file per build, named by process too: tests run at once (in
+    // threads of one process, or one process each under nextest), and
+    // writing an executable another test is running fails with ETXTBSY.
     let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("preload-{name}-{n}"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("preload-{name}-{}-{n}", std::process::id()));
     let status = match Command::new("cc")
         // No builtins: the compiler may otherwise drop a malloc/free pair
         // the test makes on purpose.
