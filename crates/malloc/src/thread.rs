@@ -3,9 +3,9 @@
 //! and given back by a pthread key destructor when the thread exits. Also
 //! start-up (options, the key, fork handlers) and fork safety.
 //!
-//! The thread-local is a `Cell` of a raw pointer with a `const`
-//! initialiser and no destructor: reading it is one thread-pointer-relative
-//! load, it never registers anything, and it stays readable through every
+//! The thread-local is a raw pointer in static TLS with no destructor
+//! (see `slot`): reading it is a thread-pointer-relative load, in the
+//! shared library too, it never registers anything, and it stays readable through every
 //! other destructor of the thread. Exit is caught with a pthread key
 //! instead (glibc runs key destructors after the thread-local ones and
 //! stores the key's value in the thread descriptor, without allocating).
@@ -36,7 +36,6 @@
     reason = "pthread keys are small integers"
 )]
 
-use core::cell::Cell;
 use core::ffi::c_void;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -45,14 +44,92 @@ use crate::heap::{self, Heap};
 use crate::lock::SpinLock;
 use crate::{large, options, os};
 
-thread_local! {
-    static HEAP: Cell<*mut Heap> = const { Cell::new(null_mut()) };
+/// The thread-local heap pointer on x86-64 Linux: one slot of static TLS
+/// reached with the initial-exec model, as C allocators declare theirs.
+/// Rust's `thread_local!` compiles to that in an executable, but inside a
+/// shared library (`libmemio_malloc.so`) to the general-dynamic model,
+/// where every read is a call to `__tls_get_addr`: two calls per
+/// `malloc`/`free` pair. A library loaded at start-up (`LD_PRELOAD`, or
+/// linked) gets its static TLS set up with the thread, before any of its
+/// code runs; glibc keeps spare static TLS for a library opened later.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod slot {
+    use crate::heap::Heap;
+
+    // Eight zeroed bytes of thread-local storage (`.tbss`), hidden: not
+    // exported from a shared library, so nothing can interpose them.
+    core::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 3",
+        ".globl memio_malloc_v1_heap",
+        ".hidden memio_malloc_v1_heap",
+        ".type memio_malloc_v1_heap,@object",
+        ".size memio_malloc_v1_heap,8",
+        "memio_malloc_v1_heap:",
+        ".zero 8",
+        ".popsection",
+    );
+
+    #[inline]
+    pub(super) fn get() -> *mut Heap {
+        let v: *mut Heap;
+        // SAFETY: loads the slot's offset from the thread pointer (the GOT
+        // entry the linker fills for the initial-exec model) and reads the
+        // calling thread's eight bytes there; static TLS exists for every
+        // thread from its start.
+        unsafe {
+            core::arch::asm!(
+                "mov {v}, qword ptr [rip + memio_malloc_v1_heap@GOTTPOFF]",
+                "mov {v}, qword ptr fs:[{v}]",
+                v = out(reg) v,
+                options(nostack, preserves_flags, readonly, pure),
+            );
+        }
+        v
+    }
+
+    #[inline]
+    pub(super) fn set(h: *mut Heap) {
+        // SAFETY: as in `get`, a store to the calling thread's own slot.
+        unsafe {
+            core::arch::asm!(
+                "mov {t}, qword ptr [rip + memio_malloc_v1_heap@GOTTPOFF]",
+                "mov qword ptr fs:[{t}], {h}",
+                t = out(reg) _,
+                h = in(reg) h,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+}
+
+/// Elsewhere: `thread_local!`.
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+mod slot {
+    use core::cell::Cell;
+    use core::ptr::null_mut;
+
+    use crate::heap::Heap;
+
+    thread_local! {
+        static HEAP: Cell<*mut Heap> = const { Cell::new(null_mut()) };
+    }
+
+    #[inline]
+    pub(super) fn get() -> *mut Heap {
+        HEAP.with(Cell::get)
+    }
+
+    #[inline]
+    pub(super) fn set(h: *mut Heap) {
+        HEAP.with(|c| c.set(h));
+    }
 }
 
 /// The heap the calling thread holds, or null.
 #[inline]
 pub(crate) fn current() -> *mut Heap {
-    HEAP.with(Cell::get)
+    slot::get()
 }
 
 /// The calling thread's heap, taking one if it holds none (null only when
@@ -104,7 +181,7 @@ fn take() -> *mut Heap {
         }
     };
     if !h.is_null() {
-        HEAP.with(|c| c.set(h));
+        slot::set(h);
         if HAS_KEY.load(Ordering::Relaxed) {
             // SAFETY: the key was created by `init`; the value is only read
             // back by our destructor.
@@ -146,8 +223,8 @@ fn new_heap(pool: &mut Pool) -> *mut Heap {
 /// The pthread key destructor: the thread is exiting.
 extern "C" fn on_exit(value: *mut c_void) {
     let h = value.cast::<Heap>();
-    if HEAP.with(Cell::get) == h {
-        HEAP.with(|c| c.set(null_mut()));
+    if slot::get() == h {
+        slot::set(null_mut());
     }
     give_back(h);
 }
