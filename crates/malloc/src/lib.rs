@@ -64,7 +64,9 @@ pub use stats::{ClassStats, Stats};
 /// for other callers, who have `GlobalAlloc`.
 #[doc(hidden)]
 pub mod raw {
-    pub use crate::global::{Block, Fault, alloc_raw, free_raw, is_block, realloc_raw, validate};
+    pub use crate::global::{
+        Block, Fault, alloc_raw, alloc_small, free_raw, is_block, realloc_raw, validate,
+    };
     pub use crate::options::{parse_number, var};
 }
 
@@ -75,6 +77,7 @@ pub mod raw {
 /// block does not use (other mappings may sit there) is a false yes, which
 /// [`raw::validate`] rules out.
 #[must_use]
+#[inline]
 pub fn owns(ptr: *const u8) -> bool {
     if ptr.is_null() {
         return false;

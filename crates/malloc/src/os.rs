@@ -330,6 +330,7 @@ pub(crate) fn mark_unit(base: *mut u8, on: bool) -> bool {
 }
 
 /// Whether a header of this crate starts at `base`.
+#[inline]
 pub(crate) fn is_unit(base: usize) -> bool {
     let unit = base >> SEGMENT_SHIFT;
     if unit >= UNIT_WORDS * 64 {
