@@ -123,7 +123,17 @@ pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> 
         }
         None => {}
     }
-    let q = alloc_raw(size, align, false);
+    // A small block that must move to grow moves with a quarter of its
+    // size to spare (as tcmalloc's realloc does), so a buffer grown a few
+    // bytes at a time (a string built piece by piece) moves every few
+    // steps instead of at each class it crosses. A program that grows by
+    // doubling, as Rust's collections do, asks for more than that anyway.
+    let want = if size > old && size < threshold {
+        size.max((old + old / 4).min(threshold - 1))
+    } else {
+        size
+    };
+    let q = alloc_raw(want, align, false);
     if !q.is_null() {
         // SAFETY: both blocks hold `min(old, size)` bytes and are distinct.
         unsafe {

@@ -87,3 +87,39 @@ fn threads_created_in_a_loop_do_not_grow_the_heap_count() {
     let after = memio_malloc::stats().heaps;
     assert!(after <= before + 16, "heaps {before} -> {after}");
 }
+
+#[test]
+#[allow(
+    unsafe_code,
+    reason = "realloc through the raw interface, as C's realloc"
+)]
+fn a_buffer_grown_a_few_bytes_at_a_time_moves_every_few_steps() {
+    // A string built piece by piece: 8 bytes more per call, 64 B to 2 KiB.
+    let mut size = 64;
+    let mut p = memio_malloc::raw::alloc_raw(size, 16, false);
+    assert!(!p.is_null());
+    // SAFETY: `p` is a live block of `size` bytes throughout.
+    unsafe { p.write_bytes(7, size) };
+    let mut moves = 0;
+    let mut steps = 0;
+    while size < 2048 {
+        let grown = size + 8;
+        // SAFETY: `p` is a live block of `size` bytes.
+        let q = unsafe { memio_malloc::raw::realloc_raw(p, size, 16, grown) };
+        assert!(!q.is_null());
+        // SAFETY: `q` holds `grown` bytes, the first `size` kept, and
+        // nothing else refers to them.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(q, grown) };
+        assert!(bytes[..size].iter().all(|&b| b == 7), "contents lost");
+        bytes[size..].fill(7);
+        moves += usize::from(q != p);
+        steps += 1;
+        p = q;
+        size = grown;
+    }
+    // SAFETY: the live block.
+    unsafe { memio_malloc::raw::free_raw(p) };
+    // A move at every class crossed would be about 35; with a quarter of
+    // the size to spare at each move, about a dozen.
+    assert!(moves <= 16, "{moves} moves in {steps} steps");
+}
