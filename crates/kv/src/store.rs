@@ -492,7 +492,12 @@ impl Store {
         if writer.is_some() {
             return Ok(());
         }
-        g.apply_past_committed(&mut log)
+        match g.apply_past_committed(&mut log) {
+            // A group past this handle's mapping: it reads up to there, and
+            // a handle with the room keeps the rest.
+            Err(Error::Full { .. }) => Ok(()),
+            other => other,
+        }
     }
 
     /// If no writer holds the lock, does what a writer does on taking it:
@@ -507,7 +512,12 @@ impl Store {
             .try_lock(Mode::Exclusive)
             .map_err(|e| Error::io(&self.path, "lock")(io::Error::other(e)))?;
         if guard.is_some() && !g.superseded() {
-            Self::recover(&g)?;
+            match Self::recover(&g) {
+                // Groups past this handle's mapping: it can read what lies
+                // before them, and its commits say Full.
+                Err(Error::Full { .. }) => {}
+                other => other?,
+            }
         }
         Ok(())
     }

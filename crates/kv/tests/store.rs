@@ -1152,3 +1152,40 @@ fn a_writer_killed_between_its_two_header_stores_leaves_a_healthy_store() {
     );
     assert_eq!(older.get(b"c").unwrap().as_deref(), Some(&b"3"[..]));
 }
+
+#[test]
+fn a_handle_too_small_to_read_an_unpublished_group_never_writes_over_it() {
+    use std::os::unix::fs::FileExt;
+    let dir = Scratch::new("small-past");
+    let path = dir.path("s.kv");
+    let big = Store::open(&path, Options::new()).unwrap();
+    big.put(b"a", b"1").unwrap();
+    let end = big.stats().unwrap().committed;
+    // Opened while the file still fits its mapping.
+    let small = Store::open(&path, Options::new().max_size(128 << 10)).unwrap();
+    // A group that starts inside the small handle's mapping and ends past
+    // it, written by a handle with room for it...
+    let value = vec![b'v'; 200 << 10];
+    big.put(b"big", &value).unwrap();
+    drop(big);
+    // ...which was killed before publishing it.
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.write_all_at(&end.to_le_bytes(), 64).unwrap();
+    f.write_all_at(&end.to_le_bytes(), 72).unwrap();
+    drop(f);
+    // A read-only open while no writer runs reads it, as a writer's
+    // recovery would keep it.
+    let reader = Store::open(&path, Options::new().read_only(true)).unwrap();
+    let snap = reader.snapshot().unwrap();
+    assert_eq!(snap.get(b"big").unwrap().as_deref(), Some(&value[..]));
+    // The small handle cannot read the group, so it cannot tell it from a
+    // torn tail: it must refuse to commit rather than write over it.
+    let err = small.put(b"x", b"y").unwrap_err();
+    assert!(matches!(err, Error::Full { .. }), "{err}");
+    assert_eq!(snap.get(b"big").unwrap().as_deref(), Some(&value[..]));
+    // A handle that maps it keeps it.
+    let whole = Store::open(&path, Options::new()).unwrap();
+    whole.put(b"x", b"y").unwrap();
+    assert_eq!(whole.get(b"big").unwrap().as_deref(), Some(&value[..]));
+    assert_eq!(snap.get(b"big").unwrap().as_deref(), Some(&value[..]));
+}
