@@ -61,6 +61,24 @@ impl Snapshot {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// A lent slice cannot outlive the call that lends it (the snapshot,
+    /// which keeps the mapping, may be dropped right after):
+    ///
+    /// ```compile_fail,E0521
+    /// use std::ops::ControlFlow;
+    /// fn keep(snapshot: &memio_kv::Snapshot) -> Vec<&[u8]> {
+    ///     let mut kept = Vec::new();
+    ///     // SAFETY: not reached; this does not compile.
+    ///     let _ = unsafe {
+    ///         snapshot.scan_mapped(.., |k, _| {
+    ///             kept.push(k);
+    ///             ControlFlow::Continue(())
+    ///         })
+    ///     };
+    ///     kept
+    /// }
+    /// ```
     pub unsafe fn scan_mapped<'r>(
         &self,
         range: impl RangeBounds<&'r [u8]>,
