@@ -391,7 +391,12 @@ impl Generation {
             )
             .into());
         }
-        if end > self.map.len() as u64 && head.prev_crc == log.chain && head.seq == log.seq + 1 {
+        // The mapping is read in whole words: bytes past its last whole
+        // word are past it too.
+        if end > (self.map.len() as u64 & !7)
+            && head.prev_crc == log.chain
+            && head.seq == log.seq + 1
+        {
             // Bytes left over from an older log would not follow this one's
             // chain: this is the next group, or one torn on its way.
             return Err(Unread::PastMap(end));

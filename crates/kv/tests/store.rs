@@ -1155,17 +1155,29 @@ fn a_writer_killed_between_its_two_header_stores_leaves_a_healthy_store() {
 
 #[test]
 fn a_handle_too_small_to_read_an_unpublished_group_never_writes_over_it() {
+    unpublished_past_a_small_handle("small-past", 128 << 10, |_| 200 << 10);
+    // The group ends in the mapping's last, partial word, which is read
+    // in whole words only.
+    let max = (128 << 10) + 5;
+    unpublished_past_a_small_handle("small-past-odd", max, |end| {
+        (max - 2 - end - 32 - 16 - 3) as usize
+    });
+}
+
+/// A group that starts inside a small handle's mapping and ends past it
+/// (with `value_len(start)` value bytes), left unpublished.
+fn unpublished_past_a_small_handle(tag: &str, small_max: u64, value_len: impl Fn(u64) -> usize) {
     use std::os::unix::fs::FileExt;
-    let dir = Scratch::new("small-past");
+    let dir = Scratch::new(tag);
     let path = dir.path("s.kv");
     let big = Store::open(&path, Options::new()).unwrap();
     big.put(b"a", b"1").unwrap();
     let end = big.stats().unwrap().committed;
     // Opened while the file still fits its mapping.
-    let small = Store::open(&path, Options::new().max_size(128 << 10)).unwrap();
+    let small = Store::open(&path, Options::new().max_size(small_max)).unwrap();
     // A group that starts inside the small handle's mapping and ends past
     // it, written by a handle with room for it...
-    let value = vec![b'v'; 200 << 10];
+    let value = vec![b'v'; value_len(end)];
     big.put(b"big", &value).unwrap();
     drop(big);
     // ...which was killed before publishing it.
