@@ -1201,3 +1201,31 @@ fn unpublished_past_a_small_handle(tag: &str, small_max: u64, value_len: impl Fn
     assert_eq!(whole.get(b"big").unwrap().as_deref(), Some(&value[..]));
     assert_eq!(snap.get(b"big").unwrap().as_deref(), Some(&value[..]));
 }
+
+/// A compaction killed after renaming its file over the store and before
+/// marking the old file superseded leaves the old file unmarked: handles
+/// still on it take its lock, see no mark, and commit to an unlinked file.
+#[test]
+#[ignore = "known: commits after a compaction killed between its rename and its mark are lost"]
+fn a_compaction_killed_between_its_rename_and_its_mark_loses_no_later_commit() {
+    use std::os::unix::fs::FileExt;
+    let dir = Scratch::new("compact-killed");
+    let path = dir.path("s.kv");
+    let a = Store::open(&path, Options::new()).unwrap();
+    a.put(b"k", b"1").unwrap();
+    let old = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    Store::open(&path, Options::new())
+        .unwrap()
+        .compact()
+        .unwrap();
+    // What a compactor killed right after its rename leaves: no mark.
+    old.write_all_at(&0u64.to_le_bytes(), 80).unwrap();
+    drop(old);
+    a.put(b"j", b"2").unwrap();
+    let fresh = Store::open(&path, Options::new()).unwrap();
+    assert_eq!(fresh.get(b"j").unwrap().as_deref(), Some(&b"2"[..]));
+}
