@@ -41,6 +41,28 @@ pub(crate) struct Log {
     pub body: Vec<u8>,
 }
 
+/// Why the group at an offset was not read.
+#[derive(Debug)]
+enum Unread {
+    /// It is not a valid group that follows the log.
+    Bad(String),
+    /// Its header follows the log, but it ends at this offset, past the
+    /// mapping: it cannot be checked through this handle.
+    PastMap(u64),
+}
+
+impl From<String> for Unread {
+    fn from(why: String) -> Self {
+        Self::Bad(why)
+    }
+}
+
+impl From<&str> for Unread {
+    fn from(why: &str) -> Self {
+        Self::Bad(why.into())
+    }
+}
+
 /// One open store file.
 #[derive(Debug)]
 pub(crate) struct Generation {
@@ -301,8 +323,21 @@ impl Generation {
             let mut body = std::mem::take(&mut log.body);
             let head = match self.read_group(log, at, bound, &mut body) {
                 Ok(head) => head,
-                Err(why) if at < durable => return Err(Error::corrupt(&self.path, at, why)),
-                Err(_) => break,
+                Err(Unread::PastMap(need)) => {
+                    // A group that follows the log but lies partly past this
+                    // handle's mapping (a handle with a larger max_size wrote
+                    // it): it cannot be checked here, so it is neither a torn
+                    // tail to write over nor a group to keep.
+                    return Err(Error::Full {
+                        path: self.path.clone(),
+                        need,
+                        max: self.map.len() as u64,
+                    });
+                }
+                Err(Unread::Bad(why)) if at < durable => {
+                    return Err(Error::corrupt(&self.path, at, why));
+                }
+                Err(Unread::Bad(_)) => break,
             };
             let applied = self.apply_group(log, at, &head, &body);
             if body.capacity() <= KEPT_BODY {
@@ -338,7 +373,7 @@ impl Generation {
         at: u64,
         bound: u64,
         body: &mut Vec<u8>,
-    ) -> Result<GroupHeader, String> {
+    ) -> Result<GroupHeader, Unread> {
         let mut hb = [0u8; GROUP_HEADER];
         if at + GROUP_HEADER as u64 > bound {
             return Err("group header cut short".into());
@@ -353,7 +388,18 @@ impl Generation {
             return Err(format!(
                 "group of {} bytes runs past the committed end {bound}",
                 head.body_len
-            ));
+            )
+            .into());
+        }
+        // The mapping is read in whole words: bytes past its last whole
+        // word are past it too.
+        if end > (self.map.len() as u64 & !7)
+            && head.prev_crc == log.chain
+            && head.seq == log.seq + 1
+        {
+            // Bytes left over from an older log would not follow this one's
+            // chain: this is the next group, or one torn on its way.
+            return Err(Unread::PastMap(end));
         }
         body.clear();
         body.resize(head.body_len as usize, 0);
@@ -367,7 +413,8 @@ impl Generation {
             return Err(format!(
                 "group {} does not follow group {} (chain {:#x}, expected {:#x})",
                 head.seq, log.seq, head.prev_crc, log.chain
-            ));
+            )
+            .into());
         }
         Ok(head)
     }

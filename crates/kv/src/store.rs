@@ -484,15 +484,28 @@ impl Store {
         if g.superseded() {
             return Ok(());
         }
-        let writer = Locker::new(&g.file)
+        // A shared hold of the writer's byte, not a look at who holds it:
+        // a writer that took the lock just after a look could write a group
+        // here and then fail its commit (zeroing its header, and writing
+        // its next commit over it) after this handle had kept it. Held,
+        // no writer starts until the read is done, so every group read
+        // belongs to a writer that is gone, and the next writer keeps it.
+        let Some(_idle) = Locker::new(&g.file)
             .kind(Kind::Ofd)
             .range(0, 1)
-            .holder(Mode::Exclusive)
-            .map_err(|e| Error::io(&self.path, "lock")(io::Error::other(e)))?;
-        if writer.is_some() {
+            .try_lock(Mode::Shared)
+            .map_err(|e| Error::io(&self.path, "lock")(io::Error::other(e)))?
+        else {
             return Ok(());
+        };
+        #[cfg(test)]
+        tests::race::reader_looked();
+        match g.apply_past_committed(&mut log) {
+            // A group past this handle's mapping: it reads up to there, and
+            // a handle with the room keeps the rest.
+            Err(Error::Full { .. }) => Ok(()),
+            other => other,
         }
-        g.apply_past_committed(&mut log)
     }
 
     /// If no writer holds the lock, does what a writer does on taking it:
@@ -507,7 +520,12 @@ impl Store {
             .try_lock(Mode::Exclusive)
             .map_err(|e| Error::io(&self.path, "lock")(io::Error::other(e)))?;
         if guard.is_some() && !g.superseded() {
-            Self::recover(&g)?;
+            match Self::recover(&g) {
+                // Groups past this handle's mapping: it can read what lies
+                // before them, and its commits say Full.
+                Err(Error::Full { .. }) => {}
+                other => other?,
+            }
         }
         Ok(())
     }
@@ -768,6 +786,8 @@ impl Store {
             // writer left: a commit that reported failure would appear.
             // Zeroing its header (best effort: the error at hand is the
             // one to report) makes recovery stop before it.
+            #[cfg(test)]
+            tests::race::before_zeroing();
             let _ = g.file.write_all_at(&[0; GROUP_HEADER], at);
             return Err(e);
         }
@@ -939,6 +959,89 @@ mod tests {
             )));
         }
         Ok(())
+    }
+
+    /// Steps of a reader's read-only open and a failing commit, run in a
+    /// chosen interleaving (only while a test arms it).
+    pub(super) mod race {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        use std::sync::{Condvar, Mutex};
+        use std::time::Duration;
+
+        pub static ARMED: AtomicBool = AtomicBool::new(false);
+        static STEP: Mutex<u32> = Mutex::new(0);
+        static MOVED: Condvar = Condvar::new();
+
+        /// Sets the step and waits (at most a second) for step `next`.
+        pub fn step(now: u32, next: Option<u32>) {
+            let mut s = STEP.lock().unwrap();
+            *s = (*s).max(now);
+            MOVED.notify_all();
+            if let Some(next) = next {
+                let _ = MOVED
+                    .wait_timeout_while(s, Duration::from_secs(1), |s| *s < next)
+                    .unwrap();
+            }
+        }
+
+        /// The read-only open found no writer: let one start, and wait
+        /// for its group to be written.
+        pub fn reader_looked() {
+            if ARMED.load(SeqCst) {
+                step(1, Some(2));
+            }
+        }
+
+        /// The commit failed with its group written: wait for the reader
+        /// to finish its open before zeroing the header.
+        pub fn before_zeroing() {
+            if ARMED.load(SeqCst) {
+                step(2, Some(3));
+            }
+        }
+
+        pub fn wait_for(n: u32) {
+            let s = STEP.lock().unwrap();
+            let _ = MOVED
+                .wait_timeout_while(s, Duration::from_secs(5), |s| *s < n)
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_read_only_open_never_keeps_the_group_of_a_commit_that_fails() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = std::env::temp_dir().join(format!("memio-kv-unit-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _gone = Gone(dir.clone());
+        let path = dir.join("s.kv");
+        let writer = Arc::new(Store::open(&path, Options::new()).unwrap());
+        writer.put(b"kept", b"1").unwrap();
+        race::ARMED.store(true, SeqCst);
+        let w = Arc::clone(&writer);
+        let failing = std::thread::spawn(move || {
+            race::wait_for(1);
+            FAIL_NEXT_COMMIT.set(true);
+            let failed = w.put(b"failed", b"a value longer than the next commit's");
+            race::wait_for(3);
+            failed
+        });
+        let reader = Store::open(&path, Options::new().read_only(true)).unwrap();
+        race::step(3, None);
+        assert!(failing.join().unwrap().is_err());
+        race::ARMED.store(false, SeqCst);
+        let snap = reader.snapshot().unwrap();
+        assert_eq!(snap.get(b"failed").unwrap(), None, "a failed commit");
+        // The writer's next commit goes where the failed group was.
+        writer.put(b"next", b"2").unwrap();
+        assert_eq!(snap.get(b"failed").unwrap(), None);
+        assert_eq!(reader.get(b"next").unwrap().as_deref(), Some(&b"2"[..]));
+        writer
+            .put(b"after", b"a value long enough to pass the failed group")
+            .unwrap();
+        let all: Vec<_> = reader.snapshot().unwrap().iter().collect();
+        assert!(all.iter().all(Result::is_ok), "{all:?}");
+        assert_eq!(all.len(), 3);
     }
 
     /// A directory removed even when the test fails.

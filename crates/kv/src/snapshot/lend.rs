@@ -6,7 +6,12 @@
 //! A key or value slice here points into the shared, read-only mapping of
 //! the store file. memio-kv never writes bytes below a committed offset
 //! (commits append past it, compaction writes a new file), so the records
-//! a snapshot sees stay as they are while it lives; what this module
+//! a snapshot sees stay as they are while it lives. A snapshot may also
+//! see groups past the committed end, which a handle read while it held
+//! the writer lock or a shared hold of it (so their writer was gone):
+//! every later writer keeps those, or fails with `Full` when it cannot
+//! read one (a larger handle wrote it), and never writes over them. What
+//! this module
 //! cannot know is that no *other program* writes or truncates the file,
 //! which is why [`Snapshot::scan_mapped`] is `unsafe` and its caller
 //! vouches for that (as `memmap2::Mmap::map` and heed's `Env::open` ask).
@@ -61,6 +66,24 @@ impl Snapshot {
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// A lent slice cannot outlive the call that lends it (the snapshot,
+    /// which keeps the mapping, may be dropped right after):
+    ///
+    /// ```compile_fail,E0521
+    /// use std::ops::ControlFlow;
+    /// fn keep(snapshot: &memio_kv::Snapshot) -> Vec<&[u8]> {
+    ///     let mut kept = Vec::new();
+    ///     // SAFETY: not reached; this does not compile.
+    ///     let _ = unsafe {
+    ///         snapshot.scan_mapped(.., |k, _| {
+    ///             kept.push(k);
+    ///             ControlFlow::Continue(())
+    ///         })
+    ///     };
+    ///     kept
+    /// }
+    /// ```
     pub unsafe fn scan_mapped<'r>(
         &self,
         range: impl RangeBounds<&'r [u8]>,
@@ -78,7 +101,9 @@ impl Snapshot {
                 let key_len = hit.key_len as usize;
                 // SAFETY: the record lies below this snapshot's position
                 // (the index hands out only such records), so memio-kv
-                // never writes these bytes again, and the caller vouches
+                // never writes these bytes again (see the module's
+                // Safety section for groups past the committed end), and
+                // the caller vouches
                 // that nothing else does; `words` borrows the generation,
                 // which keeps the mapping alive past the call.
                 let bytes =

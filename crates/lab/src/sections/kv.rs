@@ -770,8 +770,13 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     // 100-key group's bytes per commit, at its pace), no store at all.
     // What the readers lose there is the machine's cost of that many
     // durable writes, which any store committing that often pays.
-    let bare = if name == MEMIO {
-        let pace = pace_of(median_of(&column(&flat_out, |r| r.commits)));
+    let pace = pace_of(median_of(&column(&flat_out, |r| r.commits)));
+    if name == MEMIO && pace.is_none() {
+        run.note(format!(
+            "{name}: no bare-writes control: the flat-out writer's commit rate is unknown"
+        ));
+    }
+    let bare = if let (MEMIO, Some(pace)) = (name, pace) {
         let mut disk = Peer::start(&format!("{name} bare writes"), "kv", &args("disk"))?;
         disk.ready()?;
         let out = rounds.beside(&mut disk, pace)?;
@@ -856,14 +861,16 @@ fn column(v: &[Pair], pick: fn(&Pair) -> f64) -> Vec<f64> {
     v.iter().map(pick).collect()
 }
 
-/// A pace in commits per second (at least 1) for a measured rate.
+/// A pace in commits per second (at least 1) for a measured rate; `None`
+/// for a rate that is not a number (a writer's rate file that could not be
+/// read), which would otherwise become 0: flat out, not the writer's pace.
 #[allow(
     clippy::cast_possible_truncation,
     clippy::cast_sign_loss,
     reason = "clamped to 1..=1e6 first"
 )]
-fn pace_of(rate: f64) -> u64 {
-    rate.round().clamp(1.0, 1e6) as u64
+fn pace_of(rate: f64) -> Option<u64> {
+    (!rate.is_nan()).then(|| rate.round().clamp(1.0, 1e6) as u64)
 }
 
 /// Alternating reader rounds: alone, then beside a writing peer.
@@ -1025,6 +1032,15 @@ mod tests {
         assert_eq!(&key(999_999_999_999), b"key:999999999999");
         assert_eq!(&key(1_000_000_000_005), b"key:000000000005");
         assert!(key(9) < key(10) && key(99_999) < key(100_000));
+    }
+
+    #[test]
+    fn a_pace_is_never_flat_out() {
+        assert_eq!(pace_of(f64::NAN), None);
+        assert_eq!(pace_of(median_of(&[])), None);
+        assert_eq!(pace_of(0.2), Some(1));
+        assert_eq!(pace_of(412.6), Some(413));
+        assert_eq!(pace_of(f64::INFINITY), Some(1_000_000));
     }
 
     #[test]
