@@ -409,6 +409,16 @@ impl Drop for ClearOnDrop<'_> {
 }
 
 /// Whether two open files are the same file.
+/// Whether no name leads to `file` any more. Asks only the link count:
+/// a query of the inode's timestamps would make the next write stamp it
+/// again, and every durable commit would then write the inode's block
+/// too (see `Generation::apply_past_committed`).
+fn unlinked(file: &File) -> io::Result<bool> {
+    use rustix::fs::{AtFlags, StatxFlags};
+    let st = rustix::fs::statx(file, "", AtFlags::EMPTY_PATH, StatxFlags::NLINK)?;
+    Ok(st.stx_mask & StatxFlags::NLINK.bits() != 0 && st.stx_nlink == 0)
+}
+
 fn same_file(a: &File, b: &File) -> bool {
     use std::os::unix::fs::MetadataExt;
     match (a.metadata(), b.metadata()) {
@@ -565,6 +575,21 @@ impl Store {
         Ok(fresh)
     }
 
+    /// For a file found unlinked under the writer lock: when the path
+    /// names another store file (a compaction's, renamed into place), marks
+    /// this one superseded so every handle moves on; when the path names
+    /// nothing, the store was deleted, which is an error rather than
+    /// commits into a file no one can open again.
+    fn retire_unlinked(&self, g: &Generation) -> Result<()> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(_) => g.supersede(),
+            Err(e) => Err(Error::io(&self.path, "open")(io::Error::new(
+                e.kind(),
+                format!("the store file was removed while open ({e})"),
+            ))),
+        }
+    }
+
     pub(crate) fn replace_generation(&self, g: Arc<Generation>) {
         *self
             .current
@@ -716,6 +741,16 @@ impl Store {
                 .map_err(|e| Error::io(&self.path, "lock")(io::Error::other(e)))?;
             if g.superseded() {
                 drop(guard);
+                continue;
+            }
+            if unlinked(&g.file).map_err(Error::io(&self.path, "stat"))? {
+                // A compaction renamed its file over this one and died
+                // before marking this one superseded: commits here would
+                // go to a file no name leads to. Mark it as the compaction
+                // would have (this lock is the one it held), then move to
+                // what the path names now.
+                drop(guard);
+                self.retire_unlinked(&g)?;
                 continue;
             }
             Self::recover(&g)?;

@@ -1203,10 +1203,10 @@ fn unpublished_past_a_small_handle(tag: &str, small_max: u64, value_len: impl Fn
 }
 
 /// A compaction killed after renaming its file over the store and before
-/// marking the old file superseded leaves the old file unmarked: handles
-/// still on it take its lock, see no mark, and commit to an unlinked file.
+/// marking the old file superseded leaves the old file unmarked: a handle
+/// still on it finds it unlinked under the writer lock, marks it, and
+/// commits to the file the path names.
 #[test]
-#[ignore = "known: commits after a compaction killed between its rename and its mark are lost"]
 fn a_compaction_killed_between_its_rename_and_its_mark_loses_no_later_commit() {
     use std::os::unix::fs::FileExt;
     let dir = Scratch::new("compact-killed");
@@ -1228,4 +1228,19 @@ fn a_compaction_killed_between_its_rename_and_its_mark_loses_no_later_commit() {
     a.put(b"j", b"2").unwrap();
     let fresh = Store::open(&path, Options::new()).unwrap();
     assert_eq!(fresh.get(b"j").unwrap().as_deref(), Some(&b"2"[..]));
+}
+
+#[test]
+fn a_commit_to_a_store_removed_while_open_is_an_error_naming_it() {
+    let dir = Scratch::new("removed");
+    let path = dir.path("s.kv");
+    let s = Store::open(&path, Options::new()).unwrap();
+    s.put(b"k", b"1").unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let e = s.put(b"k", b"2").unwrap_err().to_string();
+    assert!(
+        e.contains("s.kv") && e.contains("removed while open"),
+        "{e}"
+    );
+    assert!(!path.exists(), "nothing was created in its place");
 }
