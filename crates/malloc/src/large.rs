@@ -6,7 +6,9 @@
 //! the address space after it is free, else by moving its pages onto a
 //! fresh range at another 4 MiB boundary (`MREMAP_FIXED`), as glibc moves
 //! a mapped chunk: nothing is copied, nothing faults in again, and no old
-//! copy is left behind.
+//! copy is left behind. A block that grows takes half again of headroom
+//! (untouched, so not resident), so a buffer grown a chunk at a time
+//! takes an `mremap` every few steps instead of one per step.
 //!
 //! A freed large mapping is kept in a small cache for the purge delay
 //! (100 ms by default) and handed to the next large request it fits,
@@ -77,6 +79,10 @@ pub(crate) struct Large {
 }
 
 const CACHE_SLOTS: usize = 32;
+
+/// The most a growing block's mapping is stretched past what `realloc`
+/// asked for (see [`realloc`]).
+const MAX_HEADROOM: usize = 64 << 20;
 
 pub(crate) struct Cache {
     slots: [*mut Large; CACHE_SLOTS],
@@ -490,10 +496,27 @@ pub(crate) unsafe fn realloc(p: *mut u8, size: usize) -> *mut u8 {
         else {
             return null_mut();
         };
-        // Shrinking by less than half keeps the mapping as it is.
-        if map_len <= (*l).map_len && map_len >= (*l).map_len / 2 {
+        // Growing within the mapping, or shrinking by less than half, keeps
+        // the mapping as it is.
+        let old = (*l).map_len;
+        if map_len <= old && map_len >= old / 2 {
             set_need(l, map_len);
             return p;
+        }
+        if map_len > old {
+            // A block grown in small steps (a buffer realloc'd a chunk at a
+            // time) would take an `mremap` per step: grow it by half again
+            // at least, so most steps fit what it has. The headroom stays
+            // untouched, so costs no memory, until the program writes it.
+            let roomy = old
+                .saturating_add((old / 2).min(MAX_HEADROOM))
+                .next_multiple_of(OS_PAGE);
+            if roomy > map_len {
+                if let Some(l) = resize(l, roomy) {
+                    set_need(l, map_len);
+                    return l.cast::<u8>().add(head);
+                }
+            }
         }
         match resize(l, map_len) {
             Some(l) => {

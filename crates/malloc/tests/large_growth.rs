@@ -50,9 +50,38 @@ fn a_buffer_grown_by_realloc_keeps_its_pages_and_leaves_no_copy_behind() {
     }
     let stats = memio_malloc::stats();
     // Every step grew the mapping where it stood or moved its pages: no
-    // old copy waits in the cache, and only the buffer is mapped.
+    // old copy waits in the cache, and only the buffer is mapped, with at
+    // most half again of headroom.
     assert_eq!(stats.large_cached, 0, "{stats:?}");
-    assert!(stats.large_bytes <= len + 2 * PAGE, "{stats:?}");
+    assert!(stats.large_bytes <= len + len / 2 + 2 * PAGE, "{stats:?}");
     // SAFETY: live with this layout.
     unsafe { a.dealloc(p, layout(len)) };
+}
+
+#[test]
+fn a_block_grown_in_small_steps_gets_headroom_so_later_steps_stay_in_place() {
+    let a = MemioMalloc;
+    let len = 2 << 20;
+    // SAFETY: non-zero size.
+    let p = unsafe { a.alloc(layout(len)) };
+    assert!(!p.is_null());
+    // SAFETY: `p` is live with `layout(len)`.
+    let q = unsafe { a.realloc(p, layout(len), len + (64 << 10)) };
+    assert!(!q.is_null());
+    // SAFETY: `q` is live.
+    let room = unsafe { memio_malloc::usable_size(q) };
+    assert!(room >= len + len / 2, "usable {room} after one step");
+    // The next steps fit the headroom: the block stays where it is and
+    // its mapping does not change.
+    let mut at = len + (64 << 10);
+    while at + (64 << 10) <= room {
+        // SAFETY: `q` is live with `layout(at)`.
+        let r = unsafe { a.realloc(q, layout(at), at + (64 << 10)) };
+        assert_eq!(r, q, "moved at {at}");
+        // SAFETY: `r` is live.
+        assert_eq!(unsafe { memio_malloc::usable_size(r) }, room);
+        at += 64 << 10;
+    }
+    // SAFETY: live with this layout.
+    unsafe { a.dealloc(q, layout(at)) };
 }
