@@ -72,6 +72,22 @@ fn fork_and_exec_keep_the_heap_working_in_both_processes() {
 }
 
 #[test]
+fn opened_with_dlopen_the_heap_serves_threads_started_before_and_after() {
+    // The heap pointer sits in static TLS (initial-exec): glibc must give
+    // the library a slot in threads that already ran when it arrived.
+    let Some(exe) = build("dlopen") else { return };
+    let mut cmd = Command::new(&exe);
+    cmd.arg(common::library());
+    let out = run(cmd, false);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("memio=1 failures=0"),
+        "exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
+#[test]
 fn stats_print_at_exit_when_asked() {
     let with = |value: &str| {
         let mut cmd = Command::new("true");

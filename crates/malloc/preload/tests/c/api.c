@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -39,6 +40,59 @@ static void test_malloc_free(void) {
     free(NULL);
     CHECK(errno == 12345);
     CHECK(malloc_usable_size(NULL) == 0);
+}
+
+/* free keeps errno on its rarer paths too: the last block of a page
+ * (the page retires), whole segments of blocks, large blocks past the
+ * large cache's budget, zero-size blocks, blocks freed by a thread that
+ * never allocated, and after the purge delay has passed. */
+static void *free_them(void *arg) {
+    void **blocks = arg;
+    errno = 777;
+    for (int i = 0; i < 64; i++)
+        free(blocks[i]);
+    return (void *)(intptr_t)(errno == 777);
+}
+
+static void test_free_keeps_errno(void) {
+    static void *many[20000];
+    for (size_t n = 16; n <= (1 << 20); n *= 4) {
+        size_t count = n < 4096 ? 20000 : 64;
+        for (size_t i = 0; i < count; i++)
+            many[i] = malloc(n);
+        errno = 4321;
+        for (size_t i = 0; i < count; i++)
+            free(many[i]);
+        CHECK(errno == 4321);
+    }
+    for (int i = 0; i < 40; i++)
+        many[i] = malloc((size_t)8 << 20);
+    errno = 4321;
+    for (int i = 0; i < 40; i++)
+        free(many[i]);
+    CHECK(errno == 4321);
+    void *z = malloc(0);
+    errno = 4321;
+    free(z);
+    CHECK(errno == 4321);
+
+    void *blocks[64];
+    for (int i = 0; i < 64; i++)
+        blocks[i] = malloc(i % 2 ? 40 : 300000);
+    pthread_t t;
+    void *kept;
+    pthread_create(&t, NULL, free_them, blocks);
+    pthread_join(t, &kept);
+    CHECK(kept == (void *)1);
+
+    /* Past the purge delay, frees purge and unmap what waited. */
+    usleep(250 * 1000);
+    for (int i = 0; i < 1000; i++)
+        many[i] = malloc(i % 2 ? 5000 : 200000);
+    errno = 4321;
+    for (int i = 0; i < 1000; i++)
+        free(many[i]);
+    CHECK(errno == 4321);
 }
 
 static void test_calloc(void) {
@@ -211,6 +265,7 @@ static void test_memio_only(void) {
 
 int main(void) {
     test_malloc_free();
+    test_free_keeps_errno();
     test_calloc();
     test_realloc();
     test_aligned();

@@ -41,6 +41,8 @@ pub fn build(name: &str) -> Option<PathBuf> {
         .args(["-O1", "-fno-builtin", "-pthread", "-w", "-o"])
         .arg(&out)
         .arg(&src)
+        // dlopen's program (glibc before 2.34 keeps dlopen in libdl).
+        .arg("-ldl")
         .status()
     {
         Ok(s) => s,
