@@ -88,6 +88,23 @@ fn opened_with_dlopen_the_heap_serves_threads_started_before_and_after() {
 }
 
 #[test]
+fn a_thread_that_used_the_library_exits_cleanly_after_dlclose() {
+    // The library's pthread key destructor runs when the thread exits;
+    // without `-z nodelete` dlclose unmaps it first and the thread's exit
+    // jumps into unmapped memory.
+    let Some(exe) = build("dlclose") else { return };
+    let mut cmd = Command::new(&exe);
+    cmd.arg(common::library());
+    let out = run(cmd, false);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("memio=1 failures=0"),
+        "exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
+#[test]
 fn stats_print_at_exit_when_asked() {
     let with = |value: &str| {
         let mut cmd = Command::new("true");
