@@ -182,3 +182,38 @@ fn program_rows(rows: &[&Value], notes: &[&str]) {
         "a program failed under memio: {notes:#?}"
     );
 }
+
+/// The lab runs each drop-in program through a fresh `lab --peer malloc
+/// measure` process, because a child started straight from a process
+/// reads that process's peak in its `ru_maxrss`. From a parent whose own
+/// peak is 256 MiB, a run of `true` must still measure a few MiB.
+#[test]
+fn a_program_measured_by_the_launcher_reads_its_own_peak_not_its_parents() {
+    let fat = vec![1u8; 256 << 20];
+    assert!(fat.iter().step_by(4096).all(|&b| b == 1));
+    let dir = std::env::temp_dir().join(format!("memio-test-{}-measure", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let result = dir.join("result");
+    let status = Command::new(MEMIO)
+        .args(["lab", "--peer", "malloc", "measure"])
+        .arg(&result)
+        .args(["--", "true"])
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    let said = std::fs::read_to_string(&result).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "the launcher failed: {status}");
+    let fields: Vec<u64> = said
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert_eq!(fields.len(), 4, "{said:?}");
+    assert_eq!(fields[0], 0, "exit status of true: {said:?}");
+    assert!(
+        fields[2] > 0 && fields[2] < 64 << 10,
+        "peak of `true` read as {} KiB",
+        fields[2]
+    );
+    drop(fat);
+}

@@ -289,6 +289,9 @@ fn peer(args: &[String], control: &mut Control) -> io::Result<()> {
             format!("bad peer arguments: {}", args.join(" ")),
         )
     };
+    if args.first().is_some_and(|a| a == "measure") {
+        return child::measure_peer(&args[1..], dropin::TIMEOUT);
+    }
     let [name, mode] = args else {
         return Err(bad());
     };

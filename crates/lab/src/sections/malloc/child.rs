@@ -78,6 +78,114 @@ pub(crate) fn run(cmd: &mut Command, timeout: Duration) -> io::Result<Exit> {
     })
 }
 
+/// The peer side of [`run_from_small_process`]: `args` are `RESULT --
+/// PROGRAM ARGS...`; runs the program with this process's environment,
+/// folder and standard streams, and writes how it ended to `RESULT`.
+///
+/// # Errors
+///
+/// Bad arguments, or the program cannot be started or waited for.
+pub(crate) fn measure_peer(args: &[String], timeout: Duration) -> io::Result<()> {
+    let [result, dashes, program, rest @ ..] = args else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "measure: expected RESULT -- PROGRAM [ARGS...]",
+        ));
+    };
+    if dashes != "--" {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "measure: expected -- before the program",
+        ));
+    }
+    let exit = run(Command::new(program).args(rest), timeout)?;
+    std::fs::write(
+        result,
+        format!(
+            "{} {} {} {}\n",
+            exit.status.into_raw(),
+            exit.wall.as_nanos(),
+            exit.max_rss_kib,
+            u8::from(exit.timed_out)
+        ),
+    )
+}
+
+/// Runs `argv` as [`run`] does, but started by a fresh process of this
+/// binary (`lab --peer malloc measure`) rather than by the lab itself:
+/// `cmd` carries the environment, folder and streams the program gets.
+///
+/// Why: the kernel counts in a child's `ru_maxrss` the peak of the memory
+/// it ran in before its `exec`, and a child started by `posix_spawn` or
+/// `fork` runs in (a copy of) its parent's. Started by the lab, whose own
+/// peak after the earlier sections is hundreds of MiB, every program read
+/// that peak. A fresh process of this binary is a few MiB.
+///
+/// # Errors
+///
+/// The launcher or the program cannot be started, or it reported nothing.
+#[cfg(not(test))]
+pub(crate) fn run_from_small_process(
+    mut cmd: Command,
+    argv: &[std::ffi::OsString],
+    result: &std::path::Path,
+) -> io::Result<Exit> {
+    let _ = std::fs::remove_file(result);
+    cmd.args(["lab", "--peer", "malloc", "measure"])
+        .arg(result)
+        .arg("--")
+        .args(argv);
+    let status = cmd.status()?;
+    let said = std::fs::read_to_string(result)
+        .map_err(|e| io::Error::other(format!("the launcher ({status}) left no result: {e}")))?;
+    let mut f = said.split_whitespace().map(str::parse::<u128>);
+    let mut next = || -> io::Result<u128> {
+        f.next()
+            .and_then(std::result::Result::ok)
+            .ok_or_else(|| io::Error::other(format!("the launcher wrote {said:?}")))
+    };
+    let (raw, nanos, kib, timed_out) = (next()?, next()?, next()?, next()?);
+    Ok(Exit {
+        status: ExitStatus::from_raw(i32::try_from(raw).map_err(io::Error::other)?),
+        wall: Duration::from_nanos(u64::try_from(nanos).map_err(io::Error::other)?),
+        max_rss_kib: u64::try_from(kib).map_err(io::Error::other)?,
+        timed_out: timed_out != 0,
+    })
+}
+
+/// The command [`run_from_small_process`] takes: this binary, to which it
+/// adds the launcher's arguments and then `argv`.
+///
+/// # Errors
+///
+/// The binary's path is unknown.
+#[cfg(not(test))]
+pub(crate) fn launcher(_argv: &[std::ffi::OsString]) -> io::Result<Command> {
+    Ok(Command::new(std::env::current_exe()?))
+}
+
+/// In unit tests the binary is the test harness, which has no `lab
+/// --peer`: the program runs straight from the test (the launcher is
+/// tested over the built binary, in the CLI's tests).
+#[cfg(test)]
+pub(crate) fn launcher(argv: &[std::ffi::OsString]) -> io::Result<Command> {
+    let (program, rest) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::other("no program"))?;
+    let mut cmd = Command::new(program);
+    cmd.args(rest);
+    Ok(cmd)
+}
+
+#[cfg(test)]
+pub(crate) fn run_from_small_process(
+    mut cmd: Command,
+    _argv: &[std::ffi::OsString],
+    _result: &std::path::Path,
+) -> io::Result<Exit> {
+    run(&mut cmd, super::dropin::TIMEOUT)
+}
+
 /// Waits until the process behind `pidfd` exits (true) or `deadline`
 /// passes (false).
 fn wait_for_exit(pidfd: &OwnedFd, deadline: Instant) -> io::Result<bool> {

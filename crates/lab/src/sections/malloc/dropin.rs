@@ -28,7 +28,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use super::{MIB, child, geomean};
@@ -54,7 +54,7 @@ const MS_RUN: Unit = Unit {
 };
 
 /// A run that takes longer is killed and counted as failed.
-const TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A workload program: what it is, the source the lab carries, and the
 /// argument that sizes it in each mode.
@@ -214,9 +214,8 @@ fn once(
 ) -> Result<std::result::Result<(child::Exit, Vec<u8>), String>> {
     let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
     let file = |p: &Path| File::create(p).map_err(|e| Error::io(p.display(), &e));
-    let mut cmd = Command::new(&r.argv[0]);
-    cmd.args(&r.argv[1..])
-        .current_dir(dir)
+    let mut cmd = child::launcher(&r.argv).map_err(|e| Error::io("memio binary", &e))?;
+    cmd.current_dir(dir)
         .stdin(Stdio::null())
         .stdout(file(&out_path)?)
         .stderr(file(&err_path)?);
@@ -238,7 +237,8 @@ fn once(
         cmd.env("PYTHONHASHSEED", "0");
     }
     let what = r.argv[0].to_string_lossy().into_owned();
-    let exit = child::run(&mut cmd, TIMEOUT).map_err(|e| Error::io(&what, &e))?;
+    let exit = child::run_from_small_process(cmd, &r.argv, &dir.join("measured"))
+        .map_err(|e| Error::io(&what, &e))?;
     let output = std::fs::read(&out_path).map_err(|e| Error::io(out_path.display(), &e))?;
     let said = || last_lines(&std::fs::read_to_string(&err_path).unwrap_or_default());
     let failed = if exit.timed_out {
