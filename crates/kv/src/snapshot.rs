@@ -140,15 +140,10 @@ impl Snapshot {
         range: impl RangeBounds<&'r [u8]>,
         mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
     ) -> Result<()> {
-        let mut from = owned(range.start_bound().cloned());
-        let end = owned(range.end_bound().cloned());
         let g = &*self.generation;
-        let mut hits = Vec::new();
         let mut record = Vec::new();
-        loop {
-            let more = self.locate(&from, &end, &mut hits)?;
-            let words = g.words()?;
-            let mut rest = &hits[..];
+        self.chunks(range, |hits, words| {
+            let mut rest = hits;
             while let Some(first) = rest.first() {
                 // The records that follow `first` back to back in the log
                 // (as a load in key order or a compaction writes them), up
@@ -172,7 +167,7 @@ impl Snapshot {
                     for hit in run {
                         let (key, value) = read(hit, g, words, &mut record)?;
                         if f(key, value).is_break() {
-                            return Ok(());
+                            return Ok(ControlFlow::Break(()));
                         }
                     }
                     continue;
@@ -183,9 +178,30 @@ impl Snapshot {
                     let (key, value) =
                         bytes[at..at + key_len + hit.val_len as usize].split_at(key_len);
                     if f(key, value).is_break() {
-                        return Ok(());
+                        return Ok(ControlFlow::Break(()));
                     }
                 }
+            }
+            Ok(ControlFlow::Continue(()))
+        })
+    }
+
+    /// Walks `range` one chunk of the index at a time: `each` gets the
+    /// records of up to [`CHUNK`] visible keys, in key order, and the
+    /// mapping's words, outside the index's lock, and says whether to go
+    /// on.
+    fn chunks<'r>(
+        &self,
+        range: impl RangeBounds<&'r [u8]>,
+        mut each: impl FnMut(&[Hit], Words<'_>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let mut from = owned(range.start_bound().cloned());
+        let end = owned(range.end_bound().cloned());
+        let mut hits = Vec::new();
+        loop {
+            let more = self.locate(&from, &end, &mut hits)?;
+            if each(&hits, self.generation.words()?)?.is_break() {
+                return Ok(());
             }
             match more {
                 Some(last) => from = Bound::Excluded(last),

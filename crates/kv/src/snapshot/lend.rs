@@ -22,7 +22,7 @@
 
 use std::ops::{ControlFlow, RangeBounds};
 
-use super::{Snapshot, owned};
+use super::Snapshot;
 use crate::error::{Error, Result};
 use crate::format::RECORD_HEADER;
 
@@ -89,36 +89,28 @@ impl Snapshot {
         range: impl RangeBounds<&'r [u8]>,
         mut f: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
     ) -> Result<()> {
-        let mut from = owned(range.start_bound().cloned());
-        let end = owned(range.end_bound().cloned());
         let g = &*self.generation;
-        let mut hits = Vec::new();
-        loop {
-            let more = self.locate(&from, &end, &mut hits)?;
-            let words = g.words()?;
-            for hit in &hits {
+        self.chunks(range, |hits, words| {
+            for hit in hits {
                 let at = hit.loc as usize + RECORD_HEADER;
                 let key_len = hit.key_len as usize;
                 // SAFETY: the record lies below this snapshot's position
                 // (the index hands out only such records), so memio-kv
-                // never writes these bytes again (see the module's
-                // Safety section for groups past the committed end), and
-                // the caller vouches
-                // that nothing else does; `words` borrows the generation,
-                // which keeps the mapping alive past the call.
+                // never writes these bytes again (see the module's Safety
+                // section for groups past the committed end), and the
+                // caller vouches that nothing else does; `words` borrows
+                // the generation, which keeps the mapping alive past the
+                // call.
                 let bytes =
                     unsafe { words.lend(at, key_len + hit.val_len as usize) }.map_err(|e| {
                         Error::corrupt(&g.path, hit.loc, format!("record unreadable: {e}"))
                     })?;
                 let (key, value) = bytes.split_at(key_len);
                 if f(key, value).is_break() {
-                    return Ok(());
+                    return Ok(ControlFlow::Break(()));
                 }
             }
-            match more {
-                Some(last) => from = std::ops::Bound::Excluded(last),
-                None => return Ok(()),
-            }
-        }
+            Ok(ControlFlow::Continue(()))
+        })
     }
 }
