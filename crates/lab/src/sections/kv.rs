@@ -807,8 +807,7 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
         &column(&paced, |r| r.busy),
     );
     // Each round with the writer against the round alone just before it.
-    let median = |v: Vec<f64>| median_of(&v);
-    let ratio = |v: &[Pair]| median(column(v, |r| r.busy / r.alone)) * 100.0;
+    let ratio = |v: &[Pair]| median_of(&column(v, |r| r.busy / r.alone)) * 100.0;
     if let Some(bare) = &bare {
         run.record(
             Case::new(
@@ -823,7 +822,7 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
              {GROUP_BYTES}-byte write per commit, {:.0} a second, no store), the readers keep \
              {:.0}% of their throughput alone: the machine's cost of that many durable writes, \
              against {:.0}% beside the writer itself",
-            median(column(bare, |r| r.commits)),
+            median_of(&column(bare, |r| r.commits)),
             ratio(bare),
             ratio(&flat_out),
         ));
@@ -834,8 +833,8 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
          writer paced to {PACED_COMMITS}/s ({:.0} made), {:.0}% (medians of {} alternating \
          pairs of rounds each)",
         ratio(&flat_out),
-        median(column(&flat_out, |r| r.commits)),
-        median(column(&paced, |r| r.commits)),
+        median_of(&column(&flat_out, |r| r.commits)),
+        median_of(&column(&paced, |r| r.commits)),
         ratio(&paced),
         flat_out.len(),
     ));
@@ -913,14 +912,11 @@ fn read_rate(stop: &Path) -> Result<f64> {
     Ok(said.trim().parse::<f64>().unwrap_or(f64::NAN))
 }
 
+/// The median of `v`, in any order.
 fn median_of(v: &[f64]) -> f64 {
-    crate::measure::median(&sorted(v))
-}
-
-fn sorted(v: &[f64]) -> Vec<f64> {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    s
+    crate::measure::median(&s)
 }
 
 /// One round of every reader doing `per` gets at once; millions of gets
