@@ -109,6 +109,13 @@ impl<'a> Words<'a> {
         Ok(unsafe { std::slice::from_raw_parts(start, n) })
     }
 
+    /// The word holding byte `at`, or 0 past the mapping: a load whose
+    /// only use is to bring that word's cache line in.
+    #[inline]
+    pub fn touch(&self, at: usize) -> u64 {
+        self.0.get(at / 8).map_or(0, LoadOnlyU64::load)
+    }
+
     /// Copies the bytes from `at` into `out`.
     ///
     /// # Errors
