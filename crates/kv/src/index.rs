@@ -254,9 +254,10 @@ impl Index {
         Ok(self.spill.get(key).map(|&id| self.slots[id as usize]))
     }
 
-    /// Loads, for each of `keys`, the table entry its hash leads to and
-    /// the first word of that key's newest record in `map`, so that the
-    /// lookups which follow find both in the cache. One lookup waits on
+    /// Loads, for each of `keys`, the table entry its hash leads to, the
+    /// first word of that key's newest record in `map` and the key's slot
+    /// (which applying the commit rewrites), so that the lookups which
+    /// follow find them in the cache. One lookup waits on
     /// its cache misses one after another; here the loads of many keys
     /// are independent and overlap. A writer encoding a commit of 100
     /// random keys of a million spends about 40 % less CPU with it.
@@ -265,6 +266,7 @@ impl Index {
         for key in keys {
             if let Some(c) = self.by_hash.get(&self.hash(key)) {
                 acc ^= map.touch(c.slot.loc as usize);
+                acc ^= self.slots.get(c.id as usize).map_or(0, |s| s.loc);
             }
         }
         std::hint::black_box(acc);
