@@ -421,6 +421,7 @@ impl Generation {
 
     fn apply_body(log: &mut Log, at: u64, head: &GroupHeader, body: &[u8]) -> Result<(), Damage> {
         let base = at + GROUP_HEADER as u64;
+        log.index.warm(None, keys_of(body));
         let mut pos = 0usize;
         let mut count = 0u32;
         while pos < body.len() {
@@ -470,4 +471,17 @@ impl Generation {
             .sync_data()
             .map_err(Error::io(&self.path, "fdatasync"))
     }
+}
+
+/// The keys of the records in a group body, up to the first record that
+/// does not fit (which [`Generation::apply_body`] then reports).
+fn keys_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let rest = body.get(pos..).filter(|r| r.len() >= RECORD_HEADER)?;
+        let rec = RecordHeader::parse(rest);
+        let key = rest.get(RECORD_HEADER..RECORD_HEADER + usize::from(rec.key_len))?;
+        pos = pos.checked_add(rec.len())?;
+        Some(key)
+    })
 }

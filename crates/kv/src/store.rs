@@ -921,7 +921,7 @@ fn encode(log: &Log, map: Words<'_>, batch: &Batch) -> Result<(Vec<u8>, u32), Da
     );
     let mut count = 0u32;
     log.index
-        .warm(map, batch.ops.iter().map(|(k, _)| k.as_slice()));
+        .warm(Some(map), batch.ops.iter().map(|(k, _)| k.as_slice()));
     batch.try_each(|key, value| {
         let prev = log.index.newest_in(map, key)?;
         if value.is_none() && prev.is_none_or(|s| s.kind == DELETE) {
