@@ -784,6 +784,8 @@ unsafe fn new_segment(heap: *mut Heap) -> *mut Segment {
     let Some(mem) = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE, 0, os::Commit::Lazy) else {
         return null_mut();
     };
+    // SAFETY: the fresh segment's mapping, ours.
+    unsafe { os::ask_huge_pages(mem, SEGMENT_SIZE) };
     let seg = mem.cast::<Segment>();
     // SAFETY: a fresh zeroed mapping of a whole segment, ours alone; zero
     // is a valid bit pattern for every header field but `kind`, `heap`,

@@ -149,6 +149,26 @@ pub(crate) unsafe fn purge(p: *mut u8, len: usize) {
     }
 }
 
+/// The size of a transparent huge page on x86-64 (and of a PMD on most
+/// other targets with 4 KiB pages).
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
+
+/// Asks the kernel to back `[p, p + len)` with transparent huge pages
+/// when the huge pages option is on (`MADV_HUGEPAGE`; a kernel without
+/// them refuses, and the range keeps small pages). The 2 MiB-aligned
+/// parts of the range then fault in 2 MiB at a time.
+///
+/// # Safety
+///
+/// The range must be page-aligned and mapped by this crate.
+pub(crate) unsafe fn ask_huge_pages(p: *mut u8, len: usize) {
+    if crate::options::HUGEPAGES.load(core::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: the caller owns the range; the advice changes how it is
+        // backed, never what it holds.
+        let _ = unsafe { mm::madvise(p.cast(), len, Advice::LinuxHugepage) };
+    }
+}
+
 /// Makes `[p, p + len)` inaccessible (`PROT_NONE`): a guard page.
 ///
 /// # Safety
