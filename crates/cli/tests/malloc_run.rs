@@ -96,12 +96,16 @@ fn leaks_and_perturb_reach_the_library() {
 #[test]
 fn check_guard_and_verbose_reach_the_library() {
     let dir = TempDir::new("malloc-check");
-    let show = "echo \"$MEMIO_MALLOC_CHECK $MEMIO_MALLOC_GUARD\"";
+    let show = "echo \"$MEMIO_MALLOC_CHECK $MEMIO_MALLOC_GUARD $MEMIO_MALLOC_HUGEPAGES\"";
     // A bare --check, right before the command, is mode 3.
-    let out = malloc_run(&dir, None, &["--check", "--guard", "sh", "-c", show]);
-    assert_eq!((code(&out), stdout(&out).as_str()), (0, "3 1\n"));
+    let out = malloc_run(
+        &dir,
+        None,
+        &["--check", "--guard", "--hugepages", "sh", "-c", show],
+    );
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "3 1 1\n"));
     let out = malloc_run(&dir, None, &["--check=1", "--", "sh", "-c", show]);
-    assert_eq!((code(&out), stdout(&out).as_str()), (0, "1 \n"));
+    assert_eq!((code(&out), stdout(&out).as_str()), (0, "1  \n"));
     let out = malloc_run(&dir, None, &["--check=4", "--", "true"]);
     assert_eq!(code(&out), 2, "4 is no mode: {}", stderr(&out));
     // The library reads them: the start-up line says so.

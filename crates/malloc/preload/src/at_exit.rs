@@ -34,6 +34,7 @@ extern "C" fn on_load() {
     // The heap reads MEMIO_MALLOC_GUARD itself (at its first allocation)
     // and takes only `1`; this says when the value is not one it reads.
     let _ = switch(c"MEMIO_MALLOC_GUARD");
+    let _ = switch(c"MEMIO_MALLOC_HUGEPAGES");
     // Reads MEMIO_MALLOC_CHECK now, if no allocation did yet, so that a
     // bad value is named at start-up.
     let check = crate::check::mode();
@@ -48,7 +49,7 @@ extern "C" fn on_load() {
 /// The options in force, on one line:
 ///
 /// ```text
-/// memio-malloc: check=3 (report and abort) guard=1 perturb=0 stats=0 leaks=0 mmap_threshold=131072 purge_delay_ms=100 large_cache=67108864
+/// memio-malloc: check=3 (report and abort) guard=1 hugepages=0 perturb=0 stats=0 leaks=0 mmap_threshold=131072 purge_delay_ms=100 large_cache=67108864
 /// ```
 fn verbose(check: u8) {
     let o = heap::options();
@@ -58,6 +59,8 @@ fn verbose(check: u8) {
         .text(crate::check::describe(check))
         .text(b" guard=")
         .number(flag(o.guard), 0)
+        .text(b" hugepages=")
+        .number(flag(o.hugepages), 0)
         .text(b" perturb=")
         .number(crate::exports::perturb().map_or(0, usize::from), 0)
         .text(b" stats=")

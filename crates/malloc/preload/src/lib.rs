@@ -34,6 +34,7 @@
 //! |---|---|
 //! | `MEMIO_MALLOC_CHECK=N` | heap checking, as glibc's `MALLOC_CHECK_`: `1` reports each fault on standard error and ignores the bad call, `2` aborts (`SIGABRT`), `3` reports then aborts; `0` or unset, off |
 //! | `MEMIO_MALLOC_GUARD=1` | a `PROT_NONE` page after every large block, the block's end against it (less than its alignment before it; malloc's is 16), so a write past the end faults where it happens |
+//! | `MEMIO_MALLOC_HUGEPAGES=1` | transparent huge pages for the heap's segments and its large mappings of 2 MiB or more: fewer page faults and TLB misses, a larger resident size for a small heap |
 //! | `MEMIO_MALLOC_VERBOSE=1` | one line on standard error at start-up naming the options in force |
 //! | `MEMIO_MALLOC_STATS=1` | the `malloc_stats` report at exit |
 //! | `MEMIO_MALLOC_LEAKS=1` | the blocks and bytes still in use at exit, by size class |

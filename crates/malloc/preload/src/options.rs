@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `MEMIO_MALLOC_CHECK=N` | heap checking (see `check`): 0 off, 1 report, 2 abort, 3 report and abort |
 //! | `MEMIO_MALLOC_GUARD=1` | a guard page after every large block (read by the heap itself; checked here) |
+//! | `MEMIO_MALLOC_HUGEPAGES=1` | transparent huge pages for segments and large mappings (read by the heap itself; checked here) |
 //! | `MEMIO_MALLOC_VERBOSE=1` | one line on standard error at start-up with the options in force |
 //! | `MEMIO_MALLOC_STATS=1` | the `malloc_stats` report on standard error at exit |
 //! | `MEMIO_MALLOC_LEAKS=1` | the blocks and bytes still in use at exit, by size class, on standard error |

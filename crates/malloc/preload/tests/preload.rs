@@ -457,12 +457,12 @@ fn verbose_names_the_options_in_force_at_start_up() {
             ("MEMIO_MALLOC_GUARD", "1"),
             ("MEMIO_MALLOC_MMAP_THRESHOLD", "64k")
         ]),
-        "memio-malloc: check=3 (report and abort) guard=1 perturb=0 stats=0 leaks=0 \
-         mmap_threshold=65536 purge_delay_ms=100 large_cache=67108864\n"
+        "memio-malloc: check=3 (report and abort) guard=1 hugepages=0 perturb=0 stats=0 \
+         leaks=0 mmap_threshold=65536 purge_delay_ms=100 large_cache=67108864\n"
     );
     let out = verbose(&[("MEMIO_MALLOC_PERTURB", "7")]);
     assert!(
-        out.starts_with("memio-malloc: check=0 (off) guard=0 perturb=7 "),
+        out.starts_with("memio-malloc: check=0 (off) guard=0 hugepages=0 perturb=7 "),
         "{out}"
     );
     let mut cmd = Command::new("true");
