@@ -6,7 +6,8 @@
 //! cross-thread frees, large blocks), and a Python workload (large dicts
 //! and lists, sorting, json round trips), each run as a child process
 //! under: glibc's own malloc (nothing preloaded, the reference), memio's
-//! `libmemio_malloc.so` with its checks off and on (`MEMIO_MALLOC_CHECK=3`),
+//! `libmemio_malloc.so` with its checks off and on (`MEMIO_MALLOC_CHECK=3`)
+//! and with transparent huge pages asked for (`MEMIO_MALLOC_HUGEPAGES=1`),
 //! and jemalloc and mimalloc from the distribution's packages
 //! (`libjemalloc2`, `libmimalloc2.0`) when they are installed.
 //!
@@ -44,6 +45,7 @@ use targets::{ratios, targets};
 const GLIBC: &str = "glibc";
 const MEMIO: &str = "memio";
 const CHECKED: &str = "memio, checks on";
+const HUGE: &str = "memio, huge pages";
 const GEOMEAN: &str = "programs: geometric mean";
 
 /// Wall time of a whole run, in milliseconds.
@@ -111,8 +113,9 @@ struct Allocator {
     name: &'static str,
     /// The library preloaded; `None` for glibc's own malloc.
     preload: Option<PathBuf>,
-    /// Whether memio's checks are on (`MEMIO_MALLOC_CHECK=3`).
-    check: bool,
+    /// The library's options set for the run (`MEMIO_MALLOC_CHECK=3` for
+    /// [`CHECKED`], say).
+    env: &'static [(&'static str, &'static str)],
 }
 
 /// A program ready to run: its command line.
@@ -229,9 +232,7 @@ fn once(
     if let Some(lib) = &a.preload {
         cmd.env("LD_PRELOAD", lib);
     }
-    if a.check {
-        cmd.env("MEMIO_MALLOC_CHECK", "3");
-    }
+    cmd.envs(a.env.iter().copied());
     if matches!(r.program.source, Source::Python(_)) {
         // Steady string hashes, so each run builds the same tables.
         cmd.env("PYTHONHASHSEED", "0");
@@ -324,7 +325,7 @@ mod tests {
     const PLAIN: Allocator = Allocator {
         name: GLIBC,
         preload: None,
-        check: false,
+        env: &[],
     };
 
     #[test]
@@ -355,7 +356,7 @@ mod tests {
         let checked = Allocator {
             name: CHECKED,
             preload: Some(lib.clone()),
-            check: true,
+            env: &[("MEMIO_MALLOC_CHECK", "3")],
         };
         let echo = sh("echo \"$LD_PRELOAD|$MEMIO_MALLOC_CHECK\"");
         let (_, output) = once(&echo, &checked, dir.path(), None).unwrap().unwrap();

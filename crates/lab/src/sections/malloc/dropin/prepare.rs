@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{Allocator, CHECKED, GLIBC, MEMIO, PROGRAMS, Ready, Source};
+use super::{Allocator, CHECKED, GLIBC, HUGE, MEMIO, PROGRAMS, Ready, Source};
 use crate::{Error, Result, Run};
 
 /// Colon-separated folders to look for the distribution's jemalloc and
@@ -34,15 +34,20 @@ pub(super) fn allocators(run: &mut Run<'_>, dirs: &[PathBuf]) -> Vec<Allocator> 
     let mut out = vec![Allocator {
         name: GLIBC,
         preload: None,
-        check: false,
+        env: &[],
     }];
     match run.config().preload.clone() {
         Some(lib) if lib.is_file() => {
-            for check in [false, true] {
+            let variants: [(&str, &[(&str, &str)]); 3] = [
+                (MEMIO, &[]),
+                (CHECKED, &[("MEMIO_MALLOC_CHECK", "3")]),
+                (HUGE, &[("MEMIO_MALLOC_HUGEPAGES", "1")]),
+            ];
+            for (name, env) in variants {
                 out.push(Allocator {
-                    name: if check { CHECKED } else { MEMIO },
+                    name,
                     preload: Some(lib.clone()),
-                    check,
+                    env,
                 });
             }
         }
@@ -60,7 +65,7 @@ pub(super) fn allocators(run: &mut Run<'_>, dirs: &[PathBuf]) -> Vec<Allocator> 
             Some(lib) => out.push(Allocator {
                 name,
                 preload: Some(lib),
-                check: false,
+                env: &[],
             }),
             None => run.note(format!(
                 "{name} is not measured on the programs: no {} in {} \
@@ -293,7 +298,7 @@ mod tests {
         std::fs::write(&lib, b"").unwrap();
         std::fs::write(dir.path().join("libmimalloc.so.2"), b"").unwrap();
         let (names, notes) = choose(Some(lib), &[dir.path().to_owned()]);
-        assert_eq!(names, vec![GLIBC, MEMIO, CHECKED, "mimalloc"]);
+        assert_eq!(names, vec![GLIBC, MEMIO, CHECKED, HUGE, "mimalloc"]);
         assert_eq!(notes.len(), 1, "{notes:#?}");
         let (names, notes) = choose(Some(dir.path().join("gone.so")), &nowhere);
         assert_eq!(names, vec![GLIBC]);

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{CHECKED, Figures, MEMIO, Source};
+use super::{CHECKED, Figures, HUGE, MEMIO, Source};
 use crate::sections::malloc::geomean;
 
 /// `x / y` when both are known.
@@ -13,7 +13,8 @@ fn ratio(x: Option<f64>, y: Option<f64>) -> Option<f64> {
 }
 
 /// One note per program: each allocator's time and peak RSS as multiples
-/// of glibc's, and memio's checks-on time as a multiple of checks-off.
+/// of glibc's, memio's checks-on time as a multiple of checks-off, and
+/// memio's time and peak RSS with huge pages as multiples of without.
 pub(super) fn ratios(names: &[&str], f: &Figures) -> String {
     let mut text = format!(
         "{}: time and peak RSS as multiples of glibc's (below 1: less):",
@@ -30,10 +31,20 @@ pub(super) fn ratios(names: &[&str], f: &Figures) -> String {
             if first { "" } else { ";" }
         );
         first = false;
+        let plain = names.iter().position(|n| *n == MEMIO);
         if *name == CHECKED {
-            let off = names.iter().position(|n| *n == MEMIO);
-            if let Some(c) = off.and_then(|o| ratio(f.time[i], f.time[o])) {
+            if let Some(c) = plain.and_then(|o| ratio(f.time[i], f.time[o])) {
                 let _ = write!(text, " ({c:.2}x the time with checks off)");
+            }
+        }
+        if *name == HUGE {
+            if let Some((t, m)) =
+                plain.and_then(|o| Some((ratio(f.time[i], f.time[o])?, ratio(f.rss[i], f.rss[o])?)))
+            {
+                let _ = write!(
+                    text,
+                    " ({t:.2}x the time and {m:.2}x the peak RSS without huge pages)"
+                );
             }
         }
     }
@@ -150,7 +161,7 @@ fn worst<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{GLIBC, PROGRAMS, Program};
+    use super::super::{GLIBC, HUGE, PROGRAMS, Program};
     use super::*;
 
     fn figures(program: &'static Program, time: &[f64], rss: &[f64]) -> Figures {
@@ -163,17 +174,17 @@ mod tests {
 
     #[test]
     fn targets_say_met_or_not_met_with_the_figures() {
-        let names = [GLIBC, MEMIO, CHECKED, "mimalloc"];
+        let names = [GLIBC, MEMIO, CHECKED, HUGE, "mimalloc"];
         let f = [
             figures(
                 &PROGRAMS[0],
-                &[100.0, 80.0, 120.0, 90.0],
-                &[10.0, 10.5, 11.0, 12.0],
+                &[100.0, 80.0, 120.0, 72.0, 90.0],
+                &[10.0, 10.5, 11.0, 14.0, 12.0],
             ),
             figures(
                 &PROGRAMS[3],
-                &[200.0, 196.0, 500.0, 150.0],
-                &[40.0, 48.0, 50.0, 41.0],
+                &[200.0, 196.0, 500.0, 100.0, 150.0],
+                &[40.0, 48.0, 50.0, 80.0, 41.0],
             ),
         ];
         let lines = targets(&names, &f);
@@ -200,7 +211,8 @@ mod tests {
             note.ends_with(
                 "memio 0.80x, 1.05x; \
                  memio, checks on 1.20x, 1.10x (1.50x the time with checks off); \
-                 mimalloc 0.90x, 1.20x"
+                 memio, huge pages 0.72x, 1.40x (0.90x the time and 1.33x the peak RSS \
+                 without huge pages); mimalloc 0.90x, 1.20x"
             ),
             "{note}"
         );
