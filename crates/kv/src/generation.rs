@@ -473,8 +473,9 @@ impl Generation {
     }
 }
 
-/// The keys of the records in a group body, up to the first record that
-/// does not fit (which [`Generation::apply_body`] then reports).
+/// The keys of the records in a group body, up to the first record whose
+/// header or key does not fit in it (what is wrong with a record,
+/// [`Generation::apply_body`] reports).
 fn keys_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut pos = 0usize;
     std::iter::from_fn(move || {
