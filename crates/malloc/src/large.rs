@@ -394,7 +394,8 @@ unsafe fn resize(l: *mut Large, map_len: usize) -> Option<*mut Large> {
         };
         (*grown).map_len = map_len;
         if map_len >= os::HUGE_PAGE {
-            // A mapping moved or grown keeps the advice it was made with.
+            // A mapping grown or moved keeps the advice it had; one made
+            // while the option was off takes it now.
             os::ask_huge_pages(grown.cast(), map_len);
         }
         stats::remapped(old, map_len, &stats::LARGE_BYTES);

@@ -168,12 +168,15 @@ pub fn set_guard(on: bool) {
 }
 
 /// Asks the kernel for transparent huge pages (`MADV_HUGEPAGE`) in every
-/// segment and every large mapping of 2 MiB or more made from now on, as
-/// `MEMIO_MALLOC_HUGEPAGES=1` does from the start: a big heap takes far
-/// fewer page faults and TLB misses, while a small or sparse one grows, a
-/// 2 MiB region being resident whole from its first touch. It takes
-/// effect where the system's `transparent_hugepage` setting is `madvise`
-/// or `always`.
+/// segment made and every large mapping of 2 MiB or more made or grown
+/// from now on, as `MEMIO_MALLOC_HUGEPAGES=1` does from the start: a big
+/// heap takes far fewer page faults and TLB misses, while a small or
+/// sparse one grows, a 2 MiB region being resident whole from its first
+/// touch (and `khugepaged` may fill ranges the heap gave back again). It
+/// takes effect where the system's `transparent_hugepage` setting is
+/// `madvise` (there, with the default `defrag` setting, a fault may wait
+/// for the kernel to compact memory into a huge page); under `always` the
+/// kernel does this already, and under `never` not at all.
 pub fn set_hugepages(on: bool) {
     thread::init();
     options::HUGEPAGES.store(on, core::sync::atomic::Ordering::Relaxed);

@@ -8,7 +8,7 @@
 //! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again); doubled, up to 64 times, each time memory given back had to be taken afresh within the delay, and halved each time it was not | 100 |
 //! | `MEMIO_MALLOC_LARGE_CACHE` | bytes of freed large mappings kept for reuse | 64 MiB |
 //! | `MEMIO_MALLOC_GUARD` | `1`: a `PROT_NONE` guard page after every large block, its end placed against it, so a write past the end faults at once (electric-fence style; costs a page of address space and an unmap per block, and freed large blocks are unmapped at once) | `0` |
-//! | `MEMIO_MALLOC_HUGEPAGES` | `1`: ask the kernel for transparent huge pages (`MADV_HUGEPAGE`) in every segment and every large mapping of 2 MiB or more: far fewer page faults and TLB misses, but a 2 MiB region is resident whole from its first touch, so a small or sparse heap grows | `0` |
+//! | `MEMIO_MALLOC_HUGEPAGES` | `1`: ask the kernel for transparent huge pages (`MADV_HUGEPAGE`) in every segment and every large mapping of 2 MiB or more: far fewer page faults and TLB misses, but a 2 MiB region is resident whole from its first touch, so a small or sparse heap grows, and a fault may wait for the kernel to compact memory | `0` |
 //!
 //! Sizes take the CLI's units: `4096`, `128k` or `128KiB` (binary), `4KB`
 //! (decimal). A value that does not parse leaves the default in place
@@ -93,6 +93,7 @@ pub(crate) fn took_fresh() {
 
 /// The options in effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Options {
     /// Requests of this many bytes or more get their own mapping.
     pub mmap_threshold: usize,

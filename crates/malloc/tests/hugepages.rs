@@ -1,6 +1,7 @@
-//! `set_hugepages` (and `MEMIO_MALLOC_HUGEPAGES=1`) marks the heap's new
-//! segments and large mappings for transparent huge pages, and only
-//! those made while it is on (its own test binary: the option is global).
+//! `set_hugepages` marks the heap's new segments and large mappings for
+//! transparent huge pages, and only those made or grown while it is on
+//! (its own test binary: the option is global). The library's tests
+//! check that `MEMIO_MALLOC_HUGEPAGES=1` turns it on.
 #![allow(unsafe_code, reason = "driving GlobalAlloc by hand")]
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -62,8 +63,13 @@ fn only_memory_mapped_while_the_option_is_on_asks_for_huge_pages() {
         assert!(!p.is_null());
         p
     };
-    assert!(!memio_malloc::options().hugepages, "off by default");
+    if std::env::var_os("MEMIO_MALLOC_HUGEPAGES").is_none() {
+        assert!(!memio_malloc::options().hugepages, "off by default");
+    }
+    memio_malloc::set_hugepages(false);
     let plain = alloc(large);
+    let small = Layout::from_size_align(1 << 20, 8).unwrap();
+    let before = alloc(small);
     assert!(!marked(plain), "a large block made with the option off");
 
     memio_malloc::set_hugepages(true);
@@ -75,11 +81,17 @@ fn only_memory_mapped_while_the_option_is_on_asks_for_huge_pages() {
     let blocks: Vec<*mut u8> = (0..384).map(|_| alloc(block)).collect();
     let last = *blocks.last().unwrap();
     assert!(marked(last), "a segment made with the option on");
-    // A block grown past its mapping by realloc stays marked.
+    // A block grown past its mapping by realloc stays marked, and one
+    // made with the option off is marked once grown to 2 MiB or more.
     // SAFETY: `huge` is a live block of `large`'s layout.
     let grown = unsafe { a.realloc(huge, large, 40 << 20) };
     assert!(!grown.is_null());
     assert!(marked(grown), "a large block grown by realloc");
+    assert!(!marked(before), "a 1 MiB block made with the option off");
+    // SAFETY: `before` is a live block of `small`'s layout.
+    let before = unsafe { a.realloc(before, small, 24 << 20) };
+    assert!(!before.is_null());
+    assert!(marked(before), "a block grown while the option is on");
 
     memio_malloc::set_hugepages(false);
     let later = alloc(large);
@@ -90,9 +102,15 @@ fn only_memory_mapped_while_the_option_is_on_asks_for_huge_pages() {
     assert!(!marked(plain), "memory made before stays as it was");
 
     let grown_layout = Layout::from_size_align(40 << 20, 8).unwrap();
-    for (p, l) in [(plain, large), (later, large), (grown, grown_layout)]
-        .into_iter()
-        .chain(blocks.into_iter().map(|p| (p, block)))
+    let before_layout = Layout::from_size_align(24 << 20, 8).unwrap();
+    for (p, l) in [
+        (plain, large),
+        (later, large),
+        (grown, grown_layout),
+        (before, before_layout),
+    ]
+    .into_iter()
+    .chain(blocks.into_iter().map(|p| (p, block)))
     {
         // SAFETY: each pointer is a live block of the layout it was made
         // with.

@@ -31,8 +31,9 @@ extern "C" fn on_load() {
             None => bad(b"MEMIO_MALLOC_PERTURB", b"a byte value 0-255"),
         }
     }
-    // The heap reads MEMIO_MALLOC_GUARD itself (at its first allocation)
-    // and takes only `1`; this says when the value is not one it reads.
+    // The heap reads MEMIO_MALLOC_GUARD and MEMIO_MALLOC_HUGEPAGES itself
+    // (at its first allocation) and takes only `1`; this says when a value
+    // is not one it reads.
     let _ = switch(c"MEMIO_MALLOC_GUARD");
     let _ = switch(c"MEMIO_MALLOC_HUGEPAGES");
     // Reads MEMIO_MALLOC_CHECK now, if no allocation did yet, so that a

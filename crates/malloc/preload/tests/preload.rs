@@ -445,6 +445,12 @@ fn checks_keep_the_api_programs_passing() {
 fn verbose_names_the_options_in_force_at_start_up() {
     let verbose = |env: &[(&str, &str)]| {
         let mut cmd = Command::new("true");
+        // The caller's own settings would show on the line.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("MEMIO_MALLOC_") {
+                cmd.env_remove(key);
+            }
+        }
         cmd.env("MEMIO_MALLOC_VERBOSE", "1")
             .envs(env.iter().copied());
         let out = run(cmd, true);
@@ -464,6 +470,16 @@ fn verbose_names_the_options_in_force_at_start_up() {
     assert!(
         out.starts_with("memio-malloc: check=0 (off) guard=0 hugepages=0 perturb=7 "),
         "{out}"
+    );
+    let out = verbose(&[("MEMIO_MALLOC_HUGEPAGES", "1")]);
+    assert!(
+        out.starts_with("memio-malloc: check=0 (off) guard=0 hugepages=1 perturb=0 "),
+        "{out}"
+    );
+    assert_eq!(
+        verbose(&[("MEMIO_MALLOC_HUGEPAGES", "yes")]).lines().next(),
+        Some("memio-malloc: MEMIO_MALLOC_HUGEPAGES: expected 0 or 1; option off"),
+        "a bad value is named and leaves the option off"
     );
     let mut cmd = Command::new("true");
     cmd.env("MEMIO_MALLOC_VERBOSE", "yes");
