@@ -62,7 +62,7 @@ fn the_malloc_section_measures_every_allocator_on_every_workload() {
 
 /// The Rust workloads: every allocator built in, on every workload.
 fn in_process_rows(rows: &[&Value]) {
-    let mut allocators = vec!["system", "memio"];
+    let mut allocators = vec!["system", "memio", "memio, huge pages"];
     if cfg!(feature = "mimalloc") {
         allocators.push("mimalloc");
     }
@@ -129,7 +129,7 @@ fn program_rows(rows: &[&Value], notes: &[&str]) {
                 .iter()
                 .filter(|r| r["params"]["program"] == *program && r["unit"] == unit)
                 .collect();
-            for a in ["glibc", "memio", "memio, checks on"] {
+            for a in ["glibc", "memio", "memio, checks on", "memio, huge pages"] {
                 let row = of_it.iter().find(|r| r["mechanism"] == a);
                 let row =
                     row.unwrap_or_else(|| panic!("no {a} row for {program} ({unit}): {notes:#?}"));

@@ -4,8 +4,10 @@
 //! Each (workload, allocator) pair runs in its own child process of the
 //! lab's binary (`lab --peer malloc <workload> <mode>`), started with
 //! `MEMIO_LAB_ALLOCATOR=<allocator>` so that the binary's global allocator
-//! ([`crate::switch`]) is that allocator from the first allocation on. The
-//! four children of a workload are sampled round-robin, so the machine's
+//! ([`crate::switch`]) is that allocator from the first allocation on;
+//! memio runs twice, its default and with transparent huge pages
+//! (`MEMIO_MALLOC_HUGEPAGES=1`). The children of a workload are sampled
+//! round-robin, so the machine's
 //! drifting load weighs on each alike; each sample is one batch of the
 //! workload's operations, timed by the lab from the batch's announcement
 //! to its end. The child's peak resident size (`VmHWM`) is read when its
@@ -67,7 +69,8 @@ pub(crate) const SECTION: Section = Section {
             from sources it carries (small-object churn, cross-thread frees, blocks above \
             128 KiB) and a Python workload (dicts, lists, sorting, json), under glibc's malloc \
             (the reference for those rows), libmemio_malloc.so with checks off and on \
-            (MEMIO_MALLOC_CHECK=3), and the distribution's jemalloc and mimalloc when \
+            (MEMIO_MALLOC_CHECK=3) and with huge pages (MEMIO_MALLOC_HUGEPAGES=1), and the \
+            distribution's jemalloc and mimalloc when \
             installed; Python keeps its own allocator for objects up to 512 B, as shipped. The \
             notes give each as multiples of glibc's figures and say which of the drop-in \
             library's targets hold. Answers: which allocator a Rust program should \
@@ -80,6 +83,8 @@ pub(crate) const SECTION: Section = Section {
 };
 
 const SYSTEM: &str = "system";
+/// memio with `MEMIO_MALLOC_HUGEPAGES=1`.
+const HUGE: &str = "memio, huge pages";
 const GEOMEAN: &str = "geometric mean";
 
 /// Peak resident size in MiB, smaller is better.
@@ -131,7 +136,7 @@ const WORKLOADS: [Workload; 8] = [
 ];
 
 fn run(run: &mut Run<'_>) -> Result<()> {
-    let mut allocators = vec![SYSTEM, "memio"];
+    let mut allocators = vec![SYSTEM, "memio", HUGE];
     for peer in ["mimalloc", "jemalloc"] {
         if run.heavy_peer(peer) {
             allocators.push(peer);
@@ -176,6 +181,15 @@ fn compare(run: &mut Run<'_>, allocators: &[&str], times: &[Vec<f64>], peaks: &[
     };
     for (i, &other) in allocators.iter().enumerate() {
         if i == me || times[i].len() != times[me].len() {
+            continue;
+        }
+        if other == HUGE {
+            run.note(format!(
+                "memio with huge pages (MEMIO_MALLOC_HUGEPAGES=1): {:.2}x the time and {:.2}x \
+                 the peak RSS of its default over the workloads (geometric means)",
+                geomean(&times[i]) / geomean(&times[me]),
+                geomean(&peaks[i]) / geomean(&peaks[me]),
+            ));
             continue;
         }
         let t = geomean(&times[i]) / geomean(&times[me]);
@@ -236,7 +250,14 @@ fn measure(
     let args = [w.name.to_owned(), mode.to_owned()];
     let mut peers = Vec::new();
     for &a in allocators {
-        let mut p = Peer::start_with_env(a, "malloc", &args, &[(VARIABLE, a)])?;
+        // memio's rows set the huge pages option either way, whatever the
+        // caller's environment says.
+        let env: &[(&str, &str)] = match a {
+            "memio" => &[(VARIABLE, "memio"), ("MEMIO_MALLOC_HUGEPAGES", "0")],
+            HUGE => &[(VARIABLE, "memio"), ("MEMIO_MALLOC_HUGEPAGES", "1")],
+            _ => &[(VARIABLE, a)],
+        };
+        let mut p = Peer::start_with_env(a, "malloc", &args, env)?;
         p.ready()?;
         peers.push(p);
     }
