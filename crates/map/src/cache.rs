@@ -578,9 +578,26 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn temp(tag: &str, len: usize) -> (std::path::PathBuf, File) {
-        let path =
-            std::env::temp_dir().join(format!("memio-map-cache-{}-{tag}", std::process::id()));
+    /// A scratch file's path, removed when dropped: a test that skips or
+    /// fails leaves nothing behind.
+    struct TempPath(std::path::PathBuf);
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    impl AsRef<Path> for TempPath {
+        fn as_ref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    fn temp(tag: &str, len: usize) -> (TempPath, File) {
+        let path = TempPath(
+            std::env::temp_dir().join(format!("memio-map-cache-{}-{tag}", std::process::id())),
+        );
         let mut f = File::create(&path).unwrap();
         f.write_all(&vec![b'x'; len]).unwrap();
         f.sync_all().unwrap();
@@ -606,7 +623,7 @@ mod tests {
 
     #[test]
     fn evict_then_touch_goes_from_zero_to_all_with_both_methods() {
-        let (path, mut file) = temp("both", 300_000);
+        let (_removed, mut file) = temp("both", 300_000);
         let methods: &[Method] = if have_cachestat(&file) {
             &[Method::Cachestat, Method::Mincore]
         } else {
@@ -628,7 +645,6 @@ mod tests {
             assert_eq!(s.method, method);
             assert!((s.percent().unwrap() - 100.0).abs() < f64::EPSILON);
         }
-        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
@@ -646,12 +662,11 @@ mod tests {
         let after = stat(&f, Method::Cachestat).unwrap();
         assert_eq!(after.cached, 0);
         assert_eq!(after.dirty, Some(0));
-        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
     fn empty_files_and_directories() {
-        let (path, file) = temp("empty", 0);
+        let (_removed, file) = temp("empty", 0);
         let s = stat(&file, Method::Auto).unwrap();
         assert_eq!((s.pages, s.cached), (0, 0));
         assert!(LockedFile::lock_file(&file).is_err());
@@ -659,7 +674,6 @@ mod tests {
         assert!(e.to_string().contains("not a regular file"), "{e}");
         let e = stat_path("/dev/null", Method::Auto).unwrap_err();
         assert!(e.to_string().contains("not a regular file"), "{e}");
-        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
@@ -671,13 +685,12 @@ mod tests {
         let s = stat(&file, Method::Auto).unwrap();
         assert_eq!(s.cached, s.pages);
         drop(locked);
-        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
     fn ranges_count_the_pages_that_hold_their_bytes() {
         let page = crate::page_size() as u64;
-        let (path, mut file) = temp("range", 10 * crate::page_size() + 3);
+        let (_removed, mut file) = temp("range", 10 * crate::page_size() + 3);
         evict(&file).unwrap();
         // Bytes 1..page+1 sit on pages 0 and 1.
         assert_eq!(touch_range(&mut file, 1..page + 1).unwrap(), page);
@@ -705,15 +718,13 @@ mod tests {
         if !under_valgrind() {
             assert_eq!(s.cached, 10, "only the first page left");
         }
-        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
     fn a_tiny_file_takes_a_whole_page() {
-        let (path, mut file) = temp("tiny", 3);
+        let (_removed, mut file) = temp("tiny", 3);
         touch(&mut file).unwrap();
         let s = stat(&file, Method::Auto).unwrap();
         assert_eq!(s.cached_bytes(), crate::page_size() as u64);
-        std::fs::remove_file(path).unwrap();
     }
 }
