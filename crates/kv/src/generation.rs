@@ -339,6 +339,10 @@ impl Generation {
                 }
                 Err(Unread::Bad(_)) => break,
             };
+            // The writer applies its own commit from the bytes in hand,
+            // warmed while it encoded them; a group read here is warmed
+            // now.
+            log.index.warm(None, keys_of(&body));
             let applied = self.apply_group(log, at, &head, &body);
             if body.capacity() <= KEPT_BODY {
                 log.body = body;
@@ -421,7 +425,6 @@ impl Generation {
 
     fn apply_body(log: &mut Log, at: u64, head: &GroupHeader, body: &[u8]) -> Result<(), Damage> {
         let base = at + GROUP_HEADER as u64;
-        log.index.warm(None, keys_of(body));
         let mut pos = 0usize;
         let mut count = 0u32;
         while pos < body.len() {
