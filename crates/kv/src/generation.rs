@@ -429,17 +429,9 @@ impl Generation {
         let mut count = 0u32;
         while pos < body.len() {
             let loc = base + pos as u64;
-            if body.len() - pos < RECORD_HEADER {
-                return Err(crate::index::damage(loc, "record header cut short"));
-            }
-            let rec = RecordHeader::parse(&body[pos..]);
-            let len = rec.len();
-            if body.len() - pos < len {
-                return Err(crate::index::damage(loc, "record runs past its group"));
-            }
-            let key = &body[pos + RECORD_HEADER..pos + RECORD_HEADER + usize::from(rec.key_len)];
+            let (rec, key) = record_at(body, pos).map_err(|why| crate::index::damage(loc, why))?;
             log.index.apply(loc, &rec, key)?;
-            pos += len;
+            pos += rec.len();
             count += 1;
         }
         if count != head.count {
@@ -476,16 +468,31 @@ impl Generation {
     }
 }
 
-/// The keys of the records in a group body, up to the first record whose
-/// header or key does not fit in it (what is wrong with a record,
-/// [`Generation::apply_body`] reports).
+/// The record at `pos` of a group body (`pos` below its length) and its
+/// key, or why it does not fit in the body.
+fn record_at(body: &[u8], pos: usize) -> Result<(RecordHeader, &[u8]), &'static str> {
+    let rest = &body[pos..];
+    if rest.len() < RECORD_HEADER {
+        return Err("record header cut short");
+    }
+    let rec = RecordHeader::parse(rest);
+    if rest.len() < rec.len() {
+        return Err("record runs past its group");
+    }
+    let key = &rest[RECORD_HEADER..RECORD_HEADER + usize::from(rec.key_len)];
+    Ok((rec, key))
+}
+
+/// The keys of the records in a group body, up to the first record that
+/// does not fit in it (which [`Generation::apply_body`] then reports).
 fn keys_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut pos = 0usize;
     std::iter::from_fn(move || {
-        let rest = body.get(pos..).filter(|r| r.len() >= RECORD_HEADER)?;
-        let rec = RecordHeader::parse(rest);
-        let key = rest.get(RECORD_HEADER..RECORD_HEADER + usize::from(rec.key_len))?;
-        pos = pos.checked_add(rec.len())?;
+        if pos >= body.len() {
+            return None;
+        }
+        let (rec, key) = record_at(body, pos).ok()?;
+        pos += rec.len();
         Some(key)
     })
 }
