@@ -183,10 +183,8 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     let Some(start) = os::map_aligned(map_len, align, head, os::Commit::Checked) else {
         return null_mut();
     };
-    if map_len >= os::HUGE_PAGE {
-        // SAFETY: the fresh mapping, ours.
-        unsafe { os::ask_huge_pages(start, map_len) };
-    }
+    // SAFETY: the fresh mapping, ours.
+    unsafe { os::ask_huge_pages(start, map_len) };
     // The block's offset: `head`, or with a guard the latest aligned one
     // that still holds `size` bytes before it. `start + head` is aligned
     // and at most `start + body - size`, so the offset is at least `head`;
@@ -393,11 +391,9 @@ unsafe fn resize(l: *mut Large, map_len: usize) -> Option<*mut Large> {
             move_mapping(l, map_len)?
         };
         (*grown).map_len = map_len;
-        if map_len >= os::HUGE_PAGE {
-            // A mapping grown or moved keeps the advice it had; one made
-            // while the option was off takes it now.
-            os::ask_huge_pages(grown.cast(), map_len);
-        }
+        // A mapping grown or moved keeps the advice it had; one made while
+        // the option was off takes it now.
+        os::ask_huge_pages(grown.cast(), map_len);
         stats::remapped(old, map_len, &stats::LARGE_BYTES);
         fit_cache();
         Some(grown)

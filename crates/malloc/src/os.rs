@@ -156,13 +156,14 @@ pub(crate) const HUGE_PAGE: usize = 2 << 20;
 /// Asks the kernel to back `[p, p + len)` with transparent huge pages
 /// when the huge pages option is on (`MADV_HUGEPAGE`; a kernel without
 /// them refuses, and the range keeps small pages). The 2 MiB-aligned
-/// parts of the range then fault in 2 MiB at a time.
+/// parts of the range then fault in 2 MiB at a time. A range shorter than
+/// a huge page can hold none, and is left as it is.
 ///
 /// # Safety
 ///
 /// The range must be page-aligned and mapped by this crate.
 pub(crate) unsafe fn ask_huge_pages(p: *mut u8, len: usize) {
-    if crate::options::HUGEPAGES.load(core::sync::atomic::Ordering::Relaxed) {
+    if len >= HUGE_PAGE && crate::options::HUGEPAGES.load(core::sync::atomic::Ordering::Relaxed) {
         // SAFETY: the caller owns the range; the advice changes how it is
         // backed, never what it holds.
         let _ = unsafe { mm::madvise(p.cast(), len, Advice::LinuxHugepage) };
