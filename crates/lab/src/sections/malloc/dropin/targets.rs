@@ -21,6 +21,7 @@ pub(super) fn ratios(names: &[&str], f: &Figures) -> String {
         f.program.label
     );
     let mut first = true;
+    let plain = names.iter().position(|n| *n == MEMIO);
     for (i, name) in names.iter().enumerate().skip(1) {
         let (Some(t), Some(m)) = (ratio(f.time[i], f.time[0]), ratio(f.rss[i], f.rss[0])) else {
             continue;
@@ -31,7 +32,6 @@ pub(super) fn ratios(names: &[&str], f: &Figures) -> String {
             if first { "" } else { ";" }
         );
         first = false;
-        let plain = names.iter().position(|n| *n == MEMIO);
         if *name == CHECKED {
             if let Some(c) = plain.and_then(|o| ratio(f.time[i], f.time[o])) {
                 let _ = write!(text, " ({c:.2}x the time with checks off)");
