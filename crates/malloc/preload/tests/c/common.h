@@ -1,9 +1,10 @@
 /* Shared by the preload tests' C programs: a CHECK that names the failed
- * condition and its line, and whether a library (libmemio_malloc.so,
- * valgrind's) is mapped. */
+ * condition and its line, whether a library (libmemio_malloc.so,
+ * valgrind's) is mapped, and opening a library with dlopen. */
 #ifndef MEMIO_TEST_COMMON_H
 #define MEMIO_TEST_COMMON_H
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,26 @@ static int mapped(const char *name) {
 /* Whether this process maps libmemio_malloc.so (so it is the allocator in
  * use when it was preloaded). */
 static int using_memio(void) { return mapped("libmemio_malloc.so"); }
+
+/* Opens the library at `path` with dlopen, or says why not and exits 1. */
+static void *open_library(const char *path) {
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        fprintf(stderr, "dlopen: %s\n", dlerror());
+        exit(1);
+    }
+    return lib;
+}
+
+/* The address of `name` in `lib`, or says why not and exits 1. */
+static void *symbol(void *lib, const char *name) {
+    void *p = dlsym(lib, name);
+    if (!p) {
+        fprintf(stderr, "dlsym %s: %s\n", name, dlerror());
+        exit(1);
+    }
+    return p;
+}
 
 /* Prints the verdict the Rust side reads, and the exit status. */
 static int finish(void) {

@@ -27,17 +27,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: dlclose LIBRARY\n");
         return 2;
     }
-    void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        fprintf(stderr, "dlopen: %s\n", dlerror());
-        return 1;
-    }
-    m_malloc = (void *(*)(size_t))dlsym(lib, "malloc");
-    m_free = (void (*)(void *))dlsym(lib, "free");
-    if (!m_malloc || !m_free) {
-        fprintf(stderr, "dlsym: %s\n", dlerror());
-        return 1;
-    }
+    void *lib = open_library(argv[1]);
+    m_malloc = (void *(*)(size_t))symbol(lib, "malloc");
+    m_free = (void (*)(void *))symbol(lib, "free");
     pthread_barrier_init(&step, NULL, 2);
     pthread_t t;
     pthread_create(&t, NULL, user, NULL);

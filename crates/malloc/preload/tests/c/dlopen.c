@@ -89,18 +89,11 @@ int main(int argc, char **argv) {
         pthread_create(&t[i], NULL, early, (void *)(intptr_t)i);
     pthread_barrier_wait(&loaded);
 
-    void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-        fprintf(stderr, "dlopen: %s\n", dlerror());
-        return 1;
-    }
-    m_malloc = (void *(*)(size_t))dlsym(lib, "malloc");
-    m_free = (void (*)(void *))dlsym(lib, "free");
-    m_realloc = (void *(*)(void *, size_t))dlsym(lib, "realloc");
-    m_usable = (size_t(*)(void *))dlsym(lib, "malloc_usable_size");
-    CHECK(m_malloc && m_free && m_realloc && m_usable);
-    if (!m_malloc || !m_free || !m_realloc || !m_usable)
-        return 1;
+    void *lib = open_library(argv[1]);
+    m_malloc = (void *(*)(size_t))symbol(lib, "malloc");
+    m_free = (void (*)(void *))symbol(lib, "free");
+    m_realloc = (void *(*)(void *, size_t))symbol(lib, "realloc");
+    m_usable = (size_t(*)(void *))symbol(lib, "malloc_usable_size");
 
     pthread_barrier_wait(&loaded);
     work(THREADS * 2 - 1);
