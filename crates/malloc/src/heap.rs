@@ -34,7 +34,9 @@
 //! free run that holds it (best fit), and when it must take fresh ones,
 //! as many dirty slices it could not use are purged at once, so that a
 //! heap whose free slices are too scattered for the pages it needs trades
-//! them for what it touches instead of growing.
+//! them for what it touches instead of growing. What a heap lacks of its
+//! own to trade, the heaps of exited threads waiting in the pool give (see
+//! `thread::trade_pool`).
 //!
 //! # Safety
 //!
@@ -705,7 +707,7 @@ unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
         let (seg, i, fresh, _) = best?;
         if fresh > 0 {
             options::took_fresh();
-            trade(heap, seg, want << i, fresh as usize);
+            thread::trade_pool(trade(heap, seg, want << i, fresh as usize));
         }
         Some((seg, i))
     }
@@ -713,12 +715,18 @@ unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
 
 /// Purges up to `slices` dirty slices of the heap's segments outside
 /// `keep` (a run of `seg` about to be taken), highest first in each
-/// segment (pages are placed lowest first, so those wait longest).
+/// segment (pages are placed lowest first, so those wait longest);
+/// returns how many of `slices` it found no dirty slice for.
 ///
 /// # Safety
 ///
 /// The thread holds `heap`.
-unsafe fn trade(heap: *mut Heap, keep_seg: *mut Segment, keep: u64, mut slices: usize) {
+pub(crate) unsafe fn trade(
+    heap: *mut Heap,
+    keep_seg: *mut Segment,
+    keep: u64,
+    mut slices: usize,
+) -> usize {
     // SAFETY: the thread holds the heap and its segments; dirty slices
     // hold no page.
     unsafe {
@@ -726,15 +734,25 @@ unsafe fn trade(heap: *mut Heap, keep_seg: *mut Segment, keep: u64, mut slices: 
         while !seg.is_null() && slices > 0 {
             let mut d = (*seg).dirty & !(if seg == keep_seg { keep } else { 0 });
             while d != 0 && slices > 0 {
+                // The run of dirty slices that ends highest, cut to what
+                // is asked: one call for the run. Slice 0 is never dirty,
+                // so a run is at most 63 slices.
                 let top = 63 - d.leading_zeros() as usize;
-                os::purge(seg.cast::<u8>().add(top * SLICE_SIZE), SLICE_SIZE);
-                (*seg).dirty &= !(1u64 << top);
-                d &= !(1u64 << top);
-                slices -= 1;
+                let mut low = top;
+                while low > 0 && top - low + 1 < slices && d & (1u64 << (low - 1)) != 0 {
+                    low -= 1;
+                }
+                let n = top - low + 1;
+                let mask = ((1u64 << n) - 1) << low;
+                os::purge(seg.cast::<u8>().add(low * SLICE_SIZE), n * SLICE_SIZE);
+                (*seg).dirty &= !mask;
+                d &= !mask;
+                slices -= n;
             }
             seg = (*seg).next;
         }
     }
+    slices
 }
 
 /// Takes slices for a page of `class` in one of the heap's segments, or a
@@ -753,7 +771,7 @@ unsafe fn new_page(heap: *mut Heap, class: usize) -> *mut Page {
             }
             // A fresh segment's slices are fresh: trade as `place` does.
             options::took_fresh();
-            trade(heap, seg, 0, n);
+            thread::trade_pool(trade(heap, seg, 0, n));
             (seg, 1)
         };
         let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << i;

@@ -244,11 +244,13 @@ fn give_back(h: *mut Heap) {
     let due = os::now_ns()
         .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
         .max(1);
-    let _ = POOL_PURGE_AT.compare_exchange(0, due, Ordering::Relaxed, Ordering::Relaxed);
     let mut pool = POOL.lock();
     // SAFETY: as above; the pool lock guards `next_free`.
     unsafe { (*h).next_free = pool.free };
     pool.free = h;
+    // Under the lock, as the purge clears it: a heap is never pooled with
+    // the mark cleared after it was set.
+    let _ = POOL_PURGE_AT.compare_exchange(0, due, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// When the pooled heaps are due to be purged; 0 when none wait.
@@ -283,6 +285,30 @@ pub(crate) fn collect_pool() {
         // SAFETY: a pooled heap is held by the pool lock's holder: us.
         unsafe {
             heap::collect_all(h, true, false);
+            h = (*h).next_free;
+        }
+    }
+}
+
+/// Purges up to `slices` dirty slices of the pooled heaps (skipped when
+/// the pool is busy): a held heap took that many fresh slices with no
+/// dirty one of its own left to trade for them. A pooled heap waits for a
+/// thread to take it; when threads swap roles (a pipeline's producers
+/// exit, the next phase's threads take their heaps and other, emptier
+/// ones), the free pages of one would stay resident while another grows,
+/// and the process's footprint be one per heap instead of one.
+pub(crate) fn trade_pool(mut slices: usize) {
+    if slices == 0 || !pool_dirty() {
+        return;
+    }
+    let Some(pool) = POOL.try_lock() else {
+        return;
+    };
+    let mut h = pool.free;
+    while !h.is_null() && slices > 0 {
+        // SAFETY: a pooled heap is held by the pool lock's holder: us.
+        unsafe {
+            slices = heap::trade(h, null_mut(), 0, slices);
             h = (*h).next_free;
         }
     }
