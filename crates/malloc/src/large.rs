@@ -17,9 +17,12 @@
 //! faulting them in afresh each time (glibc gets the same effect by
 //! raising its mmap threshold as large blocks are freed). The cache holds
 //! at most `MEMIO_MALLOC_LARGE_CACHE` bytes, and together with the live
-//! large blocks no more than an eighth over the most those blocks have
-//! needed at once (their peak): it fills the room live blocks left and
-//! never lifts the footprint past what the program itself reached. Expired
+//! large blocks no more than a quarter over the most those blocks have
+//! needed at once (their peak): it fills the room live blocks left, so
+//! large blocks never hold more than a quarter past what the program
+//! itself reached. (An eighth kept a program replacing blocks of mixed
+//! sizes faulting a fifth more pages in: the cache had given back what
+//! its next, larger blocks needed.) Expired
 //! mappings are unmapped at the next page-level event of any thread or
 //! by `trim()`; with the cache set to 0 a large block is unmapped at once
 //! when freed.
@@ -118,13 +121,13 @@ unsafe fn set_need(l: *mut Large, need: usize) {
 }
 
 /// How many bytes of large mappings (live blocks and cache together) may
-/// stay mapped: the most live blocks have needed at once, and a
-/// sixteenth. The cache fills the room that live blocks left, and a
-/// cached mapping is handed out whole only within it, so neither lifts
-/// the process's footprint past what its own blocks already reached.
+/// stay mapped: the most live blocks have needed at once, and a quarter.
+/// The cache fills the room that live blocks left, and a cached mapping
+/// is handed out whole only within it, so neither lifts the footprint of
+/// large blocks more than a quarter past what they already reached.
 fn allowance() -> usize {
     let peak = PEAK_NEED.load(Ordering::Relaxed);
-    peak + peak / 8
+    peak + peak / 4
 }
 
 /// Whether any freed mapping waits in the cache.
