@@ -170,23 +170,23 @@ impl Peer {
         Self::spawn(label, cmd, PEER_TIMEOUT)
     }
 
-    /// Like [`Peer::start`], with `env` added to the peer's environment (a
-    /// choice the peer must see before its first allocation, say).
+    /// Like [`Peer::start`], with the peer's command handed to `prepare`
+    /// first (to set its environment, say: a choice the peer must see
+    /// before its first allocation).
     ///
     /// # Errors
     ///
     /// The binary cannot be found or started.
-    pub fn start_with_env(
+    pub fn start_with(
         label: &str,
         section: &str,
         args: &[String],
-        env: &[(&str, &str)],
+        prepare: impl FnOnce(&mut Command),
     ) -> Result<Self> {
         let exe = std::env::current_exe().map_err(|e| Error::io("memio binary", &e))?;
         let mut cmd = Command::new(exe);
-        cmd.args(["lab", "--peer", section])
-            .args(args)
-            .envs(env.iter().copied());
+        cmd.args(["lab", "--peer", section]).args(args);
+        prepare(&mut cmd);
         Self::spawn(label, cmd, PEER_TIMEOUT)
     }
 

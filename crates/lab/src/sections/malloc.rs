@@ -6,8 +6,10 @@
 //! `MEMIO_LAB_ALLOCATOR=<allocator>` so that the binary's global allocator
 //! ([`crate::switch`]) is that allocator from the first allocation on;
 //! memio runs twice, its default and with transparent huge pages
-//! (`MEMIO_MALLOC_HUGEPAGES=1`). The children of a workload are sampled
-//! round-robin, so the machine's
+//! (`MEMIO_MALLOC_HUGEPAGES=1`). The caller's own allocator settings
+//! (`LD_PRELOAD`, `MEMIO_MALLOC_*`) are taken out of every child's
+//! environment. The children of a workload are sampled round-robin, so
+//! the machine's
 //! drifting load weighs on each alike; each sample is one batch of the
 //! workload's operations, timed by the lab from the batch's announcement
 //! to its end. The child's peak resident size (`VmHWM`) is read when its
@@ -250,14 +252,15 @@ fn measure(
     let args = [w.name.to_owned(), mode.to_owned()];
     let mut peers = Vec::new();
     for &a in allocators {
-        // memio's rows set the huge pages option either way, whatever the
-        // caller's environment says.
         let env: &[(&str, &str)] = match a {
-            "memio" => &[(VARIABLE, "memio"), ("MEMIO_MALLOC_HUGEPAGES", "0")],
+            "memio" => &[(VARIABLE, "memio")],
             HUGE => &[(VARIABLE, "memio"), ("MEMIO_MALLOC_HUGEPAGES", "1")],
             _ => &[(VARIABLE, a)],
         };
-        let mut p = Peer::start_with_env(a, "malloc", &args, env)?;
+        let mut p = Peer::start_with(a, "malloc", &args, |cmd| {
+            dropin::scrub_env(cmd);
+            cmd.envs(env.iter().copied());
+        })?;
         p.ready()?;
         peers.push(p);
     }
