@@ -738,6 +738,7 @@ pub(crate) unsafe fn trade(
                 // is asked: one call for the run. Slice 0 is never dirty,
                 // so a run is at most 63 slices.
                 let top = 63 - d.leading_zeros() as usize;
+                debug_assert!(d & 1 == 0, "the header slice is never free");
                 let mut low = top;
                 while low > 0 && top - low + 1 < slices && d & (1u64 << (low - 1)) != 0 {
                     low -= 1;
@@ -753,6 +754,24 @@ pub(crate) unsafe fn trade(
         }
     }
     slices
+}
+
+/// How many dirty slices the heap's segments hold.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+pub(crate) unsafe fn dirty_slices(heap: *mut Heap) -> usize {
+    let mut n = 0;
+    // SAFETY: the holder's segments.
+    unsafe {
+        let mut seg = (*heap).segments;
+        while !seg.is_null() {
+            n += (*seg).dirty.count_ones() as usize;
+            seg = (*seg).next;
+        }
+    }
+    n
 }
 
 /// Takes slices for a page of `class` in one of the heap's segments, or a

@@ -29,8 +29,8 @@
 //! - `large` — requests at or above the mmap threshold (128 KiB, as glibc's
 //!   `M_MMAP_THRESHOLD`; see [`set_mmap_threshold`]) in mappings of their
 //!   own, resized by `mremap` (in place, or its pages moved) by `realloc`
-//!   and kept briefly for reuse after free, within what live large blocks
-//!   needed at their peak;
+//!   and kept briefly for reuse after free, within a quarter over what
+//!   live large blocks needed at their peak;
 //! - `thread` — the thread-local heap pointer, the pool of heaps that
 //!   exited threads gave back, and fork handlers;
 //! - `options` — `MEMIO_MALLOC_*` environment variables, read without
@@ -41,7 +41,9 @@
 //! no formatting, no std lock. Empty pages are purged (`MADV_DONTNEED`)
 //! once they have stayed empty for the purge delay (100 ms, doubled, up to
 //! 6.4 s, each time memory given back had to be taken afresh within it),
-//! and at once by [`trim`].
+//! at once by [`trim`], and as a heap takes fresh pages it could not find
+//! among its own: as many of its own empty pages it cannot use, then of
+//! the heaps exited threads left in the pool.
 #![deny(unsafe_code)]
 
 mod class;

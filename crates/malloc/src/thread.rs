@@ -175,8 +175,11 @@ fn take() -> *mut Heap {
         } else {
             let h = pool.free;
             // SAFETY: pooled heaps are live and only the lock holder reads
-            // their links.
-            pool.free = unsafe { (*h).next_free };
+            // their links and segments.
+            unsafe {
+                pool.free = (*h).next_free;
+                POOLED_DIRTY.fetch_sub(heap::dirty_slices(h), Ordering::Relaxed);
+            }
             h
         }
     };
@@ -232,7 +235,9 @@ extern "C" fn on_exit(value: *mut c_void) {
 /// Tidies a heap and puts it in the pool. Its empty pages stay mapped
 /// for the purge delay, so that a thread started soon after (a program
 /// that starts threads in a loop) takes it warm; after the delay the next
-/// page-level event of any thread, or `trim`, purges the pool. Each
+/// page-level event of any thread, or `trim`, purges the pool. Before
+/// that, a held heap that must take fresh pages takes them from the
+/// pooled heaps but the last ([`trade_pool`]). Each
 /// class keeps its current page, so that the next thread's blocks of a
 /// class land where that class's blocks were (a page retired to its
 /// segment would be reused by whichever class comes first, and touched
@@ -240,21 +245,33 @@ extern "C" fn on_exit(value: *mut c_void) {
 fn give_back(h: *mut Heap) {
     // SAFETY: the exiting thread held `h` and holds it no longer; no one
     // else can until it is in the pool.
-    unsafe { heap::collect_all(h, true, false) };
-    let due = os::now_ns()
-        .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
-        .max(1);
+    let dirty = unsafe {
+        heap::collect_all(h, true, false);
+        heap::dirty_slices(h)
+    };
     let mut pool = POOL.lock();
     // SAFETY: as above; the pool lock guards `next_free`.
     unsafe { (*h).next_free = pool.free };
     pool.free = h;
-    // Under the lock, as the purge clears it: a heap is never pooled with
-    // the mark cleared after it was set.
+    POOLED_DIRTY.fetch_add(dirty, Ordering::Relaxed);
+    mark_pool_dirty();
+}
+
+/// Sets when the pooled heaps are due to be purged, unless it is set.
+/// Called under the pool lock, as the purge clears it: a heap is never
+/// pooled with free pages and the mark cleared after it was set.
+fn mark_pool_dirty() {
+    let due = os::now_ns()
+        .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
+        .max(1);
     let _ = POOL_PURGE_AT.compare_exchange(0, due, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// When the pooled heaps are due to be purged; 0 when none wait.
 static POOL_PURGE_AT: AtomicU64 = AtomicU64::new(0);
+/// Dirty slices in the pooled heaps (written under the pool lock; read
+/// without it as a hint).
+static POOLED_DIRTY: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether pooled heaps wait to be purged.
 #[inline]
@@ -284,34 +301,48 @@ pub(crate) fn collect_pool() {
     while !h.is_null() {
         // SAFETY: a pooled heap is held by the pool lock's holder: us.
         unsafe {
+            let before = heap::dirty_slices(h);
             heap::collect_all(h, true, false);
+            let after = heap::dirty_slices(h);
+            if after > before {
+                POOLED_DIRTY.fetch_add(after - before, Ordering::Relaxed);
+                mark_pool_dirty();
+            }
             h = (*h).next_free;
         }
     }
 }
 
-/// Purges up to `slices` dirty slices of the pooled heaps (skipped when
-/// the pool is busy): a held heap took that many fresh slices with no
-/// dirty one of its own left to trade for them. A pooled heap waits for a
-/// thread to take it; when threads swap roles (a pipeline's producers
-/// exit, the next phase's threads take their heaps and other, emptier
-/// ones), the free pages of one would stay resident while another grows,
-/// and the process's footprint be one per heap instead of one.
-pub(crate) fn trade_pool(mut slices: usize) {
-    if slices == 0 || !pool_dirty() {
+/// Purges up to `slices` dirty slices of the pooled heaps: a held heap
+/// took that many fresh slices with no dirty one of its own left to trade
+/// for them. A pooled heap waits for a thread to take it; when threads
+/// swap roles (a pipeline's producers exit, the next phase's threads take
+/// their heaps and other, emptier ones), the free pages of one would stay
+/// resident while another grows, and the process's footprint be one per
+/// heap instead of one. The heap pooled last is left warm: it is the one
+/// the next new thread takes (a program starting threads one after
+/// another while another thread grows). Skipped when the pool is busy or
+/// has nothing to give.
+pub(crate) fn trade_pool(slices: usize) {
+    if slices == 0 || POOLED_DIRTY.load(Ordering::Relaxed) == 0 {
         return;
     }
     let Some(pool) = POOL.try_lock() else {
         return;
     };
-    let mut h = pool.free;
-    while !h.is_null() && slices > 0 {
-        // SAFETY: a pooled heap is held by the pool lock's holder: us.
-        unsafe {
-            slices = heap::trade(h, null_mut(), 0, slices);
+    if pool.free.is_null() {
+        return;
+    }
+    let mut left = slices;
+    // SAFETY: pooled heaps are held by the pool lock's holder: us.
+    unsafe {
+        let mut h = (*pool.free).next_free;
+        while !h.is_null() && left > 0 {
+            left = heap::trade(h, null_mut(), 0, left);
             h = (*h).next_free;
         }
     }
+    POOLED_DIRTY.fetch_sub(slices - left, Ordering::Relaxed);
 }
 
 /// Trims the heaps in the pool; returns bytes purged.
@@ -332,6 +363,7 @@ fn trim_locked(pool: &Pool) -> usize {
             h = (*h).next_free;
         }
     }
+    POOLED_DIRTY.store(0, Ordering::Relaxed);
     bytes
 }
 

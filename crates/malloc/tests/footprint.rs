@@ -1,5 +1,6 @@
 //! Fresh memory one heap takes is traded for the free pages of exited
-//! threads' heaps, idle in the pool. The test runs in a child process of
+//! threads' heaps, idle in the pool, but for the heap pooled last, which
+//! the next new thread takes. The test runs in a child process of
 //! its own with a purge delay of a minute, so that no purge by the clock
 //! blurs what the trade did, and no other test's heap takes part.
 #![allow(unsafe_code, reason = "driving GlobalAlloc by hand, mincore")]
@@ -88,25 +89,50 @@ fn fresh_memory_is_traded_for_an_exited_threads_idle_pages() {
     if !alone("fresh_memory_is_traded_for_an_exited_threads_idle_pages") {
         return;
     }
-    // This thread's heap exists before the other thread's.
+    // This thread's heap exists before the others'.
     free(&fill(1, BLOCK), BLOCK);
-    // 2 MiB of 1000-byte blocks, freed by the thread that made them, which
-    // then exits: its heap goes to the pool with those pages free.
-    let gone = std::thread::spawn(|| {
-        let blocks = fill(2048, BLOCK);
-        free(&blocks, BLOCK);
-        blocks
-    })
-    .join()
-    .unwrap();
-    let before = resident_share(&gone);
-    assert!(before > 0.9, "the freed pages were resident: {before}");
-    // This heap now takes 4 MiB afresh.
-    let mine = fill(4096, BLOCK);
-    let after = resident_share(&gone);
+    // Two threads, alive at once so that each has a heap of its own, make
+    // 2 MiB of 1000-byte blocks each and free them; then one exits and the
+    // other after it: their heaps go to the pool with those pages free,
+    // the second's last (the one the next new thread would take).
+    let (made_tx, made_rx) = std::sync::mpsc::channel::<()>();
+    let worker = |made: std::sync::mpsc::Sender<()>, go: std::sync::mpsc::Receiver<()>| {
+        std::thread::spawn(move || {
+            let blocks = fill(2048, BLOCK);
+            free(&blocks, BLOCK);
+            made.send(()).unwrap();
+            go.recv().unwrap();
+            blocks
+        })
+    };
+    let (go_older, older_go) = std::sync::mpsc::channel();
+    let (go_last, last_go) = std::sync::mpsc::channel();
+    let older = worker(made_tx.clone(), older_go);
+    let last = worker(made_tx, last_go);
+    made_rx.recv().unwrap();
+    made_rx.recv().unwrap();
+    go_older.send(()).unwrap();
+    let older = older.join().unwrap();
+    go_last.send(()).unwrap();
+    let last = last.join().unwrap();
+    for (name, blocks) in [("older", &older), ("last", &last)] {
+        let share = resident_share(blocks);
+        assert!(
+            share > 0.9,
+            "the {name} heap's freed pages were resident: {share}"
+        );
+    }
+    // This heap now takes 2 MiB afresh.
+    let mine = fill(2048, BLOCK);
+    let older_after = resident_share(&older);
     assert!(
-        after < 0.1,
-        "the exited thread's free pages stayed resident ({after} of them) while another heap took fresh ones"
+        older_after < 0.1,
+        "the older exited heap's free pages stayed resident ({older_after} of them) while another heap took fresh ones"
+    );
+    let last_after = resident_share(&last);
+    assert!(
+        last_after > 0.9,
+        "the heap the next thread takes lost its warm pages ({last_after} of them resident)"
     );
     free(&mine, BLOCK);
 }
