@@ -41,6 +41,7 @@ use std::alloc::{Layout, alloc, dealloc};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io;
+use std::process::Command;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -252,15 +253,7 @@ fn measure(
     let args = [w.name.to_owned(), mode.to_owned()];
     let mut peers = Vec::new();
     for &a in allocators {
-        let env: &[(&str, &str)] = match a {
-            "memio" => &[(VARIABLE, "memio")],
-            HUGE => &[(VARIABLE, "memio"), ("MEMIO_MALLOC_HUGEPAGES", "1")],
-            _ => &[(VARIABLE, a)],
-        };
-        let mut p = Peer::start_with(a, "malloc", &args, |cmd| {
-            dropin::scrub_env(cmd);
-            cmd.envs(env.iter().copied());
-        })?;
+        let mut p = Peer::start_with(a, "malloc", &args, |cmd| prepare_peer(cmd, a))?;
         p.ready()?;
         peers.push(p);
     }
@@ -303,6 +296,17 @@ fn peak_rss_mib(pid: u32) -> io::Result<f64> {
             )
         })?;
     Ok(kib / 1024.0)
+}
+
+/// Sets the environment of allocator `a`'s peer: the caller's own
+/// allocator settings out, the allocator's choice (and memio's huge pages
+/// option, for its row with them) in.
+fn prepare_peer(cmd: &mut Command, a: &str) {
+    dropin::scrub_env(cmd);
+    match a {
+        HUGE => cmd.envs([(VARIABLE, "memio"), ("MEMIO_MALLOC_HUGEPAGES", "1")]),
+        _ => cmd.env(VARIABLE, a),
+    };
 }
 
 /// The peer: runs batches of one workload under this process's allocator.
@@ -587,4 +591,57 @@ fn maps(entries: u64) {
         hash.insert(k, i);
     }
     keep((tree.len(), hash.len()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each in-process peer gets its allocator and none of the caller's
+    /// allocator settings. The settings are put in the environment of a
+    /// child running only this test, as a caller would have them.
+    #[test]
+    fn a_peer_gets_its_allocator_and_none_of_the_callers_settings() {
+        const ALONE: &str = "MEMIO_LAB_TEST_PEER_ENV";
+        let name =
+            "sections::malloc::tests::a_peer_gets_its_allocator_and_none_of_the_callers_settings";
+        if std::env::var_os(ALONE).is_none() {
+            let out = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads=1"])
+                .env(ALONE, "1")
+                .env("MEMIO_MALLOC_HUGEPAGES", "0")
+                .env("MEMIO_MALLOC_CHECK", "3")
+                .env("MIMALLOC_ARENA_EAGER_COMMIT", "1")
+                .env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")
+                .env("LD_PRELOAD", "")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                stdout.contains("1 passed"),
+                "the child ran no test: {stdout}"
+            );
+            return;
+        }
+        let seen = |a: &str| {
+            let mut cmd = Command::new("sh");
+            cmd.args([
+                "-c",
+                "echo \"${MEMIO_LAB_ALLOCATOR-unset} ${MEMIO_MALLOC_HUGEPAGES-unset} \
+                 ${MEMIO_MALLOC_CHECK-unset} ${MIMALLOC_ARENA_EAGER_COMMIT-unset} \
+                 ${GLIBC_TUNABLES-unset} ${LD_PRELOAD-unset}\"",
+            ]);
+            prepare_peer(&mut cmd, a);
+            String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+        };
+        assert_eq!(seen("memio"), "memio unset unset unset unset unset\n");
+        assert_eq!(seen(HUGE), "memio 1 unset unset unset unset\n");
+        assert_eq!(seen("system"), "system unset unset unset unset unset\n");
+        assert_eq!(seen("mimalloc"), "mimalloc unset unset unset unset unset\n");
+    }
 }
