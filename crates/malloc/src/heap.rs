@@ -35,7 +35,8 @@
 //! as many dirty slices it could not use are purged at once, so that a
 //! heap whose free slices are too scattered for the pages it needs trades
 //! them for what it touches instead of growing. What a heap lacks of its
-//! own to trade, the heaps of exited threads waiting in the pool give (see
+//! own to trade, the heaps of exited threads waiting in the pool give, but
+//! the one pooled last, which the next new thread takes (see
 //! `thread::trade_pool`).
 //!
 //! # Safety

@@ -43,7 +43,8 @@
 //! 6.4 s, each time memory given back had to be taken afresh within it),
 //! at once by [`trim`], and as a heap takes fresh pages it could not find
 //! among its own: as many of its own empty pages it cannot use, then of
-//! the heaps exited threads left in the pool.
+//! the heaps exited threads left in the pool (but the one pooled last,
+//! which the next new thread takes).
 #![deny(unsafe_code)]
 
 mod class;

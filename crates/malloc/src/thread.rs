@@ -178,7 +178,10 @@ fn take() -> *mut Heap {
             // their links and segments.
             unsafe {
                 pool.free = (*h).next_free;
-                POOLED_DIRTY.fetch_sub(heap::dirty_slices(h), Ordering::Relaxed);
+                // The next heap is the head now: no longer counted.
+                if !pool.free.is_null() {
+                    uncount_pooled(heap::dirty_slices(pool.free));
+                }
             }
             h
         }
@@ -245,16 +248,25 @@ extern "C" fn on_exit(value: *mut c_void) {
 fn give_back(h: *mut Heap) {
     // SAFETY: the exiting thread held `h` and holds it no longer; no one
     // else can until it is in the pool.
-    let dirty = unsafe {
-        heap::collect_all(h, true, false);
-        heap::dirty_slices(h)
-    };
+    unsafe { heap::collect_all(h, true, false) };
     let mut pool = POOL.lock();
+    // The head so far is the head no longer: its slices count now.
+    if !pool.free.is_null() {
+        // SAFETY: pooled heaps are held by the pool lock's holder: us.
+        let dirty = unsafe { heap::dirty_slices(pool.free) };
+        POOLED_DIRTY.fetch_add(dirty, Ordering::Relaxed);
+    }
     // SAFETY: as above; the pool lock guards `next_free`.
     unsafe { (*h).next_free = pool.free };
     pool.free = h;
-    POOLED_DIRTY.fetch_add(dirty, Ordering::Relaxed);
     mark_pool_dirty();
+}
+
+/// Takes `n` slices off [`POOLED_DIRTY`] (under the pool lock).
+fn uncount_pooled(n: usize) {
+    let now = POOLED_DIRTY.load(Ordering::Relaxed);
+    debug_assert!(now >= n, "pooled dirty slices {now} < {n}");
+    POOLED_DIRTY.store(now.saturating_sub(n), Ordering::Relaxed);
 }
 
 /// Sets when the pooled heaps are due to be purged, unless it is set.
@@ -269,8 +281,9 @@ fn mark_pool_dirty() {
 
 /// When the pooled heaps are due to be purged; 0 when none wait.
 static POOL_PURGE_AT: AtomicU64 = AtomicU64::new(0);
-/// Dirty slices in the pooled heaps (written under the pool lock; read
-/// without it as a hint).
+/// Dirty slices in the pooled heaps but the head, the ones
+/// [`trade_pool`] may take (written under the pool lock; read without it
+/// as a hint).
 static POOLED_DIRTY: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether pooled heaps wait to be purged.
@@ -305,8 +318,15 @@ pub(crate) fn collect_pool() {
             heap::collect_all(h, true, false);
             let after = heap::dirty_slices(h);
             if after > before {
-                POOLED_DIRTY.fetch_add(after - before, Ordering::Relaxed);
                 mark_pool_dirty();
+            }
+            // The head's slices are not counted.
+            if h != pool.free {
+                if after > before {
+                    POOLED_DIRTY.fetch_add(after - before, Ordering::Relaxed);
+                } else {
+                    uncount_pooled(before - after);
+                }
             }
             h = (*h).next_free;
         }
@@ -342,7 +362,7 @@ pub(crate) fn trade_pool(slices: usize) {
             h = (*h).next_free;
         }
     }
-    POOLED_DIRTY.fetch_sub(slices - left, Ordering::Relaxed);
+    uncount_pooled(slices - left);
 }
 
 /// Trims the heaps in the pool; returns bytes purged.

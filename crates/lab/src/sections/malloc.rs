@@ -7,8 +7,8 @@
 //! ([`crate::switch`]) is that allocator from the first allocation on;
 //! memio runs twice, its default and with transparent huge pages
 //! (`MEMIO_MALLOC_HUGEPAGES=1`). The caller's own allocator settings
-//! (`LD_PRELOAD`, `MEMIO_MALLOC_*`) are taken out of every child's
-//! environment. The children of a workload are sampled round-robin, so
+//! (`LD_PRELOAD`, `MEMIO_MALLOC_*`, glibc's, mimalloc's and jemalloc's:
+//! see [`dropin::scrub_env`]) are taken out of every child's environment. The children of a workload are sampled round-robin, so
 //! the machine's
 //! drifting load weighs on each alike; each sample is one batch of the
 //! workload's operations, timed by the lab from the batch's announcement
@@ -613,6 +613,8 @@ mod tests {
                 .env("MEMIO_MALLOC_CHECK", "3")
                 .env("MIMALLOC_ARENA_EAGER_COMMIT", "1")
                 .env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")
+                .env("MALLOC_CONF", "narenas:1")
+                .env("MALLOC_ARENA_MAX", "1")
                 .env("LD_PRELOAD", "")
                 .output()
                 .unwrap();
@@ -634,14 +636,17 @@ mod tests {
                 "-c",
                 "echo \"${MEMIO_LAB_ALLOCATOR-unset} ${MEMIO_MALLOC_HUGEPAGES-unset} \
                  ${MEMIO_MALLOC_CHECK-unset} ${MIMALLOC_ARENA_EAGER_COMMIT-unset} \
-                 ${GLIBC_TUNABLES-unset} ${LD_PRELOAD-unset}\"",
+                 ${GLIBC_TUNABLES-unset} ${LD_PRELOAD-unset} \
+                 ${MALLOC_CONF-unset}${MALLOC_ARENA_MAX-unset}\"",
             ]);
             prepare_peer(&mut cmd, a);
             String::from_utf8(cmd.output().unwrap().stdout).unwrap()
         };
-        assert_eq!(seen("memio"), "memio unset unset unset unset unset\n");
-        assert_eq!(seen(HUGE), "memio 1 unset unset unset unset\n");
-        assert_eq!(seen("system"), "system unset unset unset unset unset\n");
-        assert_eq!(seen("mimalloc"), "mimalloc unset unset unset unset unset\n");
+        let none = "unset unset unset unset unsetunset\n";
+        assert_eq!(seen("memio"), format!("memio unset {none}"));
+        assert_eq!(seen(HUGE), format!("memio 1 {none}"));
+        for peer in ["system", "mimalloc", "jemalloc"] {
+            assert_eq!(seen(peer), format!("{peer} unset {none}"));
+        }
     }
 }
