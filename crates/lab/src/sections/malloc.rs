@@ -8,8 +8,8 @@
 //! memio runs twice, its default and with transparent huge pages
 //! (`MEMIO_MALLOC_HUGEPAGES=1`). The caller's own allocator settings
 //! (`LD_PRELOAD`, `MEMIO_MALLOC_*`, glibc's, mimalloc's and jemalloc's:
-//! see [`dropin::scrub_env`]) are taken out of every child's environment. The children of a workload are sampled round-robin, so
-//! the machine's
+//! see [`dropin::scrub_env`]) are taken out of every child's environment.
+//! The children of a workload are sampled round-robin, so the machine's
 //! drifting load weighs on each alike; each sample is one batch of the
 //! workload's operations, timed by the lab from the batch's announcement
 //! to its end. The child's peak resident size (`VmHWM`) is read when its

@@ -215,10 +215,10 @@ fn measure(
 pub(super) fn scrub_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
-        let allocator = ["MEMIO_MALLOC_", "MALLOC_", "MIMALLOC_", "PYTHON"]
+        let by_prefix = ["MEMIO_MALLOC_", "MALLOC_", "MIMALLOC_", "PYTHON"]
             .iter()
             .any(|p| k.starts_with(p));
-        if allocator || ["LD_PRELOAD", "GLIBC_TUNABLES", "_RJEM_MALLOC_CONF"].contains(&&*k) {
+        if by_prefix || ["LD_PRELOAD", "GLIBC_TUNABLES", "_RJEM_MALLOC_CONF"].contains(&&*k) {
             cmd.env_remove(&key);
         }
     }
