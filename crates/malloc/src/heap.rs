@@ -21,6 +21,12 @@
 //!   (one compare-exchange, no lock); the owner takes it whole when it
 //!   runs out of blocks in the page.
 //!
+//! A thread that frees a small block of another heap's page first keeps it
+//! (up to 16 of a class, blocks up to 1 KiB, classes it allocates itself)
+//! and hands it out again before fresh blocks of its own (see [`borrow`]),
+//! as glibc's tcache does with any chunk; the block goes back to its page
+//! when it is freed at last, or when the thread exits or trims.
+//!
 //! A page starts with nothing on its lists and a bump index: blocks are
 //! threaded onto `free` about 4 KiB at a time as they are first needed,
 //! so a page's untouched tail never becomes resident. A page whose last
@@ -268,6 +274,10 @@ pub(crate) struct Heap {
     purge_at: u64,
     /// Set by `trim` in another thread: purge at the next page event.
     pub(crate) purge_now: AtomicBool,
+    /// Per class, blocks of other heaps' pages that this thread freed and
+    /// keeps to hand out again (see [`borrow`]), and how many.
+    foreign: [*mut Block; CLASSES],
+    foreign_len: [u16; CLASSES],
     /// Every heap ever made, for `stats` (never unlinked).
     pub(crate) next_all: *mut Heap,
     /// The pool of heaps waiting for a thread.
@@ -294,6 +304,8 @@ impl Heap {
                     segments: null_mut(),
                     purge_at: 0,
                     purge_now: AtomicBool::new(false),
+                    foreign: [null_mut(); CLASSES],
+                    foreign_len: [0; CLASSES],
                     next_all: null_mut(),
                     next_free: null_mut(),
                     empty: Page::EMPTY,
@@ -389,19 +401,131 @@ pub(crate) unsafe fn free(heap: *mut Heap, seg: *mut Segment, p: *mut u8) {
             if (*page).used == 0 || (*page).flags & FULL != 0 {
                 free_slow(heap, page);
             }
-        } else {
-            // Another thread's page: push onto its thread-free stack. The
-            // block stays counted in `used` until the owner collects it, so
-            // the page outlives this push.
-            let tf = &(*page).thread_free;
-            let mut top = tf.load(Ordering::Relaxed);
-            loop {
-                (*b).next = top;
-                match tf.compare_exchange_weak(top, b, Ordering::Release, Ordering::Relaxed) {
-                    Ok(_) => break,
-                    Err(t) => top = t,
-                }
+        } else if !borrow(heap, page, b) {
+            push_remote(page, b);
+        }
+    }
+}
+
+/// Blocks of up to this size that a thread frees into another heap's page
+/// it keeps to hand out again, at most [`FOREIGN_CAP`] of each class.
+const FOREIGN_MAX: u32 = 1024;
+const FOREIGN_CAP: u16 = 16;
+
+/// Keeps block `b` of another heap's `page`, which the thread holding
+/// `heap` frees, to hand out again from `heap` (as glibc's tcache keeps
+/// any chunk a thread frees); false when `heap` keeps enough of its class
+/// already, or holds none. The block stays counted in its page's `used`,
+/// so the page (and its segment) stays while the block is kept or handed
+/// out again; when the block is freed at last, by any thread, it goes
+/// back to its page as any other block does. Without this, a block freed
+/// on a thread other than its maker's waits on its page until the maker
+/// needs that page again: a thread that allocates while it frees others'
+/// blocks (a server's workers, a table its threads replace blocks of)
+/// takes fresh memory while as much waits in pages it cannot use.
+///
+/// The kept block leaves this heap's count of its class, as a block of
+/// the heap's own would; the owner's count keeps it until its page takes
+/// it back. The sum over heaps, which `stats` reports, stays exact.
+///
+/// # Safety
+///
+/// The thread holds `heap` (when non-null); `b` is a block of `page`, a
+/// live page of another heap, that the program has just freed.
+#[inline]
+unsafe fn borrow(heap: *mut Heap, page: *mut Page, b: *mut Block) -> bool {
+    if heap.is_null() {
+        return false;
+    }
+    // SAFETY: the thread holds `heap`; the page is live (`b` counts in it).
+    unsafe {
+        let class = (*page).class as usize;
+        let len = &raw mut (*heap).foreign_len[class];
+        // Only for classes the thread allocates itself: a thread that only
+        // frees (a consumer) would keep blocks nobody asks it for, and the
+        // pages they hold.
+        if (*page).block_size > FOREIGN_MAX
+            || *len >= FOREIGN_CAP
+            || (*heap).current[class] == &raw mut (*heap).empty
+        {
+            return false;
+        }
+        let list = &raw mut (*heap).foreign[class];
+        (*b).next = *list;
+        *list = b;
+        *len += 1;
+        count(heap, class, 1usize.wrapping_neg());
+        true
+    }
+}
+
+/// Pushes block `b` onto `page`'s thread-free stack, for its owner to
+/// collect. The block stays counted in `used` until the owner collects
+/// it, so the page outlives this push.
+///
+/// # Safety
+///
+/// `b` is a block of the live `page` that nobody else holds.
+#[inline]
+unsafe fn push_remote(page: *mut Page, b: *mut Block) {
+    // SAFETY: the page is live while `b` counts in its `used`; `b` is ours.
+    unsafe {
+        let tf = &(*page).thread_free;
+        let mut top = tf.load(Ordering::Relaxed);
+        loop {
+            (*b).next = top;
+            match tf.compare_exchange_weak(top, b, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(t) => top = t,
             }
+        }
+    }
+}
+
+/// Hands out a block [`borrow`] kept, if `heap` keeps one of `class`.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+#[inline]
+unsafe fn take_borrowed(heap: *mut Heap, class: usize) -> *mut u8 {
+    // SAFETY: the thread holds `heap`; its kept blocks are its own.
+    unsafe {
+        let list = &raw mut (*heap).foreign[class];
+        let b = *list;
+        if b.is_null() {
+            return null_mut();
+        }
+        *list = (*b).next;
+        (*heap).foreign_len[class] -= 1;
+        if class != 0 {
+            set_key(b.cast(), false);
+        }
+        count(heap, class, 1);
+        b.cast()
+    }
+}
+
+/// Gives every block [`borrow`] kept back to its page.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+unsafe fn return_borrowed(heap: *mut Heap) {
+    // SAFETY: the thread holds `heap`; each kept block is a free block of
+    // a live page of another heap (it counts in that page's `used`).
+    unsafe {
+        for class in 0..CLASSES {
+            let mut b = (*heap).foreign[class];
+            while !b.is_null() {
+                let next = (*b).next;
+                let seg = unit_of(b.cast()) as *mut Segment;
+                push_remote(page_of(seg, b.cast()), b);
+                count(heap, class, 1);
+                b = next;
+            }
+            (*heap).foreign[class] = null_mut();
+            (*heap).foreign_len[class] = 0;
         }
     }
 }
@@ -588,6 +712,15 @@ unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
         let h = &mut *heap;
         let empty = &raw mut h.empty;
         let page = h.current[class];
+        // Memory in use already before fresh blocks: the page's own frees
+        // first, then blocks of other heaps this thread freed.
+        if !h.foreign[class].is_null()
+            && (page == empty
+                || ((*page).local_free.is_null()
+                    && (*page).thread_free.load(Ordering::Relaxed).is_null()))
+        {
+            return take_borrowed(heap, class);
+        }
         if page != empty {
             if refill(heap, page) {
                 return pop(heap, page, class);
@@ -961,6 +1094,7 @@ pub(crate) unsafe fn purge(heap: *mut Heap) -> usize {
 pub(crate) unsafe fn collect_all(heap: *mut Heap, keep_current: bool, release: bool) {
     // SAFETY: the thread holds the heap and all its pages.
     unsafe {
+        return_borrowed(heap);
         for class in 0..CLASSES {
             if !keep_current {
                 (*heap).current[class] = &raw mut (*heap).empty;

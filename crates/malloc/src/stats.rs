@@ -97,6 +97,18 @@ pub(crate) fn gather() -> Stats {
         }
         h = heap.next_all;
     }
+    // A heap's count of a class goes below zero by the blocks of other
+    // heaps it keeps (`heap::borrow`), which their owners still count; a
+    // sum read while such a block moves between counters may come out
+    // below zero for a moment: none in use, then.
+    for c in &mut classes {
+        #[allow(
+            clippy::cast_possible_wrap,
+            reason = "the sum is a count below 2^63 or the two's complement of a small one"
+        )]
+        let signed = c.in_use as isize;
+        c.in_use = usize::try_from(signed).unwrap_or(0);
+    }
     let small: usize = classes
         .iter()
         .map(|c| c.in_use.wrapping_mul(c.block_size))

@@ -178,6 +178,109 @@ fn a_forked_child_allocates_while_the_parent_threads_churn() {
     }
 }
 
+/// Allocates blocks of `layout` until `want` is among them (at most
+/// `bound`); frees the others. Whether it came.
+fn allocate_until(layout: Layout, want: &[usize], bound: usize) -> Vec<usize> {
+    let mut got = Vec::new();
+    let mut others = Vec::new();
+    for _ in 0..bound {
+        // SAFETY: non-zero size.
+        let p = unsafe { A.alloc(layout) } as usize;
+        assert_ne!(p, 0);
+        if want.contains(&p) {
+            got.push(p);
+            if got.len() == want.len() {
+                break;
+            }
+        } else {
+            others.push(p);
+        }
+    }
+    for p in others {
+        // SAFETY: allocated above with `layout`, not freed since.
+        unsafe { A.dealloc(p as *mut u8, layout) };
+    }
+    got
+}
+
+#[test]
+fn a_thread_that_frees_another_threads_block_reuses_it() {
+    use memio_malloc::raw::{Block, Fault, validate};
+    // A size no other test here allocates, so no other thread frees into
+    // the pages of its class.
+    let layout = Layout::from_size_align(800, 8).unwrap();
+    let (tx, rx) = mpsc::channel::<usize>();
+    let (done, wait) = mpsc::channel::<()>();
+    // The maker stays alive (its heap stays its own) while the other
+    // thread frees and allocates.
+    let maker = std::thread::spawn(move || {
+        // SAFETY: non-zero size; the block goes to the other thread whole.
+        let p = unsafe { A.alloc(layout) } as usize;
+        tx.send(p).unwrap();
+        wait.recv().unwrap();
+    });
+    let p = rx.recv().unwrap();
+    let user = std::thread::spawn(move || {
+        // The thread allocates the class itself, then frees the other
+        // thread's block.
+        // SAFETY: non-zero size.
+        let own = unsafe { A.alloc(layout) };
+        // SAFETY: `p` is a live block of `layout` handed over whole.
+        unsafe { A.dealloc(p as *mut u8, layout) };
+        // Freed is freed, wherever the block waits: a second free is seen.
+        // SAFETY: only asked about.
+        let seen = unsafe { validate(p as *const u8) };
+        assert!(
+            matches!(seen, Err(Fault::Freed(Block { large: false, .. }))),
+            "{seen:?}"
+        );
+        // Its next blocks of the class include it, before the pages of
+        // its own heap grow by more than a few.
+        let got = allocate_until(layout, &[p], 64);
+        assert_eq!(got, [p], "the freed block was not handed out again");
+        // SAFETY: a live block of `layout`.
+        unsafe { A.dealloc(p as *mut u8, layout) };
+        // SAFETY: as above.
+        unsafe { A.dealloc(own, layout) };
+    });
+    let outcome = user.join();
+    done.send(()).unwrap();
+    maker.join().unwrap();
+    outcome.unwrap();
+}
+
+#[test]
+fn blocks_a_thread_keeps_go_back_to_their_maker_when_it_exits() {
+    // A size no other test here allocates.
+    let layout = Layout::from_size_align(600 + 5 * 16, 8).unwrap();
+    // SAFETY: non-zero size.
+    let mine: Vec<usize> = (0..8)
+        .map(|_| unsafe { A.alloc(layout) } as usize)
+        .collect();
+    let handed = mine.clone();
+    std::thread::spawn(move || {
+        // SAFETY: non-zero size.
+        let own = unsafe { A.alloc(layout) };
+        for p in handed {
+            // SAFETY: live blocks of `layout`, handed over whole.
+            unsafe { A.dealloc(p as *mut u8, layout) };
+        }
+        // SAFETY: live, ours.
+        unsafe { A.dealloc(own, layout) };
+    })
+    .join()
+    .unwrap();
+    // The thread is gone; whatever it kept of this thread's blocks is back
+    // on their pages, and this thread hands them out again.
+    memio_malloc::collect();
+    let got = allocate_until(layout, &mine, 4096);
+    assert_eq!(got.len(), mine.len(), "{} of 8 came back", got.len());
+    for p in got {
+        // SAFETY: live blocks of `layout`.
+        unsafe { A.dealloc(p as *mut u8, layout) };
+    }
+}
+
 #[test]
 fn the_thread_tests_hold_with_no_purge_delay() {
     // With no delay every page-level event purges: empty pages, the pool of
