@@ -22,10 +22,12 @@
 //!   runs out of blocks in the page.
 //!
 //! A thread that frees a small block of another heap's page first keeps it
-//! (up to 16 of a class, blocks up to 1 KiB, classes it allocates itself)
-//! and hands it out again before fresh blocks of its own (see [`borrow`]),
-//! as glibc's tcache does with any chunk; the block goes back to its page
-//! when it is freed at last, or when the thread exits or trims.
+//! (up to 16 of a class, blocks up to 1 KiB, of classes it has allocated
+//! since it took its heap, and not of a heap waiting in the pool) and hands
+//! it out again before fresh blocks of its own (see [`borrow`]), as glibc's
+//! tcache does with any chunk; the block goes back to its page when it is
+//! freed at last, or when the thread exits or trims (or at its next page
+//! event after another thread's `trim`).
 //!
 //! A page starts with nothing on its lists and a bump index: blocks are
 //! threaded onto `free` about 4 KiB at a time as they are first needed,
@@ -278,6 +280,13 @@ pub(crate) struct Heap {
     /// keeps to hand out again (see [`borrow`]), and how many.
     foreign: [*mut Block; CLASSES],
     foreign_len: [u16; CLASSES],
+    /// One bit per class the holder has allocated (through the slow path)
+    /// since it took the heap: the classes [`borrow`] keeps blocks of.
+    allocates: [u64; CLASSES.div_ceil(64)],
+    /// Whether the heap waits in the pool for a thread (read by other
+    /// threads' frees, which keep no block of a pooled heap: `trim` gives
+    /// its pages back).
+    pub(crate) pooled: AtomicBool,
     /// Every heap ever made, for `stats` (never unlinked).
     pub(crate) next_all: *mut Heap,
     /// The pool of heaps waiting for a thread.
@@ -306,6 +315,8 @@ impl Heap {
                     purge_now: AtomicBool::new(false),
                     foreign: [null_mut(); CLASSES],
                     foreign_len: [0; CLASSES],
+                    allocates: [0; CLASSES.div_ceil(64)],
+                    pooled: AtomicBool::new(false),
                     next_all: null_mut(),
                     next_free: null_mut(),
                     empty: Page::EMPTY,
@@ -401,7 +412,7 @@ pub(crate) unsafe fn free(heap: *mut Heap, seg: *mut Segment, p: *mut u8) {
             if (*page).used == 0 || (*page).flags & FULL != 0 {
                 free_slow(heap, page);
             }
-        } else if !borrow(heap, page, b) {
+        } else if !borrow(heap, seg, page, b) {
             push_remote(page, b);
         }
     }
@@ -412,10 +423,13 @@ pub(crate) unsafe fn free(heap: *mut Heap, seg: *mut Segment, p: *mut u8) {
 const FOREIGN_MAX: u32 = 1024;
 const FOREIGN_CAP: u16 = 16;
 
-/// Keeps block `b` of another heap's `page`, which the thread holding
-/// `heap` frees, to hand out again from `heap` (as glibc's tcache keeps
-/// any chunk a thread frees); false when `heap` keeps enough of its class
-/// already, or holds none. The block stays counted in its page's `used`,
+/// Keeps block `b` of `page` of segment `seg`, another heap's, which the
+/// thread holding `heap` frees, to hand out again from `heap` (as glibc's
+/// tcache keeps any chunk a thread frees); false when `heap` keeps enough
+/// of its class already, has not allocated the class since it took the
+/// heap, or holds none, or when the owner waits in the pool (whose pages
+/// `trim` must be able to give back, and which the next thread takes
+/// whole). The block stays counted in its page's `used`,
 /// so the page (and its segment) stays while the block is kept or handed
 /// out again; when the block is freed at last, by any thread, it goes
 /// back to its page as any other block does. Without this, a block freed
@@ -431,13 +445,14 @@ const FOREIGN_CAP: u16 = 16;
 /// # Safety
 ///
 /// The thread holds `heap` (when non-null); `b` is a block of `page`, a
-/// live page of another heap, that the program has just freed.
+/// live page of `seg`, another heap's, that the program has just freed.
 #[inline]
-unsafe fn borrow(heap: *mut Heap, page: *mut Page, b: *mut Block) -> bool {
+unsafe fn borrow(heap: *mut Heap, seg: *mut Segment, page: *mut Page, b: *mut Block) -> bool {
     if heap.is_null() {
         return false;
     }
-    // SAFETY: the thread holds `heap`; the page is live (`b` counts in it).
+    // SAFETY: the thread holds `heap`; the page is live (`b` counts in it)
+    // and so is its segment; heaps are never unmapped.
     unsafe {
         let class = (*page).class as usize;
         let len = &raw mut (*heap).foreign_len[class];
@@ -446,7 +461,8 @@ unsafe fn borrow(heap: *mut Heap, page: *mut Page, b: *mut Block) -> bool {
         // pages they hold.
         if (*page).block_size > FOREIGN_MAX
             || *len >= FOREIGN_CAP
-            || (*heap).current[class] == &raw mut (*heap).empty
+            || (*heap).allocates[class / 64] & (1 << (class % 64)) == 0
+            || (*(*seg).heap).pooled.load(Ordering::Relaxed)
         {
             return false;
         }
@@ -503,6 +519,21 @@ unsafe fn take_borrowed(heap: *mut Heap, class: usize) -> *mut u8 {
         }
         count(heap, class, 1);
         b.cast()
+    }
+}
+
+/// Marks `heap` as waiting in the pool (`pooled`) or taken by a thread,
+/// which starts with no class marked as one it allocates.
+///
+/// # Safety
+///
+/// The caller holds the pool lock, and `heap` is going into the pool or
+/// leaving it.
+pub(crate) unsafe fn set_pooled(heap: *mut Heap, pooled: bool) {
+    // SAFETY: the pool lock's holder holds a heap entering or leaving it.
+    unsafe {
+        (*heap).pooled.store(pooled, Ordering::Relaxed);
+        (*heap).allocates = [0; CLASSES.div_ceil(64)];
     }
 }
 
@@ -710,6 +741,7 @@ unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
     // SAFETY: the thread holds the heap and all its pages.
     unsafe {
         let h = &mut *heap;
+        h.allocates[class / 64] |= 1 << (class % 64);
         let empty = &raw mut h.empty;
         let page = h.current[class];
         // Memory in use already before fresh blocks: the page's own frees
@@ -1026,6 +1058,11 @@ unsafe fn page_event(heap: *mut Heap) {
     unsafe {
         let h = &mut *heap;
         let asked = h.purge_now.swap(false, Ordering::Relaxed);
+        if asked {
+            // `trim` in another thread: the pages this heap keeps blocks
+            // of may go back too.
+            return_borrowed(heap);
+        }
         if h.purge_at == 0 && !asked && !large::has_cached() && !thread::pool_dirty() {
             return;
         }

@@ -177,6 +177,7 @@ fn take() -> *mut Heap {
             // SAFETY: pooled heaps are live and only the lock holder reads
             // their links and segments.
             unsafe {
+                heap::set_pooled(h, false);
                 pool.free = (*h).next_free;
                 // The next heap is the head now: no longer counted.
                 if !pool.free.is_null() {
@@ -257,7 +258,10 @@ fn give_back(h: *mut Heap) {
         POOLED_DIRTY.fetch_add(dirty, Ordering::Relaxed);
     }
     // SAFETY: as above; the pool lock guards `next_free`.
-    unsafe { (*h).next_free = pool.free };
+    unsafe {
+        heap::set_pooled(h, true);
+        (*h).next_free = pool.free;
+    }
     pool.free = h;
     mark_pool_dirty();
 }

@@ -282,6 +282,54 @@ fn blocks_a_thread_keeps_go_back_to_their_maker_when_it_exits() {
 }
 
 #[test]
+fn a_thread_that_only_frees_keeps_none_of_the_blocks_it_frees() {
+    // A size no other test here allocates.
+    let layout = Layout::from_size_align(440, 8).unwrap();
+    // This thread's blocks (it takes a heap of its own first).
+    // SAFETY: non-zero size.
+    let mine: Vec<usize> = (0..8)
+        .map(|_| unsafe { A.alloc(layout) } as usize)
+        .collect();
+    // A thread that allocates the size and exits: its heap waits in the
+    // pool with a page of that size, for the next thread to take.
+    std::thread::spawn(move || {
+        // SAFETY: non-zero size.
+        let p = unsafe { A.alloc(layout) };
+        // SAFETY: live, ours.
+        unsafe { A.dealloc(p, layout) };
+    })
+    .join()
+    .unwrap();
+    let handed = mine.clone();
+    let (freed, wait_freed) = mpsc::channel::<()>();
+    let (go, wait_go) = mpsc::channel::<()>();
+    // A consumer, likely on that heap: it frees and never allocates the
+    // size, and stays until the blocks were looked for.
+    let consumer = std::thread::spawn(move || {
+        // It takes a heap with its first block (of another size).
+        let other = Block::new(64, 5);
+        for p in handed {
+            // SAFETY: live blocks of `layout`, handed over whole.
+            unsafe { A.dealloc(p as *mut u8, layout) };
+        }
+        freed.send(()).unwrap();
+        wait_go.recv().unwrap();
+        drop(other);
+    });
+    wait_freed.recv().unwrap();
+    // All of them wait on this thread's pages, none in the consumer.
+    memio_malloc::collect();
+    let got = allocate_until(layout, &mine, 4096);
+    go.send(()).unwrap();
+    consumer.join().unwrap();
+    assert_eq!(got.len(), mine.len(), "{} of 8 came back", got.len());
+    for p in got {
+        // SAFETY: live blocks of `layout`.
+        unsafe { A.dealloc(p as *mut u8, layout) };
+    }
+}
+
+#[test]
 fn the_thread_tests_hold_with_no_purge_delay() {
     // With no delay every page-level event purges: empty pages, the pool of
     // heaps and the large cache, under every interleaving the tests above

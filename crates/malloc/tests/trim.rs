@@ -1,10 +1,15 @@
 //! `trim()` hands freed memory back to the kernel at once (its own test
-//! binary, so no other test's allocations blur the resident size).
+//! binary, so no other test's allocations blur the resident size; its
+//! tests take turns).
 #![allow(unsafe_code, reason = "driving GlobalAlloc by hand")]
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::sync::{Mutex, mpsc};
 
 use memio_malloc::MemioMalloc;
+
+/// Held by each test: resident sizes are the whole process's.
+static ALONE: Mutex<()> = Mutex::new(());
 
 fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -16,6 +21,9 @@ fn resident_bytes() -> usize {
 
 #[test]
 fn trim_lowers_rss_after_a_large_free() {
+    let _alone = ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let a = MemioMalloc;
     let small = Layout::from_size_align(1000, 8).unwrap();
     let large = Layout::from_size_align(48 << 20, 8).unwrap();
@@ -56,4 +64,79 @@ fn trim_lowers_rss_after_a_large_free() {
         "resident {full} -> {after} after trim"
     );
     assert_eq!(memio_malloc::stats().large_cached, 0);
+}
+
+#[test]
+fn trim_gives_back_an_exited_threads_pages_that_a_live_thread_freed() {
+    const SIZES: usize = 32;
+    const PAGES: usize = 16;
+    let _alone = ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let a = MemioMalloc;
+    let layout = |i: usize| Layout::from_size_align(16 + i * 32, 8).unwrap();
+    // A thread that allocates every size, then frees what it is sent and
+    // stays until told to go: it has freed blocks of a heap waiting in the
+    // pool, and will not exit or trim before `trim` below runs.
+    let (to_keeper, blocks) = mpsc::channel::<Vec<Vec<usize>>>();
+    let (freed, wait_freed) = mpsc::channel::<()>();
+    let (go, wait_go) = mpsc::channel::<()>();
+    let keeper = std::thread::spawn(move || {
+        // SAFETY: non-zero sizes.
+        let own: Vec<usize> = (0..SIZES)
+            .map(|i| unsafe { a.alloc(layout(i)) } as usize)
+            .collect();
+        for (i, ps) in blocks.recv().unwrap().into_iter().enumerate() {
+            for p in ps {
+                // SAFETY: live blocks of `layout(i)`, handed over whole.
+                unsafe { a.dealloc(p as *mut u8, layout(i)) };
+            }
+        }
+        freed.send(()).unwrap();
+        wait_go.recv().unwrap();
+        for (i, p) in own.into_iter().enumerate() {
+            // SAFETY: live, allocated above with `layout(i)`.
+            unsafe { a.dealloc(p as *mut u8, layout(i)) };
+        }
+    });
+    // A thread that fills `PAGES` pages of each size and exits: its heap
+    // goes to the pool with them.
+    let made = std::thread::spawn(move || {
+        (0..SIZES)
+            .map(|i| {
+                let l = layout(i);
+                let per_page = (64 << 10) / l.size();
+                let ps: Vec<usize> = (0..PAGES * per_page)
+                    .map(|_| {
+                        // SAFETY: non-zero size.
+                        let p = unsafe { a.alloc(l) };
+                        // SAFETY: a fresh block of `l.size()` bytes.
+                        unsafe { p.write_bytes(1, l.size()) };
+                        p as usize
+                    })
+                    .collect();
+                // Freed one block of each page first, then the next of
+                // each: the first frees of a size fall in different pages.
+                let mut order = Vec::with_capacity(ps.len());
+                for j in 0..per_page {
+                    order.extend(ps.iter().skip(j).step_by(per_page));
+                }
+                order
+            })
+            .collect::<Vec<Vec<usize>>>()
+    })
+    .join()
+    .unwrap();
+    let full = resident_bytes();
+    to_keeper.send(made).unwrap();
+    wait_freed.recv().unwrap();
+    memio_malloc::trim();
+    let after = resident_bytes();
+    go.send(()).unwrap();
+    keeper.join().unwrap();
+    // About 32 MiB were filled; nearly all of it goes.
+    assert!(
+        after + (24 << 20) <= full,
+        "resident {full} -> {after} after trim"
+    );
 }
