@@ -25,9 +25,13 @@
 //! (up to 16 of a class, blocks up to 1 KiB, of classes it has allocated
 //! since it took its heap, and not of a heap waiting in the pool) and hands
 //! it out again before fresh blocks of its own (see [`borrow`]), as glibc's
-//! tcache does with any chunk; the block goes back to its page when it is
-//! freed at last, or when the thread exits or trims (or at its next page
-//! event after another thread's `trim`).
+//! tcache does with any chunk. Kept blocks go back to their pages when the
+//! program frees them again, when more than 16 of a class pile up (the
+//! thread frees the class faster than it allocates it), when the thread
+//! exits or trims, and at its next slow-path allocation after another
+//! thread's `trim`. A thread that goes idle keeps what it kept, and the
+//! pages those blocks sit in stay, as glibc's `malloc_trim` leaves other
+//! threads' tcache chunks.
 //!
 //! A page starts with nothing on its lists and a bump index: blocks are
 //! threaded onto `free` about 4 KiB at a time as they are first needed,
@@ -460,10 +464,18 @@ unsafe fn borrow(heap: *mut Heap, seg: *mut Segment, page: *mut Page, b: *mut Bl
         // frees (a consumer) would keep blocks nobody asks it for, and the
         // pages they hold.
         if (*page).block_size > FOREIGN_MAX
-            || *len >= FOREIGN_CAP
             || (*heap).allocates[class / 64] & (1 << (class % 64)) == 0
             || (*(*seg).heap).pooled.load(Ordering::Relaxed)
         {
+            return false;
+        }
+        if *len >= FOREIGN_CAP {
+            // Kept blocks of the class pile up faster than the thread
+            // hands them out: it frees the class more than it allocates
+            // it. They go back, and the class is kept again once the
+            // thread next allocates it through the slow path.
+            return_class(heap, class);
+            (*heap).allocates[class / 64] &= !(1 << (class % 64));
             return false;
         }
         let list = &raw mut (*heap).foreign[class];
@@ -543,20 +555,38 @@ pub(crate) unsafe fn set_pooled(heap: *mut Heap, pooled: bool) {
 ///
 /// The thread holds `heap`.
 unsafe fn return_borrowed(heap: *mut Heap) {
+    for class in 0..CLASSES {
+        // SAFETY: the caller's promise.
+        unsafe { return_class(heap, class) };
+    }
+}
+
+/// Gives the blocks of `class` that [`borrow`] kept back to their pages.
+/// Those of a heap that went to the pool since mark the pool for a purge,
+/// which collects them.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+unsafe fn return_class(heap: *mut Heap, class: usize) {
     // SAFETY: the thread holds `heap`; each kept block is a free block of
-    // a live page of another heap (it counts in that page's `used`).
+    // a live page of another heap (it counts in that page's `used`), and
+    // heaps are never unmapped.
     unsafe {
-        for class in 0..CLASSES {
-            let mut b = (*heap).foreign[class];
-            while !b.is_null() {
-                let next = (*b).next;
-                let seg = unit_of(b.cast()) as *mut Segment;
-                push_remote(page_of(seg, b.cast()), b);
-                count(heap, class, 1);
-                b = next;
-            }
-            (*heap).foreign[class] = null_mut();
-            (*heap).foreign_len[class] = 0;
+        let mut b = (*heap).foreign[class];
+        let mut to_pool = false;
+        while !b.is_null() {
+            let next = (*b).next;
+            let seg = unit_of(b.cast()) as *mut Segment;
+            to_pool |= (*(*seg).heap).pooled.load(Ordering::Relaxed);
+            push_remote(page_of(seg, b.cast()), b);
+            count(heap, class, 1);
+            b = next;
+        }
+        (*heap).foreign[class] = null_mut();
+        (*heap).foreign_len[class] = 0;
+        if to_pool {
+            thread::mark_pool_dirty();
         }
     }
 }
@@ -740,6 +770,11 @@ unsafe fn pop(heap: *mut Heap, page: *mut Page, class: usize) -> *mut u8 {
 unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
     // SAFETY: the thread holds the heap and all its pages.
     unsafe {
+        if (*heap).purge_now.load(Ordering::Relaxed) {
+            // `trim` in another thread: a thread that allocates from pages
+            // it has may see no page event for long.
+            page_event(heap);
+        }
         let h = &mut *heap;
         h.allocates[class / 64] |= 1 << (class % 64);
         let empty = &raw mut h.empty;

@@ -275,8 +275,11 @@ fn uncount_pooled(n: usize) {
 
 /// Sets when the pooled heaps are due to be purged, unless it is set.
 /// Called under the pool lock, as the purge clears it: a heap is never
-/// pooled with free pages and the mark cleared after it was set.
-fn mark_pool_dirty() {
+/// pooled with free pages and the mark cleared after it was set. (A
+/// thread that gives blocks it kept back to pooled heaps sets it without
+/// the lock: a purge that ran between its pushes and the mark merely
+/// leaves those blocks to the next one.)
+pub(crate) fn mark_pool_dirty() {
     let due = os::now_ns()
         .saturating_add(options::PURGE_DELAY_NS.load(Ordering::Relaxed))
         .max(1);

@@ -330,6 +330,42 @@ fn a_thread_that_only_frees_keeps_none_of_the_blocks_it_frees() {
 }
 
 #[test]
+fn a_thread_that_frees_a_class_faster_than_it_allocates_it_gives_the_blocks_back() {
+    // A size no other test here allocates.
+    let layout = Layout::from_size_align(360, 8).unwrap();
+    // SAFETY: non-zero size.
+    let mine: Vec<usize> = (0..40)
+        .map(|_| unsafe { A.alloc(layout) } as usize)
+        .collect();
+    let handed = mine.clone();
+    let (freed, wait_freed) = mpsc::channel::<()>();
+    let (go, wait_go) = mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        // It allocates the class once, then frees far more of it.
+        // SAFETY: non-zero size.
+        let own = unsafe { A.alloc(layout) };
+        for p in handed {
+            // SAFETY: live blocks of `layout`, handed over whole.
+            unsafe { A.dealloc(p as *mut u8, layout) };
+        }
+        freed.send(()).unwrap();
+        wait_go.recv().unwrap();
+        // SAFETY: live, ours.
+        unsafe { A.dealloc(own, layout) };
+    });
+    wait_freed.recv().unwrap();
+    memio_malloc::collect();
+    let got = allocate_until(layout, &mine, 4096);
+    go.send(()).unwrap();
+    other.join().unwrap();
+    assert_eq!(got.len(), mine.len(), "{} of 40 came back", got.len());
+    for p in got {
+        // SAFETY: live blocks of `layout`.
+        unsafe { A.dealloc(p as *mut u8, layout) };
+    }
+}
+
+#[test]
 fn the_thread_tests_hold_with_no_purge_delay() {
     // With no delay every page-level event purges: empty pages, the pool of
     // heaps and the large cache, under every interleaving the tests above
