@@ -885,20 +885,30 @@ unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
                 let len = ((!(free >> i)).trailing_zeros() as usize).min(SLICES - i);
                 if len >= n {
                     // Within the run, the first place with the fewest
-                    // fresh slices (any place, when none is dirty).
+                    // fresh slices (any place, when none is dirty). The
+                    // count slides with the place: the slice it leaves
+                    // and the one it takes.
                     let last = if (dirty >> i) & ((1u64 << len.min(63)) - 1) == 0 {
                         i
                     } else {
                         i + len - n
                     };
-                    for j in i..=last {
-                        let fresh = (!(dirty >> j) & want).count_ones();
+                    let is_fresh = |s: usize| u32::from((dirty >> s) & 1 == 0);
+                    let mut fresh = (!(dirty >> i) & want).count_ones();
+                    let mut j = i;
+                    loop {
                         if best.is_none_or(|(_, _, f, l)| (fresh, len) < (f, l)) {
                             best = Some((seg, j, fresh, len));
                             if fresh == 0 && len == n {
                                 return Some((seg, j));
                             }
                         }
+                        // No later place in the run does better.
+                        if fresh == 0 || j == last {
+                            break;
+                        }
+                        fresh = fresh - is_fresh(j) + is_fresh(j + n);
+                        j += 1;
                     }
                 }
                 i += len;
