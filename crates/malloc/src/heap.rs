@@ -568,6 +568,8 @@ unsafe fn return_borrowed(heap: *mut Heap) {
 /// # Safety
 ///
 /// The thread holds `heap`.
+#[cold]
+#[inline(never)]
 unsafe fn return_class(heap: *mut Heap, class: usize) {
     // SAFETY: the thread holds `heap`; each kept block is a free block of
     // a live page of another heap (it counts in that page's `used`), and

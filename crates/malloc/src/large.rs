@@ -605,13 +605,25 @@ unsafe fn unmap(l: *mut Large) {
 }
 
 /// Unmaps cached mappings freed more than the purge delay before `now`
-/// (all of them when `all`); returns bytes unmapped.
+/// (all of them when `all`); returns bytes unmapped. Without `all`, does
+/// nothing while another thread holds the cache.
 pub(crate) fn expire(now: u64, all: bool) -> usize {
     if !has_cached() {
         return 0;
     }
     let delay = options::purge_delay_ns();
-    let mut cache = CACHE.lock();
+    // A page event's expiry waits for nobody: the cache may be busy in
+    // another thread, or held across a fork by this one's fork handler
+    // while another library's handler allocates. Only a trim (`all`)
+    // waits its turn.
+    let cache = if all {
+        Some(CACHE.lock())
+    } else {
+        CACHE.try_lock()
+    };
+    let Some(mut cache) = cache else {
+        return 0;
+    };
     let mut bytes = 0;
     let mut i = 0;
     while i < cache.len {
