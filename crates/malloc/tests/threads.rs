@@ -203,6 +203,25 @@ fn allocate_until(layout: Layout, want: &[usize], bound: usize) -> Vec<usize> {
     got
 }
 
+/// Takes back the blocks other threads freed into this thread's pages,
+/// then checks that allocating `layout` hands out every block of `mine`
+/// again (this thread's own, which another thread freed), and frees them.
+fn assert_all_come_back(layout: Layout, mine: &[usize]) {
+    memio_malloc::collect();
+    let got = allocate_until(layout, mine, 4096);
+    assert_eq!(
+        got.len(),
+        mine.len(),
+        "{} of {} came back",
+        got.len(),
+        mine.len()
+    );
+    for p in got {
+        // SAFETY: live blocks of `layout`.
+        unsafe { A.dealloc(p as *mut u8, layout) };
+    }
+}
+
 #[test]
 fn a_thread_that_frees_another_threads_block_reuses_it() {
     use memio_malloc::raw::{Block, Fault, validate};
@@ -272,13 +291,7 @@ fn blocks_a_thread_keeps_go_back_to_their_maker_when_it_exits() {
     .unwrap();
     // The thread is gone; whatever it kept of this thread's blocks is back
     // on their pages, and this thread hands them out again.
-    memio_malloc::collect();
-    let got = allocate_until(layout, &mine, 4096);
-    assert_eq!(got.len(), mine.len(), "{} of 8 came back", got.len());
-    for p in got {
-        // SAFETY: live blocks of `layout`.
-        unsafe { A.dealloc(p as *mut u8, layout) };
-    }
+    assert_all_come_back(layout, &mine);
 }
 
 #[test]
@@ -318,15 +331,10 @@ fn a_thread_that_only_frees_keeps_none_of_the_blocks_it_frees() {
     });
     wait_freed.recv().unwrap();
     // All of them wait on this thread's pages, none in the consumer.
-    memio_malloc::collect();
-    let got = allocate_until(layout, &mine, 4096);
+    // The other thread waits meanwhile (it ends too if this fails).
+    assert_all_come_back(layout, &mine);
     go.send(()).unwrap();
     consumer.join().unwrap();
-    assert_eq!(got.len(), mine.len(), "{} of 8 came back", got.len());
-    for p in got {
-        // SAFETY: live blocks of `layout`.
-        unsafe { A.dealloc(p as *mut u8, layout) };
-    }
 }
 
 #[test]
@@ -354,15 +362,10 @@ fn a_thread_that_frees_a_class_faster_than_it_allocates_it_gives_the_blocks_back
         unsafe { A.dealloc(own, layout) };
     });
     wait_freed.recv().unwrap();
-    memio_malloc::collect();
-    let got = allocate_until(layout, &mine, 4096);
+    // The other thread waits meanwhile (it ends too if this fails).
+    assert_all_come_back(layout, &mine);
     go.send(()).unwrap();
     other.join().unwrap();
-    assert_eq!(got.len(), mine.len(), "{} of 40 came back", got.len());
-    for p in got {
-        // SAFETY: live blocks of `layout`.
-        unsafe { A.dealloc(p as *mut u8, layout) };
-    }
 }
 
 #[test]
