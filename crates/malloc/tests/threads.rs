@@ -222,6 +222,35 @@ fn assert_all_come_back(layout: Layout, mine: &[usize]) {
     }
 }
 
+/// Frees `mine` (blocks of `layout`) on a new thread that runs `first`
+/// before and `last` (with what `first` gave) once this thread has
+/// checked, while it still runs, that all of them come back here.
+fn freed_elsewhere_come_back<T: Send + 'static>(
+    layout: Layout,
+    mine: &[usize],
+    first: impl FnOnce() -> T + Send + 'static,
+    last: impl FnOnce(T) + Send + 'static,
+) {
+    let handed = mine.to_vec();
+    let (freed, wait_freed) = mpsc::channel::<()>();
+    let (go, wait_go) = mpsc::channel::<()>();
+    let other = std::thread::spawn(move || {
+        let kept = first();
+        for p in handed {
+            // SAFETY: live blocks of `layout`, handed over whole.
+            unsafe { A.dealloc(p as *mut u8, layout) };
+        }
+        freed.send(()).unwrap();
+        wait_go.recv().unwrap();
+        last(kept);
+    });
+    wait_freed.recv().unwrap();
+    // The other thread waits meanwhile (it ends too if this fails).
+    assert_all_come_back(layout, mine);
+    go.send(()).unwrap();
+    other.join().unwrap();
+}
+
 #[test]
 fn a_thread_that_frees_another_threads_block_reuses_it() {
     use memio_malloc::raw::{Block, Fault, validate};
@@ -313,28 +342,15 @@ fn a_thread_that_only_frees_keeps_none_of_the_blocks_it_frees() {
     })
     .join()
     .unwrap();
-    let handed = mine.clone();
-    let (freed, wait_freed) = mpsc::channel::<()>();
-    let (go, wait_go) = mpsc::channel::<()>();
     // A consumer, likely on that heap: it frees and never allocates the
-    // size, and stays until the blocks were looked for.
-    let consumer = std::thread::spawn(move || {
+    // size; all of the blocks wait on this thread's pages, none in it.
+    freed_elsewhere_come_back(
+        layout,
+        &mine,
         // It takes a heap with its first block (of another size).
-        let other = Block::new(64, 5);
-        for p in handed {
-            // SAFETY: live blocks of `layout`, handed over whole.
-            unsafe { A.dealloc(p as *mut u8, layout) };
-        }
-        freed.send(()).unwrap();
-        wait_go.recv().unwrap();
-        drop(other);
-    });
-    wait_freed.recv().unwrap();
-    // All of them wait on this thread's pages, none in the consumer.
-    // The other thread waits meanwhile (it ends too if this fails).
-    assert_all_come_back(layout, &mine);
-    go.send(()).unwrap();
-    consumer.join().unwrap();
+        || Block::new(64, 5),
+        drop,
+    );
 }
 
 #[test]
@@ -345,27 +361,15 @@ fn a_thread_that_frees_a_class_faster_than_it_allocates_it_gives_the_blocks_back
     let mine: Vec<usize> = (0..40)
         .map(|_| unsafe { A.alloc(layout) } as usize)
         .collect();
-    let handed = mine.clone();
-    let (freed, wait_freed) = mpsc::channel::<()>();
-    let (go, wait_go) = mpsc::channel::<()>();
-    let other = std::thread::spawn(move || {
-        // It allocates the class once, then frees far more of it.
+    // The other thread allocates the class once, then frees far more of it.
+    freed_elsewhere_come_back(
+        layout,
+        &mine,
         // SAFETY: non-zero size.
-        let own = unsafe { A.alloc(layout) };
-        for p in handed {
-            // SAFETY: live blocks of `layout`, handed over whole.
-            unsafe { A.dealloc(p as *mut u8, layout) };
-        }
-        freed.send(()).unwrap();
-        wait_go.recv().unwrap();
-        // SAFETY: live, ours.
-        unsafe { A.dealloc(own, layout) };
-    });
-    wait_freed.recv().unwrap();
-    // The other thread waits meanwhile (it ends too if this fails).
-    assert_all_come_back(layout, &mine);
-    go.send(()).unwrap();
-    other.join().unwrap();
+        move || unsafe { A.alloc(layout) } as usize,
+        // SAFETY: live, allocated above with `layout`.
+        move |own| unsafe { A.dealloc(own as *mut u8, layout) },
+    );
 }
 
 #[test]
