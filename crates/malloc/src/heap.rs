@@ -152,44 +152,52 @@ const fn div_magic(size: usize) -> u64 {
 const FULL: u8 = 1;
 
 /// A page descriptor, in its segment's header.
-#[repr(C)]
+///
+/// Its first cache line holds what the owner writes on its allocations
+/// and frees; the second what other threads' frees touch: `thread_free`,
+/// and the class and size they read. (Sharing one line, each free from
+/// another thread took the line from the owner's core, and the owner's
+/// next allocation took it back: a producer/consumer pair ran 7 % slower.)
+#[repr(C, align(128))]
 pub(crate) struct Page {
     free: *mut Block,
     local_free: *mut Block,
+    next: *mut Page,
+    prev: *mut Page,
+    start: *mut u8,
+    /// [`div_magic`] of `block_size`.
+    div_magic: u64,
     /// Blocks handed out and not yet back on `free`/`local_free` (a block
     /// on `thread_free` still counts).
     used: u32,
     /// Blocks threaded onto the lists so far.
     bump: u32,
     capacity: u32,
-    block_size: u32,
-    thread_free: AtomicPtr<Block>,
-    start: *mut u8,
-    /// [`div_magic`] of `block_size`.
-    div_magic: u64,
-    class: u16,
-    slices: u8,
     flags: u8,
-    next: *mut Page,
-    prev: *mut Page,
+    slices: u8,
+    thread_free: AtomicPtr<Block>,
+    block_size: u32,
+    class: u16,
 }
+
+const _: () = assert!(core::mem::offset_of!(Page, thread_free) == 64);
 
 impl Page {
     const EMPTY: Self = Self {
         free: null_mut(),
         local_free: null_mut(),
+        next: null_mut(),
+        prev: null_mut(),
+        start: null_mut(),
+        div_magic: 0,
         used: 0,
         bump: 0,
         capacity: 0,
-        block_size: 0,
-        thread_free: AtomicPtr::new(null_mut()),
-        start: null_mut(),
-        div_magic: 0,
-        class: 0,
-        slices: 0,
         flags: 0,
-        next: null_mut(),
-        prev: null_mut(),
+        slices: 0,
+        thread_free: AtomicPtr::new(null_mut()),
+        block_size: 0,
+        class: 0,
     };
 }
 

@@ -162,7 +162,8 @@ pub(crate) static ALL: AtomicPtr<Heap> = AtomicPtr::new(null_mut());
 /// How many heaps exist.
 pub(crate) static HEAPS: AtomicUsize = AtomicUsize::new(0);
 
-const HEAP_SIZE: usize = size_of::<Heap>().next_multiple_of(64);
+const HEAP_SIZE: usize = size_of::<Heap>().next_multiple_of(align_of::<Heap>());
+const _: () = assert!(align_of::<Heap>() <= os::OS_PAGE);
 const CHUNK: usize = 1 << 20;
 
 #[cold]
@@ -208,7 +209,8 @@ fn new_heap(pool: &mut Pool) -> *mut Heap {
         pool.chunk_left = CHUNK;
     }
     let h = pool.chunk.cast::<Heap>();
-    // SAFETY: `HEAP_SIZE` bytes of the chunk remain, 64-aligned, unused.
+    // SAFETY: `HEAP_SIZE` bytes of the chunk remain, unused, aligned for a
+    // heap (the chunk is page-aligned, `HEAP_SIZE` a multiple of that).
     unsafe {
         pool.chunk = pool.chunk.add(HEAP_SIZE);
         Heap::init(h);
