@@ -1,8 +1,10 @@
 //! Large blocks grown by `realloc`, and what stays mapped after (its own
-//! test binary, so no other test's large blocks move the figures).
+//! test binary, so no other test's large blocks move the figures; its
+//! tests take turns, so neither maps its blocks where the other's grow).
 #![allow(unsafe_code, reason = "driving GlobalAlloc by hand")]
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::sync::{Mutex, MutexGuard};
 
 use memio_malloc::MemioMalloc;
 
@@ -14,12 +16,22 @@ fn mark_of(at: usize) -> u8 {
     (at / PAGE) as u8
 }
 
+/// Held by each test while it runs: a block grows in place only while
+/// the address space after it is free, which the other test's mappings
+/// would take at random.
+fn turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn layout(size: usize) -> Layout {
     Layout::from_size_align(size, 16).unwrap()
 }
 
 #[test]
 fn a_buffer_grown_by_realloc_keeps_its_pages_and_leaves_no_copy_behind() {
+    let _turn = turn();
     let a = MemioMalloc;
     let mut len = 1 << 20;
     // SAFETY: non-zero size.
@@ -60,6 +72,7 @@ fn a_buffer_grown_by_realloc_keeps_its_pages_and_leaves_no_copy_behind() {
 
 #[test]
 fn a_block_grown_in_small_steps_gets_headroom_so_later_steps_stay_in_place() {
+    let _turn = turn();
     let a = MemioMalloc;
     let len = 2 << 20;
     // SAFETY: non-zero size.
