@@ -715,6 +715,10 @@ pub(crate) fn sysv_error(what: &str, target: SysvTarget, err: &io::Error) -> Cli
         (Some(ENOENT), _) | (Some(EINVAL | EIDRM), SysvTarget::Id(_)) => {
             CliError::negative(format!("{what} {target}"), "no such object")
         }
+        (None, SysvTarget::Key(k)) if k.is_private() => CliError::new(
+            format!("{what} {target}"),
+            "`private` only creates a new object; name an existing one by its key or id:N",
+        ),
         _ => CliError::os(err),
     }
 }

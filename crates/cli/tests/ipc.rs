@@ -1089,3 +1089,29 @@ fn stdin_is_read_only_as_deep_as_the_object_can_take() {
         "a System V message takes (kernel.msgmax)",
     );
 }
+
+#[test]
+fn private_names_no_existing_object_and_creates_none() {
+    // `private` (key 0) makes a new object each time it is used: a verb
+    // that acts on an existing object would act on a fresh one nobody can
+    // reach (a message sent into it is lost) and leave it behind.
+    let refused = "`private` only creates a new object";
+    for args in [
+        &["mq", "send", "--sysv", "private", "lost"][..],
+        &["mq", "recv", "--sysv", "private", "--nonblock"],
+        &["mq", "attr", "--sysv", "private"],
+        &["mq", "rm", "--sysv", "0"],
+        &["shm", "read", "--sysv", "private"],
+        &["shm", "rm", "--sysv", "private"],
+        &["sem", "get", "--sysv", "private"],
+        &["ipc", "rm", "-Q", "--key", "0"],
+        &["ipc", "rm", "-s", "--key", "0"],
+    ] {
+        let out = memio(args);
+        fails(&out, 2, refused);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("private:"),
+            "{args:?}: the error names the object"
+        );
+    }
+}

@@ -137,7 +137,9 @@ impl Create {
         }
     }
 
-    /// How `*get` treats `key`: a private key always makes a new object.
+    /// How `*get` treats `key`: a private key always makes a new object
+    /// (and names no existing one: [`Create::sysv_get`] refuses it to
+    /// [`Create::Open`]).
     pub(crate) fn for_key(self, key: Key) -> Create {
         if key.is_private() {
             Create::Exclusive
@@ -171,6 +173,18 @@ impl Create {
         empty: Option<&str>,
         get: impl Fn(i32, i32) -> libc::c_int,
     ) -> io::Result<i32> {
+        if self == Create::Open && key.is_private() {
+            // `IPC_PRIVATE` always makes a new object: opening "the"
+            // private one would make one nobody else can reach, and leave
+            // it behind.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot open a {}: a private key names no existing object, it only creates one",
+                    key.describe(what)
+                ),
+            ));
+        }
         let create = self.for_key(key);
         if let Some(empty) = empty {
             if create != Create::Open {
@@ -221,6 +235,17 @@ mod tests {
             libc::IPC_CREAT | 0o640,
             "only the permission bits of the mode pass"
         );
+    }
+
+    #[test]
+    fn a_private_key_opens_nothing() {
+        let e = Create::Open
+            .sysv_get(Key::PRIVATE, 0o600, "message queue", None, |_, _| {
+                panic!("no msgget for a private key opened")
+            })
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("private message queue"), "{e}");
     }
 
     #[test]
