@@ -14,6 +14,19 @@ use serde_json::{Value, json};
 
 use crate::error::{CliError, CliResult, EXIT_OK};
 use crate::ipc::parse_duration;
+
+/// The shortest --watch interval (as watch(1) has): a shorter one would
+/// redraw as fast as the machine goes.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Parses a --watch interval: a duration of at least [`MIN_INTERVAL`].
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < MIN_INTERVAL {
+        return Err(format!("interval '{s}' is too short: at least 100ms"));
+    }
+    Ok(d)
+}
 use crate::output::{self, Globals, Table};
 use crate::size::human_bytes;
 
@@ -47,9 +60,9 @@ pub(crate) struct MapsArgs {
     /// process can be asked (`memio maps self --malloc`).
     #[arg(long)]
     malloc: bool,
-    /// Show again every interval (e.g. 2, 500ms) until interrupted; with
-    /// --json, one compact JSON line per report.
-    #[arg(short = 'w', long, value_name = "SECS", value_parser = parse_duration)]
+    /// Show again every interval (e.g. 2, 500ms; at least 100ms) until
+    /// interrupted; with --json, one compact JSON line per report.
+    #[arg(short = 'w', long, value_name = "SECS", value_parser = parse_interval)]
     watch: Option<Duration>,
     /// Leave out the per-kind summary.
     #[arg(long)]

@@ -114,6 +114,9 @@ fn garbage_pid_and_conflicting_flags_are_usage_errors() {
         &["maps", "abc"][..],
         &["maps", "-5"],
         &["maps", "1", "--system"],
+        // An interval under 100ms would redraw as fast as the machine goes.
+        &["maps", "--watch", "0"],
+        &["maps", "-w", "10ms"],
     ] {
         let out = memio(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
