@@ -45,7 +45,8 @@ enum XattrCommand {
     List(DumpArgs),
     /// Print names and values in the getfattr --dump format (getfattr -d).
     Dump(DumpArgs),
-    /// Set the attributes a dump lists (setfattr --restore).
+    /// Set the attributes a dump lists (setfattr --restore); a dump with a
+    /// bad line anywhere sets nothing.
     Restore(RestoreArgs),
 }
 
@@ -423,24 +424,44 @@ fn walk(path: &Path, files: &mut Vec<PathBuf>, status: &mut u8) {
 const DUMP_LINE_MAX: usize = 255 + 1 + 2 + 4 * 65_536;
 
 fn restore(args: &RestoreArgs) -> CliResult {
-    let shown = args.file.display().to_string();
-    let input: Box<dyn io::BufRead> = if args.file.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
-    } else {
-        let file = std::fs::File::open(&args.file).map_err(|e| CliError::io(&shown, &e))?;
-        Box::new(io::BufReader::new(file))
-    };
-    let shown = if args.file.as_os_str() == "-" {
+    let from_stdin = args.file.as_os_str() == "-";
+    let shown = if from_stdin {
         "stdin".to_owned()
     } else {
-        shown
+        args.file.display().to_string()
     };
-    restore_from(input, &shown, &args.common)
+    let mut file = if from_stdin {
+        // Read twice (checked whole, then applied): stdin goes to an
+        // unnamed file first.
+        let mut spool = tempfile_in_memory().map_err(|e| CliError::io("stdin", &e))?;
+        io::copy(&mut io::stdin().lock(), &mut spool).map_err(|e| CliError::io("stdin", &e))?;
+        io::Seek::rewind(&mut spool).map_err(|e| CliError::io("stdin", &e))?;
+        spool
+    } else {
+        std::fs::File::open(&args.file).map_err(|e| CliError::io(&shown, &e))?
+    };
+    // A dump that is wrong anywhere changes nothing: every line is parsed
+    // and every name checked before the first attribute is set.
+    restore_from(io::BufReader::new(&file), &shown, &args.common, false)?;
+    io::Seek::rewind(&mut file).map_err(|e| CliError::io(&shown, &e))?;
+    restore_from(io::BufReader::new(&file), &shown, &args.common, true)
 }
 
-/// Applies a dump as it is read, one line at a time, so memory stays
-/// bounded by [`DUMP_LINE_MAX`] whatever the input.
-fn restore_from(mut input: impl io::BufRead, shown: &str, common: &Common) -> CliResult {
+/// An unnamed read-write file that lives in memory (`memfd_create`).
+fn tempfile_in_memory() -> io::Result<std::fs::File> {
+    let fd = rustix::fs::memfd_create(c"memio-xattr-restore", rustix::fs::MemfdFlags::CLOEXEC)?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Reads a dump one line at a time, so memory stays bounded by
+/// [`DUMP_LINE_MAX`] whatever the input; checks every line and name and,
+/// with `apply`, sets each attribute as it comes.
+fn restore_from(
+    mut input: impl io::BufRead,
+    shown: &str,
+    common: &Common,
+    apply: bool,
+) -> CliResult {
     let mut status = EXIT_OK;
     let mut header: Vec<u8> = Vec::new();
     let mut line = Vec::new();
@@ -478,7 +499,18 @@ fn restore_from(mut input: impl io::BufRead, shown: &str, common: &Common) -> Cl
         for block in &blocks {
             let path = PathBuf::from(std::ffi::OsString::from_vec(block.path.clone()));
             for (name, value) in &block.attrs {
-                if let Err(e) = target(&path, common).set(name, value, SetMode::Any) {
+                if !apply {
+                    if !memio::io::xattr::valid_name(name) {
+                        return Err(CliError::new(
+                            shown,
+                            format!(
+                                "line {number}: '{}' is no attribute name (a namespace prefix \
+                                 such as user., then at most 255 bytes); nothing was restored",
+                                name.escape_debug()
+                            ),
+                        ));
+                    }
+                } else if let Err(e) = target(&path, common).set(name, value, SetMode::Any) {
                     status = status.max(report(&e));
                 }
             }

@@ -306,6 +306,12 @@ fn bad_input_says_what_is_wrong() {
             2,
             "memio: value '0s!!': bad base64",
         ),
+        // setfattr refuses it too: not padded to a group of four.
+        (
+            &["xattr", "set", "user.x", "0sZZZ", "f"],
+            2,
+            "memio: value '0sZZZ': bad base64",
+        ),
         (
             &["xattr", "dump", "-m", "(", "f"],
             2,
@@ -368,6 +374,38 @@ fn bad_input_says_what_is_wrong() {
                 stderr(&out)
             );
         }
+    }
+}
+
+#[test]
+fn a_dump_wrong_halfway_restores_nothing() {
+    // Read from a file or from stdin, the dump is checked whole first.
+    let dir = TempDir::new("midway");
+    std::fs::write(dir.0.join("f"), b"").unwrap();
+    if user_xattrs_work(&dir.0) {
+        let midway = b"# file: f\nuser.one=\"1\"\ngarbage line\nuser.two=\"2\"\n";
+        std::fs::write(dir.0.join("midway.dump"), midway).unwrap();
+        let want = "memio: midway.dump: line 3: 'garbage line' is no attribute name";
+        let out = memio(&dir.0, &["xattr", "restore", "midway.dump"]);
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(stderr(&out).starts_with(want), "{}", stderr(&out));
+        let mut child = Command::new(MEMIO)
+            .args(["xattr", "restore", "-"])
+            .current_dir(&dir.0)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), midway).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("memio: stdin: line 3:"),
+            "{}",
+            stderr(&out)
+        );
+        let listed = memio(&dir.0, &["xattr", "list", "f"]);
+        assert_eq!(stdout(&listed), "", "nothing restored");
     }
 }
 

@@ -249,7 +249,10 @@ fn base64_decode(text: &[u8]) -> Result<Vec<u8>, DecodeError> {
         .collect();
     let body_len = chars.iter().rposition(|&c| c != b'=').map_or(0, |p| p + 1);
     let (body, pad) = chars.split_at(body_len);
-    if pad.len() > 2 || (!pad.is_empty() && (body.len() + pad.len()) % 4 != 0) {
+    // As setfattr: padded to whole groups of four, and no stray bits in
+    // the last character (`0sAB==` and `0sZZZ` are refused, not read as
+    // one or two bytes).
+    if pad.len() > 2 || (body.len() + pad.len()) % 4 != 0 {
         return Err(bad("bad base64 padding"));
     }
     if body.len() % 4 == 1 {
@@ -269,6 +272,9 @@ fn base64_decode(text: &[u8]) -> Result<Vec<u8>, DecodeError> {
             bits -= 8;
             out.push(u8::try_from((acc >> bits) & 0xff).unwrap_or(0));
         }
+    }
+    if acc & ((1 << bits) - 1) != 0 {
+        return Err(bad("bad base64 value: stray bits in its last character"));
     }
     Ok(out)
 }
@@ -385,7 +391,13 @@ mod tests {
         assert!(decode(b"0s!!!!").is_err());
         assert!(decode(b"0sA").is_err());
         assert!(decode(b"0sAAE=====").is_err());
-        assert_eq!(decode(b"0sAAE").unwrap(), [0, 1]);
+        assert_eq!(decode(b"0sAAE=").unwrap(), [0, 1]);
+        // setfattr refuses these: unpadded, or bits past the last byte.
+        for bad in [&b"0sAAE"[..], b"0sZZZ", b"0sZZZ=", b"0sAB=="] {
+            assert!(decode(bad).is_err(), "{}", bad.escape_ascii());
+        }
+        assert_eq!(decode(b"0sZZY=").unwrap(), [0x65, 0x96]);
+        assert_eq!(decode(b"0sAA==").unwrap(), [0]);
         assert_eq!(decode(b"0s").unwrap(), b"");
     }
 

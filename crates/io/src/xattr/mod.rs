@@ -146,14 +146,20 @@ fn eperm_hint(errno: Option<i32>, name: &str) -> &'static str {
     }
 }
 
-/// Checks that `name` has a namespace prefix and a length the kernel takes.
-fn check_name(target: &Target<'_>, name: &str) -> Result<(), Error> {
-    let ok = name.len() <= 255
+/// Whether `name` has a namespace prefix (and more after it), no NUL, and
+/// a length the kernel takes (255 bytes).
+#[must_use]
+pub fn valid_name(name: &str) -> bool {
+    name.len() <= 255
         && NAMESPACES
             .iter()
             .any(|ns| name.len() > ns.len() && name.starts_with(ns))
-        && !name.contains('\0');
-    if ok {
+        && !name.contains('\0')
+}
+
+/// Checks that `name` has a namespace prefix and a length the kernel takes.
+fn check_name(target: &Target<'_>, name: &str) -> Result<(), Error> {
+    if valid_name(name) {
         Ok(())
     } else {
         Err(Error::BadName {
