@@ -33,7 +33,8 @@ pub(crate) struct CpArgs {
     /// The kernel path that moves the bytes.
     #[arg(long, value_enum, default_value = "auto")]
     method: MethodArg,
-    /// Keep holes (auto), also make holes of zero blocks (always), or write every byte (never).
+    /// Keep holes (auto), also make holes of zero blocks (always, through read/write), or write
+    /// every byte (never).
     #[arg(long, value_enum, default_value = "auto")]
     sparse: SparseArg,
     /// Flush each copy to the disk before renaming it into place.
@@ -73,7 +74,18 @@ enum SparseArg {
 }
 
 impl CpArgs {
-    fn options(&self) -> CopyOptions {
+    fn options(&self) -> CliResult<CopyOptions> {
+        if self.sparse == SparseArg::Always
+            && !matches!(self.method, MethodArg::Auto | MethodArg::ReadWrite)
+        {
+            // It reads every byte to find zero blocks: the copy goes
+            // through read/write whatever --method says.
+            return Err(CliError::new(
+                "--sparse always",
+                "finds zero blocks by reading every byte, so it copies through read/write: \
+                 use it with --method auto or read-write",
+            ));
+        }
         let method = match self.method {
             MethodArg::Auto => Method::Auto,
             MethodArg::CopyFileRange => Method::CopyFileRange,
@@ -86,11 +98,11 @@ impl CpArgs {
             SparseArg::Always => Sparse::Always,
             SparseArg::Never => Sparse::Never,
         };
-        CopyOptions::new()
+        Ok(CopyOptions::new()
             .method(method)
             .sparse(sparse)
             .fsync(self.fsync)
-            .verify(self.verify)
+            .verify(self.verify))
     }
 }
 
@@ -174,7 +186,7 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
     let hear = |n: u64| {
         bar.inc(n);
     };
-    let options = args.options();
+    let options = args.options()?;
     let started = Instant::now();
     let mut totals = Totals::default();
     for src in sources {

@@ -102,6 +102,19 @@ fn cp_refuses_bad_requests_naming_the_object() {
     let out = memio(&["cp", s(&a)]);
     assert_eq!(code(&out), 2);
     assert!(!stderr(&out).contains("panicked"));
+    // --sparse always reads every byte, through read/write: an explicit
+    // other method would be silently overridden.
+    let b = dir.join("b");
+    for method in ["copy-file-range", "mmap", "sendfile"] {
+        let out = memio(&["cp", "--method", method, "--sparse", "always", s(&a), s(&b)]);
+        assert_eq!(code(&out), 2, "{method}");
+        assert!(
+            stderr(&out).starts_with("memio: --sparse always: "),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!b.exists());
+    }
 }
 
 #[test]
@@ -462,4 +475,44 @@ fn sum_check_reads_standard_input_and_skips_comments() {
     let done = child.wait_with_output().unwrap();
     assert_eq!(code(&done), 0, "{}", stderr(&done));
     assert!(stdout(&done).ends_with(": OK\n"), "{}", stdout(&done));
+}
+
+#[test]
+fn cp_as_a_user_refuses_a_destination_it_may_not_write() {
+    if !common::is_root() {
+        println!("skipped: needs root to hand a folder to user nobody");
+        return;
+    }
+    // A folder nobody may write holds root's read-only file: renaming a
+    // copy over it would be allowed, writing it is not (cp refuses).
+    let shared = common::SharedBinary::new();
+    let dir = TempDir::new("cp-readonly");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let src = write(&dir, "src", b"new");
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let theirs = dir.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let ro = theirs.join("ro");
+    std::fs::write(&ro, b"kept").unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+    let Some(out) = shared.output(&mut shared.as_nobody(&["cp", s(&src), s(&ro)])) else {
+        return;
+    };
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ro': cannot write: permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(&ro).unwrap(), b"kept");
+    assert_eq!(
+        std::fs::read_dir(&theirs).unwrap().count(),
+        1,
+        "no temporary left"
+    );
 }

@@ -213,7 +213,11 @@ impl CopyOptions {
     }
 
     /// Copies the regular file `src` to the path `dst`, replacing `dst`
-    /// atomically if it exists.
+    /// atomically if it exists: with a new file, so the old one's owner and
+    /// mode are not kept and its other hard links keep the old bytes. As
+    /// cp, a symlink at `dst` is written through (the file it leads to is
+    /// replaced) and a dangling one refused, and so is a file this process
+    /// may not write.
     ///
     /// # Errors
     ///
@@ -241,6 +245,7 @@ impl CopyOptions {
     ) -> Result<Copied> {
         let started = Instant::now();
         let (source, meta) = open_source(src)?;
+        let dst = &through_symlink(dst)?;
         check_destination(src, &meta, dst)?;
         let mut temp = temp::TempFile::beside(dst)?;
         let (bytes, data_bytes, method) = self.write(&source, src, &meta, &mut temp, progress)?;
@@ -448,7 +453,33 @@ fn check_destination(src: &Path, meta: &std::fs::Metadata, dst: &Path) -> Result
         Ok(d) if d.is_dir() => Err(Error::NotRegular {
             path: dst.display().to_string(),
         }),
-        _ => Ok(()),
+        // The copy is renamed over it, which only the directory's
+        // permissions govern; as cp, which writes into the file, refuse a
+        // file this process may not write.
+        Ok(_) => rustix::fs::accessat(
+            rustix::fs::CWD,
+            dst,
+            rustix::fs::Access::WRITE_OK,
+            rustix::fs::AtFlags::EACCESS,
+        )
+        .map_err(|e| os("write", dst.display(), e.into())),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The file a destination names: `dst` itself, or the file a symlink at
+/// `dst` leads to (as cp writes through it), whose place the copy takes;
+/// a symlink that leads nowhere is refused, as cp refuses it.
+fn through_symlink(dst: &Path) -> Result<std::borrow::Cow<'_, Path>> {
+    match std::fs::symlink_metadata(dst) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(dst) {
+            Ok(target) => Ok(std::borrow::Cow::Owned(target)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(os("write through the dangling symlink", dst.display(), e))
+            }
+            Err(e) => Err(os("follow the symlink", dst.display(), e)),
+        },
+        _ => Ok(std::borrow::Cow::Borrowed(dst)),
     }
 }
 

@@ -73,6 +73,54 @@ fn a_copy_replaces_an_existing_file_and_keeps_the_mode() {
 }
 
 #[test]
+fn a_symlink_destination_is_written_through_and_a_dangling_one_refused() {
+    let dir = TestDir::new("copy-symlink");
+    let src = dir.file("src", 5_000);
+    let target = dir.file("target", 100);
+    let link = dir.join("link");
+    std::os::unix::fs::symlink("target", &link).unwrap();
+    copy(&src, &link).unwrap();
+    // As cp: the link stays, the file it leads to gets the bytes.
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        std::fs::read(&src).unwrap()
+    );
+    let dangling = dir.join("dangling");
+    std::os::unix::fs::symlink("nowhere", &dangling).unwrap();
+    let e = copy(&src, &dangling).unwrap_err();
+    assert!(e.to_string().contains("dangling symlink"), "{e}");
+    assert!(
+        std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(dir.names(), ["dangling", "link", "src", "target"]);
+}
+
+#[test]
+fn a_destination_this_process_may_not_write_is_refused() {
+    if rustix::process::geteuid().is_root() {
+        eprintln!("skipped: root may write any file, so no destination is refused to it");
+        return;
+    }
+    let dir = TestDir::new("copy-readonly");
+    let src = dir.file("src", 5_000);
+    let dst = dir.file("dst", 100);
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let e = copy(&src, &dst).unwrap_err();
+    assert!(e.to_string().contains("permission denied"), "{e}");
+    assert_eq!(std::fs::metadata(&dst).unwrap().len(), 100);
+    assert_eq!(dir.names(), ["dst", "src"]);
+}
+
+#[test]
 fn holes_are_kept_by_default_and_filled_with_never() {
     let dir = TestDir::new("copy-sparse");
     let src = dir.join("sparse");
