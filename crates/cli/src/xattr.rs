@@ -430,21 +430,26 @@ fn restore(args: &RestoreArgs) -> CliResult {
     } else {
         args.file.display().to_string()
     };
+    // A dump that is wrong anywhere changes nothing: every line is parsed
+    // and every name checked before the first attribute is set. Stdin is
+    // read once, its lines kept in an unnamed file as they are checked.
     let mut file = if from_stdin {
-        // Read twice (checked whole, then applied): stdin goes to an
-        // unnamed file first.
         let mut spool = tempfile_in_memory().map_err(|e| CliError::io("stdin", &e))?;
-        io::copy(&mut io::stdin().lock(), &mut spool).map_err(|e| CliError::io("stdin", &e))?;
-        io::Seek::rewind(&mut spool).map_err(|e| CliError::io("stdin", &e))?;
+        restore_from(
+            io::stdin().lock(),
+            &shown,
+            &args.common,
+            false,
+            Some(&mut spool),
+        )?;
         spool
     } else {
-        std::fs::File::open(&args.file).map_err(|e| CliError::io(&shown, &e))?
+        let file = std::fs::File::open(&args.file).map_err(|e| CliError::io(&shown, &e))?;
+        restore_from(io::BufReader::new(&file), &shown, &args.common, false, None)?;
+        file
     };
-    // A dump that is wrong anywhere changes nothing: every line is parsed
-    // and every name checked before the first attribute is set.
-    restore_from(io::BufReader::new(&file), &shown, &args.common, false)?;
     io::Seek::rewind(&mut file).map_err(|e| CliError::io(&shown, &e))?;
-    restore_from(io::BufReader::new(&file), &shown, &args.common, true)
+    restore_from(io::BufReader::new(&file), &shown, &args.common, true, None)
 }
 
 /// An unnamed read-write file that lives in memory (`memfd_create`).
@@ -455,12 +460,14 @@ fn tempfile_in_memory() -> io::Result<std::fs::File> {
 
 /// Reads a dump one line at a time, so memory stays bounded by
 /// [`DUMP_LINE_MAX`] whatever the input; checks every line and name and,
-/// with `apply`, sets each attribute as it comes.
+/// with `apply`, sets each attribute as it comes. Each line read is also
+/// written to `copy`, when given.
 fn restore_from(
     mut input: impl io::BufRead,
     shown: &str,
     common: &Common,
     apply: bool,
+    mut copy: Option<&mut std::fs::File>,
 ) -> CliResult {
     let mut status = EXIT_OK;
     let mut header: Vec<u8> = Vec::new();
@@ -482,6 +489,10 @@ fn restore_from(
                      a 255-byte name and a 64 KiB value, escaped)"
                 ),
             ));
+        }
+        if let Some(copy) = copy.as_mut() {
+            copy.write_all(&line)
+                .map_err(|e| CliError::io("stdin (kept while checked)", &e))?;
         }
         if line.starts_with(b"# file: ") {
             header.clone_from(&line);
