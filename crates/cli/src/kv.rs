@@ -1,7 +1,9 @@
 //! `memio kv`: get, set, delete, list, dump, load, compact and inspect a
 //! memio-kv store from the shell.
 
-use std::io::{BufRead, Write, stdout};
+use std::io::{BufRead, Write};
+
+use crate::output::stdout;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
@@ -163,6 +165,11 @@ fn read_field(obj: &Value, name: &str, line: usize, src: &str) -> CliResult<Vec<
     ))
 }
 
+/// A key as an error names it: the empty key as `''`.
+fn shown_key(key: &str) -> &str {
+    if key.is_empty() { "''" } else { key }
+}
+
 pub(crate) fn run(args: &KvArgs, _globals: Globals) -> CliResult {
     exec(args)?;
     Ok(crate::error::EXIT_OK)
@@ -180,7 +187,7 @@ fn exec(args: &KvArgs) -> CliResult<()> {
                     out.write_all(b"\n")?;
                     Ok(())
                 }
-                None => Err(CliError::negative(key, "no such key")),
+                None => Err(CliError::negative(shown_key(key), "no such key")),
             }
         }
         KvCommand::Set { key, value } => {
@@ -202,7 +209,7 @@ fn exec(args: &KvArgs) -> CliResult<()> {
             if had {
                 Ok(())
             } else {
-                Err(CliError::negative(key, "no such key"))
+                Err(CliError::negative(shown_key(key), "no such key"))
             }
         }
         KvCommand::List { prefix, range } => list(args, prefix.as_deref(), range.as_deref()),
@@ -224,14 +231,13 @@ fn exec(args: &KvArgs) -> CliResult<()> {
             if args.json {
                 return print_json(&json!({"before": c.before, "after": c.after, "keys": c.keys}));
             }
-            println!(
+            crate::output::println(format_args!(
                 "{}: {} -> {} bytes, {} keys",
                 args.db.display(),
                 c.before,
                 c.after,
                 c.keys
-            );
-            Ok(())
+            ))
         }
         KvCommand::Stats => stats(args),
     }

@@ -187,6 +187,18 @@ fn create(a: &CreateArgs, globals: Globals) -> CliResult {
         output::println(q.id())?;
         return Ok(EXIT_OK);
     }
+    if a.capacity == Some(0) {
+        return Err(CliError::new(
+            "--capacity 0",
+            "a queue holds at least 1 message",
+        ));
+    }
+    if a.msg_size.is_some_and(|s| s.bytes() == 0) {
+        return Err(CliError::new(
+            "--msg-size 0",
+            "a queue's messages take at least 1 byte",
+        ));
+    }
     let mut opts = MqOptions::new().mode(a.mode);
     if let Some(n) = a.capacity {
         opts = opts.capacity(n);

@@ -116,6 +116,12 @@ fn size(s: Size) -> CliResult<usize> {
 fn create(a: &CreateArgs, globals: Globals) -> CliResult {
     let how = create_mode(a.open_or_create);
     let bytes = size(a.size)?;
+    if bytes == 0 && how == Create::Exclusive {
+        return Err(CliError::new(
+            &a.shm,
+            "cannot create shared memory of 0 bytes: give --size above 0",
+        ));
+    }
     if a.sysv {
         let key = match SysvTarget::parse(&a.shm)? {
             SysvTarget::Key(k) => k,

@@ -187,6 +187,16 @@ fn posix_queue_bad_input_gives_clear_errors() {
         2,
         "(/proc/sys/fs/mqueue/msgsize_max)",
     );
+    fails(
+        &memio(&["mq", "create", &q, "--capacity", "0"]),
+        2,
+        "memio: --capacity 0: a queue holds at least 1 message",
+    );
+    fails(
+        &memio(&["shm", "create", &q, "--size", "0"]),
+        2,
+        &format!("memio: {q}: cannot create shared memory of 0 bytes"),
+    );
     ok(&memio(&["mq", "create", &q, "--msg-size", "16"]));
     fails(
         &memio(&["mq", "create", &q]),

@@ -19,6 +19,24 @@ fn set_get_del_list_and_exit_codes() {
     let out = memio(&["kv", "--db", db, "get", "durian"]);
     assert_eq!(code(&out), 1);
     assert_eq!(stderr(&out), "memio: durian: no such key\n");
+    let out = memio(&["kv", "--db", db, "get", ""]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(stderr(&out), "memio: '': no such key\n");
+    // Output that cannot be written names stdout.
+    for args in [&["get", "banana"][..], &["dump"]] {
+        let out = std::process::Command::new(common::MEMIO)
+            .args(["kv", "--db", db])
+            .args(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(code(&out), 2, "{args:?}");
+        assert_eq!(
+            stderr(&out),
+            "memio: stdout: no space left on device\n",
+            "{args:?}"
+        );
+    }
     let out = memio(&["kv", "--db", db, "list", "--range", "b..c", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(v, serde_json::json!([{"key": "banana", "value": "2"}]));
