@@ -468,17 +468,33 @@ fn check_destination(src: &Path, meta: &std::fs::Metadata, dst: &Path) -> Result
 }
 
 /// The file a destination names: `dst` itself, or the file a symlink at
-/// `dst` leads to (as cp writes through it), whose place the copy takes;
-/// a symlink that leads nowhere is refused, as cp refuses it.
+/// `dst` leads to (as cp writes through it), whose place the copy takes.
+/// A symlink that leads nowhere is refused, as cp refuses it, and so is a
+/// destination that is neither a regular file nor a directory (a device,
+/// a FIFO, a socket): the copy would take its place, where cp writes into
+/// it.
 fn through_symlink(dst: &Path) -> Result<std::borrow::Cow<'_, Path>> {
+    match std::fs::metadata(dst) {
+        Ok(m) if !m.is_file() && !m.is_dir() => {
+            return Err(Error::NotRegular {
+                path: dst.display().to_string(),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return match std::fs::symlink_metadata(dst) {
+                Ok(l) if l.file_type().is_symlink() => {
+                    Err(os("write through the dangling symlink", dst.display(), e))
+                }
+                _ => Ok(std::borrow::Cow::Borrowed(dst)),
+            };
+        }
+        Err(e) => return Err(os("stat", dst.display(), e)),
+    }
     match std::fs::symlink_metadata(dst) {
-        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(dst) {
-            Ok(target) => Ok(std::borrow::Cow::Owned(target)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(os("write through the dangling symlink", dst.display(), e))
-            }
-            Err(e) => Err(os("follow the symlink", dst.display(), e)),
-        },
+        Ok(l) if l.file_type().is_symlink() => std::fs::canonicalize(dst)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|e| os("follow the symlink", dst.display(), e)),
         _ => Ok(std::borrow::Cow::Borrowed(dst)),
     }
 }

@@ -5,7 +5,7 @@
 )]
 
 use std::fs::File;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 use rustix::fs::SeekFrom;
 
@@ -102,6 +102,24 @@ fn a_symlink_destination_is_written_through_and_a_dangling_one_refused() {
             .is_symlink()
     );
     assert_eq!(dir.names(), ["dangling", "link", "src", "target"]);
+    // A FIFO (or a device) would be replaced by a regular file, where cp
+    // writes into it: refused, whether named or reached through a link.
+    let fifo = dir.join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        0,
+    )
+    .unwrap();
+    let to_fifo = dir.join("to-fifo");
+    std::os::unix::fs::symlink("fifo", &to_fifo).unwrap();
+    for dst in [&fifo, &to_fifo] {
+        let e = copy(&src, dst).unwrap_err();
+        assert!(matches!(e, Error::NotRegular { .. }), "{e}");
+    }
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 }
 
 #[test]
