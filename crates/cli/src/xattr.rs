@@ -46,7 +46,7 @@ enum XattrCommand {
     /// Print names and values in the getfattr --dump format (getfattr -d).
     Dump(DumpArgs),
     /// Set the attributes a dump lists (setfattr --restore); a dump with a
-    /// bad line anywhere sets nothing.
+    /// bad line, name or value size anywhere sets nothing.
     Restore(RestoreArgs),
 }
 
@@ -421,7 +421,10 @@ fn walk(path: &Path, files: &mut Vec<PathBuf>, status: &mut u8) {
 /// (`XATTR_SIZE_MAX`) in the widest encoding getfattr writes (quoted, four
 /// bytes per escaped byte); also room for a `# file:` line of a 4 KiB path
 /// escaped the same way. A longer line cannot be a dump line.
-const DUMP_LINE_MAX: usize = 255 + 1 + 2 + 4 * 65_536;
+const DUMP_LINE_MAX: usize = 255 + 1 + 2 + 4 * XATTR_SIZE_MAX;
+
+/// The largest value Linux stores in an attribute (`XATTR_SIZE_MAX`).
+const XATTR_SIZE_MAX: usize = 65_536;
 
 fn restore(args: &RestoreArgs) -> CliResult {
     let from_stdin = args.file.as_os_str() == "-";
@@ -430,32 +433,79 @@ fn restore(args: &RestoreArgs) -> CliResult {
     } else {
         args.file.display().to_string()
     };
-    // A dump that is wrong anywhere changes nothing: every line is parsed
-    // and every name checked before the first attribute is set. Stdin is
-    // read once, its lines kept in an unnamed file as they are checked.
-    let mut file = if from_stdin {
-        let mut spool = tempfile_in_memory().map_err(|e| CliError::io("stdin", &e))?;
-        restore_from(
-            io::stdin().lock(),
-            &shown,
-            &args.common,
-            false,
-            Some(&mut spool),
-        )?;
-        spool
+    let named = if from_stdin {
+        None
     } else {
-        let file = std::fs::File::open(&args.file).map_err(|e| CliError::io(&shown, &e))?;
-        restore_from(io::BufReader::new(&file), &shown, &args.common, false, None)?;
-        file
+        Some(std::fs::File::open(&args.file).map_err(|e| CliError::io(&shown, &e))?)
+    };
+    // A dump that is malformed anywhere changes nothing: every line is
+    // parsed, every name and value size checked, before the first
+    // attribute is set. A regular file is read twice; stdin or a pipe is
+    // read once, its lines kept in an unnamed file as they are checked.
+    let mut file = match named {
+        Some(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+            restore_from(io::BufReader::new(&file), &shown, &args.common, false, None)?;
+            file
+        }
+        named => {
+            let mut spool = Spool::new(&shown)?;
+            if let Some(pipe) = named {
+                let input = io::BufReader::new(pipe);
+                restore_from(input, &shown, &args.common, false, Some(&mut spool))?;
+            } else {
+                let input = io::stdin().lock();
+                restore_from(input, &shown, &args.common, false, Some(&mut spool))?;
+            }
+            spool.into_file()?
+        }
     };
     io::Seek::rewind(&mut file).map_err(|e| CliError::io(&shown, &e))?;
     restore_from(io::BufReader::new(&file), &shown, &args.common, true, None)
 }
 
-/// An unnamed read-write file that lives in memory (`memfd_create`).
-fn tempfile_in_memory() -> io::Result<std::fs::File> {
-    let fd = rustix::fs::memfd_create(c"memio-xattr-restore", rustix::fs::MemfdFlags::CLOEXEC)?;
-    Ok(std::fs::File::from(fd))
+/// The most of a dump read from stdin or a pipe that is kept (in memory)
+/// while it is checked.
+const SPOOL_MAX: u64 = 256 << 20;
+
+/// Where a dump that cannot be read twice is kept while it is checked: an
+/// unnamed file in memory (`memfd_create`), at most [`SPOOL_MAX`] bytes.
+struct Spool<'a> {
+    out: io::BufWriter<std::fs::File>,
+    len: u64,
+    shown: &'a str,
+}
+
+impl<'a> Spool<'a> {
+    fn new(shown: &'a str) -> CliResult<Self> {
+        let fd = rustix::fs::memfd_create(c"memio-xattr-restore", rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(|e| CliError::io(shown, &e.into()))?;
+        Ok(Self {
+            out: io::BufWriter::new(std::fs::File::from(fd)),
+            len: 0,
+            shown,
+        })
+    }
+
+    fn keep(&mut self, line: &[u8]) -> CliResult<()> {
+        self.len += line.len() as u64;
+        if self.len > SPOOL_MAX {
+            return Err(CliError::new(
+                self.shown,
+                "a dump over 256 MiB must be given as a regular file (it is kept in memory \
+                 while checked); nothing was restored",
+            ));
+        }
+        self.out
+            .write_all(line)
+            .map_err(|e| CliError::io(self.shown, &e))
+    }
+
+    fn into_file(self) -> CliResult<std::fs::File> {
+        let shown = self.shown;
+        self.out
+            .into_inner()
+            .map_err(|e| CliError::io(shown, e.error()))
+    }
 }
 
 /// Reads a dump one line at a time, so memory stays bounded by
@@ -467,7 +517,7 @@ fn restore_from(
     shown: &str,
     common: &Common,
     apply: bool,
-    mut copy: Option<&mut std::fs::File>,
+    mut copy: Option<&mut Spool<'_>>,
 ) -> CliResult {
     let mut status = EXIT_OK;
     let mut header: Vec<u8> = Vec::new();
@@ -491,8 +541,7 @@ fn restore_from(
             ));
         }
         if let Some(copy) = copy.as_mut() {
-            copy.write_all(&line)
-                .map_err(|e| CliError::io("stdin (kept while checked)", &e))?;
+            copy.keep(&line)?;
         }
         if line.starts_with(b"# file: ") {
             header.clone_from(&line);
@@ -518,6 +567,16 @@ fn restore_from(
                                 "line {number}: '{}' is no attribute name (a namespace prefix \
                                  such as user., then at most 255 bytes); nothing was restored",
                                 name.escape_debug()
+                            ),
+                        ));
+                    }
+                    if value.len() > XATTR_SIZE_MAX {
+                        return Err(CliError::new(
+                            shown,
+                            format!(
+                                "line {number}: a value of {} bytes is over the {XATTR_SIZE_MAX} \
+                                 any attribute can hold; nothing was restored",
+                                value.len()
                             ),
                         ));
                     }

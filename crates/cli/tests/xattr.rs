@@ -406,6 +406,40 @@ fn a_dump_wrong_halfway_restores_nothing() {
         );
         let listed = memio(&dir.0, &["xattr", "list", "f"]);
         assert_eq!(stdout(&listed), "", "nothing restored");
+        // A value over what any attribute holds (64 KiB) is caught before
+        // the first block is set.
+        let mut big = b"# file: f\nuser.one=\"1\"\n\n# file: f\nuser.big=0x".to_vec();
+        big.extend(std::iter::repeat_n(b'0', 2 * 65_537));
+        big.push(b'\n');
+        std::fs::write(dir.0.join("big.dump"), &big).unwrap();
+        let out = memio(&dir.0, &["xattr", "restore", "big.dump"]);
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("line 5: a value of 65537 bytes"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(stdout(&memio(&dir.0, &["xattr", "list", "f"])), "");
+        // A dump named by a path that cannot be read twice (a pipe) is
+        // restored all the same.
+        let mut child = Command::new(MEMIO)
+            .args(["xattr", "restore", "/dev/stdin"])
+            .current_dir(&dir.0)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            &mut child.stdin.take().unwrap(),
+            b"# file: f\nuser.one=\"1\"\n",
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(
+            stdout(&memio(&dir.0, &["xattr", "list", "f"])),
+            "# file: f\nuser.one\n\n"
+        );
     }
 }
 
