@@ -492,11 +492,62 @@ fn through_symlink(dst: &Path) -> Result<std::borrow::Cow<'_, Path>> {
         Err(e) => return Err(os("stat", dst.display(), e)),
     }
     match std::fs::symlink_metadata(dst) {
-        Ok(l) if l.file_type().is_symlink() => std::fs::canonicalize(dst)
-            .map(std::borrow::Cow::Owned)
-            .map_err(|e| os("follow the symlink", dst.display(), e)),
+        Ok(l) if l.file_type().is_symlink() => {
+            if through_proc(dst) {
+                // `/dev/stdout`, `/proc/self/fd/N`: the file behind it is
+                // open; replaced, it would vanish from under the
+                // descriptor (a shell's redirect would lose what follows).
+                return Err(os(
+                    "copy onto",
+                    dst.display(),
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "it leads through /proc to an open file, which the copy would replace \
+                         under its descriptor; give the file's own path",
+                    ),
+                ));
+            }
+            std::fs::canonicalize(dst)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| os("follow the symlink", dst.display(), e))
+        }
         _ => Ok(std::borrow::Cow::Borrowed(dst)),
     }
+}
+
+/// Whether the chain of symlinks from `path` passes through `/proc` (a
+/// file descriptor's link, as `/dev/stdout` or `/dev/fd/1` are).
+fn through_proc(path: &Path) -> bool {
+    let in_proc = |p: &Path| {
+        p.starts_with("/proc")
+            || p.parent()
+                .and_then(|d| {
+                    std::fs::canonicalize(if d.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        d
+                    })
+                    .ok()
+                })
+                .is_some_and(|d| d.starts_with("/proc"))
+    };
+    let mut at = path.to_owned();
+    // Linux follows at most 40 links.
+    for _ in 0..40 {
+        if in_proc(&at) {
+            return true;
+        }
+        match std::fs::read_link(&at) {
+            Ok(next) => {
+                at = match at.parent() {
+                    Some(dir) if next.is_relative() => dir.join(next),
+                    _ => next,
+                };
+            }
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 #[cfg(test)]

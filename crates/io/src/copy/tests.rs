@@ -7,6 +7,8 @@
 use std::fs::File;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
+use std::path::PathBuf;
+
 use rustix::fs::SeekFrom;
 
 use super::*;
@@ -120,6 +122,21 @@ fn a_symlink_destination_is_written_through_and_a_dangling_one_refused() {
         assert!(matches!(e, Error::NotRegular { .. }), "{e}");
     }
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    // An open file reached through /proc (as `/dev/stdout` leads there)
+    // would be swapped out from under its descriptor: refused.
+    let open = dir.file("open", 10);
+    let held = File::options().append(true).open(&open).unwrap();
+    let via_proc = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&held)
+    ));
+    let e = copy(&src, &via_proc).unwrap_err();
+    assert!(e.to_string().contains("leads through /proc"), "{e}");
+    assert_eq!(
+        std::fs::metadata(&open).unwrap().ino(),
+        held.metadata().unwrap().ino()
+    );
+    assert_eq!(std::fs::metadata(&open).unwrap().len(), 10);
 }
 
 #[test]
