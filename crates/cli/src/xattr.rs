@@ -442,25 +442,28 @@ fn restore(args: &RestoreArgs) -> CliResult {
     // parsed, every name and value size checked, before the first
     // attribute is set. A regular file is read twice; stdin or a pipe is
     // read once, its lines kept in an unnamed file as they are checked.
-    let mut file = match named {
+    let (mut file, checked) = match named {
         Some(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
-            restore_from(io::BufReader::new(&file), &shown, &args.common, false, None)?;
-            file
+            let (_, checked) =
+                restore_from(io::BufReader::new(&file), &shown, &args.common, false, None)?;
+            (file, checked)
         }
         named => {
             let mut spool = Spool::new(&shown)?;
-            if let Some(pipe) = named {
+            let (_, checked) = if let Some(pipe) = named {
                 let input = io::BufReader::new(pipe);
-                restore_from(input, &shown, &args.common, false, Some(&mut spool))?;
+                restore_from(input, &shown, &args.common, false, Some(&mut spool))?
             } else {
                 let input = io::stdin().lock();
-                restore_from(input, &shown, &args.common, false, Some(&mut spool))?;
-            }
-            spool.into_file()?
+                restore_from(input, &shown, &args.common, false, Some(&mut spool))?
+            };
+            (spool.into_file()?, checked)
         }
     };
     io::Seek::rewind(&mut file).map_err(|e| CliError::io(&shown, &e))?;
-    restore_from(io::BufReader::new(&file), &shown, &args.common, true, None)
+    // Only what was checked: a file still being written has grown since.
+    let input = io::BufReader::new(io::Read::take(&file, checked));
+    Ok(restore_from(input, &shown, &args.common, true, None)?.0)
 }
 
 /// The most of a dump read from stdin or a pipe that is kept (in memory)
@@ -518,8 +521,9 @@ fn restore_from(
     common: &Common,
     apply: bool,
     mut copy: Option<&mut Spool<'_>>,
-) -> CliResult {
+) -> CliResult<(u8, u64)> {
     let mut status = EXIT_OK;
+    let mut consumed = 0u64;
     let mut header: Vec<u8> = Vec::new();
     let mut line = Vec::new();
     for number in 1.. {
@@ -540,6 +544,7 @@ fn restore_from(
                 ),
             ));
         }
+        consumed += line.len() as u64;
         if let Some(copy) = copy.as_mut() {
             copy.keep(&line)?;
         }
@@ -586,5 +591,5 @@ fn restore_from(
             }
         }
     }
-    Ok(status)
+    Ok((status, consumed))
 }
