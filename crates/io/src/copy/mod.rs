@@ -491,45 +491,47 @@ fn through_symlink(dst: &Path) -> Result<std::borrow::Cow<'_, Path>> {
         }
         Err(e) => return Err(os("stat", dst.display(), e)),
     }
+    if through_proc(dst) {
+        // `/dev/stdout`, `/proc/self/fd/N`: the file behind such a link is
+        // open; replaced, it would vanish from under the descriptor (a
+        // shell's redirect would lose what follows). And a file of /proc
+        // itself cannot be replaced at all.
+        return Err(os(
+            "copy onto",
+            dst.display(),
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is in /proc or its links lead through /proc (as /dev/stdout's do), where \
+                 the copy could not take its place, or would take an open file's from under its \
+                 descriptor; give the file's own path",
+            ),
+        ));
+    }
     match std::fs::symlink_metadata(dst) {
-        Ok(l) if l.file_type().is_symlink() => {
-            if through_proc(dst) {
-                // `/dev/stdout`, `/proc/self/fd/N`: the file behind it is
-                // open; replaced, it would vanish from under the
-                // descriptor (a shell's redirect would lose what follows).
-                return Err(os(
-                    "copy onto",
-                    dst.display(),
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "it leads through /proc to an open file, which the copy would replace \
-                         under its descriptor; give the file's own path",
-                    ),
-                ));
-            }
-            std::fs::canonicalize(dst)
-                .map(std::borrow::Cow::Owned)
-                .map_err(|e| os("follow the symlink", dst.display(), e))
-        }
+        Ok(l) if l.file_type().is_symlink() => std::fs::canonicalize(dst)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|e| os("follow the symlink", dst.display(), e)),
         _ => Ok(std::borrow::Cow::Borrowed(dst)),
     }
 }
 
-/// Whether the chain of symlinks from `path` passes through `/proc` (a
-/// file descriptor's link, as `/dev/stdout` or `/dev/fd/1` are).
+/// Whether `path`, or a link on the way from it to its file, lies in a
+/// procfs (wherever it is mounted): a file descriptor's link, as
+/// `/dev/stdout` and `/dev/fd/1` lead to, or a file of /proc itself.
 fn through_proc(path: &Path) -> bool {
+    /// `PROC_SUPER_MAGIC`, procfs's `f_type`.
+    const PROC: i64 = 0x9fa0;
     let in_proc = |p: &Path| {
-        p.starts_with("/proc")
-            || p.parent()
-                .and_then(|d| {
-                    std::fs::canonicalize(if d.as_os_str().is_empty() {
-                        Path::new(".")
-                    } else {
-                        d
-                    })
-                    .ok()
-                })
-                .is_some_and(|d| d.starts_with("/proc"))
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        #[allow(
+            clippy::useless_conversion,
+            clippy::unnecessary_cast,
+            reason = "f_type's integer type differs between targets"
+        )]
+        rustix::fs::statfs(dir).is_ok_and(|f| i64::from(f.f_type as i64) == PROC)
     };
     let mut at = path.to_owned();
     // Linux follows at most 40 links.
