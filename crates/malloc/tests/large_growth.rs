@@ -18,11 +18,17 @@ fn mark_of(at: usize) -> u8 {
 
 /// Held by each test while it runs: a block grows in place only while
 /// the address space after it is free, which the other test's mappings
-/// would take at random.
+/// would take at random. Each turn starts with no large mapping cached:
+/// the buffer the other test freed would otherwise serve this test's first
+/// block whole, and the figures would depend on which test ran first.
 fn turn() -> MutexGuard<'static, ()> {
     static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    let turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    memio_malloc::trim();
+    assert_eq!(memio_malloc::stats().large_cached, 0);
+    turn
 }
 
 fn layout(size: usize) -> Layout {
