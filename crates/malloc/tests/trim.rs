@@ -81,11 +81,13 @@ fn trim_gives_back_an_exited_threads_pages_that_a_live_thread_freed() {
     let (to_keeper, blocks) = mpsc::channel::<Vec<Vec<usize>>>();
     let (freed, wait_freed) = mpsc::channel::<()>();
     let (go, wait_go) = mpsc::channel::<()>();
+    let (has_heap, wait_heap) = mpsc::channel::<()>();
     let keeper = std::thread::spawn(move || {
         // SAFETY: non-zero sizes.
         let own: Vec<usize> = (0..SIZES)
             .map(|i| unsafe { a.alloc(layout(i)) } as usize)
             .collect();
+        has_heap.send(()).unwrap();
         for (i, ps) in blocks.recv().unwrap().into_iter().enumerate() {
             for p in ps {
                 // SAFETY: live blocks of `layout(i)`, handed over whole.
@@ -99,6 +101,10 @@ fn trim_gives_back_an_exited_threads_pages_that_a_live_thread_freed() {
             unsafe { a.dealloc(p as *mut u8, layout(i)) };
         }
     });
+    // The keeper holds a heap of its own before the next thread starts:
+    // a keeper that allocated only after that thread exited would take
+    // its heap from the pool, and free its blocks as their owner.
+    wait_heap.recv().unwrap();
     // A thread that fills `PAGES` pages of each size and exits: its heap
     // goes to the pool with them.
     let made = std::thread::spawn(move || {
