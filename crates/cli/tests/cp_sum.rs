@@ -457,22 +457,16 @@ fn cp_with_one_operand_names_the_missing_destination() {
 
 #[test]
 fn sum_check_reads_standard_input_and_skips_comments() {
-    use std::io::Write;
     let dir = TempDir::new("sum-stdin");
     let a = write(&dir, "a", b"one");
     let out = memio(&["sum", s(&a)]);
     assert_eq!(code(&out), 0);
-    let mut child = std::process::Command::new(common::MEMIO)
-        .args(["sum", "-c", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"# written by memio sum\n").unwrap();
-    stdin.write_all(&out.stdout).unwrap();
-    drop(stdin);
-    let done = child.wait_with_output().unwrap();
+    let mut list = b"# written by memio sum\n".to_vec();
+    list.extend_from_slice(&out.stdout);
+    let done = common::output_with_stdin(
+        std::process::Command::new(common::MEMIO).args(["sum", "-c", "-"]),
+        &list,
+    );
     assert_eq!(code(&done), 0, "{}", stderr(&done));
     assert!(stdout(&done).ends_with(": OK\n"), "{}", stdout(&done));
 }

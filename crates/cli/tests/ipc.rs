@@ -21,16 +21,7 @@ fn memio(args: &[&str]) -> Output {
 }
 
 fn memio_stdin(args: &[&str], input: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_memio"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    common::output_with_stdin(Command::new(common::MEMIO).args(args), input)
 }
 
 fn ok(out: &Output) -> String {

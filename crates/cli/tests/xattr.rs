@@ -12,6 +12,11 @@ fn memio(dir: &Path, args: &[&str]) -> Output {
     run_in(dir, MEMIO, args)
 }
 
+/// Runs memio in `dir` with `input` on its standard input.
+fn memio_stdin(dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    common::output_with_stdin(Command::new(MEMIO).args(args).current_dir(dir), input)
+}
+
 /// Whether the temp filesystem takes user attributes (tmpfs before 6.6
 /// does not); says why when it does not.
 fn user_xattrs_work(dir: &Path) -> bool {
@@ -389,15 +394,7 @@ fn a_dump_wrong_halfway_restores_nothing() {
         let out = memio(&dir.0, &["xattr", "restore", "midway.dump"]);
         assert_eq!(code(&out), 2, "{}", stderr(&out));
         assert!(stderr(&out).starts_with(want), "{}", stderr(&out));
-        let mut child = Command::new(MEMIO)
-            .args(["xattr", "restore", "-"])
-            .current_dir(&dir.0)
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), midway).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = memio_stdin(&dir.0, &["xattr", "restore", "-"], midway);
         assert_eq!(code(&out), 2, "{}", stderr(&out));
         assert!(
             stderr(&out).starts_with("memio: stdin: line 3:"),
@@ -422,19 +419,11 @@ fn a_dump_wrong_halfway_restores_nothing() {
         assert_eq!(stdout(&memio(&dir.0, &["xattr", "list", "f"])), "");
         // A dump named by a path that cannot be read twice (a pipe) is
         // restored all the same.
-        let mut child = Command::new(MEMIO)
-            .args(["xattr", "restore", "/dev/stdin"])
-            .current_dir(&dir.0)
-            .stdin(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(
-            &mut child.stdin.take().unwrap(),
+        let out = memio_stdin(
+            &dir.0,
+            &["xattr", "restore", "/dev/stdin"],
             b"# file: f\nuser.one=\"1\"\n",
-        )
-        .unwrap();
-        let out = child.wait_with_output().unwrap();
+        );
         assert_eq!(code(&out), 0, "{}", stderr(&out));
         assert_eq!(
             stdout(&memio(&dir.0, &["xattr", "list", "f"])),

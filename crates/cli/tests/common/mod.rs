@@ -27,6 +27,26 @@ pub fn run_in(dir: &Path, program: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("run {program}: {e}"))
 }
 
+/// Runs `command` with `input` on its standard input (then closed) and
+/// collects its output.
+pub fn output_with_stdin(command: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the command");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input)
+        .expect("write its stdin");
+    child.wait_with_output().expect("wait for the command")
+}
+
 /// The exit status, or -1 when a signal ended the process.
 pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
