@@ -8,11 +8,18 @@
 //! a mapped chunk: nothing is copied, nothing faults in again, and no old
 //! copy is left behind. A block that grows takes half again of headroom
 //! (untouched, so not resident), so a buffer grown a chunk at a time
-//! takes an `mremap` every few steps instead of one per step.
+//! takes an `mremap` every few steps instead of one per step. A block of
+//! the pages that `realloc` grows past 128 KiB (the default threshold)
+//! moves here too, even where the threshold has risen past its size:
+//! growing on by `mremap`, it is never copied again, and only what it
+//! writes of its capacity becomes resident.
 //!
 //! A freed large mapping is kept in a small cache for the purge delay
 //! (100 ms by default) and handed to the next large request it fits,
-//! grown by `mremap` when it is too small. A program that allocates and
+//! grown by `mremap` when it is too small (to such a block moving out of
+//! the pages, a larger one is given with what lies past the block purged:
+//! the block keeps the room to grow in place, and only what it writes of
+//! that room becomes resident again). A program that allocates and
 //! frees big buffers in a loop so touches its pages once instead of
 //! faulting them in afresh each time (glibc gets the same effect by
 //! raising its mmap threshold as large blocks are freed). The cache holds
@@ -81,7 +88,10 @@ pub(crate) struct Large {
     need: usize,
 }
 
-const CACHE_SLOTS: usize = 32;
+/// Room for the buffers of a program that builds a hundred or so at a
+/// time and frees them together (vectors grown by push: with 32, most
+/// were unmapped and faulted in afresh at each round, 2.8x the faults).
+const CACHE_SLOTS: usize = 128;
 
 /// The most a growing block's mapping is stretched past what `realloc`
 /// asked for (see [`realloc`]).
@@ -152,6 +162,18 @@ fn head_for(align: usize) -> usize {
 /// its end is less than `align` bytes before the guard (electric-fence
 /// style); such blocks are never cached nor resized in place.
 pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    alloc_as(size, align, zero, false)
+}
+
+/// [`alloc`] for a block that `realloc` moves out of a page to grow it:
+/// a cached mapping larger than it needs keeps its room, but what lies
+/// past the block is purged first, so that only what the growing block
+/// writes of it becomes resident again.
+pub(crate) fn alloc_growing(size: usize, align: usize) -> *mut u8 {
+    alloc_as(size, align, false, true)
+}
+
+fn alloc_as(size: usize, align: usize, zero: bool, exact: bool) -> *mut u8 {
     let head = head_for(align);
     let Some(body) = head
         .checked_add(size)
@@ -168,7 +190,7 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         return null_mut();
     };
     if head == OS_PAGE && guard == 0 {
-        if let Some(l) = from_cache(map_len) {
+        if let Some(l) = from_cache(map_len, exact) {
             // SAFETY: the cache gave us `l`, a live header of a mapping of
             // at least `map_len` bytes, whose block starts `OS_PAGE` in.
             let p = unsafe {
@@ -234,7 +256,7 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// within their [`allowance`] (its pages were resident already, and
 /// handing them out again costs no page faults); past it, it is split
 /// ([`split`]).
-fn from_cache(map_len: usize) -> Option<*mut Large> {
+fn from_cache(map_len: usize, exact: bool) -> Option<*mut Large> {
     if !has_cached() {
         return None;
     }
@@ -274,6 +296,9 @@ fn from_cache(map_len: usize) -> Option<*mut Large> {
         if len > map_len && resident > allowance() {
             // SAFETY: `l` is ours.
             unsafe { split(l, map_len) };
+        } else if len > map_len && exact {
+            // SAFETY: past `map_len`, the mapping is ours and no block's.
+            unsafe { os::purge(l.cast::<u8>().add(map_len), len - map_len) };
         }
         return Some(l);
     }
@@ -569,8 +594,11 @@ unsafe fn release(l: *mut Large) {
             .load(Ordering::Relaxed)
             .min(allowance().saturating_sub(live));
         // Only a mapping a later large request can take is worth keeping:
-        // below the (possibly risen) threshold, requests go to pages.
-        let reusable = len - OS_PAGE >= options::MMAP_THRESHOLD.load(Ordering::Relaxed);
+        // below the (possibly risen) threshold, requests go to pages, but
+        // blocks that `realloc` grows past the default threshold come here.
+        let size = len - OS_PAGE;
+        let reusable = size >= options::MMAP_THRESHOLD.load(Ordering::Relaxed)
+            || (options::threshold_rises() && size >= options::DEFAULT_MMAP_THRESHOLD);
         if (*l).head == OS_PAGE && (*l).guard == 0 && len <= limit && reusable {
             (*l).freed_at = os::now_ns();
             (*l).kind = KIND_CACHED;
