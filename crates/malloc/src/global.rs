@@ -133,15 +133,16 @@ pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> 
     } else {
         size
     };
-    // A block grown past the default threshold moves to a mapping of its
-    // own even where the threshold has risen past its size: it grows on
-    // from there by `mremap`, never copied again, and only what it writes
-    // of its capacity becomes resident. In pages, a buffer grown by
-    // doubling leaves a run behind at each size it passes, and takes
-    // resident slices whole, its unwritten capacity with them (vectors
-    // grown by push peaked at 1.46x the system allocator's RSS; 1.2x so).
+    // A block grown past 64 KiB (where a page would hold it alone) moves
+    // to a mapping of its own, even where the mmap threshold has risen
+    // past its size: it grows on from there by `mremap`, never copied
+    // again, and only what it writes of its capacity becomes resident. In
+    // pages, a buffer grown by doubling leaves a run behind at each size
+    // it passes, and takes resident slices whole, its unwritten capacity
+    // with them (vectors grown by push peaked at 1.46x the system
+    // allocator's RSS; 1.08x so).
     let q = if size > old
-        && size >= options::DEFAULT_MMAP_THRESHOLD
+        && size > large::GROWN_MIN
         && size < threshold
         && options::threshold_rises()
     {

@@ -9,8 +9,8 @@
 //! copy is left behind. A block that grows takes half again of headroom
 //! (untouched, so not resident), so a buffer grown a chunk at a time
 //! takes an `mremap` every few steps instead of one per step. A block of
-//! the pages that `realloc` grows past 128 KiB (the default threshold)
-//! moves here too, even where the threshold has risen past its size:
+//! the pages that `realloc` grows past 64 KiB ([`GROWN_MIN`]) moves
+//! here too, even where the threshold has risen past its size:
 //! growing on by `mremap`, it is never copied again, and only what it
 //! writes of its capacity becomes resident.
 //!
@@ -87,6 +87,11 @@ pub(crate) struct Large {
     /// may be more); 0 in the cache.
     need: usize,
 }
+
+/// A block of the pages that `realloc` grows past this many bytes (where
+/// a page would hold it alone) moves to a mapping of its own, even when
+/// the threshold has risen past its size (unless it was set).
+pub(crate) const GROWN_MIN: usize = 64 << 10;
 
 /// Room for the buffers of a program that builds a hundred or so at a
 /// time and frees them together (vectors grown by push: with 32, most
@@ -595,10 +600,10 @@ unsafe fn release(l: *mut Large) {
             .min(allowance().saturating_sub(live));
         // Only a mapping a later large request can take is worth keeping:
         // below the (possibly risen) threshold, requests go to pages, but
-        // blocks that `realloc` grows past the default threshold come here.
+        // blocks that `realloc` grows past [`GROWN_MIN`] come here.
         let size = len - OS_PAGE;
         let reusable = size >= options::MMAP_THRESHOLD.load(Ordering::Relaxed)
-            || (options::threshold_rises() && size >= options::DEFAULT_MMAP_THRESHOLD);
+            || (options::threshold_rises() && size > GROWN_MIN);
         if (*l).head == OS_PAGE && (*l).guard == 0 && len <= limit && reusable {
             (*l).freed_at = os::now_ns();
             (*l).kind = KIND_CACHED;

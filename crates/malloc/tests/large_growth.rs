@@ -135,33 +135,39 @@ fn raise_threshold() -> bool {
 }
 
 #[test]
-fn a_block_grown_past_128_kib_gets_a_mapping_even_when_the_threshold_rose() {
+fn a_block_grown_past_64_kib_gets_a_mapping_even_when_the_threshold_rose() {
     let _turn = turn();
     if !raise_threshold() {
         return;
     }
     let a = MemioMalloc;
-    let small = 100 << 10;
+    let small = 40 << 10;
     // SAFETY: non-zero size.
     let p = unsafe { a.alloc(layout(small)) };
     assert!(!p.is_null());
     // SAFETY: a fresh block of `small` bytes.
     unsafe { p.write_bytes(0x5a, small) };
     let before = memio_malloc::stats().large_blocks;
+    // Up to 64 KiB it stays in the pages, where blocks of its size share
+    // a page.
     // SAFETY: `p` is live with `layout(small)`.
-    let q = unsafe { a.realloc(p, layout(small), 200 << 10) };
+    let p = unsafe { a.realloc(p, layout(small), 64 << 10) };
+    assert!(!p.is_null());
+    assert_eq!(memio_malloc::stats().large_blocks, before);
+    // SAFETY: `p` is live with `layout(64 KiB)`.
+    let q = unsafe { a.realloc(p, layout(64 << 10), 80 << 10) };
     assert!(!q.is_null());
     assert_eq!(
         memio_malloc::stats().large_blocks,
         before + 1,
         "the grown block is a large one"
     );
-    // SAFETY: `q` holds 200 KiB, the first `small` of them copied.
+    // SAFETY: `q` holds 80 KiB, the first `small` of them copied.
     let kept = unsafe { std::slice::from_raw_parts(q, small) };
     assert!(kept.iter().all(|&b| b == 0x5a));
     // From there it grows by `mremap`, its contents kept.
-    // SAFETY: `q` is live with `layout(200 KiB)`.
-    let r = unsafe { a.realloc(q, layout(200 << 10), 400 << 10) };
+    // SAFETY: `q` is live with `layout(80 KiB)`.
+    let r = unsafe { a.realloc(q, layout(80 << 10), 400 << 10) };
     assert!(!r.is_null());
     // SAFETY: `r` holds 400 KiB, the first `small` of them kept.
     let kept = unsafe { std::slice::from_raw_parts(r, small) };
