@@ -242,11 +242,12 @@ fn base64_encode(data: &[u8]) -> String {
 }
 
 fn base64_decode(text: &[u8]) -> Result<Vec<u8>, DecodeError> {
-    let chars: Vec<u8> = text
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
+    // As setfattr: space around the value, none inside it (hex values may
+    // have it anywhere).
+    let chars = text.trim_ascii();
+    if chars.iter().any(u8::is_ascii_whitespace) {
+        return Err(bad("bad base64 value: space inside it"));
+    }
     let body_len = chars.iter().rposition(|&c| c != b'=').map_or(0, |p| p + 1);
     let (body, pad) = chars.split_at(body_len);
     // As setfattr: padded to whole groups of four, and no stray bits in
@@ -392,13 +393,22 @@ mod tests {
         assert!(decode(b"0sA").is_err());
         assert!(decode(b"0sAAE=====").is_err());
         assert_eq!(decode(b"0sAAE=").unwrap(), [0, 1]);
-        // setfattr refuses these: unpadded, or bits past the last byte.
-        for bad in [&b"0sAAE"[..], b"0sZZZ", b"0sZZZ=", b"0sAB=="] {
+        // setfattr refuses these: unpadded, bits past the last byte, or
+        // space inside the value (around it is fine, as in hex anywhere).
+        for bad in [
+            &b"0sAAE"[..],
+            b"0sZZZ",
+            b"0sZZZ=",
+            b"0sAB==",
+            b"0sYW Jj",
+            b"0sYW\nJj",
+        ] {
             assert!(decode(bad).is_err(), "{}", bad.escape_ascii());
         }
         assert_eq!(decode(b"0sZZY=").unwrap(), [0x65, 0x96]);
         assert_eq!(decode(b"0sAA==").unwrap(), [0]);
         assert_eq!(decode(b"0s").unwrap(), b"");
+        assert_eq!(decode(b"0s YWJj ").unwrap(), b"abc");
     }
 
     #[test]
