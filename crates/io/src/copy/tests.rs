@@ -395,6 +395,37 @@ fn a_tree_merged_into_a_directory_that_resolves_inside_the_source_is_refused() {
 }
 
 #[test]
+fn a_tree_merged_where_the_destination_has_a_link_for_a_folder_does_not_write_through_it() {
+    let dir = TestDir::new("copy-tree-link-in-dest");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/f"), b"x").unwrap();
+    std::fs::write(src.join("top"), b"y").unwrap();
+    let dst = dir.join("dst");
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // Where the source has a folder, the destination has a link to one.
+    std::os::unix::fs::symlink(&elsewhere, dst.join("sub")).unwrap();
+    let done = copy_tree(&src, &dst, &CopyOptions::new(), &|_| {}).unwrap();
+    assert_eq!(done.failures.len(), 1, "{:?}", done.failures);
+    let err = done.failures[0].to_string();
+    assert!(err.contains("sub"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing written through the link"
+    );
+    assert!(
+        std::fs::symlink_metadata(dst.join("sub"))
+            .unwrap()
+            .is_symlink()
+    );
+    // The rest of the tree is copied.
+    assert_eq!(std::fs::read(dst.join("top")).unwrap(), b"y");
+}
+
+#[test]
 fn a_tree_copied_over_a_file_fails_first_and_leaves_no_hidden_copy() {
     let dir = TestDir::new("copy-tree-over-file");
     let src = dir.join("src");

@@ -199,10 +199,17 @@ fn walk(src: &Path, dst: &Path, plan: &mut Plan, done: &mut TreeCopied) {
         };
         if kind.is_dir() {
             let mode = std::fs::symlink_metadata(&from).map_or(0o755, |m| m.permissions().mode());
-            let created = if to.is_dir() {
-                Ok(())
-            } else {
-                temp::creating(&to, || make_dir(&to))
+            // A directory there is merged into; anything else, a link to
+            // a directory included, is refused as cp refuses it: writing
+            // through the link would put the tree somewhere else.
+            let created = match std::fs::symlink_metadata(&to) {
+                Ok(m) if m.is_dir() => Ok(()),
+                Ok(_) => Err(os(
+                    "copy a directory over",
+                    to.display(),
+                    std::io::Error::from_raw_os_error(libc::ENOTDIR),
+                )),
+                Err(_) => temp::creating(&to, || make_dir(&to)),
             };
             match created {
                 Ok(()) => {
