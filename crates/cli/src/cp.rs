@@ -2,6 +2,7 @@
 //! `-r` for trees, refusing a file onto itself), an engine to choose, a
 //! progress bar on a terminal and dd's summary line with `-v`.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -190,7 +191,10 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
     let started = Instant::now();
     let mut totals = Totals::default();
     for src in sources {
-        let target = if into_dir {
+        let target = if into_dir && names_its_contents(src) {
+            // `dir/.`: what is in it goes into the target, as with cp.
+            dst.clone()
+        } else if into_dir {
             let Some(name) = src.file_name() else {
                 warn(format_args!(
                     "'{}': cannot copy a path without a name",
@@ -220,6 +224,16 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
     } else {
         EXIT_OK
     })
+}
+
+/// Whether `path` ends in a `.` component (`dir/.`, `.`, `dir/./`),
+/// which cp copies as the folder's contents rather than as a folder of
+/// that name (`Path::file_name` skips such a component).
+fn names_its_contents(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_bytes();
+    let end = bytes.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    let trimmed = &bytes[..end];
+    trimmed == b"." || trimmed.ends_with(b"/.")
 }
 
 /// The bytes the sources will move, for the progress bar: their regular

@@ -66,6 +66,18 @@ fn cp_into_a_directory_and_r_for_trees() {
     let out = memio(&["cp", "-r", s(&t), s(&copy)]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(std::fs::read(copy.join("z")).unwrap(), b"three");
+    // `t/.` names what is in `t`, as with cp: merged into the target.
+    for dot in ["t/.", "t/./"] {
+        let merged = dir.join(&format!("merged{}", dot.len()));
+        std::fs::create_dir(&merged).unwrap();
+        let out = memio(&["cp", "-r", &format!("{}/{dot}", s(dir.path())), s(&merged)]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(std::fs::read(merged.join("x/y")).unwrap(), b"two");
+        assert!(
+            !merged.join("t").exists(),
+            "{dot} copied as a folder named t"
+        );
+    }
 }
 
 #[test]
