@@ -116,10 +116,15 @@ fn size(s: Size) -> CliResult<usize> {
 fn create(a: &CreateArgs, globals: Globals) -> CliResult {
     let how = create_mode(a.open_or_create);
     let bytes = size(a.size)?;
-    if bytes == 0 && how == Create::Exclusive {
+    if bytes == 0 {
+        let verb = if how == Create::Exclusive {
+            "create"
+        } else {
+            "open or create"
+        };
         return Err(CliError::new(
             &a.shm,
-            "cannot create shared memory of 0 bytes: give --size above 0",
+            format_args!("cannot {verb} shared memory of 0 bytes: give --size above 0"),
         ));
     }
     if a.sysv {

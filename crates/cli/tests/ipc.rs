@@ -188,6 +188,11 @@ fn posix_queue_bad_input_gives_clear_errors() {
         2,
         &format!("memio: {q}: cannot create shared memory of 0 bytes"),
     );
+    fails(
+        &memio(&["shm", "create", &q, "--size", "0", "--open-or-create"]),
+        2,
+        &format!("memio: {q}: cannot open or create shared memory of 0 bytes"),
+    );
     ok(&memio(&["mq", "create", &q, "--msg-size", "16"]));
     fails(
         &memio(&["mq", "create", &q]),
