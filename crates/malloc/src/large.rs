@@ -151,12 +151,16 @@ pub(crate) fn has_cached() -> bool {
     CACHED.load(Ordering::Relaxed) != 0
 }
 
+/// Where a block aligned to `align` starts after its header: `align`
+/// itself (at least a page), at most 4 MiB, which any larger alignment is
+/// a multiple of.
+///
+/// Written as a clamp: rustc 1.95.0 compiled the same thing written as
+/// `if align <= SEGMENT_SIZE { align.max(OS_PAGE) } else { SEGMENT_SIZE }`
+/// (at opt-level 1 and up) into `align.max(OS_PAGE)`, so a block aligned
+/// past 4 MiB lost its header.
 fn head_for(align: usize) -> usize {
-    if align <= SEGMENT_SIZE {
-        align.max(OS_PAGE)
-    } else {
-        SEGMENT_SIZE
-    }
+    align.clamp(OS_PAGE, SEGMENT_SIZE)
 }
 
 /// Allocates a large block of `size` bytes aligned to `align`; zeroed when

@@ -123,3 +123,26 @@ fn a_buffer_grown_a_few_bytes_at_a_time_moves_every_few_steps() {
     // the size to spare at each move, about a dozen.
     assert!(moves <= 16, "{moves} moves in {steps} steps");
 }
+
+/// Values of types aligned past the heap's 4 MiB units, boxed and in
+/// vectors, as safe code makes them.
+#[test]
+fn values_aligned_past_4_mib_are_aligned_kept_and_freed() {
+    #[repr(align(8388608))]
+    struct Align8M([u8; 100]);
+    #[repr(align(33554432))]
+    struct Align32M(u64);
+    for round in 0..4u8 {
+        let boxed = Box::new(Align8M([round; 100]));
+        assert_eq!(std::ptr::from_ref(&*boxed) as usize % (8 << 20), 0);
+        let v: Vec<Align32M> = (0..3).map(Align32M).collect();
+        assert_eq!(v.as_ptr() as usize % (32 << 20), 0);
+        assert!(boxed.0.iter().all(|&b| b == round));
+        assert_eq!(v.iter().map(|a| a.0).sum::<u64>(), 3);
+        // Grown in place or moved, still aligned and kept.
+        let mut v = v;
+        v.extend((3..40).map(Align32M));
+        assert_eq!(v.as_ptr() as usize % (32 << 20), 0);
+        assert_eq!(v.iter().map(|a| a.0).sum::<u64>(), 780);
+    }
+}
