@@ -17,9 +17,8 @@
 //! A freed large mapping is kept in a small cache for the purge delay
 //! (100 ms by default) and handed to the next large request it fits,
 //! grown by `mremap` when it is too small (to such a block moving out of
-//! the pages, a larger one is given with what lies past the block purged:
-//! the block keeps the room to grow in place, and only what it writes of
-//! that room becomes resident again). A program that allocates and
+//! the pages, one at most four times its size, cut to the block, so that
+//! only what it writes becomes resident again). A program that allocates and
 //! frees big buffers in a loop so touches its pages once instead of
 //! faulting them in afresh each time (glibc gets the same effect by
 //! raising its mmap threshold as large blocks are freed). The cache holds
@@ -92,6 +91,18 @@ pub(crate) struct Large {
 /// a page would hold it alone) moves to a mapping of its own, even when
 /// the threshold has risen past its size (unless it was set).
 pub(crate) const GROWN_MIN: usize = 64 << 10;
+
+/// How many live large blocks there may be for a block grown past
+/// [`GROWN_MIN`] to move to a mapping of its own: each costs a header page
+/// and page tables of its own (a program growing 20,000 buffers to 70 KB
+/// took 20,000 mappings and 80 MB of page tables, and reached
+/// `vm.max_map_count`).
+pub(crate) const GROWN_MAX_LIVE: usize = 256;
+
+/// How many large blocks are live.
+pub(crate) fn live_blocks() -> usize {
+    stats::LARGE_COUNT.load(Ordering::Relaxed)
+}
 
 /// Room for the buffers of a program that builds a hundred or so at a
 /// time and frees them together (vectors grown by push: with 32, most
@@ -175,9 +186,8 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 }
 
 /// [`alloc`] for a block that `realloc` moves out of a page to grow it:
-/// a cached mapping larger than it needs keeps its room, but what lies
-/// past the block is purged first, so that only what the growing block
-/// writes of it becomes resident again.
+/// a cached mapping larger than it needs is cut to it first, so that only
+/// what the growing block writes becomes resident again.
 pub(crate) fn alloc_growing(size: usize, align: usize) -> *mut u8 {
     alloc_as(size, align, false, true)
 }
@@ -264,7 +274,8 @@ fn alloc_as(size: usize, align: usize, zero: bool, exact: bool) -> *mut u8 {
 /// than asked for is handed out whole while live blocks and the cache stay
 /// within their [`allowance`] (its pages were resident already, and
 /// handing them out again costs no page faults); past it, it is split
-/// ([`split`]).
+/// ([`split`]). With `exact` (a block `realloc` moves out of the pages),
+/// only a mapping at most four times the size is taken, cut to the block.
 fn from_cache(map_len: usize, exact: bool) -> Option<*mut Large> {
     if !has_cached() {
         return None;
@@ -278,11 +289,14 @@ fn from_cache(map_len: usize, exact: bool) -> Option<*mut Large> {
         *len = unsafe { (*cache.slots[i]).map_len };
     }
     for (i, &len) in lens.iter().enumerate().take(cache.len) {
-        if len >= map_len {
+        // A growing block takes no mapping more than four times its size:
+        // what lies past it is cut off, which a later large request that
+        // could have had the mapping whole would fault in again.
+        if len >= map_len && (!exact || len / 4 <= map_len) {
             if best.is_none_or(|b| len < lens[b]) {
                 best = Some(i);
             }
-        } else if grow.is_none_or(|g| len > lens[g]) {
+        } else if len < map_len && grow.is_none_or(|g| len > lens[g]) {
             grow = Some(i);
         }
     }
@@ -306,8 +320,12 @@ fn from_cache(map_len: usize, exact: bool) -> Option<*mut Large> {
             // SAFETY: `l` is ours.
             unsafe { split(l, map_len) };
         } else if len > map_len && exact {
-            // SAFETY: past `map_len`, the mapping is ours and no block's.
-            unsafe { os::purge(l.cast::<u8>().add(map_len), len - map_len) };
+            // Cut to the block: what lay past it would stay resident, and
+            // its usable size would invite the program to write it all.
+            // A later growth finds the address space after it free, most
+            // likely, and stays in place.
+            // SAFETY: `l` is ours; shrinking never fails.
+            unsafe { resize(l, map_len) };
         }
         return Some(l);
     }

@@ -105,16 +105,6 @@ fn a_block_grown_in_small_steps_gets_headroom_so_later_steps_stay_in_place() {
     unsafe { a.dealloc(q, layout(at)) };
 }
 
-/// How many OS pages of `[from, to)` are resident (both page-aligned).
-fn resident_pages(from: usize, to: usize) -> usize {
-    let mut v = vec![0u8; (to - from) / PAGE];
-    // SAFETY: the range is mapped (part of a live block's mapping); one
-    // byte per page into `v`, which has one per page.
-    let rc = unsafe { libc::mincore(from as *mut libc::c_void, to - from, v.as_mut_ptr()) };
-    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
-    v.iter().filter(|&&b| b & 1 == 1).count()
-}
-
 /// Makes the mmap threshold rise past 256 KiB (a large block of 400 KiB
 /// freed, as glibc's rises); false, with the reason printed, when it was
 /// set and so stays.
@@ -177,15 +167,15 @@ fn a_block_grown_past_64_kib_gets_a_mapping_even_when_the_threshold_rose() {
 }
 
 #[test]
-fn a_cached_mapping_given_to_a_growing_block_is_resident_only_where_the_block_is() {
+fn a_cached_mapping_given_to_a_growing_block_is_cut_to_the_block() {
     let _turn = turn();
     if !raise_threshold() {
         return;
     }
     let a = MemioMalloc;
-    // A 1 MiB buffer, written whole, freed: its mapping waits in the cache
-    // with every page resident.
-    let big = 1 << 20;
+    // A 480 KiB buffer (past the risen threshold), written whole, freed:
+    // its mapping waits in the cache with every page resident.
+    let big = 480 << 10;
     // SAFETY: non-zero size.
     let buffer = unsafe { a.alloc(layout(big)) };
     assert!(!buffer.is_null());
@@ -194,41 +184,40 @@ fn a_cached_mapping_given_to_a_growing_block_is_resident_only_where_the_block_is
     // SAFETY: live with this layout.
     unsafe { a.dealloc(buffer, layout(big)) };
     assert!(memio_malloc::stats().large_cached >= big);
-    // A block of the pages grown to 200 KiB takes that mapping.
-    let small = 100 << 10;
-    let grown = 200 << 10;
+    let mapped = memio_malloc::stats().mapped;
+    // A block of the pages grown to 250 KiB takes that mapping (at most
+    // four times its size), cut to what it needs: the rest would stay
+    // resident, and its usable size would say the program may write it.
+    let small = 200 << 10;
+    let grown = 250 << 10;
     // SAFETY: non-zero size.
     let p = unsafe { a.alloc(layout(small)) };
     assert!(!p.is_null());
+    // SAFETY: a fresh block of `small` bytes.
+    unsafe { p.write_bytes(2, small) };
     // SAFETY: `p` is live with `layout(small)`.
     let q = unsafe { a.realloc(p, layout(small), grown) };
     assert!(!q.is_null());
-    assert_eq!(
-        memio_malloc::stats().large_cached,
-        0,
-        "the cached mapping served it"
+    let stats = memio_malloc::stats();
+    assert_eq!(stats.large_cached, 0, "the cached mapping served it");
+    assert!(
+        stats.mapped < mapped,
+        "cut: {} then {}",
+        mapped,
+        stats.mapped
     );
     // SAFETY: `q` is live.
     let room = unsafe { memio_malloc::usable_size(q) };
-    assert!(
-        room >= big - PAGE,
-        "the whole mapping, as room to grow: {room}"
-    );
-    // What lies past the block was purged: the block grows into it
-    // without a new mapping, but it is not resident until written.
-    let from = (q as usize + grown).next_multiple_of(PAGE);
-    let to = (q as usize + room) & !(PAGE - 1);
-    assert_eq!(
-        resident_pages(from, to),
-        0,
-        "of {} pages",
-        (to - from) / PAGE
-    );
-    // SAFETY: `q` is live with `layout(grown)`; its room is its own.
-    let r = unsafe { a.realloc(q, layout(grown), room) };
-    assert_eq!(r, q, "grown within its room, where it stands");
+    assert!((grown..grown + PAGE).contains(&room), "usable {room}");
+    // It grows on by `mremap`, its contents kept.
+    // SAFETY: `q` is live with `layout(grown)`.
+    let r = unsafe { a.realloc(q, layout(grown), big) };
+    assert!(!r.is_null());
+    // SAFETY: `r` holds `big` bytes, the first `small` kept.
+    let kept = unsafe { std::slice::from_raw_parts(r, small) };
+    assert!(kept.iter().all(|&b| b == 2));
     // SAFETY: live with this layout.
-    unsafe { a.dealloc(r, layout(room)) };
+    unsafe { a.dealloc(r, layout(big)) };
 }
 
 #[test]
@@ -261,5 +250,100 @@ fn a_hundred_buffers_freed_together_all_wait_in_the_cache() {
     for &p in &again {
         // SAFETY: as above.
         unsafe { a.dealloc(p as *mut u8, layout(size)) };
+    }
+}
+
+#[test]
+fn a_growing_block_takes_no_cached_mapping_far_larger_than_itself() {
+    let _turn = turn();
+    if !raise_threshold() {
+        return;
+    }
+    let a = MemioMalloc;
+    // A 2 MiB buffer, written, freed: cached with its pages resident.
+    let big = 2 << 20;
+    // SAFETY: non-zero size.
+    let buffer = unsafe { a.alloc(layout(big)) };
+    assert!(!buffer.is_null());
+    // SAFETY: a fresh block of `big` bytes.
+    unsafe { buffer.write_bytes(1, big) };
+    // SAFETY: live with this layout.
+    unsafe { a.dealloc(buffer, layout(big)) };
+    let cached = memio_malloc::stats().large_cached;
+    assert!(cached >= big);
+    // A block grown to 70 KB moves out of the pages, but not into that
+    // mapping: it would purge most of it, and the next 2 MiB buffer would
+    // fault it all in again.
+    // SAFETY: non-zero size.
+    let p = unsafe { a.alloc(layout(60_000)) };
+    assert!(!p.is_null());
+    // SAFETY: `p` is live with `layout(60000)`.
+    let q = unsafe { a.realloc(p, layout(60_000), 70_000) };
+    assert!(!q.is_null());
+    assert_eq!(
+        memio_malloc::stats().large_cached,
+        cached,
+        "the 2 MiB mapping still waits"
+    );
+    // SAFETY: live with this layout.
+    unsafe { a.dealloc(q, layout(70_000)) };
+}
+
+#[test]
+fn a_buffer_resized_back_and_forth_across_64_kib_stays_where_it_is() {
+    let _turn = turn();
+    if !raise_threshold() {
+        return;
+    }
+    let a = MemioMalloc;
+    // SAFETY: non-zero size.
+    let p = unsafe { a.alloc(layout(60_000)) };
+    assert!(!p.is_null());
+    // SAFETY: `p` is live with `layout(60000)`.
+    let mut q = unsafe { a.realloc(p, layout(60_000), 70_000) };
+    assert!(!q.is_null());
+    let first = q;
+    for _ in 0..100 {
+        // SAFETY: `q` is live with `layout(70000)`, then `layout(60000)`.
+        q = unsafe { a.realloc(q, layout(70_000), 60_000) };
+        assert_eq!(q, first, "moved when shrunk");
+        // SAFETY: as above.
+        q = unsafe { a.realloc(q, layout(60_000), 70_000) };
+        assert_eq!(q, first, "moved when grown");
+    }
+    // SAFETY: live with this layout.
+    unsafe { a.dealloc(q, layout(70_000)) };
+}
+
+#[test]
+fn blocks_grown_past_64_kib_take_mappings_only_up_to_a_bound() {
+    let _turn = turn();
+    if !raise_threshold() {
+        return;
+    }
+    let a = MemioMalloc;
+    let blocks: Vec<usize> = (0..400u32)
+        .map(|i| {
+            // SAFETY: non-zero size.
+            let p = unsafe { a.alloc(layout(60_000)) };
+            assert!(!p.is_null());
+            // SAFETY: a fresh block of 60000 bytes.
+            unsafe { p.write_bytes(mark_of(i as usize * PAGE), 60_000) };
+            // SAFETY: `p` is live with `layout(60000)`.
+            let q = unsafe { a.realloc(p, layout(60_000), 70_000) };
+            assert!(!q.is_null());
+            q as usize
+        })
+        .collect();
+    // The rest stayed in the pages: each mapping costs a header page and
+    // page tables of its own.
+    let live = memio_malloc::stats().large_blocks;
+    assert!((200..=256).contains(&live), "{live} large blocks");
+    for (i, &q) in blocks.iter().enumerate() {
+        // SAFETY: each block holds 70000 bytes, the first 60000 copied.
+        let kept = unsafe { std::slice::from_raw_parts(q as *const u8, 60_000) };
+        assert!(kept.iter().all(|&b| b == mark_of(i * PAGE)), "block {i}");
+        // SAFETY: live with this layout.
+        unsafe { a.dealloc(q as *mut u8, layout(70_000)) };
     }
 }
