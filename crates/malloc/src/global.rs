@@ -114,13 +114,7 @@ pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> 
                 return p;
             }
         }
-        // A large block stays one while it is at least half the
-        // threshold, or past half of `GROWN_MIN` where blocks grown past
-        // it move out of the pages: a buffer resized back and forth
-        // across 64 KiB is not moved at each call.
-        None if size >= threshold / 2
-            || (options::threshold_rises() && size > large::GROWN_MIN / 2) =>
-        {
+        None if size >= threshold / 2 => {
             // SAFETY: the caller's live large block.
             let q = unsafe { large::realloc(p, size) };
             if !q.is_null() {
@@ -139,33 +133,7 @@ pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> 
     } else {
         size
     };
-    // A block grown past 64 KiB (where a page would hold it alone) moves
-    // to a mapping of its own, even where the mmap threshold has risen
-    // past its size: it grows on from there by `mremap`, never copied
-    // again, and only what it writes of its capacity becomes resident. In
-    // pages, a buffer grown by doubling leaves a run behind at each size
-    // it passes, and takes resident slices whole, its unwritten capacity
-    // with them (vectors grown by push peaked at 1.46x the system
-    // allocator's RSS; 1.08x so).
-    // Each such block is a mapping (a header page, its own page tables):
-    // past `GROWN_MAX_LIVE` live large blocks, blocks stay in the pages,
-    // as they do when no mapping can be made.
-    let grown = if size > old
-        && size > large::GROWN_MIN
-        && size < threshold
-        && options::threshold_rises()
-        && large::live_blocks() < large::GROWN_MAX_LIVE
-    {
-        thread::init();
-        large::alloc_growing(size, align)
-    } else {
-        null_mut()
-    };
-    let q = if grown.is_null() {
-        alloc_raw(want, align, false)
-    } else {
-        grown
-    };
+    let q = alloc_raw(want, align, false);
     if !q.is_null() {
         // SAFETY: both blocks hold `min(old, size)` bytes and are distinct.
         unsafe {

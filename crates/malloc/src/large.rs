@@ -8,17 +8,11 @@
 //! a mapped chunk: nothing is copied, nothing faults in again, and no old
 //! copy is left behind. A block that grows takes half again of headroom
 //! (untouched, so not resident), so a buffer grown a chunk at a time
-//! takes an `mremap` every few steps instead of one per step. A block of
-//! the pages that `realloc` grows past 64 KiB ([`GROWN_MIN`]) moves
-//! here too, even where the threshold has risen past its size:
-//! growing on by `mremap`, it is never copied again, and only what it
-//! writes of its capacity becomes resident.
+//! takes an `mremap` every few steps instead of one per step.
 //!
 //! A freed large mapping is kept in a small cache for the purge delay
 //! (100 ms by default) and handed to the next large request it fits,
-//! grown by `mremap` when it is too small (to such a block moving out of
-//! the pages, one at most four times its size, cut to the block, so that
-//! only what it writes becomes resident again). A program that allocates and
+//! grown by `mremap` when it is too small. A program that allocates and
 //! frees big buffers in a loop so touches its pages once instead of
 //! faulting them in afresh each time (glibc gets the same effect by
 //! raising its mmap threshold as large blocks are freed). The cache holds
@@ -87,27 +81,7 @@ pub(crate) struct Large {
     need: usize,
 }
 
-/// A block of the pages that `realloc` grows past this many bytes (where
-/// a page would hold it alone) moves to a mapping of its own, even when
-/// the threshold has risen past its size (unless it was set).
-pub(crate) const GROWN_MIN: usize = 64 << 10;
-
-/// How many live large blocks there may be for a block grown past
-/// [`GROWN_MIN`] to move to a mapping of its own: each costs a header page
-/// and page tables of its own (a program growing 20,000 buffers to 70 KB
-/// took 20,000 mappings and 80 MB of page tables, and reached
-/// `vm.max_map_count`).
-pub(crate) const GROWN_MAX_LIVE: usize = 256;
-
-/// How many large blocks are live.
-pub(crate) fn live_blocks() -> usize {
-    stats::LARGE_COUNT.load(Ordering::Relaxed)
-}
-
-/// Room for the buffers of a program that builds a hundred or so at a
-/// time and frees them together (vectors grown by push: with 32, most
-/// were unmapped and faulted in afresh at each round, 2.8x the faults).
-const CACHE_SLOTS: usize = 128;
+const CACHE_SLOTS: usize = 32;
 
 /// The most a growing block's mapping is stretched past what `realloc`
 /// asked for (see [`realloc`]).
@@ -182,17 +156,6 @@ fn head_for(align: usize) -> usize {
 /// its end is less than `align` bytes before the guard (electric-fence
 /// style); such blocks are never cached nor resized in place.
 pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
-    alloc_as(size, align, zero, false)
-}
-
-/// [`alloc`] for a block that `realloc` moves out of a page to grow it:
-/// a cached mapping larger than it needs is cut to it first, so that only
-/// what the growing block writes becomes resident again.
-pub(crate) fn alloc_growing(size: usize, align: usize) -> *mut u8 {
-    alloc_as(size, align, false, true)
-}
-
-fn alloc_as(size: usize, align: usize, zero: bool, exact: bool) -> *mut u8 {
     let head = head_for(align);
     let Some(body) = head
         .checked_add(size)
@@ -209,7 +172,7 @@ fn alloc_as(size: usize, align: usize, zero: bool, exact: bool) -> *mut u8 {
         return null_mut();
     };
     if head == OS_PAGE && guard == 0 {
-        if let Some(l) = from_cache(map_len, exact) {
+        if let Some(l) = from_cache(map_len) {
             // SAFETY: the cache gave us `l`, a live header of a mapping of
             // at least `map_len` bytes, whose block starts `OS_PAGE` in.
             let p = unsafe {
@@ -274,9 +237,8 @@ fn alloc_as(size: usize, align: usize, zero: bool, exact: bool) -> *mut u8 {
 /// than asked for is handed out whole while live blocks and the cache stay
 /// within their [`allowance`] (its pages were resident already, and
 /// handing them out again costs no page faults); past it, it is split
-/// ([`split`]). With `exact` (a block `realloc` moves out of the pages),
-/// only a mapping at most four times the size is taken, cut to the block.
-fn from_cache(map_len: usize, exact: bool) -> Option<*mut Large> {
+/// ([`split`]).
+fn from_cache(map_len: usize) -> Option<*mut Large> {
     if !has_cached() {
         return None;
     }
@@ -289,14 +251,11 @@ fn from_cache(map_len: usize, exact: bool) -> Option<*mut Large> {
         *len = unsafe { (*cache.slots[i]).map_len };
     }
     for (i, &len) in lens.iter().enumerate().take(cache.len) {
-        // A growing block takes no mapping more than four times its size:
-        // what lies past it is cut off, which a later large request that
-        // could have had the mapping whole would fault in again.
-        if len >= map_len && (!exact || len / 4 <= map_len) {
+        if len >= map_len {
             if best.is_none_or(|b| len < lens[b]) {
                 best = Some(i);
             }
-        } else if len < map_len && grow.is_none_or(|g| len > lens[g]) {
+        } else if grow.is_none_or(|g| len > lens[g]) {
             grow = Some(i);
         }
     }
@@ -319,13 +278,6 @@ fn from_cache(map_len: usize, exact: bool) -> Option<*mut Large> {
         if len > map_len && resident > allowance() {
             // SAFETY: `l` is ours.
             unsafe { split(l, map_len) };
-        } else if len > map_len && exact {
-            // Cut to the block: what lay past it would stay resident, and
-            // its usable size would invite the program to write it all.
-            // A later growth finds the address space after it free, most
-            // likely, and stays in place.
-            // SAFETY: `l` is ours; shrinking never fails.
-            unsafe { resize(l, map_len) };
         }
         return Some(l);
     }
@@ -621,11 +573,8 @@ unsafe fn release(l: *mut Large) {
             .load(Ordering::Relaxed)
             .min(allowance().saturating_sub(live));
         // Only a mapping a later large request can take is worth keeping:
-        // below the (possibly risen) threshold, requests go to pages, but
-        // blocks that `realloc` grows past [`GROWN_MIN`] come here.
-        let size = len - OS_PAGE;
-        let reusable = size >= options::MMAP_THRESHOLD.load(Ordering::Relaxed)
-            || (options::threshold_rises() && size > GROWN_MIN);
+        // below the (possibly risen) threshold, requests go to pages.
+        let reusable = len - OS_PAGE >= options::MMAP_THRESHOLD.load(Ordering::Relaxed);
         if (*l).head == OS_PAGE && (*l).guard == 0 && len <= limit && reusable {
             (*l).freed_at = os::now_ns();
             (*l).kind = KIND_CACHED;

@@ -150,11 +150,6 @@ pub(crate) fn large_freed(size: usize) {
     }
 }
 
-/// Whether the threshold follows freed large blocks (nobody set it).
-pub(crate) fn threshold_rises() -> bool {
-    !THRESHOLD_SET.load(Ordering::Relaxed)
-}
-
 pub(crate) fn current() -> Options {
     Options {
         mmap_threshold: MMAP_THRESHOLD.load(Ordering::Relaxed),

@@ -1,11 +1,8 @@
-//! What the heap's footprint does where only one test may run: fresh
-//! memory one heap takes is traded for the free pages of exited threads'
-//! heaps, idle in the pool, but for the heap pooled last, which the next
-//! new thread takes; and a block `realloc` would move to a mapping of its
-//! own stays in the pages when no mapping can be made. Each test runs in
-//! a child process of its own with a purge delay of a minute, so that no
-//! purge by the clock blurs what it measures, and no other test's heap
-//! (or address-space limit) takes part.
+//! Fresh memory one heap takes is traded for the free pages of exited
+//! threads' heaps, idle in the pool, but for the heap pooled last, which
+//! the next new thread takes. The test runs in a child process of
+//! its own with a purge delay of a minute, so that no purge by the clock
+//! blurs what the trade did, and no other test's heap takes part.
 #![allow(unsafe_code, reason = "driving GlobalAlloc by hand, mincore")]
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -138,57 +135,4 @@ fn fresh_memory_is_traded_for_an_exited_threads_idle_pages() {
         "the heap the next thread takes lost its warm pages ({last_after} of them resident)"
     );
     free(&mine, BLOCK);
-}
-
-#[test]
-fn a_block_grown_where_no_mapping_can_be_made_grows_in_the_pages() {
-    if !alone("a_block_grown_where_no_mapping_can_be_made_grows_in_the_pages") {
-        return;
-    }
-    // The threshold rises past 256 KiB: blocks grown past 64 KiB move to
-    // mappings of their own from then on.
-    let big = Layout::from_size_align(400 << 10, 8).unwrap();
-    // SAFETY: non-zero size; freed with the same layout.
-    let p = unsafe { MemioMalloc.alloc(big) };
-    assert!(!p.is_null());
-    // SAFETY: live with this layout.
-    unsafe { MemioMalloc.dealloc(p, big) };
-    memio_malloc::trim();
-    assert!(memio_malloc::options().mmap_threshold > 256 << 10);
-    // Room in the pages for the grown block, then no address space left
-    // for a new mapping (each takes 8 MiB of it while it is placed).
-    let small = Layout::from_size_align(60_000, 8).unwrap();
-    // SAFETY: non-zero size.
-    let p = unsafe { MemioMalloc.alloc(small) };
-    assert!(!p.is_null());
-    // SAFETY: a fresh block of 60000 bytes.
-    unsafe { p.write_bytes(9, 60_000) };
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let vm_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    let limit = libc::rlimit {
-        rlim_cur: (vm_kib << 10) + (2 << 20),
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: sets this (child) process's limit from a valid struct.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_AS, &raw const limit) };
-    assert_eq!(rc, 0);
-    // SAFETY: `p` is live with `small`.
-    let q = unsafe { MemioMalloc.realloc(p, small, 70_000) };
-    assert!(!q.is_null(), "realloc failed where the pages had room");
-    // SAFETY: `q` holds 70000 bytes, the first 60000 copied.
-    let kept = unsafe { std::slice::from_raw_parts(q, 60_000) };
-    assert!(kept.iter().all(|&b| b == 9));
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: as above.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_AS, &raw const unlimited) };
-    assert_eq!(rc, 0);
-    // SAFETY: live with this layout.
-    unsafe { MemioMalloc.dealloc(q, Layout::from_size_align(70_000, 8).unwrap()) };
 }
