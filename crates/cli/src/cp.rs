@@ -203,7 +203,21 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
                 totals.failed += 1;
                 continue;
             };
-            dst.join(name)
+            let target = dst.join(name);
+            // A link there is not written through for a folder, as cp
+            // refuses: the tree would land where the link leads.
+            if args.recursive
+                && std::fs::metadata(src).is_ok_and(|m| m.is_dir())
+                && std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_symlink())
+            {
+                warn(format_args!(
+                    "'{}': cannot copy a directory over a symbolic link",
+                    target.display()
+                ));
+                totals.failed += 1;
+                continue;
+            }
+            target
         } else {
             dst.clone()
         };

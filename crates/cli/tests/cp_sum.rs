@@ -66,6 +66,21 @@ fn cp_into_a_directory_and_r_for_trees() {
     let out = memio(&["cp", "-r", s(&t), s(&copy)]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(std::fs::read(copy.join("z")).unwrap(), b"three");
+    // A link in the target folder where the tree would go is refused,
+    // not written through.
+    let linked = dir.join("linked");
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir(&linked).unwrap();
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, linked.join("t")).unwrap();
+    let out = memio(&["cp", "-r", s(&t), s(&linked)]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("cannot copy a directory over a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     // `t/.` names what is in `t`, as with cp: merged into the target.
     for dot in ["t/.", "t/./"] {
         let merged = dir.join(&format!("merged{}", dot.len()));
