@@ -38,7 +38,9 @@
 
 use core::ffi::c_void;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering,
+};
 
 use crate::heap::{self, Heap};
 use crate::lock::SpinLock;
@@ -397,9 +399,13 @@ fn trim_locked(pool: &Pool) -> usize {
 }
 
 const UNINIT: u8 = 0;
+/// Set up but for the fork handlers, which the thread `REGISTERER` is
+/// registering: it alone may allocate meanwhile (`pthread_atfork` may).
+const REGISTERING: u8 = 1;
 const READY: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 static INIT: SpinLock<()> = SpinLock::new(());
+static REGISTERER: AtomicI32 = AtomicI32::new(0);
 static KEY: AtomicUsize = AtomicUsize::new(0);
 /// Whether the key exists (without one, which only a process that used up
 /// every pthread key sees, exiting threads keep their heaps).
@@ -419,6 +425,15 @@ pub(crate) fn init() {
 
 #[cold]
 fn init_slow() {
+    let me = rustix::thread::gettid().as_raw_nonzero().get();
+    if STATE.load(Ordering::Acquire) == REGISTERING && REGISTERER.load(Ordering::Relaxed) == me {
+        // An allocation made by `pthread_atfork` below.
+        return;
+    }
+    // Every other thread waits here until the fork handlers are in place:
+    // one that went on and took the pool's lock while they were not could
+    // be copied holding it into the child of a fork, whose first
+    // allocation would then wait forever.
     let _g = INIT.lock();
     if STATE.load(Ordering::Acquire) == READY {
         return;
@@ -431,12 +446,14 @@ fn init_slow() {
         KEY.store(k as usize, Ordering::Relaxed);
         HAS_KEY.store(true, Ordering::Relaxed);
     }
-    // Ready before registering the fork handlers, so that an allocation
-    // made while registering them proceeds.
-    STATE.store(READY, Ordering::Release);
+    // An allocation this thread makes while registering the fork handlers
+    // proceeds (see above); other threads wait until they are in place.
+    REGISTERER.store(me, Ordering::Relaxed);
+    STATE.store(REGISTERING, Ordering::Release);
     // SAFETY: the handlers are `extern "C" fn()` that only take and
     // release spin locks.
     unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+    STATE.store(READY, Ordering::Release);
 }
 
 /// Takes every global lock, so the child of a fork finds them in a state
