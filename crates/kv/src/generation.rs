@@ -447,16 +447,8 @@ impl Generation {
     /// overwrite allocated blocks and `fdatasync` has no metadata to flush.
     pub fn grow(&self, new_size: u64) -> Result<()> {
         let size = self.size_for(u64::MAX)?;
-        let zeros = vec![0u8; 1 << 20];
-        let mut at = size;
-        while at < new_size {
-            let n = (new_size - at).min(zeros.len() as u64) as usize;
-            self.file
-                .write_all_at(&zeros[..n], at)
-                .map_err(Error::io(&self.path, "grow"))?;
-            at += n as u64;
-        }
-        self.set_size(at.max(size));
+        write_zeros(&self.file, size, new_size).map_err(Error::io(&self.path, "grow"))?;
+        self.set_size(new_size.max(size));
         Ok(())
     }
 
@@ -495,4 +487,68 @@ fn keys_of(body: &[u8]) -> impl Iterator<Item = &[u8]> {
         pos += rec.len();
         Some(key)
     })
+}
+
+/// Writes zeros over `from..to` of `file`, one memory page per write.
+///
+/// The page cache keeps what a write creates in pieces (folios) of about
+/// the write's size. Each durable commit later writes back the piece that
+/// holds its bytes, and when the file is mapped (every handle maps it),
+/// writeback walks every page table entry of that piece in every process
+/// mapping it to write-protect it. Written in pieces of one page, the room
+/// commits land in costs one page's walk per commit, not hundreds.
+pub(crate) fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    let zeros = vec![0u8; rustix::param::page_size()];
+    let mut at = from;
+    while at < to {
+        // Up to the next page boundary, so that later writes line up.
+        let n = (to - at).min(zeros.len() as u64 - at % zeros.len() as u64);
+        #[allow(clippy::cast_possible_truncation, reason = "at most a page")]
+        file.write_all_at(&zeros[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The room written ahead of commits is zeros from exactly where the
+    /// log ends to exactly the size asked, from and to any offset, and the
+    /// log before it is left alone.
+    #[test]
+    fn zeros_fill_exactly_the_range_asked() {
+        let path = std::env::temp_dir().join(format!("memio-kv-unit-zeros-{}", std::process::id()));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let cleanup = scopeguard(&path);
+        let page = rustix::param::page_size() as u64;
+        file.write_all_at(&[0xa5; 100], 0).unwrap();
+        write_zeros(&file, 100, 3 * page + 17).unwrap();
+        file.write_all_at(&[0xa5; 10], 3 * page + 17).unwrap();
+        write_zeros(&file, 3 * page + 27, 3 * page + 27).unwrap();
+        write_zeros(&file, 3 * page + 27, 5 * page).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, 5 * page);
+        let mut want = vec![0u8; bytes.len()];
+        want[..100].fill(0xa5);
+        want[3 * page as usize + 17..3 * page as usize + 27].fill(0xa5);
+        assert!(bytes == want, "bytes differ from the expected layout");
+        drop(cleanup);
+    }
+
+    fn scopeguard(path: &Path) -> impl Drop + '_ {
+        struct Remove<'a>(&'a Path);
+        impl Drop for Remove<'_> {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(self.0);
+            }
+        }
+        Remove(path)
+    }
 }

@@ -333,13 +333,7 @@ impl Fresh {
         head[COMMITTED_AT + 8..COMMITTED_AT + 16].copy_from_slice(&self.end.to_le_bytes());
         self.file.write_all_at(&head, 0)?;
         let size = round_up(self.end + room, 1 << 16);
-        let zeros = vec![0u8; (size - self.end).min(1 << 20) as usize];
-        let mut at = self.end;
-        while at < size {
-            let n = (size - at).min(zeros.len() as u64) as usize;
-            self.file.write_all_at(&zeros[..n], at)?;
-            at += n as u64;
-        }
+        crate::generation::write_zeros(&self.file, self.end, size)?;
         self.file.sync_all()?;
         Ok(size)
     }
