@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use memio::io::copy::{CopyOptions, Method, Sparse, copy_tree};
+use memio::io::copy::{CopyOptions, Method, Sparse, copy_link, copy_tree};
 use serde_json::json;
 
 use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_OK};
@@ -28,7 +28,8 @@ pub(crate) struct CpArgs {
     /// Sources, then the destination (a directory when there are several sources).
     #[arg(required = true, num_args = 1.., value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Copy directories and their contents.
+    /// Copy directories and their contents; symbolic links (a source that is one too) are copied
+    /// as links.
     #[arg(short = 'r', short_alias = 'R', long)]
     recursive: bool,
     /// The kernel path that moves the bytes.
@@ -207,7 +208,7 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
             // A link there is not written through for a folder, as cp
             // refuses: the tree would land where the link leads.
             if args.recursive
-                && std::fs::metadata(src).is_ok_and(|m| m.is_dir())
+                && std::fs::symlink_metadata(src).is_ok_and(|m| m.is_dir())
                 && std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_symlink())
             {
                 warn(format_args!(
@@ -278,15 +279,6 @@ fn copy_one(
     totals: &mut Totals,
 ) {
     let report = |err: memio::io::Error| say(crate::sum::lib_error(err).to_string());
-    let is_dir = std::fs::metadata(src).is_ok_and(|m| m.is_dir());
-    if is_dir && !args.recursive {
-        say(format!(
-            "-r not specified; omitting directory '{}'",
-            src.display()
-        ));
-        totals.failed += 1;
-        return;
-    }
     // cp -v's line for each source copied; a closed stdout is not worth
     // stopping the copies for.
     let list = || {
@@ -298,6 +290,30 @@ fn copy_one(
             ));
         }
     };
+    // With -r a source that is a link is copied as the link, as cp does
+    // (without -L or -H); `link/` and `link/.` name what it leads to.
+    if args.recursive && std::fs::symlink_metadata(src).is_ok_and(|m| m.is_symlink()) {
+        match copy_link(src, target) {
+            Ok(()) => {
+                totals.files += 1;
+                list();
+            }
+            Err(e) => {
+                report(e);
+                totals.failed += 1;
+            }
+        }
+        return;
+    }
+    let is_dir = std::fs::metadata(src).is_ok_and(|m| m.is_dir());
+    if is_dir && !args.recursive {
+        say(format!(
+            "-r not specified; omitting directory '{}'",
+            src.display()
+        ));
+        totals.failed += 1;
+        return;
+    }
     if is_dir {
         match copy_tree(src, target, options, hear) {
             Ok(done) => {

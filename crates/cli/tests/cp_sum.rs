@@ -96,6 +96,49 @@ fn cp_into_a_directory_and_r_for_trees() {
 }
 
 #[test]
+fn cp_r_copies_a_link_it_is_given_as_the_link() {
+    let dir = TempDir::new("cp-link");
+    write(&dir, "real/sub/f", b"inside");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink("real", &link).unwrap();
+    let dangling = dir.join("dangling");
+    std::os::unix::fs::symlink("nowhere", &dangling).unwrap();
+    let into = dir.join("into");
+    std::fs::create_dir(&into).unwrap();
+    // The link itself, not the tree it leads to (as cp -r does without -L).
+    let out = memio(&["cp", "-r", s(&link), s(&dangling), s(&into)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for (name, to) in [("link", "real"), ("dangling", "nowhere")] {
+        let copied = into.join(name);
+        assert!(
+            std::fs::symlink_metadata(&copied).unwrap().is_symlink(),
+            "{name} was not copied as a link"
+        );
+        assert_eq!(std::fs::read_link(&copied).unwrap(), PathBuf::from(to));
+    }
+    // A file named as the copy is replaced by the link, as with cp.
+    let over = dir.join("over");
+    std::fs::write(&over, b"old").unwrap();
+    let out = memio(&["cp", "-r", s(&link), s(&over)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read_link(&over).unwrap(), PathBuf::from("real"));
+    // `link/` names the folder it leads to: the tree is copied.
+    let tree = dir.join("tree");
+    let out = memio(&["cp", "-r", &format!("{}/", s(&link)), s(&tree)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!std::fs::symlink_metadata(&tree).unwrap().is_symlink());
+    assert_eq!(std::fs::read(tree.join("sub/f")).unwrap(), b"inside");
+    // Without -r a link to a file is followed, as cp does.
+    let file_link = dir.join("file-link");
+    std::os::unix::fs::symlink(dir.join("real/sub/f"), &file_link).unwrap();
+    let plain = dir.join("plain");
+    let out = memio(&["cp", s(&file_link), s(&plain)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!std::fs::symlink_metadata(&plain).unwrap().is_symlink());
+    assert_eq!(std::fs::read(&plain).unwrap(), b"inside");
+}
+
+#[test]
 fn cp_refuses_bad_requests_naming_the_object() {
     let dir = TempDir::new("cp-bad");
     let a = write(&dir, "a", b"data");

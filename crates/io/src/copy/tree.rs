@@ -127,8 +127,14 @@ pub fn copy_tree(
 }
 
 /// Recreates the symbolic link `from` as `to`, replacing what `to` was
-/// (through a temporary name and a rename).
-fn copy_link(from: &Path, to: &Path) -> Result<()> {
+/// (through a temporary name and a rename), as `cp -r` copies a link it
+/// is given: the link itself, not what it leads to.
+///
+/// # Errors
+///
+/// `from` is not a link, the link cannot be made beside `to`, or `to` is
+/// a directory (a link cannot replace it).
+pub fn copy_link(from: &Path, to: &Path) -> Result<()> {
     let target = std::fs::read_link(from).map_err(|e| os("read the link", from.display(), e))?;
     let name = to.file_name().unwrap_or(to.as_os_str());
     let temp = temp_name(parent_of(to), name);
