@@ -817,11 +817,12 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
             MGETS_PER_S,
             &column(bare, |r| r.busy),
         );
+        let shared = cpu_sharing();
         run.note(format!(
             "{name}: beside a process making only its flat-out writer's disk writes (one durable \
              {GROUP_BYTES}-byte write per commit, {:.0} a second, no store), the readers keep \
-             {:.0}% of their throughput alone: the machine's cost of that many durable writes, \
-             against {:.0}% beside the writer itself",
+             {:.0}% of their throughput alone: the machine's cost of that many durable \
+             writes{shared}, against {:.0}% beside the writer itself",
             median_of(&column(bare, |r| r.commits)),
             ratio(bare),
             ratio(&flat_out),
@@ -839,6 +840,20 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
         flat_out.len(),
     ));
     Ok(())
+}
+
+/// What the readers share with the writer, when they use every CPU: said
+/// in the note beside the bare-writes control.
+fn cpu_sharing() -> String {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if cpus <= READERS {
+        format!(
+            " (with {cpus} CPUs for {READERS} readers that keep them busy, every CPU-second the \
+             writer and the kernel's I/O path take is one the readers lose)"
+        )
+    } else {
+        String::new()
+    }
 }
 
 /// Where the writer peer leaves its commit rate after each round.
