@@ -287,6 +287,9 @@ pub(crate) fn new_salt() -> u32 {
     RandomState::new().hash_one((std::process::id(), TMP_SEQ.fetch_add(1, Relaxed))) as u32
 }
 
+/// The most a store grows by at once.
+const MAX_GROWTH: u64 = 64 << 20;
+
 /// Bytes of zeros a new store starts with past its header.
 const INITIAL_ROOM: u64 = 60 << 10;
 
@@ -855,7 +858,11 @@ impl Store {
         if end <= size {
             return Ok(());
         }
-        let step = (size / 4).max(1 << 20);
+        // The room is written a page at a time (see `write_zeros`), about
+        // 3 us a page here: at most 64 MiB at once keeps the pause of the
+        // commit that grows the store (with the writer lock held) near
+        // 50 ms however large the store.
+        let step = (size / 4).clamp(1 << 20, MAX_GROWTH);
         let new_size = round_up(end.max(size + step), 1 << 20);
         if new_size > max {
             return g.grow(max);
