@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use memio::io::copy::{CopyOptions, Method, Sparse, copy_link, copy_tree};
+use memio::io::copy::{CopyOptions, Method, Sparse, copy_tree};
 use serde_json::json;
 
 use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_OK};
@@ -28,8 +28,8 @@ pub(crate) struct CpArgs {
     /// Sources, then the destination (a directory when there are several sources).
     #[arg(required = true, num_args = 1.., value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Copy directories and their contents; symbolic links (a source that is one too) are copied
-    /// as links.
+    /// Copy directories and their contents; symbolic links, a source that is one too, are copied
+    /// as links (`LINK/` names the folder a link leads to).
     #[arg(short = 'r', short_alias = 'R', long)]
     recursive: bool,
     /// The kernel path that moves the bytes.
@@ -112,6 +112,8 @@ impl CpArgs {
 #[derive(Debug, Default)]
 struct Totals {
     files: u64,
+    /// Symbolic links copied as links.
+    links: u64,
     bytes: u64,
     failed: u64,
     methods: Vec<&'static str>,
@@ -255,12 +257,18 @@ fn names_its_contents(path: &Path) -> bool {
 /// files' sizes, through the walk `cache` and `sum` use (what cannot be
 /// read counts 0; the copy reports it).
 fn source_bytes(sources: &[PathBuf], recursive: bool) -> u64 {
+    // A link given with -r is copied as the link: nothing behind it moves.
+    let sources: Vec<PathBuf> = sources
+        .iter()
+        .filter(|s| !(recursive && std::fs::symlink_metadata(s).is_ok_and(|m| m.is_symlink())))
+        .cloned()
+        .collect();
     let filters = Filters {
         recursive,
         recursive_flag: "-r",
         ..Filters::default()
     };
-    Walk::new(crate::walk::roots(sources), filters)
+    Walk::new(crate::walk::roots(&sources), filters)
         .map(|item| match item {
             Item::File { size, .. } => size,
             _ => 0,
@@ -293,9 +301,9 @@ fn copy_one(
     // With -r a source that is a link is copied as the link, as cp does
     // (without -L or -H); `link/` and `link/.` name what it leads to.
     if args.recursive && std::fs::symlink_metadata(src).is_ok_and(|m| m.is_symlink()) {
-        match copy_link(src, target) {
+        match options.copy_link(src, target) {
             Ok(()) => {
-                totals.files += 1;
+                totals.links += 1;
                 list();
             }
             Err(e) => {
@@ -318,6 +326,7 @@ fn copy_one(
         match copy_tree(src, target, options, hear) {
             Ok(done) => {
                 totals.files += done.files;
+                totals.links += done.symlinks;
                 totals.bytes += done.bytes;
                 totals.failed += done.failures.len() as u64;
                 for e in done.failures {
@@ -388,6 +397,7 @@ fn summary(args: &CpArgs, globals: Globals, totals: &Totals, elapsed: Duration) 
         let secs = elapsed.as_secs_f64();
         return output::print_json(&json!({
             "files": totals.files,
+            "links": totals.links,
             "bytes": totals.bytes,
             "failed": totals.failed,
             "seconds": secs,

@@ -116,6 +116,31 @@ fn cp_r_copies_a_link_it_is_given_as_the_link() {
         );
         assert_eq!(std::fs::read_link(&copied).unwrap(), PathBuf::from(to));
     }
+    // A link onto itself is refused, as cp refuses, and left as it was.
+    for (from, onto) in [
+        (&dangling, dangling.clone()),
+        (&into.join("link"), into.clone()),
+    ] {
+        let out = memio(&["cp", "-r", s(from), s(&onto)]);
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("are the same file"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(std::fs::symlink_metadata(from).unwrap().is_symlink());
+    }
+    // --json counts links apart from files.
+    let counted = dir.join("counted");
+    std::fs::create_dir(&counted).unwrap();
+    let out = memio(&["cp", "-r", "--json", s(&link), s(&dangling), s(&counted)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (v["links"].as_u64(), v["files"].as_u64()),
+        (Some(2), Some(0)),
+        "{v}"
+    );
     // A file named as the copy is replaced by the link, as with cp.
     let over = dir.join("over");
     std::fs::write(&over, b"old").unwrap();

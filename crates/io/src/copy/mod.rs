@@ -53,7 +53,7 @@ use memio_map::error::OsError;
 use crate::{Error, Result};
 
 pub use temp::remove_temporaries;
-pub use tree::{TreeCopied, copy_link, copy_tree};
+pub use tree::{TreeCopied, copy_tree};
 
 /// Which kernel path moves the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

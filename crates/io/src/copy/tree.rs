@@ -121,20 +121,17 @@ pub fn copy_tree(
         temp::forget(&mut live, &root);
         drop(live);
         renamed.map_err(|e| os("rename into", dst.display(), e))?;
+        if options.fsync {
+            temp::sync_dir(parent_of(dst))?;
+        }
     }
     done.elapsed = started.elapsed();
     Ok(done)
 }
 
 /// Recreates the symbolic link `from` as `to`, replacing what `to` was
-/// (through a temporary name and a rename), as `cp -r` copies a link it
-/// is given: the link itself, not what it leads to.
-///
-/// # Errors
-///
-/// `from` is not a link, the link cannot be made beside `to`, or `to` is
-/// a directory (a link cannot replace it).
-pub fn copy_link(from: &Path, to: &Path) -> Result<()> {
+/// (through a temporary name and a rename).
+fn copy_link(from: &Path, to: &Path) -> Result<()> {
     let target = std::fs::read_link(from).map_err(|e| os("read the link", from.display(), e))?;
     let name = to.file_name().unwrap_or(to.as_os_str());
     let temp = temp_name(parent_of(to), name);
@@ -151,6 +148,36 @@ pub fn copy_link(from: &Path, to: &Path) -> Result<()> {
     }
     temp::forget(&mut live, &temp);
     renamed.map_err(|e| os("rename into", to.display(), e))
+}
+
+impl CopyOptions {
+    /// Copies the symbolic link `src` itself (not what it leads to) as
+    /// `dst`, replacing what `dst` was through a temporary name and a
+    /// rename, as `cp -r` copies a link it is given; with
+    /// [`fsync`](Self::fsync), the directory is synced after.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SameFile`] when `dst` is the link itself; OS errors naming
+    /// the object when `src` is not a link, the link cannot be made beside
+    /// `dst`, or `dst` is a directory (a link cannot replace it).
+    pub fn copy_link(&self, src: &Path, dst: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let from = std::fs::symlink_metadata(src).map_err(|e| os("stat", src.display(), e))?;
+        if let Ok(to) = std::fs::symlink_metadata(dst) {
+            if (to.dev(), to.ino()) == (from.dev(), from.ino()) {
+                return Err(Error::SameFile {
+                    src: src.display().to_string(),
+                    dst: dst.display().to_string(),
+                });
+            }
+        }
+        copy_link(src, dst)?;
+        if self.fsync {
+            temp::sync_dir(parent_of(dst))?;
+        }
+        Ok(())
+    }
 }
 
 /// Refuses a destination inside the source: the copy would never end.
