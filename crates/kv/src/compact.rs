@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::{GROUP_HEADER, GroupHeader, HEADER_SIZE, PUT, RecordHeader};
 use crate::index::append_value;
-use crate::store::{Fresh, Store, new_salt, open_generation, sibling, sync_dir};
+use crate::store::{Fresh, MAX_GROWTH, Store, new_salt, open_generation, sibling, sync_dir};
 
 /// What [`Store::compact`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +96,11 @@ impl Store {
                 }
                 flush(&mut body, &mut count, &mut out)?;
                 let live = log.index.live_record_bytes + HEADER_SIZE + GROUP_HEADER as u64;
-                let after = out.finish((live / 4).max(1 << 16))?;
+                // Room for commits after it as growth would give, within
+                // this handle's max_size: a compacted file larger than that
+                // could not be opened again with the same options.
+                let room = (live / 4).clamp(1 << 16, MAX_GROWTH);
+                let after = out.finish(room, self.options().file_limit())?;
                 std::fs::rename(&tmp, &path)?;
                 Ok::<_, std::io::Error>(Compacted {
                     before,

@@ -92,6 +92,13 @@ impl Options {
         self.max_size = bytes;
         self
     }
+
+    /// The largest the file may become through this handle: `max_size`
+    /// rounded down to a whole 8-byte word (the mapping is read in words,
+    /// so bytes past the last whole one could not be read back).
+    pub(crate) const fn file_limit(&self) -> u64 {
+        self.max_size & !7
+    }
 }
 
 /// Counts describing a store, from [`Store::stats`].
@@ -288,7 +295,7 @@ pub(crate) fn new_salt() -> u32 {
 }
 
 /// The most a store grows by at once.
-const MAX_GROWTH: u64 = 64 << 20;
+pub(crate) const MAX_GROWTH: u64 = 64 << 20;
 
 /// Bytes of zeros a new store starts with past its header.
 const INITIAL_ROOM: u64 = 60 << 10;
@@ -322,8 +329,10 @@ impl Fresh {
         Ok(())
     }
 
-    /// Writes the header, `room` zeroed bytes past the log, and syncs.
-    pub fn finish(self, room: u64) -> io::Result<u64> {
+    /// Writes the header, `room` zeroed bytes past the log (the file
+    /// rounded up to 64 KiB, but never past `limit`, the largest file the
+    /// handle may open), and syncs.
+    pub fn finish(self, room: u64, limit: u64) -> io::Result<u64> {
         let mut head = vec![0u8; HEADER_SIZE as usize];
         head[..32].copy_from_slice(
             &FileHeader {
@@ -335,7 +344,7 @@ impl Fresh {
         head[COMMITTED_AT..COMMITTED_AT + 8].copy_from_slice(&self.end.to_le_bytes());
         head[COMMITTED_AT + 8..COMMITTED_AT + 16].copy_from_slice(&self.end.to_le_bytes());
         self.file.write_all_at(&head, 0)?;
-        let size = round_up(self.end + room, 1 << 16);
+        let size = round_up(self.end + room, 1 << 16).min(limit).max(self.end);
         crate::generation::write_zeros(&self.file, self.end, size)?;
         self.file.sync_all()?;
         Ok(size)
@@ -356,10 +365,10 @@ fn round_up(n: u64, to: u64) -> u64 {
 
 /// Creates a new empty store at `path` unless one appears there first
 /// (built aside and linked into place, so no process sees it half made).
-fn create(path: &Path) -> Result<()> {
+fn create(path: &Path, limit: u64) -> Result<()> {
     let tmp = sibling(path, "new");
     let made = Fresh::create(&tmp, new_salt())
-        .and_then(|fresh| fresh.finish(INITIAL_ROOM))
+        .and_then(|fresh| fresh.finish(INITIAL_ROOM, limit))
         .and_then(|_| match std::fs::hard_link(&tmp, path) {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             other => other,
@@ -439,7 +448,7 @@ pub(crate) fn open_generation(path: &Path, options: &Options) -> Result<Generati
                     && !options.read_only
                     && !created =>
             {
-                create(path)?;
+                create(path, options.file_limit())?;
                 created = true;
             }
             Err(e) => return Err(Error::io(path, "open")(e)),
@@ -840,10 +849,8 @@ impl Store {
 
     /// Grows the file in large zero-filled steps so that `end` fits.
     fn make_room(&self, g: &Generation, end: u64) -> Result<()> {
-        // The mapping is read in whole 8-byte words, so bytes past the
-        // last whole word of max_size cannot be read back: no log reaches
-        // them.
-        let max = self.options.max_size & !7;
+        // No log reaches past the last whole word of max_size.
+        let max = self.options.file_limit();
         // Checked before the file's size: a file another handle (with a
         // larger max_size) grew may have room past what this one maps, and
         // a group there would be committed, then unreadable here.

@@ -704,6 +704,36 @@ fn compaction_removes_what_killed_compactions_left() {
 }
 
 #[test]
+fn a_store_compacted_or_made_near_its_max_size_still_opens_with_it() {
+    let dir = Scratch::new("compact-near-max");
+    let path = dir.path("s.kv");
+    let options = || Options::new().max_size(8 << 20);
+    let s = Store::open(&path, options()).unwrap();
+    let value = vec![b'v'; 512 << 10];
+    let mut n = 0u8;
+    while s.put(&[b'k', n], &value).is_ok() {
+        n += 1;
+    }
+    assert!(n >= 10, "only {n} values of 512 KiB fit in 8 MiB");
+    // Room for later commits is cut to what max_size allows.
+    s.compact().unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() <= 8 << 20);
+    assert_eq!(s.get(&[b'k', 0]).unwrap().as_deref(), Some(&value[..]));
+    s.put(b"small", b"1").unwrap();
+    drop(s);
+    let s = Store::open(&path, options()).unwrap();
+    assert_eq!(s.get(&[b'k', n - 1]).unwrap().as_deref(), Some(&value[..]));
+    assert_eq!(s.get(b"small").unwrap().as_deref(), Some(&b"1"[..]));
+    // A store made with a max_size below its usual first size opens too.
+    let tiny = dir.path("tiny.kv");
+    let t = Store::open(&tiny, Options::new().max_size(20 << 10)).unwrap();
+    t.put(b"a", b"1").unwrap();
+    drop(t);
+    let t = Store::open(&tiny, Options::new().max_size(20 << 10)).unwrap();
+    assert_eq!(t.get(b"a").unwrap().as_deref(), Some(&b"1"[..]));
+}
+
+#[test]
 fn a_handle_too_small_for_what_another_grew_the_store_to_says_full() {
     let dir = Scratch::new("small-handle");
     let path = dir.path("s.kv");
