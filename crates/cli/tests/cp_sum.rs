@@ -130,6 +130,15 @@ fn cp_r_copies_a_link_it_is_given_as_the_link() {
         );
         assert!(std::fs::symlink_metadata(from).unwrap().is_symlink());
     }
+    // A hard link to the link is another name, which cp replaces.
+    let second = dir.join("second");
+    std::fs::hard_link(&dangling, &second).unwrap();
+    let out = memio(&["cp", "-r", s(&dangling), s(&second)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_link(&second).unwrap(),
+        PathBuf::from("nowhere")
+    );
     // --json counts links apart from files.
     let counted = dir.join("counted");
     std::fs::create_dir(&counted).unwrap();

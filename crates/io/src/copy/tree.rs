@@ -107,6 +107,14 @@ pub fn copy_tree(
     }
     // Deepest first, so a read-only directory is closed after its contents.
     for (dir, mode) in plan.dirs.iter().rev() {
+        // With fsync, the names made in each directory (files, links,
+        // folders) are made durable too; before its mode, which may take
+        // away the right to open it.
+        if options.fsync {
+            if let Err(e) = temp::sync_dir(dir) {
+                done.failures.push(e);
+            }
+        }
         if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode)) {
             done.failures.push(os("set the mode of", dir.display(), e));
         }
@@ -165,7 +173,15 @@ impl CopyOptions {
         use std::os::unix::fs::MetadataExt;
         let from = std::fs::symlink_metadata(src).map_err(|e| os("stat", src.display(), e))?;
         if let Ok(to) = std::fs::symlink_metadata(dst) {
-            if (to.dev(), to.ino()) == (from.dev(), from.ino()) {
+            // The same entry, however spelled; a hard link to the link
+            // under another name is another entry, which cp replaces.
+            let entry = |p: &Path| {
+                (
+                    std::fs::canonicalize(parent_of(p)).ok(),
+                    p.file_name().map(std::ffi::OsStr::to_owned),
+                )
+            };
+            if (to.dev(), to.ino()) == (from.dev(), from.ino()) && entry(src) == entry(dst) {
                 return Err(Error::SameFile {
                     src: src.display().to_string(),
                     dst: dst.display().to_string(),
