@@ -182,7 +182,7 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
             "target is not a directory",
         ));
     }
-    let bar = if args.progress {
+    let bar = if args.progress && crate::progress::shown(globals) {
         crate::progress::bytes_bar(source_bytes(sources, args.recursive), globals)
     } else {
         indicatif::ProgressBar::hidden()

@@ -7,10 +7,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::Globals;
 
+/// Whether a progress bar would be drawn: stderr is a terminal and `-q`
+/// was not given. Work done only to size a bar is skipped otherwise.
+pub(crate) fn shown(globals: Globals) -> bool {
+    !globals.quiet && std::io::stderr().is_terminal()
+}
+
 /// A progress bar over `len` steps that draws on stderr only when stderr is
 /// a terminal and `-q` was not given; otherwise every call on it is a no-op.
 pub(crate) fn bar(len: u64, globals: Globals) -> ProgressBar {
-    let visible = !globals.quiet && std::io::stderr().is_terminal();
+    let visible = shown(globals);
     let target = if visible {
         ProgressDrawTarget::stderr()
     } else {
