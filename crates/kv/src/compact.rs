@@ -36,7 +36,10 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// The handle is read-only, damaged committed bytes, or an I/O error
+    /// The handle is read-only, damaged committed bytes, [`Error::Full`]
+    /// when the compacted log would pass this handle's `max_size` (it can
+    /// be longer than the old one: groups of more than 1 MiB are cut up;
+    /// the old file is then left as it was), or an I/O error
     /// (before the new file is renamed into place, the old file is then
     /// left as it was; after, the store is compacted and the error says
     /// why this handle could not move to the new file, for example a
@@ -95,12 +98,26 @@ impl Store {
                     }
                 }
                 flush(&mut body, &mut count, &mut out)?;
+                // The new log may be longer than the old (a group of more
+                // than 1 MiB is cut into several, each with its header):
+                // past this handle's max_size, the store would open again
+                // with these options no more. The old file stays.
+                let limit = self.options().file_limit();
+                if out.end() > limit {
+                    return Err(std::io::Error::other(Error::Full {
+                        path: path.clone(),
+                        need: out.end(),
+                        max: self.options().max_bytes(),
+                    }));
+                }
                 let live = log.index.live_record_bytes + HEADER_SIZE + GROUP_HEADER as u64;
-                // Room for commits after it as growth would give, within
-                // this handle's max_size: a compacted file larger than that
-                // could not be opened again with the same options.
+                // Room for commits after it as growth would give, but never
+                // a file larger than the one it replaces (handles with a
+                // smaller max_size than this one's may still be using it)
+                // nor past this handle's max_size.
                 let room = (live / 4).clamp(1 << 16, MAX_GROWTH);
-                let after = out.finish(room, self.options().file_limit())?;
+                let cap = limit.min(before.max(out.end()));
+                let after = out.finish(room, cap)?;
                 std::fs::rename(&tmp, &path)?;
                 Ok::<_, std::io::Error>(Compacted {
                     before,

@@ -99,6 +99,11 @@ impl Options {
     pub(crate) const fn file_limit(&self) -> u64 {
         self.max_size & !7
     }
+
+    /// The `max_size` asked for, as errors report it.
+    pub(crate) const fn max_bytes(&self) -> u64 {
+        self.max_size
+    }
 }
 
 /// Counts describing a store, from [`Store::stats`].
@@ -322,6 +327,11 @@ impl Fresh {
         })
     }
 
+    /// Where the log written so far ends.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
     /// Appends encoded bytes (whole groups) to the log.
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all_at(bytes, self.end)?;
@@ -448,6 +458,14 @@ pub(crate) fn open_generation(path: &Path, options: &Options) -> Result<Generati
                     && !options.read_only
                     && !created =>
             {
+                // Not even the header fits: nothing is made.
+                if options.file_limit() < HEADER_SIZE {
+                    return Err(Error::Full {
+                        path: path.to_path_buf(),
+                        need: HEADER_SIZE,
+                        max: options.max_size,
+                    });
+                }
                 create(path, options.file_limit())?;
                 created = true;
             }

@@ -734,6 +734,73 @@ fn a_store_compacted_or_made_near_its_max_size_still_opens_with_it() {
 }
 
 #[test]
+fn a_compaction_that_would_outgrow_max_size_keeps_the_old_file() {
+    let dir = Scratch::new("compact-longer");
+    let path = dir.path("s.kv");
+    let options = || Options::new().max_size(4 << 20);
+    let s = Store::open(&path, options()).unwrap();
+    // One group of more than 1 MiB, which compaction cuts into several,
+    // each with a header of its own: the new log is longer.
+    let mut batch = Batch::new();
+    for i in 0..3_900u32 {
+        batch.put(format!("key{i:08}").into_bytes(), vec![b'v'; 1000]);
+    }
+    s.write(&batch).unwrap();
+    // Then the log filled up to the limit: a value too large says how
+    // far past the limit it would end.
+    let limit = (4u64 << 20) & !7;
+    let big = 1usize << 20;
+    let fits = match s.put(b"last", &vec![b'l'; big]) {
+        Err(Error::Full { need, .. }) => big - usize::try_from(need - limit).unwrap(),
+        other => panic!("a 1 MiB value fit: {other:?}"),
+    };
+    s.put(b"last", &vec![b'l'; fits]).unwrap();
+    let err = s.compact().unwrap_err();
+    assert!(matches!(err, Error::Full { .. }), "{err}");
+    // The old file is still the store, for this handle and a new one.
+    assert_eq!(s.get(b"key00000007").unwrap().map(|v| v.len()), Some(1000));
+    drop(s);
+    let s = Store::open(&path, options()).unwrap();
+    assert_eq!(s.get(b"key00003899").unwrap().map(|v| v.len()), Some(1000));
+    assert_eq!(s.get(b"last").unwrap().map(|v| v.len()), Some(fits));
+}
+
+#[test]
+fn a_larger_handles_compaction_leaves_the_store_open_to_a_smaller_one() {
+    let dir = Scratch::new("compact-bigger-handle");
+    let path = dir.path("s.kv");
+    let small = Store::open(&path, Options::new().max_size(8 << 20)).unwrap();
+    let value = vec![b'v'; 512 << 10];
+    let mut n = 0u8;
+    while small.put(&[b'k', n], &value).is_ok() {
+        n += 1;
+    }
+    small.delete(&[b'k', 0]).unwrap();
+    let big = Store::open(&path, Options::new()).unwrap();
+    big.compact().unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() <= 8 << 20);
+    assert_eq!(small.get(&[b'k', 1]).unwrap().as_deref(), Some(&value[..]));
+    drop(small);
+    let small = Store::open(&path, Options::new().max_size(8 << 20)).unwrap();
+    assert_eq!(
+        small.get(&[b'k', n - 1]).unwrap().as_deref(),
+        Some(&value[..])
+    );
+}
+
+#[test]
+fn a_max_size_below_the_header_makes_no_file() {
+    let dir = Scratch::new("tiny-max");
+    let path = dir.path("s.kv");
+    for max in [0, 1, 100, 4095] {
+        let err = Store::open(&path, Options::new().max_size(max)).unwrap_err();
+        assert!(matches!(err, Error::Full { .. }), "{max}: {err}");
+        assert!(err.to_string().contains("s.kv"), "{err}");
+        assert!(!path.exists(), "max_size {max} left a file");
+    }
+}
+
+#[test]
 fn a_handle_too_small_for_what_another_grew_the_store_to_says_full() {
     let dir = Scratch::new("small-handle");
     let path = dir.path("s.kv");
