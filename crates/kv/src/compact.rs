@@ -32,14 +32,13 @@ const GROUP_TARGET: usize = 1 << 20;
 impl Store {
     /// Rewrites the store into a new file holding only the live pairs, in
     /// key order, and renames it over the old one. Other processes go on
-    /// reading throughout and writing after a short wait.
+    /// reading throughout and writing after a short wait. A store with
+    /// nothing to reclaim, whose new log would be longer, is left as it is
+    /// (`after` equals `before`).
     ///
     /// # Errors
     ///
-    /// The handle is read-only, damaged committed bytes, [`Error::Full`]
-    /// when the compacted log would pass this handle's `max_size` (it can
-    /// be longer than the old one: groups of more than 1 MiB are cut up;
-    /// the old file is then left as it was), or an I/O error
+    /// The handle is read-only, damaged committed bytes, or an I/O error
     /// (before the new file is renamed into place, the old file is then
     /// left as it was; after, the store is compacted and the error says
     /// why this handle could not move to the new file, for example a
@@ -98,35 +97,43 @@ impl Store {
                     }
                 }
                 flush(&mut body, &mut count, &mut out)?;
-                // The new log may be longer than the old (a group of more
-                // than 1 MiB is cut into several, each with its header):
-                // past this handle's max_size, the store would open again
-                // with these options no more. The old file stays.
-                let limit = self.options().file_limit();
-                if out.end() > limit {
-                    return Err(std::io::Error::other(Error::Full {
-                        path: path.clone(),
-                        need: out.end(),
-                        max: self.options().max_bytes(),
-                    }));
+                // A store with nothing to reclaim can come out longer than
+                // it went in (a group of more than 1 MiB is cut into 1 MiB
+                // ones, each with a header), and so larger than what
+                // handles with a smaller max_size than this one's can
+                // open: it is left as it is.
+                if out.end() > log.seen {
+                    return Ok(None);
                 }
                 let live = log.index.live_record_bytes + HEADER_SIZE + GROUP_HEADER as u64;
                 // Room for commits after it as growth would give, but never
-                // a file larger than the one it replaces (handles with a
-                // smaller max_size than this one's may still be using it)
-                // nor past this handle's max_size.
+                // a file larger than the one it replaces (which every
+                // handle using the store can open) nor past this handle's
+                // max_size.
                 let room = (live / 4).clamp(1 << 16, MAX_GROWTH);
-                let cap = limit.min(before.max(out.end()));
+                let cap = self.options().file_limit().min(before);
                 let after = out.finish(room, cap)?;
                 std::fs::rename(&tmp, &path)?;
-                Ok::<_, std::io::Error>(Compacted {
+                Ok::<_, std::io::Error>(Some(Compacted {
                     before,
                     after,
                     keys,
-                })
+                }))
             })();
             let compacted = match result {
-                Ok(c) => c,
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    let keys = g.read_log().index.live_keys;
+                    return Ok((
+                        Compacted {
+                            before,
+                            after: before,
+                            keys,
+                        },
+                        None,
+                    ));
+                }
                 Err(e) => {
                     let _ = std::fs::remove_file(&tmp);
                     return Err(match e.downcast::<Error>() {
@@ -144,9 +151,11 @@ impl Store {
             g.supersede()?;
             sync_dir(&path).map_err(Error::io(&path, "compact"))?;
             let fresh = open_generation(&path, self.options())?;
-            Ok::<_, Error>((compacted, fresh))
+            Ok::<_, Error>((compacted, Some(fresh)))
         })?;
-        self.replace_generation(Arc::new(fresh));
+        if let Some(fresh) = fresh {
+            self.replace_generation(Arc::new(fresh));
+        }
         Ok(compacted)
     }
 }

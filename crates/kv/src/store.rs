@@ -99,11 +99,6 @@ impl Options {
     pub(crate) const fn file_limit(&self) -> u64 {
         self.max_size & !7
     }
-
-    /// The `max_size` asked for, as errors report it.
-    pub(crate) const fn max_bytes(&self) -> u64 {
-        self.max_size
-    }
 }
 
 /// Counts describing a store, from [`Store::stats`].

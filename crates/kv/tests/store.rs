@@ -734,13 +734,14 @@ fn a_store_compacted_or_made_near_its_max_size_still_opens_with_it() {
 }
 
 #[test]
-fn a_compaction_that_would_outgrow_max_size_keeps_the_old_file() {
+fn a_compaction_that_would_not_shrink_the_log_leaves_the_store_as_it_is() {
+    use std::os::unix::fs::MetadataExt;
     let dir = Scratch::new("compact-longer");
     let path = dir.path("s.kv");
     let options = || Options::new().max_size(4 << 20);
     let s = Store::open(&path, options()).unwrap();
-    // One group of more than 1 MiB, which compaction cuts into several,
-    // each with a header of its own: the new log is longer.
+    // One group of more than 1 MiB, which compaction would cut into
+    // several, each with a header of its own: a longer log.
     let mut batch = Batch::new();
     for i in 0..3_900u32 {
         batch.put(format!("key{i:08}").into_bytes(), vec![b'v'; 1000]);
@@ -755,11 +756,23 @@ fn a_compaction_that_would_outgrow_max_size_keeps_the_old_file() {
         other => panic!("a 1 MiB value fit: {other:?}"),
     };
     s.put(b"last", &vec![b'l'; fits]).unwrap();
-    let err = s.compact().unwrap_err();
-    assert!(matches!(err, Error::Full { .. }), "{err}");
-    // The old file is still the store, for this handle and a new one.
+    let file = std::fs::metadata(&path).unwrap();
+    // Neither this handle nor one with a larger max_size replaces it.
+    let larger = Store::open(&path, Options::new()).unwrap();
+    for h in [&s, &larger] {
+        let done = h.compact().unwrap();
+        assert_eq!(
+            (done.before, done.after, done.keys),
+            (file.len(), file.len(), 3_901)
+        );
+    }
+    let now = std::fs::metadata(&path).unwrap();
+    assert_eq!((now.ino(), now.len()), (file.ino(), file.len()));
+    let leftovers = std::fs::read_dir(dir.dir()).unwrap().count();
+    assert_eq!(leftovers, 1, "compaction left files behind");
+    // The store still answers, through this handle and a new one alike.
     assert_eq!(s.get(b"key00000007").unwrap().map(|v| v.len()), Some(1000));
-    drop(s);
+    drop((s, larger));
     let s = Store::open(&path, options()).unwrap();
     assert_eq!(s.get(b"key00003899").unwrap().map(|v| v.len()), Some(1000));
     assert_eq!(s.get(b"last").unwrap().map(|v| v.len()), Some(fits));
