@@ -103,7 +103,12 @@ impl Store {
                 // handles with a smaller max_size than this one's can
                 // open: it is left as it is.
                 if out.end() > log.seen {
-                    return Ok(None);
+                    let kept = Compacted {
+                        before,
+                        after: before,
+                        keys,
+                    };
+                    return Ok((kept, false));
                 }
                 let live = log.index.live_record_bytes + HEADER_SIZE + GROUP_HEADER as u64;
                 // Room for commits after it as growth would give, but never
@@ -114,32 +119,25 @@ impl Store {
                 let cap = self.options().file_limit().min(before);
                 let after = out.finish(room, cap)?;
                 std::fs::rename(&tmp, &path)?;
-                Ok::<_, std::io::Error>(Some(Compacted {
+                let done = Compacted {
                     before,
                     after,
                     keys,
-                }))
+                };
+                Ok::<_, std::io::Error>((done, true))
             })();
+            // Whether the new file was renamed into place; if not, it goes.
             let compacted = match result {
-                Ok(Some(c)) => c,
-                Ok(None) => {
+                Ok((c, true)) => c,
+                other => {
                     let _ = std::fs::remove_file(&tmp);
-                    let keys = g.read_log().index.live_keys;
-                    return Ok((
-                        Compacted {
-                            before,
-                            after: before,
-                            keys,
-                        },
-                        None,
-                    ));
-                }
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(match e.downcast::<Error>() {
-                        Ok(inner) => inner,
-                        Err(e) => io(e),
-                    });
+                    return match other {
+                        Ok((kept, _)) => Ok((kept, None)),
+                        Err(e) => Err(match e.downcast::<Error>() {
+                            Ok(inner) => inner,
+                            Err(e) => io(e),
+                        }),
+                    };
                 }
             };
             // The path names the new file now: the old one is marked at
