@@ -1102,6 +1102,36 @@ mod tests {
         assert_eq!(all.len(), 3);
     }
 
+    /// The room written ahead of commits is zeros from exactly where the
+    /// log ends to exactly the size asked, from and to any offset, and the
+    /// log before it is left alone.
+    #[test]
+    fn zeros_fill_exactly_the_range_asked() {
+        use crate::generation::write_zeros;
+        let dir = std::env::temp_dir().join(format!("memio-kv-unit-zeros-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _gone = Gone(dir.clone());
+        let path = dir.join("room");
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        let page = rustix::param::page_size() as u64;
+        file.write_all_at(&[0xa5; 100], 0).unwrap();
+        write_zeros(&file, 100, 3 * page + 17).unwrap();
+        file.write_all_at(&[0xa5; 10], 3 * page + 17).unwrap();
+        write_zeros(&file, 3 * page + 27, 3 * page + 27).unwrap();
+        write_zeros(&file, 3 * page + 27, 5 * page).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, 5 * page);
+        let mut want = vec![0u8; bytes.len()];
+        want[..100].fill(0xa5);
+        want[3 * page as usize + 17..3 * page as usize + 27].fill(0xa5);
+        assert!(bytes == want, "bytes differ from the expected layout");
+    }
+
     /// A directory removed even when the test fails.
     struct Gone(PathBuf);
 

@@ -703,6 +703,16 @@ fn compaction_removes_what_killed_compactions_left() {
     assert_eq!(s.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }
 
+/// Puts `value` under keys `k0`, `k1`, ... until the store is full;
+/// returns how many went in.
+fn fill(store: &Store, value: &[u8]) -> u8 {
+    let mut n = 0u8;
+    while store.put(&[b'k', n], value).is_ok() {
+        n += 1;
+    }
+    n
+}
+
 #[test]
 fn a_store_compacted_or_made_near_its_max_size_still_opens_with_it() {
     let dir = Scratch::new("compact-near-max");
@@ -710,10 +720,7 @@ fn a_store_compacted_or_made_near_its_max_size_still_opens_with_it() {
     let options = || Options::new().max_size(8 << 20);
     let s = Store::open(&path, options()).unwrap();
     let value = vec![b'v'; 512 << 10];
-    let mut n = 0u8;
-    while s.put(&[b'k', n], &value).is_ok() {
-        n += 1;
-    }
+    let n = fill(&s, &value);
     assert!(n >= 10, "only {n} values of 512 KiB fit in 8 MiB");
     // Room for later commits is cut to what max_size allows.
     s.compact().unwrap();
@@ -784,10 +791,7 @@ fn a_larger_handles_compaction_leaves_the_store_open_to_a_smaller_one() {
     let path = dir.path("s.kv");
     let small = Store::open(&path, Options::new().max_size(8 << 20)).unwrap();
     let value = vec![b'v'; 512 << 10];
-    let mut n = 0u8;
-    while small.put(&[b'k', n], &value).is_ok() {
-        n += 1;
-    }
+    let n = fill(&small, &value);
     small.delete(&[b'k', 0]).unwrap();
     let big = Store::open(&path, Options::new()).unwrap();
     big.compact().unwrap();
