@@ -253,6 +253,12 @@ fn names_its_contents(path: &Path) -> bool {
     trimmed == b"." || trimmed.ends_with(b"/.")
 }
 
+/// Whether source `src` is copied as the link it is: with -r, as cp does
+/// (`link/` and `link/.` name what it leads to).
+fn copied_as_link(src: &Path, recursive: bool) -> bool {
+    recursive && std::fs::symlink_metadata(src).is_ok_and(|m| m.is_symlink())
+}
+
 /// The bytes the sources will move, for the progress bar: their regular
 /// files' sizes, through the walk `cache` and `sum` use (what cannot be
 /// read counts 0; the copy reports it).
@@ -260,7 +266,7 @@ fn source_bytes(sources: &[PathBuf], recursive: bool) -> u64 {
     // A link given with -r is copied as the link: nothing behind it moves.
     let sources: Vec<PathBuf> = sources
         .iter()
-        .filter(|s| !(recursive && std::fs::symlink_metadata(s).is_ok_and(|m| m.is_symlink())))
+        .filter(|s| !copied_as_link(s, recursive))
         .cloned()
         .collect();
     let filters = Filters {
@@ -298,9 +304,7 @@ fn copy_one(
             ));
         }
     };
-    // With -r a source that is a link is copied as the link, as cp does
-    // (without -L or -H); `link/` and `link/.` name what it leads to.
-    if args.recursive && std::fs::symlink_metadata(src).is_ok_and(|m| m.is_symlink()) {
+    if copied_as_link(src, args.recursive) {
         match options.copy_link(src, target) {
             Ok(()) => {
                 totals.links += 1;
