@@ -452,8 +452,8 @@ impl Generation {
     /// when its pages are written back, a few at a time by the commits that
     /// land in them, and each such commit's sync would also write the
     /// inode and the allocation's metadata, one more synchronous write (of
-    /// 100-key commits, nearly every one; here it halved how many a writer
-    /// made a second).
+    /// 100-key commits, nearly every one: a writer of them made about a
+    /// third fewer a second here).
     pub fn grow(&self, new_size: u64) -> Result<()> {
         let size = self.size_for(u64::MAX)?;
         write_zeros(&self.file, size, new_size).map_err(Error::io(&self.path, "grow"))?;
