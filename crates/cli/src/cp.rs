@@ -193,6 +193,7 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
     let options = args.options()?;
     let started = Instant::now();
     let mut totals = Totals::default();
+    let mut made = Made::default();
     for src in sources {
         let target = if into_dir && names_its_contents(src) {
             // `dir/.`: what is in it goes into the target, as with cp.
@@ -220,11 +221,32 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
                 totals.failed += 1;
                 continue;
             }
+            match made.check(src, &target, args.recursive) {
+                Repeat::No => {}
+                Repeat::SameSource => {
+                    warn(format_args!(
+                        "'{}': source given more than once; copied once",
+                        src.display()
+                    ));
+                    continue;
+                }
+                Repeat::Clash(first) => {
+                    warn(format_args!(
+                        "'{}': will not overwrite what '{}' just made there with '{}'",
+                        target.display(),
+                        first.display(),
+                        src.display()
+                    ));
+                    totals.failed += 1;
+                    continue;
+                }
+            }
             target
         } else {
             dst.clone()
         };
         let say = |text: String| bar.suspend(|| warn(text));
+        let failed = totals.failed;
         copy_one(
             args,
             globals,
@@ -233,6 +255,9 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
             (&hear, &say),
             &mut totals,
         );
+        if into_dir && totals.failed == failed {
+            made.add(src, target, args.recursive);
+        }
     }
     bar.finish_and_clear();
     summary(args, globals, &totals, started.elapsed())?;
@@ -241,6 +266,76 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
     } else {
         EXIT_OK
     })
+}
+
+/// What this run made in the target folder, source by source: two
+/// sources of the same name would otherwise land on one target, the
+/// second over what the first just made (cp refuses that too; folders
+/// merge, as with cp).
+#[derive(Default)]
+struct Made {
+    targets: Vec<MadeTarget>,
+}
+
+/// A target this run made.
+struct MadeTarget {
+    target: PathBuf,
+    /// The source it came from.
+    source: PathBuf,
+    /// That source's device and inode, as copied (a link with -r is
+    /// itself).
+    id: Option<(u64, u64)>,
+    /// Whether it is a folder copied as a tree.
+    tree: bool,
+}
+
+/// What a source's target was earlier in the run.
+enum Repeat<'a> {
+    /// Nothing this run made.
+    No,
+    /// What the same source made: it was given twice.
+    SameSource,
+    /// What another source (named) made.
+    Clash(&'a Path),
+}
+
+impl Made {
+    /// The source's identity, and whether it is copied as a tree.
+    fn identity(src: &Path, recursive: bool) -> (Option<(u64, u64)>, bool) {
+        use std::os::unix::fs::MetadataExt;
+        let meta = if copied_as_link(src, recursive) {
+            std::fs::symlink_metadata(src)
+        } else {
+            std::fs::metadata(src)
+        };
+        meta.map_or((None, false), |m| {
+            (Some((m.dev(), m.ino())), recursive && m.is_dir())
+        })
+    }
+
+    fn check(&self, src: &Path, target: &Path, recursive: bool) -> Repeat<'_> {
+        let Some(first) = self.targets.iter().find(|m| m.target == target) else {
+            return Repeat::No;
+        };
+        let (id, tree) = Self::identity(src, recursive);
+        if id.is_some() && id == first.id {
+            Repeat::SameSource
+        } else if first.tree && tree {
+            Repeat::No
+        } else {
+            Repeat::Clash(&first.source)
+        }
+    }
+
+    fn add(&mut self, src: &Path, target: PathBuf, recursive: bool) {
+        let (id, tree) = Self::identity(src, recursive);
+        self.targets.push(MadeTarget {
+            target,
+            source: src.to_path_buf(),
+            id,
+            tree,
+        });
+    }
 }
 
 /// Whether `path` ends in a `.` component (`dir/.`, `.`, `dir/./`),

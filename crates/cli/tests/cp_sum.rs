@@ -96,6 +96,66 @@ fn cp_into_a_directory_and_r_for_trees() {
 }
 
 #[test]
+fn cp_never_overwrites_what_an_earlier_source_of_the_same_name_just_made() {
+    let dir = TempDir::new("cp-same-name");
+    let a = write(&dir, "a/f", b"first");
+    let b = write(&dir, "b/f", b"second");
+    write(&dir, "a/d/x", b"a's x");
+    write(&dir, "b/d/x", b"b's x");
+    write(&dir, "b/d/y", b"b's y");
+    std::os::unix::fs::symlink("f", dir.join("a/l")).unwrap();
+    std::os::unix::fs::symlink("d", dir.join("b/l")).unwrap();
+    let into = dir.join("into");
+    std::fs::create_dir(&into).unwrap();
+    // Two files of one name: the first stays, the second is refused.
+    let out = memio(&["cp", s(&a), s(&b), s(&into)]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("will not overwrite what") && stderr(&out).contains(s(&b)),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(into.join("f")).unwrap(), b"first");
+    // Links copied as links (-r), the same.
+    let out = memio(&[
+        "cp",
+        "-r",
+        s(&dir.join("a/l")),
+        s(&dir.join("b/l")),
+        s(&into),
+    ]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_link(into.join("l")).unwrap(),
+        PathBuf::from("f")
+    );
+    // One source given twice is copied once, and that is no failure.
+    let once = dir.join("once");
+    std::fs::create_dir(&once).unwrap();
+    let out = memio(&["cp", s(&a), s(&a), s(&once)]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("given more than once"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read(once.join("f")).unwrap(), b"first");
+    // Folders of one name merge, as with cp.
+    let trees = dir.join("trees");
+    std::fs::create_dir(&trees).unwrap();
+    let out = memio(&[
+        "cp",
+        "-r",
+        s(&dir.join("a/d")),
+        s(&dir.join("b/d")),
+        s(&trees),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(trees.join("d/x")).unwrap(), b"b's x");
+    assert_eq!(std::fs::read(trees.join("d/y")).unwrap(), b"b's y");
+}
+
+#[test]
 fn cp_r_copies_a_link_it_is_given_as_the_link() {
     let dir = TempDir::new("cp-link");
     write(&dir, "real/sub/f", b"inside");
