@@ -36,8 +36,7 @@
 //! A page starts with nothing on its lists and a bump index: blocks are
 //! threaded onto `free` about 4 KiB at a time as they are first needed,
 //! so a page's untouched tail never becomes resident. A page whose last
-//! block comes back is retired (unless it is the class's current page and
-//! holds more than one block):
+//! block comes back is retired (unless it is the class's current page):
 //! its slices go back to the segment, marked dirty, and are purged
 //! (`MADV_DONTNEED`) once they have stayed unused for the purge delay
 //! (which stretches when a purge proves early: see `options`); a
@@ -693,13 +692,7 @@ unsafe fn free_slow(heap: *mut Heap, page: *mut Page) {
             (*page).flags &= !FULL;
             h.avail[class].push_back(page);
         }
-        // A class's current page stays when it empties, so that a thread
-        // freeing and allocating one block of a class in turn does not
-        // retire and remake its page each time; but a page of one block
-        // (classes past 64 KiB) goes: kept, its 64-512 KiB would wait for
-        // that class alone, while retired its slices (still resident until
-        // the purge delay) take the next page of any class.
-        if (*page).used == 0 && (h.current[class] != page || (*page).capacity == 1) {
+        if (*page).used == 0 && h.current[class] != page {
             retire(heap, page);
         }
     }
