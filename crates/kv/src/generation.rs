@@ -443,9 +443,9 @@ impl Generation {
         Ok(())
     }
 
-    /// Writes zeros from the file's end up to `new_size` and syncs them, so
-    /// later commits overwrite allocated blocks and their `fdatasync` has
-    /// no metadata to flush.
+    /// Writes zeros from the file's end up to `new_size`, and with `sync`
+    /// syncs them, so later durable commits overwrite allocated blocks and
+    /// their `fdatasync` has no metadata to flush.
     ///
     /// The sync is what allocates the blocks on a filesystem with delayed
     /// allocation (ext4): unsynced, the room's blocks would be allocated
@@ -453,11 +453,16 @@ impl Generation {
     /// land in them, and each such commit's sync would also write the
     /// inode and the allocation's metadata, one more synchronous write (of
     /// 100-key commits, nearly every one: a writer of them made about a
-    /// third fewer a second here).
-    pub fn grow(&self, new_size: u64) -> Result<()> {
+    /// third fewer a second here). Relaxed commits sync nothing, so their
+    /// growth does not either: the kernel's write-back allocates the room.
+    pub fn grow(&self, new_size: u64, sync: bool) -> Result<()> {
         let size = self.size_for(u64::MAX)?;
         write_zeros(&self.file, size, new_size).map_err(Error::io(&self.path, "grow"))?;
-        self.sync_data()?;
+        if sync {
+            self.file
+                .sync_data()
+                .map_err(Error::io(&self.path, "grow: fdatasync"))?;
+        }
         self.set_size(new_size.max(size));
         Ok(())
     }

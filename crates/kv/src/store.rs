@@ -879,16 +879,13 @@ impl Store {
             return Ok(());
         }
         // The room is written a page at a time (see `write_zeros`), about
-        // 3 us a page here, and then synced (see `Generation::grow`): at
-        // most 64 MiB at once keeps the pause of the commit that grows the
-        // store (with the writer lock held) near 100 ms however large the
-        // store.
+        // 3 us a page here, and in durable mode then synced (see
+        // `Generation::grow`): at most 64 MiB at once keeps the pause of the
+        // commit that grows the store (with the writer lock held) at about
+        // 100 ms here however large the store.
         let step = (size / 4).clamp(1 << 20, MAX_GROWTH);
-        let new_size = round_up(end.max(size + step), 1 << 20);
-        if new_size > max {
-            return g.grow(max);
-        }
-        g.grow(new_size)
+        let new_size = round_up(end.max(size + step), 1 << 20).min(max);
+        g.grow(new_size, self.options.durability == Durability::Durable)
     }
 
     /// Makes every commit so far durable (for [`Durability::Relaxed`]; a
