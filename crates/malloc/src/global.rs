@@ -103,29 +103,9 @@ pub unsafe fn free_raw(p: *mut u8) {
 ///
 /// `p` is a live block of this allocator.
 pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> *mut u8 {
-    // SAFETY: the caller's promise, passed on.
-    unsafe { realloc_with(p, old, align, size, true) }
-}
-
-/// [`realloc_raw`] that keeps the page a block moved out of as it would
-/// be after a `free` (for heap checking: a later free of the old pointer
-/// still finds the block freed, while its page stays).
-///
-/// # Safety
-///
-/// As [`realloc_raw`].
-pub unsafe fn realloc_raw_keeping(p: *mut u8, old: usize, align: usize, size: usize) -> *mut u8 {
-    // SAFETY: the caller's promise, passed on.
-    unsafe { realloc_with(p, old, align, size, false) }
-}
-
-/// [`realloc_raw`]; a page of one block that the block moved out of is
-/// retired when `retire` (see [`heap::retire_moved`]).
-unsafe fn realloc_with(p: *mut u8, old: usize, align: usize, size: usize, retire: bool) -> *mut u8 {
     let threshold = options::MMAP_THRESHOLD.load(Ordering::Relaxed);
     // SAFETY: the caller's live block.
-    let small = unsafe { heap::segment_of(p) };
-    match small {
+    match unsafe { heap::segment_of(p) } {
         Some(seg) => {
             // SAFETY: as above.
             let have = unsafe { heap::block_size(seg, p) };
@@ -159,11 +139,6 @@ unsafe fn realloc_with(p: *mut u8, old: usize, align: usize, size: usize, retire
         unsafe {
             ptr::copy_nonoverlapping(p, q, old.min(size));
             free_raw(p);
-        }
-        if let (Some(seg), true) = (small, retire && size > old) {
-            // SAFETY: `p` was this thread's block of `seg` (or another
-            // heap's, which `retire_moved` leaves alone) until the free.
-            unsafe { heap::retire_moved(thread::current(), seg, p) };
         }
     }
     q

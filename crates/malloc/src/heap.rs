@@ -36,9 +36,7 @@
 //! A page starts with nothing on its lists and a bump index: blocks are
 //! threaded onto `free` about 4 KiB at a time as they are first needed,
 //! so a page's untouched tail never becomes resident. A page whose last
-//! block comes back is retired (unless it is the class's current page,
-//! which is kept for the class's next block, but for a page of one block
-//! that `realloc` moved out of to grow: see [`retire_moved`]):
+//! block comes back is retired (unless it is the class's current page):
 //! its slices go back to the segment, marked dirty, and are purged
 //! (`MADV_DONTNEED`) once they have stayed unused for the purge delay
 //! (which stretches when a purge proves early: see `options`); a
@@ -624,42 +622,6 @@ pub(crate) unsafe fn segment_of(p: *mut u8) -> Option<*mut Segment> {
 pub(crate) unsafe fn block_size(seg: *mut Segment, p: *mut u8) -> usize {
     // SAFETY: the descriptor of a live block's page is live.
     unsafe { (*page_of(seg, p)).block_size as usize }
-}
-
-/// Retires the page of block `p` of segment `seg`, which `realloc` has
-/// just moved to a larger block and freed, when the page held that block
-/// alone (a class past 64 KiB) and stays as its class's current page.
-///
-/// An emptied current page is otherwise kept for the class's next block,
-/// so that a loop allocating and freeing one block does not remake its
-/// page each time. A block that moved to grow seldom comes back to its
-/// old class, though, and a buffer grown through those classes would
-/// leave one such page (64-512 KiB, resident) behind per class; retired,
-/// its slices take the next page of any class without a page fault. The
-/// page search this may cost the next `new_page` is small beside the
-/// copy of at least 64 KiB that the move made.
-///
-/// # Safety
-///
-/// The thread holds `heap` when non-null; `seg` is a live segment and `p`
-/// an address in it that was a block of this thread's heap until just
-/// now.
-pub(crate) unsafe fn retire_moved(heap: *mut Heap, seg: *mut Segment, p: *mut u8) {
-    // SAFETY: the thread holds `heap`, which owns `seg` when it is the
-    // segment's heap, and with it the page and its lists.
-    unsafe {
-        if heap.is_null() || (*seg).heap != heap {
-            return;
-        }
-        let page = page_of(seg, p);
-        if (*page).capacity != 1
-            || (*page).used != 0
-            || (*heap).current[(*page).class as usize] != page
-        {
-            return;
-        }
-        retire(heap, page);
-    }
 }
 
 /// Why an address of a segment is no block to free.

@@ -68,8 +68,7 @@ pub use stats::{ClassStats, Stats};
 #[doc(hidden)]
 pub mod raw {
     pub use crate::global::{
-        Block, Fault, alloc_raw, alloc_small, free_raw, is_block, realloc_raw, realloc_raw_keeping,
-        validate,
+        Block, Fault, alloc_raw, alloc_small, free_raw, is_block, realloc_raw, validate,
     };
     pub use crate::options::{parse_number, var};
 }

@@ -1,8 +1,6 @@
-//! Freed memory a heap keeps resident serves what it needs next: fresh
-//! memory one heap takes is traded for the free pages of exited threads'
-//! heaps, idle in the pool, but for the heap pooled last, which the next
-//! new thread takes; the page a big block left when `realloc` moved it
-//! serves the next page of any class. Each test runs in a child process of
+//! Fresh memory one heap takes is traded for the free pages of exited
+//! threads' heaps, idle in the pool, but for the heap pooled last, which
+//! the next new thread takes. The test runs in a child process of
 //! its own with a purge delay of a minute, so that no purge by the clock
 //! blurs what the trade did, and no other test's heap takes part.
 #![allow(unsafe_code, reason = "driving GlobalAlloc by hand, mincore")]
@@ -137,33 +135,4 @@ fn fresh_memory_is_traded_for_an_exited_threads_idle_pages() {
         "the heap the next thread takes lost its warm pages ({last_after} of them resident)"
     );
     free(&mine, BLOCK);
-}
-
-#[test]
-fn the_page_a_big_block_grew_out_of_makes_room_for_any_class() {
-    if !alone("the_page_a_big_block_grew_out_of_makes_room_for_any_class") {
-        return;
-    }
-    // Blocks up to 512 KiB come from pages, one block a page past 64 KiB.
-    memio_malloc::set_mmap_threshold(512 << 10);
-    let big = Layout::from_size_align(200 << 10, 8).unwrap();
-    let blocks = fill(1, big);
-    let (from, to) = (blocks[0], blocks[0] + big.size());
-    // SAFETY: a live block of `big`, grown to a size below the threshold.
-    let moved = unsafe { MemioMalloc.realloc(blocks[0] as *mut u8, big, 400 << 10) };
-    assert!(!moved.is_null());
-    assert_ne!(moved as usize, from, "the block grew where it stood");
-    // The old block's slices, resident still, hold the next pages of
-    // another class (pages of 1000-byte blocks) rather than staying kept
-    // for blocks of 200 KiB while those pages take fresh memory.
-    let small = fill(400, BLOCK);
-    let inside = small.iter().filter(|&&p| (from..to).contains(&p)).count();
-    assert!(
-        inside >= 100,
-        "{inside} of {} blocks of 1000 bytes reuse the moved block's memory",
-        small.len()
-    );
-    free(&small, BLOCK);
-    let grown = Layout::from_size_align(400 << 10, 8).unwrap();
-    free(&[moved as usize], grown);
 }

@@ -203,16 +203,8 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
         set_errno(libc::ENOMEM);
         return null_mut();
     };
-    // With checks on, the page a block moves out of stays as a free would
-    // leave it, so a later free of the old pointer is still seen.
-    let q = if checked {
-        // SAFETY: a live block of the heap holding `old` bytes of the
-        // caller's.
-        unsafe { heap::raw::realloc_raw_keeping(p.cast(), old, MIN_ALIGN, total) }
-    } else {
-        // SAFETY: as above.
-        unsafe { heap::raw::realloc_raw(p.cast(), old, MIN_ALIGN, total) }
-    };
+    // SAFETY: a live block of the heap holding `old` bytes of the caller's.
+    let q = unsafe { heap::raw::realloc_raw(p.cast(), old, MIN_ALIGN, total) };
     if q.is_null() {
         set_errno(libc::ENOMEM);
     } else if checked {

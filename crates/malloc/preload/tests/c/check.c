@@ -4,9 +4,6 @@
  *   interior          free of an address 8 bytes inside a 40-byte block
  *   overrun           a NUL written just past a 20-byte block, then free
  *   realloc-overrun   the same, then realloc
- *   realloc-stale     a block of 100000 bytes (a page of its own) moved
- *                     by realloc, other blocks made, then the old
- *                     pointer freed
  *   guard             one byte written just past a block of 1 MiB - 96
  *                     bytes (large: a mapping of its own, whose last page
  *                     it does not fill)
@@ -75,24 +72,6 @@ int main(int argc, char **argv) {
         if (q)
             free(q);
         heap_is_whole(20, NULL, 0);
-    } else if (strcmp(what, "realloc-stale") == 0) {
-        char *p = block(100000);
-        char *q = realloc(p, 300000);
-        CHECK(q != NULL && q != p);
-        char *small[400];
-        for (int i = 0; i < 400; i++) {
-            small[i] = malloc(1000);
-            CHECK(small[i] != NULL);
-            memset(small[i], i, 1000);
-        }
-        free(p);
-        for (int i = 0; i < 400; i++) {
-            for (int j = 0; j < 1000; j++)
-                CHECK(small[i][j] == (char)i);
-            free(small[i]);
-        }
-        free(q);
-        heap_is_whole(1000, NULL, 0);
     } else if (strcmp(what, "large-slack") == 0) {
         /* The second block reuses the first one's cached 4 MiB mapping:
          * megabytes of slack after the request, of which only the bytes
