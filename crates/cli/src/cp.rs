@@ -247,6 +247,7 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
         };
         let say = |text: String| bar.suspend(|| warn(text));
         let failed = totals.failed;
+        let was_there = std::fs::symlink_metadata(&target).is_ok();
         copy_one(
             args,
             globals,
@@ -255,7 +256,10 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
             (&hear, &say),
             &mut totals,
         );
-        if into_dir && totals.failed == failed {
+        // What the copy made stays made even if a later step of it failed.
+        let made_now =
+            totals.failed == failed || (!was_there && std::fs::symlink_metadata(&target).is_ok());
+        if into_dir && made_now {
             made.add(src, target, args.recursive);
         }
     }
@@ -280,11 +284,12 @@ struct Made {
 /// A target this run made.
 struct MadeTarget {
     target: PathBuf,
-    /// The source it came from.
+    /// The source it came from, as given.
     source: PathBuf,
-    /// That source's device and inode, as copied (a link with -r is
-    /// itself).
-    id: Option<(u64, u64)>,
+    /// That source's folder made absolute, and its name: one source given
+    /// twice, however spelt (`a/f`, `./a/f`, `/abs/a/f`). A hard link or a
+    /// symbolic link to it is another source, as for cp.
+    place: Option<PathBuf>,
     /// Whether it is a folder copied as a tree.
     tree: bool,
 }
@@ -300,25 +305,28 @@ enum Repeat<'a> {
 }
 
 impl Made {
-    /// The source's identity, and whether it is copied as a tree.
-    fn identity(src: &Path, recursive: bool) -> (Option<(u64, u64)>, bool) {
-        use std::os::unix::fs::MetadataExt;
-        let meta = if copied_as_link(src, recursive) {
-            std::fs::symlink_metadata(src)
-        } else {
-            std::fs::metadata(src)
-        };
-        meta.map_or((None, false), |m| {
-            (Some((m.dev(), m.ino())), recursive && m.is_dir())
-        })
+    /// Where the source lies (its folder resolved, its own name kept), and
+    /// whether it is copied as a tree.
+    fn place(src: &Path, recursive: bool) -> (Option<PathBuf>, bool) {
+        let place = src.file_name().and_then(|name| {
+            let dir = match src.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            std::fs::canonicalize(dir).ok().map(|dir| dir.join(name))
+        });
+        let tree = recursive
+            && !copied_as_link(src, recursive)
+            && std::fs::metadata(src).is_ok_and(|m| m.is_dir());
+        (place, tree)
     }
 
     fn check(&self, src: &Path, target: &Path, recursive: bool) -> Repeat<'_> {
         let Some(first) = self.targets.iter().find(|m| m.target == target) else {
             return Repeat::No;
         };
-        let (id, tree) = Self::identity(src, recursive);
-        if id.is_some() && id == first.id {
+        let (place, tree) = Self::place(src, recursive);
+        if place.is_some() && place == first.place {
             Repeat::SameSource
         } else if first.tree && tree {
             Repeat::No
@@ -328,11 +336,11 @@ impl Made {
     }
 
     fn add(&mut self, src: &Path, target: PathBuf, recursive: bool) {
-        let (id, tree) = Self::identity(src, recursive);
+        let (place, tree) = Self::place(src, recursive);
         self.targets.push(MadeTarget {
             target,
             source: src.to_path_buf(),
-            id,
+            place,
             tree,
         });
     }

@@ -129,10 +129,21 @@ fn cp_never_overwrites_what_an_earlier_source_of_the_same_name_just_made() {
         std::fs::read_link(into.join("l")).unwrap(),
         PathBuf::from("f")
     );
-    // One source given twice is copied once, and that is no failure.
+    // A hard link of the first is another source of the same name, as
+    // for cp.
+    let linked = dir.join("c/f");
+    std::fs::create_dir(dir.join("c")).unwrap();
+    std::fs::hard_link(&a, &linked).unwrap();
+    let hard = dir.join("hard");
+    std::fs::create_dir(&hard).unwrap();
+    let out = memio(&["cp", s(&a), s(&linked), s(&hard)]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    // One source given twice, however spelt, is copied once, and that is
+    // no failure.
     let once = dir.join("once");
     std::fs::create_dir(&once).unwrap();
-    let out = memio(&["cp", s(&a), s(&a), s(&once)]);
+    let again = format!("{}/./a//f", s(dir.path()));
+    let out = memio(&["cp", s(&a), &again, s(&once)]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(
         stderr(&out).contains("given more than once"),
