@@ -325,6 +325,10 @@ impl Made {
         let Some(first) = self.targets.iter().find(|m| m.target == target) else {
             return Repeat::No;
         };
+        if std::fs::symlink_metadata(src).is_err() {
+            // Nothing to copy: the copy says why (a missing source, say).
+            return Repeat::No;
+        }
         let (place, tree) = Self::place(src, recursive);
         if place.is_some() && place == first.place {
             Repeat::SameSource

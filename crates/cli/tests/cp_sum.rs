@@ -116,6 +116,14 @@ fn cp_never_overwrites_what_an_earlier_source_of_the_same_name_just_made() {
         stderr(&out)
     );
     assert_eq!(std::fs::read(into.join("f")).unwrap(), b"first");
+    // A missing source of that name is reported as missing.
+    let out = memio(&["cp", s(&a), s(&dir.join("gone/f")), s(&into)]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no such file") && !stderr(&out).contains("will not overwrite"),
+        "{}",
+        stderr(&out)
+    );
     // Links copied as links (-r), the same.
     let out = memio(&[
         "cp",
