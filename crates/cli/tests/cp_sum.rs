@@ -693,3 +693,62 @@ fn cp_as_a_user_refuses_a_destination_it_may_not_write() {
         "no temporary left"
     );
 }
+
+#[test]
+fn cp_as_a_user_writes_in_place_a_file_it_may_write_in_a_folder_it_may_not() {
+    if !common::is_root() {
+        println!("skipped: needs root to give user nobody a file in root's folder");
+        return;
+    }
+    // Root's folder, which nobody may not write, holds a file nobody may:
+    // no copy can be made beside it and renamed, so, as cp, memio writes
+    // into the file, which keeps its owner and mode.
+    let shared = common::SharedBinary::new();
+    let dir = TempDir::new("cp-in-place");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let src = write(&dir, "src", b"the new, longer bytes");
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let folder = dir.join("roots");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let theirs = folder.join("theirs");
+    std::fs::write(
+        &theirs,
+        b"old bytes, a good deal longer than the new ones are",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&theirs, std::os::unix::fs::PermissionsExt::from_mode(0o620)).unwrap();
+    let Some(out) = shared.output(&mut shared.as_nobody(&["cp", "--verify", s(&src), s(&theirs)]))
+    else {
+        return;
+    };
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(std::fs::read(&theirs).unwrap(), b"the new, longer bytes");
+    let meta = std::fs::metadata(&theirs).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
+        0o620
+    );
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+    assert_eq!(
+        std::fs::read_dir(&folder).unwrap().count(),
+        1,
+        "nothing else made"
+    );
+    // A name that does not exist there yet is still refused.
+    let Some(out) = shared.output(&mut shared.as_nobody(&["cp", s(&src), s(&folder.join("new"))]))
+    else {
+        return;
+    };
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -219,6 +219,12 @@ impl CopyOptions {
     /// replaced) and a dangling one refused, and so is a file this process
     /// may not write.
     ///
+    /// In a folder this process may not write, where no new file can be
+    /// made beside `dst`, an existing `dst` it may write is written in
+    /// place, as cp writes it: truncated and filled, keeping its owner and
+    /// mode (and, if the copy fails part way, left cut short, as cp leaves
+    /// it).
+    ///
     /// # Errors
     ///
     /// [`Error::SameFile`] when `dst` is `src` (or a hard link to it),
@@ -247,6 +253,15 @@ impl CopyOptions {
         let (source, meta) = open_source(src)?;
         let dst = &through_symlink(dst)?;
         check_destination(src, &meta, dst)?;
+        if dst.is_file() && !may_make_files_in(temp::parent_of(dst)) {
+            let (bytes, data_bytes, method) = self.overwrite(&source, src, &meta, dst, progress)?;
+            return Ok(Copied {
+                bytes,
+                data_bytes,
+                method,
+                elapsed: started.elapsed(),
+            });
+        }
         let mut temp = temp::TempFile::beside(dst)?;
         let (bytes, data_bytes, method) = self.write(&source, src, &meta, &mut temp, progress)?;
         temp.commit(dst, self.fsync)?;
@@ -278,6 +293,35 @@ impl CopyOptions {
             method,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// Writes `source` into the existing file `dst` in place (cut to
+    /// nothing first), verifies and syncs it as asked, and keeps its mode;
+    /// returns its size, the data bytes moved and the engine.
+    fn overwrite(
+        &self,
+        source: &File,
+        src: &Path,
+        meta: &std::fs::Metadata,
+        dst: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(u64, u64, Method)> {
+        let out = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(dst)
+            .map_err(|e| os("write", dst.display(), e))?;
+        out.set_len(0)
+            .map_err(|e| os("truncate", dst.display(), e))?;
+        let moved = self.fill(source, src, meta, &out, dst, progress)?;
+        if self.verify {
+            engine::verify(source, src, &out, dst)?;
+        }
+        if self.fsync {
+            out.sync_all().map_err(|e| os("fsync", dst.display(), e))?;
+        }
+        Ok(moved)
     }
 
     /// Fills `temp` from `source` and finishes it (mode, verify, fsync);
@@ -465,6 +509,18 @@ fn check_destination(src: &Path, meta: &std::fs::Metadata, dst: &Path) -> Result
         .map_err(|e| os("write", dst.display(), e.into())),
         Err(_) => Ok(()),
     }
+}
+
+/// Whether this process may make files in folder `dir` (write and search
+/// permission, as the kernel checks them for its effective ids).
+fn may_make_files_in(dir: &Path) -> bool {
+    rustix::fs::accessat(
+        rustix::fs::CWD,
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+        rustix::fs::AtFlags::EACCESS,
+    )
+    .is_ok()
 }
 
 /// The file a destination names: `dst` itself, or the file a symlink at
