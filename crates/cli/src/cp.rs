@@ -21,7 +21,9 @@ use crate::walk::{Filters, Item, Walk};
 #[command(
     after_help = "The copy is written under a temporary name beside DST and renamed into place, \
                   so an interrupted copy never leaves a truncated file under the final name; \
-                  ended by SIGINT, SIGTERM or SIGHUP, memio cp removes the temporary first.\n\
+                  ended by SIGINT, SIGTERM or SIGHUP, memio cp removes the temporary first. In a \
+                  folder it may not write, an existing file it may write is written in place, as \
+                  cp writes it (then an interrupted copy leaves it cut short).\n\
                   With -v, each copy is listed and a dd-style summary goes to stderr."
 )]
 pub(crate) struct CpArgs {
@@ -39,10 +41,12 @@ pub(crate) struct CpArgs {
     /// every byte (never).
     #[arg(long, value_enum, default_value = "auto")]
     sparse: SparseArg,
-    /// Flush each copy to the disk before renaming it into place.
+    /// Flush each copy to the disk before renaming it into place (or, written in place, before
+    /// going on).
     #[arg(long)]
     fsync: bool,
-    /// Read each copy back and compare it with its source before renaming it.
+    /// Read each copy back and compare it with its source before renaming it (or, written in
+    /// place, once written).
     #[arg(long)]
     verify: bool,
     /// Draw a progress bar (only when stderr is a terminal).
@@ -325,7 +329,12 @@ impl Made {
         let Some(first) = self.targets.iter().find(|m| m.target == target) else {
             return Repeat::No;
         };
-        if std::fs::symlink_metadata(src).is_err() {
+        let there = if copied_as_link(src, recursive) {
+            std::fs::symlink_metadata(src)
+        } else {
+            std::fs::metadata(src)
+        };
+        if there.is_err() {
             // Nothing to copy: the copy says why (a missing source, say).
             return Repeat::No;
         }

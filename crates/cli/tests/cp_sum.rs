@@ -116,14 +116,19 @@ fn cp_never_overwrites_what_an_earlier_source_of_the_same_name_just_made() {
         stderr(&out)
     );
     assert_eq!(std::fs::read(into.join("f")).unwrap(), b"first");
-    // A missing source of that name is reported as missing.
-    let out = memio(&["cp", s(&a), s(&dir.join("gone/f")), s(&into)]);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("no such file") && !stderr(&out).contains("will not overwrite"),
-        "{}",
-        stderr(&out)
-    );
+    // A missing source of that name is reported as missing, and so is a
+    // link to nothing (copied as what it leads to, without -r).
+    std::fs::create_dir(dir.join("dangling")).unwrap();
+    std::os::unix::fs::symlink("nowhere", dir.join("dangling/f")).unwrap();
+    for gone in [dir.join("gone/f"), dir.join("dangling/f")] {
+        let out = memio(&["cp", s(&a), s(&gone), s(&into)]);
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("no such file") && !stderr(&out).contains("will not overwrite"),
+            "{}",
+            stderr(&out)
+        );
+    }
     // Links copied as links (-r), the same.
     let out = memio(&[
         "cp",
@@ -740,6 +745,38 @@ fn cp_as_a_user_writes_in_place_a_file_it_may_write_in_a_folder_it_may_not() {
         1,
         "nothing else made"
     );
+    // An engine asked for by name that the kernel refuses here (across
+    // filesystems) fails before the file is cut.
+    let shm = std::path::Path::new("/dev/shm");
+    let other_fs = std::fs::metadata(shm).is_ok_and(|m| {
+        std::os::unix::fs::MetadataExt::dev(&m)
+            != std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(&folder).unwrap())
+    });
+    if other_fs {
+        let elsewhere = shm.join(format!("memio-cp-in-place-{}", std::process::id()));
+        std::fs::write(&elsewhere, b"from another filesystem").unwrap();
+        std::fs::set_permissions(
+            &elsewhere,
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+        let out = shared.output(&mut shared.as_nobody(&[
+            "cp",
+            "--method",
+            "copy-file-range",
+            s(&elsewhere),
+            s(&theirs),
+        ]));
+        let _ = std::fs::remove_file(&elsewhere);
+        if let Some(out) = out {
+            if code(&out) != 0 {
+                assert!(stderr(&out).contains("copy_file_range"), "{}", stderr(&out));
+                assert_eq!(std::fs::read(&theirs).unwrap(), b"the new, longer bytes");
+            }
+        }
+    } else {
+        println!("skipped a part: no /dev/shm on another filesystem");
+    }
     // A name that does not exist there yet is still refused.
     let Some(out) = shared.output(&mut shared.as_nobody(&["cp", s(&src), s(&folder.join("new"))]))
     else {

@@ -99,6 +99,24 @@ fn refused(e: Errno) -> bool {
     )
 }
 
+/// Whether the kernel takes `copy_file_range` between these two files at
+/// all: a call that moves nothing answers as one that moves bytes would
+/// (`EXDEV` across filesystems, say), before anything is written. The
+/// error names the destination.
+pub(crate) fn copy_file_range_taken(files: &Files<'_>) -> Result<()> {
+    let (mut off_in, mut off_out) = (0u64, 0u64);
+    match rustix::fs::copy_file_range(
+        files.src,
+        Some(&mut off_in),
+        files.dst,
+        Some(&mut off_out),
+        0,
+    ) {
+        Err(e) if refused(e) => Err(os("copy_file_range to", files.dst_path.display(), e.into())),
+        _ => Ok(()),
+    }
+}
+
 /// Largest request per call: the kernel caps a call near 2 GiB anyway.
 const CHUNK: u64 = 1 << 30;
 

@@ -17,7 +17,9 @@
 //!   (and, when asked, synced and verified). An interrupted or failed copy
 //!   never leaves a truncated file under the final name, and a failed one
 //!   removes its temporary file. A program ending on a signal removes
-//!   those of the copies in flight with [`remove_temporaries`].
+//!   those of the copies in flight with [`remove_temporaries`]. (In a
+//!   folder the process may not write, an existing file it may write is
+//!   written in place instead, as cp writes it; see [`CopyOptions::copy`].)
 //! - Permission bits are kept (set-user-ID and set-group-ID only where
 //!   the copy's owner and group are the source's); copying a file onto
 //!   itself (same device and inode, hard links included) is refused.
@@ -184,14 +186,16 @@ impl CopyOptions {
         self
     }
 
-    /// `fsync` the copy before renaming it, and its directory after.
+    /// `fsync` the copy before renaming it, and its directory after (a
+    /// file written in place: the file).
     pub const fn fsync(mut self, fsync: bool) -> Self {
         self.fsync = fsync;
         self
     }
 
     /// Read the copy back and compare it with the source before renaming
-    /// it into place (reads the page cache unless it was evicted).
+    /// it into place (reads the page cache unless it was evicted); a file
+    /// written in place is compared once written.
     pub const fn verify(mut self, verify: bool) -> Self {
         self.verify = verify;
         self
@@ -232,7 +236,9 @@ impl CopyOptions {
     /// destination that is a directory, [`Error::Mismatch`] when verifying
     /// finds a difference, [`Error::Changed`] when the source shrinks while
     /// copied, and OS errors naming the file (an explicit engine the
-    /// filesystem refuses among them). `dst` is untouched on every error.
+    /// filesystem refuses among them). `dst` is untouched on every error,
+    /// but for one written in place, which an error after its first byte
+    /// leaves cut short or partly written.
     pub fn copy(&self, src: &Path, dst: &Path) -> Result<Copied> {
         self.copy_with_progress(src, dst, &mut |_| {})
     }
@@ -309,9 +315,33 @@ impl CopyOptions {
         let out = OpenOptions::new()
             .read(true)
             .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(dst)
             .map_err(|e| os("write", dst.display(), e))?;
+        // What was opened is what was checked: a regular file, not the
+        // source (the name may have been replaced since).
+        let opened = out.metadata().map_err(|e| os("stat", dst.display(), e))?;
+        if !opened.is_file() {
+            return Err(Error::NotRegular {
+                path: dst.display().to_string(),
+            });
+        }
+        if opened.dev() == meta.dev() && opened.ino() == meta.ino() {
+            return Err(Error::SameFile {
+                src: src.display().to_string(),
+                dst: dst.display().to_string(),
+            });
+        }
+        if self.method == Method::CopyFileRange {
+            // An engine asked for by name that the kernel refuses here
+            // fails before the file is cut, not after.
+            engine::copy_file_range_taken(&engine::Files {
+                src: source,
+                src_path: src,
+                dst: &out,
+                dst_path: dst,
+            })?;
+        }
         out.set_len(0)
             .map_err(|e| os("truncate", dst.display(), e))?;
         let moved = self.fill(source, src, meta, &out, dst, progress)?;
