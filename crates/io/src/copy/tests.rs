@@ -426,6 +426,35 @@ fn a_tree_merged_where_the_destination_has_a_link_for_a_folder_does_not_write_th
 }
 
 #[test]
+fn a_tree_merged_into_existing_folders_keeps_their_modes_and_gives_new_ones_the_sources() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new("copy-tree-merge-modes");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("old")).unwrap();
+    std::fs::create_dir_all(src.join("new")).unwrap();
+    std::fs::write(src.join("old/f"), b"x").unwrap();
+    std::fs::write(src.join("new/g"), b"y").unwrap();
+    for d in [&src, &src.join("old"), &src.join("new")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    // The destination already has `old`, private to its owner, and is
+    // itself private: a merge must not open either to everyone.
+    let dst = dir.join("dst");
+    std::fs::create_dir_all(dst.join("old")).unwrap();
+    for d in [&dst, &dst.join("old")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let done = copy_tree(&src, &dst, &CopyOptions::new(), &|_| {}).unwrap();
+    assert!(done.failures.is_empty(), "{:?}", done.failures);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&dst), 0o700);
+    assert_eq!(mode(&dst.join("old")), 0o700);
+    assert_eq!(mode(&dst.join("new")), 0o777);
+    assert_eq!(std::fs::read(dst.join("old/f")).unwrap(), b"x");
+    assert_eq!(std::fs::read(dst.join("new/g")).unwrap(), b"y");
+}
+
+#[test]
 fn a_tree_copied_over_a_file_fails_first_and_leaves_no_hidden_copy() {
     let dir = TestDir::new("copy-tree-over-file");
     let src = dir.join("src");

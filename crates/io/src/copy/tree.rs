@@ -34,11 +34,12 @@ pub struct TreeCopied {
     pub elapsed: Duration,
 }
 
-/// The work a walk finds: directories to make (with their modes, applied
-/// once the files are in), files and links to copy.
+/// The work a walk finds: directories to fill (with the modes of those
+/// this copy made, applied once the files are in; one that was there
+/// already keeps its own, as with cp), files and links to copy.
 #[derive(Debug, Default)]
 struct Plan {
-    dirs: Vec<(PathBuf, u32)>,
+    dirs: Vec<(PathBuf, Option<u32>)>,
     files: Vec<(PathBuf, PathBuf)>,
     links: Vec<(PathBuf, PathBuf)>,
 }
@@ -94,8 +95,10 @@ pub fn copy_tree(
         })?;
         done.dirs += 1;
     }
-    plan.dirs
-        .push((root.clone(), meta.permissions().mode() & 0o7777));
+    plan.dirs.push((
+        root.clone(),
+        (!merge).then_some(meta.permissions().mode() & 0o7777),
+    ));
     walk(src, &root, &mut plan, &mut done);
     copy_files(&spread(plan.files), options, merge, progress, &mut done);
     for (from, to) in &plan.links {
@@ -115,8 +118,10 @@ pub fn copy_tree(
                 done.failures.push(e);
             }
         }
-        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode)) {
-            done.failures.push(os("set the mode of", dir.display(), e));
+        if let Some(mode) = mode {
+            if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(*mode)) {
+                done.failures.push(os("set the mode of", dir.display(), e));
+            }
         }
     }
     if !merge {
@@ -252,18 +257,19 @@ fn walk(src: &Path, dst: &Path, plan: &mut Plan, done: &mut TreeCopied) {
             // a directory included, is refused as cp refuses it: writing
             // through the link would put the tree somewhere else.
             let created = match std::fs::symlink_metadata(&to) {
-                Ok(m) if m.is_dir() => Ok(()),
+                Ok(m) if m.is_dir() => Ok(false),
                 Ok(_) => Err(os(
                     "copy a directory over",
                     to.display(),
                     std::io::Error::from_raw_os_error(libc::ENOTDIR),
                 )),
-                Err(_) => temp::creating(&to, || make_dir(&to)),
+                Err(_) => temp::creating(&to, || make_dir(&to)).map(|()| true),
             };
             match created {
-                Ok(()) => {
+                Ok(is_new) => {
                     done.dirs += 1;
-                    plan.dirs.push((to.clone(), mode & 0o7777));
+                    plan.dirs
+                        .push((to.clone(), is_new.then_some(mode & 0o7777)));
                     walk(&from, &to, plan, done);
                 }
                 Err(e) => done.failures.push(e),
