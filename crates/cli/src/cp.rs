@@ -22,8 +22,8 @@ use crate::walk::{Filters, Item, Walk};
     after_help = "The copy is written under a temporary name beside DST and renamed into place, \
                   so an interrupted copy never leaves a truncated file under the final name; \
                   ended by SIGINT, SIGTERM or SIGHUP, memio cp removes the temporary first. In a \
-                  folder it may not write, an existing file it may write is written in place, as \
-                  cp writes it (then an interrupted copy leaves it cut short).\n\
+                  folder it may not write (or may not replace a file in: a sticky one), an \
+                  existing file it may write is written in place, as cp writes it (then an interrupted copy leaves it cut short).\n\
                   With -v, each copy is listed and a dd-style summary goes to stderr."
 )]
 pub(crate) struct CpArgs {

@@ -789,3 +789,52 @@ fn cp_as_a_user_writes_in_place_a_file_it_may_write_in_a_folder_it_may_not() {
         stderr(&out)
     );
 }
+
+#[test]
+fn cp_as_a_user_writes_in_place_another_users_file_in_a_sticky_folder() {
+    if !common::is_root() {
+        println!("skipped: needs root to give user nobody root's file in a sticky folder");
+        return;
+    }
+    let shared = common::SharedBinary::new();
+    let dir = TempDir::new("cp-sticky");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let src = write(&dir, "src", b"the new, longer bytes");
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // In a sticky folder (as /tmp), another user's file may be written but
+    // not replaced: written in place, as cp writes it.
+    let sticky = dir.join("sticky");
+    std::fs::create_dir(&sticky).unwrap();
+    std::fs::set_permissions(
+        &sticky,
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
+    let shared_file = sticky.join("shared");
+    std::fs::write(&shared_file, b"root's old bytes").unwrap();
+    std::fs::set_permissions(
+        &shared_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )
+    .unwrap();
+    if let Some(out) = shared.output(&mut shared.as_nobody(&["cp", s(&src), s(&shared_file)])) {
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(
+            std::fs::read(&shared_file).unwrap(),
+            b"the new, longer bytes"
+        );
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&shared_file).unwrap()),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(&sticky).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+}

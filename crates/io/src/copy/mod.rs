@@ -224,8 +224,9 @@ impl CopyOptions {
     /// may not write.
     ///
     /// In a folder this process may not write, where no new file can be
-    /// made beside `dst`, an existing `dst` it may write is written in
-    /// place, as cp writes it: truncated and filled, keeping its owner and
+    /// made beside `dst` (or a sticky one, such as `/tmp`, where it may not
+    /// replace another user's `dst`), an existing `dst` it may write is
+    /// written in place, as cp writes it: truncated and filled, keeping its owner and
     /// mode (and, if the copy fails part way, left cut short, as cp leaves
     /// it).
     ///
@@ -259,7 +260,7 @@ impl CopyOptions {
         let (source, meta) = open_source(src)?;
         let dst = &through_symlink(dst)?;
         check_destination(src, &meta, dst)?;
-        if dst.is_file() && !may_make_files_in(temp::parent_of(dst)) {
+        if dst.is_file() && !may_replace(temp::parent_of(dst), dst) {
             let (bytes, data_bytes, method) = self.overwrite(&source, src, &meta, dst, progress)?;
             return Ok(Copied {
                 bytes,
@@ -541,16 +542,29 @@ fn check_destination(src: &Path, meta: &std::fs::Metadata, dst: &Path) -> Result
     }
 }
 
-/// Whether this process may make files in folder `dir` (write and search
-/// permission, as the kernel checks them for its effective ids).
-fn may_make_files_in(dir: &Path) -> bool {
-    rustix::fs::accessat(
+/// Whether this process may put a new file in place of `file` in folder
+/// `dir`: make files there (write and search permission, as the kernel
+/// checks them for its effective ids) and, in a sticky folder (`/tmp`),
+/// replace that file, which only its owner, the folder's owner or root
+/// may.
+fn may_replace(dir: &Path, file: &Path) -> bool {
+    let may_make = rustix::fs::accessat(
         rustix::fs::CWD,
         dir,
         rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
         rustix::fs::AtFlags::EACCESS,
     )
-    .is_ok()
+    .is_ok();
+    if !may_make {
+        return false;
+    }
+    let me = rustix::process::geteuid();
+    match (std::fs::metadata(dir), std::fs::metadata(file)) {
+        (Ok(d), Ok(f)) if d.mode() & 0o1000 != 0 => {
+            me.is_root() || d.uid() == me.as_raw() || f.uid() == me.as_raw()
+        }
+        _ => true,
+    }
 }
 
 /// The file a destination names: `dst` itself, or the file a symlink at
