@@ -21,6 +21,20 @@ use memio_map::{Advice, MapOptions, Region};
 use super::engine::Files;
 use crate::Result;
 
+/// Whether the source maps at all: one page of it at `at` (a start of
+/// its data), mapped and dropped, before anything is written.
+pub(crate) fn mappable(files: &Files<'_>, at: u64) -> Result<()> {
+    let page = memio_map::page_size() as u64;
+    MapOptions::new()
+        .offset(at / page * page)
+        .len(1)
+        .private()
+        .read_only()
+        .map(files.src)
+        .map(drop)
+        .map_err(|e| files.read_error(e))
+}
+
 /// Copies `start..end` of the source to the same offsets of the
 /// destination through mappings of at most `window` bytes.
 pub(crate) fn copy(

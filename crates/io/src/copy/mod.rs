@@ -316,7 +316,7 @@ impl CopyOptions {
         let out = OpenOptions::new()
             .read(true)
             .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(dst)
             .map_err(|e| os("write", dst.display(), e))?;
         // What was opened is what was checked: a regular file, not the
@@ -333,15 +333,24 @@ impl CopyOptions {
                 dst: dst.display().to_string(),
             });
         }
-        if self.method == Method::CopyFileRange {
-            // An engine asked for by name that the kernel refuses here
-            // fails before the file is cut, not after.
-            engine::copy_file_range_taken(&engine::Files {
-                src: source,
-                src_path: src,
-                dst: &out,
-                dst_path: dst,
-            })?;
+        // An engine asked for by name that the kernel refuses here fails
+        // before the file is cut, not after: asked once, where the copy
+        // will use it (data to move, and not through read/write).
+        let files = engine::Files {
+            src: source,
+            src_path: src,
+            dst: &out,
+            dst_path: dst,
+        };
+        if meta.len() > 0 && self.sparse != Sparse::Always {
+            let data = engine::segments(&files, meta.len(), self.sparse)?;
+            if let Some(&(first, _)) = data.first() {
+                match self.method {
+                    Method::CopyFileRange => engine::copy_file_range_taken(&files)?,
+                    Method::Mmap => mmap::mappable(&files, first)?,
+                    _ => {}
+                }
+            }
         }
         out.set_len(0)
             .map_err(|e| os("truncate", dst.display(), e))?;
@@ -608,11 +617,49 @@ fn through_symlink(dst: &Path) -> Result<std::borrow::Cow<'_, Path>> {
         ));
     }
     match std::fs::symlink_metadata(dst) {
-        Ok(l) if l.file_type().is_symlink() => std::fs::canonicalize(dst)
-            .map(std::borrow::Cow::Owned)
-            .map_err(|e| os("follow the symlink", dst.display(), e)),
+        Ok(l) if l.file_type().is_symlink() => {
+            if !may_follow(dst, &l) {
+                return Err(os(
+                    "follow the symlink",
+                    dst.display(),
+                    io::Error::from_raw_os_error(libc::EACCES),
+                ));
+            }
+            std::fs::canonicalize(dst)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| os("follow the symlink", dst.display(), e))
+        }
         _ => Ok(std::borrow::Cow::Borrowed(dst)),
     }
+}
+
+/// Whether the kernel would let this process follow `link` (its
+/// `symlink_metadata` given): the copy follows it by resolving the path
+/// itself, so it applies `fs.protected_symlinks` as the kernel would when
+/// opening through it. With that setting on (the default of most
+/// systems), a link in a sticky folder anyone may write (`/tmp`) is
+/// followed only by its owner, or when the folder's owner owns it too:
+/// root copying onto another user's link in `/tmp` must not write where
+/// it leads.
+fn may_follow(link: &Path, meta: &std::fs::Metadata) -> bool {
+    let protected = std::fs::read_to_string("/proc/sys/fs/protected_symlinks")
+        .map_or(true, |v| v.trim() != "0");
+    std::fs::metadata(temp::parent_of(link)).map_or(true, |dir| {
+        follows(
+            protected,
+            rustix::process::geteuid().as_raw(),
+            meta.uid(),
+            (dir.mode(), dir.uid()),
+        )
+    })
+}
+
+/// The kernel's rule for following a link owned by `link_uid`, for user
+/// `me`, in a folder of `(mode, owner)`, with `fs.protected_symlinks` on
+/// or off.
+fn follows(protected: bool, me: u32, link_uid: u32, (dir_mode, dir_uid): (u32, u32)) -> bool {
+    let sticky_shared = dir_mode & 0o1002 == 0o1002;
+    !protected || link_uid == me || !sticky_shared || dir_uid == link_uid
 }
 
 /// Whether `path`, or a link on the way from it to its file, lies in a

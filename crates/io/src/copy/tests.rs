@@ -641,3 +641,20 @@ fn remove_temporaries_clears_a_tree_its_workers_still_fill() {
     assert_eq!(removed.into_inner(), 1, "one temporary was in flight");
     assert_eq!(leftovers(&dir), Vec::<String>::new());
 }
+
+#[test]
+fn a_link_in_a_shared_sticky_folder_is_followed_as_the_kernel_would() {
+    use super::follows;
+    let tmp = (0o41777, 0);
+    // Another user's link in /tmp: not followed, even by root, while
+    // fs.protected_symlinks is on.
+    assert!(!follows(true, 0, 1234, tmp));
+    assert!(!follows(true, 1000, 1234, tmp));
+    // One's own link, a link of the folder's owner, a folder that is not
+    // sticky or not writable by all, or the setting off: followed.
+    assert!(follows(true, 1234, 1234, tmp));
+    assert!(follows(true, 1000, 0, tmp));
+    assert!(follows(true, 0, 1234, (0o40777, 0)));
+    assert!(follows(true, 0, 1234, (0o41755, 0)));
+    assert!(follows(false, 0, 1234, tmp));
+}
