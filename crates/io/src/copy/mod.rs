@@ -355,12 +355,7 @@ impl CopyOptions {
         out.set_len(0)
             .map_err(|e| os("truncate", dst.display(), e))?;
         let moved = self.fill(source, src, meta, &out, dst, progress)?;
-        if self.verify {
-            engine::verify(source, src, &out, dst)?;
-        }
-        if self.fsync {
-            out.sync_all().map_err(|e| os("fsync", dst.display(), e))?;
-        }
+        self.finish(source, src, meta, (&out, dst), false)?;
         Ok(moved)
     }
 
@@ -376,7 +371,13 @@ impl CopyOptions {
     ) -> Result<(u64, u64, Method)> {
         let (bytes, data_bytes, method) =
             self.fill(source, src, meta, temp.file(), temp.path(), progress)?;
-        self.finish(source, src, meta, temp)?;
+        self.finish(
+            source,
+            src,
+            meta,
+            (temp.file(), temp.path()),
+            self.preserve_mode,
+        )?;
         Ok((bytes, data_bytes, method))
     }
 
@@ -451,27 +452,28 @@ impl CopyOptions {
         Ok((size, moved, method))
     }
 
-    /// Mode, fsync and verify on the complete temporary copy.
+    /// The source's mode (when `set_mode`), verify and fsync on the
+    /// complete copy `out` (a temporary, or a file written in place, which
+    /// keeps its own mode).
     fn finish(
         &self,
         source: &File,
         src: &Path,
         meta: &std::fs::Metadata,
-        temp: &mut temp::TempFile,
+        (out, out_path): (&File, &Path),
+        set_mode: bool,
     ) -> Result<()> {
-        if self.preserve_mode {
-            let mode = kept_mode(meta, temp)?;
-            temp.file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))
-                .map_err(|e| os("set the mode of", temp.path().display(), e))?;
+        if set_mode {
+            let mode = kept_mode(meta, out, out_path)?;
+            out.set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| os("set the mode of", out_path.display(), e))?;
         }
         if self.verify {
-            engine::verify(source, src, temp.file(), temp.path())?;
+            engine::verify(source, src, out, out_path)?;
         }
         if self.fsync {
-            temp.file()
-                .sync_all()
-                .map_err(|e| os("fsync", temp.path().display(), e))?;
+            out.sync_all()
+                .map_err(|e| os("fsync", out_path.display(), e))?;
         }
         Ok(())
     }
@@ -481,11 +483,10 @@ impl CopyOptions {
 /// copy has another owner and set-group-ID when it has another group (as
 /// `cp` does): a copy made by root of someone's set-user-ID program must
 /// not run as root.
-fn kept_mode(meta: &std::fs::Metadata, temp: &temp::TempFile) -> Result<u32> {
-    let copy = temp
-        .file()
+fn kept_mode(meta: &std::fs::Metadata, copy: &File, copy_path: &Path) -> Result<u32> {
+    let copy = copy
         .metadata()
-        .map_err(|e| os("stat", temp.path().display(), e))?;
+        .map_err(|e| os("stat", copy_path.display(), e))?;
     let mut mode = meta.permissions().mode() & 0o7777;
     if copy.uid() != meta.uid() {
         mode &= !0o4000;
@@ -567,10 +568,13 @@ fn may_replace(dir: &Path, file: &Path) -> bool {
     if !may_make {
         return false;
     }
+    // The file's owner matters only in a sticky folder: asked only there.
     let me = rustix::process::geteuid();
-    match (std::fs::metadata(dir), std::fs::metadata(file)) {
-        (Ok(d), Ok(f)) if d.mode() & 0o1000 != 0 => {
-            me.is_root() || d.uid() == me.as_raw() || f.uid() == me.as_raw()
+    match std::fs::metadata(dir) {
+        Ok(d) if d.mode() & 0o1000 != 0 => {
+            me.is_root()
+                || d.uid() == me.as_raw()
+                || std::fs::metadata(file).map_or(true, |f| f.uid() == me.as_raw())
         }
         _ => true,
     }
