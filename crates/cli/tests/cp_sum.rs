@@ -659,6 +659,22 @@ fn sum_check_reads_standard_input_and_skips_comments() {
     assert!(stdout(&done).ends_with(": OK\n"), "{}", stdout(&done));
 }
 
+/// For a test that runs memio cp as user nobody: the binary where nobody
+/// can run it, a folder of root's that nobody may enter but not write,
+/// and in it a source file `bytes` long that nobody may read.
+fn as_nobody_setup(tag: &str, bytes: &[u8]) -> (common::SharedBinary, TempDir, PathBuf) {
+    let shared = common::SharedBinary::new();
+    let dir = TempDir::new(tag);
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let src = write(&dir, "src", bytes);
+    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    (shared, dir, src)
+}
+
 #[test]
 fn cp_as_a_user_refuses_a_destination_it_may_not_write() {
     if !common::is_root() {
@@ -667,15 +683,7 @@ fn cp_as_a_user_refuses_a_destination_it_may_not_write() {
     }
     // A folder nobody may write holds root's read-only file: renaming a
     // copy over it would be allowed, writing it is not (cp refuses).
-    let shared = common::SharedBinary::new();
-    let dir = TempDir::new("cp-readonly");
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let src = write(&dir, "src", b"new");
-    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (shared, dir, src) = as_nobody_setup("cp-readonly", b"new");
     let theirs = dir.join("theirs");
     std::fs::create_dir(&theirs).unwrap();
     std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
@@ -705,18 +713,11 @@ fn cp_as_a_user_writes_in_place_a_file_it_may_write_in_a_folder_it_may_not() {
         println!("skipped: needs root to give user nobody a file in root's folder");
         return;
     }
-    // Root's folder, which nobody may not write, holds a file nobody may:
+    // Root's folder, which user nobody may not write, holds a file nobody
+    // may:
     // no copy can be made beside it and renamed, so, as cp, memio writes
     // into the file, which keeps its owner and mode.
-    let shared = common::SharedBinary::new();
-    let dir = TempDir::new("cp-in-place");
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let src = write(&dir, "src", b"the new, longer bytes");
-    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (shared, dir, src) = as_nobody_setup("cp-in-place", b"the new, longer bytes");
     let folder = dir.join("roots");
     std::fs::create_dir(&folder).unwrap();
     std::fs::set_permissions(&folder, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -796,15 +797,7 @@ fn cp_as_a_user_writes_in_place_another_users_file_in_a_sticky_folder() {
         println!("skipped: needs root to give user nobody root's file in a sticky folder");
         return;
     }
-    let shared = common::SharedBinary::new();
-    let dir = TempDir::new("cp-sticky");
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let src = write(&dir, "src", b"the new, longer bytes");
-    std::fs::set_permissions(&src, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (shared, dir, src) = as_nobody_setup("cp-sticky", b"the new, longer bytes");
     // In a sticky folder (as /tmp), another user's file may be written but
     // not replaced: written in place, as cp writes it.
     let sticky = dir.join("sticky");
