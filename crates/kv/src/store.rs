@@ -1067,10 +1067,8 @@ mod tests {
     #[test]
     fn a_read_only_open_never_keeps_the_group_of_a_commit_that_fails() {
         use std::sync::atomic::Ordering::SeqCst;
-        let dir = std::env::temp_dir().join(format!("memio-kv-unit-race-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let _gone = Gone(dir.clone());
-        let path = dir.join("s.kv");
+        let dir = Gone::new("race");
+        let path = dir.0.join("s.kv");
         let writer = Arc::new(Store::open(&path, Options::new()).unwrap());
         writer.put(b"kept", b"1").unwrap();
         race::ARMED.store(true, SeqCst);
@@ -1106,10 +1104,8 @@ mod tests {
     #[test]
     fn zeros_fill_exactly_the_range_asked() {
         use crate::generation::write_zeros;
-        let dir = std::env::temp_dir().join(format!("memio-kv-unit-zeros-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let _gone = Gone(dir.clone());
-        let path = dir.join("room");
+        let dir = Gone::new("zeros");
+        let path = dir.0.join("room");
         let file = File::options()
             .read(true)
             .write(true)
@@ -1133,6 +1129,16 @@ mod tests {
     /// A directory removed even when the test fails.
     struct Gone(PathBuf);
 
+    impl Gone {
+        /// A fresh directory of this process under the temp dir.
+        fn new(tag: &str) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("memio-kv-unit-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+    }
+
     impl Drop for Gone {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
@@ -1141,11 +1147,8 @@ mod tests {
 
     #[test]
     fn a_commit_whose_sync_failed_never_appears_later() {
-        let dir =
-            std::env::temp_dir().join(format!("memio-kv-unit-syncfail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let _gone = Gone(dir.clone());
-        let path = dir.join("s.kv");
+        let dir = Gone::new("syncfail");
+        let path = dir.0.join("s.kv");
         {
             let s = Store::open(&path, Options::new()).unwrap();
             s.put(b"kept", b"1").unwrap();
