@@ -12,6 +12,9 @@
 //!   [`LoadOnlyU64`] on read-only memory), never by a safe `&[u8]`.
 //! - [`GrowableFile`] keeps a shared file mapping as long as its file while
 //!   both grow (`ftruncate` + `mremap`).
+//! - [`HugePageAlloc`] is an allocator (the `allocator-api2` trait) for big
+//!   tables read at random: its blocks from 2 MiB up are mappings with
+//!   transparent huge pages asked for.
 //! - [`lock_all`] locks the whole process in memory (mlockall) with a guard.
 //! - [`layout`] parses `/proc/PID/maps` and `smaps` into classified mappings
 //!   (text, data, bss, heap, stack, libraries, files, anonymous, shared
@@ -53,6 +56,7 @@ pub mod cache;
 mod control;
 pub mod error;
 mod growable;
+mod huge_alloc;
 pub mod layout;
 mod memlock;
 mod options;
@@ -64,6 +68,7 @@ mod widths;
 
 pub use control::MemLockGuard;
 pub use growable::GrowableFile;
+pub use huge_alloc::{HUGE_PAGE, HugePageAlloc};
 pub use memlock::{LockAll, LockAllGuard, lock_all};
 pub use options::{
     Access, Advice, Backing, DestructiveAdvice, HugePages, MapOptions, Protection, Release,
