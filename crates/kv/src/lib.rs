@@ -63,6 +63,7 @@ mod index;
 mod reserve;
 mod snapshot;
 mod store;
+mod table;
 mod words;
 
 pub use compact::Compacted;
