@@ -27,8 +27,10 @@ use std::ptr::{self, NonNull};
 use allocator_api2::alloc::{AllocError, Allocator, Global, Layout};
 use rustix::mm::{self, MapFlags, ProtFlags};
 
-/// The size of a transparent huge page on x86-64 and most arm64 systems;
-/// blocks from this size up are mappings of their own.
+/// The size of a transparent huge page on x86-64 and on arm64 with 4 KiB
+/// pages; blocks from this size up are mappings of their own. (Where huge
+/// pages are larger, arm64 with 16 or 64 KiB pages, the advice finds no
+/// whole huge page to use and the blocks keep ordinary pages.)
 pub const HUGE_PAGE: usize = 2 << 20;
 
 /// An [`Allocator`] (from `allocator-api2`) whose blocks of
@@ -39,8 +41,11 @@ pub const HUGE_PAGE: usize = 2 << 20;
 /// Meant for big tables read at random, where 2 MiB pages spare most TLB
 /// misses. A large block's memory is rounded up to whole 2 MiB pages, and
 /// a huge page is resident as a whole once touched: not for many small
-/// tables. Where transparent huge pages are off the blocks are ordinary
-/// pages and nothing else changes.
+/// tables. Where the kernel compacts memory to find huge pages for advised
+/// regions (`/sys/kernel/mm/transparent_hugepage/defrag` set to `madvise`,
+/// a common default), the first touch of a block may wait for that. Where
+/// transparent huge pages are off the blocks are ordinary pages and
+/// nothing else changes.
 ///
 /// ```
 /// use allocator_api2::vec::Vec;
@@ -59,9 +64,11 @@ fn mapped(layout: Layout) -> bool {
     layout.size() >= HUGE_PAGE
 }
 
-/// The length of the mapping of a block of `size` bytes.
+/// The length of the mapping of a block of `size` bytes (`None` past
+/// `isize::MAX`, the most any block may span).
 fn map_len(size: usize) -> Option<usize> {
     size.checked_next_multiple_of(HUGE_PAGE)
+        .filter(|&n| isize::try_from(n).is_ok())
 }
 
 /// Maps a block for `layout` (a mapped one), aligned to 2 MiB or to its
