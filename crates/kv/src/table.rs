@@ -88,27 +88,40 @@ impl Table {
         h as usize & (self.entries.len().wrapping_sub(1))
     }
 
+    /// Probes for nonzero hash `h` from its home: `Ok` with the place
+    /// filed under it, or `Err` with the empty place that ends the probe
+    /// (the table is never full, so there is one).
+    ///
+    /// The table has places.
+    #[inline]
+    fn probe(&self, h: u64) -> Result<usize, usize> {
+        let mask = self.entries.len() - 1;
+        let mut i = self.home(h);
+        loop {
+            match self.entries[i].h {
+                e if e == h => return Ok(i),
+                0 => return Err(i),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// The place filed under nonzero `h`, if any.
+    #[inline]
+    fn find(&self, h: u64) -> Option<usize> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        self.probe(h).ok()
+    }
+
     /// The entry filed under `h`.
     #[inline]
     pub fn get(&self, h: u64) -> Option<&Cached> {
         if h == 0 {
             return self.zero.as_ref();
         }
-        if self.entries.is_empty() {
-            return None;
-        }
-        let mask = self.entries.len() - 1;
-        let mut i = self.home(h);
-        loop {
-            let e = &self.entries[i];
-            if e.h == h {
-                return Some(&e.cached);
-            }
-            if e.h == 0 {
-                return None;
-            }
-            i = (i + 1) & mask;
-        }
+        self.find(h).map(|i| &self.entries[i].cached)
     }
 
     /// The entry filed under `h`, to change.
@@ -117,23 +130,7 @@ impl Table {
         if h == 0 {
             return self.zero.as_mut();
         }
-        if self.entries.is_empty() {
-            return None;
-        }
-        let mask = self.entries.len() - 1;
-        let mut i = self.home(h);
-        loop {
-            // Found by reading first, so the borrow of the place is taken
-            // once, when it is the one.
-            let e = self.entries[i].h;
-            if e == h {
-                return Some(&mut self.entries[i].cached);
-            }
-            if e == 0 {
-                return None;
-            }
-            i = (i + 1) & mask;
-        }
+        self.find(h).map(|i| &mut self.entries[i].cached)
     }
 
     /// Files `cached` under `h` unless something is filed there already;
@@ -149,19 +146,13 @@ impl Table {
         if (self.len + 1) * 4 > self.entries.len() * 3 {
             self.grow();
         }
-        let mask = self.entries.len() - 1;
-        let mut i = self.home(h);
-        loop {
-            let e = &mut self.entries[i];
-            if e.h == h {
-                return false;
-            }
-            if e.h == 0 {
-                *e = Entry { h, cached };
+        match self.probe(h) {
+            Ok(_) => false,
+            Err(i) => {
+                self.entries[i] = Entry { h, cached };
                 self.len += 1;
-                return true;
+                true
             }
-            i = (i + 1) & mask;
         }
     }
 
@@ -171,13 +162,11 @@ impl Table {
         let mut bigger = Vec::with_capacity_in(places, HugePageAlloc);
         bigger.resize(places, EMPTY);
         let old = std::mem::replace(&mut self.entries, bigger);
-        let mask = places - 1;
         for e in old.iter().filter(|e| e.h != 0) {
-            let mut i = self.home(e.h);
-            while self.entries[i].h != 0 {
-                i = (i + 1) & mask;
+            // Each hash is filed once: the probe ends at an empty place.
+            if let Err(i) = self.probe(e.h) {
+                self.entries[i] = *e;
             }
-            self.entries[i] = *e;
         }
     }
 
