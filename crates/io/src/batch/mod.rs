@@ -57,13 +57,12 @@ mod buffers;
 mod threads;
 mod uring;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::copy::os;
+use crate::copy::{open_source, os};
 use crate::{Error, Result};
 
 /// How the reads are issued.
@@ -430,17 +429,7 @@ impl<P: AsRef<Path>> Opener<'_, P> {
 /// Opens `path` for reading: a regular file (FIFOs are refused without
 /// blocking on them), within `max` bytes; returns it and its size.
 pub(crate) fn open(path: &Path, max: Option<u64>) -> Result<(File, u64)> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| os("open", path.display(), e))?;
-    let meta = file.metadata().map_err(|e| os("stat", path.display(), e))?;
-    if !meta.is_file() {
-        return Err(Error::NotRegular {
-            path: path.display().to_string(),
-        });
-    }
+    let (file, meta) = open_source(path)?;
     if let Some(max) = max.filter(|&m| meta.len() > m) {
         return Err(Error::TooLarge {
             path: path.display().to_string(),

@@ -313,20 +313,16 @@ impl CopyOptions {
         dst: &Path,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(u64, u64, Method)> {
-        let out = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(dst)
-            .map_err(|e| os("write", dst.display(), e))?;
         // What was opened is what was checked: a regular file, not the
         // source (the name may have been replaced since).
-        let opened = out.metadata().map_err(|e| os("stat", dst.display(), e))?;
-        if !opened.is_file() {
-            return Err(Error::NotRegular {
-                path: dst.display().to_string(),
-            });
-        }
+        let (out, opened) = open_regular(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW),
+            dst,
+            "write",
+        )?;
         if opened.dev() == meta.dev() && opened.ino() == meta.ino() {
             return Err(Error::SameFile {
                 src: src.display().to_string(),
@@ -513,16 +509,30 @@ pub(crate) fn os(action: &str, object: impl std::fmt::Display, err: io::Error) -
 
 /// Opens `src` for reading without blocking on a FIFO, and checks that it
 /// is a regular file.
-fn open_source(src: &Path) -> Result<(File, std::fs::Metadata)> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(src)
-        .map_err(|e| os("open", src.display(), e))?;
-    let meta = file.metadata().map_err(|e| os("stat", src.display(), e))?;
+pub(crate) fn open_source(src: &Path) -> Result<(File, std::fs::Metadata)> {
+    open_regular(
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC),
+        src,
+        "open",
+    )
+}
+
+/// Opens `path` with `options` (`action` names the open in an error) and
+/// checks that what was opened is a regular file.
+fn open_regular(
+    options: &OpenOptions,
+    path: &Path,
+    action: &str,
+) -> Result<(File, std::fs::Metadata)> {
+    let file = options
+        .open(path)
+        .map_err(|e| os(action, path.display(), e))?;
+    let meta = file.metadata().map_err(|e| os("stat", path.display(), e))?;
     if !meta.is_file() {
         return Err(Error::NotRegular {
-            path: src.display().to_string(),
+            path: path.display().to_string(),
         });
     }
     Ok((file, meta))
