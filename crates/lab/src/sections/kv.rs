@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use memio::kv::{Batch, Options as KvOptions, Store};
+use rustix::process::Pid;
+use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 
 use crate::measure::keep;
 use crate::peer::{Control, Peer};
@@ -43,7 +45,9 @@ pub(crate) const SECTION: Section = Section {
             durable 100-key batches of updates, as fast as it can and then paced to 100 commits/s \
             (the same work for every store); for memio-kv also beside a process making only its \
             flat-out writer's disk writes, at its pace, with no store (what that many durable \
-            writes cost the readers on this machine). File size: bytes on disk after the load over raw \
+            writes cost the readers on this machine); and, on a machine of two CPUs or more, once \
+            more flat out with the writer pinned to a CPU of its own and the readers to the others \
+            (what the store itself costs its readers, with no CPU shared between them). File size: bytes on disk after the load over raw \
             key+value bytes. Answers: which store reads, scans and commits fastest here, and what \
             a concurrent writer costs readers.",
     reference: MEMIO,
@@ -764,7 +768,6 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     };
     let flat_out = rounds.beside(&mut writer, 0)?;
     let paced = rounds.beside(&mut writer, PACED_COMMITS)?;
-    writer.finish()?;
     // The control: the same readers beside a process that makes only the
     // disk writes of memio-kv's flat-out writer (one durable write of a
     // 100-key group's bytes per commit, at its pace), no store at all.
@@ -785,18 +788,61 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     } else {
         None
     };
+    // Last, the writer on a CPU of its own, the readers on the others.
+    let pinned = match split_cpus() {
+        Some(cpus) => {
+            for r in rounds.readers.iter() {
+                pin(r, &cpus.readers)?;
+            }
+            pin(&writer, &cpus.writer)?;
+            Some((rounds.beside(&mut writer, 0)?, cpus))
+        }
+        None => None,
+    };
+    writer.finish()?;
     for r in readers {
         r.finish()?;
     }
+    report_readers(
+        run,
+        name,
+        &Measured {
+            flat_out,
+            paced,
+            bare,
+            pinned,
+        },
+    );
+    Ok(())
+}
+
+/// What [`measure_readers`] measured of one store's readers.
+struct Measured {
+    flat_out: Vec<Pair>,
+    paced: Vec<Pair>,
+    /// Beside the bare-writes control (memio-kv only).
+    bare: Option<Vec<Pair>>,
+    /// With the writer on a CPU of its own (two CPUs or more).
+    pinned: Option<(Vec<Pair>, Cpus)>,
+}
+
+/// The rows and notes of [`measure_readers`].
+fn report_readers(run: &mut Run<'_>, name: &str, m: &Measured) {
+    let Measured {
+        flat_out,
+        paced,
+        bare,
+        pinned,
+    } = m;
     run.record(
         Case::new(name, "3 reader processes, random gets"),
         MGETS_PER_S,
-        &column(&flat_out, |r| r.alone),
+        &column(flat_out, |r| r.alone),
     );
     run.record(
         Case::new(name, "3 readers + 1 writer (durable 100-key commits)"),
         MGETS_PER_S,
-        &column(&flat_out, |r| r.busy),
+        &column(flat_out, |r| r.busy),
     );
     run.record(
         Case::new(
@@ -804,7 +850,7 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
             format!("3 readers + 1 writer ({PACED_COMMITS} durable 100-key commits/s)"),
         ),
         MGETS_PER_S,
-        &column(&paced, |r| r.busy),
+        &column(paced, |r| r.busy),
     );
     // Each round with the writer against the round alone just before it.
     let ratio = |v: &[Pair]| median_of(&column(v, |r| r.busy / r.alone)) * 100.0;
@@ -825,7 +871,7 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
              writes{shared}, against {:.0}% beside the writer itself",
             median_of(&column(bare, |r| r.commits)),
             ratio(bare),
-            ratio(&flat_out),
+            ratio(flat_out),
         ));
     }
     run.note(format!(
@@ -833,13 +879,97 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
          throughput alone, while the writer made {:.0} durable 100-key commits/s; with the \
          writer paced to {PACED_COMMITS}/s ({:.0} made), {:.0}% (medians of {} alternating \
          pairs of rounds each)",
-        ratio(&flat_out),
-        median_of(&column(&flat_out, |r| r.commits)),
-        median_of(&column(&paced, |r| r.commits)),
-        ratio(&paced),
+        ratio(flat_out),
+        median_of(&column(flat_out, |r| r.commits)),
+        median_of(&column(paced, |r| r.commits)),
+        ratio(paced),
         flat_out.len(),
     ));
-    Ok(())
+    if let Some((pinned, cpus)) = &pinned {
+        run.record(
+            Case::new(
+                name,
+                "3 readers + 1 writer on a CPU of its own (durable 100-key commits)",
+            ),
+            MGETS_PER_S,
+            &column(pinned, |r| r.busy),
+        );
+        run.note(format!(
+            "{name}: with the writer pinned to CPU {} and the readers to {}, so that they share \
+             no CPU, the readers keep {:.0}% of their throughput alone (on those CPUs) while the \
+             writer makes {:.0} durable 100-key commits/s: what the store itself costs its readers",
+            cpus.writer_cpu,
+            cpus.reader_list,
+            ratio(pinned),
+            median_of(&column(pinned, |r| r.commits)),
+        ));
+    }
+}
+
+/// The CPUs the readers and the writer are pinned to for the rounds in
+/// which they share none.
+struct Cpus {
+    readers: CpuSet,
+    writer: CpuSet,
+    /// The readers' CPUs, as people write them (`0`, `0-2`, `0,2-3`).
+    reader_list: String,
+    writer_cpu: usize,
+}
+
+/// The CPUs this process may run on, split: the last for the writer, the
+/// others for the readers; `None` with fewer than two.
+fn split_cpus() -> Option<Cpus> {
+    let allowed = sched_getaffinity(None).ok()?;
+    let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
+        .filter(|&c| allowed.is_set(c))
+        .collect();
+    let (&writer_cpu, others) = cpus.split_last()?;
+    if others.is_empty() {
+        return None;
+    }
+    let mut readers = CpuSet::new();
+    for &c in others {
+        readers.set(c);
+    }
+    let mut writer = CpuSet::new();
+    writer.set(writer_cpu);
+    Some(Cpus {
+        readers,
+        writer,
+        reader_list: cpu_list(others),
+        writer_cpu,
+    })
+}
+
+/// `cpus` (ascending) as a CPU list: runs of consecutive CPUs as `a-b`.
+fn cpu_list(cpus: &[usize]) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for &c in cpus {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == c => *end = c,
+            _ => runs.push((c, c)),
+        }
+    }
+    runs.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Keeps peer `p` (its main thread, where the stores here do their work)
+/// on `set`.
+fn pin(p: &Peer, set: &CpuSet) -> Result<()> {
+    let pid = i32::try_from(p.id())
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| Error::new(p.name(), "no process id to pin"))?;
+    sched_setaffinity(Some(pid), set).map_err(|e| Error::io(p.name(), &e.into()))
 }
 
 /// What the readers share with the writer, when they use every CPU: said
@@ -1052,6 +1182,34 @@ mod tests {
         assert_eq!(pace_of(0.2), Some(1));
         assert_eq!(pace_of(412.6), Some(413));
         assert_eq!(pace_of(f64::INFINITY), Some(1_000_000));
+    }
+
+    #[test]
+    fn cpu_lists_join_runs_as_people_write_them() {
+        assert_eq!(cpu_list(&[0]), "0");
+        assert_eq!(cpu_list(&[0, 1, 2]), "0-2");
+        assert_eq!(cpu_list(&[0, 2, 3, 4, 7]), "0,2-4,7");
+        assert_eq!(cpu_list(&[]), "");
+    }
+
+    /// The split leaves the writer a CPU no reader has, from the CPUs this
+    /// process may use, or says there is none to split.
+    #[test]
+    fn the_writer_gets_a_cpu_no_reader_has() {
+        let allowed = sched_getaffinity(None).expect("own affinity");
+        let n = (0..CpuSet::MAX_CPU).filter(|&c| allowed.is_set(c)).count();
+        let Some(cpus) = split_cpus() else {
+            assert!(n < 2, "{n} CPUs allowed, but no split");
+            println!("skipped: this process may run on one CPU only");
+            return;
+        };
+        assert!(allowed.is_set(cpus.writer_cpu) && cpus.writer.is_set(cpus.writer_cpu));
+        assert!(!cpus.readers.is_set(cpus.writer_cpu));
+        assert_eq!(cpus.readers.count() as usize, n - 1);
+        assert_eq!(cpus.writer.count(), 1);
+        for c in 0..CpuSet::MAX_CPU {
+            assert!(!cpus.readers.is_set(c) || allowed.is_set(c));
+        }
     }
 
     #[test]
