@@ -237,6 +237,10 @@ pub mod limit {
     /// `copy_from_slice` (memcpy) bandwidth on a buffer larger than the
     /// caches, in GB/s.
     pub const MEMCPY_GBPS: &str = "memcpy_gbps";
+    /// The work two CPUs busy at once do, as a multiple of one alone
+    /// (measured by the `kv` section on the CPUs its writer and readers
+    /// are pinned to).
+    pub const CPU_PAIR_SPEEDUP: &str = "cpu_pair_speedup";
 }
 
 /// A section's view of the running lab: configuration, timing, recording.

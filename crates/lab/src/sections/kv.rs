@@ -25,7 +25,7 @@ use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 use crate::measure::keep;
 use crate::peer::{Control, Peer};
 use crate::support::{Scratch, XorShift as Rng};
-use crate::{Case, Chart, Error, Result, Run, Section, Unit};
+use crate::{Case, Chart, Error, Result, Run, Section, Unit, limit};
 
 /// The section as registered in the lab.
 pub(crate) const SECTION: Section = Section {
@@ -47,7 +47,9 @@ pub(crate) const SECTION: Section = Section {
             flat-out writer's disk writes, at its pace, with no store (what that many durable \
             writes cost the readers on this machine); and, on a machine of two CPUs or more, once \
             more flat out with the writer pinned to a CPU of its own and the readers to the others \
-            (what the store itself costs its readers, with no CPU shared between them). File size: bytes on disk after the load over raw \
+            (what the store itself costs its readers, with no CPU shared between them; a note \
+            says how much work those two CPUs do at once, which is less than twice one's where \
+            they share a core). File size: bytes on disk after the load over raw \
             key+value bytes. Answers: which store reads, scans and commits fastest here, and what \
             a concurrent writer costs readers.",
     reference: MEMIO,
@@ -477,6 +479,22 @@ fn run(run: &mut Run<'_>) -> Result<()> {
         dirs.push((name, dir));
     }
     let (floor, rates) = durable_commits(run, &mut stores, sizes)?;
+    // Before the readers' rounds, on the CPUs the pinned rounds use.
+    if let Some(cpus) = split_cpus()
+        && let Some(x) = pair_speedup(cpus.first_reader, cpus.writer_cpu)
+    {
+        run.set_limit(limit::CPU_PAIR_SPEEDUP, x);
+        let shared = if x < 1.5 {
+            ": they share a core (or the host's time), so whatever keeps the writer's CPU busy, \
+             the writer or the kernel's I/O path, slows the readers' CPU too, pinned or not"
+        } else {
+            ""
+        };
+        run.note(format!(
+            "CPUs {} and {}, busy at once, do {x:.2}x the work of one alone{shared}",
+            cpus.first_reader, cpus.writer_cpu
+        ));
+    }
     let commit_rates: Vec<_> = engines.iter().copied().zip(rates).collect();
     // Closed before other processes open them (redb locks its file).
     drop(stores);
@@ -885,7 +903,7 @@ fn report_readers(run: &mut Run<'_>, name: &str, m: &Measured) {
         ratio(paced),
         flat_out.len(),
     ));
-    if let Some((pinned, cpus)) = &pinned {
+    if let Some((pinned, cpus)) = pinned {
         run.record(
             Case::new(
                 name,
@@ -914,6 +932,7 @@ struct Cpus {
     /// The readers' CPUs, as people write them (`0`, `0-2`, `0,2-3`).
     reader_list: String,
     writer_cpu: usize,
+    first_reader: usize,
 }
 
 /// The CPUs this process may run on, split: the last for the writer, the
@@ -938,7 +957,47 @@ fn split_cpus() -> Option<Cpus> {
         writer,
         reader_list: cpu_list(others),
         writer_cpu,
+        first_reader: others[0],
     })
+}
+
+/// The work two threads spinning on CPUs `a` and `b` at once do, as a
+/// multiple of one spinning on `a` alone (the median of three tries):
+/// about 2 for two cores of their own, about 1 for two that share one (SMT
+/// siblings, or virtual CPUs a host runs on one core). `None` when a thread
+/// cannot be pinned.
+fn pair_speedup(a: usize, b: usize) -> Option<f64> {
+    const SPIN: Duration = Duration::from_millis(100);
+    let spin = |cpu: usize| -> Option<f64> {
+        let mut set = CpuSet::new();
+        set.set(cpu);
+        sched_setaffinity(None, &set).ok()?;
+        let (start, mut state, mut rounds) = (Instant::now(), 1u64, 0u64);
+        while start.elapsed() < SPIN {
+            for _ in 0..10_000 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+            }
+            rounds += 1;
+        }
+        keep(state);
+        Some(rounds as f64 / start.elapsed().as_secs_f64())
+    };
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let (alone, pair) = std::thread::scope(|s| {
+            let alone = s.spawn(|| spin(a)).join().ok().flatten();
+            let (x, y) = (s.spawn(|| spin(a)), s.spawn(|| spin(b)));
+            let pair = match (x.join(), y.join()) {
+                (Ok(Some(x)), Ok(Some(y))) => Some(x + y),
+                _ => None,
+            };
+            (alone, pair)
+        });
+        tries.push(pair? / alone?);
+    }
+    Some(median_of(&tries))
 }
 
 /// `cpus` (ascending) as a CPU list: runs of consecutive CPUs as `a-b`.
@@ -1210,6 +1269,20 @@ mod tests {
         for c in 0..CpuSet::MAX_CPU {
             assert!(!cpus.readers.is_set(c) || allowed.is_set(c));
         }
+    }
+
+    /// Two spinning threads do between half and three times the work of
+    /// one (well inside: 1 to 2 on any real machine), and pinning to a
+    /// CPU this process may not use is no figure.
+    #[test]
+    fn a_pair_of_cpus_does_a_plausible_multiple_of_one() {
+        let Some(cpus) = split_cpus() else {
+            println!("skipped: this process may run on one CPU only");
+            return;
+        };
+        let x = pair_speedup(cpus.first_reader, cpus.writer_cpu).expect("pinned spinners");
+        assert!(x.is_finite() && (0.5..3.0).contains(&x), "{x}");
+        assert_eq!(pair_speedup(CpuSet::MAX_CPU - 1, cpus.writer_cpu), None);
     }
 
     #[test]
