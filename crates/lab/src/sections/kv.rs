@@ -47,7 +47,8 @@ pub(crate) const SECTION: Section = Section {
             flat-out writer's disk writes, at its pace, with no store (what that many durable \
             writes cost the readers on this machine); and, on a machine of two CPUs or more, once \
             more flat out with the writer pinned to a CPU of its own and the readers to the others \
-            (what the store itself costs its readers, with no CPU shared between them; a note \
+            (what the store itself costs its readers when they need not take turns with the \
+            writer on a CPU; rows give the readers alone and beside the writer there; a note \
             says how much work those two CPUs do at once, which is less than twice one's where \
             they share a core). File size: bytes on disk after the load over raw \
             key+value bytes. Answers: which store reads, scans and commits fastest here, and what \
@@ -451,7 +452,10 @@ fn run(run: &mut Run<'_>) -> Result<()> {
     if run.heavy_peer("redb") {
         engines.push(REDB);
     }
-    run.plan(engines.len() as u64 * 9);
+    // Two rows more for each store with readers when the pinned rounds run.
+    let pinned_rows = if split_cpus().is_some() { 2 } else { 0 };
+    let with_readers = engines.iter().filter(|&&e| e != REDB).count() as u64;
+    run.plan(engines.len() as u64 * 9 + with_readers * pinned_rows);
     let mut stores: Vec<Open> = Vec::new();
     let mut dirs = Vec::new();
     let mut first_read = Tally::default();
@@ -807,13 +811,24 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
         None
     };
     // Last, the writer on a CPU of its own, the readers on the others.
+    // A pin refused (a CPU taken offline meanwhile, a sandbox without
+    // sched_setaffinity) costs these rows only.
     let pinned = match split_cpus() {
         Some(cpus) => {
-            for r in rounds.readers.iter() {
-                pin(r, &cpus.readers)?;
+            let pinned = rounds
+                .readers
+                .iter()
+                .try_for_each(|r| pin(r, &cpus.readers, &cpus.reader_list))
+                .and_then(|()| pin(&writer, &cpus.writer, &cpus.writer_cpu.to_string()));
+            match pinned {
+                Ok(()) => Some((rounds.beside(&mut writer, 0)?, cpus)),
+                Err(e) => {
+                    run.note(format!(
+                        "{name}: no rounds with the writer on a CPU of its own: {e}"
+                    ));
+                    None
+                }
             }
-            pin(&writer, &cpus.writer)?;
-            Some((rounds.beside(&mut writer, 0)?, cpus))
         }
         None => None,
     };
@@ -907,14 +922,23 @@ fn report_readers(run: &mut Run<'_>, name: &str, m: &Measured) {
         run.record(
             Case::new(
                 name,
+                "3 reader processes on the CPUs but the writer's, random gets",
+            ),
+            MGETS_PER_S,
+            &column(pinned, |r| r.alone),
+        );
+        run.record(
+            Case::new(
+                name,
                 "3 readers + 1 writer on a CPU of its own (durable 100-key commits)",
             ),
             MGETS_PER_S,
             &column(pinned, |r| r.busy),
         );
         run.note(format!(
-            "{name}: with the writer pinned to CPU {} and the readers to {}, so that they share \
-             no CPU, the readers keep {:.0}% of their throughput alone (on those CPUs) while the \
+            "{name}: with the writer pinned to CPU {} and the readers to {}, so that they do not \
+             take turns on one CPU (the kernel's I/O work still runs where it will), the readers \
+             keep {:.0}% of their throughput alone (on those CPUs) while the \
              writer makes {:.0} durable 100-key commits/s: what the store itself costs its readers",
             cpus.writer_cpu,
             cpus.reader_list,
@@ -1023,12 +1047,17 @@ fn cpu_list(cpus: &[usize]) -> String {
 
 /// Keeps peer `p` (its main thread, where the stores here do their work)
 /// on `set`.
-fn pin(p: &Peer, set: &CpuSet) -> Result<()> {
+fn pin(p: &Peer, set: &CpuSet, cpus: &str) -> Result<()> {
     let pid = i32::try_from(p.id())
         .ok()
         .and_then(Pid::from_raw)
         .ok_or_else(|| Error::new(p.name(), "no process id to pin"))?;
-    sched_setaffinity(Some(pid), set).map_err(|e| Error::io(p.name(), &e.into()))
+    sched_setaffinity(Some(pid), set).map_err(|e| {
+        Error::new(
+            p.name(),
+            format!("cannot pin it to CPU {cpus}: {}", io::Error::from(e)),
+        )
+    })
 }
 
 /// What the readers share with the writer, when they use every CPU: said
