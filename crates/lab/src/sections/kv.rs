@@ -1045,19 +1045,29 @@ fn cpu_list(cpus: &[usize]) -> String {
         .join(",")
 }
 
-/// Keeps peer `p` (its main thread, where the stores here do their work)
-/// on `set`.
+/// Keeps every thread of peer `p` on `set` (threads it starts later
+/// inherit it).
 fn pin(p: &Peer, set: &CpuSet, cpus: &str) -> Result<()> {
-    let pid = i32::try_from(p.id())
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or_else(|| Error::new(p.name(), "no process id to pin"))?;
-    sched_setaffinity(Some(pid), set).map_err(|e| {
-        Error::new(
-            p.name(),
-            format!("cannot pin it to CPU {cpus}: {}", io::Error::from(e)),
-        )
-    })
+    let failed = |why: String| Error::new(p.name(), format!("cannot pin it to CPU {cpus}: {why}"));
+    let tasks =
+        std::fs::read_dir(format!("/proc/{}/task", p.id())).map_err(|e| failed(e.to_string()))?;
+    for task in tasks {
+        let task = task.map_err(|e| failed(e.to_string()))?;
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok())
+            .and_then(Pid::from_raw)
+        else {
+            continue;
+        };
+        match sched_setaffinity(Some(tid), set) {
+            // A thread that ended meanwhile needs no pin.
+            Ok(()) | Err(rustix::io::Errno::SRCH) => {}
+            Err(e) => return Err(failed(io::Error::from(e).to_string())),
+        }
+    }
+    Ok(())
 }
 
 /// What the readers share with the writer, when they use every CPU: said
