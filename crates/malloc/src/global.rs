@@ -113,6 +113,13 @@ pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> 
             if size <= have && (size >= have / 2 || have <= 32) && size < threshold {
                 return p;
             }
+            // A block with a page of its own grows into free slices after it.
+            if size > have && size < threshold && size <= class::MAX_CLASS_SIZE {
+                // SAFETY: as above; the thread holds its own heap.
+                if unsafe { heap::grow_in_place(thread::current(), seg, p, size) } {
+                    return p;
+                }
+            }
         }
         None if size >= threshold / 2 => {
             // SAFETY: the caller's live large block.

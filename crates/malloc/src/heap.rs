@@ -6,7 +6,9 @@
 //! block is found by masking the block's address, with no lookup table.
 //! A **page** is a run of slices holding blocks of one size class: one
 //! slice for classes up to 8 KiB, eight blocks' worth up to 64 KiB, and a
-//! single block past that. A **heap** belongs
+//! single block past that; `realloc` grows such a one-block page into the
+//! free slices after it, when there are enough, instead of moving its
+//! block (see [`grow_in_place`]). A **heap** belongs
 //! to one thread at a time and owns its segments; for each class it keeps
 //! the page it allocates from, the other pages with room, and the full
 //! ones.
@@ -102,7 +104,7 @@
 use core::ptr::{self, null_mut};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
-use crate::class::{CLASSES, size_of_class};
+use crate::class::{CLASSES, class_of, size_of_class};
 use crate::os::{self, OS_PAGE, SEGMENT_SIZE};
 use crate::{large, options, stats, thread};
 
@@ -624,6 +626,82 @@ pub(crate) unsafe fn block_size(seg: *mut Segment, p: *mut u8) -> usize {
     unsafe { (*page_of(seg, p)).block_size as usize }
 }
 
+/// Grows block `p` of `seg`, the one block of its page, to the class of
+/// `size` bytes where it lies, when the slices after its page are free:
+/// a buffer grown by `realloc` then keeps its place, neither copied nor
+/// leaving its old page behind, and touches only the bytes it gains.
+/// Returns whether it grew; blocks of pages holding several, of another
+/// thread's heap, or with no free slices after them stay as they are.
+///
+/// # Safety
+///
+/// `p` is a live block of `seg`, the thread holds `heap` (when non-null),
+/// and `size` is at most [`MAX_CLASS_SIZE`](crate::class::MAX_CLASS_SIZE).
+pub(crate) unsafe fn grow_in_place(
+    heap: *mut Heap,
+    seg: *mut Segment,
+    p: *mut u8,
+    size: usize,
+) -> bool {
+    // SAFETY: the thread holds `heap`, which owns `seg` (checked first),
+    // so the segment's header and the page's descriptor are ours; the page
+    // holds one block, the caller's, so no other thread pushes to it.
+    unsafe {
+        if heap.is_null() || (*seg).heap != heap {
+            return false;
+        }
+        let page = page_of(seg, p);
+        let old_class = (*page).class as usize;
+        if (*page).capacity != 1 || (*page).start != p || size_of_class(old_class) <= SLICE_SIZE {
+            return false;
+        }
+        let class = class_of(size);
+        if class <= old_class {
+            return false;
+        }
+        let (n, m) = ((*page).slices as usize, page_slices(class));
+        let first = (p as usize - seg as usize) >> SLICE_SHIFT;
+        if first + m > SLICES {
+            return false;
+        }
+        // `m - n` is below 8 (512 KiB in 64 KiB slices).
+        let add = ((1u64 << (m - n)) - 1) << (first + n);
+        if (*seg).taken & add != 0 {
+            return false;
+        }
+        let fresh = (add & !(*seg).dirty).count_ones() as usize;
+        (*seg).taken |= add;
+        (*seg).dirty &= !add;
+        for s in first + n..first + m {
+            (*seg).slice_page[s] = first as u8;
+        }
+        let h = &mut *heap;
+        if (*page).flags & FULL != 0 {
+            h.full[old_class].remove(page);
+        } else {
+            h.avail[old_class].remove(page);
+        }
+        if h.current[old_class] == page {
+            h.current[old_class] = &raw mut h.empty;
+        }
+        let block = size_of_class(class);
+        (*page).class = class as u16;
+        (*page).block_size = block as u32;
+        (*page).div_magic = div_magic(block);
+        (*page).slices = m as u8;
+        (*page).flags |= FULL;
+        h.full[class].push_back(page);
+        count(heap, old_class, 1usize.wrapping_neg());
+        count(heap, class, 1);
+        if fresh > 0 {
+            // As a new page taking fresh slices would: see `place`.
+            options::took_fresh();
+            thread::trade_pool(trade(heap, seg, add, fresh));
+        }
+        true
+    }
+}
+
 /// Why an address of a segment is no block to free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wrong {
@@ -640,7 +718,8 @@ pub(crate) enum Wrong {
 /// too when the page is live).
 ///
 /// Reads the page's descriptor, which its owner changes only while the
-/// page is created or retired: the answer is exact for a block that is
+/// page is created, retired or grown (its one block, by `realloc`, which
+/// no other thread may be freeing meanwhile): the answer is exact for a block that is
 /// live or freed while its page stays, and a best guess for an address
 /// the program made up while the page changes.
 ///
