@@ -664,8 +664,14 @@ pub(crate) unsafe fn grow_in_place(
         if first + m > SLICES {
             return false;
         }
-        // `m - n` is below 8 (512 KiB in 64 KiB slices).
-        let add = ((1u64 << (m - n)) - 1) << (first + n);
+        // The slices it gains (none, between classes of one slice count:
+        // then `first + n` may be 64). `m - n` is below 8 (512 KiB in
+        // 64 KiB slices), and `first + n < first + m <= 64` when it gains.
+        let add = if m > n {
+            ((1u64 << (m - n)) - 1) << (first + n)
+        } else {
+            0
+        };
         if (*seg).taken & add != 0 {
             return false;
         }

@@ -54,6 +54,55 @@ fn blocks_with_pages_of_their_own_grow_in_place_when_they_can() {
     a_block_with_its_own_page_grows_where_it_is_until_the_next_page();
     blocks_grown_in_place_go_back_whole();
     a_block_grown_on_another_thread_moves_and_keeps_its_bytes();
+    a_block_in_the_last_slices_of_a_segment_changes_class_in_place();
+}
+
+/// The slice (of 64) of a segment where `p` lies.
+fn slice_of(p: *mut u8) -> usize {
+    (p as usize & ((4 << 20) - 1)) >> 16
+}
+
+/// A 72 KiB block in the segment's last two slices grows to 100 KiB in
+/// the same two slices: the page changes class without taking any.
+fn a_block_in_the_last_slices_of_a_segment_changes_class_in_place() {
+    on_new_thread(|| {
+        let a = MemioMalloc;
+        let mut held = Vec::new();
+        let mut target = None;
+        // Two-slice pages from slice 1 up: every other one starts at an
+        // even slice, so one three-slice page flips them onto 62.
+        for _ in 0..2000 {
+            // SAFETY: non-zero size.
+            let p = unsafe { a.alloc(layout(72 * KIB)) };
+            assert!(!p.is_null());
+            if slice_of(p) == 62 {
+                target = Some(p);
+                break;
+            }
+            held.push((p, 72 * KIB));
+            if slice_of(p) == 61 {
+                // SAFETY: non-zero size.
+                let q = unsafe { a.alloc(layout(150 * KIB)) };
+                assert!(!q.is_null());
+                held.push((q, 150 * KIB));
+            }
+        }
+        let p = target.expect("a block in slices 62 and 63");
+        fill(p, 0, 72 * KIB);
+        // SAFETY: live with `layout(72 KiB)`.
+        let q = unsafe { a.realloc(p, layout(72 * KIB), 100 * KIB) };
+        assert_eq!(q, p);
+        // SAFETY: live.
+        assert!(unsafe { memio_malloc::usable_size(q) } >= 100 * KIB);
+        check(q, 72 * KIB);
+        // SAFETY: every block is live with the layout it was made with.
+        unsafe {
+            a.dealloc(q, layout(100 * KIB));
+            for (b, len) in held {
+                a.dealloc(b, layout(len));
+            }
+        }
+    });
 }
 
 fn a_block_with_its_own_page_grows_where_it_is_until_the_next_page() {
