@@ -17,19 +17,12 @@
 //! faulting them in afresh each time (glibc gets the same effect by
 //! raising its mmap threshold as large blocks are freed). The cache holds
 //! at most `MEMIO_MALLOC_LARGE_CACHE` bytes, and together with the live
-//! large blocks no more than three eighths over the most those blocks have
+//! large blocks no more than a quarter over the most those blocks have
 //! needed at once (their peak): it fills the room live blocks left, so
-//! large blocks never hold more than that past what the program itself
-//! reached. Three eighths is a little over what a table that doubles as
-//! it grows needs to find every size it went through again the next time
-//! it is built: its sizes add up to twice the largest, and its peak (the
-//! largest and the one it moved from) is 1.5 times it. (With a quarter, a
-//! `HashMap` built and dropped over and over lost its smallest mapping
-//! each time, so each size took the next larger one and the largest grew
-//! into fresh pages: 1,100 page faults a build of 250,000 entries against
-//! about 20; with an eighth, a program replacing blocks of mixed sizes
-//! faulted a fifth more pages in. Half, though, let a program whose large
-//! blocks grow by `realloc` keep 1.2 times as much resident.) Expired
+//! large blocks never hold more than a quarter past what the program
+//! itself reached. (An eighth kept a program replacing blocks of mixed
+//! sizes faulting a fifth more pages in: the cache had given back what
+//! its next, larger blocks needed.) Expired
 //! mappings are unmapped at the next page-level event of any thread or
 //! by `trim()`; with the cache set to 0 a large block is unmapped at once
 //! when freed.
@@ -128,14 +121,13 @@ unsafe fn set_need(l: *mut Large, need: usize) {
 }
 
 /// How many bytes of large mappings (live blocks and cache together) may
-/// stay mapped: the most live blocks have needed at once, and three
-/// eighths (see the module docs). The cache fills the room that live
-/// blocks left, and a cached mapping is handed out whole only within it,
-/// so neither lifts the footprint of large blocks more than that past what
-/// they already reached.
+/// stay mapped: the most live blocks have needed at once, and a quarter.
+/// The cache fills the room that live blocks left, and a cached mapping
+/// is handed out whole only within it, so neither lifts the footprint of
+/// large blocks more than a quarter past what they already reached.
 fn allowance() -> usize {
     let peak = PEAK_NEED.load(Ordering::Relaxed);
-    peak + peak / 8 * 3
+    peak + peak / 4
 }
 
 /// Whether any freed mapping waits in the cache.
