@@ -16,13 +16,19 @@
 //! frees big buffers in a loop so touches its pages once instead of
 //! faulting them in afresh each time (glibc gets the same effect by
 //! raising its mmap threshold as large blocks are freed). The cache holds
-//! at most `MEMIO_MALLOC_LARGE_CACHE` bytes, and together with the live
-//! large blocks no more than a quarter over the most those blocks have
-//! needed at once (their peak): it fills the room live blocks left, so
-//! large blocks never hold more than a quarter past what the program
-//! itself reached. (An eighth kept a program replacing blocks of mixed
-//! sizes faulting a fifth more pages in: the cache had given back what
-//! its next, larger blocks needed.) Expired
+//! at most `MEMIO_MALLOC_LARGE_CACHE` bytes, and a freed mapping is kept
+//! only while it, the mappings cached already and the live large blocks
+//! fit within a quarter over the most those blocks have needed at once
+//! (their peak); a new mapping evicts the oldest cached ones until they
+//! fit again. (An eighth kept a program replacing blocks of mixed sizes
+//! faulting a fifth more pages in: the cache had given back what its next,
+//! larger blocks needed.) The bound is on what the cache keeps, not on
+//! what live blocks hold: a cached mapping larger than a request is handed
+//! out whole while that fits the bound (cut to size otherwise), and stays
+//! the block's, so a program that frees a 32 MiB block and then asks for
+//! 1 MiB blocks gets the 32 MiB mapping for the first of them; nor does
+//! the bound count the small blocks' heap, which may grow while the cache
+//! holds what the peak left. Expired
 //! mappings are unmapped at the next page-level event of any thread or
 //! by `trim()`; with the cache set to 0 a large block is unmapped at once
 //! when freed.
@@ -120,11 +126,10 @@ unsafe fn set_need(l: *mut Large, need: usize) {
     PEAK_NEED.fetch_max(now, Ordering::Relaxed);
 }
 
-/// How many bytes of large mappings (live blocks and cache together) may
-/// stay mapped: the most live blocks have needed at once, and a quarter.
-/// The cache fills the room that live blocks left, and a cached mapping
-/// is handed out whole only within it, so neither lifts the footprint of
-/// large blocks more than a quarter past what they already reached.
+/// The bound on large mappings (live blocks and cache together) within
+/// which the cache keeps a freed mapping and hands a larger one out whole:
+/// the most live blocks have needed at once, and a quarter. Live blocks
+/// alone may go past it (see the module docs).
 fn allowance() -> usize {
     let peak = PEAK_NEED.load(Ordering::Relaxed);
     peak + peak / 4
