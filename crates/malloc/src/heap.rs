@@ -681,29 +681,18 @@ pub(crate) unsafe fn grow_in_place(
         for s in first + n..first + m {
             (*seg).slice_page[s] = first as u8;
         }
-        let h = &mut *heap;
-        if (*page).flags & FULL != 0 {
-            h.full[old_class].remove(page);
-        } else {
-            h.avail[old_class].remove(page);
-        }
-        if h.current[old_class] == page {
-            h.current[old_class] = &raw mut h.empty;
-        }
+        unlist(heap, page);
         let block = size_of_class(class);
         (*page).class = class as u16;
         (*page).block_size = block as u32;
         (*page).div_magic = div_magic(block);
         (*page).slices = m as u8;
         (*page).flags |= FULL;
-        h.full[class].push_back(page);
+        (*heap).full[class].push_back(page);
         count(heap, old_class, 1usize.wrapping_neg());
         count(heap, class, 1);
-        if fresh > 0 {
-            // As a new page taking fresh slices would: see `place`.
-            options::took_fresh();
-            thread::trade_pool(trade(heap, seg, add, fresh));
-        }
+        // As a new page taking fresh slices would: see `place`.
+        take_fresh(heap, seg, add, fresh);
         true
     }
 }
@@ -1011,11 +1000,46 @@ unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
             seg = (*seg).next;
         }
         let (seg, i, fresh, _) = best?;
-        if fresh > 0 {
-            options::took_fresh();
-            thread::trade_pool(trade(heap, seg, want << i, fresh as usize));
-        }
+        take_fresh(heap, seg, want << i, fresh as usize);
         Some((seg, i))
+    }
+}
+
+/// Notes that the heap takes `fresh` slices it never touched, the run
+/// `keep` of `seg` among them, and purges as many dirty slices elsewhere
+/// in trade (see [`place`]); nothing when `fresh` is 0.
+///
+/// # Safety
+///
+/// The thread holds `heap`, which owns `seg`.
+unsafe fn take_fresh(heap: *mut Heap, seg: *mut Segment, keep: u64, fresh: usize) {
+    if fresh > 0 {
+        options::took_fresh();
+        // SAFETY: the caller's promise.
+        thread::trade_pool(unsafe { trade(heap, seg, keep, fresh) });
+    }
+}
+
+/// Takes `page` off its class's lists, and out of the class's current
+/// page when it is that.
+///
+/// # Safety
+///
+/// The thread holds `heap`, which owns `page`, a page on one of the lists
+/// of its class.
+unsafe fn unlist(heap: *mut Heap, page: *mut Page) {
+    // SAFETY: the caller's promise: the heap's lists are ours.
+    unsafe {
+        let class = (*page).class as usize;
+        let h = &mut *heap;
+        if (*page).flags & FULL != 0 {
+            h.full[class].remove(page);
+        } else {
+            h.avail[class].remove(page);
+        }
+        if h.current[class] == page {
+            h.current[class] = &raw mut h.empty;
+        }
     }
 }
 
@@ -1095,8 +1119,7 @@ unsafe fn new_page(heap: *mut Heap, class: usize) -> *mut Page {
                 return null_mut();
             }
             // A fresh segment's slices are fresh: trade as `place` does.
-            options::took_fresh();
-            thread::trade_pool(trade(heap, seg, 0, n));
+            take_fresh(heap, seg, 0, n);
             (seg, 1)
         };
         let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << i;
@@ -1150,16 +1173,8 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
     // SAFETY: the thread holds the heap owning the page; nothing in the
     // page is in use.
     unsafe {
-        let class = (*page).class as usize;
+        unlist(heap, page);
         let h = &mut *heap;
-        if (*page).flags & FULL != 0 {
-            h.full[class].remove(page);
-        } else {
-            h.avail[class].remove(page);
-        }
-        if h.current[class] == page {
-            h.current[class] = &raw mut h.empty;
-        }
         let seg = unit_of((*page).start) as *mut Segment;
         let first = ((*page).start as usize - seg as usize) >> SLICE_SHIFT;
         let n = (*page).slices as usize;
