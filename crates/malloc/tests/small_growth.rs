@@ -22,20 +22,29 @@ fn layout(size: usize) -> Layout {
 
 /// Marks every 61st byte of `len` at `p`, from `from` on, with a pattern
 /// of its offset (every page gets some; valgrind gets few to follow).
-fn fill(p: *mut u8, from: usize, len: usize) {
+///
+/// # Safety
+///
+/// `p` is a live block of at least `len` bytes.
+unsafe fn fill(p: *mut u8, from: usize, len: usize) {
     for i in (from.next_multiple_of(61)..len).step_by(61) {
         #[allow(clippy::cast_possible_truncation, reason = "a pattern")]
         let byte = (i % 251) as u8;
         let at = p.wrapping_add(i);
-        // SAFETY: inside the caller's block.
+        // SAFETY: `i < len`: inside the block, by the function's contract.
         unsafe { at.write(byte) };
     }
 }
 
-fn check(p: *mut u8, len: usize) {
+/// Checks the bytes [`fill`] marked in the first `len` bytes at `p`.
+///
+/// # Safety
+///
+/// `p` is a live block of at least `len` bytes.
+unsafe fn check(p: *mut u8, len: usize) {
     for i in (0..len).step_by(61) {
         let at = p.wrapping_add(i);
-        // SAFETY: inside the caller's block.
+        // SAFETY: `i < len`: inside the block, by the function's contract.
         let got = unsafe { at.read() };
         assert_eq!(usize::from(got), i % 251, "byte {i}");
     }
@@ -88,13 +97,15 @@ fn a_block_in_the_last_slices_of_a_segment_changes_class_in_place() {
             }
         }
         let p = target.expect("a block in slices 62 and 63");
-        fill(p, 0, 72 * KIB);
+        // SAFETY: a live block of at least that many bytes.
+        unsafe { fill(p, 0, 72 * KIB) };
         // SAFETY: live with `layout(72 KiB)`.
         let q = unsafe { a.realloc(p, layout(72 * KIB), 100 * KIB) };
         assert_eq!(q, p);
         // SAFETY: live.
         assert!(unsafe { memio_malloc::usable_size(q) } >= 100 * KIB);
-        check(q, 72 * KIB);
+        // SAFETY: a live block of at least that many bytes.
+        unsafe { check(q, 72 * KIB) };
         // SAFETY: every block is live with the layout it was made with.
         unsafe {
             a.dealloc(q, layout(100 * KIB));
@@ -112,7 +123,8 @@ fn a_block_with_its_own_page_grows_where_it_is_until_the_next_page() {
         // SAFETY: non-zero size.
         let p = unsafe { a.alloc(layout(len)) };
         assert!(!p.is_null());
-        fill(p, 0, len);
+        // SAFETY: a live block of at least that many bytes.
+        unsafe { fill(p, 0, len) };
         let classes_before = memio_malloc::stats().classes;
         // 80 KiB to 400 KiB: the page takes the free slices after it.
         for grown in [120 * KIB, 200 * KIB, 300 * KIB, 400 * KIB] {
@@ -122,8 +134,10 @@ fn a_block_with_its_own_page_grows_where_it_is_until_the_next_page() {
             // SAFETY: live.
             let usable = unsafe { memio_malloc::usable_size(q) };
             assert!(usable >= grown, "{usable} < {grown}");
-            fill(q, len, grown);
-            check(q, grown);
+            // SAFETY: a live block of at least that many bytes.
+            unsafe { fill(q, len, grown) };
+            // SAFETY: a live block of at least that many bytes.
+            unsafe { check(q, grown) };
             len = grown;
         }
         // The block counts in its new class only, as a block made there.
@@ -140,7 +154,8 @@ fn a_block_with_its_own_page_grows_where_it_is_until_the_next_page() {
         // SAFETY: `p` is live with `layout(len)`.
         let moved = unsafe { a.realloc(p, layout(len), 500 * KIB) };
         assert!(!moved.is_null());
-        check(moved, len);
+        // SAFETY: a live block of at least that many bytes.
+        unsafe { check(moved, len) };
         if moved == p {
             // The block after took other slices; the page grew again.
             assert!(next as usize >= p as usize + 512 * KIB || (next as usize) < p as usize);
@@ -162,7 +177,8 @@ fn blocks_grown_in_place_go_back_whole() {
         let a = MemioMalloc;
         let round = || {
             // SAFETY: non-zero sizes; each block is live with the layout
-            // it is resized and freed with.
+            // it is resized and freed with, and is filled and checked
+            // within it.
             unsafe {
                 let mut len = 70 * KIB;
                 let mut p = a.alloc(layout(len));
@@ -203,7 +219,8 @@ fn a_block_grown_on_another_thread_moves_and_keeps_its_bytes() {
         // SAFETY: non-zero size.
         let p = unsafe { a.alloc(layout(len)) };
         assert!(!p.is_null());
-        fill(p, 0, len);
+        // SAFETY: a live block of at least that many bytes.
+        unsafe { fill(p, 0, len) };
         made.send(p as usize).unwrap();
         wait.recv().unwrap();
     });
@@ -212,7 +229,8 @@ fn a_block_grown_on_another_thread_moves_and_keeps_its_bytes() {
     let q = unsafe { a.realloc(p, layout(len), 300 * KIB) };
     assert!(!q.is_null());
     assert_ne!(q, p);
-    check(q, len);
+    // SAFETY: a live block of at least that many bytes.
+    unsafe { check(q, len) };
     done.send(()).unwrap();
     maker.join().unwrap();
     // SAFETY: live.
