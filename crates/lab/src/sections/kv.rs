@@ -453,7 +453,8 @@ fn run(run: &mut Run<'_>) -> Result<()> {
         engines.push(REDB);
     }
     // Two rows more for each store with readers when the pinned rounds run.
-    let pinned_rows = if split_cpus().is_some() { 2 } else { 0 };
+    let cpus = split_cpus();
+    let pinned_rows = if cpus.is_some() { 2 } else { 0 };
     let with_readers = engines.iter().filter(|&&e| e != REDB).count() as u64;
     run.plan(engines.len() as u64 * 9 + with_readers * pinned_rows);
     let mut stores: Vec<Open> = Vec::new();
@@ -484,7 +485,7 @@ fn run(run: &mut Run<'_>) -> Result<()> {
     }
     let (floor, rates) = durable_commits(run, &mut stores, sizes)?;
     // Before the readers' rounds, on the CPUs the pinned rounds use.
-    if let Some(cpus) = split_cpus()
+    if let Some(cpus) = &cpus
         && let Some(x) = pair_speedup(cpus.first_reader, cpus.writer_cpu)
     {
         run.set_limit(limit::CPU_PAIR_SPEEDUP, x);
@@ -507,7 +508,7 @@ fn run(run: &mut Run<'_>) -> Result<()> {
             // redb takes an exclusive lock on its file: one process at a time.
             run.note("redb opens a file in one process at a time, so it has no multi-process reader rows");
         } else {
-            measure_readers(run, name, dir.path(), sizes)?;
+            measure_readers(run, name, dir.path(), sizes, cpus.as_ref())?;
         }
     }
     let floor_rate = 1.0 / floor.as_secs_f64();
@@ -757,7 +758,13 @@ fn durable_commits(
 }
 
 /// Three reader processes alone, then with a writer process.
-fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> Result<()> {
+fn measure_readers(
+    run: &mut Run<'_>,
+    name: &str,
+    dir: &Path,
+    sizes: Sizes,
+    cpus: Option<&Cpus>,
+) -> Result<()> {
     let stop = dir.join("stop");
     let args = |role: &str| {
         vec![
@@ -813,7 +820,7 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
     // Last, the writer on a CPU of its own, the readers on the others.
     // A pin refused (a CPU taken offline meanwhile, a sandbox without
     // sched_setaffinity) costs these rows only.
-    let pinned = match split_cpus() {
+    let pinned = match cpus {
         Some(cpus) => {
             let pinned = rounds
                 .readers
@@ -850,17 +857,17 @@ fn measure_readers(run: &mut Run<'_>, name: &str, dir: &Path, sizes: Sizes) -> R
 }
 
 /// What [`measure_readers`] measured of one store's readers.
-struct Measured {
+struct Measured<'a> {
     flat_out: Vec<Pair>,
     paced: Vec<Pair>,
     /// Beside the bare-writes control (memio-kv only).
     bare: Option<Vec<Pair>>,
     /// With the writer on a CPU of its own (two CPUs or more).
-    pinned: Option<(Vec<Pair>, Cpus)>,
+    pinned: Option<(Vec<Pair>, &'a Cpus)>,
 }
 
 /// The rows and notes of [`measure_readers`].
-fn report_readers(run: &mut Run<'_>, name: &str, m: &Measured) {
+fn report_readers(run: &mut Run<'_>, name: &str, m: &Measured<'_>) {
     let Measured {
         flat_out,
         paced,
