@@ -1,8 +1,11 @@
-//! Fresh memory one heap takes is traded for the free pages of exited
-//! threads' heaps, idle in the pool, but for the heap pooled last, which
-//! the next new thread takes. The test runs in a child process of
-//! its own with a purge delay of a minute, so that no purge by the clock
-//! blurs what the trade did, and no other test's heap takes part.
+//! What stays resident and what goes back to the kernel: fresh memory one
+//! heap takes is traded for the free pages of exited threads' heaps, idle
+//! in the pool, but for the heap pooled last, which the next new thread
+//! takes; free pages go back a whole purge delay after they were freed,
+//! not at the first deadline that passes. Each test runs in a child
+//! process of its own with the purge delay it needs (a minute when no
+//! purge by the clock may blur what it checks), and no other test's heap
+//! takes part.
 #![allow(unsafe_code, reason = "driving GlobalAlloc by hand, mincore")]
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -12,16 +15,17 @@ use memio_malloc::MemioMalloc;
 
 const ALONE: &str = "MEMIO_MALLOC_TEST_ALONE";
 
-/// Runs test `name` alone in a child process with a long purge delay;
-/// returns whether this process is that child (and so runs the body).
-fn alone(name: &str) -> bool {
+/// Runs test `name` alone in a child process with a purge delay of
+/// `delay_ms`; returns whether this process is that child (and so runs
+/// the body).
+fn alone(name: &str, delay_ms: u64) -> bool {
     if std::env::var_os(ALONE).is_some() {
         return true;
     }
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(ALONE, "1")
-        .env("MEMIO_MALLOC_PURGE_DELAY", "60000")
+        .env("MEMIO_MALLOC_PURGE_DELAY", delay_ms.to_string())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -86,7 +90,10 @@ fn resident_share(blocks: &[usize]) -> f64 {
 
 #[test]
 fn fresh_memory_is_traded_for_an_exited_threads_idle_pages() {
-    if !alone("fresh_memory_is_traded_for_an_exited_threads_idle_pages") {
+    if !alone(
+        "fresh_memory_is_traded_for_an_exited_threads_idle_pages",
+        60_000,
+    ) {
         return;
     }
     // This thread's heap exists before the others'.
@@ -135,4 +142,59 @@ fn fresh_memory_is_traded_for_an_exited_threads_idle_pages() {
         "the heap the next thread takes lost its warm pages ({last_after} of them resident)"
     );
     free(&mine, BLOCK);
+}
+
+const DELAY_MS: u64 = 200;
+
+/// Allocates a block of a class no test here uses otherwise, and so a
+/// page: a page-level event, where the heap looks at the clock.
+fn page_event(size: usize) {
+    let layout = Layout::from_size_align(size, 8).unwrap();
+    free(&fill(1, layout), layout);
+}
+
+#[test]
+fn pages_freed_just_before_a_deadline_stay_for_a_whole_delay() {
+    if !alone(
+        "pages_freed_just_before_a_deadline_stay_for_a_whole_delay",
+        DELAY_MS,
+    ) {
+        return;
+    }
+    let wait = || std::thread::sleep(std::time::Duration::from_millis(DELAY_MS * 3 / 2));
+    // 1 MiB each: every page of them is retired when they are freed.
+    let early = fill(1024, BLOCK);
+    let late = fill(1024, BLOCK);
+    // The class's current page stays when its blocks are freed: let it
+    // be neither set's.
+    let current = fill(64, BLOCK);
+    free(&early, BLOCK);
+    // The purge deadline passes while the program does nothing; then it
+    // frees more, which is when the heap looks at the clock.
+    wait();
+    free(&late, BLOCK);
+    for (name, blocks) in [("freed a delay ago", &early), ("just freed", &late)] {
+        let share = resident_share(blocks);
+        assert!(
+            share > 0.9,
+            "pages {name} were purged at the first deadline: {share} of them resident"
+        );
+    }
+    // At the next deadline, the pages free since before the last one go.
+    wait();
+    page_event(5000);
+    let share = resident_share(&early);
+    assert!(
+        share < 0.1,
+        "pages free for two deadlines stayed resident: {share} of them"
+    );
+    // And at the one after it, those freed just after a deadline.
+    wait();
+    page_event(7000);
+    let share = resident_share(&late);
+    assert!(
+        share < 0.1,
+        "pages free for two deadlines stayed resident: {share} of them"
+    );
+    free(&current, BLOCK);
 }
