@@ -198,3 +198,35 @@ fn pages_freed_just_before_a_deadline_stay_for_a_whole_delay() {
     );
     free(&current, BLOCK);
 }
+
+#[test]
+fn large_mappings_freed_just_before_a_deadline_stay_for_a_whole_delay() {
+    if !alone(
+        "large_mappings_freed_just_before_a_deadline_stay_for_a_whole_delay",
+        DELAY_MS,
+    ) {
+        return;
+    }
+    let wait = || std::thread::sleep(std::time::Duration::from_millis(DELAY_MS * 3 / 2));
+    let big = Layout::from_size_align(4 << 20, 8).unwrap();
+    let early = fill(1, big);
+    let late = fill(1, big);
+    free(&early, big);
+    wait();
+    // The deadline passed while the program slept: freeing the second
+    // block (a page-level event follows it) unmaps neither.
+    free(&late, big);
+    page_event(9000);
+    let cached = memio_malloc::stats().large_cached;
+    assert!(
+        cached >= 2 * big.size(),
+        "mappings were unmapped at the first deadline: {cached} bytes cached"
+    );
+    // Two deadlines later, both are gone.
+    wait();
+    page_event(11_000);
+    wait();
+    page_event(13_000);
+    let cached = memio_malloc::stats().large_cached;
+    assert_eq!(cached, 0, "mappings stayed cached for two deadlines");
+}
