@@ -1024,7 +1024,8 @@ unsafe fn take_fresh(heap: *mut Heap, seg: *mut Segment, keep: u64, fresh: usize
     if fresh > 0 {
         options::took_fresh();
         // SAFETY: the caller's promise.
-        thread::trade_pool(unsafe { trade(heap, seg, keep, fresh) });
+        let left = thread::trade_pool(unsafe { trade(heap, seg, keep, fresh) });
+        large::give_back(left * SLICE_SIZE);
     }
 }
 
