@@ -20,23 +20,17 @@
 //! raising its mmap threshold as large blocks are freed). The cache holds
 //! at most `MEMIO_MALLOC_LARGE_CACHE` bytes, and a freed mapping is kept
 //! only while it, the mappings cached already and the live large blocks
-//! fit within three eighths over the most those blocks have needed at
-//! once (their peak); a new mapping evicts the oldest cached ones until
-//! they fit again. (An eighth kept a program replacing blocks of mixed
-//! sizes faulting a fifth more pages in: the cache had given back what its
-//! next, larger blocks needed; a quarter, a program building a hash table
-//! by doubling, whose tables add up to twice the last one's size while the
-//! last two peak at one and a half times it, faulting the last table in
-//! afresh at every build.) The bound is on what the cache keeps, not on
+//! fit within a quarter over the most those blocks have needed at once
+//! (their peak); a new mapping evicts the oldest cached ones until they
+//! fit again. (An eighth kept a program replacing blocks of mixed sizes
+//! faulting a fifth more pages in: the cache had given back what its next,
+//! larger blocks needed.) The bound is on what the cache keeps, not on
 //! what live blocks hold: a cached mapping larger than a request is handed
 //! out whole while that fits the bound (cut to size otherwise), and stays
 //! the block's, so a program that frees a 32 MiB block and then asks for
-//! 1 MiB blocks gets the 32 MiB mapping for the first of them. Nor does
-//! the bound count the small blocks' heap: instead, a heap that takes
-//! fresh slices it cannot trade for its own or exited threads' idle ones
-//! evicts as many bytes of the oldest cached mappings ([`give_back`]), so
-//! that the heap grows into what the cache gives back rather than beside
-//! it. Expired
+//! 1 MiB blocks gets the 32 MiB mapping for the first of them; nor does
+//! the bound count the small blocks' heap, which may grow while the cache
+//! holds what the peak left. Expired
 //! mappings are unmapped at the next page-level event of any thread or
 //! by `trim()`; with the cache set to 0 a large block is unmapped at once
 //! when freed.
@@ -141,30 +135,11 @@ unsafe fn set_need(l: *mut Large, need: usize) {
 
 /// The bound on large mappings (live blocks and cache together) within
 /// which the cache keeps a freed mapping and hands a larger one out whole:
-/// the most live blocks have needed at once, and three eighths. Live blocks
+/// the most live blocks have needed at once, and a quarter. Live blocks
 /// alone may go past it (see the module docs).
 fn allowance() -> usize {
     let peak = PEAK_NEED.load(Ordering::Relaxed);
-    peak + peak / 8 * 3
-}
-
-/// Unmaps cached mappings, oldest first, until `bytes` are given back or
-/// the cache is empty, as the small blocks' heap takes that much afresh
-/// (see the module docs); returns bytes unmapped. Does nothing while
-/// another thread holds the cache.
-pub(crate) fn give_back(bytes: usize) -> usize {
-    if bytes == 0 || !has_cached() {
-        return 0;
-    }
-    let Some(mut cache) = CACHE.try_lock() else {
-        return 0;
-    };
-    let mut given = 0;
-    while given < bytes && cache.len > 0 {
-        // SAFETY: under the lock, and the cache is not empty.
-        given += unsafe { evict_oldest(&mut cache) };
-    }
-    given
+    peak + peak / 4
 }
 
 /// Whether any freed mapping waits in the cache.
@@ -392,12 +367,12 @@ fn fit_cache() {
     }
 }
 
-/// Unmaps the cache's oldest mapping; returns its length.
+/// Unmaps the cache's oldest mapping.
 ///
 /// # Safety
 ///
 /// The cache is not empty.
-unsafe fn evict_oldest(cache: &mut Cache) -> usize {
+unsafe fn evict_oldest(cache: &mut Cache) {
     // SAFETY: cached headers are live and ours under the lock.
     unsafe {
         let oldest = (0..cache.len)
@@ -411,7 +386,6 @@ unsafe fn evict_oldest(cache: &mut Cache) -> usize {
         stats::unmapped_from(vlen, &stats::CACHED_BYTES);
         os::mark_unit(victim.cast(), false);
         os::unmap(victim.cast(), vlen);
-        vlen
     }
 }
 

@@ -30,9 +30,8 @@
 //!   `M_MMAP_THRESHOLD`; see [`set_mmap_threshold`]) in mappings of their
 //!   own, resized by `mremap` (in place, or its pages moved) by `realloc`
 //!   and kept briefly for reuse after free while the cache and live large
-//!   blocks fit within three eighths over what live large blocks needed
-//!   at their peak, and given back as the small blocks' heap takes memory
-//!   afresh;
+//!   blocks fit within a quarter over what live large blocks needed at
+//!   their peak;
 //! - `thread` — the thread-local heap pointer, the pool of heaps that
 //!   exited threads gave back, and fork handlers;
 //! - `options` — `MEMIO_MALLOC_*` environment variables, read without
