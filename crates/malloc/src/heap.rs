@@ -41,13 +41,9 @@
 //! block comes back is retired (unless it is the class's current page):
 //! its slices go back to the segment, marked dirty, and are purged
 //! (`MADV_DONTNEED`) once they have stayed unused for the purge delay
-//! (which stretches when a purge proves early: see `options`): a heap
-//! looks at the clock at page-level events, and at each deadline purges
-//! the slices that were dirty at the previous one already, so a page
-//! freed just before a deadline (or while the program slept through it)
-//! is not purged under the program about to reuse it, but one delay or
-//! two later; a segment with no page left as long is unmapped unless it
-//! is the heap's last. Until then both are reused without a page fault: a new page goes
+//! (which stretches when a purge proves early: see `options`); a
+//! segment with no page left by then is unmapped unless it is the heap's
+//! last. Until then both are reused without a page fault: a new page goes
 //! where it takes the fewest slices that are not dirty, in the shortest
 //! free run that holds it (best fit), and when it must take fresh ones,
 //! as many dirty slices it could not use are purged at once, so that a
@@ -217,9 +213,6 @@ pub(crate) struct Segment {
     taken: u64,
     /// Free slices whose memory has not been purged yet.
     dirty: u64,
-    /// The dirty slices that were dirty already at the heap's last purge
-    /// deadline: free for a whole delay at least, purged at the next.
-    aged: u64,
     /// For each slice, the slice where its page starts.
     slice_page: [u8; SLICES],
     pages: [Page; SLICES],
@@ -685,7 +678,6 @@ pub(crate) unsafe fn grow_in_place(
         let fresh = (add & !(*seg).dirty).count_ones() as usize;
         (*seg).taken |= add;
         (*seg).dirty &= !add;
-        (*seg).aged &= !add;
         for s in first + n..first + m {
             (*seg).slice_page[s] = first as u8;
         }
@@ -1085,7 +1077,6 @@ pub(crate) unsafe fn trade(
                 let mask = ((1u64 << n) - 1) << low;
                 os::purge(seg.cast::<u8>().add(low * SLICE_SIZE), n * SLICE_SIZE);
                 (*seg).dirty &= !mask;
-                (*seg).aged &= !mask;
                 d &= !mask;
                 slices -= n;
             }
@@ -1134,7 +1125,6 @@ unsafe fn new_page(heap: *mut Heap, class: usize) -> *mut Page {
         let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << i;
         (*seg).taken |= mask;
         (*seg).dirty &= !mask;
-        (*seg).aged &= !mask;
         for s in i..i + n {
             (*seg).slice_page[s] = i as u8;
         }
@@ -1233,10 +1223,8 @@ unsafe fn page_event(heap: *mut Heap) {
         }
         let now = os::now_ns();
         let mut bytes = 0;
-        if asked {
+        if asked || (h.purge_at != 0 && now >= h.purge_at) {
             bytes = purge(heap);
-        } else if h.purge_at != 0 && now >= h.purge_at {
-            bytes = purge_aged(heap, now);
         }
         bytes += large::expire(now, false);
         if bytes > 0 && !asked {
@@ -1253,46 +1241,6 @@ unsafe fn page_event(heap: *mut Heap) {
 ///
 /// The thread holds `heap`.
 pub(crate) unsafe fn purge(heap: *mut Heap) -> usize {
-    // SAFETY: the caller's promise.
-    unsafe { purge_slices(heap, true) }
-}
-
-/// At a purge deadline: purges the slices that have been free since the
-/// previous deadline at least (a whole delay), unmaps the segments that
-/// have been empty as long but one, and starts the clock on the slices
-/// freed since; returns bytes given back. A page freed just before a
-/// deadline is not purged under the program that is about to reuse it.
-///
-/// # Safety
-///
-/// The thread holds `heap`.
-unsafe fn purge_aged(heap: *mut Heap, now: u64) -> usize {
-    // SAFETY: the caller's promise.
-    unsafe {
-        let bytes = purge_slices(heap, false);
-        let mut seg = (*heap).segments;
-        let mut young = false;
-        while !seg.is_null() {
-            (*seg).aged = (*seg).dirty;
-            young |= (*seg).dirty != 0;
-            seg = (*seg).next;
-        }
-        if young {
-            (*heap).purge_at = now.saturating_add(options::purge_delay_ns()).max(1);
-        }
-        bytes
-    }
-}
-
-/// Purges the dirty slices of the heap's segments, every one or (without
-/// `all`) the aged ones, and unmaps the segments left with no page (whose
-/// dirty slices are all aged, without `all`) but the last; returns bytes
-/// given back.
-///
-/// # Safety
-///
-/// The thread holds `heap`.
-unsafe fn purge_slices(heap: *mut Heap, all: bool) -> usize {
     let mut bytes = 0;
     // SAFETY: the thread holds the heap and its segments; dirty slices
     // hold no page.
@@ -1301,23 +1249,15 @@ unsafe fn purge_slices(heap: *mut Heap, all: bool) -> usize {
         let mut seg = (*heap).segments;
         while !seg.is_null() {
             let next = (*seg).next;
-            let old = if all {
-                (*seg).dirty
-            } else {
-                (*seg).dirty & (*seg).aged
-            };
             // A segment that stayed empty for the delay goes back whole,
             // unless it is the heap's last.
-            if (*seg).taken == 1
-                && old == (*seg).dirty
-                && ((*heap).segments != seg || !next.is_null())
-            {
+            if (*seg).taken == 1 && ((*heap).segments != seg || !next.is_null()) {
                 bytes += SEGMENT_SIZE;
                 release_segment(heap, seg);
                 seg = next;
                 continue;
             }
-            let mut d = old;
+            let mut d = (*seg).dirty;
             while d != 0 {
                 let i = d.trailing_zeros() as usize;
                 let run = (!(d >> i)).trailing_zeros() as usize;
@@ -1329,8 +1269,7 @@ unsafe fn purge_slices(heap: *mut Heap, all: bool) -> usize {
                     ((1u64 << run) - 1) << i
                 });
             }
-            (*seg).dirty &= !old;
-            (*seg).aged = 0;
+            (*seg).dirty = 0;
             seg = next;
         }
     }

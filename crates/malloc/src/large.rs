@@ -11,9 +11,7 @@
 //! takes an `mremap` every few steps instead of one per step.
 //!
 //! A freed large mapping is kept in a small cache for the purge delay
-//! (100 ms by default; it goes at the first expiry deadline after it has
-//! stayed cached that long, so between one and two delays after it was
-//! freed) and handed to the next large request it fits,
+//! (100 ms by default) and handed to the next large request it fits,
 //! grown by `mremap` when it is too small. A program that allocates and
 //! frees big buffers in a loop so touches its pages once instead of
 //! faulting them in afresh each time (glibc gets the same effect by
@@ -58,7 +56,7 @@
 )]
 
 use core::ptr::{self, null_mut};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::global::{Block, Fault};
 use crate::lock::SpinLock;
@@ -84,9 +82,6 @@ pub(crate) struct Large {
     guard: usize,
     /// When it was freed (in the cache).
     freed_at: u64,
-    /// In the cache, whether it was there at the last expiry deadline
-    /// already: unmapped at the next (see [`expire`]).
-    aged: bool,
     /// Bytes from the header on that the block's size needs (`map_len`
     /// may be more); 0 in the cache.
     need: usize,
@@ -111,8 +106,6 @@ pub(crate) static CACHE: SpinLock<Cache> = SpinLock::new(Cache {
     len: 0,
 });
 static CACHED: AtomicUsize = AtomicUsize::new(0);
-/// The cache's next expiry deadline; 0 when none is set.
-static EXPIRE_AT: AtomicU64 = AtomicU64::new(0);
 /// The bytes live large blocks need (each its `need`: what its request
 /// rounds to, not the mapping it got, which may be larger).
 static NEED: AtomicUsize = AtomicUsize::new(0);
@@ -232,7 +225,6 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
             head: offset,
             guard,
             freed_at: 0,
-            aged: false,
             need: 0,
         });
         set_need(l, map_len);
@@ -337,7 +329,6 @@ unsafe fn split(l: *mut Large, map_len: usize) {
             head: OS_PAGE,
             guard: 0,
             freed_at: os::now_ns(),
-            aged: false,
             need: 0,
         });
         tail
@@ -590,16 +581,8 @@ unsafe fn release(l: *mut Large) {
         // below the (possibly risen) threshold, requests go to pages.
         let reusable = len - OS_PAGE >= options::MMAP_THRESHOLD.load(Ordering::Relaxed);
         if (*l).head == OS_PAGE && (*l).guard == 0 && len <= limit && reusable {
-            let now = os::now_ns();
-            (*l).freed_at = now;
-            (*l).aged = false;
+            (*l).freed_at = os::now_ns();
             (*l).kind = KIND_CACHED;
-            let _ = EXPIRE_AT.compare_exchange(
-                0,
-                now.saturating_add(options::purge_delay_ns()).max(1),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
             let mut cache = CACHE.lock();
             // Make room: drop the oldest until this one fits the budget.
             while cache.len == CACHE_SLOTS
@@ -630,21 +613,14 @@ unsafe fn unmap(l: *mut Large) {
     }
 }
 
-/// At the cache's expiry deadline (always when `all`): unmaps the cached
-/// mappings that were in the cache at the previous deadline already (all
-/// of them when `all`), and starts the clock on the others; returns bytes
-/// unmapped. A mapping freed just before a deadline, or before the
-/// program slept through one, is not unmapped under the program about to
-/// reuse it, but at the next deadline, a delay later. Without `all`, does
+/// Unmaps cached mappings freed more than the purge delay before `now`
+/// (all of them when `all`); returns bytes unmapped. Without `all`, does
 /// nothing while another thread holds the cache.
 pub(crate) fn expire(now: u64, all: bool) -> usize {
     if !has_cached() {
         return 0;
     }
-    let due = EXPIRE_AT.load(Ordering::Relaxed);
-    if !all && (due == 0 || now < due) {
-        return 0;
-    }
+    let delay = options::purge_delay_ns();
     // A page event's expiry waits for nobody: the cache may be busy in
     // another thread, or held across a fork by this one's fork handler
     // while another library's handler allocates. Only a trim (`all`)
@@ -662,8 +638,8 @@ pub(crate) fn expire(now: u64, all: bool) -> usize {
     while i < cache.len {
         let l = cache.slots[i];
         // SAFETY: cached headers are live and ours under the lock.
-        let (aged, len) = unsafe { ((*l).aged, (*l).map_len) };
-        if all || aged {
+        let (freed, len) = unsafe { ((*l).freed_at, (*l).map_len) };
+        if all || now.saturating_sub(freed) >= delay {
             cache.len -= 1;
             cache.slots[i] = cache.slots[cache.len];
             CACHED.fetch_sub(len, Ordering::Relaxed);
@@ -672,17 +648,9 @@ pub(crate) fn expire(now: u64, all: bool) -> usize {
             unsafe { unmap(l) };
             bytes += len;
         } else {
-            // SAFETY: as above.
-            unsafe { (*l).aged = true };
             i += 1;
         }
     }
-    let next = if cache.len > 0 {
-        now.saturating_add(options::purge_delay_ns()).max(1)
-    } else {
-        0
-    };
-    EXPIRE_AT.store(next, Ordering::Relaxed);
     bytes
 }
 

@@ -41,9 +41,7 @@
 //! Nothing on the allocator's own path allocates: no `Vec`, no `String`,
 //! no formatting, no std lock. Empty pages are purged (`MADV_DONTNEED`)
 //! once they have stayed empty for the purge delay (100 ms, doubled, up to
-//! 6.4 s, each time memory given back had to be taken afresh within it;
-//! a page is purged at the first deadline after it has been empty for a
-//! whole delay, so between one and two delays after it emptied),
+//! 6.4 s, each time memory given back had to be taken afresh within it),
 //! at once by [`trim`], and as a heap takes fresh pages it could not find
 //! among its own: as many of its own empty pages it cannot use, then of
 //! the heaps exited threads left in the pool (but the one pooled last,
