@@ -41,9 +41,13 @@
 //! block comes back is retired (unless it is the class's current page):
 //! its slices go back to the segment, marked dirty, and are purged
 //! (`MADV_DONTNEED`) once they have stayed unused for the purge delay
-//! (which stretches when a purge proves early: see `options`); a
-//! segment with no page left by then is unmapped unless it is the heap's
-//! last. Until then both are reused without a page fault: a new page goes
+//! (which stretches when a purge proves early: see `options`): at the
+//! first page-level event past the heap's deadline, each segment that
+//! has freed no page within the delay has its free slices purged (or,
+//! with no page left, is unmapped unless it is the heap's last), and one
+//! that has (a program freeing and reusing pages there right now) waits
+//! until a delay has passed since its last free, as mimalloc's segments
+//! keep their own purge deadlines. Until then both are reused without a page fault: a new page goes
 //! where it takes the fewest slices that are not dirty, in the shortest
 //! free run that holds it (best fit), and when it must take fresh ones,
 //! as many dirty slices it could not use are purged at once, so that a
@@ -213,6 +217,9 @@ pub(crate) struct Segment {
     taken: u64,
     /// Free slices whose memory has not been purged yet.
     dirty: u64,
+    /// When a page of it last retired (0: never): a heap's deadline
+    /// spares a segment that has freed a page within the delay.
+    retired_at: u64,
     /// For each slice, the slice where its page starts.
     slice_page: [u8; SLICES],
     pages: [Page; SLICES],
@@ -1174,20 +1181,23 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
     // page is in use.
     unsafe {
         unlist(heap, page);
-        let h = &mut *heap;
         let seg = unit_of((*page).start) as *mut Segment;
         let first = ((*page).start as usize - seg as usize) >> SLICE_SHIFT;
         let n = (*page).slices as usize;
         let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << first;
+        // A deadline passed goes first: it may purge what the segment
+        // freed earlier, not the page freed now. (The page's slices are
+        // still taken, so its segment stays mapped.)
+        page_event(heap);
         ptr::write(page, Page::EMPTY);
         (*seg).taken &= !mask;
         (*seg).dirty |= mask;
+        let now = os::now_ns();
+        (*seg).retired_at = now;
+        let h = &mut *heap;
         if h.purge_at == 0 {
-            h.purge_at = os::now_ns()
-                .saturating_add(options::purge_delay_ns())
-                .max(1);
+            h.purge_at = now.saturating_add(options::purge_delay_ns()).max(1);
         }
-        page_event(heap);
     }
 }
 
@@ -1223,8 +1233,10 @@ unsafe fn page_event(heap: *mut Heap) {
         }
         let now = os::now_ns();
         let mut bytes = 0;
-        if asked || (h.purge_at != 0 && now >= h.purge_at) {
+        if asked {
             bytes = purge(heap);
+        } else if h.purge_at != 0 && now >= h.purge_at {
+            bytes = purge_cold(heap, now);
         }
         bytes += large::expire(now, false);
         if bytes > 0 && !asked {
@@ -1241,14 +1253,52 @@ unsafe fn page_event(heap: *mut Heap) {
 ///
 /// The thread holds `heap`.
 pub(crate) unsafe fn purge(heap: *mut Heap) -> usize {
+    // SAFETY: the caller's promise.
+    unsafe { purge_segments(heap, None) }
+}
+
+/// At the heap's purge deadline: purges the dirty slices of the segments
+/// that have freed no page within the delay, and unmaps those left empty
+/// but the heap's last; the others (a program freeing and reusing pages
+/// right now) wait for a deadline a delay past their last free. Returns
+/// bytes given back.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+unsafe fn purge_cold(heap: *mut Heap, now: u64) -> usize {
+    // SAFETY: the caller's promise.
+    unsafe { purge_segments(heap, Some((now, options::purge_delay_ns()))) }
+}
+
+/// Purges the dirty slices of the heap's segments (with `cold`, `(now,
+/// delay)`, of those whose last page retired a delay ago or more; the
+/// heap's deadline then moves to when the next of the others will have),
+/// and unmaps the segments so purged that hold no page, but the heap's
+/// last; returns bytes given back.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+unsafe fn purge_segments(heap: *mut Heap, cold: Option<(u64, u64)>) -> usize {
     let mut bytes = 0;
+    let mut next_at = 0u64;
     // SAFETY: the thread holds the heap and its segments; dirty slices
     // hold no page.
     unsafe {
-        (*heap).purge_at = 0;
         let mut seg = (*heap).segments;
         while !seg.is_null() {
             let next = (*seg).next;
+            if let Some((now, delay)) = cold {
+                let due = (*seg).retired_at.saturating_add(delay);
+                if due > now {
+                    if (*seg).dirty != 0 {
+                        next_at = if next_at == 0 { due } else { next_at.min(due) };
+                    }
+                    seg = next;
+                    continue;
+                }
+            }
             // A segment that stayed empty for the delay goes back whole,
             // unless it is the heap's last.
             if (*seg).taken == 1 && ((*heap).segments != seg || !next.is_null()) {
@@ -1272,6 +1322,7 @@ pub(crate) unsafe fn purge(heap: *mut Heap) -> usize {
             (*seg).dirty = 0;
             seg = next;
         }
+        (*heap).purge_at = next_at;
     }
     bytes
 }
