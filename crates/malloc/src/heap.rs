@@ -42,12 +42,12 @@
 //! its slices go back to the segment, marked dirty, and are purged
 //! (`MADV_DONTNEED`) once they have stayed unused for the purge delay
 //! (which stretches when a purge proves early: see `options`): at the
-//! first page-level event past the heap's deadline, each segment that
-//! has freed no page within the delay has its free slices purged (or,
-//! with no page left, is unmapped unless it is the heap's last), and one
-//! that has (a program freeing and reusing pages there right now) waits
-//! until a delay has passed since its last free, as mimalloc's segments
-//! keep their own purge deadlines. Until then both are reused without a page fault: a new page goes
+//! first page-level event past the heap's deadline, the free slices freed
+//! a delay ago or more are purged (and a segment with no page and no
+//! slice freed since is unmapped unless it is the heap's last), and those
+//! freed since (by a program freeing and reusing pages right now) wait
+//! until a delay has passed since their own free, as mimalloc keeps purge
+//! deadlines finer than the heap's. Until then both are reused without a page fault: a new page goes
 //! where it takes the fewest slices that are not dirty, in the shortest
 //! free run that holds it (best fit), and when it must take fresh ones,
 //! as many dirty slices it could not use are purged at once, so that a
@@ -217,9 +217,9 @@ pub(crate) struct Segment {
     taken: u64,
     /// Free slices whose memory has not been purged yet.
     dirty: u64,
-    /// When a page of it last retired (0: never): a heap's deadline
-    /// spares a segment that has freed a page within the delay.
-    retired_at: u64,
+    /// For each dirty slice, when its page was freed: a heap's deadline
+    /// spares the slices freed within the delay.
+    freed_at: [u64; SLICES],
     /// For each slice, the slice where its page starts.
     slice_page: [u8; SLICES],
     pages: [Page; SLICES],
@@ -1193,7 +1193,7 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
         (*seg).taken &= !mask;
         (*seg).dirty |= mask;
         let now = os::now_ns();
-        (*seg).retired_at = now;
+        (&mut (*seg).freed_at)[first..first + n].fill(now);
         let h = &mut *heap;
         if h.purge_at == 0 {
             h.purge_at = now.saturating_add(options::purge_delay_ns()).max(1);
@@ -1257,11 +1257,11 @@ pub(crate) unsafe fn purge(heap: *mut Heap) -> usize {
     unsafe { purge_segments(heap, None) }
 }
 
-/// At the heap's purge deadline: purges the dirty slices of the segments
-/// that have freed no page within the delay, and unmaps those left empty
-/// but the heap's last; the others (a program freeing and reusing pages
-/// right now) wait for a deadline a delay past their last free. Returns
-/// bytes given back.
+/// At the heap's purge deadline: purges the dirty slices freed a delay
+/// ago or more, and unmaps the segments left with no page and no slice
+/// freed since, but the heap's last; the slices freed since (by a program
+/// freeing and reusing pages right now) wait for a deadline a delay past
+/// their own free. Returns bytes given back.
 ///
 /// # Safety
 ///
@@ -1272,9 +1272,9 @@ unsafe fn purge_cold(heap: *mut Heap, now: u64) -> usize {
 }
 
 /// Purges the dirty slices of the heap's segments (with `cold`, `(now,
-/// delay)`, of those whose last page retired a delay ago or more; the
-/// heap's deadline then moves to when the next of the others will have),
-/// and unmaps the segments so purged that hold no page, but the heap's
+/// delay)`, those freed a delay ago or more; the heap's deadline then
+/// moves to when the next of the others will have been), and unmaps the
+/// segments that hold no page and no dirty slice spared, but the heap's
 /// last; returns bytes given back.
 ///
 /// # Safety
@@ -1289,25 +1289,31 @@ unsafe fn purge_segments(heap: *mut Heap, cold: Option<(u64, u64)>) -> usize {
         let mut seg = (*heap).segments;
         while !seg.is_null() {
             let next = (*seg).next;
+            let mut old = (*seg).dirty;
             if let Some((now, delay)) = cold {
-                let due = (*seg).retired_at.saturating_add(delay);
-                if due > now {
-                    if (*seg).dirty != 0 {
+                let mut d = old;
+                while d != 0 {
+                    let i = d.trailing_zeros() as usize;
+                    d &= d - 1;
+                    let due = (*seg).freed_at[i].saturating_add(delay);
+                    if due > now {
+                        old &= !(1 << i);
                         next_at = if next_at == 0 { due } else { next_at.min(due) };
                     }
-                    seg = next;
-                    continue;
                 }
             }
             // A segment that stayed empty for the delay goes back whole,
             // unless it is the heap's last.
-            if (*seg).taken == 1 && ((*heap).segments != seg || !next.is_null()) {
+            if (*seg).taken == 1
+                && old == (*seg).dirty
+                && ((*heap).segments != seg || !next.is_null())
+            {
                 bytes += SEGMENT_SIZE;
                 release_segment(heap, seg);
                 seg = next;
                 continue;
             }
-            let mut d = (*seg).dirty;
+            let mut d = old;
             while d != 0 {
                 let i = d.trailing_zeros() as usize;
                 let run = (!(d >> i)).trailing_zeros() as usize;
@@ -1319,7 +1325,7 @@ unsafe fn purge_segments(heap: *mut Heap, cold: Option<(u64, u64)>) -> usize {
                     ((1u64 << run) - 1) << i
                 });
             }
-            (*seg).dirty = 0;
+            (*seg).dirty &= !old;
             seg = next;
         }
         (*heap).purge_at = next_at;
