@@ -432,15 +432,19 @@ unsafe fn move_mapping(l: *mut Large, map_len: usize) -> Option<*mut Large> {
     // The block sits `head` (a multiple of its alignment, below 4 MiB)
     // from the header, so any 4 MiB boundary keeps it aligned.
     let to = os::map_aligned(map_len, SEGMENT_SIZE, 0, os::Commit::Lazy)?;
+    // The old range stops being a header's before it is unmapped: once it
+    // is, another thread may map a block there and mark it, and a late
+    // clear would disown that block.
+    os::mark_unit(l.cast(), false);
     // SAFETY: `to` is a fresh mapping of `map_len` bytes, ours alone and
     // apart from `l`'s, which the caller owns.
     if !unsafe { os::move_to(l.cast(), old, map_len, to) } {
+        os::mark_unit(l.cast(), true);
         // SAFETY: the fresh range is still ours and holds nothing.
         unsafe { os::unmap(to, map_len) };
         return None;
     }
     os::mark_unit(to, true);
-    os::mark_unit(l.cast(), false);
     Some(to.cast())
 }
 

@@ -104,3 +104,74 @@ fn a_block_grown_in_small_steps_gets_headroom_so_later_steps_stay_in_place() {
     // SAFETY: live with this layout.
     unsafe { a.dealloc(q, layout(at)) };
 }
+
+#[test]
+fn threads_moving_large_blocks_by_realloc_keep_each_others_blocks() {
+    let _turn = turn();
+    // Each thread allocates, grows, shrinks and frees blocks of 1 B to 40
+    // MiB at random: large ones move to another range when they cannot
+    // grow in place, while the other threads map and unmap theirs.
+    let workers: Vec<_> = (0..4u64)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let heap = MemioMalloc;
+                let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (t + 1);
+                let mut next = move || {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x
+                };
+                let mut slots: [(usize, usize); 8] = [(0, 0); 8];
+                for op in 0..30_000usize {
+                    let r = next();
+                    let slot = &mut slots[(r % 8) as usize];
+                    let size =
+                        ((1usize << ((r >> 8) % 26)) + (r >> 40) as usize % 4096).min(40 << 20);
+                    #[allow(clippy::cast_possible_truncation, reason = "a mark")]
+                    let mark = op as u8 | 1;
+                    let (p, old) = *slot;
+                    if p == 0 {
+                        // SAFETY: non-zero size.
+                        let q = unsafe { heap.alloc(layout(size)) };
+                        assert!(!q.is_null());
+                        // SAFETY: `size` bytes are ours.
+                        unsafe { q.write(mark) };
+                        *slot = (q as usize, size);
+                        continue;
+                    }
+                    // The heap still knows the block for its own (what
+                    // `free` under `LD_PRELOAD` checks before freeing).
+                    assert!(
+                        memio_malloc::owns(p as *const u8),
+                        "a live block of {old} bytes is no longer the heap's"
+                    );
+                    // SAFETY: live with this size; its first byte is ours.
+                    let first = unsafe { (p as *const u8).read() };
+                    if r >> 63 == 0 {
+                        // SAFETY: live with this layout.
+                        let q = unsafe { heap.realloc(p as *mut u8, layout(old), size) };
+                        assert!(!q.is_null());
+                        // SAFETY: the first byte moved with the block.
+                        let moved = unsafe { q.read() };
+                        assert_eq!(moved, first, "realloc lost a block's contents");
+                        *slot = (q as usize, size);
+                    } else {
+                        // SAFETY: live with this layout, freed once.
+                        unsafe { heap.dealloc(p as *mut u8, layout(old)) };
+                        *slot = (0, 0);
+                    }
+                }
+                for (p, size) in slots {
+                    if p != 0 {
+                        // SAFETY: live with this layout.
+                        unsafe { heap.dealloc(p as *mut u8, layout(size)) };
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+}

@@ -67,6 +67,28 @@ fn threads_free_each_others_blocks_and_allocate_at_exit() {
 }
 
 #[test]
+fn threads_moving_large_blocks_by_realloc_keep_each_others_blocks() {
+    // A block whose mapping moved was disowned after its old range was
+    // unmapped: another thread could map a block there meanwhile, and lose
+    // it. The race is narrow: several runs.
+    let Some(out) = run_c("moves") else { return };
+    let exe = build("moves").expect("built once already");
+    let mut runs = vec![out];
+    for _ in 0..4 {
+        runs.push(run(Command::new(&exe), true));
+    }
+    for out in runs {
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(
+            out.status.success() && stdout.contains("memio=1 failures=0"),
+            "moves exited with {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        );
+        assert!(!stderr.contains("not a block of this heap"), "{stderr}");
+    }
+}
+
+#[test]
 fn fork_and_exec_keep_the_heap_working_in_both_processes() {
     run_c("fork");
 }
