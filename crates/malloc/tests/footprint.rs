@@ -228,3 +228,77 @@ fn a_deadline_spares_pages_freed_within_the_delay() {
         "pages freed within the delay went: {share} resident"
     );
 }
+
+/// `VmHWM` of this process, in bytes.
+fn peak_rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib << 10
+}
+
+#[test]
+fn a_small_block_does_not_keep_a_big_cached_mapping_whole() {
+    if !alone(
+        "a_small_block_does_not_keep_a_big_cached_mapping_whole",
+        60_000,
+    ) {
+        return;
+    }
+    let huge = Layout::from_size_align(32 << 20, 8).unwrap();
+    free(&fill(1, huge), huge);
+    // A 4 MiB block takes the 32 MiB mapping's first part; the rest stays
+    // cached, for the small heap to take back (see the next test) or a
+    // later large block.
+    let big = Layout::from_size_align(4 << 20, 8).unwrap();
+    let block = fill(1, big);
+    let stats = memio_malloc::stats();
+    assert!(
+        stats.large_bytes < 5 << 20,
+        "a 4 MiB block holds {} bytes of mappings",
+        stats.large_bytes
+    );
+    free(&block, big);
+}
+
+#[test]
+fn the_small_heap_grows_into_what_the_large_cache_gives_back() {
+    if !alone(
+        "the_small_heap_grows_into_what_the_large_cache_gives_back",
+        60_000,
+    ) {
+        return;
+    }
+    // Blocks list first, so that it takes no cached mapping.
+    let mut small = Vec::with_capacity(30 << 10);
+    for size in [32 << 20, 4 << 20] {
+        let big = Layout::from_size_align(size, 8).unwrap();
+        free(&fill(1, big), big);
+    }
+    let cached = memio_malloc::stats().large_cached;
+    assert!(cached >= 24 << 20, "the mappings were not cached: {cached}");
+    let before = peak_rss();
+    // 2 MiB of small blocks: fresh slices, for which the cache gives back
+    // as much, not whole mappings.
+    small.extend(fill(2 << 10, BLOCK));
+    let now = memio_malloc::stats().large_cached;
+    assert!(
+        now + (4 << 20) >= cached,
+        "the cache gave back {} bytes for 2 MiB of small blocks",
+        cached - now
+    );
+    // 28 MiB more: the heap grows into what the cache gives back, not
+    // beside it.
+    small.extend(fill(28 << 10, BLOCK));
+    // (The kernel's figure is approximate: it may even come out lower.)
+    let grown = peak_rss().saturating_sub(before);
+    assert!(
+        grown < 8 << 20,
+        "peak RSS grew by {} MiB past what the cache held for 30 MiB of small blocks",
+        grown >> 20
+    );
+    free(&small, BLOCK);
+}
