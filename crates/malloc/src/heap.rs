@@ -46,8 +46,9 @@
 //! a delay ago or more are purged (and a segment with no page and no
 //! slice freed since is unmapped unless it is the heap's last), and those
 //! freed since (by a program freeing and reusing pages right now) wait
-//! until a delay has passed since their own free, as mimalloc keeps purge
-//! deadlines finer than the heap's. Until then both are reused without a page fault: a new page goes
+//! for a later deadline, when a delay has passed since their own free
+//! (deadlines come a quarter of a delay apart at least, so purges are
+//! batched). Until then both are reused without a page fault: a new page goes
 //! where it takes the fewest slices that are not dirty, in the shortest
 //! free run that holds it (best fit), and when it must take fresh ones,
 //! as many dirty slices it could not use are purged at once, so that a
@@ -1188,10 +1189,6 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
         let first = ((*page).start as usize - seg as usize) >> SLICE_SHIFT;
         let n = (*page).slices as usize;
         let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << first;
-        // A deadline passed goes first: it may purge what the segment
-        // freed earlier, not the page freed now. (The page's slices are
-        // still taken, so its segment stays mapped.)
-        page_event(heap);
         ptr::write(page, Page::EMPTY);
         (*seg).taken &= !mask;
         (*seg).dirty |= mask;
@@ -1201,6 +1198,7 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
         if h.purge_at == 0 {
             h.purge_at = now.saturating_add(options::purge_delay_ns()).max(1);
         }
+        page_event(heap);
     }
 }
 
@@ -1276,9 +1274,12 @@ unsafe fn purge_cold(heap: *mut Heap, now: u64) -> usize {
 
 /// Purges the dirty slices of the heap's segments (with `cold`, `(now,
 /// delay)`, those freed a delay ago or more; the heap's deadline then
-/// moves to when the next of the others will have been), and unmaps the
-/// segments that hold no page and no dirty slice spared, but the heap's
-/// last; returns bytes given back.
+/// moves to when the next of the others will have been, and a quarter of
+/// a delay away at least, so that a program freeing pages all the time
+/// has its heap looked over and purged in batches, a few times a delay,
+/// not at every page it frees), and unmaps the segments that hold no page
+/// and no dirty slice spared, but the heap's last; returns bytes given
+/// back.
 ///
 /// # Safety
 ///
@@ -1330,6 +1331,9 @@ unsafe fn purge_segments(heap: *mut Heap, cold: Option<(u64, u64)>) -> usize {
             }
             (*seg).dirty &= !old;
             seg = next;
+        }
+        if let (Some((now, delay)), true) = (cold, next_at != 0) {
+            next_at = next_at.max(now.saturating_add(delay / 4));
         }
         (*heap).purge_at = next_at;
     }

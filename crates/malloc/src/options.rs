@@ -5,7 +5,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `MEMIO_MALLOC_MMAP_THRESHOLD` | requests this size or larger get their own mapping (`M_MMAP_THRESHOLD`); at most 512 KiB. Unset, it starts at 128 KiB and rises past each large block freed, up to 512 KiB, as glibc's does | 128 KiB, rising |
-//! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again); doubled, up to 64 times, each time memory given back had to be taken afresh within the delay, and halved each time it was not | 100 |
+//! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again); doubled, up to 64 times, each time memory given back had to be taken afresh within the delay, and halved each time it was not (once a delay at most) | 100 |
 //! | `MEMIO_MALLOC_LARGE_CACHE` | bytes of freed large mappings kept for reuse | 64 MiB |
 //! | `MEMIO_MALLOC_GUARD` | `1`: a `PROT_NONE` guard page after every large block, its end placed against it, so a write past the end faults at once (electric-fence style; costs a page of address space and an unmap per block, and freed large blocks are unmapped at once) | `0` |
 //! | `MEMIO_MALLOC_HUGEPAGES` | `1`: ask the kernel for transparent huge pages (`MADV_HUGEPAGE`) in every segment and every large mapping of 2 MiB or more: far fewer page faults and TLB misses, but a 2 MiB region is resident whole from its first touch, so a small or sparse heap grows, and a fault may wait for the kernel to compact memory | `0` |
@@ -65,7 +65,13 @@ pub(crate) fn purge_delay_ns() -> u64 {
 }
 
 /// Memory went back to the kernel at `now` because its delay ran out.
+/// Purges within a delay of the first of them are one wave (a heap purges
+/// pages as each comes due, a few times a delay), which counts once.
 pub(crate) fn gave_back(now: u64) {
+    let prev = GAVE_BACK_AT.load(Ordering::Relaxed);
+    if prev != 0 && now.saturating_sub(prev) < purge_delay_ns() {
+        return;
+    }
     if GAVE_BACK_AT.swap(now.max(1), Ordering::Relaxed) != 0 {
         // What the previous purge gave back was not asked for again.
         let _ = STRETCH.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1));
@@ -280,12 +286,20 @@ mod tests {
             took_fresh();
         }
         assert_eq!(purge_delay_ns(), 64 * base);
-        // A purge whose memory nobody asked for before the next one was
-        // right: the delay halves.
-        gave_back(crate::os::now_ns());
-        gave_back(crate::os::now_ns());
+        // A purge whose memory nobody asked for before the next one, a
+        // delay later, was right: the delay halves.
+        let t = crate::os::now_ns();
+        gave_back(t);
+        gave_back(t + purge_delay_ns());
         assert_eq!(purge_delay_ns(), 32 * base);
+        // Purges within a delay of the first are one wave: counted once.
+        let t = t + 2 * 64 * base;
+        gave_back(t);
+        gave_back(t + 1);
+        gave_back(t + purge_delay_ns() - 1);
+        assert_eq!(purge_delay_ns(), 16 * base);
         // Fresh memory long after a purge does not stretch the delay.
+        GAVE_BACK_AT.store(0, Ordering::Relaxed);
         let long_ago = crate::os::now_ns().saturating_sub(2 * purge_delay_ns());
         gave_back(long_ago.max(1));
         let before = purge_delay_ns();

@@ -229,6 +229,38 @@ fn a_deadline_spares_pages_freed_within_the_delay() {
     );
 }
 
+#[test]
+fn old_free_pages_go_while_their_segment_keeps_freeing() {
+    if !alone(
+        "old_free_pages_go_while_their_segment_keeps_freeing",
+        DELAY_MS,
+    ) {
+        return;
+    }
+    // 32 slices of small blocks, then six one-block pages in the same
+    // segment (and a seventh, its class's current page, which stays).
+    let early = fill(2 << 10, BLOCK);
+    let trickle = Layout::from_size_align(100 << 10, 8).unwrap();
+    let mut drops = fill(7, trickle);
+    drops.truncate(6);
+    assert!(
+        drops.iter().all(|&p| p >> 22 == early[0] >> 22),
+        "the pages did not share a segment"
+    );
+    free(&early, BLOCK);
+    // The segment frees a page every 0.4 delay, for 2.4 delays: what it
+    // freed first goes all the same.
+    for p in drops {
+        std::thread::sleep(std::time::Duration::from_millis(DELAY_MS * 2 / 5));
+        free(&[p], trickle);
+    }
+    let share = resident_share(&early);
+    assert!(
+        share < 0.1,
+        "pages free for two delays stayed: {share} resident"
+    );
+}
+
 /// `VmHWM` of this process, in bytes.
 fn peak_rss() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
