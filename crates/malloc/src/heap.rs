@@ -1024,10 +1024,7 @@ unsafe fn take_fresh(heap: *mut Heap, seg: *mut Segment, keep: u64, fresh: usize
     if fresh > 0 {
         options::took_fresh();
         // SAFETY: the caller's promise.
-        let left = thread::trade_pool(unsafe { trade(heap, seg, keep, fresh) });
-        // Then the large cache's idle pages, so the heap grows into what
-        // the cache gives back rather than beside it.
-        large::give_back(left * SLICE_SIZE);
+        thread::trade_pool(unsafe { trade(heap, seg, keep, fresh) });
     }
 }
 

@@ -24,15 +24,11 @@
 //! faulting a fifth more pages in: the cache had given back what its next,
 //! larger blocks needed.) The bound is on what the cache keeps, not on
 //! what live blocks hold: a cached mapping larger than a request is handed
-//! out whole while that fits the bound and holds no more than the request
-//! again, or 4 MiB (its pages are resident already, and a block that
-//! grows into them takes no fault), and stays the block's; otherwise it
-//! is cut to size, the rest cached on its own from the next 4 MiB
-//! boundary. Nor does the bound count the small blocks' heap: a heap that
-//! takes fresh slices it cannot trade for idle ones of its own or of
-//! exited threads' heaps has the cache give back as many bytes, from the
-//! ends of its oldest mappings ([`give_back`]), so the heap grows into
-//! what the cache held rather than beside it. Expired
+//! out whole while that fits the bound (cut to size otherwise), and stays
+//! the block's, so a program that frees a 32 MiB block and then asks for
+//! 1 MiB blocks gets the 32 MiB mapping for the first of them; nor does
+//! the bound count the small blocks' heap, which may grow while the cache
+//! holds what the peak left. Expired
 //! mappings are unmapped at the next page-level event of any thread or
 //! by `trim()`; with the cache set to 0 a large block is unmapped at once
 //! when freed.
@@ -137,42 +133,6 @@ unsafe fn set_need(l: *mut Large, need: usize) {
 fn allowance() -> usize {
     let peak = PEAK_NEED.load(Ordering::Relaxed);
     peak + peak / 4
-}
-
-/// Gives back `bytes` of the cache's resident pages, from the ends of its
-/// oldest mappings (a mapping the cut would leave with nothing past its
-/// header goes whole), as the small blocks' heap takes that much afresh;
-/// returns bytes unmapped. Does nothing while another thread holds the
-/// cache.
-pub(crate) fn give_back(bytes: usize) -> usize {
-    if bytes == 0 || !has_cached() {
-        return 0;
-    }
-    let Some(mut cache) = CACHE.try_lock() else {
-        return 0;
-    };
-    let mut given = 0;
-    while given < bytes && cache.len > 0 {
-        let want = (bytes - given).next_multiple_of(OS_PAGE);
-        // SAFETY: cached headers are live and ours under the lock.
-        unsafe {
-            let oldest = (0..cache.len)
-                .min_by_key(|&i| (*cache.slots[i]).freed_at)
-                .unwrap_or(0);
-            let l = cache.slots[oldest];
-            let len = (*l).map_len;
-            if want + OS_PAGE >= len {
-                given += evict(&mut cache, oldest);
-                continue;
-            }
-            os::unmap_range(l as usize + len - want, l as usize + len);
-            (*l).map_len = len - want;
-        }
-        CACHED.fetch_sub(want, Ordering::Relaxed);
-        stats::unmapped_from(want, &stats::CACHED_BYTES);
-        given += want;
-    }
-    given
 }
 
 /// Whether any freed mapping waits in the cache.
@@ -320,10 +280,7 @@ fn from_cache(map_len: usize) -> Option<*mut Large> {
     stats::LARGE_COUNT.fetch_add(1, Ordering::Relaxed);
     if len >= map_len {
         let resident = stats::LARGE_BYTES.load(Ordering::Relaxed) + CACHED.load(Ordering::Relaxed);
-        // Whole only while that fits the allowance, and holds no more
-        // than the request again: a small block must not keep a big
-        // mapping's resident pages for as long as it lives.
-        if len > map_len && (resident > allowance() || len - map_len > map_len.max(SEGMENT_SIZE)) {
+        if len > map_len && resident > allowance() {
             // SAFETY: `l` is ours.
             unsafe { split(l, map_len) };
         }
@@ -412,27 +369,15 @@ unsafe fn evict_oldest(cache: &mut Cache) {
         let oldest = (0..cache.len)
             .min_by_key(|&i| (*cache.slots[i]).freed_at)
             .unwrap_or(0);
-        evict(cache, oldest);
+        let victim = cache.slots[oldest];
+        cache.len -= 1;
+        cache.slots[oldest] = cache.slots[cache.len];
+        let vlen = (*victim).map_len;
+        CACHED.fetch_sub(vlen, Ordering::Relaxed);
+        stats::unmapped_from(vlen, &stats::CACHED_BYTES);
+        os::mark_unit(victim.cast(), false);
+        os::unmap(victim.cast(), vlen);
     }
-}
-
-/// Unmaps the cache's mapping in slot `i`; returns its length.
-///
-/// # Safety
-///
-/// `i` is below `cache.len`.
-unsafe fn evict(cache: &mut Cache, i: usize) -> usize {
-    let victim = cache.slots[i];
-    cache.len -= 1;
-    cache.slots[i] = cache.slots[cache.len];
-    // SAFETY: the caller's promise: a cached header, ours under the lock.
-    let vlen = unsafe { (*victim).map_len };
-    CACHED.fetch_sub(vlen, Ordering::Relaxed);
-    stats::unmapped_from(vlen, &stats::CACHED_BYTES);
-    os::mark_unit(victim.cast(), false);
-    // SAFETY: out of the cache, the mapping is no one's: ours to unmap.
-    unsafe { os::unmap(victim.cast(), vlen) };
-    vlen
 }
 
 /// Resizes large block `l`'s mapping to `map_len` bytes, where it stands

@@ -31,8 +31,7 @@
 //!   own, resized by `mremap` (in place, or its pages moved) by `realloc`
 //!   and kept briefly for reuse after free while the cache and live large
 //!   blocks fit within a quarter over what live large blocks needed at
-//!   their peak, and given back as the small blocks' heap takes memory
-//!   afresh;
+//!   their peak;
 //! - `thread` — the thread-local heap pointer, the pool of heaps that
 //!   exited threads gave back, and fork handlers;
 //! - `options` — `MEMIO_MALLOC_*` environment variables, read without

@@ -353,17 +353,16 @@ pub(crate) fn collect_pool() {
 /// heap instead of one. The heap pooled last is left warm: it is the one
 /// the next new thread takes (a program starting threads one after
 /// another while another thread grows). Skipped when the pool is busy or
-/// has nothing to give. Returns how many of `slices` it found no dirty
-/// slice for.
-pub(crate) fn trade_pool(slices: usize) -> usize {
+/// has nothing to give.
+pub(crate) fn trade_pool(slices: usize) {
     if slices == 0 || POOLED_DIRTY.load(Ordering::Relaxed) == 0 {
-        return slices;
+        return;
     }
     let Some(pool) = POOL.try_lock() else {
-        return slices;
+        return;
     };
     if pool.free.is_null() {
-        return slices;
+        return;
     }
     let mut left = slices;
     // SAFETY: pooled heaps are held by the pool lock's holder: us.
@@ -375,7 +374,6 @@ pub(crate) fn trade_pool(slices: usize) -> usize {
         }
     }
     uncount_pooled(slices - left);
-    left
 }
 
 /// Trims the heaps in the pool; returns bytes purged.
