@@ -46,9 +46,9 @@
 //! a delay ago or more are purged (and a segment with no page and no
 //! slice freed since is unmapped unless it is the heap's last), and those
 //! freed since (by a program freeing and reusing pages right now) wait
-//! for a later deadline, when a delay has passed since their own free
-//! (deadlines come a quarter of a delay apart at least, so purges are
-//! batched). Until then both are reused without a page fault: a new page goes
+//! for a later deadline, a delay past their own free or up to a quarter
+//! of a delay more (deadlines come a quarter of a delay apart at least,
+//! so purges are batched). Until then both are reused without a page fault: a new page goes
 //! where it takes the fewest slices that are not dirty, in the shortest
 //! free run that holds it (best fit), and when it must take fresh ones,
 //! as many dirty slices it could not use are purged at once, so that a
@@ -1191,9 +1191,12 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
         (*seg).dirty |= mask;
         let now = os::now_ns();
         (&mut (*seg).freed_at)[first..first + n].fill(now);
+        // Due a delay from now: the heap's deadline comes no later (it may
+        // have been set under a longer delay, since halved).
+        let due = now.saturating_add(options::purge_delay_ns()).max(1);
         let h = &mut *heap;
-        if h.purge_at == 0 {
-            h.purge_at = now.saturating_add(options::purge_delay_ns()).max(1);
+        if h.purge_at == 0 || h.purge_at > due {
+            h.purge_at = due;
         }
         page_event(heap);
     }

@@ -5,7 +5,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `MEMIO_MALLOC_MMAP_THRESHOLD` | requests this size or larger get their own mapping (`M_MMAP_THRESHOLD`); at most 512 KiB. Unset, it starts at 128 KiB and rises past each large block freed, up to 512 KiB, as glibc's does | 128 KiB, rising |
-//! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again); doubled, up to 64 times, each time memory given back had to be taken afresh within the delay, and halved each time it was not (once a delay at most) | 100 |
+//! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again); doubled, up to 64 times, each time the heap took memory afresh within a delay of a wave of purges' first, and halved at the next wave when it did not (once a delay at most) | 100 |
 //! | `MEMIO_MALLOC_LARGE_CACHE` | bytes of freed large mappings kept for reuse | 64 MiB |
 //! | `MEMIO_MALLOC_GUARD` | `1`: a `PROT_NONE` guard page after every large block, its end placed against it, so a write past the end faults at once (electric-fence style; costs a page of address space and an unmap per block, and freed large blocks are unmapped at once) | `0` |
 //! | `MEMIO_MALLOC_HUGEPAGES` | `1`: ask the kernel for transparent huge pages (`MADV_HUGEPAGE`) in every segment and every large mapping of 2 MiB or more: far fewer page faults and TLB misses, but a 2 MiB region is resident whole from its first touch, so a small or sparse heap grows, and a fault may wait for the kernel to compact memory | `0` |
@@ -51,12 +51,12 @@ const MAX_STRETCH: u32 = 6;
 static GAVE_BACK_AT: AtomicU64 = AtomicU64::new(0);
 
 /// How long empty pages and freed large mappings stay before their memory
-/// goes back to the kernel: the set delay, doubled each time memory given
-/// back had to be taken afresh within the delay (a program working in
-/// waves longer than the delay, idle in between: no purge can run while
-/// it idles, so the purge ran as the next wave began, which faulted the
-/// same pages in again), and halved each time memory given back stayed
-/// given back until the next purge.
+/// goes back to the kernel: the set delay, doubled each time the heap took
+/// memory afresh within a delay of a wave of purges' first (a program
+/// working in waves longer than the delay, idle in between: no purge can
+/// run while it idles, so the purge ran as the next wave began, which
+/// faulted the same pages in again), and halved at the next wave of
+/// purges when it did not (once a delay at most: see [`gave_back`]).
 #[inline]
 pub(crate) fn purge_delay_ns() -> u64 {
     PURGE_DELAY_NS
