@@ -127,6 +127,11 @@ fn thousands_of_short_lived_threads_reuse_heaps() {
 
 #[test]
 fn a_forked_child_allocates_while_the_parent_threads_churn() {
+    // The heap's one-time start-up runs at its first allocation, before
+    // any thread as a global allocator or under LD_PRELOAD: here too, so
+    // that no fork below copies a churning thread in the middle of it
+    // (the child would wait forever for the start-up lock).
+    drop(Block::new(64, 1));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let start = Arc::new(Barrier::new(3));
     let churn: Vec<_> = (0..2)
