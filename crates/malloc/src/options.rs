@@ -103,8 +103,10 @@ pub(crate) fn took_fresh() {
 pub struct Options {
     /// Requests of this many bytes or more get their own mapping.
     pub mmap_threshold: usize,
-    /// How long empty pages and freed large mappings wait before their
-    /// memory is given back to the kernel, in milliseconds.
+    /// The purge delay as set, in milliseconds: how long empty pages and
+    /// freed large mappings wait before their memory is given back to the
+    /// kernel, before the heap stretches it (doubled, up to 64 times, for
+    /// a program whose purges prove early: see the module docs).
     pub purge_delay_ms: u64,
     /// How many bytes of freed large mappings are kept for reuse.
     pub large_cache: usize,
