@@ -36,23 +36,23 @@
 //! threads' tcache chunks.
 //!
 //! A page starts with nothing on its lists and a bump index: blocks are
-//! threaded onto `free` about 4 KiB at a time as they are first needed,
-//! so a page's untouched tail never becomes resident. A page whose last
-//! block comes back is retired (unless it is the class's current page):
-//! its slices go back to the segment, marked dirty, and are purged
+//! threaded onto `free` about 4 KiB at a time as they are first needed, so
+//! a page's untouched tail never becomes resident. A page whose last block
+//! comes back is retired (unless it is the class's current page): its
+//! slices go back to the segment, marked dirty, and are purged
 //! (`MADV_DONTNEED`) once they have stayed unused for the purge delay
-//! (which stretches when a purge proves early: see `options`): at the
-//! first page-level event past the heap's deadline, the free slices freed
-//! a delay ago or more are purged (and a segment with no page and no
-//! slice freed since is unmapped unless it is the heap's last), and those
-//! freed since (by a program freeing and reusing pages right now) wait
-//! for a later deadline, a delay past their own free or up to a quarter
-//! of a delay more (deadlines come a quarter of a delay apart at least,
-//! so purges are batched). Until then both are reused without a page fault: a new page goes
-//! where it takes the fewest slices that are not dirty, in the shortest
-//! free run that holds it (best fit), and when it must take fresh ones,
-//! as many dirty slices it could not use are purged at once, so that a
-//! heap whose free slices are too scattered for the pages it needs trades
+//! (which stretches when a purge proves early: see `options`): at the first
+//! page-level event past the heap's deadline, the free slices freed a delay
+//! ago or more are purged (and a segment with no page and no slice freed
+//! since is unmapped unless it is the heap's last), and those freed since
+//! (by a program freeing and reusing pages right now) wait for a later
+//! deadline, a delay past their own free or up to a quarter of a delay more
+//! (deadlines come a quarter of a delay apart at least, so purges are
+//! batched). Until then both are reused without a page fault: a new page
+//! goes where it takes the fewest slices that are not dirty, in the
+//! shortest free run that holds it (best fit), and when it must take fresh
+//! ones, as many dirty slices it could not use are purged at once, so that
+//! a heap whose free slices are too scattered for the pages it needs trades
 //! them for what it touches instead of growing. What a heap lacks of its
 //! own to trade, the heaps of exited threads waiting in the pool give, but
 //! the one pooled last, which the next new thread takes (see
@@ -1332,7 +1332,9 @@ unsafe fn purge_segments(heap: *mut Heap, cold: Option<(u64, u64)>) -> usize {
             (*seg).dirty &= !old;
             seg = next;
         }
-        if let (Some((now, delay)), true) = (cold, next_at != 0) {
+        if let Some((now, delay)) = cold
+            && next_at != 0
+        {
             next_at = next_at.max(now.saturating_add(delay / 4));
         }
         (*heap).purge_at = next_at;
