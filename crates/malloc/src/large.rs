@@ -18,11 +18,19 @@
 //! raising its mmap threshold as large blocks are freed). The cache holds
 //! at most `MEMIO_MALLOC_LARGE_CACHE` bytes, and a freed mapping is kept
 //! only while it, the mappings cached already and the live large blocks
-//! fit within a quarter over the most those blocks have needed at once
-//! (their peak); a new mapping evicts the oldest cached ones until they
-//! fit again. (An eighth kept a program replacing blocks of mixed sizes
-//! faulting a fifth more pages in: the cache had given back what its next,
-//! larger blocks needed.) The bound is on what the cache keeps, not on
+//! fit within the most those blocks have needed at once (their peak) and
+//! a quarter of it, or half the largest block, whichever is more; a new
+//! mapping evicts the oldest cached ones until they fit again. (An eighth
+//! kept a program replacing blocks of mixed sizes faulting a fifth more
+//! pages in: the cache had given back what its next, larger blocks
+//! needed.) Half the largest block is what a table grown by doubling
+//! needs: rebuilt, it asks for every size it had, and its peak is its last
+//! two tables (one and a half times the last) while all its sizes add up
+//! to twice the last. With only a quarter over the peak, the cache lost
+//! its smallest tables, each request then took the next larger mapping,
+//! and the last had to grow the one before it: a `HashMap` of 250,000
+//! entries rebuilt in a loop faulted 4.5 MB in again on every build. The
+//! bound is on what the cache keeps, not on
 //! what live blocks hold: a cached mapping larger than a request is handed
 //! out whole while that fits the bound (cut to size otherwise), and stays
 //! the block's, so a program that frees a 32 MiB block and then asks for
@@ -111,6 +119,8 @@ static CACHED: AtomicUsize = AtomicUsize::new(0);
 static NEED: AtomicUsize = AtomicUsize::new(0);
 /// The most [`NEED`] has been.
 static PEAK_NEED: AtomicUsize = AtomicUsize::new(0);
+/// The most one large block has needed.
+static LARGEST_NEED: AtomicUsize = AtomicUsize::new(0);
 
 /// Sets what block `l` needs to `need` bytes.
 ///
@@ -124,15 +134,17 @@ unsafe fn set_need(l: *mut Large, need: usize) {
         .fetch_add(need.wrapping_sub(old), Ordering::Relaxed)
         .wrapping_add(need.wrapping_sub(old));
     PEAK_NEED.fetch_max(now, Ordering::Relaxed);
+    LARGEST_NEED.fetch_max(need, Ordering::Relaxed);
 }
 
 /// The bound on large mappings (live blocks and cache together) within
 /// which the cache keeps a freed mapping and hands a larger one out whole:
-/// the most live blocks have needed at once, and a quarter. Live blocks
-/// alone may go past it (see the module docs).
+/// the most live blocks have needed at once, and a quarter of it or half
+/// the largest block, whichever is more. Live blocks alone may go past it
+/// (see the module docs).
 fn allowance() -> usize {
     let peak = PEAK_NEED.load(Ordering::Relaxed);
-    peak + peak / 4
+    peak + (peak / 4).max(LARGEST_NEED.load(Ordering::Relaxed) / 2)
 }
 
 /// Whether any freed mapping waits in the cache.

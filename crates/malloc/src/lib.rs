@@ -30,8 +30,8 @@
 //!   `M_MMAP_THRESHOLD`; see [`set_mmap_threshold`]) in mappings of their
 //!   own, resized by `mremap` (in place, or its pages moved) by `realloc`
 //!   and kept briefly for reuse after free while the cache and live large
-//!   blocks fit within a quarter over what live large blocks needed at
-//!   their peak;
+//!   blocks fit within what live large blocks needed at their peak and a
+//!   quarter of it, or half the largest block if that is more;
 //! - `thread` — the thread-local heap pointer, the pool of heaps that
 //!   exited threads gave back, and fork handlers;
 //! - `options` — `MEMIO_MALLOC_*` environment variables, read without

@@ -260,3 +260,55 @@ fn old_free_pages_go_while_their_segment_keeps_freeing() {
         "pages free for two delays stayed: {share} resident"
     );
 }
+
+/// Minor page faults of this process so far.
+fn minor_faults() -> i64 {
+    // SAFETY: an all-zero `rusage` is valid, and the kernel fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is writable.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &raw mut usage) };
+    assert_eq!(rc, 0);
+    usage.ru_minflt
+}
+
+#[test]
+fn a_table_rebuilt_by_doubling_reuses_its_pages() {
+    if !alone("a_table_rebuilt_by_doubling_reuses_its_pages", 60_000) {
+        return;
+    }
+    // The sizes a hash table of u64 pairs takes as it doubles (buckets of
+    // 16 bytes and a control byte each, and a group of 16 more): each
+    // new table is written whole, then the old one freed.
+    let sizes: Vec<usize> = (14..=19).map(|k| (17usize << k) + 16).collect();
+    let last_pages = sizes[sizes.len() - 1] / 4096;
+    let mut per_build = Vec::new();
+    for _ in 0..6 {
+        let before = minor_faults();
+        let mut old: Option<(*mut u8, Layout)> = None;
+        for &n in &sizes {
+            let layout = Layout::from_size_align(n, 16).unwrap();
+            // SAFETY: non-zero size.
+            let p = unsafe { MemioMalloc.alloc(layout) };
+            assert!(!p.is_null());
+            // SAFETY: a fresh block of `n` bytes.
+            unsafe { p.write_bytes(0xa5, n) };
+            if let Some((q, l)) = old.replace((p, layout)) {
+                // SAFETY: the previous table, live with `l`.
+                unsafe { MemioMalloc.dealloc(q, l) };
+            }
+        }
+        let (q, l) = old.unwrap();
+        // SAFETY: the last table, live with `l`.
+        unsafe { MemioMalloc.dealloc(q, l) };
+        per_build.push(minor_faults() - before);
+    }
+    // The first builds fault their tables in; from the third on, every
+    // size waits in the cache (the cache had lost the smallest ones, and
+    // the last table grew the one before it: half its pages afresh).
+    for &f in &per_build[2..] {
+        assert!(
+            f < i64::try_from(last_pages / 8).unwrap(),
+            "faults per build {per_build:?}, last table {last_pages} pages"
+        );
+    }
+}
