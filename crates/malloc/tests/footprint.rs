@@ -312,3 +312,41 @@ fn a_table_rebuilt_by_doubling_reuses_its_pages() {
         );
     }
 }
+
+#[test]
+fn a_block_grown_into_a_reused_mapping_holds_only_what_it_wrote() {
+    if !alone(
+        "a_block_grown_into_a_reused_mapping_holds_only_what_it_wrote",
+        60_000,
+    ) {
+        return;
+    }
+    // A mapping written whole and freed waits in the large cache,
+    // resident.
+    let big = Layout::from_size_align(1 << 20, 16).unwrap();
+    let old = fill(1, big);
+    free(&old, big);
+    // A vector's buffer grows out of the small heap: the cached mapping
+    // may take it, but only the bytes it moves come along resident; the
+    // rest faults in as the program writes it, as a fresh mapping would.
+    let small = Layout::from_size_align(32 << 10, 16).unwrap();
+    let p = fill(1, small)[0] as *mut u8;
+    let grown = 512 << 10;
+    // SAFETY: `p` is live with `small`.
+    let q = unsafe { MemioMalloc.realloc(p, small, grown) };
+    assert!(!q.is_null());
+    // SAFETY: the first 32 KiB of `q` came along from `p`.
+    let moved = unsafe { std::slice::from_raw_parts(q, 32 << 10) };
+    assert!(moved.iter().all(|&b| b == 1));
+    let tail: Vec<usize> = (64 << 10..grown)
+        .step_by(4096)
+        .map(|o| q as usize + o)
+        .collect();
+    let share = resident_share(&tail);
+    assert!(
+        share < 0.1,
+        "{share:.2} of the unwritten capacity is resident"
+    );
+    // SAFETY: `q` is live with `grown` bytes.
+    unsafe { MemioMalloc.dealloc(q, Layout::from_size_align(grown, 16).unwrap()) };
+}
