@@ -104,12 +104,6 @@ pub unsafe fn free_raw(p: *mut u8) {
 /// `p` is a live block of this allocator.
 pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> *mut u8 {
     let threshold = options::MMAP_THRESHOLD.load(Ordering::Relaxed);
-    // A block grown this far gets (or keeps) a mapping of its own, even
-    // below a threshold that has risen: a vector grown by doubling writes
-    // up to its length, and a mapping faults in only that, where a page of
-    // the small heap reused for it held its whole capacity resident (the
-    // lab's vectors took half again the system allocator's memory so).
-    let to_large = size > old && size >= options::GROWTH_THRESHOLD.load(Ordering::Relaxed);
     // SAFETY: the caller's live block.
     match unsafe { heap::segment_of(p) } {
         Some(seg) => {
@@ -120,14 +114,14 @@ pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> 
                 return p;
             }
             // A block with a page of its own grows into free slices after it.
-            if size > have && size < threshold && size <= class::MAX_CLASS_SIZE && !to_large {
+            if size > have && size < threshold && size <= class::MAX_CLASS_SIZE {
                 // SAFETY: as above; the thread holds its own heap.
                 if unsafe { heap::grow_in_place(thread::current(), seg, p, size) } {
                     return p;
                 }
             }
         }
-        None if size >= threshold / 2 || to_large => {
+        None if size >= threshold / 2 => {
             // SAFETY: the caller's live large block.
             let q = unsafe { large::realloc(p, size) };
             if !q.is_null() {
@@ -146,12 +140,7 @@ pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> 
     } else {
         size
     };
-    let q = if to_large {
-        thread::init();
-        large::alloc_keeping(size, align, false, old.min(size))
-    } else {
-        alloc_raw(want, align, false)
-    };
+    let q = alloc_raw(want, align, false);
     if !q.is_null() {
         // SAFETY: both blocks hold `min(old, size)` bytes and are distinct.
         unsafe {

@@ -6,11 +6,9 @@
 //! block is found by masking the block's address, with no lookup table.
 //! A **page** is a run of slices holding blocks of one size class: one
 //! slice for classes up to 8 KiB, eight blocks' worth up to 64 KiB, and a
-//! single block past that; when the mmap threshold was set past 64 KiB,
-//! `realloc` grows such a one-block page into the free slices after it,
-//! when there are enough, instead of moving its block (see
-//! [`grow_in_place`]; by default a block grown past 64 KiB moves to a
-//! mapping of its own: see `global::realloc_raw`). A **heap** belongs
+//! single block past that; `realloc` grows such a one-block page into the
+//! free slices after it, when there are enough, instead of moving its
+//! block (see [`grow_in_place`]). A **heap** belongs
 //! to one thread at a time and owns its segments; for each class it keeps
 //! the page it allocates from, the other pages with room, and the full
 //! ones.

@@ -12,11 +12,7 @@
 //!
 //! A freed large mapping is kept in a small cache for the purge delay
 //! (100 ms by default) and handed to the next large request it fits,
-//! grown by `mremap` when it is too small (up to 128 of them). A mapping
-//! handed to a block that `realloc` moves out of the small heap keeps
-//! only the pages the moved bytes need resident: the rest go back to the
-//! kernel at once and fault in as the program writes them, as in a fresh
-//! mapping (see [`alloc_keeping`]). A program that allocates and
+//! grown by `mremap` when it is too small. A program that allocates and
 //! frees big buffers in a loop so touches its pages once instead of
 //! faulting them in afresh each time (glibc gets the same effect by
 //! raising its mmap threshold as large blocks are freed). The cache holds
@@ -99,7 +95,7 @@ pub(crate) struct Large {
     need: usize,
 }
 
-const CACHE_SLOTS: usize = 128;
+const CACHE_SLOTS: usize = 32;
 
 /// The most a growing block's mapping is stretched past what `realloc`
 /// asked for (see [`realloc`]).
@@ -177,17 +173,6 @@ fn head_for(align: usize) -> usize {
 /// its end is less than `align` bytes before the guard (electric-fence
 /// style); such blocks are never cached nor resized in place.
 pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
-    alloc_keeping(size, align, zero, usize::MAX)
-}
-
-/// [`alloc`] for a block whose first `keep` bytes the caller writes at
-/// once (`realloc` moving a block of that many bytes into it): a cached
-/// mapping handed out for it keeps its pages up to there, and gives the
-/// rest back to the kernel, to fault in as the program writes it. Without
-/// that, a vector that moves from the small heap into a mapping freed by
-/// a longer one held the whole mapping's pages, resident since its last
-/// use, though it would write only what it grows to.
-pub(crate) fn alloc_keeping(size: usize, align: usize, zero: bool, keep: usize) -> *mut u8 {
     let head = head_for(align);
     let Some(body) = head
         .checked_add(size)
@@ -211,18 +196,6 @@ pub(crate) fn alloc_keeping(size: usize, align: usize, zero: bool, keep: usize) 
                 set_need(l, map_len);
                 l.cast::<u8>().add(OS_PAGE)
             };
-            // SAFETY: `l` is ours, mapped for `(*l).map_len` bytes.
-            let len = unsafe { (*l).map_len };
-            let kept = if keep < len {
-                os::align_up(OS_PAGE + keep, OS_PAGE)
-            } else {
-                len
-            };
-            if kept < len {
-                // SAFETY: past the `keep` bytes the caller writes, the
-                // mapping holds nothing of the block yet.
-                unsafe { os::purge(l.cast::<u8>().add(kept), len - kept) };
-            }
             if zero {
                 // SAFETY: the block has at least `size` bytes.
                 unsafe { ptr::write_bytes(p, 0, size) };
@@ -622,7 +595,7 @@ unsafe fn release(l: *mut Large) {
             .min(allowance().saturating_sub(live));
         // Only a mapping a later large request can take is worth keeping:
         // below the (possibly risen) threshold, requests go to pages.
-        let reusable = len - OS_PAGE >= options::GROWTH_THRESHOLD.load(Ordering::Relaxed);
+        let reusable = len - OS_PAGE >= options::MMAP_THRESHOLD.load(Ordering::Relaxed);
         if (*l).head == OS_PAGE && (*l).guard == 0 && len <= limit && reusable {
             (*l).freed_at = os::now_ns();
             (*l).kind = KIND_CACHED;

@@ -4,7 +4,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `MEMIO_MALLOC_MMAP_THRESHOLD` | requests this size or larger get their own mapping (`M_MMAP_THRESHOLD`); at most 512 KiB. Unset, it starts at 128 KiB and rises past each large block freed, up to 512 KiB, as glibc's does; a block that `realloc` grows to 64 KiB or more (to the threshold, when it is set) takes a mapping of its own whatever the threshold | 128 KiB, rising |
+//! | `MEMIO_MALLOC_MMAP_THRESHOLD` | requests this size or larger get their own mapping (`M_MMAP_THRESHOLD`); at most 512 KiB. Unset, it starts at 128 KiB and rises past each large block freed, up to 512 KiB, as glibc's does | 128 KiB, rising |
 //! | `MEMIO_MALLOC_PURGE_DELAY` | milliseconds an empty page or a freed large mapping is kept before its memory goes back to the kernel (a program that frees and allocates in waves shorter than this reuses pages without faulting them in again); doubled, up to 64 times, each time the heap took memory afresh within a delay of a wave of purges' first, and halved at the next wave when it did not (once a delay at most) | 100 |
 //! | `MEMIO_MALLOC_LARGE_CACHE` | bytes of freed large mappings kept for reuse | 64 MiB |
 //! | `MEMIO_MALLOC_GUARD` | `1`: a `PROT_NONE` guard page after every large block, its end placed against it, so a write past the end faults at once (electric-fence style; costs a page of address space and an unmap per block, and freed large blocks are unmapped at once) | `0` |
@@ -32,14 +32,6 @@ const DEFAULT_PURGE_DELAY_MS: u64 = 100;
 const DEFAULT_LARGE_CACHE: usize = 64 << 20;
 
 pub(crate) static MMAP_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_MMAP_THRESHOLD);
-/// Where a block grown by `realloc` takes a mapping of its own: 64 KiB
-/// (past which a block would have a page to itself), or the threshold as
-/// set. It does not rise with the threshold: a mapping faults in only what
-/// the program writes, where a page of the small heap reused for a buffer
-/// grown by doubling brought its whole capacity in resident (a vector
-/// writes up to its length, not its capacity).
-pub(crate) static GROWTH_THRESHOLD: AtomicUsize = AtomicUsize::new(DEFAULT_GROWTH_THRESHOLD);
-const DEFAULT_GROWTH_THRESHOLD: usize = 64 << 10;
 pub(crate) static PURGE_DELAY_NS: AtomicU64 = AtomicU64::new(DEFAULT_PURGE_DELAY_MS * 1_000_000);
 pub(crate) static LARGE_CACHE: AtomicUsize = AtomicUsize::new(DEFAULT_LARGE_CACHE);
 pub(crate) static GUARD: AtomicBool = AtomicBool::new(false);
@@ -150,7 +142,6 @@ pub(crate) fn set_mmap_threshold(bytes: usize) -> usize {
     let v = bytes.clamp(1, MAX_CLASS_SIZE);
     THRESHOLD_SET.store(true, Ordering::Relaxed);
     MMAP_THRESHOLD.store(v, Ordering::Relaxed);
-    GROWTH_THRESHOLD.store(v, Ordering::Relaxed);
     v
 }
 
