@@ -21,11 +21,7 @@
 //!   goes without a look at the slow path's work;
 //! - `thread_free`: an atomic stack other threads push their frees onto
 //!   (one compare-exchange, no lock); the owner takes it whole when it
-//!   runs out of blocks in the page. The first block pushed onto a full
-//!   page sets its class's bit in the heap, and only then does the owner
-//!   look through its full pages of that class (all of them at once), so
-//!   a heap holding thousands of full pages does not search them at each
-//!   allocation that finds no room.
+//!   runs out of blocks in the page.
 //!
 //! A thread that frees a small block of another heap's page first keeps it
 //! (up to 16 of a class, blocks up to 1 KiB, of classes it has allocated
@@ -111,7 +107,7 @@
 )]
 
 use core::ptr::{self, null_mut};
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::class::{CLASSES, class_of, size_of_class};
 use crate::os::{self, OS_PAGE, SEGMENT_SIZE};
@@ -189,10 +185,6 @@ pub(crate) struct Page {
     thread_free: AtomicPtr<Block>,
     block_size: u32,
     class: u16,
-    /// Whether the page is on its heap's full list (written by the owner
-    /// as it moves the page; read by other threads' frees, which tell the
-    /// heap through [`Heap::full_freed`]).
-    full: AtomicBool,
 }
 
 const _: () = assert!(core::mem::offset_of!(Page, thread_free) == 64);
@@ -213,7 +205,6 @@ impl Page {
         thread_free: AtomicPtr::new(null_mut()),
         block_size: 0,
         class: 0,
-        full: AtomicBool::new(false),
     };
 }
 
@@ -302,12 +293,6 @@ pub(crate) struct Heap {
     /// back (written by the holder only; read by `stats`).
     pub(crate) in_use: [AtomicUsize; CLASSES],
     segments: *mut Segment,
-    /// At least as many as the dirty slices of the heap's segments (a
-    /// page taking dirty slices leaves it high; a walk over every segment
-    /// sets it right): with none, a trade has nothing to look for, and
-    /// the walk that found nothing cost a heap of thousands of segments
-    /// as much as the allocation it was for, many times over.
-    dirty_bound: usize,
     /// When the dirty slices of this heap's segments are due to be purged;
     /// 0 when none are waiting.
     purge_at: u64,
@@ -328,14 +313,8 @@ pub(crate) struct Heap {
     pub(crate) next_all: *mut Heap,
     /// The pool of heaps waiting for a thread.
     pub(crate) next_free: *mut Heap,
-    /// One bit per class: another thread freed into a full page of it.
-    full_freed: Signals,
     empty: Page,
 }
-
-/// Bits other threads set, on a cache line of their own.
-#[repr(C, align(64))]
-struct Signals([AtomicU64; CLASSES.div_ceil(64)]);
 
 impl Heap {
     /// Sets up a heap in zeroed memory at `h`.
@@ -354,7 +333,6 @@ impl Heap {
                     full: [List::EMPTY; CLASSES],
                     in_use: [const { AtomicUsize::new(0) }; CLASSES],
                     segments: null_mut(),
-                    dirty_bound: 0,
                     purge_at: 0,
                     purge_now: AtomicBool::new(false),
                     foreign: [null_mut(); CLASSES],
@@ -363,7 +341,6 @@ impl Heap {
                     pooled: AtomicBool::new(false),
                     next_all: null_mut(),
                     next_free: null_mut(),
-                    full_freed: Signals([const { AtomicU64::new(0) }; CLASSES.div_ceil(64)]),
                     empty: Page::EMPTY,
                 },
             );
@@ -530,8 +507,7 @@ unsafe fn borrow(heap: *mut Heap, seg: *mut Segment, page: *mut Page, b: *mut Bl
 
 /// Pushes block `b` onto `page`'s thread-free stack, for its owner to
 /// collect. The block stays counted in `used` until the owner collects
-/// it, so the page outlives this push. The first block pushed onto a full
-/// page tells its heap (see [`mark_full`] for the other side).
+/// it, so the page outlives this push.
 ///
 /// # Safety
 ///
@@ -544,70 +520,11 @@ unsafe fn push_remote(page: *mut Page, b: *mut Block) {
         let mut top = tf.load(Ordering::Relaxed);
         loop {
             (*b).next = top;
-            match tf.compare_exchange_weak(top, b, Ordering::SeqCst, Ordering::Relaxed) {
+            match tf.compare_exchange_weak(top, b, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(t) => top = t,
             }
         }
-        if top.is_null() && (*page).full.load(Ordering::SeqCst) {
-            let seg = unit_of(page.cast()) as *mut Segment;
-            signal((*seg).heap, (*page).class as usize);
-        }
-    }
-}
-
-/// Tells `heap` that a full page of `class` has blocks on its
-/// thread-free stack.
-///
-/// # Safety
-///
-/// `heap` is a live heap (heaps are never unmapped).
-#[inline]
-unsafe fn signal(heap: *mut Heap, class: usize) {
-    // SAFETY: the caller's promise; the bits are atomic.
-    let word = unsafe { &(*heap).full_freed.0[class / 64] };
-    let bit = 1u64 << (class % 64);
-    if word.load(Ordering::Relaxed) & bit == 0 {
-        word.fetch_or(bit, Ordering::Release);
-    }
-}
-
-/// Puts `page` on its heap's full list. A block another thread pushes
-/// from then on tells the heap; one pushed before this looked (the owner
-/// found the stack empty a moment ago) is caught here: the owner's store
-/// and load and the other thread's push and load are sequentially
-/// consistent, so one side sees the other.
-///
-/// # Safety
-///
-/// The thread holds `heap`, which owns `page`, on none of its lists.
-unsafe fn mark_full(heap: *mut Heap, page: *mut Page) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        let class = (*page).class as usize;
-        (*page).flags |= FULL;
-        (*heap).full[class].push_back(page);
-        (*page).full.store(true, Ordering::SeqCst);
-        if !(*page).thread_free.load(Ordering::SeqCst).is_null() {
-            signal(heap, class);
-        }
-    }
-}
-
-/// Takes `page` off its heap's full list, onto the list of pages with
-/// room.
-///
-/// # Safety
-///
-/// The thread holds `heap`, whose full list holds `page`.
-unsafe fn unmark_full(heap: *mut Heap, page: *mut Page) {
-    // SAFETY: the caller's promise.
-    unsafe {
-        let class = (*page).class as usize;
-        (*heap).full[class].remove(page);
-        (*page).flags &= !FULL;
-        (*page).full.store(false, Ordering::Relaxed);
-        (*heap).avail[class].push_back(page);
     }
 }
 
@@ -778,7 +695,8 @@ pub(crate) unsafe fn grow_in_place(
         (*page).block_size = block as u32;
         (*page).div_magic = div_magic(block);
         (*page).slices = m as u8;
-        mark_full(heap, page);
+        (*page).flags |= FULL;
+        (*heap).full[class].push_back(page);
         count(heap, old_class, 1usize.wrapping_neg());
         count(heap, class, 1);
         // As a new page taking fresh slices would: see `place`.
@@ -850,10 +768,13 @@ unsafe fn free_slow(heap: *mut Heap, page: *mut Page) {
     // SAFETY: the thread holds `heap`, which owns `page`.
     unsafe {
         let class = (*page).class as usize;
+        let h = &mut *heap;
         if (*page).flags & FULL != 0 {
-            unmark_full(heap, page);
+            h.full[class].remove(page);
+            (*page).flags &= !FULL;
+            h.avail[class].push_back(page);
         }
-        if (*page).used == 0 && (*heap).current[class] != page {
+        if (*page).used == 0 && h.current[class] != page {
             retire(heap, page);
         }
     }
@@ -964,7 +885,8 @@ unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
                 return pop(heap, page, class);
             }
             h.avail[class].remove(page);
-            mark_full(heap, page);
+            (*page).flags |= FULL;
+            h.full[class].push_back(page);
             h.current[class] = empty;
         }
         // Other pages with room.
@@ -975,35 +897,21 @@ unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
                 return pop(heap, p, class);
             }
             h.avail[class].remove(p);
-            mark_full(heap, p);
+            (*p).flags |= FULL;
+            h.full[class].push_back(p);
         }
-        // Full pages that other threads have freed into, when one has:
-        // all of them at once, so that the next allocations find them on
-        // the list of pages with room. (Looking through every full page
-        // at each allocation that found no room cost a program holding
-        // thousands of blocks of a class with one block to a page a walk
-        // over all of them per block.)
-        let word = &(*heap).full_freed.0[class / 64];
-        let bit = 1u64 << (class % 64);
-        if word.load(Ordering::Relaxed) & bit != 0
-            && word.fetch_and(!bit, Ordering::AcqRel) & bit != 0
-        {
-            let mut found: *mut Page = null_mut();
-            let mut p = (*heap).full[class].first;
-            while !p.is_null() {
-                let next = (*p).next;
-                if collect(heap, p) > 0 {
-                    unmark_full(heap, p);
-                    if found.is_null() {
-                        found = p;
-                    }
-                }
-                p = next;
+        // Full pages that other threads have freed into.
+        let mut p = h.full[class].first;
+        while !p.is_null() {
+            let next = (*p).next;
+            if collect(heap, p) > 0 {
+                h.full[class].remove(p);
+                (*p).flags &= !FULL;
+                h.avail[class].push_back(p);
+                h.current[class] = p;
+                return pop(heap, p, class);
             }
-            if !found.is_null() {
-                (*heap).current[class] = found;
-                return pop(heap, found, class);
-            }
+            p = next;
         }
         let p = new_page(heap, class);
         if p.is_null() {
@@ -1160,10 +1068,6 @@ pub(crate) unsafe fn trade(
     // SAFETY: the thread holds the heap and its segments; dirty slices
     // hold no page.
     unsafe {
-        if (*heap).dirty_bound == 0 {
-            return slices;
-        }
-        let mut left = 0;
         let mut seg = (*heap).segments;
         while !seg.is_null() && slices > 0 {
             let mut d = (*seg).dirty & !(if seg == keep_seg { keep } else { 0 });
@@ -1183,14 +1087,8 @@ pub(crate) unsafe fn trade(
                 (*seg).dirty &= !mask;
                 d &= !mask;
                 slices -= n;
-                (*heap).dirty_bound = (*heap).dirty_bound.saturating_sub(n);
             }
-            left += (*seg).dirty.count_ones() as usize;
             seg = (*seg).next;
-        }
-        if seg.is_null() {
-            // Every segment seen: what is left is the count.
-            (*heap).dirty_bound = left;
         }
     }
     slices
@@ -1210,7 +1108,6 @@ pub(crate) unsafe fn dirty_slices(heap: *mut Heap) -> usize {
             n += (*seg).dirty.count_ones() as usize;
             seg = (*seg).next;
         }
-        (*heap).dirty_bound = n;
     }
     n
 }
@@ -1292,7 +1189,6 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
         ptr::write(page, Page::EMPTY);
         (*seg).taken &= !mask;
         (*seg).dirty |= mask;
-        (*heap).dirty_bound += n;
         let now = os::now_ns();
         (&mut (*seg).freed_at)[first..first + n].fill(now);
         // Due a delay from now: the heap's deadline comes no later (it may
@@ -1391,7 +1287,6 @@ unsafe fn purge_cold(heap: *mut Heap, now: u64) -> usize {
 unsafe fn purge_segments(heap: *mut Heap, cold: Option<(u64, u64)>) -> usize {
     let mut bytes = 0;
     let mut next_at = 0u64;
-    let mut left = 0;
     // SAFETY: the thread holds the heap and its segments; dirty slices
     // hold no page.
     unsafe {
@@ -1435,10 +1330,8 @@ unsafe fn purge_segments(heap: *mut Heap, cold: Option<(u64, u64)>) -> usize {
                 });
             }
             (*seg).dirty &= !old;
-            left += (*seg).dirty.count_ones() as usize;
             seg = next;
         }
-        (*heap).dirty_bound = left;
         if let Some((now, delay)) = cold
             && next_at != 0
         {
@@ -1474,7 +1367,9 @@ pub(crate) unsafe fn collect_all(heap: *mut Heap, keep_current: bool, release: b
                     let next = (*p).next;
                     collect(heap, p);
                     if (*p).flags & FULL != 0 && (*p).used < (*p).capacity {
-                        unmark_full(heap, p);
+                        (*heap).full[class].remove(p);
+                        (*p).flags &= !FULL;
+                        (*heap).avail[class].push_back(p);
                     }
                     if (*p).used == 0 && (*heap).current[class] != p {
                         retire(heap, p);
