@@ -293,6 +293,12 @@ pub(crate) struct Heap {
     /// back (written by the holder only; read by `stats`).
     pub(crate) in_use: [AtomicUsize; CLASSES],
     segments: *mut Segment,
+    /// At least as many as the dirty slices of the heap's segments (a
+    /// page taking dirty slices leaves it high; a walk over every segment
+    /// sets it right): with none, a trade has nothing to look for, and
+    /// the walk that found nothing cost a heap of thousands of segments
+    /// as much as the allocation it was for, many times over.
+    dirty_bound: usize,
     /// When the dirty slices of this heap's segments are due to be purged;
     /// 0 when none are waiting.
     purge_at: u64,
@@ -333,6 +339,7 @@ impl Heap {
                     full: [List::EMPTY; CLASSES],
                     in_use: [const { AtomicUsize::new(0) }; CLASSES],
                     segments: null_mut(),
+                    dirty_bound: 0,
                     purge_at: 0,
                     purge_now: AtomicBool::new(false),
                     foreign: [null_mut(); CLASSES],
@@ -1068,6 +1075,10 @@ pub(crate) unsafe fn trade(
     // SAFETY: the thread holds the heap and its segments; dirty slices
     // hold no page.
     unsafe {
+        if (*heap).dirty_bound == 0 {
+            return slices;
+        }
+        let mut left = 0;
         let mut seg = (*heap).segments;
         while !seg.is_null() && slices > 0 {
             let mut d = (*seg).dirty & !(if seg == keep_seg { keep } else { 0 });
@@ -1087,8 +1098,14 @@ pub(crate) unsafe fn trade(
                 (*seg).dirty &= !mask;
                 d &= !mask;
                 slices -= n;
+                (*heap).dirty_bound = (*heap).dirty_bound.saturating_sub(n);
             }
+            left += (*seg).dirty.count_ones() as usize;
             seg = (*seg).next;
+        }
+        if seg.is_null() {
+            // Every segment seen: what is left is the count.
+            (*heap).dirty_bound = left;
         }
     }
     slices
@@ -1108,6 +1125,7 @@ pub(crate) unsafe fn dirty_slices(heap: *mut Heap) -> usize {
             n += (*seg).dirty.count_ones() as usize;
             seg = (*seg).next;
         }
+        (*heap).dirty_bound = n;
     }
     n
 }
@@ -1189,6 +1207,7 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
         ptr::write(page, Page::EMPTY);
         (*seg).taken &= !mask;
         (*seg).dirty |= mask;
+        (*heap).dirty_bound += n;
         let now = os::now_ns();
         (&mut (*seg).freed_at)[first..first + n].fill(now);
         // Due a delay from now: the heap's deadline comes no later (it may
@@ -1287,6 +1306,7 @@ unsafe fn purge_cold(heap: *mut Heap, now: u64) -> usize {
 unsafe fn purge_segments(heap: *mut Heap, cold: Option<(u64, u64)>) -> usize {
     let mut bytes = 0;
     let mut next_at = 0u64;
+    let mut left = 0;
     // SAFETY: the thread holds the heap and its segments; dirty slices
     // hold no page.
     unsafe {
@@ -1330,8 +1350,10 @@ unsafe fn purge_segments(heap: *mut Heap, cold: Option<(u64, u64)>) -> usize {
                 });
             }
             (*seg).dirty &= !old;
+            left += (*seg).dirty.count_ones() as usize;
             seg = next;
         }
+        (*heap).dirty_bound = left;
         if let Some((now, delay)) = cold
             && next_at != 0
         {
