@@ -398,3 +398,32 @@ fn the_thread_tests_hold_with_no_purge_delay() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn blocks_freed_elsewhere_into_full_pages_come_back_without_a_collect() {
+    // Blocks this size have a page each, so every page of theirs is full:
+    // another thread's free tells the heap, whose next allocations find
+    // them without looking through every full page (or a `collect`).
+    let layout = Layout::from_size_align(90_000, 8).unwrap();
+    let mine: Vec<usize> = (0..64)
+        // SAFETY: non-zero size.
+        .map(|_| unsafe { A.alloc(layout) } as usize)
+        .collect();
+    assert!(mine.iter().all(|&p| p != 0));
+    let freed = vec![mine[10], mine[40]];
+    let handed = freed.clone();
+    std::thread::spawn(move || {
+        for p in handed {
+            // SAFETY: live blocks of `layout`, handed over whole.
+            unsafe { A.dealloc(p as *mut u8, layout) };
+        }
+    })
+    .join()
+    .unwrap();
+    let got = allocate_until(layout, &freed, 8);
+    assert_eq!(got.len(), 2, "of {freed:x?} came back {got:x?}");
+    for p in mine {
+        // SAFETY: live blocks of `layout` (the two freed came back).
+        unsafe { A.dealloc(p as *mut u8, layout) };
+    }
+}
