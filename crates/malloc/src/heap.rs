@@ -1111,7 +1111,8 @@ pub(crate) unsafe fn trade(
     slices
 }
 
-/// How many dirty slices the heap's segments hold.
+/// How many dirty slices the heap's segments hold; sets the heap's
+/// `dirty_bound` to that count, having walked them all.
 ///
 /// # Safety
 ///

@@ -402,8 +402,8 @@ fn the_thread_tests_hold_with_no_purge_delay() {
 #[test]
 fn blocks_freed_elsewhere_into_full_pages_come_back_without_a_collect() {
     // Blocks this size have a page each, so every page of theirs is full:
-    // another thread's free tells the heap, whose next allocations find
-    // them without looking through every full page (or a `collect`).
+    // two of them freed by another thread must be handed out again by the
+    // owner's next allocations, with no `collect` first.
     let layout = Layout::from_size_align(90_000, 8).unwrap();
     let mine: Vec<usize> = (0..64)
         // SAFETY: non-zero size.
