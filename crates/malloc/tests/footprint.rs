@@ -312,3 +312,56 @@ fn a_table_rebuilt_by_doubling_reuses_its_pages() {
         );
     }
 }
+
+#[test]
+fn a_buffer_grown_by_doubling_leaves_the_room_it_has_not_filled_unresident() {
+    if !alone(
+        "a_buffer_grown_by_doubling_leaves_the_room_it_has_not_filled_unresident",
+        60_000,
+    ) {
+        return;
+    }
+    // Free pages still resident, which new pages take first: blocks
+    // written whole and freed, with no purge by the clock for a minute.
+    let big = Layout::from_size_align(120 << 10, 16).unwrap();
+    let blocks = fill(64, big);
+    free(&blocks, big);
+    let page = 4096;
+    let (from, to) = (72 << 10, 150 << 10);
+    let small = Layout::from_size_align(from, 16).unwrap();
+    for round in 0..16u8 {
+        // SAFETY: non-zero size.
+        let p = unsafe { MemioMalloc.alloc(small) };
+        assert!(!p.is_null());
+        // SAFETY: a fresh block of `from` bytes.
+        unsafe { p.write_bytes(round | 1, from) };
+        // SAFETY: `p` is live with `small`; the new size is non-zero.
+        let q = unsafe { MemioMalloc.realloc(p, small, to) };
+        assert!(!q.is_null());
+        // SAFETY: the first `from` bytes of the grown block.
+        let kept = unsafe { std::slice::from_raw_parts(q, from) };
+        assert!(
+            kept.iter().all(|&b| b == round | 1),
+            "round {round}: contents lost"
+        );
+        let head: Vec<usize> = (0..from).step_by(page).map(|o| q as usize + o).collect();
+        let share = resident_share(&head);
+        assert!(
+            share > 0.999,
+            "round {round}: {share} of the bytes kept resident"
+        );
+        // The last 14 KiB of the 78 KiB the buffer gained: in the upper
+        // half of its room whichever way it grew.
+        let tail: Vec<usize> = (136 << 10..to)
+            .step_by(page)
+            .map(|o| q as usize + o)
+            .collect();
+        let share = resident_share(&tail);
+        assert!(
+            share < 0.001,
+            "round {round}: {share} of the unwritten room resident"
+        );
+        // SAFETY: the grown block, live with `to` bytes.
+        unsafe { MemioMalloc.dealloc(q, Layout::from_size_align(to, 16).unwrap()) };
+    }
+}
