@@ -142,16 +142,6 @@ pub unsafe fn realloc_raw(p: *mut u8, old: usize, align: usize, size: usize) -> 
     };
     let q = alloc_raw(want, align, false);
     if !q.is_null() {
-        // A buffer growing by half or more (a Rust collection doubling)
-        // does not keep resident what it has not filled (see
-        // `heap::drop_tail`).
-        if size >= old + old / 2 {
-            // SAFETY: `q` is a fresh block, holding none of its bytes yet.
-            if let Some(seg) = unsafe { heap::segment_of(q) } {
-                // SAFETY: as above; `old` bytes are to be copied there.
-                unsafe { heap::drop_tail(seg, q, old) };
-            }
-        }
         // SAFETY: both blocks hold `min(old, size)` bytes and are distinct.
         unsafe {
             ptr::copy_nonoverlapping(p, q, old.min(size));

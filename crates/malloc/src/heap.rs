@@ -8,9 +8,7 @@
 //! slice for classes up to 8 KiB, eight blocks' worth up to 64 KiB, and a
 //! single block past that; `realloc` grows such a one-block page into the
 //! free slices after it, when there are enough, instead of moving its
-//! block (see [`grow_in_place`]); either way, a buffer growing by half or
-//! more gives back the upper half of the room it has not written yet
-//! (see [`drop_tail`]). A **heap** belongs
+//! block (see [`grow_in_place`]). A **heap** belongs
 //! to one thread at a time and owns its segments; for each class it keeps
 //! the page it allocates from, the other pages with room, and the full
 //! ones.
@@ -693,15 +691,6 @@ pub(crate) unsafe fn grow_in_place(
             return false;
         }
         let fresh = (add & !(*seg).dirty).count_ones() as usize;
-        // The dirty slices it gains hold an earlier page's bytes: the
-        // upper half of what it gains goes back (see `drop_tail`).
-        let have = size_of_class(old_class);
-        purge_slack(
-            seg,
-            add & (*seg).dirty,
-            p as usize + have + (size - have) / 2,
-            p as usize + m * SLICE_SIZE,
-        );
         (*seg).taken |= add;
         (*seg).dirty &= !add;
         for s in first + n..first + m {
@@ -720,74 +709,6 @@ pub(crate) unsafe fn grow_in_place(
         // As a new page taking fresh slices would: see `place`.
         take_fresh(heap, seg, add, fresh);
         true
-    }
-}
-
-/// Gives back what the page of block `q` holds in the upper half of the
-/// room past its first `keep` bytes, when `q` is the one block of its page:
-/// `realloc` has moved a buffer growing by half or more there, and is to
-/// copy `keep` bytes. The page's slices may be dirty with what an earlier
-/// page held, and left so, the room the buffer has not filled yet stays
-/// resident: a program growing buffers by doubling held half again of
-/// what it wrote (the lab's vectors workload: 1.47 times glibc's peak
-/// RSS). Giving all of it back made the buffer fault in, page by page,
-/// what it went on to write: as many faults as glibc's, which takes fresh
-/// memory for such buffers, and as slow. The lower half, which a buffer
-/// that goes on growing fills first, stays; the upper half, which the
-/// buffer's final size leaves empty more often than not, goes.
-///
-/// # Safety
-///
-/// `q` is a live block of `seg`, and nothing past its first `keep` bytes
-/// is anybody's yet.
-pub(crate) unsafe fn drop_tail(seg: *mut Segment, q: *mut u8, keep: usize) {
-    // SAFETY: the descriptor of a live block's page (stable while the
-    // block lives); a one-block page is the block's and the slack after
-    // it, which nobody uses.
-    unsafe {
-        let page = page_of(seg, q);
-        if (*page).capacity != 1 || (*page).start != q {
-            return;
-        }
-        let n = (*page).slices as usize;
-        let end = q as usize + n * SLICE_SIZE;
-        let first = (q as usize - seg as usize) >> SLICE_SHIFT;
-        let from = (q as usize + keep).min(end);
-        purge_slack(
-            seg,
-            (u64::MAX >> (64 - n)) << first,
-            from + (end - from) / 2,
-            end,
-        );
-    }
-}
-
-/// Purges the part of the slices `mask` of `seg` in `[from, to)` (from the
-/// first OS page boundary at or past `from`); nothing when huge pages are
-/// on, whose 2 MiB pages a purge would split.
-///
-/// # Safety
-///
-/// The thread holds the segment's heap, or the block the range lies in,
-/// and nothing in the range is anybody's.
-unsafe fn purge_slack(seg: *mut Segment, mask: u64, from: usize, to: usize) {
-    if options::HUGEPAGES.load(Ordering::Relaxed) {
-        return;
-    }
-    let from = from.next_multiple_of(OS_PAGE);
-    let mut d = mask;
-    while d != 0 {
-        // A run of slices; slice 0 (the header) is never in the mask, so
-        // a run is shorter than 64.
-        let i = d.trailing_zeros() as usize;
-        let run = (!(d >> i)).trailing_zeros() as usize;
-        d &= !((u64::MAX >> (64 - run)) << i);
-        let a = (seg as usize + i * SLICE_SIZE).max(from);
-        let b = (seg as usize + (i + run) * SLICE_SIZE).min(to);
-        if b > a {
-            // SAFETY: the caller's promise; both ends are OS page aligned.
-            unsafe { os::purge(a as *mut u8, b - a) };
-        }
     }
 }
 
