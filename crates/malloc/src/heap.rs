@@ -315,6 +315,14 @@ pub(crate) struct Heap {
     /// threads' frees, which keep no block of a pooled heap: `trim` gives
     /// its pages back).
     pub(crate) pooled: AtomicBool,
+    /// Set by other threads' frees into this heap's pages; the holder's
+    /// next slow-path allocation takes them back from every page, at most
+    /// once a quarter of a purge delay (see [`sweep`]).
+    remote_freed: AtomicBool,
+    /// When the holder may sweep again.
+    sweep_at: u64,
+    /// Slow-path allocations while something waits (see [`housekeep`]).
+    ticks: u32,
     /// Every heap ever made, for `stats` (never unlinked).
     pub(crate) next_all: *mut Heap,
     /// The pool of heaps waiting for a thread.
@@ -346,6 +354,9 @@ impl Heap {
                     foreign_len: [0; CLASSES],
                     allocates: [0; CLASSES.div_ceil(64)],
                     pooled: AtomicBool::new(false),
+                    remote_freed: AtomicBool::new(false),
+                    sweep_at: 0,
+                    ticks: 0,
                     next_all: null_mut(),
                     next_free: null_mut(),
                     empty: Page::EMPTY,
@@ -442,7 +453,7 @@ pub(crate) unsafe fn free(heap: *mut Heap, seg: *mut Segment, p: *mut u8) {
                 free_slow(heap, page);
             }
         } else if !borrow(heap, seg, page, b) {
-            push_remote(page, b);
+            push_remote(seg, page, b);
         }
     }
 }
@@ -513,16 +524,21 @@ unsafe fn borrow(heap: *mut Heap, seg: *mut Segment, page: *mut Page, b: *mut Bl
 }
 
 /// Pushes block `b` onto `page`'s thread-free stack, for its owner to
-/// collect. The block stays counted in `used` until the owner collects
-/// it, so the page outlives this push.
+/// collect, and tells the owner heap that a free waits. The block stays
+/// counted in `used` until the owner collects it, so the page and its
+/// segment outlive the push; the owner is read before it (once the block
+/// is on the stack, the owner may collect it and retire the page), and
+/// heaps are never unmapped, so telling it after is sound.
 ///
 /// # Safety
 ///
-/// `b` is a block of the live `page` that nobody else holds.
+/// `b` is a block of the live `page` of `seg` that nobody else holds.
 #[inline]
-unsafe fn push_remote(page: *mut Page, b: *mut Block) {
-    // SAFETY: the page is live while `b` counts in its `used`; `b` is ours.
+unsafe fn push_remote(seg: *mut Segment, page: *mut Page, b: *mut Block) {
+    // SAFETY: the page and segment are live while `b` counts in the
+    // page's `used`; `b` is ours; the owner heap is never unmapped.
     unsafe {
+        let owner = (*seg).heap;
         let tf = &(*page).thread_free;
         let mut top = tf.load(Ordering::Relaxed);
         loop {
@@ -531,6 +547,10 @@ unsafe fn push_remote(page: *mut Page, b: *mut Block) {
                 Ok(_) => break,
                 Err(t) => top = t,
             }
+        }
+        let flag = &(*owner).remote_freed;
+        if !flag.load(Ordering::Relaxed) {
+            flag.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -606,7 +626,7 @@ unsafe fn return_class(heap: *mut Heap, class: usize) {
             let next = (*b).next;
             let seg = unit_of(b.cast()) as *mut Segment;
             to_pool |= (*(*seg).heap).pooled.load(Ordering::Relaxed);
-            push_remote(page_of(seg, b.cast()), b);
+            push_remote(seg, page_of(seg, b.cast()), b);
             count(heap, class, 1);
             b = next;
         }
@@ -873,6 +893,9 @@ unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
             // `trim` in another thread: a thread that allocates from pages
             // it has may see no page event for long.
             page_event(heap);
+        }
+        if (*heap).purge_at != 0 || (*heap).remote_freed.load(Ordering::Relaxed) {
+            housekeep(heap);
         }
         let h = &mut *heap;
         h.allocates[class / 64] |= 1 << (class % 64);
@@ -1376,6 +1399,87 @@ pub(crate) unsafe fn collect_all(heap: *mut Heap, keep_current: bool, release: b
     // SAFETY: the thread holds the heap and all its pages.
     unsafe {
         return_borrowed(heap);
+        collect_pages(heap, keep_current);
+        // Empty segments go, even the last one.
+        let mut seg = if release {
+            (*heap).segments
+        } else {
+            null_mut()
+        };
+        while !seg.is_null() {
+            let next = (*seg).next;
+            if (*seg).taken == 1 {
+                release_segment(heap, seg);
+            }
+            seg = next;
+        }
+    }
+}
+
+/// At one slow-path allocation in 32 while dirty slices wait for their
+/// purge or other threads' frees wait on the heap's pages: purges what is
+/// due, and sweeps (see [`sweep`]). Page events run these otherwise, and
+/// a thread that allocates from the pages it has, making and emptying
+/// none, sees none: what it freed, or what other threads emptied, stayed
+/// resident for as long as it went on so.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+#[cold]
+#[inline(never)]
+unsafe fn housekeep(heap: *mut Heap) {
+    // SAFETY: the thread holds the heap and all its pages.
+    unsafe {
+        let h = &mut *heap;
+        h.ticks = h.ticks.wrapping_add(1);
+        if h.ticks % 32 != 0 {
+            return;
+        }
+        let now = os::now_ns();
+        if h.remote_freed.load(Ordering::Relaxed) && now >= h.sweep_at {
+            sweep(heap, now);
+        } else if h.purge_at != 0 && now >= h.purge_at {
+            page_event(heap);
+        }
+    }
+}
+
+/// Takes back other threads' frees into every page of the heap, which
+/// they said wait: a page emptied so is retired, and its slices purged
+/// when due, as if its owner had freed its blocks. Without it, a page
+/// waits for its owner to need its class again: a thread that builds a
+/// table and hands it to threads that free it kept the table's pages
+/// resident for as long as it allocated other sizes only. Sweeps come a
+/// quarter of a purge delay apart at least, and spend at most a hundredth
+/// of the time on walking the heap's pages.
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+unsafe fn sweep(heap: *mut Heap, now: u64) {
+    // SAFETY: the thread holds the heap and all its pages.
+    unsafe {
+        // Frees from now on tell the heap again.
+        (*heap).remote_freed.store(false, Ordering::Relaxed);
+        collect_pages(heap, true);
+        let done = os::now_ns();
+        (*heap).sweep_at = done
+            .saturating_add(options::purge_delay_ns() / 4)
+            .max(done.saturating_add(done.saturating_sub(now).saturating_mul(100)));
+        page_event(heap);
+    }
+}
+
+/// Collects every page's other-thread frees and retires the pages left
+/// empty (`keep_current` keeps each class's current page).
+///
+/// # Safety
+///
+/// The thread holds `heap`.
+unsafe fn collect_pages(heap: *mut Heap, keep_current: bool) {
+    // SAFETY: the thread holds the heap and all its pages.
+    unsafe {
         for class in 0..CLASSES {
             if !keep_current {
                 (*heap).current[class] = &raw mut (*heap).empty;
@@ -1400,19 +1504,6 @@ pub(crate) unsafe fn collect_all(heap: *mut Heap, keep_current: bool, release: b
                     p = next;
                 }
             }
-        }
-        // Empty segments go, even the last one.
-        let mut seg = if release {
-            (*heap).segments
-        } else {
-            null_mut()
-        };
-        while !seg.is_null() {
-            let next = (*seg).next;
-            if (*seg).taken == 1 {
-                release_segment(heap, seg);
-            }
-            seg = next;
         }
     }
 }

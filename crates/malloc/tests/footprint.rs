@@ -312,3 +312,38 @@ fn a_table_rebuilt_by_doubling_reuses_its_pages() {
         );
     }
 }
+
+#[test]
+fn pages_another_thread_emptied_go_back_while_their_owner_allocates_other_sizes() {
+    if !alone(
+        "pages_another_thread_emptied_go_back_while_their_owner_allocates_other_sizes",
+        DELAY_MS,
+    ) {
+        return;
+    }
+    // A table built here and freed whole by another thread: its blocks
+    // wait on their pages for this heap to take them back.
+    let table = fill(2 << 10, BLOCK);
+    let handed = table.clone();
+    std::thread::spawn(move || free(&handed, BLOCK))
+        .join()
+        .unwrap();
+    // This thread goes on allocating, but never the table's size.
+    let small = Layout::from_size_align(24, 8).unwrap();
+    for _ in 0..12 {
+        for _ in 0..1000 {
+            // SAFETY: non-zero size.
+            let p = unsafe { MemioMalloc.alloc(small) };
+            assert!(!p.is_null());
+            // SAFETY: live with `small`, freed once.
+            unsafe { MemioMalloc.dealloc(p, small) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(DELAY_MS / 4));
+    }
+    let share = resident_share(&table);
+    assert!(
+        share < 0.1,
+        "pages emptied by another thread stayed: {share} resident, {} bytes in use",
+        memio_malloc::stats().in_use
+    );
+}
