@@ -20,8 +20,10 @@
 //!   when `free` runs dry, which bounds how long the allocation fast path
 //!   goes without a look at the slow path's work;
 //! - `thread_free`: an atomic stack other threads push their frees onto
-//!   (one compare-exchange, no lock); the owner takes it whole when it
-//!   runs out of blocks in the page.
+//!   (one compare-exchange, no lock, and a flag on the owner heap); the
+//!   owner takes it whole when it runs out of blocks in the page, or
+//!   sweeps every page for it a few slow-path allocations after the flag
+//!   went up (see [`sweep`]).
 //!
 //! A thread that frees a small block of another heap's page first keeps it
 //! (up to 16 of a class, blocks up to 1 KiB, of classes it has allocated
