@@ -71,7 +71,9 @@
 //!   heap in the pool);
 //! - another thread touches a page only through `thread_free`, and only
 //!   while the block it pushes is still counted in `used`, so the page
-//!   cannot be retired, nor its segment unmapped, under it;
+//!   cannot be retired, nor its segment unmapped, under it; it reads the
+//!   owner heap from the segment before the push, and sets the heap's
+//!   atomic `remote_freed` after it (heaps are never unmapped);
 //! - a free block's first word is the free-list link; a block handed out is
 //!   the caller's until it is freed.
 //!
@@ -317,9 +319,10 @@ pub(crate) struct Heap {
     /// threads' frees, which keep no block of a pooled heap: `trim` gives
     /// its pages back).
     pub(crate) pooled: AtomicBool,
-    /// Set by other threads' frees into this heap's pages; the holder's
-    /// next slow-path allocation takes them back from every page, at most
-    /// once a quarter of a purge delay (see [`sweep`]).
+    /// Set by other threads' frees into this heap's pages; one of the
+    /// holder's slow-path allocations in 32 then takes them back from
+    /// every page, a quarter of a purge delay after the last such sweep at
+    /// the soonest (see [`housekeep`]).
     remote_freed: AtomicBool,
     /// When the holder may sweep again.
     sweep_at: u64,
@@ -476,9 +479,10 @@ const FOREIGN_CAP: u16 = 16;
 /// out again; when the block is freed at last, by any thread, it goes
 /// back to its page as any other block does. Without this, a block freed
 /// on a thread other than its maker's waits on its page until the maker
-/// needs that page again: a thread that allocates while it frees others'
-/// blocks (a server's workers, a table its threads replace blocks of)
-/// takes fresh memory while as much waits in pages it cannot use.
+/// needs that page again or sweeps (see [`sweep`]): a thread that
+/// allocates while it frees others' blocks (a server's workers, a table
+/// its threads replace blocks of) takes fresh memory while as much waits
+/// in pages it cannot use.
 ///
 /// The kept block leaves this heap's count of its class, as a block of
 /// the heap's own would; the owner's count keeps it until its page takes
@@ -545,13 +549,18 @@ unsafe fn push_remote(seg: *mut Segment, page: *mut Page, b: *mut Block) {
         let mut top = tf.load(Ordering::Relaxed);
         loop {
             (*b).next = top;
-            match tf.compare_exchange_weak(top, b, Ordering::Release, Ordering::Relaxed) {
+            // SeqCst (no dearer than Release on x86-64, where a locked
+            // compare-exchange is a full barrier), with the load of the
+            // flag after it: a sweep that clears the flag and then finds
+            // this stack empty is seen to have cleared it, and the flag
+            // goes up again (see `sweep`).
+            match tf.compare_exchange_weak(top, b, Ordering::SeqCst, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(t) => top = t,
             }
         }
         let flag = &(*owner).remote_freed;
-        if !flag.load(Ordering::Relaxed) {
+        if !flag.load(Ordering::SeqCst) {
             flag.store(true, Ordering::Relaxed);
         }
     }
@@ -1419,11 +1428,13 @@ pub(crate) unsafe fn collect_all(heap: *mut Heap, keep_current: bool, release: b
 }
 
 /// At one slow-path allocation in 32 while dirty slices wait for their
-/// purge or other threads' frees wait on the heap's pages: purges what is
-/// due, and sweeps (see [`sweep`]). Page events run these otherwise, and
-/// a thread that allocates from the pages it has, making and emptying
-/// none, sees none: what it freed, or what other threads emptied, stayed
-/// resident for as long as it went on so.
+/// purge or other threads' frees wait on the heap's pages: sweeps when
+/// frees wait and the last sweep is old enough (see [`sweep`], which runs
+/// a page event after), else runs a page event when the purge is due.
+/// Only page events (a page made or emptied) purged before, and nothing
+/// swept: a thread that allocates from the pages it has, making and
+/// emptying none, saw none, and what it freed, or what other threads
+/// emptied, stayed resident for as long as it went on so.
 ///
 /// # Safety
 ///
@@ -1453,8 +1464,9 @@ unsafe fn housekeep(heap: *mut Heap) {
 /// waits for its owner to need its class again: a thread that builds a
 /// table and hands it to threads that free it kept the table's pages
 /// resident for as long as it allocated other sizes only. Sweeps come a
-/// quarter of a purge delay apart at least, and spend at most a hundredth
-/// of the time on walking the heap's pages.
+/// quarter of a purge delay apart at least, and a walk of the heap's
+/// pages is followed by a hundred times its length without one (the
+/// page event after it is not counted).
 ///
 /// # Safety
 ///
@@ -1462,8 +1474,13 @@ unsafe fn housekeep(heap: *mut Heap) {
 unsafe fn sweep(heap: *mut Heap, now: u64) {
     // SAFETY: the thread holds the heap and all its pages.
     unsafe {
-        // Frees from now on tell the heap again.
+        // Frees from now on tell the heap again. Without the fence, the
+        // clearing could wait in this CPU's store buffer while the walk
+        // reads a stack as empty and the thread pushing onto it reads the
+        // flag as still up: that free would wait, flag down, until the
+        // next (see `push_remote`).
         (*heap).remote_freed.store(false, Ordering::Relaxed);
+        core::sync::atomic::fence(Ordering::SeqCst);
         collect_pages(heap, true);
         let done = os::now_ns();
         (*heap).sweep_at = done

@@ -123,10 +123,11 @@ pub fn trim() -> usize {
 /// [`stats`] counts them as free.
 ///
 /// A block freed by a thread other than the one whose heap it came from
-/// waits on its page until that heap next needs the page, and counts as in
-/// use until then; a report (a leak check at exit, say) calls this first.
-/// Blocks freed into the heaps of threads still running wait for those
-/// threads.
+/// waits on its page until that heap next needs the page or sweeps its
+/// pages (at one of its slow-path allocations, a quarter of a purge delay
+/// after its last sweep at the soonest), and counts as in use until then;
+/// a report (a leak check at exit, say) calls this first. Blocks freed
+/// into the heaps of threads still running wait for those threads.
 pub fn collect() {
     let h = thread::current();
     if !h.is_null() {
