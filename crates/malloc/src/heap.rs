@@ -941,8 +941,15 @@ unsafe fn alloc_slow(heap: *mut Heap, class: usize) -> *mut u8 {
             (*p).flags |= FULL;
             h.full[class].push_back(p);
         }
-        // Full pages that other threads have freed into.
-        let mut p = h.full[class].first;
+        // Full pages that other threads have freed into: none when no
+        // free came since the last sweep, which took back every page's (a
+        // heap of thousands of full pages walked them all at every new
+        // page it made).
+        let mut p = if h.remote_freed.load(Ordering::Relaxed) {
+            h.full[class].first
+        } else {
+            null_mut()
+        };
         while !p.is_null() {
             let next = (*p).next;
             if collect(heap, p) > 0 {
