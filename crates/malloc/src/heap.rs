@@ -218,6 +218,13 @@ pub(crate) struct Segment {
     kind: usize,
     heap: *mut Heap,
     next: *mut Segment,
+    /// The heap's list of its segments whose longest free run is `run`
+    /// slices long (see [`reopen`]).
+    open_next: *mut Segment,
+    open_prev: *mut Segment,
+    /// The longest run of free slices; 0 when none is free (and the
+    /// segment is on no list).
+    run: u8,
     /// One bit per slice in use (bit 0, the header, always).
     taken: u64,
     /// Free slices whose memory has not been purged yet.
@@ -297,6 +304,12 @@ pub(crate) struct Heap {
     /// back (written by the holder only; read by `stats`).
     pub(crate) in_use: [AtomicUsize; CLASSES],
     segments: *mut Segment,
+    /// Per length, the segments whose longest run of free slices is that
+    /// long: `place` looks for room of `n` slices in those of `n` or more,
+    /// and `trade` for dirty slices in all (free slices only are dirty).
+    /// A heap of thousands of segments full but for a slice or two walked
+    /// them all at every new page.
+    open: [*mut Segment; SLICES],
     /// At least as many as the dirty slices of the heap's segments (a
     /// page taking dirty slices leaves it high; a walk over every segment
     /// sets it right): with none, a trade has nothing to look for, and
@@ -352,6 +365,7 @@ impl Heap {
                     full: [List::EMPTY; CLASSES],
                     in_use: [const { AtomicUsize::new(0) }; CLASSES],
                     segments: null_mut(),
+                    open: [null_mut(); SLICES],
                     dirty_bound: 0,
                     purge_at: 0,
                     purge_now: AtomicBool::new(false),
@@ -724,6 +738,7 @@ pub(crate) unsafe fn grow_in_place(
         let fresh = (add & !(*seg).dirty).count_ones() as usize;
         (*seg).taken |= add;
         (*seg).dirty &= !add;
+        reopen(heap, seg);
         for s in first + n..first + m {
             (*seg).slice_page[s] = first as u8;
         }
@@ -1012,48 +1027,50 @@ unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
     let mut best: Option<(*mut Segment, usize, u32, usize)> = None;
     // SAFETY: the thread holds the heap and its segments.
     unsafe {
-        let mut seg = (*heap).segments;
-        while !seg.is_null() {
-            let (free, dirty) = (!(*seg).taken, (*seg).dirty);
-            let mut i = 1;
-            while i < SLICES {
-                let rest = free >> i;
-                if rest == 0 {
-                    break;
-                }
-                i += rest.trailing_zeros() as usize;
-                let len = ((!(free >> i)).trailing_zeros() as usize).min(SLICES - i);
-                if len >= n {
-                    // Within the run, the first place with the fewest
-                    // fresh slices (any place, when none is dirty). The
-                    // count slides with the place: the slice it leaves
-                    // and the one it takes.
-                    let last = if (dirty >> i) & ((1u64 << len.min(63)) - 1) == 0 {
-                        i
-                    } else {
-                        i + len - n
-                    };
-                    let is_fresh = |s: usize| u32::from((dirty >> s) & 1 == 0);
-                    let mut fresh = (!(dirty >> i) & want).count_ones();
-                    let mut j = i;
-                    loop {
-                        if best.is_none_or(|(_, _, f, l)| (fresh, len) < (f, l)) {
-                            best = Some((seg, j, fresh, len));
-                            if fresh == 0 && len == n {
-                                return Some((seg, j));
-                            }
-                        }
-                        // No later place in the run does better.
-                        if fresh == 0 || j == last {
-                            break;
-                        }
-                        fresh = fresh - is_fresh(j) + is_fresh(j + n);
-                        j += 1;
+        for bucket in n..SLICES {
+            let mut seg = (*heap).open[bucket];
+            while !seg.is_null() {
+                let (free, dirty) = (!(*seg).taken, (*seg).dirty);
+                let mut i = 1;
+                while i < SLICES {
+                    let rest = free >> i;
+                    if rest == 0 {
+                        break;
                     }
+                    i += rest.trailing_zeros() as usize;
+                    let len = ((!(free >> i)).trailing_zeros() as usize).min(SLICES - i);
+                    if len >= n {
+                        // Within the run, the first place with the fewest
+                        // fresh slices (any place, when none is dirty). The
+                        // count slides with the place: the slice it leaves
+                        // and the one it takes.
+                        let last = if (dirty >> i) & ((1u64 << len.min(63)) - 1) == 0 {
+                            i
+                        } else {
+                            i + len - n
+                        };
+                        let is_fresh = |s: usize| u32::from((dirty >> s) & 1 == 0);
+                        let mut fresh = (!(dirty >> i) & want).count_ones();
+                        let mut j = i;
+                        loop {
+                            if best.is_none_or(|(_, _, f, l)| (fresh, len) < (f, l)) {
+                                best = Some((seg, j, fresh, len));
+                                if fresh == 0 && len == n {
+                                    return Some((seg, j));
+                                }
+                            }
+                            // No later place in the run does better.
+                            if fresh == 0 || j == last {
+                                break;
+                            }
+                            fresh = fresh - is_fresh(j) + is_fresh(j + n);
+                            j += 1;
+                        }
+                    }
+                    i += len;
                 }
-                i += len;
+                seg = (*seg).open_next;
             }
-            seg = (*seg).next;
         }
         let (seg, i, fresh, _) = best?;
         take_fresh(heap, seg, want << i, fresh as usize);
@@ -1120,8 +1137,16 @@ pub(crate) unsafe fn trade(
             return slices;
         }
         let mut left = 0;
-        let mut seg = (*heap).segments;
-        while !seg.is_null() && slices > 0 {
+        let mut bucket = 1;
+        let mut seg = (*heap).open[1];
+        loop {
+            while seg.is_null() && bucket + 1 < SLICES {
+                bucket += 1;
+                seg = (*heap).open[bucket];
+            }
+            if seg.is_null() || slices == 0 {
+                break;
+            }
             let mut d = (*seg).dirty & !(if seg == keep_seg { keep } else { 0 });
             while d != 0 && slices > 0 {
                 // The run of dirty slices that ends highest, cut to what
@@ -1142,7 +1167,7 @@ pub(crate) unsafe fn trade(
                 (*heap).dirty_bound = (*heap).dirty_bound.saturating_sub(n);
             }
             left += (*seg).dirty.count_ones() as usize;
-            seg = (*seg).next;
+            seg = (*seg).open_next;
         }
         if seg.is_null() {
             // Every segment seen: what is left is the count.
@@ -1193,6 +1218,7 @@ unsafe fn new_page(heap: *mut Heap, class: usize) -> *mut Page {
         let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << i;
         (*seg).taken |= mask;
         (*seg).dirty &= !mask;
+        reopen(heap, seg);
         for s in i..i + n {
             (*seg).slice_page[s] = i as u8;
         }
@@ -1230,10 +1256,63 @@ unsafe fn new_segment(heap: *mut Heap) -> *mut Segment {
         (*seg).taken = 1;
         (*seg).next = (*heap).segments;
         (*heap).segments = seg;
+        reopen(heap, seg);
     }
     os::mark_unit(mem, true);
     stats::mapped(SEGMENT_SIZE, &stats::SEGMENT_BYTES);
     seg
+}
+
+/// Files `seg` in its heap's list for the longest run of free slices its
+/// `taken` leaves (in none when no slice is free).
+///
+/// # Safety
+///
+/// The thread holds `heap`, which owns `seg`.
+unsafe fn reopen(heap: *mut Heap, seg: *mut Segment) {
+    // SAFETY: the holder's heap and segments.
+    unsafe {
+        let mut free = !(*seg).taken;
+        let mut run = 0;
+        while free != 0 {
+            let i = free.trailing_zeros();
+            let len = (!(free >> i)).trailing_zeros().min(64 - i);
+            run = run.max(len);
+            free &= if i + len >= 64 {
+                0
+            } else {
+                u64::MAX << (i + len)
+            };
+        }
+        let run = run as u8;
+        let old = (*seg).run;
+        if run == old {
+            return;
+        }
+        let h = &mut *heap;
+        if old != 0 {
+            let (prev, next) = ((*seg).open_prev, (*seg).open_next);
+            if prev.is_null() {
+                h.open[old as usize] = next;
+            } else {
+                (*prev).open_next = next;
+            }
+            if !next.is_null() {
+                (*next).open_prev = prev;
+            }
+        }
+        (*seg).open_prev = null_mut();
+        (*seg).open_next = null_mut();
+        if run != 0 {
+            let first = h.open[run as usize];
+            (*seg).open_next = first;
+            if !first.is_null() {
+                (*first).open_prev = seg;
+            }
+            h.open[run as usize] = seg;
+        }
+        (*seg).run = run;
+    }
 }
 
 /// Gives a page with no block in use back to its segment.
@@ -1249,6 +1328,7 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
         ptr::write(page, Page::EMPTY);
         (*seg).taken &= !mask;
         (*seg).dirty |= mask;
+        reopen(heap, seg);
         (*heap).dirty_bound += n;
         let now = os::now_ns();
         (&mut (*seg).freed_at)[first..first + n].fill(now);
@@ -1272,6 +1352,8 @@ unsafe fn release_segment(heap: *mut Heap, seg: *mut Segment) {
             link = &raw mut (**link).next;
         }
         *link = (*seg).next;
+        (*seg).taken = u64::MAX;
+        reopen(heap, seg);
         os::mark_unit(seg.cast(), false);
         os::unmap(seg.cast(), SEGMENT_SIZE);
     }
