@@ -305,8 +305,7 @@ pub(crate) struct Heap {
     pub(crate) in_use: [AtomicUsize; CLASSES],
     segments: *mut Segment,
     /// Per length, the segments whose longest run of free slices is that
-    /// long: `place` looks for room of `n` slices in those of `n` or more,
-    /// and `trade` for dirty slices in all (free slices only are dirty).
+    /// long: `place` looks for room of `n` slices in those of `n` or more.
     /// A heap of thousands of segments full but for a slice or two walked
     /// them all at every new page.
     open: [*mut Segment; SLICES],
@@ -1137,16 +1136,12 @@ pub(crate) unsafe fn trade(
             return slices;
         }
         let mut left = 0;
-        let mut bucket = 1;
-        let mut seg = (*heap).open[1];
-        loop {
-            while seg.is_null() && bucket + 1 < SLICES {
-                bucket += 1;
-                seg = (*heap).open[bucket];
-            }
-            if seg.is_null() || slices == 0 {
-                break;
-            }
+        // All segments, newest first: walked by their longest free run,
+        // the nearly full ones first, trades purged the slices pages were
+        // about to take again (18 % more faults in a churn of 4-64 KiB
+        // blocks).
+        let mut seg = (*heap).segments;
+        while !seg.is_null() && slices > 0 {
             let mut d = (*seg).dirty & !(if seg == keep_seg { keep } else { 0 });
             while d != 0 && slices > 0 {
                 // The run of dirty slices that ends highest, cut to what
@@ -1167,7 +1162,7 @@ pub(crate) unsafe fn trade(
                 (*heap).dirty_bound = (*heap).dirty_bound.saturating_sub(n);
             }
             left += (*seg).dirty.count_ones() as usize;
-            seg = (*seg).open_next;
+            seg = (*seg).next;
         }
         if seg.is_null() {
             // Every segment seen: what is left is the count.
