@@ -1007,6 +1007,25 @@ fn page_slices(class: usize) -> usize {
     }
 }
 
+/// The runs of set bits of `bits`, lowest first, as (first bit, length):
+/// free or dirty slices of a segment, one run at a time.
+fn runs(mut bits: u64) -> impl Iterator<Item = (usize, usize)> {
+    core::iter::from_fn(move || {
+        if bits == 0 {
+            return None;
+        }
+        let i = bits.trailing_zeros();
+        // The shift brings zeros in, so a run up to bit 63 ends there.
+        let len = (!(bits >> i)).trailing_zeros();
+        bits &= if i + len == 64 {
+            0
+        } else {
+            u64::MAX << (i + len)
+        };
+        Some((i as usize, len as usize))
+    })
+}
+
 /// Where a page of `n` slices goes: among the free runs of the heap's
 /// segments, the place that needs the fewest slices that are not dirty
 /// (dirty slices are resident already, so reusing them keeps the heap's
@@ -1029,15 +1048,8 @@ unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
         for bucket in n..SLICES {
             let mut seg = (*heap).open[bucket];
             while !seg.is_null() {
-                let (free, dirty) = (!(*seg).taken, (*seg).dirty);
-                let mut i = 1;
-                while i < SLICES {
-                    let rest = free >> i;
-                    if rest == 0 {
-                        break;
-                    }
-                    i += rest.trailing_zeros() as usize;
-                    let len = ((!(free >> i)).trailing_zeros() as usize).min(SLICES - i);
+                let dirty = (*seg).dirty;
+                for (i, len) in runs(!(*seg).taken) {
                     if len >= n {
                         // Within the run, the first place with the fewest
                         // fresh slices (any place, when none is dirty). The
@@ -1066,7 +1078,6 @@ unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
                             j += 1;
                         }
                     }
-                    i += len;
                 }
                 seg = (*seg).open_next;
             }
@@ -1267,19 +1278,8 @@ unsafe fn new_segment(heap: *mut Heap) -> *mut Segment {
 unsafe fn reopen(heap: *mut Heap, seg: *mut Segment) {
     // SAFETY: the holder's heap and segments.
     unsafe {
-        let mut free = !(*seg).taken;
-        let mut run = 0;
-        while free != 0 {
-            let i = free.trailing_zeros();
-            let len = (!(free >> i)).trailing_zeros().min(64 - i);
-            run = run.max(len);
-            free &= if i + len >= 64 {
-                0
-            } else {
-                u64::MAX << (i + len)
-            };
-        }
-        let run = run as u8;
+        // Slice 0 is never free, so a run is at most 63 slices.
+        let run = runs(!(*seg).taken).map(|(_, len)| len).max().unwrap_or(0) as u8;
         let old = (*seg).run;
         if run == old {
             return;
@@ -1456,17 +1456,9 @@ unsafe fn purge_segments(heap: *mut Heap, cold: Option<(u64, u64)>) -> usize {
                 seg = next;
                 continue;
             }
-            let mut d = old;
-            while d != 0 {
-                let i = d.trailing_zeros() as usize;
-                let run = (!(d >> i)).trailing_zeros() as usize;
+            for (i, run) in runs(old) {
                 os::purge(seg.cast::<u8>().add(i * SLICE_SIZE), run * SLICE_SIZE);
                 bytes += run * SLICE_SIZE;
-                d &= !(if run == 64 {
-                    u64::MAX
-                } else {
-                    ((1u64 << run) - 1) << i
-                });
             }
             (*seg).dirty &= !old;
             left += (*seg).dirty.count_ones() as usize;
@@ -1608,5 +1600,23 @@ unsafe fn collect_pages(heap: *mut Heap, keep_current: bool) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_are_found_lowest_first_up_to_the_top_bit() {
+        let all: Vec<_> = runs(0).collect();
+        assert!(all.is_empty());
+        assert_eq!(runs(u64::MAX).collect::<Vec<_>>(), [(0, 64)]);
+        assert_eq!(runs(!1).collect::<Vec<_>>(), [(1, 63)]);
+        assert_eq!(
+            runs(0b1011_0110 | 3 << 62).collect::<Vec<_>>(),
+            [(1, 2), (4, 2), (7, 1), (62, 2)]
+        );
+        assert_eq!(runs(1 << 63).collect::<Vec<_>>(), [(63, 1)]);
     }
 }
