@@ -67,7 +67,7 @@ pub(crate) const SECTION: Section = Section {
             4 threads churning private sets, a larson-style server (objects freed by a random \
             other thread), repeated 1-32 MiB blocks, and building a BTreeMap and a HashMap. Rows: \
             time per operation and the child's peak resident size, with a geometric mean over \
-            the workloads. Then whole programs under LD_PRELOAD, each run as a child process \
+            the workloads; notes say which of the global allocator's targets hold. Then whole programs under LD_PRELOAD, each run as a child process \
             timed start to exit, with its peak RSS from wait4: three C programs the lab builds \
             from sources it carries (small-object churn, cross-thread frees, blocks above \
             128 KiB) and a Python workload (dicts, lists, sorting, json), under glibc's malloc \
@@ -171,6 +171,9 @@ fn run(run: &mut Run<'_>) -> Result<()> {
         run.record(case(), MIB, &[geomean(&peaks[i])]);
     }
     compare(run, &allocators, &times, &peaks);
+    for line in targets(&allocators, &times, &peaks) {
+        run.note(line);
+    }
     if mode == "quick" {
         run.note("quick mode runs smaller maps (250k entries) and shorter samples than --full (1M entries)");
     }
@@ -216,6 +219,106 @@ fn compare(run: &mut Run<'_>, allocators: &[&str], times: &[Vec<f64>], peaks: &[
             );
         }
         run.note(text);
+    }
+}
+
+/// The global allocator's targets, each stated as met or not met with its
+/// figures, from this run's medians: no workload slower than the system
+/// allocator, a geometric mean of times at most mimalloc's, peak RSS at
+/// most 1.1x the system allocator's on every workload, and the large
+/// blocks at most 1.2x its time.
+fn targets(allocators: &[&str], times: &[Vec<f64>], peaks: &[Vec<f64>]) -> Vec<String> {
+    let at = |name: &str| allocators.iter().position(|&a| a == name);
+    let whole = |i: usize| times[i].len() == WORKLOADS.len() && peaks[i].len() == WORKLOADS.len();
+    let (Some(me), Some(sys)) = (at("memio"), at(SYSTEM)) else {
+        return vec![
+            "workload targets not judged: memio or the system allocator did not run".to_owned(),
+        ];
+    };
+    if !whole(me) || !whole(sys) {
+        return vec!["workload targets not judged: a workload is missing its figures".to_owned()];
+    }
+    let per = |column: &[Vec<f64>]| {
+        WORKLOADS
+            .iter()
+            .zip(column[me].iter().zip(&column[sys]))
+            .map(|(w, (m, s))| (w.name, Some(m / s).filter(|r| r.is_finite())))
+            .collect::<Vec<_>>()
+    };
+    let (time, rss) = (per(times), per(peaks));
+    let mut lines = vec![worst(
+        "no workload slower than the system allocator",
+        "memio's time",
+        "the system allocator's",
+        1.0,
+        time.iter().copied(),
+    )];
+    lines.push(match at("mimalloc").filter(|&mi| whole(mi)) {
+        Some(mi) => worst(
+            "geometric mean of the workloads' times at most 1.0x mimalloc's",
+            "memio's geometric mean",
+            "mimalloc's",
+            1.0,
+            [(
+                "the workloads",
+                Some(geomean(&times[me]) / geomean(&times[mi])),
+            )]
+            .into_iter(),
+        ),
+        None => {
+            "target geometric mean of the workloads' times at most 1.0x mimalloc's: not judged \
+                 (mimalloc did not run)"
+                .to_owned()
+        }
+    });
+    lines.push(worst(
+        "peak RSS at most 1.1x the system allocator's on every workload",
+        "memio's peak RSS",
+        "the system allocator's",
+        1.1,
+        rss.iter().copied(),
+    ));
+    lines.push(worst(
+        "large blocks at most 1.2x the system allocator's time",
+        "memio's time",
+        "the system allocator's",
+        1.2,
+        time.iter().copied().filter(|(name, _)| *name == "large"),
+    ));
+    lines
+}
+
+/// `target <what>: met|not met (...)` over `(name, ratio)` pairs (programs or
+/// workloads), the
+/// target holding when every ratio is at most `limit`; quotes the worst.
+pub(super) fn worst<'a>(
+    what: &str,
+    subject: &str,
+    base: &str,
+    limit: f64,
+    ratios: impl Iterator<Item = (&'a str, Option<f64>)>,
+) -> String {
+    let known: Vec<(&str, f64)> = ratios.filter_map(|(p, r)| Some((p, r?))).collect();
+    let Some(&(name, r)) = known.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
+        return format!("target {what}: not judged (no figures)");
+    };
+    let failing: Vec<String> = known
+        .iter()
+        .filter(|(_, r)| *r > limit)
+        .map(|(p, r)| format!("{p} {r:.2}x"))
+        .collect();
+    if failing.is_empty() {
+        let at = if known.len() > 1 {
+            format!("at most {r:.2}x {base}, on {name}")
+        } else {
+            format!("{r:.2}x {base}")
+        };
+        format!("target {what}: met ({subject} {at})")
+    } else {
+        format!(
+            "target {what}: not met ({subject} as a multiple of {base}: {})",
+            failing.join(", ")
+        )
     }
 }
 
@@ -596,6 +699,53 @@ fn maps(entries: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workload_targets_say_met_or_not_met_with_the_figures() {
+        let allocators = [SYSTEM, "memio", HUGE, "mimalloc"];
+        let n = WORKLOADS.len();
+        let maps = WORKLOADS.iter().position(|w| w.name == "maps").unwrap();
+        let grow = WORKLOADS.iter().position(|w| w.name == "grow").unwrap();
+        let mut times = vec![vec![10.0; n]; 4];
+        let mut peaks = vec![vec![10.0; n]; 4];
+        times[1] = vec![5.0; n];
+        times[1][maps] = 12.0;
+        times[3] = vec![6.0; n];
+        peaks[1] = vec![10.5; n];
+        peaks[1][grow] = 14.0;
+        let lines = targets(&allocators, &times, &peaks);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(
+            lines[0],
+            "target no workload slower than the system allocator: not met (memio's time as a \
+             multiple of the system allocator's: maps 1.20x)"
+        );
+        // (5^7 * 12)^(1/8) = 5.58 against mimalloc's 6.
+        assert_eq!(
+            lines[1],
+            "target geometric mean of the workloads' times at most 1.0x mimalloc's: met \
+             (memio's geometric mean 0.93x mimalloc's)"
+        );
+        assert_eq!(
+            lines[2],
+            "target peak RSS at most 1.1x the system allocator's on every workload: not met \
+             (memio's peak RSS as a multiple of the system allocator's: grow 1.40x)"
+        );
+        assert_eq!(
+            lines[3],
+            "target large blocks at most 1.2x the system allocator's time: met (memio's time \
+             0.50x the system allocator's)"
+        );
+        let alone = targets(&allocators[..2], &times[..2], &peaks[..2]);
+        assert!(
+            alone[1].ends_with("not judged (mimalloc did not run)"),
+            "{alone:?}"
+        );
+        times[1].pop();
+        let short = targets(&allocators, &times, &peaks);
+        assert_eq!(short.len(), 1);
+        assert!(short[0].contains("not judged"), "{short:?}");
+    }
 
     /// Each in-process peer gets its allocator and none of the caller's
     /// allocator settings. The settings are put in the environment of a

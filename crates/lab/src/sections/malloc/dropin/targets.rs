@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{CHECKED, Figures, HUGE, MEMIO, Source};
-use crate::sections::malloc::geomean;
+use crate::sections::malloc::{geomean, worst};
 
 /// `x / y` when both are known.
 fn ratio(x: Option<f64>, y: Option<f64>) -> Option<f64> {
@@ -124,39 +124,6 @@ pub(super) fn targets(names: &[&str], figures: &[Figures]) -> Vec<String> {
         None => "target checks on at most 2x checks off: not judged".to_owned(),
     });
     lines
-}
-
-/// `target <what>: met|not met (...)` over `(program, ratio)` pairs, the
-/// target holding when every ratio is at most `limit`; quotes the worst.
-fn worst<'a>(
-    what: &str,
-    subject: &str,
-    base: &str,
-    limit: f64,
-    ratios: impl Iterator<Item = (&'a str, Option<f64>)>,
-) -> String {
-    let known: Vec<(&str, f64)> = ratios.filter_map(|(p, r)| Some((p, r?))).collect();
-    let Some(&(name, r)) = known.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
-        return format!("target {what}: not judged (no figures)");
-    };
-    let failing: Vec<String> = known
-        .iter()
-        .filter(|(_, r)| *r > limit)
-        .map(|(p, r)| format!("{p} {r:.2}x"))
-        .collect();
-    if failing.is_empty() {
-        let at = if known.len() > 1 {
-            format!("at most {r:.2}x {base}, on {name}")
-        } else {
-            format!("{r:.2}x {base}")
-        };
-        format!("target {what}: met ({subject} {at})")
-    } else {
-        format!(
-            "target {what}: not met ({subject} as a multiple of {base}: {})",
-            failing.join(", ")
-        )
-    }
 }
 
 #[cfg(test)]
