@@ -90,6 +90,9 @@ const SYSTEM: &str = "system";
 const HUGE: &str = "memio, huge pages";
 const GEOMEAN: &str = "geometric mean";
 
+/// Samples of each workload under each allocator, at least.
+const SAMPLES: usize = 11;
+
 /// Peak resident size in MiB, smaller is better.
 const MIB: Unit = Unit {
     symbol: "MiB peak RSS",
@@ -371,8 +374,12 @@ fn measure(
         batch(p, 1)?;
     }
     let n = timing.calibrate(|n| batch(&mut peers[0], n))?;
-    let mut samples = vec![Vec::with_capacity(timing.samples); peers.len()];
-    for _ in 0..timing.samples {
+    // The targets compare medians a few percent apart: in quick mode too,
+    // as many samples as --full takes (its samples are shorter), so that
+    // a noisy moment on a shared machine moves no median alone.
+    let count = timing.samples.max(SAMPLES);
+    let mut samples = vec![Vec::with_capacity(count); peers.len()];
+    for _ in 0..count {
         for (p, out) in peers.iter_mut().zip(&mut samples) {
             out.push(batch(p, n)?.as_secs_f64() * 1e6 / n as f64);
         }
