@@ -67,8 +67,9 @@ pub(crate) const SECTION: Section = Section {
             4 threads churning private sets, a larson-style server (objects freed by a random \
             other thread), repeated 1-32 MiB blocks, and building a BTreeMap and a HashMap. Rows: \
             time per operation and the child's peak resident size, with a geometric mean over \
-            the workloads; notes say which of the global allocator's targets hold. Then whole programs under LD_PRELOAD, each run as a child process \
-            timed start to exit, with its peak RSS from wait4: three C programs the lab builds \
+            the workloads; notes say which of the global allocator's targets hold. Then whole \
+            programs under LD_PRELOAD, each run as a child process timed start to exit, with \
+            its peak RSS from wait4: three C programs the lab builds \
             from sources it carries (small-object churn, cross-thread frees, blocks above \
             128 KiB) and a Python workload (dicts, lists, sorting, json), under glibc's malloc \
             (the reference for those rows), libmemio_malloc.so with checks off and on \
@@ -268,11 +269,11 @@ fn targets(allocators: &[&str], times: &[Vec<f64>], peaks: &[Vec<f64>]) -> Vec<S
             )]
             .into_iter(),
         ),
-        None => {
-            "target geometric mean of the workloads' times at most 1.0x mimalloc's: not judged \
-                 (mimalloc did not run)"
-                .to_owned()
-        }
+        None => concat!(
+            "target geometric mean of the workloads' times at most 1.0x mimalloc's: ",
+            "not judged (mimalloc did not run)"
+        )
+        .to_owned(),
     });
     lines.push(worst(
         "peak RSS at most 1.1x the system allocator's on every workload",
@@ -291,10 +292,10 @@ fn targets(allocators: &[&str], times: &[Vec<f64>], peaks: &[Vec<f64>]) -> Vec<S
     lines
 }
 
-/// `target <what>: met|not met (...)` over `(name, ratio)` pairs (programs or
-/// workloads), the
-/// target holding when every ratio is at most `limit`; quotes the worst.
-pub(super) fn worst<'a>(
+/// `target <what>: met|not met (...)` over `(name, ratio)` pairs (programs
+/// or workloads), the target holding when every ratio is at most `limit`;
+/// quotes the worst.
+fn worst<'a>(
     what: &str,
     subject: &str,
     base: &str,
