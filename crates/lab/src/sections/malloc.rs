@@ -246,7 +246,7 @@ fn targets(allocators: &[&str], times: &[Vec<f64>], peaks: &[Vec<f64>]) -> Vec<S
         WORKLOADS
             .iter()
             .zip(column[me].iter().zip(&column[sys]))
-            .map(|(w, (m, s))| (w.name, Some(m / s).filter(|r| r.is_finite())))
+            .map(|(w, (&m, &s))| (w.name, ratio(Some(m), Some(s))))
             .collect::<Vec<_>>()
     };
     let (time, rss) = (per(times), per(peaks));
@@ -265,7 +265,7 @@ fn targets(allocators: &[&str], times: &[Vec<f64>], peaks: &[Vec<f64>]) -> Vec<S
             1.0,
             [(
                 "the workloads",
-                Some(geomean(&times[me]) / geomean(&times[mi])),
+                ratio(Some(geomean(&times[me])), Some(geomean(&times[mi]))),
             )]
             .into_iter(),
         ),
@@ -290,6 +290,12 @@ fn targets(allocators: &[&str], times: &[Vec<f64>], peaks: &[Vec<f64>]) -> Vec<S
         time.iter().copied().filter(|(name, _)| *name == "large"),
     ));
     lines
+}
+
+/// `x / y` when both are known.
+fn ratio(x: Option<f64>, y: Option<f64>) -> Option<f64> {
+    let r = x? / y?;
+    r.is_finite().then_some(r)
 }
 
 /// `target <what>: met|not met (...)` over `(name, ratio)` pairs (programs

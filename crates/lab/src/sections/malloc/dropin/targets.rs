@@ -4,13 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{CHECKED, Figures, HUGE, MEMIO, Source};
-use crate::sections::malloc::{geomean, worst};
-
-/// `x / y` when both are known.
-fn ratio(x: Option<f64>, y: Option<f64>) -> Option<f64> {
-    let r = x? / y?;
-    r.is_finite().then_some(r)
-}
+use crate::sections::malloc::{geomean, ratio, worst};
 
 /// One note per program: each allocator's time and peak RSS as multiples
 /// of glibc's, memio's checks-on time as a multiple of checks-off, and
