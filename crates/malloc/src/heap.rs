@@ -1280,15 +1280,37 @@ unsafe fn reopen(heap: *mut Heap, seg: *mut Segment) {
     unsafe {
         // Slice 0 is never free, so a run is at most 63 slices.
         let run = runs(!(*seg).taken).map(|(_, len)| len).max().unwrap_or(0) as u8;
-        let old = (*seg).run;
-        if run == old {
+        if run == (*seg).run {
             return;
         }
-        let h = &mut *heap;
+        unfile(heap, seg);
+        if run != 0 {
+            let h = &mut *heap;
+            let first = h.open[run as usize];
+            (*seg).open_next = first;
+            if !first.is_null() {
+                (*first).open_prev = seg;
+            }
+            h.open[run as usize] = seg;
+        }
+        (*seg).run = run;
+    }
+}
+
+/// Takes `seg` off its heap's list of segments by longest free run (it is
+/// on none afterwards, its `run` 0).
+///
+/// # Safety
+///
+/// The thread holds `heap`, which owns `seg`.
+unsafe fn unfile(heap: *mut Heap, seg: *mut Segment) {
+    // SAFETY: the holder's heap and segments.
+    unsafe {
+        let old = (*seg).run;
         if old != 0 {
             let (prev, next) = ((*seg).open_prev, (*seg).open_next);
             if prev.is_null() {
-                h.open[old as usize] = next;
+                (*heap).open[old as usize] = next;
             } else {
                 (*prev).open_next = next;
             }
@@ -1298,15 +1320,7 @@ unsafe fn reopen(heap: *mut Heap, seg: *mut Segment) {
         }
         (*seg).open_prev = null_mut();
         (*seg).open_next = null_mut();
-        if run != 0 {
-            let first = h.open[run as usize];
-            (*seg).open_next = first;
-            if !first.is_null() {
-                (*first).open_prev = seg;
-            }
-            h.open[run as usize] = seg;
-        }
-        (*seg).run = run;
+        (*seg).run = 0;
     }
 }
 
@@ -1347,8 +1361,7 @@ unsafe fn release_segment(heap: *mut Heap, seg: *mut Segment) {
             link = &raw mut (**link).next;
         }
         *link = (*seg).next;
-        (*seg).taken = u64::MAX;
-        reopen(heap, seg);
+        unfile(heap, seg);
         os::mark_unit(seg.cast(), false);
         os::unmap(seg.cast(), SEGMENT_SIZE);
     }
