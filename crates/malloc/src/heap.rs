@@ -1007,6 +1007,11 @@ fn page_slices(class: usize) -> usize {
     }
 }
 
+/// The lowest `n` bits set (`n` up to 64): the mask of `n` slices.
+fn ones(n: usize) -> u64 {
+    if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
 /// The runs of set bits of `bits`, lowest first, as (first bit, length):
 /// free or dirty slices of a segment, one run at a time.
 fn runs(mut bits: u64) -> impl Iterator<Item = (usize, usize)> {
@@ -1040,7 +1045,7 @@ fn runs(mut bits: u64) -> impl Iterator<Item = (usize, usize)> {
 ///
 /// The thread holds `heap`.
 unsafe fn place(heap: *mut Heap, n: usize) -> Option<(*mut Segment, usize)> {
-    let want = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let want = ones(n);
     // (segment, slice, fresh slices, free run length)
     let mut best: Option<(*mut Segment, usize, u32, usize)> = None;
     // SAFETY: the thread holds the heap and its segments.
@@ -1221,7 +1226,7 @@ unsafe fn new_page(heap: *mut Heap, class: usize) -> *mut Page {
             take_fresh(heap, seg, 0, n);
             (seg, 1)
         };
-        let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << i;
+        let mask = ones(n) << i;
         (*seg).taken |= mask;
         (*seg).dirty &= !mask;
         reopen(heap, seg);
@@ -1333,7 +1338,7 @@ unsafe fn retire(heap: *mut Heap, page: *mut Page) {
         let seg = unit_of((*page).start) as *mut Segment;
         let first = ((*page).start as usize - seg as usize) >> SLICE_SHIFT;
         let n = (*page).slices as usize;
-        let mask = (if n == 64 { u64::MAX } else { (1u64 << n) - 1 }) << first;
+        let mask = ones(n) << first;
         ptr::write(page, Page::EMPTY);
         (*seg).taken &= !mask;
         (*seg).dirty |= mask;
