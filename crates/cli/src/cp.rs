@@ -4,6 +4,7 @@
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -123,6 +124,29 @@ struct Totals {
     methods: Vec<&'static str>,
 }
 
+/// Set by the signal thread before it removes the temporaries: the copies
+/// in flight fail from then on, and the process is to end as the signal.
+static ENDING: AtomicBool = AtomicBool::new(false);
+
+/// Once a signal is being handled, waits for the signal thread to end the
+/// process. Without it, a copy that failed because its temporary was
+/// removed under it could report that failure and exit 1 before the
+/// signal thread ended the process as the signal.
+fn stop_if_ending() {
+    if ENDING.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// Says a failure over the progress bar, unless a signal is ending the
+/// process (see [`stop_if_ending`]).
+fn say_unless_ending(bar: &indicatif::ProgressBar, text: String) {
+    stop_if_ending();
+    bar.suspend(|| warn(text));
+}
+
 /// Removes the hidden temporaries of the copies in flight when SIGINT,
 /// SIGTERM or SIGHUP arrives, then ends the process as that signal's
 /// default action would (so a shell still sees "killed by SIGINT").
@@ -148,6 +172,7 @@ fn clean_up_on_signals() -> std::io::Result<()> {
         .name("memio-cp-signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                ENDING.store(true, Ordering::SeqCst);
                 memio::io::copy::remove_temporaries();
                 let _ = signal_hook::low_level::emulate_default_handler(signal);
                 std::process::exit(128 + signal);
@@ -249,7 +274,7 @@ pub(crate) fn run(args: &CpArgs, globals: Globals) -> CliResult {
         } else {
             dst.clone()
         };
-        let say = |text: String| bar.suspend(|| warn(text));
+        let say = |text: String| say_unless_ending(&bar, text);
         let failed = totals.failed;
         let was_there = std::fs::symlink_metadata(&target).is_ok();
         copy_one(
@@ -512,7 +537,10 @@ fn si_rate(bytes: f64) -> String {
     }
 }
 
+/// The run's summary, at its end; none when a signal is ending the process
+/// (see [`stop_if_ending`]).
 fn summary(args: &CpArgs, globals: Globals, totals: &Totals, elapsed: Duration) -> CliResult<()> {
+    stop_if_ending();
     if args.json {
         let secs = elapsed.as_secs_f64();
         return output::print_json(&json!({
