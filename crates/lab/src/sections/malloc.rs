@@ -66,8 +66,12 @@ pub(crate) const SECTION: Section = Section {
             strings grown by push, producer/consumer (every object freed by the other thread), \
             4 threads churning private sets, a larson-style server (objects freed by a random \
             other thread), repeated 1-32 MiB blocks, and building a BTreeMap and a HashMap. Rows: \
-            time per operation and the child's peak resident size, with a geometric mean over \
-            the workloads; notes say which of the global allocator's targets hold. Then whole \
+            time per operation, the child's peak resident size and its page faults per \
+            operation over the samples (memory touched afresh: what an allocator pays in time for \
+            memory it gives back; a fault maps 4 KiB, or 2 MiB where transparent huge pages back \
+            the heap, and a note says how much of each allocator's memory does), time and size \
+            with a geometric mean over the workloads; notes compare memio with each peer and \
+            say which of the global allocator's targets hold. Then whole \
             programs under LD_PRELOAD, each run as a child process timed start to exit, with \
             its peak RSS from wait4: three C programs the lab builds \
             from sources it carries (small-object churn, cross-thread frees, blocks above \
@@ -97,6 +101,19 @@ const SAMPLES: usize = 11;
 /// Peak resident size in MiB, smaller is better.
 const MIB: Unit = Unit {
     symbol: "MiB peak RSS",
+    higher_is_better: false,
+    per_second: 0.0,
+};
+
+/// Page faults (minor and major) per operation over the samples, smaller
+/// is better: each is memory touched afresh, what an allocator pays in
+/// time for memory it gave back or had not taken yet. A fault maps one
+/// 4 KiB page, or a whole 2 MiB one where transparent huge pages back the
+/// memory (memio with huge pages; mimalloc, which asks for them on its
+/// arenas), so counts compare only with page sizes in mind: the section
+/// notes how much of each peer lies in huge pages.
+const FAULTS: Unit = Unit {
+    symbol: "faults per op",
     higher_is_better: false,
     per_second: 0.0,
 };
@@ -150,11 +167,17 @@ fn run(run: &mut Run<'_>) -> Result<()> {
         }
     }
     let mode = if run.config().full { "full" } else { "quick" };
-    run.plan(((WORKLOADS.len() + 1) * allocators.len() * 2) as u64);
+    run.plan(((WORKLOADS.len() * 3 + 2) * allocators.len()) as u64);
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); allocators.len()];
     let mut peaks: Vec<Vec<f64>> = vec![Vec::new(); allocators.len()];
+    let mut huge: Vec<Vec<String>> = vec![Vec::new(); allocators.len()];
     for w in &WORKLOADS {
-        let (t, rss) = measure(run, w, &allocators, mode)?;
+        let Measured {
+            times: t,
+            rss,
+            faults: f,
+            huge: h,
+        } = measure(run, w, &allocators, mode)?;
         for (i, &a) in allocators.iter().enumerate() {
             let case = || {
                 Case::new(a, w.label)
@@ -167,6 +190,18 @@ fn run(run: &mut Run<'_>) -> Result<()> {
             if let Some(row) = run.record(case(), MIB, &[rss[i]]) {
                 peaks[i].push(row.median);
             }
+            run.record(case(), FAULTS, &[f[i]]);
+            if let Some(mib) = h[i].filter(|&mib| mib > 0.0) {
+                huge[i].push(format!("{} {mib:.0} of {:.0} MiB", w.name, rss[i]));
+            }
+        }
+    }
+    for (a, parts) in allocators.iter().zip(&huge) {
+        if !parts.is_empty() {
+            run.note(format!(
+                "{a}: resident in transparent huge pages after the samples (of its peak RSS): {}",
+                parts.join(", ")
+            ));
         }
     }
     for (i, &a) in allocators.iter().enumerate() {
@@ -207,20 +242,25 @@ fn compare(run: &mut Run<'_>, allocators: &[&str], times: &[Vec<f64>], peaks: &[
         let slowest = times[me]
             .iter()
             .zip(&times[i])
-            .zip(&WORKLOADS)
-            .map(|((m, o), w)| (o / m, w.name))
+            .enumerate()
+            .map(|(k, (m, o))| (o / m, k))
             .min_by(|a, b| a.0.total_cmp(&b.0));
         let mut text = format!(
             "memio vs {other}: {} over the workloads (geometric mean of times), peak RSS {:.2}x {other}'s",
             speed(t),
             m
         );
-        if let Some((r, name)) = slowest {
+        if let Some((r, k)) = slowest {
             let _ = write!(
                 text,
-                "; its least favourable workload is {name} ({})",
+                "; its least favourable workload is {} ({}",
+                WORKLOADS[k].name,
                 speed(r)
             );
+            if let (Some(m), Some(o)) = (peaks[me].get(k), peaks[i].get(k)) {
+                let _ = write!(text, ", peak RSS {m:.1} against {o:.1} MiB");
+            }
+            text.push(')');
         }
         run.note(text);
     }
@@ -354,14 +394,21 @@ fn geomean(values: &[f64]) -> f64 {
     (logs.iter().sum::<f64>() / logs.len() as f64).exp()
 }
 
-/// Runs workload `w` under every allocator, round-robin; returns the
-/// µs-per-operation samples and the peak RSS in MiB of each.
-fn measure(
-    run: &mut Run<'_>,
-    w: &Workload,
-    allocators: &[&str],
-    mode: &str,
-) -> Result<(Vec<Vec<f64>>, Vec<f64>)> {
+/// One workload's figures under each allocator.
+struct Measured {
+    /// µs-per-operation samples.
+    times: Vec<Vec<f64>>,
+    /// Peak RSS in MiB.
+    rss: Vec<f64>,
+    /// Page faults per operation over the samples.
+    faults: Vec<f64>,
+    /// MiB resident in transparent huge pages after the samples, where
+    /// the kernel says.
+    huge: Vec<Option<f64>>,
+}
+
+/// Runs workload `w` under every allocator, round-robin.
+fn measure(run: &mut Run<'_>, w: &Workload, allocators: &[&str], mode: &str) -> Result<Measured> {
     let timing = run.config().timing;
     let args = [w.name.to_owned(), mode.to_owned()];
     let mut peers = Vec::new();
@@ -385,18 +432,70 @@ fn measure(
     // as many samples as --full takes (its samples are shorter), so that
     // a noisy moment on a shared machine moves no median alone.
     let count = timing.samples.max(SAMPLES);
+    let faults_of = |p: &Peer| page_faults(p.id()).map_err(|e| Error::io(p.name(), &e));
+    let before = peers.iter().map(faults_of).collect::<Result<Vec<_>>>()?;
     let mut samples = vec![Vec::with_capacity(count); peers.len()];
     for _ in 0..count {
         for (p, out) in peers.iter_mut().zip(&mut samples) {
             out.push(batch(p, n)?.as_secs_f64() * 1e6 / n as f64);
         }
     }
+    let ops = (n * count as u64) as f64;
     let mut rss = Vec::new();
-    for p in peers {
+    let mut faults = Vec::new();
+    let mut huge = Vec::new();
+    for (p, was) in peers.into_iter().zip(before) {
+        faults.push(faults_of(&p)?.saturating_sub(was) as f64 / ops);
+        huge.push(huge_pages_mib(p.id()));
         rss.push(peak_rss_mib(p.id()).map_err(|e| Error::io(p.name(), &e))?);
         p.finish()?;
     }
-    Ok((samples, rss))
+    Ok(Measured {
+        times: samples,
+        rss,
+        faults,
+        huge,
+    })
+}
+
+/// MiB of process `pid` resident in transparent huge pages
+/// (`AnonHugePages` of `/proc/PID/smaps_rollup`); `None` where the kernel
+/// does not say.
+fn huge_pages_mib(pid: u32) -> Option<f64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let kib: f64 = rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Page faults, minor and major, of process `pid` so far (all its
+/// threads, live and exited).
+fn page_faults(pid: u32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_faults(&stat).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no fault counts in /proc/PID/stat",
+        )
+    })
+}
+
+/// `minflt + majflt` from a `/proc/PID/stat` line: fields 10 and 12,
+/// counted after the command name, which may hold spaces and parentheses
+/// and ends at the last `)`.
+fn parse_faults(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (the state).
+    let minor: u64 = fields.get(10 - 3)?.parse().ok()?;
+    let major: u64 = fields.get(12 - 3)?.parse().ok()?;
+    Some(minor + major)
 }
 
 /// `VmHWM` of process `pid`, in MiB.
@@ -713,6 +812,33 @@ fn maps(entries: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_counts_are_read_past_a_command_name_with_spaces_and_parentheses() {
+        let stat = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 1234 0 56 0 7 3 0 0 20 0 1 0 1 0 0";
+        assert_eq!(parse_faults(stat), Some(1234 + 56));
+        assert_eq!(parse_faults("4242 (cut short) S 1 2"), None);
+        assert_eq!(parse_faults("no name at all"), None);
+    }
+
+    #[test]
+    fn touching_fresh_memory_counts_page_faults() {
+        let me = std::process::id();
+        let before = page_faults(me).expect("this process has a stat file");
+        // 8 MiB from calloc is a fresh mapping: each 4 KiB page (or 2 MiB
+        // one, with transparent huge pages) faults when first written.
+        let mut block = vec![0u8; 8 << 20];
+        for at in (0..block.len()).step_by(4096) {
+            block[at] = 1;
+        }
+        keep(&block);
+        let after = page_faults(me).expect("this process has a stat file");
+        assert!(
+            after >= before + 4,
+            "8 MiB written took {} faults",
+            after - before
+        );
+    }
 
     #[test]
     fn workload_targets_say_met_or_not_met_with_the_figures() {
