@@ -101,9 +101,37 @@ const CACHE_SLOTS: usize = 32;
 /// asked for (see [`realloc`]).
 const MAX_HEADROOM: usize = 64 << 20;
 
+/// Freed mappings kept for reuse. Each one's length and time of freeing
+/// are kept beside it, so that scanning the cache (at every large
+/// request and every page event) reads these arrays alone, not a header
+/// in each mapping: a cache miss and often a TLB miss apiece.
 pub(crate) struct Cache {
     slots: [*mut Large; CACHE_SLOTS],
+    lens: [usize; CACHE_SLOTS],
+    freed: [u64; CACHE_SLOTS],
     len: usize,
+}
+
+impl Cache {
+    /// Takes entry `i` out (the last moves into its place).
+    fn take(&mut self, i: usize) -> *mut Large {
+        let l = self.slots[i];
+        self.len -= 1;
+        let last = self.len;
+        self.slots[i] = self.slots[last];
+        self.lens[i] = self.lens[last];
+        self.freed[i] = self.freed[last];
+        l
+    }
+
+    /// Adds mapping `l` of `len` bytes freed at `freed`; the cache has room.
+    fn put(&mut self, l: *mut Large, len: usize, freed: u64) {
+        let n = self.len;
+        self.slots[n] = l;
+        self.lens[n] = len;
+        self.freed[n] = freed;
+        self.len += 1;
+    }
 }
 
 // SAFETY: the cache's mappings are touched only under its lock.
@@ -111,6 +139,8 @@ unsafe impl Send for Cache {}
 
 pub(crate) static CACHE: SpinLock<Cache> = SpinLock::new(Cache {
     slots: [null_mut(); CACHE_SLOTS],
+    lens: [0; CACHE_SLOTS],
+    freed: [0; CACHE_SLOTS],
     len: 0,
 });
 static CACHED: AtomicUsize = AtomicUsize::new(0);
@@ -262,11 +292,7 @@ fn from_cache(map_len: usize) -> Option<*mut Large> {
     let mut cache = CACHE.lock();
     let mut best: Option<usize> = None;
     let mut grow: Option<usize> = None;
-    let mut lens = [0usize; CACHE_SLOTS];
-    for (i, len) in lens.iter_mut().enumerate().take(cache.len) {
-        // SAFETY: cached headers are live and ours under the lock.
-        *len = unsafe { (*cache.slots[i]).map_len };
-    }
+    let lens = &cache.lens;
     for (i, &len) in lens.iter().enumerate().take(cache.len) {
         if len >= map_len {
             if best.is_none_or(|b| len < lens[b]) {
@@ -277,9 +303,7 @@ fn from_cache(map_len: usize) -> Option<*mut Large> {
         }
     }
     let i = best.or(grow)?;
-    let l = cache.slots[i];
-    cache.len -= 1;
-    cache.slots[i] = cache.slots[cache.len];
+    let l = cache.take(i);
     drop(cache);
     // SAFETY: `l` left the cache: it is ours, a block's again.
     let len = unsafe {
@@ -378,13 +402,9 @@ fn fit_cache() {
 unsafe fn evict_oldest(cache: &mut Cache) {
     // SAFETY: cached headers are live and ours under the lock.
     unsafe {
-        let oldest = (0..cache.len)
-            .min_by_key(|&i| (*cache.slots[i]).freed_at)
-            .unwrap_or(0);
-        let victim = cache.slots[oldest];
-        cache.len -= 1;
-        cache.slots[oldest] = cache.slots[cache.len];
-        let vlen = (*victim).map_len;
+        let oldest = (0..cache.len).min_by_key(|&i| cache.freed[i]).unwrap_or(0);
+        let vlen = cache.lens[oldest];
+        let victim = cache.take(oldest);
         CACHED.fetch_sub(vlen, Ordering::Relaxed);
         stats::unmapped_from(vlen, &stats::CACHED_BYTES);
         os::mark_unit(victim.cast(), false);
@@ -606,9 +626,7 @@ unsafe fn release(l: *mut Large) {
             {
                 evict_oldest(&mut cache);
             }
-            let n = cache.len;
-            cache.slots[n] = l;
-            cache.len += 1;
+            cache.put(l, len, (*l).freed_at);
             CACHED.fetch_add(len, Ordering::Relaxed);
             stats::LARGE_BYTES.fetch_sub(len, Ordering::Relaxed);
             stats::CACHED_BYTES.fetch_add(len, Ordering::Relaxed);
@@ -652,12 +670,9 @@ pub(crate) fn expire(now: u64, all: bool) -> usize {
     let mut bytes = 0;
     let mut i = 0;
     while i < cache.len {
-        let l = cache.slots[i];
-        // SAFETY: cached headers are live and ours under the lock.
-        let (freed, len) = unsafe { ((*l).freed_at, (*l).map_len) };
+        let (freed, len) = (cache.freed[i], cache.lens[i]);
         if all || now.saturating_sub(freed) >= delay {
-            cache.len -= 1;
-            cache.slots[i] = cache.slots[cache.len];
+            let l = cache.take(i);
             CACHED.fetch_sub(len, Ordering::Relaxed);
             stats::unmapped_from(len, &stats::CACHED_BYTES);
             // SAFETY: out of the cache, the mapping is ours to unmap.
