@@ -88,8 +88,6 @@ pub(crate) struct Large {
     head: usize,
     /// Bytes of `PROT_NONE` guard at the mapping's end (0 or a page).
     guard: usize,
-    /// When it was freed (in the cache).
-    freed_at: u64,
     /// Bytes from the header on that the block's size needs (`map_len`
     /// may be more); 0 in the cache.
     need: usize,
@@ -266,7 +264,6 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
             map_len,
             head: offset,
             guard,
-            freed_at: 0,
             need: 0,
         });
         set_need(l, map_len);
@@ -364,7 +361,6 @@ unsafe fn split(l: *mut Large, map_len: usize) {
             map_len: len - cut,
             head: OS_PAGE,
             guard: 0,
-            freed_at: os::now_ns(),
             need: 0,
         });
         tail
@@ -617,7 +613,7 @@ unsafe fn release(l: *mut Large) {
         // below the (possibly risen) threshold, requests go to pages.
         let reusable = len - OS_PAGE >= options::MMAP_THRESHOLD.load(Ordering::Relaxed);
         if (*l).head == OS_PAGE && (*l).guard == 0 && len <= limit && reusable {
-            (*l).freed_at = os::now_ns();
+            let freed = os::now_ns();
             (*l).kind = KIND_CACHED;
             let mut cache = CACHE.lock();
             // Make room: drop the oldest until this one fits the budget.
@@ -626,7 +622,7 @@ unsafe fn release(l: *mut Large) {
             {
                 evict_oldest(&mut cache);
             }
-            cache.put(l, len, (*l).freed_at);
+            cache.put(l, len, freed);
             CACHED.fetch_add(len, Ordering::Relaxed);
             stats::LARGE_BYTES.fetch_sub(len, Ordering::Relaxed);
             stats::CACHED_BYTES.fetch_add(len, Ordering::Relaxed);
