@@ -463,9 +463,15 @@ fn measure(run: &mut Run<'_>, w: &Workload, allocators: &[&str], mode: &str) -> 
 /// does not say.
 fn huge_pages_mib(pid: u32) -> Option<f64> {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    let kib: f64 = rollup
+    mib_field(&rollup, "AnonHugePages:")
+}
+
+/// The figure of the `key` line (`VmHWM:   1234 kB`) of a `/proc` file,
+/// in MiB.
+fn mib_field(text: &str, key: &str) -> Option<f64> {
+    let kib: f64 = text
         .lines()
-        .find_map(|l| l.strip_prefix("AnonHugePages:"))?
+        .find_map(|l| l.strip_prefix(key))?
         .trim()
         .trim_end_matches("kB")
         .trim()
@@ -501,17 +507,12 @@ fn parse_faults(stat: &str) -> Option<u64> {
 /// `VmHWM` of process `pid`, in MiB.
 fn peak_rss_mib(pid: u32) -> io::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                "no VmHWM line in /proc/PID/status",
-            )
-        })?;
-    Ok(kib / 1024.0)
+    mib_field(&status, "VmHWM:").ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no VmHWM line in /proc/PID/status",
+        )
+    })
 }
 
 /// Sets the environment of allocator `a`'s peer: the caller's own
